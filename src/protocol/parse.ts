@@ -1,0 +1,159 @@
+import type { ClientFrame, JsonObject, Notification, ServerFrame } from './frames.js'
+
+/** The result of parsing a frame: the frame, or why it was refused. */
+export type Parsed<T> =
+  | { ok: true; frame: T }
+  | { ok: false; code: 'bad_json' | 'bad_frame' | 'unknown_type'; message: string; requestId?: string }
+
+/** Longest topic name, id and request id accepted on the wire. */
+export const MAX_TOPIC_LENGTH = 128
+export const MAX_ID_LENGTH = 64
+/** Most ids one `mark_read` frame may carry. */
+export const MAX_IDS_PER_FRAME = 500
+/** Largest `limit` of one history page. */
+export const MAX_HISTORY_LIMIT = 100
+const MAX_TOKEN_LENGTH = 8192
+
+type Obj = Record<string, unknown>
+
+const isObject = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v)
+const isSeq = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0
+const isShortString = (v: unknown, max: number): v is string => typeof v === 'string' && v.length > 0 && v.length <= max
+
+/** Parses JSON text into an object with a string `type`, or says why it is not one. */
+function parseObject(text: string): Parsed<Obj & { type: string }> {
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    return { ok: false, code: 'bad_json', message: 'frame is not valid JSON' }
+  }
+  if (!isObject(value) || typeof value.type !== 'string') {
+    return { ok: false, code: 'bad_frame', message: 'frame must be an object with a string "type"' }
+  }
+  return { ok: true, frame: value as Obj & { type: string } }
+}
+
+/** Checks each listed field; returns the first complaint. */
+function check(
+  frame: Obj,
+  rules: Record<string, [optional: boolean, test: (v: unknown) => boolean, expected: string]>,
+): string | undefined {
+  for (const [key, [optional, test, expected]] of Object.entries(rules)) {
+    const value = frame[key]
+    if (value === undefined && optional) continue
+    if (!test(value)) return `"${key}" must be ${expected}`
+  }
+  return undefined
+}
+
+const requestId: [boolean, (v: unknown) => boolean, string] = [
+  true,
+  (v) => isShortString(v, MAX_ID_LENGTH),
+  `a string of 1–${MAX_ID_LENGTH} characters`,
+]
+const seq = (optional: boolean): [boolean, (v: unknown) => boolean, string] => [optional, isSeq, 'a non-negative integer']
+const topic: [boolean, (v: unknown) => boolean, string] = [
+  false,
+  (v) => isShortString(v, MAX_TOPIC_LENGTH),
+  `a string of 1–${MAX_TOPIC_LENGTH} characters`,
+]
+
+const CLIENT_RULES: Record<ClientFrame['type'], Parameters<typeof check>[1]> = {
+  auth: {
+    token: [false, (v) => isShortString(v, MAX_TOKEN_LENGTH), 'a non-empty string'],
+    userId: [true, (v) => isShortString(v, MAX_ID_LENGTH), `a string of 1–${MAX_ID_LENGTH} characters`],
+    since: seq(true),
+  },
+  ack: { seq: seq(false) },
+  resume: { since: seq(false), requestId },
+  mark_read: {
+    ids: [
+      true,
+      (v) => Array.isArray(v) && v.length > 0 && v.length <= MAX_IDS_PER_FRAME && v.every((id) => isShortString(id, MAX_ID_LENGTH)),
+      `an array of 1–${MAX_IDS_PER_FRAME} id strings`,
+    ],
+    all: [true, (v) => v === true, 'true when present'],
+    requestId,
+  },
+  subscribe: { topic, requestId },
+  unsubscribe: { topic, requestId },
+  history: {
+    before: seq(true),
+    limit: [
+      true,
+      (v) => Number.isSafeInteger(v) && (v as number) >= 1 && (v as number) <= MAX_HISTORY_LIMIT,
+      `an integer from 1 to ${MAX_HISTORY_LIMIT}`,
+    ],
+    requestId,
+  },
+  ping: { requestId },
+}
+
+/**
+ * Parses and validates a frame sent by a client. Never throws: a bad frame
+ * comes back with a code and a message fit for an `error` reply.
+ */
+export function parseClientFrame(text: string): Parsed<ClientFrame> {
+  const parsed = parseObject(text)
+  if (!parsed.ok) return parsed
+  const frame = parsed.frame
+  const rid = isShortString(frame.requestId, MAX_ID_LENGTH) ? { requestId: frame.requestId } : {}
+  const rules = Object.hasOwn(CLIENT_RULES, frame.type) ? CLIENT_RULES[frame.type as ClientFrame['type']] : undefined
+  if (!rules) return { ok: false, code: 'unknown_type', message: `unknown frame type "${frame.type.slice(0, 32)}"`, ...rid }
+  const problem = check(frame, rules)
+  if (problem) return { ok: false, code: 'bad_frame', message: `${frame.type}: ${problem}`, ...rid }
+  if (frame.type === 'mark_read' && (frame.ids === undefined) === (frame.all === undefined)) {
+    return { ok: false, code: 'bad_frame', message: 'mark_read: give either "ids" or "all"', ...rid }
+  }
+  return { ok: true, frame: frame as unknown as ClientFrame }
+}
+
+const PRIORITIES = new Set(['low', 'medium', 'high'])
+
+/**
+ * Checks the parts of a notification the client relies on. The article's
+ * server sends no `id`/`seq`/`read`; those are filled in by the caller.
+ */
+export function isNotificationLike(v: Obj): v is Obj & Pick<Notification, 'title' | 'body'> {
+  return (
+    typeof v.title === 'string' &&
+    typeof v.body === 'string' &&
+    (v.priority === undefined || PRIORITIES.has(v.priority as string)) &&
+    (v.id === undefined || typeof v.id === 'string') &&
+    (v.seq === undefined || isSeq(v.seq)) &&
+    (v.data === undefined || isObject(v.data)) &&
+    (v.topic === undefined || typeof v.topic === 'string')
+  )
+}
+
+const SERVER_CHECKS: Record<ServerFrame['type'], (v: Obj) => boolean> = {
+  auth_success: () => true,
+  auth_error: (v) => typeof v.code === 'string' || v.code === undefined,
+  notification: isNotificationLike,
+  replayed: (v) => typeof v.more === 'boolean' && isSeq(v.seq),
+  read: (v) =>
+    Array.isArray(v.ids) &&
+    v.ids.every((id) => typeof id === 'string') &&
+    typeof v.all === 'boolean' &&
+    isSeq(v.seq) &&
+    isSeq(v.unreadCount),
+  history: (v) =>
+    Array.isArray(v.items) && v.items.every((n) => isObject(n) && isNotificationLike(n)) && (v.next === undefined || isSeq(v.next)),
+  subscribed: (v) => typeof v.topic === 'string',
+  unsubscribed: (v) => typeof v.topic === 'string',
+  pong: () => true,
+  error: (v) => typeof v.code === 'string' && typeof v.message === 'string',
+}
+
+/**
+ * Parses a frame sent by a server. Returns `undefined` for anything that is
+ * not a well-formed frame of a known type; the caller reports it.
+ */
+export function parseServerFrame<Data extends JsonObject = JsonObject>(text: string): ServerFrame<Data> | undefined {
+  const parsed = parseObject(text)
+  if (!parsed.ok) return undefined
+  const frame = parsed.frame
+  const test = Object.hasOwn(SERVER_CHECKS, frame.type) ? SERVER_CHECKS[frame.type as ServerFrame['type']] : undefined
+  return test?.(frame) ? (frame as unknown as ServerFrame<Data>) : undefined
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+/**
+ * `belfry-server` / `npm run server`: the reference server, configured by the
+ * environment (PORT, BELFRY_SECRET, BELFRY_API_KEY, BELFRY_DB). `--dev` (what
+ * `npm start` uses) fills in dev defaults and serves the demo page.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { pino } from 'pino'
+import { type CliConfig, readConfig } from './config.js'
+import { NotificationServer } from './notification-server.js'
+import { serveDemo } from './static.js'
+
+async function main(): Promise<void> {
+  const log = pino({ name: 'belfry' })
+  let config: CliConfig
+  try {
+    config = readConfig(process.env, process.argv.slice(2))
+  } catch (error) {
+    process.stderr.write(`belfry-server: ${(error as Error).message}\n`)
+    process.exit(1)
+  }
+  const fallback = config.dev ? serveDemo() : (_req: IncomingMessage, res: ServerResponse) => res.writeHead(404).end()
+  const server = new NotificationServer({ ...config, logger: log, fallback })
+  const { url } = await server.listen(config.port)
+  log.info({ port: config.port, database: config.database, dev: config.dev }, 'listening')
+  process.stdout.write(`belfry ${config.dev ? 'demo' : 'server'}: ${url}/\n`)
+  let stopping = false
+  const stop = (signal: string) => {
+    if (stopping) return
+    stopping = true
+    log.info({ signal }, 'shutting down')
+    server.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        log.error({ err: error }, 'shutdown failed')
+        process.exit(1)
+      },
+    )
+  }
+  process.on('SIGINT', () => stop('SIGINT'))
+  process.on('SIGTERM', () => stop('SIGTERM'))
+}
+
+void main()

@@ -1,0 +1,303 @@
+import { randomUUID } from 'node:crypto'
+import type { Logger } from 'pino'
+import WebSocket from 'ws'
+import {
+  type AuthFrame,
+  type ClientFrame,
+  CloseCode,
+  ErrorCode,
+  type HistoryFrame,
+  type MarkReadFrame,
+  parseClientFrame,
+  retryReason,
+  type ServerFrame,
+} from '../protocol/index.js'
+import { verifyToken } from './auth.js'
+import type { Broker } from './broker.js'
+import type { Limits } from './options.js'
+import { TokenBucket } from './rate-limit.js'
+import type { Registry } from './registry.js'
+import { frame, replayFrame } from './serialize.js'
+import type { Store } from './store.js'
+
+/** What every connection shares: the server's parts. */
+export interface Hub {
+  readonly store: Store
+  readonly broker: Broker
+  readonly registry: Registry
+  readonly limits: Readonly<Limits>
+  readonly key: Uint8Array
+  readonly log: Logger
+}
+
+/**
+ * - `authenticating`: waiting for a valid `auth` frame.
+ * - `replaying`: authenticated; stored notifications are being sent, live ones
+ *   are held back (they are in the store and the replay picks them up).
+ * - `live`: caught up; new notifications are sent as they are published.
+ * - `closed`: the socket is closing or closed.
+ */
+export type ConnectionState = 'authenticating' | 'replaying' | 'live' | 'closed'
+
+const DEFAULT_HISTORY_LIMIT = 20
+/** setTimeout's largest delay (2^31 − 1 ms, about 24.8 days). */
+const MAX_TIMER_MS = 2_147_483_647
+
+/** One client socket: its auth, its frames, its replay cursor and its limits. */
+export class Connection {
+  /** Unique within the process; marks the origin of read changes. */
+  readonly id = randomUUID()
+  state: ConnectionState = 'authenticating'
+  userId: string | undefined
+  /** True while a WebSocket ping is unanswered. */
+  awaitingPong = false
+  /** Highest seq sent on this socket: live delivery continues from here. */
+  #sentSeq = 0
+  /** Highest seq announced by the broker while not live. */
+  #pendingMax = 0
+  #badFrames = 0
+  /** Frames are handled one at a time, in order (auth completes before the next frame). */
+  #queue: Promise<void> = Promise.resolve()
+  #authTimer: NodeJS.Timeout | undefined
+  #expiryTimer: NodeJS.Timeout | undefined
+  readonly #bucket: TokenBucket
+  readonly #log: Logger
+
+  constructor(
+    readonly ws: WebSocket,
+    private readonly hub: Hub,
+  ) {
+    this.#bucket = new TokenBucket(hub.limits.ratePerSecond, hub.limits.rateBurst)
+    this.#log = hub.log.child({ conn: this.id })
+    this.#authTimer = setTimeout(() => this.close(CloseCode.AuthTimeout, 'auth timeout'), hub.limits.authTimeoutMs)
+    ws.on('message', (data, isBinary) => this.#receive(data, isBinary))
+    ws.on('pong', () => {
+      this.awaitingPong = false
+    })
+    ws.on('close', () => this.#dispose())
+    ws.on('error', (error) => this.#log.debug({ err: error }, 'socket error'))
+  }
+
+  /** Sends one serialised frame; a client that lets its buffer grow past the bound is cut off. */
+  send(data: string | Buffer): void {
+    if (this.ws.readyState !== WebSocket.OPEN) return
+    this.ws.send(data, { binary: false })
+    if (this.ws.bufferedAmount > this.hub.limits.maxBufferedBytes) {
+      this.#log.warn({ user: this.userId, buffered: this.ws.bufferedAmount }, 'slow consumer')
+      this.close(CloseCode.SlowConsumer, 'slow consumer')
+    }
+  }
+
+  /** Closes with a code and a short reason (RFC 6455 §5.5: at most 123 bytes). */
+  close(code: number, reason: string): void {
+    if (this.state === 'closed') return
+    this.state = 'closed'
+    this.#clearTimers()
+    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(code, reason)
+  }
+
+  /**
+   * A notification for this connection's user, from the broker. Sent at once
+   * when live and next in line; held back while replaying; a gap (an event
+   * overtaken by another) sends the connection back to the store to catch up.
+   */
+  deliver(seq: number, data: string | Buffer): void {
+    if (this.state === 'replaying') {
+      this.#pendingMax = Math.max(this.#pendingMax, seq)
+      return
+    }
+    if (this.state !== 'live' || seq <= this.#sentSeq) return
+    if (seq === this.#sentSeq + 1) {
+      this.#sentSeq = seq
+      this.send(data)
+      return
+    }
+    this.#pendingMax = seq
+    this.state = 'replaying'
+    this.#enqueue(() => this.#replayRound(undefined))
+  }
+
+  #receive(data: WebSocket.RawData, isBinary: boolean): void {
+    if (this.state === 'closed') return
+    if (!this.#bucket.take()) {
+      this.close(CloseCode.RateLimited, retryReason('rate limited', Math.max(1000, this.#bucket.retryMs)))
+      return
+    }
+    if (isBinary) {
+      this.#reject(ErrorCode.BinaryFrame, 'binary frames are not supported; send JSON text')
+      return
+    }
+    const parsed = parseClientFrame(data.toString())
+    if (!parsed.ok) {
+      this.#reject(parsed.code, parsed.message, parsed.requestId)
+      return
+    }
+    this.#badFrames = 0
+    this.#enqueue(() => this.#handle(parsed.frame))
+  }
+
+  #enqueue(task: () => Promise<void>): void {
+    this.#queue = this.#queue.then(task).catch((error: unknown) => {
+      this.#log.error({ err: error }, 'frame handler failed')
+      this.#reply({ type: 'error', code: ErrorCode.Internal, message: 'internal error' })
+    })
+  }
+
+  /** Answers a bad frame with an error; too many in a row close the connection. */
+  #reject(code: ErrorCode, message: string, requestId?: string): void {
+    this.#reply({ type: 'error', code, message, ...(requestId === undefined ? {} : { requestId }) })
+    this.#badFrames += 1
+    if (this.#badFrames >= this.hub.limits.maxBadFrames) this.close(CloseCode.ProtocolViolation, 'too many bad frames')
+  }
+
+  #reply(f: ServerFrame): void {
+    this.send(frame(f))
+  }
+
+  async #handle(f: ClientFrame): Promise<void> {
+    if (this.state === 'closed') return
+    if (f.type === 'auth') return this.#auth(f)
+    if (this.state === 'authenticating') {
+      this.#reject(ErrorCode.NotAuthenticated, 'send an auth frame first', 'requestId' in f ? f.requestId : undefined)
+      return
+    }
+    const userId = this.userId!
+    const { store } = this.hub
+    switch (f.type) {
+      case 'ack':
+        await store.ack(userId, f.seq)
+        return
+      case 'resume':
+        this.#sentSeq = f.since
+        this.state = 'replaying'
+        return this.#replayRound(f.requestId)
+      case 'mark_read':
+        return this.#markRead(f)
+      case 'subscribe':
+      case 'unsubscribe':
+        await (f.type === 'subscribe' ? store.subscribe(userId, f.topic) : store.unsubscribe(userId, f.topic))
+        this.#reply({ type: f.type === 'subscribe' ? 'subscribed' : 'unsubscribed', topic: f.topic, ...rid(f.requestId) })
+        return
+      case 'history':
+        return this.#history(f)
+      case 'ping':
+        this.#reply({ type: 'pong', ...rid(f.requestId) })
+        return
+    }
+  }
+
+  async #auth(f: AuthFrame): Promise<void> {
+    if (this.state !== 'authenticating') {
+      this.#reject(ErrorCode.AlreadyAuthenticated, 'this connection is already authenticated')
+      return
+    }
+    const check = await verifyToken(f.token, this.hub.key)
+    if (this.#closed()) return
+    if (!check.ok) {
+      const code = check.expired ? ErrorCode.TokenExpired : ErrorCode.TokenInvalid
+      this.#reply({ type: 'auth_error', code, message: check.message })
+      this.close(check.expired ? CloseCode.TokenExpired : CloseCode.TokenInvalid, check.message)
+      return
+    }
+    if (f.userId !== undefined && f.userId !== check.userId) {
+      this.#reply({ type: 'auth_error', code: ErrorCode.Forbidden, message: 'userId does not match the token' })
+      this.close(CloseCode.Forbidden, 'user mismatch')
+      return
+    }
+    const { registry, limits, store } = this.hub
+    if (registry.count(check.userId) >= limits.maxConnectionsPerUser) {
+      this.#reply({ type: 'auth_error', code: ErrorCode.RateLimited, message: 'too many connections for this user' })
+      this.close(CloseCode.RateLimited, retryReason('too many connections', 30_000))
+      return
+    }
+    clearTimeout(this.#authTimer)
+    this.userId = check.userId
+    this.state = 'replaying'
+    registry.add(check.userId, this)
+    this.#expiryTimer = setTimeout(
+      () => {
+        this.#reply({ type: 'auth_error', code: ErrorCode.TokenExpired, message: 'token expired' })
+        this.close(CloseCode.TokenExpired, 'token expired')
+      },
+      Math.min(MAX_TIMER_MS, Math.max(0, check.expiresAt - Date.now())),
+    )
+    const user = await store.touchUser(check.userId)
+    if (this.#closed()) return
+    // A cursor beyond the latest seq comes from another database: start from the end.
+    this.#sentSeq = Math.min(f.since ?? user.ackedSeq, user.latestSeq)
+    this.#reply({
+      type: 'auth_success',
+      message: 'Connected to notification service',
+      userId: check.userId,
+      seq: user.latestSeq,
+      unreadCount: user.unreadCount,
+    })
+    this.#log.debug({ user: check.userId, since: this.#sentSeq }, 'authenticated')
+    return this.#replayRound(undefined)
+  }
+
+  /**
+   * Sends one round of stored notifications after the cursor. With more
+   * waiting than a round holds, the client asks for the next with `resume`;
+   * otherwise the connection goes live in the same tick as its last read, so
+   * nothing published in between is lost or sent twice.
+   */
+  async #replayRound(requestId: string | undefined): Promise<void> {
+    const { store, limits } = this.hub
+    const userId = this.userId!
+    for (;;) {
+      const rows = await store.after(userId, this.#sentSeq, limits.replayBatch + 1)
+      if (this.#closed()) return
+      const more = rows.length > limits.replayBatch
+      for (const row of more ? rows.slice(0, limits.replayBatch) : rows) {
+        this.send(replayFrame(row))
+        this.#sentSeq = row.seq
+      }
+      if (more) {
+        this.#reply({ type: 'replayed', more: true, seq: this.#sentSeq, ...rid(requestId) })
+        return
+      }
+      // Published while the read was in flight: read again before going live.
+      if (this.#pendingMax > this.#sentSeq) continue
+      this.state = 'live'
+      this.#reply({ type: 'replayed', more: false, seq: this.#sentSeq, ...rid(requestId) })
+      return
+    }
+  }
+
+  async #markRead(f: MarkReadFrame): Promise<void> {
+    const userId = this.userId!
+    const change = await this.hub.store.markRead(userId, f.all ? 'all' : (f.ids ?? []))
+    const { ids, all, seq, unreadCount } = change
+    this.#reply({ type: 'read', ids, all, seq, unreadCount, ...rid(f.requestId) })
+    if (all || ids.length > 0) {
+      await this.hub.broker.publish([{ kind: 'read', userId, origin: this.id, frame: frame({ type: 'read', ids, all, seq, unreadCount }) }])
+    }
+  }
+
+  async #history(f: HistoryFrame): Promise<void> {
+    const limit = f.limit ?? DEFAULT_HISTORY_LIMIT
+    const items = await this.hub.store.history(this.userId!, f.before, limit)
+    const last = items.at(-1)
+    const next = items.length === limit && last && last.seq > 1 ? { next: last.seq } : {}
+    this.#reply({ type: 'history', items, ...next, ...rid(f.requestId) })
+  }
+
+  /** Re-reads the state after an await (the socket may have closed meanwhile). */
+  #closed(): boolean {
+    return this.state === 'closed'
+  }
+
+  #clearTimers(): void {
+    clearTimeout(this.#authTimer)
+    clearTimeout(this.#expiryTimer)
+  }
+
+  #dispose(): void {
+    this.state = 'closed'
+    this.#clearTimers()
+    if (this.userId !== undefined) this.hub.registry.remove(this.userId, this)
+  }
+}
+
+const rid = (requestId: string | undefined) => (requestId === undefined ? {} : { requestId })

@@ -1,0 +1,140 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Logger } from 'pino'
+import { MAX_ID_LENGTH } from '../protocol/index.js'
+import { mintToken } from './auth.js'
+import { type PublishRequest, parsePublishBody } from './publish-input.js'
+import type { Audience, NotificationInput } from './store.js'
+
+/** What the HTTP routes need from the server. */
+export interface HttpContext {
+  readonly apiKey: string | undefined
+  readonly secret: string
+  readonly dev: boolean
+  readonly maxBodyBytes: number
+  readonly log: Logger
+  /** False once the server is closing. */
+  ready(): boolean
+  stats(): { users: number; connections: number }
+  publish(audience: Audience, input: NotificationInput): Promise<{ id: string; recipients: number }>
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const json = JSON.stringify(body)
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', ...headers })
+  res.end(json)
+}
+
+const digest = (s: string) => createHash('sha256').update(s).digest()
+
+/** Compares the bearer key in constant time. */
+function authorized(req: IncomingMessage, apiKey: string | undefined): boolean {
+  const header = req.headers.authorization
+  if (apiKey === undefined || typeof header !== 'string' || !header.startsWith('Bearer ')) return false
+  return timingSafeEqual(digest(header.slice(7).trim()), digest(apiKey))
+}
+
+class BodyTooLarge extends Error {}
+
+/** Reads a request body of at most `max` bytes. */
+async function readBody(req: IncomingMessage, max: number): Promise<string> {
+  const declared = Number(req.headers['content-length'])
+  if (declared > max) throw new BodyTooLarge()
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length
+    if (size > max) throw new BodyTooLarge()
+    chunks.push(chunk)
+  }
+  return Buffer.concat(chunks).toString('utf8')
+}
+
+/**
+ * Serves belfry's HTTP routes. Returns false for any other path, leaving the
+ * request to the caller.
+ *
+ * - `GET /healthz` → 200 `{status: "ok", users, connections}` when ready, else 503
+ * - `POST /api/notifications` (Bearer key) → 201 `{ids, recipients}` once durable
+ * - `GET /api/dev/token?user=ID` → `{token, userId}` (dev mode only)
+ */
+export async function handleHttp(req: IncomingMessage, res: ServerResponse, ctx: HttpContext): Promise<boolean> {
+  const url = new URL(req.url ?? '/', 'http://localhost')
+  const route = url.pathname
+  if (route === '/healthz') {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return methodNotAllowed(res, 'GET')
+    if (ctx.ready()) sendJson(res, 200, { status: 'ok', ...ctx.stats() })
+    else sendJson(res, 503, { status: 'closing' })
+    return true
+  }
+  if (route === '/api/notifications') {
+    if (req.method !== 'POST') return methodNotAllowed(res, 'POST')
+    await publishRoute(req, res, ctx)
+    return true
+  }
+  if (route === '/api/dev/token' && ctx.dev) {
+    const user = url.searchParams.get('user') ?? ''
+    if (user.length === 0 || user.length > MAX_ID_LENGTH) {
+      sendJson(res, 400, { error: 'bad_request', message: `"user" must be a user id of 1–${MAX_ID_LENGTH} characters` })
+      return true
+    }
+    const ttl = Number(url.searchParams.get('ttl') ?? 3600)
+    if (!Number.isSafeInteger(ttl) || ttl < 1 || ttl > 86_400) {
+      sendJson(res, 400, { error: 'bad_request', message: '"ttl" must be whole seconds from 1 to 86400' })
+      return true
+    }
+    sendJson(res, 200, { token: await mintToken(ctx.secret, user, ttl), userId: user })
+    return true
+  }
+  if (route.startsWith('/api/')) {
+    sendJson(res, 404, { error: 'not_found', message: `no route ${route.slice(0, 64)}` })
+    return true
+  }
+  return false
+}
+
+function methodNotAllowed(res: ServerResponse, allow: string): true {
+  sendJson(res, 405, { error: 'method_not_allowed', message: `use ${allow}` }, { allow })
+  return true
+}
+
+async function publishRoute(req: IncomingMessage, res: ServerResponse, ctx: HttpContext): Promise<void> {
+  if (!authorized(req, ctx.apiKey)) {
+    sendJson(
+      res,
+      401,
+      { error: 'unauthorized', message: 'send "Authorization: Bearer <BELFRY_API_KEY>"' },
+      { 'www-authenticate': 'Bearer' },
+    )
+    return
+  }
+  let text: string
+  try {
+    text = await readBody(req, ctx.maxBodyBytes)
+  } catch (error) {
+    if (error instanceof BodyTooLarge) {
+      sendJson(res, 413, { error: 'payload_too_large', message: `body must be at most ${ctx.maxBodyBytes} bytes` }, { connection: 'close' })
+      req.resume()
+      return
+    }
+    throw error
+  }
+  let body: unknown
+  try {
+    body = JSON.parse(text)
+  } catch {
+    sendJson(res, 400, { error: 'bad_request', message: 'body is not valid JSON' })
+    return
+  }
+  const request: PublishRequest = parsePublishBody(body)
+  if (!request.ok) {
+    sendJson(res, 400, { error: 'bad_request', message: request.reason })
+    return
+  }
+  if (!ctx.ready()) {
+    sendJson(res, 503, { error: 'closing', message: 'server is shutting down' })
+    return
+  }
+  const { id, recipients } = await ctx.publish(request.audience, request.input)
+  sendJson(res, 201, { ids: [id], recipients })
+}

@@ -1,0 +1,17 @@
+/**
+ * belfry's reference server.
+ *
+ * @example
+ * import { NotificationServer } from 'belfry/server'
+ * const server = new NotificationServer({ secret: process.env.BELFRY_SECRET!, apiKey: process.env.BELFRY_API_KEY })
+ * await server.listen(3000)
+ */
+export { mintToken, verifyToken } from './auth.js'
+export type { Broker, BrokerEvent } from './broker.js'
+export { InProcessBroker } from './broker.js'
+export type { NotificationPayload, PublishResult } from './notification-server.js'
+export { NotificationServer } from './notification-server.js'
+export type { Limits, ServerOptions } from './options.js'
+export { DEFAULT_LIMITS } from './options.js'
+export { SqliteStore } from './sqlite-store.js'
+export type { Audience, Delivery, NotificationInput, Published, ReadChange, Store, StoredNotification, UserState } from './store.js'

@@ -1,0 +1,255 @@
+import { createServer, type Server as HttpServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { Duplex } from 'node:stream'
+import { pino } from 'pino'
+import { WebSocketServer } from 'ws'
+import { CloseCode, type JsonObject, type Priority } from '../protocol/index.js'
+import { secretKey } from './auth.js'
+import { type Broker, type BrokerEvent, InProcessBroker } from './broker.js'
+import { Connection, type Hub } from './connection.js'
+import { handleHttp, sendJson } from './http.js'
+import { type ResolvedOptions, resolveOptions, type ServerOptions } from './options.js'
+import { checkAudience, checkNotification } from './publish-input.js'
+import { Registry } from './registry.js'
+import { notificationFrame, sharedPart } from './serialize.js'
+import { SqliteStore } from './sqlite-store.js'
+import type { Audience, NotificationInput, Store } from './store.js'
+
+/** What a publish call takes: the article's fields plus an optional payload. */
+export interface NotificationPayload {
+  title: string
+  body: string
+  /** @default 'medium' */
+  priority?: Priority
+  data?: JsonObject
+}
+
+/** What a publish resolves to, once the notification is durable. */
+export interface PublishResult {
+  /** The notification's id (the same in every recipient's inbox). */
+  id: string
+  /** How many inboxes it was written to. */
+  recipients: number
+}
+
+/** Paths that accept a WebSocket upgrade: `/ws`, and `/` for the article's clients. */
+const WS_PATHS = new Set(['/ws', '/'])
+/** How long close() waits for clients to answer the close handshake. */
+const CLOSE_GRACE_MS = 2000
+
+/**
+ * The reference server: authenticated WebSocket delivery from a durable inbox.
+ *
+ * @example
+ * const server = new NotificationServer({ secret, apiKey })
+ * const { url } = await server.listen(3000)
+ * await server.sendToUser('user123', { title: 'New message', body: 'Hi', priority: 'high' })
+ */
+export class NotificationServer {
+  readonly #options: ResolvedOptions
+  readonly #hub: Hub
+  readonly #wss: WebSocketServer
+  readonly #connections = new Set<Connection>()
+  readonly #unsubscribe: () => void
+  readonly #heartbeat: NodeJS.Timeout
+  #http: HttpServer | undefined
+  #state: 'running' | 'closing' | 'closed' = 'running'
+  #closed: Promise<void> | undefined
+
+  constructor(options: ServerOptions) {
+    this.#options = resolveOptions(options)
+    const { limits } = this.#options
+    const store: Store = this.#options.store ?? new SqliteStore(this.#options.database)
+    const broker: Broker = this.#options.broker ?? new InProcessBroker()
+    const log = this.#options.logger ?? pino({ name: 'belfry' })
+    this.#hub = { store, broker, registry: new Registry(), limits, key: secretKey(this.#options.secret), log }
+    this.#wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxFrameBytes, clientTracking: false, perMessageDeflate: false })
+    this.#unsubscribe = broker.subscribe((event) => this.#route(event))
+    this.#heartbeat = setInterval(() => this.#beat(), limits.heartbeatMs)
+    this.#heartbeat.unref()
+    if (this.#options.server) this.#attach(this.#options.server)
+  }
+
+  /** The HTTP server in use (the one given, or the one {@link listen} made). */
+  get httpServer(): HttpServer | undefined {
+    return this.#http
+  }
+
+  /** Open connections and users with at least one, in this process. */
+  stats(): { users: number; connections: number; sockets: number } {
+    const { registry } = this.#hub
+    return { users: registry.users, connections: registry.connections, sockets: this.#connections.size }
+  }
+
+  /**
+   * Creates an HTTP server that serves the API and WebSocket upgrades, and
+   * listens on `port` (0 picks a free one).
+   */
+  async listen(port = 0, host?: string): Promise<{ port: number; url: string }> {
+    if (this.#http) throw new Error('already attached to an HTTP server')
+    const server = createServer((req, res) => void this.#request(req, res))
+    this.#attach(server)
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(port, host, () => {
+        server.off('error', reject)
+        resolve()
+      })
+    })
+    const address = server.address() as AddressInfo
+    const shownHost = host === undefined || host === '0.0.0.0' || host === '::' ? 'localhost' : host
+    return { port: address.port, url: `http://${shownHost}:${address.port}` }
+  }
+
+  /**
+   * Serves belfry's HTTP routes (`/healthz`, `/api/notifications`, dev tokens)
+   * for a server it was attached to; resolves false for other paths.
+   */
+  handleRequest(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+    const { apiKey, secret, dev, limits } = this.#options
+    return handleHttp(req, res, {
+      apiKey,
+      secret,
+      dev,
+      maxBodyBytes: limits.maxBodyBytes,
+      log: this.#hub.log,
+      ready: () => this.#state === 'running',
+      stats: () => ({ users: this.#hub.registry.users, connections: this.#hub.registry.connections }),
+      publish: (audience, input) => this.#publish(audience, input),
+    })
+  }
+
+  /** Sends to one user's inbox and open connections. Resolves once durable. */
+  sendToUser(userId: string, notification: NotificationPayload): Promise<PublishResult> {
+    return this.#publishChecked({ userId }, notification)
+  }
+
+  /** Sends to several users (duplicates count once). Resolves once durable. */
+  sendToUsers(userIds: readonly string[], notification: NotificationPayload): Promise<PublishResult> {
+    return this.#publishChecked({ userIds }, notification)
+  }
+
+  /** Sends to every user this server has seen. Resolves once durable. */
+  broadcast(notification: NotificationPayload): Promise<PublishResult> {
+    return this.#publishChecked({ broadcast: true }, notification)
+  }
+
+  /** Sends to the users subscribed to `topic`. Resolves once durable. */
+  publish(topic: string, notification: NotificationPayload): Promise<PublishResult> {
+    return this.#publishChecked({ topic }, notification)
+  }
+
+  /**
+   * Stops accepting, closes every socket with 1001, stops the HTTP server it
+   * created and closes the store. Safe to call twice.
+   */
+  close(): Promise<void> {
+    this.#closed ??= this.#shutdown()
+    return this.#closed
+  }
+
+  async #shutdown(): Promise<void> {
+    this.#state = 'closing'
+    clearInterval(this.#heartbeat)
+    const sockets = [...this.#connections].map((c) => c.ws)
+    for (const c of this.#connections) c.close(CloseCode.GoingAway, 'server shutting down')
+    await Promise.race([
+      Promise.all(sockets.map((ws) => (ws.readyState === ws.CLOSED ? undefined : new Promise((r) => ws.once('close', r))))),
+      new Promise((r) => setTimeout(r, CLOSE_GRACE_MS).unref()),
+    ])
+    for (const ws of sockets) ws.terminate()
+    this.#unsubscribe()
+    if (this.#http && !this.#options.server) {
+      const server = this.#http
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        server.closeAllConnections()
+      })
+    }
+    await this.#hub.broker.close()
+    await this.#hub.store.close()
+    this.#state = 'closed'
+  }
+
+  async #publishChecked(audience: Record<string, unknown>, notification: NotificationPayload): Promise<PublishResult> {
+    const a = checkAudience(audience)
+    if (!a.ok) throw new TypeError(a.reason)
+    const n = checkNotification(notification)
+    if (!n.ok) throw new TypeError(n.reason)
+    if (this.#state !== 'running') throw new Error('server is closed')
+    return this.#publish(a.audience, n.input)
+  }
+
+  /** Commits, then hands the frames to the broker: nothing is sent before it is durable. */
+  async #publish(audience: Audience, input: NotificationInput): Promise<PublishResult> {
+    const { notification, deliveries } = await this.#hub.store.publish(audience, input)
+    const shared = sharedPart(notification)
+    const events: BrokerEvent[] = deliveries.map(({ userId, seq }) => ({
+      kind: 'notification',
+      userId,
+      seq,
+      frame: notificationFrame(shared, seq, false),
+    }))
+    await this.#hub.broker.publish(events)
+    return { id: notification.id, recipients: deliveries.length }
+  }
+
+  /** Hands a broker event to this process's connections of its user. */
+  #route(event: BrokerEvent): void {
+    const connections = this.#hub.registry.of(event.userId)
+    if (connections.size === 0) return
+    // One encoding for all of a user's sockets; ws would otherwise encode the string per send.
+    const data = connections.size > 1 ? Buffer.from(event.frame) : event.frame
+    for (const c of connections) {
+      if (event.kind === 'notification') c.deliver(event.seq, data)
+      else if (c.id !== event.origin) c.send(data)
+    }
+  }
+
+  #attach(server: HttpServer): void {
+    this.#http = server
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head))
+  }
+
+  #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => socket.destroy())
+    const path = (req.url ?? '/').split('?')[0] ?? '/'
+    if (!WS_PATHS.has(path) || this.#state !== 'running') {
+      socket.end(
+        `HTTP/1.1 ${this.#state === 'running' ? '404 Not Found' : '503 Service Unavailable'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
+      )
+      return
+    }
+    this.#wss.handleUpgrade(req, socket, head, (ws) => {
+      const connection = new Connection(ws, this.#hub)
+      this.#connections.add(connection)
+      ws.once('close', () => this.#connections.delete(connection))
+      const origins = this.#options.allowedOrigins
+      if (origins.size > 0 && !origins.has(req.headers.origin ?? '')) connection.close(CloseCode.Forbidden, 'origin not allowed')
+    })
+  }
+
+  async #request(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      if (await this.handleRequest(req, res)) return
+      if (this.#options.fallback) this.#options.fallback(req, res)
+      else sendJson(res, 404, { error: 'not_found', message: 'not found' })
+    } catch (error) {
+      this.#hub.log.error({ err: error }, 'request failed')
+      if (!res.headersSent) sendJson(res, 500, { error: 'internal', message: 'internal error' })
+      else res.destroy()
+    }
+  }
+
+  /** One timer for all sockets: ping each, terminate those that missed the last ping. */
+  #beat(): void {
+    for (const c of this.#connections) {
+      if (c.awaitingPong) {
+        c.ws.terminate()
+        continue
+      }
+      c.awaitingPong = true
+      c.ws.ping()
+    }
+  }
+}

@@ -1,0 +1,113 @@
+import type { Server as HttpServer } from 'node:http'
+import type { Logger } from 'pino'
+import type { Broker } from './broker.js'
+import type { Store } from './store.js'
+
+/** Options of {@link NotificationServer}. Every field but `secret` has a default. */
+export interface ServerOptions {
+  /** HS256 secret that user tokens are signed with (at least 16 bytes). */
+  secret: string
+  /** Bearer key for `POST /api/notifications`. Without one, the HTTP publish API answers 401. */
+  apiKey?: string
+  /** SQLite file for the embedded store, when no `store` is given. @default './belfry.db' */
+  database?: string
+  /** A store to use instead of the embedded SQLite one. */
+  store?: Store
+  /** A broker to use instead of the in-process one. */
+  broker?: Broker
+  /**
+   * An existing HTTP server to attach to: belfry handles its WebSocket
+   * upgrades and serves its API routes, leaving other requests alone.
+   * Without it, {@link NotificationServer.listen} creates one.
+   */
+  server?: HttpServer
+  /** Origins allowed to open a WebSocket; others are closed with 4003. Empty allows all. @default [] */
+  allowedOrigins?: string[]
+  /** Dev mode: `GET /api/dev/token?user=ID` mints a token for any user. Never for production. @default false */
+  dev?: boolean
+  /** Structured logger. @default a pino logger at level 'info' */
+  logger?: Logger
+  /** Resource limits. */
+  limits?: Partial<Limits>
+  /** Called for HTTP requests that belfry does not answer (only when it owns the server). */
+  fallback?: (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void
+}
+
+/** Limits the server enforces on every connection. */
+export interface Limits {
+  /** Largest inbound frame, in bytes; larger closes with 1009. @default 65536 */
+  maxFrameBytes: number
+  /** Time allowed for the auth frame after connecting, in ms. @default 10000 */
+  authTimeoutMs: number
+  /** Interval between WebSocket pings; a connection that has not answered the previous one is terminated. @default 25000 */
+  heartbeatMs: number
+  /** Bytes waiting to be sent to one connection before it is closed with 4009. @default 1048576 */
+  maxBufferedBytes: number
+  /** Inbound frames allowed per second per connection (token bucket refill). @default 20 */
+  ratePerSecond: number
+  /** Inbound burst allowed per connection (token bucket size). @default 60 */
+  rateBurst: number
+  /** Open connections allowed per user; more are closed with 4029. @default 100 */
+  maxConnectionsPerUser: number
+  /** Malformed frames in a row before the connection is closed with 4000. @default 10 */
+  maxBadFrames: number
+  /** Notifications sent per replay round before the client must ask for more. @default 500 */
+  replayBatch: number
+  /** Largest HTTP request body, in bytes; larger answers 413. @default 65536 */
+  maxBodyBytes: number
+}
+
+/** The limits used when none are given. */
+export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
+  maxFrameBytes: 64 * 1024,
+  authTimeoutMs: 10_000,
+  heartbeatMs: 25_000,
+  maxBufferedBytes: 1024 * 1024,
+  ratePerSecond: 20,
+  rateBurst: 60,
+  maxConnectionsPerUser: 100,
+  maxBadFrames: 10,
+  replayBatch: 500,
+  maxBodyBytes: 64 * 1024,
+})
+
+/** Options after defaults are applied. */
+export interface ResolvedOptions extends Omit<ServerOptions, 'limits' | 'allowedOrigins' | 'dev' | 'database'> {
+  database: string
+  allowedOrigins: ReadonlySet<string>
+  dev: boolean
+  limits: Readonly<Limits>
+}
+
+/** Applies defaults and checks every option, throwing a `TypeError` that names a bad one. */
+export function resolveOptions(options: ServerOptions): ResolvedOptions {
+  if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object')
+  if (typeof options.secret !== 'string' || options.secret.length < 16) {
+    throw new TypeError('options.secret must be a string of at least 16 characters')
+  }
+  if (options.apiKey !== undefined && (typeof options.apiKey !== 'string' || options.apiKey.length < 8)) {
+    throw new TypeError('options.apiKey must be a string of at least 8 characters')
+  }
+  if (options.database !== undefined && (typeof options.database !== 'string' || options.database === '')) {
+    throw new TypeError('options.database must be a file path')
+  }
+  const origins = options.allowedOrigins ?? []
+  if (!Array.isArray(origins) || !origins.every((o) => typeof o === 'string')) {
+    throw new TypeError('options.allowedOrigins must be an array of origin strings')
+  }
+  const limits: Limits = { ...DEFAULT_LIMITS }
+  for (const [key, value] of Object.entries(options.limits ?? {})) {
+    if (!Object.hasOwn(DEFAULT_LIMITS, key)) throw new TypeError(`options.limits.${key} is not a known limit`)
+    if (!Number.isSafeInteger(value) || (value as number) <= 0) {
+      throw new TypeError(`options.limits.${key} must be a positive integer`)
+    }
+    limits[key as keyof Limits] = value as number
+  }
+  return {
+    ...options,
+    database: options.database ?? './belfry.db',
+    allowedOrigins: new Set(origins),
+    dev: options.dev === true,
+    limits: Object.freeze(limits),
+  }
+}

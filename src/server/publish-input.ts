@@ -1,0 +1,83 @@
+import { MAX_ID_LENGTH, MAX_TOPIC_LENGTH } from '../protocol/index.js'
+import type { Audience, NotificationInput } from './store.js'
+
+/** Longest title and body accepted, in characters. */
+export const MAX_TITLE_LENGTH = 256
+export const MAX_BODY_LENGTH = 8192
+/** Largest `data` payload, serialised. */
+export const MAX_DATA_BYTES = 16 * 1024
+/** Most recipients one publish may name. */
+export const MAX_RECIPIENTS = 10_000
+
+const AUDIENCE_KEYS = ['userId', 'userIds', 'topic', 'broadcast'] as const
+const KNOWN_KEYS = new Set<string>([...AUDIENCE_KEYS, 'title', 'body', 'priority', 'data'])
+
+export type PublishRequest = { ok: true; audience: Audience; input: NotificationInput } | { ok: false; reason: string }
+
+const isId = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= MAX_ID_LENGTH
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype
+
+/** Checks the notification fields shared by every way of publishing. */
+export function checkNotification(value: unknown): { ok: true; input: NotificationInput } | { ok: false; reason: string } {
+  if (!isPlainObject(value)) return { ok: false, reason: 'notification must be a JSON object' }
+  const { title, body, priority, data } = value
+  if (typeof title !== 'string' || title.length === 0 || title.length > MAX_TITLE_LENGTH) {
+    return { ok: false, reason: `"title" must be a string of 1–${MAX_TITLE_LENGTH} characters` }
+  }
+  if (typeof body !== 'string' || body.length > MAX_BODY_LENGTH) {
+    return { ok: false, reason: `"body" must be a string of at most ${MAX_BODY_LENGTH} characters` }
+  }
+  if (priority !== undefined && priority !== 'low' && priority !== 'medium' && priority !== 'high') {
+    return { ok: false, reason: '"priority" must be "low", "medium" or "high"' }
+  }
+  const input: NotificationInput = { title, body, priority: priority ?? 'medium' }
+  if (data !== undefined) {
+    if (!isPlainObject(data)) return { ok: false, reason: '"data" must be a JSON object' }
+    let size: number
+    try {
+      size = Buffer.byteLength(JSON.stringify(data))
+    } catch {
+      return { ok: false, reason: '"data" must be serialisable as JSON' }
+    }
+    if (size > MAX_DATA_BYTES) return { ok: false, reason: `"data" must be at most ${MAX_DATA_BYTES} bytes as JSON` }
+    input.data = JSON.parse(JSON.stringify(data))
+  }
+  return { ok: true, input }
+}
+
+/** Checks an audience: one user, several users or a topic. */
+export function checkAudience(value: Record<string, unknown>): { ok: true; audience: Audience } | { ok: false; reason: string } {
+  const given = AUDIENCE_KEYS.filter((k) => value[k] !== undefined)
+  if (given.length !== 1) return { ok: false, reason: 'give exactly one of "userId", "userIds", "topic" or "broadcast"' }
+  const { userId, userIds, topic, broadcast } = value
+  if (userId !== undefined) {
+    return isId(userId)
+      ? { ok: true, audience: { userIds: [userId] } }
+      : { ok: false, reason: `"userId" must be a string of 1–${MAX_ID_LENGTH} characters` }
+  }
+  if (userIds !== undefined) {
+    if (!Array.isArray(userIds) || userIds.length === 0 || userIds.length > MAX_RECIPIENTS || !userIds.every(isId)) {
+      return { ok: false, reason: `"userIds" must be an array of 1–${MAX_RECIPIENTS} user id strings` }
+    }
+    return { ok: true, audience: { userIds } }
+  }
+  if (topic !== undefined) {
+    return typeof topic === 'string' && topic.length > 0 && topic.length <= MAX_TOPIC_LENGTH
+      ? { ok: true, audience: { topic } }
+      : { ok: false, reason: `"topic" must be a string of 1–${MAX_TOPIC_LENGTH} characters` }
+  }
+  return broadcast === true ? { ok: true, audience: { broadcast: true } } : { ok: false, reason: '"broadcast" must be true' }
+}
+
+/** Checks the JSON body of `POST /api/notifications`. */
+export function parsePublishBody(body: unknown): PublishRequest {
+  if (!isPlainObject(body)) return { ok: false, reason: 'body must be a JSON object' }
+  const unknown = Object.keys(body).find((k) => !KNOWN_KEYS.has(k))
+  if (unknown !== undefined) return { ok: false, reason: `unknown field "${unknown.slice(0, 32)}"` }
+  const audience = checkAudience(body)
+  if (!audience.ok) return audience
+  const notification = checkNotification(body)
+  if (!notification.ok) return notification
+  return { ok: true, audience: audience.audience, input: notification.input }
+}

@@ -1,0 +1,27 @@
+import type { Notification, ServerFrame } from '../protocol/index.js'
+import type { StoredNotification } from './store.js'
+
+/**
+ * Serialises the parts of a notification every recipient shares, once per
+ * publish. {@link notificationFrame} completes it per user with `seq` and `read`,
+ * so a broadcast to N users costs one `JSON.stringify`, not N.
+ */
+export function sharedPart(n: StoredNotification): string {
+  const json = JSON.stringify({ type: 'notification', ...n })
+  return json.slice(0, -1)
+}
+
+/** Completes a frame made by {@link sharedPart}. */
+export function notificationFrame(shared: string, seq: number, read: boolean): string {
+  return `${shared},"seq":${seq},"read":${read}}`
+}
+
+/** Serialises a stored notification read back for replay or history. */
+export function replayFrame(n: Notification): string {
+  return JSON.stringify({ type: 'notification', ...n })
+}
+
+/** Serialises any server frame. */
+export function frame(f: ServerFrame): string {
+  return JSON.stringify(f)
+}

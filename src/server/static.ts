@@ -1,0 +1,54 @@
+import { createReadStream, existsSync, statSync } from 'node:fs'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { extname, join, normalize, resolve, sep } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.json': 'application/json',
+  '.ico': 'image/x-icon',
+}
+
+/** Where `vite build` puts the demo page. */
+export const DEMO_DIR = fileURLToPath(new URL('../../dist/demo/', import.meta.url))
+
+const PLACEHOLDER = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>belfry</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 4rem auto; padding: 0 1rem">
+<h1>belfry is running</h1>
+<p>The demo page has not been built yet. The server is up: WebSocket at <code>/ws</code>,
+publish API at <code>POST /api/notifications</code>, health at <code>/healthz</code>.</p>
+</body></html>`
+
+/** Serves the built demo page from `root`, or a placeholder page while it is not built. */
+export function serveDemo(root = DEMO_DIR): (req: IncomingMessage, res: ServerResponse) => void {
+  const base = resolve(root)
+  return (req, res) => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET' }).end()
+      return
+    }
+    const path = decodeURIComponent(new URL(req.url ?? '/', 'http://localhost').pathname)
+    let file = resolve(join(base, normalize(path)))
+    if (file !== base && !file.startsWith(base + sep)) {
+      res.writeHead(404).end()
+      return
+    }
+    if (existsSync(file) && statSync(file).isDirectory()) file = join(file, 'index.html')
+    if (!existsSync(file)) {
+      if (path === '/' || path === '/index.html') {
+        res.writeHead(200, { 'content-type': TYPES['.html']! }).end(PLACEHOLDER)
+      } else {
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found')
+      }
+      return
+    }
+    res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' })
+    if (req.method === 'HEAD') res.end()
+    else createReadStream(file).pipe(res)
+  }
+}

@@ -1,0 +1,135 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pino } from 'pino'
+import WebSocket from 'ws'
+import { mintToken, NotificationServer, type ServerOptions } from '../../src/server/index.js'
+
+export const SECRET = 'test-secret-0123456789abcdef'
+export const API_KEY = 'test-api-key-123'
+
+export interface TestServer {
+  server: NotificationServer
+  /** http://127.0.0.1:port */
+  url: string
+  /** ws://127.0.0.1:port/ws */
+  wsUrl: string
+  port: number
+  database: string
+  token(userId: string, ttlSeconds?: number): Promise<string>
+  /** Closes the server; the database stays. */
+  stop(): Promise<void>
+  /** Starts a new server on the same port and database. */
+  restart(): Promise<void>
+  /** Stops and removes the database. */
+  dispose(): Promise<void>
+}
+
+/** Starts a real server on a free port with a fresh SQLite file. */
+export async function startServer(options: Partial<ServerOptions> = {}): Promise<TestServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'belfry-test-'))
+  const database = join(dir, 'belfry.db')
+  const make = () => new NotificationServer({ secret: SECRET, apiKey: API_KEY, database, logger: pino({ level: 'silent' }), ...options })
+  let server = make()
+  const { port } = await server.listen(0, '127.0.0.1')
+  const t: TestServer = {
+    server,
+    port,
+    database,
+    url: `http://127.0.0.1:${port}`,
+    wsUrl: `ws://127.0.0.1:${port}/ws`,
+    token: (userId, ttl) => mintToken(SECRET, userId, ttl),
+    stop: () => server.close(),
+    async restart() {
+      await server.close()
+      server = make()
+      t.server = server
+      await server.listen(port, '127.0.0.1')
+    },
+    async dispose() {
+      await server.close()
+      rmSync(dir, { recursive: true, force: true })
+    },
+  }
+  return t
+}
+
+/** A raw ws client that records every frame and close. */
+export interface RawClient {
+  ws: WebSocket
+  frames: Record<string, unknown>[]
+  closed: Promise<{ code: number; reason: string }>
+  send(frame: unknown): void
+  /** Resolves with the first recorded frame (from `from`) that matches. */
+  next(match: (f: Record<string, unknown>) => boolean, from?: number): Promise<Record<string, unknown>>
+  of(type: string): Record<string, unknown>[]
+  close(): void
+}
+
+export async function rawClient(url: string, options: WebSocket.ClientOptions = {}): Promise<RawClient> {
+  const ws = new WebSocket(url, options)
+  const frames: Record<string, unknown>[] = []
+  const waiters = new Set<() => void>()
+  ws.on('message', (data) => {
+    try {
+      frames.push(JSON.parse(data.toString()))
+    } catch {
+      frames.push({ type: '<unparsable>', raw: data.toString() })
+    }
+    for (const w of waiters) w()
+  })
+  const closed = new Promise<{ code: number; reason: string }>((resolve) => {
+    ws.on('close', (code, reason) => {
+      resolve({ code, reason: reason.toString() })
+      for (const w of waiters) w()
+    })
+  })
+  ws.on('error', () => {})
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve())
+    ws.once('error', reject)
+  })
+  const client: RawClient = {
+    ws,
+    frames,
+    closed,
+    send: (frame) => ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame)),
+    of: (type) => frames.filter((f) => f.type === type),
+    next(match, from = 0) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const found = frames.slice(from).find(match)
+          if (found) {
+            waiters.delete(check)
+            resolve(found)
+          } else if (ws.readyState === WebSocket.CLOSED) {
+            waiters.delete(check)
+            reject(new Error(`socket closed before a matching frame; got ${JSON.stringify(frames.slice(-5))}`))
+          }
+        }
+        waiters.add(check)
+        check()
+      })
+    },
+    close: () => ws.close(),
+  }
+  return client
+}
+
+/** Connects and authenticates; resolves once the first replay round is over. */
+export async function authedClient(t: TestServer, userId: string, extra: { since?: number } = {}): Promise<RawClient> {
+  const c = await rawClient(t.wsUrl)
+  c.send({ type: 'auth', token: await t.token(userId), userId, ...extra })
+  await c.next((f) => f.type === 'replayed' && f.more === false)
+  return c
+}
+
+/** POSTs to the publish API. */
+export async function httpPublish(url: string, body: unknown, key = API_KEY): Promise<{ status: number; json: Record<string, unknown> }> {
+  const res = await fetch(`${url}/api/notifications`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  })
+  return { status: res.status, json: (await res.json()) as Record<string, unknown> }
+}
