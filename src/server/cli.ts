@@ -21,8 +21,8 @@ async function main(): Promise<void> {
   }
   const fallback = config.dev ? serveDemo() : (_req: IncomingMessage, res: ServerResponse) => res.writeHead(404).end()
   const server = new NotificationServer({ ...config, logger: log, fallback })
-  const { url } = await server.listen(config.port)
-  log.info({ port: config.port, database: config.database, dev: config.dev }, 'listening')
+  const { url, port } = await server.listen(config.port)
+  log.info({ port, database: config.database, dev: config.dev }, 'listening')
   process.stdout.write(`belfry ${config.dev ? 'demo' : 'server'}: ${url}/\n`)
   let stopping = false
   const stop = (signal: string) => {

@@ -1,0 +1,78 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { mintToken } from '../../src/server/index.js'
+import { runCli, type ServerProcess, spawnServer } from '../helpers/process.js'
+import { API_KEY, httpPublish, rawClient, SECRET } from '../helpers/server.js'
+
+const dir = mkdtempSync(join(tmpdir(), 'belfry-durable-'))
+const env = { BELFRY_SECRET: SECRET, BELFRY_API_KEY: API_KEY, BELFRY_DB: join(dir, 'belfry.db') }
+const running: ServerProcess[] = []
+
+afterAll(() => {
+  for (const p of running) p.child.kill('SIGKILL')
+  rmSync(dir, { recursive: true, force: true })
+})
+
+describe('durability', () => {
+  it('keeps every notification answered 201 across kill -9, and resumes from since', async () => {
+    const first = await spawnServer(env)
+    running.push(first)
+    const ids: string[] = []
+    for (let i = 0; i < 300; i++) {
+      const res = await httpPublish(first.url, { userId: 'dana', title: `n${i}`, body: `body ${i}` })
+      expect(res.status).toBe(201)
+      ids.push((res.json.ids as string[])[0]!)
+    }
+    first.child.kill('SIGKILL')
+    await new Promise((resolve) => first.child.once('exit', resolve))
+
+    const second = await spawnServer(env)
+    running.push(second)
+    const client = await rawClient(second.wsUrl)
+    client.send({ type: 'auth', token: await mintToken(SECRET, 'dana'), since: 0 })
+    await client.next((f) => f.type === 'replayed' && f.more === false)
+    const got = client.of('notification')
+    expect(got.map((n) => n.id)).toEqual(ids)
+    expect(got.map((n) => n.seq)).toEqual(ids.map((_, i) => i + 1))
+    expect(got.map((n) => n.title)).toEqual(ids.map((_, i) => `n${i}`))
+
+    // Resuming from a cursor replays only what came after it.
+    const resumed = await rawClient(second.wsUrl)
+    resumed.send({ type: 'auth', token: await mintToken(SECRET, 'dana'), since: 290 })
+    await resumed.next((f) => f.type === 'replayed' && f.more === false)
+    expect(resumed.of('notification').map((n) => n.seq)).toEqual([291, 292, 293, 294, 295, 296, 297, 298, 299, 300])
+    client.close()
+    resumed.close()
+    second.child.kill('SIGTERM')
+  }, 60_000)
+})
+
+describe('belfry-server start-up', () => {
+  it('refuses to start outside dev mode without BELFRY_SECRET and BELFRY_API_KEY, saying what to set', async () => {
+    const { code, stderr } = await runCli({ BELFRY_DB: join(dir, 'refused.db') })
+    expect(code).toBe(1)
+    expect(stderr).toContain('BELFRY_SECRET and BELFRY_API_KEY must be set')
+  }, 20_000)
+
+  it('starts in dev mode without them and mints demo tokens', async () => {
+    const dev = await spawnServer({ BELFRY_SECRET: '', BELFRY_API_KEY: '', BELFRY_DB: join(dir, 'dev.db') }, ['--dev'])
+    running.push(dev)
+    const res = await fetch(`${dev.url}/api/dev/token?user=demo`)
+    expect(res.status).toBe(200)
+    const { token } = (await res.json()) as { token: string }
+    const client = await rawClient(dev.wsUrl)
+    client.send({ type: 'auth', token })
+    expect(await client.next((f) => f.type === 'auth_success')).toMatchObject({ userId: 'demo' })
+    client.close()
+    dev.child.kill('SIGTERM')
+  }, 20_000)
+
+  it('does not mint tokens without --dev', async () => {
+    const prod = await spawnServer({ ...env, BELFRY_DB: join(dir, 'prod.db') })
+    running.push(prod)
+    expect((await fetch(`${prod.url}/api/dev/token?user=demo`)).status).toBe(404)
+    prod.child.kill('SIGTERM')
+  }, 20_000)
+})

@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest'
+import { DEV_API_KEY, DEV_SECRET, readConfig } from '../../src/server/config.js'
+import { resolveOptions } from '../../src/server/options.js'
+
+describe('readConfig', () => {
+  it('requires BELFRY_SECRET and BELFRY_API_KEY outside dev mode', () => {
+    expect(() => readConfig({}, [])).toThrow(/BELFRY_SECRET and BELFRY_API_KEY must be set/)
+    expect(() => readConfig({ BELFRY_SECRET: 's'.repeat(16) }, [])).toThrow(/BELFRY_API_KEY must be set/)
+  })
+
+  it('reads the environment with DESIGN.md defaults', () => {
+    expect(readConfig({ BELFRY_SECRET: 's'.repeat(16), BELFRY_API_KEY: 'k'.repeat(8) }, [])).toEqual({
+      port: 3000,
+      secret: 's'.repeat(16),
+      apiKey: 'k'.repeat(8),
+      database: './belfry.db',
+      dev: false,
+    })
+    expect(
+      readConfig({ PORT: '8080', BELFRY_DB: '/tmp/x.db', BELFRY_SECRET: 's'.repeat(16), BELFRY_API_KEY: 'k'.repeat(8) }, []),
+    ).toMatchObject({
+      port: 8080,
+      database: '/tmp/x.db',
+    })
+  })
+
+  it('fills in documented dev defaults only with --dev, keeping a given key', () => {
+    expect(readConfig({}, ['--dev'])).toMatchObject({ secret: DEV_SECRET, apiKey: DEV_API_KEY, dev: true })
+    expect(readConfig({ BELFRY_API_KEY: 'mine-123456' }, ['--dev'])).toMatchObject({ apiKey: 'mine-123456' })
+  })
+
+  it('refuses a bad port or a short secret', () => {
+    expect(() => readConfig({ PORT: 'abc' }, ['--dev'])).toThrow(/PORT/)
+    expect(() => readConfig({ BELFRY_SECRET: 'short' }, ['--dev'])).toThrow(/BELFRY_SECRET must be at least 16/)
+  })
+})
+
+describe('resolveOptions', () => {
+  it('throws a TypeError naming the bad option', () => {
+    expect(() => resolveOptions({ secret: 'short' })).toThrow(new TypeError('options.secret must be a string of at least 16 characters'))
+    expect(() => resolveOptions({ secret: 's'.repeat(16), apiKey: 'k' })).toThrow(/options\.apiKey/)
+    expect(() => resolveOptions({ secret: 's'.repeat(16), limits: { heartbeatMs: -1 } })).toThrow(/options\.limits\.heartbeatMs/)
+    expect(() => resolveOptions({ secret: 's'.repeat(16), limits: { nope: 1 } as never })).toThrow(/options\.limits\.nope/)
+    expect(() => resolveOptions({ secret: 's'.repeat(16), allowedOrigins: 'x' as never })).toThrow(/options\.allowedOrigins/)
+  })
+
+  it('applies the DESIGN.md defaults', () => {
+    const o = resolveOptions({ secret: 's'.repeat(16) })
+    expect(o.limits).toMatchObject({ maxFrameBytes: 65536, authTimeoutMs: 10_000, heartbeatMs: 25_000, maxBufferedBytes: 1048576 })
+    expect(o.database).toBe('./belfry.db')
+    expect(o.dev).toBe(false)
+  })
+})

@@ -1,0 +1,100 @@
+import { describe, expect, it } from 'vitest'
+import {
+  CloseCode,
+  MAX_IDS_PER_FRAME,
+  parseClientFrame,
+  parseRetryReason,
+  parseServerFrame,
+  retryReason,
+} from '../../src/protocol/index.js'
+
+const bad = (text: string) => {
+  const r = parseClientFrame(text)
+  if (r.ok) throw new Error(`accepted ${text}`)
+  return r
+}
+
+describe('parseClientFrame', () => {
+  it('accepts each well-formed client frame', () => {
+    const frames = [
+      { type: 'auth', token: 't', userId: 'u', since: 3 },
+      { type: 'auth', token: 't' },
+      { type: 'ack', seq: 0 },
+      { type: 'resume', since: 10, requestId: 'r1' },
+      { type: 'mark_read', ids: ['a', 'b'] },
+      { type: 'mark_read', all: true, requestId: 'r2' },
+      { type: 'subscribe', topic: 'deploys' },
+      { type: 'unsubscribe', topic: 'deploys' },
+      { type: 'history', before: 5, limit: 20 },
+      { type: 'history' },
+      { type: 'ping', requestId: 'p' },
+    ]
+    for (const f of frames) expect(parseClientFrame(JSON.stringify(f))).toEqual({ ok: true, frame: f })
+  })
+
+  it('refuses text that is not JSON, or not an object with a string type', () => {
+    expect(bad('{').code).toBe('bad_json')
+    expect(bad('').code).toBe('bad_json')
+    expect(bad('[]').code).toBe('bad_frame')
+    expect(bad('null').code).toBe('bad_frame')
+    expect(bad('"auth"').code).toBe('bad_frame')
+    expect(bad('{"type":5}').code).toBe('bad_frame')
+  })
+
+  it('refuses unknown types, including prototype keys', () => {
+    expect(bad('{"type":"launch"}').code).toBe('unknown_type')
+    expect(bad('{"type":"__proto__"}').code).toBe('unknown_type')
+    expect(bad('{"type":"toString"}').code).toBe('unknown_type')
+  })
+
+  it('names the field that is wrong and echoes a valid requestId', () => {
+    const r = bad('{"type":"history","limit":1000,"requestId":"h1"}')
+    expect(r).toMatchObject({ code: 'bad_frame', requestId: 'h1' })
+    expect(r.message).toContain('"limit"')
+    expect(bad('{"type":"ack","seq":-1}').message).toContain('"seq"')
+    expect(bad('{"type":"ack","seq":1.5}').message).toContain('"seq"')
+    expect(bad('{"type":"auth","token":""}').message).toContain('"token"')
+    expect(bad('{"type":"subscribe","topic":5}').message).toContain('"topic"')
+    expect(bad(`{"type":"subscribe","topic":"${'x'.repeat(200)}"}`).message).toContain('"topic"')
+  })
+
+  it('wants exactly one of ids or all in mark_read, with a bounded id list', () => {
+    expect(bad('{"type":"mark_read"}').message).toContain('either')
+    expect(bad('{"type":"mark_read","ids":["a"],"all":true}').message).toContain('either')
+    expect(bad('{"type":"mark_read","ids":[]}').message).toContain('"ids"')
+    expect(bad('{"type":"mark_read","all":false}').message).toContain('"all"')
+    const many = JSON.stringify({ type: 'mark_read', ids: Array.from({ length: MAX_IDS_PER_FRAME + 1 }, (_, i) => `n${i}`) })
+    expect(bad(many).message).toContain('"ids"')
+  })
+})
+
+describe('parseServerFrame', () => {
+  it('accepts the article server frames (no id, seq or read)', () => {
+    const f = parseServerFrame('{"type":"notification","title":"T","body":"B","priority":"high","timestamp":"2026-01-01T00:00:00Z"}')
+    expect(f).toMatchObject({ type: 'notification', title: 'T' })
+  })
+
+  it('returns undefined for malformed or unknown frames', () => {
+    expect(parseServerFrame('nope')).toBeUndefined()
+    expect(parseServerFrame('{"type":"notification","title":1,"body":"b"}')).toBeUndefined()
+    expect(parseServerFrame('{"type":"notification","title":"t","body":"b","priority":"urgent"}')).toBeUndefined()
+    expect(parseServerFrame('{"type":"notification","title":"t","body":"b","seq":-2}')).toBeUndefined()
+    expect(parseServerFrame('{"type":"read","ids":"a","all":false,"seq":1,"unreadCount":0}')).toBeUndefined()
+    expect(parseServerFrame('{"type":"wat"}')).toBeUndefined()
+    expect(parseServerFrame('{"type":"constructor"}')).toBeUndefined()
+  })
+})
+
+describe('retry reasons', () => {
+  it('round-trips a delay through a close reason that fits in 123 bytes', () => {
+    const reason = retryReason('too many connections', 30_000)
+    expect(parseRetryReason(reason)).toBe(30_000)
+    expect(new TextEncoder().encode(reason).length).toBeLessThanOrEqual(123)
+    expect(parseRetryReason('rate limited')).toBeUndefined()
+  })
+
+  it('keeps close codes in the ranges RFC 6455 allows', () => {
+    for (const code of Object.values(CloseCode))
+      expect(code === 1000 || code === 1001 || code === 1009 || (code >= 4000 && code < 5000)).toBe(true)
+  })
+})
