@@ -212,8 +212,10 @@ export class NotificationServer {
   }
 
   #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    socket.on('error', () => socket.destroy())
     const path = (req.url ?? '/').split('?')[0] ?? '/'
+    // On a server that belongs to the app, other paths may be the app's own WebSocket endpoints.
+    if (!WS_PATHS.has(path) && this.#options.server) return
+    socket.on('error', () => socket.destroy())
     if (!WS_PATHS.has(path) || this.#state !== 'running') {
       socket.end(
         `HTTP/1.1 ${this.#state === 'running' ? '404 Not Found' : '503 Service Unavailable'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
