@@ -167,10 +167,13 @@ export class Connection {
       case 'ack':
         await store.ack(userId, f.seq)
         return
-      case 'resume':
-        this.#sentSeq = f.since
+      case 'resume': {
+        // Clamped as at auth: a cursor past the latest seq would hold back every later notification.
+        const { latestSeq } = await store.touchUser(userId)
+        this.#sentSeq = Math.min(f.since, latestSeq)
         this.state = 'replaying'
         return this.#replayRound(f.requestId)
+      }
       case 'mark_read':
         return this.#markRead(f)
       case 'subscribe':
@@ -248,9 +251,18 @@ export class Connection {
     for (;;) {
       const rows = await store.after(userId, this.#sentSeq, limits.replayBatch + 1)
       if (this.#closed()) return
-      const more = rows.length > limits.replayBatch
+      // A round is bounded by count and by bytes: the client asks for the next one only after
+      // reading this one, so the send buffer never holds more than half its bound of replay.
+      let more = rows.length > limits.replayBatch
+      let bytes = 0
       for (const row of more ? rows.slice(0, limits.replayBatch) : rows) {
-        this.send(replayFrame(row))
+        if (bytes >= limits.maxBufferedBytes / 2) {
+          more = true
+          break
+        }
+        const data = replayFrame(row)
+        bytes += data.length
+        this.send(data)
         this.#sentSeq = row.seq
       }
       if (more) {
