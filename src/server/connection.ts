@@ -40,6 +40,8 @@ export interface Hub {
 export type ConnectionState = 'authenticating' | 'replaying' | 'live' | 'closed'
 
 const DEFAULT_HISTORY_LIMIT = 20
+/** How long a slow consumer has to read its close frame before the socket is destroyed. */
+const SLOW_CONSUMER_GRACE_MS = 5000
 /** setTimeout's largest delay (2^31 − 1 ms, about 24.8 days). */
 const MAX_TIMER_MS = 2_147_483_647
 
@@ -91,9 +93,13 @@ export class Connection {
   /** Closes with a code and a short reason (RFC 6455 §5.5: at most 123 bytes). */
   close(code: number, reason: string): void {
     if (this.state === 'closed') return
-    this.state = 'closed'
-    this.#clearTimers()
+    this.#dispose()
     if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(code, reason)
+    if (code === CloseCode.SlowConsumer) {
+      // A client that does not read will not read the close frame either: free its buffer soon,
+      // not after ws's 30 s close timeout.
+      setTimeout(() => this.ws.terminate(), SLOW_CONSUMER_GRACE_MS).unref()
+    }
   }
 
   /**
@@ -305,6 +311,7 @@ export class Connection {
     clearTimeout(this.#expiryTimer)
   }
 
+  /** Leaves the registry at once: a closing connection neither receives nor counts toward the cap. */
   #dispose(): void {
     this.state = 'closed'
     this.#clearTimers()

@@ -30,8 +30,10 @@ const digest = (s: string) => createHash('sha256').update(s).digest()
 /** Compares the bearer key in constant time. */
 function authorized(req: IncomingMessage, apiKey: string | undefined): boolean {
   const header = req.headers.authorization
-  if (apiKey === undefined || typeof header !== 'string' || !header.startsWith('Bearer ')) return false
-  return timingSafeEqual(digest(header.slice(7).trim()), digest(apiKey))
+  // Auth schemes are case-insensitive (RFC 9110 §11.1).
+  const match = typeof header === 'string' ? /^bearer +(\S+)\s*$/i.exec(header) : null
+  if (apiKey === undefined || !match?.[1]) return false
+  return timingSafeEqual(digest(match[1]), digest(apiKey))
 }
 
 class BodyTooLarge extends Error {}

@@ -1,0 +1,324 @@
+import { request } from 'node:http'
+import { afterEach, describe, expect, it } from 'vitest'
+import { NotificationServer } from '../../src/server/index.js'
+import { API_KEY, authedClient, httpPublish, rawClient, SECRET, startServer, type TestServer } from '../helpers/server.js'
+
+let t: TestServer | undefined
+afterEach(async () => {
+  await t?.dispose()
+  t = undefined
+})
+
+/** Starts a server that afterEach disposes. */
+async function start(options?: Parameters<typeof startServer>[0]): Promise<TestServer> {
+  t = await startServer(options)
+  return t
+}
+
+interface Reply {
+  status: number
+  headers: Headers
+  json: Record<string, unknown>
+}
+
+async function call(url: string, init: RequestInit = {}): Promise<Reply> {
+  const res = await fetch(url, init)
+  const text = await res.text()
+  return { status: res.status, headers: res.headers, json: text === '' ? {} : JSON.parse(text) }
+}
+
+/** POSTs `body` to the publish API with the given headers (no Authorization unless given). */
+function post(s: TestServer, body: string, headers: Record<string, string> = {}): Promise<Reply> {
+  return call(`${s.url}/api/notifications`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body })
+}
+
+const bearer = { authorization: `Bearer ${API_KEY}` }
+const valid = { userId: 'alice', title: 'Hello', body: 'World' }
+
+/**
+ * POSTs raw chunks with node:http, so the test controls framing: a declared
+ * content-length, or chunked transfer encoding when none is declared. Settles on
+ * the response; a reset after it (the server closes on 413) is ignored.
+ */
+function rawPost(
+  s: TestServer,
+  chunks: string[],
+  headers: Record<string, string | number>,
+): Promise<{ status: number; json: Record<string, unknown>; connection: string | undefined }> {
+  return new Promise((resolve, reject) => {
+    let answered = false
+    const req = request(
+      { host: '127.0.0.1', port: s.port, path: '/api/notifications', method: 'POST', headers: { ...bearer, ...headers } },
+      (res) => {
+        answered = true
+        let text = ''
+        res.setEncoding('utf8')
+        res.on('data', (chunk: string) => {
+          text += chunk
+        })
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(text), connection: res.headers.connection }))
+        res.on('error', reject)
+      },
+    )
+    req.on('error', (error) => {
+      if (!answered) reject(error)
+    })
+    for (const chunk of chunks) req.write(chunk)
+    req.end()
+  })
+}
+
+describe('POST /api/notifications: accepted', () => {
+  it('201 for userId, with the ids once durable, and delivers', async () => {
+    const s = await start()
+    const alice = await authedClient(s, 'alice')
+    const res = await httpPublish(s.url, { ...valid, priority: 'high', data: { url: '/inbox' } })
+    expect(res.status).toBe(201)
+    expect(res.json).toEqual({ ids: [expect.any(String)], recipients: 1 })
+    const ids = res.json.ids as string[]
+    expect(await alice.next((f) => f.type === 'notification')).toMatchObject({
+      id: ids[0],
+      seq: 1,
+      title: 'Hello',
+      body: 'World',
+      priority: 'high',
+      data: { url: '/inbox' },
+      read: false,
+    })
+    alice.close()
+  })
+
+  it('201 for userIds, counting duplicates once', async () => {
+    const s = await start()
+    const res = await httpPublish(s.url, { userIds: ['a', 'b', 'a', 'c', 'b'], title: 'Team', body: '' })
+    expect(res.status).toBe(201)
+    expect(res.json).toEqual({ ids: [expect.any(String)], recipients: 3 })
+    // One inbox entry each: a's first notification has seq 1, with no duplicate after it.
+    const a = await authedClient(s, 'a')
+    expect(a.of('notification').map((f) => f.seq)).toEqual([1])
+    a.close()
+  })
+
+  it('201 for a topic, reaching its subscribers only', async () => {
+    const s = await start()
+    const sub = await authedClient(s, 'sub')
+    const other = await authedClient(s, 'other')
+    sub.send({ type: 'subscribe', topic: 'news', requestId: 's' })
+    await sub.next((f) => f.type === 'subscribed' && f.requestId === 's')
+    const res = await httpPublish(s.url, { topic: 'news', title: 'Extra', body: '' })
+    expect(res.status).toBe(201)
+    expect(res.json).toEqual({ ids: [expect.any(String)], recipients: 1 })
+    expect(await sub.next((f) => f.type === 'notification')).toMatchObject({ topic: 'news', title: 'Extra' })
+    // Nobody subscribed: still 201, with no recipients.
+    expect((await httpPublish(s.url, { topic: 'empty', title: 'Void', body: '' })).json).toMatchObject({ recipients: 0 })
+    expect(other.of('notification')).toHaveLength(0)
+    sub.close()
+    other.close()
+  })
+
+  it('201 for broadcast, reaching every known user', async () => {
+    const s = await start()
+    await httpPublish(s.url, { userIds: ['a', 'b'], title: 'Setup', body: '' })
+    const live = await authedClient(s, 'c')
+    const res = await httpPublish(s.url, { broadcast: true, title: 'Everyone', body: '' })
+    expect(res.status).toBe(201)
+    expect(res.json).toEqual({ ids: [expect.any(String)], recipients: 3 })
+    expect(await live.next((f) => f.type === 'notification')).toMatchObject({ title: 'Everyone', id: (res.json.ids as string[])[0] })
+    live.close()
+  })
+})
+
+describe('POST /api/notifications: refused', () => {
+  it('401 without the bearer key, before looking at the body', async () => {
+    const s = await start()
+    const body = JSON.stringify(valid)
+    const cases: Record<string, string>[] = [
+      {},
+      { authorization: 'Bearer wrong-key-123' },
+      { authorization: `Bearer ${API_KEY}x` },
+      { authorization: `Basic ${Buffer.from(`user:${API_KEY}`).toString('base64')}` },
+      { authorization: `Token ${API_KEY}` },
+      { authorization: API_KEY },
+      { authorization: 'Bearer ' },
+    ]
+    for (const headers of cases) {
+      const res = await post(s, body, headers)
+      expect(res.status, JSON.stringify(headers)).toBe(401)
+      expect(res.json).toMatchObject({ error: 'unauthorized', message: expect.stringMatching(/Bearer/) })
+      expect(res.headers.get('www-authenticate')).toBe('Bearer')
+    }
+    expect((await post(s, 'not json')).status).toBe(401)
+    // Nothing was published.
+    const alice = await authedClient(s, 'alice')
+    expect(alice.of('auth_success')[0]).toMatchObject({ seq: 0 })
+    alice.close()
+    // The scheme name is case-insensitive (RFC 9110 §11.1).
+    expect((await post(s, body, { authorization: `bearer ${API_KEY}` })).status).toBe(201)
+  })
+
+  it('401 for every request when the server has no API key', async () => {
+    // Spread over the helper's default key; exactOptionalPropertyTypes forbids a plain undefined here.
+    const s = await start({ apiKey: undefined } as unknown as Parameters<typeof startServer>[0])
+    expect((await post(s, JSON.stringify(valid), bearer)).status).toBe(401)
+    expect((await post(s, JSON.stringify(valid), { authorization: 'Bearer undefined' })).status).toBe(401)
+  })
+
+  it('400 with a reason that names the problem', async () => {
+    const s = await start()
+    const long = 'x'.repeat(257)
+    const cases: [name: string, body: string, reason: RegExp][] = [
+      ['invalid JSON', '{"userId": "alice",', /JSON/],
+      ['empty body', '', /JSON/],
+      ['non-object body', '"hello"', /object/],
+      ['null body', 'null', /object/],
+      ['array body', JSON.stringify([valid]), /object/],
+      ['missing title', JSON.stringify({ userId: 'alice', body: '' }), /"title"/],
+      ['empty title', JSON.stringify({ ...valid, title: '' }), /"title"/],
+      ['title too long', JSON.stringify({ ...valid, title: long }), /"title"/],
+      ['body not a string', JSON.stringify({ ...valid, body: 5 }), /"body"/],
+      ['missing body', JSON.stringify({ userId: 'alice', title: 'x' }), /"body"/],
+      ['bad priority', JSON.stringify({ ...valid, priority: 'urgent' }), /"priority"/],
+      ['data an array', JSON.stringify({ ...valid, data: [1, 2] }), /"data"/],
+      ['data a string', JSON.stringify({ ...valid, data: 'x' }), /"data"/],
+      ['two audiences', JSON.stringify({ ...valid, topic: 'news' }), /exactly one/],
+      ['no audience', JSON.stringify({ title: 'x', body: '' }), /exactly one/],
+      ['empty userIds', JSON.stringify({ userIds: [], title: 'x', body: '' }), /"userIds"/],
+      ['userIds with a non-string', JSON.stringify({ userIds: ['a', 5], title: 'x', body: '' }), /"userIds"/],
+      ['userId too long', JSON.stringify({ ...valid, userId: 'u'.repeat(65) }), /"userId"/],
+      ['broadcast not true', JSON.stringify({ broadcast: 'yes', title: 'x', body: '' }), /"broadcast"/],
+      ['empty topic', JSON.stringify({ topic: '', title: 'x', body: '' }), /"topic"/],
+      ['unknown field', JSON.stringify({ ...valid, colour: 'red' }), /unknown field "colour"/],
+    ]
+    for (const [name, body, reason] of cases) {
+      const res = await post(s, body, bearer)
+      expect(res.status, name).toBe(400)
+      expect(res.json, name).toEqual({ error: 'bad_request', message: expect.stringMatching(reason) })
+      expect(res.headers.get('content-type'), name).toMatch(/^application\/json/)
+    }
+    // Title of exactly the maximum length is fine.
+    expect((await post(s, JSON.stringify({ ...valid, title: long.slice(1) }), bearer)).status).toBe(201)
+  })
+
+  it('413 for a body over 64 KiB, with content-length and chunked', async () => {
+    const s = await start()
+    const big = JSON.stringify({ ...valid, body: 'x'.repeat(64 * 1024) })
+    const declared = await rawPost(s, [big], { 'content-type': 'application/json', 'content-length': Buffer.byteLength(big) })
+    expect(declared.status).toBe(413)
+    expect(declared.json).toMatchObject({ error: 'payload_too_large', message: expect.stringMatching(/65536/) })
+
+    const half = Math.ceil(big.length / 2)
+    const chunked = await rawPost(s, [big.slice(0, half), big.slice(half)], { 'content-type': 'application/json' })
+    expect(chunked.status).toBe(413)
+    expect(chunked.json).toMatchObject({ error: 'payload_too_large' })
+
+    // The same through fetch, and the server still takes a normal publish afterwards.
+    expect((await post(s, big, bearer)).status).toBe(413)
+    expect((await httpPublish(s.url, valid)).status).toBe(201)
+  })
+
+  it('405 with an allow header for other methods', async () => {
+    const s = await start()
+    for (const method of ['GET', 'PUT', 'DELETE', 'PATCH']) {
+      const res = await call(`${s.url}/api/notifications`, { method, headers: bearer })
+      expect(res.status, method).toBe(405)
+      expect(res.headers.get('allow')).toBe('POST')
+      expect(res.json).toMatchObject({ error: 'method_not_allowed' })
+    }
+    const health = await call(`${s.url}/healthz`, { method: 'POST' })
+    expect(health.status).toBe(405)
+    expect(health.headers.get('allow')).toBe('GET')
+  })
+})
+
+describe('other routes', () => {
+  it('GET /healthz is 200 {status: "ok"}', async () => {
+    const s = await start()
+    const alice = await authedClient(s, 'alice')
+    const res = await call(`${s.url}/healthz`)
+    expect(res.status).toBe(200)
+    expect(res.json).toMatchObject({ status: 'ok', users: 1, connections: 1 })
+    expect(res.headers.get('cache-control')).toBe('no-store')
+    alice.close()
+  })
+
+  it('404 JSON for unknown /api/ paths and other paths', async () => {
+    const s = await start()
+    for (const path of ['/api/nope', '/api/notifications/1', '/api/', '/api/dev/token?user=ann', '/nope']) {
+      const res = await call(`${s.url}${path}`)
+      expect(res.status, path).toBe(404)
+      expect(res.headers.get('content-type'), path).toMatch(/^application\/json/)
+      expect(res.json, path).toMatchObject({ error: 'not_found', message: expect.any(String) })
+    }
+  })
+
+  it('after close() the publish API and WebSocket upgrades are refused', async () => {
+    const s = await start()
+    await s.server.close()
+    await expect(fetch(`${s.url}/api/notifications`, { method: 'POST', headers: bearer, body: JSON.stringify(valid) })).rejects.toThrow()
+    await expect(rawClient(s.wsUrl)).rejects.toThrow()
+    await expect(s.server.sendToUser('alice', valid)).rejects.toThrow(/closed/)
+  })
+})
+
+describe('dev token route', () => {
+  it('mints a token that authenticates as the user (dev mode only)', async () => {
+    const s = await start({ dev: true })
+    const res = await call(`${s.url}/api/dev/token?user=ann`)
+    expect(res.status).toBe(200)
+    expect(res.json).toEqual({ token: expect.any(String), userId: 'ann' })
+    const c = await rawClient(s.wsUrl)
+    c.send({ type: 'auth', token: res.json.token })
+    expect(await c.next((f) => f.type === 'auth_success')).toMatchObject({ userId: 'ann' })
+    c.close()
+    for (const query of ['', '?user=', `?user=${'u'.repeat(65)}`, '?user=ann&ttl=0', '?user=ann&ttl=abc', '?user=ann&ttl=86401']) {
+      const bad = await call(`${s.url}/api/dev/token${query}`)
+      expect(bad.status, query).toBe(400)
+      expect(bad.json, query).toMatchObject({ error: 'bad_request' })
+    }
+  })
+
+  it('is 404 without dev mode', async () => {
+    const s = await start()
+    const res = await call(`${s.url}/api/dev/token?user=ann`)
+    expect(res.status).toBe(404)
+    expect(res.json).toMatchObject({ error: 'not_found' })
+  })
+})
+
+describe('programmatic API', () => {
+  it('publish methods reject a bad notification with a TypeError naming the field', async () => {
+    const s = await start()
+    const bad: [Promise<unknown>, RegExp][] = [
+      [s.server.sendToUser('alice', { title: '', body: '' }), /"title"/],
+      [s.server.sendToUser('alice', { title: 'x', body: 5 as unknown as string }), /"body"/],
+      [s.server.sendToUser('alice', { title: 'x', body: '', priority: 'urgent' as 'high' }), /"priority"/],
+      [s.server.sendToUser('alice', { title: 'x', body: '', data: [] as unknown as Record<string, never> }), /"data"/],
+      [s.server.sendToUser('', valid), /"userId"/],
+      [s.server.sendToUsers([], valid), /"userIds"/],
+      [s.server.publish('', valid), /"topic"/],
+    ]
+    for (const [promise, field] of bad) {
+      const error = await promise.then(
+        () => undefined,
+        (e: unknown) => e,
+      )
+      expect(error).toBeInstanceOf(TypeError)
+      expect((error as TypeError).message).toMatch(field)
+    }
+    // None of them was stored.
+    const alice = await authedClient(s, 'alice')
+    expect(alice.of('auth_success')[0]).toMatchObject({ seq: 0 })
+    alice.close()
+  })
+
+  it('the constructor throws a TypeError naming a bad option', () => {
+    const base = { secret: SECRET, database: ':memory:' }
+    expect(() => new NotificationServer({ ...base, secret: 'short' })).toThrow(TypeError)
+    expect(() => new NotificationServer({ ...base, secret: 'short' })).toThrow(/options\.secret/)
+    expect(() => new NotificationServer({ ...base, apiKey: 'k' })).toThrow(/options\.apiKey/)
+    expect(() => new NotificationServer({ ...base, limits: { bogusLimit: 1 } as never })).toThrow(TypeError)
+    expect(() => new NotificationServer({ ...base, limits: { bogusLimit: 1 } as never })).toThrow(/bogusLimit/)
+    expect(() => new NotificationServer({ ...base, limits: { maxFrameBytes: -1 } })).toThrow(/options\.limits\.maxFrameBytes/)
+    expect(() => new NotificationServer({ ...base, limits: { heartbeatMs: 1.5 } })).toThrow(/options\.limits\.heartbeatMs/)
+  })
+})

@@ -1,0 +1,153 @@
+import type { Socket } from 'node:net'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import WebSocket from 'ws'
+import { CloseCode, parseRetryReason } from '../../src/protocol/index.js'
+import { authedClient, type RawClient, rawClient, startServer, type TestServer } from '../helpers/server.js'
+
+let t: TestServer | undefined
+afterEach(async () => {
+  await t?.dispose()
+  t = undefined
+})
+
+/** Starts a server that afterEach disposes. */
+async function start(options?: Parameters<typeof startServer>[0]): Promise<TestServer> {
+  t = await startServer(options)
+  return t
+}
+
+/** Connects with ws options of our own (e.g. `autoPong: false`) and authenticates. */
+async function authedWith(server: TestServer, userId: string, options: WebSocket.ClientOptions): Promise<RawClient> {
+  const c = await rawClient(server.wsUrl, options)
+  c.send({ type: 'auth', token: await server.token(userId), userId })
+  await c.next((f) => f.type === 'replayed' && f.more === false)
+  return c
+}
+
+/** The net socket under a ws client: pausing it stops reading, so the server's send buffer fills. */
+const netSocket = (ws: WebSocket) => (ws as unknown as { _socket: Socket })._socket
+
+describe('inbound rate limit', () => {
+  it('closes a flooding connection with 4029 and a retry delay in the reason', async () => {
+    const s = await start({ limits: { ratePerSecond: 5, rateBurst: 10 } })
+    const flooder = await authedClient(s, 'alice')
+    for (let i = 0; i < 50; i++) flooder.send({ type: 'ping', requestId: `p${i}` })
+    const { code, reason } = await flooder.closed
+    expect(code).toBe(CloseCode.RateLimited)
+    const retry = parseRetryReason(reason)
+    expect(retry).toBeTypeOf('number')
+    expect(retry).toBeGreaterThan(0)
+    // At most the burst was served (the auth frame took one token); replies still
+    // queued when the limit struck are dropped with the connection.
+    expect(flooder.of('pong').length).toBeLessThan(10)
+
+    // The limit is per connection: the same user can connect again and be served.
+    const again = await authedClient(s, 'alice')
+    again.send({ type: 'ping', requestId: 'after' })
+    await expect(again.next((f) => f.type === 'pong' && f.requestId === 'after')).resolves.toBeDefined()
+    again.close()
+  })
+
+  it('refuses a connection over the per-user cap with auth_error and 4029', async () => {
+    const s = await start({ limits: { maxConnectionsPerUser: 2 } })
+    const a = await authedClient(s, 'alice')
+    const b = await authedClient(s, 'alice')
+    const c = await rawClient(s.wsUrl)
+    c.send({ type: 'auth', token: await s.token('alice') })
+    expect(await c.next((f) => f.type === 'auth_error')).toMatchObject({ code: 'rate_limited' })
+    const { code, reason } = await c.closed
+    expect(code).toBe(CloseCode.RateLimited)
+    expect(parseRetryReason(reason)).toBeGreaterThan(0)
+    // Another user is not affected by alice's cap.
+    const bob = await authedClient(s, 'bob')
+    expect(s.server.stats()).toMatchObject({ users: 2, connections: 3 })
+    for (const x of [a, b, bob]) x.close()
+  })
+
+  it('closes a connection that sends no auth frame in time with 4008', async () => {
+    const s = await start({ limits: { authTimeoutMs: 100 } })
+    const c = await rawClient(s.wsUrl)
+    expect((await c.closed).code).toBe(CloseCode.AuthTimeout)
+  })
+})
+
+describe('slow consumer', () => {
+  it('cuts off a client whose send buffer passes the bound (4009); others keep receiving', async () => {
+    const s = await start({ limits: { maxBufferedBytes: 64 * 1024 } })
+    const slow = await authedClient(s, 'slow')
+    const bob = await authedClient(s, 'bob')
+    netSocket(slow.ws).pause()
+
+    // The kernel buffers (both ends of the loopback connection, often several MiB)
+    // fill before ws starts buffering in user space, so publish until the server
+    // lets go of the connection, with a cap well above what loopback buffers hold.
+    const body = 'x'.repeat(2000)
+    const CAP = 8000
+    let sentToBob = 0
+    const BATCH = 50
+    for (let i = 0; i < CAP && s.server.stats().connections === 2; i += BATCH) {
+      const batch = Array.from({ length: BATCH }, (_, j) => s.server.sendToUser('slow', { title: `flood ${i + j}`, body }))
+      batch.push(s.server.sendToUser('bob', { title: `bob ${sentToBob}`, body: '' }))
+      sentToBob += 1
+      await Promise.all(batch)
+    }
+    // Once cut off, the connection no longer counts as open (nor toward the per-user cap).
+    await vi.waitFor(() => expect(s.server.stats()).toMatchObject({ users: 1, connections: 1 }), { timeout: 2000, interval: 20 })
+
+    // Reading again, the client drains what was buffered and finds the close frame.
+    netSocket(slow.ws).resume()
+    const { code } = await slow.closed
+    expect(code).toBe(CloseCode.SlowConsumer)
+    // It was cut off long before the flood ended.
+    expect(slow.of('notification').length).toBeLessThan(CAP)
+
+    // bob got every notification sent to him during the flood, and still gets new ones.
+    await vi.waitFor(() => expect(bob.of('notification')).toHaveLength(sentToBob))
+    await s.server.sendToUser('bob', { title: 'after', body: '' })
+    expect(await bob.next((f) => f.type === 'notification' && f.title === 'after')).toMatchObject({ seq: sentToBob + 1 })
+    expect(bob.ws.readyState).toBe(WebSocket.OPEN)
+    bob.close()
+  })
+})
+
+describe('heartbeat', () => {
+  it('terminates a client that does not answer pings; a live one stays across intervals', async () => {
+    const s = await start({ limits: { heartbeatMs: 200 } })
+    const deaf = await authedWith(s, 'deaf', { autoPong: false })
+    const live = await authedClient(s, 'live')
+    let pings = 0
+    live.ws.on('ping', () => {
+      pings += 1
+    })
+
+    // Terminated, not closed: no close frame, so the client sees 1006.
+    expect((await deaf.closed).code).toBe(1006)
+    await vi.waitFor(() => expect(s.server.stats()).toMatchObject({ users: 1, connections: 1 }))
+
+    const seen = pings
+    await vi.waitFor(() => expect(pings).toBeGreaterThanOrEqual(seen + 4), { timeout: 5000 })
+    expect(live.ws.readyState).toBe(WebSocket.OPEN)
+    live.send({ type: 'ping', requestId: 'still-here' })
+    expect(await live.next((f) => f.type === 'pong' && f.requestId === 'still-here')).toBeDefined()
+    live.close()
+  })
+})
+
+describe('shutdown', () => {
+  it('close() sends 1001 to every client and refuses new connections', async () => {
+    const s = await start()
+    const authed = await authedClient(s, 'alice')
+    const anonymous = await rawClient(s.wsUrl)
+    await s.server.close()
+    for (const c of [authed, anonymous]) {
+      const { code, reason } = await c.closed
+      expect(code).toBe(CloseCode.GoingAway)
+      expect(reason).toMatch(/shutting down/)
+    }
+    await expect(rawClient(s.wsUrl)).rejects.toThrow()
+    await expect(fetch(`${s.url}/healthz`)).rejects.toThrow()
+    await expect(s.server.sendToUser('alice', { title: 'late', body: '' })).rejects.toThrow(/closed/)
+    // Safe to call twice.
+    await expect(s.server.close()).resolves.toBeUndefined()
+  })
+})
