@@ -223,13 +223,7 @@ export class Connection {
     this.userId = check.userId
     this.state = 'replaying'
     registry.add(check.userId, this)
-    this.#expiryTimer = setTimeout(
-      () => {
-        this.#reply({ type: 'auth_error', code: ErrorCode.TokenExpired, message: 'token expired' })
-        this.close(CloseCode.TokenExpired, 'token expired')
-      },
-      Math.min(MAX_TIMER_MS, Math.max(0, check.expiresAt - Date.now())),
-    )
+    this.#expireAt(check.expiresAt)
     const user = await store.touchUser(check.userId)
     if (this.#closed()) return
     // A cursor beyond the latest seq comes from another database: start from the end.
@@ -299,6 +293,22 @@ export class Connection {
     const last = items.at(-1)
     const next = items.length === limit && last && last.seq > 1 ? { next: last.seq } : {}
     this.#reply({ type: 'history', items, ...next, ...rid(f.requestId) })
+  }
+
+  /** Closes with 4002 when the token expires; a timer cannot wait longer than ~24.8 days, so it re-arms. */
+  #expireAt(expiresAt: number): void {
+    const left = expiresAt - Date.now()
+    if (left > MAX_TIMER_MS) {
+      this.#expiryTimer = setTimeout(() => this.#expireAt(expiresAt), MAX_TIMER_MS)
+      return
+    }
+    this.#expiryTimer = setTimeout(
+      () => {
+        this.#reply({ type: 'auth_error', code: ErrorCode.TokenExpired, message: 'token expired' })
+        this.close(CloseCode.TokenExpired, 'token expired')
+      },
+      Math.max(0, left),
+    )
   }
 
   /** Re-reads the state after an await (the socket may have closed meanwhile). */

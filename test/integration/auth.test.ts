@@ -1,0 +1,249 @@
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { CloseCode, ErrorCode, parseRetryReason } from '../../src/protocol/index.js'
+import { payloadOf, signToken, unsignedToken, withPayload } from '../helpers/jwt.js'
+import { authedClient, type RawClient, rawClient, startServer, type TestServer } from '../helpers/server.js'
+
+let t: TestServer | undefined
+
+/** Starts a server that afterEach disposes. */
+async function start(options?: Parameters<typeof startServer>[0]): Promise<TestServer> {
+  t = await startServer(options)
+  return t
+}
+
+afterEach(async () => {
+  await t?.dispose()
+  t = undefined
+})
+
+/** Sends one auth frame on a fresh socket and waits for the refusal and the close. */
+async function refused(server: TestServer, auth: Record<string, unknown>) {
+  const c = await rawClient(server.wsUrl)
+  c.send({ type: 'auth', ...auth })
+  // Stop at auth_success too, so an accepted token fails at once instead of at the test timeout.
+  const error = await c.next((f) => f.type === 'auth_error' || f.type === 'auth_success')
+  expect(error.type).toBe('auth_error')
+  const close = await c.closed
+  expect(server.server.stats()).toMatchObject({ users: 0, connections: 0 })
+  return { error, close }
+}
+
+/** A ping/pong round trip: every frame the server sent before the pong has arrived. */
+async function roundTrip(c: RawClient, requestId: string): Promise<void> {
+  c.send({ type: 'ping', requestId })
+  await c.next((f) => f.type === 'pong' && f.requestId === requestId)
+}
+
+describe('auth: tokens', () => {
+  it('accepts a valid token with auth_success carrying userId, seq and unreadCount', async () => {
+    const s = await start()
+    await s.server.sendToUser('alice', { title: 'one', body: '' })
+    await s.server.sendToUser('alice', { title: 'two', body: '' })
+    const c = await rawClient(s.wsUrl)
+    c.send({ type: 'auth', token: await s.token('alice'), userId: 'alice' })
+    const ok = await c.next((f) => f.type === 'auth_success')
+    expect(ok).toMatchObject({ type: 'auth_success', message: expect.any(String), userId: 'alice', seq: 2, unreadCount: 2 })
+    await c.next((f) => f.type === 'replayed' && f.more === false)
+    expect(c.of('notification').map((n) => n.seq)).toEqual([1, 2])
+    expect(s.server.stats()).toEqual({ users: 1, connections: 1, sockets: 1 })
+  })
+
+  it('refuses a token signed with the wrong secret: token_invalid, close 4001', async () => {
+    const s = await start()
+    const token = await signToken({ sub: 'alice', secret: 'not-the-server-secret-0123456789' })
+    const { error, close } = await refused(s, { token, userId: 'alice' })
+    expect(error).toMatchObject({ code: ErrorCode.TokenInvalid, message: expect.any(String) })
+    expect(close.code).toBe(CloseCode.TokenInvalid)
+  })
+
+  it('refuses a token whose payload was changed (sub swapped, signature kept): 4001', async () => {
+    const s = await start()
+    const genuine = await s.token('alice')
+    const token = withPayload(genuine, { ...payloadOf(genuine), sub: 'mallory' })
+    const { error, close } = await refused(s, { token, userId: 'mallory' })
+    expect(error).toMatchObject({ code: ErrorCode.TokenInvalid })
+    expect(close.code).toBe(CloseCode.TokenInvalid)
+  })
+
+  it('refuses an expired token: token_expired, close 4002', async () => {
+    const s = await start()
+    const token = await signToken({ sub: 'alice', expIn: -60 })
+    const { error, close } = await refused(s, { token, userId: 'alice' })
+    expect(error).toMatchObject({ code: ErrorCode.TokenExpired })
+    expect(close.code).toBe(CloseCode.TokenExpired)
+  })
+
+  it('refuses an unsigned alg:none token: 4001', async () => {
+    const s = await start()
+    const token = unsignedToken({ sub: 'alice', iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 3600 })
+    expect(token.endsWith('.')).toBe(true)
+    const { error, close } = await refused(s, { token, userId: 'alice' })
+    expect(error).toMatchObject({ code: ErrorCode.TokenInvalid })
+    expect(close.code).toBe(CloseCode.TokenInvalid)
+  })
+
+  it.each(['HS384', 'HS512'] as const)('refuses %s even with the right secret (algorithm pinned to HS256): 4001', async (alg) => {
+    const s = await start()
+    const token = await signToken({ sub: 'alice', alg })
+    expect(JSON.parse(Buffer.from(token.split('.')[0] ?? '', 'base64url').toString())).toMatchObject({ alg })
+    const { error, close } = await refused(s, { token, userId: 'alice' })
+    expect(error).toMatchObject({ code: ErrorCode.TokenInvalid })
+    expect(close.code).toBe(CloseCode.TokenInvalid)
+  })
+
+  it('refuses a token without exp: 4001', async () => {
+    const s = await start()
+    const token = await signToken({ sub: 'alice', expIn: null })
+    expect(payloadOf(token)).not.toHaveProperty('exp')
+    const { error, close } = await refused(s, { token })
+    expect(error).toMatchObject({ code: ErrorCode.TokenInvalid })
+    expect(close.code).toBe(CloseCode.TokenInvalid)
+  })
+
+  it('refuses a token without sub: 4001', async () => {
+    const s = await start()
+    const token = await signToken({ sub: null })
+    expect(payloadOf(token)).not.toHaveProperty('sub')
+    const { error, close } = await refused(s, { token })
+    expect(error).toMatchObject({ code: ErrorCode.TokenInvalid })
+    expect(close.code).toBe(CloseCode.TokenInvalid)
+  })
+
+  it('refuses a userId that differs from sub: forbidden, close 4003', async () => {
+    const s = await start()
+    const { error, close } = await refused(s, { token: await s.token('alice'), userId: 'mallory' })
+    expect(error).toMatchObject({ code: ErrorCode.Forbidden })
+    expect(close.code).toBe(CloseCode.Forbidden)
+  })
+})
+
+describe('auth: session rules', () => {
+  it('closes a connection that sends no auth frame within authTimeoutMs with 4008', async () => {
+    const s = await start({ limits: { authTimeoutMs: 300 } })
+    const c = await rawClient(s.wsUrl)
+    const close = await c.closed
+    expect(close.code).toBe(CloseCode.AuthTimeout)
+    expect(c.frames).toEqual([])
+    await vi.waitFor(() => expect(s.server.stats()).toEqual({ users: 0, connections: 0, sockets: 0 }))
+  }, 5_000)
+
+  it('answers frames before auth with not_authenticated and does not perform them', async () => {
+    const s = await start()
+    await s.server.sendToUser('carol', { title: 'unread', body: 'still unread' })
+    const c = await rawClient(s.wsUrl)
+    c.send({ type: 'mark_read', all: true, requestId: 'm1' })
+    c.send({ type: 'history', limit: 10, requestId: 'h1' })
+    c.send({ type: 'ack', seq: 1 })
+    // A server that performed them would answer with read/history frames; stop there too.
+    const first = await c.next((f) => f.type !== 'error' || f.code !== ErrorCode.NotAuthenticated || f.requestId === 'h1')
+    expect(first).toMatchObject({ type: 'error', code: ErrorCode.NotAuthenticated, requestId: 'h1' })
+    const m1 = await c.next((f) => f.type === 'error' && f.requestId === 'm1')
+    const h1 = await c.next((f) => f.type === 'error' && f.requestId === 'h1')
+    const ack = await c.next((f) => f.type === 'error' && f.requestId === undefined)
+    for (const e of [m1, h1, ack]) expect(e).toMatchObject({ code: ErrorCode.NotAuthenticated, message: expect.any(String) })
+
+    // Now authenticate on the same socket: nothing was marked read, and the ack did not move the cursor.
+    c.send({ type: 'auth', token: await s.token('carol'), userId: 'carol' })
+    const ok = await c.next((f) => f.type === 'auth_success')
+    expect(ok).toMatchObject({ userId: 'carol', seq: 1, unreadCount: 1 })
+    await c.next((f) => f.type === 'replayed' && f.more === false)
+    expect(c.of('notification')).toEqual([expect.objectContaining({ seq: 1, title: 'unread', read: false })])
+    expect(c.of('read')).toEqual([])
+    expect(c.of('history')).toEqual([])
+  })
+
+  it('closes a live connection with 4002 when its token expires', async () => {
+    const s = await start()
+    const c = await rawClient(s.wsUrl)
+    c.send({ type: 'auth', token: await s.token('dave', 2), userId: 'dave' })
+    await c.next((f) => f.type === 'replayed' && f.more === false)
+    expect(s.server.stats()).toMatchObject({ users: 1, connections: 1 })
+    const close = await c.closed
+    expect(close.code).toBe(CloseCode.TokenExpired)
+    expect(c.of('auth_error')).toEqual([expect.objectContaining({ code: ErrorCode.TokenExpired })])
+    await vi.waitFor(() => expect(s.server.stats()).toEqual({ users: 0, connections: 0, sockets: 0 }))
+  }, 10_000)
+
+  it('answers a second auth on an authenticated connection with already_authenticated and keeps it open', async () => {
+    const s = await start()
+    const c = await authedClient(s, 'erin')
+    c.send({ type: 'auth', token: await s.token('frank'), userId: 'frank' })
+    const error = await c.next((f) => f.type === 'error' || (f.type === 'auth_success' && f.userId === 'frank'))
+    expect(error).toMatchObject({ type: 'error', code: ErrorCode.AlreadyAuthenticated })
+    await roundTrip(c, 'p1')
+    expect(c.of('auth_success')).toHaveLength(1)
+    expect(s.server.stats()).toEqual({ users: 1, connections: 1, sockets: 1 })
+    await s.server.sendToUser('erin', { title: 'still erin', body: '' })
+    await expect(c.next((f) => f.type === 'notification')).resolves.toMatchObject({ title: 'still erin' })
+  })
+})
+
+describe('auth: origin allowlist', () => {
+  it('closes a socket from an origin not on the list with 4003', async () => {
+    const s = await start({ allowedOrigins: ['https://app.example'] })
+    const c = await rawClient(s.wsUrl, { origin: 'https://evil.example' })
+    c.send({ type: 'auth', token: await s.token('alice'), userId: 'alice' })
+    const close = await Promise.race([c.closed, c.next((f) => f.type === 'auth_success').then(() => ({ code: -1, reason: 'accepted' }))])
+    expect(close.code).toBe(CloseCode.Forbidden)
+    expect(c.of('auth_success')).toEqual([])
+    await vi.waitFor(() => expect(s.server.stats()).toEqual({ users: 0, connections: 0, sockets: 0 }))
+  })
+
+  it('lets a socket from an allowed origin authenticate', async () => {
+    const s = await start({ allowedOrigins: ['https://app.example'] })
+    const c = await rawClient(s.wsUrl, { origin: 'https://app.example' })
+    c.send({ type: 'auth', token: await s.token('alice'), userId: 'alice' })
+    await expect(c.next((f) => f.type === 'auth_success')).resolves.toMatchObject({ userId: 'alice' })
+    expect(s.server.stats()).toMatchObject({ users: 1, connections: 1 })
+  })
+})
+
+describe('auth: per-user connection cap', () => {
+  it('closes a connection over the cap with 4029 and a retry delay, other users unaffected', async () => {
+    const s = await start({ limits: { maxConnectionsPerUser: 2 } })
+    const first = await authedClient(s, 'alice')
+    await authedClient(s, 'alice')
+    const third = await rawClient(s.wsUrl)
+    third.send({ type: 'auth', token: await s.token('alice'), userId: 'alice' })
+    const error = await third.next((f) => f.type === 'auth_error' || f.type === 'auth_success')
+    expect(error).toMatchObject({ type: 'auth_error', code: ErrorCode.RateLimited })
+    const close = await third.closed
+    expect(close.code).toBe(CloseCode.RateLimited)
+    expect(close.reason).toContain('retry=')
+    expect(parseRetryReason(close.reason)).toBeGreaterThan(0)
+
+    const bob = await authedClient(s, 'bob')
+    expect(bob.of('auth_success')).toHaveLength(1)
+    expect(s.server.stats()).toEqual({ users: 2, connections: 3, sockets: 3 })
+
+    // A freed slot can be taken again.
+    first.close()
+    await vi.waitFor(() => expect(s.server.stats().connections).toBe(2))
+    const again = await authedClient(s, 'alice')
+    expect(again.of('auth_success')).toEqual([expect.objectContaining({ userId: 'alice' })])
+  })
+})
+
+describe("auth: the article's client", () => {
+  it('connects to the root path, authenticates with userId + token, and receives sendToUser', async () => {
+    const s = await start()
+    const ws = await rawClient(`ws://127.0.0.1:${s.port}/`)
+    // Exactly the article's auth frame (reference/realtime-notifications-article.txt).
+    ws.send(
+      JSON.stringify({
+        type: 'auth',
+        userId: 'user123',
+        token: await s.token('user123'),
+      }),
+    )
+    const ok = await ws.next((f) => f.type === 'auth_success')
+    expect(ok).toMatchObject({ type: 'auth_success', userId: 'user123' })
+
+    // The article's client does not wait for anything after auth_success.
+    await s.server.sendToUser('user123', { title: 'New Message', body: 'You have received a new message', priority: 'high' })
+    const n = await ws.next((f) => f.type === 'notification')
+    expect(n).toMatchObject({ type: 'notification', title: 'New Message', body: 'You have received a new message', priority: 'high' })
+    expect(typeof n.timestamp).toBe('string')
+    expect(new Date(n.timestamp as string).toISOString()).toBe(n.timestamp)
+  })
+})
