@@ -1,4 +1,4 @@
-import type { ClientFrame, JsonObject, Notification, ServerFrame } from './frames.js'
+import type { ClientFrame } from './frames.js'
 
 /** The result of parsing a frame: the frame, or why it was refused. */
 export type Parsed<T> =
@@ -107,53 +107,4 @@ export function parseClientFrame(text: string): Parsed<ClientFrame> {
     return { ok: false, code: 'bad_frame', message: 'mark_read: give either "ids" or "all"', ...rid }
   }
   return { ok: true, frame: frame as unknown as ClientFrame }
-}
-
-const PRIORITIES = new Set(['low', 'medium', 'high'])
-
-/**
- * Checks the parts of a notification the client relies on. The article's
- * server sends no `id`/`seq`/`read`; those are filled in by the caller.
- */
-export function isNotificationLike(v: Obj): v is Obj & Pick<Notification, 'title' | 'body'> {
-  return (
-    typeof v.title === 'string' &&
-    typeof v.body === 'string' &&
-    (v.priority === undefined || PRIORITIES.has(v.priority as string)) &&
-    (v.id === undefined || typeof v.id === 'string') &&
-    (v.seq === undefined || isSeq(v.seq)) &&
-    (v.data === undefined || isObject(v.data)) &&
-    (v.topic === undefined || typeof v.topic === 'string')
-  )
-}
-
-const SERVER_CHECKS: Record<ServerFrame['type'], (v: Obj) => boolean> = {
-  auth_success: () => true,
-  auth_error: (v) => typeof v.code === 'string' || v.code === undefined,
-  notification: isNotificationLike,
-  replayed: (v) => typeof v.more === 'boolean' && isSeq(v.seq),
-  read: (v) =>
-    Array.isArray(v.ids) &&
-    v.ids.every((id) => typeof id === 'string') &&
-    typeof v.all === 'boolean' &&
-    isSeq(v.seq) &&
-    isSeq(v.unreadCount),
-  history: (v) =>
-    Array.isArray(v.items) && v.items.every((n) => isObject(n) && isNotificationLike(n)) && (v.next === undefined || isSeq(v.next)),
-  subscribed: (v) => typeof v.topic === 'string',
-  unsubscribed: (v) => typeof v.topic === 'string',
-  pong: () => true,
-  error: (v) => typeof v.code === 'string' && typeof v.message === 'string',
-}
-
-/**
- * Parses a frame sent by a server. Returns `undefined` for anything that is
- * not a well-formed frame of a known type; the caller reports it.
- */
-export function parseServerFrame<Data extends JsonObject = JsonObject>(text: string): ServerFrame<Data> | undefined {
-  const parsed = parseObject(text)
-  if (!parsed.ok) return undefined
-  const frame = parsed.frame
-  const test = Object.hasOwn(SERVER_CHECKS, frame.type) ? SERVER_CHECKS[frame.type as ServerFrame['type']] : undefined
-  return test?.(frame) ? (frame as unknown as ServerFrame<Data>) : undefined
 }
