@@ -18,4 +18,3 @@ export type { ClientOptions, Provider, WebSocketLike } from './client/options.js
 export type { CursorStorage } from './client/storage.js'
 export { memoryStorage } from './client/storage.js'
 export type { Json, JsonObject, Notification, Priority } from './protocol/index.js'
-export { CloseCode } from './protocol/index.js'

@@ -2,27 +2,43 @@
  * WebSocket close codes used by belfry. The 4xxx range is ours (RFC 6455 §7.4.2
  * reserves 4000–4999 for applications); the others are standard.
  */
+// One constant per code, so a bundle inlines the numbers it uses and needs no table.
+/** Normal close by the client. */
+export const NORMAL = 1000
+/** Server shutting down (deploy, restart). */
+export const GOING_AWAY = 1001
+/** A frame was larger than the server accepts. */
+export const TOO_LARGE = 1009
+/** Too many malformed frames in a row. */
+export const PROTOCOL_VIOLATION = 4000
+/** The token is invalid (bad signature, wrong algorithm, malformed). */
+export const TOKEN_INVALID = 4001
+/** The token has expired, before or during the session. */
+export const TOKEN_EXPIRED = 4002
+/** Forbidden: user mismatch, or an origin that is not allowed. */
+export const FORBIDDEN = 4003
+/** No auth frame arrived in time. */
+export const AUTH_TIMEOUT = 4008
+/** The client read too slowly and its send buffer went over the bound. */
+export const SLOW_CONSUMER = 4009
+/** Rate limited, or too many connections for this user. */
+export const RATE_LIMITED = 4029
+
+/**
+ * WebSocket close codes used by belfry. The 4xxx range is ours (RFC 6455 §7.4.2
+ * reserves 4000–4999 for applications); the others are standard.
+ */
 export const CloseCode = {
-  /** Normal close by the client. */
-  Normal: 1000,
-  /** Server shutting down (deploy, restart). */
-  GoingAway: 1001,
-  /** A frame was larger than the server accepts. */
-  TooLarge: 1009,
-  /** Too many malformed frames in a row. */
-  ProtocolViolation: 4000,
-  /** The token is invalid (bad signature, wrong algorithm, malformed). */
-  TokenInvalid: 4001,
-  /** The token has expired, before or during the session. */
-  TokenExpired: 4002,
-  /** Forbidden: user mismatch, or an origin that is not allowed. */
-  Forbidden: 4003,
-  /** No auth frame arrived in time. */
-  AuthTimeout: 4008,
-  /** The client read too slowly and its send buffer went over the bound. */
-  SlowConsumer: 4009,
-  /** Rate limited, or too many connections for this user. */
-  RateLimited: 4029,
+  Normal: NORMAL,
+  GoingAway: GOING_AWAY,
+  TooLarge: TOO_LARGE,
+  ProtocolViolation: PROTOCOL_VIOLATION,
+  TokenInvalid: TOKEN_INVALID,
+  TokenExpired: TOKEN_EXPIRED,
+  Forbidden: FORBIDDEN,
+  AuthTimeout: AUTH_TIMEOUT,
+  SlowConsumer: SLOW_CONSUMER,
+  RateLimited: RATE_LIMITED,
 } as const
 
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode]

@@ -1,0 +1,239 @@
+import { FORBIDDEN, NORMAL, parseRetryReason, RATE_LIMITED, TOKEN_EXPIRED, TOKEN_INVALID } from '../protocol/close-codes.js'
+import type { AuthSuccessFrame, ServerFrame } from '../protocol/frames.js'
+import { parseServerFrame } from '../protocol/parse-server-frame.js'
+import { AuthError, BelfryError, ProtocolError } from './errors.js'
+import type { Provider, ResolvedClientOptions } from './options.js'
+import { createTransport, type Transport } from './transport.js'
+
+/**
+ * ```
+ *            connect()                  socket open              auth_success
+ *   idle ──────────────► connecting ──────────────► authenticating ──────────► online
+ *                          ▲   │ close / timeout          │ close                │ close, pong timeout
+ *                 timer    │   ▼                          ▼                      ▼
+ *                        reconnecting ◄──────────────────────────────────────────┘
+ *   browser offline: any ──► offline ──(online event)──► connecting
+ *   close(), 4003, 4001 twice: any ──► closed (final)
+ * ```
+ */
+export type ConnectionState = 'idle' | 'connecting' | 'authenticating' | 'online' | 'reconnecting' | 'offline' | 'closed'
+
+/** Emitted on every change of {@link ConnectionState}. */
+export interface StatusEvent {
+  from: ConnectionState
+  to: ConnectionState
+  /** Why: 'connect', 'open', 'auth', 'retry', 'close 1006', 'token expired', 'offline', 'pong timeout', … */
+  reason: string
+  /** Retries since the connection was last up for `minUptime`. */
+  attempt: number
+  /** With `reconnecting`: ms until the next try. */
+  retryIn?: number
+}
+
+/** What the link tells the client. */
+export interface LinkHost {
+  status(event: StatusEvent): void
+  /** Fields for the auth frame, given the token about to be sent. */
+  auth(token: string): { since?: number }
+  online(frame: AuthSuccessFrame): void
+  frame(frame: ServerFrame): void
+  error(error: BelfryError): void
+}
+
+const resolve = async <T>(p: Provider<T>): Promise<T> => (typeof p === 'function' ? (p as () => T | Promise<T>)() : p)
+
+/**
+ * Owns the socket: connection state, the one retry timer, auth, heartbeat and
+ * the browser's network signals. Knows nothing of notifications.
+ */
+export class Link {
+  state: ConnectionState = 'idle'
+  /** True when the server speaks only the article's protocol (no seq, no pong). */
+  legacy = false
+  #attempt = 0
+  /** Consecutive refusals without reaching online: 4001 gets one fresh-token retry, 4002 one immediate retry. */
+  #refusals = 0
+  /** The state's own timer: connect/auth timeout, retry delay, or uptime while online. */
+  #phase: ReturnType<typeof setTimeout> | undefined
+  #ping: ReturnType<typeof setTimeout> | undefined
+  #pong: ReturnType<typeof setTimeout> | undefined
+  /** Identifies the attempt, so a token or URL that resolves late is dropped. */
+  #attemptId = 0
+  #tokenCall: Promise<string> | undefined
+  #authError = ''
+  readonly #transport: Transport
+  readonly #unwatch: (() => void)[] = []
+
+  constructor(
+    private readonly o: ResolvedClientOptions,
+    private readonly host: LinkHost,
+  ) {
+    this.#transport = createTransport(o.WebSocket, {
+      open: () => this.#opened(),
+      message: (data) => this.#message(data),
+      close: (code, reason) => this.#closed(code, reason),
+    })
+  }
+
+  connect(): void {
+    if (this.state !== 'idle') return
+    if (this.o.watchNetwork) this.#watch()
+    if (globalThis.navigator?.onLine === false) this.#set('offline', 'offline')
+    else void this.#open('connect')
+  }
+
+  /** Final: closes the socket, clears every timer and listener. */
+  close(reason = 'close'): void {
+    if (this.state === 'closed') return
+    this.#transport.close()
+    this.#set('closed', reason)
+    for (const off of this.#unwatch.splice(0)) off()
+  }
+
+  /** Sends when online; false otherwise. */
+  send(text: string): boolean {
+    if (this.state !== 'online') return false
+    this.#transport.send(text)
+    return true
+  }
+
+  /** The one setter: clears the old state's timers and emits the change. */
+  #set(to: ConnectionState, reason: string, retryIn?: number): void {
+    const from = this.state
+    if (from === to) return
+    this.state = to
+    clearTimeout(this.#phase)
+    clearTimeout(this.#ping)
+    clearTimeout(this.#pong)
+    this.host.status({ from, to, reason, attempt: this.#attempt, ...(retryIn === undefined ? {} : { retryIn }) })
+  }
+
+  async #open(reason: string): Promise<void> {
+    this.#set('connecting', reason)
+    const id = ++this.#attemptId
+    this.#phase = setTimeout(() => this.#drop('connect timeout'), this.o.connectTimeout)
+    let url: string
+    let token: string
+    try {
+      url = await resolve(this.o.url)
+      token = await this.#token()
+    } catch (cause) {
+      if (id !== this.#attemptId || this.state !== 'connecting') return
+      this.host.error(new BelfryError('url or token provider failed', { cause }))
+      return this.#retry('token or url failed')
+    }
+    if (id !== this.#attemptId || this.state !== 'connecting') return
+    this.#pendingAuth = JSON.stringify({ type: 'auth', token, ...this.host.auth(token) })
+    this.#transport.open(url)
+  }
+
+  #pendingAuth = ''
+
+  /** One token call in flight at a time; every connect gets a fresh one. */
+  #token(): Promise<string> {
+    this.#tokenCall ??= resolve(this.o.token).finally(() => {
+      this.#tokenCall = undefined
+    })
+    return this.#tokenCall
+  }
+
+  #opened(): void {
+    this.#set('authenticating', 'open')
+    this.#phase = setTimeout(() => this.#drop('auth timeout'), this.o.connectTimeout)
+    this.#transport.send(this.#pendingAuth)
+  }
+
+  #message(data: string): void {
+    const frame = parseServerFrame(data)
+    clearTimeout(this.#pong) // any frame shows the connection is alive
+    if (!frame) {
+      this.host.error(new ProtocolError(`bad frame: ${data.slice(0, 80)}`))
+      return
+    }
+    if (this.state === 'authenticating') {
+      if (frame.type === 'auth_success') {
+        this.legacy = typeof frame.seq !== 'number'
+        this.#refusals = 0
+        this.#set('online', 'auth')
+        this.#phase = setTimeout(() => {
+          this.#attempt = 0
+        }, this.o.minUptime)
+        this.#beat()
+        this.host.online(frame)
+      } else if (frame.type === 'auth_error') {
+        this.#authError = frame.message // the close that follows says what to do
+      }
+      return
+    }
+    if (frame.type !== 'pong') this.host.frame(frame)
+  }
+
+  #beat(): void {
+    if (this.legacy) return // the article's server answers no ping
+    this.#ping = setTimeout(() => {
+      this.#check()
+      this.#beat()
+    }, this.o.pingInterval)
+  }
+
+  /** Pings; no frame within `pongTimeout` means a dead (perhaps half-open) connection. */
+  #check(): void {
+    if (this.state !== 'online' || this.legacy) return
+    clearTimeout(this.#pong)
+    this.#transport.send('{"type":"ping"}')
+    this.#pong = setTimeout(() => this.#drop('pong timeout'), this.o.pongTimeout)
+  }
+
+  /** Gives up on the current socket (it may be half-open) and retries. */
+  #drop(reason: string): void {
+    this.#transport.close(NORMAL, reason)
+    this.#retry(reason)
+  }
+
+  #closed(code: number, reason: string): void {
+    if (this.state === 'closed' || this.state === 'offline') return
+    const message = this.#authError || reason
+    this.#authError = ''
+    // DESIGN.md's table: every other code (1001, 1006, 1009, 4000, 4008, 4009, …) retries with backoff.
+    if (code === TOKEN_INVALID && typeof this.o.token === 'function' && this.#refusals++ === 0) void this.#open('token invalid')
+    else if (code === TOKEN_INVALID || code === FORBIDDEN) this.#fail(new AuthError(message, { code }))
+    else if (code === TOKEN_EXPIRED && this.#refusals++ === 0) void this.#open('token expired')
+    else this.#retry(`close ${code}`, code === RATE_LIMITED ? parseRetryReason(reason) : undefined)
+  }
+
+  #retry(reason: string, delay?: number): void {
+    const retryIn = delay ?? Math.max(0, this.o.backoff(this.#attempt))
+    this.#attempt++
+    this.#set('reconnecting', reason, retryIn)
+    this.#phase = setTimeout(() => this.#open('retry'), retryIn)
+  }
+
+  #fail(error: AuthError): void {
+    this.close('auth failed')
+    this.host.error(error)
+  }
+
+  #watch(): void {
+    const w = globalThis as unknown as Partial<Window>
+    const listen = (target: EventTarget | undefined, type: string, fn: () => void) => {
+      if (!target?.addEventListener) return
+      target.addEventListener(type, fn)
+      this.#unwatch.push(() => target.removeEventListener(type, fn))
+    }
+    listen(w.window, 'offline', () => {
+      if (this.state === 'closed' || this.state === 'idle') return
+      this.#transport.close(NORMAL, 'offline')
+      this.#set('offline', 'offline')
+    })
+    listen(w.window, 'online', () => {
+      if (this.state !== 'offline' && this.state !== 'reconnecting') return
+      this.#attempt = 0
+      void this.#open('online')
+    })
+    listen(w.document, 'visibilitychange', () => {
+      if (w.document?.visibilityState !== 'visible') return
+      if (this.state === 'reconnecting') void this.#open('visible')
+      else this.#check()
+    })
+  }
+}

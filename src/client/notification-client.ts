@@ -1,0 +1,262 @@
+import type { AuthSuccessFrame, JsonObject, Notification, NotificationFrame, ReadFrame, ServerFrame } from '../protocol/index.js'
+import { type BelfryError, ProtocolError, RequestError } from './errors.js'
+import { Emitter } from './events.js'
+import { type ConnectionState, Link, type StatusEvent } from './link.js'
+import { type ClientOptions, type ResolvedClientOptions, resolveClientOptions } from './options.js'
+import { Requests } from './requests.js'
+
+/** Read state changed, here or on another tab or device of the user. */
+export interface ReadEvent {
+  /** Ids that became read (empty when `all`). */
+  ids: string[]
+  /** Everything up to `seq` became read. */
+  all: boolean
+  seq: number
+  unreadCount: number
+}
+
+/** The events of a {@link NotificationClient}, by name. */
+export interface ClientEvents<Data extends JsonObject = JsonObject> {
+  /** A notification, handed to the app exactly once. */
+  notification: Notification<Data>
+  /** The connection state changed. */
+  status: StatusEvent
+  /** Read state changed. */
+  read: ReadEvent
+  /** The unread count changed. */
+  unread: { count: number }
+  /** Something went wrong; the client carries on unless `status` says `closed`. */
+  error: BelfryError
+}
+
+/** One page of history, newest first. */
+export interface HistoryPage<Data extends JsonObject = JsonObject> {
+  items: Notification<Data>[]
+  /** Pass as `before` for the next (older) page; absent on the last page. */
+  next?: number
+}
+
+/** Reads the `sub` of a JWT without verifying it: only to keep one cursor per user. */
+function subject(token: string): string {
+  try {
+    const part = token.split('.')[1] ?? ''
+    return String(JSON.parse(atob(part.replace(/-/g, '+').replace(/_/g, '/'))).sub ?? '')
+  } catch {
+    return ''
+  }
+}
+
+/**
+ * Real-time notifications for one user over a WebSocket that reconnects with
+ * jittered backoff, resumes from a persisted cursor and hands each
+ * notification to the app exactly once.
+ *
+ * @example
+ * const client = new NotificationClient<{ url: string }>({ url: 'wss://example.com/ws', token: fetchToken })
+ * client.on('notification', (n) => toast(n.title, n.data?.url))
+ * client.connect()
+ */
+export class NotificationClient<Data extends JsonObject = JsonObject> {
+  readonly #o: ResolvedClientOptions
+  readonly #events = new Emitter<ClientEvents<Data>>()
+  readonly #link: Link
+  readonly #requests: Requests
+  readonly #topics = new Set<string>()
+  /** The last seq handed to the app; sent as `since` on every connect. */
+  #cursor = 0
+  #cursorKey = ''
+  #acked = 0
+  #ackTimer: ReturnType<typeof setTimeout> | undefined
+  #unread = 0
+  /** The user's latest seq at auth: anything newer is new (and counts as unread). */
+  #latestAtAuth = 0
+  /** The error that stopped the client for good. */
+  #fatal: BelfryError | undefined
+
+  constructor(options: ClientOptions) {
+    this.#o = resolveClientOptions(options)
+    this.#link = new Link(this.#o, {
+      status: (e) => this.#status(e),
+      auth: (token) => this.#auth(token),
+      online: (f) => this.#online(f),
+      frame: (f) => this.#frame(f),
+      error: (e) => {
+        if (e.name === 'AuthError') this.#fatal = e
+        this.#report(e)
+      },
+    })
+    this.#requests = new Requests((text) => this.#link.send(text), this.#o.requestTimeout, this.#o.maxQueue)
+  }
+
+  /** Subscribes to an event; returns the function that unsubscribes. */
+  on<K extends keyof ClientEvents<Data>>(type: K, handler: (event: ClientEvents<Data>[K]) => void): () => void {
+    return this.#events.on(type, handler)
+  }
+
+  /** The connection state. */
+  get state(): ConnectionState {
+    return this.#link.state
+  }
+
+  /** Unread notifications in the user's inbox, as the server last said. */
+  get unreadCount(): number {
+    return this.#unread
+  }
+
+  /** Starts connecting. Safe to call twice. */
+  connect(): this {
+    this.#link.connect()
+    return this
+  }
+
+  /** Resolves once online; rejects (with the error that stopped it, if any) when the client closes first. */
+  ready(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (this.state === 'online') resolve()
+        else if (this.state === 'closed') reject(this.#fatal ?? new RequestError('closed'))
+        else return
+        off()
+      }
+      const off = this.on('status', check)
+      check()
+    })
+  }
+
+  /** One page of the user's history, newest first. */
+  history(page: { before?: number; limit?: number } = {}): Promise<HistoryPage<Data>> {
+    return this.#request({ type: 'history', ...page })
+  }
+
+  /** Marks notifications read, on every tab and device of the user. */
+  markRead(ids: string | string[]): Promise<ReadEvent> {
+    return this.#mark({ ids: typeof ids === 'string' ? [ids] : ids })
+  }
+
+  /** Marks every notification read. */
+  markAllRead(): Promise<ReadEvent> {
+    return this.#mark({ all: true })
+  }
+
+  /** Subscribes to a topic, now and after every reconnect; returns the function that unsubscribes. */
+  subscribe(topic: string): () => void {
+    this.#topics.add(topic)
+    this.#request({ type: 'subscribe', topic }).catch(this.#report)
+    return () => {
+      if (this.#topics.delete(topic)) this.#request({ type: 'unsubscribe', topic }).catch(this.#report)
+    }
+  }
+
+  /** Closes for good: the socket, every timer and listener. Safe to call twice. */
+  close(): void {
+    if (this.state === 'closed') return
+    this.#sendAck()
+    this.#link.close()
+  }
+
+  readonly #report = (e: BelfryError) => this.#events.emit('error', e)
+
+  async #mark(what: { ids: string[] } | { all: true }): Promise<ReadEvent> {
+    return this.#read(await this.#request<ReadFrame>({ type: 'mark_read', ...what }))
+  }
+
+  /** Replies resolve as the frame itself (its `type` and `requestId` ride along). */
+  async #request<T>(frame: { type: string } & Record<string, unknown>): Promise<T> {
+    if (this.state === 'closed' || this.#link.legacy) throw new RequestError(this.#link.legacy ? 'not supported by this server' : 'closed')
+    return this.#requests.request(frame) as T
+  }
+
+  #status(e: StatusEvent): void {
+    clearTimeout(this.#ackTimer)
+    this.#ackTimer = undefined
+    this.#events.emit('status', e)
+    if (e.to === 'closed') {
+      this.#requests.rejectAll(this.#fatal ?? new RequestError('closed'))
+      this.#events.clear()
+    }
+  }
+
+  #auth(token: string): { since?: number } {
+    this.#cursorKey = `belfry:cursor:${subject(token)}`
+    let stored = 0
+    try {
+      stored = Number(this.#o.storage.getItem(this.#cursorKey)) || 0
+    } catch {}
+    // Within one session the cursor in memory is authoritative; storage carries it across reloads.
+    this.#cursor = Math.max(this.#cursor, stored)
+    return this.#cursor > 0 ? { since: this.#cursor } : {}
+  }
+
+  #online(f: AuthSuccessFrame): void {
+    if (!this.#link.legacy) {
+      // The server knows less than we do: it is another database. Start over from its numbering.
+      if (f.seq < this.#cursor) this.#setCursor(f.seq)
+      this.#latestAtAuth = f.seq
+      this.#setUnread(f.unreadCount)
+      for (const topic of this.#topics) this.#send({ type: 'subscribe', topic })
+    }
+    this.#requests.flush()
+  }
+
+  #frame(f: ServerFrame): void {
+    this.#requests.settle(f)
+    switch (f.type) {
+      case 'notification':
+        this.#deliver(f as NotificationFrame<Data>)
+        return
+      case 'replayed':
+        // More is waiting: page through it before going live.
+        if (f.more) this.#send({ type: 'resume', since: this.#cursor })
+        return
+      case 'read':
+        if (f.requestId === undefined) this.#read(f) // a change made elsewhere; our own resolve #mark
+        return
+      case 'error':
+        if (f.requestId === undefined) this.#report(new ProtocolError(f.message, { code: f.code }))
+        return
+    }
+  }
+
+  #deliver({ type: _, ...n }: NotificationFrame<Data>): void {
+    if (this.#link.legacy) {
+      // The article's server sends no id, seq or read state: nothing to resume or dedupe by.
+      this.#events.emit('notification', Object.assign({ id: '', seq: 0, read: false, priority: 'medium' as const }, n))
+      return
+    }
+    if (n.seq <= this.#cursor) return // a duplicate: already handed to the app
+    this.#setCursor(n.seq)
+    if (n.seq > this.#latestAtAuth && !n.read) this.#setUnread(this.#unread + 1)
+    this.#events.emit('notification', n)
+    this.#ackTimer ??= setTimeout(() => this.#sendAck(), this.#o.ackDelay)
+  }
+
+  /** One cumulative ack for everything delivered since the last. */
+  #sendAck(): void {
+    this.#ackTimer = undefined
+    if (this.#cursor > this.#acked && this.#send({ type: 'ack', seq: this.#cursor })) this.#acked = this.#cursor
+  }
+
+  #send(frame: object): boolean {
+    return this.#link.send(JSON.stringify(frame))
+  }
+
+  #setCursor(seq: number): void {
+    this.#cursor = seq
+    try {
+      this.#o.storage.setItem(this.#cursorKey, String(seq))
+    } catch {}
+  }
+
+  #setUnread(count: number): void {
+    if (count === this.#unread) return
+    this.#unread = count
+    this.#events.emit('unread', { count })
+  }
+
+  #read({ ids, all, seq, unreadCount }: ReadFrame): ReadEvent {
+    const event = { ids, all, seq, unreadCount }
+    this.#setUnread(unreadCount)
+    this.#events.emit('read', event)
+    return event
+  }
+}

@@ -1,0 +1,89 @@
+import { type BackoffOptions, fullJitter } from './backoff.js'
+import { type CursorStorage, defaultStorage, memoryStorage } from './storage.js'
+
+/** A value, or a function that yields it (sync or async); called on every connect. */
+export type Provider<T> = T | (() => T | Promise<T>)
+
+/** A WebSocket constructor: the browser's, or `ws` in Node. */
+export type WebSocketLike = new (url: string, protocols?: string | string[]) => WebSocket
+
+/** Options of {@link NotificationClient}. Only `url` and `token` are required. */
+export interface ClientOptions {
+  /** WebSocket URL of the server, e.g. `wss://example.com/ws`, or a function that yields it. */
+  url: Provider<string>
+  /** User token (HS256 JWT), or a function that yields a fresh one; called on every connect, one call at a time. */
+  token: Provider<string>
+  /** WebSocket constructor. @default globalThis.WebSocket (pass `ws` in Node 20) */
+  WebSocket?: WebSocketLike
+  /** Where the cursor is kept; `false` keeps it in memory. @default localStorage in browsers, memory elsewhere */
+  storage?: CursorStorage | false
+  /** Backoff shape, or a function from the attempt (0-based) to a delay in ms. @default { initial: 500, factor: 2, max: 30000 } */
+  backoff?: Partial<BackoffOptions> | ((attempt: number) => number)
+  /** Random source for the jitter (for tests). @default Math.random */
+  random?: () => number
+  /** Time a connection must stay online before the attempt count resets, in ms. @default 5000 */
+  minUptime?: number
+  /** Time allowed to open the socket and authenticate, in ms. @default 10000 */
+  connectTimeout?: number
+  /** Time a request waits for its reply, in ms. @default 10000 */
+  requestTimeout?: number
+  /** Requests that may wait for the connection; more reject with a `RequestError`. @default 100 */
+  maxQueue?: number
+  /** Delay before the cumulative ack of delivered notifications is sent, in ms. @default 1000 */
+  ackDelay?: number
+  /** Interval of app-level pings while online, in ms. @default 25000 */
+  pingInterval?: number
+  /** Time to wait for a pong before the connection is taken for dead, in ms. @default 10000 */
+  pongTimeout?: number
+  /** React to the browser's online/offline and visibility events. @default true */
+  watchNetwork?: boolean
+}
+
+/** Options after defaults. */
+export interface ResolvedClientOptions extends Required<Omit<ClientOptions, 'backoff' | 'storage' | 'random'>> {
+  storage: CursorStorage
+  backoff: (attempt: number) => number
+}
+
+const DEFAULTS = {
+  minUptime: 5000,
+  connectTimeout: 10_000,
+  requestTimeout: 10_000,
+  maxQueue: 100,
+  ackDelay: 1000,
+  pingInterval: 25_000,
+  pongTimeout: 10_000,
+  watchNetwork: true,
+}
+
+const DEFAULT_BACKOFF: BackoffOptions = { initial: 500, factor: 2, max: 30_000 }
+
+const fail = (name: string, expected: string): never => {
+  throw new TypeError(`options.${name} must be ${expected}`)
+}
+const isProvider = (v: unknown) => typeof v === 'function' || (typeof v === 'string' && v !== '')
+
+/** Applies defaults; throws a `TypeError` naming the first bad option. */
+export function resolveClientOptions(o: ClientOptions): ResolvedClientOptions {
+  if (!isProvider(o.url)) fail('url', 'a URL or a function returning one')
+  if (!isProvider(o.token)) fail('token', 'a token or a function returning one')
+  const WS = o.WebSocket ?? globalThis.WebSocket
+  if (typeof WS !== 'function') fail('WebSocket', 'a WebSocket class (in Node 20: ws)')
+  const merged = { ...DEFAULTS, ...o }
+  for (const [key, value] of Object.entries(DEFAULTS)) {
+    const v = merged[key as keyof typeof DEFAULTS]
+    if (typeof v !== typeof value || (v as number) < 0 || (v as number) >= 2 ** 31) fail(key, `a ${typeof value}`)
+  }
+  const { backoff: b, random = Math.random, storage: s } = o
+  const shape = { ...DEFAULT_BACKOFF, ...(b as object) }
+  if (typeof b !== 'function' && !(shape.initial > 0 && shape.factor >= 1 && shape.max >= shape.initial))
+    fail('backoff', 'a function or {initial > 0, factor ≥ 1, max ≥ initial}')
+  if (typeof random !== 'function') fail('random', 'a function')
+  if (s && (typeof s.getItem !== 'function' || typeof s.setItem !== 'function')) fail('storage', 'a Storage or false')
+  return {
+    ...merged,
+    WebSocket: WS as WebSocketLike,
+    backoff: typeof b === 'function' ? b : (attempt) => fullJitter(attempt, shape, random),
+    storage: s === false ? memoryStorage() : (s ?? defaultStorage()),
+  }
+}

@@ -1,0 +1,25 @@
+/**
+ * Where the client keeps its cursor (the last `seq` handed to the app).
+ * `localStorage` fits as it is.
+ */
+export interface CursorStorage {
+  getItem(key: string): string | null
+  setItem(key: string, value: string): void
+}
+
+/** A storage that lives as long as the page or process. */
+export function memoryStorage(): CursorStorage {
+  const map = new Map<string, string>()
+  return { getItem: (k) => map.get(k) ?? null, setItem: (k, v) => void map.set(k, v) }
+}
+
+/** `localStorage` where it exists and works (not in Node, not in some private modes), else memory. */
+export function defaultStorage(): CursorStorage {
+  try {
+    const ls = globalThis.localStorage
+    ls.setItem('belfry:probe', '1')
+    return ls
+  } catch {
+    return memoryStorage()
+  }
+}

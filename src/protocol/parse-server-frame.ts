@@ -1,0 +1,51 @@
+import type { JsonObject, Notification, ServerFrame } from './frames.js'
+
+type Obj = Record<string, unknown>
+
+const isObject = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v)
+const isSeq = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0
+const optional = (v: unknown, test: (v: unknown) => boolean) => v === undefined || test(v)
+const isString = (v: unknown): v is string => typeof v === 'string'
+
+/**
+ * Checks the parts of a notification the client relies on. The article's
+ * server sends no `id`/`seq`/`read`; the caller fills those in.
+ */
+export function isNotificationLike(v: Obj): v is Obj & Pick<Notification, 'title' | 'body'> {
+  return (
+    isString(v.title) &&
+    isString(v.body) &&
+    optional(v.priority, (p) => p === 'low' || p === 'medium' || p === 'high') &&
+    optional(v.id, isString) &&
+    optional(v.seq, isSeq) &&
+    optional(v.data, isObject) &&
+    optional(v.topic, isString)
+  )
+}
+
+/** What the client reads of each frame type; anything else in a frame is passed through untouched. */
+const CHECKS: Partial<Record<ServerFrame['type'], (v: Obj) => boolean>> = {
+  notification: isNotificationLike,
+  replayed: (v) => isSeq(v.seq),
+  read: (v) => Array.isArray(v.ids) && v.ids.every(isString) && isSeq(v.seq) && isSeq(v.unreadCount),
+  history: (v) => Array.isArray(v.items) && v.items.every((n) => isObject(n) && isNotificationLike(n)),
+  error: (v) => isString(v.code) && isString(v.message),
+}
+
+/**
+ * Parses a frame sent by a server. Returns `undefined` for anything that is
+ * not an object with a string `type`, or a known type with bad fields; the
+ * caller reports it. Unknown types pass (a newer server may send more), and
+ * the client ignores them.
+ */
+export function parseServerFrame<Data extends JsonObject = JsonObject>(text: string): ServerFrame<Data> | undefined {
+  let frame: unknown
+  try {
+    frame = JSON.parse(text)
+  } catch {
+    return undefined
+  }
+  if (!isObject(frame) || !isString(frame.type)) return undefined
+  const check = Object.hasOwn(CHECKS, frame.type) ? CHECKS[frame.type as ServerFrame['type']] : undefined
+  return !check || check(frame) ? (frame as unknown as ServerFrame<Data>) : undefined
+}
