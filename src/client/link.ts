@@ -214,24 +214,23 @@ export class Link {
   }
 
   #watch(): void {
-    const w = globalThis as unknown as Partial<Window>
+    const { window: w, document: d } = globalThis as Partial<typeof globalThis>
     const listen = (target: EventTarget | undefined, type: string, fn: () => void) => {
-      if (!target?.addEventListener) return
-      target.addEventListener(type, fn)
-      this.#unwatch.push(() => target.removeEventListener(type, fn))
+      target?.addEventListener(type, fn)
+      this.#unwatch.push(() => target?.removeEventListener(type, fn))
     }
-    listen(w.window, 'offline', () => {
+    listen(w, 'offline', () => {
       if (this.state === 'closed' || this.state === 'idle') return
       this.#transport.close(NORMAL, 'offline')
       this.#set('offline', 'offline')
     })
-    listen(w.window, 'online', () => {
+    listen(w, 'online', () => {
       if (this.state !== 'offline' && this.state !== 'reconnecting') return
       this.#attempt = 0
       void this.#open('online')
     })
-    listen(w.document, 'visibilitychange', () => {
-      if (w.document?.visibilityState !== 'visible') return
+    listen(d, 'visibilitychange', () => {
+      if (d?.visibilityState !== 'visible') return
       if (this.state === 'reconnecting') void this.#open('visible')
       else this.#check()
     })

@@ -253,10 +253,9 @@ export class NotificationClient<Data extends JsonObject = JsonObject> {
     this.#events.emit('unread', { count })
   }
 
-  #read({ ids, all, seq, unreadCount }: ReadFrame): ReadEvent {
-    const event = { ids, all, seq, unreadCount }
-    this.#setUnread(unreadCount)
-    this.#events.emit('read', event)
-    return event
+  #read(f: ReadFrame): ReadEvent {
+    this.#setUnread(f.unreadCount)
+    this.#events.emit('read', f)
+    return f
   }
 }

@@ -58,31 +58,30 @@ const DEFAULTS = {
 
 const DEFAULT_BACKOFF: BackoffOptions = { initial: 500, factor: 2, max: 30_000 }
 
-const fail = (name: string, expected: string): never => {
-  throw new TypeError(`options.${name} must be ${expected}`)
+const fail = (name: string): never => {
+  throw new TypeError(`belfry: options.${name} is invalid (see ClientOptions)`)
 }
 const isProvider = (v: unknown) => typeof v === 'function' || (typeof v === 'string' && v !== '')
 
 /** Applies defaults; throws a `TypeError` naming the first bad option. */
 export function resolveClientOptions(o: ClientOptions): ResolvedClientOptions {
-  if (!isProvider(o.url)) fail('url', 'a URL or a function returning one')
-  if (!isProvider(o.token)) fail('token', 'a token or a function returning one')
-  const WS = o.WebSocket ?? globalThis.WebSocket
-  if (typeof WS !== 'function') fail('WebSocket', 'a WebSocket class (in Node 20: ws)')
-  const merged = { ...DEFAULTS, ...o }
-  for (const [key, value] of Object.entries(DEFAULTS)) {
-    const v = merged[key as keyof typeof DEFAULTS]
-    if (typeof v !== typeof value || (v as number) < 0 || (v as number) >= 2 ** 31) fail(key, `a ${typeof value}`)
-  }
-  const { backoff: b, random = Math.random, storage: s } = o
+  const { WebSocket: WS = globalThis.WebSocket, backoff: b, random = Math.random, storage: s } = o
   const shape = { ...DEFAULT_BACKOFF, ...(b as object) }
-  if (typeof b !== 'function' && !(shape.initial > 0 && shape.factor >= 1 && shape.max >= shape.initial))
-    fail('backoff', 'a function or {initial > 0, factor ≥ 1, max ≥ initial}')
-  if (typeof random !== 'function') fail('random', 'a function')
-  if (s && (typeof s.getItem !== 'function' || typeof s.setItem !== 'function')) fail('storage', 'a Storage or false')
+  const merged = { ...DEFAULTS, ...o }
+  // Every numeric option is a delay or a count: 0 to setTimeout's limit.
+  for (const [key, value] of Object.entries({ ...DEFAULTS, ...shape })) {
+    const v = (key in DEFAULTS ? merged : (shape as Record<string, unknown>))[key as keyof typeof DEFAULTS]
+    if (typeof v !== typeof value || (v as number) < 0 || (v as number) >= 2 ** 31) fail(key in DEFAULTS ? key : 'backoff')
+  }
+  if (!isProvider(o.url)) fail('url')
+  if (!isProvider(o.token)) fail('token')
+  if (typeof WS !== 'function') fail('WebSocket') // Node 20 has none: pass `ws`
+  if (typeof b !== 'function' && !(shape.initial > 0 && shape.factor >= 1)) fail('backoff')
+  if (typeof random !== 'function') fail('random')
+  if (s && (typeof s.getItem !== 'function' || typeof s.setItem !== 'function')) fail('storage')
   return {
     ...merged,
-    WebSocket: WS as WebSocketLike,
+    WebSocket: WS,
     backoff: typeof b === 'function' ? b : (attempt) => fullJitter(attempt, shape, random),
     storage: s === false ? memoryStorage() : (s ?? defaultStorage()),
   }

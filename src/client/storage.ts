@@ -17,7 +17,7 @@ export function memoryStorage(): CursorStorage {
 export function defaultStorage(): CursorStorage {
   try {
     const ls = globalThis.localStorage
-    ls.setItem('belfry:probe', '1')
+    ls.getItem('') // throws where storage is blocked
     return ls
   } catch {
     return memoryStorage()
