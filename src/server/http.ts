@@ -17,6 +17,8 @@ export interface HttpContext {
   ready(): boolean
   stats(): { users: number; connections: number }
   publish(audience: Audience, input: NotificationInput): Promise<{ id: string; recipients: number }>
+  /** Dev mode: cuts every socket of a user, to show reconnection. */
+  drop(userId: string): number
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -58,7 +60,8 @@ async function readBody(req: IncomingMessage, max: number): Promise<string> {
  *
  * - `GET /healthz` → 200 `{status: "ok", users, connections}` when ready, else 503
  * - `POST /api/notifications` (Bearer key) → 201 `{ids, recipients}` once durable
- * - `GET /api/dev/token?user=ID` → `{token, userId}` (dev mode only)
+ * - `GET /api/dev/token?user=ID` → `{token, userId, apiKey}` (dev mode only)
+ * - `POST /api/dev/drop?user=ID` → cuts the user's sockets (dev mode only)
  */
 export async function handleHttp(req: IncomingMessage, res: ServerResponse, ctx: HttpContext): Promise<boolean> {
   const url = new URL(req.url ?? '/', 'http://localhost')
@@ -74,19 +77,27 @@ export async function handleHttp(req: IncomingMessage, res: ServerResponse, ctx:
     await publishRoute(req, res, ctx)
     return true
   }
-  if (route === '/api/dev/token' && ctx.dev) {
+  if (route.startsWith('/api/dev/') && ctx.dev) {
     const user = url.searchParams.get('user') ?? ''
     if (user.length === 0 || user.length > MAX_ID_LENGTH) {
       sendJson(res, 400, { error: 'bad_request', message: `"user" must be a user id of 1–${MAX_ID_LENGTH} characters` })
       return true
     }
-    const ttl = Number(url.searchParams.get('ttl') ?? 3600)
-    if (!Number.isSafeInteger(ttl) || ttl < 1 || ttl > 86_400) {
-      sendJson(res, 400, { error: 'bad_request', message: '"ttl" must be whole seconds from 1 to 86400' })
+    if (route === '/api/dev/token') {
+      const ttl = Number(url.searchParams.get('ttl') ?? 3600)
+      if (!Number.isSafeInteger(ttl) || ttl < 1 || ttl > 86_400) {
+        sendJson(res, 400, { error: 'bad_request', message: '"ttl" must be whole seconds from 1 to 86400' })
+        return true
+      }
+      // The demo page publishes through the real API, so dev mode hands it the key too.
+      sendJson(res, 200, { token: await mintToken(ctx.secret, user, ttl), userId: user, apiKey: ctx.apiKey })
       return true
     }
-    sendJson(res, 200, { token: await mintToken(ctx.secret, user, ttl), userId: user })
-    return true
+    if (route === '/api/dev/drop') {
+      if (req.method !== 'POST') return methodNotAllowed(res, 'POST')
+      sendJson(res, 200, { dropped: ctx.drop(user) })
+      return true
+    }
   }
   if (route.startsWith('/api/')) {
     sendJson(res, 404, { error: 'not_found', message: `no route ${route.slice(0, 64)}` })

@@ -116,6 +116,11 @@ export class NotificationServer {
       ready: () => this.#state === 'running',
       stats: () => ({ users: this.#hub.registry.users, connections: this.#hub.registry.connections }),
       publish: (audience, input) => this.#publish(audience, input),
+      drop: (userId) => {
+        const sockets = [...this.#hub.registry.of(userId)]
+        for (const c of sockets) c.ws.terminate()
+        return sockets.length
+      },
     })
   }
 

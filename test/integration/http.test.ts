@@ -265,7 +265,7 @@ describe('dev token route', () => {
     const s = await start({ dev: true })
     const res = await call(`${s.url}/api/dev/token?user=ann`)
     expect(res.status).toBe(200)
-    expect(res.json).toEqual({ token: expect.any(String), userId: 'ann' })
+    expect(res.json).toEqual({ token: expect.any(String), userId: 'ann', apiKey: API_KEY })
     const c = await rawClient(s.wsUrl)
     c.send({ type: 'auth', token: res.json.token })
     expect(await c.next((f) => f.type === 'auth_success')).toMatchObject({ userId: 'ann' })
@@ -275,6 +275,22 @@ describe('dev token route', () => {
       expect(bad.status, query).toBe(400)
       expect(bad.json, query).toMatchObject({ error: 'bad_request' })
     }
+  })
+
+  it('drop cuts every socket of the user (dev mode only), and the user can connect again', async () => {
+    const s = await start({ dev: true })
+    const a = await authedClient(s, 'ann')
+    const b = await authedClient(s, 'ann')
+    const other = await authedClient(s, 'bob')
+    const res = await fetch(`${s.url}/api/dev/drop?user=ann`, { method: 'POST' })
+    expect(await res.json()).toEqual({ dropped: 2 })
+    expect((await a.closed).code).toBe(1006)
+    expect((await b.closed).code).toBe(1006)
+    expect(other.ws.readyState).toBe(other.ws.OPEN)
+    expect((await fetch(`${s.url}/api/dev/drop?user=ann`)).status).toBe(405)
+    const again = await authedClient(s, 'ann')
+    expect(again.of('auth_success')).toHaveLength(1)
+    for (const c of [other, again]) c.close()
   })
 
   it('is 404 without dev mode', async () => {
