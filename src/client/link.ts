@@ -208,9 +208,10 @@ export class Link {
     this.#phase = setTimeout(() => this.#open('retry'), retryIn)
   }
 
+  /** Reports first: closing clears the app's listeners. */
   #fail(error: AuthError): void {
-    this.close('auth failed')
     this.host.error(error)
+    this.close('auth failed')
   }
 
   #watch(): void {

@@ -1,0 +1,40 @@
+/** Small DOM helpers: the demo uses plain DOM APIs and never innerHTML. */
+
+/** The element matching `selector`, checked to be a `type`; throws when the page lacks it. */
+export function $<T extends Element>(selector: string, type: abstract new () => T, root: ParentNode = document): T {
+  const found = root.querySelector(selector)
+  if (!(found instanceof type)) throw new Error(`demo: missing ${selector}`)
+  return found
+}
+
+/** The element with `data-testid="id"`. */
+export const byTestId = <T extends Element>(id: string, type: abstract new () => T, root: ParentNode = document): T =>
+  $(`[data-testid="${id}"]`, type, root)
+
+/** Creates an element with attributes and children; strings become text nodes. */
+export function el<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  attributes: Record<string, string> = {},
+  ...children: (Node | string)[]
+): HTMLElementTagNameMap[K] {
+  const node = document.createElement(tag)
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value)
+  node.append(...children)
+  return node
+}
+
+const clock = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' })
+const dated = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' })
+
+/** A `<time>` for an ISO timestamp: the clock time today, the date and time before. */
+export function timeElement(iso: string): HTMLTimeElement {
+  const date = new Date(iso)
+  const valid = !Number.isNaN(date.getTime())
+  const today = valid && date.toDateString() === new Date().toDateString()
+  const text = valid ? (today ? clock : dated).format(date) : ''
+  return el('time', { datetime: iso, title: valid ? date.toLocaleString() : '' }, text)
+}
+
+/** The message of anything thrown. */
+export const describe = (error: unknown): string =>
+  error instanceof Error ? `${error.name === 'Error' ? '' : `${error.name}: `}${error.message}` : String(error)

@@ -1,0 +1,95 @@
+import type { NotificationClient } from 'belfry'
+import type { DevServer } from './dev.js'
+import { byTestId, describe, el } from './dom.js'
+
+/** The send form (publishing through the HTTP API) and the topic subscriptions. */
+export function createSend(client: NotificationClient, dev: DevServer): void {
+  const form = byTestId('send-form', HTMLFormElement)
+  const target = byTestId('send-target', HTMLSelectElement)
+  const to = byTestId('send-to', HTMLInputElement)
+  const toField = document.getElementById('send-to-field') ?? to
+  const toLabel = document.getElementById('send-to-label') ?? to
+  const title = byTestId('send-title', HTMLInputElement)
+  const body = byTestId('send-body', HTMLTextAreaElement)
+  const priority = byTestId('send-priority', HTMLSelectElement)
+  const send = byTestId('send', HTMLButtonElement)
+  const result = byTestId('send-result', HTMLElement)
+
+  const showTarget = () => {
+    const needed = target.value === 'user' || target.value === 'topic'
+    const topic = target.value === 'topic'
+    toField.hidden = !needed
+    to.required = needed // only while shown: a hidden required field would block the form
+    to.maxLength = topic ? 128 : 64
+    toLabel.textContent = topic ? 'Topic' : 'User id'
+    to.placeholder = topic ? 'deploys' : 'bob'
+  }
+  target.addEventListener('change', showTarget)
+  showTarget()
+
+  const audience = (): Record<string, unknown> => {
+    switch (target.value) {
+      case 'user':
+        return { userId: to.value.trim() }
+      case 'topic':
+        return { topic: to.value.trim() }
+      case 'broadcast':
+        return { broadcast: true }
+      default:
+        return { userId: dev.user }
+    }
+  }
+
+  const say = (text: string, ok: boolean) => {
+    result.textContent = text
+    result.dataset.ok = String(ok)
+  }
+
+  form.addEventListener('submit', (e) => {
+    e.preventDefault()
+    send.disabled = true
+    say('Sending…', true)
+    dev
+      .publish({ ...audience(), title: title.value, body: body.value, priority: priority.value })
+      .then(
+        (r) => (r.ok ? say(`Sent to ${r.recipients} ${r.recipients === 1 ? 'recipient' : 'recipients'}`, true) : say(r.message, false)),
+        (error: unknown) => say(describe(error), false),
+      )
+      .finally(() => {
+        send.disabled = false
+      })
+  })
+
+  // Topics: client.subscribe() returns the function that unsubscribes.
+  const subscribeForm = byTestId('subscribe-form', HTMLFormElement)
+  const topicInput = byTestId('topic-input', HTMLInputElement)
+  const chips = byTestId('topics', HTMLUListElement)
+  const empty = byTestId('topics-empty', HTMLElement)
+  const topics = new Map<string, () => void>()
+  const showEmpty = () => {
+    empty.hidden = topics.size > 0
+  }
+
+  subscribeForm.addEventListener('submit', (e) => {
+    e.preventDefault()
+    const topic = topicInput.value.trim()
+    topicInput.value = ''
+    if (topic === '' || topics.has(topic)) return
+    topics.set(topic, client.subscribe(topic))
+    const remove = el(
+      'button',
+      { type: 'button', class: 'chip-remove', 'data-testid': 'unsubscribe', 'aria-label': `Unsubscribe from ${topic}` },
+      '×',
+    )
+    const chip = el('li', { class: 'chip', 'data-testid': 'topic', 'data-topic': topic }, el('span', {}, `#${topic}`), remove)
+    remove.addEventListener('click', () => {
+      topics.get(topic)?.()
+      topics.delete(topic)
+      chip.remove()
+      showEmpty()
+      topicInput.focus()
+    })
+    chips.append(chip)
+    showEmpty()
+  })
+}

@@ -1,0 +1,104 @@
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { pino } from 'pino'
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
+// @ts-expect-error plain ES module script without types
+import { findChromium } from '../../scripts/chromium.mjs'
+import { NotificationServer } from '../../src/server/index.js'
+import { DEMO_DIR, serveDemo } from '../../src/server/static.js'
+
+export const SECRET = 'e2e-secret-0123456789abcdef'
+export const API_KEY = 'e2e-api-key-123'
+export const ARTIFACTS = fileURLToPath(new URL('../../test-results/e2e/', import.meta.url))
+
+/** The flags this machine's Chromium needs: no sandbox as root, no network of its own. */
+const FLAGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+]
+
+/** Launches Debian's Chromium (never a downloaded browser) with a fresh profile. */
+export async function launchBrowser(): Promise<Browser> {
+  const executablePath = findChromium() as string | undefined
+  if (!executablePath) throw new Error('No Chromium found: run `node scripts/chromium.mjs`, or set CHROME_PATH')
+  return chromium.launch({ executablePath, headless: true, args: FLAGS })
+}
+
+export interface DemoServer {
+  url: string
+  database: string
+  server: NotificationServer
+  stop(): Promise<void>
+  /** Starts a new server on the same port and database. */
+  start(): Promise<void>
+  dispose(): Promise<void>
+}
+
+/** The reference server in dev mode serving the built demo, on a free port. */
+export async function startDemoServer(): Promise<DemoServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'belfry-e2e-'))
+  const database = join(dir, 'belfry.db')
+  const make = () =>
+    new NotificationServer({
+      secret: SECRET,
+      apiKey: API_KEY,
+      database,
+      dev: true,
+      logger: pino({ level: 'silent' }),
+      fallback: serveDemo(DEMO_DIR),
+    })
+  let server = make()
+  const { port } = await server.listen(0, '127.0.0.1')
+  const d: DemoServer = {
+    url: `http://127.0.0.1:${port}`,
+    database,
+    server,
+    stop: () => server.close(),
+    async start() {
+      server = make()
+      d.server = server
+      await server.listen(port, '127.0.0.1')
+    },
+    async dispose() {
+      await server.close()
+      rmSync(dir, { recursive: true, force: true })
+    },
+  }
+  return d
+}
+
+/** A page that records console errors and page errors, so a test can assert there were none. */
+export async function openPage(context: BrowserContext, url: string): Promise<{ page: Page; problems: string[] }> {
+  const page = await context.newPage()
+  const problems: string[] = []
+  page.on('console', (msg) => {
+    if (msg.type() === 'error' || msg.type() === 'warning') problems.push(`console.${msg.type()}: ${msg.text()}`)
+  })
+  page.on('pageerror', (error) => problems.push(`pageerror: ${error.message}`))
+  await page.goto(url)
+  return { page, problems }
+}
+
+/** Saves a screenshot as a test artifact (test-results/e2e, not committed). */
+export async function screenshot(page: Page, name: string): Promise<string> {
+  mkdirSync(ARTIFACTS, { recursive: true })
+  const path = join(ARTIFACTS, `${name}.png`)
+  await page.screenshot({ path, fullPage: true })
+  return path
+}
+
+/** POSTs to the publish API. */
+export async function publish(url: string, body: Record<string, unknown>): Promise<number> {
+  const res = await fetch(`${url}/api/notifications`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${API_KEY}` },
+    body: JSON.stringify(body),
+  })
+  return res.status
+}
