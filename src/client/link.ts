@@ -34,7 +34,7 @@ export interface StatusEvent {
 export interface LinkHost {
   status(event: StatusEvent): void
   /** Fields for the auth frame, given the token about to be sent. */
-  auth(token: string): { since?: number }
+  auth(token: string): { since?: number; userId?: string }
   online(frame: AuthSuccessFrame): void
   frame(frame: ServerFrame): void
   error(error: BelfryError): void
@@ -138,6 +138,7 @@ export class Link {
   }
 
   #opened(): void {
+    if (this.state !== 'connecting') return
     this.#set('authenticating', 'open')
     this.#phase = setTimeout(() => this.#drop('auth timeout'), this.o.connectTimeout)
     this.#transport.send(this.#pendingAuth)

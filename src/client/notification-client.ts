@@ -176,15 +176,17 @@ export class NotificationClient<Data extends JsonObject = JsonObject> {
     }
   }
 
-  #auth(token: string): { since?: number } {
-    this.#cursorKey = `belfry:cursor:${subject(token)}`
+  /** The auth frame's extras. `userId` (the token's `sub`) is what the article's server files sockets under. */
+  #auth(token: string): { since?: number; userId?: string } {
+    const userId = subject(token)
+    this.#cursorKey = `belfry:cursor:${userId}`
     let stored = 0
     try {
       stored = Number(this.#o.storage.getItem(this.#cursorKey)) || 0
     } catch {}
     // Within one session the cursor in memory is authoritative; storage carries it across reloads.
     this.#cursor = Math.max(this.#cursor, stored)
-    return this.#cursor > 0 ? { since: this.#cursor } : {}
+    return { ...(userId && { userId }), ...(this.#cursor > 0 && { since: this.#cursor }) }
   }
 
   #online(f: AuthSuccessFrame): void {

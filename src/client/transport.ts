@@ -54,7 +54,9 @@ export function createTransport(WS: WebSocketLike, on: TransportEvents): Transpo
     constructor(u: string, p?: string | string[]) {
       super(u, p)
       // Registered before reconnecting-websocket's own listeners, so these run first.
-      this.addEventListener('error', () => {}) // #183
+      // #183, and: stop it before its own error handler schedules a reconnect and takes its
+      // connect lock, which our later close() would leave held for good (#165 again).
+      this.addEventListener('error', () => this === current && rws?.close())
       this.addEventListener('open', () => this === current && on.open())
       this.addEventListener('message', (e) => this === current && on.message(String(e.data)))
       this.addEventListener('close', (e) => {
@@ -92,7 +94,8 @@ export function createTransport(WS: WebSocketLike, on: TransportEvents): Transpo
       if (current) {
         current = null
         rws?.close(code, reason)
-      } else if (rws && rws.readyState !== rws.CLOSED) {
+      } else if (rws) {
+        // Between reconnect() and the socket's construction there is no socket to close (#165).
         closePending = true
       }
     },

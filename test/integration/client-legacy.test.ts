@@ -1,0 +1,119 @@
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import WebSocket from 'ws'
+import { RequestError } from '../../src/index.js'
+import { mintToken } from '../../src/server/index.js'
+import { type ArticleServer, startArticleServer } from '../helpers/article-server.js'
+import { ClientPool, holds } from '../helpers/client.js'
+import { startServer, type TestServer } from '../helpers/server.js'
+
+/**
+ * DESIGN.md's compatibility promise, both ways: belfry's client against the
+ * article's server (plain live delivery: no resume, no acks, no requests), and
+ * the article's own browser client against belfry's server.
+ */
+
+let article: ArticleServer | undefined
+let t: TestServer | undefined
+const clients = new ClientPool()
+const sockets: WebSocket[] = []
+
+afterEach(async () => {
+  clients.closeAll()
+  for (const ws of sockets.splice(0)) ws.close()
+  await article?.close()
+  article = undefined
+  await t?.dispose()
+  t = undefined
+})
+
+/** The article's server never checks the token; a real JWT lets the client read its `sub`. */
+const articleToken = (userId: string) => mintToken('the-article-never-checks-this-0123', userId)
+
+describe('belfry client → the article’s server', () => {
+  it('authenticates, gets live notifications with the article’s fields, and speaks nothing beyond auth', async () => {
+    article = await startArticleServer()
+    const a = article
+    const { client, events } = await clients.online({
+      url: a.url,
+      token: () => articleToken('user123'),
+      ackDelay: 10, // an ack, ping or resume would go out well within the window below
+      pingInterval: 20,
+      pongTimeout: 1000,
+    })
+    expect(client.state).toBe('online')
+    expect(a.frames).toEqual([expect.objectContaining({ type: 'auth', token: expect.any(String) })])
+
+    a.broadcast({ title: 'System Maintenance', body: 'Scheduled maintenance in 1 hour', priority: 'medium' })
+    a.broadcast({ title: 'New Message', body: 'You have received a new message', priority: 'high' })
+    await vi.waitFor(() => expect(events.notifications).toHaveLength(2))
+    expect(events.notifications[1]).toMatchObject({ title: 'New Message', body: 'You have received a new message', priority: 'high' })
+    expect(events.notifications.map((n) => n.title)).toEqual(['System Maintenance', 'New Message'])
+    for (const n of events.notifications) expect(Number.isNaN(Date.parse(n.timestamp))).toBe(false)
+
+    await holds(() => {
+      expect(a.frames.map((f) => f.type)).toEqual(['auth'])
+      expect(client.state).toBe('online')
+    }, 300)
+    await expect(client.history()).rejects.toBeInstanceOf(RequestError)
+    await expect(client.markAllRead()).rejects.toBeInstanceOf(RequestError)
+    client.close() // a closing client acks what it delivered; there is nothing to ack here
+    await vi.waitFor(() => expect(a.connections(a.auths[0])).toBe(0))
+    expect(a.frames.filter((f) => ['ack', 'resume', 'ping', 'history', 'mark_read'].includes(String(f.type)))).toEqual([])
+    expect(events.errors).toEqual([])
+  })
+
+  // BUG (src/client/notification-client.ts, #auth → src/client/link.ts, #open): the auth frame is
+  // `{type: 'auth', token, since?}` without `userId`. The article's server files a socket under the
+  // frame's `userId` and never reads the token, so our client is filed under `undefined` and the
+  // article's sendToUser(userId, …) never reaches it — only broadcasts do. DESIGN.md and the README
+  // promise live delivery against that server. Fix: send `userId: <the token's sub>` in the auth frame
+  // (the client already decodes `sub` for its cursor key; belfry's server accepts a userId equal to sub).
+  it('receives what the article’s sendToUser sends to its user', async () => {
+    article = await startArticleServer()
+    const a = article
+    const { events } = await clients.online({ url: a.url, token: () => articleToken('user123') })
+    a.sendToUser('user123', { title: 'New Message', body: 'You have received a new message', priority: 'high' })
+    await vi.waitFor(() => expect(events.notifications).toHaveLength(1), { timeout: 1000 })
+    expect(events.notifications[0]).toMatchObject({ title: 'New Message', body: 'You have received a new message', priority: 'high' })
+    expect(a.auths).toEqual(['user123'])
+  })
+})
+
+describe('the article’s browser client → belfry’s server', () => {
+  it('gets auth_success and the notifications sendToUser and broadcast publish', async () => {
+    t = await startServer()
+    const s = t
+    const token = await s.token('user123')
+    const shown: string[] = []
+    const frames: Record<string, unknown>[] = []
+
+    // The article's client, as written there (browser WebSocket API, which `ws` implements), on the root path.
+    const ws = new WebSocket(s.url.replace(/^http/, 'ws'))
+    sockets.push(ws)
+    function showNotification(title: unknown, body: unknown, priority: unknown) {
+      shown.push(`[${priority}] ${title}: ${body}`)
+    }
+    ws.onopen = () => {
+      ws.send(JSON.stringify({ type: 'auth', userId: 'user123', token }))
+    }
+    ws.onmessage = (event) => {
+      const data = JSON.parse(String(event.data)) as Record<string, unknown>
+      frames.push(data)
+      if (data.type === 'notification') showNotification(data.title, data.body, data.priority)
+    }
+
+    await vi.waitFor(() => expect(frames.map((f) => f.type)).toContain('auth_success'))
+    expect(frames.find((f) => f.type === 'auth_success')).toMatchObject({ message: expect.any(String) })
+    await vi.waitFor(() => expect(s.server.stats().connections).toBe(1))
+    await s.server.sendToUser('user123', { title: 'New Message', body: 'You have received a new message', priority: 'high' })
+    await s.server.broadcast({ title: 'System Maintenance', body: 'Scheduled maintenance in 1 hour', priority: 'medium' })
+    await vi.waitFor(() =>
+      expect(shown).toEqual([
+        '[high] New Message: You have received a new message',
+        '[medium] System Maintenance: Scheduled maintenance in 1 hour',
+      ]),
+    )
+    const notification = frames.find((f) => f.type === 'notification')
+    expect(Number.isNaN(Date.parse(String(notification?.timestamp)))).toBe(false)
+  })
+})

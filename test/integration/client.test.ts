@@ -1,0 +1,321 @@
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { AuthError, type CursorStorage, memoryStorage } from '../../src/index.js'
+import { mintToken, SqliteStore } from '../../src/server/index.js'
+import { ClientPool, holds, range } from '../helpers/client.js'
+import { startServer, type TestServer } from '../helpers/server.js'
+
+/**
+ * NotificationClient against the real reference server, through the public
+ * API only: restarts, token expiry and revocation, many tabs of one user,
+ * offline queueing, history, topics and paged replay.
+ */
+
+let t: TestServer | undefined
+const clients = new ClientPool()
+
+afterEach(async () => {
+  clients.closeAll()
+  await t?.dispose()
+  t = undefined
+})
+
+async function server(options?: Parameters<typeof startServer>[0]): Promise<TestServer> {
+  t = await startServer(options)
+  return t
+}
+
+/** A token provider for `userId` on the current server that counts its calls. */
+function provider(s: TestServer, userId: string, ttlSeconds?: number): { token: () => Promise<string>; calls: () => number } {
+  let calls = 0
+  return {
+    token: () => {
+      calls++
+      return s.token(userId, ttlSeconds)
+    },
+    calls: () => calls,
+  }
+}
+
+async function publishMany(s: TestServer, userId: string, count: number): Promise<string[]> {
+  const ids: string[] = []
+  for (let i = 0; i < count; i++) ids.push((await s.server.sendToUser(userId, { title: `n${i}`, body: '' })).id)
+  return ids
+}
+
+/** Counts WebSocket upgrade requests that reach the server's HTTP server. */
+function countUpgrades(s: TestServer): () => number {
+  let n = 0
+  s.server.httpServer?.on('upgrade', () => n++)
+  return () => n
+}
+
+/** Waits until the server has dropped every connection (a closed client's socket is gone). */
+async function drained(s: TestServer): Promise<void> {
+  await vi.waitFor(() => expect(s.server.stats().connections).toBe(0))
+}
+
+describe('NotificationClient: reconnects', () => {
+  it('hands a stream published across a server restart to the app exactly once, in seq order', async () => {
+    const s = await server()
+    const { events } = await clients.online({ url: s.wsUrl, token: () => s.token('ann') })
+    const total = 60
+    const ids: string[] = []
+    for (let i = 1; i <= total; i++) {
+      if (i === total / 2) await s.restart() // publishing carries on on the new server object
+      ids.push((await s.server.sendToUser('ann', { title: `n${i}`, body: '' })).id)
+    }
+    await vi.waitFor(() => expect(events.seqs()).toEqual(range(1, total)), { timeout: 10_000 })
+    expect(events.notifications.map((n) => n.id)).toEqual(ids)
+    expect(new Set(events.notifications.map((n) => n.id)).size).toBe(total)
+    expect(events.statuses).toContainEqual(expect.objectContaining({ from: 'online', to: 'reconnecting', reason: 'close 1001' }))
+    expect(events.count('online')).toBe(2)
+    expect(events.errors).toEqual([])
+  })
+
+  it('gets a fresh token when the server closes 4002 at expiry and keeps receiving', async () => {
+    const s = await server()
+    const tokens = provider(s, 'bo', 2)
+    const { client, events } = await clients.online({ url: s.wsUrl, token: tokens.token })
+    await s.server.sendToUser('bo', { title: 'before expiry', body: '' })
+    await vi.waitFor(() => expect(events.seqs()).toEqual([1]))
+    // Published the moment the client learns of the expiry, before it is back online.
+    let during: Promise<unknown> | undefined
+    client.on('status', (e) => {
+      if (e.reason === 'token expired') during ??= s.server.sendToUser('bo', { title: 'during the refresh', body: '' })
+    })
+    await vi.waitFor(() => expect(during).toBeDefined(), { timeout: 5000 })
+    await during
+    await vi.waitFor(() => expect(client.state).toBe('online'))
+    await s.server.sendToUser('bo', { title: 'after expiry', body: '' })
+    await vi.waitFor(() =>
+      expect(events.notifications.map((n) => n.title)).toEqual(['before expiry', 'during the refresh', 'after expiry']),
+    )
+    expect(events.seqs()).toEqual([1, 2, 3])
+    expect(tokens.calls()).toBeGreaterThanOrEqual(2)
+    const at = events.statuses.findIndex((e) => e.reason === 'token expired')
+    expect(events.statuses.slice(at, at + 3).map((e) => `${e.from}>${e.to}`)).toEqual([
+      'online>connecting',
+      'connecting>authenticating',
+      'authenticating>online',
+    ])
+    expect(events.errors.filter((e) => e.name === 'AuthError')).toEqual([])
+  })
+})
+
+describe('NotificationClient: a revoked token', () => {
+  /** A provider whose tokens are signed with a secret the server does not know. */
+  function revoked(): { token: () => Promise<string>; calls: () => number } {
+    let calls = 0
+    return {
+      token: () => {
+        calls++
+        return mintToken('a-secret-the-server-never-had-0123', 'cy')
+      },
+      calls: () => calls,
+    }
+  }
+
+  it('stops for good: closed, ready() rejects with an AuthError, at most one fresh-token retry', async () => {
+    const s = await server()
+    const upgrades = countUpgrades(s)
+    const tokens = revoked()
+    const { client } = clients.make({ url: s.wsUrl, token: tokens.token })
+    client.connect()
+    await vi.waitFor(() => expect(client.state).toBe('closed'))
+    const error = await client.ready().then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect(error).toBeInstanceOf(AuthError)
+    expect(error).toMatchObject({ name: 'AuthError', code: 4001 })
+    expect(tokens.calls()).toBeGreaterThanOrEqual(1)
+    expect(tokens.calls()).toBeLessThanOrEqual(2)
+    // No retry loop: over a window longer than the largest backoff (300 ms), nothing more happens.
+    const calls = tokens.calls()
+    const seen = upgrades()
+    await holds(() => {
+      expect(client.state).toBe('closed')
+      expect(tokens.calls()).toBe(calls)
+      expect(upgrades()).toBe(seen)
+    }, 600)
+    expect(s.server.stats().connections).toBe(0)
+  })
+
+  // Regression: Link.#fail used to close before reporting; the close cleared the app's listeners and
+  // rejected a pending ready() with RequestError('closed'), so the AuthError reached nobody.
+  it('reports the AuthError on the error event and rejects a pending ready() with it', async () => {
+    const s = await server()
+    const tokens = revoked()
+    const { client, events } = clients.make({ url: s.wsUrl, token: tokens.token })
+    const ready = client.ready().then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    client.connect()
+    const error = await ready
+    expect(client.state).toBe('closed')
+    expect(error).toBeInstanceOf(AuthError)
+    expect(events.errors.map((e) => e.name)).toEqual(['AuthError'])
+    expect(events.errors[0]).toBe(error)
+  })
+})
+
+describe('NotificationClient: tabs and devices', () => {
+  it('50 clients of one user each get a notification once and agree on read state', async () => {
+    const s = await server()
+    const tabs = await Promise.all(range(1, 50).map(() => clients.online({ url: s.wsUrl, token: () => s.token('dee') })))
+    const { id } = await s.server.sendToUser('dee', { title: 'to every tab', body: '' })
+    await vi.waitFor(() => {
+      for (const tab of tabs) expect(tab.events.notifications.map((n) => n.id)).toEqual([id])
+    })
+    for (const tab of tabs) expect(tab.client.unreadCount).toBe(1)
+
+    const marked = await tabs[7]!.client.markRead(id)
+    const change = { ids: [id], all: false, seq: 1, unreadCount: 0 }
+    expect(marked).toMatchObject(change)
+    await vi.waitFor(() => {
+      for (const tab of tabs) expect(tab.events.reads).toMatchObject([change])
+    })
+    for (const tab of tabs) expect(tab.client.unreadCount).toBe(0)
+
+    await s.server.sendToUser('dee', { title: 'another', body: '' })
+    await vi.waitFor(() => {
+      for (const tab of tabs) expect(tab.client.unreadCount).toBe(1)
+    })
+    await tabs[31]!.client.markAllRead()
+    await vi.waitFor(() => {
+      for (const tab of tabs) expect(tab.events.reads.at(-1)).toMatchObject({ ids: [], all: true, seq: 2, unreadCount: 0 })
+    })
+    for (const tab of tabs) {
+      expect(tab.client.unreadCount).toBe(0)
+      expect(tab.events.reads).toHaveLength(2)
+      expect(tab.events.seqs()).toEqual([1, 2])
+    }
+  })
+})
+
+describe('NotificationClient: offline queueing and resume', () => {
+  it('a new device gets what was queued after the acked cursor; a persisted cursor resumes without duplicates', async () => {
+    const s = await server()
+    const shared = memoryStorage()
+    // First session: two notifications, acked when the client closes.
+    const first = await clients.online({ url: s.wsUrl, token: () => s.token('eve'), storage: shared })
+    await publishMany(s, 'eve', 2)
+    await vi.waitFor(() => expect(first.events.seqs()).toEqual([1, 2]))
+    first.client.close()
+    await drained(s)
+
+    // Offline: five more are queued.
+    await publishMany(s, 'eve', 5)
+
+    // A new device (no cursor) gets what came after the acked cursor (2), once, then live ones.
+    const fresh = await clients.online({ url: s.wsUrl, token: () => s.token('eve'), storage: memoryStorage() })
+    await vi.waitFor(() => expect(fresh.events.seqs()).toEqual(range(3, 7)))
+    await publishMany(s, 'eve', 1)
+    await vi.waitFor(() => expect(fresh.events.seqs()).toEqual(range(3, 8)))
+    fresh.client.close() // acks 8 on the way out
+    await drained(s)
+
+    // The first device again, on the storage it persisted its cursor (2) in: it resumes from there,
+    // not from the server's acked cursor (now 8), and repeats nothing it already had.
+    const again = await clients.online({ url: s.wsUrl, token: () => s.token('eve'), storage: shared })
+    await publishMany(s, 'eve', 1)
+    await vi.waitFor(() => expect(again.events.seqs()).toEqual(range(3, 9)))
+    const both = [...first.events.notifications, ...again.events.notifications]
+    expect(both.map((n) => n.seq)).toEqual(range(1, 9))
+    expect(new Set(both.map((n) => n.id)).size).toBe(9)
+  })
+
+  it('pages through a long replay (replayBatch 10) from a persisted cursor of 0, in order, then goes live', async () => {
+    const s = await server({ limits: { replayBatch: 10 } })
+    const ids = await publishMany(s, 'fay', 35)
+    // A storage that has a cursor of 0 for any key (the client's key format is its own business).
+    const saved = new Map<string, string>()
+    const storage: CursorStorage = { getItem: (k) => saved.get(k) ?? '0', setItem: (k, v) => void saved.set(k, v) }
+    const { events } = await clients.online({ url: s.wsUrl, token: () => s.token('fay'), storage })
+    await vi.waitFor(() => expect(events.seqs()).toEqual(range(1, 35)))
+    expect(events.notifications.map((n) => n.id)).toEqual(ids)
+    await publishMany(s, 'fay', 2)
+    await vi.waitFor(() => expect(events.seqs()).toEqual(range(1, 37)))
+    expect(new Set(events.notifications.map((n) => n.id)).size).toBe(37)
+    expect([...saved.values()]).toEqual(['37'])
+  })
+})
+
+describe('NotificationClient: requests', () => {
+  it('pages history newest first until there is no next: all 45 once', async () => {
+    const s = await server()
+    const ids = await publishMany(s, 'gus', 45)
+    const { client } = await clients.online({ url: s.wsUrl, token: () => s.token('gus') })
+    const seen: { id: string; seq: number }[] = []
+    const sizes: number[] = []
+    let before: number | undefined
+    for (let pages = 0; pages < 10; pages++) {
+      const page = await client.history(before === undefined ? { limit: 20 } : { limit: 20, before })
+      seen.push(...page.items)
+      sizes.push(page.items.length)
+      if (page.next === undefined) break
+      before = page.next
+    }
+    expect(sizes).toEqual([20, 20, 5])
+    expect(seen.map((n) => n.seq)).toEqual(range(1, 45).reverse())
+    expect(seen.map((n) => n.id)).toEqual([...ids].reverse())
+  })
+
+  it('keeps a topic subscription across a server restart', async () => {
+    const s = await server()
+    const { client, events } = await clients.online({ url: s.wsUrl, token: () => s.token('hal') })
+    client.subscribe('deploys')
+    await client.history({ limit: 1 }) // frames are handled in order: the subscribe is done
+    await s.restart()
+    await vi.waitFor(() => expect(events.count('online')).toBe(2))
+    await client.history({ limit: 1 })
+    const published = await s.server.publish('deploys', { title: 'v2 is out', body: '' })
+    expect(published.recipients).toBe(1)
+    await vi.waitFor(() =>
+      expect(events.notifications).toEqual([expect.objectContaining({ title: 'v2 is out', topic: 'deploys', seq: 1 })]),
+    )
+  })
+
+  it('re-subscribes after a reconnect even when the server forgot the subscription; not an unsubscribed one', async () => {
+    const s = await server()
+    const { client, events } = await clients.online({ url: s.wsUrl, token: () => s.token('ida') })
+    client.subscribe('deploys')
+    const leave = client.subscribe('alerts')
+    leave()
+    await client.history({ limit: 1 })
+    expect((await s.server.publish('deploys', { title: 'before', body: '' })).recipients).toBe(1)
+    // The server loses its subscriptions (as a fresh store would), then restarts.
+    const store = new SqliteStore(s.database)
+    await store.unsubscribe('ida', 'deploys')
+    await store.close()
+    await s.restart()
+    await vi.waitFor(() => expect(events.count('online')).toBe(2))
+    await client.history({ limit: 1 })
+    expect((await s.server.publish('deploys', { title: 'after', body: '' })).recipients).toBe(1)
+    expect((await s.server.publish('alerts', { title: 'not for ida', body: '' })).recipients).toBe(0)
+    await vi.waitFor(() => expect(events.notifications.map((n) => n.title)).toEqual(['before', 'after']))
+  })
+})
+
+describe('NotificationClient: a server that stays down for a while', () => {
+  // BUG (src/client/transport.ts; full analysis on the 'refused connection' test in client-defects.test.ts):
+  // a refused attempt lets reconnecting-websocket schedule a reconnect of its own, which our rws.close()
+  // then strands with its connect lock held (upstream #165). From the second refused attempt on, the
+  // client builds no socket at all: it cycles connecting → 'connect timeout' → reconnecting forever and
+  // never comes back, even once the server is up again. Any outage longer than a couple of retries
+  // (a deploy, a crash loop) leaves every client dead until the page is reloaded.
+  it('keeps trying while the server is down and comes back once it is up', async () => {
+    const s = await server()
+    const { client, events } = await clients.online({ url: s.wsUrl, token: () => s.token('kim'), connectTimeout: 500 })
+    await s.stop()
+    // Several refused attempts (each one ends 'close 1006'); with backoff ≤ 300 ms that takes well under 2 s.
+    await vi.waitFor(() => expect(events.statuses.filter((e) => e.reason === 'close 1006').length).toBeGreaterThanOrEqual(3), {
+      timeout: 2000,
+    })
+    await s.restart()
+    await vi.waitFor(() => expect(client.state).toBe('online'), { timeout: 3000 })
+    await s.server.sendToUser('kim', { title: 'back', body: '' })
+    await vi.waitFor(() => expect(events.notifications.map((n) => n.title)).toEqual(['back']))
+  })
+})
