@@ -196,6 +196,8 @@ export class NotificationClient<Data extends JsonObject = JsonObject> {
       this.#latestAtAuth = f.seq
       this.#setUnread(f.unreadCount)
       for (const topic of this.#topics) this.#send({ type: 'subscribe', topic })
+      // Delivered before the last drop but not yet acked: `since` is no ack on the server.
+      if (this.#cursor > this.#acked) this.#scheduleAck()
     }
     this.#requests.flush()
   }
@@ -229,11 +231,16 @@ export class NotificationClient<Data extends JsonObject = JsonObject> {
     this.#setCursor(n.seq)
     if (n.seq > this.#latestAtAuth && !n.read) this.#setUnread(this.#unread + 1)
     this.#events.emit('notification', n)
+    this.#scheduleAck()
+  }
+
+  #scheduleAck(): void {
     this.#ackTimer ??= setTimeout(() => this.#sendAck(), this.#o.ackDelay)
   }
 
   /** One cumulative ack for everything delivered since the last. */
   #sendAck(): void {
+    clearTimeout(this.#ackTimer)
     this.#ackTimer = undefined
     if (this.#cursor > this.#acked && this.#send({ type: 'ack', seq: this.#cursor })) this.#acked = this.#cursor
   }

@@ -71,12 +71,12 @@ export function resolveClientOptions(o: ClientOptions): ResolvedClientOptions {
   // Every numeric option is a delay or a count: 0 to setTimeout's limit.
   for (const [key, value] of Object.entries({ ...DEFAULTS, ...shape })) {
     const v = (key in DEFAULTS ? merged : (shape as Record<string, unknown>))[key as keyof typeof DEFAULTS]
-    if (typeof v !== typeof value || (v as number) < 0 || (v as number) >= 2 ** 31) fail(key in DEFAULTS ? key : 'backoff')
+    if (typeof v !== typeof value || !((v as number) >= 0 && (v as number) < 2 ** 31)) fail(key in DEFAULTS ? key : 'backoff') // NaN too
   }
   if (!isProvider(o.url)) fail('url')
   if (!isProvider(o.token)) fail('token')
   if (typeof WS !== 'function') fail('WebSocket') // Node 20 has none: pass `ws`
-  if (typeof b !== 'function' && !(shape.initial > 0 && shape.factor >= 1)) fail('backoff')
+  if (typeof b !== 'function' && (typeof (b ?? {}) !== 'object' || !(shape.initial > 0 && shape.factor >= 1))) fail('backoff')
   if (typeof random !== 'function') fail('random')
   if (s && (typeof s.getItem !== 'function' || typeof s.setItem !== 'function')) fail('storage')
   return {

@@ -1,0 +1,235 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { memoryStorage, RequestError } from '../../../src/index.js'
+import { cleanup, connected, createClient, jwt, note, startMockServer, tick } from '../../helpers/mock-server.js'
+
+beforeEach(() => {
+  vi.useFakeTimers()
+})
+afterEach(cleanup)
+
+const KEY = 'belfry:cursor:u1'
+
+describe('exactly-once delivery', () => {
+  it('hands each seq to the app once: duplicates and seq ≤ cursor are dropped', async () => {
+    const server = startMockServer()
+    const { log } = await connected(createClient(server))
+    for (const seq of [1, 2, 2, 1, 3, 3, 2, 4]) server.peer.send(note(seq))
+    expect(log.notifications.map((n) => n.seq)).toEqual([1, 2, 3, 4])
+    expect(log.notifications[0]).toEqual({
+      id: 'n1',
+      seq: 1,
+      title: 'title 1',
+      body: '',
+      priority: 'medium',
+      timestamp: '2024-01-01T00:00:00.000Z',
+      read: false,
+    })
+  })
+
+  it('persists the cursor under a per-user key', async () => {
+    const storage = memoryStorage()
+    storage.setItem('belfry:cursor:u2', '99')
+    const server = startMockServer()
+    await connected(createClient(server, { storage }))
+    expect(server.peer.frames[0]).not.toHaveProperty('since') // u2's cursor is not u1's
+    server.peer.send(note(1))
+    server.peer.send(note(2))
+    expect(storage.getItem(KEY)).toBe('2')
+    expect(storage.getItem('belfry:cursor:u2')).toBe('99')
+  })
+
+  it('sends the stored cursor as since and drops what it already has', async () => {
+    const storage = memoryStorage()
+    storage.setItem(KEY, '5')
+    const server = startMockServer({ auth: { seq: 6 } })
+    const { log } = await connected(createClient(server, { storage }))
+    expect(server.peer.frames[0]).toMatchObject({ type: 'auth', since: 5 })
+    for (const seq of [4, 5, 6]) server.peer.send(note(seq))
+    expect(log.notifications.map((n) => n.seq)).toEqual([6])
+    expect(storage.getItem(KEY)).toBe('6')
+  })
+
+  it('sends since = the last delivered seq on reconnect', async () => {
+    const server = startMockServer()
+    const { client } = await connected(createClient(server, { backoff: () => 100 }))
+    expect(server.peer.frames[0]).not.toHaveProperty('since')
+    for (const seq of [1, 2, 3]) server.peer.send(note(seq))
+    server.peer.close(1006)
+    await tick(100 + 20)
+    expect(client.state).toBe('online')
+    expect(server.peer.frames[0]).toMatchObject({ type: 'auth', since: 3 })
+  })
+
+  it('reads the cursor of the token’s user from storage shared with an earlier client', async () => {
+    const storage = memoryStorage()
+    const server = startMockServer()
+    const first = await connected(createClient(server, { storage }))
+    server.peer.send(note(7))
+    first.client.close()
+    await connected(createClient(server, { storage }))
+    expect(server.peer.frames[0]).toMatchObject({ type: 'auth', since: 7 })
+  })
+
+  it('follows replay paging: replayed {more: true} → resume {since: last seq}, until more is false', async () => {
+    const server = startMockServer({ auth: { seq: 5 } })
+    const { log } = await connected(createClient(server))
+    for (const seq of [1, 2, 3]) server.peer.send(note(seq))
+    server.peer.send({ type: 'replayed', more: true, seq: 3 })
+    await tick()
+    expect(server.sent('resume')).toEqual([{ type: 'resume', since: 3 }])
+
+    for (const seq of [4, 5]) server.peer.send(note(seq))
+    server.peer.send({ type: 'replayed', more: false, seq: 5 })
+    await tick()
+    expect(server.sent('resume')).toHaveLength(1)
+    expect(log.notifications.map((n) => n.seq)).toEqual([1, 2, 3, 4, 5])
+  })
+
+  it('starts over from the server’s numbering when auth_success.seq is below the cursor', async () => {
+    const storage = memoryStorage()
+    storage.setItem(KEY, '10')
+    const server = startMockServer({ auth: { seq: 2 } })
+    const { log } = await connected(createClient(server, { storage }))
+    expect(server.peer.frames[0]).toMatchObject({ since: 10 })
+    expect(storage.getItem(KEY)).toBe('2')
+    server.peer.send(note(2)) // still at or below the new cursor
+    server.peer.send(note(3))
+    expect(log.notifications.map((n) => n.seq)).toEqual([3])
+    expect(storage.getItem(KEY)).toBe('3')
+  })
+
+  it('delivers an article-protocol server’s notifications (no seq) as they come, without acks or requests', async () => {
+    const server = startMockServer({ auth: (peer) => peer.send({ type: 'auth_success', message: 'ok', userId: 'u1' }) })
+    const { log, client } = await connected(createClient(server))
+    const article = { type: 'notification', title: 'hi', body: 'there', timestamp: '2024-01-01T00:00:00.000Z' }
+    server.peer.send(article)
+    server.peer.send(article)
+    expect(log.notifications).toEqual([
+      { id: '', seq: 0, read: false, priority: 'medium', title: 'hi', body: 'there', timestamp: '2024-01-01T00:00:00.000Z' },
+      { id: '', seq: 0, read: false, priority: 'medium', title: 'hi', body: 'there', timestamp: '2024-01-01T00:00:00.000Z' },
+    ])
+    await tick(60_000)
+    expect(server.sent('ack')).toEqual([])
+    expect(server.sent('ping')).toEqual([])
+    await expect(client.history()).rejects.toBeInstanceOf(RequestError)
+  })
+})
+
+describe('acks', () => {
+  it('batches the notifications of one ackDelay into one cumulative ack', async () => {
+    const server = startMockServer()
+    const { client } = await connected(createClient(server, { ackDelay: 1000 }))
+    server.peer.send(note(1))
+    await tick(100)
+    server.peer.send(note(2))
+    server.peer.send(note(3))
+    await vi.advanceTimersByTimeAsync(1000 - 100 - 10)
+    expect(server.sent('ack')).toEqual([])
+    await tick()
+    expect(server.sent('ack')).toEqual([{ type: 'ack', seq: 3 }])
+    await tick(5000)
+    expect(server.sent('ack')).toHaveLength(1)
+
+    server.peer.send(note(4))
+    await tick(1000 + 10)
+    expect(server.sent('ack')).toEqual([
+      { type: 'ack', seq: 3 },
+      { type: 'ack', seq: 4 },
+    ])
+    expect(client.state).toBe('online')
+  })
+
+  it('does not ack duplicates', async () => {
+    const server = startMockServer()
+    await connected(createClient(server, { ackDelay: 1000 }))
+    server.peer.send(note(1))
+    await tick(1000 + 10)
+    server.peer.send(note(1))
+    await tick(5000)
+    expect(server.sent('ack')).toEqual([{ type: 'ack', seq: 1 }])
+  })
+
+  it('close() sends the pending ack first', async () => {
+    const server = startMockServer()
+    const { client } = await connected(createClient(server, { ackDelay: 1000 }))
+    server.peer.send(note(1))
+    server.peer.send(note(2))
+    client.close()
+    await tick()
+    expect(server.sent('ack')).toEqual([{ type: 'ack', seq: 2 }])
+  })
+
+  // BUG (src/client/notification-client.ts, #sendAck/close): close() calls #sendAck(), which sets
+  // #ackTimer = undefined without clearTimeout, so the batching timer outlives close() ("close() removes all
+  // listeners and timers"). Harmless when it fires, but it is a leak. Fix: clearTimeout(this.#ackTimer) in #sendAck.
+  it('close() with an ack pending leaves no timer behind', async () => {
+    const server = startMockServer()
+    const { client } = await connected(createClient(server, { ackDelay: 1000 }))
+    server.peer.send(note(1))
+    client.close()
+    await tick()
+    expect(vi.getTimerCount()).toBe(0)
+  })
+
+  // BUG (minor; src/client/notification-client.ts, #status and #online): every status change clears the ack
+  // timer, and nothing re-arms it after the next auth. Notifications delivered less than ackDelay before a drop
+  // are never acked unless another one arrives (since is not an ack on the server), so the user's acknowledged
+  // cursor lags and a device without a cursor gets them again. Fix: in #online, arm the ack timer when
+  // #cursor > #acked.
+  it('acks what was delivered just before a drop, after the next auth', async () => {
+    const server = startMockServer({ auth: { seq: 1 } }) // seq 1 is in the inbox: a replay
+    const { client } = await connected(createClient(server, { ackDelay: 1000, backoff: () => 100 }))
+    server.peer.send(note(1))
+    server.peer.close(1006)
+    await tick(100 + 20)
+    expect(client.state).toBe('online')
+    await tick(1000 + 10)
+    expect(server.sent('ack')).toEqual([{ type: 'ack', seq: 1 }])
+  })
+})
+
+describe('unread count', () => {
+  it('starts from auth_success and counts new unread notifications, not replayed or read ones', async () => {
+    const storage = memoryStorage()
+    storage.setItem(KEY, '8')
+    const server = startMockServer({ auth: { seq: 10, unreadCount: 4 } })
+    const { client, log } = await connected(createClient(server, { storage }))
+    expect(client.unreadCount).toBe(4)
+    expect(log.unread).toEqual([4])
+
+    server.peer.send(note(9)) // replayed: already counted by the server
+    server.peer.send(note(10))
+    expect(client.unreadCount).toBe(4)
+    server.peer.send(note(11)) // new
+    expect(client.unreadCount).toBe(5)
+    server.peer.send(note(12, { read: true })) // new but read elsewhere
+    server.peer.send(note(11)) // duplicate
+    expect(client.unreadCount).toBe(5)
+    expect(log.unread).toEqual([4, 5])
+  })
+
+  it('takes read frames pushed by the server: unreadCount, read and unread events', async () => {
+    const server = startMockServer({ auth: { seq: 3, unreadCount: 3 } })
+    const { client, log } = await connected(createClient(server))
+    server.peer.send({ type: 'read', ids: ['n1', 'n2'], all: false, seq: 3, unreadCount: 1 })
+    expect(client.unreadCount).toBe(1)
+    expect(log.reads).toHaveLength(1)
+    expect(log.reads[0]).toMatchObject({ ids: ['n1', 'n2'], all: false, seq: 3, unreadCount: 1 })
+    server.peer.send({ type: 'read', ids: [], all: true, seq: 3, unreadCount: 0 })
+    expect(client.unreadCount).toBe(0)
+    expect(log.reads).toHaveLength(2)
+    expect(log.reads[1]).toMatchObject({ ids: [], all: true, seq: 3, unreadCount: 0 })
+    expect(log.unread).toEqual([3, 1, 0])
+  })
+
+  it('takes a new count from the next auth_success', async () => {
+    let unreadCount = 2
+    const server = startMockServer({ auth: (peer) => peer.authSuccess({ seq: 5, unreadCount }) })
+    const { client, log } = await connected(createClient(server, { backoff: () => 100, token: () => jwt('u1') }))
+    unreadCount = 7
+    server.peer.close(1006)
+    await tick(100 + 20)
+    expect(client.unreadCount).toBe(7)
+    expect(log.unread).toEqual([2, 7])
+  })
+})

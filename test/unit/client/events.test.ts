@@ -1,0 +1,118 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { BelfryError, type Notification, ProtocolError } from '../../../src/index.js'
+import { cleanup, connected, createClient, note, startMockServer, tick } from '../../helpers/mock-server.js'
+
+beforeEach(() => {
+  vi.useFakeTimers()
+})
+afterEach(cleanup)
+
+describe('typed events', () => {
+  it('on() returns a function that unsubscribes', async () => {
+    const server = startMockServer()
+    const { client } = await connected(createClient(server))
+    const a: number[] = []
+    const b: number[] = []
+    const offA = client.on('notification', (n) => a.push(n.seq))
+    client.on('notification', (n) => b.push(n.seq))
+    server.peer.send(note(1))
+    offA()
+    server.peer.send(note(2))
+    offA() // twice is harmless
+    server.peer.send(note(3))
+    expect(a).toEqual([1])
+    expect(b).toEqual([1, 2, 3])
+  })
+
+  it('a throwing subscriber is reported on error and the others still get the event', async () => {
+    const server = startMockServer()
+    const { client, log } = await connected(createClient(server))
+    const boom = new Error('boom')
+    const got: Notification[] = []
+    client.on('notification', () => {
+      throw boom
+    })
+    client.on('notification', (n) => got.push(n))
+    server.peer.send(note(1))
+    expect(got.map((n) => n.seq)).toEqual([1])
+    expect(log.notifications.map((n) => n.seq)).toEqual([1])
+    expect(log.errors).toHaveLength(1)
+    expect(log.errors[0]).toBeInstanceOf(BelfryError)
+    expect(log.errors[0]?.cause).toBe(boom)
+    expect(log.errors[0]?.message).toContain('notification')
+    expect(client.state).toBe('online')
+  })
+
+  it('a throwing status subscriber does not break the state machine', async () => {
+    const server = startMockServer()
+    const { client, log } = createClient(server)
+    client.on('status', () => {
+      throw new Error('bad subscriber')
+    })
+    client.connect()
+    await tick()
+    expect(client.state).toBe('online')
+    expect(log.errors).toHaveLength(3) // one per transition
+  })
+
+  it('a throwing error subscriber does not loop and does not stop the other error subscribers', async () => {
+    const server = startMockServer()
+    const { client, log } = await connected(createClient(server))
+    let calls = 0
+    client.on('error', () => {
+      calls++
+      throw new Error('error handler broke')
+    })
+    server.peer.send('not json')
+    expect(calls).toBe(1)
+    expect(log.errors).toHaveLength(1)
+  })
+
+  it.each([
+    ['not json', 'not json'],
+    ['a notification with a bad field', '{"type":"notification","title":5}'],
+    ['a frame without type', '{"seq":1}'],
+    ['an array', '[1,2]'],
+    ['a read frame with bad ids', '{"type":"read","ids":"n1","all":false,"seq":1,"unreadCount":0}'],
+  ])('%s → error event with a ProtocolError; the client stays online', async (_, text) => {
+    const server = startMockServer()
+    const { client, log } = await connected(createClient(server))
+    server.peer.send(text)
+    expect(log.errors).toHaveLength(1)
+    expect(log.errors[0]).toBeInstanceOf(ProtocolError)
+    expect(log.errors[0]?.name).toBe('ProtocolError')
+    expect(log.notifications).toEqual([])
+    await tick(1000)
+    expect(client.state).toBe('online')
+    server.peer.send(note(1))
+    expect(log.notifications.map((n) => n.seq)).toEqual([1])
+  })
+
+  it('ignores frames of unknown type (a newer server may send more)', async () => {
+    const server = startMockServer()
+    const { client, log } = await connected(createClient(server))
+    server.peer.send({ type: 'something_new', x: 1 })
+    expect(log.errors).toEqual([])
+    expect(client.state).toBe('online')
+  })
+
+  it('reports an error frame without requestId as a ProtocolError with its code', async () => {
+    const server = startMockServer()
+    const { log } = await connected(createClient(server))
+    server.peer.send({ type: 'error', code: 'rate_limited', message: 'slow down' })
+    expect(log.errors).toHaveLength(1)
+    expect(log.errors[0]).toBeInstanceOf(ProtocolError)
+    expect(log.errors[0]).toMatchObject({ code: 'rate_limited', message: 'slow down' })
+  })
+
+  it('emits nothing after close()', async () => {
+    const server = startMockServer()
+    const { client, log } = await connected(createClient(server))
+    const before = log.statuses.length
+    client.close()
+    expect(log.statuses).toHaveLength(before + 1)
+    server.peer.send(note(1))
+    await tick()
+    expect(log.notifications).toEqual([])
+  })
+})

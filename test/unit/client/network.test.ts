@@ -1,0 +1,221 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { advanceToAfterStatus, cleanup, connected, createClient, startMockServer, tick } from '../../helpers/mock-server.js'
+
+/** An EventTarget that counts its listeners, to see that close() removes them. */
+class CountingTarget extends EventTarget {
+  listeners = 0
+  override addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: AddEventListenerOptions | boolean,
+  ) {
+    this.listeners++
+    super.addEventListener(type, listener, options)
+  }
+  override removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: EventListenerOptions | boolean,
+  ) {
+    this.listeners--
+    super.removeEventListener(type, listener, options)
+  }
+}
+
+class FakeDocument extends CountingTarget {
+  visibilityState: DocumentVisibilityState = 'visible'
+}
+
+/** Stubs window, document and navigator on globalThis, as in a browser. */
+function browser({ onLine = true } = {}) {
+  const win = new CountingTarget()
+  const doc = new FakeDocument()
+  const nav = { onLine }
+  vi.stubGlobal('window', win)
+  vi.stubGlobal('document', doc)
+  vi.stubGlobal('navigator', nav)
+  return {
+    win,
+    doc,
+    nav,
+    offline() {
+      nav.onLine = false
+      win.dispatchEvent(new Event('offline'))
+    },
+    online() {
+      nav.onLine = true
+      win.dispatchEvent(new Event('online'))
+    },
+    visibility(state: DocumentVisibilityState) {
+      doc.visibilityState = state
+      doc.dispatchEvent(new Event('visibilitychange'))
+    },
+  }
+}
+
+beforeEach(() => {
+  vi.useFakeTimers()
+})
+afterEach(cleanup)
+
+describe('browser network events', () => {
+  it('offline → state offline, the socket closed and no retry while offline', async () => {
+    const net = browser()
+    const server = startMockServer()
+    const { client, log } = await connected(createClient(server))
+    net.offline()
+    expect(client.state).toBe('offline')
+    expect(log.statuses.at(-1)).toMatchObject({ from: 'online', to: 'offline', reason: 'offline' })
+    await tick(120_000)
+    expect(server.peer.closed).toBe(true)
+    expect(server.peers).toHaveLength(1)
+    expect(client.state).toBe('offline')
+  })
+
+  it('offline while reconnecting cancels the pending retry', async () => {
+    const net = browser()
+    const server = startMockServer()
+    const { client, log } = await connected(createClient(server))
+    server.peer.close(1006)
+    await tick(5)
+    expect(log.statuses.at(-1)).toMatchObject({ to: 'reconnecting', retryIn: 250 })
+    net.offline()
+    expect(client.state).toBe('offline')
+    await advanceToAfterStatus(log, 120_000)
+    expect(server.peers).toHaveLength(1)
+    expect(client.state).toBe('offline')
+  })
+
+  it('offline twice → one status event', async () => {
+    const net = browser()
+    const server = startMockServer()
+    const { log } = await connected(createClient(server))
+    net.offline()
+    net.offline()
+    expect(log.statuses.filter((s) => s.to === 'offline')).toHaveLength(1)
+  })
+
+  it('online → connecting at once, with the attempt count reset', async () => {
+    const net = browser()
+    const server = startMockServer()
+    const { client, log } = await connected(createClient(server, { backoff: () => 60_000 }))
+    server.peer.close(1006)
+    await tick(5)
+    expect(log.statuses.at(-1)).toMatchObject({ to: 'reconnecting', attempt: 1, retryIn: 60_000 })
+    net.offline()
+    net.online()
+    expect(client.state).toBe('connecting')
+    expect(log.statuses.at(-1)).toEqual({ from: 'offline', to: 'connecting', reason: 'online', attempt: 0 })
+    await tick()
+    expect(client.state).toBe('online')
+    expect(server.peers).toHaveLength(2)
+  })
+
+  it('online while waiting to retry → connects at once', async () => {
+    const net = browser()
+    const server = startMockServer()
+    const { client, log } = await connected(createClient(server, { backoff: () => 60_000 }))
+    server.peer.close(1006)
+    await tick(5)
+    net.online()
+    expect(log.statuses.at(-1)).toMatchObject({ from: 'reconnecting', to: 'connecting', reason: 'online' })
+    await tick()
+    expect(client.state).toBe('online')
+  })
+
+  it('starts offline when navigator.onLine is false, and connects on the online event', async () => {
+    const net = browser({ onLine: false })
+    const server = startMockServer()
+    const { client, log, tokens } = createClient(server)
+    client.connect()
+    expect(client.state).toBe('offline')
+    await tick(60_000)
+    expect(server.peers).toHaveLength(0)
+    expect(tokens).toHaveLength(0)
+    net.online()
+    await tick()
+    expect(client.state).toBe('online')
+    expect(log.statuses.map((s) => s.to)).toEqual(['offline', 'connecting', 'authenticating', 'online'])
+  })
+
+  it('visible while reconnecting → connects at once', async () => {
+    const net = browser()
+    const server = startMockServer()
+    const { client, log } = await connected(createClient(server, { backoff: () => 60_000 }))
+    server.peer.close(1006)
+    await tick(5)
+    net.visibility('hidden')
+    expect(client.state).toBe('reconnecting')
+    net.visibility('visible')
+    expect(log.statuses.at(-1)).toMatchObject({ from: 'reconnecting', to: 'connecting', reason: 'visible' })
+    await tick()
+    expect(client.state).toBe('online')
+    expect(server.peers).toHaveLength(2)
+  })
+
+  it('visible while online → pings at once, and a missing pong drops the connection', async () => {
+    const net = browser()
+    const server = startMockServer({ pong: false })
+    const { client, log } = await connected(createClient(server, { pingInterval: 25_000, pongTimeout: 500 }))
+    net.visibility('hidden')
+    await tick()
+    expect(server.sent('ping')).toEqual([])
+    net.visibility('visible')
+    await tick()
+    expect(server.sent('ping')).toEqual([{ type: 'ping' }])
+    await tick(500)
+    expect(client.state).toBe('reconnecting')
+    expect(log.statuses.at(-1)).toMatchObject({ from: 'online', to: 'reconnecting', reason: 'pong timeout' })
+  })
+
+  it('visible while online with a live server → stays online', async () => {
+    const net = browser()
+    const server = startMockServer({ pong: true })
+    const { client } = await connected(createClient(server, { pingInterval: 25_000, pongTimeout: 500 }))
+    net.visibility('visible')
+    await tick(2000)
+    expect(server.sent('ping')).toHaveLength(1)
+    expect(client.state).toBe('online')
+  })
+
+  it('close() removes the listeners; later events change nothing', async () => {
+    const net = browser()
+    const server = startMockServer()
+    const { client } = await connected(createClient(server))
+    expect(net.win.listeners).toBeGreaterThan(0)
+    expect(net.doc.listeners).toBeGreaterThan(0)
+    client.close()
+    expect(net.win.listeners).toBe(0)
+    expect(net.doc.listeners).toBe(0)
+
+    net.offline()
+    net.online()
+    net.visibility('visible')
+    await tick(60_000)
+    expect(client.state).toBe('closed')
+    expect(server.peers).toHaveLength(1)
+    expect(server.sent('ping')).toEqual([])
+  })
+
+  it('watchNetwork: false adds no listeners', async () => {
+    const net = browser()
+    const server = startMockServer()
+    const { client } = await connected(createClient(server, { watchNetwork: false }))
+    expect(net.win.listeners).toBe(0)
+    expect(net.doc.listeners).toBe(0)
+    net.offline()
+    expect(client.state).toBe('online')
+  })
+
+  // An offline event between transport.open() and the socket's construction must stop that socket too.
+  it('offline right after connect() stays offline', async () => {
+    const net = browser()
+    const server = startMockServer()
+    const { client } = createClient(server)
+    client.connect()
+    setTimeout(() => net.offline(), 0)
+    await tick(100)
+    expect(client.state).toBe('offline')
+    expect(server.sent('auth')).toEqual([])
+  })
+})

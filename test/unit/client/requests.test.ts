@@ -1,0 +1,154 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { ProtocolError, RequestError, TimeoutError } from '../../../src/index.js'
+import { cleanup, connected, createClient, type Frame, note, startMockServer, tick } from '../../helpers/mock-server.js'
+
+beforeEach(() => {
+  vi.useFakeTimers()
+})
+afterEach(cleanup)
+
+/** Settles into a value either way, so a rejection is never unhandled and can be inspected later. */
+function settle<T>(promise: Promise<T>) {
+  const state: { done: boolean; value?: T; error?: unknown } = { done: false }
+  promise.then(
+    (value) => Object.assign(state, { done: true, value }),
+    (error: unknown) => Object.assign(state, { done: true, error }),
+  )
+  return state
+}
+
+const requestId = (frame: Frame | undefined) => {
+  if (typeof frame?.requestId !== 'string') throw new Error('no requestId')
+  return frame.requestId
+}
+
+describe('requests', () => {
+  it('queues history and markRead while not online and sends them after auth', async () => {
+    const server = startMockServer({ auth: { seq: 5, unreadCount: 3 } })
+    const { client } = createClient(server)
+    const history = settle(client.history({ limit: 5 }))
+    const mark = settle(client.markRead('n1'))
+    await tick()
+    expect(server.peers).toHaveLength(0)
+
+    client.connect()
+    await tick()
+    const [auth, h, m] = server.peer.frames
+    expect(auth?.type).toBe('auth') // the requests come after the auth frame
+    expect(h).toEqual({ type: 'history', limit: 5, requestId: requestId(h) })
+    expect(m).toEqual({ type: 'mark_read', ids: ['n1'], requestId: requestId(m) })
+    expect(requestId(h)).not.toBe(requestId(m))
+
+    const { type: _, ...item } = note(4)
+    server.peer.send({ type: 'history', items: [item], next: 4, requestId: requestId(h) })
+    server.peer.send({ type: 'read', ids: ['n1'], all: false, seq: 5, unreadCount: 2, requestId: requestId(m) })
+    await tick()
+    expect(history.value).toMatchObject({ items: [item], next: 4 })
+    expect(mark.value).toMatchObject({ ids: ['n1'], all: false, seq: 5, unreadCount: 2 })
+    expect(client.unreadCount).toBe(2)
+  })
+
+  it('markRead resolves only on its own reply and emits read once', async () => {
+    const server = startMockServer({ auth: { seq: 5, unreadCount: 3 } })
+    const { client, log } = await connected(createClient(server))
+    const all = settle(client.markAllRead())
+    await tick()
+    const frame = server.sent('mark_read')[0]
+    expect(frame).toEqual({ type: 'mark_read', all: true, requestId: requestId(frame) })
+    server.peer.send({ type: 'read', ids: [], all: true, seq: 5, unreadCount: 0, requestId: 'someone-else' })
+    await tick()
+    expect(all.done).toBe(false)
+    server.peer.send({ type: 'read', ids: [], all: true, seq: 5, unreadCount: 0, requestId: requestId(frame) })
+    await tick()
+    expect(all.value).toMatchObject({ all: true, unreadCount: 0 })
+    expect(client.unreadCount).toBe(0)
+    expect(log.reads).toHaveLength(1)
+  })
+
+  it('rejects with a RequestError beyond maxQueue', async () => {
+    const server = startMockServer()
+    const { client } = createClient(server, { maxQueue: 2 })
+    const a = settle(client.history())
+    const b = settle(client.markRead(['x']))
+    const c = settle(client.history())
+    await tick()
+    expect(c.error).toBeInstanceOf(RequestError)
+    expect(c.error).toMatchObject({ name: 'RequestError' })
+    expect(String((c.error as Error).message)).toContain('maxQueue')
+    expect(a.done || b.done).toBe(false)
+
+    client.connect()
+    await tick()
+    expect(server.sent('history')).toHaveLength(1)
+    expect(server.sent('mark_read')).toHaveLength(1)
+  })
+
+  it('rejects with a TimeoutError when no reply comes within requestTimeout', async () => {
+    const server = startMockServer()
+    const { client } = await connected(createClient(server, { requestTimeout: 3000 }))
+    const history = settle(client.history())
+    await vi.advanceTimersByTimeAsync(2999)
+    expect(history.done).toBe(false)
+    await vi.advanceTimersByTimeAsync(1)
+    expect(history.error).toBeInstanceOf(TimeoutError)
+    expect(history.error).toMatchObject({ name: 'TimeoutError' })
+
+    // A late reply is ignored.
+    server.peer.send({ type: 'history', items: [], requestId: requestId(server.sent('history')[0]) })
+    await tick()
+    expect(client.state).toBe('online')
+  })
+
+  it('counts a queued request’s timeout from when it was made', async () => {
+    const server = startMockServer()
+    const { client } = createClient(server, { requestTimeout: 3000 })
+    const history = settle(client.history())
+    await vi.advanceTimersByTimeAsync(3000)
+    expect(history.error).toBeInstanceOf(TimeoutError)
+    client.connect()
+    await tick()
+    expect(server.sent('history')).toEqual([])
+  })
+
+  it('rejects with a ProtocolError carrying the code of an error reply', async () => {
+    const server = startMockServer()
+    const { client, log } = await connected(createClient(server))
+    const history = settle(client.history({ before: 0 }))
+    await tick()
+    const id = requestId(server.sent('history')[0])
+    server.peer.send({ type: 'error', code: 'bad_frame', message: 'before must be positive', requestId: id })
+    await tick()
+    expect(history.error).toBeInstanceOf(ProtocolError)
+    expect(history.error).toMatchObject({ name: 'ProtocolError', code: 'bad_frame', message: 'before must be positive' })
+    expect(log.errors).toEqual([]) // a reply, not an event
+  })
+
+  it('resends a request that was in flight when the connection dropped', async () => {
+    const server = startMockServer()
+    const { client } = await connected(createClient(server, { backoff: () => 100 }))
+    const history = settle(client.history())
+    await tick()
+    server.peer.close(1006)
+    await tick(100 + 20)
+    expect(client.state).toBe('online')
+    const resent = server.peer.frames.find((f) => f.type === 'history')
+    expect(resent).toBeDefined()
+    server.peer.send({ type: 'history', items: [], requestId: requestId(resent) })
+    await tick()
+    expect(history.value).toMatchObject({ items: [] })
+  })
+
+  it('close() rejects pending requests and later ones with a RequestError', async () => {
+    const server = startMockServer()
+    const { client } = await connected(createClient(server))
+    const inFlight = settle(client.history())
+    const mark = settle(client.markAllRead())
+    await tick()
+    client.close()
+    await tick()
+    expect(inFlight.error).toBeInstanceOf(RequestError)
+    expect(mark.error).toBeInstanceOf(RequestError)
+    await expect(client.history()).rejects.toBeInstanceOf(RequestError)
+    await expect(client.markRead('x')).rejects.toBeInstanceOf(RequestError)
+  })
+})

@@ -1,0 +1,169 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { advanceToAfterStatus, cleanup, connected, createClient, startMockServer, tick } from '../../helpers/mock-server.js'
+
+beforeEach(() => {
+  vi.useFakeTimers()
+})
+afterEach(cleanup)
+
+const transitions = (statuses: { from: string; to: string; reason: string }[]) => statuses.map((s) => [s.from, s.to, s.reason])
+
+describe('connection state', () => {
+  it('does no I/O before connect(), then goes idle → connecting → authenticating → online', async () => {
+    const server = startMockServer()
+    const { client, log, tokens } = createClient(server)
+    await tick(1000)
+    expect(client.state).toBe('idle')
+    expect(server.peers).toHaveLength(0)
+    expect(tokens).toHaveLength(0)
+
+    client.connect()
+    expect(client.state).toBe('connecting')
+    await tick()
+    expect(client.state).toBe('online')
+    expect(transitions(log.statuses)).toEqual([
+      ['idle', 'connecting', 'connect'],
+      ['connecting', 'authenticating', 'open'],
+      ['authenticating', 'online', 'auth'],
+    ])
+    expect(log.statuses.every((s) => s.attempt === 0 && s.retryIn === undefined)).toBe(true)
+    expect(server.peer.frames[0]).toMatchObject({ type: 'auth', token: tokens[0] })
+    expect(server.peer.frames[0]).not.toHaveProperty('since') // nothing delivered yet
+  })
+
+  it('ready() resolves once online', async () => {
+    const server = startMockServer()
+    const { client } = createClient(server)
+    let ready = false
+    void client.ready().then(() => {
+      ready = true
+    })
+    await tick()
+    expect(ready).toBe(false)
+    client.connect()
+    await tick()
+    expect(ready).toBe(true)
+  })
+
+  it('goes online → reconnecting (with attempt and retryIn) → connecting → authenticating → online when the server drops', async () => {
+    const server = startMockServer()
+    const { client, log } = await connected(createClient(server))
+    log.statuses.length = 0
+
+    server.peer.close(1001, 'going away')
+    await tick(5)
+    expect(client.state).toBe('reconnecting')
+    // random 0.5, first retry: floor(0.5 × 500)
+    expect(log.statuses).toEqual([{ from: 'online', to: 'reconnecting', reason: 'close 1001', attempt: 1, retryIn: 250 }])
+
+    await advanceToAfterStatus(log, 249)
+    expect(client.state).toBe('reconnecting')
+    expect(server.peers).toHaveLength(1)
+    await advanceToAfterStatus(log, 250)
+    expect(client.state).toBe('connecting')
+    await tick()
+    expect(client.state).toBe('online')
+    expect(server.peers).toHaveLength(2)
+    expect(transitions(log.statuses)).toEqual([
+      ['online', 'reconnecting', 'close 1001'],
+      ['reconnecting', 'connecting', 'retry'],
+      ['connecting', 'authenticating', 'open'],
+      ['authenticating', 'online', 'auth'],
+    ])
+  })
+
+  it('gives up on a server that does not answer the auth frame within connectTimeout', async () => {
+    const server = startMockServer({ auth: false })
+    const { client, log } = createClient(server, { connectTimeout: 1000 })
+    client.connect()
+    await tick()
+    expect(client.state).toBe('authenticating')
+    await advanceToAfterStatus(log, 999)
+    expect(client.state).toBe('authenticating')
+    await advanceToAfterStatus(log, 1000)
+    expect(client.state).toBe('reconnecting')
+    expect(log.statuses.at(-1)).toMatchObject({ from: 'authenticating', to: 'reconnecting', reason: 'auth timeout', retryIn: 250 })
+    await tick()
+    expect(server.peers[0]?.closed).toBe(true)
+  })
+
+  it('close() goes to closed, is final and safe to call twice', async () => {
+    const server = startMockServer()
+    const { client, log } = await connected(createClient(server))
+    client.close()
+    expect(client.state).toBe('closed')
+    expect(log.statuses.at(-1)).toEqual({ from: 'online', to: 'closed', reason: 'close', attempt: 0 })
+    const events = log.statuses.length
+
+    expect(() => client.close()).not.toThrow()
+    client.connect()
+    await tick(60_000)
+    expect(client.state).toBe('closed')
+    expect(server.peers).toHaveLength(1)
+    expect(server.peer.closed).toBe(true)
+    expect(log.statuses).toHaveLength(events)
+    await expect(client.ready()).rejects.toMatchObject({ name: 'RequestError' })
+  })
+
+  it('close() from idle goes straight to closed without a socket', async () => {
+    const server = startMockServer()
+    const { client, log } = createClient(server)
+    client.close()
+    client.connect()
+    await tick(1000)
+    expect(transitions(log.statuses)).toEqual([['idle', 'closed', 'close']])
+    expect(server.peers).toHaveLength(0)
+  })
+
+  it('connect() twice is a no-op', async () => {
+    const server = startMockServer()
+    const { client, log, tokens } = createClient(server)
+    client.connect()
+    client.connect()
+    await tick()
+    client.connect()
+    await tick(1000)
+    expect(client.state).toBe('online')
+    expect(server.peers).toHaveLength(1)
+    expect(tokens).toHaveLength(1)
+    expect(log.statuses).toHaveLength(3)
+  })
+
+  it('emits status only on a real change', async () => {
+    const server = startMockServer()
+    const { client, log } = await connected(createClient(server, { backoff: () => 100 }))
+    for (let i = 0; i < 3; i++) {
+      server.peer.close(4000)
+      await tick(100 + 20)
+    }
+    client.close()
+    expect(log.statuses).toHaveLength(3 + 3 * 4 + 1)
+    for (const s of log.statuses) expect(s.from).not.toBe(s.to)
+    // Each event starts where the previous one ended.
+    for (let i = 1; i < log.statuses.length; i++) expect(log.statuses[i]?.from).toBe(log.statuses[i - 1]?.to)
+  })
+
+  it('leaves no timer behind after close()', async () => {
+    const server = startMockServer()
+    const { client } = await connected(createClient(server))
+    const pending = client.history().catch((e: unknown) => e)
+    await tick()
+    client.close()
+    await tick()
+    expect(await pending).toMatchObject({ name: 'RequestError' })
+    expect(vi.getTimerCount()).toBe(0)
+  })
+
+  // Between transport.open() and reconnecting-websocket's construction of the socket (its 0 ms wait) there is no
+  // socket to close; close() in that window must still stop it (reconnecting-websocket #165). Here close() runs
+  // in a 0 ms timer queued right after connect(), which lands in that window.
+  it('close() right after connect() stays closed (transport close-before-socket window)', async () => {
+    const server = startMockServer()
+    const { client } = createClient(server)
+    client.connect()
+    setTimeout(() => client.close(), 0)
+    await tick(100)
+    expect(client.state).toBe('closed')
+    expect(server.sent('auth')).toHaveLength(0)
+  })
+})
