@@ -159,9 +159,7 @@ describe('acks', () => {
     expect(server.sent('ack')).toEqual([{ type: 'ack', seq: 2 }])
   })
 
-  // BUG (src/client/notification-client.ts, #sendAck/close): close() calls #sendAck(), which sets
-  // #ackTimer = undefined without clearTimeout, so the batching timer outlives close() ("close() removes all
-  // listeners and timers"). Harmless when it fires, but it is a leak. Fix: clearTimeout(this.#ackTimer) in #sendAck.
+  // Regression: close() flushed the ack but left its batching timer running ("close() removes all timers").
   it('close() with an ack pending leaves no timer behind', async () => {
     const server = startMockServer()
     const { client } = await connected(createClient(server, { ackDelay: 1000 }))
@@ -171,11 +169,8 @@ describe('acks', () => {
     expect(vi.getTimerCount()).toBe(0)
   })
 
-  // BUG (minor; src/client/notification-client.ts, #status and #online): every status change clears the ack
-  // timer, and nothing re-arms it after the next auth. Notifications delivered less than ackDelay before a drop
-  // are never acked unless another one arrives (since is not an ack on the server), so the user's acknowledged
-  // cursor lags and a device without a cursor gets them again. Fix: in #online, arm the ack timer when
-  // #cursor > #acked.
+  // Regression: a drop within ackDelay cleared the ack timer and nothing re-armed it after the next auth;
+  // `since` is no ack on the server, so the user's acknowledged cursor lagged behind what the app had.
   it('acks what was delivered just before a drop, after the next auth', async () => {
     const server = startMockServer({ auth: { seq: 1 } }) // seq 1 is in the inbox: a replay
     const { client } = await connected(createClient(server, { ackDelay: 1000, backoff: () => 100 }))

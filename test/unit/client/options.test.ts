@@ -50,18 +50,13 @@ describe('options', () => {
     expect(build({ WebSocket: 'ws' })).toThrow('options.WebSocket')
   })
 
-  // BUG (src/client/options.ts, resolveClientOptions): the number check is
-  // `typeof v !== typeof value || v < 0 || v >= 2 ** 31`, which NaN passes (every comparison with NaN is false).
-  // pingInterval: NaN then pings every ~1 ms, requestTimeout: NaN times every request out at once.
-  // Fix: `!Number.isFinite(v) || v < 0 || v >= 2 ** 31` for the number options.
+  // Regression: NaN passed `v < 0 || v >= 2 ** 31` (every comparison with NaN is false); pingInterval: NaN
+  // then pinged every ~1 ms and requestTimeout: NaN timed every request out at once.
   it('a NaN number option throws a TypeError naming it', () => {
     expect(build({ pingInterval: Number.NaN })).toThrow('options.pingInterval')
   })
 
-  // BUG (minor; src/client/options.ts, resolveClientOptions): a backoff that is neither a function nor an object
-  // is spread into the default shape (`{ ...DEFAULT_BACKOFF, ...(b as object) }`): a string adds only
-  // index keys, a number nothing, so the defaults pass the check and the mistake goes unnoticed.
-  // Fix: fail('backoff') unless `typeof b` is 'function', 'object' (non-null) or 'undefined'.
+  // Regression: a string or number backoff was spread into the default shape, which then passed the check.
   it('a backoff that is neither a function nor an object throws a TypeError naming it', () => {
     expect(build({ backoff: 'exponential' })).toThrow('options.backoff')
   })
