@@ -1,8 +1,9 @@
 /**
- * The client's size budget, min + gzip, dependencies included. `npm test`
- * fails when the bundle grows past it.
+ * The client's size budget, min + gzip (level 9), dependencies included,
+ * licence comments left out (a production build ships them beside the bundle).
+ * `npm test` fails when the bundle grows past it.
  *
- * The issue's target is 6 KB; reconnecting-websocket and mitt alone take
- * about 3.3 KB of it. See the README's "Size" section for where the rest goes.
+ * The target is 6 KB (6,144 B): it is missed. reconnecting-websocket and mitt
+ * alone take 2.76 KB; this budget guards against growth until it is met.
  */
-export const CLIENT_BUDGET_BYTES = 7300
+export const CLIENT_BUDGET_BYTES = 6600

@@ -53,36 +53,37 @@ const DEFAULTS = {
   ackDelay: 1000,
   pingInterval: 25_000,
   pongTimeout: 10_000,
-  watchNetwork: true,
 }
 
 const DEFAULT_BACKOFF: BackoffOptions = { initial: 500, factor: 2, max: 30_000 }
 
-const fail = (name: string): never => {
-  throw new TypeError(`belfry: options.${name} is invalid (see ClientOptions)`)
-}
-const isProvider = (v: unknown) => typeof v === 'function' || (typeof v === 'string' && v !== '')
+/** A delay or a count: 0 up to setTimeout's limit (NaN fails). */
+const isNumber = (v: unknown) => (v as number) >= 0 && (v as number) < 2 ** 31 && typeof v === 'number'
+const isFunction = (v: unknown) => typeof v === 'function'
+const isProvider = (v: unknown) => isFunction(v) || (typeof v === 'string' && v !== '')
 
 /** Applies defaults; throws a `TypeError` naming the first bad option. */
 export function resolveClientOptions(o: ClientOptions): ResolvedClientOptions {
-  const { WebSocket: WS = globalThis.WebSocket, backoff: b, random = Math.random, storage: s } = o
-  const shape = { ...DEFAULT_BACKOFF, ...(b as object) }
+  const { WebSocket: WS = globalThis.WebSocket, backoff: b = {}, random = Math.random, storage: s, watchNetwork = true } = o
   const merged = { ...DEFAULTS, ...o }
-  // Every numeric option is a delay or a count: 0 to setTimeout's limit.
-  for (const [key, value] of Object.entries({ ...DEFAULTS, ...shape })) {
-    const v = (key in DEFAULTS ? merged : (shape as Record<string, unknown>))[key as keyof typeof DEFAULTS]
-    if (typeof v !== typeof value || !((v as number) >= 0 && (v as number) < 2 ** 31)) fail(key in DEFAULTS ? key : 'backoff') // NaN too
+  const shape = { ...DEFAULT_BACKOFF, ...b }
+  const valid: Record<string, unknown> = {
+    url: isProvider(o.url),
+    token: isProvider(o.token),
+    WebSocket: isFunction(WS), // Node 20 has none: pass `ws`
+    random: isFunction(random),
+    backoff:
+      isFunction(b) || (typeof b === 'object' && shape.initial > 0 && shape.factor >= 1 && isNumber(shape.initial) && isNumber(shape.max)),
+    storage: !s || (isFunction(s.getItem) && isFunction(s.setItem)),
+    watchNetwork: typeof watchNetwork === 'boolean',
   }
-  if (!isProvider(o.url)) fail('url')
-  if (!isProvider(o.token)) fail('token')
-  if (typeof WS !== 'function') fail('WebSocket') // Node 20 has none: pass `ws`
-  if (typeof b !== 'function' && (typeof (b ?? {}) !== 'object' || !(shape.initial > 0 && shape.factor >= 1))) fail('backoff')
-  if (typeof random !== 'function') fail('random')
-  if (s && (typeof s.getItem !== 'function' || typeof s.setItem !== 'function')) fail('storage')
+  for (const key in DEFAULTS) valid[key] = isNumber(merged[key as keyof typeof DEFAULTS])
+  for (const key in valid) if (!valid[key]) throw new TypeError(`belfry: options.${key} is invalid (see ClientOptions)`)
   return {
     ...merged,
     WebSocket: WS,
-    backoff: typeof b === 'function' ? b : (attempt) => fullJitter(attempt, shape, random),
-    storage: s === false ? memoryStorage() : (s ?? defaultStorage()),
+    watchNetwork,
+    backoff: isFunction(b) ? (b as (attempt: number) => number) : (attempt) => fullJitter(attempt, shape, random),
+    storage: s || (s === false ? memoryStorage() : defaultStorage()),
   }
 }

@@ -24,13 +24,13 @@ export function isNotificationLike(v: Obj): v is Obj & Pick<Notification, 'title
 }
 
 /** What the client reads of each frame type; anything else in a frame is passed through untouched. */
-const CHECKS: Partial<Record<ServerFrame['type'], (v: Obj) => boolean>> = {
+const CHECKS: Record<string, (v: Obj) => boolean> = Object.assign(Object.create(null), {
   notification: isNotificationLike,
-  replayed: (v) => isSeq(v.seq),
-  read: (v) => Array.isArray(v.ids) && v.ids.every(isString) && isSeq(v.seq) && isSeq(v.unreadCount),
-  history: (v) => Array.isArray(v.items) && v.items.every((n) => isObject(n) && isNotificationLike(n)),
-  error: (v) => isString(v.code) && isString(v.message),
-}
+  replayed: (v: Obj) => isSeq(v.seq),
+  read: (v: Obj) => Array.isArray(v.ids) && v.ids.every(isString) && isSeq(v.seq) && isSeq(v.unreadCount),
+  history: (v: Obj) => Array.isArray(v.items) && v.items.every((n) => isObject(n) && isNotificationLike(n)),
+  error: (v: Obj) => isString(v.code) && isString(v.message),
+})
 
 /**
  * Parses a frame sent by a server. Returns `undefined` for anything that is
@@ -39,13 +39,9 @@ const CHECKS: Partial<Record<ServerFrame['type'], (v: Obj) => boolean>> = {
  * the client ignores them.
  */
 export function parseServerFrame<Data extends JsonObject = JsonObject>(text: string): ServerFrame<Data> | undefined {
-  let frame: unknown
   try {
-    frame = JSON.parse(text)
-  } catch {
-    return undefined
-  }
-  if (!isObject(frame) || !isString(frame.type)) return undefined
-  const check = Object.hasOwn(CHECKS, frame.type) ? CHECKS[frame.type as ServerFrame['type']] : undefined
-  return !check || check(frame) ? (frame as unknown as ServerFrame<Data>) : undefined
+    const frame = JSON.parse(text)
+    if (isObject(frame) && isString(frame.type) && (CHECKS[frame.type]?.(frame) ?? true)) return frame as unknown as ServerFrame<Data>
+  } catch {}
+  return undefined
 }
