@@ -63,21 +63,19 @@ export class Connection {
   #authTimer: NodeJS.Timeout | undefined
   #expiryTimer: NodeJS.Timeout | undefined
   readonly #bucket: TokenBucket
-  readonly #log: Logger
 
   constructor(
     readonly ws: WebSocket,
     private readonly hub: Hub,
   ) {
     this.#bucket = new TokenBucket(hub.limits.ratePerSecond, hub.limits.rateBurst)
-    this.#log = hub.log.child({ conn: this.id })
     this.#authTimer = setTimeout(() => this.close(CloseCode.AuthTimeout, 'auth timeout'), hub.limits.authTimeoutMs)
     ws.on('message', (data, isBinary) => this.#receive(data, isBinary))
     ws.on('pong', () => {
       this.awaitingPong = false
     })
     ws.on('close', () => this.#dispose())
-    ws.on('error', (error) => this.#log.debug({ err: error }, 'socket error'))
+    ws.on('error', (error) => hub.log.debug({ conn: this.id, err: error }, 'socket error'))
   }
 
   /** Sends one serialised frame; a client that lets its buffer grow past the bound is cut off. */
@@ -85,7 +83,7 @@ export class Connection {
     if (this.ws.readyState !== WebSocket.OPEN) return
     this.ws.send(data, { binary: false })
     if (this.ws.bufferedAmount > this.hub.limits.maxBufferedBytes) {
-      this.#log.warn({ user: this.userId, buffered: this.ws.bufferedAmount }, 'slow consumer')
+      this.hub.log.warn({ conn: this.id, user: this.userId, buffered: this.ws.bufferedAmount }, 'slow consumer')
       this.close(CloseCode.SlowConsumer, 'slow consumer')
     }
   }
@@ -144,7 +142,7 @@ export class Connection {
 
   #enqueue(task: () => Promise<void>): void {
     this.#queue = this.#queue.then(task).catch((error: unknown) => {
-      this.#log.error({ err: error }, 'frame handler failed')
+      this.hub.log.error({ conn: this.id, err: error }, 'frame handler failed')
       this.#reply({ type: 'error', code: ErrorCode.Internal, message: 'internal error' })
     })
   }
@@ -235,7 +233,7 @@ export class Connection {
       seq: user.latestSeq,
       unreadCount: user.unreadCount,
     })
-    this.#log.debug({ user: check.userId, since: this.#sentSeq }, 'authenticated')
+    this.hub.log.debug({ conn: this.id, user: check.userId, since: this.#sentSeq }, 'authenticated')
     return this.#replayRound(undefined)
   }
 
