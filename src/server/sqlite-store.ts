@@ -95,10 +95,16 @@ export class SqliteStore implements Store {
       ),
       insertInbox: db.prepare('INSERT INTO inbox (user_id, seq, notification_id) VALUES (?, ?, ?)'),
       bumpAll: db.prepare('UPDATE users SET latest_seq = latest_seq + 1, unread = unread + 1 RETURNING id AS userId, latest_seq AS seq'),
+      // Set-based: one statement writes every inbox entry of a broadcast or topic publish.
+      fillAll: db.prepare('INSERT INTO inbox (user_id, seq, notification_id) SELECT id, latest_seq, ? FROM users'),
       bumpTopic: db.prepare(
         `UPDATE users SET latest_seq = latest_seq + 1, unread = unread + 1
          WHERE id IN (SELECT user_id FROM subscriptions WHERE topic = ?)
          RETURNING id AS userId, latest_seq AS seq`,
+      ),
+      fillTopic: db.prepare(
+        `INSERT INTO inbox (user_id, seq, notification_id)
+         SELECT u.id, u.latest_seq, ? FROM subscriptions s JOIN users u ON u.id = s.user_id WHERE s.topic = ?`,
       ),
       touchUser: db.prepare('INSERT INTO users (id) VALUES (?) ON CONFLICT (id) DO NOTHING'),
       getUser: db.prepare('SELECT latest_seq AS latestSeq, acked_seq AS ackedSeq, unread AS unreadCount FROM users WHERE id = ?'),
@@ -139,15 +145,18 @@ export class SqliteStore implements Store {
       data: input.data === undefined ? null : JSON.stringify(input.data),
       topic: notification.topic ?? null,
     })
-    let deliveries: Delivery[]
     if ('userIds' in audience) {
-      deliveries = [...new Set(audience.userIds)].map((userId) => ({ userId, seq: (s.bumpUser.get(userId) as { seq: number }).seq }))
-    } else if ('topic' in audience) {
-      deliveries = s.bumpTopic.all(audience.topic) as Delivery[]
-    } else {
-      deliveries = s.bumpAll.all() as Delivery[]
+      const deliveries = [...new Set(audience.userIds)].map((userId) => ({ userId, seq: (s.bumpUser.get(userId) as { seq: number }).seq }))
+      for (const d of deliveries) s.insertInbox.run(d.userId, d.seq, notification.id)
+      return { notification, deliveries }
     }
-    for (const d of deliveries) s.insertInbox.run(d.userId, d.seq, notification.id)
+    if ('topic' in audience) {
+      const deliveries = s.bumpTopic.all(audience.topic) as Delivery[]
+      s.fillTopic.run(notification.id, audience.topic)
+      return { notification, deliveries }
+    }
+    const deliveries = s.bumpAll.all() as Delivery[]
+    s.fillAll.run(notification.id)
     return { notification, deliveries }
   }
 
