@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import type { Logger } from 'pino'
 import WebSocket from 'ws'
 import {
@@ -40,6 +40,11 @@ export interface Hub {
 export type ConnectionState = 'authenticating' | 'replaying' | 'live' | 'closed'
 
 const DEFAULT_HISTORY_LIMIT = 20
+/** Connection ids: a random tag per process and a counter, unique across processes sharing a broker. */
+/** Shared start of every connection's frame queue (one settled promise, not one per socket). */
+const SETTLED: Promise<void> = Promise.resolve()
+const PROCESS_TAG = randomBytes(6).toString('base64url')
+let connections = 0
 /** How long a slow consumer has to read its close frame before the socket is destroyed. */
 const SLOW_CONSUMER_GRACE_MS = 5000
 /** setTimeout's largest delay (2^31 − 1 ms, about 24.8 days). */
@@ -48,7 +53,7 @@ const MAX_TIMER_MS = 2_147_483_647
 /** One client socket: its auth, its frames, its replay cursor and its limits. */
 export class Connection {
   /** Unique within the process; marks the origin of read changes. */
-  readonly id = randomUUID()
+  readonly id = `${PROCESS_TAG}${++connections}`
   state: ConnectionState = 'authenticating'
   userId: string | undefined
   /** True while a WebSocket ping is unanswered. */
@@ -59,7 +64,7 @@ export class Connection {
   #pendingMax = 0
   #badFrames = 0
   /** Frames are handled one at a time, in order (auth completes before the next frame). */
-  #queue: Promise<void> = Promise.resolve()
+  #queue: Promise<void> = SETTLED
   #authTimer: NodeJS.Timeout | undefined
   #expiryTimer: NodeJS.Timeout | undefined
   readonly #bucket: TokenBucket
@@ -218,6 +223,7 @@ export class Connection {
       return
     }
     clearTimeout(this.#authTimer)
+    this.#authTimer = undefined // holds its closure otherwise, for the life of the connection
     this.userId = check.userId
     this.state = 'replaying'
     registry.add(check.userId, this)
