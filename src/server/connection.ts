@@ -25,6 +25,8 @@ export interface Hub {
   readonly store: Store
   readonly broker: Broker
   readonly registry: Registry
+  /** Every open socket's connection, authenticated or not. */
+  readonly connections: Set<Connection>
   readonly limits: Readonly<Limits>
   readonly key: Uint8Array
   readonly log: Logger
@@ -47,8 +49,6 @@ const PROCESS_TAG = randomBytes(6).toString('base64url')
 let connections = 0
 /** How long a slow consumer has to read its close frame before the socket is destroyed. */
 const SLOW_CONSUMER_GRACE_MS = 5000
-/** setTimeout's largest delay (2^31 − 1 ms, about 24.8 days). */
-const MAX_TIMER_MS = 2_147_483_647
 
 /** One client socket: its auth, its frames, its replay cursor and its limits. */
 export class Connection {
@@ -66,7 +66,8 @@ export class Connection {
   /** Frames are handled one at a time, in order (auth completes before the next frame). */
   #queue: Promise<void> = SETTLED
   #authTimer: NodeJS.Timeout | undefined
-  #expiryTimer: NodeJS.Timeout | undefined
+  /** When the token expires (ms since the epoch); the server's sweep closes the connection then. */
+  expiresAt = Number.POSITIVE_INFINITY
   readonly #bucket: TokenBucket
 
   constructor(
@@ -74,12 +75,13 @@ export class Connection {
     private readonly hub: Hub,
   ) {
     this.#bucket = new TokenBucket(hub.limits.ratePerSecond, hub.limits.rateBurst)
+    hub.connections.add(this)
     this.#authTimer = setTimeout(() => this.close(CloseCode.AuthTimeout, 'auth timeout'), hub.limits.authTimeoutMs)
     ws.on('message', (data, isBinary) => this.#receive(data, isBinary))
     ws.on('pong', () => {
       this.awaitingPong = false
     })
-    ws.on('close', () => this.#dispose())
+    ws.on('close', () => this.#gone())
     ws.on('error', (error) => hub.log.debug({ conn: this.id, err: error }, 'socket error'))
   }
 
@@ -227,7 +229,7 @@ export class Connection {
     this.userId = check.userId
     this.state = 'replaying'
     registry.add(check.userId, this)
-    this.#expireAt(check.expiresAt)
+    this.expiresAt = check.expiresAt
     const user = await store.touchUser(check.userId)
     if (this.#closed()) return
     // A cursor beyond the latest seq comes from another database: start from the end.
@@ -299,20 +301,11 @@ export class Connection {
     this.#reply({ type: 'history', items, ...next, ...rid(f.requestId) })
   }
 
-  /** Closes with 4002 when the token expires; a timer cannot wait longer than ~24.8 days, so it re-arms. */
-  #expireAt(expiresAt: number): void {
-    const left = expiresAt - Date.now()
-    if (left > MAX_TIMER_MS) {
-      this.#expiryTimer = setTimeout(() => this.#expireAt(expiresAt), MAX_TIMER_MS)
-      return
-    }
-    this.#expiryTimer = setTimeout(
-      () => {
-        this.#reply({ type: 'auth_error', code: ErrorCode.TokenExpired, message: 'token expired' })
-        this.close(CloseCode.TokenExpired, 'token expired')
-      },
-      Math.max(0, left),
-    )
+  /** Called by the server's once-a-second sweep: closes with 4002 once the token has expired. */
+  expireBy(now: number): void {
+    if (now < this.expiresAt || this.state === 'closed') return
+    this.#reply({ type: 'auth_error', code: ErrorCode.TokenExpired, message: 'token expired' })
+    this.close(CloseCode.TokenExpired, 'token expired')
   }
 
   /** Re-reads the state after an await (the socket may have closed meanwhile). */
@@ -322,7 +315,6 @@ export class Connection {
 
   #clearTimers(): void {
     clearTimeout(this.#authTimer)
-    clearTimeout(this.#expiryTimer)
   }
 
   /** Leaves the registry at once: a closing connection neither receives nor counts toward the cap. */
@@ -330,6 +322,12 @@ export class Connection {
     this.state = 'closed'
     this.#clearTimers()
     if (this.userId !== undefined) this.hub.registry.remove(this.userId, this)
+  }
+
+  /** The socket is gone. */
+  #gone(): void {
+    this.#dispose()
+    this.hub.connections.delete(this)
   }
 }
 

@@ -2,7 +2,7 @@ import { createServer, type Server as HttpServer, type IncomingMessage, type Ser
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { pino } from 'pino'
-import { WebSocketServer } from 'ws'
+import { type WebSocket, WebSocketServer } from 'ws'
 import { CloseCode, type JsonObject, type Priority } from '../protocol/index.js'
 import { secretKey } from './auth.js'
 import { type Broker, type BrokerEvent, InProcessBroker } from './broker.js'
@@ -32,8 +32,14 @@ export interface PublishResult {
   recipients: number
 }
 
+function destroy(this: Duplex): void {
+  this.destroy()
+}
+
 /** Paths that accept a WebSocket upgrade: `/ws`, and `/` for the article's clients. */
 const WS_PATHS = new Set(['/ws', '/'])
+/** How often token expiry is checked: a connection is closed at most this long after its token expires. */
+const EXPIRY_SWEEP_MS = 1000
 /** How long close() waits for clients to answer the close handshake. */
 const CLOSE_GRACE_MS = 2000
 
@@ -49,9 +55,10 @@ export class NotificationServer {
   readonly #options: ResolvedOptions
   readonly #hub: Hub
   readonly #wss: WebSocketServer
-  readonly #connections = new Set<Connection>()
   readonly #unsubscribe: () => void
   readonly #heartbeat: NodeJS.Timeout
+  /** Closes connections whose token expired: one timer for all, not one per connection. */
+  readonly #expiry: NodeJS.Timeout
   #http: HttpServer | undefined
   #state: 'running' | 'closing' | 'closed' = 'running'
   #closed: Promise<void> | undefined
@@ -62,11 +69,16 @@ export class NotificationServer {
     const store: Store = this.#options.store ?? new SqliteStore(this.#options.database)
     const broker: Broker = this.#options.broker ?? new InProcessBroker()
     const log = this.#options.logger ?? pino({ name: 'belfry' })
-    this.#hub = { store, broker, registry: new Registry(), limits, key: secretKey(this.#options.secret), log }
+    this.#hub = { store, broker, registry: new Registry(), connections: new Set(), limits, key: secretKey(this.#options.secret), log }
     this.#wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxFrameBytes, clientTracking: false, perMessageDeflate: false })
     this.#unsubscribe = broker.subscribe((event) => this.#route(event))
     this.#heartbeat = setInterval(() => this.#beat(), limits.heartbeatMs)
     this.#heartbeat.unref()
+    this.#expiry = setInterval(() => {
+      const now = Date.now()
+      for (const c of this.#hub.connections) c.expireBy(now)
+    }, EXPIRY_SWEEP_MS)
+    this.#expiry.unref()
     if (this.#options.server) this.#attach(this.#options.server)
   }
 
@@ -78,7 +90,7 @@ export class NotificationServer {
   /** Open connections and users with at least one, in this process. */
   stats(): { users: number; connections: number; sockets: number } {
     const { registry } = this.#hub
-    return { users: registry.users, connections: registry.connections, sockets: this.#connections.size }
+    return { users: registry.users, connections: registry.connections, sockets: this.#hub.connections.size }
   }
 
   /**
@@ -156,8 +168,9 @@ export class NotificationServer {
   async #shutdown(): Promise<void> {
     this.#state = 'closing'
     clearInterval(this.#heartbeat)
-    const sockets = [...this.#connections].map((c) => c.ws)
-    for (const c of this.#connections) c.close(CloseCode.GoingAway, 'server shutting down')
+    clearInterval(this.#expiry)
+    const sockets = [...this.#hub.connections].map((c) => c.ws)
+    for (const c of this.#hub.connections) c.close(CloseCode.GoingAway, 'server shutting down')
     await Promise.race([
       Promise.all(sockets.map((ws) => (ws.readyState === ws.CLOSED ? undefined : new Promise((r) => ws.once('close', r))))),
       new Promise((r) => setTimeout(r, CLOSE_GRACE_MS).unref()),
@@ -220,20 +233,22 @@ export class NotificationServer {
     const path = (req.url ?? '/').split('?')[0] ?? '/'
     // On a server that belongs to the app, other paths may be the app's own WebSocket endpoints.
     if (!WS_PATHS.has(path) && this.#options.server) return
-    socket.on('error', () => socket.destroy())
+    socket.on('error', destroy)
     if (!WS_PATHS.has(path) || this.#state !== 'running') {
       socket.end(
         `HTTP/1.1 ${this.#state === 'running' ? '404 Not Found' : '503 Service Unavailable'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
       )
       return
     }
-    this.#wss.handleUpgrade(req, socket, head, (ws) => {
-      const connection = new Connection(ws, this.#hub)
-      this.#connections.add(connection)
-      ws.once('close', () => this.#connections.delete(connection))
-      const origins = this.#options.allowedOrigins
-      if (origins.size > 0 && !origins.has(req.headers.origin ?? '')) connection.close(CloseCode.Forbidden, 'origin not allowed')
-    })
+    // Read before the callback: a closure over `req` would keep the request alive with the connection.
+    const origin = req.headers.origin ?? ''
+    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, origin))
+  }
+
+  #accept(ws: WebSocket, origin: string): void {
+    const connection = new Connection(ws, this.#hub)
+    const origins = this.#options.allowedOrigins
+    if (origins.size > 0 && !origins.has(origin)) connection.close(CloseCode.Forbidden, 'origin not allowed')
   }
 
   async #request(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -250,7 +265,7 @@ export class NotificationServer {
 
   /** One timer for all sockets: ping each, terminate those that missed the last ping. */
   #beat(): void {
-    for (const c of this.#connections) {
+    for (const c of this.#hub.connections) {
       if (c.awaitingPong) {
         c.ws.terminate()
         continue
