@@ -1,16 +1,23 @@
+import type { Delivery } from './store.js'
+
 /**
- * A message for the connections of some users. `frame` is the serialised
- * frame, made once per user; the broker passes it on untouched.
+ * What a broker carries: serialisable data only, so a real broker can carry it
+ * between processes.
+ *
+ * - `notification`: one publish. `shared` is the frame without `seq` and `read`
+ *   (serialised once); each receiving process completes it for the recipients
+ *   it has connections of, and for no one else.
+ * - `read`: a read-state change of one user, as a ready frame.
  */
 export type BrokerEvent =
-  | { kind: 'notification'; userId: string; seq: number; frame: string }
+  | { kind: 'notification'; shared: string; deliveries: readonly Delivery[] }
   | { kind: 'read'; userId: string; frame: string /** The connection that made the change; it got its own reply. */; origin?: string }
 
 /**
  * Fan-out between whatever committed a change and the connections that must
  * hear of it. The in-process default suits one server process; a real broker
  * (Redis pub/sub, say) can take its place when several processes share a store.
- * Events for one user must arrive in the order they were published.
+ * Events must arrive in the order they were published.
  */
 export interface Broker {
   publish(events: readonly BrokerEvent[]): void | Promise<void>

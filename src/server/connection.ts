@@ -43,6 +43,8 @@ export type ConnectionState = 'authenticating' | 'replaying' | 'live' | 'closed'
 
 const DEFAULT_HISTORY_LIMIT = 20
 /** Connection ids: a random tag per process and a counter, unique across processes sharing a broker. */
+/** Send options: a Buffer goes out as a text frame too. One object, not one per send. */
+const TEXT = { binary: false } as const
 /** Shared start of every connection's frame queue (one settled promise, not one per socket). */
 const SETTLED: Promise<void> = Promise.resolve()
 const PROCESS_TAG = randomBytes(6).toString('base64url')
@@ -88,7 +90,7 @@ export class Connection {
   /** Sends one serialised frame; a client that lets its buffer grow past the bound is cut off. */
   send(data: string | Buffer): void {
     if (this.ws.readyState !== WebSocket.OPEN) return
-    this.ws.send(data, { binary: false })
+    this.ws.send(data, TEXT)
     if (this.ws.bufferedAmount > this.hub.limits.maxBufferedBytes) {
       this.hub.log.warn({ conn: this.id, user: this.userId, buffered: this.ws.bufferedAmount }, 'slow consumer')
       this.close(CloseCode.SlowConsumer, 'slow consumer')

@@ -198,29 +198,27 @@ export class NotificationServer {
     return this.#publish(a.audience, n.input)
   }
 
-  /** Commits, then hands the frames to the broker: nothing is sent before it is durable. */
+  /** Commits, then hands the publish to the broker: nothing is sent before it is durable. */
   async #publish(audience: Audience, input: NotificationInput): Promise<PublishResult> {
     const { notification, deliveries } = await this.#hub.store.publish(audience, input)
-    const shared = sharedPart(notification)
-    const events: BrokerEvent[] = deliveries.map(({ userId, seq }) => ({
-      kind: 'notification',
-      userId,
-      seq,
-      frame: notificationFrame(shared, seq, false),
-    }))
-    await this.#hub.broker.publish(events)
+    await this.#hub.broker.publish([{ kind: 'notification', shared: sharedPart(notification), deliveries }])
     return { id: notification.id, recipients: deliveries.length }
   }
 
-  /** Hands a broker event to this process's connections of its user. */
+  /** Hands a broker event to this process's connections of its users. */
   #route(event: BrokerEvent): void {
-    const connections = this.#hub.registry.of(event.userId)
-    if (connections.size === 0) return
-    // One encoding for all of a user's sockets; ws would otherwise encode the string per send.
-    const data = connections.size > 1 ? Buffer.from(event.frame) : event.frame
-    for (const c of connections) {
-      if (event.kind === 'notification') c.deliver(event.seq, data)
-      else if (c.id !== event.origin) c.send(data)
+    const { registry } = this.#hub
+    if (event.kind === 'read') {
+      for (const c of registry.of(event.userId)) if (c.id !== event.origin) c.send(event.frame)
+      return
+    }
+    for (const { userId, seq } of event.deliveries) {
+      const connections = registry.of(userId)
+      if (connections.size === 0) continue
+      const frame = notificationFrame(event.shared, seq, false)
+      // One encoding for all of a user's sockets; ws would otherwise encode the string per send.
+      const data = connections.size > 1 ? Buffer.from(frame) : frame
+      for (const c of connections) c.deliver(seq, data)
     }
   }
 
