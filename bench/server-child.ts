@@ -1,0 +1,214 @@
+/**
+ * One server under test, in its own process, driven by run.ts over IPC:
+ * start, publish (broadcast, to one user, a steady stream, a backlog), report
+ * RSS, restart on the same port (and database), stop.
+ *
+ * Run with `--expose-gc` so that RSS is read after a full collection.
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { pino } from 'pino'
+import { NotificationServer, SqliteStore, type Store } from '../src/server/index.js'
+import { PlainWsServer } from './plain-ws-server.js'
+import { now, serve } from './rpc.js'
+import { API_KEY, type BenchServer, type Kind, payload, SECRET } from './shared.js'
+import { SocketIoServer } from './socketio-server.js'
+
+let kind: Kind = 'ws'
+let server: BenchServer | undefined
+let port = 0
+let dir: string | undefined
+/** Lines pino wrote at warn or above (slow consumers and the like). */
+const warnings: string[] = []
+/** Time belfry spent in each store method (synchronous SQLite work), since the last reset. */
+let storeTime: Record<string, { calls: number; ms: number }> = {}
+
+/** The store, with the time of each call recorded (better-sqlite3 does its work before the promise is returned). */
+function timed(store: Store): Store {
+  return new Proxy(store, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target)
+      if (typeof value !== 'function') return value
+      return (...args: unknown[]) => {
+        const t = now()
+        try {
+          return value.apply(target, args)
+        } finally {
+          const entry = storeTime[String(prop)] ?? { calls: 0, ms: 0 }
+          entry.calls++
+          entry.ms += now() - t
+          storeTime[String(prop)] = entry
+        }
+      }
+    },
+  })
+}
+
+function make(): BenchServer {
+  if (kind === 'ws') return new PlainWsServer()
+  if (kind === 'socketio') return new SocketIoServer()
+  dir ??= mkdtempSync(join(tmpdir(), 'belfry-bench-'))
+  const logger = pino(
+    { level: 'warn' },
+    {
+      write: (line: string) => {
+        if (warnings.length < 20) warnings.push(line.trim())
+      },
+    },
+  )
+  const store = timed(new SqliteStore(join(dir, 'belfry.db')))
+  const s = new NotificationServer({ secret: SECRET, apiKey: API_KEY, store, logger })
+  return {
+    listen: async (p) => (await s.listen(p, '127.0.0.1')).port,
+    broadcast: (n) => s.broadcast(n),
+    sendToUser: (id, n) => s.sendToUser(id, n),
+    close: () => s.close(),
+  }
+}
+
+function collect(): void {
+  const gc = (globalThis as { gc?: () => void }).gc
+  gc?.()
+  gc?.()
+}
+
+/** Allocates and drops about 400 MB of small objects. */
+function churn(): void {
+  let keep: { i: number; s: string }[] = []
+  for (let i = 0; i < 8_000_000; i++) {
+    keep.push({ i, s: `x${i}` })
+    if (keep.length === 1000) keep = []
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+serve({
+  async start(args: { kind: Kind }) {
+    kind = args.kind
+    server = make()
+    port = await server.listen(0)
+    return { port, pid: process.pid }
+  },
+
+  /**
+   * RSS after two full collections. First the child churns through short-lived
+   * objects, so that V8's young generation has grown to its full size in every
+   * reading: how far it had grown under the load before is then no part of
+   * the difference between two readings.
+   */
+  async rss() {
+    churn()
+    await sleep(100)
+    collect()
+    await sleep(100)
+    collect()
+    const m = process.memoryUsage()
+    return {
+      rss: m.rss,
+      heapUsed: m.heapUsed,
+      heapTotal: m.heapTotal,
+      external: m.external,
+      arrayBuffers: m.arrayBuffers,
+      gcExposed: typeof (globalThis as { gc?: unknown }).gc === 'function',
+    }
+  },
+
+  async broadcast(args: { k: string }) {
+    storeTime = {}
+    const t0 = now()
+    const result = await server!.broadcast(payload(args.k, t0))
+    return { t0, t1: now(), commitMs: storeTime.publish?.ms ?? 0, result }
+  },
+
+  /** Store time per method since the last call (or broadcast), and the CPU time used so far. */
+  stats() {
+    const out = { store: storeTime, cpu: process.cpuUsage() }
+    storeTime = {}
+    return out
+  },
+
+  async sendToUser(args: { userId: string; k: string }) {
+    const t0 = now()
+    await server!.sendToUser(args.userId, payload(args.k, t0))
+    return { t0 }
+  },
+
+  /**
+   * Notifications to single users at a steady rate: every 5 ms, publishes the
+   * ones that are due. `k` is `t<i>`; each payload carries its own publish time.
+   */
+  async stream(args: { users: string[]; rate: number; durationMs: number }) {
+    const total = Math.round((args.rate * args.durationMs) / 1000)
+    const loop = monitorEventLoopDelay({ resolution: 1 })
+    loop.enable()
+    const calls: number[] = []
+    const start = now()
+    let sent = 0
+    let maxLagMs = 0
+    while (sent < total) {
+      const due = Math.min(total, Math.floor(((now() - start) * args.rate) / 1000) + 1)
+      if (due - sent > 1) maxLagMs = Math.max(maxLagMs, ((due - sent - 1) * 1000) / args.rate)
+      for (; sent < due; sent++) {
+        const user = args.users[sent % args.users.length]!
+        const t = now()
+        await server!.sendToUser(user, payload(`t${sent}`, t))
+        calls.push(now() - t)
+      }
+      await sleep(5)
+    }
+    loop.disable()
+    calls.sort((a, b) => a - b)
+    const q = (p: number) => calls[Math.min(calls.length - 1, Math.floor(p * calls.length))] ?? 0
+    return {
+      sent,
+      ms: now() - start,
+      maxLagMs,
+      call: { p50: q(0.5), p99: q(0.99), max: q(1) },
+      loopDelay: { p50: loop.percentile(50) / 1e6, p99: loop.percentile(99) / 1e6, max: loop.max / 1e6 },
+    }
+  },
+
+  /** A backlog for one user: `count` notifications, one publish each. */
+  async backlog(args: { userId: string; count: number }) {
+    const t0 = now()
+    for (let i = 0; i < args.count; i++) await server!.sendToUser(args.userId, payload(`q${i}`, now()))
+    return { ms: now() - t0 }
+  },
+
+  /**
+   * Closes the server (every socket gets 1001), starts a new one on the same
+   * port and database, and publishes one broadcast per key in `after` as soon
+   * as it listens, while the clients are still away.
+   */
+  async restart(args: { after: string[] }) {
+    const t0 = now()
+    await server!.close()
+    const tClosed = now()
+    server = make()
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await server.listen(port)
+        break
+      } catch (error) {
+        if (attempt > 50) throw error
+        await sleep(20) // the old listener may take a moment to let go of the port
+      }
+    }
+    const tListening = now()
+    for (const k of args.after) await server.broadcast(payload(k, now()))
+    return { t0, tClosed, tListening, tPublished: now() }
+  },
+
+  warnings: () => warnings,
+
+  async stop() {
+    await server?.close()
+    server = undefined
+    if (dir) rmSync(dir, { recursive: true, force: true })
+    setTimeout(() => process.exit(0), 20)
+    return { ok: true }
+  },
+})
