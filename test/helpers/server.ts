@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pino } from 'pino'
+import { afterEach } from 'vitest'
 import WebSocket from 'ws'
 import { mintToken, NotificationServer, type ServerOptions } from '../../src/server/index.js'
 
@@ -132,4 +133,20 @@ export async function httpPublish(url: string, body: unknown, key = API_KEY): Pr
     body: typeof body === 'string' ? body : JSON.stringify(body),
   })
   return { status: res.status, json: (await res.json()) as Record<string, unknown> }
+}
+
+/**
+ * For a test file: returns `start(options)`, which starts a server that the
+ * next `afterEach` disposes.
+ */
+export function useServer(): (options?: Partial<ServerOptions>) => Promise<TestServer> {
+  let current: TestServer | undefined
+  afterEach(async () => {
+    await current?.dispose()
+    current = undefined
+  })
+  return async (options) => {
+    current = await startServer(options)
+    return current
+  }
 }

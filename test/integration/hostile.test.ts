@@ -1,21 +1,11 @@
 import { randomBytes, randomInt } from 'node:crypto'
-import { afterEach, describe, expect, it, vi } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import WebSocket from 'ws'
 import { CloseCode, ErrorCode } from '../../src/protocol/index.js'
 import { DEFAULT_LIMITS } from '../../src/server/index.js'
-import { authedClient, type RawClient, rawClient, startServer, type TestServer } from '../helpers/server.js'
+import { authedClient, type RawClient, rawClient, type TestServer, useServer } from '../helpers/server.js'
 
-let t: TestServer | undefined
-afterEach(async () => {
-  await t?.dispose()
-  t = undefined
-})
-
-/** Starts a server that afterEach disposes. */
-async function start(options?: Parameters<typeof startServer>[0]): Promise<TestServer> {
-  t = await startServer(options)
-  return t
-}
+const start = useServer()
 
 type Frame = Record<string, unknown>
 

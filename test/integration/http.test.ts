@@ -1,19 +1,9 @@
 import { request } from 'node:http'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { NotificationServer } from '../../src/server/index.js'
-import { API_KEY, authedClient, httpPublish, rawClient, SECRET, startServer, type TestServer } from '../helpers/server.js'
+import { API_KEY, authedClient, httpPublish, rawClient, SECRET, type startServer, type TestServer, useServer } from '../helpers/server.js'
 
-let t: TestServer | undefined
-afterEach(async () => {
-  await t?.dispose()
-  t = undefined
-})
-
-/** Starts a server that afterEach disposes. */
-async function start(options?: Parameters<typeof startServer>[0]): Promise<TestServer> {
-  t = await startServer(options)
-  return t
-}
+const start = useServer()
 
 interface Reply {
   status: number

@@ -1,20 +1,10 @@
 import type { Socket } from 'node:net'
-import { afterEach, describe, expect, it, vi } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import WebSocket from 'ws'
 import { CloseCode, parseRetryReason } from '../../src/protocol/index.js'
-import { authedClient, type RawClient, rawClient, startServer, type TestServer } from '../helpers/server.js'
+import { authedClient, type RawClient, rawClient, type TestServer, useServer } from '../helpers/server.js'
 
-let t: TestServer | undefined
-afterEach(async () => {
-  await t?.dispose()
-  t = undefined
-})
-
-/** Starts a server that afterEach disposes. */
-async function start(options?: Parameters<typeof startServer>[0]): Promise<TestServer> {
-  t = await startServer(options)
-  return t
-}
+const start = useServer()
 
 /** Connects with ws options of our own (e.g. `autoPong: false`) and authenticates. */
 async function authedWith(server: TestServer, userId: string, options: WebSocket.ClientOptions): Promise<RawClient> {
