@@ -4,7 +4,7 @@
  * `npm test` fails when the bundle grows past it.
  *
  * The target is 6 KB (6,144 B): it is missed. reconnecting-websocket and mitt
- * alone take 2.76 KB; this budget guards against growth until it is met.
+ * alone take 2.75 KB; this budget guards against growth until it is met.
  */
 export const CLIENT_BUDGET_BYTES = 6600
 

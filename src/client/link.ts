@@ -61,6 +61,8 @@ export class Link {
   #attemptId = 0
   #tokenCall: Promise<string> | undefined
   #authError = ''
+  /** The auth frame of the attempt in progress, sent once its socket opens. */
+  #pendingAuth = ''
   readonly #transport: Transport
   readonly #unwatch: (() => void)[] = []
 
@@ -126,8 +128,6 @@ export class Link {
     this.#pendingAuth = JSON.stringify({ type: 'auth', token, ...this.host.auth(token) })
     this.#transport.open(url)
   }
-
-  #pendingAuth = ''
 
   /** One token call in flight at a time; every connect gets a fresh one. */
   #token(): Promise<string> {

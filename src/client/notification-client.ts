@@ -141,7 +141,8 @@ export class NotificationClient<Data extends JsonObject = JsonObject> {
   /** Subscribes to a topic, now and after every reconnect; returns the function that unsubscribes. */
   subscribe(topic: string): () => void {
     this.#topics.add(topic)
-    this.#request({ type: 'subscribe', topic }).catch(this.#report)
+    // Offline, #online sends it with every other topic; queueing it as well would send it twice.
+    this.#send({ type: 'subscribe', topic })
     return () => {
       if (this.#topics.delete(topic)) this.#request({ type: 'unsubscribe', topic }).catch(this.#report)
     }

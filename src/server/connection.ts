@@ -42,11 +42,11 @@ export interface Hub {
 export type ConnectionState = 'authenticating' | 'replaying' | 'live' | 'closed'
 
 const DEFAULT_HISTORY_LIMIT = 20
-/** Connection ids: a random tag per process and a counter, unique across processes sharing a broker. */
 /** Send options: a Buffer goes out as a text frame too. One object, not one per send. */
 const TEXT = { binary: false } as const
 /** Shared start of every connection's frame queue (one settled promise, not one per socket). */
 const SETTLED: Promise<void> = Promise.resolve()
+/** Connection ids: a random tag per process and a counter, unique across processes sharing a broker. */
 const PROCESS_TAG = randomBytes(6).toString('base64url')
 let connections = 0
 /** How long a slow consumer has to read its close frame before the socket is destroyed. */
@@ -54,7 +54,7 @@ const SLOW_CONSUMER_GRACE_MS = 5000
 
 /** One client socket: its auth, its frames, its replay cursor and its limits. */
 export class Connection {
-  /** Unique within the process; marks the origin of read changes. */
+  /** Unique across processes; marks the origin of read changes. */
   readonly id = `${PROCESS_TAG}${++connections}`
   state: ConnectionState = 'authenticating'
   userId: string | undefined
@@ -315,14 +315,10 @@ export class Connection {
     return this.state === 'closed'
   }
 
-  #clearTimers(): void {
-    clearTimeout(this.#authTimer)
-  }
-
   /** Leaves the registry at once: a closing connection neither receives nor counts toward the cap. */
   #dispose(): void {
     this.state = 'closed'
-    this.#clearTimers()
+    clearTimeout(this.#authTimer)
     if (this.userId !== undefined) this.hub.registry.remove(this.userId, this)
   }
 

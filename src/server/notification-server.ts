@@ -7,7 +7,7 @@ import { CloseCode, type JsonObject, type Priority } from '../protocol/index.js'
 import { secretKey } from './auth.js'
 import { type Broker, type BrokerEvent, InProcessBroker } from './broker.js'
 import { Connection, type Hub } from './connection.js'
-import { handleHttp, sendJson } from './http.js'
+import { type HttpContext, handleHttp, sendJson } from './http.js'
 import { type ResolvedOptions, resolveOptions, type ServerOptions } from './options.js'
 import { checkAudience, checkNotification } from './publish-input.js'
 import { Registry } from './registry.js'
@@ -59,6 +59,8 @@ export class NotificationServer {
   readonly #heartbeat: NodeJS.Timeout
   /** Closes connections whose token expired: one timer for all, not one per connection. */
   readonly #expiry: NodeJS.Timeout
+  /** The routes' view of this server, made once. */
+  readonly #httpContext: HttpContext
   #http: HttpServer | undefined
   #state: 'running' | 'closing' | 'closed' = 'running'
   #closed: Promise<void> | undefined
@@ -79,6 +81,21 @@ export class NotificationServer {
       for (const c of this.#hub.connections) c.expireBy(now)
     }, EXPIRY_SWEEP_MS)
     this.#expiry.unref()
+    this.#httpContext = {
+      apiKey: this.#options.apiKey,
+      secret: this.#options.secret,
+      dev: this.#options.dev,
+      maxBodyBytes: limits.maxBodyBytes,
+      log,
+      ready: () => this.#state === 'running',
+      stats: () => ({ users: this.#hub.registry.users, connections: this.#hub.registry.connections }),
+      publish: (audience, input) => this.#publish(audience, input),
+      drop: (userId) => {
+        const sockets = [...this.#hub.registry.of(userId)]
+        for (const c of sockets) c.ws.terminate()
+        return sockets.length
+      },
+    }
     if (this.#options.server) this.#attach(this.#options.server)
   }
 
@@ -118,22 +135,7 @@ export class NotificationServer {
    * for a server it was attached to; resolves false for other paths.
    */
   handleRequest(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
-    const { apiKey, secret, dev, limits } = this.#options
-    return handleHttp(req, res, {
-      apiKey,
-      secret,
-      dev,
-      maxBodyBytes: limits.maxBodyBytes,
-      log: this.#hub.log,
-      ready: () => this.#state === 'running',
-      stats: () => ({ users: this.#hub.registry.users, connections: this.#hub.registry.connections }),
-      publish: (audience, input) => this.#publish(audience, input),
-      drop: (userId) => {
-        const sockets = [...this.#hub.registry.of(userId)]
-        for (const c of sockets) c.ws.terminate()
-        return sockets.length
-      },
-    })
+    return handleHttp(req, res, this.#httpContext)
   }
 
   /** Sends to one user's inbox and open connections. Resolves once durable. */

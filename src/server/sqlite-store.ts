@@ -122,9 +122,10 @@ export class SqliteStore implements Store {
       after: db.prepare(`${SELECT} WHERE i.user_id = ? AND i.seq > ? ORDER BY i.seq LIMIT ?`),
       history: db.prepare(`${SELECT} WHERE i.user_id = ? AND i.seq < ? ORDER BY i.seq DESC LIMIT ?`),
       ack: db.prepare('UPDATE users SET acked_seq = max(acked_seq, min(?, latest_seq)) WHERE id = ? RETURNING acked_seq AS ackedSeq'),
+      // Scans the user's unread entries through the primary key's user_id prefix.
       markIds: db.prepare(
         `UPDATE inbox SET read = 1 WHERE user_id = ? AND read = 0
-         AND notification_id IN (SELECT value FROM json_each(?)) RETURNING notification_id AS id`, // primary-key prefix
+         AND notification_id IN (SELECT value FROM json_each(?)) RETURNING notification_id AS id`,
       ),
       markAll: db.prepare('UPDATE inbox SET read = 1 WHERE user_id = ? AND read = 0 AND seq <= ?'),
       subtractUnread: db.prepare(
