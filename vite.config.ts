@@ -1,7 +1,11 @@
 import { defineConfig } from 'vitest/config'
+import { clientAlias } from './scripts/client-bundle.js'
 
 export default defineConfig({
+  // Tests run the client as it ships: reconnecting-websocket compiled from its source.
+  resolve: { alias: clientAlias },
   test: {
+    server: { deps: { inline: [/reconnecting-websocket/] } },
     projects: [
       {
         extends: true,

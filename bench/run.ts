@@ -18,7 +18,7 @@ import { type ChildProcess, execFileSync, fork } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { arch, cpus, loadavg, release, totalmem, type } from 'node:os'
 import { fileURLToPath } from 'node:url'
-import { CLIENT_BUDGET_BYTES, CLIENT_TARGET_BYTES } from './client-size.js'
+import { CLIENT_SIZE_LIMIT_BYTES } from './client-size.js'
 import type { ClientKind } from './loadgen.js'
 import { bytes, chart, fmt, median, quantile, ratio, table } from './report.js'
 import { now, type Peer, peer } from './rpc.js'
@@ -333,7 +333,7 @@ async function main(): Promise<void> {
   }
   for (const l of loadgens) l.child.disconnect()
 
-  log('  client sizes (esbuild, browser, esm, minify, gzip -9)')
+  log('  client sizes (esbuild, browser, esm, minify, licence comments kept, gzip -9)')
   const sizes = await clientSizes()
   const elapsed = (now() - t0) / 1000
   const after = codeVersion()
@@ -502,9 +502,9 @@ function report(slots: Slot[], sizes: ClientSize[], started: Date, elapsedS: num
         'connected recipients; what is left is the commit itself and the per-recipient frame.',
     )
   }
-  if (sizes[0]!.gzip > CLIENT_TARGET_BYTES) {
+  if (sizes[0]!.gzip > CLIENT_SIZE_LIMIT_BYTES) {
     whyMissed.push(
-      `- Client size: reconnecting-websocket and mitt alone are ${fmt(floor.gzip, 0)} B, leaving ${fmt(CLIENT_TARGET_BYTES - floor.gzip, 0)} B for the ` +
+      `- Client size: reconnecting-websocket and mitt alone are ${fmt(floor.gzip, 0)} B, leaving ${fmt(CLIENT_SIZE_LIMIT_BYTES - floor.gzip, 0)} B for the ` +
         `client's own logic, which takes ${fmt(sizes[0]!.gzip - floor.gzip, 0)} B in the bundle (state machine, auth, resume, inbox, requests, validation).`,
     )
   }
@@ -527,9 +527,9 @@ function report(slots: Slot[], sizes: ClientSize[], started: Date, elapsedS: num
         met(stormWorst <= STORM_TARGET_MS && stormLost === 0 && stormDup === 0 && N >= 2000),
       ],
       [
-        `client, min + gzip, dependencies included ≤ 6 KB (${CLIENT_TARGET_BYTES} B)`,
-        `${fmt(sizes[0]!.gzip, 0)} B (floor: ${fmt(floor.gzip, 0)} B; regression budget in npm test: ${CLIENT_BUDGET_BYTES} B)`,
-        met(sizes[0]!.gzip <= CLIENT_TARGET_BYTES),
+        `client, min + gzip, dependencies included ≤ 6 KB (${CLIENT_SIZE_LIMIT_BYTES} B)`,
+        `${fmt(sizes[0]!.gzip, 0)} B (of it reconnecting-websocket + mitt: ${fmt(floor.gzip, 0)} B); \`npm test\` fails past the limit`,
+        met(sizes[0]!.gzip <= CLIENT_SIZE_LIMIT_BYTES),
       ],
     ],
   )

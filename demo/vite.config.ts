@@ -1,9 +1,11 @@
 import { fileURLToPath } from 'node:url'
 import { defineConfig } from 'vite'
+import { clientAlias } from '../scripts/client-bundle.js'
 
 /**
  * Builds the demo page into dist/demo, which `npm start` serves. The page
- * imports `belfry` like any app would; the alias points it at the source.
+ * imports `belfry` like any app would; the alias points it at the source, built
+ * the way the package builds it.
  *
  *   npx vite build --config demo/vite.config.ts
  *   npx vite --config demo/vite.config.ts   (hot reload; proxies to a server on :3000)
@@ -11,7 +13,7 @@ import { defineConfig } from 'vite'
 export default defineConfig({
   root: fileURLToPath(new URL('.', import.meta.url)),
   resolve: {
-    alias: { belfry: fileURLToPath(new URL('../src/index.ts', import.meta.url)) },
+    alias: [{ find: /^belfry$/, replacement: fileURLToPath(new URL('../src/index.ts', import.meta.url)) }, ...clientAlias],
   },
   build: {
     outDir: '../dist/demo',

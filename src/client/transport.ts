@@ -20,7 +20,8 @@ import RwsImport from 'reconnecting-websocket'
 import type { WebSocketLike } from './options.js'
 
 type ReconnectingWebSocket = import('reconnecting-websocket').default
-// The package is CommonJS with ES types: Node hands over the class, TypeScript sees a namespace.
+// Bundled, this is the class compiled from the package's source (scripts/client-bundle.ts). Run
+// by Node straight from src (the benchmarks do), it is the CommonJS build, whose types say namespace.
 const ReconnectingWebSocket = ((RwsImport as { default?: unknown }).default ?? RwsImport) as typeof import('reconnecting-websocket').default
 
 /** What the transport reports. Closes the link asks for itself are not reported. */

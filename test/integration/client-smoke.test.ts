@@ -1,19 +1,44 @@
-import { afterEach, describe, expect, it, vi } from 'vitest'
+import { rmSync } from 'node:fs'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest'
 import WebSocket from 'ws'
-import { type Notification, NotificationClient } from '../../src/index.js'
+import { buildClientPackage } from '../../scripts/client-bundle.js'
+import type * as Belfry from '../../src/index.js'
 import { startServer, type TestServer } from '../helpers/server.js'
 
+/**
+ * One round trip with the client from the source (as every other test runs
+ * it) and with the package build, `dist/index.js` as `npm run build` writes
+ * it, loaded by Node itself: what an app installs.
+ */
+
+// Inside the project, so that the build's one import, mitt, resolves as it would in an app.
+const PACKAGE_DIR = fileURLToPath(new URL('../../node_modules/.cache/belfry-package-test/', import.meta.url))
+afterAll(() => rmSync(PACKAGE_DIR, { recursive: true, force: true }))
+
+const builds: [string, () => Promise<typeof Belfry>][] = [
+  ['source', () => import('../../src/index.js')],
+  [
+    'package build',
+    async () => {
+      await buildClientPackage(`${PACKAGE_DIR}index.js`)
+      return import(/* @vite-ignore */ pathToFileURL(`${PACKAGE_DIR}index.js`).href)
+    },
+  ],
+]
+
 let t: TestServer
-let client: NotificationClient | undefined
+let client: Belfry.NotificationClient | undefined
 afterEach(async () => {
   client?.close()
   await t?.dispose()
 })
 
-describe('client smoke', () => {
+describe.each(builds)('client smoke (%s)', (_, load) => {
   it('connects, receives, survives a restart and resumes', async () => {
+    const { NotificationClient } = await load()
     t = await startServer()
-    const got: Notification[] = []
+    const got: Belfry.Notification[] = []
     client = new NotificationClient({
       url: t.wsUrl,
       token: () => t.token('carol'),
