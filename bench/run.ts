@@ -647,6 +647,10 @@ ${perRound}
 - Targeted: ${RATE} notifications/s to single users, round robin over the ${N}, for
   ${STREAM_MS / 1000} s; each payload carries its publish time and the receiver subtracts it
   from its own.
+- Client size: each client bundled by esbuild for the browser (ES module, minified,
+  dependencies and licence comments included), gzipped at level 9. belfry as it ships
+  (\`scripts/client-bundle.ts\`): reconnecting-websocket compiled from the TypeScript source in
+  its package, the recipe of \`npm test\`'s size check.
 - Each belfry round starts from an empty database, so its commits are those of a young inbox:
   every recipient's entry lands on its own page of the inbox's B-trees, and a broadcast touches
   more pages as the inbox grows.
