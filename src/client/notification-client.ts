@@ -180,13 +180,19 @@ export class NotificationClient<Data extends JsonObject = JsonObject> {
   /** The auth frame's extras. `userId` (the token's `sub`) is what the article's server files sockets under. */
   #auth(token: string): { since?: number; userId?: string } {
     const userId = subject(token)
-    this.#cursorKey = `belfry:cursor:${userId}`
+    const key = `belfry:cursor:${userId}`
     let stored = 0
     try {
-      stored = Number(this.#o.storage.getItem(this.#cursorKey)) || 0
+      stored = Number(this.#o.storage.getItem(key)) || 0
     } catch {}
-    // Within one session the cursor in memory is authoritative; storage carries it across reloads.
-    this.#cursor = Math.max(this.#cursor, stored)
+    // For one user the cursor in memory is authoritative; storage carries it across reloads.
+    // A token for another user (or the first) starts from that user's stored cursor.
+    if (key === this.#cursorKey) {
+      this.#cursor = Math.max(this.#cursor, stored)
+    } else {
+      this.#cursorKey = key
+      this.#cursor = this.#acked = stored
+    }
     return { ...(userId && { userId }), ...(this.#cursor > 0 && { since: this.#cursor }) }
   }
 

@@ -70,6 +70,25 @@ describe('exactly-once delivery', () => {
     expect(server.peer.frames[0]).toMatchObject({ type: 'auth', since: 7 })
   })
 
+  it('switches to the new user’s own cursor when the token provider signs in someone else', async () => {
+    const storage = memoryStorage()
+    storage.setItem('belfry:cursor:u2', '2')
+    let user = 'u1'
+    const server = startMockServer()
+    const { client, log } = await connected(createClient(server, { storage, token: () => jwt(user), backoff: () => 100 }))
+    for (const seq of [1, 2, 3, 4, 5]) server.peer.send(note(seq))
+    user = 'u2'
+    server.peer.close(1006)
+    await tick(100 + 20)
+    expect(client.state).toBe('online')
+    // u1's 5 is no cursor of u2's: u2 resumes from its own 2 and gets its 3, 4 and 5.
+    expect(server.peer.frames[0]).toMatchObject({ type: 'auth', since: 2 })
+    for (const seq of [3, 4, 5]) server.peer.send(note(seq))
+    expect(log.notifications.map((n) => n.seq)).toEqual([1, 2, 3, 4, 5, 3, 4, 5])
+    expect(storage.getItem('belfry:cursor:u2')).toBe('5')
+    expect(storage.getItem(KEY)).toBe('5')
+  })
+
   it('follows replay paging: replayed {more: true} → resume {since: last seq}, until more is false', async () => {
     const server = startMockServer({ auth: { seq: 5 } })
     const { log } = await connected(createClient(server))
