@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * `belfry-server` / `npm run server`: the reference server, configured by the
- * environment (PORT, BELFRY_SECRET, BELFRY_API_KEY, BELFRY_DB). `--dev` (what
+ * environment (PORT, HOST, BELFRY_SECRET, BELFRY_API_KEY, BELFRY_DB). `--dev` (what
  * `npm start` uses) fills in dev defaults and serves the demo page.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
@@ -21,8 +21,8 @@ async function main(): Promise<void> {
   }
   const fallback = config.dev ? serveDemo() : (_req: IncomingMessage, res: ServerResponse) => res.writeHead(404).end()
   const server = new NotificationServer({ ...config, logger: log, fallback })
-  const { url, port } = await server.listen(config.port)
-  log.info({ port, database: config.database, dev: config.dev }, 'listening')
+  const { url, port } = await server.listen(config.port, config.host)
+  log.info({ port, host: config.host, database: config.database, dev: config.dev }, 'listening')
   process.stdout.write(`belfry ${config.dev ? 'demo' : 'server'}: ${url}/\n`)
   let stopping = false
   const stop = (signal: string) => {

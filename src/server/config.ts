@@ -6,6 +6,8 @@ export const DEV_API_KEY = 'belfry-dev-key'
 
 export interface CliConfig {
   port: number
+  /** Interface to listen on; absent: all of them. */
+  host?: string
   secret: string
   apiKey: string
   database: string
@@ -28,5 +30,5 @@ export function readConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Cli
   if (secret.length < 16) throw new Error('BELFRY_SECRET must be at least 16 characters')
   const apiKey = env.BELFRY_API_KEY || DEV_API_KEY
   if (apiKey.length < 8) throw new Error('BELFRY_API_KEY must be at least 8 characters')
-  return { port, secret, apiKey, database: env.BELFRY_DB || './belfry.db', dev }
+  return { port, ...(env.HOST && { host: env.HOST }), secret, apiKey, database: env.BELFRY_DB || './belfry.db', dev }
 }

@@ -28,8 +28,9 @@ describe('durability', () => {
     first.child.kill('SIGKILL')
     await new Promise((resolve) => first.child.once('exit', resolve))
 
-    const second = await spawnServer(env)
+    const second = await spawnServer({ ...env, HOST: '127.0.0.1' })
     running.push(second)
+    expect(second.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/) // HOST is honoured, and printed
     const client = await rawClient(second.wsUrl)
     client.send({ type: 'auth', token: await mintToken(SECRET, 'dana'), since: 0 })
     await client.next((f) => f.type === 'replayed' && f.more === false)

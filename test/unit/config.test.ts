@@ -17,9 +17,13 @@ describe('readConfig', () => {
       dev: false,
     })
     expect(
-      readConfig({ PORT: '8080', BELFRY_DB: '/tmp/x.db', BELFRY_SECRET: 's'.repeat(16), BELFRY_API_KEY: 'k'.repeat(8) }, []),
+      readConfig(
+        { PORT: '8080', HOST: '127.0.0.1', BELFRY_DB: '/tmp/x.db', BELFRY_SECRET: 's'.repeat(16), BELFRY_API_KEY: 'k'.repeat(8) },
+        [],
+      ),
     ).toMatchObject({
       port: 8080,
+      host: '127.0.0.1',
       database: '/tmp/x.db',
     })
   })
