@@ -41,4 +41,8 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'))
 }
 
-void main()
+main().catch((error: unknown) => {
+  // Start-up failures (port in use, database directory missing): one line, not a stack trace.
+  process.stderr.write(`belfry-server: ${(error as Error).message}\n`)
+  process.exit(1)
+})

@@ -17,7 +17,7 @@ export interface CliConfig {
 /** Reads the configuration; throws an Error whose message tells the operator what to set. */
 export function readConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): CliConfig {
   const dev = argv.includes('--dev')
-  const port = Number(env.PORT ?? 3000)
+  const port = Number(env.PORT || 3000)
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT must be a port number, got "${env.PORT}"`)
   const missing = (['BELFRY_SECRET', 'BELFRY_API_KEY'] as const).filter((name) => !env[name])
   if (!dev && missing.length > 0) {

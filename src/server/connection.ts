@@ -8,6 +8,7 @@ import {
   ErrorCode,
   type HistoryFrame,
   type MarkReadFrame,
+  type Notification,
   parseClientFrame,
   retryReason,
   type ServerFrame,
@@ -183,6 +184,7 @@ export class Connection {
       case 'resume': {
         // Clamped as at auth: a cursor past the latest seq would hold back every later notification.
         const { latestSeq } = await store.touchUser(userId)
+        if (this.#closed()) return
         this.#sentSeq = Math.min(f.since, latestSeq)
         this.state = 'replaying'
         return this.#replayRound(f.requestId)
@@ -269,8 +271,9 @@ export class Connection {
           break
         }
         const data = replayFrame(row)
-        bytes += data.length
+        bytes += Buffer.byteLength(data)
         this.send(data)
+        if (this.#closed()) return // cut off as a slow consumer
         this.#sentSeq = row.seq
       }
       if (more) {
@@ -295,11 +298,20 @@ export class Connection {
     }
   }
 
+  /** One page, newest first, cut short (with `next`) before it takes more than a replay round's bytes. */
   async #history(f: HistoryFrame): Promise<void> {
     const limit = f.limit ?? DEFAULT_HISTORY_LIMIT
-    const items = await this.hub.store.history(this.userId!, f.before, limit)
+    const rows = await this.hub.store.history(this.userId!, f.before, limit)
+    if (this.#closed()) return
+    const items: Notification[] = []
+    let bytes = 0
+    for (const n of rows) {
+      bytes += Buffer.byteLength(JSON.stringify(n))
+      if (items.length > 0 && bytes > this.hub.limits.maxBufferedBytes / 2) break
+      items.push(n)
+    }
     const last = items.at(-1)
-    const next = items.length === limit && last && last.seq > 1 ? { next: last.seq } : {}
+    const next = (items.length < rows.length || items.length === limit) && last && last.seq > 1 ? { next: last.seq } : {}
     this.#reply({ type: 'history', items, ...next, ...rid(f.requestId) })
   }
 

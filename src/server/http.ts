@@ -39,6 +39,7 @@ function authorized(req: IncomingMessage, apiKey: string | undefined): boolean {
 }
 
 class BodyTooLarge extends Error {}
+class BadBody extends Error {}
 
 /** Reads a request body of at most `max` bytes. */
 async function readBody(req: IncomingMessage, max: number): Promise<string> {
@@ -51,8 +52,14 @@ async function readBody(req: IncomingMessage, max: number): Promise<string> {
     if (size > max) throw new BodyTooLarge()
     chunks.push(chunk)
   }
-  return Buffer.concat(chunks).toString('utf8')
+  try {
+    return UTF8.decode(Buffer.concat(chunks))
+  } catch {
+    throw new BadBody('the body is not valid UTF-8')
+  }
 }
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true })
 
 /**
  * Serves belfry's HTTP routes. Returns false for any other path, leaving the
@@ -64,7 +71,8 @@ async function readBody(req: IncomingMessage, max: number): Promise<string> {
  * - `POST /api/dev/drop?user=ID` → cuts the user's sockets (dev mode only)
  */
 export async function handleHttp(req: IncomingMessage, res: ServerResponse, ctx: HttpContext): Promise<boolean> {
-  const url = new URL(req.url ?? '/', 'http://localhost')
+  const url = URL.parse(req.url ?? '/', 'http://localhost')
+  if (!url) return false // not a path of ours (e.g. `//`): the caller answers it
   const route = url.pathname
   if (route === '/healthz') {
     if (req.method !== 'GET' && req.method !== 'HEAD') return methodNotAllowed(res, 'GET')
@@ -128,6 +136,10 @@ async function publishRoute(req: IncomingMessage, res: ServerResponse, ctx: Http
     if (error instanceof BodyTooLarge) {
       sendJson(res, 413, { error: 'payload_too_large', message: `body must be at most ${ctx.maxBodyBytes} bytes` }, { connection: 'close' })
       req.resume()
+      return
+    }
+    if (error instanceof BadBody) {
+      sendJson(res, 400, { error: 'bad_request', message: error.message })
       return
     }
     throw error

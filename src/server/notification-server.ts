@@ -179,6 +179,8 @@ export class NotificationServer {
     ])
     for (const ws of sockets) ws.terminate()
     this.#unsubscribe()
+    // An app's own server lives on; a later NotificationServer may attach to it.
+    this.#http?.off('upgrade', this.#onUpgrade)
     if (this.#http && !this.#options.server) {
       const server = this.#http
       await new Promise<void>((resolve) => {
@@ -226,8 +228,10 @@ export class NotificationServer {
 
   #attach(server: HttpServer): void {
     this.#http = server
-    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head))
+    server.on('upgrade', this.#onUpgrade)
   }
+
+  readonly #onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => this.#upgrade(req, socket, head)
 
   #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const path = (req.url ?? '/').split('?')[0] ?? '/'

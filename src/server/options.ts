@@ -79,6 +79,21 @@ export interface ResolvedOptions extends Omit<ServerOptions, 'limits' | 'allowed
   limits: Readonly<Limits>
 }
 
+/** setTimeout's largest delay. */
+const MAX_TIMER_MS = 2 ** 31 - 1
+const TIMER_LIMITS: ReadonlySet<string> = new Set(['authTimeoutMs', 'heartbeatMs'])
+const STORE_METHODS = ['publish', 'touchUser', 'after', 'history', 'ack', 'markRead', 'subscribe', 'unsubscribe', 'topics', 'close']
+
+/** Throws a TypeError naming `options[name]` when it is given but lacks one of `methods`. */
+function requireMethods(options: ServerOptions, name: 'logger' | 'store' | 'broker' | 'server', methods: readonly string[]): void {
+  const value = options[name] as unknown
+  if (value === undefined) return
+  const missing = methods.filter((m) => typeof (value as Record<string, unknown> | null)?.[m] !== 'function')
+  if (typeof value !== 'object' || value === null || missing.length > 0) {
+    throw new TypeError(`options.${name} must be an object with ${methods.join(', ')} methods (missing: ${missing.join(', ')})`)
+  }
+}
+
 /** Applies defaults and checks every option, throwing a `TypeError` that names a bad one. */
 export function resolveOptions(options: ServerOptions): ResolvedOptions {
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object')
@@ -95,11 +110,26 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
   if (!Array.isArray(origins) || !origins.every((o) => typeof o === 'string')) {
     throw new TypeError('options.allowedOrigins must be an array of origin strings')
   }
+  if (options.dev !== undefined && typeof options.dev !== 'boolean') throw new TypeError('options.dev must be a boolean')
+  if (options.fallback !== undefined && typeof options.fallback !== 'function') {
+    throw new TypeError('options.fallback must be a function (req, res)')
+  }
+  requireMethods(options, 'logger', ['debug', 'info', 'warn', 'error'])
+  requireMethods(options, 'store', STORE_METHODS)
+  requireMethods(options, 'broker', ['publish', 'subscribe', 'close'])
+  requireMethods(options, 'server', ['on', 'off'])
+  if (options.limits !== undefined && (typeof options.limits !== 'object' || options.limits === null)) {
+    throw new TypeError('options.limits must be an object')
+  }
   const limits: Limits = { ...DEFAULT_LIMITS }
   for (const [key, value] of Object.entries(options.limits ?? {})) {
     if (!Object.hasOwn(DEFAULT_LIMITS, key)) throw new TypeError(`options.limits.${key} is not a known limit`)
     if (!Number.isSafeInteger(value) || (value as number) <= 0) {
       throw new TypeError(`options.limits.${key} must be a positive integer`)
+    }
+    // setTimeout and setInterval turn longer delays into 1 ms.
+    if (TIMER_LIMITS.has(key) && (value as number) > MAX_TIMER_MS) {
+      throw new TypeError(`options.limits.${key} must be at most ${MAX_TIMER_MS} ms`)
     }
     limits[key as keyof Limits] = value as number
   }

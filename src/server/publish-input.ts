@@ -1,4 +1,4 @@
-import { MAX_ID_LENGTH, MAX_TOPIC_LENGTH } from '../protocol/index.js'
+import { isWellFormed, MAX_ID_LENGTH, MAX_TOPIC_LENGTH } from '../protocol/index.js'
 import type { Audience, NotificationInput } from './store.js'
 
 /** Longest title and body accepted, in characters. */
@@ -14,7 +14,7 @@ const KNOWN_KEYS = new Set<string>([...AUDIENCE_KEYS, 'title', 'body', 'priority
 
 export type PublishRequest = { ok: true; audience: Audience; input: NotificationInput } | { ok: false; reason: string }
 
-const isId = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= MAX_ID_LENGTH
+const isId = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= MAX_ID_LENGTH && isWellFormed(v)
 const isPlainObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype
 
@@ -27,6 +27,9 @@ export function checkNotification(value: unknown): { ok: true; input: Notificati
   }
   if (typeof body !== 'string' || body.length > MAX_BODY_LENGTH) {
     return { ok: false, reason: `"body" must be a string of at most ${MAX_BODY_LENGTH} characters` }
+  }
+  if (!isWellFormed(title) || !isWellFormed(body)) {
+    return { ok: false, reason: '"title" and "body" must be well-formed Unicode (no lone surrogate such as "\\ud800")' }
   }
   if (priority !== undefined && priority !== 'low' && priority !== 'medium' && priority !== 'high') {
     return { ok: false, reason: '"priority" must be "low", "medium" or "high"' }
@@ -63,7 +66,7 @@ export function checkAudience(value: Record<string, unknown>): { ok: true; audie
     return { ok: true, audience: { userIds } }
   }
   if (topic !== undefined) {
-    return typeof topic === 'string' && topic.length > 0 && topic.length <= MAX_TOPIC_LENGTH
+    return typeof topic === 'string' && topic.length > 0 && topic.length <= MAX_TOPIC_LENGTH && isWellFormed(topic)
       ? { ok: true, audience: { topic } }
       : { ok: false, reason: `"topic" must be a string of 1–${MAX_TOPIC_LENGTH} characters` }
   }

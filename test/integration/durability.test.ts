@@ -1,4 +1,6 @@
 import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -55,6 +57,23 @@ describe('belfry-server start-up', () => {
     const { code, stderr } = await runCli({ BELFRY_DB: join(dir, 'refused.db') })
     expect(code).toBe(1)
     expect(stderr).toContain('BELFRY_SECRET and BELFRY_API_KEY must be set')
+  }, 20_000)
+
+  it('says in one line why it cannot start (port in use, database directory missing), without a stack trace', async () => {
+    const holder = createServer()
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve))
+    try {
+      const port = String((holder.address() as AddressInfo).port)
+      const base = { BELFRY_SECRET: SECRET, BELFRY_API_KEY: API_KEY }
+      const taken = await runCli({ ...base, PORT: port, HOST: '127.0.0.1', BELFRY_DB: join(dir, 'taken.db') })
+      expect(taken.code).toBe(1)
+      expect(taken.stderr).toMatch(/^belfry-server: .*EADDRINUSE.*\n$/)
+      const nowhere = await runCli({ ...base, BELFRY_DB: join(dir, 'no', 'such', 'dir', 'belfry.db') })
+      expect(nowhere.code).toBe(1)
+      expect(nowhere.stderr).toMatch(/^belfry-server: .*directory.*\n$/)
+    } finally {
+      holder.close()
+    }
   }, 20_000)
 
   it('starts in dev mode without them and mints demo tokens', async () => {

@@ -1,6 +1,8 @@
-import { request } from 'node:http'
+import { createServer, request, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { pino } from 'pino'
 import { describe, expect, it } from 'vitest'
-import { NotificationServer } from '../../src/server/index.js'
+import { mintToken, NotificationServer } from '../../src/server/index.js'
 import { API_KEY, authedClient, httpPublish, rawClient, SECRET, type startServer, type TestServer, useServer } from '../helpers/server.js'
 
 const start = useServer()
@@ -32,7 +34,7 @@ const valid = { userId: 'alice', title: 'Hello', body: 'World' }
  */
 function rawPost(
   s: TestServer,
-  chunks: string[],
+  chunks: (string | Buffer)[],
   headers: Record<string, string | number>,
 ): Promise<{ status: number; json: Record<string, unknown>; connection: string | undefined }> {
   return new Promise((resolve, reject) => {
@@ -178,6 +180,9 @@ describe('POST /api/notifications: refused', () => {
       ['broadcast not true', JSON.stringify({ broadcast: 'yes', title: 'x', body: '' }), /"broadcast"/],
       ['empty topic', JSON.stringify({ topic: '', title: 'x', body: '' }), /"topic"/],
       ['unknown field', JSON.stringify({ ...valid, colour: 'red' }), /unknown field "colour"/],
+      // JSON can spell a lone surrogate; stored as UTF-8 it would come back changed.
+      ['lone surrogate in title', '{"userId": "alice", "title": "a\\ud800b", "body": ""}', /well-formed/],
+      ['lone surrogate in userId', '{"userId": "\\udc00", "title": "x", "body": ""}', /"userId"/],
     ]
     for (const [name, body, reason] of cases) {
       const res = await post(s, body, bearer)
@@ -204,6 +209,15 @@ describe('POST /api/notifications: refused', () => {
     // The same through fetch, and the server still takes a normal publish afterwards.
     expect((await post(s, big, bearer)).status).toBe(413)
     expect((await httpPublish(s.url, valid)).status).toBe(201)
+  })
+
+  it('400 for a body that is not valid UTF-8, rather than storing replacement characters', async () => {
+    const s = await start()
+    const bytes = Buffer.concat([Buffer.from('{"userId": "alice", "title": "a'), Buffer.from([0xff, 0xfe]), Buffer.from('b", "body": ""}')])
+    const res = await rawPost(s, [bytes], { 'content-type': 'application/json', 'content-length': bytes.length })
+    expect(res.status).toBe(400)
+    expect(res.json).toEqual({ error: 'bad_request', message: 'the body is not valid UTF-8' })
+    expect(await s.server.sendToUser('alice', { title: 'after', body: '' })).toMatchObject({ recipients: 1 })
   })
 
   it('405 with an allow header for other methods', async () => {
@@ -238,6 +252,21 @@ describe('other routes', () => {
       expect(res.status, path).toBe(404)
       expect(res.headers.get('content-type'), path).toMatch(/^application\/json/)
       expect(res.json, path).toMatchObject({ error: 'not_found', message: expect.any(String) })
+    }
+  })
+
+  it('a request target that is no URL (`//`, `http://[`) is a 404, not a 500', async () => {
+    const s = await start()
+    for (const path of ['//', 'http://[']) {
+      const status = await new Promise<number>((resolve, reject) => {
+        request({ host: '127.0.0.1', port: s.port, path, method: 'GET' }, (res) => {
+          res.resume()
+          resolve(res.statusCode ?? 0)
+        })
+          .on('error', reject)
+          .end()
+      })
+      expect(status, path).toBe(404)
     }
   })
 
@@ -326,5 +355,83 @@ describe('programmatic API', () => {
     expect(() => new NotificationServer({ ...base, limits: { bogusLimit: 1 } as never })).toThrow(/bogusLimit/)
     expect(() => new NotificationServer({ ...base, limits: { maxFrameBytes: -1 } })).toThrow(/options\.limits\.maxFrameBytes/)
     expect(() => new NotificationServer({ ...base, limits: { heartbeatMs: 1.5 } })).toThrow(/options\.limits\.heartbeatMs/)
+    // Beyond setTimeout's range a delay becomes 1 ms: every socket would be cut at once.
+    expect(() => new NotificationServer({ ...base, limits: { heartbeatMs: 2 ** 31 } })).toThrow(
+      /options\.limits\.heartbeatMs must be at most/,
+    )
+    expect(() => new NotificationServer({ ...base, limits: { authTimeoutMs: 2 ** 31 } })).toThrow(/options\.limits\.authTimeoutMs/)
+    const bad: [option: string, value: unknown][] = [
+      ['logger', {}],
+      ['dev', 'yes'],
+      ['limits', 5],
+      ['fallback', 'x'],
+      ['store', {}],
+      ['broker', {}],
+      ['server', {}],
+    ]
+    for (const [option, value] of bad) {
+      expect(() => new NotificationServer({ ...base, [option]: value }), option).toThrow(TypeError)
+      expect(() => new NotificationServer({ ...base, [option]: value }), option).toThrow(new RegExp(`^options\\.${option} `))
+    }
+  })
+})
+
+describe('attached to an app’s HTTP server', () => {
+  /** An app server with a route of its own that asks belfry first, as the README shows. */
+  async function appServer(): Promise<{ http: Server; port: number; attach: () => NotificationServer }> {
+    let belfry: NotificationServer | undefined
+    const http = createServer(async (req, res) => {
+      if (belfry && (await belfry.handleRequest(req, res))) return
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('the app')
+    })
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve))
+    const attach = () => {
+      belfry = new NotificationServer({
+        secret: SECRET,
+        apiKey: API_KEY,
+        database: ':memory:',
+        server: http,
+        logger: pino({ level: 'silent' }),
+      })
+      return belfry
+    }
+    return { http, port: (http.address() as AddressInfo).port, attach }
+  }
+
+  it('serves its routes and /ws, leaves the rest to the app, and hands the server back on close()', async () => {
+    const { http, port, attach } = await appServer()
+    try {
+      const first = attach()
+      expect((await call(`http://127.0.0.1:${port}/healthz`)).json).toMatchObject({ status: 'ok' })
+      expect(await (await fetch(`http://127.0.0.1:${port}/somewhere`)).text()).toBe('the app')
+      // Not a URL: not belfry's either; the app answers it.
+      const odd = await new Promise<number>((resolve, reject) => {
+        request({ host: '127.0.0.1', port, path: '//', method: 'GET' }, (res) => {
+          res.resume()
+          resolve(res.statusCode ?? 0)
+        })
+          .on('error', reject)
+          .end()
+      })
+      expect(odd).toBe(200)
+      const ws = await rawClient(`ws://127.0.0.1:${port}/ws`)
+      ws.close()
+
+      const listeners = http.listenerCount('upgrade')
+      await first.close()
+      expect(http.listening).toBe(true)
+      expect(http.listenerCount('upgrade')).toBe(listeners - 1)
+      // A new server on the same HTTP server takes the upgrades; the closed one no longer answers 503.
+      const second = attach()
+      const token = await mintToken(SECRET, 'ann')
+      const c = await rawClient(`ws://127.0.0.1:${port}/ws`)
+      c.send({ type: 'auth', token })
+      expect(await c.next((f) => f.type === 'auth_success')).toMatchObject({ userId: 'ann' })
+      c.close()
+      await second.close()
+    } finally {
+      http.closeAllConnections()
+      await new Promise((resolve) => http.close(resolve))
+    }
   })
 })

@@ -323,13 +323,10 @@ describe('replay robustness', () => {
     expect(round).toEqual({ type: 'replayed', more: false, seq: 1, requestId: 'far' })
   })
 
-  // BUG (src/server/connection.ts #replayRound + send()): a round sends up to replayBatch
-  // frames in one synchronous loop, and send() closes with 4009 as soon as ws.bufferedAmount
-  // passes maxBufferedBytes. With the defaults (500 × up to ~25 KB per notification, which
-  // the publish limits allow, vs a 1 MiB buffer) the server's own replay burst trips the
-  // slow-consumer close for a client that reads promptly: it gets ~200 of 500, then 4009,
-  // and the same again on every reconnect. A round should be bounded in bytes too (end it
-  // with more: true), or wait for the socket to drain.
+  // Regression: a round used to send up to replayBatch frames in one synchronous loop, and
+  // send() closes with 4009 once ws.bufferedAmount passes maxBufferedBytes. With 500 large
+  // notifications (the publish limits allow ~25 KB each) the server's own replay burst cut off a
+  // client that reads promptly. A round is now bounded in bytes too.
   it('completes a default-size replay of large notifications without a slow-consumer close', async () => {
     const s = await server()
     const body = 'x'.repeat(8192)
@@ -343,6 +340,46 @@ describe('replay robustness', () => {
     ])
     expect(outcome).toBe('caught up')
     expectExactlyOnce(c, 500)
+  })
+})
+
+describe('bounded in bytes, not characters', () => {
+  // '€' is 3 bytes in UTF-8 and 1 character in JavaScript: a bound counted in characters
+  // lets a round or a history page grow to 3× what it should.
+  const big = { title: '€'.repeat(256), body: '€'.repeat(8192), data: { blob: '€'.repeat(5000) } }
+
+  it('a replay round of multi-byte notifications stays within half the send buffer bound', async () => {
+    const s = await server()
+    for (let i = 0; i < 60; i++) await s.server.sendToUser('kai', big)
+    const c = await connectRaw(s, 'kai')
+    const round = await c.next((f) => f.type === 'replayed')
+    expect(round).toMatchObject({ more: true })
+    const bytes = c.of('notification').reduce((sum, f) => sum + Buffer.byteLength(JSON.stringify(f)), 0)
+    expect(bytes).toBeLessThanOrEqual((1024 * 1024) / 2 + Buffer.byteLength(JSON.stringify(c.of('notification')[0])))
+    autoResume(c)
+    c.send({ type: 'resume', since: round.seq })
+    await c.next((f) => f.type === 'replayed' && f.more === false)
+    expectExactlyOnce(c, 60)
+  })
+
+  it('a history page of large notifications is cut short with `next`, and paging reaches every one', async () => {
+    const s = await server()
+    for (let i = 0; i < 60; i++) await s.server.sendToUser('lee', big)
+    const c = await connect(s, 'lee', { since: 60 })
+    const seen: number[] = []
+    let before: number | undefined
+    for (let page = 0; page < 60; page++) {
+      const requestId = `h${page}`
+      c.send({ type: 'history', limit: 100, requestId, ...(before === undefined ? {} : { before }) })
+      const reply = await c.next((f) => f.type === 'history' && f.requestId === requestId)
+      const items = reply.items as { seq: number }[]
+      expect(Buffer.byteLength(JSON.stringify(reply))).toBeLessThan((1024 * 1024) / 2 + 60_000)
+      seen.push(...items.map((n) => n.seq))
+      if (reply.next === undefined) break
+      before = reply.next as number
+    }
+    expect(seen).toEqual(range(1, 60).reverse())
+    expect(c.of('notification')).toEqual([])
   })
 })
 

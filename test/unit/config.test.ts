@@ -33,6 +33,10 @@ describe('readConfig', () => {
     expect(readConfig({ BELFRY_API_KEY: 'mine-123456' }, ['--dev'])).toMatchObject({ apiKey: 'mine-123456' })
   })
 
+  it('takes an empty PORT as unset, not as "any free port"', () => {
+    expect(readConfig({ PORT: '' }, ['--dev'])).toMatchObject({ port: 3000 })
+  })
+
   it('refuses a bad port or a short secret', () => {
     expect(() => readConfig({ PORT: 'abc' }, ['--dev'])).toThrow(/PORT/)
     expect(() => readConfig({ BELFRY_SECRET: 'short' }, ['--dev'])).toThrow(/BELFRY_SECRET must be at least 16/)

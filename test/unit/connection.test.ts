@@ -1,0 +1,65 @@
+import { EventEmitter } from 'node:events'
+import { pino } from 'pino'
+import { describe, expect, it, vi } from 'vitest'
+import { mintToken, secretKey } from '../../src/server/auth.js'
+import { InProcessBroker } from '../../src/server/broker.js'
+import { Connection, type Hub } from '../../src/server/connection.js'
+import { DEFAULT_LIMITS } from '../../src/server/options.js'
+import { Registry } from '../../src/server/registry.js'
+import { SqliteStore } from '../../src/server/sqlite-store.js'
+
+const SECRET = 'test-secret-0123456789abcdef'
+
+/** A socket whose send buffer fills past any bound after `fullAfter` sends: a client that stopped reading. */
+class StalledSocket extends EventEmitter {
+  readyState = 1
+  sent = 0
+  closes: [number, string][] = []
+  constructor(private readonly fullAfter: number) {
+    super()
+  }
+  get bufferedAmount(): number {
+    return this.sent >= this.fullAfter ? 10 * 1024 * 1024 : 0
+  }
+  send(): void {
+    this.sent++
+  }
+  close(code: number, reason: string): void {
+    this.closes.push([code, reason])
+    this.readyState = 2
+  }
+  terminate(): void {
+    this.readyState = 3
+  }
+  frame(f: object): void {
+    this.emit('message', Buffer.from(JSON.stringify(f)), false)
+  }
+}
+
+describe('Connection', () => {
+  it('stays closed when it is cut off as a slow consumer in the middle of a replay round', async () => {
+    const store = new SqliteStore(':memory:')
+    for (let i = 0; i < 10; i++) await store.publish({ userIds: ['u'] }, { title: `n${i}`, body: '' })
+    const hub: Hub = {
+      store,
+      broker: new InProcessBroker(),
+      registry: new Registry(),
+      connections: new Set(),
+      limits: DEFAULT_LIMITS,
+      key: secretKey(SECRET),
+      log: pino({ level: 'silent' }),
+    }
+    const ws = new StalledSocket(3)
+    const c = new Connection(ws as never, hub)
+    ws.frame({ type: 'auth', token: await mintToken(SECRET, 'u') })
+    await vi.waitFor(() => expect(ws.closes).toEqual([[4009, 'slow consumer']]))
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    expect(c.state).toBe('closed')
+    expect(hub.registry.count('u')).toBe(0)
+    // A frame still arriving on the closing socket is not acted on.
+    ws.frame({ type: 'mark_read', all: true, requestId: 'late' })
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    expect((await store.touchUser('u')).unreadCount).toBe(10)
+    await store.close()
+  })
+})
