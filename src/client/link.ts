@@ -2,7 +2,7 @@ import { FORBIDDEN, NORMAL, parseRetryReason, RATE_LIMITED, TOKEN_EXPIRED, TOKEN
 import type { AuthSuccessFrame, ServerFrame } from '../protocol/frames.js'
 import { parseServerFrame } from '../protocol/parse-server-frame.js'
 import { AuthError, BelfryError, ProtocolError } from './errors.js'
-import type { Provider, ResolvedClientOptions } from './options.js'
+import { type Provider, type ResolvedClientOptions, wsUrl } from './options.js'
 import { createTransport, type Transport } from './transport.js'
 
 /**
@@ -26,8 +26,8 @@ export interface StatusEvent {
   reason: string
   /** Retries since the connection was last up for `minUptime`. */
   attempt: number
-  /** With `reconnecting`: ms until the next try. */
-  retryIn?: number
+  /** With `reconnecting`: ms until the next try; undefined otherwise. */
+  retryIn?: number | undefined
 }
 
 /** What the link tells the client. */
@@ -51,6 +51,8 @@ export class Link {
   /** True when the server speaks only the article's protocol (no seq, no pong). */
   legacy = false
   #attempt = 0
+  /** A 4029's delay: no reconnect before this time, whatever the browser signals. */
+  #notBefore = 0
   /** Consecutive refusals without reaching online: 4001 gets one fresh-token retry, 4002 one immediate retry. */
   #refusals = 0
   /** The state's own timer: connect/auth timeout, retry delay, or uptime while online. */
@@ -79,9 +81,12 @@ export class Link {
 
   connect(): void {
     if (this.state !== 'idle') return
-    if (this.o.watchNetwork) this.#watch()
-    if (globalThis.navigator?.onLine === false) this.#set('offline', 'offline')
-    else void this.#open('connect')
+    if (this.o.watchNetwork) {
+      this.#watch()
+      // Without the watch nothing would bring it back from offline.
+      if (globalThis.navigator?.onLine === false) return void this.#set('offline', 'offline')
+    }
+    void this.#open('connect')
   }
 
   /** Final: closes the socket, clears every timer and listener. */
@@ -99,32 +104,40 @@ export class Link {
     return true
   }
 
-  /** The one setter: clears the old state's timers and emits the change. */
-  #set(to: ConnectionState, reason: string, retryIn?: number): void {
+  /**
+   * The one setter: clears the old state's timers and emits the change.
+   * `closed` is final. Returns whether the state is still `to` afterwards: a
+   * status handler may have called close(), and then the caller must not go on.
+   */
+  #set(to: ConnectionState, reason: string, retryIn?: number): boolean {
     const from = this.state
-    if (from === to) return
-    this.state = to
-    clearTimeout(this.#phase)
-    clearTimeout(this.#ping)
-    clearTimeout(this.#pong)
-    this.host.status({ from, to, reason, attempt: this.#attempt, ...(retryIn === undefined ? {} : { retryIn }) })
+    if (from !== to && from !== 'closed') {
+      this.state = to
+      clearTimeout(this.#phase)
+      clearTimeout(this.#ping)
+      this.#pong = void clearTimeout(this.#pong)
+      this.host.status({ from, to, reason, attempt: this.#attempt, retryIn })
+    }
+    return this.state === to
   }
 
   async #open(reason: string): Promise<void> {
-    this.#set('connecting', reason)
+    if (!this.#set('connecting', reason)) return
     const id = ++this.#attemptId
+    const stale = () => id !== this.#attemptId || this.state !== 'connecting'
     this.#phase = setTimeout(() => this.#drop('connect timeout'), this.o.connectTimeout)
-    let url: string
+    let url: string | undefined
     let token: string
     try {
-      url = await resolve(this.o.url)
+      url = wsUrl(await resolve(this.o.url))
       token = await this.#token()
+      if (!url || typeof token !== 'string' || !token) throw new TypeError(`bad ${url ? 'token' : 'url'}`)
     } catch (cause) {
-      if (id !== this.#attemptId || this.state !== 'connecting') return
+      if (stale()) return
       this.host.error(new BelfryError('url or token provider failed', { cause }))
       return this.#retry('token or url failed')
     }
-    if (id !== this.#attemptId || this.state !== 'connecting') return
+    if (stale()) return
     this.#pendingAuth = JSON.stringify({ type: 'auth', token, ...this.host.auth(token) })
     this.#transport.open(url)
   }
@@ -138,15 +151,14 @@ export class Link {
   }
 
   #opened(): void {
-    if (this.state !== 'connecting') return
-    this.#set('authenticating', 'open')
+    if (this.state !== 'connecting' || !this.#set('authenticating', 'open')) return
     this.#phase = setTimeout(() => this.#drop('auth timeout'), this.o.connectTimeout)
     this.#transport.send(this.#pendingAuth)
   }
 
   #message(data: string): void {
     const frame = parseServerFrame(data)
-    clearTimeout(this.#pong) // any frame shows the connection is alive
+    this.#pong = void clearTimeout(this.#pong) // any frame shows the connection is alive
     if (!frame) {
       this.host.error(new ProtocolError(`bad frame: ${data.slice(0, 80)}`))
       return
@@ -155,7 +167,7 @@ export class Link {
       if (frame.type === 'auth_success') {
         this.legacy = typeof frame.seq !== 'number'
         this.#refusals = 0
-        this.#set('online', 'auth')
+        if (!this.#set('online', 'auth')) return
         this.#phase = setTimeout(() => {
           this.#attempt = 0
         }, this.o.minUptime)
@@ -177,12 +189,11 @@ export class Link {
     }, this.o.pingInterval)
   }
 
-  /** Pings; no frame within `pongTimeout` means a dead (perhaps half-open) connection. */
+  /** Pings; no frame within `pongTimeout` of the first unanswered ping means a dead (perhaps half-open) connection. */
   #check(): void {
     if (this.state !== 'online' || this.legacy) return
-    clearTimeout(this.#pong)
     this.#transport.send('{"type":"ping"}')
-    this.#pong = setTimeout(() => this.#drop('pong timeout'), this.o.pongTimeout)
+    this.#pong ??= setTimeout(() => this.#drop('pong timeout'), this.o.pongTimeout)
   }
 
   /** Gives up on the current socket (it may be half-open) and retries. */
@@ -196,17 +207,22 @@ export class Link {
     const message = this.#authError || reason
     this.#authError = ''
     // DESIGN.md's table: every other code (1001, 1006, 1009, 4000, 4008, 4009, …) retries with backoff.
-    if (code === TOKEN_INVALID && typeof this.o.token === 'function' && this.#refusals++ === 0) void this.#open('token invalid')
-    else if (code === TOKEN_INVALID || code === FORBIDDEN) this.#fail(new AuthError(message, { code }))
-    else if (code === TOKEN_EXPIRED && this.#refusals++ === 0) void this.#open('token expired')
-    else this.#retry(`close ${code}`, code === RATE_LIMITED ? parseRetryReason(reason) : undefined)
+    // 4001 and 4002 get one immediate retry with a fresh token; a token that is no provider cannot be refreshed.
+    const provider = typeof this.o.token === 'function'
+    const token = code === TOKEN_INVALID || code === TOKEN_EXPIRED
+    if (token && provider && this.#refusals++ === 0) void this.#open(code === TOKEN_INVALID ? 'token invalid' : 'token expired')
+    else if (code === FORBIDDEN || (token && (code === TOKEN_INVALID || !provider))) this.#fail(new AuthError(message, { code }))
+    else {
+      const delay = code === RATE_LIMITED ? parseRetryReason(reason) : undefined
+      if (delay) this.#notBefore = Date.now() + delay
+      this.#retry(`close ${code}`, delay)
+    }
   }
 
   #retry(reason: string, delay?: number): void {
     const retryIn = delay ?? Math.max(0, this.o.backoff(this.#attempt))
     this.#attempt++
-    this.#set('reconnecting', reason, retryIn)
-    this.#phase = setTimeout(() => this.#open('retry'), retryIn)
+    if (this.#set('reconnecting', reason, retryIn)) this.#phase = setTimeout(() => this.#open('retry'), retryIn)
   }
 
   /** Reports first: closing clears the app's listeners. */
@@ -226,15 +242,18 @@ export class Link {
       this.#transport.close(NORMAL, 'offline')
       this.#set('offline', 'offline')
     })
+    // Both reconnect at once, except within a 4029's delay.
     listen(w, 'online', () => {
       if (this.state !== 'offline' && this.state !== 'reconnecting') return
       this.#attempt = 0
-      void this.#open('online')
+      const wait = this.#notBefore - Date.now()
+      if (wait <= 0) void this.#open('online')
+      else if (this.state === 'offline') this.#retry('online', wait)
     })
     listen(d, 'visibilitychange', () => {
       if (d?.visibilityState !== 'visible') return
-      if (this.state === 'reconnecting') void this.#open('visible')
-      else this.#check()
+      if (this.state !== 'reconnecting') this.#check()
+      else if (this.#notBefore <= Date.now()) void this.#open('visible')
     })
   }
 }

@@ -3,7 +3,7 @@ import { type BelfryError, ProtocolError, RequestError } from './errors.js'
 import { Emitter } from './events.js'
 import { type ConnectionState, Link, type StatusEvent } from './link.js'
 import { type ClientOptions, type ResolvedClientOptions, resolveClientOptions } from './options.js'
-import { Requests } from './requests.js'
+import { createRequests, type Requests } from './requests.js'
 
 /** Read state changed, here or on another tab or device of the user. */
 export interface ReadEvent {
@@ -39,8 +39,8 @@ export interface HistoryPage<Data extends JsonObject = JsonObject> {
 /** Reads the `sub` of a JWT without verifying it: only to keep one cursor per user. */
 function subject(token: string): string {
   try {
-    const part = token.split('.')[1] ?? ''
-    return String(JSON.parse(atob(part.replace(/-/g, '+').replace(/_/g, '/'))).sub ?? '')
+    // atob gives one character per byte; escape + decodeURIComponent reads those bytes as UTF-8.
+    return String(JSON.parse(decodeURIComponent(escape(atob((token.split('.')[1] ?? '').replace(/-/g, '+').replace(/_/g, '/'))))).sub ?? '')
   } catch {
     return ''
   }
@@ -85,7 +85,7 @@ export class NotificationClient<Data extends JsonObject = JsonObject> {
         this.#report(e)
       },
     })
-    this.#requests = new Requests((text) => this.#link.send(text), this.#o.requestTimeout, this.#o.maxQueue)
+    this.#requests = createRequests((text) => this.#link.send(text), this.#o.requestTimeout, this.#o.maxQueue)
   }
 
   /** Subscribes to an event; returns the function that unsubscribes. */
@@ -170,6 +170,11 @@ export class NotificationClient<Data extends JsonObject = JsonObject> {
   #status(e: StatusEvent): void {
     clearTimeout(this.#ackTimer)
     this.#ackTimer = undefined
+    if (e.to === 'online') {
+      // Before the app hears of it: a request it makes on `online` then goes out once, after these.
+      if (this.#link.legacy) this.#requests.rejectAll(new RequestError('not supported by this server'))
+      else this.#requests.flush()
+    }
     this.#events.emit('status', e)
     if (e.to === 'closed') {
       this.#requests.rejectAll(this.#fatal ?? new RequestError('closed'))
@@ -191,7 +196,8 @@ export class NotificationClient<Data extends JsonObject = JsonObject> {
       this.#cursor = Math.max(this.#cursor, stored)
     } else {
       this.#cursorKey = key
-      this.#cursor = this.#acked = stored
+      this.#cursor = stored
+      this.#acked = 0 // the stored cursor may never have been acked: ack it once online
     }
     return { ...(userId && { userId }), ...(this.#cursor > 0 && { since: this.#cursor }) }
   }
@@ -199,14 +205,16 @@ export class NotificationClient<Data extends JsonObject = JsonObject> {
   #online(f: AuthSuccessFrame): void {
     if (!this.#link.legacy) {
       // The server knows less than we do: it is another database. Start over from its numbering.
-      if (f.seq < this.#cursor) this.#setCursor(f.seq)
+      if (f.seq < this.#cursor) {
+        this.#acked = f.seq
+        this.#setCursor(f.seq)
+      }
       this.#latestAtAuth = f.seq
       this.#setUnread(f.unreadCount)
       for (const topic of this.#topics) this.#send({ type: 'subscribe', topic })
       // Delivered before the last drop but not yet acked: `since` is no ack on the server.
       if (this.#cursor > this.#acked) this.#scheduleAck()
     }
-    this.#requests.flush()
   }
 
   #frame(f: ServerFrame): void {
@@ -234,11 +242,15 @@ export class NotificationClient<Data extends JsonObject = JsonObject> {
       this.#events.emit('notification', Object.assign({ id: '', seq: 0, read: false, priority: 'medium' as const }, n))
       return
     }
+    if (n.seq === undefined) {
+      this.#report(new ProtocolError('notification without seq'))
+      return
+    }
     if (n.seq <= this.#cursor) return // a duplicate: already handed to the app
     this.#setCursor(n.seq)
     if (n.seq > this.#latestAtAuth && !n.read) this.#setUnread(this.#unread + 1)
+    this.#scheduleAck() // first: a handler may close the client
     this.#events.emit('notification', n)
-    this.#scheduleAck()
   }
 
   #scheduleAck(): void {

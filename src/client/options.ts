@@ -60,7 +60,20 @@ const DEFAULT_BACKOFF: BackoffOptions = { initial: 500, factor: 2, max: 30_000 }
 /** A delay or a count: 0 up to setTimeout's limit (NaN fails). */
 const isNumber = (v: unknown) => (v as number) >= 0 && (v as number) < 2 ** 31 && typeof v === 'number'
 const isFunction = (v: unknown) => typeof v === 'function'
-const isProvider = (v: unknown) => isFunction(v) || (typeof v === 'string' && v !== '')
+
+/**
+ * The URL a WebSocket constructor accepts, or undefined: absolute (resolved
+ * against the page), ws(s) (http(s) mapped), no fragment. A URL the
+ * constructor throws on would do so inside reconnecting-websocket, where
+ * nothing can catch it.
+ */
+export function wsUrl(url: unknown): string | undefined {
+  try {
+    const u = new URL(url as string, globalThis.location?.href)
+    u.hash = ''
+    if (typeof url === 'string' && /^(ws|http)s?:$/.test(u.protocol)) return u.href.replace(/^http/, 'ws')
+  } catch {}
+}
 
 /** Applies defaults; throws a `TypeError` naming the first bad option. */
 export function resolveClientOptions(o: ClientOptions): ResolvedClientOptions {
@@ -68,8 +81,8 @@ export function resolveClientOptions(o: ClientOptions): ResolvedClientOptions {
   const merged = { ...DEFAULTS, ...o }
   const shape = { ...DEFAULT_BACKOFF, ...b }
   const valid: Record<string, unknown> = {
-    url: isProvider(o.url),
-    token: isProvider(o.token),
+    url: isFunction(o.url) || !!wsUrl(o.url),
+    token: isFunction(o.token) || (typeof o.token === 'string' && o.token !== ''),
     WebSocket: isFunction(WS), // Node 20 has none: pass `ws`
     random: isFunction(random),
     backoff:
@@ -78,7 +91,7 @@ export function resolveClientOptions(o: ClientOptions): ResolvedClientOptions {
     watchNetwork: typeof watchNetwork === 'boolean',
   }
   for (const key in DEFAULTS) valid[key] = isNumber(merged[key as keyof typeof DEFAULTS])
-  for (const key in valid) if (!valid[key]) throw new TypeError(`belfry: options.${key} is invalid (see ClientOptions)`)
+  for (const key in valid) if (!valid[key]) throw new TypeError(`belfry: options.${key} is invalid`)
   return {
     ...merged,
     WebSocket: WS,

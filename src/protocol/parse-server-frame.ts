@@ -25,6 +25,7 @@ export function isNotificationLike(v: Obj): v is Obj & Pick<Notification, 'title
 
 /** What the client reads of each frame type; anything else in a frame is passed through untouched. */
 const CHECKS: Record<string, (v: Obj) => boolean> = Object.assign(Object.create(null), {
+  auth_success: (v: Obj) => optional(v.seq, isSeq) && optional(v.unreadCount, isSeq),
   notification: isNotificationLike,
   replayed: (v: Obj) => isSeq(v.seq),
   read: (v: Obj) => Array.isArray(v.ids) && v.ids.every(isString) && isSeq(v.seq) && isSeq(v.unreadCount),

@@ -76,4 +76,14 @@ describe('heartbeat', () => {
     expect(client.state).toBe('online')
     expect(server.sent('ping')).toEqual([])
   })
+
+  it('detects a dead connection even with pongTimeout ≥ pingInterval: a later ping does not move the deadline', async () => {
+    const server = startMockServer({ pong: false })
+    const { client, log } = await connected(createClient(server, { pingInterval: 1000, pongTimeout: 2500 }))
+    await advanceToAfterStatus(log, 1000 + 2500 - 5)
+    expect(client.state).toBe('online')
+    expect(server.sent('ping')).toHaveLength(3)
+    await advanceToAfterStatus(log, 1000 + 2500 + 5)
+    expect(log.statuses.at(-1)).toMatchObject({ to: 'reconnecting', reason: 'pong timeout' })
+  })
 })
