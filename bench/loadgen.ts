@@ -125,7 +125,7 @@ class RawClient implements Client {
       ws.on('open', () => {
         const auth =
           this.kind === 'belfry'
-            ? { type: 'auth', token: this.token, userId: this.user, ...(this.#cursor > 0 ? { since: this.#cursor } : {}) }
+            ? { type: 'auth', token: this.token, userId: this.user, since: this.#cursor }
             : { type: 'auth', token: 'none', userId: this.user }
         ws.send(JSON.stringify(auth))
       })

@@ -34,7 +34,7 @@ export interface StatusEvent {
 export interface LinkHost {
   status(event: StatusEvent): void
   /** Fields for the auth frame, given the token about to be sent. */
-  auth(token: string): { since?: number; userId?: string }
+  auth(token: string): { since: number; userId?: string }
   online(frame: AuthSuccessFrame): void
   frame(frame: ServerFrame): void
   error(error: BelfryError): void

@@ -183,7 +183,7 @@ export class NotificationClient<Data extends JsonObject = JsonObject> {
   }
 
   /** The auth frame's extras. `userId` (the token's `sub`) is what the article's server files sockets under. */
-  #auth(token: string): { since?: number; userId?: string } {
+  #auth(token: string): { since: number; userId?: string } {
     const userId = subject(token)
     const key = `belfry:cursor:${userId}`
     let stored = 0
@@ -199,7 +199,8 @@ export class NotificationClient<Data extends JsonObject = JsonObject> {
       this.#cursor = stored
       this.#acked = 0 // the stored cursor may never have been acked: ack it once online
     }
-    return { ...(userId && { userId }), ...(this.#cursor > 0 && { since: this.#cursor }) }
+    // Always a `since` (0: no cursor): a server takes a client without one for the article's, which does not ack.
+    return { ...(userId && { userId }), since: this.#cursor }
   }
 
   #online(f: AuthSuccessFrame): void {

@@ -50,6 +50,8 @@ const SETTLED: Promise<void> = Promise.resolve()
 /** Connection ids: a random tag per process and a counter, unique across processes sharing a broker. */
 const PROCESS_TAG = randomBytes(6).toString('base64url')
 let connections = 0
+/** How often the server acks for a client that does not ack. */
+const IMPLICIT_ACK_MS = 1000
 /** How long a slow consumer has to read its close frame before the socket is destroyed. */
 const SLOW_CONSUMER_GRACE_MS = 5000
 
@@ -69,6 +71,14 @@ export class Connection {
   /** Frames are handled one at a time, in order (auth completes before the next frame). */
   #queue: Promise<void> = SETTLED
   #authTimer: NodeJS.Timeout | undefined
+  /**
+   * The auth frame had no `since`: a client of the article's protocol, which
+   * neither asks for the next replay round nor acks. The server does both for
+   * it: rounds follow each other once the socket has taken the last one, and
+   * what it sends counts as delivered (the article's "deliver on reconnect").
+   */
+  #implicit = false
+  #ackTimer: NodeJS.Timeout | undefined
   /** When the token expires (ms since the epoch); the server's sweep closes the connection then. */
   expiresAt = Number.POSITIVE_INFINITY
   readonly #bucket: TokenBucket
@@ -88,10 +98,17 @@ export class Connection {
     ws.on('error', (error) => hub.log.debug({ conn: this.id, err: error }, 'socket error'))
   }
 
-  /** Sends one serialised frame; a client that lets its buffer grow past the bound is cut off. */
-  send(data: string | Buffer): void {
-    if (this.ws.readyState !== WebSocket.OPEN) return
-    this.ws.send(data, TEXT)
+  /**
+   * Sends one serialised frame; a client that lets its buffer grow past the
+   * bound is cut off. `written` runs once the frame is handed to the OS (or
+   * could not be).
+   */
+  send(data: string | Buffer, written?: () => void): void {
+    if (this.ws.readyState !== WebSocket.OPEN) {
+      written?.()
+      return
+    }
+    this.ws.send(data, TEXT, written)
     if (this.ws.bufferedAmount > this.hub.limits.maxBufferedBytes) {
       this.hub.log.warn({ conn: this.id, user: this.userId, buffered: this.ws.bufferedAmount }, 'slow consumer')
       this.close(CloseCode.SlowConsumer, 'slow consumer')
@@ -124,6 +141,7 @@ export class Connection {
     if (seq === this.#sentSeq + 1) {
       this.#sentSeq = seq
       this.send(data)
+      if (this.#implicit) this.#ackForClient()
       return
     }
     this.#pendingMax = seq
@@ -231,13 +249,15 @@ export class Connection {
     clearTimeout(this.#authTimer)
     this.#authTimer = undefined // holds its closure otherwise, for the life of the connection
     this.userId = check.userId
+    this.#implicit = f.since === undefined
     this.state = 'replaying'
     registry.add(check.userId, this)
     this.expiresAt = check.expiresAt
     const user = await store.touchUser(check.userId)
     if (this.#closed()) return
+    // `since: 0` (or none) is no cursor: everything after the user's acknowledged one.
     // A cursor beyond the latest seq comes from another database: start from the end.
-    this.#sentSeq = Math.min(f.since ?? user.ackedSeq, user.latestSeq)
+    this.#sentSeq = Math.min(f.since || user.ackedSeq, user.latestSeq)
     this.#reply({
       type: 'auth_success',
       message: 'Connected to notification service',
@@ -277,13 +297,21 @@ export class Connection {
         this.#sentSeq = row.seq
       }
       if (more) {
-        this.#reply({ type: 'replayed', more: true, seq: this.#sentSeq, ...rid(requestId) })
-        return
+        if (!this.#implicit) {
+          this.#reply({ type: 'replayed', more: true, seq: this.#sentSeq, ...rid(requestId) })
+          return
+        }
+        // The client will not ask: send the next round once the socket has taken this one.
+        await new Promise<void>((resolve) => this.send(frame({ type: 'replayed', more: true, seq: this.#sentSeq }), resolve))
+        if (this.#closed()) return
+        this.#ackForClient()
+        continue
       }
       // Published while the read was in flight: read again before going live.
       if (this.#pendingMax > this.#sentSeq) continue
       this.state = 'live'
       this.#reply({ type: 'replayed', more: false, seq: this.#sentSeq, ...rid(requestId) })
+      if (this.#implicit) this.#ackForClient()
       return
     }
   }
@@ -315,6 +343,16 @@ export class Connection {
     this.#reply({ type: 'history', items, ...next, ...rid(f.requestId) })
   }
 
+  /** For a client that does not ack: acks what was sent, at most once a second. */
+  #ackForClient(): void {
+    this.#ackTimer ??= setTimeout(() => {
+      this.#ackTimer = undefined
+      if (this.#closed()) return // unsent may be unread: the next connection gets it again
+      const { store, log } = this.hub
+      store.ack(this.userId!, this.#sentSeq).catch((error: unknown) => log.warn({ conn: this.id, err: error }, 'ack failed'))
+    }, IMPLICIT_ACK_MS)
+  }
+
   /** Called by the server's once-a-second sweep: closes with 4002 once the token has expired. */
   expireBy(now: number): void {
     if (now < this.expiresAt || this.state === 'closed') return
@@ -331,6 +369,7 @@ export class Connection {
   #dispose(): void {
     this.state = 'closed'
     clearTimeout(this.#authTimer)
+    clearTimeout(this.#ackTimer)
     if (this.userId !== undefined) this.hub.registry.remove(this.userId, this)
   }
 

@@ -120,7 +120,8 @@ export async function rawClient(url: string, options: WebSocket.ClientOptions = 
 /** Connects and authenticates; resolves once the first replay round is over. */
 export async function authedClient(t: TestServer, userId: string, extra: { since?: number } = {}): Promise<RawClient> {
   const c = await rawClient(t.wsUrl)
-  c.send({ type: 'auth', token: await t.token(userId), userId, ...extra })
+  // `since: 0`: no cursor, as belfry's client says it (without one, the server takes it for the article's client).
+  c.send({ type: 'auth', token: await t.token(userId), userId, since: 0, ...extra })
   await c.next((f) => f.type === 'replayed' && f.more === false)
   return c
 }

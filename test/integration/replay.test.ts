@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { type Audience, type NotificationInput, SqliteStore, type Store } from '../../src/server/index.js'
 import { authedClient, type RawClient, rawClient, startServer, type TestServer } from '../helpers/server.js'
@@ -35,7 +36,7 @@ async function connect(s: TestServer, userId: string, extra: { since?: number } 
 /** Connects and sends the auth frame without waiting for anything. */
 async function connectRaw(s: TestServer, userId: string, extra: { since?: number } = {}): Promise<RawClient> {
   const c = track(await rawClient(s.wsUrl))
-  c.send({ type: 'auth', token: await s.token(userId), ...extra })
+  c.send({ type: 'auth', token: await s.token(userId), since: 0, ...extra })
   return c
 }
 
@@ -158,12 +159,12 @@ describe('replay with a cursor (since)', () => {
     expect(seqs(c)).toEqual([3, 4, 5, 6])
   })
 
-  it('replays the whole inbox for since 0, even when the user acked further', async () => {
+  it('takes since 0 as no cursor: replays what comes after the acknowledged cursor', async () => {
     const s = await server()
-    await publishMany(s, 'alice', 3)
+    await publishMany(s, 'alice', 5)
     await ack(await connect(s, 'alice'), 3)
     const c = await connect(s, 'alice', { since: 0 })
-    expect(seqs(c)).toEqual([1, 2, 3])
+    expect(seqs(c)).toEqual([4, 5])
   })
 
   it('sends nothing but replayed when since is the latest seq', async () => {
@@ -340,6 +341,48 @@ describe('replay robustness', () => {
     ])
     expect(outcome).toBe('caught up')
     expectExactlyOnce(c, 500)
+  })
+})
+
+describe("the article's client: no since, no resume, no acks", () => {
+  /** The article's auth frame, exactly: no `since`. */
+  async function articleClient(s: TestServer, userId: string): Promise<RawClient> {
+    const c = track(await rawClient(`ws://127.0.0.1:${s.port}/`))
+    c.send({ type: 'auth', userId, token: await s.token(userId) })
+    await c.next((f) => f.type === 'auth_success')
+    return c
+  }
+
+  it('gets a queue longer than a replay round without asking for more, then live notifications', async () => {
+    const s = await server({ limits: { replayBatch: 5 } })
+    await publishMany(s, 'ann', 12)
+    const c = await articleClient(s, 'ann')
+    await c.next((f) => f.type === 'replayed' && f.more === false)
+    expect(c.frames.filter((f) => f.type === 'replayed').map((f) => f.more)).toEqual([true, true, false])
+    await s.server.sendToUser('ann', { title: 'live', body: '' })
+    await c.next((f) => f.type === 'notification' && f.title === 'live')
+    expectExactlyOnce(c, 13)
+    expect(c.frames.filter((f) => f.type === 'resume')).toEqual([])
+  })
+
+  it('on reconnect gets what was queued while it was away, not everything again (the server acks what it sent)', async () => {
+    const s = await server()
+    await publishMany(s, 'bea', 3)
+    const first = await articleClient(s, 'bea')
+    await first.next((f) => f.type === 'replayed' && f.more === false)
+    await s.server.sendToUser('bea', { title: 'live', body: '' })
+    await first.next((f) => f.type === 'notification' && f.seq === 4)
+    // The server acks for it (within a second).
+    const db = new Database(s.database, { readonly: true })
+    const acked = () => (db.prepare('SELECT acked_seq FROM users WHERE id = ?').get('bea') as { acked_seq: number }).acked_seq
+    await vi.waitFor(() => expect(acked()).toBe(4), { timeout: 5000 })
+    db.close()
+    first.close()
+    await vi.waitFor(() => expect(s.server.stats().connections).toBe(0))
+    await s.server.sendToUser('bea', { title: 'while away', body: '' })
+    const second = await articleClient(s, 'bea')
+    await second.next((f) => f.type === 'replayed' && f.more === false)
+    expect(second.of('notification').map((f) => f.title)).toEqual(['while away'])
   })
 })
 

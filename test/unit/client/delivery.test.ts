@@ -31,7 +31,7 @@ describe('exactly-once delivery', () => {
     storage.setItem('belfry:cursor:u2', '99')
     const server = startMockServer()
     await connected(createClient(server, { storage }))
-    expect(server.peer.frames[0]).not.toHaveProperty('since') // u2's cursor is not u1's
+    expect(server.peer.frames[0]).toMatchObject({ since: 0 }) // u2's cursor is not u1's
     server.peer.send(note(1))
     server.peer.send(note(2))
     expect(storage.getItem(KEY)).toBe('2')
@@ -52,7 +52,7 @@ describe('exactly-once delivery', () => {
   it('sends since = the last delivered seq on reconnect', async () => {
     const server = startMockServer()
     const { client } = await connected(createClient(server, { backoff: () => 100 }))
-    expect(server.peer.frames[0]).not.toHaveProperty('since')
+    expect(server.peer.frames[0]).toMatchObject({ since: 0 })
     for (const seq of [1, 2, 3]) server.peer.send(note(seq))
     server.peer.close(1006)
     await tick(100 + 20)

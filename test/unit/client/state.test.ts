@@ -28,7 +28,7 @@ describe('connection state', () => {
     ])
     expect(log.statuses.every((s) => s.attempt === 0 && s.retryIn === undefined)).toBe(true)
     expect(server.peer.frames[0]).toMatchObject({ type: 'auth', token: tokens[0] })
-    expect(server.peer.frames[0]).not.toHaveProperty('since') // nothing delivered yet
+    expect(server.peer.frames[0]).toMatchObject({ since: 0 }) // nothing delivered yet: no cursor
   })
 
   it('ready() resolves once online', async () => {
