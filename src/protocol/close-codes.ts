@@ -9,6 +9,8 @@ export const NORMAL = 1000
 export const GOING_AWAY = 1001
 /** A frame was larger than the server accepts. */
 export const TOO_LARGE = 1009
+/** The server failed (its store did) before the connection could go live. */
+export const INTERNAL_ERROR = 1011
 /** Too many malformed frames in a row. */
 export const PROTOCOL_VIOLATION = 4000
 /** The token is invalid (bad signature, wrong algorithm, malformed). */
@@ -32,6 +34,7 @@ export const CloseCode = {
   Normal: NORMAL,
   GoingAway: GOING_AWAY,
   TooLarge: TOO_LARGE,
+  InternalError: INTERNAL_ERROR,
   ProtocolViolation: PROTOCOL_VIOLATION,
   TokenInvalid: TOKEN_INVALID,
   TokenExpired: TOKEN_EXPIRED,

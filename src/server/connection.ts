@@ -172,6 +172,8 @@ export class Connection {
     this.#queue = this.#queue.then(task).catch((error: unknown) => {
       this.hub.log.error({ conn: this.id, err: error }, 'frame handler failed')
       this.#reply({ type: 'error', code: ErrorCode.Internal, message: 'internal error' })
+      // Failed during auth or replay, the connection would never go live: the client reconnects.
+      if (this.state === 'authenticating' || this.state === 'replaying') this.close(CloseCode.InternalError, 'internal error')
     })
   }
 

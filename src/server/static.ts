@@ -32,7 +32,13 @@ export function serveDemo(root = DEMO_DIR): (req: IncomingMessage, res: ServerRe
       res.writeHead(405, { allow: 'GET' }).end()
       return
     }
-    const path = decodeURIComponent(new URL(req.url ?? '/', 'http://localhost').pathname)
+    let path: string
+    try {
+      path = decodeURIComponent(new URL(req.url ?? '/', 'http://localhost').pathname)
+    } catch {
+      res.writeHead(400, { 'content-type': 'text/plain' }).end('bad path')
+      return
+    }
     let file = resolve(join(base, normalize(path)))
     if (file !== base && !file.startsWith(base + sep)) {
       res.writeHead(404).end()
@@ -49,6 +55,6 @@ export function serveDemo(root = DEMO_DIR): (req: IncomingMessage, res: ServerRe
     }
     res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' })
     if (req.method === 'HEAD') res.end()
-    else createReadStream(file).pipe(res)
+    else createReadStream(file).on('error', () => res.destroy()).pipe(res)
   }
 }

@@ -344,6 +344,25 @@ describe('replay robustness', () => {
   })
 })
 
+describe('a store that fails during auth', () => {
+  it('closes with 1011 instead of leaving the connection short of live; the next connection works', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'belfry-failing-'))
+    tempDirs.push(dir)
+    const store = new SqliteStore(join(dir, 'belfry.db'))
+    let failures = 1
+    const touchUser = store.touchUser.bind(store)
+    store.touchUser = async (userId) => {
+      if (failures-- > 0) throw new Error('disk I/O error')
+      return touchUser(userId)
+    }
+    const s = await server({ store })
+    const c = await connectRaw(s, 'cy')
+    expect(await c.closed).toMatchObject({ code: 1011 })
+    expect(c.of('error')).toEqual([{ type: 'error', code: 'internal', message: 'internal error' }])
+    await connect(s, 'cy')
+  })
+})
+
 describe("the article's client: no since, no resume, no acks", () => {
   /** The article's auth frame, exactly: no `since`. */
   async function articleClient(s: TestServer, userId: string): Promise<RawClient> {
