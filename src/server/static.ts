@@ -55,6 +55,9 @@ export function serveDemo(root = DEMO_DIR): (req: IncomingMessage, res: ServerRe
     }
     res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' })
     if (req.method === 'HEAD') res.end()
-    else createReadStream(file).on('error', () => res.destroy()).pipe(res)
+    else
+      createReadStream(file)
+        .on('error', () => res.destroy())
+        .pipe(res)
   }
 }
