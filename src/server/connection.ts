@@ -55,6 +55,11 @@ const IMPLICIT_ACK_MS = 1000
 /** How long a slow consumer has to read its close frame before the socket is destroyed. */
 const SLOW_CONSUMER_GRACE_MS = 5000
 
+/** The socket's connection, kept on the socket for the shared listeners. */
+const OWNER = Symbol('belfry connection')
+type Owned = WebSocket & { [OWNER]: Connection }
+const owner = (ws: WebSocket): Connection => (ws as Owned)[OWNER]
+
 /** One client socket: its auth, its frames, its replay cursor and its limits. */
 export class Connection {
   /** Unique across processes; marks the origin of read changes. */
@@ -85,17 +90,17 @@ export class Connection {
 
   constructor(
     readonly ws: WebSocket,
-    private readonly hub: Hub,
+    readonly hub: Hub,
   ) {
     this.#bucket = new TokenBucket(hub.limits.ratePerSecond, hub.limits.rateBurst)
     hub.connections.add(this)
     this.#authTimer = setTimeout(() => this.close(CloseCode.AuthTimeout, 'auth timeout'), hub.limits.authTimeoutMs)
-    ws.on('message', (data, isBinary) => this.#receive(data, isBinary))
-    ws.on('pong', () => {
-      this.awaitingPong = false
-    })
-    ws.on('close', () => this.#gone())
-    ws.on('error', (error) => hub.log.debug({ conn: this.id, err: error }, 'socket error'))
+    // Listeners shared by every socket (`this` is the socket): no closures per connection.
+    ;(ws as Owned)[OWNER] = this
+    ws.on('message', onMessage)
+    ws.on('pong', onPong)
+    ws.on('close', onClose)
+    ws.on('error', onError)
   }
 
   /**
@@ -149,7 +154,8 @@ export class Connection {
     this.#enqueue(() => this.#replayRound(undefined))
   }
 
-  #receive(data: WebSocket.RawData, isBinary: boolean): void {
+  /** From the socket's shared `message` listener. */
+  receive(data: WebSocket.RawData, isBinary: boolean): void {
     if (this.state === 'closed') return
     if (!this.#bucket.take()) {
       this.close(CloseCode.RateLimited, retryReason('rate limited', Math.max(1000, this.#bucket.retryMs)))
@@ -375,11 +381,26 @@ export class Connection {
     if (this.userId !== undefined) this.hub.registry.remove(this.userId, this)
   }
 
-  /** The socket is gone. */
-  #gone(): void {
+  /** From the socket's shared `close` listener: the socket is gone. */
+  gone(): void {
     this.#dispose()
     this.hub.connections.delete(this)
   }
 }
 
 const rid = (requestId: string | undefined) => (requestId === undefined ? {} : { requestId })
+
+// The sockets' listeners, one set for all (`this` is the socket).
+function onMessage(this: WebSocket, data: WebSocket.RawData, isBinary: boolean): void {
+  owner(this).receive(data, isBinary)
+}
+function onPong(this: WebSocket): void {
+  owner(this).awaitingPong = false
+}
+function onClose(this: WebSocket): void {
+  owner(this).gone()
+}
+function onError(this: WebSocket, error: Error): void {
+  const c = owner(this)
+  c.hub.log.debug({ conn: c.id, err: error }, 'socket error')
+}
