@@ -50,7 +50,7 @@ const SETTLED: Promise<void> = Promise.resolve()
 /** Connection ids: a random tag per process and a counter, unique across processes sharing a broker. */
 const PROCESS_TAG = randomBytes(6).toString('base64url')
 let connections = 0
-/** How often the server acks for a client that does not ack. */
+/** How often the server asks a client that does not ack how far it has read (see #implicit). */
 const IMPLICIT_ACK_MS = 1000
 /** How long a slow consumer has to read its close frame before the socket is destroyed. */
 const SLOW_CONSUMER_GRACE_MS = 5000
@@ -80,7 +80,9 @@ export class Connection {
    * The auth frame had no `since`: a client of the article's protocol, which
    * neither asks for the next replay round nor acks. The server does both for
    * it: rounds follow each other once the socket has taken the last one, and
-   * what it sends counts as delivered (the article's "deliver on reconnect").
+   * what the client has read counts as delivered (the article's "deliver on
+   * reconnect"): a WebSocket ping carries the seq sent before it, and its pong,
+   * which comes after the client read everything before the ping, acks it.
    */
   #implicit = false
   #ackTimer: NodeJS.Timeout | undefined
@@ -151,7 +153,7 @@ export class Connection {
     }
     this.#pendingMax = seq
     this.state = 'replaying'
-    this.#enqueue(() => this.#replayRound(undefined))
+    this.#enqueue(() => this.#replayRound(undefined), true)
   }
 
   /** From the socket's shared `message` listener. */
@@ -171,15 +173,21 @@ export class Connection {
       return
     }
     this.#badFrames = 0
-    this.#enqueue(() => this.#handle(parsed.frame))
+    const f = parsed.frame
+    this.#enqueue(() => this.#handle(f), f.type === 'auth' || f.type === 'resume', 'requestId' in f ? f.requestId : undefined)
   }
 
-  #enqueue(task: () => Promise<void>): void {
+  /**
+   * Runs a task after the ones before it. A failed task is answered with an
+   * `internal` error (echoing the request's id, so that its promise settles
+   * now); a failed auth or replay (`critical`) also closes with 1011, since the
+   * connection would never go live: the client reconnects.
+   */
+  #enqueue(task: () => Promise<void>, critical = false, requestId?: string): void {
     this.#queue = this.#queue.then(task).catch((error: unknown) => {
       this.hub.log.error({ conn: this.id, err: error }, 'frame handler failed')
-      this.#reply({ type: 'error', code: ErrorCode.Internal, message: 'internal error' })
-      // Failed during auth or replay, the connection would never go live: the client reconnects.
-      if (this.state === 'authenticating' || this.state === 'replaying') this.close(CloseCode.InternalError, 'internal error')
+      this.#reply({ type: 'error', code: ErrorCode.Internal, message: 'internal error', ...rid(requestId) })
+      if (critical) this.close(CloseCode.InternalError, 'internal error')
     })
   }
 
@@ -351,14 +359,22 @@ export class Connection {
     this.#reply({ type: 'history', items, ...next, ...rid(f.requestId) })
   }
 
-  /** For a client that does not ack: acks what was sent, at most once a second. */
+  /** For a client that does not ack: pings with the seq sent so far, at most once a second; the pong acks it. */
   #ackForClient(): void {
+    if (this.#closed()) return
     this.#ackTimer ??= setTimeout(() => {
       this.#ackTimer = undefined
-      if (this.#closed()) return // unsent may be unread: the next connection gets it again
-      const { store, log } = this.hub
-      store.ack(this.userId!, this.#sentSeq).catch((error: unknown) => log.warn({ conn: this.id, err: error }, 'ack failed'))
-    }, IMPLICIT_ACK_MS)
+      if (this.ws.readyState === WebSocket.OPEN) this.ws.ping(String(this.#sentSeq))
+    }, IMPLICIT_ACK_MS).unref()
+  }
+
+  /** From the socket's shared `pong` listener: the client is alive, and (see #implicit) has read up to the seq the ping carried. */
+  pong(payload: Buffer): void {
+    this.awaitingPong = false
+    const seq = Number(payload.toString())
+    if (!this.#implicit || !Number.isSafeInteger(seq) || seq <= 0 || this.#closed()) return
+    const { store, log } = this.hub
+    store.ack(this.userId!, seq).catch((error: unknown) => log.warn({ conn: this.id, err: error }, 'ack failed'))
   }
 
   /** Called by the server's once-a-second sweep: closes with 4002 once the token has expired. */
@@ -394,8 +410,8 @@ const rid = (requestId: string | undefined) => (requestId === undefined ? {} : {
 function onMessage(this: WebSocket, data: WebSocket.RawData, isBinary: boolean): void {
   owner(this).receive(data, isBinary)
 }
-function onPong(this: WebSocket): void {
-  owner(this).awaitingPong = false
+function onPong(this: WebSocket, payload: Buffer): void {
+  owner(this).pong(payload)
 }
 function onClose(this: WebSocket): void {
   owner(this).gone()

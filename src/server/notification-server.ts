@@ -38,6 +38,12 @@ function destroy(this: Duplex): void {
 
 /** Paths that accept a WebSocket upgrade: `/ws`, and `/` for the article's clients. */
 const WS_PATHS = new Set(['/ws', '/'])
+
+/** The URL to print for a server listening on `host` (all interfaces when absent): an IPv6 address in brackets. */
+export function displayUrl(host: string | undefined, port: number): string {
+  const shown = host === undefined || host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host
+  return `http://${shown}:${port}`
+}
 /** How often token expiry is checked: a connection is closed at most this long after its token expires. */
 const EXPIRY_SWEEP_MS = 1000
 /** How long close() waits for clients to answer the close handshake. */
@@ -126,8 +132,7 @@ export class NotificationServer {
       })
     })
     const address = server.address() as AddressInfo
-    const shownHost = host === undefined || host === '0.0.0.0' || host === '::' ? 'localhost' : host
-    return { port: address.port, url: `http://${shownHost}:${address.port}` }
+    return { port: address.port, url: displayUrl(host, address.port) }
   }
 
   /**

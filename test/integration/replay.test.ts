@@ -405,6 +405,51 @@ describe("the article's client: no since, no resume, no acks", () => {
   })
 })
 
+describe('acks for the article’s client', () => {
+  it('acks nothing the client has not read: a client that stalls and drops gets it all on reconnect', async () => {
+    const s = await server()
+    const first = track(await rawClient(`ws://127.0.0.1:${s.port}/`))
+    first.send({ type: 'auth', userId: 'dov', token: await s.token('dov') })
+    await first.next((f) => f.type === 'replayed' && f.more === false)
+    // A tab that stopped reading (frozen, or a half-open connection).
+    ;(first.ws as unknown as { _socket: { pause(): void } })._socket.pause()
+    await publishMany(s, 'dov', 5)
+    await new Promise((resolve) => setTimeout(resolve, 1500))
+    first.ws.terminate()
+    await vi.waitFor(() => expect(s.server.stats().connections).toBe(0))
+    const second = track(await rawClient(`ws://127.0.0.1:${s.port}/`))
+    second.send({ type: 'auth', userId: 'dov', token: await s.token('dov') })
+    await second.next((f) => f.type === 'replayed' && f.more === false)
+    expect(seqs(second)).toEqual([1, 2, 3, 4, 5])
+  })
+})
+
+describe('a request that fails while a connection pages through its replay', () => {
+  it('is answered with an error; the connection stays and pages on', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'belfry-failing-'))
+    tempDirs.push(dir)
+    const store = new SqliteStore(join(dir, 'belfry.db'))
+    let failures = 1
+    const history = store.history.bind(store)
+    store.history = async (...args) => {
+      if (failures-- > 0) throw new Error('disk I/O error')
+      return history(...args)
+    }
+    const s = await server({ store, limits: { replayBatch: 2 } })
+    await publishMany(s, 'eve', 5)
+    const c = await connectRaw(s, 'eve')
+    const first = await c.next((f) => f.type === 'replayed')
+    expect(first).toMatchObject({ more: true })
+    c.send({ type: 'history', requestId: 'h' })
+    expect(await c.next((f) => f.type === 'error')).toEqual({ type: 'error', code: 'internal', message: 'internal error', requestId: 'h' })
+    autoResume(c)
+    c.send({ type: 'resume', since: first.seq })
+    await c.next((f) => f.type === 'replayed' && f.more === false)
+    expectExactlyOnce(c, 5)
+    expect(c.ws.readyState).toBe(c.ws.OPEN)
+  })
+})
+
 describe('bounded in bytes, not characters', () => {
   // '€' is 3 bytes in UTF-8 and 1 character in JavaScript: a bound counted in characters
   // lets a round or a history page grow to 3× what it should.

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { DEV_API_KEY, DEV_SECRET, readConfig } from '../../src/server/config.js'
+import { displayUrl } from '../../src/server/notification-server.js'
 import { resolveOptions } from '../../src/server/options.js'
 
 describe('readConfig', () => {
@@ -57,5 +58,16 @@ describe('resolveOptions', () => {
     expect(o.limits).toMatchObject({ maxFrameBytes: 65536, authTimeoutMs: 10_000, heartbeatMs: 25_000, maxBufferedBytes: 1048576 })
     expect(o.database).toBe('./belfry.db')
     expect(o.dev).toBe(false)
+  })
+})
+
+describe('displayUrl', () => {
+  it('prints localhost for all interfaces, and an IPv6 address in brackets', () => {
+    expect(displayUrl(undefined, 3000)).toBe('http://localhost:3000')
+    expect(displayUrl('0.0.0.0', 3000)).toBe('http://localhost:3000')
+    expect(displayUrl('::', 3000)).toBe('http://localhost:3000')
+    expect(displayUrl('127.0.0.1', 8080)).toBe('http://127.0.0.1:8080')
+    expect(displayUrl('::1', 8080)).toBe('http://[::1]:8080')
+    expect(new URL(displayUrl('::1', 8080)).port).toBe('8080')
   })
 })
