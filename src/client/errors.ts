@@ -2,7 +2,7 @@
 export class BelfryError extends Error {
   override name: string = 'BelfryError'
   /** A close code or a server error code, when one applies. */
-  readonly code: string | number | undefined
+  declare readonly code: string | number | undefined
 
   constructor(message: string, options: { code?: string | number; cause?: unknown } = {}) {
     super(message, { cause: options.cause })

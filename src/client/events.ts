@@ -18,7 +18,7 @@ export class Emitter<Events extends { error: BelfryError }> {
       try {
         handler(event)
       } catch (cause) {
-        if (type !== 'error') this.emit('error', new BelfryError(`a "${String(type)}" subscriber threw`, { cause }) as Events['error'])
+        if (type !== 'error') this.emit('error', new BelfryError(`a "${type as string}" subscriber threw`, { cause }) as Events['error'])
       }
     }
     this.#mitt.on(type, safe)
