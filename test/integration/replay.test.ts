@@ -344,17 +344,23 @@ describe('replay robustness', () => {
   })
 })
 
+/** A SQLite store in a temporary directory whose `method` throws on its first call. */
+function failingOnce(method: 'touchUser' | 'history'): SqliteStore {
+  const dir = mkdtempSync(join(tmpdir(), 'belfry-failing-'))
+  tempDirs.push(dir)
+  const store = new SqliteStore(join(dir, 'belfry.db'))
+  const real = store[method].bind(store) as (...args: unknown[]) => Promise<unknown>
+  let failures = 1
+  ;(store as unknown as Record<string, unknown>)[method] = async (...args: unknown[]) => {
+    if (failures-- > 0) throw new Error('disk I/O error')
+    return real(...args)
+  }
+  return store
+}
+
 describe('a store that fails during auth', () => {
   it('closes with 1011 instead of leaving the connection short of live; the next connection works', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'belfry-failing-'))
-    tempDirs.push(dir)
-    const store = new SqliteStore(join(dir, 'belfry.db'))
-    let failures = 1
-    const touchUser = store.touchUser.bind(store)
-    store.touchUser = async (userId) => {
-      if (failures-- > 0) throw new Error('disk I/O error')
-      return touchUser(userId)
-    }
+    const store = failingOnce('touchUser')
     const s = await server({ store })
     const c = await connectRaw(s, 'cy')
     expect(await c.closed).toMatchObject({ code: 1011 })
@@ -426,15 +432,7 @@ describe('acks for the article’s client', () => {
 
 describe('a request that fails while a connection pages through its replay', () => {
   it('is answered with an error; the connection stays and pages on', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'belfry-failing-'))
-    tempDirs.push(dir)
-    const store = new SqliteStore(join(dir, 'belfry.db'))
-    let failures = 1
-    const history = store.history.bind(store)
-    store.history = async (...args) => {
-      if (failures-- > 0) throw new Error('disk I/O error')
-      return history(...args)
-    }
+    const store = failingOnce('history')
     const s = await server({ store, limits: { replayBatch: 2 } })
     await publishMany(s, 'eve', 5)
     const c = await connectRaw(s, 'eve')
