@@ -28,6 +28,8 @@ export interface Hub {
   readonly registry: Registry
   /** Every open socket's connection, authenticated or not. */
   readonly connections: Set<Connection>
+  /** How many of them are still waiting for their auth frame. */
+  unauthenticated: number
   readonly limits: Readonly<Limits>
   readonly key: Uint8Array
   readonly log: Logger
@@ -96,6 +98,7 @@ export class Connection {
   ) {
     this.#bucket = new TokenBucket(hub.limits.ratePerSecond, hub.limits.rateBurst)
     hub.connections.add(this)
+    hub.unauthenticated++
     this.#authTimer = setTimeout(() => this.close(CloseCode.AuthTimeout, 'auth timeout'), hub.limits.authTimeoutMs)
     // Listeners shared by every socket (`this` is the socket): no closures per connection.
     ;(ws as Owned)[OWNER] = this
@@ -267,6 +270,7 @@ export class Connection {
     this.userId = check.userId
     this.#implicit = f.since === undefined
     this.state = 'replaying'
+    this.hub.unauthenticated--
     registry.add(check.userId, this)
     this.expiresAt = check.expiresAt
     const user = await store.touchUser(check.userId)
@@ -391,6 +395,7 @@ export class Connection {
 
   /** Leaves the registry at once: a closing connection neither receives nor counts toward the cap. */
   #dispose(): void {
+    if (this.state === 'authenticating') this.hub.unauthenticated--
     this.state = 'closed'
     clearTimeout(this.#authTimer)
     clearTimeout(this.#ackTimer)

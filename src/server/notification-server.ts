@@ -77,7 +77,16 @@ export class NotificationServer {
     const store: Store = this.#options.store ?? new SqliteStore(this.#options.database)
     const broker: Broker = this.#options.broker ?? new InProcessBroker()
     const log = this.#options.logger ?? pino({ name: 'belfry' })
-    this.#hub = { store, broker, registry: new Registry(), connections: new Set(), limits, key: secretKey(this.#options.secret), log }
+    this.#hub = {
+      store,
+      broker,
+      registry: new Registry(),
+      connections: new Set(),
+      unauthenticated: 0,
+      limits,
+      key: secretKey(this.#options.secret),
+      log,
+    }
     this.#wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxFrameBytes, clientTracking: false, perMessageDeflate: false })
     this.#unsubscribe = broker.subscribe((event) => this.#route(event))
     this.#heartbeat = setInterval(() => this.#beat(), limits.heartbeatMs)
@@ -207,10 +216,20 @@ export class NotificationServer {
     return this.#publish(a.audience, n.input)
   }
 
-  /** Commits, then hands the publish to the broker: nothing is sent before it is durable. */
+  /**
+   * Commits, then hands the publish to the broker: nothing is sent before it is
+   * durable. Once committed it is answered for, even if the broker fails: a
+   * publisher that retried would duplicate it, and recipients get it from the
+   * store (on their next replay: a reconnect, or the gap the next notification
+   * shows).
+   */
   async #publish(audience: Audience, input: NotificationInput): Promise<PublishResult> {
     const { notification, deliveries } = await this.#hub.store.publish(audience, input)
-    await this.#hub.broker.publish([{ kind: 'notification', shared: sharedPart(notification), deliveries }])
+    try {
+      await this.#hub.broker.publish([{ kind: 'notification', shared: sharedPart(notification), deliveries }])
+    } catch (error) {
+      this.#hub.log.error({ err: error, id: notification.id }, 'broker publish failed; recipients get it on their next replay')
+    }
     return { id: notification.id, recipients: deliveries.length }
   }
 
@@ -247,6 +266,11 @@ export class NotificationServer {
       socket.end(
         `HTTP/1.1 ${this.#state === 'running' ? '404 Not Found' : '503 Service Unavailable'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
       )
+      return
+    }
+    // Sockets that never authenticate each hold memory for authTimeoutMs: bound how many may.
+    if (this.#hub.unauthenticated >= this.#options.limits.maxUnauthenticated) {
+      socket.end('HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
       return
     }
     // Read before the callback: a closure over `req` would keep the request alive with the connection.

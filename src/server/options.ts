@@ -55,6 +55,8 @@ export interface Limits {
   replayBatch: number
   /** Largest HTTP request body, in bytes; larger answers 413. @default 65536 */
   maxBodyBytes: number
+  /** Sockets allowed to wait for their auth frame at once, over all users; more are refused with HTTP 503. @default 10000 */
+  maxUnauthenticated: number
 }
 
 /** The limits used when none are given. */
@@ -69,6 +71,7 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxBadFrames: 10,
   replayBatch: 500,
   maxBodyBytes: 64 * 1024,
+  maxUnauthenticated: 10_000,
 })
 
 /** Options after defaults are applied. */

@@ -54,6 +54,23 @@ describe('inbound rate limit', () => {
     for (const x of [a, b, bob]) x.close()
   })
 
+  it('refuses sockets past maxUnauthenticated waiting for auth with 503, and takes them again once some authenticate or leave', async () => {
+    const s = await start({ limits: { maxUnauthenticated: 2 } })
+    const a = await rawClient(s.wsUrl)
+    const b = await rawClient(s.wsUrl)
+    await expect(rawClient(s.wsUrl)).rejects.toThrow(/503/)
+    // Authenticated sockets do not count.
+    a.send({ type: 'auth', token: await s.token('ann'), since: 0 })
+    await a.next((f) => f.type === 'replayed')
+    const c = await rawClient(s.wsUrl)
+    await expect(rawClient(s.wsUrl)).rejects.toThrow(/503/)
+    // Nor do closed ones.
+    b.close()
+    await vi.waitFor(() => expect(s.server.stats().sockets).toBe(2))
+    const d = await rawClient(s.wsUrl)
+    for (const x of [a, c, d]) x.close()
+  })
+
   it('closes a connection that sends no auth frame in time with 4008', async () => {
     const s = await start({ limits: { authTimeoutMs: 100 } })
     const c = await rawClient(s.wsUrl)

@@ -4,7 +4,14 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { type Audience, type NotificationInput, SqliteStore, type Store } from '../../src/server/index.js'
+import {
+  type Audience,
+  type BrokerEvent,
+  InProcessBroker,
+  type NotificationInput,
+  SqliteStore,
+  type Store,
+} from '../../src/server/index.js'
 import { authedClient, type RawClient, rawClient, startServer, type TestServer } from '../helpers/server.js'
 
 let t: TestServer | undefined
@@ -427,6 +434,29 @@ describe('acks for the article’s client', () => {
     second.send({ type: 'auth', userId: 'dov', token: await s.token('dov') })
     await second.next((f) => f.type === 'replayed' && f.more === false)
     expect(seqs(second)).toEqual([1, 2, 3, 4, 5])
+  })
+})
+
+describe('a broker that fails after the commit', () => {
+  it('still answers the publish (it is durable), and the recipient gets it by the next notification', async () => {
+    let failures = 1
+    class FlakyBroker extends InProcessBroker {
+      override publish(events: readonly BrokerEvent[]): void {
+        if (failures-- > 0) throw new Error('broker unreachable')
+        super.publish(events)
+      }
+    }
+    const s = await server({ broker: new FlakyBroker() })
+    const c = await connect(s, 'fay')
+    const first = await s.server.sendToUser('fay', { title: 'one', body: '' })
+    expect(first).toMatchObject({ recipients: 1 })
+    await s.server.sendToUser('fay', { title: 'two', body: '' })
+    await c.next((f) => f.type === 'notification' && f.seq === 2)
+    await settle(c)
+    expect(c.of('notification').map((f) => [f.seq, f.title])).toEqual([
+      [1, 'one'],
+      [2, 'two'],
+    ])
   })
 })
 
