@@ -82,12 +82,15 @@ export class Connection {
    * The auth frame had no `since`: a client of the article's protocol, which
    * neither asks for the next replay round nor acks. The server does both for
    * it: rounds follow each other once the socket has taken the last one, and
-   * what the client has read counts as delivered (the article's "deliver on
-   * reconnect"): a WebSocket ping carries the seq sent before it, and its pong,
-   * which comes after the client read everything before the ping, acks it.
+   * what the client has received counts as delivered (the article's "deliver
+   * on reconnect"): a WebSocket ping carries the seq sent before it, and its
+   * pong, which the client's WebSocket sends after receiving everything before
+   * the ping, acks it.
    */
   #implicit = false
   #ackTimer: NodeJS.Timeout | undefined
+  /** The seq the unanswered ack ping carries; only its pong acks (one store write per ping, none for forged pongs). */
+  #pingedSeq = 0
   /** When the token expires (ms since the epoch); the server's sweep closes the connection then. */
   expiresAt = Number.POSITIVE_INFINITY
   readonly #bucket: TokenBucket
@@ -342,7 +345,14 @@ export class Connection {
     const { ids, all, seq, unreadCount } = change
     this.#reply({ type: 'read', ids, all, seq, unreadCount, ...rid(f.requestId) })
     if (all || ids.length > 0) {
-      await this.hub.broker.publish([{ kind: 'read', userId, origin: this.id, frame: frame({ type: 'read', ids, all, seq, unreadCount }) }])
+      // Committed and answered: a failing broker only keeps the other tabs from hearing of it now.
+      try {
+        await this.hub.broker.publish([
+          { kind: 'read', userId, origin: this.id, frame: frame({ type: 'read', ids, all, seq, unreadCount }) },
+        ])
+      } catch (error) {
+        this.hub.log.error({ conn: this.id, err: error }, 'broker publish failed')
+      }
     }
   }
 
@@ -368,15 +378,18 @@ export class Connection {
     if (this.#closed()) return
     this.#ackTimer ??= setTimeout(() => {
       this.#ackTimer = undefined
-      if (this.ws.readyState === WebSocket.OPEN) this.ws.ping(String(this.#sentSeq))
+      if (this.ws.readyState !== WebSocket.OPEN) return
+      this.#pingedSeq = this.#sentSeq
+      this.ws.ping(String(this.#sentSeq))
     }, IMPLICIT_ACK_MS).unref()
   }
 
-  /** From the socket's shared `pong` listener: the client is alive, and (see #implicit) has read up to the seq the ping carried. */
+  /** From the socket's shared `pong` listener: the client is alive, and (see #implicit) has received up to the seq the ping carried. */
   pong(payload: Buffer): void {
     this.awaitingPong = false
-    const seq = Number(payload.toString())
-    if (!this.#implicit || !Number.isSafeInteger(seq) || seq <= 0 || this.#closed()) return
+    const seq = this.#pingedSeq
+    if (seq === 0 || payload.toString() !== String(seq) || this.#closed()) return
+    this.#pingedSeq = 0
     const { store, log } = this.hub
     store.ack(this.userId!, seq).catch((error: unknown) => log.warn({ conn: this.id, err: error }, 'ack failed'))
   }

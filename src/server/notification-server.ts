@@ -219,16 +219,18 @@ export class NotificationServer {
   /**
    * Commits, then hands the publish to the broker: nothing is sent before it is
    * durable. Once committed it is answered for, even if the broker fails: a
-   * publisher that retried would duplicate it, and recipients get it from the
-   * store (on their next replay: a reconnect, or the gap the next notification
-   * shows).
+   * publisher that retried would duplicate it. This process's connections get
+   * it directly then; those of other processes on their next replay (a
+   * reconnect, or the gap the next notification shows).
    */
   async #publish(audience: Audience, input: NotificationInput): Promise<PublishResult> {
     const { notification, deliveries } = await this.#hub.store.publish(audience, input)
+    const event: BrokerEvent = { kind: 'notification', shared: sharedPart(notification), deliveries }
     try {
-      await this.#hub.broker.publish([{ kind: 'notification', shared: sharedPart(notification), deliveries }])
+      await this.#hub.broker.publish([event])
     } catch (error) {
-      this.#hub.log.error({ err: error, id: notification.id }, 'broker publish failed; recipients get it on their next replay')
+      this.#hub.log.error({ err: error, id: notification.id }, 'broker publish failed; delivering to this process only')
+      this.#route(event)
     }
     return { id: notification.id, recipients: deliveries.length }
   }

@@ -424,7 +424,7 @@ describe('acks for the article’s client', () => {
     const first = track(await rawClient(`ws://127.0.0.1:${s.port}/`))
     first.send({ type: 'auth', userId: 'dov', token: await s.token('dov') })
     await first.next((f) => f.type === 'replayed' && f.more === false)
-    // A tab that stopped reading (frozen, or a half-open connection).
+    // A client that stopped reading (a stalled process, or a half-open connection): no pong.
     ;(first.ws as unknown as { _socket: { pause(): void } })._socket.pause()
     await publishMany(s, 'dov', 5)
     await new Promise((resolve) => setTimeout(resolve, 1500))
@@ -438,7 +438,7 @@ describe('acks for the article’s client', () => {
 })
 
 describe('a broker that fails after the commit', () => {
-  it('still answers the publish (it is durable), and the recipient gets it by the next notification', async () => {
+  it('still answers the publish (it is durable), and a recipient connected to this process gets it at once', async () => {
     let failures = 1
     class FlakyBroker extends InProcessBroker {
       override publish(events: readonly BrokerEvent[]): void {
@@ -450,6 +450,7 @@ describe('a broker that fails after the commit', () => {
     const c = await connect(s, 'fay')
     const first = await s.server.sendToUser('fay', { title: 'one', body: '' })
     expect(first).toMatchObject({ recipients: 1 })
+    await c.next((f) => f.type === 'notification' && f.seq === 1)
     await s.server.sendToUser('fay', { title: 'two', body: '' })
     await c.next((f) => f.type === 'notification' && f.seq === 2)
     await settle(c)
@@ -457,6 +458,22 @@ describe('a broker that fails after the commit', () => {
       [1, 'one'],
       [2, 'two'],
     ])
+  })
+})
+
+describe('pongs that ack nothing', () => {
+  it('an unsolicited pong, however often and whatever it carries, acks nothing for the article’s client', async () => {
+    const s = await server()
+    await publishMany(s, 'gil', 3)
+    const c = track(await rawClient(`ws://127.0.0.1:${s.port}/`))
+    c.send({ type: 'auth', userId: 'gil', token: await s.token('gil') })
+    await c.next((f) => f.type === 'replayed' && f.more === false)
+    // Sent before the server's own ack ping (a second after the replay): none of these match it.
+    for (let i = 0; i < 200; i++) c.ws.pong(String(i % 2 === 0 ? 3 : 999))
+    await settle(c)
+    const db = new Database(s.database, { readonly: true })
+    expect(db.prepare('SELECT acked_seq AS acked FROM users WHERE id = ?').get('gil')).toEqual({ acked: 0 })
+    db.close()
   })
 })
 
