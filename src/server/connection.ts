@@ -28,8 +28,8 @@ export interface Hub {
   readonly registry: Registry
   /** Every open socket's connection, authenticated or not. */
   readonly connections: Set<Connection>
-  /** How many of them are still waiting for their auth frame. */
-  unauthenticated: number
+  /** Those still waiting for their auth frame, oldest first. */
+  readonly unauthenticated: Set<Connection>
   readonly limits: Readonly<Limits>
   readonly key: Uint8Array
   readonly log: Logger
@@ -101,7 +101,7 @@ export class Connection {
   ) {
     this.#bucket = new TokenBucket(hub.limits.ratePerSecond, hub.limits.rateBurst)
     hub.connections.add(this)
-    hub.unauthenticated++
+    hub.unauthenticated.add(this)
     this.#authTimer = setTimeout(() => this.close(CloseCode.AuthTimeout, 'auth timeout'), hub.limits.authTimeoutMs)
     // Listeners shared by every socket (`this` is the socket): no closures per connection.
     ;(ws as Owned)[OWNER] = this
@@ -273,7 +273,7 @@ export class Connection {
     this.userId = check.userId
     this.#implicit = f.since === undefined
     this.state = 'replaying'
-    this.hub.unauthenticated--
+    this.hub.unauthenticated.delete(this)
     registry.add(check.userId, this)
     this.expiresAt = check.expiresAt
     const user = await store.touchUser(check.userId)
@@ -408,7 +408,7 @@ export class Connection {
 
   /** Leaves the registry at once: a closing connection neither receives nor counts toward the cap. */
   #dispose(): void {
-    if (this.state === 'authenticating') this.hub.unauthenticated--
+    this.hub.unauthenticated.delete(this)
     this.state = 'closed'
     clearTimeout(this.#authTimer)
     clearTimeout(this.#ackTimer)

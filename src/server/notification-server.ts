@@ -82,7 +82,7 @@ export class NotificationServer {
       broker,
       registry: new Registry(),
       connections: new Set(),
-      unauthenticated: 0,
+      unauthenticated: new Set(),
       limits,
       key: secretKey(this.#options.secret),
       log,
@@ -271,9 +271,13 @@ export class NotificationServer {
       return
     }
     // Sockets that never authenticate each hold memory for authTimeoutMs: bound how many may.
-    if (this.#hub.unauthenticated >= this.#options.limits.maxUnauthenticated) {
-      socket.end('HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
-      return
+    // Past the bound the oldest goes, not the newcomer: a flood of idle sockets then evicts its
+    // own, while a real client, which authenticates within milliseconds, gets through.
+    const { unauthenticated } = this.#hub
+    if (unauthenticated.size >= this.#options.limits.maxUnauthenticated) {
+      const oldest = unauthenticated.values().next().value
+      oldest?.close(CloseCode.AuthTimeout, 'auth timeout')
+      oldest?.ws.terminate()
     }
     // Read before the callback: a closure over `req` would keep the request alive with the connection.
     const origin = req.headers.origin ?? ''

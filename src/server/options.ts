@@ -55,7 +55,7 @@ export interface Limits {
   replayBatch: number
   /** Largest HTTP request body, in bytes; larger answers 413. @default 65536 */
   maxBodyBytes: number
-  /** Sockets allowed to wait for their auth frame at once, over all users; more are refused with HTTP 503. @default 10000 */
+  /** Sockets allowed to wait for their auth frame at once, over all users; past it the oldest is closed (4008). @default 10000 */
   maxUnauthenticated: number
 }
 

@@ -45,7 +45,7 @@ describe('Connection', () => {
       broker: new InProcessBroker(),
       registry: new Registry(),
       connections: new Set(),
-      unauthenticated: 0,
+      unauthenticated: new Set(),
       limits: DEFAULT_LIMITS,
       key: secretKey(SECRET),
       log: pino({ level: 'silent' }),
