@@ -35,6 +35,7 @@ export interface LinkHost {
   status(event: StatusEvent): void
   /** Fields for the auth frame, given the token about to be sent. */
   auth(token: string): { since: number; userId?: string }
+  /** The state is `online` and may send; runs before the `online` status event. */
   online(frame: AuthSuccessFrame): void
   frame(frame: ServerFrame): void
   error(error: BelfryError): void
@@ -105,18 +106,20 @@ export class Link {
   }
 
   /**
-   * The one setter: clears the old state's timers and emits the change.
-   * `closed` is final. Returns whether the state is still `to` afterwards: a
-   * status handler may have called close(), and then the caller must not go on.
+   * The one setter: clears the old state's timers, runs `enter` (the state's
+   * own work, done before anyone hears of it) and emits the change. `closed` is
+   * final. Returns whether the state is still `to` afterwards: a handler may
+   * have called close(), and then the caller must not go on.
    */
-  #set(to: ConnectionState, reason: string, retryIn?: number): boolean {
+  #set(to: ConnectionState, reason: string, retryIn?: number, enter?: () => void): boolean {
     const from = this.state
     if (from !== to && from !== 'closed') {
       this.state = to
       clearTimeout(this.#phase)
       clearTimeout(this.#ping)
       this.#pong = void clearTimeout(this.#pong)
-      this.host.status({ from, to, reason, attempt: this.#attempt, retryIn })
+      enter?.()
+      if (this.state === to) this.host.status({ from, to, reason, attempt: this.#attempt, retryIn })
     }
     return this.state === to
   }
@@ -167,12 +170,13 @@ export class Link {
       if (frame.type === 'auth_success') {
         this.legacy = typeof frame.seq !== 'number'
         this.#refusals = 0
-        if (!this.#set('online', 'auth')) return
+        // The client restores its session (requests, topics) before the app hears of `online`:
+        // whatever the app sends then goes out once, after those.
+        if (!this.#set('online', 'auth', undefined, () => this.host.online(frame))) return
         this.#phase = setTimeout(() => {
           this.#attempt = 0
         }, this.o.minUptime)
         this.#beat()
-        this.host.online(frame)
       } else if (frame.type === 'auth_error') {
         this.#authError = frame.message // the close that follows says what to do
       }

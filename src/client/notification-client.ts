@@ -168,13 +168,8 @@ export class NotificationClient<Data extends JsonObject = JsonObject> {
   }
 
   #status(e: StatusEvent): void {
-    clearTimeout(this.#ackTimer)
-    this.#ackTimer = undefined
-    if (e.to === 'online') {
-      // Before the app hears of it: a request it makes on `online` then goes out once, after these.
-      if (this.#link.legacy) this.#requests.rejectAll(new RequestError('not supported by this server'))
-      else this.#requests.flush()
-    }
+    // A pending ack goes with the connection; the next auth schedules it again.
+    if (e.from === 'online') this.#ackTimer = void clearTimeout(this.#ackTimer)
     this.#events.emit('status', e)
     if (e.to === 'closed') {
       this.#requests.rejectAll(this.#fatal ?? new RequestError('closed'))
@@ -203,8 +198,12 @@ export class NotificationClient<Data extends JsonObject = JsonObject> {
     return { ...(userId && { userId }), since: this.#cursor }
   }
 
+  /** Runs as the link goes online, before the app hears of it: waiting requests first, then topics. */
   #online(f: AuthSuccessFrame): void {
-    if (!this.#link.legacy) {
+    if (this.#link.legacy) {
+      this.#requests.rejectAll(new RequestError('not supported by this server'))
+    } else {
+      this.#requests.flush()
       // The server knows less than we do: it is another database. Start over from its numbering.
       if (f.seq < this.#cursor) {
         this.#acked = f.seq
@@ -260,8 +259,7 @@ export class NotificationClient<Data extends JsonObject = JsonObject> {
 
   /** One cumulative ack for everything delivered since the last. */
   #sendAck(): void {
-    clearTimeout(this.#ackTimer)
-    this.#ackTimer = undefined
+    this.#ackTimer = void clearTimeout(this.#ackTimer)
     if (this.#cursor > this.#acked && this.#send({ type: 'ack', seq: this.#cursor })) this.#acked = this.#cursor
   }
 

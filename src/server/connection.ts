@@ -8,7 +8,6 @@ import {
   ErrorCode,
   type HistoryFrame,
   type MarkReadFrame,
-  type Notification,
   parseClientFrame,
   retryReason,
   type ServerFrame,
@@ -18,7 +17,7 @@ import type { Broker } from './broker.js'
 import type { Limits } from './options.js'
 import { TokenBucket } from './rate-limit.js'
 import type { Registry } from './registry.js'
-import { frame, replayFrame } from './serialize.js'
+import { frame, historyFrame, replayFrame } from './serialize.js'
 import type { Store } from './store.js'
 
 /** What every connection shares: the server's parts. */
@@ -199,7 +198,7 @@ export class Connection {
 
   /** Answers a bad frame with an error; too many in a row close the connection. */
   #reject(code: ErrorCode, message: string, requestId?: string): void {
-    this.#reply({ type: 'error', code, message, ...(requestId === undefined ? {} : { requestId }) })
+    this.#reply({ type: 'error', code, message, ...rid(requestId) })
     this.#badFrames += 1
     if (this.#badFrames >= this.hub.limits.maxBadFrames) this.close(CloseCode.ProtocolViolation, 'too many bad frames')
   }
@@ -361,16 +360,18 @@ export class Connection {
     const limit = f.limit ?? DEFAULT_HISTORY_LIMIT
     const rows = await this.hub.store.history(this.userId!, f.before, limit)
     if (this.#closed()) return
-    const items: Notification[] = []
+    // Each item is serialised once: to measure the page, and into the frame.
+    const items: string[] = []
     let bytes = 0
     for (const n of rows) {
-      bytes += Buffer.byteLength(JSON.stringify(n))
+      const json = JSON.stringify(n)
+      bytes += Buffer.byteLength(json)
       if (items.length > 0 && bytes > this.hub.limits.maxBufferedBytes / 2) break
-      items.push(n)
+      items.push(json)
     }
-    const last = items.at(-1)
+    const last = rows[items.length - 1]
     const next = (items.length < rows.length || items.length === limit) && last && last.seq > 1 ? { next: last.seq } : {}
-    this.#reply({ type: 'history', items, ...next, ...rid(f.requestId) })
+    this.send(historyFrame(items, { ...next, ...rid(f.requestId) }))
   }
 
   /** For a client that does not ack: pings with the seq sent so far, at most once a second; the pong acks it. */

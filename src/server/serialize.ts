@@ -21,6 +21,11 @@ export function replayFrame(n: Notification): string {
   return JSON.stringify({ type: 'notification', ...n })
 }
 
+/** A `history` frame around items serialised already, with `next` and `requestId` when given. */
+export function historyFrame(items: readonly string[], rest: { next?: number; requestId?: string }): string {
+  return `${JSON.stringify({ type: 'history', ...rest }).slice(0, -1)},"items":[${items.join(',')}]}`
+}
+
 /** Serialises any server frame. */
 export function frame(f: ServerFrame): string {
   return JSON.stringify(f)

@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest'
 import { parseServerFrame } from '../../src/protocol/index.js'
-import { notificationFrame, sharedPart } from '../../src/server/serialize.js'
+import { historyFrame, notificationFrame, sharedPart } from '../../src/server/serialize.js'
 
 const stored = {
   id: 'n1',
@@ -32,5 +32,15 @@ describe('notification frames', () => {
     expect(spy).toHaveBeenCalledTimes(1)
     spy.mockRestore()
     expect(new Set(frames).size).toBe(1000)
+  })
+})
+
+describe('history frames', () => {
+  it('wraps items serialised already into a valid frame, with next and requestId when given', () => {
+    const item = { ...stored, seq: 3, read: false }
+    const text = historyFrame([JSON.stringify(item)], { next: 3, requestId: 'h1' })
+    expect(JSON.parse(text)).toEqual({ type: 'history', next: 3, requestId: 'h1', items: [item] })
+    expect(parseServerFrame(text)).toMatchObject({ type: 'history' })
+    expect(JSON.parse(historyFrame([], {}))).toEqual({ type: 'history', items: [] })
   })
 })

@@ -86,6 +86,18 @@ describe('requests around auth', () => {
     expect(server.sent('history')).toHaveLength(1)
   })
 
+  it('a topic subscribed on `online` goes out once, after the restored ones', async () => {
+    const server = startMockServer()
+    const t = createClient(server)
+    t.client.subscribe('old')
+    t.client.on('status', (e) => {
+      if (e.to === 'online') t.client.subscribe('new')
+    })
+    t.client.connect()
+    await tick()
+    expect(server.sent('subscribe').map((f) => f.topic)).toEqual(['old', 'new'])
+  })
+
   it('unsubscribe and subscribe again while offline: the server ends up subscribed', async () => {
     const server = startMockServer()
     const { client } = await connected(createClient(server, { backoff: () => 100 }))
