@@ -1,6 +1,7 @@
 /**
- * The client's size limit: 6 KB min + gzip (level 9), dependencies and licence
- * comments included, bundled by `scripts/client-bundle.ts`. `npm test` fails
- * past it.
+ * The default client's size limit: 6.5 KB min + gzip (level 9), dependencies
+ * and licence comments included, bundled by `scripts/client-bundle.ts`.
+ * `npm test` fails past it. Opt-in parts (separate entries) are measured on
+ * their own and never count against it.
  */
-export const CLIENT_SIZE_LIMIT_BYTES = 6 * 1024
+export const CLIENT_SIZE_LIMIT_BYTES = 6656

@@ -527,7 +527,7 @@ function report(slots: Slot[], sizes: ClientSize[], started: Date, elapsedS: num
         met(stormWorst <= STORM_TARGET_MS && stormLost === 0 && stormDup === 0 && N >= 2000),
       ],
       [
-        `client, min + gzip, dependencies included ≤ 6 KB (${CLIENT_SIZE_LIMIT_BYTES} B)`,
+        `client, min + gzip, dependencies included ≤ 6.5 KB (${CLIENT_SIZE_LIMIT_BYTES} B)`,
         `${fmt(sizes[0]!.gzip, 0)} B (of it reconnecting-websocket + mitt: ${fmt(floor.gzip, 0)} B); \`npm test\` fails past the limit`,
         met(sizes[0]!.gzip <= CLIENT_SIZE_LIMIT_BYTES),
       ],

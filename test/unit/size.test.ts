@@ -8,7 +8,7 @@ import { bundleClient } from '../../scripts/client-bundle.js'
 const ROOT = new URL('../../', import.meta.url).pathname
 
 describe('client bundle', () => {
-  it(`is at most 6 KB min + gzip (${CLIENT_SIZE_LIMIT_BYTES} bytes), dependencies and licence comments included`, async () => {
+  it(`is at most 6.5 KB min + gzip (${CLIENT_SIZE_LIMIT_BYTES} bytes), dependencies and licence comments included`, async () => {
     const { gzip, inputs } = await bundleClient()
     expect(inputs).toContain('node_modules/reconnecting-websocket/reconnecting-websocket.ts')
     expect(inputs.some((i) => i.includes('mitt'))).toBe(true)
