@@ -85,8 +85,15 @@ export function resolveClientOptions(o: ClientOptions): ResolvedClientOptions {
     token: isFunction(o.token) || (typeof o.token === 'string' && o.token !== ''),
     WebSocket: isFunction(WS), // Node 20 has none: pass `ws`
     random: isFunction(random),
+    // The bound min(max, initial × factor^attempt) must grow to 100 ms: retries never spin at 0 ms.
     backoff:
-      isFunction(b) || (typeof b === 'object' && shape.initial > 0 && shape.factor >= 1 && isNumber(shape.initial) && isNumber(shape.max)),
+      isFunction(b) ||
+      (typeof b === 'object' &&
+        shape.initial >= 1 &&
+        isNumber(shape.initial) &&
+        shape.max >= 100 &&
+        isNumber(shape.max) &&
+        (shape.factor > 1 || (shape.factor === 1 && shape.initial >= 100))),
     storage: !s || (isFunction(s.getItem) && isFunction(s.setItem)),
     watchNetwork: typeof watchNetwork === 'boolean',
   }

@@ -35,6 +35,11 @@ describe('options', () => {
     ['backoff', { backoff: { initial: 0 } }],
     ['backoff', { backoff: { factor: 0.5 } }],
     ['backoff', { backoff: { max: -1 } }],
+    // Each of these retried in a tight 0 ms loop: the bound never reached 100 ms.
+    ['backoff', { backoff: { max: 0 } }],
+    ['backoff', { backoff: { initial: 1, max: 50 } }],
+    ['backoff', { backoff: { initial: 0.5, factor: 1 } }],
+    ['backoff', { backoff: { initial: 50, factor: 1 } }],
     ['random', { random: 0.5 }],
     ['storage', { storage: {} }],
     ['storage', { storage: { getItem: () => null } }],
