@@ -1,11 +1,5 @@
 import type { JsonObject, Notification, ServerFrame } from './frames.js'
-
-type Obj = Record<string, unknown>
-
-const isObject = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v)
-const isSeq = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0
-const optional = (v: unknown, test: (v: unknown) => boolean) => v === undefined || test(v)
-const isString = (v: unknown): v is string => typeof v === 'string'
+import { isObject, isSeq, isString, type Obj, optional } from './guards.js'
 
 /**
  * Checks the parts of a notification the client relies on. The article's

@@ -1,4 +1,5 @@
 import type { ClientFrame } from './frames.js'
+import { isObject, isSeq, isShortString, type Obj } from './guards.js'
 
 /** The result of parsing a frame: the frame, or why it was refused. */
 export type Parsed<T> =
@@ -14,14 +15,6 @@ export const MAX_IDS_PER_FRAME = 500
 export const MAX_HISTORY_LIMIT = 100
 const MAX_TOKEN_LENGTH = 8192
 
-type Obj = Record<string, unknown>
-
-const isObject = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v)
-const isSeq = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0
-/** No lone surrogate (`"\ud800"` in JSON): such text cannot be stored as UTF-8 unchanged. */
-export const isWellFormed = (v: string): boolean => !LONE_SURROGATE.test(v)
-const LONE_SURROGATE = /\p{Cs}/u
-const isShortString = (v: unknown, max: number): v is string => typeof v === 'string' && v.length > 0 && v.length <= max && isWellFormed(v)
 
 /** Parses JSON text into an object with a string `type`, or says why it is not one. */
 function parseObject(text: string): Parsed<Obj & { type: string }> {

@@ -1,4 +1,4 @@
-import { isWellFormed, MAX_ID_LENGTH, MAX_TOPIC_LENGTH } from '../protocol/index.js'
+import { isObject, isShortString, isWellFormed, MAX_ID_LENGTH, MAX_TOPIC_LENGTH } from '../protocol/index.js'
 import type { Audience, NotificationInput } from './store.js'
 
 /** Longest title and body accepted, in characters. */
@@ -14,9 +14,9 @@ const KNOWN_KEYS = new Set<string>([...AUDIENCE_KEYS, 'title', 'body', 'priority
 
 export type PublishRequest = { ok: true; audience: Audience; input: NotificationInput } | { ok: false; reason: string }
 
-const isId = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= MAX_ID_LENGTH && isWellFormed(v)
-const isPlainObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype
+const isId = (v: unknown): v is string => isShortString(v, MAX_ID_LENGTH)
+/** A JSON object as JSON.parse makes it: not a class instance, a Map or a Date. */
+const isPlainObject = (v: unknown): v is Record<string, unknown> => isObject(v) && Object.getPrototypeOf(v) === Object.prototype
 
 /** Checks the notification fields shared by every way of publishing. */
 export function checkNotification(value: unknown): { ok: true; input: NotificationInput } | { ok: false; reason: string } {
@@ -66,7 +66,7 @@ export function checkAudience(value: Record<string, unknown>): { ok: true; audie
     return { ok: true, audience: { userIds } }
   }
   if (topic !== undefined) {
-    return typeof topic === 'string' && topic.length > 0 && topic.length <= MAX_TOPIC_LENGTH && isWellFormed(topic)
+    return isShortString(topic, MAX_TOPIC_LENGTH)
       ? { ok: true, audience: { topic } }
       : { ok: false, reason: `"topic" must be a string of 1–${MAX_TOPIC_LENGTH} characters` }
   }

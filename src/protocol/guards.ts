@@ -1,0 +1,21 @@
+/**
+ * Runtime type guards shared by every parser of outside input: the server's
+ * frame parser, the client's, and the publish API's body check.
+ */
+
+export type Obj = Record<string, unknown>
+
+/** A plain JSON object (not an array, not null). */
+export const isObject = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v)
+/** A `seq`: a non-negative safe integer. */
+export const isSeq = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0
+export const isString = (v: unknown): v is string => typeof v === 'string'
+/** Absent, or passes `test`. */
+export const optional = (v: unknown, test: (v: unknown) => boolean): boolean => v === undefined || test(v)
+
+const LONE_SURROGATE = /\p{Cs}/u
+/** No lone surrogate (`"\ud800"` in JSON): such text cannot be stored as UTF-8 unchanged. */
+export const isWellFormed = (v: string): boolean => !LONE_SURROGATE.test(v)
+/** A well-formed string of 1 to `max` characters. */
+export const isShortString = (v: unknown, max: number): v is string =>
+  typeof v === 'string' && v.length > 0 && v.length <= max && isWellFormed(v)
