@@ -1,5 +1,5 @@
 import { FORBIDDEN, NORMAL, parseRetryReason, RATE_LIMITED, TOKEN_EXPIRED, TOKEN_INVALID } from '../protocol/close-codes.js'
-import type { AuthSuccessFrame, ServerFrame } from '../protocol/frames.js'
+import type { AuthFrame, AuthSuccessFrame, ClientFrame, ServerFrame } from '../protocol/frames.js'
 import { parseServerFrame } from '../protocol/parse-server-frame.js'
 import { AuthError, BelfryError, ProtocolError } from './errors.js'
 import { type Provider, type ResolvedClientOptions, wsUrl } from './options.js'
@@ -34,12 +34,14 @@ export interface StatusEvent {
 export interface LinkHost {
   status(event: StatusEvent): void
   /** Fields for the auth frame, given the token about to be sent. */
-  auth(token: string): { since: number; userId?: string }
+  auth(token: string): Omit<AuthFrame, 'type' | 'token'>
   /** The state is `online` and may send; runs before the `online` status event. */
   online(frame: AuthSuccessFrame): void
   frame(frame: ServerFrame): void
   error(error: BelfryError): void
 }
+
+const PING: ClientFrame = { type: 'ping' }
 
 const resolve = async <T>(p: Provider<T>): Promise<T> => (typeof p === 'function' ? (p as () => T | Promise<T>)() : p)
 
@@ -48,14 +50,13 @@ const resolve = async <T>(p: Provider<T>): Promise<T> => (typeof p === 'function
  * the browser's network signals. Knows nothing of notifications.
  */
 export class Link {
-  state: ConnectionState = 'idle'
-  /** True when the server speaks only the article's protocol (no seq, no pong). */
-  legacy = false
+  #state: ConnectionState = 'idle'
+  #legacy = false
   #attempt = 0
   /** A 4029's delay: no reconnect before this time, whatever the browser signals. */
   #notBefore = 0
-  /** Consecutive refusals without reaching online: 4001 gets one fresh-token retry, 4002 one immediate retry. */
-  #refusals = 0
+  /** A 4001 or 4002 was answered with an immediate retry with a fresh token, and online was not reached since. */
+  #refreshed = false
   /** The state's own timer: connect/auth timeout, retry delay, or uptime while online. */
   #phase: ReturnType<typeof setTimeout> | undefined
   #ping: ReturnType<typeof setTimeout> | undefined
@@ -69,10 +70,12 @@ export class Link {
   readonly #transport: Transport
   readonly #unwatch: (() => void)[] = []
 
-  constructor(
-    private readonly o: ResolvedClientOptions,
-    private readonly host: LinkHost,
-  ) {
+  readonly #o: ResolvedClientOptions
+  readonly #host: LinkHost
+
+  constructor(o: ResolvedClientOptions, host: LinkHost) {
+    this.#o = o
+    this.#host = host
     this.#transport = createTransport(o.WebSocket, {
       open: () => this.#opened(),
       message: (data) => this.#message(data),
@@ -80,9 +83,18 @@ export class Link {
     })
   }
 
+  get state(): ConnectionState {
+    return this.#state
+  }
+
+  /** True when the server speaks only the article's protocol (no seq, no pong). */
+  get legacy(): boolean {
+    return this.#legacy
+  }
+
   connect(): void {
-    if (this.state !== 'idle') return
-    if (this.o.watchNetwork) {
+    if (this.#state !== 'idle') return
+    if (this.#o.watchNetwork) {
       this.#watch()
       // Without the watch nothing would bring it back from offline.
       if (globalThis.navigator?.onLine === false) return void this.#set('offline', 'offline')
@@ -92,16 +104,16 @@ export class Link {
 
   /** Final: closes the socket, clears every timer and listener. */
   close(reason = 'close'): void {
-    if (this.state === 'closed') return
+    if (this.#state === 'closed') return
     this.#transport.close()
     this.#set('closed', reason)
     for (const off of this.#unwatch.splice(0)) off()
   }
 
   /** Sends when online; false otherwise. */
-  send(text: string): boolean {
-    if (this.state !== 'online') return false
-    this.#transport.send(text)
+  send(frame: ClientFrame): boolean {
+    if (this.#state !== 'online') return false
+    this.#transport.send(JSON.stringify(frame))
     return true
   }
 
@@ -112,50 +124,51 @@ export class Link {
    * have called close(), and then the caller must not go on.
    */
   #set(to: ConnectionState, reason: string, retryIn?: number, enter?: () => void): boolean {
-    const from = this.state
+    const from = this.#state
     if (from !== to && from !== 'closed') {
-      this.state = to
+      this.#state = to
       clearTimeout(this.#phase)
       clearTimeout(this.#ping)
       this.#pong = void clearTimeout(this.#pong)
       enter?.()
-      if (this.state === to) this.host.status({ from, to, reason, attempt: this.#attempt, retryIn })
+      if (this.#state === to) this.#host.status({ from, to, reason, attempt: this.#attempt, retryIn })
     }
-    return this.state === to
+    return this.#state === to
   }
 
   async #open(reason: string): Promise<void> {
     if (!this.#set('connecting', reason)) return
     const id = ++this.#attemptId
-    const stale = () => id !== this.#attemptId || this.state !== 'connecting'
-    this.#phase = setTimeout(() => this.#drop('connect timeout'), this.o.connectTimeout)
+    const stale = () => id !== this.#attemptId || this.#state !== 'connecting'
+    this.#phase = setTimeout(() => this.#drop('connect timeout'), this.#o.connectTimeout)
     let url: string | undefined
     let token: string
     try {
-      url = wsUrl(await resolve(this.o.url))
+      url = wsUrl(await resolve(this.#o.url))
       token = await this.#token()
       if (!url || typeof token !== 'string' || !token) throw new TypeError(`bad ${url ? 'token' : 'url'}`)
     } catch (cause) {
       if (stale()) return
-      this.host.error(new BelfryError('url or token provider failed', { cause }))
+      this.#host.error(new BelfryError('url or token provider failed', { cause }))
       return this.#retry('token or url failed')
     }
     if (stale()) return
-    this.#pendingAuth = JSON.stringify({ type: 'auth', token, ...this.host.auth(token) })
+    const auth: AuthFrame = { type: 'auth', token, ...this.#host.auth(token) }
+    this.#pendingAuth = JSON.stringify(auth)
     this.#transport.open(url)
   }
 
   /** One token call in flight at a time; every connect gets a fresh one. */
   #token(): Promise<string> {
-    this.#tokenCall ??= resolve(this.o.token).finally(() => {
+    this.#tokenCall ??= resolve(this.#o.token).finally(() => {
       this.#tokenCall = undefined
     })
     return this.#tokenCall
   }
 
   #opened(): void {
-    if (this.state !== 'connecting' || !this.#set('authenticating', 'open')) return
-    this.#phase = setTimeout(() => this.#drop('auth timeout'), this.o.connectTimeout)
+    if (this.#state !== 'connecting' || !this.#set('authenticating', 'open')) return
+    this.#phase = setTimeout(() => this.#drop('auth timeout'), this.#o.connectTimeout)
     this.#transport.send(this.#pendingAuth)
   }
 
@@ -163,41 +176,41 @@ export class Link {
     const frame = parseServerFrame(data)
     this.#pong = void clearTimeout(this.#pong) // any frame shows the connection is alive
     if (!frame) {
-      this.host.error(new ProtocolError(`bad frame: ${data.slice(0, 80)}`))
+      this.#host.error(new ProtocolError(`bad frame: ${data.slice(0, 80)}`))
       return
     }
-    if (this.state === 'authenticating') {
+    if (this.#state === 'authenticating') {
       if (frame.type === 'auth_success') {
-        this.legacy = typeof frame.seq !== 'number'
-        this.#refusals = 0
+        this.#legacy = typeof frame.seq !== 'number'
+        this.#refreshed = false
         // The client restores its session (requests, topics) before the app hears of `online`:
         // whatever the app sends then goes out once, after those.
-        if (!this.#set('online', 'auth', undefined, () => this.host.online(frame))) return
+        if (!this.#set('online', 'auth', undefined, () => this.#host.online(frame))) return
         this.#phase = setTimeout(() => {
           this.#attempt = 0
-        }, this.o.minUptime)
+        }, this.#o.minUptime)
         this.#beat()
       } else if (frame.type === 'auth_error') {
         this.#authError = frame.message // the close that follows says what to do
       }
       return
     }
-    if (frame.type !== 'pong') this.host.frame(frame)
+    if (frame.type !== 'pong') this.#host.frame(frame)
   }
 
   #beat(): void {
-    if (this.legacy) return // the article's server answers no ping
+    if (this.#legacy) return // the article's server answers no ping
     this.#ping = setTimeout(() => {
       this.#check()
       this.#beat()
-    }, this.o.pingInterval)
+    }, this.#o.pingInterval)
   }
 
   /** Pings; no frame within `pongTimeout` of the first unanswered ping means a dead (perhaps half-open) connection. */
   #check(): void {
-    if (this.state !== 'online' || this.legacy) return
-    this.#transport.send('{"type":"ping"}')
-    this.#pong ??= setTimeout(() => this.#drop('pong timeout'), this.o.pongTimeout)
+    if (this.#state !== 'online' || this.#legacy) return
+    this.send(PING)
+    this.#pong ??= setTimeout(() => this.#drop('pong timeout'), this.#o.pongTimeout)
   }
 
   /** Gives up on the current socket (it may be half-open) and retries. */
@@ -206,32 +219,49 @@ export class Link {
     this.#retry(reason)
   }
 
+  /** What each close code means for the client: docs/protocol.md, "Close codes". */
   #closed(code: number, reason: string): void {
-    if (this.state === 'closed' || this.state === 'offline') return
+    if (this.#state === 'closed' || this.#state === 'offline') return
     const message = this.#authError || reason
     this.#authError = ''
-    // DESIGN.md's table: every other code (1001, 1006, 1009, 4000, 4008, 4009, …) retries with backoff.
-    // 4001 and 4002 get one immediate retry with a fresh token; a token that is no provider cannot be refreshed.
-    const provider = typeof this.o.token === 'function'
-    const token = code === TOKEN_INVALID || code === TOKEN_EXPIRED
-    if (token && provider && this.#refusals++ === 0) void this.#open(code === TOKEN_INVALID ? 'token invalid' : 'token expired')
-    else if (code === FORBIDDEN || (token && (code === TOKEN_INVALID || !provider))) this.#fail(new AuthError(message, { code }))
-    else {
-      const delay = code === RATE_LIMITED ? parseRetryReason(reason) : undefined
-      if (delay) this.#notBefore = Date.now() + delay
-      this.#retry(`close ${code}`, delay)
+    const refreshable = typeof this.#o.token === 'function'
+    switch (code) {
+      case TOKEN_INVALID:
+      case TOKEN_EXPIRED:
+        // One immediate retry with a fresh token. A token given as a string cannot be refreshed.
+        if (refreshable && !this.#refreshed) {
+          this.#refreshed = true
+          void this.#open(code === TOKEN_INVALID ? 'token invalid' : 'token expired')
+        } else if (code === TOKEN_INVALID || !refreshable) {
+          this.#fail(new AuthError(message, { code }))
+        } else {
+          this.#retry(`close ${code}`) // expired again right after a fresh token (clock skew?): back off
+        }
+        break
+      case FORBIDDEN:
+        this.#fail(new AuthError(message, { code }))
+        break
+      case RATE_LIMITED: {
+        const delay = parseRetryReason(reason)
+        if (delay) this.#notBefore = Date.now() + delay
+        this.#retry(`close ${code}`, delay)
+        break
+      }
+      default:
+        // 1001, 1006, 1009, 1011, 4000, 4008, 4009, …: back off and retry.
+        this.#retry(`close ${code}`)
     }
   }
 
   #retry(reason: string, delay?: number): void {
-    const retryIn = delay ?? Math.max(0, this.o.backoff(this.#attempt))
+    const retryIn = delay ?? Math.max(0, this.#o.backoff(this.#attempt))
     this.#attempt++
     if (this.#set('reconnecting', reason, retryIn)) this.#phase = setTimeout(() => this.#open('retry'), retryIn)
   }
 
   /** Reports first: closing clears the app's listeners. */
   #fail(error: AuthError): void {
-    this.host.error(error)
+    this.#host.error(error)
     this.close('auth failed')
   }
 
@@ -242,21 +272,21 @@ export class Link {
       this.#unwatch.push(() => target?.removeEventListener(type, fn))
     }
     listen(w, 'offline', () => {
-      if (this.state === 'closed' || this.state === 'idle') return
+      if (this.#state === 'closed' || this.#state === 'idle') return
       this.#transport.close(NORMAL, 'offline')
       this.#set('offline', 'offline')
     })
     // Both reconnect at once, except within a 4029's delay.
     listen(w, 'online', () => {
-      if (this.state !== 'offline' && this.state !== 'reconnecting') return
+      if (this.#state !== 'offline' && this.#state !== 'reconnecting') return
       this.#attempt = 0
       const wait = this.#notBefore - Date.now()
       if (wait <= 0) void this.#open('online')
-      else if (this.state === 'offline') this.#retry('online', wait)
+      else if (this.#state === 'offline') this.#retry('online', wait)
     })
     listen(d, 'visibilitychange', () => {
       if (d?.visibilityState !== 'visible') return
-      if (this.state !== 'reconnecting') this.#check()
+      if (this.#state !== 'reconnecting') this.#check()
       else if (this.#notBefore <= Date.now()) void this.#open('visible')
     })
   }

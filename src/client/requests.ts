@@ -1,8 +1,8 @@
-import type { ServerFrame } from '../protocol/index.js'
+import type { ClientFrame, Replies, RequestFrame, ServerFrame } from '../protocol/frames.js'
 import { ProtocolError, RequestError, TimeoutError } from './errors.js'
 
 interface Pending {
-  text: string
+  frame: RequestFrame
   resolve(frame: ServerFrame): void
   reject(error: Error): void
   timer: ReturnType<typeof setTimeout>
@@ -10,7 +10,8 @@ interface Pending {
 
 /** Requests and their replies, matched by `requestId`. */
 export interface Requests {
-  request<T extends ServerFrame>(frame: { type: string } & Record<string, unknown>): Promise<T>
+  /** Sends `frame` with a fresh `requestId`; resolves with the reply frame. */
+  request<F extends RequestFrame>(frame: F): Promise<Replies[F['type']]>
   /** Sends every waiting request (after auth). */
   flush(): void
   /** Settles the request a reply belongs to, if any. */
@@ -24,28 +25,28 @@ export interface Requests {
  * (every request is idempotent). Each rejects with a `TimeoutError` after
  * `timeout` ms.
  */
-export function createRequests(send: (text: string) => boolean, timeout: number, max: number): Requests {
+export function createRequests(send: (frame: ClientFrame) => boolean, timeout: number, max: number): Requests {
   const pending = new Map<string, Pending>()
   let next = 0
   return {
-    request<T extends ServerFrame>(frame: { type: string } & Record<string, unknown>) {
-      return new Promise<T>((resolve, reject) => {
+    request<F extends RequestFrame>(f: F) {
+      return new Promise<Replies[F['type']]>((resolve, reject) => {
         if (pending.size >= max) {
           reject(new RequestError(`queue full (options.maxQueue = ${max})`))
           return
         }
         const requestId = `r${++next}`
-        const text = JSON.stringify({ ...frame, requestId })
+        const frame = { ...f, requestId }
         const timer = setTimeout(() => {
           pending.delete(requestId)
-          reject(new TimeoutError(`${frame.type}: no reply in ${timeout} ms`))
+          reject(new TimeoutError(`${f.type}: no reply in ${timeout} ms`))
         }, timeout)
-        pending.set(requestId, { text, resolve: resolve as (f: ServerFrame) => void, reject, timer })
-        send(text)
+        pending.set(requestId, { frame, resolve: resolve as (f: ServerFrame) => void, reject, timer })
+        send(frame)
       })
     },
     flush() {
-      for (const p of pending.values()) send(p.text)
+      for (const p of pending.values()) send(p.frame)
     },
     settle(frame) {
       const id = (frame as { requestId?: string }).requestId ?? ''

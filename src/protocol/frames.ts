@@ -98,6 +98,19 @@ export interface PingFrame {
 
 export type ClientFrame = AuthFrame | AckFrame | ResumeFrame | MarkReadFrame | SubscribeFrame | HistoryFrame | PingFrame
 
+/** The client frames that are answered, each with the frame that answers it (echoing its `requestId`). */
+export interface Replies {
+  resume: ReplayedFrame
+  mark_read: ReadFrame
+  subscribe: SubscribedFrame
+  unsubscribe: SubscribedFrame
+  history: HistoryPageFrame
+  ping: PongFrame
+}
+
+/** A client frame that gets a reply. */
+export type RequestFrame = Extract<ClientFrame, { type: keyof Replies }>
+
 // ── server → client ──────────────────────────────────────────────────────────
 
 export interface AuthSuccessFrame {

@@ -1,7 +1,7 @@
 export { CloseCode, parseRetryReason, retryReason } from './close-codes.js'
 export type * from './frames.js'
 export { ErrorCode } from './frames.js'
-export type { Parsed } from './parse.js'
 export { isObject, isSeq, isShortString, isWellFormed } from './guards.js'
+export type { Parsed } from './parse.js'
 export { MAX_HISTORY_LIMIT, MAX_ID_LENGTH, MAX_IDS_PER_FRAME, MAX_TOPIC_LENGTH, parseClientFrame } from './parse.js'
 export { isNotificationLike, parseServerFrame } from './parse-server-frame.js'

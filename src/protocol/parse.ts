@@ -15,7 +15,6 @@ export const MAX_IDS_PER_FRAME = 500
 export const MAX_HISTORY_LIMIT = 100
 const MAX_TOKEN_LENGTH = 8192
 
-
 /** Parses JSON text into an object with a string `type`, or says why it is not one. */
 function parseObject(text: string): Parsed<Obj & { type: string }> {
   let value: unknown

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { memoryStorage, RequestError } from '../../../src/index.js'
+import { createDelivery } from '../../../src/client/delivery.js'
+import { memoryStorage, type Notification, RequestError } from '../../../src/index.js'
 import { cleanup, connected, createClient, jwt, note, startMockServer, tick } from '../../helpers/mock-server.js'
 
 beforeEach(() => {
@@ -245,5 +246,74 @@ describe('unread count', () => {
     await tick(100 + 20)
     expect(client.unreadCount).toBe(7)
     expect(log.unread).toEqual([2, 7])
+  })
+})
+
+describe('the delivery module alone', () => {
+  const setup = (storage = memoryStorage(), canSend = true) => {
+    const acks: number[] = []
+    const unread: number[] = []
+    const d = createDelivery(
+      storage,
+      1000,
+      (f) => canSend && acks.push(f.seq) > 0,
+      (count) => unread.push(count),
+    )
+    return { d, acks, unread, storage }
+  }
+  const n = (seq: number, read = false) => ({ ...note(seq), read }) as unknown as Notification
+
+  it('keeps one cursor per user and resumes each from storage', () => {
+    const { d, storage } = setup()
+    storage.setItem('belfry:cursor:bob', '4')
+    expect(d.since('ann')).toBe(0)
+    expect(d.accept(n(1))).toBe(true)
+    expect(d.accept(n(1))).toBe(false)
+    expect(d.since('bob')).toBe(4)
+    expect(d.accept(n(3))).toBe(false)
+    expect(d.since('ann')).toBe(1)
+    expect(storage.getItem('belfry:cursor:ann')).toBe('1')
+  })
+
+  it('counts as unread only what is newer than the latest seq at auth and not read already', () => {
+    const { d, unread } = setup()
+    d.since('ann')
+    d.online({ type: 'auth_success', message: '', userId: 'ann', seq: 2, unreadCount: 2 })
+    d.accept(n(1)) // replayed: already counted by the server
+    d.accept(n(2))
+    d.accept(n(3, true))
+    d.accept(n(4))
+    expect(unread).toEqual([2, 3])
+    expect(d.unread).toBe(3)
+  })
+
+  it('acks once per ackDelay, cumulatively, and again only past what was acked', () => {
+    vi.useFakeTimers()
+    const { d, acks } = setup()
+    d.since('ann')
+    d.accept(n(1))
+    d.accept(n(2))
+    vi.advanceTimersByTime(999)
+    expect(acks).toEqual([])
+    vi.advanceTimersByTime(1)
+    expect(acks).toEqual([2])
+    d.ack()
+    expect(acks).toEqual([2])
+  })
+
+  it('keeps an ack that could not be sent for the next auth', () => {
+    vi.useFakeTimers()
+    const storage = memoryStorage()
+    const offline = setup(storage, false)
+    offline.d.since('ann')
+    offline.d.accept(n(5))
+    vi.advanceTimersByTime(1000)
+    expect(offline.acks).toEqual([])
+    // A new session of the same user: the stored cursor was never acked.
+    const next = setup(storage)
+    expect(next.d.since('ann')).toBe(5)
+    next.d.online({ type: 'auth_success', message: '', userId: 'ann', seq: 5, unreadCount: 0 })
+    vi.advanceTimersByTime(1000)
+    expect(next.acks).toEqual([5])
   })
 })

@@ -1,0 +1,107 @@
+import type { AckFrame, AuthSuccessFrame, Notification } from '../protocol/frames.js'
+import type { CursorStorage } from './storage.js'
+
+/**
+ * Exactly-once delivery for the signed-in user: the cursor (the last `seq`
+ * handed to the app, persisted per user), dropping what is at or below it,
+ * the cumulative ack a while after each delivery, and the unread count.
+ */
+export interface Delivery {
+  readonly unread: number
+  /**
+   * The cursor to resume from for `userId` (the token's `sub`), sent as
+   * `since`. For one user the cursor in memory is authoritative and storage
+   * carries it across reloads; another user (or the first) starts from that
+   * user's stored one.
+   */
+  since(userId: string): number
+  /** The server accepted us: its latest seq and unread count. */
+  online(f: AuthSuccessFrame): void
+  /** Takes a notification: true when it is new and goes to the app, false for a duplicate. */
+  accept(n: Notification): boolean
+  /** Sends the cumulative ack of everything delivered since the last one, now. */
+  ack(): void
+  /** Drops a pending ack: it goes with the connection, and the next auth schedules it again. */
+  stop(): void
+  setUnread(count: number): void
+}
+
+/** `send` sends an ack, or says false when the link cannot send now. */
+export function createDelivery(
+  storage: CursorStorage,
+  ackDelay: number,
+  send: (frame: AckFrame) => boolean,
+  onUnread: (count: number) => void,
+): Delivery {
+  /** The last seq handed to the app. */
+  let cursor = 0
+  /** The storage key of the cursor: one per user. */
+  let key = ''
+  let acked = 0
+  let timer: ReturnType<typeof setTimeout> | undefined
+  let unread = 0
+  /** The user's latest seq at auth: anything newer is new, and counts as unread. */
+  let latestAtAuth = 0
+
+  const move = (seq: number) => {
+    cursor = seq
+    try {
+      storage.setItem(key, String(seq))
+    } catch {}
+  }
+  const schedule = () => {
+    timer ??= setTimeout(d.ack, ackDelay)
+  }
+
+  const d: Delivery = {
+    get unread() {
+      return unread
+    },
+    since(userId) {
+      const k = `belfry:cursor:${userId}`
+      let stored = 0
+      try {
+        stored = Number(storage.getItem(k)) || 0
+      } catch {}
+      if (k === key) {
+        cursor = Math.max(cursor, stored)
+      } else {
+        key = k
+        cursor = stored
+        acked = 0 // the stored cursor may never have been acked: ack it once online
+      }
+      return cursor
+    },
+    online(f) {
+      // The server knows less than we do: it is another database. Start over from its numbering.
+      if (f.seq < cursor) {
+        acked = f.seq
+        move(f.seq)
+      }
+      latestAtAuth = f.seq
+      d.setUnread(f.unreadCount)
+      // Delivered before the last drop but not yet acked: `since` is no ack on the server.
+      if (cursor > acked) schedule()
+    },
+    accept(n) {
+      if (n.seq <= cursor) return false
+      move(n.seq)
+      if (n.seq > latestAtAuth && !n.read) d.setUnread(unread + 1)
+      schedule()
+      return true
+    },
+    ack() {
+      d.stop()
+      if (cursor > acked && send({ type: 'ack', seq: cursor })) acked = cursor
+    },
+    stop() {
+      timer = void clearTimeout(timer)
+    },
+    setUnread(count) {
+      if (count === unread) return
+      unread = count
+      onUnread(count)
+    },
+  }
+  return d
+}
