@@ -262,12 +262,15 @@ describe('NotificationClient: requests', () => {
     expect(seen.map((n) => n.id)).toEqual([...ids].reverse())
   })
 
-  it('keeps a topic subscription across a server restart', async () => {
+  it('keeps a topic subscription across a restart onto an empty database: the client subscribes again', async () => {
     const s = await server()
     const { client, events } = await clients.online({ url: s.wsUrl, token: () => s.token('hal') })
     client.subscribe('deploys')
     await client.history({ limit: 1 }) // frames are handled in order: the subscribe is done
-    await s.restart()
+    // The new server has no stored subscription: only the client's own subscribe on reconnect brings it back.
+    const before = s.database
+    await s.restart({ freshDatabase: true })
+    expect(s.database).not.toBe(before)
     await vi.waitFor(() => expect(events.count('online')).toBe(2))
     await client.history({ limit: 1 })
     const published = await s.server.publish('deploys', { title: 'v2 is out', body: '' })
