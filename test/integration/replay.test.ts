@@ -314,10 +314,9 @@ describe('replay paging', () => {
 })
 
 describe('replay robustness', () => {
-  // BUG (src/server/connection.ts, the `resume` case of #handle): `since` is taken as the
-  // connection's cursor unclamped, while #auth clamps it to the latest seq. After a resume
-  // beyond the latest seq, deliver() drops every live notification with seq <= that cursor,
-  // silently, and replayed.seq echoes the bogus cursor back to the client.
+  // A resume's `since` is clamped to the latest seq, as at auth (src/server/connection.ts, the
+  // `resume` case of #handle): taken unclamped, deliver() would silently drop every live
+  // notification with seq <= that cursor, and replayed.seq would echo the bogus cursor back.
   it('clamps a resume cursor beyond the latest seq, so live delivery continues', async () => {
     const s = await server()
     const c = await connect(s, 'jay')
