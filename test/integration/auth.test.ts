@@ -109,6 +109,21 @@ describe('auth: tokens', () => {
     expect(close.code).toBe(CloseCode.TokenInvalid)
   })
 
+  it.each([
+    ['a number', 123],
+    ['an array', ['alice']],
+    ['an object', { id: 'alice' }],
+    ['empty', ''],
+    ['longer than 64 characters', 'a'.repeat(65)],
+  ])('refuses a token whose sub is %s: token_invalid, close 4001', async (_, sub) => {
+    const s = await start()
+    const token = await signToken({ sub: null, claims: { sub } })
+    expect(payloadOf(token).sub).toEqual(sub)
+    const { error, close } = await refused(s, { token })
+    expect(error).toMatchObject({ code: ErrorCode.TokenInvalid, message: expect.stringMatching(/"sub"/) })
+    expect(close.code).toBe(CloseCode.TokenInvalid)
+  })
+
   it('refuses a userId that differs from sub: forbidden, close 4003', async () => {
     const s = await start()
     const { error, close } = await refused(s, { token: await s.token('alice'), userId: 'mallory' })
