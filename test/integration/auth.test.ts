@@ -204,6 +204,19 @@ describe('auth: origin allowlist', () => {
     await vi.waitFor(() => expect(s.server.stats()).toEqual({ users: 0, connections: 0, sockets: 0 }))
   })
 
+  it('closes a socket that sends no Origin header (Node apps, server-to-server) with 4003', async () => {
+    const s = await start({ allowedOrigins: ['https://app.example'] })
+    const origins: (string | undefined)[] = []
+    s.server.httpServer?.on('upgrade', (req) => origins.push(req.headers.origin))
+    const c = await rawClient(s.wsUrl) // Node's ws sends an Origin only when given one
+    expect(origins).toEqual([undefined])
+    c.send({ type: 'auth', token: await s.token('alice'), userId: 'alice' })
+    const close = await Promise.race([c.closed, c.next((f) => f.type === 'auth_success').then(() => ({ code: -1, reason: 'accepted' }))])
+    expect(close.code).toBe(CloseCode.Forbidden)
+    expect(c.of('auth_success')).toEqual([])
+    await vi.waitFor(() => expect(s.server.stats()).toEqual({ users: 0, connections: 0, sockets: 0 }))
+  })
+
   it('lets a socket from an allowed origin authenticate', async () => {
     const s = await start({ allowedOrigins: ['https://app.example'] })
     const c = await rawClient(s.wsUrl, { origin: 'https://app.example' })
