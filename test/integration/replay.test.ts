@@ -350,15 +350,15 @@ describe('replay robustness', () => {
   })
 })
 
-/** A SQLite store in a temporary directory whose `method` throws on its first call. */
-function failingOnce(method: 'touchUser' | 'history'): SqliteStore {
+/** A SQLite store in a temporary directory whose `method` throws on its `call`-th call, and only then. */
+function failingOnce(method: 'touchUser' | 'history' | 'after', call = 1): SqliteStore {
   const dir = mkdtempSync(join(tmpdir(), 'belfry-failing-'))
   tempDirs.push(dir)
   const store = new SqliteStore(join(dir, 'belfry.db'))
   const real = store[method].bind(store) as (...args: unknown[]) => Promise<unknown>
-  let failures = 1
+  let calls = 0
   ;(store as unknown as Record<string, unknown>)[method] = async (...args: unknown[]) => {
-    if (failures-- > 0) throw new Error('disk I/O error')
+    if (++calls === call) throw new Error('disk I/O error')
     return real(...args)
   }
   return store
@@ -372,6 +372,31 @@ describe('a store that fails during auth', () => {
     expect(await c.closed).toMatchObject({ code: 1011 })
     expect(c.of('error')).toEqual([{ type: 'error', code: 'internal', message: 'internal error' }])
     await connect(s, 'cy')
+  })
+})
+
+describe('a store that fails in the middle of a replay', () => {
+  it.each([
+    ["belfry's client, which asks for each round", false],
+    ["the article's client, whose rounds follow on their own", true],
+  ])('closes with 1011 after the rounds already sent (%s); the next connection replays everything', async (_, article) => {
+    // The first round's read succeeds, the second's fails.
+    const store = failingOnce('after', 2)
+    const s = await server({ store, limits: { replayBatch: 2 } })
+    await publishMany(s, 'hal', 5)
+    const c = article ? track(await rawClient(`ws://127.0.0.1:${s.port}/`)) : await connectRaw(s, 'hal')
+    if (article) c.send({ type: 'auth', userId: 'hal', token: await s.token('hal') })
+    else autoResume(c)
+    expect(await c.next((f) => f.type === 'error')).toEqual({ type: 'error', code: 'internal', message: 'internal error' })
+    // A connection left open (never live) would answer this ping.
+    c.send({ type: 'ping', requestId: 'still-there' })
+    const outcome = await Promise.race([c.closed.then(({ code }) => code), c.next((f) => f.type === 'pong').then(() => 'answered a ping')])
+    expect(outcome).toBe(1011)
+    expect(seqs(c)).toEqual([1, 2])
+    const again = await connectRaw(s, 'hal')
+    autoResume(again)
+    await again.next((f) => f.type === 'replayed' && f.more === false)
+    expectExactlyOnce(again, 5)
   })
 })
 
