@@ -485,6 +485,41 @@ describe('a broker that fails after the commit', () => {
   })
 })
 
+describe('a broker that delivers out of order', () => {
+  /** Holds back the events of the publish after `holdNext` is set, and hands them on after the next publish's. */
+  class ReorderingBroker extends InProcessBroker {
+    holdNext = false
+    #held: readonly BrokerEvent[] | undefined
+    override publish(events: readonly BrokerEvent[]): void {
+      if (this.holdNext) {
+        this.holdNext = false
+        this.#held = events
+        return
+      }
+      super.publish(events)
+      const held = this.#held
+      this.#held = undefined
+      if (held) super.publish(held)
+    }
+  }
+
+  it('a live connection that sees a gap catches up from the store: every seq once, in order', async () => {
+    const broker = new ReorderingBroker()
+    const s = await server({ broker })
+    const c = await connect(s, 'gus')
+    await s.server.sendToUser('gus', { title: 'one', body: '' })
+    await c.next((f) => f.type === 'notification' && f.seq === 1)
+    broker.holdNext = true
+    await s.server.sendToUser('gus', { title: 'two', body: '' }) // held back
+    await s.server.sendToUser('gus', { title: 'three', body: '' }) // arrives first (after 1: a gap), then two
+    await s.server.sendToUser('gus', { title: 'four', body: '' })
+    await c.next((f) => f.type === 'notification' && f.seq === 4)
+    await settle(c)
+    expectExactlyOnce(c, 4)
+    expect(c.of('notification').map((f) => f.title)).toEqual(['one', 'two', 'three', 'four'])
+  })
+})
+
 describe('pongs that ack nothing', () => {
   it('an unsolicited pong, however often and whatever it carries, acks nothing for the article’s client', async () => {
     const s = await server()
