@@ -20,8 +20,11 @@ export interface TestServer {
   token(userId: string, ttlSeconds?: number): Promise<string>
   /** Closes the server; the database stays. */
   stop(): Promise<void>
-  /** Starts a new server on the same port and database. */
-  restart(): Promise<void>
+  /**
+   * Starts a new server on the same port: on the same database, or with
+   * `freshDatabase` on a new, empty one (a server that lost all its state).
+   */
+  restart(options?: { freshDatabase?: boolean }): Promise<void>
   /** Stops and removes the database. */
   dispose(): Promise<void>
 }
@@ -29,7 +32,8 @@ export interface TestServer {
 /** Starts a real server on a free port with a fresh SQLite file. */
 export async function startServer(options: Partial<ServerOptions> = {}): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), 'belfry-test-'))
-  const database = join(dir, 'belfry.db')
+  let database = join(dir, 'belfry.db')
+  let databases = 1
   const make = () => new NotificationServer({ secret: SECRET, apiKey: API_KEY, database, logger: pino({ level: 'silent' }), ...options })
   let server = make()
   const { port } = await server.listen(0, '127.0.0.1')
@@ -41,8 +45,12 @@ export async function startServer(options: Partial<ServerOptions> = {}): Promise
     wsUrl: `ws://127.0.0.1:${port}/ws`,
     token: (userId, ttl) => mintToken(SECRET, userId, ttl),
     stop: () => server.close(),
-    async restart() {
+    async restart({ freshDatabase = false } = {}) {
       await server.close()
+      if (freshDatabase) {
+        database = join(dir, `belfry-${++databases}.db`)
+        t.database = database
+      }
       server = make()
       t.server = server
       await server.listen(port, '127.0.0.1')

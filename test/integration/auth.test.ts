@@ -109,6 +109,21 @@ describe('auth: tokens', () => {
     expect(close.code).toBe(CloseCode.TokenInvalid)
   })
 
+  it.each([
+    ['a number', 123],
+    ['an array', ['alice']],
+    ['an object', { id: 'alice' }],
+    ['empty', ''],
+    ['longer than 64 characters', 'a'.repeat(65)],
+  ])('refuses a token whose sub is %s: token_invalid, close 4001', async (_, sub) => {
+    const s = await start()
+    const token = await signToken({ sub: null, claims: { sub } })
+    expect(payloadOf(token).sub).toEqual(sub)
+    const { error, close } = await refused(s, { token })
+    expect(error).toMatchObject({ code: ErrorCode.TokenInvalid, message: expect.stringMatching(/"sub"/) })
+    expect(close.code).toBe(CloseCode.TokenInvalid)
+  })
+
   it('refuses a userId that differs from sub: forbidden, close 4003', async () => {
     const s = await start()
     const { error, close } = await refused(s, { token: await s.token('alice'), userId: 'mallory' })
@@ -182,6 +197,19 @@ describe('auth: origin allowlist', () => {
   it('closes a socket from an origin not on the list with 4003', async () => {
     const s = await start({ allowedOrigins: ['https://app.example'] })
     const c = await rawClient(s.wsUrl, { origin: 'https://evil.example' })
+    c.send({ type: 'auth', token: await s.token('alice'), userId: 'alice' })
+    const close = await Promise.race([c.closed, c.next((f) => f.type === 'auth_success').then(() => ({ code: -1, reason: 'accepted' }))])
+    expect(close.code).toBe(CloseCode.Forbidden)
+    expect(c.of('auth_success')).toEqual([])
+    await vi.waitFor(() => expect(s.server.stats()).toEqual({ users: 0, connections: 0, sockets: 0 }))
+  })
+
+  it('closes a socket that sends no Origin header (Node apps, server-to-server) with 4003', async () => {
+    const s = await start({ allowedOrigins: ['https://app.example'] })
+    const origins: (string | undefined)[] = []
+    s.server.httpServer?.on('upgrade', (req) => origins.push(req.headers.origin))
+    const c = await rawClient(s.wsUrl) // Node's ws sends an Origin only when given one
+    expect(origins).toEqual([undefined])
     c.send({ type: 'auth', token: await s.token('alice'), userId: 'alice' })
     const close = await Promise.race([c.closed, c.next((f) => f.type === 'auth_success').then(() => ({ code: -1, reason: 'accepted' }))])
     expect(close.code).toBe(CloseCode.Forbidden)

@@ -216,14 +216,11 @@ describe('upstream #165: close() while connecting', () => {
     })
   })
 
-  // BUG (src/client/transport.ts, close()): between transport.open() and the moment reconnecting-websocket
-  // builds the attempt's socket (it waits a setTimeout(0) first), `current` is null and `rws.readyState`
-  // reads CLOSED (startClosed, or the previous socket), so close() neither closes nor sets closePending:
-  // the socket is built anyway, opens, and Link.#opened (no state guard) moves the *closed* client to
-  // 'authenticating' and then 'online' — a zombie connection. Reproduce: connect(), then close() in a
-  // setTimeout(0). Fix: in close(), set closePending whenever there is no current socket
-  // (`else if (rws) closePending = true`; open() already resets it), and make Link.#opened ignore an
-  // open unless the state is 'connecting'.
+  // Guards the window between transport.open() and the moment reconnecting-websocket builds the attempt's
+  // socket (it waits a setTimeout(0) first): there is no current socket yet, so close() must defer itself
+  // (closePending) until the socket exists, and Link.#opened must ignore an open unless the state is
+  // 'connecting'. Without both, the socket is built anyway, opens, and the *closed* client moves on to
+  // 'authenticating' and then 'online': a zombie connection.
   it('after the URL and token resolved, before the socket is built: stays closed', async () => {
     await closedWhileConnecting(async (client) => {
       await new Promise((resolve) => setTimeout(resolve, 0))
@@ -292,9 +289,9 @@ describe('upstream #165: the transport’s own close while connecting (offline),
     await vi.waitFor(() => expect(s.server.stats().connections).toBe(1))
   })
 
-  // BUG: same root cause as the close() case above (transport.ts close() misses the window before the
-  // socket is built): going offline there does not stop the attempt, and the client connects while
-  // 'offline' (offline → authenticating → online without any 'online' event).
+  // The same window as the close() case above (before the socket is built): going offline there must
+  // stop the attempt too; otherwise the client connects while 'offline' (offline → authenticating →
+  // online without any 'online' event).
   it('offline after the URL and token resolved, before the socket is built: waits for online', async () => {
     await offlineWhileConnecting(async () => {
       await new Promise((resolve) => setTimeout(resolve, 0))
@@ -355,16 +352,13 @@ describe('retry timing is ours, not reconnecting-websocket’s (which has no jit
     expect(slam.connections()).toBe(3)
   })
 
-  // BUG (src/client/transport.ts): when an attempt ends with an `error` event (connection refused, DNS
-  // failure, a non-101 answer), reconnecting-websocket's own _handleError runs before our close listener
-  // and schedules its own reconnect (_connect → _wait of 1–5 s, then 0 ms), taking its connect lock. Our
-  // close listener then calls rws.close(), so that wait ends in `if (_closeCalled) return` with the lock
-  // still held — upstream #165 — and every later rws.reconnect() is a no-op: from the second refusal on,
-  // the client never builds another socket (it cycles connecting → 'connect timeout' forever, even after
-  // the server is back). Reproduce: connect to a closed port with random 0.5, backoff {initial: 1000}:
-  // only 2 sockets are ever built. Fix: in the Hooked 'error' listener, stop reconnecting-websocket before
-  // its handler runs (`if (this === current) rws?.close()`), or build a fresh ReconnectingWebSocket per
-  // attempt and close the old one.
+  // Every refused attempt must build a socket of its own. When an attempt ends with an `error` event
+  // (connection refused, DNS failure, a non-101 answer), reconnecting-websocket's own _handleError would
+  // schedule a reconnect of its own (_connect → _wait), taking its connect lock; a later rws.close() then
+  // leaves that lock held (upstream #165) and every later rws.reconnect() is a no-op: from the second
+  // refusal on no socket is built, and the client cycles connecting → 'connect timeout' forever, even
+  // after the server is back. The transport's 'error' listener (src/client/transport.ts) stops
+  // reconnecting-websocket before that handler runs; this test holds it to that.
   it('a refused connection: retryIn 500, 1000, 2000 and one socket per attempt', async () => {
     const url = await refusingUrl()
     let built = 0

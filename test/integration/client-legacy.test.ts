@@ -7,7 +7,7 @@ import { ClientPool, holds } from '../helpers/client.js'
 import { startServer, type TestServer } from '../helpers/server.js'
 
 /**
- * DESIGN.md's compatibility promise, both ways: belfry's client against the
+ * Compatibility with the article's protocol, both ways: belfry's client against the
  * article's server (plain live delivery: no resume, no acks, no requests), and
  * the article's own browser client against belfry's server.
  */
@@ -62,12 +62,10 @@ describe('belfry client → the article’s server', () => {
     expect(events.errors).toEqual([])
   })
 
-  // BUG (src/client/notification-client.ts, #auth → src/client/link.ts, #open): the auth frame is
-  // `{type: 'auth', token, since?}` without `userId`. The article's server files a socket under the
-  // frame's `userId` and never reads the token, so our client is filed under `undefined` and the
-  // article's sendToUser(userId, …) never reaches it — only broadcasts do. DESIGN.md and the README
-  // promise live delivery against that server. Fix: send `userId: <the token's sub>` in the auth frame
-  // (the client already decodes `sub` for its cursor key; belfry's server accepts a userId equal to sub).
+  // The auth frame must carry `userId`, the token's sub (src/client/notification-client.ts, #auth): the
+  // article's server files a socket under the frame's `userId` and never reads the token, so without it
+  // the client would be filed under `undefined` and the article's sendToUser(userId, …) would never reach
+  // it — only broadcasts would. The README promises live delivery against that server.
   it('receives what the article’s sendToUser sends to its user', async () => {
     article = await startArticleServer()
     const a = article

@@ -262,12 +262,15 @@ describe('NotificationClient: requests', () => {
     expect(seen.map((n) => n.id)).toEqual([...ids].reverse())
   })
 
-  it('keeps a topic subscription across a server restart', async () => {
+  it('keeps a topic subscription across a restart onto an empty database: the client subscribes again', async () => {
     const s = await server()
     const { client, events } = await clients.online({ url: s.wsUrl, token: () => s.token('hal') })
     client.subscribe('deploys')
     await client.history({ limit: 1 }) // frames are handled in order: the subscribe is done
-    await s.restart()
+    // The new server has no stored subscription: only the client's own subscribe on reconnect brings it back.
+    const before = s.database
+    await s.restart({ freshDatabase: true })
+    expect(s.database).not.toBe(before)
     await vi.waitFor(() => expect(events.count('online')).toBe(2))
     await client.history({ limit: 1 })
     const published = await s.server.publish('deploys', { title: 'v2 is out', body: '' })
@@ -299,12 +302,10 @@ describe('NotificationClient: requests', () => {
 })
 
 describe('NotificationClient: a server that stays down for a while', () => {
-  // BUG (src/client/transport.ts; full analysis on the 'refused connection' test in client-defects.test.ts):
-  // a refused attempt lets reconnecting-websocket schedule a reconnect of its own, which our rws.close()
-  // then strands with its connect lock held (upstream #165). From the second refused attempt on, the
-  // client builds no socket at all: it cycles connecting → 'connect timeout' → reconnecting forever and
-  // never comes back, even once the server is up again. Any outage longer than a couple of retries
-  // (a deploy, a crash loop) leaves every client dead until the page is reloaded.
+  // An outage longer than a couple of retries (a deploy, a crash loop) must not leave clients dead until
+  // the page is reloaded: every refused attempt has to build a new socket, and the client comes back once
+  // the server is up. (How reconnecting-websocket's connect lock, upstream #165, can strand a client is on
+  // the 'refused connection' test in client-defects.test.ts.)
   it('keeps trying while the server is down and comes back once it is up', async () => {
     const s = await server()
     const { client, events } = await clients.online({ url: s.wsUrl, token: () => s.token('kim'), connectTimeout: 500 })

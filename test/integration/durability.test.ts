@@ -96,3 +96,23 @@ describe('belfry-server start-up', () => {
     prod.child.kill('SIGTERM')
   }, 20_000)
 })
+
+describe('belfry-server shutdown', () => {
+  it.each(['SIGTERM', 'SIGINT'] as const)(
+    'on %s closes every client with 1001 and exits with 0',
+    async (signal) => {
+      const p = await spawnServer({ ...env, BELFRY_DB: join(dir, `${signal}.db`) })
+      running.push(p)
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+        p.child.once('exit', (code, sig) => resolve({ code, signal: sig })),
+      )
+      const client = await rawClient(p.wsUrl)
+      client.send({ type: 'auth', token: await mintToken(SECRET, 'sid'), since: 0 })
+      await client.next((f) => f.type === 'replayed' && f.more === false)
+      p.child.kill(signal)
+      expect(await client.closed).toMatchObject({ code: 1001 })
+      expect(await exited).toEqual({ code: 0, signal: null })
+    },
+    20_000,
+  )
+})

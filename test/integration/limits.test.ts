@@ -158,4 +158,20 @@ describe('shutdown', () => {
     // Safe to call twice.
     await expect(s.server.close()).resolves.toBeUndefined()
   })
+
+  it('while closing, /healthz answers 503 and a WebSocket upgrade is refused with 503', async () => {
+    const s = await start()
+    const slow = await authedClient(s, 'alice')
+    // A client that does not read holds the server in its close grace period (up to 2 s).
+    netSocket(slow.ws).pause()
+    const closing = s.server.close()
+    const health = await fetch(`${s.url}/healthz`)
+    expect(health.status).toBe(503)
+    expect(await health.json()).toEqual({ status: 'closing' })
+    await expect(rawClient(s.wsUrl)).rejects.toThrow(/Unexpected server response: 503/)
+    // Reading again, it answers the close handshake, and close() is done without waiting out the grace.
+    netSocket(slow.ws).resume()
+    await closing
+    expect((await slow.closed).code).toBe(CloseCode.GoingAway)
+  })
 })

@@ -314,10 +314,9 @@ describe('replay paging', () => {
 })
 
 describe('replay robustness', () => {
-  // BUG (src/server/connection.ts, the `resume` case of #handle): `since` is taken as the
-  // connection's cursor unclamped, while #auth clamps it to the latest seq. After a resume
-  // beyond the latest seq, deliver() drops every live notification with seq <= that cursor,
-  // silently, and replayed.seq echoes the bogus cursor back to the client.
+  // A resume's `since` is clamped to the latest seq, as at auth (src/server/connection.ts, the
+  // `resume` case of #handle): taken unclamped, deliver() would silently drop every live
+  // notification with seq <= that cursor, and replayed.seq would echo the bogus cursor back.
   it('clamps a resume cursor beyond the latest seq, so live delivery continues', async () => {
     const s = await server()
     const c = await connect(s, 'jay')
@@ -351,15 +350,15 @@ describe('replay robustness', () => {
   })
 })
 
-/** A SQLite store in a temporary directory whose `method` throws on its first call. */
-function failingOnce(method: 'touchUser' | 'history'): SqliteStore {
+/** A SQLite store in a temporary directory whose `method` throws on its `call`-th call, and only then. */
+function failingOnce(method: 'touchUser' | 'history' | 'after', call = 1): SqliteStore {
   const dir = mkdtempSync(join(tmpdir(), 'belfry-failing-'))
   tempDirs.push(dir)
   const store = new SqliteStore(join(dir, 'belfry.db'))
   const real = store[method].bind(store) as (...args: unknown[]) => Promise<unknown>
-  let failures = 1
+  let calls = 0
   ;(store as unknown as Record<string, unknown>)[method] = async (...args: unknown[]) => {
-    if (failures-- > 0) throw new Error('disk I/O error')
+    if (++calls === call) throw new Error('disk I/O error')
     return real(...args)
   }
   return store
@@ -373,6 +372,31 @@ describe('a store that fails during auth', () => {
     expect(await c.closed).toMatchObject({ code: 1011 })
     expect(c.of('error')).toEqual([{ type: 'error', code: 'internal', message: 'internal error' }])
     await connect(s, 'cy')
+  })
+})
+
+describe('a store that fails in the middle of a replay', () => {
+  it.each([
+    ["belfry's client, which asks for each round", false],
+    ["the article's client, whose rounds follow on their own", true],
+  ])('closes with 1011 after the rounds already sent (%s); the next connection replays everything', async (_, article) => {
+    // The first round's read succeeds, the second's fails.
+    const store = failingOnce('after', 2)
+    const s = await server({ store, limits: { replayBatch: 2 } })
+    await publishMany(s, 'hal', 5)
+    const c = article ? track(await rawClient(`ws://127.0.0.1:${s.port}/`)) : await connectRaw(s, 'hal')
+    if (article) c.send({ type: 'auth', userId: 'hal', token: await s.token('hal') })
+    else autoResume(c)
+    expect(await c.next((f) => f.type === 'error')).toEqual({ type: 'error', code: 'internal', message: 'internal error' })
+    // A connection left open (never live) would answer this ping.
+    c.send({ type: 'ping', requestId: 'still-there' })
+    const outcome = await Promise.race([c.closed.then(({ code }) => code), c.next((f) => f.type === 'pong').then(() => 'answered a ping')])
+    expect(outcome).toBe(1011)
+    expect(seqs(c)).toEqual([1, 2])
+    const again = await connectRaw(s, 'hal')
+    autoResume(again)
+    await again.next((f) => f.type === 'replayed' && f.more === false)
+    expectExactlyOnce(again, 5)
   })
 })
 
@@ -458,6 +482,41 @@ describe('a broker that fails after the commit', () => {
       [1, 'one'],
       [2, 'two'],
     ])
+  })
+})
+
+describe('a broker that delivers out of order', () => {
+  /** Holds back the events of the publish after `holdNext` is set, and hands them on after the next publish's. */
+  class ReorderingBroker extends InProcessBroker {
+    holdNext = false
+    #held: readonly BrokerEvent[] | undefined
+    override publish(events: readonly BrokerEvent[]): void {
+      if (this.holdNext) {
+        this.holdNext = false
+        this.#held = events
+        return
+      }
+      super.publish(events)
+      const held = this.#held
+      this.#held = undefined
+      if (held) super.publish(held)
+    }
+  }
+
+  it('a live connection that sees a gap catches up from the store: every seq once, in order', async () => {
+    const broker = new ReorderingBroker()
+    const s = await server({ broker })
+    const c = await connect(s, 'gus')
+    await s.server.sendToUser('gus', { title: 'one', body: '' })
+    await c.next((f) => f.type === 'notification' && f.seq === 1)
+    broker.holdNext = true
+    await s.server.sendToUser('gus', { title: 'two', body: '' }) // held back
+    await s.server.sendToUser('gus', { title: 'three', body: '' }) // arrives first (after 1: a gap), then two
+    await s.server.sendToUser('gus', { title: 'four', body: '' })
+    await c.next((f) => f.type === 'notification' && f.seq === 4)
+    await settle(c)
+    expectExactlyOnce(c, 4)
+    expect(c.of('notification').map((f) => f.title)).toEqual(['one', 'two', 'three', 'four'])
   })
 })
 

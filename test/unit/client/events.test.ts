@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { BelfryError, type Notification, ProtocolError } from '../../../src/index.js'
-import { cleanup, connected, createClient, note, startMockServer, tick } from '../../helpers/mock-server.js'
+import { cleanup, connected, createClient, note, record, startMockServer, tick } from '../../helpers/mock-server.js'
 
 beforeEach(() => {
   vi.useFakeTimers()
@@ -105,14 +105,34 @@ describe('typed events', () => {
     expect(log.errors[0]).toMatchObject({ code: 'rate_limited', message: 'slow down' })
   })
 
-  it('emits nothing after close()', async () => {
+  it('after close() nothing happens: a frame still in flight is dropped, no write, no frame out, no reconnect, no timer', async () => {
     const server = startMockServer()
-    const { client, log } = await connected(createClient(server))
+    const writes: string[] = []
+    const storage = { getItem: () => null, setItem: (_key: string, value: string) => void writes.push(value) }
+    const { client, log } = await connected(createClient(server, { storage }))
+    server.peer.send(note(1))
+    expect(writes).toEqual(['1'])
     const before = log.statuses.length
     client.close()
     expect(log.statuses).toHaveLength(before + 1)
-    server.peer.send(note(1))
-    await tick()
-    expect(log.notifications).toEqual([])
+    expect(log.statuses.at(-1)?.to).toBe('closed')
+    // Listeners added after close() are not cleared by it: they see whatever would still be emitted.
+    const late = record(client)
+
+    // A frame in flight as the client closed (mock-socket hands it over synchronously), then the server's close.
+    server.peer.send(note(2))
+    server.peer.send({ type: 'error', code: 'late', message: 'after close' })
+    server.peer.close(1012)
+    await tick(60_000)
+
+    expect(late).toEqual({ statuses: [], statusTimes: [], errors: [], notifications: [], reads: [], unread: [] })
+    expect(log.notifications.map((n) => n.seq)).toEqual([1])
+    expect(writes).toEqual(['1']) // the cursor did not move past what the app was given
+    // close() sent the pending ack of seq 1, and that was the last frame: no ack of seq 2, no ping.
+    expect(server.peer.frames.map((f) => f.type)).toEqual(['auth', 'ack'])
+    expect(server.sent('ack')).toEqual([{ type: 'ack', seq: 1 }])
+    expect(server.peers).toHaveLength(1) // no reconnect
+    expect(client.state).toBe('closed')
+    expect(vi.getTimerCount()).toBe(0) // no ack, ping or retry timer left behind
   })
 })

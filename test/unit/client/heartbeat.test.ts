@@ -55,9 +55,14 @@ describe('heartbeat', () => {
     const { client, log } = await connected(createClient(server, { pingInterval: 1000, pongTimeout: 500 }))
     await advanceToAfterStatus(log, 1000 + 100)
     server.peer.send(note(1))
-    await tick(1000)
+    // Past the deadline of the first ping's pong (1500), but before the next ping's (2500).
+    await advanceToAfterStatus(log, 2000)
     expect(client.state).toBe('online')
     expect(log.notifications).toHaveLength(1)
+    // The pong timeout never fired: no move away from online, and still the first socket.
+    expect(log.statuses.map((s) => s.to)).toEqual(['connecting', 'authenticating', 'online'])
+    expect(server.peers).toHaveLength(1)
+    expect(server.peer.closed).toBe(false)
   })
 
   it('sends no ping while not online', async () => {
