@@ -4,7 +4,7 @@ import type { Logger } from 'pino'
 import { MAX_ID_LENGTH } from '../protocol/index.js'
 import { mintToken } from './auth.js'
 import { type PublishRequest, parsePublishBody } from './publish-input.js'
-import type { Audience, NotificationInput } from './store.js'
+import type { Audience, NotificationInput } from './store/store.js'
 
 /** What the HTTP routes need from the server. */
 export interface HttpContext {

@@ -7,11 +7,11 @@
  * await server.listen(3000)
  */
 export { mintToken, verifyToken } from './auth.js'
-export type { Broker, BrokerEvent } from './broker.js'
-export { InProcessBroker } from './broker.js'
+export type { Broker, BrokerEvent } from './broker/broker.js'
+export { InProcessBroker } from './broker/broker.js'
 export type { NotificationPayload, PublishResult } from './notification-server.js'
 export { NotificationServer } from './notification-server.js'
 export type { Limits, ServerOptions } from './options.js'
 export { DEFAULT_LIMITS } from './options.js'
-export { SqliteStore } from './sqlite-store.js'
-export type { Audience, Delivery, NotificationInput, Published, ReadChange, Store, StoredNotification, UserState } from './store.js'
+export { SqliteStore } from './store/sqlite.js'
+export type { Audience, Delivery, NotificationInput, Published, ReadChange, Store, StoredNotification, UserState } from './store/store.js'

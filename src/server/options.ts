@@ -1,7 +1,7 @@
 import type { Server as HttpServer } from 'node:http'
 import type { Logger } from 'pino'
-import type { Broker } from './broker.js'
-import type { Store } from './store.js'
+import type { Broker } from './broker/broker.js'
+import type { Store } from './store/store.js'
 
 /** Options of {@link NotificationServer}. Every field but `secret` has a default. */
 export interface ServerOptions {

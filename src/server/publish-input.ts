@@ -1,5 +1,5 @@
 import { isObject, isShortString, isWellFormed, MAX_ID_LENGTH, MAX_TOPIC_LENGTH } from '../protocol/index.js'
-import type { Audience, NotificationInput } from './store.js'
+import type { Audience, NotificationInput } from './store/store.js'
 
 /** Longest title and body accepted, in characters. */
 export const MAX_TITLE_LENGTH = 256

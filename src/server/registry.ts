@@ -1,4 +1,4 @@
-import type { Connection } from './connection.js'
+import type { Connection } from './connection/connection.js'
 
 /**
  * Which connections of which users are open in this process. Holds only

@@ -1,5 +1,5 @@
 import type { Notification, ServerFrame } from '../protocol/index.js'
-import type { StoredNotification } from './store.js'
+import type { StoredNotification } from './store/store.js'
 
 /**
  * Serialises the parts of a notification every recipient shares, once per

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { SqliteStore } from '../../src/server/sqlite-store.js'
+import { SqliteStore } from '../../src/server/store/sqlite.js'
 
 let dir: string
 let file: string

@@ -1,4 +1,4 @@
-import type { Delivery } from './store.js'
+import type { Delivery } from '../store/store.js'
 
 /**
  * What a broker carries: serialisable data only, so a real broker can carry it

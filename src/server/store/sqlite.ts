@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import Database from 'better-sqlite3'
-import type { JsonObject, Notification, Priority } from '../protocol/index.js'
+import type { JsonObject, Notification, Priority } from '../../protocol/index.js'
 import type { Audience, Delivery, NotificationInput, Published, ReadChange, Store, StoredNotification, UserState } from './store.js'
 
 const SCHEMA = `

@@ -11,14 +11,14 @@ import {
   parseClientFrame,
   retryReason,
   type ServerFrame,
-} from '../protocol/index.js'
-import { verifyToken } from './auth.js'
-import type { Broker } from './broker.js'
-import type { Limits } from './options.js'
-import { TokenBucket } from './rate-limit.js'
-import type { Registry } from './registry.js'
-import { frame, historyFrame, replayFrame } from './serialize.js'
-import type { Store } from './store.js'
+} from '../../protocol/index.js'
+import { verifyToken } from '../auth.js'
+import type { Broker } from '../broker/broker.js'
+import type { Limits } from '../options.js'
+import { TokenBucket } from '../rate-limit.js'
+import type { Registry } from '../registry.js'
+import { frame, historyFrame, replayFrame } from '../serialize.js'
+import type { Store } from '../store/store.js'
 
 /** What every connection shares: the server's parts. */
 export interface Hub {

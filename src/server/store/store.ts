@@ -1,4 +1,4 @@
-import type { JsonObject, Notification, Priority } from '../protocol/index.js'
+import type { JsonObject, Notification, Priority } from '../../protocol/index.js'
 
 /** What a publisher supplies. */
 export interface NotificationInput {
