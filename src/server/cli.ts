@@ -6,7 +6,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { pino } from 'pino'
-import { type CliConfig, readConfig } from './config.js'
+import { type CliConfig, displayUrl, readConfig } from './config.js'
 import { NotificationServer } from './notification-server.js'
 import { serveDemo } from './static.js'
 
@@ -21,9 +21,9 @@ async function main(): Promise<void> {
   }
   const fallback = config.dev ? serveDemo() : (_req: IncomingMessage, res: ServerResponse) => res.writeHead(404).end()
   const server = new NotificationServer({ ...config, logger: log, fallback })
-  const { url, port } = await server.listen(config.port, config.host)
+  const { port } = await server.listen(config.port, config.host)
   log.info({ port, host: config.host, database: config.database, dev: config.dev }, 'listening')
-  process.stdout.write(`belfry ${config.dev ? 'demo' : 'server'}: ${url}/\n`)
+  process.stdout.write(`belfry ${config.dev ? 'demo' : 'server'}: ${displayUrl(config.host, port)}/\n`)
   let stopping = false
   const stop = (signal: string) => {
     if (stopping) return

@@ -32,3 +32,9 @@ export function readConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Cli
   if (apiKey.length < 8) throw new Error('BELFRY_API_KEY must be at least 8 characters')
   return { port, ...(env.HOST && { host: env.HOST }), secret, apiKey, database: env.BELFRY_DB || './belfry.db', dev }
 }
+
+/** The URL to print for a server listening on `host` (all interfaces when absent): an IPv6 address in brackets. */
+export function displayUrl(host: string | undefined, port: number): string {
+  const shown = host === undefined || host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host
+  return `http://${shown}:${port}`
+}

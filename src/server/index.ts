@@ -9,7 +9,7 @@
 export { mintToken, verifyToken } from './auth.js'
 export type { Broker, BrokerEvent } from './broker/broker.js'
 export { InProcessBroker } from './broker/broker.js'
-export type { NotificationPayload, PublishResult } from './notification-server.js'
+export type { PublishResult } from './notification-server.js'
 export { NotificationServer } from './notification-server.js'
 export type { Limits, ServerOptions } from './options.js'
 export { DEFAULT_LIMITS } from './options.js'

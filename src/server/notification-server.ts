@@ -3,26 +3,18 @@ import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { pino } from 'pino'
 import { type WebSocket, WebSocketServer } from 'ws'
-import { CloseCode, type JsonObject, type Priority } from '../protocol/index.js'
+import { CloseCode } from '../protocol/index.js'
 import { secretKey } from './auth.js'
 import { type Broker, type BrokerEvent, InProcessBroker } from './broker/broker.js'
-import { Connection, type Hub } from './connection/connection.js'
+import { Connection } from './connection/connection.js'
 import { type HttpContext, handleHttp, sendJson } from './http.js'
+import type { Hub } from './hub.js'
 import { type ResolvedOptions, resolveOptions, type ServerOptions } from './options.js'
 import { checkAudience, checkNotification } from './publish-input.js'
 import { Registry } from './registry.js'
 import { notificationFrame, sharedPart } from './serialize.js'
 import { SqliteStore } from './store/sqlite.js'
 import type { Audience, NotificationInput, Store } from './store/store.js'
-
-/** What a publish call takes: the article's fields plus an optional payload. */
-export interface NotificationPayload {
-  title: string
-  body: string
-  /** @default 'medium' */
-  priority?: Priority
-  data?: JsonObject
-}
 
 /** What a publish resolves to, once the notification is durable. */
 export interface PublishResult {
@@ -39,11 +31,6 @@ function destroy(this: Duplex): void {
 /** Paths that accept a WebSocket upgrade: `/ws`, and `/` for the article's clients. */
 const WS_PATHS = new Set(['/ws', '/'])
 
-/** The URL to print for a server listening on `host` (all interfaces when absent): an IPv6 address in brackets. */
-export function displayUrl(host: string | undefined, port: number): string {
-  const shown = host === undefined || host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host
-  return `http://${shown}:${port}`
-}
 /** How often token expiry is checked: a connection is closed at most this long after its token expires. */
 const EXPIRY_SWEEP_MS = 1000
 /** How long close() waits for clients to answer the close handshake. */
@@ -54,7 +41,7 @@ const CLOSE_GRACE_MS = 2000
  *
  * @example
  * const server = new NotificationServer({ secret, apiKey })
- * const { url } = await server.listen(3000)
+ * await server.listen(3000)
  * await server.sendToUser('user123', { title: 'New message', body: 'Hi', priority: 'high' })
  */
 export class NotificationServer {
@@ -129,7 +116,7 @@ export class NotificationServer {
    * Creates an HTTP server that serves the API and WebSocket upgrades, and
    * listens on `port` (0 picks a free one).
    */
-  async listen(port = 0, host?: string): Promise<{ port: number; url: string }> {
+  async listen(port = 0, host?: string): Promise<{ port: number }> {
     if (this.#http) throw new Error('already attached to an HTTP server')
     const server = createServer((req, res) => void this.#request(req, res))
     this.#attach(server)
@@ -140,8 +127,7 @@ export class NotificationServer {
         resolve()
       })
     })
-    const address = server.address() as AddressInfo
-    return { port: address.port, url: displayUrl(host, address.port) }
+    return { port: (server.address() as AddressInfo).port }
   }
 
   /**
@@ -153,22 +139,22 @@ export class NotificationServer {
   }
 
   /** Sends to one user's inbox and open connections. Resolves once durable. */
-  sendToUser(userId: string, notification: NotificationPayload): Promise<PublishResult> {
+  sendToUser(userId: string, notification: NotificationInput): Promise<PublishResult> {
     return this.#publishChecked({ userId }, notification)
   }
 
   /** Sends to several users (duplicates count once). Resolves once durable. */
-  sendToUsers(userIds: readonly string[], notification: NotificationPayload): Promise<PublishResult> {
+  sendToUsers(userIds: readonly string[], notification: NotificationInput): Promise<PublishResult> {
     return this.#publishChecked({ userIds }, notification)
   }
 
   /** Sends to every user this server has seen. Resolves once durable. */
-  broadcast(notification: NotificationPayload): Promise<PublishResult> {
+  broadcast(notification: NotificationInput): Promise<PublishResult> {
     return this.#publishChecked({ broadcast: true }, notification)
   }
 
   /** Sends to the users subscribed to `topic`. Resolves once durable. */
-  publish(topic: string, notification: NotificationPayload): Promise<PublishResult> {
+  publish(topic: string, notification: NotificationInput): Promise<PublishResult> {
     return this.#publishChecked({ topic }, notification)
   }
 
@@ -207,7 +193,7 @@ export class NotificationServer {
     this.#state = 'closed'
   }
 
-  async #publishChecked(audience: Record<string, unknown>, notification: NotificationPayload): Promise<PublishResult> {
+  async #publishChecked(audience: Record<string, unknown>, notification: NotificationInput): Promise<PublishResult> {
     const a = checkAudience(audience)
     if (!a.ok) throw new TypeError(a.reason)
     const n = checkNotification(notification)
@@ -248,7 +234,7 @@ export class NotificationServer {
       const frame = notificationFrame(event.shared, seq, false)
       // One encoding for all of a user's sockets; ws would otherwise encode the string per send.
       const data = connections.size > 1 ? Buffer.from(frame) : frame
-      for (const c of connections) c.deliver(seq, data)
+      for (const c of connections) c.replay.deliver(seq, data)
     }
   }
 
@@ -302,15 +288,8 @@ export class NotificationServer {
     }
   }
 
-  /** One timer for all sockets: ping each, terminate those that missed the last ping. */
+  /** One timer for all sockets: each connection pings, or gives up on a socket that missed the last ping. */
   #beat(): void {
-    for (const c of this.#hub.connections) {
-      if (c.awaitingPong) {
-        c.ws.terminate()
-        continue
-      }
-      c.awaitingPong = true
-      c.ws.ping()
-    }
+    for (const c of this.#hub.connections) c.heartbeat()
   }
 }

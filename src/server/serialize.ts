@@ -30,3 +30,6 @@ export function historyFrame(items: readonly string[], rest: { next?: number; re
 export function frame(f: ServerFrame): string {
   return JSON.stringify(f)
 }
+
+/** `{ requestId }` when there is one, to spread into a reply. */
+export const rid = (requestId: string | undefined): { requestId?: string } => (requestId === undefined ? {} : { requestId })

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { DEV_API_KEY, DEV_SECRET, readConfig } from '../../src/server/config.js'
-import { displayUrl } from '../../src/server/notification-server.js'
+import { DEV_API_KEY, DEV_SECRET, displayUrl, readConfig } from '../../src/server/config.js'
 import { resolveOptions } from '../../src/server/options.js'
 
 describe('readConfig', () => {

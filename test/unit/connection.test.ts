@@ -3,7 +3,8 @@ import { pino } from 'pino'
 import { describe, expect, it, vi } from 'vitest'
 import { mintToken, secretKey } from '../../src/server/auth.js'
 import { InProcessBroker } from '../../src/server/broker/broker.js'
-import { Connection, type Hub } from '../../src/server/connection/connection.js'
+import { Connection } from '../../src/server/connection/connection.js'
+import type { Hub } from '../../src/server/hub.js'
 import { DEFAULT_LIMITS } from '../../src/server/options.js'
 import { Registry } from '../../src/server/registry.js'
 import { SqliteStore } from '../../src/server/store/sqlite.js'
@@ -31,31 +32,67 @@ class StalledSocket extends EventEmitter {
   terminate(): void {
     this.readyState = 3
   }
+  pings: string[] = []
+  ping(data = ''): void {
+    this.pings.push(data)
+  }
   frame(f: object): void {
     this.emit('message', Buffer.from(JSON.stringify(f)), false)
   }
 }
 
+const makeHub = (store = new SqliteStore(':memory:')): Hub => ({
+  store,
+  broker: new InProcessBroker(),
+  registry: new Registry(),
+  connections: new Set(),
+  unauthenticated: new Set(),
+  limits: DEFAULT_LIMITS,
+  key: secretKey(SECRET),
+  log: pino({ level: 'silent' }),
+})
+
 describe('Connection', () => {
+  it('owns its heartbeat: pings on each sweep, and terminates a socket that missed the last ping', () => {
+    const hub = makeHub()
+    const ws = new StalledSocket(Number.POSITIVE_INFINITY)
+    const c = new Connection(ws as never, hub)
+    c.heartbeat()
+    expect(ws.pings).toEqual([''])
+    ws.emit('pong', Buffer.alloc(0))
+    c.heartbeat()
+    expect(ws.pings).toEqual(['', ''])
+    expect(ws.readyState).toBe(1)
+    c.heartbeat() // no pong since the last ping
+    expect(ws.readyState).toBe(3)
+  })
+
+  it('changes phase through one setter: leaving authenticating frees its slot, closed is final', async () => {
+    const hub = makeHub()
+    const ws = new StalledSocket(Number.POSITIVE_INFINITY)
+    const c = new Connection(ws as never, hub)
+    expect(hub.unauthenticated.has(c)).toBe(true)
+    c.signIn('u', Number.POSITIVE_INFINITY, false)
+    expect(c.phase).toBe('replaying')
+    expect(hub.unauthenticated.has(c)).toBe(false)
+    expect(hub.registry.count('u')).toBe(1)
+    c.moveTo('closed')
+    expect(hub.registry.count('u')).toBe(0)
+    c.moveTo('live')
+    expect(c.phase).toBe('closed')
+    await hub.store.close()
+  })
+
   it('stays closed when it is cut off as a slow consumer in the middle of a replay round', async () => {
     const store = new SqliteStore(':memory:')
     for (let i = 0; i < 10; i++) await store.publish({ userIds: ['u'] }, { title: `n${i}`, body: '' })
-    const hub: Hub = {
-      store,
-      broker: new InProcessBroker(),
-      registry: new Registry(),
-      connections: new Set(),
-      unauthenticated: new Set(),
-      limits: DEFAULT_LIMITS,
-      key: secretKey(SECRET),
-      log: pino({ level: 'silent' }),
-    }
+    const hub = makeHub(store)
     const ws = new StalledSocket(3)
     const c = new Connection(ws as never, hub)
     ws.frame({ type: 'auth', token: await mintToken(SECRET, 'u') })
     await vi.waitFor(() => expect(ws.closes).toEqual([[4009, 'slow consumer']]))
     await new Promise((resolve) => setTimeout(resolve, 50))
-    expect(c.state).toBe('closed')
+    expect(c.phase).toBe('closed')
     expect(hub.registry.count('u')).toBe(0)
     // A frame still arriving on the closing socket is not acted on.
     ws.frame({ type: 'mark_read', all: true, requestId: 'late' })

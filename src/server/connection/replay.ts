@@ -1,0 +1,102 @@
+import { frame, replayFrame, rid } from '../serialize.js'
+import type { Connection } from './connection.js'
+
+/**
+ * Replay and live delivery for one connection.
+ *
+ * A replay sends the stored notifications after a cursor in rounds, each
+ * bounded by `replayBatch` notifications and by half of `maxBufferedBytes`.
+ * With more waiting, a round ends with `replayed {more: true}` and the client
+ * asks for the next with `resume` (the article's client, which does not ask,
+ * gets the next round once the socket has taken this one). Once caught up the
+ * connection goes live in the same tick as its last read, so nothing
+ * published in between is lost or sent twice.
+ *
+ * Live, each notification is sent if it is the next seq; while replaying it
+ * is held back (the replay reads it from the store); a gap (an event
+ * overtaken by another, or lost) sends the connection back to the store.
+ */
+export class Replay {
+  readonly #c: Connection
+  /** Highest seq sent on this socket: live delivery continues from here. */
+  #sentSeq = 0
+  /** Highest seq announced by the broker while not live. */
+  #pendingMax = 0
+
+  constructor(c: Connection) {
+    this.#c = c
+  }
+
+  /** The highest seq sent on this socket. */
+  get sentSeq(): number {
+    return this.#sentSeq
+  }
+
+  /** Replays what follows `since` (at auth, or on `resume`), then goes live. */
+  start(since: number, requestId?: string): Promise<void> {
+    this.#sentSeq = since
+    this.#c.moveTo('replaying')
+    return this.#round(requestId)
+  }
+
+  /** A notification for this connection's user, from the broker. */
+  deliver(seq: number, data: string | Buffer): void {
+    const c = this.#c
+    if (c.phase === 'replaying') {
+      this.#pendingMax = Math.max(this.#pendingMax, seq)
+      return
+    }
+    if (c.phase !== 'live' || seq <= this.#sentSeq) return
+    if (seq === this.#sentSeq + 1) {
+      this.#sentSeq = seq
+      c.send(data)
+      c.acks?.schedule()
+      return
+    }
+    this.#pendingMax = seq
+    c.moveTo('replaying')
+    c.schedule(() => this.#round(undefined))
+  }
+
+  async #round(requestId: string | undefined): Promise<void> {
+    const c = this.#c
+    const { store, limits } = c.hub
+    const userId = c.userId!
+    for (;;) {
+      const rows = await store.after(userId, this.#sentSeq, limits.replayBatch + 1)
+      if (c.closed) return
+      // The client asks for the next round only after reading this one, so the send buffer
+      // never holds more than half its bound of replay.
+      let more = rows.length > limits.replayBatch
+      let bytes = 0
+      for (const row of more ? rows.slice(0, limits.replayBatch) : rows) {
+        if (bytes >= limits.maxBufferedBytes / 2) {
+          more = true
+          break
+        }
+        const data = replayFrame(row)
+        bytes += Buffer.byteLength(data)
+        c.send(data)
+        if (c.closed) return // cut off as a slow consumer
+        this.#sentSeq = row.seq
+      }
+      if (more) {
+        if (!c.acks) {
+          c.reply({ type: 'replayed', more: true, seq: this.#sentSeq, ...rid(requestId) })
+          return
+        }
+        // The article's client will not ask: send the next round once the socket has taken this one.
+        await new Promise<void>((resolve) => c.send(frame({ type: 'replayed', more: true, seq: this.#sentSeq }), resolve))
+        if (c.closed) return
+        c.acks.schedule()
+        continue
+      }
+      // Published while the read was in flight: read again before going live.
+      if (this.#pendingMax > this.#sentSeq) continue
+      c.moveTo('live')
+      c.reply({ type: 'replayed', more: false, seq: this.#sentSeq, ...rid(requestId) })
+      c.acks?.schedule()
+      return
+    }
+  }
+}

@@ -1,0 +1,21 @@
+import type { Logger } from 'pino'
+import type { Broker } from './broker/broker.js'
+import type { Connection } from './connection/connection.js'
+import type { Limits } from './options.js'
+import type { Registry } from './registry.js'
+import type { Store } from './store/store.js'
+
+/** What every connection of a server shares: the server's parts, made once. */
+export interface Hub {
+  readonly store: Store
+  readonly broker: Broker
+  readonly registry: Registry
+  /** Every open socket's connection, authenticated or not. */
+  readonly connections: Set<Connection>
+  /** Those still waiting for their auth frame, oldest first. */
+  readonly unauthenticated: Set<Connection>
+  readonly limits: Readonly<Limits>
+  /** The key user tokens are verified with. */
+  readonly key: Uint8Array
+  readonly log: Logger
+}
