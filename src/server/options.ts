@@ -85,7 +85,7 @@ export interface ResolvedOptions extends Omit<ServerOptions, 'limits' | 'allowed
 /** setTimeout's largest delay. */
 const MAX_TIMER_MS = 2 ** 31 - 1
 const TIMER_LIMITS: ReadonlySet<string> = new Set(['authTimeoutMs', 'heartbeatMs'])
-const STORE_METHODS = ['publish', 'touchUser', 'after', 'history', 'ack', 'markRead', 'subscribe', 'unsubscribe', 'topics', 'close']
+const STORE_METHODS = ['publish', 'touchUser', 'after', 'history', 'ack', 'markRead', 'subscribe', 'unsubscribe', 'close']
 
 /** Throws a TypeError naming `options[name]` when it is given but lacks one of `methods`. */
 function requireMethods(options: ServerOptions, name: 'logger' | 'store' | 'broker' | 'server', methods: readonly string[]): void {

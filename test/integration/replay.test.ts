@@ -140,9 +140,6 @@ class LaggingStore implements Store {
   unsubscribe(userId: string, topic: string) {
     return this.#inner.unsubscribe(userId, topic)
   }
-  topics(userId: string) {
-    return this.#inner.topics(userId)
-  }
   close() {
     return this.#inner.close()
   }

@@ -15,14 +15,25 @@ export type BrokerEvent =
 
 /**
  * Fan-out between whatever committed a change and the connections that must
- * hear of it. The in-process default suits one server process; a real broker
- * (Redis pub/sub, say) can take its place when several processes share a store.
- * Events must arrive in the order they were published.
+ * hear of it, on this process and on every other process sharing the store.
+ * The in-process default suits one server process; `test/contract/broker.ts`
+ * is the suite any broker runs against.
+ *
+ * The rules:
+ * - Every subscriber on every process gets every event, in the order it was
+ *   published (per publisher).
+ * - Events cross process boundaries as JSON: nothing but plain data.
+ * - The broker is a fast path, not the truth: a lost event costs latency, not
+ *   a notification. A connection that sees a gap in a user's seqs reads the
+ *   store; so `publish` may reject (the server logs it and delivers to its own
+ *   connections directly) and nothing is retried through the broker.
  */
 export interface Broker {
+  /** Hands events to every subscriber; may resolve before remote processes have them. */
   publish(events: readonly BrokerEvent[]): void | Promise<void>
   /** Registers the handler for events; returns a function that removes it. */
   subscribe(handler: (event: BrokerEvent) => void): () => void
+  /** Stops delivering and releases connections. Safe to call twice. */
   close(): void | Promise<void>
 }
 

@@ -53,25 +53,46 @@ export interface ReadChange {
 }
 
 /**
- * The durable inbox. The embedded default is SQLite; a shared database can
- * take its place for several server processes. Every method resolves only
- * once its writes are committed.
+ * The durable inbox: what a second implementation (a shared database for
+ * several server processes) must provide. The embedded default is SQLite
+ * (sqlite.ts); `test/contract/store.ts` is the suite any store runs against.
+ *
+ * The rules every method keeps:
+ * - Resolve only once the writes are committed (durable): the publish API
+ *   answers 201 on the strength of it. Reject instead of guessing; the server
+ *   turns a rejection into a 503, an `error` reply or a 1011 close.
+ * - Each user's inbox is numbered 1, 2, 3, … by `seq` with no gaps, in
+ *   commit order: a reader that has seen seq n never later finds an entry
+ *   n' < n that it had not seen (allocate seqs from a per-user counter locked
+ *   in the publish's transaction, not from a sequence shared by all).
+ * - A user exists once it is touched, subscribed or published to; a broadcast
+ *   reaches every user that exists when it commits.
  */
 export interface Store {
-  /** Creates the notification and one inbox entry per recipient, in one transaction. */
+  /**
+   * Stores the notification once and gives each recipient an inbox entry with
+   * its next seq (duplicates in `userIds` count once), all or nothing.
+   * Resolves with the entries made.
+   */
   publish(audience: Audience, input: NotificationInput): Promise<Published>
   /** Records that the user exists (for broadcasts) and returns its counters. */
   touchUser(userId: string): Promise<UserState>
-  /** Up to `limit` notifications with seq > `after`, oldest first. */
+  /** Up to `limit` inbox entries with seq > `after`, oldest first. */
   after(userId: string, after: number, limit: number): Promise<Notification[]>
-  /** Up to `limit` notifications with seq < `before`, newest first. */
+  /** Up to `limit` inbox entries with seq < `before` (all when undefined), newest first. */
   history(userId: string, before: number | undefined, limit: number): Promise<Notification[]>
-  /** Moves the acknowledged cursor forward (never back, never past the latest seq). */
+  /** Moves the acknowledged cursor forward (never back, never past the latest seq); resolves with it (0 for an unknown user). */
   ack(userId: string, seq: number): Promise<number>
+  /**
+   * Marks entries of this user's inbox read, by notification id (ids not in
+   * the inbox, or read already, are ignored) or all up to the latest seq.
+   * Resolves with the ids that changed and the new unread count.
+   */
   markRead(userId: string, ids: readonly string[] | 'all'): Promise<ReadChange>
+  /** Subscribes the user to a topic (and records the user); subscribing twice is once. */
   subscribe(userId: string, topic: string): Promise<void>
+  /** Ends a subscription; one that does not exist is no error. */
   unsubscribe(userId: string, topic: string): Promise<void>
-  /** Topics the user is subscribed to. */
-  topics(userId: string): Promise<string[]>
+  /** Releases the database. Safe to call twice. */
   close(): Promise<void>
 }

@@ -1,0 +1,269 @@
+/**
+ * The contract every `Store` keeps (src/server/store/store.ts), as one suite
+ * that any implementation runs against: `storeContract('SqliteStore', harness)`.
+ * It speaks only through the interface, so a new store needs nothing else to
+ * be checked. Store-specific tests (atomicity against a failing write, the
+ * raw tables) live beside each store's own test file.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import type { Store } from '../../src/server/store/store.js'
+
+export interface StoreHarness {
+  /** A store on a fresh, empty database. */
+  open(): Promise<Store>
+  /** A new store on the same data, as after a restart (the test closes the old one first). */
+  reopen(): Promise<Store>
+  /** Removes the database. */
+  dispose(): Promise<void>
+}
+
+const note = (title: string) => ({ title, body: `body of ${title}` })
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i)
+
+export function storeContract(name: string, makeHarness: () => Promise<StoreHarness>): void {
+  let harness: StoreHarness
+  let store: Store
+  const opened: Store[] = []
+
+  beforeEach(async () => {
+    harness = await makeHarness()
+    store = await harness.open()
+    opened.push(store)
+  })
+  afterEach(async () => {
+    for (const s of opened.splice(0)) await s.close()
+    await harness.dispose()
+  })
+
+  const seqsOf = async (userId: string) => (await store.after(userId, 0, 10_000)).map((n) => n.seq)
+  /** The unread counter must always equal the number of unread inbox entries. */
+  const expectUnreadConsistent = async (users: readonly string[]) => {
+    for (const u of users) {
+      const state = await store.touchUser(u)
+      const rows = await store.after(u, 0, 10_000)
+      expect(
+        rows.map((n) => n.seq),
+        u,
+      ).toEqual(range(1, state.latestSeq))
+      expect(state.unreadCount, u).toBe(rows.filter((n) => !n.read).length)
+    }
+  }
+
+  describe(`${name}: sequence numbers`, () => {
+    it('keeps a gap-free per-user seq across interleaved publishes to different users', async () => {
+      const published: Record<string, number[]> = { a: [], b: [], c: [] }
+      const audiences = [['a'], ['b'], ['a', 'b'], ['c'], ['a', 'c'], ['b'], ['a', 'b', 'c'], ['a']]
+      for (let round = 0; round < 5; round++) {
+        for (const userIds of audiences) {
+          const { deliveries } = await store.publish({ userIds }, note(`${round}:${userIds.join()}`))
+          expect(deliveries.map((d) => d.userId).sort()).toEqual([...userIds].sort())
+          for (const d of deliveries) published[d.userId]!.push(d.seq)
+        }
+      }
+      for (const [user, seqs] of Object.entries(published)) {
+        expect(seqs, user).toEqual(range(1, seqs.length))
+        expect(await seqsOf(user), user).toEqual(seqs)
+        expect((await store.touchUser(user)).latestSeq).toBe(seqs.length)
+      }
+    })
+
+    it('numbers publishes started together without gaps, each user’s seqs in commit order', async () => {
+      const results = await Promise.all(range(1, 50).map((i) => store.publish({ userIds: i % 2 ? ['a', 'b'] : ['a'] }, note(`n${i}`))))
+      const seqsA = results.flatMap((r) => r.deliveries.filter((d) => d.userId === 'a').map((d) => d.seq))
+      expect([...seqsA].sort((x, y) => x - y)).toEqual(range(1, 50))
+      expect(await seqsOf('a')).toEqual(range(1, 50))
+      expect(await seqsOf('b')).toEqual(range(1, 25))
+    })
+
+    it('counts a user listed twice in userIds once', async () => {
+      const { deliveries } = await store.publish({ userIds: ['a', 'a', 'b', 'a'] }, note('dup'))
+      expect([...deliveries].sort((x, y) => x.userId.localeCompare(y.userId))).toEqual([
+        { userId: 'a', seq: 1 },
+        { userId: 'b', seq: 1 },
+      ])
+      expect(await seqsOf('a')).toEqual([1])
+    })
+  })
+
+  describe(`${name}: fan-out`, () => {
+    it('writes one inbox entry per known user for a broadcast, sharing one notification', async () => {
+      await store.touchUser('a')
+      await store.touchUser('b')
+      await store.publish({ userIds: ['c'] }, note('direct'))
+      const { notification, deliveries } = await store.publish({ broadcast: true }, note('all'))
+      expect([...deliveries].sort((x, y) => x.userId.localeCompare(y.userId))).toEqual([
+        { userId: 'a', seq: 1 },
+        { userId: 'b', seq: 1 },
+        { userId: 'c', seq: 2 },
+      ])
+      for (const user of ['a', 'b', 'c']) {
+        const [last] = await store.history(user, undefined, 1)
+        expect(last).toMatchObject({ id: notification.id, title: 'all', read: false })
+      }
+      expect(await seqsOf('never-seen')).toEqual([])
+    })
+
+    it('writes a topic publish to subscribers only, with the topic set; unsubscribing stops it', async () => {
+      await store.subscribe('a', 'news')
+      await store.subscribe('b', 'news')
+      await store.subscribe('b', 'news') // twice is once
+      await store.subscribe('b', 'sport')
+      await store.touchUser('c')
+      const { notification, deliveries } = await store.publish({ topic: 'news' }, note('headline'))
+      expect(notification.topic).toBe('news')
+      expect(deliveries.map((d) => d.userId).sort()).toEqual(['a', 'b'])
+      expect(await store.after('a', 0, 10)).toMatchObject([{ id: notification.id, topic: 'news', seq: 1 }])
+      expect(await seqsOf('c')).toEqual([])
+      await store.unsubscribe('b', 'news')
+      await store.unsubscribe('b', 'never-subscribed')
+      const second = await store.publish({ topic: 'news' }, note('later'))
+      expect(second.deliveries).toEqual([{ userId: 'a', seq: 2 }])
+      expect((await store.publish({ topic: 'sport' }, note('match'))).deliveries).toEqual([{ userId: 'b', seq: 2 }])
+      // A topic nobody follows still stores the notification, in no inbox.
+      expect((await store.publish({ topic: 'empty' }, note('void'))).deliveries).toEqual([])
+    })
+  })
+
+  describe(`${name}: read state`, () => {
+    it('marks ids read in the given user’s inbox only', async () => {
+      await store.touchUser('a')
+      await store.touchUser('b')
+      const shared = await store.publish({ broadcast: true }, note('shared'))
+      const own = await store.publish({ userIds: ['a'] }, note('own'))
+      const change = await store.markRead('a', [shared.notification.id, own.notification.id])
+      expect(change).toEqual({
+        ids: expect.arrayContaining([shared.notification.id, own.notification.id]),
+        all: false,
+        seq: 2,
+        unreadCount: 0,
+      })
+      expect(change.ids).toHaveLength(2)
+      expect((await store.after('b', 0, 10)).map((n) => n.read)).toEqual([false])
+      expect((await store.touchUser('b')).unreadCount).toBe(1)
+      // b cannot mark a's own notification (it is not in b's inbox).
+      expect(await store.markRead('b', [own.notification.id])).toEqual({ ids: [], all: false, seq: 1, unreadCount: 1 })
+      expect(await store.markRead('a', [shared.notification.id])).toEqual({ ids: [], all: false, seq: 2, unreadCount: 0 })
+      await expectUnreadConsistent(['a', 'b'])
+    })
+
+    it('ignores unknown ids and marks all up to the latest seq', async () => {
+      for (const i of range(1, 4)) await store.publish({ userIds: ['a'] }, note(`n${i}`))
+      expect(await store.markRead('a', ['nope'])).toEqual({ ids: [], all: false, seq: 4, unreadCount: 4 })
+      expect(await store.markRead('a', 'all')).toEqual({ ids: [], all: true, seq: 4, unreadCount: 0 })
+      expect((await store.after('a', 0, 10)).every((n) => n.read)).toBe(true)
+      expect(await store.markRead('nobody', 'all')).toEqual({ ids: [], all: true, seq: 0, unreadCount: 0 })
+    })
+
+    it('keeps unread counters equal to the unread entries after a mix of publishes, reads and acks', async () => {
+      const users = ['a', 'b', 'c', 'd']
+      for (const u of users) await store.touchUser(u)
+      await store.subscribe('a', 't')
+      await store.subscribe('c', 't')
+      const ids: Record<string, string[]> = { a: [], b: [], c: [], d: [] }
+      const remember = (r: Awaited<ReturnType<Store['publish']>>) => {
+        for (const d of r.deliveries) ids[d.userId]!.push(r.notification.id)
+      }
+      // A small deterministic pseudo-random mix.
+      let x = 7
+      const rand = (n: number) => {
+        x = (x * 1103515245 + 12345) % 2147483648
+        return x % n
+      }
+      for (let step = 0; step < 120; step++) {
+        const op = rand(6)
+        const user = users[rand(users.length)]!
+        if (op === 0) remember(await store.publish({ broadcast: true }, note(`b${step}`)))
+        else if (op === 1) remember(await store.publish({ topic: 't' }, note(`t${step}`)))
+        else if (op === 2) remember(await store.publish({ userIds: [user, users[rand(users.length)]!] }, note(`u${step}`)))
+        else if (op === 3 && ids[user]!.length > 0) {
+          const pick = [ids[user]![rand(ids[user]!.length)]!, ids[user]![rand(ids[user]!.length)]!, 'unknown-id']
+          const change = await store.markRead(user, pick)
+          expect(change.unreadCount).toBe((await store.after(user, 0, 10_000)).filter((n) => !n.read).length)
+        } else if (op === 4 && rand(4) === 0) await store.markRead(user, 'all')
+        else if (op === 5) await store.ack(user, rand(50))
+      }
+      await expectUnreadConsistent(users)
+    })
+  })
+
+  describe(`${name}: ack`, () => {
+    it('moves the cursor forward only, never past the latest seq', async () => {
+      for (const i of range(1, 3)) await store.publish({ userIds: ['a'] }, note(`n${i}`))
+      expect(await store.ack('a', 2)).toBe(2)
+      expect(await store.ack('a', 1)).toBe(2)
+      expect(await store.ack('a', 9999)).toBe(3)
+      await store.publish({ userIds: ['a'] }, note('n4'))
+      expect((await store.touchUser('a')).ackedSeq).toBe(3)
+      expect(await store.ack('a', 4)).toBe(4)
+      expect(await store.ack('unknown', 5)).toBe(0)
+    })
+  })
+
+  describe(`${name}: reading`, () => {
+    beforeEach(async () => {
+      for (const i of range(1, 12)) {
+        await store.publish({ userIds: ['a'] }, { title: `n${i}`, body: '', priority: i % 3 === 0 ? 'high' : 'low', data: { i } })
+      }
+      await store.publish({ userIds: ['b'] }, note('other'))
+    })
+
+    it('after() returns seq > cursor, oldest first, up to the limit', async () => {
+      expect((await store.after('a', 0, 5)).map((n) => n.seq)).toEqual([1, 2, 3, 4, 5])
+      expect((await store.after('a', 5, 5)).map((n) => n.seq)).toEqual([6, 7, 8, 9, 10])
+      expect((await store.after('a', 10, 5)).map((n) => n.seq)).toEqual([11, 12])
+      expect(await store.after('a', 12, 5)).toEqual([])
+      expect(await store.after('a', 9999, 5)).toEqual([])
+      const [third] = await store.after('a', 2, 1)
+      expect(third).toEqual({
+        id: expect.any(String),
+        seq: 3,
+        title: 'n3',
+        body: '',
+        priority: 'high',
+        timestamp: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+        data: { i: 3 },
+        read: false,
+      })
+      expect(third).not.toHaveProperty('topic')
+    })
+
+    it('history() returns seq < before, newest first, up to the limit', async () => {
+      expect((await store.history('a', undefined, 5)).map((n) => n.seq)).toEqual([12, 11, 10, 9, 8])
+      expect((await store.history('a', 8, 5)).map((n) => n.seq)).toEqual([7, 6, 5, 4, 3])
+      expect((await store.history('a', 3, 5)).map((n) => n.seq)).toEqual([2, 1])
+      expect(await store.history('a', 1, 5)).toEqual([])
+      expect((await store.history('b', undefined, 50)).map((n) => n.title)).toEqual(['other'])
+      const [oldest] = await store.history('a', 2, 1)
+      expect(oldest).toMatchObject({ seq: 1, title: 'n1', data: { i: 1 } })
+    })
+  })
+
+  describe(`${name}: durability`, () => {
+    it('keeps everything across a restart, subscriptions included, and continues the seqs', async () => {
+      await store.subscribe('a', 'news')
+      const direct = await store.publish({ userIds: ['a', 'b'] }, { title: 'direct', body: 'x', priority: 'high', data: { k: [1, 'two'] } })
+      await store.publish({ topic: 'news' }, note('topical'))
+      await store.publish({ broadcast: true }, note('everyone'))
+      await store.markRead('a', [direct.notification.id])
+      await store.ack('a', 2)
+      const before = {
+        a: await store.after('a', 0, 100),
+        b: await store.after('b', 0, 100),
+        stateA: await store.touchUser('a'),
+        stateB: await store.touchUser('b'),
+      }
+      await store.close()
+      await store.close() // safe twice
+
+      store = await harness.reopen()
+      opened.push(store)
+      expect(await store.after('a', 0, 100)).toEqual(before.a)
+      expect(await store.after('b', 0, 100)).toEqual(before.b)
+      expect(await store.touchUser('a')).toEqual({ latestSeq: 3, ackedSeq: 2, unreadCount: 2 })
+      expect(await store.touchUser('b')).toEqual(before.stateB)
+      expect(before.stateA).toEqual({ latestSeq: 3, ackedSeq: 2, unreadCount: 2 })
+      expect((await store.publish({ topic: 'news' }, note('again'))).deliveries).toEqual([{ userId: 'a', seq: 4 }])
+      expect((await store.publish({ userIds: ['b'] }, note('next'))).deliveries).toEqual([{ userId: 'b', seq: 3 }])
+    })
+  })
+}
