@@ -3,10 +3,9 @@ import type { AddressInfo } from 'node:net'
 import WebSocket, { WebSocketServer } from 'ws'
 
 /**
- * The notification service of the reference article
- * (shared/reference/realtime-notifications-article.txt), rewritten in
- * TypeScript so belfry's client can be tested against the protocol it grew
- * from. Like the original it:
+ * A server that speaks only the protocol of the article belfry grew from
+ * (docs/protocol.md, "The article's protocol"), so belfry's client can be
+ * tested against it. Like that service it:
  *
  * - takes an `{type: 'auth', userId, token}` frame at face value (no token
  *   check) and files the socket under that `userId`,

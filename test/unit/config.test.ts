@@ -8,7 +8,7 @@ describe('readConfig', () => {
     expect(() => readConfig({ BELFRY_SECRET: 's'.repeat(16) }, [])).toThrow(/BELFRY_API_KEY must be set/)
   })
 
-  it('reads the environment with DESIGN.md defaults', () => {
+  it('reads the environment with the documented defaults', () => {
     expect(readConfig({ BELFRY_SECRET: 's'.repeat(16), BELFRY_API_KEY: 'k'.repeat(8) }, [])).toEqual({
       port: 3000,
       secret: 's'.repeat(16),
@@ -52,7 +52,7 @@ describe('resolveOptions', () => {
     expect(() => resolveOptions({ secret: 's'.repeat(16), allowedOrigins: 'x' as never })).toThrow(/options\.allowedOrigins/)
   })
 
-  it('applies the DESIGN.md defaults', () => {
+  it('applies the documented defaults', () => {
     const o = resolveOptions({ secret: 's'.repeat(16) })
     expect(o.limits).toMatchObject({ maxFrameBytes: 65536, authTimeoutMs: 10_000, heartbeatMs: 25_000, maxBufferedBytes: 1048576 })
     expect(o.database).toBe('./belfry.db')

@@ -7,7 +7,7 @@ beforeEach(() => {
 })
 afterEach(cleanup)
 
-describe('close codes (DESIGN.md table)', () => {
+describe('close codes (the table in docs/protocol.md)', () => {
   it.each([1001, 1006, 1009, 4000, 4008, 4009])('%i → reconnect with backoff, resuming from the cursor', async (code) => {
     const server = startMockServer()
     const { client, log, tokens } = await connected(createClient(server))
