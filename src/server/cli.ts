@@ -2,11 +2,12 @@
 /**
  * `belfry-server` / `npm run server`: the reference server, configured by the
  * environment (PORT, HOST, BELFRY_SECRET, BELFRY_API_KEY, BELFRY_DB). `--dev` (what
- * `npm start` uses) fills in dev defaults and serves the demo page.
+ * `npm start` uses) runs on the published dev secrets, on 127.0.0.1 unless HOST
+ * says otherwise, and serves the demo page.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { pino } from 'pino'
-import { type CliConfig, displayUrl, readConfig } from './config.js'
+import { type CliConfig, devWarning, displayUrl, readConfig } from './config.js'
 import { NotificationServer } from './notification-server.js'
 import { serveDemo } from './static.js'
 
@@ -19,10 +20,12 @@ async function main(): Promise<void> {
     process.stderr.write(`belfry-server: ${(error as Error).message}\n`)
     process.exit(1)
   }
-  const fallback = config.dev ? serveDemo() : (_req: IncomingMessage, res: ServerResponse) => res.writeHead(404).end()
-  const server = new NotificationServer({ ...config, logger: log, fallback })
+  const { secret, apiKey, database, dev } = config
+  const fallback = dev ? serveDemo() : (_req: IncomingMessage, res: ServerResponse) => res.writeHead(404).end()
+  const server = new NotificationServer({ secret, apiKey, database, dev, logger: log, fallback })
   const { port } = await server.listen(config.port, config.host)
-  log.info({ port, host: config.host, database: config.database, dev: config.dev }, 'listening')
+  log.info({ port, host: config.host, database, dev }, 'listening')
+  if (dev) process.stderr.write(devWarning({ ...config, port }))
   process.stdout.write(`belfry ${config.dev ? 'demo' : 'server'}: ${displayUrl(config.host, port)}/\n`)
   let stopping = false
   const stop = (signal: string) => {

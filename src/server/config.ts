@@ -1,17 +1,23 @@
 /** Configuration of the `belfry-server` command, read from the environment. */
 
-/** Documented dev-mode defaults. Never used outside dev mode. */
+/**
+ * Documented dev-mode secrets. Dev mode always uses these (never secrets from
+ * the environment), and outside dev mode they are refused, so nothing dev
+ * mode mints is valid on a production server.
+ */
 export const DEV_SECRET = 'belfry-dev-secret-not-for-production'
 export const DEV_API_KEY = 'belfry-dev-key'
 
 export interface CliConfig {
   port: number
-  /** Interface to listen on; absent: all of them. */
+  /** Interface to listen on; absent: all of them. Dev mode: 127.0.0.1 unless HOST is set. */
   host?: string
   secret: string
   apiKey: string
   database: string
   dev: boolean
+  /** Dev mode: the variables it ignored (their values are never used there). */
+  ignored: string[]
 }
 
 /** Reads the configuration; throws an Error whose message tells the operator what to set. */
@@ -19,18 +25,29 @@ export function readConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Cli
   const dev = argv.includes('--dev')
   const port = Number(env.PORT || 3000)
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT must be a port number, got "${env.PORT}"`)
+  if (env.BELFRY_DB === '') throw new Error('BELFRY_DB is empty: set it to a file path, or unset it for ./belfry.db')
+  const database = env.BELFRY_DB ?? './belfry.db'
+  const host = env.HOST || (dev ? '127.0.0.1' : undefined)
+  const common = { port, ...(host && { host }), database, dev }
+  if (dev) {
+    const ignored = (['BELFRY_SECRET', 'BELFRY_API_KEY'] as const).filter((name) => env[name])
+    return { ...common, secret: DEV_SECRET, apiKey: DEV_API_KEY, ignored }
+  }
   const missing = (['BELFRY_SECRET', 'BELFRY_API_KEY'] as const).filter((name) => !env[name])
-  if (!dev && missing.length > 0) {
+  if (missing.length > 0) {
     throw new Error(
       `${missing.join(' and ')} must be set (BELFRY_SECRET signs user tokens, BELFRY_API_KEY guards the publish API). ` +
-        'For a local demo with dev defaults, run `npm start` instead.',
+        'For a local demo with dev defaults, run `belfry-server --dev`.',
     )
   }
-  const secret = env.BELFRY_SECRET || DEV_SECRET
+  const secret = env.BELFRY_SECRET!
+  const apiKey = env.BELFRY_API_KEY!
   if (secret.length < 16) throw new Error('BELFRY_SECRET must be at least 16 characters')
-  const apiKey = env.BELFRY_API_KEY || DEV_API_KEY
   if (apiKey.length < 8) throw new Error('BELFRY_API_KEY must be at least 8 characters')
-  return { port, ...(env.HOST && { host: env.HOST }), secret, apiKey, database: env.BELFRY_DB || './belfry.db', dev }
+  if (secret === DEV_SECRET || apiKey === DEV_API_KEY) {
+    throw new Error('BELFRY_SECRET and BELFRY_API_KEY must not be the published dev defaults outside dev mode')
+  }
+  return { ...common, secret, apiKey, ignored: [] }
 }
 
 /** The URL to print for a server listening on `host` (all interfaces when absent): an IPv6 address in brackets. */
@@ -38,3 +55,17 @@ export function displayUrl(host: string | undefined, port: number): string {
   const shown = host === undefined || host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host
   return `http://${shown}:${port}`
 }
+
+/** The warning dev mode prints at start, on stderr. */
+export function devWarning(config: CliConfig): string {
+  const lines = [
+    '*** belfry DEV MODE — not for production ***',
+    `Anyone who can reach ${displayUrl(config.host, config.port)} can mint a token for any user (GET /api/dev/token)`,
+    `and gets the publish key. Secrets are the published dev defaults; tokens minted here are refused outside dev mode.`,
+  ]
+  if (config.host && !isLoopback(config.host)) lines.push(`HOST=${config.host} is not a loopback address: other machines can reach it.`)
+  if (config.ignored.length > 0) lines.push(`${config.ignored.join(' and ')} from the environment ignored.`)
+  return `${lines.join('\n')}\n`
+}
+
+const isLoopback = (host: string) => host === 'localhost' || host === '::1' || host.startsWith('127.')

@@ -86,26 +86,8 @@ export async function handleHttp(req: IncomingMessage, res: ServerResponse, ctx:
     return true
   }
   if (route.startsWith('/api/dev/') && ctx.dev) {
-    const user = url.searchParams.get('user') ?? ''
-    if (user.length === 0 || user.length > MAX_ID_LENGTH) {
-      sendJson(res, 400, { error: 'bad_request', message: `"user" must be a user id of 1–${MAX_ID_LENGTH} characters` })
-      return true
-    }
-    if (route === '/api/dev/token') {
-      const ttl = Number(url.searchParams.get('ttl') ?? 3600)
-      if (!Number.isSafeInteger(ttl) || ttl < 1 || ttl > 86_400) {
-        sendJson(res, 400, { error: 'bad_request', message: '"ttl" must be whole seconds from 1 to 86400' })
-        return true
-      }
-      // The demo page publishes through the real API, so dev mode hands it the key too.
-      sendJson(res, 200, { token: await mintToken(ctx.secret, user, ttl), userId: user, apiKey: ctx.apiKey })
-      return true
-    }
-    if (route === '/api/dev/drop') {
-      if (req.method !== 'POST') return methodNotAllowed(res, 'POST')
-      sendJson(res, 200, { dropped: ctx.drop(user) })
-      return true
-    }
+    await devRoute(req, res, url, ctx)
+    return true
   }
   if (route.startsWith('/api/')) {
     sendJson(res, 404, { error: 'not_found', message: `no route ${route.slice(0, 64)}` })
@@ -162,4 +144,53 @@ async function publishRoute(req: IncomingMessage, res: ServerResponse, ctx: Http
   }
   const { id, recipients } = await ctx.publish(request.audience, request.input)
   sendJson(res, 201, { ids: [id], recipients })
+}
+
+/** Each dev route and the one method it answers. */
+const DEV_ROUTES: Record<string, string> = { '/api/dev/token': 'GET', '/api/dev/drop': 'POST' }
+
+/** Hosts a dev route answers on: loopback only, so DNS rebinding cannot reach it from a web page. */
+const LOOPBACK_HOST = /^(localhost|[\w-]+\.localhost|127(\.\d{1,3}){3}|\[::1\])$/i
+
+/**
+ * Why a dev route refuses this request, if it does: a Host that is not a
+ * loopback name (DNS rebinding), or an `Origin` / `Sec-Fetch-Site` that shows
+ * a page of another origin made it (cross-site requests, even "simple" ones
+ * that skip CORS preflight). A request with neither header passes: curl, and a
+ * dev-server proxy that keeps the Host (`changeOrigin: false`).
+ */
+export function devRefusal(headers: IncomingMessage['headers']): string | undefined {
+  const host = headers.host ?? ''
+  const hostname = URL.parse(`http://${host}`)?.hostname ?? ''
+  if (!LOOPBACK_HOST.test(hostname))
+    return `dev routes answer only on a loopback host (localhost, 127.0.0.1, [::1]), not "${host.slice(0, 64)}"`
+  const origin = headers.origin
+  if (origin !== undefined && origin !== `http://${host}` && origin !== `https://${host}`) {
+    return `dev routes refuse cross-origin requests (Origin "${origin.slice(0, 64)}", Host "${host.slice(0, 64)}")`
+  }
+  const site = headers['sec-fetch-site']
+  if (site !== undefined && site !== 'same-origin' && site !== 'none') return `dev routes refuse ${site} requests`
+  return undefined
+}
+
+async function devRoute(req: IncomingMessage, res: ServerResponse, url: URL, ctx: HttpContext): Promise<void> {
+  const route = url.pathname
+  const method = DEV_ROUTES[route]
+  if (method === undefined) return sendJson(res, 404, { error: 'not_found', message: `no route ${route.slice(0, 64)}` })
+  if (req.method !== method) return void methodNotAllowed(res, method)
+  const refusal = devRefusal(req.headers)
+  if (refusal !== undefined) return sendJson(res, 403, { error: 'forbidden', message: refusal })
+  const user = url.searchParams.get('user') ?? ''
+  if (user.length === 0 || user.length > MAX_ID_LENGTH) {
+    return sendJson(res, 400, { error: 'bad_request', message: `"user" must be a user id of 1–${MAX_ID_LENGTH} characters` })
+  }
+  if (route === '/api/dev/token') {
+    const ttl = Number(url.searchParams.get('ttl') ?? 3600)
+    if (!Number.isSafeInteger(ttl) || ttl < 1 || ttl > 86_400) {
+      return sendJson(res, 400, { error: 'bad_request', message: '"ttl" must be whole seconds from 1 to 86400' })
+    }
+    // The demo page publishes through the real API, so dev mode hands it the key too.
+    return sendJson(res, 200, { token: await mintToken(ctx.secret, user, ttl), userId: user, apiKey: ctx.apiKey })
+  }
+  sendJson(res, 200, { dropped: ctx.drop(user) })
 }

@@ -98,6 +98,7 @@ export class NotificationServer {
         return sockets.length
       },
     }
+    if (this.#options.dev) log.warn('dev mode: GET /api/dev/token mints a token for any user and hands out the API key; never expose it')
     if (this.#options.server) this.#attach(this.#options.server)
   }
 

@@ -3,7 +3,7 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it, vi } from 'vitest'
 import { mintToken } from '../../src/server/index.js'
 import { runCli, type ServerProcess, spawnServer } from '../helpers/process.js'
 import { API_KEY, httpPublish, rawClient, SECRET } from '../helpers/server.js'
@@ -76,9 +76,11 @@ describe('belfry-server start-up', () => {
     }
   }, 20_000)
 
-  it('starts in dev mode without them and mints demo tokens', async () => {
+  it('starts in dev mode without them, on loopback, warns loudly, and mints demo tokens', async () => {
     const dev = await spawnServer({ BELFRY_SECRET: '', BELFRY_API_KEY: '', BELFRY_DB: join(dir, 'dev.db') }, ['--dev'])
     running.push(dev)
+    expect(dev.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
+    await vi.waitFor(() => expect(dev.stderr()).toMatch(/DEV MODE/))
     const res = await fetch(`${dev.url}/api/dev/token?user=demo`)
     expect(res.status).toBe(200)
     const { token } = (await res.json()) as { token: string }
@@ -87,6 +89,25 @@ describe('belfry-server start-up', () => {
     expect(await client.next((f) => f.type === 'auth_success')).toMatchObject({ userId: 'demo' })
     client.close()
     dev.child.kill('SIGTERM')
+  }, 20_000)
+
+  it('never signs with the environment’s secret in dev mode: what it mints is refused by a production server', async () => {
+    const dev = await spawnServer({ ...env, BELFRY_DB: join(dir, 'dev.db') }, ['--dev'])
+    const prod = await spawnServer({ ...env, BELFRY_DB: join(dir, 'prod.db') })
+    running.push(dev, prod)
+    const leaked = (await (await fetch(`${dev.url}/api/dev/token?user=victim`)).json()) as { token: string; apiKey: string }
+    expect(leaked.apiKey).not.toBe(env.BELFRY_API_KEY)
+    const client = await rawClient(prod.wsUrl)
+    client.send({ type: 'auth', token: leaked.token, since: 0 })
+    expect(await client.next((f) => f.type === 'auth_error')).toMatchObject({ code: 'token_invalid' })
+    const publish = await fetch(`${prod.url}/api/notifications`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${leaked.apiKey}` },
+      body: JSON.stringify({ broadcast: true, title: 'pwned', body: '' }),
+    })
+    expect(publish.status).toBe(401)
+    dev.child.kill('SIGTERM')
+    prod.child.kill('SIGTERM')
   }, 20_000)
 
   it('does not mint tokens without --dev', async () => {

@@ -24,6 +24,26 @@ function post(s: TestServer, body: string, headers: Record<string, string> = {})
   return call(`${s.url}/api/notifications`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body })
 }
 
+/** A request with headers fetch() will not send (Host, Sec-Fetch-Site). */
+function devCall(
+  s: TestServer,
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Record<string, unknown>; json: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port: s.port, method, path, headers }, (res) => {
+      let text = ''
+      res.on('data', (d: Buffer) => {
+        text += d.toString()
+      })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, json: text === '' ? {} : JSON.parse(text) }))
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
 const bearer = { authorization: `Bearer ${API_KEY}` }
 const valid = { userId: 'alice', title: 'Hello', body: 'World' }
 
@@ -314,6 +334,51 @@ describe('dev token route', () => {
     const again = await authedClient(s, 'ann')
     expect(again.of('auth_success')).toHaveLength(1)
     for (const c of [other, again]) c.close()
+  })
+
+  it('answers each dev route on its own method only', async () => {
+    const s = await start({ dev: true })
+    for (const method of ['POST', 'PUT', 'DELETE']) {
+      const res = await devCall(s, method, '/api/dev/token?user=ann')
+      expect(res.status, method).toBe(405)
+      expect(res.headers.allow, method).toBe('GET')
+    }
+    expect((await devCall(s, 'GET', '/api/dev/drop?user=ann')).status).toBe(405)
+  })
+
+  it('answers only on a loopback Host (no DNS rebinding) and refuses pages of other origins', async () => {
+    const s = await start({ dev: true })
+    const host = `127.0.0.1:${s.port}`
+    const refused: [string, Record<string, string>][] = [
+      ['a rebinding Host', { host: `evil.example:${s.port}` }],
+      ['a LAN address', { host: `192.168.1.20:${s.port}` }],
+      ['another origin', { host, origin: 'http://evil.example' }],
+      ['another port', { host, origin: `http://127.0.0.1:${s.port + 1}` }],
+      ['a sandboxed page', { host, origin: 'null' }],
+      ['a cross-site fetch', { host, 'sec-fetch-site': 'cross-site' }],
+      ['a same-site fetch', { host, 'sec-fetch-site': 'same-site' }],
+    ]
+    for (const [what, headers] of refused) {
+      for (const [method, path] of [
+        ['GET', '/api/dev/token?user=victim'],
+        ['POST', '/api/dev/drop?user=victim'],
+      ] as const) {
+        const res = await devCall(s, method, path, headers)
+        expect(res.status, `${what}: ${method} ${path}`).toBe(403)
+        expect(res.json, what).toMatchObject({ error: 'forbidden' })
+        expect(JSON.stringify(res.json), what).not.toContain(API_KEY)
+      }
+    }
+    const allowed: [string, Record<string, string>][] = [
+      ['no Origin (curl, a proxy)', { host }],
+      ['localhost', { host: `localhost:${s.port}` }],
+      ['[::1]', { host: `[::1]:${s.port}` }],
+      ['the page itself', { host, origin: `http://${host}`, 'sec-fetch-site': 'same-origin' }],
+      ['typed into the address bar', { host, 'sec-fetch-site': 'none' }],
+    ]
+    for (const [what, headers] of allowed) {
+      expect((await devCall(s, 'GET', '/api/dev/token?user=ann', headers)).status, what).toBe(200)
+    }
   })
 
   it('is 404 without dev mode', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { DEV_API_KEY, DEV_SECRET, displayUrl, readConfig } from '../../src/server/config.js'
+import { DEV_API_KEY, DEV_SECRET, devWarning, displayUrl, readConfig } from '../../src/server/config.js'
 import { resolveOptions } from '../../src/server/options.js'
 
 describe('readConfig', () => {
@@ -15,6 +15,7 @@ describe('readConfig', () => {
       apiKey: 'k'.repeat(8),
       database: './belfry.db',
       dev: false,
+      ignored: [],
     })
     expect(
       readConfig(
@@ -28,9 +29,24 @@ describe('readConfig', () => {
     })
   })
 
-  it('fills in documented dev defaults only with --dev, keeping a given key', () => {
-    expect(readConfig({}, ['--dev'])).toMatchObject({ secret: DEV_SECRET, apiKey: DEV_API_KEY, dev: true })
-    expect(readConfig({ BELFRY_API_KEY: 'mine-123456' }, ['--dev'])).toMatchObject({ apiKey: 'mine-123456' })
+  it('runs dev mode on the published dev secrets, never on secrets from the environment, on loopback', () => {
+    expect(readConfig({}, ['--dev'])).toMatchObject({ secret: DEV_SECRET, apiKey: DEV_API_KEY, dev: true, host: '127.0.0.1' })
+    const prod = { BELFRY_SECRET: 'real-production-secret', BELFRY_API_KEY: 'real-production-key' }
+    const dev = readConfig(prod, ['--dev'])
+    expect(dev).toMatchObject({ secret: DEV_SECRET, apiKey: DEV_API_KEY, ignored: ['BELFRY_SECRET', 'BELFRY_API_KEY'] })
+    expect(devWarning(dev)).toMatch(/DEV MODE[\s\S]*BELFRY_SECRET and BELFRY_API_KEY from the environment ignored/)
+    expect(readConfig({ HOST: '0.0.0.0' }, ['--dev'])).toMatchObject({ host: '0.0.0.0' })
+    expect(devWarning(readConfig({ HOST: '0.0.0.0' }, ['--dev']))).toMatch(/not a loopback address/)
+    expect(readConfig(prod, [])).not.toHaveProperty('host')
+  })
+
+  it('refuses the published dev secrets outside dev mode, so nothing dev mode mints is valid there', () => {
+    expect(() => readConfig({ BELFRY_SECRET: DEV_SECRET, BELFRY_API_KEY: 'k'.repeat(8) }, [])).toThrow(/dev defaults/)
+    expect(() => readConfig({ BELFRY_SECRET: 's'.repeat(16), BELFRY_API_KEY: DEV_API_KEY }, [])).toThrow(/dev defaults/)
+  })
+
+  it('refuses an empty BELFRY_DB instead of taking it for ./belfry.db', () => {
+    expect(() => readConfig({ BELFRY_DB: '' }, ['--dev'])).toThrow(/BELFRY_DB is empty/)
   })
 
   it('takes an empty PORT as unset, not as "any free port"', () => {
@@ -39,7 +55,7 @@ describe('readConfig', () => {
 
   it('refuses a bad port or a short secret', () => {
     expect(() => readConfig({ PORT: 'abc' }, ['--dev'])).toThrow(/PORT/)
-    expect(() => readConfig({ BELFRY_SECRET: 'short' }, ['--dev'])).toThrow(/BELFRY_SECRET must be at least 16/)
+    expect(() => readConfig({ BELFRY_SECRET: 'short', BELFRY_API_KEY: 'k'.repeat(8) }, [])).toThrow(/BELFRY_SECRET must be at least 16/)
   })
 })
 
