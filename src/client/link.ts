@@ -110,9 +110,9 @@ export class Link {
     for (const off of this.#unwatch.splice(0)) off()
   }
 
-  /** Sends when online; false otherwise. */
+  /** Sends when online to a belfry server; false otherwise (the article's server takes nothing but auth). */
   send(frame: ClientFrame): boolean {
-    if (this.#state !== 'online') return false
+    if (this.#state !== 'online' || this.#legacy) return false
     this.#transport.send(JSON.stringify(frame))
     return true
   }

@@ -65,6 +65,8 @@ export class NotificationClient<Data extends JsonObject = JsonObject> {
   readonly #requests: Requests
   readonly #delivery: Delivery
   readonly #topics = new Set<string>()
+  /** Topics subscribed in this task, sent together in one frame at its end. */
+  #joining: string[] | undefined
   /** The error that stopped the client for good. */
   #fatal: BelfryError | undefined
 
@@ -136,13 +138,26 @@ export class NotificationClient<Data extends JsonObject = JsonObject> {
     return this.#mark({ type: 'mark_read', all: true })
   }
 
-  /** Subscribes to a topic, now and after every reconnect; returns the function that unsubscribes. */
+  /**
+   * Subscribes to a topic, now and after every reconnect; returns the function
+   * that unsubscribes. A topic the server refuses (not allowed, too long, too
+   * many) is dropped and reported on `error` with the server's code.
+   */
   subscribe(topic: string): () => void {
     this.#topics.add(topic)
-    // Offline, #online sends it with every other topic; queueing it as well would send it twice.
-    this.#link.send({ type: 'subscribe', topic })
+    // One frame for the topics of one task (an app subscribing to many at start would spend the
+    // user's frame budget). Offline, #online sends every topic; queueing them too would send them twice.
+    if (!this.#joining) {
+      const joining: string[] = (this.#joining = [])
+      queueMicrotask(() => {
+        this.#joining = undefined
+        const topics = joining.filter((t) => this.#topics.has(t))
+        if (topics.length > 0) this.#link.send({ type: 'subscribe', topics })
+      })
+    }
+    this.#joining.push(topic)
     return () => {
-      if (this.#topics.delete(topic)) this.#request({ type: 'unsubscribe', topic }).catch(this.#report)
+      if (this.#topics.delete(topic) && !this.#link.legacy) this.#request({ type: 'unsubscribe', topics: [topic] }).catch(this.#report)
     }
   }
 
@@ -186,7 +201,8 @@ export class NotificationClient<Data extends JsonObject = JsonObject> {
       this.#requests.rejectAll(new RequestError('not supported by this server'))
     } else {
       this.#requests.flush()
-      for (const topic of this.#topics) this.#link.send({ type: 'subscribe', topic })
+      // Every topic in one frame: one per topic could spend the user's whole frame budget.
+      if (this.#topics.size > 0) this.#link.send({ type: 'subscribe', topics: [...this.#topics] })
       this.#delivery.online(f)
     }
   }
@@ -203,6 +219,12 @@ export class NotificationClient<Data extends JsonObject = JsonObject> {
         return
       case 'read':
         if (f.requestId === undefined) this.#read(f) // a change made elsewhere; our own resolve #mark
+        return
+      case 'subscribed':
+        for (const { topic, code } of f.refused ?? []) {
+          this.#topics.delete(topic)
+          this.#report(new ProtocolError(`subscription to "${topic}" refused: ${code}`, { code }))
+        }
         return
       case 'error':
         if (f.requestId === undefined) this.#report(new ProtocolError(f.message, { code: f.code }))

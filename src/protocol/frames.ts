@@ -77,9 +77,15 @@ export interface MarkReadFrame {
   requestId?: string
 }
 
+/**
+ * Subscribes to (or unsubscribes from) one topic, or several at once with
+ * `topics`: a client restoring its topics after a reconnect sends one frame.
+ * Exactly one of `topic` and `topics`.
+ */
 export interface SubscribeFrame {
   type: 'subscribe' | 'unsubscribe'
-  topic: string
+  topic?: string
+  topics?: string[]
   requestId?: string
 }
 
@@ -163,9 +169,23 @@ export interface HistoryPageFrame<Data extends JsonObject = JsonObject> {
   requestId?: string
 }
 
+/** A topic the server would not subscribe the user to, and why. */
+export interface RefusedTopic {
+  topic: string
+  /** `forbidden` (not authorized), `topic_too_long` or `too_many_subscriptions`. */
+  code: ErrorCode
+}
+
+/**
+ * The answer to a subscribe or unsubscribe: `topic` for the one-topic form
+ * (a refusal is an `error` reply instead), `topics` and `refused` for the
+ * batch form (the topics subscribed, or unsubscribed, and those refused).
+ */
 export interface SubscribedFrame {
   type: 'subscribed' | 'unsubscribed'
-  topic: string
+  topic?: string
+  topics?: string[]
+  refused?: RefusedTopic[]
   requestId?: string
 }
 
@@ -204,6 +224,8 @@ export const ErrorCode = {
   TokenExpired: 'token_expired',
   Forbidden: 'forbidden',
   RateLimited: 'rate_limited',
+  TopicTooLong: 'topic_too_long',
+  TooManySubscriptions: 'too_many_subscriptions',
   Internal: 'internal',
 } as const
 

@@ -19,3 +19,9 @@ export const isWellFormed = (v: string): boolean => !LONE_SURROGATE.test(v)
 /** A well-formed string of 1 to `max` characters. */
 export const isShortString = (v: unknown, max: number): v is string =>
   typeof v === 'string' && v.length > 0 && v.length <= max && isWellFormed(v)
+
+/** Longest id (user id, notification id, request id) accepted. */
+export const MAX_ID_LENGTH = 64
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
+/** A user id, wherever one comes from (a publish, a token's `sub`, an auth frame): 1–64 well-formed characters, no control characters. */
+export const isUserId = (v: unknown): v is string => isShortString(v, MAX_ID_LENGTH) && !CONTROL.test(v)

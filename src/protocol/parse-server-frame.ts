@@ -25,6 +25,8 @@ const CHECKS: Record<string, (v: Obj) => boolean> = Object.assign(Object.create(
   read: (v: Obj) => Array.isArray(v.ids) && v.ids.every(isString) && isSeq(v.seq) && isSeq(v.unreadCount),
   history: (v: Obj) => Array.isArray(v.items) && v.items.every((n) => isObject(n) && isNotificationLike(n)),
   error: (v: Obj) => isString(v.code) && isString(v.message),
+  subscribed: (v: Obj) =>
+    optional(v.refused, (r) => Array.isArray(r) && r.every((x) => isObject(x) && isString(x.topic) && isString(x.code))),
 })
 
 /**

@@ -1,14 +1,17 @@
 import type { ClientFrame } from './frames.js'
-import { isObject, isSeq, isShortString, type Obj } from './guards.js'
+import { isObject, isSeq, isShortString, isUserId, MAX_ID_LENGTH, type Obj } from './guards.js'
+
+export { MAX_ID_LENGTH }
 
 /** The result of parsing a frame: the frame, or why it was refused. */
 export type Parsed<T> =
   | { ok: true; frame: T }
   | { ok: false; code: 'bad_json' | 'bad_frame' | 'unknown_type'; message: string; requestId?: string }
 
-/** Longest topic name, id and request id accepted on the wire. */
-export const MAX_TOPIC_LENGTH = 128
-export const MAX_ID_LENGTH = 64
+/** Longest topic name accepted on the wire (the server's limit, `maxTopicLength`, may be lower). */
+export const MAX_TOPIC_LENGTH = 256
+/** Most topics one subscribe or unsubscribe frame may carry. */
+export const MAX_TOPICS_PER_FRAME = 500
 /** Most ids one `mark_read` frame may carry. */
 export const MAX_IDS_PER_FRAME = 500
 /** Largest `limit` of one history page. */
@@ -48,16 +51,18 @@ const requestId: [boolean, (v: unknown) => boolean, string] = [
   `a string of 1–${MAX_ID_LENGTH} characters`,
 ]
 const seq = (optional: boolean): [boolean, (v: unknown) => boolean, string] => [optional, isSeq, 'a non-negative integer']
-const topic: [boolean, (v: unknown) => boolean, string] = [
-  false,
-  (v) => isShortString(v, MAX_TOPIC_LENGTH),
-  `a string of 1–${MAX_TOPIC_LENGTH} characters`,
+const isTopic = (v: unknown) => isShortString(v, MAX_TOPIC_LENGTH)
+const topic: [boolean, (v: unknown) => boolean, string] = [true, isTopic, `a string of 1–${MAX_TOPIC_LENGTH} characters`]
+const topics: [boolean, (v: unknown) => boolean, string] = [
+  true,
+  (v) => Array.isArray(v) && v.length > 0 && v.length <= MAX_TOPICS_PER_FRAME && v.every(isTopic),
+  `an array of 1–${MAX_TOPICS_PER_FRAME} topic strings of 1–${MAX_TOPIC_LENGTH} characters`,
 ]
 
 const CLIENT_RULES: Record<ClientFrame['type'], Parameters<typeof check>[1]> = {
   auth: {
     token: [false, (v) => isShortString(v, MAX_TOKEN_LENGTH), 'a non-empty string'],
-    userId: [true, (v) => isShortString(v, MAX_ID_LENGTH), `a string of 1–${MAX_ID_LENGTH} characters`],
+    userId: [true, isUserId, `a user id of 1–${MAX_ID_LENGTH} characters, no control characters`],
     since: seq(true),
   },
   ack: { seq: seq(false) },
@@ -71,8 +76,8 @@ const CLIENT_RULES: Record<ClientFrame['type'], Parameters<typeof check>[1]> = {
     all: [true, (v) => v === true, 'true when present'],
     requestId,
   },
-  subscribe: { topic, requestId },
-  unsubscribe: { topic, requestId },
+  subscribe: { topic, topics, requestId },
+  unsubscribe: { topic, topics, requestId },
   history: {
     before: seq(true),
     limit: [
@@ -100,6 +105,9 @@ export function parseClientFrame(text: string): Parsed<ClientFrame> {
   if (problem) return { ok: false, code: 'bad_frame', message: `${frame.type}: ${problem}`, ...rid }
   if (frame.type === 'mark_read' && (frame.ids === undefined) === (frame.all === undefined)) {
     return { ok: false, code: 'bad_frame', message: 'mark_read: give either "ids" or "all"', ...rid }
+  }
+  if ((frame.type === 'subscribe' || frame.type === 'unsubscribe') && (frame.topic === undefined) === (frame.topics === undefined)) {
+    return { ok: false, code: 'bad_frame', message: `${frame.type}: give either "topic" or "topics"`, ...rid }
   }
   return { ok: true, frame: frame as unknown as ClientFrame }
 }

@@ -1,7 +1,10 @@
-import { errors, jwtVerify, SignJWT } from 'jose'
+import { errors, type JWTPayload, jwtVerify, SignJWT } from 'jose'
+import { isUserId, MAX_ID_LENGTH } from '../protocol/index.js'
 
 /** A verified token: whose it is and when it stops being valid. */
-export type TokenCheck = { ok: true; userId: string; expiresAt: number } | { ok: false; expired: boolean; message: string }
+export type TokenCheck =
+  | { ok: true; userId: string; expiresAt: number; claims: Readonly<JWTPayload> }
+  | { ok: false; expired: boolean; message: string }
 
 /** Turns the shared secret into the key jose wants. */
 export function secretKey(secret: string): Uint8Array {
@@ -16,10 +19,10 @@ export function secretKey(secret: string): Uint8Array {
 export async function verifyToken(token: string, key: Uint8Array): Promise<TokenCheck> {
   try {
     const { payload } = await jwtVerify(token, key, { algorithms: ['HS256'], requiredClaims: ['sub', 'exp'] })
-    if (typeof payload.sub !== 'string' || payload.sub === '' || payload.sub.length > 64) {
-      return { ok: false, expired: false, message: 'token "sub" must be a user id of 1–64 characters' }
+    if (!isUserId(payload.sub)) {
+      return { ok: false, expired: false, message: `token "sub" must be a user id of 1–${MAX_ID_LENGTH} characters, no control characters` }
     }
-    return { ok: true, userId: payload.sub, expiresAt: (payload.exp as number) * 1000 }
+    return { ok: true, userId: payload.sub, expiresAt: (payload.exp as number) * 1000, claims: payload }
   } catch (error) {
     if (error instanceof errors.JWTExpired) return { ok: false, expired: true, message: 'token expired' }
     return { ok: false, expired: false, message: 'token invalid' }

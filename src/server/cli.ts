@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * `belfry-server` / `npm run server`: the reference server, configured by the
- * environment (PORT, HOST, BELFRY_SECRET, BELFRY_API_KEY, BELFRY_DB). `--dev` (what
+ * environment (PORT, HOST, BELFRY_SECRET, BELFRY_API_KEY, BELFRY_DB, BELFRY_TOPICS_CLAIM). `--dev` (what
  * `npm start` uses) runs on the published dev secrets, on 127.0.0.1 unless HOST
  * says otherwise, and serves the demo page.
  */
@@ -10,6 +10,7 @@ import { pino } from 'pino'
 import { type CliConfig, devWarning, displayUrl, readConfig } from './config.js'
 import { NotificationServer } from './notification-server.js'
 import { serveDemo } from './static.js'
+import { topicsClaim } from './topics.js'
 
 async function main(): Promise<void> {
   const log = pino({ name: 'belfry' })
@@ -20,9 +21,17 @@ async function main(): Promise<void> {
     process.stderr.write(`belfry-server: ${(error as Error).message}\n`)
     process.exit(1)
   }
-  const { secret, apiKey, database, dev } = config
+  const { secret, apiKey, database, dev, topicsClaim: claim } = config
   const fallback = dev ? serveDemo() : (_req: IncomingMessage, res: ServerResponse) => res.writeHead(404).end()
-  const server = new NotificationServer({ secret, apiKey, database, dev, logger: log, fallback })
+  const server = new NotificationServer({
+    secret,
+    apiKey,
+    database,
+    dev,
+    logger: log,
+    fallback,
+    ...(claim !== undefined && { authorizeSubscribe: topicsClaim(claim) }),
+  })
   const { port } = await server.listen(config.port, config.host)
   log.info({ port, host: config.host, database, dev }, 'listening')
   if (dev) process.stderr.write(devWarning({ ...config, port }))

@@ -16,6 +16,8 @@ export interface CliConfig {
   apiKey: string
   database: string
   dev: boolean
+  /** The token claim that lists the topics a user may subscribe to (BELFRY_TOPICS_CLAIM); absent: any topic. */
+  topicsClaim?: string
   /** Dev mode: the variables it ignored (their values are never used there). */
   ignored: string[]
 }
@@ -28,7 +30,11 @@ export function readConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Cli
   if (env.BELFRY_DB === '') throw new Error('BELFRY_DB is empty: set it to a file path, or unset it for ./belfry.db')
   const database = env.BELFRY_DB ?? './belfry.db'
   const host = env.HOST || (dev ? '127.0.0.1' : undefined)
-  const common = { port, ...(host && { host }), database, dev }
+  const claim = env.BELFRY_TOPICS_CLAIM
+  if (claim !== undefined && !/^[\w:.-]{1,64}$/.test(claim)) {
+    throw new Error(`BELFRY_TOPICS_CLAIM must name a token claim (letters, digits, _ : . -), got "${claim.slice(0, 64)}"`)
+  }
+  const common = { port, ...(host && { host }), database, dev, ...(claim && { topicsClaim: claim }) }
   if (dev) {
     const ignored = (['BELFRY_SECRET', 'BELFRY_API_KEY'] as const).filter((name) => env[name])
     return { ...common, secret: DEV_SECRET, apiKey: DEV_API_KEY, ignored }

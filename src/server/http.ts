@@ -1,10 +1,17 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
-import { MAX_ID_LENGTH } from '../protocol/index.js'
+import { isUserId, MAX_ID_LENGTH } from '../protocol/index.js'
 import { mintToken } from './auth.js'
 import { type PublishRequest, parsePublishBody } from './publish-input.js'
 import type { Audience, NotificationInput } from './store/store.js'
+
+/** What /healthz reports. `ok` and `degraded` (delivery slowed, nothing lost) answer 200; the others 503. */
+export interface Health {
+  status: 'ok' | 'degraded' | 'unavailable' | 'closing'
+  /** What is wrong, when something is. */
+  reason?: string
+}
 
 /** What the HTTP routes need from the server. */
 export interface HttpContext {
@@ -12,10 +19,15 @@ export interface HttpContext {
   readonly secret: string
   readonly dev: boolean
   readonly maxBodyBytes: number
+  /** How long a request body may take to arrive. */
+  readonly bodyTimeoutMs: number
+  readonly maxTopicLength: number
   readonly log: Logger
   /** False once the server is closing. */
   ready(): boolean
+  health(): Promise<Health>
   stats(): { users: number; connections: number }
+  /** Rejects with {@link UnavailableError} when the store cannot take it: nothing was stored. */
   publish(audience: Audience, input: NotificationInput): Promise<{ id: string; recipients: number }>
   /** Dev mode: cuts every socket of a user, to show reconnection. */
   drop(userId: string): number
@@ -41,6 +53,11 @@ function authorized(req: IncomingMessage, apiKey: string | undefined): boolean {
 class BodyTooLarge extends Error {}
 class BadBody extends Error {}
 
+/** The store could not take a publish: nothing was stored, the publisher may retry. The HTTP API answers 503. */
+export class UnavailableError extends Error {
+  override name = 'UnavailableError' as const
+}
+
 /** Reads a request body of at most `max` bytes. */
 async function readBody(req: IncomingMessage, max: number): Promise<string> {
   const declared = Number(req.headers['content-length'])
@@ -65,7 +82,8 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true })
  * Serves belfry's HTTP routes. Returns false for any other path, leaving the
  * request to the caller.
  *
- * - `GET /healthz` → 200 `{status: "ok", users, connections}` when ready, else 503
+ * - `GET /healthz` → 200 `{status}` while the server can take publishes (with the API key also
+ *   `users` and `connections`), else 503 with a `reason`
  * - `POST /api/notifications` (Bearer key) → 201 `{ids, recipients}` once durable
  * - `GET /api/dev/token?user=ID` → `{token, userId, apiKey}` (dev mode only)
  * - `POST /api/dev/drop?user=ID` → cuts the user's sockets (dev mode only)
@@ -76,8 +94,10 @@ export async function handleHttp(req: IncomingMessage, res: ServerResponse, ctx:
   const route = url.pathname
   if (route === '/healthz') {
     if (req.method !== 'GET' && req.method !== 'HEAD') return methodNotAllowed(res, 'GET')
-    if (ctx.ready()) sendJson(res, 200, { status: 'ok', ...ctx.stats() })
-    else sendJson(res, 503, { status: 'closing' })
+    const health = await ctx.health()
+    const ok = health.status === 'ok' || health.status === 'degraded'
+    // Counts are for operators: only with the API key.
+    sendJson(res, ok ? 200 : 503, { ...health, ...(authorized(req, ctx.apiKey) && ctx.stats()) })
     return true
   }
   if (route === '/api/notifications') {
@@ -111,10 +131,30 @@ async function publishRoute(req: IncomingMessage, res: ServerResponse, ctx: Http
     )
     return
   }
+  const type = req.headers['content-type'] ?? ''
+  if (!/^application\/json\s*(;|$)/i.test(type)) {
+    sendJson(res, 415, {
+      error: 'unsupported_media_type',
+      message: `send the body as "Content-Type: application/json", not "${type.slice(0, 64)}"`,
+    })
+    req.resume()
+    return
+  }
+  // A body that trickles in would hold the request (and Node's 300 s requestTimeout) open.
+  const timer = setTimeout(() => {
+    res.once('finish', () => req.destroy())
+    sendJson(
+      res,
+      408,
+      { error: 'request_timeout', message: `the body must arrive within ${ctx.bodyTimeoutMs} ms` },
+      { connection: 'close' },
+    )
+  }, ctx.bodyTimeoutMs)
   let text: string
   try {
     text = await readBody(req, ctx.maxBodyBytes)
   } catch (error) {
+    if (res.headersSent) return // timed out, answered already
     if (error instanceof BodyTooLarge) {
       sendJson(res, 413, { error: 'payload_too_large', message: `body must be at most ${ctx.maxBodyBytes} bytes` }, { connection: 'close' })
       req.resume()
@@ -125,7 +165,10 @@ async function publishRoute(req: IncomingMessage, res: ServerResponse, ctx: Http
       return
     }
     throw error
+  } finally {
+    clearTimeout(timer)
   }
+  if (res.headersSent) return
   let body: unknown
   try {
     body = JSON.parse(text)
@@ -133,7 +176,7 @@ async function publishRoute(req: IncomingMessage, res: ServerResponse, ctx: Http
     sendJson(res, 400, { error: 'bad_request', message: 'body is not valid JSON' })
     return
   }
-  const request: PublishRequest = parsePublishBody(body)
+  const request: PublishRequest = parsePublishBody(body, ctx.maxTopicLength)
   if (!request.ok) {
     sendJson(res, 400, { error: 'bad_request', message: request.reason })
     return
@@ -142,8 +185,13 @@ async function publishRoute(req: IncomingMessage, res: ServerResponse, ctx: Http
     sendJson(res, 503, { error: 'closing', message: 'server is shutting down' })
     return
   }
-  const { id, recipients } = await ctx.publish(request.audience, request.input)
-  sendJson(res, 201, { ids: [id], recipients })
+  try {
+    const { id, recipients } = await ctx.publish(request.audience, request.input)
+    sendJson(res, 201, { ids: [id], recipients })
+  } catch (error) {
+    if (!(error instanceof UnavailableError)) throw error
+    sendJson(res, 503, { error: 'unavailable', message: `${error.message}; nothing was stored, retry later` }, { 'retry-after': '5' })
+  }
 }
 
 /** Each dev route and the one method it answers. */
@@ -181,8 +229,11 @@ async function devRoute(req: IncomingMessage, res: ServerResponse, url: URL, ctx
   const refusal = devRefusal(req.headers)
   if (refusal !== undefined) return sendJson(res, 403, { error: 'forbidden', message: refusal })
   const user = url.searchParams.get('user') ?? ''
-  if (user.length === 0 || user.length > MAX_ID_LENGTH) {
-    return sendJson(res, 400, { error: 'bad_request', message: `"user" must be a user id of 1–${MAX_ID_LENGTH} characters` })
+  if (!isUserId(user)) {
+    return sendJson(res, 400, {
+      error: 'bad_request',
+      message: `"user" must be a user id of 1–${MAX_ID_LENGTH} characters, no control characters`,
+    })
   }
   if (route === '/api/dev/token') {
     const ttl = Number(url.searchParams.get('ttl') ?? 3600)

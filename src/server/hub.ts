@@ -1,7 +1,8 @@
 import type { Logger } from 'pino'
 import type { Broker } from './broker/broker.js'
+import type { Budgets } from './budget.js'
 import type { Connection } from './connection/connection.js'
-import type { Limits } from './options.js'
+import type { Limits, SubscribeAuthorizer } from './options.js'
 import type { Registry } from './registry.js'
 import type { Store } from './store/store.js'
 
@@ -15,6 +16,10 @@ export interface Hub {
   /** Those still waiting for their auth frame, oldest first. */
   readonly unauthenticated: Set<Connection>
   readonly limits: Readonly<Limits>
+  /** What each user may cost this process, shared by the user's connections. */
+  readonly budgets: Budgets
+  /** Decides topic subscriptions, when configured. */
+  readonly authorizeSubscribe: SubscribeAuthorizer | undefined
   /** The key user tokens are verified with. */
   readonly key: Uint8Array
   readonly log: Logger

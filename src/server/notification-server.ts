@@ -6,15 +6,16 @@ import { type WebSocket, WebSocketServer } from 'ws'
 import { CloseCode } from '../protocol/index.js'
 import { secretKey } from './auth.js'
 import { type Broker, type BrokerEvent, InProcessBroker } from './broker/broker.js'
+import { Budgets } from './budget.js'
 import { Connection } from './connection/connection.js'
-import { type HttpContext, handleHttp, sendJson } from './http.js'
+import { type Health, type HttpContext, handleHttp, sendJson, UnavailableError } from './http.js'
 import type { Hub } from './hub.js'
 import { type ResolvedOptions, resolveOptions, type ServerOptions } from './options.js'
 import { checkAudience, checkNotification } from './publish-input.js'
 import { Registry } from './registry.js'
 import { notificationFrame, sharedPart } from './serialize.js'
 import { SqliteStore } from './store/sqlite.js'
-import type { Audience, NotificationInput, Store } from './store/store.js'
+import type { Audience, NotificationInput, Published, Store } from './store/store.js'
 
 /** What a publish resolves to, once the notification is durable. */
 export interface PublishResult {
@@ -33,6 +34,8 @@ const WS_PATHS = new Set(['/ws', '/'])
 
 /** How often token expiry is checked: a connection is closed at most this long after its token expires. */
 const EXPIRY_SWEEP_MS = 1000
+/** How long a failed store write keeps /healthz at `unavailable` (then a write probe decides again). */
+const STORE_FAILURE_MEMORY_MS = 5000
 /** How long close() waits for clients to answer the close handshake. */
 const CLOSE_GRACE_MS = 2000
 
@@ -57,6 +60,8 @@ export class NotificationServer {
   #http: HttpServer | undefined
   #state: 'running' | 'closing' | 'closed' = 'running'
   #closed: Promise<void> | undefined
+  /** The last failure of a store write the server asked for, and when: /healthz reports it for a while. */
+  #storeFailure: { at: number; message: string } | undefined
 
   constructor(options: ServerOptions) {
     this.#options = resolveOptions(options)
@@ -71,6 +76,8 @@ export class NotificationServer {
       connections: new Set(),
       unauthenticated: new Set(),
       limits,
+      budgets: new Budgets(limits),
+      authorizeSubscribe: this.#options.authorizeSubscribe,
       key: secretKey(this.#options.secret),
       log,
     }
@@ -81,6 +88,7 @@ export class NotificationServer {
     this.#expiry = setInterval(() => {
       const now = Date.now()
       for (const c of this.#hub.connections) c.expireBy(now)
+      this.#hub.budgets.sweep(this.#hub.registry)
     }, EXPIRY_SWEEP_MS)
     this.#expiry.unref()
     this.#httpContext = {
@@ -88,8 +96,11 @@ export class NotificationServer {
       secret: this.#options.secret,
       dev: this.#options.dev,
       maxBodyBytes: limits.maxBodyBytes,
+      bodyTimeoutMs: limits.bodyTimeoutMs,
+      maxTopicLength: limits.maxTopicLength,
       log,
       ready: () => this.#state === 'running',
+      health: () => this.health(),
       stats: () => ({ users: this.#hub.registry.users, connections: this.#hub.registry.connections }),
       publish: (audience, input) => this.#publish(audience, input),
       drop: (userId) => {
@@ -107,10 +118,32 @@ export class NotificationServer {
     return this.#http
   }
 
-  /** Open connections and users with at least one, in this process. */
-  stats(): { users: number; connections: number; sockets: number } {
-    const { registry } = this.#hub
-    return { users: registry.users, connections: registry.connections, sockets: this.#hub.connections.size }
+  /**
+   * What `/healthz` reports: `closing` once close() began; `unavailable` when
+   * the store fails its check (a write probe) or failed a write in the last
+   * few seconds — the server then refuses publishes (503) rather than
+   * acknowledge what is not durable; else `ok`.
+   */
+  async health(): Promise<Health> {
+    if (this.#state !== 'running') return { status: 'closing' }
+    const failure = this.#storeFailure
+    if (failure && Date.now() - failure.at < STORE_FAILURE_MEMORY_MS) return { status: 'unavailable', reason: `store: ${failure.message}` }
+    try {
+      await this.#hub.store.check()
+    } catch (error) {
+      return { status: 'unavailable', reason: `store: ${(error as Error).message}` }
+    }
+    return { status: 'ok' }
+  }
+
+  /**
+   * In this process: users with at least one authenticated connection, those
+   * connections, every open socket, and the sockets waiting for (or refused
+   * at) auth that count against `maxUnauthenticated`.
+   */
+  stats(): { users: number; connections: number; sockets: number; unauthenticated: number } {
+    const { registry, connections, unauthenticated } = this.#hub
+    return { users: registry.users, connections: registry.connections, sockets: connections.size, unauthenticated: unauthenticated.size }
   }
 
   /**
@@ -195,7 +228,7 @@ export class NotificationServer {
   }
 
   async #publishChecked(audience: Record<string, unknown>, notification: NotificationInput): Promise<PublishResult> {
-    const a = checkAudience(audience)
+    const a = checkAudience(audience, this.#options.limits.maxTopicLength)
     if (!a.ok) throw new TypeError(a.reason)
     const n = checkNotification(notification)
     if (!n.ok) throw new TypeError(n.reason)
@@ -211,7 +244,16 @@ export class NotificationServer {
    * reconnect, or the gap the next notification shows).
    */
   async #publish(audience: Audience, input: NotificationInput): Promise<PublishResult> {
-    const { notification, deliveries } = await this.#hub.store.publish(audience, input)
+    let published: Published
+    try {
+      published = await this.#hub.store.publish(audience, input)
+    } catch (error) {
+      const message = (error as Error).message
+      this.#storeFailure = { at: Date.now(), message }
+      this.#hub.log.error({ err: error }, 'store publish failed')
+      throw new UnavailableError(`the store failed: ${message}`, { cause: error })
+    }
+    const { notification, deliveries } = published
     const event: BrokerEvent = { kind: 'notification', shared: sharedPart(notification), deliveries }
     try {
       await this.#hub.broker.publish([event])
@@ -253,7 +295,7 @@ export class NotificationServer {
     socket.on('error', destroy)
     if (!WS_PATHS.has(path) || this.#state !== 'running') {
       socket.end(
-        `HTTP/1.1 ${this.#state === 'running' ? '404 Not Found' : '503 Service Unavailable'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
+        `HTTP/1.1 ${this.#state === 'running' ? '404 Not Found' : '503 Service UnavailableError'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
       )
       return
     }

@@ -1,5 +1,6 @@
 import type { Server as HttpServer } from 'node:http'
 import type { Logger } from 'pino'
+import { MAX_TOPIC_LENGTH } from '../protocol/index.js'
 import type { Broker } from './broker/broker.js'
 import type { Store } from './store/store.js'
 
@@ -29,11 +30,21 @@ export interface ServerOptions {
   logger?: Logger
   /** Resource limits. */
   limits?: Partial<Limits>
+  /**
+   * Decides whether a user may subscribe to a topic; `claims` is the verified
+   * token's payload. Without it any authenticated user may subscribe to any
+   * topic. Stored subscriptions are checked again at every auth, so a revoked
+   * grant stops delivery. {@link topicsClaim} makes one from a token claim.
+   */
+  authorizeSubscribe?: SubscribeAuthorizer
   /** Called for HTTP requests that belfry does not answer (only when it owns the server). */
   fallback?: (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void
 }
 
-/** Limits the server enforces on every connection. */
+/** Whether `userId` (whose verified token carried `claims`) may subscribe to `topic`. */
+export type SubscribeAuthorizer = (userId: string, topic: string, claims: Readonly<Record<string, unknown>>) => boolean | Promise<boolean>
+
+/** Limits the server enforces, per connection or per user (per process: see budget.ts). */
 export interface Limits {
   /** Largest inbound frame, in bytes; larger closes with 1009. @default 65536 */
   maxFrameBytes: number
@@ -43,10 +54,20 @@ export interface Limits {
   heartbeatMs: number
   /** Bytes waiting to be sent to one connection before it is closed with 4009. @default 1048576 */
   maxBufferedBytes: number
-  /** Inbound frames allowed per second per connection (token bucket refill). @default 20 */
+  /** Largest frame accepted before auth, in bytes (room for the largest token); larger closes with 1009. @default 16384 */
+  maxAuthFrameBytes: number
+  /** Inbound frames allowed per second per user, over all its connections (token bucket refill). @default 20 */
   ratePerSecond: number
-  /** Inbound burst allowed per connection (token bucket size). @default 60 */
+  /** Inbound burst allowed per user, over all its connections (token bucket size). @default 60 */
   rateBurst: number
+  /** Bytes per second a user's replay rounds and history pages may make the server send; past it the next one waits. @default 2097152 */
+  sendBytesPerSecond: number
+  /** Burst of those bytes (a reconnect catching up on a backlog of this size is not slowed). @default 16777216 */
+  sendBurstBytes: number
+  /** Topics one user may be subscribed to; more are refused with `too_many_subscriptions`. @default 200 */
+  maxSubscriptionsPerUser: number
+  /** Longest topic name, in characters (at most 256); longer is refused (`topic_too_long`, or 400 on publish). @default 128 */
+  maxTopicLength: number
   /** Open connections allowed per user; more are closed with 4029. @default 100 */
   maxConnectionsPerUser: number
   /** Malformed frames in a row before the connection is closed with 4000. @default 10 */
@@ -55,6 +76,8 @@ export interface Limits {
   replayBatch: number
   /** Largest HTTP request body, in bytes; larger answers 413. @default 65536 */
   maxBodyBytes: number
+  /** Time an HTTP request body may take to arrive, in ms; slower answers 408. @default 10000 */
+  bodyTimeoutMs: number
   /** Sockets allowed to wait for their auth frame at once, over all users; past it the oldest is closed (4008). @default 10000 */
   maxUnauthenticated: number
 }
@@ -65,12 +88,18 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   authTimeoutMs: 10_000,
   heartbeatMs: 25_000,
   maxBufferedBytes: 1024 * 1024,
+  maxAuthFrameBytes: 16 * 1024,
   ratePerSecond: 20,
   rateBurst: 60,
+  sendBytesPerSecond: 2 * 1024 * 1024,
+  sendBurstBytes: 16 * 1024 * 1024,
+  maxSubscriptionsPerUser: 200,
+  maxTopicLength: 128,
   maxConnectionsPerUser: 100,
   maxBadFrames: 10,
   replayBatch: 500,
   maxBodyBytes: 64 * 1024,
+  bodyTimeoutMs: 10_000,
   maxUnauthenticated: 10_000,
 })
 
@@ -84,8 +113,20 @@ export interface ResolvedOptions extends Omit<ServerOptions, 'limits' | 'allowed
 
 /** setTimeout's largest delay. */
 const MAX_TIMER_MS = 2 ** 31 - 1
-const TIMER_LIMITS: ReadonlySet<string> = new Set(['authTimeoutMs', 'heartbeatMs'])
-const STORE_METHODS = ['publish', 'touchUser', 'after', 'history', 'ack', 'markRead', 'subscribe', 'unsubscribe', 'close']
+const TIMER_LIMITS: ReadonlySet<string> = new Set(['authTimeoutMs', 'heartbeatMs', 'bodyTimeoutMs'])
+const STORE_METHODS = [
+  'publish',
+  'touchUser',
+  'after',
+  'history',
+  'ack',
+  'markRead',
+  'subscribe',
+  'unsubscribe',
+  'topics',
+  'check',
+  'close',
+]
 
 /** Throws a TypeError naming `options[name]` when it is given but lacks one of `methods`. */
 function requireMethods(options: ServerOptions, name: 'logger' | 'store' | 'broker' | 'server', methods: readonly string[]): void {
@@ -117,6 +158,9 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
   if (options.fallback !== undefined && typeof options.fallback !== 'function') {
     throw new TypeError('options.fallback must be a function (req, res)')
   }
+  if (options.authorizeSubscribe !== undefined && typeof options.authorizeSubscribe !== 'function') {
+    throw new TypeError('options.authorizeSubscribe must be a function (userId, topic, claims) => boolean')
+  }
   requireMethods(options, 'logger', ['debug', 'info', 'warn', 'error'])
   requireMethods(options, 'store', STORE_METHODS)
   requireMethods(options, 'broker', ['publish', 'subscribe', 'close'])
@@ -136,6 +180,7 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
     }
     limits[key as keyof Limits] = value as number
   }
+  if (limits.maxTopicLength > MAX_TOPIC_LENGTH) throw new TypeError(`options.limits.maxTopicLength must be at most ${MAX_TOPIC_LENGTH}`)
   return {
     ...options,
     database: options.database ?? './belfry.db',

@@ -1,4 +1,4 @@
-import { isObject, isShortString, isWellFormed, MAX_ID_LENGTH, MAX_TOPIC_LENGTH } from '../protocol/index.js'
+import { isObject, isShortString, isUserId, isWellFormed, MAX_ID_LENGTH, MAX_TOPIC_LENGTH } from '../protocol/index.js'
 import type { Audience, NotificationInput } from './store/store.js'
 
 /** Longest title and body accepted, in characters. */
@@ -6,6 +6,8 @@ export const MAX_TITLE_LENGTH = 256
 export const MAX_BODY_LENGTH = 8192
 /** Largest `data` payload, serialised. */
 export const MAX_DATA_BYTES = 16 * 1024
+/** Deepest nesting of `data` (the object itself is level 1). */
+export const MAX_DATA_DEPTH = 32
 /** Most recipients one publish may name. */
 export const MAX_RECIPIENTS = 10_000
 
@@ -14,7 +16,6 @@ const KNOWN_KEYS = new Set<string>([...AUDIENCE_KEYS, 'title', 'body', 'priority
 
 export type PublishRequest = { ok: true; audience: Audience; input: NotificationInput } | { ok: false; reason: string }
 
-const isId = (v: unknown): v is string => isShortString(v, MAX_ID_LENGTH)
 /** A JSON object as JSON.parse makes it: not a class instance, a Map or a Date. */
 const isPlainObject = (v: unknown): v is Record<string, unknown> => isObject(v) && Object.getPrototypeOf(v) === Object.prototype
 
@@ -37,6 +38,7 @@ export function checkNotification(value: unknown): { ok: true; input: Notificati
   const input: NotificationInput = { title, body, priority: priority ?? 'medium' }
   if (data !== undefined) {
     if (!isPlainObject(data)) return { ok: false, reason: '"data" must be a JSON object' }
+    if (deeperThan(data, MAX_DATA_DEPTH)) return { ok: false, reason: `"data" must nest at most ${MAX_DATA_DEPTH} levels deep` }
     let size: number
     try {
       size = Buffer.byteLength(JSON.stringify(data))
@@ -49,36 +51,54 @@ export function checkNotification(value: unknown): { ok: true; input: Notificati
   return { ok: true, input }
 }
 
-/** Checks an audience: one user, several users or a topic. */
-export function checkAudience(value: Record<string, unknown>): { ok: true; audience: Audience } | { ok: false; reason: string } {
+/** True when `value` nests deeper than `max` levels. Iterative: a deep value cannot overflow the stack here. */
+function deeperThan(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 1]]
+  for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
+    const [v, depth] = item
+    if (typeof v !== 'object' || v === null) continue
+    if (depth > max) return true
+    for (const child of Object.values(v)) stack.push([child, depth + 1])
+  }
+  return false
+}
+
+/** Checks an audience: one user, several users or a topic (of at most `maxTopicLength` characters). */
+export function checkAudience(
+  value: Record<string, unknown>,
+  maxTopicLength = MAX_TOPIC_LENGTH,
+): { ok: true; audience: Audience } | { ok: false; reason: string } {
   const given = AUDIENCE_KEYS.filter((k) => value[k] !== undefined)
   if (given.length !== 1) return { ok: false, reason: 'give exactly one of "userId", "userIds", "topic" or "broadcast"' }
   const { userId, userIds, topic, broadcast } = value
   if (userId !== undefined) {
-    return isId(userId)
+    return isUserId(userId)
       ? { ok: true, audience: { userIds: [userId] } }
-      : { ok: false, reason: `"userId" must be a string of 1–${MAX_ID_LENGTH} characters` }
+      : { ok: false, reason: `"userId" must be a user id of 1–${MAX_ID_LENGTH} characters, no control characters` }
   }
   if (userIds !== undefined) {
-    if (!Array.isArray(userIds) || userIds.length === 0 || userIds.length > MAX_RECIPIENTS || !userIds.every(isId)) {
-      return { ok: false, reason: `"userIds" must be an array of 1–${MAX_RECIPIENTS} user id strings` }
+    if (!Array.isArray(userIds) || userIds.length === 0 || userIds.length > MAX_RECIPIENTS || !userIds.every(isUserId)) {
+      return {
+        ok: false,
+        reason: `"userIds" must be an array of 1–${MAX_RECIPIENTS} user ids (1–${MAX_ID_LENGTH} characters, no control characters)`,
+      }
     }
     return { ok: true, audience: { userIds } }
   }
   if (topic !== undefined) {
-    return isShortString(topic, MAX_TOPIC_LENGTH)
+    return isShortString(topic, maxTopicLength)
       ? { ok: true, audience: { topic } }
-      : { ok: false, reason: `"topic" must be a string of 1–${MAX_TOPIC_LENGTH} characters` }
+      : { ok: false, reason: `"topic" must be a string of 1–${maxTopicLength} characters` }
   }
   return broadcast === true ? { ok: true, audience: { broadcast: true } } : { ok: false, reason: '"broadcast" must be true' }
 }
 
 /** Checks the JSON body of `POST /api/notifications`. */
-export function parsePublishBody(body: unknown): PublishRequest {
+export function parsePublishBody(body: unknown, maxTopicLength = MAX_TOPIC_LENGTH): PublishRequest {
   if (!isPlainObject(body)) return { ok: false, reason: 'body must be a JSON object' }
   const unknown = Object.keys(body).find((k) => !KNOWN_KEYS.has(k))
   if (unknown !== undefined) return { ok: false, reason: `unknown field "${unknown.slice(0, 32)}"` }
-  const audience = checkAudience(body)
+  const audience = checkAudience(body, maxTopicLength)
   if (!audience.ok) return audience
   const notification = checkNotification(body)
   if (!notification.ok) return notification

@@ -1,6 +1,7 @@
 /**
- * A token bucket: `burst` tokens, refilled at `perSecond`. One per connection,
- * checked on every inbound frame.
+ * A token bucket: `burst` tokens, refilled at `perSecond`. `take` refuses
+ * when there are too few; `charge` always takes and may leave a debt, which
+ * {@link waitMs} says how long to wait out.
  */
 export class TokenBucket {
   #tokens: number
@@ -15,18 +16,38 @@ export class TokenBucket {
     this.#last = now()
   }
 
-  /** Takes one token; false when the bucket is empty. */
-  take(): boolean {
+  #refill(): number {
     const now = this.now()
     this.#tokens = Math.min(this.burst, this.#tokens + ((now - this.#last) / 1000) * this.perSecond)
     this.#last = now
-    if (this.#tokens < 1) return false
-    this.#tokens -= 1
+    return this.#tokens
+  }
+
+  /** Takes `n` tokens; false (taking none) when fewer are left. */
+  take(n = 1): boolean {
+    if (this.#refill() < n) return false
+    this.#tokens -= n
     return true
+  }
+
+  /** Takes `n` tokens even if that leaves a debt. */
+  charge(n: number): void {
+    this.#refill()
+    this.#tokens -= n
   }
 
   /** Milliseconds until one token is available again. */
   get retryMs(): number {
-    return Math.ceil(Math.max(0, 1 - this.#tokens) * (1000 / this.perSecond))
+    return Math.ceil(Math.max(0, 1 - this.#refill()) * (1000 / this.perSecond))
+  }
+
+  /** Milliseconds until a debt is paid off (0 without one). */
+  get waitMs(): number {
+    return Math.ceil(Math.max(0, -this.#refill()) * (1000 / this.perSecond))
+  }
+
+  /** The bucket is full: nothing spent that has not been refilled. */
+  get full(): boolean {
+    return this.#refill() >= this.burst
   }
 }

@@ -167,7 +167,7 @@ async function blackhole(): Promise<void> {
   await g.publish(3) // live
   await g.caughtUp()
   // What was held in the hole (the old socket's frames, aborted handshakes) was delivered late and harmed nothing.
-  await vi.waitFor(() => expect(g.t.server.stats()).toEqual({ users: 1, connections: 1, sockets: 1 }), { timeout: 10_000 })
+  await vi.waitFor(() => expect(g.t.server.stats()).toMatchObject({ users: 1, connections: 1, sockets: 1 }), { timeout: 10_000 })
 }
 
 describe('network faults through a TCP proxy', () => {

@@ -85,7 +85,7 @@ describe('slow consumer', () => {
       expect(m.heap - before.heap).toBeLessThan(MEMORY_BOUND)
       expect(m.buffers - before.buffers).toBeLessThan(MEMORY_BOUND)
     }
-    await vi.waitFor(() => expect(server.server.stats()).toEqual({ users: 2, connections: 2, sockets: 2 }), { timeout: 15_000 })
+    await vi.waitFor(() => expect(server.server.stats()).toMatchObject({ users: 2, connections: 2, sockets: 2 }), { timeout: 15_000 })
 
     // The others got everything, once, in order.
     for (const b of bystanders) {

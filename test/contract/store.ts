@@ -104,23 +104,43 @@ export function storeContract(name: string, makeHarness: () => Promise<StoreHarn
     })
 
     it('writes a topic publish to subscribers only, with the topic set; unsubscribing stops it', async () => {
-      await store.subscribe('a', 'news')
-      await store.subscribe('b', 'news')
-      await store.subscribe('b', 'news') // twice is once
-      await store.subscribe('b', 'sport')
+      await store.subscribe('a', ['news'], 100)
+      await store.subscribe('b', ['news'], 100)
+      await store.subscribe('b', ['news'], 100) // twice is once
+      await store.subscribe('b', ['sport'], 100)
       await store.touchUser('c')
       const { notification, deliveries } = await store.publish({ topic: 'news' }, note('headline'))
       expect(notification.topic).toBe('news')
       expect(deliveries.map((d) => d.userId).sort()).toEqual(['a', 'b'])
       expect(await store.after('a', 0, 10)).toMatchObject([{ id: notification.id, topic: 'news', seq: 1 }])
       expect(await seqsOf('c')).toEqual([])
-      await store.unsubscribe('b', 'news')
-      await store.unsubscribe('b', 'never-subscribed')
+      await store.unsubscribe('b', ['news'])
+      await store.unsubscribe('b', ['never-subscribed'])
       const second = await store.publish({ topic: 'news' }, note('later'))
       expect(second.deliveries).toEqual([{ userId: 'a', seq: 2 }])
       expect((await store.publish({ topic: 'sport' }, note('match'))).deliveries).toEqual([{ userId: 'b', seq: 2 }])
       // A topic nobody follows still stores the notification, in no inbox.
       expect((await store.publish({ topic: 'empty' }, note('void'))).deliveries).toEqual([])
+    })
+  })
+
+  describe(`${name}: subscriptions`, () => {
+    it('subscribes to several topics at once, lists them, and refuses those past the cap', async () => {
+      expect(await store.subscribe('a', ['t1', 't2', 't1'], 3)).toEqual([])
+      expect(await store.subscribe('a', ['t2', 't3', 't4', 't5'], 3)).toEqual(['t4', 't5'])
+      expect((await store.topics('a')).sort()).toEqual(['t1', 't2', 't3'])
+      // Holding the cap, a topic already held is no refusal.
+      expect(await store.subscribe('a', ['t3'], 3)).toEqual([])
+      await store.unsubscribe('a', ['t1', 't2', 'never'])
+      expect(await store.subscribe('a', ['t4', 't5', 't6'], 3)).toEqual(['t6'])
+      expect((await store.topics('a')).sort()).toEqual(['t3', 't4', 't5'])
+      expect(await store.topics('nobody')).toEqual([])
+    })
+  })
+
+  describe(`${name}: health`, () => {
+    it('passes its check while it takes writes', async () => {
+      await expect(store.check()).resolves.toBeUndefined()
     })
   })
 
@@ -157,8 +177,8 @@ export function storeContract(name: string, makeHarness: () => Promise<StoreHarn
     it('keeps unread counters equal to the unread entries after a mix of publishes, reads and acks', async () => {
       const users = ['a', 'b', 'c', 'd']
       for (const u of users) await store.touchUser(u)
-      await store.subscribe('a', 't')
-      await store.subscribe('c', 't')
+      await store.subscribe('a', ['t'], 100)
+      await store.subscribe('c', ['t'], 100)
       const ids: Record<string, string[]> = { a: [], b: [], c: [], d: [] }
       const remember = (r: Awaited<ReturnType<Store['publish']>>) => {
         for (const d of r.deliveries) ids[d.userId]!.push(r.notification.id)
@@ -240,7 +260,7 @@ export function storeContract(name: string, makeHarness: () => Promise<StoreHarn
 
   describe(`${name}: durability`, () => {
     it('keeps everything across a restart, subscriptions included, and continues the seqs', async () => {
-      await store.subscribe('a', 'news')
+      await store.subscribe('a', ['news'], 100)
       const direct = await store.publish({ userIds: ['a', 'b'] }, { title: 'direct', body: 'x', priority: 'high', data: { k: [1, 'two'] } })
       await store.publish({ topic: 'news' }, note('topical'))
       await store.publish({ broadcast: true }, note('everyone'))

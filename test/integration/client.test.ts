@@ -290,7 +290,7 @@ describe('NotificationClient: requests', () => {
     expect((await s.server.publish('deploys', { title: 'before', body: '' })).recipients).toBe(1)
     // The server loses its subscriptions (as a fresh store would), then restarts.
     const store = new SqliteStore(s.database)
-    await store.unsubscribe('ida', 'deploys')
+    await store.unsubscribe('ida', ['deploys'])
     await store.close()
     await s.restart()
     await vi.waitFor(() => expect(events.count('online')).toBe(2))

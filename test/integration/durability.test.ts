@@ -1,10 +1,11 @@
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it, vi } from 'vitest'
 import { mintToken } from '../../src/server/index.js'
+import { signToken } from '../helpers/jwt.js'
 import { runCli, type ServerProcess, spawnServer } from '../helpers/process.js'
 import { API_KEY, httpPublish, rawClient, SECRET } from '../helpers/server.js'
 
@@ -71,6 +72,11 @@ describe('belfry-server start-up', () => {
       const nowhere = await runCli({ ...base, BELFRY_DB: join(dir, 'no', 'such', 'dir', 'belfry.db') })
       expect(nowhere.code).toBe(1)
       expect(nowhere.stderr).toMatch(/^belfry-server: .*directory.*\n$/)
+      // A corrupted store refuses to start (it used to start, report ok and take publishes).
+      writeFileSync(join(dir, 'junk.db'), 'x'.repeat(8192))
+      const junk = await runCli({ ...base, BELFRY_DB: join(dir, 'junk.db') })
+      expect(junk.code).toBe(1)
+      expect(junk.stderr).toMatch(/^belfry-server: the SQLite database ".*junk\.db" cannot be used: file is not a database\n$/)
     } finally {
       holder.close()
     }
@@ -108,6 +114,21 @@ describe('belfry-server start-up', () => {
     expect(publish.status).toBe(401)
     dev.child.kill('SIGTERM')
     prod.child.kill('SIGTERM')
+  }, 20_000)
+
+  it('enforces the token claim named by BELFRY_TOPICS_CLAIM on subscriptions', async () => {
+    const server = await spawnServer({ ...env, BELFRY_DB: join(dir, 'claims.db'), BELFRY_TOPICS_CLAIM: 'topics' })
+    running.push(server)
+    const client = await rawClient(server.wsUrl)
+    client.send({ type: 'auth', token: await signToken({ sub: 'ann', claims: { topics: ['tenant:acme:*'] } }), since: 0 })
+    await client.next((f) => f.type === 'replayed')
+    client.send({ type: 'subscribe', topics: ['tenant:acme:billing', 'tenant:globex:billing'], requestId: 's' })
+    expect(await client.next((f) => f.requestId === 's')).toMatchObject({
+      topics: ['tenant:acme:billing'],
+      refused: [{ topic: 'tenant:globex:billing', code: 'forbidden' }],
+    })
+    client.close()
+    server.child.kill('SIGTERM')
   }, 20_000)
 
   it('does not mint tokens without --dev', async () => {

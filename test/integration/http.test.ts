@@ -244,6 +244,57 @@ describe('POST /api/notifications: refused', () => {
     expect(await s.server.sendToUser('alice', { title: 'after', body: '' })).toMatchObject({ recipients: 1 })
   })
 
+  it('415 for a body that is not declared JSON', async () => {
+    const s = await start()
+    for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'application/jsonp', '']) {
+      const res = await call(`${s.url}/api/notifications`, {
+        method: 'POST',
+        headers: { ...bearer, ...(type && { 'content-type': type }) },
+        body: JSON.stringify(valid),
+      })
+      expect(res.status, type).toBe(415)
+      expect(res.json, type).toMatchObject({ error: 'unsupported_media_type' })
+    }
+    const withCharset = await post(s, JSON.stringify(valid), { ...bearer, 'content-type': 'application/json; charset=utf-8' })
+    expect(withCharset.status).toBe(201)
+  })
+
+  it('400 for data nested deeper than 32 levels (not a 500 from a stack overflow)', async () => {
+    const s = await start()
+    const deep = (n: number) => `${'{"a":'.repeat(n)}1${'}'.repeat(n)}`
+    for (const depth of [33, 4111, 20_000]) {
+      const res = await post(s, `{"userId":"alice","title":"t","body":"","data":${deep(depth)}}`, bearer)
+      expect(res.status, String(depth)).toBe(depth > 12_000 ? 413 : 400)
+      if (res.status === 400) expect(res.json.message).toMatch(/"data" must nest at most 32 levels deep/)
+    }
+    expect((await post(s, `{"userId":"alice","title":"t","body":"","data":${deep(32)}}`, bearer)).status).toBe(201)
+  })
+
+  it('408 for a body that does not arrive in time, instead of holding the request open', async () => {
+    const s = await start({ limits: { bodyTimeoutMs: 300 } })
+    const res = await new Promise<{ status: number; json: Record<string, unknown> }>((resolve, reject) => {
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port: s.port,
+          path: '/api/notifications',
+          method: 'POST',
+          headers: { ...bearer, 'content-type': 'application/json', 'content-length': 1000 },
+        },
+        (r) => {
+          let text = ''
+          r.on('data', (d: Buffer) => {
+            text += d.toString()
+          })
+          r.on('end', () => resolve({ status: r.statusCode ?? 0, json: JSON.parse(text) }))
+        },
+      )
+      req.on('error', reject)
+      req.write('{"userId":') // and nothing more
+    })
+    expect(res).toEqual({ status: 408, json: { error: 'request_timeout', message: 'the body must arrive within 300 ms' } })
+  })
+
   it('405 with an allow header for other methods', async () => {
     const s = await start()
     for (const method of ['GET', 'PUT', 'DELETE', 'PATCH']) {
@@ -259,13 +310,17 @@ describe('POST /api/notifications: refused', () => {
 })
 
 describe('other routes', () => {
-  it('GET /healthz is 200 {status: "ok"}', async () => {
+  it('GET /healthz is 200 {status: "ok"}, with the counts only for the API key', async () => {
     const s = await start()
     const alice = await authedClient(s, 'alice')
     const res = await call(`${s.url}/healthz`)
     expect(res.status).toBe(200)
-    expect(res.json).toMatchObject({ status: 'ok', users: 1, connections: 1 })
+    expect(res.json).toEqual({ status: 'ok' })
     expect(res.headers.get('cache-control')).toBe('no-store')
+    const wrongKey = await call(`${s.url}/healthz`, { headers: { authorization: 'Bearer not-the-key' } })
+    expect(wrongKey.json).toEqual({ status: 'ok' })
+    const operator = await call(`${s.url}/healthz`, { headers: bearer })
+    expect(operator.json).toEqual({ status: 'ok', users: 1, connections: 1 })
     alice.close()
   })
 

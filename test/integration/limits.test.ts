@@ -2,6 +2,7 @@ import type { Socket } from 'node:net'
 import { describe, expect, it, vi } from 'vitest'
 import WebSocket from 'ws'
 import { CloseCode, parseRetryReason } from '../../src/protocol/index.js'
+import { holds } from '../helpers/client.js'
 import { authedClient, type RawClient, rawClient, type TestServer, useServer } from '../helpers/server.js'
 
 const start = useServer()
@@ -31,11 +32,27 @@ describe('inbound rate limit', () => {
     // queued when the limit struck are dropped with the connection.
     expect(flooder.of('pong').length).toBeLessThan(10)
 
-    // The limit is per connection: the same user can connect again and be served.
+    // Another user is served as usual.
+    const other = await authedClient(s, 'bob')
+    other.send({ type: 'ping', requestId: 'other' })
+    await expect(other.next((f) => f.type === 'pong' && f.requestId === 'other')).resolves.toBeDefined()
+    other.close()
+  })
+
+  it('shares the budget among the user’s connections: reconnecting does not refill it', async () => {
+    const s = await start({ limits: { ratePerSecond: 1, rateBurst: 10 } })
+    const sockets = await Promise.all(Array.from({ length: 4 }, () => authedClient(s, 'alice')))
+    // 4 connections × 4 frames: a budget per connection (10 each) would serve them all.
+    for (const c of sockets) for (let i = 0; i < 4; i++) c.send({ type: 'ping' })
+    const codes: number[] = []
+    for (const c of sockets) void c.closed.then(({ code }) => codes.push(code))
+    await vi.waitFor(() => expect(codes).toContain(CloseCode.RateLimited))
+    for (const c of sockets) c.send({ type: 'ping', requestId: 'last' })
+    await holds(() => expect(sockets.reduce((n, c) => n + c.of('pong').length, 0)).toBeLessThanOrEqual(11), 300)
+    // A new connection of the same user starts in the same debt.
     const again = await authedClient(s, 'alice')
-    again.send({ type: 'ping', requestId: 'after' })
-    await expect(again.next((f) => f.type === 'pong' && f.requestId === 'after')).resolves.toBeDefined()
-    again.close()
+    for (let i = 0; i < 3; i++) again.send({ type: 'ping' })
+    expect((await again.closed).code).toBe(CloseCode.RateLimited)
   })
 
   it('refuses a connection over the per-user cap with auth_error and 4029', async () => {

@@ -134,11 +134,17 @@ class LaggingStore implements Store {
   markRead(userId: string, ids: readonly string[] | 'all') {
     return this.#inner.markRead(userId, ids)
   }
-  subscribe(userId: string, topic: string) {
-    return this.#inner.subscribe(userId, topic)
+  subscribe(userId: string, topics: readonly string[], max: number) {
+    return this.#inner.subscribe(userId, topics, max)
   }
-  unsubscribe(userId: string, topic: string) {
-    return this.#inner.unsubscribe(userId, topic)
+  unsubscribe(userId: string, topics: readonly string[]) {
+    return this.#inner.unsubscribe(userId, topics)
+  }
+  topics(userId: string) {
+    return this.#inner.topics(userId)
+  }
+  check() {
+    return this.#inner.check()
   }
   close() {
     return this.#inner.close()
@@ -314,17 +320,34 @@ describe('replay robustness', () => {
   // A resume's `since` is clamped to the latest seq, as at auth (src/server/connection.ts, the
   // `resume` case of #handle): taken unclamped, deliver() would silently drop every live
   // notification with seq <= that cursor, and replayed.seq would echo the bogus cursor back.
-  it('clamps a resume cursor beyond the latest seq, so live delivery continues', async () => {
+  it('refuses a resume that continues no announced replay, and live delivery goes on', async () => {
     const s = await server()
     const c = await connect(s, 'jay')
     await s.server.sendToUser('jay', { title: 'first', body: '' })
     await c.next((f) => f.type === 'notification' && f.seq === 1)
-    c.send({ type: 'resume', since: 9999, requestId: 'far' })
-    const round = await c.next((f) => f.requestId === 'far')
+    for (const since of [0, 1, 9999]) c.send({ type: 'resume', since, requestId: `r${since}` })
+    for (const since of [0, 1, 9999]) {
+      expect(await c.next((f) => f.requestId === `r${since}`)).toMatchObject({ type: 'error', code: 'bad_frame' })
+    }
     await s.server.sendToUser('jay', { title: 'second', body: '' })
     await settle(c)
     expect(seqs(c)).toEqual([1, 2])
-    expect(round).toEqual({ type: 'replayed', more: false, seq: 1, requestId: 'far' })
+    expect(c.of('replayed')).toHaveLength(1) // the one of auth
+  })
+
+  it('takes a resume only from the seq the round announced, once', async () => {
+    const s = await server({ limits: { replayBatch: 2 } })
+    await publishMany(s, 'kim', 5)
+    const c = await connectRaw(s, 'kim')
+    const first = await c.next((f) => f.type === 'replayed')
+    expect(first).toMatchObject({ more: true, seq: 2 })
+    c.send({ type: 'resume', since: 0, requestId: 'rewind' })
+    expect(await c.next((f) => f.requestId === 'rewind')).toMatchObject({ type: 'error', code: 'bad_frame' })
+    c.send({ type: 'resume', since: 2, requestId: 'next' })
+    expect(await c.next((f) => f.requestId === 'next')).toMatchObject({ type: 'replayed', more: true, seq: 4 })
+    c.send({ type: 'resume', since: 2, requestId: 'again' })
+    expect(await c.next((f) => f.requestId === 'again')).toMatchObject({ type: 'error', code: 'bad_frame' })
+    expect(seqs(c)).toEqual([1, 2, 3, 4])
   })
 
   // Regression: a round used to send up to replayBatch frames in one synchronous loop, and

@@ -45,6 +45,13 @@ describe('readConfig', () => {
     expect(() => readConfig({ BELFRY_SECRET: 's'.repeat(16), BELFRY_API_KEY: DEV_API_KEY }, [])).toThrow(/dev defaults/)
   })
 
+  it('reads BELFRY_TOPICS_CLAIM as the name of a token claim', () => {
+    const base = { BELFRY_SECRET: 's'.repeat(16), BELFRY_API_KEY: 'k'.repeat(8) }
+    expect(readConfig({ ...base, BELFRY_TOPICS_CLAIM: 'topics' }, [])).toMatchObject({ topicsClaim: 'topics' })
+    expect(readConfig(base, [])).not.toHaveProperty('topicsClaim')
+    expect(() => readConfig({ ...base, BELFRY_TOPICS_CLAIM: 'no spaces' }, [])).toThrow(/BELFRY_TOPICS_CLAIM/)
+  })
+
   it('refuses an empty BELFRY_DB instead of taking it for ./belfry.db', () => {
     expect(() => readConfig({ BELFRY_DB: '' }, ['--dev'])).toThrow(/BELFRY_DB is empty/)
   })

@@ -3,6 +3,7 @@ import { pino } from 'pino'
 import { describe, expect, it, vi } from 'vitest'
 import { mintToken, secretKey } from '../../src/server/auth.js'
 import { InProcessBroker } from '../../src/server/broker/broker.js'
+import { Budgets } from '../../src/server/budget.js'
 import { Connection } from '../../src/server/connection/connection.js'
 import type { Hub } from '../../src/server/hub.js'
 import { DEFAULT_LIMITS } from '../../src/server/options.js'
@@ -48,6 +49,8 @@ const makeHub = (store = new SqliteStore(':memory:')): Hub => ({
   connections: new Set(),
   unauthenticated: new Set(),
   limits: DEFAULT_LIMITS,
+  budgets: new Budgets(DEFAULT_LIMITS),
+  authorizeSubscribe: undefined,
   key: secretKey(SECRET),
   log: pino({ level: 'silent' }),
 })

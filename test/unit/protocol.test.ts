@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest'
 import {
   CloseCode,
   MAX_IDS_PER_FRAME,
+  MAX_TOPIC_LENGTH,
+  MAX_TOPICS_PER_FRAME,
   parseClientFrame,
   parseRetryReason,
   parseServerFrame,
@@ -55,7 +57,24 @@ describe('parseClientFrame', () => {
     expect(bad('{"type":"ack","seq":1.5}').message).toContain('"seq"')
     expect(bad('{"type":"auth","token":""}').message).toContain('"token"')
     expect(bad('{"type":"subscribe","topic":5}').message).toContain('"topic"')
-    expect(bad(`{"type":"subscribe","topic":"${'x'.repeat(200)}"}`).message).toContain('"topic"')
+    expect(bad(`{"type":"subscribe","topic":"${'x'.repeat(MAX_TOPIC_LENGTH + 1)}"}`).message).toContain('"topic"')
+  })
+
+  it('takes one topic or a batch of topics in subscribe and unsubscribe, not both, not neither', () => {
+    expect(parseClientFrame('{"type":"subscribe","topics":["a","b"]}')).toMatchObject({ ok: true })
+    expect(parseClientFrame('{"type":"unsubscribe","topic":"a"}')).toMatchObject({ ok: true })
+    expect(bad('{"type":"subscribe"}').message).toContain('either')
+    expect(bad('{"type":"subscribe","topic":"a","topics":["b"]}').message).toContain('either')
+    expect(bad('{"type":"subscribe","topics":[]}').message).toContain('"topics"')
+    expect(bad('{"type":"subscribe","topics":["a",""]}').message).toContain('"topics"')
+    const many = JSON.stringify({ type: 'subscribe', topics: Array.from({ length: MAX_TOPICS_PER_FRAME + 1 }, (_, i) => `t${i}`) })
+    expect(bad(many).message).toContain('"topics"')
+  })
+
+  it('refuses a user id with control characters or a lone surrogate, as the publish API does', () => {
+    expect(bad('{"type":"auth","token":"t","userId":"ann\\u0000"}').message).toContain('"userId"')
+    expect(bad('{"type":"auth","token":"t","userId":"ann\\ud800"}').message).toContain('"userId"')
+    expect(bad('{"type":"auth","token":"t","userId":"ann\\u009b"}').message).toContain('"userId"')
   })
 
   it('wants exactly one of ids or all in mark_read, with a bounded id list', () => {

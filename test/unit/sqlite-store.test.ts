@@ -1,8 +1,8 @@
-import { mkdtempSync, rmSync } from 'node:fs'
+import { closeSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { SqliteStore } from '../../src/server/store/sqlite.js'
 import { storeContract } from '../contract/store.js'
 
@@ -79,7 +79,7 @@ describe('SqliteStore: its tables', () => {
       ['broadcast', { broadcast: true as const }],
       ['topic', { topic: 'news' }],
     ])('%s', async (_, audience) => {
-      for (const user of ['a', 'b', 'boom', 'c']) await store.subscribe(user, 'news')
+      for (const user of ['a', 'b', 'boom', 'c']) await store.subscribe(user, ['news'], 100)
       await store.publish({ userIds: ['a', 'b', 'c'] }, note('before'))
       const db = raw()
       const before = snapshot(db)
@@ -95,5 +95,99 @@ describe('SqliteStore: its tables', () => {
       expect(deliveries.find((d) => d.userId === 'boom')).toEqual({ userId: 'boom', seq: 1 })
       expectCountersConsistent(db)
     })
+  })
+})
+
+describe('SqliteStore: a store that cannot work refuses to open, and a full one says so', () => {
+  let dir: string
+  let file: string
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'belfry-store-'))
+    file = join(dir, 'inbox.db')
+  })
+  afterEach(() => {
+    vi.restoreAllMocks()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  /** Writes some data and leaves the file complete (no WAL beside it). */
+  function filled(): void {
+    const store = new SqliteStore(file)
+    for (let i = 0; i < 300; i++) void store.publish({ userIds: [`u${i % 7}`] }, { title: `n${i}`, body: 'x'.repeat(200) })
+    void store.close()
+  }
+
+  it('refuses a read-only database (as SQLite opens a file of a newer format) with a clear error', () => {
+    filled()
+    const fd = openSync(file, 'r+')
+    writeSync(fd, Buffer.from([3]), 0, 1, 18) // file format write version 3: SQLite may read it, not write it
+    closeSync(fd)
+    expect(() => new SqliteStore(file)).toThrow(/cannot be used: attempt to write a readonly database/)
+  })
+
+  it('refuses a corrupted database: its integrity check fails', () => {
+    filled()
+    const fd = openSync(file, 'r+')
+    writeSync(fd, Buffer.alloc(3 * 4096, 0x5a), 0, 3 * 4096, 2 * 4096) // garbage over pages 3 to 5
+    closeSync(fd)
+    expect(() => new SqliteStore(file)).toThrow(/cannot be used: .*(integrity check|malformed)/)
+  })
+
+  it('refuses a file that is not a database', () => {
+    writeFileSync(file, 'x'.repeat(10_000))
+    expect(() => new SqliteStore(file)).toThrow(/cannot be used: file is not a database/)
+  })
+
+  it('fails writes past maxBytes, and its check says the store is full', async () => {
+    const store = new SqliteStore(file, { maxBytes: 256 * 1024 })
+    await expect(store.check()).resolves.toBeUndefined()
+    let failure: unknown
+    for (let i = 0; i < 1000 && failure === undefined; i++) {
+      await store.publish({ userIds: ['a'] }, { title: `n${i}`, body: 'x'.repeat(4000) }).catch((error: unknown) => {
+        failure = error
+      })
+    }
+    expect(String(failure)).toMatch(/full/)
+    await expect(store.check()).rejects.toThrow(/the database is full/)
+    // Reading still works, and what was committed is whole.
+    const seqs = (await store.after('a', 0, 10_000)).map((n) => n.seq)
+    expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => i + 1))
+    await store.close()
+  })
+
+  it('cuts the WAL back to walSizeLimit after a checkpoint', async () => {
+    const store = new SqliteStore(file, { walSizeLimit: 64 * 1024 })
+    for (let i = 0; i < 200; i++) await store.publish({ userIds: ['a'] }, { title: `n${i}`, body: 'x'.repeat(8000) })
+    expect(statSync(`${file}-wal`).size).toBeGreaterThan(1024 * 1024)
+    // After the timer's checkpoint, the next write starts the WAL over and truncates it.
+    await vi.waitFor(
+      async () => {
+        await store.publish({ userIds: ['a'] }, { title: 'later', body: '' })
+        expect(statSync(`${file}-wal`).size).toBeLessThanOrEqual(64 * 1024)
+      },
+      { timeout: 5000, interval: 300 },
+    )
+    await store.close()
+  })
+
+  it('never throws from its checkpoint timer: a failure (a full disk) is kept for check()', async () => {
+    vi.useFakeTimers()
+    const store = new SqliteStore(file)
+    const pragma = Database.prototype.pragma
+    vi.spyOn(Database.prototype, 'pragma').mockImplementation(function (
+      this: Database.Database,
+      source: string,
+      options?: Database.PragmaOptions,
+    ) {
+      if (source.startsWith('wal_checkpoint')) throw new Error('database or disk is full')
+      return pragma.call(this, source, options)
+    })
+    expect(() => vi.advanceTimersByTime(3000)).not.toThrow()
+    await expect(store.check()).rejects.toThrow(/WAL checkpoint failed: database or disk is full/)
+    vi.restoreAllMocks()
+    vi.advanceTimersByTime(1000)
+    await expect(store.check()).resolves.toBeUndefined()
+    vi.useRealTimers()
+    await store.close()
   })
 })

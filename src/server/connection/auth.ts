@@ -1,39 +1,48 @@
 import { type AuthFrame, CloseCode, ErrorCode, retryReason } from '../../protocol/index.js'
 import { verifyToken } from '../auth.js'
 import type { Connection } from './connection.js'
+import { topicRefusal } from './requests.js'
 
 /**
  * The auth frame: verifies the token, checks the user and the user's
  * connection cap, signs the connection in, answers `auth_success` with the
  * user's latest seq and unread count, and starts the replay. Any refusal is
- * an `auth_error` followed by a close (docs/protocol.md, "Close codes").
+ * an `auth_error` followed by a close (docs/protocol.md, "Close codes"),
+ * logged at warn without the token.
  */
 export async function authenticate(c: Connection, f: AuthFrame): Promise<void> {
   if (c.phase !== 'authenticating') {
     c.reject(ErrorCode.AlreadyAuthenticated, 'this connection is already authenticated')
     return
   }
-  const { registry, limits, store, log, key } = c.hub
+  const { registry, limits, store, log, key, authorizeSubscribe } = c.hub
   const check = await verifyToken(f.token, key)
   if (c.closed) return
+  const refuse = (code: ErrorCode, close: number, message: string, reason = message) => {
+    log.warn({ conn: c.id, code, reason: message, ...(check.ok && { user: check.userId }) }, 'auth refused')
+    c.reply({ type: 'auth_error', code, message })
+    c.close(close, reason)
+  }
   if (!check.ok) {
-    c.reply({ type: 'auth_error', code: check.expired ? ErrorCode.TokenExpired : ErrorCode.TokenInvalid, message: check.message })
-    c.close(check.expired ? CloseCode.TokenExpired : CloseCode.TokenInvalid, check.message)
-    return
+    return refuse(
+      check.expired ? ErrorCode.TokenExpired : ErrorCode.TokenInvalid,
+      check.expired ? CloseCode.TokenExpired : CloseCode.TokenInvalid,
+      check.message,
+    )
   }
   if (f.userId !== undefined && f.userId !== check.userId) {
-    c.reply({ type: 'auth_error', code: ErrorCode.Forbidden, message: 'userId does not match the token' })
-    c.close(CloseCode.Forbidden, 'user mismatch')
-    return
+    return refuse(ErrorCode.Forbidden, CloseCode.Forbidden, 'userId does not match the token', 'user mismatch')
   }
   if (registry.count(check.userId) >= limits.maxConnectionsPerUser) {
-    c.reply({ type: 'auth_error', code: ErrorCode.RateLimited, message: 'too many connections for this user' })
-    c.close(CloseCode.RateLimited, retryReason('too many connections', 30_000))
-    return
+    const reason = retryReason('too many connections', 30_000)
+    return refuse(ErrorCode.RateLimited, CloseCode.RateLimited, 'too many connections for this user', reason)
   }
   // No `since`: the article's client, which neither asks for the next round nor acks.
-  c.signIn(check.userId, check.expiresAt, f.since === undefined)
+  c.signIn(check.userId, check.expiresAt, f.since === undefined, authorizeSubscribe && check.claims)
   const user = await store.touchUser(check.userId)
+  if (c.closed) return
+  // Grants may have been revoked since the user subscribed: what this token no longer allows ends here.
+  if (authorizeSubscribe) await recheckSubscriptions(c)
   if (c.closed) return
   // `since: 0` (or none) is no cursor: everything after the user's acknowledged one.
   // A cursor beyond the latest seq comes from another database: start from the end.
@@ -47,4 +56,14 @@ export async function authenticate(c: Connection, f: AuthFrame): Promise<void> {
   })
   log.debug({ conn: c.id, user: check.userId, since }, 'authenticated')
   return c.replay.start(since)
+}
+
+async function recheckSubscriptions(c: Connection): Promise<void> {
+  const { store, log } = c.hub
+  const userId = c.userId!
+  const revoked: string[] = []
+  for (const topic of await store.topics(userId)) if (await topicRefusal(c, topic)) revoked.push(topic)
+  if (revoked.length === 0) return
+  await store.unsubscribe(userId, revoked)
+  log.info({ conn: c.id, user: userId, topics: revoked.length }, 'subscriptions no longer allowed were ended')
 }

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import WebSocket from 'ws'
 import { type ClientFrame, CloseCode, ErrorCode, parseClientFrame, retryReason, type ServerFrame } from '../../protocol/index.js'
+import type { UserBudget } from '../budget.js'
 import type { Hub } from '../hub.js'
-import { TokenBucket } from '../rate-limit.js'
 import { frame, rid } from '../serialize.js'
 import { authenticate } from './auth.js'
 import { ImplicitAcks } from './implicit-ack.js'
@@ -38,6 +38,15 @@ const PROCESS_TAG = randomBytes(6).toString('base64url')
 let serial = 0
 /** How long a slow consumer has to read its close frame before the socket is destroyed. */
 const SLOW_CONSUMER_GRACE_MS = 5000
+/**
+ * How long a socket refused before auth (bad token, no auth in time, too many
+ * bad frames) has to read its close frame before it is destroyed, instead of
+ * ws's 30 s close handshake: such sockets would otherwise pile up.
+ */
+const REFUSED_GRACE_MS = 1000
+
+const byteLength = (data: WebSocket.RawData): number =>
+  Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : data instanceof ArrayBuffer ? data.byteLength : data.length
 
 /** The socket's connection, kept on the socket for the shared listeners. */
 const OWNER = Symbol('belfry connection')
@@ -56,6 +65,10 @@ export class Connection {
   readonly id = `${PROCESS_TAG}${++serial}`
   #phase: ConnectionPhase = 'authenticating'
   #userId: string | undefined
+  /** The verified token's claims, kept only when subscriptions are authorized. */
+  #claims: Readonly<Record<string, unknown>> | undefined
+  /** What the user may cost, shared with the user's other connections (budget.ts). */
+  #budget: UserBudget | undefined
   /** When the token expires (ms since the epoch); {@link expireBy} closes the connection then. */
   #expiresAt = Number.POSITIVE_INFINITY
   /** The replay cursor and live delivery. */
@@ -64,17 +77,18 @@ export class Connection {
   #acks: ImplicitAcks | undefined
   /** A WebSocket ping is unanswered. */
   #awaitingPong = false
+  /** Bad frames in a row (before auth, a frame that parses does not reset it: only auth does). */
   #badFrames = 0
+  /** Frames received before auth: one is expected (the auth frame); past `maxBadFrames` the socket is closed. */
+  #early = 0
   /** Frames are handled one at a time, in order (auth completes before the next frame). */
   #queue: Promise<void> = SETTLED
   #authTimer: NodeJS.Timeout | undefined
-  readonly #bucket: TokenBucket
 
   constructor(
     readonly ws: WebSocket,
     readonly hub: Hub,
   ) {
-    this.#bucket = new TokenBucket(hub.limits.ratePerSecond, hub.limits.rateBurst)
     hub.connections.add(this)
     hub.unauthenticated.add(this)
     this.#authTimer = setTimeout(() => this.close(CloseCode.AuthTimeout, 'auth timeout'), hub.limits.authTimeoutMs)
@@ -100,14 +114,27 @@ export class Connection {
     return this.#acks
   }
 
+  /** The verified token's claims (only when subscriptions are authorized). */
+  get claims(): Readonly<Record<string, unknown>> {
+    return this.#claims ?? {}
+  }
+
+  /** The user's budget (after auth). */
+  get budget(): UserBudget {
+    return this.#budget!
+  }
+
   /**
    * Auth succeeded: the connection belongs to `userId` (and counts toward its
    * connections) until its token expires at `expiresAt`, and starts replaying.
    * `implicitAcks`: a client of the article's protocol, acked for (implicit-ack.ts).
    */
-  signIn(userId: string, expiresAt: number, implicitAcks: boolean): void {
+  signIn(userId: string, expiresAt: number, implicitAcks: boolean, claims?: Readonly<Record<string, unknown>>): void {
     this.#userId = userId
     this.#expiresAt = expiresAt
+    this.#claims = claims
+    this.#budget = this.hub.budgets.of(userId)
+    this.#badFrames = 0
     if (implicitAcks) this.#acks = new ImplicitAcks(this)
     this.moveTo('replaying')
     this.hub.registry.add(userId, this)
@@ -119,16 +146,17 @@ export class Connection {
   }
 
   /**
-   * The one setter of the phase. Leaving `authenticating` frees the slot among
-   * the sockets waiting for auth; `closed` is final and releases everything
-   * the connection holds (the registry entry, timers).
+   * The one setter of the phase. Signing in frees the slot among the sockets
+   * waiting for auth (a socket refused before auth keeps it until it is gone:
+   * closing sockets count against `maxUnauthenticated`); `closed` is final and
+   * releases everything the connection holds (the registry entry, timers).
    */
   moveTo(to: ConnectionPhase): void {
     const from = this.#phase
     if (from === to || from === 'closed') return
     this.#phase = to
     if (from === 'authenticating') {
-      this.hub.unauthenticated.delete(this)
+      if (to !== 'closed') this.hub.unauthenticated.delete(this)
       this.#authTimer = void clearTimeout(this.#authTimer) // its closure would live as long as the connection
     }
     if (to === 'closed') {
@@ -168,20 +196,33 @@ export class Connection {
   /** Closes with a code and a short reason (RFC 6455 §5.5: at most 123 bytes). */
   close(code: number, reason: string): void {
     if (this.closed) return
+    const refused = this.#phase === 'authenticating'
     this.moveTo('closed')
     if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(code, reason)
-    if (code === CloseCode.SlowConsumer) {
-      // A client that does not read will not read the close frame either: free its buffer soon,
-      // not after ws's 30 s close timeout.
-      setTimeout(() => this.ws.terminate(), SLOW_CONSUMER_GRACE_MS).unref()
+    // A client that does not read will not read the close frame either, and one refused before auth
+    // may never answer it: free the socket soon, not after ws's 30 s close timeout.
+    if (refused || code === CloseCode.SlowConsumer) {
+      setTimeout(() => this.ws.terminate(), refused ? REFUSED_GRACE_MS : SLOW_CONSUMER_GRACE_MS).unref()
     }
   }
 
   /** From the socket's shared `message` listener. */
   receive(data: WebSocket.RawData, isBinary: boolean): void {
     if (this.closed) return
-    if (!this.#bucket.take()) {
-      this.close(CloseCode.RateLimited, retryReason('rate limited', Math.max(1000, this.#bucket.retryMs)))
+    const budget = this.#budget
+    if (budget === undefined) {
+      // Before auth one small frame is expected: a large one is not even parsed (deeply nested
+      // JSON costs CPU), and a socket cannot pile up frames while its auth is being checked.
+      if (byteLength(data) > this.hub.limits.maxAuthFrameBytes) {
+        this.close(CloseCode.TooLarge, 'frame too large before auth')
+        return
+      }
+      if (++this.#early > this.hub.limits.maxBadFrames) {
+        this.close(CloseCode.ProtocolViolation, 'too many frames before auth')
+        return
+      }
+    } else if (!budget.frames.take()) {
+      this.close(CloseCode.RateLimited, retryReason('rate limited', Math.max(1000, budget.frames.retryMs)))
       return
     }
     if (isBinary) {
@@ -193,7 +234,7 @@ export class Connection {
       this.reject(parsed.code, parsed.message, parsed.requestId)
       return
     }
-    this.#badFrames = 0
+    if (budget !== undefined) this.#badFrames = 0
     const f = parsed.frame
     this.#enqueue(() => this.#handle(f), f.type === 'auth' || f.type === 'resume', 'requestId' in f ? f.requestId : undefined)
   }
@@ -260,6 +301,7 @@ export class Connection {
   gone(): void {
     this.moveTo('closed')
     this.hub.connections.delete(this)
+    this.hub.unauthenticated.delete(this)
   }
 }
 

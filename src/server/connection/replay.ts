@@ -1,3 +1,5 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import { ErrorCode } from '../../protocol/index.js'
 import { frame, replayFrame, rid } from '../serialize.js'
 import type { Connection } from './connection.js'
 
@@ -12,6 +14,10 @@ import type { Connection } from './connection.js'
  * connection goes live in the same tick as its last read, so nothing
  * published in between is lost or sent twice.
  *
+ * A `resume` only continues a replay the server announced: after a round
+ * that ended `more: true`, from that round's seq. Each round is paid for from
+ * the user's byte budget (budget.ts): past it, the next round waits.
+ *
  * Live, each notification is sent if it is the next seq; while replaying it
  * is held back (the replay reads it from the store); a gap (an event
  * overtaken by another, or lost) sends the connection back to the store.
@@ -22,6 +28,8 @@ export class Replay {
   #sentSeq = 0
   /** Highest seq announced by the broker while not live. */
   #pendingMax = 0
+  /** The seq of the last round that ended `more: true`: the one `resume` this connection may send. */
+  #announced: number | undefined
 
   constructor(c: Connection) {
     this.#c = c
@@ -32,10 +40,21 @@ export class Replay {
     return this.#sentSeq
   }
 
-  /** Replays what follows `since` (at auth, or on `resume`), then goes live. */
-  start(since: number, requestId?: string): Promise<void> {
+  /** Replays what follows `since` (at auth), then goes live. */
+  start(since: number): Promise<void> {
     this.#sentSeq = since
     this.#c.moveTo('replaying')
+    return this.#round(undefined)
+  }
+
+  /** The client asks for the next round of an announced replay. */
+  resume(since: number, requestId?: string): Promise<void> | undefined {
+    if (this.#announced === undefined || since !== this.#announced) {
+      const expected = this.#announced === undefined ? 'no replay is waiting for it' : `expected since: ${this.#announced}`
+      this.#c.reject(ErrorCode.BadFrame, `resume continues a replay that ended with more: true, from its seq (${expected})`, requestId)
+      return undefined
+    }
+    this.#announced = undefined
     return this.#round(requestId)
   }
 
@@ -62,7 +81,11 @@ export class Replay {
     const c = this.#c
     const { store, limits } = c.hub
     const userId = c.userId!
+    const bucket = c.budget.bytes
     for (;;) {
+      // The user's requests have made the server send more than its budget allows: wait it out.
+      if (bucket.waitMs > 0) await sleep(bucket.waitMs, undefined, { ref: false })
+      if (c.closed) return
       const rows = await store.after(userId, this.#sentSeq, limits.replayBatch + 1)
       if (c.closed) return
       // The client asks for the next round only after reading this one, so the send buffer
@@ -75,13 +98,16 @@ export class Replay {
           break
         }
         const data = replayFrame(row)
-        bytes += Buffer.byteLength(data)
+        const size = Buffer.byteLength(data)
+        bytes += size
+        bucket.charge(size)
         c.send(data)
         if (c.closed) return // cut off as a slow consumer
         this.#sentSeq = row.seq
       }
       if (more) {
         if (!c.acks) {
+          this.#announced = this.#sentSeq
           c.reply({ type: 'replayed', more: true, seq: this.#sentSeq, ...rid(requestId) })
           return
         }

@@ -1,4 +1,13 @@
-import type { AuthFrame, ClientFrame, HistoryFrame, MarkReadFrame } from '../../protocol/index.js'
+import { setTimeout as sleep } from 'node:timers/promises'
+import {
+  type AuthFrame,
+  type ClientFrame,
+  ErrorCode,
+  type HistoryFrame,
+  type MarkReadFrame,
+  type RefusedTopic,
+  type SubscribeFrame,
+} from '../../protocol/index.js'
 import { frame, historyFrame, rid } from '../serialize.js'
 import type { Connection } from './connection.js'
 
@@ -6,25 +15,18 @@ const DEFAULT_HISTORY_LIMIT = 20
 
 /** The frames of an authenticated connection: acks, replay paging, read state, topics, history, ping. */
 export async function handleRequest(c: Connection, f: Exclude<ClientFrame, AuthFrame>): Promise<void> {
-  const userId = c.userId!
-  const { store } = c.hub
   switch (f.type) {
     case 'ack':
-      await store.ack(userId, f.seq)
+      await c.hub.store.ack(c.userId!, f.seq)
       return
-    case 'resume': {
-      // Clamped as at auth: a cursor past the latest seq would hold back every later notification.
-      const { latestSeq } = await store.touchUser(userId)
-      if (c.closed) return
-      return c.replay.start(Math.min(f.since, latestSeq), f.requestId)
-    }
+    case 'resume':
+      return c.replay.resume(f.since, f.requestId)
     case 'mark_read':
       return markRead(c, f)
     case 'subscribe':
+      return subscribe(c, f)
     case 'unsubscribe':
-      await (f.type === 'subscribe' ? store.subscribe(userId, f.topic) : store.unsubscribe(userId, f.topic))
-      c.reply({ type: f.type === 'subscribe' ? 'subscribed' : 'unsubscribed', topic: f.topic, ...rid(f.requestId) })
-      return
+      return unsubscribe(c, f)
     case 'history':
       return history(c, f)
     case 'ping':
@@ -47,8 +49,64 @@ async function markRead(c: Connection, f: MarkReadFrame): Promise<void> {
   }
 }
 
-/** One page, newest first, cut short (with `next`) before it takes more than a replay round's bytes. */
+/** Why the user may not subscribe to `topic`, if it may not: too long, or not authorized. */
+export async function topicRefusal(c: Connection, topic: string): Promise<ErrorCode | undefined> {
+  if (topic.length > c.hub.limits.maxTopicLength) return ErrorCode.TopicTooLong
+  const authorize = c.hub.authorizeSubscribe
+  if (authorize && !(await authorize(c.userId!, topic, c.claims))) return ErrorCode.Forbidden
+  return undefined
+}
+
+const REFUSAL_MESSAGES: Partial<Record<ErrorCode, (topic: string, c: Connection) => string>> = {
+  [ErrorCode.Forbidden]: (topic) => `not allowed to subscribe to "${topic}"`,
+  [ErrorCode.TopicTooLong]: (_, c) => `topics are at most ${c.hub.limits.maxTopicLength} characters`,
+  [ErrorCode.TooManySubscriptions]: (_, c) => `at most ${c.hub.limits.maxSubscriptionsPerUser} subscriptions per user`,
+}
+
+/**
+ * Subscribes to one topic (`topic`: answered `subscribed`, or an `error` that
+ * says why not) or several (`topics`: answered by one `subscribed` with the
+ * topics subscribed and those refused).
+ */
+async function subscribe(c: Connection, f: SubscribeFrame): Promise<void> {
+  const wanted = [...new Set(f.topics ?? [f.topic!])]
+  const refused: RefusedTopic[] = []
+  const allowed: string[] = []
+  for (const topic of wanted) {
+    const code = await topicRefusal(c, topic)
+    if (code) refused.push({ topic, code })
+    else allowed.push(topic)
+  }
+  if (c.closed) return
+  const full = allowed.length > 0 ? await c.hub.store.subscribe(c.userId!, allowed, c.hub.limits.maxSubscriptionsPerUser) : []
+  if (c.closed) return
+  for (const topic of full) refused.push({ topic, code: ErrorCode.TooManySubscriptions })
+  if (f.topic !== undefined) {
+    const [refusal] = refused
+    if (refusal)
+      c.reply({ type: 'error', code: refusal.code, message: REFUSAL_MESSAGES[refusal.code]!(refusal.topic, c), ...rid(f.requestId) })
+    else c.reply({ type: 'subscribed', topic: f.topic, ...rid(f.requestId) })
+    return
+  }
+  const subscribed = allowed.filter((t) => !full.includes(t))
+  c.reply({ type: 'subscribed', topics: subscribed, ...(refused.length > 0 && { refused }), ...rid(f.requestId) })
+}
+
+async function unsubscribe(c: Connection, f: SubscribeFrame): Promise<void> {
+  const topics = f.topics ?? [f.topic!]
+  await c.hub.store.unsubscribe(c.userId!, topics)
+  if (c.closed) return
+  c.reply({ type: 'unsubscribed', ...(f.topic !== undefined ? { topic: f.topic } : { topics }), ...rid(f.requestId) })
+}
+
+/**
+ * One page, newest first, cut short (with `next`) before it takes more than a
+ * replay round's bytes, and paid for from the user's byte budget.
+ */
 async function history(c: Connection, f: HistoryFrame): Promise<void> {
+  const bucket = c.budget.bytes
+  if (bucket.waitMs > 0) await sleep(bucket.waitMs, undefined, { ref: false })
+  if (c.closed) return
   const limit = f.limit ?? DEFAULT_HISTORY_LIMIT
   const rows = await c.hub.store.history(c.userId!, f.before, limit)
   if (c.closed) return
@@ -63,5 +121,7 @@ async function history(c: Connection, f: HistoryFrame): Promise<void> {
   }
   const last = rows[items.length - 1]
   const next = (items.length < rows.length || items.length === limit) && last && last.seq > 1 ? { next: last.seq } : {}
-  c.send(historyFrame(items, { ...next, ...rid(f.requestId) }))
+  const page = historyFrame(items, { ...next, ...rid(f.requestId) })
+  bucket.charge(Buffer.byteLength(page))
+  c.send(page)
 }

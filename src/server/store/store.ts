@@ -89,10 +89,24 @@ export interface Store {
    * Resolves with the ids that changed and the new unread count.
    */
   markRead(userId: string, ids: readonly string[] | 'all'): Promise<ReadChange>
-  /** Subscribes the user to a topic (and records the user); subscribing twice is once. */
-  subscribe(userId: string, topic: string): Promise<void>
-  /** Ends a subscription; one that does not exist is no error. */
-  unsubscribe(userId: string, topic: string): Promise<void>
+  /**
+   * Subscribes the user to topics (and records the user), all in one
+   * transaction; subscribing twice is once. The user may hold at most `max`
+   * subscriptions: topics past that are not subscribed, and resolve as the
+   * returned list (in the order given).
+   */
+  subscribe(userId: string, topics: readonly string[], max: number): Promise<string[]>
+  /** Ends subscriptions; one that does not exist is no error. */
+  unsubscribe(userId: string, topics: readonly string[]): Promise<void>
+  /** The topics the user is subscribed to (checked again at each auth when subscriptions are authorized). */
+  topics(userId: string): Promise<string[]>
+  /**
+   * Verifies that the store takes writes now (a write probe, and room to grow
+   * where the store knows its bound); rejects with an Error that says what is
+   * wrong. `/healthz` calls it. A store should also refuse to be created on
+   * a database it cannot use (corrupted, read-only, unreachable).
+   */
+  check(): Promise<void>
   /** Releases the database. Safe to call twice. */
   close(): Promise<void>
 }

@@ -95,7 +95,7 @@ describe('requests around auth', () => {
     })
     t.client.connect()
     await tick()
-    expect(server.sent('subscribe').map((f) => f.topic)).toEqual(['old', 'new'])
+    expect(server.sent('subscribe').map((f) => f.topics)).toEqual([['old'], ['new']])
   })
 
   it('unsubscribe and subscribe again while offline: the server ends up subscribed', async () => {
@@ -108,7 +108,7 @@ describe('requests around auth', () => {
     client.subscribe('news')
     await tick(200)
     expect(client.state).toBe('online')
-    expect(server.peer.frames.map((f) => `${f.type}${f.topic ? ` ${f.topic}` : ''}`)).toEqual([
+    expect(server.peer.frames.map((f) => `${f.type}${f.topics ? ` ${f.topics}` : ''}`)).toEqual([
       'auth',
       'unsubscribe news',
       'subscribe news',

@@ -13,7 +13,7 @@ describe('topic subscriptions', () => {
     t.client.subscribe('deploys')
     await connected(t)
     await tick()
-    expect(server.sent('subscribe')).toEqual([{ type: 'subscribe', topic: 'deploys' }])
+    expect(server.sent('subscribe')).toEqual([{ type: 'subscribe', topics: ['deploys'] }])
   })
 
   it('sends a subscription made online at once, and an unsubscribe made offline after the next auth', async () => {
@@ -21,7 +21,7 @@ describe('topic subscriptions', () => {
     const { client } = await connected(createClient(server))
     const stop = client.subscribe('alerts')
     await tick()
-    expect(server.sent('subscribe')).toEqual([{ type: 'subscribe', topic: 'alerts' }])
+    expect(server.sent('subscribe')).toEqual([{ type: 'subscribe', topics: ['alerts'] }])
     server.peer.close(1006)
     await tick()
     expect(client.state).toBe('reconnecting')
@@ -32,5 +32,42 @@ describe('topic subscriptions', () => {
     })
     // Not restored: it was given up while offline.
     expect(server.sent('subscribe')).toHaveLength(1)
+  })
+
+  it('restores every topic after a reconnect in one frame', async () => {
+    const server = startMockServer()
+    const { client } = await connected(createClient(server, { backoff: () => 100 }))
+    const topics = Array.from({ length: 80 }, (_, i) => `topic-${i}`)
+    for (const topic of topics) client.subscribe(topic)
+    await tick()
+    server.peer.close(1006)
+    await tick(200)
+    expect(client.state).toBe('online')
+    expect(server.peer.frames.filter((f) => f.type === 'subscribe')).toEqual([{ type: 'subscribe', topics }])
+  })
+
+  it('drops a topic the server refuses, reports it, and does not restore it', async () => {
+    const server = startMockServer()
+    const t = await connected(createClient(server, { backoff: () => 100 }))
+    t.client.subscribe('mine')
+    t.client.subscribe('tenant:other')
+    await tick()
+    server.peer.send({ type: 'subscribed', topics: ['mine'], refused: [{ topic: 'tenant:other', code: 'forbidden' }] })
+    await tick()
+    expect(t.log.errors.map((e) => [e.name, e.code, e.message])).toEqual([
+      ['ProtocolError', 'forbidden', 'subscription to "tenant:other" refused: forbidden'],
+    ])
+    server.peer.close(1006)
+    await tick(200)
+    expect(server.peer.frames.filter((f) => f.type === 'subscribe')).toEqual([{ type: 'subscribe', topics: ['mine'] }])
+  })
+
+  it('reports a malformed refusal list as a bad frame instead of throwing', async () => {
+    const server = startMockServer()
+    const t = await connected(createClient(server))
+    server.peer.send({ type: 'subscribed', topics: [], refused: 'nope' })
+    await tick()
+    expect(t.log.errors.map((e) => e.name)).toEqual(['ProtocolError'])
+    expect(t.client.state).toBe('online')
   })
 })

@@ -1,0 +1,50 @@
+import type { Limits } from './options.js'
+import { TokenBucket } from './rate-limit.js'
+import type { Registry } from './registry.js'
+
+/**
+ * What one user may cost this process, shared by all the user's connections,
+ * so that opening more sockets (or reconnecting) buys nothing:
+ *
+ * - `frames`: inbound frames after auth (`ratePerSecond`, `rateBurst`); past
+ *   it the connection is closed with 4029 and the delay to wait.
+ * - `bytes`: what the user's own requests make the server send — replay
+ *   rounds and history pages (`sendBytesPerSecond`, `sendBurstBytes`). Past it
+ *   the next round or page waits until the debt is paid: an honest client
+ *   catching up is slowed, never refused.
+ *
+ * Budgets are per process: N processes behind a load balancer allow N times
+ * as much in the worst case.
+ */
+export interface UserBudget {
+  readonly frames: TokenBucket
+  readonly bytes: TokenBucket
+}
+
+/** The budgets of the users this process has seen lately. */
+export class Budgets {
+  readonly #byUser = new Map<string, UserBudget>()
+
+  constructor(private readonly limits: Readonly<Limits>) {}
+
+  of(userId: string): UserBudget {
+    let budget = this.#byUser.get(userId)
+    if (!budget) {
+      const l = this.limits
+      budget = { frames: new TokenBucket(l.ratePerSecond, l.rateBurst), bytes: new TokenBucket(l.sendBytesPerSecond, l.sendBurstBytes) }
+      this.#byUser.set(userId, budget)
+    }
+    return budget
+  }
+
+  /** Forgets the budgets of users with no connection left whose buckets have filled up again (a new one would be the same). */
+  sweep(registry: Registry): void {
+    for (const [userId, b] of this.#byUser) {
+      if (registry.count(userId) === 0 && b.frames.full && b.bytes.full) this.#byUser.delete(userId)
+    }
+  }
+
+  get size(): number {
+    return this.#byUser.size
+  }
+}
