@@ -10,7 +10,7 @@ export class BelfryError extends Error {
   }
 }
 
-/** The server refused the token (4001 twice, or an `auth_error`) or the user (4003). Retrying stops. */
+/** The server refused the token (4001 after a fresh one, 4001 or 4002 for a token string) or the user (4003). Retrying stops. */
 export class AuthError extends BelfryError {
   override name = 'AuthError' as const
 }

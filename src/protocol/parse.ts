@@ -61,7 +61,7 @@ const topics: [boolean, (v: unknown) => boolean, string] = [
 
 const CLIENT_RULES: Record<ClientFrame['type'], Parameters<typeof check>[1]> = {
   auth: {
-    token: [false, (v) => isShortString(v, MAX_TOKEN_LENGTH), 'a non-empty string'],
+    token: [false, (v) => isShortString(v, MAX_TOKEN_LENGTH), `a string of 1–${MAX_TOKEN_LENGTH} characters`],
     userId: [true, isUserId, `a user id of 1–${MAX_ID_LENGTH} characters, no control characters`],
     since: seq(true),
   },

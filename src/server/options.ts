@@ -6,7 +6,7 @@ import type { Store } from './store/store.js'
 
 /** Options of {@link NotificationServer}. Every field but `secret` has a default. */
 export interface ServerOptions {
-  /** HS256 secret that user tokens are signed with (at least 16 bytes). */
+  /** HS256 secret that user tokens are signed with (at least 16 characters). */
   secret: string
   /** Bearer key for `POST /api/notifications`. Without one, the HTTP publish API answers 401. */
   apiKey?: string
