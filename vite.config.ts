@@ -1,9 +1,9 @@
 import { defineConfig } from 'vitest/config'
-import { clientAlias } from './scripts/client-bundle.js'
+import { rwsVite } from './scripts/client-bundle.js'
 
 export default defineConfig({
   // Tests run the client as it ships: reconnecting-websocket compiled from its source.
-  resolve: { alias: clientAlias },
+  plugins: [rwsVite()],
   test: {
     server: { deps: { inline: [/reconnecting-websocket/] } },
     projects: [

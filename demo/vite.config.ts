@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url'
 import { defineConfig } from 'vite'
-import { clientAlias } from '../scripts/client-bundle.js'
+import { rwsVite } from '../scripts/client-bundle.js'
 
 /**
  * Builds the demo page into dist/demo, which `npm start` serves. The page
@@ -13,8 +13,9 @@ import { clientAlias } from '../scripts/client-bundle.js'
 export default defineConfig({
   root: fileURLToPath(new URL('.', import.meta.url)),
   resolve: {
-    alias: [{ find: /^belfry$/, replacement: fileURLToPath(new URL('../src/index.ts', import.meta.url)) }, ...clientAlias],
+    alias: [{ find: /^belfry$/, replacement: fileURLToPath(new URL('../src/index.ts', import.meta.url)) }],
   },
+  plugins: [rwsVite()],
   build: {
     outDir: '../dist/demo',
     emptyOutDir: true,

@@ -5,32 +5,61 @@
  * reconnecting-websocket publishes ES5 builds (classes, spreads and its event
  * classes down-levelled through helpers) beside the TypeScript source they are
  * compiled from. The client compiles that source for ES2022 instead: the same
- * code, smaller (`npm run bench` prints both in its client size table).
+ * code, smaller (`npm run bench` prints both in its client size table). Its
+ * debug logging is left out: every `this._debug(…)` call, which only logs
+ * when the `debug` option is set, and belfry's transport never sets it.
  */
+import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { gzipSync } from 'node:zlib'
-import { type BuildOptions, build } from 'esbuild'
+import { type BuildOptions, build, type Plugin as EsbuildPlugin } from 'esbuild'
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url))
 
 /** reconnecting-websocket's TypeScript source, as its package ships it. */
 export const RWS_SOURCE = fileURLToPath(import.meta.resolve('reconnecting-websocket/reconnecting-websocket.ts'))
 
-/** For Vite and Vitest: `resolve.alias` entries that put the source in place of the ES5 build. */
-export const clientAlias = [{ find: /^reconnecting-websocket$/, replacement: RWS_SOURCE }]
+/** One statement per line in the 4.4.0 source; a test checks that none is left. */
+const DEBUG_CALL = /^\s*this\._debug\(.*\);\s*$/gm
+
+let stripped: string | undefined
+/** reconnecting-websocket's source without its debug calls. */
+export function rwsSource(): string {
+  stripped ??= readFileSync(RWS_SOURCE, 'utf8').replace(DEBUG_CALL, '')
+  return stripped
+}
+
+/** For esbuild: reconnecting-websocket from its source, without debug calls. */
+const rwsEsbuild: EsbuildPlugin = {
+  name: 'reconnecting-websocket-source',
+  setup(b) {
+    b.onResolve({ filter: /^reconnecting-websocket$/ }, () => ({ path: RWS_SOURCE }))
+    b.onLoad({ filter: /reconnecting-websocket[\\/]reconnecting-websocket\.ts$/ }, () => ({ contents: rwsSource(), loader: 'ts' }))
+  },
+}
+
+/** For Vite and Vitest (a Rollup-style plugin): the same source in place of the ES5 build. */
+export function rwsVite() {
+  return {
+    name: 'reconnecting-websocket-source',
+    enforce: 'pre' as const,
+    resolveId: (id: string) => (id === 'reconnecting-websocket' ? RWS_SOURCE : undefined),
+    load: (id: string) => (id === RWS_SOURCE ? rwsSource() : undefined),
+  }
+}
 
 const SHARED: BuildOptions = {
   entryPoints: [`${ROOT}src/index.ts`],
   bundle: true,
   format: 'esm',
   target: 'es2022',
-  alias: { 'reconnecting-websocket': RWS_SOURCE },
+  plugins: [rwsEsbuild],
   logLevel: 'silent',
 }
 
-/** Writes the package's client entry, `dist/index.js`: readable, licence kept, mitt left to the app's bundler. */
+/** Writes the package's client entry: readable, licence kept, mitt left to the app's bundler. */
 export async function buildClientPackage(outfile = `${ROOT}dist/index.js`): Promise<void> {
-  await build({ ...SHARED, outfile, platform: 'neutral', external: ['mitt'], sourcemap: true, legalComments: 'inline' })
+  await build({ ...SHARED, outfile, platform: 'neutral', external: ['mitt'], legalComments: 'inline' })
 }
 
 export interface ClientBundle {

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import ReconnectingWebSocket from 'reconnecting-websocket'
 import { describe, expect, it } from 'vitest'
 import { CLIENT_SIZE_LIMIT_BYTES } from '../../bench/client-size.js'
-import { bundleClient } from '../../scripts/client-bundle.js'
+import { bundleClient, RWS_SOURCE, rwsSource } from '../../scripts/client-bundle.js'
 
 const ROOT = new URL('../../', import.meta.url).pathname
 
@@ -32,8 +32,22 @@ describe('client bundle', () => {
     expect(importers).toEqual([join('client', 'transport.ts')])
   })
 
-  it('is what the tests run: reconnecting-websocket compiled from its source, not its ES5 build', () => {
+  it('is what the tests run: reconnecting-websocket compiled from its source, not its ES5 build, without debug calls', () => {
     // The ES5 build defines a constructor function; the source compiles to a class.
-    expect(Function.prototype.toString.call(ReconnectingWebSocket)).toMatch(/^class\b/)
+    const source = Function.prototype.toString.call(ReconnectingWebSocket)
+    expect(source).toMatch(/^class\b/)
+    expect(source).toContain('_debug(') // the method is there…
+    expect(source).not.toMatch(/this\._debug\(/) // …and no call of it
+  })
+
+  it('leaves out every debug call of reconnecting-websocket, and only those', async () => {
+    const original = readFileSync(RWS_SOURCE, 'utf8')
+    const calls = original.match(/this\._debug\(/g)?.length ?? 0
+    expect(calls).toBeGreaterThan(10)
+    const kept = rwsSource()
+    expect(kept).not.toMatch(/this\._debug\(/)
+    // Line by line: what is left is the original without the lines that call _debug.
+    const lines = (text: string) => text.split('\n').filter((l) => l.trim() !== '')
+    expect(lines(kept)).toEqual(lines(original).filter((l) => !l.trim().startsWith('this._debug(')))
   })
 })
