@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import ReconnectingWebSocket from 'reconnecting-websocket'
 import { describe, expect, it } from 'vitest'
 import { CLIENT_SIZE_LIMIT_BYTES } from '../../bench/client-size.js'
-import { bundleClient, RWS_SOURCE, rwsSource } from '../../scripts/client-bundle.js'
+import { bundleClient, RWS_SOURCE, rwsSource, rwsWithoutDebug } from '../../scripts/client-bundle.js'
 
 const ROOT = new URL('../../', import.meta.url).pathname
 
@@ -32,22 +32,31 @@ describe('client bundle', () => {
     expect(importers).toEqual([join('client', 'transport.ts')])
   })
 
-  it('is what the tests run: reconnecting-websocket compiled from its source, not its ES5 build, without debug calls', () => {
+  it('is what the tests run: reconnecting-websocket compiled from its source, not its ES5 build, as it is bundled', () => {
     // The ES5 build defines a constructor function; the source compiles to a class.
     const source = Function.prototype.toString.call(ReconnectingWebSocket)
     expect(source).toMatch(/^class\b/)
-    expect(source).toContain('_debug(') // the method is there…
-    expect(source).not.toMatch(/this\._debug\(/) // …and no call of it
+    expect(source).not.toMatch(/\._\w/) // private members renamed, debug calls gone
   })
 
-  it('leaves out every debug call of reconnecting-websocket, and only those', async () => {
+  it('leaves out every debug call of reconnecting-websocket, and nothing else', () => {
     const original = readFileSync(RWS_SOURCE, 'utf8')
-    const calls = original.match(/this\._debug\(/g)?.length ?? 0
-    expect(calls).toBeGreaterThan(10)
-    const kept = rwsSource()
-    expect(kept).not.toMatch(/this\._debug\(/)
+    expect(original.match(/this\._debug\(/g)?.length ?? 0).toBeGreaterThan(10)
     // Line by line: what is left is the original without the lines that call _debug.
     const lines = (text: string) => text.split('\n').filter((l) => l.trim() !== '')
-    expect(lines(kept)).toEqual(lines(original).filter((l) => !l.trim().startsWith('this._debug(')))
+    expect(lines(rwsWithoutDebug())).toEqual(lines(original).filter((l) => !l.trim().startsWith('this._debug(')))
+  })
+
+  it('renames only the private members of reconnecting-websocket (the client tests run this code)', () => {
+    const original = rwsWithoutDebug()
+    const compiled = rwsSource()
+    expect(compiled).not.toMatch(/\._\w/)
+    // Its public surface keeps its names.
+    for (const name of ['reconnect', 'send', 'close', 'readyState', 'addEventListener', 'startClosed', 'maxEnqueuedMessages']) {
+      expect(compiled, name).toContain(name)
+    }
+    // Every private member name of the original became one distinct short name.
+    const privates = new Set(original.match(/\b_[a-zA-Z]\w*/g))
+    expect(privates.size).toBeGreaterThan(20)
   })
 })
