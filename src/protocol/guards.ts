@@ -22,6 +22,7 @@ export const isShortString = (v: unknown, max: number): v is string =>
 
 /** Longest id (user id, notification id, request id) accepted. */
 export const MAX_ID_LENGTH = 64
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters (C0, DEL, C1) are what it refuses.
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
 /** A user id, wherever one comes from (a publish, a token's `sub`, an auth frame): 1–64 well-formed characters, no control characters. */
 export const isUserId = (v: unknown): v is string => isShortString(v, MAX_ID_LENGTH) && !CONTROL.test(v)
