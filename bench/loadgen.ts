@@ -262,7 +262,7 @@ class BelfryClient implements Client {
     storage: CursorStorage,
   ) {
     const cursor = { max: 0 }
-    this.client = new NotificationClient<BenchData>({ url, token: () => token, WebSocket: countingWebSocket(cursor) as never, storage })
+    this.client = new NotificationClient<BenchData>({ url, token: () => token, WebSocket: countingWebSocket(cursor), storage })
     this.client.on('notification', (n) => {
       this.delivered++
       this.lastSeq = n.seq

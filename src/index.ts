@@ -10,11 +10,11 @@
 
 export type { BackoffOptions } from './client/backoff.js'
 export { fullJitter } from './client/backoff.js'
-export { AuthError, BelfryError, ProtocolError, RequestError, TimeoutError } from './client/errors.js'
+export { AuthError, BelfryError, ConnectionError, ProtocolError, RequestError, TimeoutError } from './client/errors.js'
 export type { ConnectionState, StatusEvent } from './client/link.js'
 export type { ClientEvents, HistoryPage, ReadEvent } from './client/notification-client.js'
 export { NotificationClient } from './client/notification-client.js'
-export type { ClientOptions, Provider, WebSocketLike } from './client/options.js'
+export type { ClientOptions, Provider, SocketLike, WebSocketLike } from './client/options.js'
 export type { CursorStorage } from './client/storage.js'
 export { memoryStorage } from './client/storage.js'
 export type { Json, JsonObject, Notification, Priority } from './protocol/index.js'

@@ -18,7 +18,7 @@ export interface Delivery {
   /** The server accepted us: its latest seq and unread count. */
   online(f: AuthSuccessFrame): void
   /** Takes a notification: true when it is new and goes to the app, false for a duplicate. */
-  accept(n: Notification): boolean
+  accept(n: Pick<Notification, 'seq' | 'read'>): boolean
   /** Sends the cumulative ack of everything delivered since the last one, now. */
   ack(): void
   /** Drops a pending ack: it goes with the connection, and the next auth schedules it again. */

@@ -4,7 +4,7 @@ export class BelfryError extends Error {
   /** A close code or a server error code, when one applies. */
   declare readonly code: string | number | undefined
 
-  constructor(message: string, options: { code?: string | number; cause?: unknown } = {}) {
+  constructor(message: string, options: { code?: string | number | undefined; cause?: unknown } = {}) {
     super(message, { cause: options.cause })
     this.code = options.code
   }
@@ -28,4 +28,9 @@ export class TimeoutError extends BelfryError {
 /** A request could not be sent: the queue is full, or the client is closed. */
 export class RequestError extends BelfryError {
   override name = 'RequestError' as const
+}
+
+/** A connection attempt failed before the server answered: unreachable, no WebSocket endpoint there, a TLS mismatch. Retrying goes on. */
+export class ConnectionError extends BelfryError {
+  override name = 'ConnectionError' as const
 }

@@ -1,7 +1,7 @@
 import { FORBIDDEN, NORMAL, parseRetryReason, RATE_LIMITED, TOKEN_EXPIRED, TOKEN_INVALID } from '../protocol/close-codes.js'
 import type { AuthFrame, AuthSuccessFrame, ClientFrame, ServerFrame } from '../protocol/frames.js'
 import { parseServerFrame } from '../protocol/parse-server-frame.js'
-import { AuthError, BelfryError, ProtocolError } from './errors.js'
+import { AuthError, BelfryError, ConnectionError, ProtocolError } from './errors.js'
 import { type Provider, type ResolvedClientOptions, wsUrl } from './options.js'
 import { createTransport, type Transport } from './transport.js'
 
@@ -57,6 +57,10 @@ export class Link {
   #notBefore = 0
   /** A 4001 or 4002 was answered with an immediate retry with a fresh token, and online was not reached since. */
   #refreshed = false
+  /** Attempts in a row that failed before the socket opened: the first and every tenth are reported. */
+  #failures = 0
+  /** The URL of the attempt in progress. */
+  #url = ''
   /** The state's own timer: connect/auth timeout, retry delay, or uptime while online. */
   #phase: ReturnType<typeof setTimeout> | undefined
   #ping: ReturnType<typeof setTimeout> | undefined
@@ -79,7 +83,7 @@ export class Link {
     this.#transport = createTransport(o.WebSocket, {
       open: () => this.#opened(),
       message: (data) => this.#message(data),
-      close: (code, reason) => this.#closed(code, reason),
+      close: (code, reason, error) => this.#closed(code, reason, error),
     })
   }
 
@@ -153,6 +157,7 @@ export class Link {
       return this.#retry('token or url failed')
     }
     if (stale()) return
+    this.#url = url
     const auth: AuthFrame = { type: 'auth', token, ...this.#host.auth(token) }
     this.#pendingAuth = JSON.stringify(auth)
     this.#transport.open(url)
@@ -183,6 +188,7 @@ export class Link {
       if (frame.type === 'auth_success') {
         this.#legacy = typeof frame.seq !== 'number'
         this.#refreshed = false
+        this.#failures = 0
         // The client restores its session (requests, topics) before the app hears of `online`:
         // whatever the app sends then goes out once, after those.
         if (!this.#set('online', 'auth', undefined, () => this.#host.online(frame))) return
@@ -216,12 +222,20 @@ export class Link {
   /** Gives up on the current socket (it may be half-open) and retries. */
   #drop(reason: string): void {
     this.#transport.close(NORMAL, reason)
+    if (this.#state === 'connecting') this.#failed(reason)
     this.#retry(reason)
   }
 
+  /** An attempt failed before its socket opened: says so on the first failure in a row and every tenth. */
+  #failed(detail: string, code?: number): void {
+    if (this.#failures++ % 10 === 0) this.#host.error(new ConnectionError(`cannot connect to ${this.#url}: ${detail}`, { code }))
+  }
+
   /** What each close code means for the client: docs/protocol.md, "Close codes". */
-  #closed(code: number, reason: string): void {
+  #closed(code: number, reason: string, error?: string): void {
     if (this.#state === 'closed' || this.#state === 'offline') return
+    // Closed before it opened: nothing answered there as a WebSocket server would.
+    if (this.#state === 'connecting') this.#failed(error || 'server unreachable, or no WebSocket endpoint at this URL', code)
     const message = this.#authError || reason
     this.#authError = ''
     const refreshable = typeof this.#o.token === 'function'

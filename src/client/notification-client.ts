@@ -11,7 +11,7 @@ import type {
   ServerFrame,
 } from '../protocol/frames.js'
 import { createDelivery, type Delivery } from './delivery.js'
-import { type BelfryError, ProtocolError, RequestError } from './errors.js'
+import { type BelfryError, ProtocolError, RequestError, TimeoutError } from './errors.js'
 import { Emitter } from './events.js'
 import { type ConnectionState, Link, type StatusEvent } from './link.js'
 import { type ClientOptions, resolveClientOptions } from './options.js'
@@ -29,7 +29,7 @@ export interface ReadEvent {
 }
 
 /** The events of a {@link NotificationClient}, by name. */
-export interface ClientEvents<Data extends JsonObject = JsonObject> {
+export interface ClientEvents<Data extends object = JsonObject> {
   /** A notification, handed to the app exactly once. */
   notification: Notification<Data>
   /** The connection state changed. */
@@ -43,7 +43,7 @@ export interface ClientEvents<Data extends JsonObject = JsonObject> {
 }
 
 /** One page of history, newest first. */
-export interface HistoryPage<Data extends JsonObject = JsonObject> {
+export interface HistoryPage<Data extends object = JsonObject> {
   items: Notification<Data>[]
   /** Pass as `before` for the next (older) page; absent on the last page. */
   next?: number
@@ -59,7 +59,7 @@ export interface HistoryPage<Data extends JsonObject = JsonObject> {
  * client.on('notification', (n) => toast(n.title, n.data?.url))
  * client.connect()
  */
-export class NotificationClient<Data extends JsonObject = JsonObject> {
+export class NotificationClient<Data extends object = JsonObject> {
   readonly #events = new Emitter<ClientEvents<Data>>()
   readonly #link: Link
   readonly #requests: Requests
@@ -108,17 +108,30 @@ export class NotificationClient<Data extends JsonObject = JsonObject> {
     return this
   }
 
-  /** Resolves once online; rejects (with the error that stopped it, if any) when the client closes first. */
-  ready(): Promise<void> {
+  /**
+   * Resolves once online, connecting first if `connect()` was not called.
+   * Rejects when the client closes first (with the error that stopped it), on
+   * `signal`'s abort (with its reason), or after `timeout` ms (`TimeoutError`);
+   * the client itself carries on in those last two cases.
+   */
+  ready(options: { timeout?: number | undefined; signal?: AbortSignal | undefined } = {}): Promise<void> {
+    const { timeout, signal } = options
+    this.connect()
     return new Promise((resolve, reject) => {
-      const check = () => {
-        if (this.state === 'online') resolve()
-        else if (this.state === 'closed') reject(this.#fatal ?? new RequestError('closed'))
-        else return
+      const done = (error?: unknown) => {
         off()
+        clearTimeout(timer)
+        signal?.removeEventListener('abort', abort)
+        if (error) reject(error)
+        else resolve()
       }
+      const abort = () => done(signal!.reason)
+      const check = () => (this.state === 'online' ? done() : this.state === 'closed' && done(this.#fatal ?? new RequestError('closed')))
       const off = this.on('status', check)
-      check()
+      const timer = timeout === undefined ? undefined : setTimeout(() => done(new TimeoutError(`not online within ${timeout} ms`)), timeout)
+      signal?.addEventListener('abort', abort)
+      if (signal?.aborted) abort()
+      else check()
     })
   }
 
@@ -148,7 +161,8 @@ export class NotificationClient<Data extends JsonObject = JsonObject> {
     // One frame for the topics of one task (an app subscribing to many at start would spend the
     // user's frame budget). Offline, #online sends every topic; queueing them too would send them twice.
     if (!this.#joining) {
-      const joining: string[] = (this.#joining = [])
+      const joining: string[] = []
+      this.#joining = joining
       queueMicrotask(() => {
         this.#joining = undefined
         const topics = joining.filter((t) => this.#topics.has(t))
@@ -174,8 +188,10 @@ export class NotificationClient<Data extends JsonObject = JsonObject> {
     return this.#read(await this.#request(frame))
   }
 
+  /** A request connects the client if `connect()` was not called yet. */
   async #request<F extends RequestFrame>(frame: F): Promise<Replies[F['type']]> {
     if (this.state === 'closed' || this.#link.legacy) throw new RequestError(this.#link.legacy ? 'not supported by this server' : 'closed')
+    this.connect()
     return this.#requests.request(frame)
   }
 

@@ -4,8 +4,20 @@ import { type CursorStorage, defaultStorage, memoryStorage } from './storage.js'
 /** A value, or a function that yields it (sync or async); called on every connect. */
 export type Provider<T> = T | (() => T | Promise<T>)
 
-/** A WebSocket constructor: the browser's, or `ws` in Node. */
-export type WebSocketLike = new (url: string, protocols?: string | string[]) => WebSocket
+/** The socket events belfry listens to. */
+type SocketEvent = 'open' | 'close' | 'message' | 'error'
+
+/** What belfry uses of a socket: the browser's WebSocket and `ws`'s both have it. */
+export interface SocketLike {
+  readonly readyState: number
+  send(data: string): void
+  close(code?: number, reason?: string): void
+  addEventListener(type: SocketEvent, listener: (event: unknown) => void): void
+  removeEventListener(type: SocketEvent, listener: (event: unknown) => void): void
+}
+
+/** A WebSocket constructor: the browser's, or the `ws` package's default export in Node. */
+export type WebSocketLike = new (url: string, protocols?: string | string[]) => SocketLike
 
 /** Options of {@link NotificationClient}. Only `url` and `token` are required. */
 export interface ClientOptions {
@@ -14,52 +26,44 @@ export interface ClientOptions {
   /** User token (HS256 JWT), or a function that yields a fresh one; called on every connect, one call at a time. */
   token: Provider<string>
   /** WebSocket constructor. @default globalThis.WebSocket (pass `ws` in Node 20) */
-  WebSocket?: WebSocketLike
+  WebSocket?: WebSocketLike | undefined
   /** Where the cursor is kept; `false` keeps it in memory. @default localStorage in browsers, memory elsewhere */
-  storage?: CursorStorage | false
+  storage?: CursorStorage | false | undefined
   /** Backoff shape, or a function from the attempt (0-based) to a delay in ms. @default { initial: 500, factor: 2, max: 30000 } */
-  backoff?: Partial<BackoffOptions> | ((attempt: number) => number)
+  backoff?: { [K in keyof BackoffOptions]?: BackoffOptions[K] | undefined } | ((attempt: number) => number) | undefined
   /** Random source for the jitter (for tests). @default Math.random */
-  random?: () => number
+  random?: (() => number) | undefined
   /** Time a connection must stay online before the attempt count resets, in ms. @default 5000 */
-  minUptime?: number
+  minUptime?: number | undefined
   /** Time allowed to open the socket and authenticate, in ms. @default 10000 */
-  connectTimeout?: number
+  connectTimeout?: number | undefined
   /** Time a request waits for its reply, in ms. @default 10000 */
-  requestTimeout?: number
+  requestTimeout?: number | undefined
   /** Requests that may wait for the connection; more reject with a `RequestError`. @default 100 */
-  maxQueue?: number
+  maxQueue?: number | undefined
   /** Delay before the cumulative ack of delivered notifications is sent, in ms. @default 1000 */
-  ackDelay?: number
+  ackDelay?: number | undefined
   /** Interval of app-level pings while online, in ms. @default 25000 */
-  pingInterval?: number
+  pingInterval?: number | undefined
   /** Time to wait for a pong before the connection is taken for dead, in ms. @default 10000 */
-  pongTimeout?: number
+  pongTimeout?: number | undefined
   /** React to the browser's online/offline and visibility events. @default true */
-  watchNetwork?: boolean
+  watchNetwork?: boolean | undefined
 }
 
-/** Options after defaults. */
-export interface ResolvedClientOptions extends Required<Omit<ClientOptions, 'backoff' | 'storage' | 'random'>> {
+/** Options after defaults: every one present, none undefined. */
+export type ResolvedClientOptions = {
+  [K in Exclude<keyof ClientOptions, 'backoff' | 'storage' | 'random'>]-?: Exclude<ClientOptions[K], undefined>
+} & {
   storage: CursorStorage
   backoff: (attempt: number) => number
 }
 
-const DEFAULTS = {
-  minUptime: 5000,
-  connectTimeout: 10_000,
-  requestTimeout: 10_000,
-  maxQueue: 100,
-  ackDelay: 1000,
-  pingInterval: 25_000,
-  pongTimeout: 10_000,
-}
-
-const DEFAULT_BACKOFF: BackoffOptions = { initial: 500, factor: 2, max: 30_000 }
-
 /** A delay or a count: 0 up to setTimeout's limit (NaN fails). */
 const isNumber = (v: unknown) => (v as number) >= 0 && (v as number) < 2 ** 31 && typeof v === 'number'
 const isFunction = (v: unknown) => typeof v === 'function'
+/** A value as a TypeError shows it: a string quoted, an object or function by its type. */
+const show = (v: unknown) => (typeof v === 'string' ? JSON.stringify(v) : v && /^[of]/.test(typeof v) ? typeof v : String(v))
 
 /**
  * The URL a WebSocket constructor accepts, or undefined: absolute (resolved
@@ -75,35 +79,60 @@ export function wsUrl(url: unknown): string | undefined {
   } catch {}
 }
 
-/** Applies defaults; throws a `TypeError` naming the first bad option. */
+/**
+ * Applies defaults (an option given as undefined is one not given) and
+ * throws a `TypeError` that names the first bad option, what it got and what
+ * it expects.
+ */
 export function resolveClientOptions(o: ClientOptions): ResolvedClientOptions {
-  const { WebSocket: WS = globalThis.WebSocket, backoff: b = {}, random = Math.random, storage: s, watchNetwork = true } = o
-  const merged = { ...DEFAULTS, ...o }
-  const shape = { ...DEFAULT_BACKOFF, ...b }
-  const valid: Record<string, unknown> = {
-    url: isFunction(o.url) || !!wsUrl(o.url),
-    token: isFunction(o.token) || (typeof o.token === 'string' && o.token !== ''),
-    WebSocket: isFunction(WS), // Node 20 has none: pass `ws`
-    random: isFunction(random),
-    // The bound min(max, initial × factor^attempt) must grow to 100 ms: retries never spin at 0 ms.
-    backoff:
-      isFunction(b) ||
-      (typeof b === 'object' &&
-        shape.initial >= 1 &&
-        isNumber(shape.initial) &&
-        shape.max >= 100 &&
-        isNumber(shape.max) &&
-        (shape.factor > 1 || (shape.factor === 1 && shape.initial >= 100))),
-    storage: !s || (isFunction(s.getItem) && isFunction(s.setItem)),
-    watchNetwork: typeof watchNetwork === 'boolean',
+  const {
+    url,
+    token,
+    WebSocket: WS = globalThis.WebSocket,
+    storage: s,
+    backoff: b = {},
+    random = Math.random,
+    watchNetwork = true,
+    minUptime = 5000,
+    connectTimeout = 10_000,
+    requestTimeout = 10_000,
+    maxQueue = 100,
+    ackDelay = 1000,
+    pingInterval = 25_000,
+    pongTimeout = 10_000,
+  } = o
+  const numbers = { minUptime, connectTimeout, requestTimeout, maxQueue, ackDelay, pingInterval, pongTimeout }
+  const { initial = 500, factor = 2, max = 30_000 } = isFunction(b) ? {} : (b as Partial<BackoffOptions>)
+  const check = (key: string, ok: unknown, value: unknown, expected: string) => {
+    if (!ok) throw new TypeError(`belfry: options.${key} must be ${expected}; got ${show(value)}`)
   }
-  for (const key in DEFAULTS) valid[key] = isNumber(merged[key as keyof typeof DEFAULTS])
-  for (const key in valid) if (!valid[key]) throw new TypeError(`belfry: options.${key} is invalid`)
+  check('url', isFunction(url) || wsUrl(url), url, 'a ws(s): or http(s): URL (absolute outside a page) or a function yielding one')
+  check('token', isFunction(token) || (typeof token === 'string' && token), token, 'a non-empty string or a function yielding one')
+  check('WebSocket', isFunction(WS), WS, 'a WebSocket constructor (Node 20 has none: pass `ws`)')
+  check('storage', !s || (isFunction(s.getItem) && isFunction(s.setItem)), s, 'false or { getItem, setItem }')
+  // The bound min(max, initial × factor^attempt) must grow to 100 ms: retries never spin at 0 ms.
+  check(
+    'backoff',
+    isFunction(b) ||
+      (typeof b === 'object' &&
+        initial >= 1 &&
+        isNumber(initial) &&
+        max >= 100 &&
+        isNumber(max) &&
+        (factor > 1 || (factor === 1 && initial >= 100))),
+    b,
+    'a function or { initial, factor, max } reaching 100 ms',
+  )
+  check('random', isFunction(random), random, 'a function')
+  check('watchNetwork', typeof watchNetwork === 'boolean', watchNetwork, 'a boolean')
+  for (const [key, value] of Object.entries(numbers)) check(key, isNumber(value), value, 'a number from 0 to 2^31-1')
   return {
-    ...merged,
+    ...numbers,
+    url,
+    token,
     WebSocket: WS,
     watchNetwork,
-    backoff: isFunction(b) ? (b as (attempt: number) => number) : (attempt) => fullJitter(attempt, shape, random),
+    backoff: isFunction(b) ? (b as (attempt: number) => number) : (attempt) => fullJitter(attempt, { initial, factor, max }, random),
     storage: s || (s === false ? memoryStorage() : defaultStorage()),
   }
 }

@@ -17,7 +17,7 @@
  *   a listener that runs before its own and stops it from scheduling anything.
  */
 import RwsImport from 'reconnecting-websocket'
-import type { WebSocketLike } from './options.js'
+import type { SocketLike, WebSocketLike } from './options.js'
 
 type ReconnectingWebSocket = import('reconnecting-websocket').default
 // Bundled, this is the class compiled from the package's source (scripts/client-bundle.ts). Run
@@ -28,7 +28,8 @@ const ReconnectingWebSocket = ((RwsImport as { default?: unknown }).default ?? R
 export interface TransportEvents {
   open(): void
   message(data: string): void
-  close(code: number, reason: string): void
+  /** `error`: what the socket's error event said, where the platform says anything (`ws` does; browsers do not). */
+  close(code: number, reason: string, error?: string): void
 }
 
 /** One socket at a time; no retries of its own. */
@@ -46,10 +47,12 @@ const NEVER = 2 ** 31 - 1
 export function createTransport(WS: WebSocketLike, on: TransportEvents): Transport {
   let url = ''
   /** The socket of the attempt in progress; events of any other socket are stale. */
-  let current: WebSocket | null = null
+  let current: SocketLike | null = null
   /** close() came before the attempt's socket existed (#165). */
   let closePending = false
   let rws: ReconnectingWebSocket | undefined
+  /** The error event's message of the current socket, for the close that follows it. */
+  let failure: string | undefined
 
   class Hooked extends WS {
     constructor(u: string, p?: string | string[]) {
@@ -57,14 +60,18 @@ export function createTransport(WS: WebSocketLike, on: TransportEvents): Transpo
       // Registered before reconnecting-websocket's own listeners, so these run first.
       // #183, and: stop it before its own error handler schedules a reconnect and takes its
       // connect lock, which our later close() would leave held for good (#165 again).
-      this.addEventListener('error', () => this === current && rws?.close())
+      this.addEventListener('error', (e) => {
+        if (this !== current) return
+        failure = (e as ErrorEvent).message
+        rws?.close()
+      })
       this.addEventListener('open', () => this === current && on.open())
-      this.addEventListener('message', (e) => this === current && on.message(String(e.data)))
+      this.addEventListener('message', (e) => this === current && on.message(String((e as MessageEvent).data)))
       this.addEventListener('close', (e) => {
         if (this !== current) return
         current = null
         rws?.close() // before its close handler runs: no reconnect of its own
-        on.close(e.code, e.reason)
+        on.close((e as CloseEvent).code, (e as CloseEvent).reason, failure)
       })
       if (closePending) {
         closePending = false
@@ -79,6 +86,7 @@ export function createTransport(WS: WebSocketLike, on: TransportEvents): Transpo
     open(next) {
       url = next
       current = null
+      failure = undefined
       closePending = false
       rws ??= new ReconnectingWebSocket(() => url, undefined, {
         WebSocket: Hooked,

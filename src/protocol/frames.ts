@@ -26,7 +26,7 @@ export type Json = string | number | boolean | null | Json[] | { [key: string]: 
 export type JsonObject = { [key: string]: Json }
 
 /** A notification as it travels to the client. */
-export interface Notification<Data extends JsonObject = JsonObject> {
+export interface Notification<Data extends object = JsonObject> {
   /** Server-assigned, unique id of the notification. */
   id: string
   /** Per-user sequence number: strictly increasing, no gaps in one user's inbox. */
@@ -134,7 +134,7 @@ export interface AuthErrorFrame {
   message: string
 }
 
-export interface NotificationFrame<Data extends JsonObject = JsonObject> extends Notification<Data> {
+export interface NotificationFrame<Data extends object = JsonObject> extends Notification<Data> {
   type: 'notification'
 }
 
@@ -161,7 +161,7 @@ export interface ReadFrame {
   requestId?: string
 }
 
-export interface HistoryPageFrame<Data extends JsonObject = JsonObject> {
+export interface HistoryPageFrame<Data extends object = JsonObject> {
   type: 'history'
   items: Notification<Data>[]
   /** Pass as `before` to get the next (older) page; absent on the last page. */
@@ -201,7 +201,7 @@ export interface ErrorFrame {
   requestId?: string
 }
 
-export type ServerFrame<Data extends JsonObject = JsonObject> =
+export type ServerFrame<Data extends object = JsonObject> =
   | AuthSuccessFrame
   | AuthErrorFrame
   | NotificationFrame<Data>

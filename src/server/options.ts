@@ -9,36 +9,36 @@ export interface ServerOptions {
   /** HS256 secret that user tokens are signed with (at least 16 characters). */
   secret: string
   /** Bearer key for `POST /api/notifications`. Without one, the HTTP publish API answers 401. */
-  apiKey?: string
+  apiKey?: string | undefined
   /** SQLite file for the embedded store, when no `store` is given. @default './belfry.db' */
-  database?: string
+  database?: string | undefined
   /** A store to use instead of the embedded SQLite one. */
-  store?: Store
+  store?: Store | undefined
   /** A broker to use instead of the in-process one. */
-  broker?: Broker
+  broker?: Broker | undefined
   /**
    * An existing HTTP server to attach to: belfry handles its WebSocket
    * upgrades and serves its API routes, leaving other requests alone.
    * Without it, {@link NotificationServer.listen} creates one.
    */
-  server?: HttpServer
+  server?: HttpServer | undefined
   /** Origins allowed to open a WebSocket; others are closed with 4003. Empty allows all. @default [] */
-  allowedOrigins?: string[]
+  allowedOrigins?: string[] | undefined
   /** Dev mode: `GET /api/dev/token?user=ID` mints a token for any user. Never for production. @default false */
-  dev?: boolean
+  dev?: boolean | undefined
   /** Structured logger. @default a pino logger at level 'info' */
-  logger?: Logger
+  logger?: Logger | undefined
   /** Resource limits. */
-  limits?: Partial<Limits>
+  limits?: { [K in keyof Limits]?: Limits[K] | undefined } | undefined
   /**
    * Decides whether a user may subscribe to a topic; `claims` is the verified
    * token's payload. Without it any authenticated user may subscribe to any
    * topic. Stored subscriptions are checked again at every auth, so a revoked
    * grant stops delivery. {@link topicsClaim} makes one from a token claim.
    */
-  authorizeSubscribe?: SubscribeAuthorizer
+  authorizeSubscribe?: SubscribeAuthorizer | undefined
   /** Called for HTTP requests that belfry does not answer (only when it owns the server). */
-  fallback?: (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void
+  fallback?: ((req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void) | undefined
 }
 
 /** Whether `userId` (whose verified token carried `claims`) may subscribe to `topic`. */
@@ -171,6 +171,7 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
   const limits: Limits = { ...DEFAULT_LIMITS }
   for (const [key, value] of Object.entries(options.limits ?? {})) {
     if (!Object.hasOwn(DEFAULT_LIMITS, key)) throw new TypeError(`options.limits.${key} is not a known limit`)
+    if (value === undefined) continue // given as undefined: not given
     if (!Number.isSafeInteger(value) || (value as number) <= 0) {
       throw new TypeError(`options.limits.${key} must be a positive integer`)
     }

@@ -88,7 +88,7 @@ export interface Recorded {
 
 export function recordedClient(options: Partial<ClientOptions> & Pick<ClientOptions, 'url' | 'token'>): Recorded {
   const client = new NotificationClient({
-    WebSocket: WebSocket as never,
+    WebSocket,
     storage: memoryStorage(),
     backoff: { initial: 50, max: 500 },
     ...options,

@@ -59,7 +59,7 @@ export class ClientPool {
 
   /** A new, not yet connected client with its recorder. */
   make(options: TestClientOptions): { client: NotificationClient; events: Recorder } {
-    const client = new NotificationClient({ WebSocket: WebSocket as never, backoff: FAST_BACKOFF, ...options })
+    const client = new NotificationClient({ WebSocket, backoff: FAST_BACKOFF, ...options })
     this.#clients.push(client)
     return { client, events: record(client) }
   }

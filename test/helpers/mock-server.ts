@@ -18,7 +18,6 @@ import {
   NotificationClient,
   type ReadEvent,
   type StatusEvent,
-  type WebSocketLike,
 } from '../../src/index.js'
 
 /** A frame the client sent, parsed. */
@@ -175,7 +174,7 @@ export function createClient(server: MockServer, overrides: Partial<ClientOption
       tokens.push(token)
       return token
     },
-    WebSocket: MockWebSocket as unknown as WebSocketLike,
+    WebSocket: MockWebSocket,
     storage: false,
     random: () => 0.5,
     ...overrides,

@@ -42,7 +42,7 @@ describe.each(builds)('client smoke (%s)', (_, load) => {
     client = new NotificationClient({
       url: t.wsUrl,
       token: () => t.token('carol'),
-      WebSocket: WebSocket as never,
+      WebSocket,
       backoff: { initial: 50, max: 200 },
     })
     client.on('notification', (n) => got.push(n))

@@ -1,12 +1,18 @@
+import { WebSocket as MockWebSocket } from 'mock-socket'
 import { describe, expectTypeOf, it } from 'vitest'
+import WsWebSocket from 'ws'
 import {
   type AuthError,
   type BelfryError,
   type ConnectionState,
+  type HistoryPage,
   type Notification,
   NotificationClient,
+  type ReadEvent,
   type StatusEvent,
+  type WebSocketLike,
 } from '../../src/index.js'
+import { NotificationServer } from '../../src/server/index.js'
 
 type Deploy = { service: string; version: string }
 const client = new NotificationClient<Deploy>({ url: 'ws://localhost/ws', token: () => 'token' })
@@ -45,5 +51,61 @@ describe('NotificationClient types', () => {
     // @ts-expect-error a token must be a string or yield one
     new NotificationClient({ url: 'ws://x', token: 42 })
     expectTypeOf<AuthError>().toMatchTypeOf<BelfryError>()
+  })
+})
+
+describe('types that fit what apps write', () => {
+  it('takes the browser’s WebSocket, ws’s and mock-socket’s constructors without a cast', () => {
+    new NotificationClient({ url: 'ws://x', token: 't', WebSocket: WsWebSocket })
+    new NotificationClient({ url: 'ws://x', token: 't', WebSocket: globalThis.WebSocket })
+    new NotificationClient({ url: 'ws://x', token: 't', WebSocket: MockWebSocket })
+    expectTypeOf(WsWebSocket).toExtend<WebSocketLike>()
+    // @ts-expect-error not a constructor
+    new NotificationClient({ url: 'ws://x', token: 't', WebSocket: () => {} })
+  })
+
+  it('takes notification data declared as an interface', () => {
+    interface Build {
+      id: number
+      branch: string
+    }
+    const c = new NotificationClient<Build>({ url: 'ws://x', token: 't' })
+    c.on('notification', (n) => expectTypeOf(n.data).toEqualTypeOf<Build | undefined>())
+  })
+
+  it('takes undefined for every option that may be absent (exactOptionalPropertyTypes)', () => {
+    const fromEnv: string | undefined = undefined
+    const maybe = (n: number): number | undefined => (n > 0 ? n : undefined)
+    new NotificationClient({
+      url: 'ws://x',
+      token: 't',
+      WebSocket: undefined,
+      storage: undefined,
+      backoff: { initial: maybe(1), max: maybe(2), factor: undefined },
+      random: undefined,
+      minUptime: maybe(3),
+      watchNetwork: undefined,
+    })
+    new NotificationServer({
+      secret: 's'.repeat(16),
+      apiKey: fromEnv,
+      database: fromEnv,
+      dev: undefined,
+      limits: { heartbeatMs: maybe(4) },
+    })
+    // @ts-expect-error the token is required and cannot be undefined
+    new NotificationClient({ url: 'ws://x', token: undefined })
+  })
+
+  it('resolves markRead() and history() with exactly the declared shapes', () => {
+    expectTypeOf(client.markRead('n1')).resolves.toEqualTypeOf<ReadEvent>()
+    expectTypeOf<keyof ReadEvent>().toEqualTypeOf<'ids' | 'all' | 'seq' | 'unreadCount'>()
+    expectTypeOf<keyof HistoryPage>().toEqualTypeOf<'items' | 'next'>()
+  })
+
+  it('takes a timeout and a signal in ready()', () => {
+    expectTypeOf(client.ready({ timeout: 5000, signal: AbortSignal.timeout(1) })).toEqualTypeOf<Promise<void>>()
+    // @ts-expect-error a timeout is a number of ms
+    client.ready({ timeout: '5s' })
   })
 })

@@ -5,7 +5,7 @@ import { cleanup, connected, createClient, jwt, note, startMockServer, tick } fr
 
 afterEach(cleanup)
 
-const WS = MockWebSocket as unknown as WebSocketLike
+const WS: WebSocketLike = MockWebSocket
 const base: ClientOptions = { url: 'ws://options.test/ws', token: jwt('u1'), WebSocket: WS }
 /** Builds a client from options that may be wrong on purpose (as plain JavaScript callers can write them). */
 const build = (options: Record<string, unknown>) => () => new NotificationClient({ ...base, ...options } as ClientOptions)
@@ -48,11 +48,28 @@ describe('options', () => {
     expect(build(options)).toThrow(`options.${name}`)
   })
 
-  it('WebSocket missing (Node 20 has no global WebSocket) throws a TypeError naming it', () => {
+  it('WebSocket missing (Node 20 has no global WebSocket) throws a TypeError that says to pass ws', () => {
     vi.stubGlobal('WebSocket', undefined)
-    expect(build({ WebSocket: undefined })).toThrow(TypeError)
-    expect(build({ WebSocket: undefined })).toThrow('options.WebSocket')
-    expect(build({ WebSocket: 'ws' })).toThrow('options.WebSocket')
+    expect(build({ WebSocket: undefined })).toThrow(
+      new TypeError('belfry: options.WebSocket must be a WebSocket constructor (Node 20 has none: pass `ws`); got undefined'),
+    )
+    expect(build({ WebSocket: 'ws' })).toThrow('options.WebSocket must be a WebSocket constructor (Node 20 has none: pass `ws`); got "ws"')
+  })
+
+  it.each([
+    [{ url: '/ws' }, 'options.url must be a ws(s): or http(s): URL (absolute outside a page) or a function yielding one; got "/ws"'],
+    [{ token: 42 }, 'options.token must be a non-empty string or a function yielding one; got 42'],
+    [{ storage: {} }, 'options.storage must be false or { getItem, setItem }; got object'],
+    [{ backoff: { max: 0 } }, 'options.backoff must be a function or { initial, factor, max } reaching 100 ms; got object'],
+    [{ pingInterval: -1 }, 'options.pingInterval must be a number from 0 to 2^31-1; got -1'],
+    [{ watchNetwork: 'yes' }, 'options.watchNetwork must be a boolean; got "yes"'],
+  ])('says what it got and what it expects (%o)', (options, message) => {
+    expect(build(options)).toThrow(message)
+  })
+
+  it('takes an option given as undefined for one not given', () => {
+    const client = new NotificationClient({ ...base, minUptime: undefined, backoff: { initial: undefined, max: undefined } })
+    expect(client.state).toBe('idle')
   })
 
   // Regression: NaN passed `v < 0 || v >= 2 ** 31` (every comparison with NaN is false); pingInterval: NaN

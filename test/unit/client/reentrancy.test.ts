@@ -129,7 +129,11 @@ describe('requests around auth', () => {
 describe('what the client cannot use', () => {
   it('a URL no WebSocket accepts is a TypeError naming options.url', () => {
     for (const url of ['localhost:3000/ws', 'ftp://example.com/ws', 'not a url', '/ws']) {
-      expect(() => createClient(startMockServer(), { url }), url).toThrow(new TypeError('belfry: options.url is invalid'))
+      expect(() => createClient(startMockServer(), { url }), url).toThrow(
+        new TypeError(
+          `belfry: options.url must be a ws(s): or http(s): URL (absolute outside a page) or a function yielding one; got "${url}"`,
+        ),
+      )
     }
   })
 

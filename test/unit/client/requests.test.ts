@@ -23,15 +23,12 @@ const requestId = (frame: Frame | undefined) => {
 }
 
 describe('requests', () => {
-  it('queues history and markRead while not online and sends them after auth', async () => {
+  it('queues history and markRead while not online and sends them after auth; a request connects a client not yet connected', async () => {
     const server = startMockServer({ auth: { seq: 5, unreadCount: 3 } })
     const { client } = createClient(server)
     const history = settle(client.history({ limit: 5 }))
     const mark = settle(client.markRead('n1'))
-    await tick()
-    expect(server.peers).toHaveLength(0)
-
-    client.connect()
+    expect(client.state).toBe('connecting') // without connect(): the first request connects
     await tick()
     const [auth, h, m] = server.peer.frames
     expect(auth?.type).toBe('auth') // the requests come after the auth frame
@@ -100,13 +97,16 @@ describe('requests', () => {
   })
 
   it('counts a queued request’s timeout from when it was made', async () => {
-    const server = startMockServer()
-    const { client } = createClient(server, { requestTimeout: 3000 })
+    let answer = (): void => {}
+    const server = startMockServer({ auth: (peer) => (answer = () => peer.authSuccess()) })
+    const { client } = createClient(server, { requestTimeout: 3000, connectTimeout: 60_000 })
     const history = settle(client.history())
     await vi.advanceTimersByTimeAsync(3000)
+    expect(client.state).toBe('authenticating')
     expect(history.error).toBeInstanceOf(TimeoutError)
-    client.connect()
+    answer()
     await tick()
+    expect(client.state).toBe('online')
     expect(server.sent('history')).toEqual([])
   })
 

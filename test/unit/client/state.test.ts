@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { TimeoutError } from '../../../src/index.js'
 import { advanceToAfterStatus, cleanup, connected, createClient, startMockServer, tick } from '../../helpers/mock-server.js'
 
 beforeEach(() => {
@@ -31,18 +32,46 @@ describe('connection state', () => {
     expect(server.peer.frames[0]).toMatchObject({ since: 0 }) // nothing delivered yet: no cursor
   })
 
-  it('ready() resolves once online', async () => {
+  it('ready() connects a client not yet connected and resolves once online', async () => {
     const server = startMockServer()
     const { client } = createClient(server)
     let ready = false
     void client.ready().then(() => {
       ready = true
     })
-    await tick()
+    expect(client.state).toBe('connecting')
     expect(ready).toBe(false)
-    client.connect()
     await tick()
     expect(ready).toBe(true)
+    await expect(client.ready()).resolves.toBeUndefined()
+  })
+
+  it('ready({ timeout }) rejects with a TimeoutError, ready({ signal }) with the abort reason; the client carries on', async () => {
+    let answer = (): void => {}
+    const server = startMockServer({ auth: (peer) => (answer = () => peer.authSuccess()) })
+    const { client } = createClient(server, { connectTimeout: 60_000 })
+    const late = settleReady(client.ready({ timeout: 1000 }))
+    const controller = new AbortController()
+    const aborted = settleReady(client.ready({ signal: controller.signal }))
+    await vi.advanceTimersByTimeAsync(999)
+    expect(late.error).toBeUndefined()
+    await vi.advanceTimersByTimeAsync(1)
+    expect(late.error).toBeInstanceOf(TimeoutError)
+    expect(late.error).toMatchObject({ message: 'not online within 1000 ms' })
+    expect(aborted.error).toBeUndefined()
+    controller.abort(new Error('user left the page'))
+    await tick()
+    expect(aborted.error).toMatchObject({ message: 'user left the page' })
+    expect(client.state).toBe('authenticating')
+    // An already aborted signal rejects at once; without a timeout, ready() keeps waiting.
+    const already = settleReady(client.ready({ signal: AbortSignal.abort(new Error('gone')) }))
+    const waiting = settleReady(client.ready())
+    await tick()
+    expect(already.error).toMatchObject({ message: 'gone' })
+    answer()
+    await tick()
+    expect(waiting).toEqual({ done: true, error: undefined })
+    expect(vi.getTimerCount()).toBeGreaterThan(0) // the client's own timers, not ready()'s
   })
 
   it('goes online → reconnecting (with attempt and retryIn) → connecting → authenticating → online when the server drops', async () => {
@@ -167,3 +196,18 @@ describe('connection state', () => {
     expect(server.sent('auth')).toHaveLength(0)
   })
 })
+
+/** Records how a ready() promise settles. */
+function settleReady(p: Promise<void>): { done: boolean; error: unknown } {
+  const state: { done: boolean; error: unknown } = { done: false, error: undefined }
+  p.then(
+    () => {
+      state.done = true
+    },
+    (error: unknown) => {
+      state.done = true
+      state.error = error
+    },
+  )
+  return state
+}
