@@ -1,8 +1,9 @@
 /**
- * `npm run build`: tsc emits the server, the protocol and every declaration;
- * then the client entry, `dist/index.js`, is replaced by one bundle that
- * carries reconnecting-websocket compiled from its source (see
- * client-bundle.ts). The client's per-file output is then unused and removed.
+ * `npm run build`: tsc emits the server, the protocol and every declaration
+ * into dist/; the client entry, `dist/index.js`, is then replaced by one
+ * bundle that carries reconnecting-websocket compiled from its source (see
+ * client-bundle.ts), and the client's per-file output is removed. Then the
+ * demo page is built into dist/demo (the server package serves it in dev mode).
  */
 import { execFileSync } from 'node:child_process'
 import { readdirSync, rmSync } from 'node:fs'
@@ -11,6 +12,15 @@ import { buildClientPackage } from './client-bundle.js'
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url))
 
-execFileSync(process.execPath, [`${ROOT}node_modules/typescript/bin/tsc`, '-p', `${ROOT}tsconfig.build.json`], { stdio: 'inherit' })
-for (const f of readdirSync(`${ROOT}dist/client`)) if (/\.js(\.map)?$/.test(f)) rmSync(`${ROOT}dist/client/${f}`)
-await buildClientPackage()
+/** Builds everything the packages are made of, into `out` (dist/ by default). */
+export async function build(out = `${ROOT}dist/`): Promise<void> {
+  rmSync(out, { recursive: true, force: true })
+  const run = (script: string, args: string[]) =>
+    execFileSync(process.execPath, [`${ROOT}node_modules/${script}`, ...args], { cwd: ROOT, stdio: 'inherit' })
+  run('typescript/bin/tsc', ['-p', `${ROOT}tsconfig.build.json`, '--outDir', out])
+  for (const f of readdirSync(`${out}client`)) if (f.endsWith('.js')) rmSync(`${out}client/${f}`)
+  await buildClientPackage(`${out}index.js`)
+  run('vite/bin/vite.js', ['build', '--config', 'demo/vite.config.ts', '--logLevel', 'warn', '--outDir', `${out}demo`, '--emptyOutDir'])
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await build()

@@ -2,7 +2,7 @@
  * belfry's reference server.
  *
  * @example
- * import { NotificationServer } from 'belfry/server'
+ * import { NotificationServer } from 'belfry-server'
  * const server = new NotificationServer({ secret: process.env.BELFRY_SECRET!, apiKey: process.env.BELFRY_API_KEY })
  * await server.listen(3000)
  */

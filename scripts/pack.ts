@@ -1,0 +1,100 @@
+/**
+ * `npm run pack`: builds, then makes the two packages this repository ships
+ * and packs each into a tarball in dist/packages/:
+ *
+ * - `belfry`: the client. One ES module (reconnecting-websocket bundled in),
+ *   its declarations, and mitt as its only dependency: no native module, no
+ *   Node-only dependency, no install script.
+ * - `belfry-server`: the server, its CLI (`belfry-server`), the demo page it
+ *   serves in dev mode, and its store and broker dependencies.
+ *
+ * Each package.json is written here, its versions taken from the root's: the
+ * root package.json stays the one place dependencies are declared.
+ */
+import { execFileSync } from 'node:child_process'
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { build } from './build.js'
+
+const ROOT = fileURLToPath(new URL('../', import.meta.url))
+
+interface RootManifest {
+  version: string
+  license: string
+  description: string
+  dependencies: Record<string, string>
+  engines: Record<string, string>
+}
+
+const root = JSON.parse(readFileSync(`${ROOT}package.json`, 'utf8')) as RootManifest
+
+/** The root's version range of each named dependency. */
+const pick = (names: readonly string[]) =>
+  Object.fromEntries(names.map((n) => [n, root.dependencies[n] ?? fail(`no dependency ${n} in package.json`)]))
+const fail = (message: string): never => {
+  throw new Error(message)
+}
+
+/** What goes into each package: files copied from the build, and its manifest. */
+export const PACKAGES = {
+  belfry: {
+    // Declarations only from the folders: the code is all in dist/index.js.
+    files: ['dist/index.js', 'dist/index.d.ts', 'dist/client', 'dist/protocol'],
+    only: (_from: string, to: string) => !/\.(js|map)$/.test(to) || to.endsWith('/dist/index.js'),
+    manifest: {
+      name: 'belfry',
+      description: 'Real-time notifications for web apps: a typed WebSocket client with durable resume and exactly-once delivery.',
+      sideEffects: false,
+      exports: { '.': { types: './dist/index.d.ts', import: './dist/index.js' } },
+      dependencies: pick(['mitt']),
+    },
+  },
+  'belfry-server': {
+    files: ['dist/server', 'dist/protocol', 'dist/demo', 'bin/belfry-server.js'],
+    only: (_from: string, _to: string) => true,
+    manifest: {
+      name: 'belfry-server',
+      description: "belfry's notification server: authenticated WebSocket delivery from a durable inbox (SQLite).",
+      exports: { '.': { types: './dist/server/index.d.ts', import: './dist/server/index.js' } },
+      bin: { 'belfry-server': './bin/belfry-server.js' },
+      engines: root.engines,
+      dependencies: pick(['better-sqlite3', 'jose', 'pino', 'ws']),
+    },
+  },
+} as const
+
+/**
+ * Builds into `out` (dist/ by default), writes `out`/packages/<name>/ for each
+ * package and packs it there; returns the tarballs' paths.
+ */
+export async function pack(out = `${ROOT}dist/`): Promise<Record<keyof typeof PACKAGES, string>> {
+  await build(out)
+  const PACKAGES_DIR = `${out}packages/`
+  const tarballs: Record<string, string> = {}
+  for (const [name, { files, only, manifest }] of Object.entries(PACKAGES)) {
+    const dir = `${PACKAGES_DIR}${name}/`
+    mkdirSync(dir, { recursive: true })
+    // Built files come from `out`, the bin from the repository.
+    for (const file of files) {
+      const from = file.startsWith('dist/') ? `${out}${file.slice('dist/'.length)}` : `${ROOT}${file}`
+      cpSync(from, `${dir}${file}`, { recursive: true, filter: only })
+    }
+    for (const file of ['README.md', 'LICENSE']) cpSync(`${ROOT}${file}`, `${dir}${file}`)
+    const full = {
+      ...manifest,
+      version: root.version,
+      type: 'module',
+      license: root.license,
+      files: ['dist', 'bin', 'README.md', 'LICENSE'],
+    }
+    writeFileSync(`${dir}package.json`, `${JSON.stringify(full, null, 2)}\n`)
+    const packed = execFileSync('npm', ['pack', '--silent', '--pack-destination', PACKAGES_DIR], { cwd: dir, encoding: 'utf8' }).trim()
+    tarballs[name] = `${PACKAGES_DIR}${packed.split('\n').at(-1)}`
+  }
+  return tarballs as Record<keyof typeof PACKAGES, string>
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const tarballs = await pack()
+  for (const [name, path] of Object.entries(tarballs)) process.stdout.write(`${name}: ${path}\n`)
+}

@@ -1,0 +1,188 @@
+/**
+ * The two packages as an app installs them: `npm run pack`'s tarballs installed
+ * into scratch projects outside the repository, their types checked by an app
+ * with `skipLibCheck: false`, the client loaded by Node and the server's bin run.
+ *
+ * Installs come from npm's cache (filled by the repository's own install). The
+ * server's native dependency, better-sqlite3, is installed without its build
+ * script and given the repository's compiled copy of the same version: the
+ * same files its build would make, without a 90 s compile.
+ */
+import { execFileSync, spawn } from 'node:child_process'
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { pack } from '../../scripts/pack.js'
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+const TSC = join(ROOT, 'node_modules/typescript/bin/tsc')
+const scratch: string[] = []
+let tarballs: Awaited<ReturnType<typeof pack>>
+
+beforeAll(async () => {
+  // Built outside dist/, which other suites use meanwhile (the demo page).
+  const out = mkdtempSync(join(tmpdir(), 'belfry-pack-'))
+  scratch.push(out)
+  tarballs = await pack(`${out}/`)
+}, 120_000)
+afterAll(() => {
+  for (const dir of scratch) rmSync(dir, { recursive: true, force: true })
+})
+
+/** A new project outside the repository, with `npm install` of the given arguments done. */
+function project(name: string, install: string[]): string {
+  const dir = mkdtempSync(join(tmpdir(), `belfry-${name}-`))
+  scratch.push(dir)
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: `scratch-${name}`, private: true, type: 'module' }))
+  execFileSync('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', ...install], {
+    cwd: dir,
+    stdio: 'pipe',
+  })
+  return dir
+}
+
+/** Type-checks `source` as an app of `dir` would, strict, with every declaration file checked. */
+function typecheck(dir: string, source: string, compilerOptions: Record<string, unknown> = {}): string {
+  writeFileSync(join(dir, 'app.ts'), source)
+  writeFileSync(
+    join(dir, 'tsconfig.json'),
+    JSON.stringify({
+      compilerOptions: {
+        strict: true,
+        exactOptionalPropertyTypes: true,
+        noUncheckedIndexedAccess: true,
+        module: 'nodenext',
+        moduleResolution: 'nodenext',
+        target: 'es2022',
+        lib: ['es2023', 'dom'],
+        types: [],
+        skipLibCheck: false,
+        noEmit: true,
+        ...compilerOptions,
+      },
+      files: ['app.ts'],
+    }),
+  )
+  try {
+    execFileSync(process.execPath, [TSC, '-p', dir], { cwd: dir, encoding: 'utf8' })
+    return ''
+  } catch (error) {
+    return String((error as { stdout?: string }).stdout ?? error)
+  }
+}
+
+describe('the belfry client package', () => {
+  let dir: string
+  beforeAll(() => {
+    dir = project('client', [tarballs.belfry])
+  }, 60_000)
+
+  it('installs with no server baggage: no native module, no Node-only dependency, no install script', () => {
+    const installed = readdirSync(join(dir, 'node_modules')).filter((n) => !n.startsWith('.'))
+    expect(installed.sort()).toEqual(['belfry', 'mitt'])
+    for (const name of installed) {
+      const manifest = JSON.parse(readFileSync(join(dir, 'node_modules', name, 'package.json'), 'utf8')) as {
+        scripts?: Record<string, string>
+      }
+      for (const hook of ['preinstall', 'install', 'postinstall', 'prepare'])
+        expect(manifest.scripts?.[hook], `${name} ${hook}`).toBeUndefined()
+    }
+    const manifest = JSON.parse(readFileSync(join(dir, 'node_modules/belfry/package.json'), 'utf8')) as Record<string, unknown>
+    expect(manifest).toMatchObject({ type: 'module', sideEffects: false, dependencies: { mitt: expect.any(String) } })
+    expect(Object.keys(manifest.dependencies as object)).toEqual(['mitt'])
+    // No source maps that would point at files the package does not ship.
+    const files = execFileSync('find', ['.', '-type', 'f'], { cwd: join(dir, 'node_modules/belfry'), encoding: 'utf8' })
+    expect(files).not.toMatch(/\.map$/m)
+    expect(files).toMatch(/LICENSE/)
+  })
+
+  it('loads in Node as an ES module', () => {
+    const out = execFileSync(
+      process.execPath,
+      ['--input-type=module', '-e', "const m = await import('belfry'); console.log(Object.keys(m).sort().join())"],
+      {
+        cwd: dir,
+        encoding: 'utf8',
+      },
+    )
+    expect(out.trim()).toBe(
+      'AuthError,BelfryError,ConnectionError,NotificationClient,ProtocolError,RequestError,TimeoutError,fullJitter,memoryStorage',
+    )
+  })
+
+  it('type-checks an app (strict, exactOptionalPropertyTypes, skipLibCheck: false)', () => {
+    const errors = typecheck(
+      dir,
+      `import { NotificationClient, type Notification } from 'belfry'
+interface Deploy { service: string; version: string }
+const client = new NotificationClient<Deploy>({ url: 'wss://example.com/ws', token: async () => 'token', WebSocket: globalThis.WebSocket })
+client.on('notification', (n: Notification<Deploy>) => console.log(n.title, n.data?.service))
+const read = await client.markRead(['a'])
+const count: number = read.unreadCount
+await client.ready({ timeout: 5000 })
+console.log(count)
+`,
+    )
+    expect(errors).toBe('')
+  })
+})
+
+describe('the belfry-server package', () => {
+  let dir: string
+  beforeAll(() => {
+    dir = project('server', ['--ignore-scripts', tarballs['belfry-server']])
+    cpSync(join(ROOT, 'node_modules/better-sqlite3/build'), join(dir, 'node_modules/better-sqlite3/build'), { recursive: true })
+  }, 60_000)
+
+  it('runs its bin, which serves /healthz', async () => {
+    const child = spawn(join(dir, 'node_modules/.bin/belfry-server'), [], {
+      cwd: dir,
+      env: {
+        PATH: process.env.PATH ?? '',
+        PORT: '0',
+        HOST: '127.0.0.1',
+        BELFRY_SECRET: 'package-test-secret-0123456789',
+        BELFRY_API_KEY: 'package-test-key',
+        BELFRY_DB: join(dir, 'belfry.db'),
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let out = ''
+        child.stdout.on('data', (d: Buffer) => {
+          out += d.toString()
+          const m = /belfry server: (http:\/\/\S+?)\/?\s*$/m.exec(out)
+          if (m?.[1]) resolve(m[1])
+        })
+        child.once('exit', (code) => reject(new Error(`belfry-server exited with ${code}`)))
+      })
+      const res = await fetch(`${url}/healthz`)
+      expect(res.status).toBe(200)
+      expect(await res.json()).toEqual({ status: 'ok' })
+    } finally {
+      child.kill('SIGTERM')
+    }
+  })
+
+  it('type-checks an app (strict, exactOptionalPropertyTypes, skipLibCheck: false)', () => {
+    const errors = typecheck(
+      dir,
+      `import { NotificationServer, SqliteStore, topicsClaim } from 'belfry-server'
+const server = new NotificationServer({
+  secret: process.env.BELFRY_SECRET ?? '',
+  apiKey: process.env.BELFRY_API_KEY,
+  store: new SqliteStore('./belfry.db', { maxBytes: 1 << 30 }),
+  authorizeSubscribe: topicsClaim(),
+})
+const { port } = await server.listen(3000)
+await server.sendToUser('ann', { title: 'Hi', body: 'there', data: { n: 1 } })
+console.log(port)
+`,
+      { types: ['node'], typeRoots: [join(ROOT, 'node_modules/@types')] },
+    )
+    expect(errors).toBe('')
+  })
+})
