@@ -7,7 +7,7 @@
 import { fileURLToPath } from 'node:url'
 import { gzipSync } from 'node:zlib'
 import { build } from 'esbuild'
-import { bundleClient, RWS_SOURCE } from '../scripts/client-bundle.js'
+import { bundleClient, rwsEsbuild } from '../scripts/client-bundle.js'
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url))
 
@@ -18,14 +18,14 @@ export interface ClientSize {
   gzip: number
 }
 
-const OTHERS: { name: string; what: string; code: string; alias?: Record<string, string> }[] = [
+const OTHERS: { name: string; what: string; code: string; asBundled?: boolean }[] = [
   { name: 'socket.io-client', what: 'socket.io-client 4 (everything exported)', code: "export * from 'socket.io-client'" },
   { name: 'centrifuge', what: 'centrifuge (JSON build, everything exported)', code: "export * from 'centrifuge'" },
   {
     name: 'reconnecting-websocket + mitt',
     what: "belfry's two dependencies alone, as belfry bundles them: the floor under belfry's size",
     code: "export { default as ReconnectingWebSocket } from 'reconnecting-websocket'\nexport { default as mitt } from 'mitt'",
-    alias: { 'reconnecting-websocket': RWS_SOURCE },
+    asBundled: true,
   },
   {
     name: 'reconnecting-websocket (ES5 build)',
@@ -34,14 +34,15 @@ const OTHERS: { name: string; what: string; code: string; alias?: Record<string,
   },
 ]
 
-async function bundle(code: string, alias: Record<string, string> = {}): Promise<{ minified: number; gzip: number }> {
+async function bundle(code: string, asBundled = false): Promise<{ minified: number; gzip: number }> {
   const result = await build({
     stdin: { contents: code, resolveDir: ROOT, loader: 'ts', sourcefile: 'entry.ts' },
     bundle: true,
     minify: true,
     format: 'esm',
     platform: 'browser',
-    alias,
+    plugins: asBundled ? [rwsEsbuild] : [],
+    legalComments: 'inline',
     write: false,
     logLevel: 'silent',
   })
@@ -54,6 +55,15 @@ export async function clientSizes(): Promise<ClientSize[]> {
   const sizes: ClientSize[] = [
     { name: 'belfry', what: 'src/index.ts as it ships (NotificationClient, everything exported)', minified, gzip },
   ]
-  for (const e of OTHERS) sizes.push({ name: e.name, what: e.what, ...(await bundle(e.code, e.alias)) })
+  for (const e of OTHERS) sizes.push({ name: e.name, what: e.what, ...(await bundle(e.code, e.asBundled)) })
   return sizes
+}
+
+/** `npm run size`: the table, on stdout. */
+if (import.meta.url === `file://${process.argv[1]}`) {
+  for (const s of await clientSizes()) {
+    process.stdout.write(
+      `${s.name.padEnd(36)} ${String(s.gzip).padStart(6)} B min+gzip  ${String(s.minified).padStart(7)} B min   ${s.what}\n`,
+    )
+  }
 }

@@ -39,8 +39,8 @@ export function rwsSource(): string {
   return compiled
 }
 
-/** For esbuild: reconnecting-websocket from its source, without debug calls. */
-const rwsEsbuild: EsbuildPlugin = {
+/** For esbuild: reconnecting-websocket as belfry bundles it (see rwsSource). */
+export const rwsEsbuild: EsbuildPlugin = {
   name: 'reconnecting-websocket-source',
   setup(b) {
     b.onResolve({ filter: /^reconnecting-websocket$/ }, () => ({ path: RWS_SOURCE }))

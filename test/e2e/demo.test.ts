@@ -57,6 +57,9 @@ describe('demo page', () => {
     expect(await toast.locator('[data-testid="toast-body"]').textContent()).toBe('main is green')
     expect(await toast.getAttribute('data-priority')).toBe('high')
     await page.waitForFunction(() => document.querySelector('[data-testid="badge"]')?.textContent === '1')
+    // The toast does not cover the footer's hint: the hint wraps before the toasts' column.
+    const [toastBox, hintBox] = await Promise.all([toast.boundingBox(), page.locator('[data-testid="hint"]').boundingBox()])
+    expect(hintBox!.x + hintBox!.width).toBeLessThanOrEqual(toastBox!.x)
     await page.locator('[data-testid="bell"]').click()
     await page.locator('[data-testid="inbox-item"]').first().waitFor()
     copyFileSync(await screenshot(page, 'demo'), 'test-results/e2e/demo-readme.png')

@@ -1,0 +1,58 @@
+/**
+ * The README's TypeScript examples compile as written, under the project's
+ * strict settings (strict, exactOptionalPropertyTypes, noUncheckedIndexedAccess):
+ * each ```ts block is type-checked as a module of its own, with `belfry` and
+ * `belfry-server` resolved to the source. The few names the examples leave to
+ * the app (a toast function, a token fetcher) are declared here.
+ */
+import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import ts from 'typescript'
+import { describe, expect, it } from 'vitest'
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+
+const APP = `
+declare function toast(title: string, detail?: string): void
+declare function badge(text: string): void
+declare function bell(count: number): void
+declare function fetchToken(): Promise<string>
+`
+
+function compile(blocks: readonly string[]): string[] {
+  const config = ts.readConfigFile(`${ROOT}tsconfig.json`, ts.sys.readFile)
+  const { options } = ts.parseJsonConfigFileContent(config.config, ts.sys, ROOT)
+  const files = new Map<string, string>([[`${ROOT}readme-app.d.ts`, APP]])
+  blocks.forEach((code, i) => files.set(`${ROOT}readme-${i + 1}.ts`, code))
+  const host = ts.createCompilerHost(options)
+  const { getSourceFile, fileExists, readFile } = host
+  host.fileExists = (name) => files.has(name) || fileExists(name)
+  host.readFile = (name) => files.get(name) ?? readFile(name)
+  host.getSourceFile = (name, version, ...rest) => {
+    const text = files.get(name)
+    return text === undefined ? getSourceFile(name, version, ...rest) : ts.createSourceFile(name, text, version)
+  }
+  const program = ts.createProgram([...files.keys()], { ...options, noEmit: true }, host)
+  return ts
+    .getPreEmitDiagnostics(program)
+    .filter((d) => d.file && files.has(d.file.fileName))
+    .map((d) => {
+      const { line } = d.file!.getLineAndCharacterOfPosition(d.start ?? 0)
+      return `${d.file!.fileName.slice(ROOT.length)}:${line + 1}: ${ts.flattenDiagnosticMessageText(d.messageText, '\n')}`
+    })
+}
+
+describe('README examples', () => {
+  const readme = readFileSync(`${ROOT}README.md`, 'utf8')
+  const blocks = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!)
+
+  it('compile as written', () => {
+    expect(blocks.length).toBeGreaterThanOrEqual(5)
+    expect(compile(blocks)).toEqual([])
+  }, 30_000)
+
+  it('would show an example that does not compile (the check can fail)', () => {
+    const broken = compile(["import { NotificationClient } from 'belfry'\nnew NotificationClient({ url: 'ws://x', token: 42 })\n"])
+    expect(broken.join('\n')).toMatch(/readme-1\.ts:2: .*number/)
+  }, 30_000)
+})
