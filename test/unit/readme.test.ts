@@ -23,7 +23,7 @@ function compile(blocks: readonly string[]): string[] {
   const config = ts.readConfigFile(`${ROOT}tsconfig.json`, ts.sys.readFile)
   const { options } = ts.parseJsonConfigFileContent(config.config, ts.sys, ROOT)
   const files = new Map<string, string>([[`${ROOT}readme-app.d.ts`, APP]])
-  blocks.forEach((code, i) => files.set(`${ROOT}readme-${i + 1}.ts`, code))
+  for (const [i, code] of blocks.entries()) files.set(`${ROOT}readme-${i + 1}.ts`, code)
   const host = ts.createCompilerHost(options)
   const { getSourceFile, fileExists, readFile } = host
   host.fileExists = (name) => files.has(name) || fileExists(name)
