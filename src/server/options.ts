@@ -163,7 +163,7 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
   }
   requireMethods(options, 'logger', ['debug', 'info', 'warn', 'error'])
   requireMethods(options, 'store', STORE_METHODS)
-  requireMethods(options, 'broker', ['publish', 'subscribe', 'close'])
+  requireMethods(options, 'broker', ['publish', 'subscribe', 'ready', 'onStatus', 'close'])
   requireMethods(options, 'server', ['on', 'off'])
   if (options.limits !== undefined && (typeof options.limits !== 'object' || options.limits === null)) {
     throw new TypeError('options.limits must be an object')

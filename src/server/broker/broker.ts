@@ -33,13 +33,30 @@ export interface Broker {
   publish(events: readonly BrokerEvent[]): void | Promise<void>
   /** Registers the handler for events; returns a function that removes it. */
   subscribe(handler: (event: BrokerEvent) => void): () => void
+  /**
+   * Resolves once every event published from then on reaches this process's
+   * subscribers; rejects when the broker cannot be reached. The server waits
+   * for it before it accepts connections: a connection subscribed late could
+   * miss an event published between its replay and the subscription.
+   */
+  ready(): Promise<void>
+  /** Whether events reach this process now. False while the broker's connection is lost. */
+  readonly up: boolean
+  /**
+   * Registers a handler called with `false` when events may have stopped
+   * reaching this process (the connection to the broker is lost) and with
+   * `true` when they reach it again — events published in between may be lost,
+   * and the server reads the store for its connections then. Returns a remover.
+   */
+  onStatus(handler: (up: boolean) => void): () => void
   /** Stops delivering and releases connections. Safe to call twice. */
   close(): void | Promise<void>
 }
 
-/** The default broker: hands events to the subscribers of this process, synchronously. */
+/** The default broker: hands events to the subscribers of this process, synchronously. It is always up. */
 export class InProcessBroker implements Broker {
   readonly #handlers = new Set<(event: BrokerEvent) => void>()
+  readonly up = true
 
   publish(events: readonly BrokerEvent[]): void {
     for (const event of events) for (const handler of this.#handlers) handler(event)
@@ -48,6 +65,12 @@ export class InProcessBroker implements Broker {
   subscribe(handler: (event: BrokerEvent) => void): () => void {
     this.#handlers.add(handler)
     return () => this.#handlers.delete(handler)
+  }
+
+  async ready(): Promise<void> {}
+
+  onStatus(_handler: (up: boolean) => void): () => void {
+    return () => {}
   }
 
   close(): void {
