@@ -8,11 +8,17 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { Store } from '../../src/server/store/store.js'
 
+/** Options every store takes, for the tests. */
+export interface StoreTestOptions {
+  /** Most inbox entries one transaction makes (small, to make fan-out jobs with few users). */
+  fanOutBatch?: number
+}
+
 export interface StoreHarness {
   /** A store on a fresh, empty database. */
-  open(): Promise<Store>
-  /** A new store on the same data, as after a restart (the test closes the old one first). */
-  reopen(): Promise<Store>
+  open(options?: StoreTestOptions): Promise<Store>
+  /** Another store on the same data: after a restart, or another process's, while this one lives. */
+  reopen(options?: StoreTestOptions): Promise<Store>
   /** Removes the database. */
   dispose(): Promise<void>
 }
@@ -121,6 +127,86 @@ export function storeContract(name: string, makeHarness: () => Promise<StoreHarn
       expect((await store.publish({ topic: 'sport' }, note('match'))).deliveries).toEqual([{ userId: 'b', seq: 2 }])
       // A topic nobody follows still stores the notification, in no inbox.
       expect((await store.publish({ topic: 'empty' }, note('void'))).deliveries).toEqual([])
+    })
+  })
+
+  describe(`${name}: fan-out jobs`, () => {
+    const users = (n: number) => Array.from({ length: n }, (_, i) => `u${String(i).padStart(3, '0')}`)
+    /** Every user's entries of the notification `id`. */
+    const entriesOf = async (id: string, of: readonly string[]) =>
+      (await Promise.all(of.map(async (u) => (await store.after(u, 0, 1000)).filter((n) => n.id === id).length))).reduce((a, b) => a + b, 0)
+
+    it('fans a broadcast larger than a batch out: the first batch in the publish, the rest by fanOut(), everyone once', async () => {
+      await store.close()
+      store = await harness.reopen({ fanOutBatch: 10 })
+      opened.push(store)
+      for (const u of users(25)) await store.touchUser(u)
+      const published = await store.publish({ broadcast: true }, note('big'))
+      expect(published).toMatchObject({ recipients: 25, pending: true })
+      expect(published.deliveries).toHaveLength(10)
+      const batches = [published.deliveries.length]
+      for (let batch = await store.fanOut(); batch; batch = await store.fanOut()) {
+        expect(batch.notification).toEqual(published.notification)
+        batches.push(batch.deliveries.length)
+        if (batch.done) expect(await store.fanOut()).toBeUndefined()
+      }
+      expect(batches).toEqual([10, 10, 5])
+      expect(await entriesOf(published.notification.id, users(25))).toBe(25)
+      for (const u of users(25)) expect((await store.touchUser(u)).latestSeq, u).toBe(1)
+    })
+
+    it('fans a topic out to its subscribers as they were at the publish; a later user or subscriber is not in it', async () => {
+      await store.close()
+      store = await harness.reopen({ fanOutBatch: 4 })
+      opened.push(store)
+      for (const u of users(10)) await store.subscribe(u, ['news'], 10)
+      await store.touchUser('bystander')
+      const published = await store.publish({ topic: 'news' }, note('headline'))
+      expect(published).toMatchObject({ recipients: 10, pending: true })
+      await store.subscribe('late', ['news'], 10)
+      await store.touchUser('newcomer')
+      while (await store.fanOut());
+      expect(await entriesOf(published.notification.id, users(10))).toBe(10)
+      expect(await entriesOf(published.notification.id, ['late', 'newcomer', 'bystander'])).toBe(0)
+      const broadcast = await store.publish({ broadcast: true }, note('all'))
+      while (await store.fanOut());
+      expect(await entriesOf(broadcast.notification.id, [...users(10), 'late', 'newcomer', 'bystander'])).toBe(13)
+    })
+
+    it('leaves a pending job to any other store on the same data (a restart, another process): each user gets one entry', async () => {
+      await store.close()
+      store = await harness.reopen({ fanOutBatch: 5 })
+      opened.push(store)
+      for (const u of users(12)) await store.touchUser(u)
+      const published = await store.publish({ broadcast: true }, note('left'))
+      expect(published.pending).toBe(true)
+      await store.close() // before any fanOut(): as if the process died
+      const other = await harness.reopen({ fanOutBatch: 5 })
+      opened.push(other)
+      store = other
+      let batches = 0
+      while (await store.fanOut()) batches++
+      expect(batches).toBe(2)
+      expect(await entriesOf(published.notification.id, users(12))).toBe(12)
+      // Publishes to the same users meanwhile keep every user's seqs gap-free.
+      await store.publish({ userIds: users(12) }, note('after'))
+      for (const u of users(12))
+        expect(
+          (await store.after(u, 0, 10)).map((n) => n.seq),
+          u,
+        ).toEqual([1, 2])
+    })
+
+    it('says the latest seq of each user asked about', async () => {
+      await store.publish({ userIds: ['a', 'b'] }, note('one'))
+      await store.publish({ userIds: ['a'] }, note('two'))
+      expect(await store.latestSeqs(['a', 'b', 'nobody'])).toEqual(
+        new Map([
+          ['a', 2],
+          ['b', 1],
+        ]),
+      )
+      expect(await store.latestSeqs([])).toEqual(new Map())
     })
   })
 

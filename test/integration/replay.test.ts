@@ -143,6 +143,12 @@ class LaggingStore implements Store {
   topics(userId: string) {
     return this.#inner.topics(userId)
   }
+  fanOut() {
+    return this.#inner.fanOut()
+  }
+  latestSeqs(userIds: readonly string[]) {
+    return this.#inner.latestSeqs(userIds)
+  }
   check() {
     return this.#inner.check()
   }

@@ -10,8 +10,8 @@ storeContract('SqliteStore', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'belfry-store-'))
   const file = join(dir, 'inbox.db')
   return {
-    open: async () => new SqliteStore(file),
-    reopen: async () => new SqliteStore(file),
+    open: async (options) => new SqliteStore(file, options),
+    reopen: async (options) => new SqliteStore(file, options),
     dispose: async () => rmSync(dir, { recursive: true, force: true }),
   }
 })
@@ -44,7 +44,7 @@ describe('SqliteStore: its tables', () => {
   function snapshot(db: Database.Database) {
     return {
       notifications: (db.prepare('SELECT count(*) AS n FROM notifications').get() as { n: number }).n,
-      inbox: db.prepare('SELECT user_id, seq, notification_id, read FROM inbox ORDER BY user_id, seq').all(),
+      inbox: db.prepare('SELECT user_no, seq, notification_no, read FROM inbox ORDER BY user_no, seq').all(),
       users: db.prepare('SELECT id, latest_seq, acked_seq, unread FROM users ORDER BY id').all(),
     }
   }
@@ -52,7 +52,7 @@ describe('SqliteStore: its tables', () => {
   /** The unread counter must always equal the number of unread inbox rows. */
   function expectCountersConsistent(db: Database.Database) {
     const rows = db
-      .prepare('SELECT u.id, u.unread, (SELECT count(*) FROM inbox i WHERE i.user_id = u.id AND i.read = 0) AS actual FROM users u')
+      .prepare('SELECT u.id, u.unread, (SELECT count(*) FROM inbox i WHERE i.user_no = u.no AND i.read = 0) AS actual FROM users u')
       .all() as { id: string; unread: number; actual: number }[]
     expect(rows.length).toBeGreaterThan(0)
     for (const r of rows) expect({ id: r.id, unread: r.unread }).toEqual({ id: r.id, unread: r.actual })
@@ -70,7 +70,7 @@ describe('SqliteStore: its tables', () => {
   describe('is atomic: an insert that fails midway leaves nothing behind', () => {
     /** Makes every inbox insert for user `boom` fail, from a second connection. */
     function armTrap(db: Database.Database) {
-      db.exec(`CREATE TRIGGER trap BEFORE INSERT ON inbox WHEN NEW.user_id = 'boom'
+      db.exec(`CREATE TRIGGER trap BEFORE INSERT ON inbox WHEN NEW.user_no = (SELECT no FROM users WHERE id = 'boom')
                BEGIN SELECT RAISE(ABORT, 'trap'); END`)
     }
 
@@ -189,5 +189,73 @@ describe('SqliteStore: a store that cannot work refuses to open, and a full one 
     await expect(store.check()).resolves.toBeUndefined()
     vi.useRealTimers()
     await store.close()
+  })
+})
+
+describe('SqliteStore: a database of belfry 0.1.0 (schema 1)', () => {
+  it('is migrated to schema 2 on open, its data whole', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'belfry-store-'))
+    const file = join(dir, 'old.db')
+    const old = new Database(file)
+    old.exec(`
+      CREATE TABLE users (id TEXT PRIMARY KEY, latest_seq INTEGER NOT NULL DEFAULT 0, acked_seq INTEGER NOT NULL DEFAULT 0,
+        unread INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+      CREATE TABLE notifications (id TEXT PRIMARY KEY, title TEXT NOT NULL, body TEXT NOT NULL, priority TEXT NOT NULL,
+        created_at TEXT NOT NULL, data TEXT, topic TEXT);
+      CREATE TABLE inbox (user_id TEXT NOT NULL, seq INTEGER NOT NULL, notification_id TEXT NOT NULL,
+        read INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (user_id, seq)) WITHOUT ROWID;
+      CREATE TABLE subscriptions (topic TEXT NOT NULL, user_id TEXT NOT NULL, PRIMARY KEY (topic, user_id)) WITHOUT ROWID;
+      CREATE INDEX subscriptions_by_user ON subscriptions (user_id);
+      INSERT INTO users VALUES ('ann', 2, 1, 1), ('bob', 1, 0, 1);
+      INSERT INTO notifications VALUES ('n1', 'first', 'b1', 'high', '2026-11-01T00:00:00.000Z', '{"k":1}', NULL),
+        ('n2', 'second', 'b2', 'medium', '2026-11-02T00:00:00.000Z', NULL, 'news');
+      INSERT INTO inbox VALUES ('ann', 1, 'n1', 1), ('ann', 2, 'n2', 0), ('bob', 1, 'n2', 0);
+      INSERT INTO subscriptions VALUES ('news', 'ann'), ('news', 'bob');
+    `)
+    old.close()
+    const store = new SqliteStore(file)
+    try {
+      expect(await store.touchUser('ann')).toEqual({ latestSeq: 2, ackedSeq: 1, unreadCount: 1 })
+      expect(await store.after('ann', 0, 10)).toEqual([
+        {
+          id: 'n1',
+          seq: 1,
+          title: 'first',
+          body: 'b1',
+          priority: 'high',
+          timestamp: '2026-11-01T00:00:00.000Z',
+          data: { k: 1 },
+          read: true,
+        },
+        {
+          id: 'n2',
+          seq: 2,
+          title: 'second',
+          body: 'b2',
+          priority: 'medium',
+          timestamp: '2026-11-02T00:00:00.000Z',
+          topic: 'news',
+          read: false,
+        },
+      ])
+      expect(await store.topics('bob')).toEqual(['news'])
+      expect((await store.publish({ topic: 'news' }, { title: 'third', body: '' })).deliveries).toEqual([
+        { userId: 'ann', seq: 3 },
+        { userId: 'bob', seq: 2 },
+      ])
+      expect(await store.markRead('bob', ['n2'])).toMatchObject({ ids: ['n2'], unreadCount: 1 })
+    } finally {
+      await store.close()
+    }
+    const raw = new Database(file)
+    expect(raw.pragma('user_version', { simple: true })).toBe(2)
+    expect(raw.prepare("SELECT name FROM sqlite_master WHERE name LIKE '%_v1'").all()).toEqual([])
+    raw.close()
+    // A database newer than this belfry is refused.
+    const newer = new Database(file)
+    newer.pragma('user_version = 3')
+    newer.close()
+    expect(() => new SqliteStore(file)).toThrow(/schema is version 3, newer than this belfry's \(2\)/)
+    rmSync(dir, { recursive: true, force: true })
   })
 })

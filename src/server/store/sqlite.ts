@@ -1,45 +1,18 @@
-import { randomUUID } from 'node:crypto'
 import Database from 'better-sqlite3'
 import type { JsonObject, Notification, Priority } from '../../protocol/index.js'
-import type { Audience, Delivery, NotificationInput, Published, ReadChange, Store, StoredNotification, UserState } from './store.js'
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS users (
-  id          TEXT PRIMARY KEY,
-  latest_seq  INTEGER NOT NULL DEFAULT 0,
-  acked_seq   INTEGER NOT NULL DEFAULT 0,
-  unread      INTEGER NOT NULL DEFAULT 0
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS notifications (
-  id          TEXT PRIMARY KEY,
-  title       TEXT NOT NULL,
-  body        TEXT NOT NULL,
-  priority    TEXT NOT NULL,
-  created_at  TEXT NOT NULL,
-  data        TEXT,
-  topic       TEXT
-);
-CREATE TABLE IF NOT EXISTS inbox (
-  user_id          TEXT NOT NULL,
-  seq              INTEGER NOT NULL,
-  notification_id  TEXT NOT NULL,
-  read             INTEGER NOT NULL DEFAULT 0,
-  PRIMARY KEY (user_id, seq)
-) WITHOUT ROWID;
--- No index on notification_id: marking by id scans the user's unread entries in the primary key,
--- and a second index on every inbox entry makes each broadcast's commit about twice as slow.
-CREATE TABLE IF NOT EXISTS subscriptions (
-  topic    TEXT NOT NULL,
-  user_id  TEXT NOT NULL,
-  PRIMARY KEY (topic, user_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS subscriptions_by_user ON subscriptions (user_id);
--- One row written by each health check: proof that the store takes writes.
-CREATE TABLE IF NOT EXISTS probe (
-  id          INTEGER PRIMARY KEY CHECK (id = 1),
-  checked_at  TEXT NOT NULL
-);
-`
+import { migrate } from './sqlite-schema.js'
+import {
+  type Audience,
+  type Delivery,
+  type FanOutBatch,
+  type NotificationInput,
+  type Published,
+  type ReadChange,
+  type Store,
+  type StoredNotification,
+  storedNotification,
+  type UserState,
+} from './store.js'
 
 interface Row {
   id: string
@@ -68,12 +41,36 @@ export interface SqliteStoreOptions {
   maxBytes?: number
   /** Size the WAL file is cut back to after each checkpoint (it never shrinks otherwise), in bytes. @default 67108864 */
   walSizeLimit?: number
+  /** Most inbox entries one transaction makes: a larger broadcast or topic publish continues as a fan-out job. @default 1000 */
+  fanOutBatch?: number
+}
+
+/** A pending fan-out job, as its row holds it. */
+interface Job {
+  no: number
+  notification_no: number
+  topic: string | null
+  after: number
+  up_to: number
+}
+
+interface NotificationRow {
+  no: number
+  id: string
+  title: string
+  body: string
+  priority: Priority
+  created_at: string
+  data: string | null
+  topic: string | null
 }
 
 const PROBE = 'INSERT INTO probe (id, checked_at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at'
 
 const SELECT =
-  'SELECT n.id, i.seq, n.title, n.body, n.priority, n.created_at, n.data, n.topic, i.read FROM inbox i JOIN notifications n ON n.id = i.notification_id'
+  'SELECT n.id, i.seq, n.title, n.body, n.priority, n.created_at, n.data, n.topic, i.read FROM inbox i JOIN notifications n ON n.no = i.notification_no'
+/** The user's `no`, in a statement whose first parameter is the user id. */
+const USER_NO = '(SELECT no FROM users WHERE id = ?)'
 
 function toNotification(row: Row): Notification {
   const n: Notification = {
@@ -104,22 +101,28 @@ export class SqliteStore implements Store {
   readonly #checkpoint: NodeJS.Timeout
   /** Pages the database may have (`maxBytes`), if bounded. */
   readonly #maxPages: number | undefined
+  readonly #batch: number
   /** The last failure of work the store does on its own (the checkpoint), until one succeeds. */
   #background: Error | undefined
-  readonly #statements
+  readonly #s
   readonly #publishTx: Database.Transaction<(audience: Audience, input: NotificationInput) => Published>
+  readonly #fanOutTx: Database.Transaction<() => FanOutBatch | undefined>
   readonly #markReadTx: Database.Transaction<(userId: string, ids: readonly string[] | 'all') => ReadChange>
   readonly #subscribeTx: Database.Transaction<(userId: string, topics: readonly string[], max: number) => string[]>
   readonly #unsubscribeTx: Database.Transaction<(userId: string, topics: readonly string[]) => void>
 
   constructor(file: string, options: SqliteStoreOptions = {}) {
-    const { maxBytes, walSizeLimit = 64 * 1024 * 1024 } = options
+    const { maxBytes, walSizeLimit = 64 * 1024 * 1024, fanOutBatch = 1000 } = options
     if (maxBytes !== undefined && !(Number.isSafeInteger(maxBytes) && maxBytes >= 64 * 1024)) {
       throw new TypeError(`SqliteStore: options.maxBytes must be a whole number of bytes ≥ 65536, got ${maxBytes}`)
     }
     if (!(Number.isSafeInteger(walSizeLimit) && walSizeLimit >= 0)) {
       throw new TypeError(`SqliteStore: options.walSizeLimit must be a whole number of bytes ≥ 0, got ${walSizeLimit}`)
     }
+    if (!(Number.isSafeInteger(fanOutBatch) && fanOutBatch >= 1)) {
+      throw new TypeError(`SqliteStore: options.fanOutBatch must be a whole number ≥ 1, got ${fanOutBatch}`)
+    }
+    this.#batch = fanOutBatch
     let db: Database.Database
     try {
       db = new Database(file)
@@ -135,10 +138,9 @@ export class SqliteStore implements Store {
       // Checkpoint on a timer instead of inside whichever commit crosses 1000 pages of WAL:
       // that commit (a publish the API is waiting for) would otherwise pay for it.
       db.pragma('wal_autocheckpoint = 0')
-      db.pragma('foreign_keys = ON')
       this.#maxPages = maxBytes === undefined ? undefined : Math.floor(maxBytes / (db.pragma('page_size', { simple: true }) as number))
       if (this.#maxPages !== undefined) db.pragma(`max_page_count = ${this.#maxPages}`)
-      db.exec(SCHEMA)
+      migrate(db)
       const check = db.pragma('quick_check', { simple: true })
       if (check !== 'ok') throw new Error(`it failed its integrity check (${String(check).slice(0, 200)})`)
       db.prepare(PROBE).run(new Date().toISOString())
@@ -148,107 +150,164 @@ export class SqliteStore implements Store {
     }
     this.#checkpoint = setInterval(() => this.#fold('PASSIVE'), CHECKPOINT_MS)
     this.#checkpoint.unref()
-    this.#statements = {
+    this.#s = {
       insertNotification: db.prepare(
-        'INSERT INTO notifications (id, title, body, priority, created_at, data, topic) VALUES (@id, @title, @body, @priority, @timestamp, @data, @topic)',
+        `INSERT INTO notifications (id, title, body, priority, created_at, data, topic)
+         VALUES (@id, @title, @body, @priority, @timestamp, @data, @topic) RETURNING no`,
       ),
+      notification: db.prepare('SELECT * FROM notifications WHERE no = ?'),
+      ensureUser: db.prepare('INSERT INTO users (id) VALUES (?) ON CONFLICT (id) DO NOTHING'),
       bumpUser: db.prepare(
         `INSERT INTO users (id, latest_seq, unread) VALUES (?, 1, 1)
          ON CONFLICT (id) DO UPDATE SET latest_seq = latest_seq + 1, unread = unread + 1
-         RETURNING latest_seq AS seq`,
+         RETURNING no, latest_seq AS seq`,
       ),
-      insertInbox: db.prepare('INSERT INTO inbox (user_id, seq, notification_id) VALUES (?, ?, ?)'),
-      bumpAll: db.prepare('UPDATE users SET latest_seq = latest_seq + 1, unread = unread + 1 RETURNING id AS userId, latest_seq AS seq'),
-      // Set-based: one statement writes every inbox entry of a broadcast or topic publish.
-      fillAll: db.prepare('INSERT INTO inbox (user_id, seq, notification_id) SELECT id, latest_seq, ? FROM users'),
+      insertInbox: db.prepare('INSERT INTO inbox (user_no, seq, notification_no) VALUES (?, ?, ?)'),
+      // The audience of a broadcast or a topic publish when it commits, by `no`.
+      lastUser: db.prepare('SELECT coalesce(max(no), 0) AS upTo, count(*) AS size FROM users'),
+      lastSubscription: db.prepare('SELECT coalesce(max(no), 0) AS upTo, count(*) AS size FROM subscriptions WHERE topic = ?'),
+      // The end of the next batch: the batch-th `no` after `after`, or up_to.
+      batchEndUsers: db.prepare('SELECT no FROM users WHERE no > ? AND no <= ? ORDER BY no LIMIT 1 OFFSET ?'),
+      batchEndTopic: db.prepare('SELECT no FROM subscriptions WHERE topic = ? AND no > ? AND no <= ? ORDER BY no LIMIT 1 OFFSET ?'),
+      // Set-based: one statement gives the batch its seqs, one writes its inbox entries.
+      bumpUsers: db.prepare(
+        'UPDATE users SET latest_seq = latest_seq + 1, unread = unread + 1 WHERE no > ? AND no <= ? RETURNING id AS userId, latest_seq AS seq',
+      ),
+      fillUsers: db.prepare(
+        'INSERT INTO inbox (user_no, seq, notification_no) SELECT no, latest_seq, ? FROM users WHERE no > ? AND no <= ?',
+      ),
       bumpTopic: db.prepare(
         `UPDATE users SET latest_seq = latest_seq + 1, unread = unread + 1
-         WHERE id IN (SELECT user_id FROM subscriptions WHERE topic = ?)
+         WHERE no IN (SELECT user_no FROM subscriptions WHERE topic = ? AND no > ? AND no <= ?)
          RETURNING id AS userId, latest_seq AS seq`,
       ),
       fillTopic: db.prepare(
-        `INSERT INTO inbox (user_id, seq, notification_id)
-         SELECT u.id, u.latest_seq, ? FROM subscriptions s JOIN users u ON u.id = s.user_id WHERE s.topic = ?`,
+        `INSERT INTO inbox (user_no, seq, notification_no)
+         SELECT u.no, u.latest_seq, ? FROM subscriptions s JOIN users u ON u.no = s.user_no WHERE s.topic = ? AND s.no > ? AND s.no <= ?`,
       ),
+      insertJob: db.prepare('INSERT INTO fanout_jobs (notification_no, topic, after, up_to) VALUES (?, ?, ?, ?)'),
+      nextJob: db.prepare('SELECT * FROM fanout_jobs ORDER BY no LIMIT 1'),
+      advanceJob: db.prepare('UPDATE fanout_jobs SET after = ? WHERE no = ?'),
+      endJob: db.prepare('DELETE FROM fanout_jobs WHERE no = ?'),
       probe: db.prepare(PROBE),
-      touchUser: db.prepare('INSERT INTO users (id) VALUES (?) ON CONFLICT (id) DO NOTHING'),
       getUser: db.prepare('SELECT latest_seq AS latestSeq, acked_seq AS ackedSeq, unread AS unreadCount FROM users WHERE id = ?'),
-      after: db.prepare(`${SELECT} WHERE i.user_id = ? AND i.seq > ? ORDER BY i.seq LIMIT ?`),
-      history: db.prepare(`${SELECT} WHERE i.user_id = ? AND i.seq < ? ORDER BY i.seq DESC LIMIT ?`),
+      latestSeqs: db.prepare('SELECT id, latest_seq AS seq FROM users WHERE id IN (SELECT value FROM json_each(?))'),
+      after: db.prepare(`${SELECT} WHERE i.user_no = ${USER_NO} AND i.seq > ? ORDER BY i.seq LIMIT ?`),
+      history: db.prepare(`${SELECT} WHERE i.user_no = ${USER_NO} AND i.seq < ? ORDER BY i.seq DESC LIMIT ?`),
       ack: db.prepare('UPDATE users SET acked_seq = max(acked_seq, min(?, latest_seq)) WHERE id = ? RETURNING acked_seq AS ackedSeq'),
-      // Scans the user's unread entries through the primary key's user_id prefix.
+      // Scans the user's unread entries through the primary key's user_no prefix.
       markIds: db.prepare(
-        `UPDATE inbox SET read = 1 WHERE user_id = ? AND read = 0
-         AND notification_id IN (SELECT value FROM json_each(?)) RETURNING notification_id AS id`,
+        `UPDATE inbox SET read = 1 WHERE user_no = ${USER_NO} AND read = 0
+         AND notification_no IN (SELECT no FROM notifications WHERE id IN (SELECT value FROM json_each(?)))
+         RETURNING (SELECT id FROM notifications WHERE no = notification_no) AS id`,
       ),
-      markAll: db.prepare('UPDATE inbox SET read = 1 WHERE user_id = ? AND read = 0 AND seq <= ?'),
+      markAll: db.prepare(`UPDATE inbox SET read = 1 WHERE user_no = ${USER_NO} AND read = 0 AND seq <= ?`),
       subtractUnread: db.prepare(
         'UPDATE users SET unread = max(0, unread - ?) WHERE id = ? RETURNING unread AS unreadCount, latest_seq AS seq',
       ),
       zeroUnread: db.prepare('UPDATE users SET unread = 0 WHERE id = ? RETURNING unread AS unreadCount, latest_seq AS seq'),
-      subscribe: db.prepare('INSERT INTO subscriptions (topic, user_id) VALUES (?, ?) ON CONFLICT DO NOTHING'),
-      unsubscribe: db.prepare('DELETE FROM subscriptions WHERE topic = ? AND user_id = ?'),
-      topics: db.prepare('SELECT topic FROM subscriptions WHERE user_id = ?'),
+      subscribe: db.prepare(`INSERT INTO subscriptions (topic, user_no) VALUES (?, ${USER_NO}) ON CONFLICT DO NOTHING`),
+      unsubscribe: db.prepare(`DELETE FROM subscriptions WHERE topic = ? AND user_no = ${USER_NO}`),
+      topics: db.prepare(`SELECT topic FROM subscriptions WHERE user_no = ${USER_NO}`),
     }
     this.#publishTx = db.transaction(this.#publish)
+    this.#fanOutTx = db.transaction(this.#fanOut)
     this.#markReadTx = db.transaction(this.#markRead)
     this.#subscribeTx = db.transaction(this.#subscribe)
     this.#unsubscribeTx = db.transaction((userId: string, topics: readonly string[]) => {
-      for (const topic of topics) this.#statements.unsubscribe.run(topic, userId)
+      for (const topic of topics) this.#s.unsubscribe.run(topic, userId)
     })
   }
 
-  /** Runs the whole fan-out in one transaction: all inbox entries or none. */
+  /**
+   * One transaction: the notification, and every inbox entry for `userIds`;
+   * for a broadcast or topic, the first batch and, when the audience is
+   * larger, a fan-out job for the rest.
+   */
   readonly #publish = (audience: Audience, input: NotificationInput): Published => {
-    const s = this.#statements
-    const notification: StoredNotification = {
-      id: randomUUID(),
-      title: input.title,
-      body: input.body,
-      priority: input.priority ?? 'medium',
-      timestamp: new Date().toISOString(),
-    }
-    if (input.data !== undefined) notification.data = input.data
-    if ('topic' in audience) notification.topic = audience.topic
-    s.insertNotification.run({
+    const s = this.#s
+    const notification = storedNotification(input, audience)
+    const { no } = s.insertNotification.get({
       ...notification,
       data: input.data === undefined ? null : JSON.stringify(input.data),
       topic: notification.topic ?? null,
-    })
+    }) as { no: number }
     if ('userIds' in audience) {
-      const deliveries = [...new Set(audience.userIds)].map((userId) => ({ userId, seq: (s.bumpUser.get(userId) as { seq: number }).seq }))
-      for (const d of deliveries) s.insertInbox.run(d.userId, d.seq, notification.id)
-      return { notification, deliveries }
+      const deliveries = [...new Set(audience.userIds)].map((userId) => {
+        const row = s.bumpUser.get(userId) as { no: number; seq: number }
+        s.insertInbox.run(row.no, row.seq, no)
+        return { userId, seq: row.seq }
+      })
+      return { notification, deliveries, recipients: deliveries.length, pending: false }
     }
-    if ('topic' in audience) {
-      const deliveries = s.bumpTopic.all(audience.topic) as Delivery[]
-      s.fillTopic.run(notification.id, audience.topic)
-      return { notification, deliveries }
+    const topic = 'topic' in audience ? audience.topic : null
+    const { upTo, size } = (topic === null ? s.lastUser.get() : s.lastSubscription.get(topic)) as { upTo: number; size: number }
+    const job: Job = { no: 0, notification_no: no, topic, after: 0, up_to: upTo }
+    const { deliveries, done } = this.#batchOf(job)
+    if (!done) s.insertJob.run(no, topic, job.after, upTo)
+    return { notification, deliveries, recipients: size, pending: !done }
+  }
+
+  /** Makes the next batch of `job`'s audience and moves `job.after` past it. */
+  #batchOf(job: Job): { deliveries: Delivery[]; done: boolean } {
+    const s = this.#s
+    const { notification_no: no, topic, after, up_to: upTo } = job
+    const end = (
+      (topic === null ? s.batchEndUsers.get(after, upTo, this.#batch - 1) : s.batchEndTopic.get(topic, after, upTo, this.#batch - 1)) as
+        | { no: number }
+        | undefined
+    )?.no
+    const last = end ?? upTo
+    let deliveries: Delivery[]
+    if (topic === null) {
+      deliveries = s.bumpUsers.all(after, last) as Delivery[]
+      s.fillUsers.run(no, after, last)
+    } else {
+      deliveries = s.bumpTopic.all(topic, after, last) as Delivery[]
+      s.fillTopic.run(no, topic, after, last)
     }
-    const deliveries = s.bumpAll.all() as Delivery[]
-    s.fillAll.run(notification.id)
-    return { notification, deliveries }
+    job.after = last
+    return { deliveries, done: last >= upTo }
   }
 
   async publish(audience: Audience, input: NotificationInput): Promise<Published> {
     return this.#publishTx.immediate(audience, input)
   }
 
+  readonly #fanOut = (): FanOutBatch | undefined => {
+    const s = this.#s
+    const job = s.nextJob.get() as Job | undefined
+    if (!job) return undefined
+    const { deliveries, done } = this.#batchOf(job)
+    if (done) s.endJob.run(job.no)
+    else s.advanceJob.run(job.after, job.no)
+    return { notification: toStored(s.notification.get(job.notification_no) as NotificationRow), deliveries, done }
+  }
+
+  async fanOut(): Promise<FanOutBatch | undefined> {
+    return this.#fanOutTx.immediate()
+  }
+
+  async latestSeqs(userIds: readonly string[]): Promise<Map<string, number>> {
+    const rows = this.#s.latestSeqs.all(JSON.stringify(userIds)) as { id: string; seq: number }[]
+    return new Map(rows.map((r) => [r.id, r.seq]))
+  }
+
   async touchUser(userId: string): Promise<UserState> {
-    this.#statements.touchUser.run(userId)
-    return this.#statements.getUser.get(userId) as UserState
+    this.#s.ensureUser.run(userId)
+    return this.#s.getUser.get(userId) as UserState
   }
 
   async after(userId: string, after: number, limit: number): Promise<Notification[]> {
-    return (this.#statements.after.all(userId, after, limit) as Row[]).map(toNotification)
+    return (this.#s.after.all(userId, after, limit) as Row[]).map(toNotification)
   }
 
   async history(userId: string, before: number | undefined, limit: number): Promise<Notification[]> {
-    return (this.#statements.history.all(userId, before ?? Number.MAX_SAFE_INTEGER, limit) as Row[]).map(toNotification)
+    return (this.#s.history.all(userId, before ?? Number.MAX_SAFE_INTEGER, limit) as Row[]).map(toNotification)
   }
 
   async ack(userId: string, seq: number): Promise<number> {
-    const row = this.#statements.ack.get(seq, userId) as { ackedSeq: number } | undefined
+    const row = this.#s.ack.get(seq, userId) as { ackedSeq: number } | undefined
     return row?.ackedSeq ?? 0
   }
 
@@ -257,7 +316,7 @@ export class SqliteStore implements Store {
   }
 
   readonly #markRead = (userId: string, ids: readonly string[] | 'all'): ReadChange => {
-    const s = this.#statements
+    const s = this.#s
     if (ids === 'all') {
       const user = s.getUser.get(userId) as UserState | undefined
       const seq = user?.latestSeq ?? 0
@@ -275,8 +334,8 @@ export class SqliteStore implements Store {
   }
 
   readonly #subscribe = (userId: string, topics: readonly string[], max: number): string[] => {
-    const s = this.#statements
-    s.touchUser.run(userId)
+    const s = this.#s
+    s.ensureUser.run(userId)
     const held = new Set((s.topics.all(userId) as { topic: string }[]).map((r) => r.topic))
     const full: string[] = []
     for (const topic of topics) {
@@ -296,7 +355,7 @@ export class SqliteStore implements Store {
   }
 
   async topics(userId: string): Promise<string[]> {
-    return (this.#statements.topics.all(userId) as { topic: string }[]).map((r) => r.topic)
+    return (this.#s.topics.all(userId) as { topic: string }[]).map((r) => r.topic)
   }
 
   /**
@@ -305,7 +364,7 @@ export class SqliteStore implements Store {
    */
   async check(): Promise<void> {
     if (this.#background) throw this.#background
-    this.#statements.probe.run(new Date().toISOString())
+    this.#s.probe.run(new Date().toISOString())
     if (this.#maxPages !== undefined) {
       const used =
         (this.#db.pragma('page_count', { simple: true }) as number) - (this.#db.pragma('freelist_count', { simple: true }) as number)
@@ -329,4 +388,11 @@ export class SqliteStore implements Store {
     this.#fold('TRUNCATE')
     this.#db.close()
   }
+}
+
+function toStored(row: NotificationRow): StoredNotification {
+  const n: StoredNotification = { id: row.id, title: row.title, body: row.body, priority: row.priority, timestamp: row.created_at }
+  if (row.data !== null) n.data = JSON.parse(row.data) as JsonObject
+  if (row.topic !== null) n.topic = row.topic
+  return n
 }

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import type { JsonObject, Notification, Priority } from '../../protocol/index.js'
 
 /** What a publisher supplies. */
@@ -32,7 +33,38 @@ export interface Delivery {
 /** The outcome of a publish, known only after it is durable. */
 export interface Published {
   notification: StoredNotification
+  /** The inbox entries the publish made itself. */
   deliveries: Delivery[]
+  /**
+   * How many inboxes the notification goes to: the deliveries, plus the
+   * entries a fan-out job makes (a broadcast's or topic's audience as it was
+   * when the publish committed).
+   */
+  recipients: number
+  /** The audience was too large for one transaction: a fan-out job makes the rest (see {@link Store.fanOut}). */
+  pending: boolean
+}
+
+/** One batch of a fan-out job. */
+export interface FanOutBatch {
+  notification: StoredNotification
+  deliveries: Delivery[]
+  /** The job is finished with this batch. */
+  done: boolean
+}
+
+/** Makes the notification a publish stores: a new id, the time now, the priority's default. */
+export function storedNotification(input: NotificationInput, audience: Audience): StoredNotification {
+  const n: StoredNotification = {
+    id: randomUUID(),
+    title: input.title,
+    body: input.body,
+    priority: input.priority ?? 'medium',
+    timestamp: new Date().toISOString(),
+  }
+  if (input.data !== undefined) n.data = input.data
+  if ('topic' in audience) n.topic = audience.topic
+  return n
 }
 
 /** A user's inbox counters. */
@@ -72,9 +104,22 @@ export interface Store {
   /**
    * Stores the notification once and gives each recipient an inbox entry with
    * its next seq (duplicates in `userIds` count once), all or nothing.
-   * Resolves with the entries made.
+   * Resolves with the entries made. A broadcast or topic publish whose
+   * audience is larger than one batch makes the first batch, records a
+   * fan-out job for the rest in the same transaction, and resolves `pending`:
+   * nothing is one giant transaction, and the job survives a crash.
    */
   publish(audience: Audience, input: NotificationInput): Promise<Published>
+  /**
+   * Makes the next batch of a pending fan-out job — any job, whichever
+   * process's publish made it (one whose process died too) — in one
+   * transaction that also records the job's progress, so each recipient gets
+   * exactly one entry. Resolves `undefined` when no job waits (or every
+   * waiting one is being worked on elsewhere).
+   */
+  fanOut(): Promise<FanOutBatch | undefined>
+  /** The latest seq of each of these users (absent: no inbox yet). The server compares it with what its connections sent. */
+  latestSeqs(userIds: readonly string[]): Promise<Map<string, number>>
   /** Records that the user exists (for broadcasts) and returns its counters. */
   touchUser(userId: string): Promise<UserState>
   /** Up to `limit` inbox entries with seq > `after`, oldest first. */

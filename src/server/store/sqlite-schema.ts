@@ -1,0 +1,96 @@
+import type Database from 'better-sqlite3'
+
+/**
+ * The SQLite schema and its migrations, versioned by `PRAGMA user_version`.
+ *
+ * Version 2 keys everything by integers: users, notifications and
+ * subscriptions have an integer `no` (their order of creation, which fan-out
+ * jobs page by), and an inbox entry is three integers and a flag.
+ * Version 1 (belfry 0.1.0) keyed the inbox by text ids and had no `no`.
+ */
+export const SCHEMA_VERSION = 2
+
+const V2 = `
+CREATE TABLE users (
+  no          INTEGER PRIMARY KEY,
+  id          TEXT NOT NULL UNIQUE,
+  latest_seq  INTEGER NOT NULL DEFAULT 0,
+  acked_seq   INTEGER NOT NULL DEFAULT 0,
+  unread      INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE notifications (
+  no          INTEGER PRIMARY KEY,
+  id          TEXT NOT NULL UNIQUE,
+  title       TEXT NOT NULL,
+  body        TEXT NOT NULL,
+  priority    TEXT NOT NULL,
+  created_at  TEXT NOT NULL,
+  data        TEXT,
+  topic       TEXT
+);
+-- No index on notification_no: marking by id scans the user's unread entries in the primary key,
+-- and a second index on every inbox entry makes each broadcast's commit about twice as slow.
+CREATE TABLE inbox (
+  user_no          INTEGER NOT NULL,
+  seq              INTEGER NOT NULL,
+  notification_no  INTEGER NOT NULL,
+  read             INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (user_no, seq)
+) WITHOUT ROWID;
+CREATE TABLE subscriptions (
+  no       INTEGER PRIMARY KEY,
+  topic    TEXT NOT NULL,
+  user_no  INTEGER NOT NULL,
+  UNIQUE (topic, user_no)
+);
+-- A topic's subscriptions in the order they were made (an index's entries end with the rowid, no).
+CREATE INDEX subscriptions_by_topic ON subscriptions (topic);
+CREATE INDEX subscriptions_by_user ON subscriptions (user_no);
+-- A broadcast or topic publish too large for one transaction: the audience is users (or the topic's
+-- subscriptions) with no in (after, up_to]; each batch moves after forward; done jobs are deleted.
+CREATE TABLE fanout_jobs (
+  no               INTEGER PRIMARY KEY,
+  notification_no  INTEGER NOT NULL,
+  topic            TEXT,
+  after            INTEGER NOT NULL,
+  up_to            INTEGER NOT NULL
+);
+-- One row written by each health check: proof that the store takes writes.
+CREATE TABLE probe (
+  id          INTEGER PRIMARY KEY CHECK (id = 1),
+  checked_at  TEXT NOT NULL
+);
+`
+
+/** From version 1 (text keys) to 2: the same data, renumbered; users in the order of their ids. */
+const V1_TO_V2 = `
+ALTER TABLE users RENAME TO users_v1;
+ALTER TABLE notifications RENAME TO notifications_v1;
+ALTER TABLE inbox RENAME TO inbox_v1;
+ALTER TABLE subscriptions RENAME TO subscriptions_v1;
+DROP INDEX IF EXISTS subscriptions_by_user;
+DROP TABLE IF EXISTS probe;
+${V2}
+INSERT INTO users (id, latest_seq, acked_seq, unread) SELECT id, latest_seq, acked_seq, unread FROM users_v1 ORDER BY id;
+INSERT INTO notifications (id, title, body, priority, created_at, data, topic)
+  SELECT id, title, body, priority, created_at, data, topic FROM notifications_v1 ORDER BY created_at, id;
+INSERT INTO inbox (user_no, seq, notification_no, read)
+  SELECT u.no, i.seq, n.no, i.read FROM inbox_v1 i JOIN users u ON u.id = i.user_id JOIN notifications n ON n.id = i.notification_id;
+INSERT INTO subscriptions (topic, user_no) SELECT s.topic, u.no FROM subscriptions_v1 s JOIN users u ON u.id = s.user_id ORDER BY s.topic, u.no;
+DROP TABLE users_v1;
+DROP TABLE notifications_v1;
+DROP TABLE inbox_v1;
+DROP TABLE subscriptions_v1;
+`
+
+/** Brings the database to {@link SCHEMA_VERSION}, in one transaction; refuses a newer one. */
+export function migrate(db: Database.Database): void {
+  db.transaction(() => {
+    const version = db.pragma('user_version', { simple: true }) as number
+    if (version > SCHEMA_VERSION) throw new Error(`its schema is version ${version}, newer than this belfry's (${SCHEMA_VERSION})`)
+    if (version === SCHEMA_VERSION) return
+    const hasUsers = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'users'").get() !== undefined
+    db.exec(hasUsers ? V1_TO_V2 : V2)
+    db.pragma(`user_version = ${SCHEMA_VERSION}`)
+  }).immediate()
+}
