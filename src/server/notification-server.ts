@@ -32,10 +32,19 @@ function destroy(this: Duplex): void {
 /** Paths that accept a WebSocket upgrade: `/ws`, and `/` for the article's clients. */
 const WS_PATHS = new Set(['/ws', '/'])
 
-/** How often token expiry is checked: a connection is closed at most this long after its token expires. */
-const EXPIRY_SWEEP_MS = 1000
+/**
+ * How often the server's upkeep runs: token expiry (a connection is closed at
+ * most this long after its token expires), idle budgets, fan-out jobs left by
+ * any process, and while the broker is down, reading the store for what it
+ * cannot carry.
+ */
+const SWEEP_MS = 1000
+/** How often connections are checked against the store even while the broker is up (an event lost between commit and broker). */
+const RECONCILE_MS = 30_000
 /** How long a failed store write keeps /healthz at `unavailable` (then a write probe decides again). */
 const STORE_FAILURE_MEMORY_MS = 5000
+/** Users whose latest seq one reconcile query reads. */
+const RECONCILE_CHUNK = 1000
 /** How long close() waits for clients to answer the close handshake. */
 const CLOSE_GRACE_MS = 2000
 
@@ -53,8 +62,16 @@ export class NotificationServer {
   readonly #wss: WebSocketServer
   readonly #unsubscribe: () => void
   readonly #heartbeat: NodeJS.Timeout
-  /** Closes connections whose token expired: one timer for all, not one per connection. */
-  readonly #expiry: NodeJS.Timeout
+  /** The upkeep (see {@link SWEEP_MS}): one timer for all connections, not one per connection. */
+  readonly #sweep: NodeJS.Timeout
+  readonly #offStatus: () => void
+  /** The broker's readiness, waited for before connections are accepted. */
+  readonly #started: Promise<void>
+  /** The fan-out loop in progress: one per process. */
+  #fanningOut: Promise<void> | undefined
+  /** The reconcile in progress, and when the last one started. */
+  #reconciling: Promise<void> | undefined
+  #reconciledAt = Date.now()
   /** The routes' view of this server, made once. */
   readonly #httpContext: HttpContext
   #http: HttpServer | undefined
@@ -83,14 +100,20 @@ export class NotificationServer {
     }
     this.#wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxFrameBytes, clientTracking: false, perMessageDeflate: false })
     this.#unsubscribe = broker.subscribe((event) => this.#route(event))
+    // Events may have been lost while the broker was away: read the store for this process's connections.
+    this.#offStatus = broker.onStatus((up) => {
+      log[up ? 'info' : 'warn'](
+        { up },
+        up ? 'broker back: reading the store for what it may have lost' : 'broker lost: delivery falls back to the store',
+      )
+      if (up) this.#reconcile()
+    })
     this.#heartbeat = setInterval(() => this.#beat(), limits.heartbeatMs)
     this.#heartbeat.unref()
-    this.#expiry = setInterval(() => {
-      const now = Date.now()
-      for (const c of this.#hub.connections) c.expireBy(now)
-      this.#hub.budgets.sweep(this.#hub.registry)
-    }, EXPIRY_SWEEP_MS)
-    this.#expiry.unref()
+    this.#sweep = setInterval(() => this.#upkeep(), SWEEP_MS)
+    this.#sweep.unref()
+    this.#started = broker.ready().then(() => this.#fanOutAll())
+    this.#started.catch(() => {}) // listen() and ready() report it
     this.#httpContext = {
       apiKey: this.#options.apiKey,
       secret: this.#options.secret,
@@ -122,7 +145,9 @@ export class NotificationServer {
    * What `/healthz` reports: `closing` once close() began; `unavailable` when
    * the store fails its check (a write probe) or failed a write in the last
    * few seconds — the server then refuses publishes (503) rather than
-   * acknowledge what is not durable; else `ok`.
+   * acknowledge what is not durable; `degraded` while the broker is down
+   * (publishes are durable and answered, delivery to other processes falls
+   * back to the store and is slower); else `ok`.
    */
   async health(): Promise<Health> {
     if (this.#state !== 'running') return { status: 'closing' }
@@ -133,7 +158,18 @@ export class NotificationServer {
     } catch (error) {
       return { status: 'unavailable', reason: `store: ${(error as Error).message}` }
     }
+    if (!this.#hub.broker.up)
+      return { status: 'degraded', reason: 'broker: connection lost; delivery to other processes falls back to the store' }
     return { status: 'ok' }
+  }
+
+  /**
+   * Resolves once the server can take connections: its broker delivers to it
+   * (rejects when the broker cannot be reached). `listen()` waits for it; on
+   * an app's own server (`server` option), await it before serving.
+   */
+  ready(): Promise<void> {
+    return this.#started
   }
 
   /**
@@ -152,6 +188,7 @@ export class NotificationServer {
    */
   async listen(port = 0, host?: string): Promise<{ port: number }> {
     if (this.#http) throw new Error('already attached to an HTTP server')
+    await this.#started
     const server = createServer((req, res) => void this.#request(req, res))
     this.#attach(server)
     await new Promise<void>((resolve, reject) => {
@@ -204,7 +241,8 @@ export class NotificationServer {
   async #shutdown(): Promise<void> {
     this.#state = 'closing'
     clearInterval(this.#heartbeat)
-    clearInterval(this.#expiry)
+    clearInterval(this.#sweep)
+    this.#offStatus()
     const sockets = [...this.#hub.connections].map((c) => c.ws)
     for (const c of this.#hub.connections) c.close(CloseCode.GoingAway, 'server shutting down')
     await Promise.race([
@@ -222,6 +260,8 @@ export class NotificationServer {
         server.closeAllConnections()
       })
     }
+    await this.#fanningOut
+    await this.#reconciling
     await this.#hub.broker.close()
     await this.#hub.store.close()
     this.#state = 'closed'
@@ -253,15 +293,78 @@ export class NotificationServer {
       this.#hub.log.error({ err: error }, 'store publish failed')
       throw new UnavailableError(`the store failed: ${message}`, { cause: error })
     }
-    const { notification, deliveries } = published
-    const event: BrokerEvent = { kind: 'notification', shared: sharedPart(notification), deliveries }
+    const { notification, deliveries, recipients, pending } = published
+    await this.#announce({ kind: 'notification', shared: sharedPart(notification), deliveries })
+    if (pending) this.#fanOutAll()
+    return { id: notification.id, recipients }
+  }
+
+  /**
+   * Hands a committed change to the broker, for every process. If the broker
+   * fails, this process's connections get it directly; those of other
+   * processes read the store (their reconcile, or the gap the next
+   * notification shows).
+   */
+  async #announce(event: BrokerEvent): Promise<void> {
     try {
       await this.#hub.broker.publish([event])
     } catch (error) {
-      this.#hub.log.error({ err: error, id: notification.id }, 'broker publish failed; delivering to this process only')
+      this.#hub.log.error({ err: error }, 'broker publish failed; delivering to this process only')
       this.#route(event)
     }
-    return { id: notification.id, recipients: deliveries.length }
+  }
+
+  /**
+   * Works through pending fan-out jobs — this process's, or any other's
+   * (one whose process died) — until none waits; one loop per process.
+   * Each batch is announced once it is committed.
+   */
+  #fanOutAll(): void {
+    if (this.#state !== 'running') return
+    this.#fanningOut ??= (async () => {
+      try {
+        for (let batch = await this.#hub.store.fanOut(); batch; batch = await this.#hub.store.fanOut()) {
+          await this.#announce({ kind: 'notification', shared: sharedPart(batch.notification), deliveries: batch.deliveries })
+          if (this.#state !== 'running') break
+        }
+      } catch (error) {
+        this.#hub.log.error({ err: error }, 'fan-out failed; retrying on the next sweep')
+      } finally {
+        this.#fanningOut = undefined
+      }
+    })()
+  }
+
+  /**
+   * Reads the store for this process's connections: a live one behind its
+   * user's latest seq (an event the broker lost) catches up. One at a time.
+   */
+  #reconcile(): void {
+    if (this.#state !== 'running') return
+    this.#reconciledAt = Date.now()
+    this.#reconciling ??= (async () => {
+      try {
+        const { registry, store } = this.#hub
+        const users = [...registry.userIds()]
+        for (let i = 0; i < users.length; i += RECONCILE_CHUNK) {
+          const latest = await store.latestSeqs(users.slice(i, i + RECONCILE_CHUNK))
+          for (const [userId, seq] of latest) for (const c of registry.of(userId)) c.replay.catchUp(seq)
+        }
+      } catch (error) {
+        this.#hub.log.warn({ err: error }, 'reconcile failed; retrying on the next sweep')
+      } finally {
+        this.#reconciling = undefined
+      }
+    })()
+  }
+
+  /** Once a second: token expiry, idle budgets, fan-out jobs, and reading the store when the broker cannot be trusted. */
+  #upkeep(): void {
+    const now = Date.now()
+    for (const c of this.#hub.connections) c.expireBy(now)
+    this.#hub.budgets.sweep(this.#hub.registry)
+    this.#fanOutAll()
+    if (!this.#hub.broker.up || now - this.#reconciledAt >= RECONCILE_MS) this.#reconcile()
   }
 
   /** Hands a broker event to this process's connections of its users. */
@@ -295,7 +398,7 @@ export class NotificationServer {
     socket.on('error', destroy)
     if (!WS_PATHS.has(path) || this.#state !== 'running') {
       socket.end(
-        `HTTP/1.1 ${this.#state === 'running' ? '404 Not Found' : '503 Service UnavailableError'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
+        `HTTP/1.1 ${this.#state === 'running' ? '404 Not Found' : '503 Service Unavailable'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
       )
       return
     }

@@ -28,6 +28,11 @@ export class Registry {
     return this.#byUser.get(userId) ?? EMPTY
   }
 
+  /** The users with at least one connection. */
+  userIds(): IterableIterator<string> {
+    return this.#byUser.keys()
+  }
+
   count(userId: string): number {
     return this.#byUser.get(userId)?.size ?? 0
   }

@@ -72,9 +72,20 @@ export class Replay {
       c.acks?.schedule()
       return
     }
+    this.#gap(seq)
+  }
+
+  /** The user's latest seq, read from the store: a live connection behind it catches up (an event was lost). */
+  catchUp(latest: number): void {
+    if (this.#c.phase === 'replaying') this.#pendingMax = Math.max(this.#pendingMax, latest)
+    else if (this.#c.phase === 'live' && latest > this.#sentSeq) this.#gap(latest)
+  }
+
+  /** Seqs up to `seq` exist that this connection has not sent: back to the store. */
+  #gap(seq: number): void {
     this.#pendingMax = seq
-    c.moveTo('replaying')
-    c.schedule(() => this.#round(undefined))
+    this.#c.moveTo('replaying')
+    this.#c.schedule(() => this.#round(undefined))
   }
 
   async #round(requestId: string | undefined): Promise<void> {
