@@ -80,7 +80,8 @@ export class RedisBroker implements Broker {
         }),
       ])
     } catch (error) {
-      await Promise.all([shut(pub), shut(sub)])
+      // Not QUIT: a server that does not answer would not answer that either.
+      await Promise.all([shut(pub, true), shut(sub, true)])
       throw new Error(`cannot reach Redis at ${redact(url)}: ${describe(error)}`)
     } finally {
       clearTimeout(timer)
@@ -101,6 +102,8 @@ export class RedisBroker implements Broker {
    */
   async publish(events: readonly BrokerEvent[]): Promise<void> {
     if (this.#closed) throw new Error('redis broker: closed')
+    // ioredis would reject too (no offline queue), but in words of its options.
+    if (this.#pub.status !== 'ready') throw new Error(`redis broker: publish failed: not connected to Redis (${this.#pub.status})`)
     try {
       await this.#pub.publish(this.#channel, JSON.stringify(events))
     } catch (error) {
@@ -114,9 +117,14 @@ export class RedisBroker implements Broker {
     return () => this.#handlers.delete(handler)
   }
 
-  /** Resolves at once: `connect` resolves only once subscribed. Rejects once closed. */
+  /**
+   * Resolves at once while subscribed (`connect` resolves only once it is).
+   * Rejects once closed, and while the connection is lost: Redis cannot be
+   * reached then, and waiting could be forever.
+   */
   async ready(): Promise<void> {
     if (this.#closed) throw new Error('redis broker: closed')
+    if (!this.#up) throw new Error('redis broker: the connection to Redis is lost; reconnecting')
   }
 
   /** Registers a handler told `false` when the subscriber connection is lost and `true` once subscribed again; returns its remover. */
@@ -207,6 +215,9 @@ function open(url: string, log: Logger, role: string): Redis {
     autoResubscribe: false,
     // A half-open socket must not hang `publish` forever.
     commandTimeout: 5000,
+    // When ioredis disconnects a socket it ends it and destroys it after this delay if it is still open. The
+    // broker only disconnects sockets it has given up on (QUIT closes the live ones), so at once it is.
+    disconnectTimeout: 0,
   }
   const redis = new Redis(url, options)
   redis.once('ready', () => {
@@ -234,16 +245,22 @@ async function start(redis: Redis): Promise<void> {
   }
 }
 
-/** Quits a connection, waiting until its socket is closed; just stops reconnecting if it has none. */
-async function shut(redis: Redis): Promise<void> {
+/**
+ * Quits a connection (or, with `force`, drops it), waiting until its socket is
+ * closed; just stops reconnecting if it has none.
+ */
+async function shut(redis: Redis, force = false): Promise<void> {
   if (redis.status === 'end') return
   if (redis.status === 'reconnecting' || redis.status === 'wait' || redis.status === 'close') {
-    // No socket is open: this clears the reconnection timer, and no 'end' follows.
+    // No socket is open: this clears the reconnection timer, and no 'end' follows. ioredis still arms its
+    // disconnectTimeout timer to destroy the closed socket (0 ms, see `open`): wait it out, so that nothing
+    // keeps the process alive once `close` resolves (same-delay timers fire in the order they were set).
     redis.disconnect()
+    await new Promise((resolve) => setTimeout(resolve, 1))
     return
   }
   const ended = new Promise((resolve) => redis.once('end', resolve))
-  if (redis.status === 'ready') await redis.quit().catch(() => redis.disconnect())
+  if (redis.status === 'ready' && !force) await redis.quit().catch(() => redis.disconnect())
   else redis.disconnect()
   await ended
 }
