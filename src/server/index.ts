@@ -9,6 +9,7 @@
 export { mintToken, verifyToken } from './auth.js'
 export type { Broker, BrokerEvent } from './broker/broker.js'
 export { InProcessBroker } from './broker/broker.js'
+export { RedisBroker, type RedisBrokerOptions } from './broker/redis.js'
 export type { Health } from './http.js'
 export { UnavailableError } from './http.js'
 export type { PublishResult } from './notification-server.js'

@@ -1,0 +1,292 @@
+import { Redis, type RedisOptions } from 'ioredis'
+import { type Logger, pino } from 'pino'
+import type { Broker, BrokerEvent } from './broker.js'
+
+/** Options of {@link RedisBroker.connect}. */
+export interface RedisBrokerOptions {
+  /** The Redis channel every server process of one deployment shares. @default 'belfry:events' */
+  channel?: string | undefined
+  /** Where connection changes and dropped messages are logged. @default a pino logger at level 'info' */
+  logger?: Logger | undefined
+  /** How long the first connection may take before `connect` gives up, in ms. @default 5000 */
+  connectTimeout?: number | undefined
+}
+
+/** Reconnection backoff once the first connection has succeeded: 100 ms more per attempt, never more than 2 s. */
+const backoff = (attempt: number): number => Math.min(attempt * 100, 2000)
+
+/**
+ * A broker over Redis pub/sub, for several server processes sharing one store.
+ * Each publish call is one PUBLISH of a JSON array on one channel; every
+ * process subscribed to the channel hands the events to its subscribers.
+ *
+ * Redis pub/sub is at most once, which is what the broker rules ask for: the
+ * store is the truth. While the connection is lost `publish` rejects at once
+ * (the server then delivers to its own connections), `up` is false and
+ * `onStatus` says so; on reconnection the subscription is confirmed again
+ * before `onStatus(true)`, and the server reads the store for what it missed.
+ *
+ * @example
+ * const broker = await RedisBroker.connect('redis://127.0.0.1:6379')
+ * const server = new NotificationServer({ secret, broker, store })
+ */
+export class RedisBroker implements Broker {
+  readonly #pub: Redis
+  readonly #sub: Redis
+  readonly #channel: string
+  readonly #log: Logger
+  readonly #handlers = new Set<(event: BrokerEvent) => void>()
+  readonly #statusHandlers = new Set<(up: boolean) => void>()
+  #up = true
+  #closed = false
+  /** Bumped on every loss of the subscriber connection, so a SUBSCRIBE confirmed for an older connection cannot report `up`. */
+  #epoch = 0
+
+  private constructor(pub: Redis, sub: Redis, channel: string, log: Logger) {
+    this.#pub = pub
+    this.#sub = sub
+    this.#channel = channel
+    this.#log = log
+    sub.on('message', (ch: string, message: string) => {
+      if (ch === channel) this.#deliver(message)
+    })
+    // 'close' comes first when a live connection drops; 'end' and 'reconnecting' are listened to as well so
+    // that whichever ioredis emits first marks the broker down (each after the first is a no-op).
+    for (const event of ['close', 'end', 'reconnecting']) sub.on(event, () => this.#down())
+    // ioredis's own resubscription (autoResubscribe) is off: it is sent after 'ready' without a way to wait for
+    // its confirmation. This subscribes itself on each 'ready' and reports `up` only once Redis confirms.
+    sub.on('ready', () => void this.#resubscribe())
+  }
+
+  /**
+   * Connects to Redis (one connection to publish, one in subscribe mode) and
+   * resolves once subscribed to the channel. Rejects with a one-line message
+   * if Redis cannot be reached, without retrying and without leaving
+   * connections or timers behind; once connected, it reconnects forever.
+   *
+   * @param url A Redis URL, e.g. `redis://:password@host:6379/0`.
+   */
+  static async connect(url: string, options: RedisBrokerOptions = {}): Promise<RedisBroker> {
+    const channel = options.channel ?? 'belfry:events'
+    const log = options.logger ?? pino()
+    const [pub, sub] = [open(url, log, 'publisher'), open(url, log, 'subscriber')]
+    const deadline = options.connectTimeout ?? 5000
+    let timer: NodeJS.Timeout | undefined
+    try {
+      await Promise.race([
+        Promise.all([start(pub), start(sub).then(() => sub.subscribe(channel))]),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no answer within ${deadline} ms`)), deadline)
+        }),
+      ])
+    } catch (error) {
+      // Not QUIT: a server that does not answer would not answer that either.
+      await Promise.all([shut(pub, true), shut(sub, true)])
+      throw new Error(`cannot reach Redis at ${redact(url)}: ${describe(error)}`)
+    } finally {
+      clearTimeout(timer)
+    }
+    log.info({ channel }, 'redis broker: subscribed')
+    return new RedisBroker(pub, sub, channel, log)
+  }
+
+  /** Whether events reach this process: the subscriber connection is subscribed. */
+  get up(): boolean {
+    return this.#up
+  }
+
+  /**
+   * Publishes the events as one Redis message (a fan-out batch is one call, so
+   * one message). Rejects at once while Redis cannot be reached: nothing is
+   * queued, since the server delivers to its own connections instead.
+   */
+  async publish(events: readonly BrokerEvent[]): Promise<void> {
+    if (this.#closed) throw new Error('redis broker: closed')
+    // ioredis would reject too (no offline queue), but in words of its options.
+    if (this.#pub.status !== 'ready') throw new Error(`redis broker: publish failed: not connected to Redis (${this.#pub.status})`)
+    try {
+      await this.#pub.publish(this.#channel, JSON.stringify(events))
+    } catch (error) {
+      throw new Error(`redis broker: publish failed: ${describe(error)}`, { cause: error })
+    }
+  }
+
+  /** Registers a handler for every event on the channel, from any process; returns its remover. */
+  subscribe(handler: (event: BrokerEvent) => void): () => void {
+    this.#handlers.add(handler)
+    return () => this.#handlers.delete(handler)
+  }
+
+  /**
+   * Resolves at once while subscribed (`connect` resolves only once it is).
+   * Rejects once closed, and while the connection is lost: Redis cannot be
+   * reached then, and waiting could be forever.
+   */
+  async ready(): Promise<void> {
+    if (this.#closed) throw new Error('redis broker: closed')
+    if (!this.#up) throw new Error('redis broker: the connection to Redis is lost; reconnecting')
+  }
+
+  /** Registers a handler told `false` when the subscriber connection is lost and `true` once subscribed again; returns its remover. */
+  onStatus(handler: (up: boolean) => void): () => void {
+    this.#statusHandlers.add(handler)
+    return () => this.#statusHandlers.delete(handler)
+  }
+
+  /** Quits both connections and stops reconnecting. Safe to call twice. */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    this.#up = false
+    this.#handlers.clear()
+    this.#statusHandlers.clear()
+    await Promise.all([shut(this.#pub), shut(this.#sub)])
+  }
+
+  #deliver(message: string): void {
+    let events: unknown
+    try {
+      events = JSON.parse(message)
+    } catch {
+      events = undefined
+    }
+    if (!Array.isArray(events) || !events.every(isEvent)) {
+      // Anyone with access to Redis can publish on the channel: a stray message must not take the server down.
+      this.#log.warn({ channel: this.#channel, message: message.slice(0, 200) }, 'redis broker: dropped a malformed message')
+      return
+    }
+    for (const event of events)
+      for (const handler of this.#handlers) {
+        // One failing handler must not keep the event from the others, nor surface in ioredis's event loop.
+        try {
+          handler(event)
+        } catch (error) {
+          this.#log.error({ err: error }, 'redis broker: event handler threw')
+        }
+      }
+  }
+
+  #down(): void {
+    this.#epoch++
+    if (!this.#up || this.#closed) return
+    this.#up = false
+    this.#log.warn({ channel: this.#channel }, 'redis broker: connection lost; reconnecting')
+    this.#status(false)
+  }
+
+  async #resubscribe(): Promise<void> {
+    const epoch = this.#epoch
+    try {
+      await this.#sub.subscribe(this.#channel)
+    } catch (error) {
+      // The connection dropped again before the confirmation: the next 'ready' tries again.
+      this.#log.debug({ err: error }, 'redis broker: resubscribe failed')
+      return
+    }
+    if (this.#closed || this.#up || epoch !== this.#epoch) return
+    this.#up = true
+    this.#log.info({ channel: this.#channel }, 'redis broker: subscribed again')
+    this.#status(true)
+  }
+
+  #status(up: boolean): void {
+    for (const handler of this.#statusHandlers) {
+      try {
+        handler(up)
+      } catch (error) {
+        this.#log.error({ err: error }, 'redis broker: status handler threw')
+      }
+    }
+  }
+}
+
+/** A connection that does not connect until `start`, and retries only once it has connected. */
+function open(url: string, log: Logger, role: string): Redis {
+  let connected = false
+  const options: RedisOptions = {
+    lazyConnect: true,
+    // Before the first success a failure is final (connect rejects); after it, retry forever with backoff.
+    retryStrategy: (attempt) => (connected ? backoff(attempt) : null),
+    // Reject commands while disconnected instead of queueing them, and reject those in flight when the
+    // connection drops instead of resending them: the broker is at most once, the store is the truth.
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    autoResubscribe: false,
+    // A half-open socket must not hang `publish` forever.
+    commandTimeout: 5000,
+    // When ioredis disconnects a socket it ends it and destroys it after this delay if it is still open. The
+    // broker only disconnects sockets it has given up on (QUIT closes the live ones), so at once it is.
+    disconnectTimeout: 0,
+  }
+  const redis = new Redis(url, options)
+  redis.once('ready', () => {
+    connected = true
+  })
+  // Without a listener ioredis prints each error itself. Every failed reconnection attempt emits one, and
+  // the loss of the connection is logged once by the broker, so these are debug.
+  redis.on('error', (error: Error) => log.debug({ err: error, role }, 'redis broker: connection error'))
+  return redis
+}
+
+/** Connects; rejects with the underlying cause (ioredis itself only says "Connection is closed."). */
+async function start(redis: Redis): Promise<void> {
+  let cause: unknown
+  const remember = (error: unknown) => {
+    cause ??= error
+  }
+  redis.on('error', remember)
+  try {
+    await redis.connect()
+  } catch (error) {
+    throw cause ?? error
+  } finally {
+    redis.off('error', remember)
+  }
+}
+
+/**
+ * Quits a connection (or, with `force`, drops it), waiting until its socket is
+ * closed; just stops reconnecting if it has none.
+ */
+async function shut(redis: Redis, force = false): Promise<void> {
+  if (redis.status === 'end') return
+  if (redis.status === 'reconnecting' || redis.status === 'wait' || redis.status === 'close') {
+    // No socket is open: this clears the reconnection timer, and no 'end' follows. ioredis still arms its
+    // disconnectTimeout timer to destroy the closed socket (0 ms, see `open`): wait it out, so that nothing
+    // keeps the process alive once `close` resolves (same-delay timers fire in the order they were set).
+    redis.disconnect()
+    await new Promise((resolve) => setTimeout(resolve, 1))
+    return
+  }
+  const ended = new Promise((resolve) => redis.once('end', resolve))
+  if (redis.status === 'ready' && !force) await redis.quit().catch(() => redis.disconnect())
+  else redis.disconnect()
+  await ended
+}
+
+function isEvent(value: unknown): value is BrokerEvent {
+  if (typeof value !== 'object' || value === null) return false
+  const event = value as Record<string, unknown>
+  if (event.kind === 'notification') return typeof event.shared === 'string' && Array.isArray(event.deliveries)
+  if (event.kind === 'read') return typeof event.userId === 'string' && typeof event.frame === 'string'
+  return false
+}
+
+/** One line for an error; Node's AggregateError (several addresses tried) has an empty message. */
+function describe(error: unknown): string {
+  if (error instanceof AggregateError && error.errors.length > 0) return error.errors.map(describe).join('; ')
+  if (error instanceof Error) return (error.message || (error as NodeJS.ErrnoException).code || error.name).split('\n')[0]!
+  return String(error)
+}
+
+/** The URL without its password, for messages. */
+function redact(url: string): string {
+  try {
+    const parsed = new URL(url)
+    if (parsed.password) parsed.password = '***'
+    return parsed.toString()
+  } catch {
+    return url
+  }
+}

@@ -1,0 +1,304 @@
+/**
+ * RedisBroker against a private redis-server: the broker contract, with each
+ * node a connection of its own (another server process's view), and what a
+ * network broker adds: failing fast, losing the connection and getting it back,
+ * stray messages on the channel.
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { createServer, type Socket } from 'node:net'
+import { fileURLToPath } from 'node:url'
+import { Redis } from 'ioredis'
+import { pino } from 'pino'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import type { BrokerEvent } from '../../src/server/broker/broker.js'
+import { RedisBroker } from '../../src/server/broker/redis.js'
+import { brokerContract } from '../contract/broker.js'
+
+// --- Stand-in for test/helpers/services.ts (startRedis), which is not on main yet. ---
+interface RedisService {
+  url: string
+  port: number
+  stop(): Promise<void>
+  kill(): Promise<void>
+  start(): Promise<void>
+  dispose(): Promise<void>
+  logs(): string
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as { port: number }
+  server.close()
+  await once(server, 'close')
+  return port
+}
+
+async function startRedis(): Promise<RedisService> {
+  const port = await freePort()
+  let logs = ''
+  let child: ChildProcess | undefined
+  const start = async () => {
+    const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no']
+    const proc = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    child = proc
+    await new Promise<void>((resolve, reject) => {
+      const onData = (d: Buffer) => {
+        logs += d.toString()
+        if (logs.includes('Ready to accept connections')) resolve()
+      }
+      proc.stdout?.on('data', onData)
+      proc.stderr?.on('data', onData)
+      proc.once('error', (e) => reject(new Error(`redis-server did not start (is it installed?): ${e.message}`)))
+      proc.once('exit', (code) => reject(new Error(`redis-server exited with ${code}: ${logs}`)))
+    })
+    logs = ''
+  }
+  const end = async (signal: NodeJS.Signals) => {
+    const proc = child
+    child = undefined
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return
+    const exited = once(proc, 'exit')
+    proc.kill(signal)
+    await exited
+  }
+  await start()
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    start,
+    stop: () => end('SIGTERM'),
+    kill: () => end('SIGKILL'),
+    dispose: () => end('SIGTERM'),
+    logs: () => logs,
+  }
+}
+// --- End of stand-in. ---
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+const silent = pino({ level: 'silent' })
+const notification = (n: number): BrokerEvent => ({ kind: 'notification', shared: `{"id":"n${n}"`, deliveries: [{ userId: 'u1', seq: n }] })
+/** Open sockets and timers of this process, to show a broker leaves none behind. */
+const handles = () => process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap' || r === 'Timeout').length
+
+let redis: RedisService
+beforeAll(async () => {
+  redis = await startRedis()
+})
+afterAll(async () => {
+  await redis?.dispose()
+})
+
+brokerContract('RedisBroker', async () => {
+  const nodes: RedisBroker[] = []
+  return {
+    node: async () => {
+      const broker = await RedisBroker.connect(redis.url, { logger: silent })
+      nodes.push(broker)
+      return broker
+    },
+    dispose: async () => {
+      await Promise.all(nodes.map((n) => n.close()))
+    },
+  }
+})
+
+describe('RedisBroker', () => {
+  it('rejects at once, in one line, when nothing listens, and leaves no socket or timer behind', async () => {
+    const port = await freePort()
+    const before = handles()
+    const started = Date.now()
+    const error = await RedisBroker.connect(`redis://127.0.0.1:${port}`, { logger: silent }).catch((e: unknown) => e)
+    expect(Date.now() - started).toBeLessThan(2000)
+    expect(error).toBeInstanceOf(Error)
+    const { message } = error as Error
+    expect(message).toMatch(new RegExp(`^cannot reach Redis at redis://127\\.0\\.0\\.1:${port}/?: connect ECONNREFUSED`))
+    expect(message).not.toContain('\n')
+    expect(handles()).toBeLessThanOrEqual(before)
+  })
+
+  it('gives up on a server that accepts but never answers, after connectTimeout, and hangs up', async () => {
+    // Reads and discards what it is sent, never answers.
+    const accepted: Socket[] = []
+    const mute = createServer((socket) => accepted.push(socket.resume())).listen(0, '127.0.0.1')
+    await once(mute, 'listening')
+    const { port } = mute.address() as { port: number }
+    try {
+      const before = handles()
+      const started = Date.now()
+      const error = await RedisBroker.connect(`redis://127.0.0.1:${port}`, { logger: silent, connectTimeout: 300 }).catch((e: unknown) => e)
+      expect(Date.now() - started).toBeLessThan(1500)
+      expect((error as Error).message).toMatch(
+        new RegExp(`^cannot reach Redis at redis://127\\.0\\.0\\.1:${port}/?: no answer within 300 ms$`),
+      )
+      // Both connections were made, and both hung up: the server's ends close too.
+      expect(accepted).toHaveLength(2)
+      await vi.waitFor(() => expect(accepted.every((s) => s.closed)).toBe(true))
+      expect(handles()).toBeLessThanOrEqual(before)
+    } finally {
+      for (const socket of accepted) socket.destroy()
+      mute.close()
+    }
+  })
+
+  it('closes both connections: nothing keeps the process alive, ready() then rejects', async () => {
+    const before = handles()
+    const broker = await RedisBroker.connect(redis.url, { logger: silent })
+    expect(broker.up).toBe(true)
+    await broker.ready()
+    await broker.close()
+    expect(broker.up).toBe(false)
+    await expect(broker.ready()).rejects.toThrow(/closed/)
+    await expect(broker.publish([notification(1)])).rejects.toThrow(/closed/)
+    expect(handles()).toBeLessThanOrEqual(before)
+  })
+
+  it('lets a process that connected, published and closed exit on its own', async () => {
+    const script = [
+      `import { pino } from 'pino'`,
+      `import { RedisBroker } from './src/server/broker/redis.ts'`,
+      `const broker = await RedisBroker.connect(${JSON.stringify(redis.url)}, { logger: pino({ level: 'silent' }) })`,
+      `await broker.publish([{ kind: 'read', userId: 'u1', frame: '{}' }])`,
+      `await broker.close()`,
+    ].join('\n')
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, stdio: 'inherit' })
+    const timer = setTimeout(() => child.kill('SIGKILL'), 8000)
+    const [code, signal] = await once(child, 'exit')
+    clearTimeout(timer)
+    expect({ code, signal }).toEqual({ code: 0, signal: null })
+  })
+
+  it('sends one Redis message per publish call: a batch is one JSON array', async () => {
+    const channel = `belfry:test:${Date.now()}`
+    const raw = new Redis(redis.url)
+    const messages: string[] = []
+    raw.on('message', (_ch: string, m: string) => messages.push(m))
+    await raw.subscribe(channel)
+    const broker = await RedisBroker.connect(redis.url, { channel, logger: silent })
+    try {
+      const batch = [notification(1), notification(2), notification(3)]
+      await broker.publish(batch)
+      await broker.publish([notification(4)])
+      await vi.waitFor(() => expect(messages).toHaveLength(2))
+      expect(JSON.parse(messages[0]!)).toEqual(batch)
+      expect(JSON.parse(messages[1]!)).toEqual([notification(4)])
+    } finally {
+      await broker.close()
+      await raw.quit()
+    }
+  })
+
+  it('drops a malformed message with a warning and keeps delivering', async () => {
+    const channel = `belfry:test:${Date.now()}`
+    const lines: string[] = []
+    const logger = pino({ level: 'warn' }, { write: (line: string) => lines.push(line) })
+    const broker = await RedisBroker.connect(redis.url, { channel, logger })
+    const raw = new Redis(redis.url)
+    try {
+      const got: BrokerEvent[] = []
+      broker.subscribe((e) => got.push(e))
+      for (const garbage of ['not json {', '{"kind":"notification"}', '[{"kind":"nope"}]', '[1]', 'null'])
+        await raw.publish(channel, garbage)
+      await broker.publish([notification(1)])
+      await vi.waitFor(() => expect(got).toEqual([notification(1)]))
+      expect(lines.filter((l) => l.includes('dropped a malformed message'))).toHaveLength(5)
+      expect(broker.up).toBe(true)
+    } finally {
+      await broker.close()
+      await raw.quit()
+    }
+  })
+
+  it('a handler that throws does not keep the event from the others', async () => {
+    const broker = await RedisBroker.connect(redis.url, { channel: `belfry:test:${Date.now()}`, logger: silent })
+    try {
+      const got: BrokerEvent[] = []
+      broker.subscribe(() => {
+        throw new Error('boom')
+      })
+      broker.subscribe((e) => got.push(e))
+      await broker.publish([notification(1), notification(2)])
+      await vi.waitFor(() => expect(got).toEqual([notification(1), notification(2)]))
+    } finally {
+      await broker.close()
+    }
+  })
+
+  it('reports down then up when its subscription is killed (CLIENT KILL TYPE pubsub), and delivers again', async () => {
+    const channel = `belfry:test:${Date.now()}`
+    const [publisher, subscriber] = [
+      await RedisBroker.connect(redis.url, { channel, logger: silent }),
+      await RedisBroker.connect(redis.url, { channel, logger: silent }),
+    ]
+    const admin = new Redis(redis.url)
+    try {
+      const statuses: boolean[] = []
+      subscriber.onStatus((up) => statuses.push(up))
+      const got: BrokerEvent[] = []
+      subscriber.subscribe((e) => got.push(e))
+      await publisher.publish([notification(1)])
+      await vi.waitFor(() => expect(got).toHaveLength(1))
+
+      expect(Number(await admin.client('KILL', 'TYPE', 'pubsub'))).toBeGreaterThanOrEqual(2)
+      await vi.waitFor(() => expect(statuses).toContain(false))
+      await vi.waitFor(() => expect(statuses).toEqual([false, true]), { timeout: 5000 })
+      expect(subscriber.up).toBe(true)
+      // Once `true` is reported the subscription is confirmed: the next publish arrives.
+      await publisher.publish([notification(2)])
+      await vi.waitFor(() => expect(got).toEqual([notification(1), notification(2)]))
+    } finally {
+      await Promise.all([publisher.close(), subscriber.close()])
+      await admin.quit()
+    }
+  })
+
+  it('survives a Redis restart: down, publish rejects at once, then up and delivering again', async () => {
+    const own = await startRedis()
+    const [publisher, subscriber] = [
+      await RedisBroker.connect(own.url, { logger: silent }),
+      await RedisBroker.connect(own.url, { logger: silent }),
+    ]
+    try {
+      const statuses: boolean[] = []
+      subscriber.onStatus((up) => statuses.push(up))
+      const got: BrokerEvent[] = []
+      subscriber.subscribe((e) => got.push(e))
+      await publisher.publish([notification(1)])
+      await vi.waitFor(() => expect(got).toHaveLength(1))
+
+      await own.kill()
+      await vi.waitFor(() => expect(statuses).toEqual([false]))
+      expect(subscriber.up).toBe(false)
+      await expect(subscriber.ready()).rejects.toThrow(/lost/)
+      const started = Date.now()
+      await expect(publisher.publish([notification(2)])).rejects.toThrow(/^redis broker: publish failed: /)
+      expect(Date.now() - started).toBeLessThan(500)
+
+      await own.start()
+      await vi.waitFor(() => expect(statuses).toEqual([false, true]), { timeout: 5000 })
+      expect(subscriber.up).toBe(true)
+      await subscriber.ready()
+      // The publisher reconnects on its own schedule: retry until it is back.
+      await vi.waitFor(() => publisher.publish([notification(3)]), { timeout: 5000, interval: 100 })
+      await vi.waitFor(() => expect(got).toEqual([notification(1), notification(3)]))
+    } finally {
+      await Promise.all([publisher.close(), subscriber.close()])
+      await own.dispose()
+    }
+  })
+
+  it('closes cleanly while Redis is down, stopping its reconnection timers', async () => {
+    const own = await startRedis()
+    const before = handles()
+    const broker = await RedisBroker.connect(own.url, { logger: silent })
+    const statuses: boolean[] = []
+    broker.onStatus((up) => statuses.push(up))
+    await own.kill()
+    await vi.waitFor(() => expect(statuses).toEqual([false]))
+    await broker.close()
+    await broker.close()
+    expect(handles()).toBeLessThanOrEqual(before)
+    await own.dispose()
+  })
+})
