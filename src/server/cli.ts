@@ -1,15 +1,18 @@
 #!/usr/bin/env node
 /**
  * `belfry-server` / `npm run server`: the reference server, configured by the
- * environment (PORT, HOST, BELFRY_SECRET, BELFRY_API_KEY, BELFRY_DB, BELFRY_TOPICS_CLAIM). `--dev` (what
+ * environment (PORT, HOST, BELFRY_SECRET, BELFRY_API_KEY, BELFRY_DB or BELFRY_DATABASE_URL,
+ * BELFRY_REDIS_URL, BELFRY_TOPICS_CLAIM). `--dev` (what
  * `npm start` uses) runs on the published dev secrets, on 127.0.0.1 unless HOST
  * says otherwise, and serves the demo page.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { pino } from 'pino'
+import { RedisBroker } from './broker/redis.js'
 import { type CliConfig, devWarning, displayUrl, readConfig } from './config.js'
 import { NotificationServer } from './notification-server.js'
 import { serveDemo } from './static.js'
+import { PostgresStore } from './store/postgres.js'
 import { topicsClaim } from './topics.js'
 
 async function main(): Promise<void> {
@@ -21,19 +24,33 @@ async function main(): Promise<void> {
     process.stderr.write(`belfry-server: ${(error as Error).message}\n`)
     process.exit(1)
   }
-  const { secret, apiKey, database, dev, topicsClaim: claim } = config
+  const { secret, apiKey, database, dev, topicsClaim: claim, databaseUrl, redisUrl } = config
   const fallback = dev ? serveDemo() : (_req: IncomingMessage, res: ServerResponse) => res.writeHead(404).end()
+  // Each rejects with one line when its service cannot be reached: the process exits with it.
+  const store = databaseUrl === undefined ? undefined : await PostgresStore.open(databaseUrl)
+  const broker =
+    redisUrl === undefined
+      ? undefined
+      : await RedisBroker.connect(redisUrl, { logger: log }).catch(async (error: unknown) => {
+          await store?.close()
+          throw error
+        })
   const server = new NotificationServer({
     secret,
     apiKey,
     database,
+    store,
+    broker,
     dev,
     logger: log,
     fallback,
     ...(claim !== undefined && { authorizeSubscribe: topicsClaim(claim) }),
   })
   const { port } = await server.listen(config.port, config.host)
-  log.info({ port, host: config.host, database, dev }, 'listening')
+  log.info(
+    { port, host: config.host, store: databaseUrl ? 'postgres' : database, broker: redisUrl ? 'redis' : 'in-process', dev },
+    'listening',
+  )
   if (dev) process.stderr.write(devWarning({ ...config, port }))
   process.stdout.write(`belfry ${config.dev ? 'demo' : 'server'}: ${displayUrl(config.host, port)}/\n`)
   let stopping = false

@@ -15,6 +15,10 @@ export interface CliConfig {
   secret: string
   apiKey: string
   database: string
+  /** PostgreSQL in place of the SQLite file (BELFRY_DATABASE_URL). */
+  databaseUrl?: string
+  /** Redis as the broker between processes (BELFRY_REDIS_URL). */
+  redisUrl?: string
   dev: boolean
   /** The token claim that lists the topics a user may subscribe to (BELFRY_TOPICS_CLAIM); absent: any topic. */
   topicsClaim?: string
@@ -28,13 +32,33 @@ export function readConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Cli
   const port = Number(env.PORT || 3000)
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT must be a port number, got "${env.PORT}"`)
   if (env.BELFRY_DB === '') throw new Error('BELFRY_DB is empty: set it to a file path, or unset it for ./belfry.db')
+  const { BELFRY_DATABASE_URL: databaseUrl, BELFRY_REDIS_URL: redisUrl } = env
+  if (databaseUrl !== undefined && env.BELFRY_DB !== undefined) {
+    throw new Error('BELFRY_DB (a SQLite file) and BELFRY_DATABASE_URL (PostgreSQL) are both set: choose one')
+  }
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw new Error(
+      `BELFRY_DATABASE_URL must be a postgres:// or postgresql:// URL, got "${databaseUrl.replace(/:[^:@/]*@/, ':***@').slice(0, 80)}"`,
+    )
+  }
+  if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
+    throw new Error(`BELFRY_REDIS_URL must be a redis:// or rediss:// URL, got "${redisUrl.replace(/:[^:@/]*@/, ':***@').slice(0, 80)}"`)
+  }
   const database = env.BELFRY_DB ?? './belfry.db'
   const host = env.HOST || (dev ? '127.0.0.1' : undefined)
   const claim = env.BELFRY_TOPICS_CLAIM
   if (claim !== undefined && !/^[\w:.-]{1,64}$/.test(claim)) {
     throw new Error(`BELFRY_TOPICS_CLAIM must name a token claim (letters, digits, _ : . -), got "${claim.slice(0, 64)}"`)
   }
-  const common = { port, ...(host && { host }), database, dev, ...(claim && { topicsClaim: claim }) }
+  const common = {
+    port,
+    ...(host && { host }),
+    database,
+    ...(databaseUrl && { databaseUrl }),
+    ...(redisUrl && { redisUrl }),
+    dev,
+    ...(claim && { topicsClaim: claim }),
+  }
   if (dev) {
     const ignored = (['BELFRY_SECRET', 'BELFRY_API_KEY'] as const).filter((name) => env[name])
     return { ...common, secret: DEV_SECRET, apiKey: DEV_API_KEY, ignored }

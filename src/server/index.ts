@@ -16,6 +16,17 @@ export type { PublishResult } from './notification-server.js'
 export { NotificationServer } from './notification-server.js'
 export type { Limits, ServerOptions, SubscribeAuthorizer } from './options.js'
 export { DEFAULT_LIMITS } from './options.js'
+export { PostgresStore, type PostgresStoreOptions } from './store/postgres.js'
 export { SqliteStore, type SqliteStoreOptions } from './store/sqlite.js'
-export type { Audience, Delivery, NotificationInput, Published, ReadChange, Store, StoredNotification, UserState } from './store/store.js'
+export type {
+  Audience,
+  Delivery,
+  FanOutBatch,
+  NotificationInput,
+  Published,
+  ReadChange,
+  Store,
+  StoredNotification,
+  UserState,
+} from './store/store.js'
 export { topicsClaim } from './topics.js'

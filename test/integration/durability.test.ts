@@ -72,6 +72,13 @@ describe('belfry-server start-up', () => {
       const nowhere = await runCli({ ...base, BELFRY_DB: join(dir, 'no', 'such', 'dir', 'belfry.db') })
       expect(nowhere.code).toBe(1)
       expect(nowhere.stderr).toMatch(/^belfry-server: .*directory.*\n$/)
+      // PostgreSQL or Redis that cannot be reached: one line, not a retry loop.
+      const pgDown = await runCli({ ...base, BELFRY_DATABASE_URL: `postgres://postgres@127.0.0.1:${port}/belfry` })
+      expect(pgDown.code).toBe(1)
+      expect(pgDown.stderr).toMatch(/^belfry-server: cannot use PostgreSQL at postgres:\/\/postgres@127\.0\.0\.1:\d+\/belfry: .+\n$/)
+      const redisDown = await runCli({ ...base, BELFRY_DB: join(dir, 'redis-down.db'), BELFRY_REDIS_URL: `redis://127.0.0.1:${port}` })
+      expect(redisDown.code).toBe(1)
+      expect(redisDown.stderr).toMatch(/^belfry-server: cannot reach Redis at redis:\/\/127\.0\.0\.1:\d+: .+\n$/)
       // A corrupted store refuses to start (it used to start, report ok and take publishes).
       writeFileSync(join(dir, 'junk.db'), 'x'.repeat(8192))
       const junk = await runCli({ ...base, BELFRY_DB: join(dir, 'junk.db') })

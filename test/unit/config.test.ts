@@ -52,6 +52,24 @@ describe('readConfig', () => {
     expect(() => readConfig({ ...base, BELFRY_TOPICS_CLAIM: 'no spaces' }, [])).toThrow(/BELFRY_TOPICS_CLAIM/)
   })
 
+  it('takes PostgreSQL and Redis URLs, and refuses a SQLite file beside a PostgreSQL URL', () => {
+    const base = { BELFRY_SECRET: 's'.repeat(16), BELFRY_API_KEY: 'k'.repeat(8) }
+    const pg = 'postgres://belfry:pw@db.internal:5432/belfry'
+    expect(readConfig({ ...base, BELFRY_DATABASE_URL: pg, BELFRY_REDIS_URL: 'redis://cache:6379' }, [])).toMatchObject({
+      databaseUrl: pg,
+      redisUrl: 'redis://cache:6379',
+    })
+    expect(() => readConfig({ ...base, BELFRY_DATABASE_URL: pg, BELFRY_DB: './x.db' }, [])).toThrow(
+      /BELFRY_DB .* and BELFRY_DATABASE_URL .* both set/,
+    )
+    expect(() => readConfig({ ...base, BELFRY_DATABASE_URL: 'mysql://u:secret@h/db' }, [])).toThrow(
+      /postgres:\/\/ or postgresql:\/\/ URL, got "mysql:\/\/u:\*\*\*@h\/db"/,
+    )
+    expect(() => readConfig({ ...base, BELFRY_REDIS_URL: 'cache:6379' }, [])).toThrow(
+      /BELFRY_REDIS_URL must be a redis:\/\/ or rediss:\/\/ URL/,
+    )
+  })
+
   it('refuses an empty BELFRY_DB instead of taking it for ./belfry.db', () => {
     expect(() => readConfig({ BELFRY_DB: '' }, ['--dev'])).toThrow(/BELFRY_DB is empty/)
   })

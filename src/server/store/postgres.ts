@@ -1,0 +1,446 @@
+import pg from 'pg'
+import type { JsonObject, Notification, Priority } from '../../protocol/index.js'
+import {
+  type Audience,
+  type Delivery,
+  type FanOutBatch,
+  type NotificationInput,
+  type Published,
+  type ReadChange,
+  type Store,
+  type StoredNotification,
+  storedNotification,
+  type UserState,
+} from './store.js'
+
+/** Options of {@link PostgresStore.open}. */
+export interface PostgresStoreOptions {
+  /** The schema belfry's tables live in (created if missing): several belfry deployments, or tests, can share a database. @default 'belfry' */
+  schema?: string | undefined
+  /** Most inbox entries one transaction makes: a larger broadcast or topic publish continues as a fan-out job. @default 1000 */
+  fanOutBatch?: number | undefined
+  /** Connections in the pool. @default 10 */
+  poolSize?: number | undefined
+  /** How long to wait for a connection, in ms: past it a query fails (and a publish answers 503). @default 5000 */
+  connectTimeoutMs?: number | undefined
+}
+
+/**
+ * Versioned migrations: each runs once, in order, in one transaction that
+ * holds an advisory lock, so processes starting at once apply each exactly
+ * once. `$s` is the schema.
+ */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE $s.users (
+     no          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+     id          text NOT NULL UNIQUE,
+     latest_seq  bigint NOT NULL DEFAULT 0,
+     acked_seq   bigint NOT NULL DEFAULT 0,
+     unread      bigint NOT NULL DEFAULT 0
+   );
+   CREATE TABLE $s.notifications (
+     no          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+     id          text NOT NULL UNIQUE,
+     title       text NOT NULL,
+     body        text NOT NULL,
+     priority    text NOT NULL,
+     created_at  text NOT NULL,
+     data        text,
+     topic       text
+   );
+   CREATE TABLE $s.inbox (
+     user_no          bigint NOT NULL,
+     seq              bigint NOT NULL,
+     notification_no  bigint NOT NULL,
+     read             boolean NOT NULL DEFAULT false,
+     PRIMARY KEY (user_no, seq)
+   );
+   CREATE TABLE $s.subscriptions (
+     no       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+     topic    text NOT NULL,
+     user_no  bigint NOT NULL,
+     UNIQUE (topic, user_no)
+   );
+   CREATE INDEX subscriptions_by_topic ON $s.subscriptions (topic, no);
+   CREATE INDEX subscriptions_by_user ON $s.subscriptions (user_no);
+   CREATE TABLE $s.fanout_jobs (
+     no               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+     notification_no  bigint NOT NULL,
+     topic            text,
+     after            bigint NOT NULL,
+     up_to            bigint NOT NULL
+   );
+   CREATE TABLE $s.probe (
+     id          int PRIMARY KEY CHECK (id = 1),
+     checked_at  timestamptz NOT NULL
+   );`,
+]
+
+/** Errors a transaction may meet through no fault of its own, and succeed on a retry: serialization failure, deadlock. */
+const RETRYABLE = new Set(['40001', '40P01'])
+const RETRIES = 5
+
+/** bigint columns come back as numbers (seqs stay far below 2^53). */
+const TYPES = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === pg.types.builtins.INT8 ? Number : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+}
+
+interface Row {
+  id: string
+  seq: number
+  title: string
+  body: string
+  priority: Priority
+  created_at: string
+  data: string | null
+  topic: string | null
+  read: boolean
+}
+
+interface Job {
+  no: number
+  notification_no: number
+  topic: string | null
+  after: number
+  up_to: number
+}
+
+/** A URL as an error message may show it: without its password. */
+const redacted = (url: string) => url.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@')
+
+/**
+ * The inbox on PostgreSQL, shared by several server processes.
+ *
+ * Each user's `seq` is allocated from the user's own counter row, locked in
+ * the transaction that writes the inbox entry: a reader paging `seq > cursor`
+ * never skips one that commits later. Rows are locked in one order (users'
+ * `no`), and a transaction that meets a deadlock or a serialization failure
+ * is retried. A broadcast or topic publish larger than one batch writes its
+ * first batch and a fan-out job; any process finishes the job, one batch per
+ * transaction (`FOR UPDATE SKIP LOCKED`), so a `kill -9` mid-way costs
+ * nothing and gives nobody a second entry.
+ */
+export class PostgresStore implements Store {
+  readonly #pool: pg.Pool
+  readonly #s: string
+  readonly #batch: number
+  #closed = false
+
+  private constructor(pool: pg.Pool, schema: string, batch: number) {
+    this.#pool = pool
+    this.#s = schema
+    this.#batch = batch
+  }
+
+  /**
+   * Connects, creates or migrates the schema, and checks that the store
+   * takes writes. Rejects with a one-line Error when the database cannot be
+   * reached or used.
+   */
+  static async open(url: string, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
+    const { schema = 'belfry', fanOutBatch = 1000, poolSize = 10, connectTimeoutMs = 5000 } = options
+    if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema))
+      throw new TypeError(`PostgresStore: options.schema must be a lower-case SQL identifier, got "${schema}"`)
+    if (!(Number.isSafeInteger(fanOutBatch) && fanOutBatch >= 1)) {
+      throw new TypeError(`PostgresStore: options.fanOutBatch must be a whole number ≥ 1, got ${fanOutBatch}`)
+    }
+    const pool = new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: connectTimeoutMs, types: TYPES })
+    // An idle connection the server closed (a restart) must not crash the process: the next query reconnects.
+    pool.on('error', () => {})
+    const store = new PostgresStore(pool, schema, fanOutBatch)
+    try {
+      await store.#migrate()
+      await store.check()
+    } catch (error) {
+      await pool.end().catch(() => {})
+      throw new Error(`cannot use PostgreSQL at ${redacted(url)}: ${(error as Error).message}`)
+    }
+    return store
+  }
+
+  /** `$s.` in a statement is this store's schema. */
+  #sql(text: string): string {
+    return text.replaceAll('$s.', `${this.#s}.`)
+  }
+
+  async #migrate(): Promise<void> {
+    await this.#tx(async (q) => {
+      // One process at a time: the others wait here, then find the work done.
+      await q(`SELECT pg_advisory_xact_lock(hashtext('belfry migrations ' || '${this.#s}'))`)
+      await q(`CREATE SCHEMA IF NOT EXISTS ${this.#s}`)
+      await q('CREATE TABLE IF NOT EXISTS $s.migrations (version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())')
+      const { rows } = await q('SELECT coalesce(max(version), 0) AS version FROM $s.migrations')
+      const version = rows[0].version as number
+      if (version > MIGRATIONS.length) throw new Error(`its schema is version ${version}, newer than this belfry's (${MIGRATIONS.length})`)
+      for (let v = version; v < MIGRATIONS.length; v++) {
+        await q(MIGRATIONS[v]!)
+        await q('INSERT INTO $s.migrations (version) VALUES ($1)', [v + 1])
+      }
+    })
+  }
+
+  /** Runs `work` in a transaction, again when it meets a deadlock or a serialization failure. */
+  async #tx<T>(work: (q: (text: string, values?: unknown[]) => Promise<pg.QueryResult>) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const client = await this.#pool.connect()
+      let broken = false
+      try {
+        const q = (text: string, values?: unknown[]) => client.query(this.#sql(text), values)
+        await client.query('BEGIN')
+        const result = await work(q)
+        await client.query('COMMIT')
+        return result
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => {
+          broken = true
+        })
+        const code = (error as { code?: string }).code
+        if (attempt < RETRIES && code !== undefined && RETRYABLE.has(code)) {
+          await new Promise((resolve) => setTimeout(resolve, Math.random() * 20 * attempt))
+          continue
+        }
+        throw error
+      } finally {
+        client.release(broken)
+      }
+    }
+  }
+
+  async #query(text: string, values?: unknown[]): Promise<pg.QueryResult> {
+    return this.#pool.query(this.#sql(text), values)
+  }
+
+  async publish(audience: Audience, input: NotificationInput): Promise<Published> {
+    const notification = storedNotification(input, audience)
+    return this.#tx(async (q) => {
+      const { rows } = await q(
+        `INSERT INTO $s.notifications (id, title, body, priority, created_at, data, topic)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING no`,
+        [
+          notification.id,
+          notification.title,
+          notification.body,
+          notification.priority,
+          notification.timestamp,
+          input.data === undefined ? null : JSON.stringify(input.data),
+          notification.topic ?? null,
+        ],
+      )
+      const no = rows[0].no as number
+      if ('userIds' in audience) {
+        const ids = [...new Set(audience.userIds)].sort()
+        await q('INSERT INTO $s.users (id) SELECT x FROM unnest($1::text[]) AS t(x) ON CONFLICT (id) DO NOTHING', [ids])
+        const userNos = (await q('SELECT no FROM $s.users WHERE id = ANY($1) ORDER BY no', [ids])).rows.map((r) => r.no as number)
+        const deliveries = await this.#deliver(q, userNos, no)
+        return { notification, deliveries, recipients: deliveries.length, pending: false }
+      }
+      const topic = 'topic' in audience ? audience.topic : null
+      const audienceRows = await q(
+        topic === null
+          ? 'SELECT coalesce(max(no), 0) AS up_to, count(*) AS size FROM $s.users'
+          : 'SELECT coalesce(max(no), 0) AS up_to, count(*) AS size FROM $s.subscriptions WHERE topic = $1',
+        topic === null ? [] : [topic],
+      )
+      const { up_to: upTo, size } = audienceRows.rows[0] as { up_to: number; size: number }
+      const job: Job = { no: 0, notification_no: no, topic, after: 0, up_to: upTo }
+      const { deliveries, done } = await this.#batchOf(q, job)
+      if (!done)
+        await q('INSERT INTO $s.fanout_jobs (notification_no, topic, after, up_to) VALUES ($1, $2, $3, $4)', [no, topic, job.after, upTo])
+      return { notification, deliveries, recipients: size, pending: !done }
+    })
+  }
+
+  /**
+   * Gives each of these users (by `no`) the next seq and an inbox entry of
+   * notification `no`: the users' rows are locked in `no` order, the same
+   * order in every transaction, so concurrent publishes cannot deadlock.
+   */
+  async #deliver(
+    q: (text: string, values?: unknown[]) => Promise<pg.QueryResult>,
+    userNos: readonly number[],
+    no: number,
+  ): Promise<Delivery[]> {
+    if (userNos.length === 0) return []
+    const { rows } = await q(
+      `WITH locked AS (SELECT no FROM $s.users WHERE no = ANY($1) ORDER BY no FOR UPDATE),
+            bumped AS (UPDATE $s.users u SET latest_seq = u.latest_seq + 1, unread = u.unread + 1
+                       FROM locked WHERE u.no = locked.no RETURNING u.no, u.id, u.latest_seq),
+            entries AS (INSERT INTO $s.inbox (user_no, seq, notification_no) SELECT no, latest_seq, $2 FROM bumped)
+       SELECT id AS "userId", latest_seq AS seq FROM bumped`,
+      [userNos, no],
+    )
+    return rows as Delivery[]
+  }
+
+  /** Makes the next batch of `job`'s audience and moves `job.after` past it. */
+  async #batchOf(
+    q: (text: string, values?: unknown[]) => Promise<pg.QueryResult>,
+    job: Job,
+  ): Promise<{ deliveries: Delivery[]; done: boolean }> {
+    const { rows } = await q(
+      job.topic === null
+        ? 'SELECT no, no AS user_no FROM $s.users WHERE no > $1 AND no <= $2 ORDER BY no LIMIT $3'
+        : 'SELECT no, user_no FROM $s.subscriptions WHERE topic = $4 AND no > $1 AND no <= $2 ORDER BY no LIMIT $3',
+      job.topic === null ? [job.after, job.up_to, this.#batch] : [job.after, job.up_to, this.#batch, job.topic],
+    )
+    const userNos = rows.map((r) => r.user_no as number).sort((a, b) => a - b)
+    const deliveries = await this.#deliver(q, userNos, job.notification_no)
+    const last = rows.length > 0 ? (rows.at(-1)!.no as number) : job.up_to
+    job.after = last
+    return { deliveries, done: rows.length < this.#batch || last >= job.up_to }
+  }
+
+  async fanOut(): Promise<FanOutBatch | undefined> {
+    return this.#tx(async (q) => {
+      // A job another process is working on is skipped: its row is locked for that batch.
+      const job = (await q('SELECT * FROM $s.fanout_jobs ORDER BY no LIMIT 1 FOR UPDATE SKIP LOCKED')).rows[0] as Job | undefined
+      if (!job) return undefined
+      const { deliveries, done } = await this.#batchOf(q, job)
+      if (done) await q('DELETE FROM $s.fanout_jobs WHERE no = $1', [job.no])
+      else await q('UPDATE $s.fanout_jobs SET after = $1 WHERE no = $2', [job.after, job.no])
+      const row = (await q('SELECT * FROM $s.notifications WHERE no = $1', [job.notification_no])).rows[0] as Row & { no: number }
+      return { notification: toStored(row), deliveries, done }
+    })
+  }
+
+  async latestSeqs(userIds: readonly string[]): Promise<Map<string, number>> {
+    if (userIds.length === 0) return new Map()
+    const { rows } = await this.#query('SELECT id, latest_seq FROM $s.users WHERE id = ANY($1)', [userIds])
+    return new Map(rows.map((r) => [r.id as string, r.latest_seq as number]))
+  }
+
+  async touchUser(userId: string): Promise<UserState> {
+    const { rows } = await this.#query(
+      `WITH ins AS (INSERT INTO $s.users (id) VALUES ($1) ON CONFLICT (id) DO NOTHING RETURNING latest_seq, acked_seq, unread)
+       SELECT latest_seq AS "latestSeq", acked_seq AS "ackedSeq", unread AS "unreadCount" FROM ins
+       UNION ALL SELECT latest_seq, acked_seq, unread FROM $s.users WHERE id = $1
+       LIMIT 1`,
+      [userId],
+    )
+    return rows[0] as UserState
+  }
+
+  async after(userId: string, after: number, limit: number): Promise<Notification[]> {
+    const { rows } = await this.#query(
+      `${SELECT} WHERE i.user_no = (SELECT no FROM $s.users WHERE id = $1) AND i.seq > $2 ORDER BY i.seq LIMIT $3`,
+      [userId, after, limit],
+    )
+    return (rows as Row[]).map(toNotification)
+  }
+
+  async history(userId: string, before: number | undefined, limit: number): Promise<Notification[]> {
+    const { rows } = await this.#query(
+      `${SELECT} WHERE i.user_no = (SELECT no FROM $s.users WHERE id = $1) AND i.seq < $2 ORDER BY i.seq DESC LIMIT $3`,
+      [userId, before ?? Number.MAX_SAFE_INTEGER, limit],
+    )
+    return (rows as Row[]).map(toNotification)
+  }
+
+  async ack(userId: string, seq: number): Promise<number> {
+    const { rows } = await this.#query(
+      'UPDATE $s.users SET acked_seq = greatest(acked_seq, least($2, latest_seq)) WHERE id = $1 RETURNING acked_seq',
+      [userId, seq],
+    )
+    return (rows[0]?.acked_seq as number | undefined) ?? 0
+  }
+
+  async markRead(userId: string, ids: readonly string[] | 'all'): Promise<ReadChange> {
+    return this.#tx(async (q) => {
+      // The user's row first: a publish to this user waits, so the unread count and the entries agree.
+      const user = (await q('SELECT no, latest_seq FROM $s.users WHERE id = $1 FOR UPDATE', [userId])).rows[0] as
+        | { no: number; latest_seq: number }
+        | undefined
+      if (!user) return { ids: [], all: ids === 'all', seq: 0, unreadCount: 0 }
+      if (ids === 'all') {
+        await q('UPDATE $s.inbox SET read = true WHERE user_no = $1 AND read = false AND seq <= $2', [user.no, user.latest_seq])
+        await q('UPDATE $s.users SET unread = 0 WHERE no = $1', [user.no])
+        return { ids: [], all: true, seq: user.latest_seq, unreadCount: 0 }
+      }
+      const changed = (
+        await q(
+          `UPDATE $s.inbox i SET read = true FROM $s.notifications n
+           WHERE i.user_no = $1 AND i.read = false AND n.no = i.notification_no AND n.id = ANY($2) RETURNING n.id`,
+          [user.no, ids],
+        )
+      ).rows.map((r) => r.id as string)
+      const { rows } = await q('UPDATE $s.users SET unread = greatest(0, unread - $2) WHERE no = $1 RETURNING unread', [
+        user.no,
+        changed.length,
+      ])
+      return { ids: changed, all: false, seq: user.latest_seq, unreadCount: rows[0].unread as number }
+    })
+  }
+
+  async subscribe(userId: string, topics: readonly string[], max: number): Promise<string[]> {
+    return this.#tx(async (q) => {
+      await q('INSERT INTO $s.users (id) VALUES ($1) ON CONFLICT (id) DO NOTHING', [userId])
+      // Locked: two subscribes of one user at once cannot both pass the cap.
+      const { no } = (await q('SELECT no FROM $s.users WHERE id = $1 FOR UPDATE', [userId])).rows[0] as { no: number }
+      const held = new Set((await q('SELECT topic FROM $s.subscriptions WHERE user_no = $1', [no])).rows.map((r) => r.topic as string))
+      const adding: string[] = []
+      const full: string[] = []
+      for (const topic of topics) {
+        if (held.has(topic)) continue
+        if (held.size >= max) full.push(topic)
+        else {
+          held.add(topic)
+          adding.push(topic)
+        }
+      }
+      if (adding.length > 0) {
+        await q(
+          `INSERT INTO $s.subscriptions (topic, user_no) SELECT t, $2 FROM unnest($1::text[]) WITH ORDINALITY AS x(t, i)
+           ORDER BY i ON CONFLICT DO NOTHING`,
+          [adding, no],
+        )
+      }
+      return full
+    })
+  }
+
+  async unsubscribe(userId: string, topics: readonly string[]): Promise<void> {
+    await this.#query('DELETE FROM $s.subscriptions WHERE user_no = (SELECT no FROM $s.users WHERE id = $1) AND topic = ANY($2)', [
+      userId,
+      topics,
+    ])
+  }
+
+  async topics(userId: string): Promise<string[]> {
+    const { rows } = await this.#query('SELECT topic FROM $s.subscriptions WHERE user_no = (SELECT no FROM $s.users WHERE id = $1)', [
+      userId,
+    ])
+    return rows.map((r) => r.topic as string)
+  }
+
+  /** A write probe. */
+  async check(): Promise<void> {
+    await this.#query(
+      'INSERT INTO $s.probe (id, checked_at) VALUES (1, now()) ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at',
+    )
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    await this.#pool.end()
+  }
+}
+
+const SELECT = `SELECT n.id, i.seq, n.title, n.body, n.priority, n.created_at, n.data, n.topic, i.read
+  FROM $s.inbox i JOIN $s.notifications n ON n.no = i.notification_no`
+
+function toStored(row: Pick<Row, 'id' | 'title' | 'body' | 'priority' | 'created_at' | 'data' | 'topic'>): StoredNotification {
+  const n: StoredNotification = { id: row.id, title: row.title, body: row.body, priority: row.priority, timestamp: row.created_at }
+  if (row.data !== null) n.data = JSON.parse(row.data) as JsonObject
+  if (row.topic !== null) n.topic = row.topic
+  return n
+}
+
+function toNotification(row: Row): Notification {
+  const { data, topic, ...stored } = toStored(row)
+  const n: Notification = { ...stored, seq: row.seq, read: row.read }
+  if (data !== undefined) n.data = data
+  if (topic !== undefined) n.topic = topic
+  return n
+}
