@@ -262,13 +262,18 @@ const BIND_FAILED = /could not bind|could not create any TCP\/IP sockets|Address
 // A crashed server's processes still hold its shared memory, or its lock file is being checked.
 const STILL_IN_USE = /is still in use|lock file .* already exists/i
 
-async function pgReady(url: string): Promise<boolean> {
+/**
+ * true when the server on `url` answers, and is the one on `data`: the port was
+ * free a moment ago, but another test process may have taken it since (its
+ * server would answer as well, ours having failed to bind).
+ */
+async function pgReady(url: string, data: string): Promise<boolean> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1000 })
   client.on('error', () => {})
   try {
     await client.connect()
-    await client.query('SELECT 1')
-    return true
+    const { rows } = await client.query<{ data_directory: string }>('SHOW data_directory')
+    return rows[0]?.data_directory === data
   } catch {
     return false
   } finally {
@@ -279,7 +284,7 @@ async function pgReady(url: string): Promise<boolean> {
 /**
  * Starts a private PostgreSQL (fresh data directory, trust authentication, user
  * and database `postgres`, fsync off) on a free port of 127.0.0.1 and waits
- * until it answers `SELECT 1`.
+ * until it answers (and is the server on its own data directory).
  */
 export async function startPostgres(options: PgOptions = {}): Promise<PgInstance> {
   const bin = postgresBin()
@@ -392,7 +397,7 @@ export async function startPostgres(options: PgOptions = {}): Promise<PgInstance
       running = current
       let ready = false
       while (!current.exit && Date.now() < deadline) {
-        if (await pgReady(instance.url)) {
+        if (await pgReady(instance.url, data)) {
           ready = true
           break
         }
@@ -452,8 +457,11 @@ export async function startPostgres(options: PgOptions = {}): Promise<PgInstance
 
 /* --------------------------------------------------------------------- Redis */
 
-/** true when a Redis on `port` answers PING with +PONG. */
-function redisReady(port: number): Promise<boolean> {
+/**
+ * true when a Redis on `port` answers, and is process `pid` (another test
+ * process may have taken the port since it was free; see pgReady).
+ */
+function redisReady(port: number, pid: number | undefined): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect(port, '127.0.0.1')
     let reply = ''
@@ -463,15 +471,18 @@ function redisReady(port: number): Promise<boolean> {
     }
     socket.setTimeout(1000, () => done(false))
     socket.once('error', () => done(false))
-    socket.once('connect', () => socket.write('PING\r\n'))
+    socket.once('connect', () => socket.write('INFO server\r\n'))
     socket.on('data', (chunk) => {
       reply += chunk.toString()
-      if (reply.includes('\r\n')) done(reply.startsWith('+PONG'))
+      // -LOADING … while it starts; else a bulk string holding process_id:<pid>.
+      if (reply.startsWith('-')) done(false)
+      const id = /process_id:(\d+)\r\n/.exec(reply)?.[1]
+      if (id) done(Number(id) === pid)
     })
   })
 }
 
-/** Starts a private Redis (no persistence) on a free port of 127.0.0.1 and waits until it answers PING. */
+/** Starts a private Redis (no persistence) on a free port of 127.0.0.1 and waits until it answers. */
 export async function startRedis(): Promise<RedisInstance> {
   const bin = redisBin()
   const dir = mkdtempSync(join(tmpdir(), 'belfry-redis-'))
@@ -552,7 +563,7 @@ export async function startRedis(): Promise<RedisInstance> {
       const current = launch(bin, args, log)
       running = current
       while (!current.exit && Date.now() < deadline) {
-        if (await redisReady(instance.port)) return
+        if (await redisReady(instance.port, current.child.pid)) return
         await sleep(20)
       }
       if (current.exit) {
