@@ -133,7 +133,8 @@ describe('cleanup', () => {
   })
 
   // 'exit': process.exit() with servers running. SIGTERM: how vitest ends a worker of its forks pool.
-  it.each(['exit', 'SIGTERM'] as const)(
+  // Concurrent: each runs in a process of its own.
+  it.concurrent.each(['exit', 'SIGTERM'] as const)(
     'a process ended by %s without cleaning up leaves no server and no directory behind',
     async (ending) => {
       const script = `
