@@ -4,7 +4,7 @@
  * network broker adds: failing fast, losing the connection and getting it back,
  * stray messages on the channel.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { createServer, type Socket } from 'node:net'
 import { fileURLToPath } from 'node:url'
@@ -14,18 +14,11 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { BrokerEvent } from '../../src/server/broker/broker.js'
 import { RedisBroker } from '../../src/server/broker/redis.js'
 import { brokerContract } from '../contract/broker.js'
+import { type RedisInstance, startRedis } from '../helpers/services.js'
 
-// --- Stand-in for test/helpers/services.ts (startRedis), which is not on main yet. ---
-interface RedisService {
-  url: string
-  port: number
-  stop(): Promise<void>
-  kill(): Promise<void>
-  start(): Promise<void>
-  dispose(): Promise<void>
-  logs(): string
-}
+const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 
+/** A port nothing listens on. */
 async function freePort(): Promise<number> {
   const server = createServer().listen(0, '127.0.0.1')
   await once(server, 'listening')
@@ -34,55 +27,12 @@ async function freePort(): Promise<number> {
   await once(server, 'close')
   return port
 }
-
-async function startRedis(): Promise<RedisService> {
-  const port = await freePort()
-  let logs = ''
-  let child: ChildProcess | undefined
-  const start = async () => {
-    const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no']
-    const proc = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] })
-    child = proc
-    await new Promise<void>((resolve, reject) => {
-      const onData = (d: Buffer) => {
-        logs += d.toString()
-        if (logs.includes('Ready to accept connections')) resolve()
-      }
-      proc.stdout?.on('data', onData)
-      proc.stderr?.on('data', onData)
-      proc.once('error', (e) => reject(new Error(`redis-server did not start (is it installed?): ${e.message}`)))
-      proc.once('exit', (code) => reject(new Error(`redis-server exited with ${code}: ${logs}`)))
-    })
-    logs = ''
-  }
-  const end = async (signal: NodeJS.Signals) => {
-    const proc = child
-    child = undefined
-    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return
-    const exited = once(proc, 'exit')
-    proc.kill(signal)
-    await exited
-  }
-  await start()
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    port,
-    start,
-    stop: () => end('SIGTERM'),
-    kill: () => end('SIGKILL'),
-    dispose: () => end('SIGTERM'),
-    logs: () => logs,
-  }
-}
-// --- End of stand-in. ---
-
-const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const silent = pino({ level: 'silent' })
 const notification = (n: number): BrokerEvent => ({ kind: 'notification', shared: `{"id":"n${n}"`, deliveries: [{ userId: 'u1', seq: n }] })
 /** Open sockets and timers of this process, to show a broker leaves none behind. */
 const handles = () => process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap' || r === 'Timeout').length
 
-let redis: RedisService
+let redis: RedisInstance
 beforeAll(async () => {
   redis = await startRedis()
 })
