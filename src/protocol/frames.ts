@@ -42,6 +42,12 @@ export interface Notification<Data extends object = JsonObject> {
   topic?: string
   /** Read state when it was sent. */
   read: boolean
+  /**
+   * True when it comes as catch-up — a replay after a connect, or the repair
+   * of a gap — rather than live as it was published. A desktop notification,
+   * say, is for live ones only.
+   */
+  replayed?: boolean
 }
 
 // ── client → server ──────────────────────────────────────────────────────────

@@ -16,9 +16,9 @@ export function notificationFrame(shared: string, seq: number, read: boolean): s
   return `${shared},"seq":${seq},"read":${read}}`
 }
 
-/** Serialises a stored notification read back for replay or history. */
+/** Serialises a stored notification read back for a replay round: marked `replayed`, catch-up rather than live. */
 export function replayFrame(n: Notification): string {
-  return JSON.stringify({ type: 'notification', ...n })
+  return JSON.stringify({ type: 'notification', ...n, replayed: true })
 }
 
 /** A `history` frame around items serialised already, with `next` and `requestId` when given. */

@@ -334,7 +334,7 @@ describe('ping', () => {
 describe('notification fields', () => {
   const data = { orderId: 42, tags: ['a', 'b'], nested: { ok: true, none: null, n: 1.5 }, text: 'ünïcødé ✓' }
 
-  it('round-trips priority and data live, in replay and in history', async () => {
+  it('round-trips priority and data live, in replay and in history; only a replayed one says replayed', async () => {
     const s = await server()
     const a = await connect(s, 'alice')
     const published = await s.server.sendToUser('alice', { title: 'Order', body: 'shipped', priority: 'high', data })
@@ -344,8 +344,10 @@ describe('notification fields', () => {
     expect(live).toMatchObject(expected)
     expect(new Date(live.timestamp as string).toISOString()).toBe(live.timestamp)
 
+    expect(live).not.toHaveProperty('replayed')
+
     const replay = (await connect(s, 'alice', { since: 0 })).of('notification')[0]
-    expect(replay).toEqual(live)
+    expect(replay).toEqual({ ...live, replayed: true })
 
     const page = await request(a, { type: 'history' }, 'history')
     expect(page.items).toEqual([{ ...expected, timestamp: live.timestamp }])
