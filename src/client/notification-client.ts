@@ -45,8 +45,8 @@ export interface ClientEvents<Data extends object = JsonObject> {
 /** One page of history, newest first. */
 export interface HistoryPage<Data extends object = JsonObject> {
   items: Notification<Data>[]
-  /** Pass as `before` for the next (older) page; absent on the last page. */
-  next?: number
+  /** Pass as `before` for the next (older) page; undefined on the last page. */
+  next?: number | undefined
 }
 
 /**
@@ -138,7 +138,7 @@ export class NotificationClient<Data extends object = JsonObject> {
   /** One page of the user's history, newest first. */
   async history(page: { before?: number; limit?: number } = {}): Promise<HistoryPage<Data>> {
     const { items, next } = await this.#request({ type: 'history', ...page })
-    return { items: items as Notification<Data>[], ...(next !== undefined && { next }) }
+    return { items: items as Notification<Data>[], next }
   }
 
   /** Marks notifications read, on every tab and device of the user. */

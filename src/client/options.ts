@@ -59,6 +59,17 @@ export type ResolvedClientOptions = {
   backoff: (attempt: number) => number
 }
 
+/** The options that are numbers (delays in ms, and one count), with their defaults. */
+const NUMBERS = {
+  minUptime: 5000,
+  connectTimeout: 10_000,
+  requestTimeout: 10_000,
+  maxQueue: 100,
+  ackDelay: 1000,
+  pingInterval: 25_000,
+  pongTimeout: 10_000,
+}
+
 /** A delay or a count: 0 up to setTimeout's limit (NaN fails). */
 const isNumber = (v: unknown) => (v as number) >= 0 && (v as number) < 2 ** 31 && typeof v === 'number'
 const isFunction = (v: unknown) => typeof v === 'function'
@@ -85,23 +96,8 @@ export function wsUrl(url: unknown): string | undefined {
  * it expects.
  */
 export function resolveClientOptions(o: ClientOptions): ResolvedClientOptions {
-  const {
-    url,
-    token,
-    WebSocket: WS = globalThis.WebSocket,
-    storage: s,
-    backoff: b = {},
-    random = Math.random,
-    watchNetwork = true,
-    minUptime = 5000,
-    connectTimeout = 10_000,
-    requestTimeout = 10_000,
-    maxQueue = 100,
-    ackDelay = 1000,
-    pingInterval = 25_000,
-    pongTimeout = 10_000,
-  } = o
-  const numbers = { minUptime, connectTimeout, requestTimeout, maxQueue, ackDelay, pingInterval, pongTimeout }
+  const { url, token, WebSocket: WS = globalThis.WebSocket, storage: s, backoff: b = {}, random = Math.random, watchNetwork = true } = o
+  const numbers = { ...NUMBERS }
   const { initial = 500, factor = 2, max = 30_000 } = isFunction(b) ? {} : (b as Partial<BackoffOptions>)
   const check = (key: string, ok: unknown, value: unknown, expected: string) => {
     if (!ok) throw new TypeError(`belfry: options.${key} must be ${expected}; got ${show(value)}`)
@@ -125,7 +121,11 @@ export function resolveClientOptions(o: ClientOptions): ResolvedClientOptions {
   )
   check('random', isFunction(random), random, 'a function')
   check('watchNetwork', typeof watchNetwork === 'boolean', watchNetwork, 'a boolean')
-  for (const [key, value] of Object.entries(numbers)) check(key, isNumber(value), value, 'a number from 0 to 2^31-1')
+  for (const key in numbers) {
+    const value = o[key as keyof typeof NUMBERS] ?? numbers[key as keyof typeof NUMBERS]
+    check(key, isNumber(value), value, 'a number from 0 to 2^31-1')
+    numbers[key as keyof typeof NUMBERS] = value
+  }
   return {
     ...numbers,
     url,
