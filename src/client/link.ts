@@ -18,10 +18,18 @@ import { createTransport, type Transport } from './transport.js'
  */
 export type ConnectionState = 'idle' | 'connecting' | 'authenticating' | 'online' | 'reconnecting' | 'offline' | 'closed'
 
+/**
+ * How this tab reaches the server: `solo`, its own socket (the default);
+ * with `sharedConnection()` from `belfry/shared`, `leader` (its socket, shared
+ * with the user's other tabs) or `follower` (through the leader's).
+ */
+export type ConnectionMode = 'solo' | 'leader' | 'follower'
+
 /** Emitted on every change of {@link ConnectionState}. */
 export interface StatusEvent {
   from: ConnectionState
   to: ConnectionState
+  mode: ConnectionMode
   /** Why: 'connect', 'open', 'auth', 'retry', 'close 1006', 'token expired', 'offline', 'pong timeout', … */
   reason: string
   /** Retries since the connection was last up for `minUptime`. */
@@ -29,6 +37,28 @@ export interface StatusEvent {
   /** With `reconnecting`: ms until the next try; undefined otherwise. */
   retryIn?: number | undefined
 }
+
+/**
+ * What the client needs of its connection: a {@link Link}, or what a
+ * `connection` option makes (`sharedConnection()` from `belfry/shared`).
+ */
+export interface Connection {
+  readonly state: ConnectionState
+  /** True when the server speaks only the article's protocol (no seq, no pong). */
+  readonly legacy: boolean
+  connect(): void
+  /** Final: closes the socket, clears every timer and listener. */
+  close(reason?: string): void
+  /** Sends when online; false otherwise. */
+  send(frame: ClientFrame): boolean
+}
+
+/**
+ * The `connection` option: makes the client's connection, given what the
+ * connection tells the client (`host`), the resolved options, and `solo`,
+ * which makes the default connection (one socket for this client) for a host.
+ */
+export type ConnectionFactory = (host: LinkHost, options: ResolvedClientOptions, solo: (host: LinkHost) => Connection) => Connection
 
 /** What the link tells the client. */
 export interface LinkHost {
@@ -49,7 +79,7 @@ const resolve = async <T>(p: Provider<T>): Promise<T> => (typeof p === 'function
  * Owns the socket: connection state, the one retry timer, auth, heartbeat and
  * the browser's network signals. Knows nothing of notifications.
  */
-export class Link {
+export class Link implements Connection {
   #state: ConnectionState = 'idle'
   #legacy = false
   #attempt = 0
@@ -135,7 +165,7 @@ export class Link {
       clearTimeout(this.#ping)
       this.#pong = void clearTimeout(this.#pong)
       enter?.()
-      if (this.#state === to) this.#host.status({ from, to, reason, attempt: this.#attempt, retryIn })
+      if (this.#state === to) this.#host.status({ from, to, mode: 'solo', reason, attempt: this.#attempt, retryIn })
     }
     return this.#state === to
   }

@@ -13,7 +13,7 @@ import type {
 import { createDelivery, type Delivery } from './delivery.js'
 import { type BelfryError, ProtocolError, RequestError, TimeoutError } from './errors.js'
 import { Emitter } from './events.js'
-import { type ConnectionState, Link, type StatusEvent } from './link.js'
+import { type Connection, type ConnectionState, Link, type LinkHost, type StatusEvent } from './link.js'
 import { type ClientOptions, resolveClientOptions } from './options.js'
 import { createRequests, type Requests } from './requests.js'
 import { subject } from './token.js'
@@ -61,7 +61,7 @@ export interface HistoryPage<Data extends object = JsonObject> {
  */
 export class NotificationClient<Data extends object = JsonObject> {
   readonly #events = new Emitter<ClientEvents<Data>>()
-  readonly #link: Link
+  readonly #link: Connection
   readonly #requests: Requests
   readonly #delivery: Delivery
   readonly #topics = new Set<string>()
@@ -72,7 +72,7 @@ export class NotificationClient<Data extends object = JsonObject> {
 
   constructor(options: ClientOptions) {
     const o = resolveClientOptions(options)
-    this.#link = new Link(o, {
+    const host: LinkHost = {
       status: (e) => this.#status(e),
       auth: (token) => this.#auth(token),
       online: (f) => this.#online(f),
@@ -81,7 +81,9 @@ export class NotificationClient<Data extends object = JsonObject> {
         if (e.name === 'AuthError') this.#fatal = e
         this.#report(e)
       },
-    })
+    }
+    const solo = (h: LinkHost) => new Link(o, h)
+    this.#link = o.connection ? o.connection(host, o, solo) : solo(host)
     const send = (frame: ClientFrame) => this.#link.send(frame)
     this.#requests = createRequests(send, o.requestTimeout, o.maxQueue)
     this.#delivery = createDelivery(o.storage, o.ackDelay, send, (count) => this.#events.emit('unread', { count }))

@@ -1,4 +1,5 @@
 import { type BackoffOptions, fullJitter } from './backoff.js'
+import type { ConnectionFactory } from './link.js'
 import { type CursorStorage, defaultStorage, memoryStorage } from './storage.js'
 
 /** A value, or a function that yields it (sync or async); called on every connect. */
@@ -49,14 +50,21 @@ export interface ClientOptions {
   pongTimeout?: number | undefined
   /** React to the browser's online/offline and visibility events. @default true */
   watchNetwork?: boolean | undefined
+  /**
+   * How this client reaches the server. `sharedConnection()` from
+   * `belfry/shared` shares one socket among the user's tabs.
+   * @default one socket for this client
+   */
+  connection?: ConnectionFactory | undefined
 }
 
 /** Options after defaults: every one present, none undefined. */
 export type ResolvedClientOptions = {
-  [K in Exclude<keyof ClientOptions, 'backoff' | 'storage' | 'random'>]-?: Exclude<ClientOptions[K], undefined>
+  [K in Exclude<keyof ClientOptions, 'backoff' | 'storage' | 'random' | 'connection'>]-?: Exclude<ClientOptions[K], undefined>
 } & {
   storage: CursorStorage
   backoff: (attempt: number) => number
+  connection: ConnectionFactory | undefined
 }
 
 /** The options that are numbers (delays in ms, and one count), with their defaults. */
@@ -96,7 +104,16 @@ export function wsUrl(url: unknown): string | undefined {
  * it expects.
  */
 export function resolveClientOptions(o: ClientOptions): ResolvedClientOptions {
-  const { url, token, WebSocket: WS = globalThis.WebSocket, storage: s, backoff: b = {}, random = Math.random, watchNetwork = true } = o
+  const {
+    url,
+    token,
+    WebSocket: WS = globalThis.WebSocket,
+    storage: s,
+    backoff: b = {},
+    random = Math.random,
+    watchNetwork = true,
+    connection,
+  } = o
   const numbers = { ...NUMBERS }
   const { initial = 500, factor = 2, max = 30_000 } = isFunction(b) ? {} : (b as Partial<BackoffOptions>)
   const check = (key: string, ok: unknown, value: unknown, expected: string) => {
@@ -121,6 +138,7 @@ export function resolveClientOptions(o: ClientOptions): ResolvedClientOptions {
   )
   check('random', isFunction(random), random, 'a function')
   check('watchNetwork', typeof watchNetwork === 'boolean', watchNetwork, 'a boolean')
+  check('connection', !connection || isFunction(connection), connection, 'a function')
   for (const key in numbers) {
     const value = o[key as keyof typeof NUMBERS] ?? numbers[key as keyof typeof NUMBERS]
     check(key, isNumber(value), value, 'a number from 0 to 2^31-1')
@@ -132,6 +150,7 @@ export function resolveClientOptions(o: ClientOptions): ResolvedClientOptions {
     token,
     WebSocket: WS,
     watchNetwork,
+    connection,
     backoff: isFunction(b) ? (b as (attempt: number) => number) : (attempt) => fullJitter(attempt, { initial, factor, max }, random),
     storage: s || (s === false ? memoryStorage() : defaultStorage()),
   }

@@ -16,7 +16,14 @@ describe('close codes (the table in docs/protocol.md)', () => {
     server.peer.close(code, 'bye')
     await tick(5)
     expect(client.state).toBe('reconnecting')
-    expect(log.statuses.at(-1)).toEqual({ from: 'online', to: 'reconnecting', reason: `close ${code}`, attempt: 1, retryIn: 250 })
+    expect(log.statuses.at(-1)).toEqual({
+      from: 'online',
+      to: 'reconnecting',
+      mode: 'solo',
+      reason: `close ${code}`,
+      attempt: 1,
+      retryIn: 250,
+    })
 
     await advanceToAfterStatus(log, 249)
     expect(server.peers).toHaveLength(1)
@@ -44,7 +51,7 @@ describe('close codes (the table in docs/protocol.md)', () => {
     server.peer.close(4002, 'token expired')
     await tick(5)
     // No reconnecting state, no wait: straight back to connecting.
-    expect(log.statuses).toEqual([{ from: 'online', to: 'connecting', reason: 'token expired', attempt: 0 }])
+    expect(log.statuses).toEqual([{ from: 'online', to: 'connecting', mode: 'solo', reason: 'token expired', attempt: 0 }])
     expect(tokens).toHaveLength(2)
     await tick(10)
     expect(server.peers).toHaveLength(2)

@@ -40,7 +40,14 @@ describe('heartbeat', () => {
     expect(server.sent('ping')).toHaveLength(1)
     await advanceToAfterStatus(log, 1000 + 500)
     expect(client.state).toBe('reconnecting')
-    expect(log.statuses.at(-1)).toEqual({ from: 'online', to: 'reconnecting', reason: 'pong timeout', attempt: 1, retryIn: 250 })
+    expect(log.statuses.at(-1)).toEqual({
+      from: 'online',
+      to: 'reconnecting',
+      mode: 'solo',
+      reason: 'pong timeout',
+      attempt: 1,
+      retryIn: 250,
+    })
     await tick()
     expect(server.peers[0]?.closed).toBe(true) // the possibly half-open socket was given up
 

@@ -105,7 +105,7 @@ describe('browser network events', () => {
     net.offline()
     net.online()
     expect(client.state).toBe('connecting')
-    expect(log.statuses.at(-1)).toEqual({ from: 'offline', to: 'connecting', reason: 'online', attempt: 0 })
+    expect(log.statuses.at(-1)).toEqual({ from: 'offline', to: 'connecting', mode: 'solo', reason: 'online', attempt: 0 })
     await tick()
     expect(client.state).toBe('online')
     expect(server.peers).toHaveLength(2)

@@ -83,7 +83,7 @@ describe('connection state', () => {
     await tick(5)
     expect(client.state).toBe('reconnecting')
     // random 0.5, first retry: floor(0.5 × 500)
-    expect(log.statuses).toEqual([{ from: 'online', to: 'reconnecting', reason: 'close 1001', attempt: 1, retryIn: 250 }])
+    expect(log.statuses).toEqual([{ from: 'online', to: 'reconnecting', mode: 'solo', reason: 'close 1001', attempt: 1, retryIn: 250 }])
 
     await advanceToAfterStatus(log, 249)
     expect(client.state).toBe('reconnecting')
@@ -121,7 +121,7 @@ describe('connection state', () => {
     const { client, log } = await connected(createClient(server))
     client.close()
     expect(client.state).toBe('closed')
-    expect(log.statuses.at(-1)).toEqual({ from: 'online', to: 'closed', reason: 'close', attempt: 0 })
+    expect(log.statuses.at(-1)).toEqual({ from: 'online', to: 'closed', mode: 'solo', reason: 'close', attempt: 0 })
     const events = log.statuses.length
 
     expect(() => client.close()).not.toThrow()
