@@ -1,7 +1,10 @@
+import { fileURLToPath } from 'node:url'
 import { defineConfig } from 'vitest/config'
 import { rwsVite } from './scripts/client-bundle.js'
 
 export default defineConfig({
+  // The opt-in entries (belfry/shared) import the client as an app does, by its package name.
+  resolve: { alias: [{ find: /^belfry$/, replacement: fileURLToPath(new URL('./src/index.ts', import.meta.url)) }] },
   // Tests run the client as it ships: reconnecting-websocket compiled from its source.
   plugins: [rwsVite()],
   test: {

@@ -1,0 +1,273 @@
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import WebSocket from 'ws'
+import { type CursorStorage, memoryStorage, NotificationClient } from '../../src/index.js'
+import { sharedConnection } from '../../src/shared/index.js'
+import { FAST_BACKOFF, type Recorder, range, record } from '../helpers/client.js'
+import { FakeLocks } from '../helpers/locks.js'
+import { httpPublish, type TestServer, useServer } from '../helpers/server.js'
+
+/**
+ * belfry/shared in Node: the real server, Node's BroadcastChannel (shared by
+ * every "tab" in this process) and a fake Web Locks manager. Each tab has its
+ * own client, lock owner, channels and sockets, so a test can crash or
+ * freeze one tab.
+ */
+const start = useServer()
+
+interface Tab {
+  id: string
+  client: NotificationClient
+  events: Recorder
+  /** Its process dies: locks released, sockets cut, channel silent; its code never runs again. */
+  crash(): void
+  /** Stops (or resumes) saying anything on the channel: no beats, no frames, as a frozen tab. */
+  freeze(frozen: boolean): void
+}
+
+let locks = new FakeLocks()
+const tabs: Tab[] = []
+afterEach(() => {
+  for (const t of tabs.splice(0)) t.client.close()
+  locks = new FakeLocks()
+})
+
+let tabCount = 0
+interface TabOptions {
+  user?: string
+  storage?: CursorStorage
+  /** false: no Web Locks and no BroadcastChannel. */
+  locks?: boolean
+  /** Drops a message this tab would receive (a message lost). */
+  lose?: (message: { k: string; f?: { type: string; seq?: number } }) => boolean
+}
+
+function openTab(s: TestServer, options: TabOptions = {}): Tab {
+  const id = `tab${++tabCount}`
+  let dead = false
+  let frozen = false
+  const sockets: WebSocket[] = []
+  const channels: BroadcastChannel[] = []
+  class TabSocket extends WebSocket {
+    constructor(url: string | URL) {
+      super(dead ? 'ws://127.0.0.1:1/' : url)
+      sockets.push(this)
+    }
+  }
+  class TabChannel extends BroadcastChannel {
+    constructor(name: string) {
+      super(name)
+      channels.push(this)
+      const lose = options.lose
+      if (lose) this.addEventListener('message', (e) => lose((e as MessageEvent).data) && e.stopImmediatePropagation())
+    }
+    override postMessage(m: unknown): void {
+      if (!dead && !frozen) super.postMessage(m)
+    }
+  }
+  const user = options.user ?? 'ann'
+  const client = new NotificationClient({
+    url: s.wsUrl,
+    token: () => s.token(user),
+    WebSocket: TabSocket,
+    backoff: FAST_BACKOFF,
+    storage: options.storage ?? memoryStorage(),
+    connection: sharedConnection({
+      beat: 50,
+      stale: 200,
+      locks: options.locks === false ? undefined : locks.forTab(id),
+      BroadcastChannel: options.locks === false ? undefined : TabChannel,
+    }),
+  })
+  const tab: Tab = {
+    id,
+    client,
+    events: record(client),
+    crash() {
+      dead = true
+      locks.crash(id)
+      for (const c of channels) c.onmessage = null
+      for (const ws of sockets) ws.terminate()
+    },
+    freeze(f) {
+      frozen = f
+    },
+  }
+  tabs.push(tab)
+  client.connect()
+  return tab
+}
+
+const modeOf = (t: Tab) => t.events.statuses.at(-1)?.mode
+const publish = async (s: TestServer, from: number, to: number, user = 'ann') => {
+  for (const i of range(from, to)) expect((await httpPublish(s.url, { userId: user, title: `n${i}`, body: '' })).status).toBe(201)
+}
+const everyTabHas = (list: Tab[], seqs: number[]) =>
+  vi.waitFor(() => {
+    for (const t of list) expect(t.events.seqs(), t.id).toEqual(seqs)
+  }, 15_000)
+
+describe('sharedConnection', () => {
+  it('gives three tabs of one user one server socket, and each tab every notification once, in order', async () => {
+    const s = await start()
+    const three = [openTab(s), openTab(s), openTab(s)]
+    await Promise.all(three.map((t) => t.client.ready()))
+    expect(s.server.stats().connections).toBe(1)
+    expect(three.map(modeOf).sort()).toEqual(['follower', 'follower', 'leader'])
+    await publish(s, 1, 30)
+    await everyTabHas(three, range(1, 30))
+    for (const t of three) expect(t.client.unreadCount).toBe(30)
+    expect(s.server.stats().connections).toBe(1)
+  })
+
+  it('answers a follower’s requests through the leader, and tells every tab of a read change made in one', async () => {
+    const s = await start()
+    const [leader, a, b] = [openTab(s), openTab(s), openTab(s)]
+    await Promise.all([leader, a, b].map((t) => t.client.ready()))
+    await publish(s, 1, 5)
+    await everyTabHas([leader, a, b], range(1, 5))
+    const follower = [a, b].find((t) => modeOf(t) === 'follower')!
+    const page = await follower.client.history({ limit: 3 })
+    expect(page.items.map((n) => n.seq)).toEqual([5, 4, 3])
+    // Only the asking tab got the page: no other tab saw a stray reply.
+    const read = await follower.client.markAllRead()
+    expect(read.unreadCount).toBe(0)
+    await vi.waitFor(() => {
+      for (const t of [leader, a, b]) {
+        expect(t.client.unreadCount, t.id).toBe(0)
+        expect(t.events.reads.at(-1)?.all, t.id).toBe(true)
+      }
+    })
+    // The asking tab heard of its own change once (from its request), not again as news from elsewhere.
+    expect(follower.events.reads).toHaveLength(1)
+    expect(s.server.stats().connections).toBe(1)
+  })
+
+  it('loses and doubles nothing when the leader’s tab closes mid-stream: the next tab leads from its cursor', async () => {
+    const s = await start()
+    const three = [openTab(s), openTab(s), openTab(s)]
+    await Promise.all(three.map((t) => t.client.ready()))
+    const leader = three.find((t) => modeOf(t) === 'leader')!
+    const rest = three.filter((t) => t !== leader)
+    const publishing = publish(s, 1, 300)
+    await vi.waitFor(() => expect(rest[0]!.events.seqs().length).toBeGreaterThanOrEqual(100), 15_000)
+    leader.client.close()
+    await publishing
+    await everyTabHas(rest, range(1, 300))
+    expect(rest.map(modeOf).sort()).toEqual(['follower', 'leader'])
+    await vi.waitFor(() => expect(s.server.stats().connections).toBe(1))
+  })
+
+  it('loses and doubles nothing when the leader’s tab crashes (its lock released, its socket cut)', async () => {
+    const s = await start()
+    const three = [openTab(s), openTab(s), openTab(s)]
+    await Promise.all(three.map((t) => t.client.ready()))
+    const leader = three.find((t) => modeOf(t) === 'leader')!
+    const rest = three.filter((t) => t !== leader)
+    const publishing = publish(s, 1, 200)
+    await vi.waitFor(() => expect(rest[0]!.events.seqs().length).toBeGreaterThanOrEqual(60), 15_000)
+    leader.crash()
+    await publishing
+    await everyTabHas(rest, range(1, 200))
+    await vi.waitFor(() => expect(s.server.stats().connections).toBe(1))
+  })
+
+  it('replaces a leader that stopped beating (a frozen tab): a tab takes the lock, the old leader steps down', async () => {
+    const s = await start()
+    const [first, second] = [openTab(s), openTab(s)]
+    await Promise.all([first, second].map((t) => t.client.ready()))
+    const leader = modeOf(first) === 'leader' ? first : second
+    const follower = leader === first ? second : first
+    await publish(s, 1, 10)
+    await everyTabHas([first, second], range(1, 10))
+    leader.freeze(true)
+    await vi.waitFor(() => expect(modeOf(follower)).toBe('leader'), 5_000)
+    // The old leader lost its lock: it closed its socket and follows.
+    await vi.waitFor(() => expect(modeOf(leader)).toBe('follower'))
+    leader.freeze(false)
+    await publish(s, 11, 20)
+    await everyTabHas([first, second], range(1, 20))
+    await vi.waitFor(() => expect(s.server.stats().connections).toBe(1))
+  })
+
+  it('fills a gap for a tab that joins behind: the missing seqs come from history, marked replayed', async () => {
+    const s = await start()
+    const first = openTab(s)
+    await first.client.ready()
+    await publish(s, 1, 150)
+    await everyTabHas([first], range(1, 150))
+    // A tab whose stored cursor is 20 (it last ran long ago): 21–150 come as history pages through the leader.
+    const behind = memoryStorage()
+    behind.setItem('belfry:cursor:ann', '20')
+    const late = openTab(s, { storage: behind })
+    await late.client.ready()
+    expect(modeOf(late)).toBe('follower')
+    await everyTabHas([late], range(21, 150))
+    expect(late.events.notifications.every((n) => n.replayed === true)).toBe(true)
+    await publish(s, 151, 152)
+    await everyTabHas([late], range(21, 152))
+    expect(late.events.notifications.at(-1)!.replayed).toBeUndefined()
+    expect(behind.getItem('belfry:cursor:ann')).toBe('152')
+  })
+
+  it('fills a gap left by a lost message before handing over what came after it', async () => {
+    const s = await start()
+    const leader = openTab(s)
+    await leader.client.ready()
+    await publish(s, 1, 2)
+    await everyTabHas([leader], [1, 2])
+    const lossy = openTab(s, { lose: (m) => m.k === 'frame' && m.f?.type === 'notification' && (m.f.seq === 5 || m.f.seq === 6) })
+    await lossy.client.ready()
+    await publish(s, 3, 10)
+    await everyTabHas([lossy], range(3, 10))
+    expect(lossy.events.notifications.filter((n) => n.replayed).map((n) => n.seq)).toEqual([5, 6])
+  })
+
+  it('starts a tab without a cursor from what comes next, as the server does for since 0', async () => {
+    const s = await start()
+    const first = openTab(s)
+    await first.client.ready()
+    await publish(s, 1, 5)
+    await everyTabHas([first], range(1, 5))
+    const fresh = openTab(s)
+    await fresh.client.ready()
+    await publish(s, 6, 7)
+    await everyTabHas([fresh], [6, 7])
+  })
+
+  it('keeps users apart: each user’s tabs share a socket of their own', async () => {
+    const s = await start()
+    const ann = [openTab(s), openTab(s)]
+    const bob = [openTab(s, { user: 'bob' }), openTab(s, { user: 'bob' })]
+    await Promise.all([...ann, ...bob].map((t) => t.client.ready()))
+    expect(s.server.stats().connections).toBe(2)
+    await publish(s, 1, 3, 'bob')
+    await everyTabHas(bob, [1, 2, 3])
+    expect(ann.flatMap((t) => t.events.seqs())).toEqual([])
+  })
+
+  it('answers a refused topic to the tab that asked for it alone', async () => {
+    const s = await start({ limits: { maxTopicLength: 8 } })
+    const [a, b] = [openTab(s), openTab(s)]
+    await Promise.all([a, b].map((t) => t.client.ready()))
+    const follower = modeOf(a) === 'follower' ? a : b
+    const other = follower === a ? b : a
+    follower.client.subscribe('much-too-long')
+    await vi.waitFor(() =>
+      expect(follower.events.errors.map((e) => e.message)).toContain('subscription to "much-too-long" refused: topic_too_long'),
+    )
+    expect(other.events.errors).toEqual([])
+  })
+
+  it('falls back to a socket per tab without Web Locks or BroadcastChannel (mode solo)', async () => {
+    const s = await start()
+    const two = [openTab(s, { locks: false }), openTab(s, { locks: false })]
+    await Promise.all(two.map((t) => t.client.ready()))
+    expect(two.map(modeOf)).toEqual(['solo', 'solo'])
+    expect(s.server.stats().connections).toBe(2)
+  })
+
+  it('refuses a bad option with a TypeError that says what it got', () => {
+    expect(() => sharedConnection({ beat: 0 })).toThrow(new TypeError('sharedConnection: beat must be a positive number of ms; got 0'))
+    expect(() => sharedConnection({ stale: Number.NaN })).toThrow(/stale must be a positive number of ms; got NaN/)
+  })
+})
