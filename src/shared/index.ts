@@ -85,20 +85,33 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
     const locks = options.locks ?? globalThis.navigator?.locks
     const Channel = options.BroadcastChannel ?? globalThis.BroadcastChannel
     if (!locks || !Channel) return solo(host)
-    // Tabs share the stored cursor: it only ever moves forward, whichever tab writes it.
-    o.storage = forwardOnly(o.storage)
+    o.storage = ownCursor(o.storage)
     return new Shared(host, o, solo, locks, Channel, beat, Math.max(stale, 2 * beat))
   }
 }
 
-function forwardOnly(storage: CursorStorage): CursorStorage {
+/**
+ * The tabs of a profile share the stored cursor, which only ever moves
+ * forward, whichever tab writes it. A tab reads it once, when it starts for a
+ * user; after that its own cursor is the one it resumes from (a tab that
+ * falls behind and then leads must not skip what it has not seen).
+ */
+function ownCursor(storage: CursorStorage): CursorStorage {
+  const mine = new Map<string, string | null>()
   return {
-    getItem: (k) => storage.getItem(k),
+    getItem: (k) => {
+      if (!mine.has(k)) mine.set(k, storage.getItem(k))
+      return mine.get(k) ?? null
+    },
     setItem: (k, v) => {
+      mine.set(k, v)
       if (Number(v) > (Number(storage.getItem(k)) || 0)) storage.setItem(k, v)
     },
   }
 }
+
+/** Thrown by the leader's token provider when the token names another user: the tab joins that user's group instead. */
+class OtherUser extends Error {}
 
 /**
  * A request's id on the shared socket names the tab that asked: `tab:id`. A
@@ -117,6 +130,12 @@ class Shared implements Connection {
   #epoch = 0
   #channel: BroadcastChannel | undefined
   #key = ''
+  /** The group's user (the token's `sub`). */
+  #user: string | undefined
+  /** Just joined: the token was asked for then, no need to ask again on the first `online`. */
+  #joined = false
+  /** The app's token provider; the leader's socket gets one that checks the user first. */
+  readonly #token: ResolvedClientOptions['token']
   /** When the leader last said anything. */
   #lastWord = 0
   #watch: ReturnType<typeof setInterval> | undefined
@@ -144,7 +163,23 @@ class Shared implements Connection {
     private readonly Channel: new (name: string) => BroadcastChannel,
     private readonly beat: number,
     private readonly stale: number,
-  ) {}
+  ) {
+    const token = (this.#token = o.token)
+    if (typeof token === 'function') {
+      o.token = async () => {
+        const t = await token()
+        if (this.#userOf(t) !== this.#user) {
+          queueMicrotask(() => this.#rejoin())
+          throw new OtherUser()
+        }
+        return t
+      }
+    }
+  }
+
+  #userOf(token: string): string | undefined {
+    return this.host.auth(token).userId
+  }
 
   get state(): ConnectionState {
     return this.#state
@@ -167,13 +202,15 @@ class Shared implements Connection {
     let userId: string | undefined
     try {
       url = await resolve(this.o.url)
-      ;({ userId, since } = this.host.auth(await resolve(this.o.token)))
+      ;({ userId, since } = this.host.auth(await resolve(this.#token)))
     } catch (cause) {
       this.host.error(new BelfryError('url or token provider failed', { cause }))
       this.#retry = setTimeout(() => this.#state === 'connecting' && void this.#join(), this.o.backoff(0))
       return
     }
     if (this.#state === 'closed') return
+    this.#user = userId
+    this.#joined = true
     this.#key = `belfry:${url}#${userId ?? ''}`
     this.#cursor = this.#want = since ?? 0
     this.#channel = new this.Channel(this.#key)
@@ -225,7 +262,7 @@ class Shared implements Connection {
         this.host.online(f)
       },
       frame: (f) => this.#relay(f),
-      error: (e) => this.host.error(e),
+      error: (e) => e.cause instanceof OtherUser || this.host.error(e),
     }
     const link = this.solo(relay)
     this.#link = link
@@ -307,6 +344,8 @@ class Shared implements Connection {
         // No cursor yet (a new tab with nothing stored): like the server for `since: 0`, nothing old is replayed.
         if (this.#cursor > 0) this.#want = Math.max(this.#want, m.snap.seq)
         this.host.online({ type: 'auth_success', message: '', userId: '', seq: m.snap.seq, unreadCount: m.snap.unreadCount })
+        if (this.#joined) this.#joined = false
+        else void this.#recheck()
       })
       this.#fill()
     } else if (m.k === 'frame') {
@@ -387,12 +426,45 @@ class Shared implements Connection {
 
   close(reason = 'close'): void {
     if (this.#state === 'closed') return
-    this.#queued?.abort()
+    this.#set('closed', reason)
+    this.#leave()
+  }
+
+  /** Leaves the group: the lock (or the request for it), the socket if leading, the channel, the timers. */
+  #leave(): void {
+    const queued = this.#queued
+    this.#queued = undefined
+    queued?.abort()
     clearInterval(this.#watch)
     clearTimeout(this.#retry)
-    this.#set('closed', reason)
     this.#stepDown?.()
     this.#channel?.close()
+    this.#channel = undefined
+  }
+
+  /** The token names another user now: the tab leaves this user's group for that one's. */
+  #rejoin(): void {
+    if (this.#state === 'closed') return
+    this.#leave()
+    this.#mode = 'follower'
+    this.#epoch = 0
+    this.#held.clear()
+    this.#fetching = ''
+    this.#snap = { seq: 0, unreadCount: 0, legacy: false }
+    this.#set('connecting', 'user changed')
+    void this.#join()
+  }
+
+  /** Follower: whenever the leader's socket is (re)established, asks its own token who the tab's user is, as a socket would. */
+  async #recheck(): Promise<void> {
+    const token = this.#token
+    if (typeof token !== 'function') return
+    try {
+      const t = await token()
+      if (this.#mode === 'follower' && this.#userOf(t) !== this.#user) this.#rejoin()
+    } catch {
+      // The provider failed: the tab stays where it is; a socket of its own would retry later.
+    }
   }
 
   #post(m: Message): void {

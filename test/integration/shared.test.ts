@@ -33,7 +33,8 @@ afterEach(() => {
 
 let tabCount = 0
 interface TabOptions {
-  user?: string
+  /** The user the tab's token names, asked at every token. */
+  user?: string | (() => string)
   storage?: CursorStorage
   /** false: no Web Locks and no BroadcastChannel. */
   locks?: boolean
@@ -67,7 +68,7 @@ function openTab(s: TestServer, options: TabOptions = {}): Tab {
   const user = options.user ?? 'ann'
   const client = new NotificationClient({
     url: s.wsUrl,
-    token: () => s.token(user),
+    token: () => s.token(typeof user === 'string' ? user : user()),
     WebSocket: TabSocket,
     backoff: FAST_BACKOFF,
     storage: options.storage ?? memoryStorage(),
@@ -189,6 +190,34 @@ describe('sharedConnection', () => {
     await vi.waitFor(() => expect(s.server.stats().connections).toBe(1))
   })
 
+  it('resumes a tab that leads after falling behind from its own cursor, not the profile’s (which other tabs moved on)', async () => {
+    const s = await start()
+    await publish(s, 1, 2)
+    const profile = memoryStorage() // one profile's storage, as localStorage is
+    profile.setItem('belfry:cursor:ann', '2')
+    let losing = true
+    const leader = openTab(s, { storage: profile })
+    await leader.client.ready()
+    // Hears nothing of the leader's (no notification, no history page) until told: it stays at 2.
+    const behind = openTab(s, {
+      storage: profile,
+      lose: (m) => losing && m.k === 'frame' && ['notification', 'history'].includes(m.f!.type),
+    })
+    const ahead = openTab(s, { storage: profile })
+    await Promise.all([behind, ahead].map((t) => t.client.ready()))
+    await publish(s, 3, 10)
+    await everyTabHas([leader, ahead], range(3, 10))
+    expect(profile.getItem('belfry:cursor:ann')).toBe('10')
+    expect(behind.events.seqs()).toEqual([])
+    // The leader goes; the lagging tab was first in line for the lock.
+    leader.client.close()
+    await vi.waitFor(() => expect(modeOf(behind)).toBe('leader'))
+    losing = false
+    await publish(s, 11, 12)
+    await everyTabHas([behind], range(3, 12))
+    await everyTabHas([ahead], range(3, 12))
+  })
+
   it('fills a gap for a tab that joins behind: the missing seqs come from history, marked replayed', async () => {
     const s = await start()
     const first = openTab(s)
@@ -243,6 +272,54 @@ describe('sharedConnection', () => {
     await publish(s, 1, 3, 'bob')
     await everyTabHas(bob, [1, 2, 3])
     expect(ann.flatMap((t) => t.events.seqs())).toEqual([])
+  })
+
+  /** Three tabs of ann and one of bob, each tab's user as its token says, changeable. */
+  async function annAndBob(s: TestServer) {
+    const users = new Map<Tab, string>()
+    const tab = (user: string) => {
+      const t = openTab(s, { user: () => users.get(t)! })
+      users.set(t, user)
+      return t
+    }
+    const ann = [tab('ann'), tab('ann'), tab('ann')]
+    await Promise.all(ann.map((t) => t.client.ready()))
+    const bob = tab('bob')
+    await bob.client.ready()
+    expect(s.server.stats().connections).toBe(2)
+    const leader = ann.find((t) => modeOf(t) === 'leader')!
+    const followers = ann.filter((t) => t !== leader) as [Tab, Tab]
+    return { ann, bob, leader, followers, signIn: (t: Tab, user: string) => users.set(t, user) }
+  }
+
+  it('moves the leader’s tab to another user’s group when its token names that user at its next connect', async () => {
+    const s = await start()
+    const { ann, bob, leader, followers, signIn } = await annAndBob(s)
+    signIn(leader, 'bob')
+    await s.restart()
+    await Promise.all([...ann, bob].map((t) => t.client.ready()))
+    await vi.waitFor(() => expect(s.server.stats().connections).toBe(2), 10_000)
+    await publish(s, 1, 3, 'ann')
+    await publish(s, 1, 2, 'bob')
+    await everyTabHas(followers, [1, 2, 3])
+    await everyTabHas([leader, bob], [1, 2])
+    expect(followers.map(modeOf).sort()).toEqual(['follower', 'leader'])
+  })
+
+  it('moves a follower’s tab to another user’s group when its token names that user once the leader reconnects', async () => {
+    const s = await start()
+    const { bob, leader, followers, signIn } = await annAndBob(s)
+    const [moves, stays] = followers
+    signIn(moves, 'bob')
+    await s.restart()
+    await Promise.all([leader, stays, bob].map((t) => t.client.ready()))
+    await vi.waitFor(() => expect(modeOf(moves)).toBe('follower'))
+    await publish(s, 1, 3, 'ann')
+    await publish(s, 1, 2, 'bob')
+    await everyTabHas([leader, stays], [1, 2, 3])
+    await everyTabHas([moves, bob], [1, 2])
+    expect(modeOf(leader)).toBe('leader')
+    expect(s.server.stats().connections).toBe(2)
   })
 
   it('answers a refused topic to the tab that asked for it alone', async () => {
