@@ -132,8 +132,8 @@ class Shared implements Connection {
   #key = ''
   /** The group's user (the token's `sub`). */
   #user: string | undefined
-  /** Just joined: the token was asked for then, no need to ask again on the first `online`. */
-  #joined = false
+  /** Asking the tab's token for its user: notifications wait (are fetched later) until it answers. */
+  #checking = false
   /** The app's token provider; the leader's socket gets one that checks the user first. */
   readonly #token: ResolvedClientOptions['token']
   /** When the leader last said anything. */
@@ -164,7 +164,8 @@ class Shared implements Connection {
     private readonly beat: number,
     private readonly stale: number,
   ) {
-    const token = (this.#token = o.token)
+    const token = o.token
+    this.#token = token
     if (typeof token === 'function') {
       o.token = async () => {
         const t = await token()
@@ -210,7 +211,6 @@ class Shared implements Connection {
     }
     if (this.#state === 'closed') return
     this.#user = userId
-    this.#joined = true
     this.#key = `belfry:${url}#${userId ?? ''}`
     this.#cursor = this.#want = since ?? 0
     this.#channel = new this.Channel(this.#key)
@@ -336,6 +336,8 @@ class Shared implements Connection {
     this.#lastWord = Date.now()
     if (m.k === 'state') {
       const { to, reason, attempt, retryIn } = m.s
+      // The leader's socket is gone: before the next, ask the tab's token who its user is, as a socket of its own would.
+      if (this.#state === 'online' && to !== 'online') void this.#recheck()
       this.#snap = m.snap
       this.#set(to === 'closed' || to === 'idle' ? 'reconnecting' : to, reason, attempt, retryIn, () => {
         if (to !== 'online') return
@@ -344,15 +346,15 @@ class Shared implements Connection {
         // No cursor yet (a new tab with nothing stored): like the server for `since: 0`, nothing old is replayed.
         if (this.#cursor > 0) this.#want = Math.max(this.#want, m.snap.seq)
         this.host.online({ type: 'auth_success', message: '', userId: '', seq: m.snap.seq, unreadCount: m.snap.unreadCount })
-        if (this.#joined) this.#joined = false
-        else void this.#recheck()
       })
       this.#fill()
     } else if (m.k === 'frame') {
       const f = m.f
       const fetched = (f as { requestId?: string }).requestId === this.#fetching && this.#fetching !== ''
-      if (f.type === 'notification' && f.seq !== undefined) this.#take(f)
-      else if (fetched && f.type === 'history') this.#page(f.items as Notification[])
+      if (f.type === 'notification' && f.seq !== undefined) {
+        if (this.#checking && this.#cursor > 0) this.#want = Math.max(this.#want, f.seq)
+        else this.#take(f)
+      } else if (fetched && f.type === 'history') this.#page(f.items as Notification[])
       else if (fetched) {
         // The page was refused (rate limited, …): ask again a little later.
         this.#fetching = ''
@@ -391,7 +393,7 @@ class Shared implements Connection {
 
   /** Follower: asks the leader for the oldest page of what it lacks (history below a seq). */
   #fill(): void {
-    if (this.#fetching || this.#state !== 'online' || this.#want <= this.#cursor || this.#cursor === 0) return
+    if (this.#fetching || this.#checking || this.#state !== 'online' || this.#want <= this.#cursor || this.#cursor === 0) return
     clearTimeout(this.#retry)
     this.#before = Math.min(this.#want + 1, this.#cursor + PAGE + 1)
     this.#fetching = `g${++this.#fetches}`
@@ -455,16 +457,20 @@ class Shared implements Connection {
     void this.#join()
   }
 
-  /** Follower: whenever the leader's socket is (re)established, asks its own token who the tab's user is, as a socket would. */
+  /** Follower: asks the tab's token who its user is; another user than the group's: the tab moves to that user's group. */
   async #recheck(): Promise<void> {
     const token = this.#token
-    if (typeof token !== 'function') return
+    if (typeof token !== 'function' || this.#checking) return
+    this.#checking = true
+    let user = this.#user
     try {
-      const t = await token()
-      if (this.#mode === 'follower' && this.#userOf(t) !== this.#user) this.#rejoin()
+      user = this.#userOf(await token())
     } catch {
-      // The provider failed: the tab stays where it is; a socket of its own would retry later.
+      // The provider failed: the tab stays where it is.
     }
+    this.#checking = false
+    if (this.#mode === 'follower' && user !== this.#user) this.#rejoin()
+    else this.#fill()
   }
 
   #post(m: Message): void {

@@ -18,6 +18,8 @@ interface Tab {
   id: string
   client: NotificationClient
   events: Recorder
+  /** The groups (channel names) it joined, in order. */
+  groups: string[]
   /** Its process dies: locks released, sockets cut, channel silent; its code never runs again. */
   crash(): void
   /** Stops (or resumes) saying anything on the channel: no beats, no frames, as a frozen tab. */
@@ -58,6 +60,7 @@ function openTab(s: TestServer, options: TabOptions = {}): Tab {
     constructor(name: string) {
       super(name)
       channels.push(this)
+      tab.groups.push(name)
       const lose = options.lose
       if (lose) this.addEventListener('message', (e) => lose((e as MessageEvent).data) && e.stopImmediatePropagation())
     }
@@ -83,6 +86,7 @@ function openTab(s: TestServer, options: TabOptions = {}): Tab {
     id,
     client,
     events: record(client),
+    groups: [],
     crash() {
       dead = true
       locks.crash(id)
@@ -297,6 +301,7 @@ describe('sharedConnection', () => {
     const { ann, bob, leader, followers, signIn } = await annAndBob(s)
     signIn(leader, 'bob')
     await s.restart()
+    await vi.waitFor(() => expect(leader.groups.at(-1)).toMatch(/#bob$/))
     await Promise.all([...ann, bob].map((t) => t.client.ready()))
     await vi.waitFor(() => expect(s.server.stats().connections).toBe(2), 10_000)
     await publish(s, 1, 3, 'ann')
@@ -313,7 +318,8 @@ describe('sharedConnection', () => {
     signIn(moves, 'bob')
     await s.restart()
     await Promise.all([leader, stays, bob].map((t) => t.client.ready()))
-    await vi.waitFor(() => expect(modeOf(moves)).toBe('follower'))
+    await vi.waitFor(() => expect(moves.groups.at(-1)).toMatch(/#bob$/))
+    await moves.client.ready()
     await publish(s, 1, 3, 'ann')
     await publish(s, 1, 2, 'bob')
     await everyTabHas([leader, stays], [1, 2, 3])
