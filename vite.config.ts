@@ -16,6 +16,11 @@ export default defineConfig({
       },
       {
         extends: true,
+        // belfry/react: hooks and provider in a DOM (server rendering in files that ask for node).
+        test: { name: 'react', include: ['test/react/**/*.test.{ts,tsx}'], environment: 'happy-dom' },
+      },
+      {
+        extends: true,
         test: {
           name: 'types',
           include: [],

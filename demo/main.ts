@@ -39,6 +39,7 @@ function start(user: string): void {
   document.getElementById('app')?.removeAttribute('hidden')
   byTestId('hint', HTMLElement).hidden = false
   byTestId('second-tab', HTMLAnchorElement).href = location.href
+  byTestId('react-page', HTMLAnchorElement).search = location.search
 
   const dev = new DevServer(user)
   const client = new NotificationClient({

@@ -3,9 +3,10 @@ import { defineConfig } from 'vite'
 import { rwsVite } from '../scripts/client-bundle.js'
 
 /**
- * Builds the demo page into dist/demo, which `npm start` serves. The page
- * imports `belfry` like any app would; the alias points it at the source, built
- * the way the package builds it.
+ * Builds the demo pages into dist/demo, which `npm start` serves: index.html
+ * and react.html (the same page on belfry/react). They import `belfry` and
+ * `belfry/react` like any app would; the aliases point them at the source,
+ * built the way the package builds it.
  *
  *   npx vite build --config demo/vite.config.ts
  *   npx vite --config demo/vite.config.ts   (hot reload; proxies to a server on :3000)
@@ -13,13 +14,27 @@ import { rwsVite } from '../scripts/client-bundle.js'
 export default defineConfig({
   root: fileURLToPath(new URL('.', import.meta.url)),
   resolve: {
-    alias: [{ find: /^belfry$/, replacement: fileURLToPath(new URL('../src/index.ts', import.meta.url)) }],
+    alias: [
+      { find: /^belfry$/, replacement: fileURLToPath(new URL('../src/index.ts', import.meta.url)) },
+      { find: /^belfry\/react$/, replacement: fileURLToPath(new URL('../src/react/index.ts', import.meta.url)) },
+    ],
   },
   plugins: [rwsVite()],
   build: {
     outDir: '../dist/demo',
     emptyOutDir: true,
     target: 'es2022',
+    // Two pages: index.html (plain DOM) and react.html (belfry/react; Vite compiles its TSX, no plugin needed).
+    rollupOptions: {
+      input: {
+        index: fileURLToPath(new URL('index.html', import.meta.url)),
+        react: fileURLToPath(new URL('react.html', import.meta.url)),
+      },
+      // belfry/react starts with 'use client', for server components; a client-only bundle has no use for it.
+      onwarn(warning, warn) {
+        if (warning.code !== 'MODULE_LEVEL_DIRECTIVE') warn(warning)
+      },
+    },
   },
   server: {
     proxy: {

@@ -1,6 +1,7 @@
 /**
  * The client as it ships. One recipe for the package build, the size test,
- * the benchmark's size table, the demo and the test runs.
+ * the benchmark's size table, the demo and the test runs; and at the end, the
+ * same for belfry/react's entry.
  *
  * reconnecting-websocket publishes ES5 builds (classes, spreads and its event
  * classes down-levelled through helpers) beside the TypeScript source they are
@@ -13,7 +14,7 @@
  * - its private members (`_ws`, `_connect`, … — all named with a leading
  *   underscore, used only inside its own file) get short names.
  */
-import { readFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { gzipSync } from 'node:zlib'
@@ -97,5 +98,44 @@ export async function bundleClient(): Promise<ClientBundle> {
     minified: out.contents.length,
     gzip: gzipSync(out.contents, { level: 9 }).length,
     inputs: Object.keys(result.metafile!.inputs),
+  }
+}
+
+/**
+ * belfry/react's entry, `src/react/index.ts`: React and the client (`belfry`)
+ * stay imports for the app's bundler, so the entry never carries a copy of
+ * either. (It imports only types from `belfry`, so the built entry imports
+ * nothing from it.)
+ */
+const REACT: BuildOptions = {
+  entryPoints: [`${ROOT}src/react/index.ts`],
+  bundle: true,
+  format: 'esm',
+  target: 'es2022',
+  external: ['react', 'react/jsx-runtime', 'react-dom', 'belfry'],
+  logLevel: 'silent',
+}
+
+/** Keeps `'use client'` the entry's first statement, should esbuild ever drop the directive while bundling. */
+export const useClientFirst = (code: string): string => (/^["']use client["'];/.test(code) ? code : `'use client';\n${code}`)
+
+/** Writes the package's belfry/react entry: readable, one ES module. */
+export async function buildReactPackage(outfile = `${ROOT}dist/react/index.js`): Promise<void> {
+  const result = await build({ ...REACT, platform: 'neutral', write: false })
+  mkdirSync(dirname(outfile), { recursive: true })
+  writeFileSync(outfile, useClientFirst(result.outputFiles![0]!.text))
+}
+
+/** belfry/react the way an app's bundler would take it in, React left out: browser, minified; gzip level 9. */
+export async function bundleReact(): Promise<ClientBundle & { imports: string[] }> {
+  const result = await build({ ...REACT, platform: 'browser', minify: true, write: false, metafile: true })
+  const code = useClientFirst(result.outputFiles![0]!.text)
+  const bytes = Buffer.from(code)
+  return {
+    code,
+    minified: bytes.length,
+    gzip: gzipSync(bytes, { level: 9 }).length,
+    inputs: Object.keys(result.metafile!.inputs),
+    imports: Object.values(result.metafile!.outputs).flatMap((o) => o.imports.map((i) => i.path)),
   }
 }

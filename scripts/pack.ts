@@ -4,7 +4,8 @@
  *
  * - `belfry`: the client. One ES module (reconnecting-websocket bundled in),
  *   its declarations, and mitt as its only dependency: no native module, no
- *   Node-only dependency, no install script.
+ *   Node-only dependency, no install script. And `belfry/react`, one more
+ *   module with its declarations, for React 18 or 19: an optional peer.
  * - `belfry-server`: the server, its CLI (`belfry-server`), the demo page it
  *   serves in dev mode, and its store and broker dependencies.
  *
@@ -38,15 +39,21 @@ const fail = (message: string): never => {
 /** What goes into each package: files copied from the build, and its manifest. */
 export const PACKAGES = {
   belfry: {
-    // Declarations only from the folders: the code is all in dist/index.js.
-    files: ['dist/index.js', 'dist/index.d.ts', 'dist/client', 'dist/protocol'],
-    only: (_from: string, to: string) => !/\.(js|map)$/.test(to) || to.endsWith('/dist/index.js'),
+    // Declarations only from the folders: the code is all in dist/index.js (and dist/react/index.js).
+    files: ['dist/index.js', 'dist/index.d.ts', 'dist/client', 'dist/protocol', 'dist/react'],
+    only: (_from: string, to: string) => !/\.(js|map)$/.test(to) || /\/dist\/(react\/)?index\.js$/.test(to),
     manifest: {
       name: 'belfry',
       description: 'Real-time notifications for web apps: a typed WebSocket client with durable resume and exactly-once delivery.',
       sideEffects: false,
-      exports: { '.': { types: './dist/index.d.ts', import: './dist/index.js' } },
+      exports: {
+        '.': { types: './dist/index.d.ts', import: './dist/index.js' },
+        './react': { types: './dist/react/index.d.ts', import: './dist/react/index.js' },
+      },
       dependencies: pick(['mitt']),
+      // belfry/react's; an app without React installs none of it.
+      peerDependencies: { react: '^18 || ^19' },
+      peerDependenciesMeta: { react: { optional: true } },
     },
   },
   'belfry-server': {

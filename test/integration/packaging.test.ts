@@ -8,11 +8,12 @@
  * script and given the repository's compiled copy of the same version: the
  * same files its build would make, without a 90 s compile.
  */
-import { execFileSync, spawn } from 'node:child_process'
+import { execFile, execFileSync, spawn } from 'node:child_process'
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { pack } from '../../scripts/pack.js'
 
@@ -43,9 +44,9 @@ function project(name: string, install: string[]): string {
   return dir
 }
 
-/** Type-checks `source` as an app of `dir` would, strict, with every declaration file checked. */
-function typecheck(dir: string, source: string, compilerOptions: Record<string, unknown> = {}): string {
-  writeFileSync(join(dir, 'app.ts'), source)
+/** Writes `source` and a tsconfig for it: strict, with every declaration file checked, as an app of `dir` would. */
+function app(dir: string, source: string, compilerOptions: Record<string, unknown> = {}, file = 'app.ts'): void {
+  writeFileSync(join(dir, file), source)
   writeFileSync(
     join(dir, 'tsconfig.json'),
     JSON.stringify({
@@ -62,9 +63,14 @@ function typecheck(dir: string, source: string, compilerOptions: Record<string, 
         noEmit: true,
         ...compilerOptions,
       },
-      files: ['app.ts'],
+      files: [file],
     }),
   )
+}
+
+/** Type-checks `source` as an app of `dir` would, strict, with every declaration file checked. */
+function typecheck(dir: string, source: string, compilerOptions: Record<string, unknown> = {}): string {
+  app(dir, source, compilerOptions)
   try {
     execFileSync(process.execPath, [TSC, '-p', dir], { cwd: dir, encoding: 'utf8' })
     return ''
@@ -92,6 +98,12 @@ describe('the belfry client package', () => {
     const manifest = JSON.parse(readFileSync(join(dir, 'node_modules/belfry/package.json'), 'utf8')) as Record<string, unknown>
     expect(manifest).toMatchObject({ type: 'module', sideEffects: false, dependencies: { mitt: expect.any(String) } })
     expect(Object.keys(manifest.dependencies as object)).toEqual(['mitt'])
+    // belfry/react: React is an optional peer (not installed above), and each entry lists its types first.
+    expect(manifest).toMatchObject({ peerDependencies: { react: '^18 || ^19' }, peerDependenciesMeta: { react: { optional: true } } })
+    const exports = manifest.exports as Record<string, Record<string, string>>
+    expect(Object.keys(exports)).toEqual(['.', './react'])
+    for (const entry of Object.values(exports)) expect(Object.keys(entry)).toEqual(['types', 'import'])
+    expect(readFileSync(join(dir, 'node_modules/belfry', exports['./react']!.import!), 'utf8')).toMatch(/^["']use client["'];/)
     // No source maps that would point at files the package does not ship.
     const files = execFileSync('find', ['.', '-type', 'f'], { cwd: join(dir, 'node_modules/belfry'), encoding: 'utf8' })
     expect(files).not.toMatch(/\.map$/m)
@@ -126,6 +138,93 @@ console.log(count)
 `,
     )
     expect(errors).toBe('')
+  })
+})
+
+/** A small React app on the provider and every hook, as an app would write it (JSX, strict). */
+const REACT_APP = `import { type Notification, NotificationClient } from 'belfry'
+import { BelfryProvider, type ConnectionInfo, useConnectionState, useNotificationEvent, useNotifications, useUnreadCount } from 'belfry/react'
+
+interface Deploy { service: string }
+
+function Bell() {
+  const count: number = useUnreadCount()
+  const { state, event, since }: ConnectionInfo = useConnectionState()
+  const retryAt = since !== undefined && event?.retryIn !== undefined ? since + event.retryIn : undefined
+  return <span title={state}>{count} {retryAt}</span>
+}
+
+function Inbox() {
+  const { notifications, hasMore, loading, loadMore, markRead, markAllRead } = useNotifications<Deploy>()
+  const first: Notification<Deploy> | undefined = notifications[0]
+  useNotificationEvent<Deploy>('notification', (n) => console.log(n.title, n.data?.service))
+  useNotificationEvent('status', (e) => console.log(e.to, e.retryIn))
+  return (
+    <ul title={first?.title}>
+      {notifications.map((n) => (
+        <li key={n.id} onClick={() => void markRead(n.id)}>{n.title}</li>
+      ))}
+      {hasMore && <button type="button" disabled={loading} onClick={() => void loadMore()}>more</button>}
+      <button type="button" onClick={() => void markAllRead()}>all read</button>
+    </ul>
+  )
+}
+
+export function App() {
+  return (
+    <BelfryProvider client={() => new NotificationClient<Deploy>({ url: '/ws', token: async () => 'token' })} maxItems={50}>
+      <Bell />
+      <Inbox />
+    </BelfryProvider>
+  )
+}
+`
+
+/** Server rendering with the package's entry in Node (no WebSocket there): its exports, then the markup. */
+const SERVER_RENDER = `import { createElement as h } from 'react'
+import { renderToString } from 'react-dom/server'
+import * as belfry from 'belfry/react'
+const { BelfryProvider, useConnectionState, useNotificationEvent, useNotifications, useUnreadCount } = belfry
+console.log(Object.keys(belfry).sort().join())
+function Status() {
+  useNotificationEvent('status', () => {})
+  return h('p', null, \`\${useConnectionState().state} \${useUnreadCount()} \${useNotifications().notifications.length}\`)
+}
+const factory = () => { throw new Error('no client in server rendering') }
+console.log(renderToString(h(BelfryProvider, { client: factory }, h(Status))))
+`
+
+describe('belfry/react', () => {
+  const run = promisify(execFile)
+  /** What tsc said of REACT_APP, and what Node did with SERVER_RENDER, with each React. */
+  const seen = new Map<number, { errors: string; stdout: string; stderr: string }>()
+  // Both projects at once: two installs and two type-checks of the DOM's and React's declarations take a while.
+  beforeAll(async () => {
+    for (const [major, result] of await Promise.all(
+      [18, 19].map(async (major) => {
+        const dir = mkdtempSync(join(tmpdir(), `belfry-react${major}-`))
+        scratch.push(dir)
+        writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: `scratch-react${major}`, private: true, type: 'module' }))
+        const install = [tarballs.belfry, `react@${major}`, `react-dom@${major}`, `@types/react@${major}`]
+        await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', ...install], { cwd: dir })
+        app(dir, REACT_APP, { jsx: 'react-jsx' }, 'app.tsx')
+        const tsc = await run(process.execPath, [TSC, '-p', dir], { cwd: dir }).catch((e: { stdout?: string }) => e)
+        const { stdout, stderr } = await run(process.execPath, ['--input-type=module', '-e', SERVER_RENDER], { cwd: dir })
+        return [major, { errors: String(tsc.stdout), stdout, stderr }] as const
+      }),
+    ))
+      seen.set(major, result)
+  }, 120_000)
+
+  it.each([18, 19])('type-checks a React %i app (strict, exactOptionalPropertyTypes, skipLibCheck: false)', (major) => {
+    expect(seen.get(major)?.errors).toBe('')
+  })
+
+  it.each([18, 19])('loads in Node next to React %i and renders on the server, with no warning and no client made', (major) => {
+    expect(seen.get(major)).toMatchObject({
+      stdout: 'BelfryProvider,useBelfryClient,useConnectionState,useNotificationEvent,useNotifications,useUnreadCount\n<p>idle 0 0</p>\n',
+      stderr: '',
+    })
   })
 })
 

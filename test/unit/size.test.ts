@@ -2,8 +2,8 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import ReconnectingWebSocket from 'reconnecting-websocket'
 import { describe, expect, it } from 'vitest'
-import { CLIENT_SIZE_LIMIT_BYTES } from '../../bench/client-size.js'
-import { bundleClient, RWS_SOURCE, rwsSource, rwsWithoutDebug } from '../../scripts/client-bundle.js'
+import { CLIENT_SIZE_LIMIT_BYTES, REACT_SIZE_LIMIT_BYTES } from '../../bench/client-size.js'
+import { bundleClient, bundleReact, RWS_SOURCE, rwsSource, rwsWithoutDebug, useClientFirst } from '../../scripts/client-bundle.js'
 
 const ROOT = new URL('../../', import.meta.url).pathname
 
@@ -20,10 +20,13 @@ describe('client bundle', () => {
     expect(code).toMatch(/Reconnecting WebSocket[\s\S]*License MIT/)
   })
 
-  it('pulls in no Node module and no server code', async () => {
+  it('pulls in no Node module, no server code and no React', async () => {
     const { code, inputs } = await bundleClient()
-    expect(inputs.filter((i) => i.startsWith('node:') || i.includes('node_modules/ws/') || i.includes('src/server/'))).toEqual([])
+    expect(
+      inputs.filter((i) => i.startsWith('node:') || i.includes('node_modules/ws/') || i.includes('src/server/') || i.includes('react')),
+    ).toEqual([])
     expect(code).not.toMatch(/\brequire\(/)
+    expect(code).not.toMatch(/from\s*["']react/)
   })
 
   it('imports reconnecting-websocket from the transport only', () => {
@@ -58,5 +61,26 @@ describe('client bundle', () => {
     // Every private member name of the original became one distinct short name.
     const privates = new Set(original.match(/\b_[a-zA-Z]\w*/g))
     expect(privates.size).toBeGreaterThan(20)
+  })
+})
+
+describe('belfry/react bundle', () => {
+  it(`is at most 1 KB min + gzip (${REACT_SIZE_LIMIT_BYTES} bytes), React and the client left to the app`, async () => {
+    const { gzip } = await bundleReact()
+    expect(gzip).toBeLessThanOrEqual(REACT_SIZE_LIMIT_BYTES)
+  })
+
+  it("is its own files only: React stays an import, and the client is not in it ('belfry' is types only)", async () => {
+    const { inputs, imports } = await bundleReact()
+    expect(inputs.sort()).toEqual(['src/react/binding.ts', 'src/react/index.ts', 'src/react/store.ts'])
+    expect(imports).toEqual(['react'])
+  })
+
+  it("starts with 'use client'", async () => {
+    const { code } = await bundleReact()
+    expect(code).toMatch(/^"use client";/)
+    // Put back if the bundler ever drops it; left alone when it is there.
+    expect(useClientFirst('export{}')).toBe("'use client';\nexport{}")
+    expect(useClientFirst(code)).toBe(code)
   })
 })

@@ -1,0 +1,79 @@
+import type { ClientEvents, JsonObject, Notification, NotificationClient } from 'belfry'
+import type { ReactElement, ReactNode } from 'react'
+import * as React from 'react'
+import { CLIENT, CONNECTION, type ConnectionInfo, createStore, LIST, type Notifications, type Slices, type Store, UNREAD } from './store.js'
+
+export interface BelfryProviderProps<Data extends object = JsonObject> {
+  /**
+   * The client, or a function that makes it (called once, in the browser,
+   * after the provider mounts: never in server rendering, where Node 20 has no
+   * WebSocket). Taken once, as `useState` takes its initial value: give the
+   * provider a `key` to change clients. The provider connects the client when
+   * it mounts, and closes it (for good) a macrotask after the last provider of
+   * it unmounts.
+   */
+  client: NotificationClient<Data> | (() => NotificationClient<Data>)
+  /** The most notifications `useNotifications()` keeps, newest first. @default 100 */
+  maxItems?: number | undefined
+  children?: ReactNode
+}
+
+const BelfryContext = React.createContext<Store | undefined>(undefined)
+
+/** Gives the hooks below it a client: see {@link BelfryProviderProps}. */
+export function BelfryProvider<Data extends object = JsonObject>(props: BelfryProviderProps<Data>): ReactElement {
+  // One store per provider, kept across StrictMode's unmount and remount of the effect: so one client.
+  const [store] = React.useState(() => createStore(props.client, props.maxItems))
+  React.useEffect(() => store.retain(), [store])
+  return React.createElement(BelfryContext.Provider, { value: store as unknown as Store }, props.children)
+}
+
+const useStore = (): Store => {
+  const store = React.useContext(BelfryContext)
+  if (!store) throw new Error('Wrap the app in <BelfryProvider>')
+  return store
+}
+
+/** One slice of the store: the component renders again only when that slice changes. */
+const useSlice = <I extends number>(i: I): Slices[I] => {
+  const store = useStore()
+  return React.useSyncExternalStore(
+    store.subscribe,
+    () => store.now[i],
+    () => store.server[i],
+  )
+}
+
+/** The list and its paging: see {@link Notifications}. Empty in server rendering. */
+export const useNotifications = <Data extends object = JsonObject>(): Notifications<Data> =>
+  useSlice(LIST) as unknown as Notifications<Data>
+
+/** Unread notifications in the user's inbox, as the server last said: 0 until the client is online. */
+export const useUnreadCount = (): number => useSlice(UNREAD)
+
+/** The connection state, with the `status` event behind it and when it came. */
+export const useConnectionState = (): ConnectionInfo => useSlice(CONNECTION)
+
+/** The client: undefined in server rendering, and until the provider's effect has made it. */
+export const useBelfryClient = <Data extends object = JsonObject>(): NotificationClient<Data> | undefined =>
+  useSlice(CLIENT) as unknown as NotificationClient<Data> | undefined
+
+/**
+ * Calls `handler` on each event of `type` while the component is mounted:
+ * always the handler of the latest render, which may use its props and state.
+ */
+export function useNotificationEvent<Data extends object = JsonObject>(
+  type: 'notification',
+  handler: (notification: Notification<Data>) => void,
+): void
+export function useNotificationEvent<K extends keyof ClientEvents>(type: K, handler: (event: ClientEvents[K]) => void): void
+export function useNotificationEvent(type: keyof ClientEvents, handler: (event: never) => void): void {
+  const store = useStore()
+  const latest = React.useRef(handler)
+  // Before any effect of this render: no event reaches an older handler.
+  React.useInsertionEffect(() => {
+    latest.current = handler
+  })
+  // Children's effects run before the provider's: this subscribes before the client connects, so it misses nothing.
+  React.useEffect(() => store.get().on(type, (event) => latest.current(event as never)), [store, type])
+}

@@ -1,0 +1,169 @@
+import type { ConnectionState, JsonObject, Notification, NotificationClient, ReadEvent, StatusEvent } from 'belfry'
+
+/** What `useNotifications()` returns: one object, the same until the list or `loading` changes. */
+export interface Notifications<Data extends object = JsonObject> {
+  /**
+   * What arrived since the client was made, and the pages `loadMore()` loaded:
+   * newest first (by `seq`), each id once, at most the provider's `maxItems`,
+   * their `read` flags following the user's `read` events.
+   */
+  notifications: readonly Notification<Data>[]
+  /** A `loadMore()` is under way. */
+  loading: boolean
+  /** `loadMore()` may find older ones: the server has not said there are no more, and the list is not full. */
+  hasMore: boolean
+  /**
+   * Loads the page before the oldest notification in the list (the newest
+   * page when the list is empty). Rejects as `client.history()` does. Call it
+   * while `loading` is false: two calls at once load the same page twice.
+   */
+  loadMore(): Promise<void>
+  /** Marks notifications read on every tab and device of the user; the list follows with the `read` event. */
+  markRead(ids: string | string[]): Promise<ReadEvent>
+  /** Marks every notification read. */
+  markAllRead(): Promise<ReadEvent>
+}
+
+/** What `useConnectionState()` returns: one object per change of state. */
+export interface ConnectionInfo {
+  state: ConnectionState
+  /** The `status` event that set `state` (`reason`, `attempt`, `retryIn`); absent before the first one. */
+  event?: StatusEvent | undefined
+  /**
+   * When that event came, as a `Date.now()` time: while `reconnecting`, the
+   * next try is due at `since + event.retryIn`.
+   */
+  since?: number | undefined
+}
+
+/** Where each slice is in {@link Slices}. */
+export const LIST = 0
+export const UNREAD = 1
+export const CONNECTION = 2
+export const CLIENT = 3
+
+/**
+ * What the hooks read, one slice each: the list, the unread count, the
+ * connection, and the client (undefined until an effect has made or taken it:
+ * always in server rendering). A slice is a new object when it changes, and
+ * the same object until then.
+ */
+export type Slices<Data extends object = JsonObject> = [
+  list: Notifications<Data>,
+  unreadCount: number,
+  connection: ConnectionInfo,
+  client: NotificationClient<Data> | undefined,
+]
+
+/**
+ * One per provider, made in its first render (on the server too, where no
+ * client is ever made): the slices, and the client's events followed once for
+ * any number of hooks.
+ */
+export interface Store<Data extends object = JsonObject> {
+  /** The slices now. */
+  now: Slices<Data>
+  /** The slices as the store was made, before any client: what server rendering and hydration show. */
+  server: Slices<Data>
+  subscribe(listener: () => void): () => void
+  /** The client, made (or taken) on the first call, which effects make: never in server rendering. */
+  get(): NotificationClient<Data>
+  /**
+   * Connects the client and keeps it open until the function it returns is
+   * called; then closes it a macrotask later, unless a provider holds it again.
+   */
+  retain(): () => void
+}
+
+/** How many providers hold each client open. */
+const holds = new WeakMap<object, number>()
+
+export function createStore<Data extends object>(
+  make: NotificationClient<Data> | (() => NotificationClient<Data>),
+  max = 100,
+): Store<Data> {
+  type Item = Notification<Data>
+  const listeners = new Set<() => void>()
+  let items: readonly Item[] = []
+  let loading = false
+  /** The server said there is nothing older. */
+  let end = false
+
+  /** Replaces one slice and tells every hook; each renders again only if its own slice changed. */
+  const set = <I extends number>(i: I, value: Slices<Data>[I]) => {
+    now[i] = value
+    for (const listener of listeners) listener()
+  }
+  /**
+   * Puts `incoming` in front of the list, then keeps it newest first by seq,
+   * the first of each id (what comes in is fresher: a page's read flags are
+   * newer than the list's), at most `max`; and makes the list's slice anew.
+   * (The article's servers send no id: against one, the list keeps the latest.)
+   */
+  const list = (incoming: readonly Item[] = []) => {
+    items = [...incoming, ...items]
+      .filter((n, i, all) => all.findIndex((m) => m.id === n.id) === i)
+      .sort((a, b) => b.seq - a.seq)
+      .slice(0, max)
+    set(LIST, { notifications: items, loading, hasMore: !end && items.length < max, loadMore, markRead, markAllRead })
+  }
+  const loadMore = () => {
+    loading = true
+    list()
+    // `before: undefined` is left out of the frame (JSON): the newest page.
+    return get()
+      .history({ before: items.at(-1)?.seq } as { before?: number })
+      .then((page) => {
+        end = !page.next
+        list(page.items)
+      })
+      .finally(() => {
+        loading = false
+        list()
+      })
+  }
+  const markRead = (ids: string | string[]) => get().markRead(ids)
+  const markAllRead = () => get().markAllRead()
+
+  function get(): NotificationClient<Data> {
+    let client = now[CLIENT]
+    if (client) return client
+    client = now[CLIENT] = 'on' in make ? make : make()
+    // A client the app connected already is followed from where it is.
+    now[UNREAD] = client.unreadCount
+    set(CONNECTION, { state: client.state })
+    client.on('notification', (n) => list([n]))
+    client.on('unread', ({ count }) => set(UNREAD, count))
+    client.on('status', (event) => set(CONNECTION, { state: event.to, event, since: Date.now() }))
+    client.on('read', ({ ids, all, seq }) => {
+      let marked: Item | undefined
+      // biome-ignore lint/suspicious/noAssignInExpressions: notes that one changed (keeps belfry/react within its size limit)
+      items = items.map((n) => (n.read || !(all ? n.seq <= seq : ids.includes(n.id)) ? n : (marked = { ...n, read: true })))
+      // A read event that changes none of the list leaves its slice alone.
+      if (marked) list()
+    })
+    return client
+  }
+
+  const now = [undefined, 0, { state: 'idle' }, undefined] as unknown as Slices<Data>
+  list()
+  return {
+    now,
+    server: [...now],
+    subscribe(listener) {
+      listeners.add(listener)
+      return () => listeners.delete(listener)
+    },
+    get,
+    retain() {
+      const client = get()
+      holds.set(client, (holds.get(client) ?? 0) + 1)
+      client.connect()
+      return () => {
+        holds.set(client, holds.get(client)! - 1)
+        // A macrotask later, if no provider holds it by then: StrictMode's unmount and remount keep the client.
+        setTimeout(() => holds.get(client) || client.close())
+      }
+    },
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * The React demo page (demo/react.html, on belfry/react) in Chromium, against
+ * the reference server in dev mode: the features of the vanilla page through
+ * the provider and hooks, one socket under StrictMode, and the links between
+ * the two pages. Every flow must leave the console clean.
+ */
+import type { Browser, BrowserContext, Page } from 'playwright-core'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
+import { API_KEY, type DemoServer, launchBrowser, openPage, publish, screenshot, startDemoServer } from './harness.js'
+
+let browser: Browser
+let demo: DemoServer
+let context: BrowserContext
+const pages: { page: Page; problems: string[] }[] = []
+
+beforeAll(async () => {
+  browser = await launchBrowser()
+})
+afterAll(async () => {
+  await browser?.close()
+})
+beforeEach(async () => {
+  demo = await startDemoServer()
+  context = await browser.newContext({ viewport: { width: 1100, height: 760 } })
+})
+afterEach(async (ctx) => {
+  const problems = pages.flatMap((p) => p.problems)
+  for (const [i, p] of pages.entries()) await screenshot(p.page, `react-${ctx.task.name.replace(/\W+/g, '-')}-${i}`).catch(() => undefined)
+  pages.length = 0
+  await context?.close()
+  await demo?.dispose()
+  expect(problems).toEqual([])
+})
+
+async function open(path: string): Promise<Page> {
+  const opened = await openPage(context, `${demo.url}${path}`)
+  pages.push(opened)
+  return opened.page
+}
+
+const waitForState = (page: Page, state: string) =>
+  page.locator(`[data-testid="status"][data-state="${state}"]`).waitFor({ timeout: 15_000 })
+const badge = (page: Page) => page.locator('[data-testid="badge"]')
+
+/** The sockets the server holds, from /healthz with the API key. */
+async function connections(): Promise<number> {
+  const res = await fetch(`${demo.url}/healthz`, { headers: { authorization: `Bearer ${API_KEY}` } })
+  return ((await res.json()) as { connections: number }).connections
+}
+
+describe('React demo page', () => {
+  it('shows a notification published through the HTTP API as a toast and on the badge; marking it read clears the badge', async () => {
+    const page = await open('/react.html?user=alice')
+    await waitForState(page, 'online')
+    // StrictMode mounts, unmounts and mounts the provider: still one socket.
+    expect(await connections()).toBe(1)
+    expect(await badge(page).isHidden()).toBe(true)
+
+    expect(await publish(demo.url, { userId: 'alice', title: 'Build passed', body: 'main is green', priority: 'high' })).toBe(201)
+    const toast = page.locator('[data-testid="toast"]').first()
+    await toast.waitFor()
+    expect(await toast.locator('[data-testid="toast-title"]').textContent()).toBe('Build passed')
+    expect(await toast.locator('[data-testid="toast-body"]').textContent()).toBe('main is green')
+    expect(await toast.getAttribute('data-priority')).toBe('high')
+    await page.waitForFunction(() => document.querySelector('[data-testid="badge"]')?.textContent === '1')
+    expect(await page.locator('[data-testid="bell"]').getAttribute('aria-label')).toBe('Notifications, 1 unread')
+
+    await page.locator('[data-testid="bell"]').click()
+    const item = page.locator('[data-testid="inbox-item"]').first()
+    await item.waitFor()
+    expect(await item.locator('[data-testid="inbox-title"]').textContent()).toBe('Build passed')
+    await item.locator('[data-testid="mark-read"]').click()
+    await page.locator('[data-testid="inbox-item"][data-read="true"]').waitFor()
+    await badge(page).waitFor({ state: 'hidden' })
+    expect(await connections()).toBe(1)
+  })
+
+  it('pages the inbox from history with Load more, and shows the live state through a dropped connection', async () => {
+    for (let n = 1; n <= 25; n++) expect(await publish(demo.url, { userId: 'bea', title: `n${n}`, body: '' })).toBe(201)
+    const page = await open('/react.html?user=bea')
+    await waitForState(page, 'online')
+    await page.waitForFunction(() => document.querySelector('[data-testid="badge"]')?.textContent === '25')
+    // Reloaded, the client resumes after its cursor: nothing is replayed, the list starts empty.
+    await page.reload()
+    await waitForState(page, 'online')
+    await page.locator('[data-testid="bell"]').click()
+    // Opening loads the newest page (the server's 20), then Load more the rest.
+    await page.locator('[data-testid="inbox-item"]').nth(19).waitFor()
+    expect(await page.locator('[data-testid="inbox-item"]').count()).toBe(20)
+    await page.locator('[data-testid="load-more"]').click()
+    await page.locator('[data-testid="inbox-item"]').nth(24).waitFor()
+    await page.locator('[data-testid="load-more"]').waitFor({ state: 'hidden' })
+    const seqs = await page.locator('[data-testid="inbox-item"]').evaluateAll((li) => li.map((l) => Number(l.getAttribute('data-seq'))))
+    expect(seqs).toEqual(Array.from({ length: 25 }, (_, i) => 25 - i))
+
+    await page.keyboard.press('Escape')
+    await page.locator('[data-testid="drop"]').click()
+    await page.locator('[data-testid="status-log"]', { hasText: 'reconnecting' }).waitFor()
+    await waitForState(page, 'online')
+    // The page before the reload closed its socket on pagehide; the server may take a moment to see it.
+    await vi.waitFor(async () => expect(await connections()).toBe(1), { timeout: 10_000 })
+  })
+
+  it('is linked from the vanilla page, for the same user, and links back', async () => {
+    const plain = await open('/?user=cy')
+    await waitForState(plain, 'online')
+    await plain.locator('[data-testid="react-page"]').click()
+    await plain.waitForURL(`${demo.url}/react.html?user=cy`)
+    await waitForState(plain, 'online')
+    expect(await plain.locator('[data-testid="user"]').textContent()).toBe('cy')
+    await plain.locator('[data-testid="plain-page"]').click()
+    await plain.waitForURL(`${demo.url}/?user=cy`)
+    await waitForState(plain, 'online')
+  })
+
+  it('signs in from the form', async () => {
+    const page = await open('/react.html')
+    await page.locator('[data-testid="signin-user"]').fill('dee')
+    await page.locator('[data-testid="signin"]').click()
+    await page.waitForURL(`${demo.url}/react.html?user=dee`)
+    await waitForState(page, 'online')
+    expect(await page.locator('[data-testid="user"]').textContent()).toBe('dee')
+  })
+})

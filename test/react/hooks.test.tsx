@@ -1,0 +1,454 @@
+/**
+ * belfry/react in a DOM (happy-dom), against the mock server under fake
+ * timers: the provider's lifecycle (StrictMode, close after the last unmount),
+ * each hook's slice, and what each hook re-renders for.
+ */
+import { act, render, renderHook, cleanup as unmountAll } from '@testing-library/react'
+import { StrictMode, useState } from 'react'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import type { NotificationClient } from '../../src/index.js'
+import {
+  BelfryProvider,
+  useBelfryClient,
+  useConnectionState,
+  useNotificationEvent,
+  useNotifications,
+  useUnreadCount,
+} from '../../src/react/index.js'
+import { cleanup, createClient, type MockServer, note, type Recorded, startMockServer, tick } from '../helpers/mock-server.js'
+
+beforeEach(() => {
+  vi.useFakeTimers()
+})
+afterEach(() => {
+  unmountAll()
+  cleanup()
+})
+
+/** Lets the mock server's 4 ms hops, the client's promises and React's updates run. */
+const settle = (ms = 20) => act(() => tick(ms))
+
+/** Starts `request` inside act (so its first update renders) and hands back its outcome: the value, or what it threw. */
+async function begin(request: () => Promise<unknown>): Promise<() => Promise<unknown>> {
+  let outcome: Promise<unknown> = Promise.resolve()
+  await act(async () => {
+    outcome = request().catch((e: unknown) => e)
+  })
+  return () => act(() => outcome)
+}
+
+/** A factory for clients of `server`, counting its calls. */
+function factory(server: MockServer) {
+  const made: NotificationClient[] = []
+  const logs: Recorded[] = []
+  const make = vi.fn(() => {
+    const { client, log } = createClient(server)
+    made.push(client)
+    logs.push(log)
+    return client
+  })
+  return { make, made, logs }
+}
+
+function Inbox() {
+  const { notifications, hasMore, loading } = useNotifications()
+  const { state } = useConnectionState()
+  return (
+    <div>
+      <p data-testid="state">{state}</p>
+      <p data-testid="unread">{useUnreadCount()}</p>
+      <p data-testid="more">{`${hasMore} ${loading}`}</p>
+      <ul>
+        {notifications.map((n) => (
+          <li key={n.id} data-read={n.read}>
+            {n.title}
+          </li>
+        ))}
+      </ul>
+    </div>
+  )
+}
+
+const text = (testId: string) => document.querySelector(`[data-testid="${testId}"]`)?.textContent
+const titles = () => [...document.querySelectorAll('li')].map((li) => li.textContent)
+
+describe('BelfryProvider', () => {
+  it('connects on mount, and the hooks follow the client: state, unread count, the list', async () => {
+    const server = startMockServer({ auth: { unreadCount: 2 } })
+    const { make } = factory(server)
+    render(
+      <BelfryProvider client={make}>
+        <Inbox />
+      </BelfryProvider>,
+    )
+    expect(text('state')).toBe('connecting')
+    await settle()
+    expect(text('state')).toBe('online')
+    expect(text('unread')).toBe('2')
+    await act(async () => server.peer.send(note(1, { title: 'first' })))
+    await act(async () => server.peer.send(note(2, { title: 'second' })))
+    expect(titles()).toEqual(['second', 'first'])
+    expect(text('unread')).toBe('4')
+  })
+
+  it('under StrictMode makes one client and one socket, and the unmount closes them a macrotask later', async () => {
+    const server = startMockServer()
+    const { make, made } = factory(server)
+    const view = render(
+      <StrictMode>
+        <BelfryProvider client={make}>
+          <Inbox />
+        </BelfryProvider>
+      </StrictMode>,
+    )
+    await settle()
+    expect(make).toHaveBeenCalledTimes(1)
+    expect(server.peers).toHaveLength(1)
+    const client = made[0]!
+    // StrictMode's unmount and remount of the effects did not close it.
+    expect(client.state).toBe('online')
+    expect(text('state')).toBe('online')
+
+    view.unmount()
+    expect(client.state).toBe('online') // not yet: a remount in this task would keep it
+    await act(() => vi.advanceTimersByTimeAsync(0))
+    expect(client.state).toBe('closed')
+    await settle()
+    expect(server.peer.closed).toBe(true)
+    expect(server.peers).toHaveLength(1)
+  })
+
+  it('takes a client instance, and closes it only when the last of its providers unmounts', async () => {
+    const server = startMockServer()
+    const { client } = createClient(server)
+    function Two({ both }: { both: boolean }) {
+      return (
+        <>
+          <BelfryProvider client={client}>
+            <Inbox />
+          </BelfryProvider>
+          {both && <BelfryProvider client={client}>{null}</BelfryProvider>}
+        </>
+      )
+    }
+    const view = render(<Two both={true} />)
+    await settle()
+    expect(server.peers).toHaveLength(1)
+    view.rerender(<Two both={false} />)
+    await settle()
+    expect(client.state).toBe('online')
+    view.unmount()
+    await settle()
+    expect(client.state).toBe('closed')
+  })
+
+  it('follows a client the app connected before the provider mounted', async () => {
+    const server = startMockServer({ auth: { unreadCount: 3 } })
+    const { client } = createClient(server)
+    client.connect()
+    await tick()
+    render(
+      <BelfryProvider client={client}>
+        <Inbox />
+      </BelfryProvider>,
+    )
+    expect(text('state')).toBe('online')
+    expect(text('unread')).toBe('3')
+  })
+
+  it('keeps the client while the provider re-renders with a new factory function', async () => {
+    const server = startMockServer()
+    const made: NotificationClient[] = []
+    function App() {
+      const [n, setN] = useState(0)
+      return (
+        <BelfryProvider
+          client={() => {
+            const { client } = createClient(server)
+            made.push(client)
+            return client
+          }}
+        >
+          <button type="button" onClick={() => setN(n + 1)}>
+            {n}
+          </button>
+        </BelfryProvider>
+      )
+    }
+    render(<App />)
+    await settle()
+    await act(async () => document.querySelector('button')?.click())
+    await act(async () => document.querySelector('button')?.click())
+    await settle()
+    expect(document.querySelector('button')?.textContent).toBe('2')
+    expect(made).toHaveLength(1)
+    expect(server.peers).toHaveLength(1)
+  })
+})
+
+describe('hooks', () => {
+  it('throw outside a provider, saying to wrap the app in <BelfryProvider>', () => {
+    vi.spyOn(console, 'error').mockImplementation(() => {}) // React logs the error it rethrows
+    expect(() => renderHook(() => useUnreadCount())).toThrow(/[Ww]rap the app in <BelfryProvider>/)
+  })
+
+  it('useUnreadCount: a component renders again only when the count changes', async () => {
+    const server = startMockServer()
+    const { make, made } = factory(server)
+    let renders = 0
+    function Badge() {
+      renders++
+      return <span data-testid="badge">{useUnreadCount()}</span>
+    }
+    let list: ReturnType<typeof useNotifications> | undefined
+    function List() {
+      list = useNotifications()
+      useConnectionState()
+      return null
+    }
+    render(
+      <BelfryProvider client={make}>
+        <Badge />
+        <List />
+      </BelfryProvider>,
+    )
+    await settle()
+    const before = renders
+    // Unrelated changes: a history page, a read event for an already read one, a reconnect.
+    const loaded = await begin(() => list!.loadMore())
+    await tick()
+    const h = server.sent('history')[0]!
+    server.peer.send({ type: 'history', items: [note(1, { read: true })], requestId: h.requestId })
+    await loaded()
+    expect(list!.notifications).toHaveLength(1)
+    await act(async () => server.peer.send({ type: 'read', ids: ['n1'], all: false, seq: 1, unreadCount: 0 }))
+    await act(async () => server.peer.close(1006))
+    await settle(300)
+    expect(made[0]!.state).toBe('online')
+    expect(renders).toBe(before)
+    // Its own change: exactly one more render.
+    await act(async () => server.peer.send(note(2)))
+    expect(text('badge')).toBe('1')
+    expect(renders).toBe(before + 1)
+  })
+
+  it('useNotifications: newest first, each id once, capped at maxItems; loadMore pages back from the oldest', async () => {
+    const server = startMockServer()
+    const { make } = factory(server)
+    let list: ReturnType<typeof useNotifications> | undefined
+    function List() {
+      list = useNotifications()
+      return null
+    }
+    render(
+      <BelfryProvider client={make} maxItems={4}>
+        <List />
+      </BelfryProvider>,
+    )
+    await settle()
+    for (const seq of [5, 6]) await act(async () => server.peer.send(note(seq)))
+    expect(list!.notifications.map((n) => n.seq)).toEqual([6, 5])
+
+    // The first page overlaps nothing: it starts before the oldest shown.
+    const first = await begin(() => list!.loadMore())
+    expect(list!.loading).toBe(true)
+    await tick()
+    const h1 = server.sent('history')[0]!
+    expect(h1).toMatchObject({ before: 5 })
+    server.peer.send({ type: 'history', items: [note(4), note(3)], next: 3, requestId: h1.requestId })
+    await first()
+    expect(list!.notifications.map((n) => n.seq)).toEqual([6, 5, 4, 3])
+    expect(list!.loading).toBe(false)
+    // Full: the server has more, but the list holds maxItems.
+    expect(list!.hasMore).toBe(false)
+
+    // A duplicate id and a newer one: the newest four stay, each once.
+    await act(async () => server.peer.send(note(7)))
+    expect(list!.notifications.map((n) => n.seq)).toEqual([7, 6, 5, 4])
+  })
+
+  it('useNotifications: the newest page first when the list is empty, a page merged by id, hasMore false after the last page', async () => {
+    const server = startMockServer()
+    const { make } = factory(server)
+    let list: ReturnType<typeof useNotifications> | undefined
+    function List() {
+      list = useNotifications()
+      return null
+    }
+    render(
+      <BelfryProvider client={make}>
+        <List />
+      </BelfryProvider>,
+    )
+    await settle()
+    expect(list!.hasMore).toBe(true)
+    const loaded = await begin(() => list!.loadMore())
+    await tick()
+    const h = server.sent('history')[0]!
+    expect(h).not.toHaveProperty('before')
+    // A live one arrives while the page is on its way; the page has it too, already read.
+    server.peer.send(note(3))
+    server.peer.send({ type: 'history', items: [note(3, { read: true }), note(2), note(1)], requestId: h.requestId })
+    await loaded()
+    expect(list!.notifications.map((n) => [n.seq, n.read])).toEqual([
+      [3, true],
+      [2, false],
+      [1, false],
+    ])
+    expect(list!.hasMore).toBe(false)
+  })
+
+  it('useNotifications: loadMore rejects as history() does, and loading ends', async () => {
+    const server = startMockServer()
+    const { make } = factory(server)
+    let list: ReturnType<typeof useNotifications> | undefined
+    function List() {
+      list = useNotifications()
+      return null
+    }
+    render(
+      <BelfryProvider client={make}>
+        <List />
+      </BelfryProvider>,
+    )
+    await settle()
+    const loaded = await begin(() => list!.loadMore())
+    expect(list!.loading).toBe(true)
+    await tick()
+    const h = server.sent('history')[0]!
+    server.peer.send({ type: 'error', code: 'bad_request', message: 'no', requestId: h.requestId })
+    expect(await loaded()).toMatchObject({ name: 'ProtocolError', message: 'no' })
+    expect(list!.loading).toBe(false)
+    expect(list!.hasMore).toBe(true)
+  })
+
+  it('useNotifications: read events set read flags (by id, or all up to a seq); markRead and markAllRead go through the client', async () => {
+    const server = startMockServer()
+    const { make } = factory(server)
+    let list: ReturnType<typeof useNotifications> | undefined
+    function List() {
+      list = useNotifications()
+      return null
+    }
+    render(
+      <BelfryProvider client={make}>
+        <List />
+      </BelfryProvider>,
+    )
+    await settle()
+    for (const seq of [1, 2, 3]) await act(async () => server.peer.send(note(seq)))
+    const reads = () => list!.notifications.map((n) => n.read)
+
+    const marking = await begin(() => list!.markRead('n2'))
+    await tick()
+    const m = server.sent('mark_read')[0]!
+    expect(m).toMatchObject({ ids: ['n2'] })
+    server.peer.send({ type: 'read', ids: ['n2'], all: false, seq: 3, unreadCount: 2, requestId: m.requestId })
+    await marking()
+    expect(reads()).toEqual([false, true, false])
+
+    // A read event that touches none of the list leaves the slice as it was.
+    const same = list
+    await act(async () => server.peer.send({ type: 'read', ids: ['elsewhere'], all: false, seq: 3, unreadCount: 2 }))
+    expect(list).toBe(same)
+
+    const all = await begin(() => list!.markAllRead())
+    await tick()
+    const a = server.sent('mark_read')[1]!
+    expect(a).toMatchObject({ all: true })
+    server.peer.send({ type: 'read', ids: [], all: true, seq: 2, unreadCount: 1, requestId: a.requestId })
+    await all()
+    expect(reads()).toEqual([false, true, true])
+  })
+
+  it('useConnectionState: the status event and when it came, to count down to the next try', async () => {
+    const server = startMockServer()
+    const { make, logs } = factory(server)
+    let connection: ReturnType<typeof useConnectionState> | undefined
+    function Status() {
+      connection = useConnectionState()
+      return null
+    }
+    render(
+      <BelfryProvider client={make}>
+        <Status />
+      </BelfryProvider>,
+    )
+    await settle()
+    expect(connection).toMatchObject({ state: 'online', event: { from: 'authenticating', to: 'online' } })
+    await act(async () => server.peer.close(1006))
+    await act(() => tick(5))
+    expect(connection!.state).toBe('reconnecting')
+    const event = logs[0]!.statuses.at(-1)!
+    expect(connection!.event).toBe(event)
+    expect(event).toMatchObject({ to: 'reconnecting', retryIn: 250 })
+    // The next try is due at since + retryIn.
+    expect(connection!.since).toBe(logs[0]!.statusTimes.at(-1))
+    await act(() => vi.advanceTimersByTimeAsync(connection!.since! + 250 - Date.now() - 1))
+    expect(connection!.state).toBe('reconnecting')
+    await act(() => vi.advanceTimersByTimeAsync(1))
+    expect(connection!.state).toBe('connecting')
+  })
+
+  it('useBelfryClient: undefined until the provider makes the client, then the client', async () => {
+    const server = startMockServer()
+    const { make, made } = factory(server)
+    const seen: (NotificationClient | undefined)[] = []
+    function Probe() {
+      seen.push(useBelfryClient())
+      return null
+    }
+    render(
+      <BelfryProvider client={make}>
+        <Probe />
+      </BelfryProvider>,
+    )
+    await settle()
+    expect(seen[0]).toBeUndefined()
+    expect(seen.at(-1)).toBe(made[0])
+  })
+})
+
+describe('useNotificationEvent', () => {
+  it('calls the handler of the latest render, without subscribing again', async () => {
+    const server = startMockServer()
+    const { make, made } = factory(server)
+    const calls: string[] = []
+    function Toasts({ label }: { label: string }) {
+      useNotificationEvent('notification', (n) => calls.push(`${label}: ${n.title}`))
+      return null
+    }
+    const tree = (label: string) => (
+      <BelfryProvider client={make}>
+        <Toasts label={label} />
+      </BelfryProvider>
+    )
+    const view = render(tree('first'))
+    await settle()
+    const on = vi.spyOn(made[0]!, 'on')
+    view.rerender(tree('second'))
+    await act(async () => server.peer.send(note(1)))
+    expect(calls).toEqual(['second: title 1'])
+    expect(on).not.toHaveBeenCalled()
+    view.unmount()
+    server.peer.send(note(2))
+    expect(calls).toHaveLength(1)
+  })
+
+  it('is subscribed before the provider connects: it sees the first status event', async () => {
+    const server = startMockServer()
+    const { make } = factory(server)
+    const states: string[] = []
+    function Log() {
+      useNotificationEvent('status', (e) => states.push(e.to))
+      return null
+    }
+    render(
+      <BelfryProvider client={make}>
+        <Log />
+      </BelfryProvider>,
+    )
+    await settle()
+    expect(states).toEqual(['connecting', 'authenticating', 'online'])
+  })
+})
