@@ -52,7 +52,6 @@ export interface SharedConnectionOptions {
 type Message =
   | { k: 'state'; e: number; to?: string | undefined; s: Omit<StatusEvent, 'from' | 'mode'>; snap: Snapshot }
   | { k: 'frame'; e: number; to?: string | undefined; not?: string | undefined; f: ServerFrame }
-  | { k: 'beat'; e: number }
   | { k: 'hello'; tab: string }
   | { k: 'send'; tab: string; f: ClientFrame }
 
@@ -86,7 +85,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
     const Channel = options.BroadcastChannel ?? globalThis.BroadcastChannel
     if (!locks || !Channel) return solo(host)
     o.storage = ownCursor(o.storage)
-    return new Shared(host, o, solo, locks, Channel, beat, Math.max(stale, 2 * beat))
+    return shared(host, o, solo, locks, Channel, beat, Math.max(stale, 2 * beat))
   }
 }
 
@@ -110,379 +109,349 @@ function ownCursor(storage: CursorStorage): CursorStorage {
   }
 }
 
-/** Thrown by the leader's token provider when the token names another user: the tab joins that user's group instead. */
-class OtherUser extends Error {}
+/** Thrown by the tab's token provider when the token names another user than the group's: the tab joins that user's group instead. */
+const OTHER_USER = new Error('another user')
 
 /**
- * A request's id on the shared socket names the tab that asked: `tab:id`. A
- * batch `subscribe` (sent without an id) gets `tab:`, so its answer goes back
- * to that tab alone.
+ * A frame's request id on the shared socket names the tab that sent it:
+ * `tab:id`, or `tab:` for a frame sent without one (a batch `subscribe`, a
+ * `resume`), so the answer goes back to that tab alone. An ack gets no answer.
  */
-function tag(f: ClientFrame, tab: string): ClientFrame {
-  const id = (f as { requestId?: string }).requestId
-  return id !== undefined || f.type === 'subscribe' ? ({ ...f, requestId: `${tab}:${id ?? ''}` } as ClientFrame) : f
-}
+const tag = (f: ClientFrame, tab: string): ClientFrame =>
+  f.type === 'ack' ? f : ({ ...f, requestId: `${tab}:${(f as { requestId?: string }).requestId ?? ''}` } as ClientFrame)
 
-class Shared implements Connection {
-  #state: ConnectionState = 'idle'
-  #mode: 'leader' | 'follower' = 'follower'
-  readonly #tab = Math.random().toString(36).slice(2)
-  #epoch = 0
-  #channel: BroadcastChannel | undefined
-  #key = ''
+/**
+ * One tab's connection in its user's group: a closure rather than a class, as
+ * its locals minify to single letters where private fields would not.
+ */
+function shared(
+  host: LinkHost,
+  o: ResolvedClientOptions,
+  solo: (host: LinkHost) => Connection,
+  locks: LockManager,
+  Channel: new (name: string) => BroadcastChannel,
+  beat: number,
+  stale: number,
+): Connection {
+  let state: ConnectionState = 'idle'
+  let mode: 'leader' | 'follower' = 'follower'
+  const tab = `${Math.random()}`
+  /** The leader's epoch: a newer leader has a larger one. */
+  let epoch = 0
+  let channel: BroadcastChannel | undefined
+  let key = ''
   /** The group's user (the token's `sub`). */
-  #user: string | undefined
+  let user: string | undefined
   /** Asking the tab's token for its user: notifications wait (are fetched later) until it answers. */
-  #checking = false
-  /** The app's token provider; the leader's socket gets one that checks the user first. */
-  readonly #token: ResolvedClientOptions['token']
+  let checking = false
   /** When the leader last said anything. */
-  #lastWord = 0
-  #watch: ReturnType<typeof setInterval> | undefined
-  /** The lock request in force: a newer one replaces it. */
-  #queued: AbortController | undefined
+  let lastWord = 0
+  let watch: ReturnType<typeof setInterval> | undefined
+  let retry: ReturnType<typeof setTimeout> | undefined
+  /** Counts lock requests: a request granted after a newer one was made lets go at once. */
+  let asked = 0
   /** While leading: the socket, the end of the lead, and what joining tabs start from. */
-  #link: Connection | undefined
-  #stepDown: (() => void) | undefined
-  #snap: Snapshot = { seq: 0, unreadCount: 0, legacy: false }
+  let link: Connection | undefined
+  let stepDown: (() => void) | undefined
+  let snap: Snapshot = { seq: 0, unreadCount: 0, legacy: false }
+  /** Leader: its socket's last status event. */
+  let last: Omit<StatusEvent, 'from' | 'mode'> = { to: 'connecting', reason: 'connect', attempt: 0 }
   /** The last seq handed to the client (0: none yet), the highest known to exist, what waits for a gap to fill. */
-  #cursor = 0
-  #want = 0
-  readonly #held = new Map<number, Notification>()
+  let cursor = 0
+  let want = 0
+  const held = new Map<number, Notification>()
   /** The request id of the history page asked for, if one is, and the end of its range. */
-  #fetching = ''
-  #before = 0
-  #fetches = 0
-  #retry: ReturnType<typeof setTimeout> | undefined
+  let fetching = ''
+  let before = 0
+  let fetches = 0
 
-  constructor(
-    private readonly host: LinkHost,
-    private readonly o: ResolvedClientOptions,
-    private readonly solo: (host: LinkHost) => Connection,
-    private readonly locks: LockManager,
-    private readonly Channel: new (name: string) => BroadcastChannel,
-    private readonly beat: number,
-    private readonly stale: number,
-  ) {
-    const token = o.token
-    this.#token = token
-    if (typeof token === 'function') {
-      o.token = async () => {
-        const t = await token()
-        if (this.#userOf(t) !== this.#user) {
-          queueMicrotask(() => this.#rejoin())
-          throw new OtherUser()
-        }
-        return t
-      }
+  /** The app's token provider; the leader's socket gets one that checks the user first. */
+  const token = o.token
+  if (typeof token === 'function') {
+    o.token = async () => {
+      const t = await token()
+      if (host.auth(t).userId === user) return t
+      queueMicrotask(rejoin)
+      throw OTHER_USER
     }
   }
 
-  #userOf(token: string): string | undefined {
-    return this.host.auth(token).userId
-  }
+  const post = (m: Message) => channel?.postMessage(m)
+  /** Leader: tells every tab its socket's state and what a joining tab starts from. */
+  const announce = () => post({ k: 'state', e: epoch, s: last, snap })
 
-  get state(): ConnectionState {
-    return this.#state
-  }
-
-  get legacy(): boolean {
-    return this.#link?.legacy ?? this.#snap.legacy
-  }
-
-  connect(): void {
-    if (this.#state !== 'idle') return
-    this.#set('connecting', 'connect')
-    void this.#join()
+  /** The tab's state, told to the client with the tab's mode; `enter` runs before the client hears of it. */
+  function set(to: ConnectionState, reason: string, attempt = 0, retryIn?: number, enter?: () => void): void {
+    const from = state
+    if (from === to || from === 'closed') return
+    state = to
+    enter?.()
+    host.status({ from, to, mode, reason, attempt, retryIn })
   }
 
   /** Learns the tab's user (and cursor) from a token, joins the user's group, and waits for the lock. */
-  async #join(): Promise<void> {
+  async function join(): Promise<void> {
     let url: string
     let since: number | undefined
     let userId: string | undefined
     try {
-      url = await resolve(this.o.url)
-      ;({ userId, since } = this.host.auth(await resolve(this.#token)))
+      url = await resolve(o.url)
+      ;({ userId, since } = host.auth(await resolve(token)))
     } catch (cause) {
-      this.host.error(new BelfryError('url or token provider failed', { cause }))
-      this.#retry = setTimeout(() => this.#state === 'connecting' && void this.#join(), this.o.backoff(0))
+      host.error(new BelfryError('url or token provider failed', { cause }))
+      retry = setTimeout(() => state === 'connecting' && void join(), o.backoff(0))
       return
     }
-    if (this.#state === 'closed') return
-    this.#user = userId
-    this.#key = `belfry:${url}#${userId ?? ''}`
-    this.#cursor = this.#want = since ?? 0
-    this.#channel = new this.Channel(this.#key)
-    this.#channel.onmessage = (e: MessageEvent<Message>) => this.#receive(e.data)
-    this.#lastWord = Date.now()
-    this.#queue(false)
-    this.#post({ k: 'hello', tab: this.#tab })
+    if (state === 'closed') return
+    user = userId
+    key = `belfry:${url}#${userId ?? ''}`
+    cursor = want = since ?? 0
+    channel = new Channel(key)
+    channel.onmessage = (e: MessageEvent<Message>) => receive(e.data)
+    lastWord = Date.now()
+    queue(false)
+    post({ k: 'hello', tab })
     // A leader that has said nothing for `stale` ms is frozen or gone: a visible tab takes its place.
-    this.#watch = setInterval(() => {
-      if (this.#mode === 'follower' && visible() && Date.now() - this.#lastWord > this.stale) {
-        this.#lastWord = Date.now()
-        this.#queue(true)
+    watch = setInterval(() => {
+      if (mode === 'follower' && visible() && Date.now() - lastWord > stale) {
+        lastWord = Date.now()
+        queue(true)
       }
-    }, this.beat)
+    }, beat)
   }
 
   /** Asks for the lock: queued behind the leader, or taken from a leader that stopped beating. */
-  #queue(steal: boolean): void {
-    this.#queued?.abort()
-    const ask = new AbortController()
-    this.#queued = ask
-    this.locks
-      .request(this.#key, steal ? { steal } : { signal: ask.signal }, () => this.#lead())
-      .catch(() => {
-        // Aborted for a newer request, or closing: nothing to do. Else our lock was stolen: follow.
-        if (this.#queued === ask && this.#state !== 'closed') this.#follow()
-      })
+  function queue(steal: boolean): void {
+    const ask = ++asked
+    locks
+      .request(key, { steal }, () => (ask === asked ? lead() : undefined))
+      // The lock was stolen: follow (unless this request was replaced or the tab left).
+      .catch(() => ask === asked && state !== 'closed' && follow())
   }
 
   /** Holds the lock until it steps down: opens the socket and relays what it gets. */
-  #lead(): Promise<void> {
-    if (this.#state === 'closed') return Promise.resolve()
-    this.#mode = 'leader'
-    this.#epoch = Math.max(Date.now(), this.#epoch + 1)
-    this.#held.clear()
-    this.#fetching = ''
-    const relay: LinkHost = {
+  function lead(): Promise<void> {
+    if (state === 'closed') return Promise.resolve()
+    mode = 'leader'
+    epoch = Math.max(Date.now(), epoch + 1)
+    held.clear()
+    fetching = ''
+    const socket = solo({
       status: (s) => {
-        if (this.#link !== link) return // stepping down
-        this.#snap.legacy = link.legacy
-        this.#post({ k: 'state', e: this.#epoch, s, snap: this.#snap })
+        if (link !== socket) return // stepping down
+        snap.legacy = socket.legacy
+        last = s
+        announce()
         // The socket gave up for good (the token was refused): so does this tab, and another leads.
-        if (s.to === 'closed') this.close(s.reason)
-        else this.#set(s.to, s.reason, s.attempt, s.retryIn)
+        if (s.to === 'closed') close(s.reason)
+        else set(s.to, s.reason, s.attempt, s.retryIn)
       },
-      auth: (token) => this.host.auth(token),
+      auth: (t) => host.auth(t),
       online: (f) => {
-        this.#snap = { seq: f.seq, unreadCount: f.unreadCount, legacy: link.legacy }
-        this.host.online(f)
+        snap = { seq: f.seq, unreadCount: f.unreadCount, legacy: socket.legacy }
+        host.online(f)
       },
-      frame: (f) => this.#relay(f),
-      error: (e) => e.cause instanceof OtherUser || this.host.error(e),
-    }
-    const link = this.solo(relay)
-    this.#link = link
-    const beats = setInterval(() => this.#post({ k: 'beat', e: this.#epoch }), this.beat)
-    link.connect()
+      frame: relay,
+      error: (e) => e.cause === OTHER_USER || host.error(e),
+    })
+    link = socket
+    // Beats: the state again, every `beat` ms, which also puts right a tab that missed a message.
+    const beats = setInterval(announce, beat)
+    socket.connect()
     return new Promise<void>((done) => {
-      this.#stepDown = () => {
-        this.#stepDown = this.#link = undefined
+      stepDown = () => {
+        stepDown = link = undefined
         clearInterval(beats)
-        link.close('step down')
+        socket.close('step down')
         done()
       }
     })
   }
 
   /** Stops leading (a newer leader took over while this tab was frozen) and queues again. */
-  #follow(): void {
-    if (this.#mode === 'leader') {
-      this.#stepDown?.()
-      this.#mode = 'follower'
-      this.#set('reconnecting', 'step down')
+  function follow(): void {
+    if (mode === 'leader') {
+      stepDown?.()
+      mode = 'follower'
+      set('reconnecting', 'step down')
     }
-    this.#queue(false)
+    queue(false)
   }
 
   /** Leader: a frame from the server, for every tab, or for the tab that asked (and, for a read change, news for the others). */
-  #relay(f: ServerFrame): void {
-    const snap = this.#snap
+  function relay(f: ServerFrame): void {
     if (f.type === 'notification' && f.seq !== undefined) {
       // The client takes every new seq: what this tab has, should it follow again.
-      this.#cursor = this.#want = Math.max(this.#cursor, f.seq)
-      if (f.seq > snap.seq) this.#snap = { ...snap, seq: f.seq, unreadCount: snap.unreadCount + (f.read ? 0 : 1) }
+      cursor = want = Math.max(cursor, f.seq)
+      if (f.seq > snap.seq) snap = { ...snap, seq: f.seq, unreadCount: snap.unreadCount + (f.read ? 0 : 1) }
     }
-    if (f.type === 'read') this.#snap = { ...snap, seq: Math.max(snap.seq, f.seq), unreadCount: f.unreadCount }
+    if (f.type === 'read') snap = { ...snap, seq: Math.max(snap.seq, f.seq), unreadCount: f.unreadCount }
     const id = (f as { requestId?: string }).requestId
     if (id === undefined) {
-      this.host.frame(f)
+      host.frame(f)
       // A replay round's end concerns this socket alone: its client asks for the next round.
-      if (f.type !== 'replayed') this.#post({ k: 'frame', e: this.#epoch, f })
+      if (f.type !== 'replayed') post({ k: 'frame', e: epoch, f })
       return
     }
     const sep = id.indexOf(':')
-    const tab = sep < 0 ? this.#tab : id.slice(0, sep)
+    const to = sep < 0 ? tab : id.slice(0, sep)
     const { requestId: _, ...bare } = f as ServerFrame & { requestId?: string }
-    const own = sep < 0 ? id : id.slice(sep + 1)
+    const own = id.slice(sep + 1)
     const reply = (own ? { ...bare, requestId: own } : bare) as ServerFrame
-    if (tab === this.#tab) this.host.frame(reply)
-    else this.#post({ k: 'frame', e: this.#epoch, to: tab, f: reply })
+    if (to === tab) host.frame(reply)
+    else post({ k: 'frame', e: epoch, to, f: reply })
     if (f.type === 'read') {
       // The server tells a read change to the user's other sockets, not to the one that made it: the leader tells the other tabs.
-      this.#post({ k: 'frame', e: this.#epoch, not: tab, f: bare as ServerFrame })
-      if (tab !== this.#tab) this.host.frame(bare as ServerFrame)
+      post({ k: 'frame', e: epoch, not: to, f: bare as ServerFrame })
+      if (to !== tab) host.frame(bare as ServerFrame)
     }
   }
 
-  #receive(m: Message): void {
-    if (this.#state === 'closed') return
+  function receive(m: Message): void {
+    if (state === 'closed') return
     if (m.k === 'hello' || m.k === 'send') {
-      const link = this.#link
       if (!link) return
-      if (m.k === 'hello')
-        this.#post({ k: 'state', e: this.#epoch, to: m.tab, s: { to: link.state, reason: 'join', attempt: 0 }, snap: this.#snap })
+      if (m.k === 'hello') announce()
       else link.send(tag(m.f, m.tab))
       return
     }
-    if (m.e < this.#epoch || (m.k !== 'beat' && ((m.to && m.to !== this.#tab) || ('not' in m && m.not === this.#tab)))) return
+    if (m.e < epoch || (m.to && m.to !== tab) || ('not' in m && m.not === tab)) return
     // A newer leader while this tab leads: it was frozen and replaced.
-    if (m.e > this.#epoch && this.#mode === 'leader') this.#follow()
-    if (this.#mode === 'leader') return
-    this.#epoch = m.e
-    this.#lastWord = Date.now()
+    if (m.e > epoch && mode === 'leader') follow()
+    if (mode === 'leader') return
+    epoch = m.e
+    lastWord = Date.now()
     if (m.k === 'state') {
       const { to, reason, attempt, retryIn } = m.s
       // The leader's socket is gone: before the next, ask the tab's token who its user is, as a socket of its own would.
-      if (this.#state === 'online' && to !== 'online') void this.#recheck()
-      this.#snap = m.snap
-      this.#set(to === 'closed' || to === 'idle' ? 'reconnecting' : to, reason, attempt, retryIn, () => {
+      if (state === 'online' && to !== 'online') void recheck()
+      snap = m.snap
+      set(to === 'closed' || to === 'idle' ? 'reconnecting' : to, reason, attempt, retryIn, () => {
         if (to !== 'online') return
-        this.#fetching = ''
-        if (m.snap.seq < this.#cursor) this.#cursor = m.snap.seq // another database: its numbering
+        fetching = ''
+        if (snap.seq < cursor) cursor = snap.seq // another database: its numbering
         // No cursor yet (a new tab with nothing stored): like the server for `since: 0`, nothing old is replayed.
-        if (this.#cursor > 0) this.#want = Math.max(this.#want, m.snap.seq)
-        this.host.online({ type: 'auth_success', message: '', userId: '', seq: m.snap.seq, unreadCount: m.snap.unreadCount })
+        if (cursor > 0) want = Math.max(want, snap.seq)
+        host.online({ type: 'auth_success', message: '', userId: '', seq: snap.seq, unreadCount: snap.unreadCount })
       })
-      this.#fill()
+      fill()
     } else if (m.k === 'frame') {
       const f = m.f
-      const fetched = (f as { requestId?: string }).requestId === this.#fetching && this.#fetching !== ''
+      const fetched = fetching !== '' && (f as { requestId?: string }).requestId === fetching
       if (f.type === 'notification' && f.seq !== undefined) {
-        if (this.#checking && this.#cursor > 0) this.#want = Math.max(this.#want, f.seq)
-        else this.#take(f)
-      } else if (fetched && f.type === 'history') this.#page(f.items as Notification[])
-      else if (fetched) {
-        // The page was refused (rate limited, …): ask again a little later.
-        this.#fetching = ''
-        this.#retry = setTimeout(() => this.#fill(), this.o.backoff(0))
-      } else this.host.frame(f)
+        if (checking && cursor > 0) want = Math.max(want, f.seq)
+        else take(f)
+      } else if (fetched) {
+        // A page, or its refusal (rate limited, …): then the next beat asks again.
+        if (f.type === 'history') page(f.items as Notification[])
+        else fetching = ''
+      } else host.frame(f)
     }
   }
 
   /** Follower: a notification relayed. In order it goes to the client; past a gap it waits for the gap to fill. */
-  #take(f: Notification): void {
-    if (this.#cursor === 0) this.#cursor = f.seq - 1 // the first one this new tab sees
-    if (f.seq <= this.#cursor) return
-    this.#want = Math.max(this.#want, f.seq)
-    if (f.seq > this.#cursor + 1) {
-      this.#held.set(f.seq, f)
-      this.#fill()
-    } else {
-      this.#hand(f)
-      this.#drain()
-    }
-  }
-
-  #hand(f: Notification): void {
-    this.#cursor = f.seq
-    this.host.frame(f)
-  }
-
-  /** Hands over what waited for a gap that is now filled; drops what a page already brought. */
-  #drain(): void {
-    for (const seq of this.#held.keys()) if (seq <= this.#cursor) this.#held.delete(seq)
-    for (let f = this.#held.get(this.#cursor + 1); f; f = this.#held.get(this.#cursor + 1)) {
-      this.#held.delete(f.seq)
-      this.#hand(f)
-    }
-  }
-
-  /** Follower: asks the leader for the oldest page of what it lacks (history below a seq). */
-  #fill(): void {
-    if (this.#fetching || this.#checking || this.#state !== 'online' || this.#want <= this.#cursor || this.#cursor === 0) return
-    clearTimeout(this.#retry)
-    this.#before = Math.min(this.#want + 1, this.#cursor + PAGE + 1)
-    this.#fetching = `g${++this.#fetches}`
-    this.#post({
-      k: 'send',
-      tab: this.#tab,
-      f: { type: 'history', before: this.#before, limit: this.#before - this.#cursor - 1, requestId: this.#fetching },
-    })
+  function take(f: Notification): void {
+    if (cursor === 0) cursor = f.seq - 1 // the first one this new tab sees
+    if (f.seq <= cursor) return
+    want = Math.max(want, f.seq)
+    held.set(f.seq, f)
+    drain(0)
   }
 
   /**
-   * Follower: a page of history, newest first: every seq in (cursor, before)
-   * that exists. A seq missing from it no longer exists (retention): skipped.
+   * Hands over, in order, what is held and may go: the next seq, and every
+   * seq up to `floor` (the end of a page: each seq up to there that exists is
+   * in hand, one missing no longer exists). Then asks for what is missing.
    */
-  #page(items: readonly Notification[]): void {
-    this.#fetching = ''
-    for (const n of [...items].reverse()) {
-      // One that also came live is handed over as it came (not replayed).
-      if (n.seq > this.#cursor && n.seq < this.#before) this.#hand(this.#held.get(n.seq) ?? { ...n, type: 'notification', replayed: true })
+  function drain(floor: number): void {
+    for (const seq of [...held.keys()].sort((a, b) => a - b)) {
+      if (seq > Math.max(cursor, floor) + 1) break
+      const f = held.get(seq)!
+      held.delete(seq)
+      if (seq > cursor) {
+        cursor = seq
+        host.frame(f)
+      }
     }
-    this.#cursor = Math.max(this.#cursor, this.#before - 1)
-    this.#drain()
-    this.#fill()
+    cursor = Math.max(cursor, floor)
+    fill()
   }
 
-  send(frame: ClientFrame): boolean {
-    if (this.#link) return this.#link.send(tag(frame, this.#tab))
-    if (this.#state !== 'online') return false
-    this.#post({ k: 'send', tab: this.#tab, f: frame })
-    return true
+  /** Follower: asks the leader for the oldest page of what it lacks (history below a seq). */
+  function fill(): void {
+    if (fetching || checking || state !== 'online' || want <= cursor || cursor === 0) return
+    before = Math.min(want + 1, cursor + PAGE + 1)
+    fetching = `g${++fetches}`
+    post({ k: 'send', tab, f: { type: 'history', before, limit: before - cursor - 1, requestId: fetching } })
   }
 
-  close(reason = 'close'): void {
-    if (this.#state === 'closed') return
-    this.#set('closed', reason)
-    this.#leave()
+  /** Follower: a page of history, newest first: every seq in (cursor, before) that exists. One that also came live goes as it came. */
+  function page(items: readonly Notification[]): void {
+    fetching = ''
+    for (const n of items) if (n.seq < before && !held.has(n.seq)) held.set(n.seq, { ...n, type: 'notification', replayed: true })
+    drain(before - 1)
   }
 
   /** Leaves the group: the lock (or the request for it), the socket if leading, the channel, the timers. */
-  #leave(): void {
-    const queued = this.#queued
-    this.#queued = undefined
-    queued?.abort()
-    clearInterval(this.#watch)
-    clearTimeout(this.#retry)
-    this.#stepDown?.()
-    this.#channel?.close()
-    this.#channel = undefined
+  function leave(): void {
+    asked++
+    clearInterval(watch)
+    clearTimeout(retry)
+    stepDown?.()
+    channel?.close()
+    channel = undefined
   }
 
   /** The token names another user now: the tab leaves this user's group for that one's. */
-  #rejoin(): void {
-    if (this.#state === 'closed') return
-    this.#leave()
-    this.#mode = 'follower'
-    this.#epoch = 0
-    this.#held.clear()
-    this.#fetching = ''
-    this.#snap = { seq: 0, unreadCount: 0, legacy: false }
-    this.#set('connecting', 'user changed')
-    void this.#join()
+  function rejoin(): void {
+    if (state === 'closed') return
+    leave()
+    mode = 'follower'
+    epoch = 0
+    held.clear()
+    fetching = ''
+    snap = { seq: 0, unreadCount: 0, legacy: false }
+    set('connecting', 'user changed')
+    void join()
   }
 
-  /** Follower: asks the tab's token who its user is; another user than the group's: the tab moves to that user's group. */
-  async #recheck(): Promise<void> {
-    const token = this.#token
-    if (typeof token !== 'function' || this.#checking) return
-    this.#checking = true
-    let user = this.#user
+  /** Follower: asks the tab's token who its user is (another user than the group's: the tab moves to that user's group). */
+  async function recheck(): Promise<void> {
+    if (checking) return
+    checking = true
     try {
-      user = this.#userOf(await token())
+      await resolve(o.token)
     } catch {
-      // The provider failed: the tab stays where it is.
+      // Another user (the tab moves), or the provider failed (the tab stays where it is).
     }
-    this.#checking = false
-    if (this.#mode === 'follower' && user !== this.#user) this.#rejoin()
-    else this.#fill()
+    checking = false
+    fill()
   }
 
-  #post(m: Message): void {
-    this.#channel?.postMessage(m)
+  function close(reason = 'close'): void {
+    if (state === 'closed') return
+    set('closed', reason)
+    leave()
   }
 
-  /** The tab's state, told to the client with the tab's mode; `enter` runs before the client hears of it. */
-  #set(to: ConnectionState, reason: string, attempt = 0, retryIn?: number, enter?: () => void): void {
-    const from = this.#state
-    if (from === to || from === 'closed') return
-    this.#state = to
-    enter?.()
-    this.host.status({ from, to, mode: this.#mode, reason, attempt, retryIn })
+  return {
+    get state() {
+      return state
+    },
+    get legacy() {
+      return link?.legacy ?? snap.legacy
+    },
+    connect() {
+      if (state !== 'idle') return
+      set('connecting', 'connect')
+      void join()
+    },
+    send(frame) {
+      if (link) return link.send(tag(frame, tab))
+      if (state !== 'online') return false
+      post({ k: 'send', tab, f: frame })
+      return true
+    },
+    close,
   }
 }
