@@ -7,8 +7,8 @@
 import { fileURLToPath } from 'node:url'
 import { gzipSync } from 'node:zlib'
 import { build } from 'esbuild'
-import { bundleClient, bundleReact, rwsEsbuild } from '../scripts/client-bundle.js'
-import { REACT_SIZE_LIMIT_BYTES } from './client-size.js'
+import { bundleClient, bundleClientWithSharing, bundleReact, rwsEsbuild } from '../scripts/client-bundle.js'
+import { REACT_SIZE_LIMIT_BYTES, SHARED_SIZE_BUDGET_BYTES } from './client-size.js'
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url))
 
@@ -67,9 +67,16 @@ export async function reactSize(): Promise<ClientSize> {
   return { name: 'belfry/react', what, minified, gzip }
 }
 
+/** The client with belfry/shared, as an app that shares one socket among tabs bundles it. */
+export async function sharingSize(): Promise<ClientSize> {
+  const [{ gzip: alone }, { minified, gzip }] = await Promise.all([bundleClient(), bundleClientWithSharing()])
+  const what = `belfry + belfry/shared: +${gzip - alone} B over the client (budget ${SHARED_SIZE_BUDGET_BYTES} B)`
+  return { name: 'belfry with belfry/shared', what, minified, gzip }
+}
+
 /** `npm run size`: the table, on stdout. */
 if (import.meta.url === `file://${process.argv[1]}`) {
-  for (const s of [...(await clientSizes()), await reactSize()]) {
+  for (const s of [...(await clientSizes()), await sharingSize(), await reactSize()]) {
     process.stdout.write(
       `${s.name.padEnd(36)} ${String(s.gzip).padStart(6)} B min+gzip  ${String(s.minified).padStart(7)} B min   ${s.what}\n`,
     )

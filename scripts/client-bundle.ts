@@ -102,6 +102,58 @@ export async function bundleClient(): Promise<ClientBundle> {
 }
 
 /**
+ * belfry/shared's entry, `src/shared/index.ts`: the client (`belfry`) stays an
+ * import for the app's bundler, which resolves it to the app's one copy.
+ */
+const SHARING: BuildOptions = {
+  entryPoints: [`${ROOT}src/shared/index.ts`],
+  bundle: true,
+  format: 'esm',
+  target: 'es2022',
+  external: ['belfry'],
+  logLevel: 'silent',
+}
+
+/** Writes the package's belfry/shared entry: readable, one ES module. */
+export async function buildSharedPackage(outfile = `${ROOT}dist/shared/index.js`): Promise<void> {
+  await build({ ...SHARING, platform: 'neutral', outfile })
+}
+
+/** `belfry` and `belfry/shared` from their source, for a bundle that takes both in as an app would. */
+const fromSource: EsbuildPlugin = {
+  name: 'belfry-from-source',
+  setup(b) {
+    b.onResolve({ filter: /^belfry(\/shared)?$/ }, ({ path }) => ({ path: `${ROOT}src/${path === 'belfry' ? '' : 'shared/'}index.ts` }))
+  },
+}
+
+/**
+ * The client with belfry/shared, the way an app that uses both bundles them
+ * (as bundleClient, plus the entry): what sharing costs is this minus the
+ * client alone.
+ */
+export async function bundleClientWithSharing(): Promise<ClientBundle> {
+  const result = await build({
+    ...SHARED,
+    entryPoints: [],
+    stdin: { contents: "export * from 'belfry'\nexport * from 'belfry/shared'\n", resolveDir: ROOT, loader: 'ts' },
+    plugins: [rwsEsbuild, fromSource],
+    platform: 'browser',
+    minify: true,
+    write: false,
+    metafile: true,
+    legalComments: 'inline',
+  })
+  const out = result.outputFiles![0]!
+  return {
+    code: out.text,
+    minified: out.contents.length,
+    gzip: gzipSync(out.contents, { level: 9 }).length,
+    inputs: Object.keys(result.metafile!.inputs),
+  }
+}
+
+/**
  * belfry/react's entry, `src/react/index.ts`: React and the client (`belfry`)
  * stay imports for the app's bundler, so the entry never carries a copy of
  * either. (It imports only types from `belfry`, so the built entry imports

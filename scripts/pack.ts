@@ -4,8 +4,9 @@
  *
  * - `belfry`: the client. One ES module (reconnecting-websocket bundled in),
  *   its declarations, and mitt as its only dependency: no native module, no
- *   Node-only dependency, no install script. And `belfry/react`, one more
- *   module with its declarations, for React 18 or 19: an optional peer.
+ *   Node-only dependency, no install script. And two opt-in entries, one
+ *   module each with its declarations: `belfry/react`, for React 18 or 19
+ *   (an optional peer), and `belfry/shared`, one socket for a user's tabs.
  * - `belfry-server`: the server, its CLI (`belfry-server`), the demo page it
  *   serves in dev mode, and its store and broker dependencies.
  *
@@ -39,9 +40,9 @@ const fail = (message: string): never => {
 /** What goes into each package: files copied from the build, and its manifest. */
 export const PACKAGES = {
   belfry: {
-    // Declarations only from the folders: the code is all in dist/index.js (and dist/react/index.js).
-    files: ['dist/index.js', 'dist/index.d.ts', 'dist/client', 'dist/protocol', 'dist/react'],
-    only: (_from: string, to: string) => !/\.(js|map)$/.test(to) || /\/dist\/(react\/)?index\.js$/.test(to),
+    // Declarations only from the folders: the code is all in dist/index.js (and dist/{react,shared}/index.js).
+    files: ['dist/index.js', 'dist/index.d.ts', 'dist/client', 'dist/protocol', 'dist/react', 'dist/shared'],
+    only: (_from: string, to: string) => !/\.(js|map)$/.test(to) || /\/dist\/((react|shared)\/)?index\.js$/.test(to),
     manifest: {
       name: 'belfry',
       description: 'Real-time notifications for web apps: a typed WebSocket client with durable resume and exactly-once delivery.',
@@ -49,6 +50,7 @@ export const PACKAGES = {
       exports: {
         '.': { types: './dist/index.d.ts', import: './dist/index.js' },
         './react': { types: './dist/react/index.d.ts', import: './dist/react/index.js' },
+        './shared': { types: './dist/shared/index.d.ts', import: './dist/shared/index.js' },
       },
       dependencies: pick(['mitt']),
       // belfry/react's; an app without React installs none of it.

@@ -101,7 +101,7 @@ describe('the belfry client package', () => {
     // belfry/react: React is an optional peer (not installed above), and each entry lists its types first.
     expect(manifest).toMatchObject({ peerDependencies: { react: '^18 || ^19' }, peerDependenciesMeta: { react: { optional: true } } })
     const exports = manifest.exports as Record<string, Record<string, string>>
-    expect(Object.keys(exports)).toEqual(['.', './react'])
+    expect(Object.keys(exports)).toEqual(['.', './react', './shared'])
     for (const entry of Object.values(exports)) expect(Object.keys(entry)).toEqual(['types', 'import'])
     expect(readFileSync(join(dir, 'node_modules/belfry', exports['./react']!.import!), 'utf8')).toMatch(/^["']use client["'];/)
     // No source maps that would point at files the package does not ship.
@@ -124,6 +124,21 @@ describe('the belfry client package', () => {
     )
   })
 
+  it('loads belfry/shared in Node, which takes the client from belfry (one copy), and falls back to solo without Web Locks', () => {
+    const script = `import { NotificationClient } from 'belfry'
+import { sharedConnection } from 'belfry/shared'
+const client = new NotificationClient({ url: 'ws://127.0.0.1:1/ws', token: 'x', WebSocket: class {}, connection: sharedConnection() })
+client.on('status', (s) => console.log(s.mode))
+client.on('error', () => {})
+client.connect()
+client.close()`
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: dir, encoding: 'utf8' })
+    expect(out.trim().split('\n')[0]).toBe('solo')
+    const entry = readFileSync(join(dir, 'node_modules/belfry/dist/shared/index.js'), 'utf8')
+    expect(entry).toMatch(/from ["']belfry["']/)
+    expect(entry).not.toMatch(/class NotificationClient|reconnecting-websocket/i)
+  })
+
   it('type-checks an app (strict, exactOptionalPropertyTypes, skipLibCheck: false)', () => {
     const errors = typecheck(
       dir,
@@ -135,6 +150,10 @@ const read = await client.markRead(['a'])
 const count: number = read.unreadCount
 await client.ready({ timeout: 5000 })
 console.log(count)
+import { sharedConnection, type SharedConnectionOptions } from 'belfry/shared'
+const sharing: SharedConnectionOptions = { beat: 1000, stale: 3000 }
+const shared = new NotificationClient({ url: 'wss://example.com/ws', token: 'token', connection: sharedConnection(sharing) })
+shared.on('status', (s) => console.log(s.mode satisfies 'solo' | 'leader' | 'follower'))
 `,
     )
     expect(errors).toBe('')

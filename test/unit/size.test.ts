@@ -2,8 +2,16 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import ReconnectingWebSocket from 'reconnecting-websocket'
 import { describe, expect, it } from 'vitest'
-import { CLIENT_SIZE_LIMIT_BYTES, REACT_SIZE_LIMIT_BYTES } from '../../bench/client-size.js'
-import { bundleClient, bundleReact, RWS_SOURCE, rwsSource, rwsWithoutDebug, useClientFirst } from '../../scripts/client-bundle.js'
+import { CLIENT_SIZE_LIMIT_BYTES, REACT_SIZE_LIMIT_BYTES, SHARED_SIZE_BUDGET_BYTES } from '../../bench/client-size.js'
+import {
+  bundleClient,
+  bundleClientWithSharing,
+  bundleReact,
+  RWS_SOURCE,
+  rwsSource,
+  rwsWithoutDebug,
+  useClientFirst,
+} from '../../scripts/client-bundle.js'
 
 const ROOT = new URL('../../', import.meta.url).pathname
 
@@ -82,5 +90,15 @@ describe('belfry/react bundle', () => {
     // Put back if the bundler ever drops it; left alone when it is there.
     expect(useClientFirst('export{}')).toBe("'use client';\nexport{}")
     expect(useClientFirst(code)).toBe(code)
+  })
+})
+
+describe('belfry/shared', () => {
+  it(`adds at most ${SHARED_SIZE_BUDGET_BYTES} bytes min + gzip to the client, and the client alone carries none of it`, async () => {
+    const [alone, sharing] = await Promise.all([bundleClient(), bundleClientWithSharing()])
+    expect(alone.inputs.filter((i) => i.includes('src/shared/'))).toEqual([])
+    expect(sharing.inputs).toContain('src/shared/index.ts')
+    expect(sharing.gzip - alone.gzip).toBeGreaterThan(0)
+    expect(sharing.gzip - alone.gzip).toBeLessThanOrEqual(SHARED_SIZE_BUDGET_BYTES)
   })
 })
