@@ -4,6 +4,7 @@
  * that publishes through the HTTP API. It uses only belfry's public API.
  */
 import { NotificationClient } from 'belfry'
+import { sharedConnection } from 'belfry/shared'
 import { DevServer } from './dev.js'
 import { byTestId, describe } from './dom.js'
 import { createInbox } from './inbox.js'
@@ -11,7 +12,10 @@ import { createSend } from './send.js'
 import { createStatus } from './status.js'
 import { createToasts } from './toasts.js'
 
-const user = new URLSearchParams(location.search).get('user')?.trim() ?? ''
+const params = new URLSearchParams(location.search)
+const user = params.get('user')?.trim() ?? ''
+/** `?share=1`: the user's tabs share one socket (belfry/shared). */
+const share = params.get('share') === '1'
 
 if (user === '') {
   showSignIn()
@@ -45,7 +49,10 @@ function start(user: string): void {
   const client = new NotificationClient({
     url: `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`,
     token: dev.token, // fetches a fresh token on every connect
+    ...(share && { connection: sharedConnection() }),
   })
+  // For the browser console (try `await belfry.history()`), and the browser tests.
+  Object.assign(globalThis, { belfry: client })
 
   // Errors go to a discreet footer line, never the console.
   const errorLine = byTestId('error', HTMLElement)
@@ -61,7 +68,7 @@ function start(user: string): void {
   const toast = createToasts(byTestId('toasts', HTMLElement), byTestId('toast-more', HTMLElement))
   client.on('notification', toast)
   createInbox(client, report)
-  createStatus(client, () => dev.drop(), report)
+  createStatus(client, () => dev.drop(), report, share)
   createSend(client, dev)
 
   client.connect()

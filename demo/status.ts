@@ -14,8 +14,22 @@ const LABELS: Record<ConnectionState, string> = {
 /** Recent changes kept in the connection card's log. */
 const LOG_SIZE = 6
 
-/** The status pill (with a live countdown while reconnecting), its log, and "Drop connection". */
-export function createStatus(client: NotificationClient, drop: () => Promise<void>, report: (error: unknown) => void): void {
+const MODES: Record<StatusEvent['mode'], string> = {
+  solo: 'This tab has a socket of its own.',
+  leader: "This tab holds the socket that the user's other tabs share.",
+  follower: "This tab shares another tab's socket.",
+}
+
+/**
+ * The status pill (with a live countdown while reconnecting), its log, "Drop
+ * connection", and the sharing toggle with this tab's mode.
+ */
+export function createStatus(
+  client: NotificationClient,
+  drop: () => Promise<void>,
+  report: (error: unknown) => void,
+  share: boolean,
+): void {
   const status = byTestId('status', HTMLElement)
   const text = $('.status-text', HTMLElement, status)
   const log = byTestId('status-log', HTMLOListElement)
@@ -37,8 +51,21 @@ export function createStatus(client: NotificationClient, drop: () => Promise<voi
     else text.textContent = LABELS[state]
   }
 
+  const mode = byTestId('mode', HTMLElement)
+  const toggle = byTestId('share', HTMLInputElement)
+  toggle.checked = share
+  toggle.addEventListener('change', () => {
+    // The connection is chosen when the client is made: the page starts again with the other choice.
+    const url = new URL(location.href)
+    if (toggle.checked) url.searchParams.set('share', '1')
+    else url.searchParams.delete('share')
+    location.assign(url)
+  })
+
   client.on('status', (e) => {
     show(e.to, e)
+    mode.textContent = MODES[e.mode]
+    mode.dataset.mode = e.mode
     const retry = e.retryIn === undefined ? '' : `, retry in ${(e.retryIn / 1000).toFixed(1)} s`
     const time = new Date().toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' })
     log.prepend(

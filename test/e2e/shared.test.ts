@@ -1,0 +1,178 @@
+/**
+ * belfry/shared in Chromium: pages of the demo with `?share=1`, signed in as
+ * one user in one browser context (one profile: its pages share Web Locks and
+ * BroadcastChannel). The server counts the sockets.
+ */
+import type { Browser, BrowserContext, Page } from 'playwright-core'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { type DemoServer, launchBrowser, openPage, publish, screenshot, startDemoServer } from './harness.js'
+
+let browser: Browser
+let demo: DemoServer
+let context: BrowserContext
+const pages: { page: Page; problems: string[] }[] = []
+
+beforeAll(async () => {
+  browser = await launchBrowser()
+})
+afterAll(async () => {
+  await browser?.close()
+})
+beforeEach(async () => {
+  demo = await startDemoServer()
+  context = await browser.newContext({ viewport: { width: 1000, height: 700 } })
+})
+afterEach(async (ctx) => {
+  const problems = pages.flatMap((p) => p.problems)
+  for (const [i, p] of pages.entries()) {
+    if (!p.page.isClosed()) await screenshot(p.page, `shared-${ctx.task.name.replace(/\W+/g, '-')}-${i}`).catch(() => undefined)
+  }
+  pages.length = 0
+  await context?.close()
+  await demo?.dispose()
+  expect(problems).toEqual([])
+})
+
+/** A demo page of `user` with sharing on, online, recording the seq of every notification its client hands over. */
+async function tab(user = 'ann', share = true): Promise<Page> {
+  const opened = await openPage(context, `${demo.url}/?user=${user}${share ? '&share=1' : ''}`)
+  pages.push(opened)
+  const { page } = opened
+  await page.locator('[data-testid="status"][data-state="online"]').waitFor({ timeout: 15_000 })
+  await page.evaluate(() => {
+    const w = window as unknown as { seqs: number[]; belfry: { on(type: 'notification', f: (n: { seq: number }) => void): void } }
+    w.seqs = []
+    w.belfry.on('notification', (n) => w.seqs.push(n.seq))
+  })
+  return page
+}
+
+const modeOf = (page: Page) => page.locator('[data-testid="mode"]').getAttribute('data-mode')
+const seqsOf = (page: Page) => page.evaluate(() => (window as unknown as { seqs: number[] }).seqs)
+const sockets = () => demo.server.stats().connections
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i)
+
+async function leaderOf(list: Page[]): Promise<Page> {
+  for (const page of list) if ((await modeOf(page)) === 'leader') return page
+  throw new Error(`no leader among ${list.length} pages`)
+}
+
+async function until(check: () => Promise<boolean> | boolean, what: string, timeout = 20_000): Promise<number> {
+  const start = Date.now()
+  while (!(await check())) {
+    if (Date.now() - start > timeout) throw new Error(`not within ${timeout} ms: ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 25))
+  }
+  return Date.now() - start
+}
+
+async function publishRange(from: number, to: number, user = 'ann'): Promise<void> {
+  for (const i of range(from, to)) expect(await publish(demo.url, { userId: user, title: `n${i}`, body: '' })).toBe(201)
+}
+
+/** Every page got exactly `seqs`, in order. */
+async function everyPageHas(list: Page[], seqs: number[]): Promise<void> {
+  for (const page of list) await until(async () => (await seqsOf(page)).length >= seqs.length, `${seqs.length} notifications`)
+  for (const page of list) expect(await seqsOf(page)).toEqual(seqs)
+}
+
+describe('belfry/shared in Chromium', () => {
+  it('opens one server socket for 3 and for 5 pages of one user, and shows each page its mode', async () => {
+    const three = [await tab(), await tab(), await tab()]
+    expect(sockets()).toBe(1)
+    expect((await Promise.all(three.map(modeOf))).sort()).toEqual(['follower', 'follower', 'leader'])
+    const five = [...three, await tab(), await tab()]
+    expect(sockets()).toBe(1)
+    await publishRange(1, 5)
+    await everyPageHas(five, range(1, 5))
+    expect(await five[4]!.locator('[data-testid="badge"]').textContent()).toBe('5')
+  })
+
+  it('loses and doubles nothing when the leader page closes at #100 of 300', async () => {
+    const three = [await tab(), await tab(), await tab()]
+    const leader = await leaderOf(three)
+    const rest = three.filter((p) => p !== leader)
+    const publishing = publishRange(1, 300)
+    await until(async () => (await seqsOf(rest[0]!)).length >= 100, '100 notifications')
+    await leader.close()
+    await until(async () => (await Promise.all(rest.map(modeOf))).includes('leader'), 'a new leader', 5_000)
+    await publishing
+    await everyPageHas(rest, range(1, 300))
+    await until(() => sockets() === 1, 'one socket')
+  })
+
+  it('fails over when the leader page crashes', async () => {
+    const three = [await tab(), await tab(), await tab()]
+    const leader = await leaderOf(three)
+    const rest = three.filter((p) => p !== leader)
+    await publishRange(1, 10)
+    await everyPageHas(three, range(1, 10))
+    const crashed = new Promise((resolve) => leader.once('crash', resolve))
+    const cdp = await context.newCDPSession(leader)
+    void cdp.send('Page.crash').catch(() => undefined) // never answered: the session dies with the page
+    await crashed
+    await until(async () => (await Promise.all(rest.map(modeOf))).includes('leader'), 'a new leader', 5_000)
+    await publishRange(11, 20)
+    await everyPageHas(rest, range(1, 20))
+    await until(() => sockets() === 1, 'one socket')
+  })
+
+  /**
+   * Headless Chromium accepts CDP's `Page.setWebLifecycleState: frozen` but
+   * does not freeze the page (its timers run on: checked). Pausing the page in
+   * the debugger does what a freeze does to it: no task runs, no timer fires,
+   * no message is read, while it keeps its lock and the browser keeps its socket.
+   */
+  it('replaces a frozen leader, which steps down and closes its socket when it wakes, having missed nothing', async () => {
+    const three = [await tab(), await tab(), await tab()]
+    const leader = await leaderOf(three)
+    const rest = three.filter((p) => p !== leader)
+    await publishRange(1, 5)
+    await everyPageHas(three, range(1, 5))
+    const cdp = await context.newCDPSession(leader)
+    await cdp.send('Debugger.enable')
+    await cdp.send('Debugger.pause')
+    await until(async () => (await Promise.all(rest.map(modeOf))).includes('leader'), 'a new leader')
+    await publishRange(6, 10)
+    await everyPageHas(rest, range(1, 10))
+    // Frozen, it still holds its socket (the browser answers the server's pings); awake, it lets go.
+    expect(sockets()).toBe(2)
+    await cdp.send('Debugger.resume')
+    await until(async () => (await modeOf(leader)) === 'follower', 'the old leader follows')
+    await until(() => sockets() === 1, 'one socket')
+    await publishRange(11, 12)
+    await everyPageHas(three, range(1, 12))
+  })
+
+  it('falls back to a socket per page without Web Locks, and still hands over each notification once', async () => {
+    await context.addInitScript(() => {
+      Object.defineProperty(Navigator.prototype, 'locks', { get: () => undefined })
+    })
+    const three = [await tab(), await tab(), await tab()]
+    expect(sockets()).toBe(3)
+    expect(await Promise.all(three.map(modeOf))).toEqual(['solo', 'solo', 'solo'])
+    await publishRange(1, 20)
+    await everyPageHas(three, range(1, 20))
+  })
+
+  it('clears the badge on every page when one page marks all read', async () => {
+    const three = [await tab(), await tab(), await tab()]
+    await publishRange(1, 3)
+    for (const page of three) await page.waitForFunction(() => document.querySelector('[data-testid="badge"]')?.textContent === '3')
+    const leader = await leaderOf(three)
+    const follower = three.find((p) => p !== leader)!
+    await follower.locator('[data-testid="bell"]').click()
+    await follower.locator('[data-testid="mark-all"]').click()
+    for (const page of three) await page.locator('[data-testid="badge"]').waitFor({ state: 'hidden' })
+    expect(sockets()).toBe(1)
+  })
+
+  it('turns sharing on and off with the toggle', async () => {
+    const page = await tab('ann', false)
+    expect(await modeOf(page)).toBe('solo')
+    await page.locator('[data-testid="share"]').check()
+    await page.waitForURL(/share=1/)
+    await page.locator('[data-testid="status"][data-state="online"]').waitFor()
+    expect(await modeOf(page)).toBe('leader')
+  })
+})
