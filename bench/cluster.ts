@@ -22,7 +22,7 @@
  * BENCH_FANOUT_BROADCASTS (3), BENCH_FLOOD_N (clients of the throughput runs,
  * 1000), BENCH_FLOOD_MS (4000).
  */
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
 import { Redis } from 'ioredis'
 import pg from 'pg'
@@ -94,6 +94,8 @@ export interface LatencyRun {
   maxLagMs: number
   /** Cores busy on the machine during the stream (every process, the bench's and any other work). */
   machineCores: number
+  /** Cores PostgreSQL used during the stream (NaN for the SQLite runs). */
+  postgresCores: number
 }
 
 export interface FanoutRun {
@@ -125,6 +127,8 @@ export interface ThroughputRun {
   serverCores: number
   /** Cores busy on the machine over the same span (every process). */
   machineCores: number
+  /** Cores PostgreSQL used over the same span. */
+  postgresCores: number
 }
 
 export interface ClusterResults {
@@ -134,6 +138,8 @@ export interface ClusterResults {
   elapsedMs: number
   /** The machine's load average (1 min) when the phase started and when it ended. */
   load: [number, number]
+  /** A PostgreSQL round trip (`SELECT 1`, 200 in a row from the bench's own process), at the start and at the end of the phase (ms). */
+  roundTrip: [Q, Q]
   latency: LatencyRun[]
   fanout: FanoutRun[]
   throughput: ThroughputRun[]
@@ -159,6 +165,35 @@ function machineCpu(): { busy: number; total: number } {
     return { busy: 0, total: 0 }
   }
 }
+/**
+ * CPU time (ms) of a PostgreSQL server: its postmaster (with the children it has reaped) and the
+ * processes it runs now (backends, checkpointer…), from /proc (Linux, 100 ticks a second); NaN elsewhere.
+ */
+function postgresCpu(postmaster: number): number {
+  let ticks = 0
+  try {
+    for (const name of readdirSync('/proc')) {
+      if (!/^\d+$/.test(name)) continue
+      let stat: string
+      try {
+        stat = readFileSync(`/proc/${name}/stat`, 'utf8')
+      } catch {
+        continue // gone meanwhile
+      }
+      // After "pid (comm) ": state, ppid, …; utime, stime, cutime, cstime are the 11th to 14th after ppid.
+      const f = stat
+        .slice(stat.lastIndexOf(')') + 2)
+        .split(' ')
+        .map(Number)
+      if (Number(name) === postmaster) ticks += f[11]! + f[12]! + f[13]! + f[14]!
+      else if (f[1] === postmaster) ticks += f[11]! + f[12]!
+    }
+  } catch {
+    return Number.NaN
+  }
+  return ticks * 10
+}
+
 /** Cores busy (of all the machine's) between two readings, whichever processes used them. */
 const busyCores = (a: { busy: number; total: number }, b: { busy: number; total: number }) =>
   b.total > a.total ? ((b.busy - a.busy) / (b.total - a.total)) * cpus().length : Number.NaN
@@ -199,7 +234,16 @@ export async function runCluster(ctx: ClusterContext): Promise<ClusterResults> {
       postgres: String((await db.query('SHOW server_version')).rows[0].server_version),
       redis: await redisVersion(redis.url),
     }
+    // The postmaster: the parent of this connection's backend.
+    const backend = Number((await db.query('SELECT pg_backend_pid() AS pid')).rows[0].pid)
+    let postmaster = Number.NaN
+    try {
+      const stat = readFileSync(`/proc/${backend}/stat`, 'utf8')
+      postmaster = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+    } catch {}
+    const pgCpu = () => postgresCpu(postmaster)
     const startMs = now() - t0
+    const roundTrip0 = await roundTrip(db)
 
     async function start(configs: NodeConfig[]): Promise<Node[]> {
       const peers = configs.map((_, i) => ctx.spawn('cluster-node.ts', [], `cluster node ${i}`))
@@ -288,6 +332,7 @@ export async function runCluster(ctx: ClusterContext): Promise<ClusterResults> {
         await all('stream', () => ({ drain: true }))
         const before = await tally()
         const m0 = machineCpu()
+        const pg0 = pgCpu()
         const pub = await publisher.call<Published>(
           'stream',
           { targets, rate: config.rate, durationMs: config.streamMs, prefix: 't' },
@@ -307,12 +352,13 @@ export async function runCluster(ctx: ClusterContext): Promise<ClusterResults> {
           call: pub.call,
           maxLagMs: pub.maxLagMs,
           machineCores: busyCores(m0, machineCpu()),
+          postgresCores: setup === 'sqlite' ? Number.NaN : (pgCpu() - pg0) / (now() - pub.t0),
         }
         latency.push(run)
         step(
           `latency round ${round}, ${setup === 'sqlite' ? '1 process on SQLite' : `${S} processes on PostgreSQL + Redis`} (${config.clients} connected in ${fmt(connectMs, 0)} ms): ` +
             `${run.received}/${run.sent} received, p50 ${fmt(run.receipt.p50)} p99 ${fmt(run.receipt.p99)} max ${fmt(run.receipt.max)} ms; ` +
-            `publish call p50 ${fmt(run.call.p50)} p99 ${fmt(run.call.p99)} ms; machine ${fmt(run.machineCores, 2)} cores busy${pub.failed ? `; ${pub.failed} failed: ${pub.errors.join('; ')}` : ''}`,
+            `publish call p50 ${fmt(run.call.p50)} p99 ${fmt(run.call.p99)} ms; PostgreSQL ${fmt(run.postgresCores, 2)} cores, machine ${fmt(run.machineCores, 2)} busy${pub.failed ? `; ${pub.failed} failed: ${pub.errors.join('; ')}` : ''}`,
         )
         await stop(nodes)
       }
@@ -400,6 +446,7 @@ export async function runCluster(ctx: ClusterContext): Promise<ClusterResults> {
         const before = await tally()
         const cpu0 = await cpu(nodes)
         const m0 = machineCpu()
+        const pg0 = pgCpu()
         const publish = await publisher.call<Published>(
           'flood',
           {
@@ -415,6 +462,7 @@ export async function runCluster(ctx: ClusterContext): Promise<ClusterResults> {
         const ms = after.lastAt - publish.t0
         const serverCores = (await cpu(nodes)) - cpu0
         const machineCores = busyCores(m0, machineCpu())
+        const postgresCores = (pgCpu() - pg0) / ms
         const drained = await all<{ latencies: number[] }>('stream', () => ({ drain: true }))
         const run: ThroughputRun = {
           procs,
@@ -426,11 +474,12 @@ export async function runCluster(ctx: ClusterContext): Promise<ClusterResults> {
           ...(stream === 'targeted' ? { receipt: quantiles(drained.flatMap((d) => d.latencies)) } : {}),
           serverCores: serverCores / ms,
           machineCores,
+          postgresCores,
         }
         throughput.push(run)
         step(
           `throughput, ${procs} process${procs > 1 ? 'es' : ''}, ${stream}: ${run.publish.ok} publishes (${fmt(run.publish.ok / (config.floodMs / 1000), 0)}/s), ` +
-            `${run.delivered}/${run.expected} delivered in ${fmt(ms, 0)} ms = ${fmt(run.delivered / (ms / 1000), 0)}/s; servers ${fmt(run.serverCores, 2)} cores, machine ${fmt(run.machineCores, 2)} busy` +
+            `${run.delivered}/${run.expected} delivered in ${fmt(ms, 0)} ms = ${fmt(run.delivered / (ms / 1000), 0)}/s; servers ${fmt(run.serverCores, 2)} cores, PostgreSQL ${fmt(run.postgresCores, 2)}, machine ${fmt(run.machineCores, 2)} busy` +
             `${publish.failed ? `; ${publish.failed} failed: ${publish.errors.join('; ')}` : ''}`,
         )
         await sleep(500)
@@ -438,12 +487,35 @@ export async function runCluster(ctx: ClusterContext): Promise<ClusterResults> {
       await stop(nodes)
     }
 
-    return { config, versions, startMs, elapsedMs: now() - t0, load: [load0, loadavg()[0]!], latency, fanout, throughput, warnings }
+    const roundTrip1 = await roundTrip(db)
+    return {
+      config,
+      versions,
+      startMs,
+      elapsedMs: now() - t0,
+      load: [load0, loadavg()[0]!],
+      roundTrip: [roundTrip0, roundTrip1],
+      latency,
+      fanout,
+      throughput,
+      warnings,
+    }
   } finally {
     publisher.child.disconnect()
     await db.end().catch(() => {})
     await stopAllServices()
   }
+}
+
+/** `SELECT 1`, `n` in a row: how long a round trip to PostgreSQL takes on this machine now. */
+async function roundTrip(db: pg.Client, n = 200): Promise<Q> {
+  const times: number[] = []
+  for (let i = 0; i < n; i++) {
+    const t = now()
+    await db.query('SELECT 1')
+    times.push(now() - t)
+  }
+  return quantiles(times)
 }
 
 async function redisVersion(url: string): Promise<string> {
@@ -482,6 +554,7 @@ export function clusterReport(r: ClusterResults): { section: string; targets: st
     callP99: med(setup, (l) => l.call.p99),
     callMax: med(setup, (l) => l.call.max),
     machine: med(setup, (l) => l.machineCores),
+    postgres: med(setup, (l) => l.postgresCores),
   })
   const single = lat('sqlite')
   const cluster = lat('cluster')
@@ -505,6 +578,7 @@ export function clusterReport(r: ClusterResults): { section: string; targets: st
       'publish call p50 (ms)',
       'call p99 (ms)',
       'call max (ms)',
+      'PostgreSQL CPU (cores)',
       'machine CPU busy (cores)',
     ],
     [
@@ -518,6 +592,7 @@ export function clusterReport(r: ClusterResults): { section: string; targets: st
         fmt(l.call.p50, 2),
         fmt(l.call.p99, 2),
         fmt(l.call.max, 1),
+        fmt(l.postgresCores, 2),
         fmt(l.machineCores, 2),
       ]),
       ...(['sqlite', 'cluster'] as const).map((setup) => {
@@ -532,6 +607,7 @@ export function clusterReport(r: ClusterResults): { section: string; targets: st
           fmt(m.callP50, 2),
           fmt(m.callP99, 2),
           fmt(m.callMax, 1),
+          fmt(m.postgres, 2),
           fmt(m.machine, 2),
         ]
       }),
@@ -583,6 +659,8 @@ export function clusterReport(r: ClusterResults): { section: string; targets: st
       'deliveries/s at the clients',
       'receipt p50 / p99 (ms)',
       'server processes CPU (cores)',
+      'server CPU per delivery (ms)',
+      'PostgreSQL CPU (cores)',
       'machine CPU busy (cores)',
     ],
     r.throughput.map((t) => [
@@ -597,6 +675,8 @@ export function clusterReport(r: ClusterResults): { section: string; targets: st
       `**${fmt(rate(t), 0)}**`,
       t.receipt ? `${fmt(t.receipt.p50, 1)} / ${fmt(t.receipt.p99, 1)}` : '—',
       fmt(t.serverCores, 2),
+      fmt((t.serverCores * t.ms) / t.delivered, 3),
+      fmt(t.postgresCores, 2),
       fmt(t.machineCores, 2),
     ]),
   )
@@ -621,7 +701,13 @@ export function clusterReport(r: ClusterResults): { section: string; targets: st
 
   const whyMissed: string[] = []
   if (!(latRatio <= LATENCY_RATIO_TARGET && latLost === 0)) {
-    const tp1 = r.throughput.find((t) => t.procs === 1 && t.stream === 'targeted')
+    const targeted = (procs: number) => r.throughput.find((x) => x.procs === procs && x.stream === 'targeted')
+    const capacity = (procs: number) => {
+      const t = targeted(procs)
+      return t ? t.publish.ok / (c.floodMs / 1000) : Number.NaN
+    }
+    const cap = capacity(c.procs)
+    const t2 = targeted(c.procs)
     whyMissed.push(
       `- Cluster latency: the publish call (request → 201; nothing is sent before the commit) takes p50 ${fmt(cluster.callP50, 2)} ms, ` +
         `p99 ${fmt(cluster.callP99, 2)} ms in the cluster against ${fmt(single.callP50, 2)} / ${fmt(single.callP99, 2)} ms on SQLite, ` +
@@ -629,15 +715,24 @@ export function clusterReport(r: ClusterResults): { section: string; targets: st
         (cluster.callP99 >= 0.7 * cluster.p99
           ? ': the time goes to the publish, not to the hop through Redis to the other process. '
           : '; the rest is the hop through Redis to the other process and its send. ') +
-        'A targeted publish on PostgreSQL is one transaction of six round trips to another process (BEGIN, the notification, ' +
-        'the user, its number, the seq and the inbox entry, COMMIT) where SQLite is a function call in the server process' +
-        (tp1
-          ? `; this run's closed loop got ${fmt(tp1.publish.ok / (c.floodMs / 1000), 0)} targeted publishes/s through one process`
-          : '') +
-        `. The machine has ${cores} cores for the servers, PostgreSQL, Redis, the publisher and the load generators` +
-        ` (and other work: ${fmt(cluster.machine, 2)} cores busy during the cluster's streams, ${fmt(single.machine, 2)} during SQLite's; ` +
-        `load average ${fmt(r.load[0], 1)} → ${fmt(r.load[1], 1)}), so a wait for a core lands in the tail, and once the rate is more than ` +
-        'the store keeps up with, publishes queue and the p99 grows with the queue.' +
+        'A targeted publish on PostgreSQL is one transaction of six round trips to the PostgreSQL process (BEGIN, the ' +
+        'notification, the user, its number, the seq and the inbox entry, COMMIT), where SQLite is a function call in the ' +
+        `server process; a round trip (\`SELECT 1\`) took p50 ${fmt(r.roundTrip[0].p50, 2)} ms at the start of the phase and ` +
+        `${fmt(r.roundTrip[1].p50, 2)} ms at its end, and the closed loop below got ${fmt(cap, 0)} targeted publishes/s through ` +
+        `${c.procs} processes (${fmt(capacity(1), 0)} through one)` +
+        (t2
+          ? `, the server processes using ${fmt((t2.serverCores * t2.ms) / t2.delivered, 1)} ms of CPU a publish (HTTP, the ` +
+            'PostgreSQL client, Redis out of one process and into both, the send, the ack) and PostgreSQL ' +
+            `${fmt(t2.postgresCores, 2)} cores. `
+          : '. ') +
+        (cap < 1.25 * c.rate
+          ? `So ${c.rate}/s is about all the store takes on this machine as it was: publishes queue (the call's p50 is ` +
+            `${fmt(cluster.callP50, 0)} ms) and the p99 is the queue's. `
+          : `${c.rate}/s is below that: the tail is waits for a core. `) +
+        `The machine has ${cores} cores for the servers, PostgreSQL, Redis, the publisher, the load generators and other ` +
+        `work (${fmt(cluster.machine, 2)} cores busy during the cluster's streams, of them ${fmt(cluster.postgres, 2)} PostgreSQL's; ` +
+        `${fmt(single.machine, 2)} during SQLite's; ` +
+        `load average ${fmt(r.load[0], 1)} → ${fmt(r.load[1], 1)}).` +
         (latLost > 0 ? ` ${latLost} publishes were lost or failed (see the table).` : ''),
     )
   }
@@ -667,7 +762,9 @@ keep-alive) from a publisher process of their own (bench/publisher.ts); the clie
 generators' raw belfry clients (acking once a second). Every server process is started fresh, on a
 fresh PostgreSQL schema. The phase took ${fmt(r.elapsedMs / 1000, 0)} s (of it ${fmt(r.startMs / 1000, 1)} s starting PostgreSQL and Redis); the
 machine's load average (1 min) was ${fmt(r.load[0], 2)} when it started and ${fmt(r.load[1], 2)} when it ended. "Machine CPU busy"
-is from /proc/stat: every process on the machine, the bench's and any other work.
+is from /proc/stat: every process on the machine, the bench's and any other work. A PostgreSQL round trip
+(\`SELECT 1\` from the bench's own process, 200 in a row) took p50 ${fmt(r.roundTrip[0].p50, 2)} ms, p99 ${fmt(r.roundTrip[0].p99, 2)} ms at the start
+of the phase and p50 ${fmt(r.roundTrip[1].p50, 2)} ms, p99 ${fmt(r.roundTrip[1].p99, 2)} ms at its end.
 
 ### Latency across processes
 

@@ -336,7 +336,10 @@ async function main(): Promise<void> {
   for (const l of loadgens) l.child.disconnect()
   if (slots.length === 0) {
     // BENCH_SERVERS=none, for development: the cluster phase alone, on the console.
-    if (cluster) log(`\n${clusterReport(cluster).section}`)
+    if (cluster) {
+      const part = clusterReport(cluster)
+      log(`\n${part.section}\n${table(['target', 'measured', 'result'], part.targets)}\n\n${part.whyMissed.join('\n')}`)
+    }
     return
   }
 
