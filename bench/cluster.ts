@@ -726,7 +726,7 @@ export function clusterReport(r: ClusterResults): { section: string; targets: st
             `${fmt(t2.postgresCores, 2)} cores. `
           : '. ') +
         (cap < 1.25 * c.rate
-          ? `So ${c.rate}/s is about all the store takes on this machine as it was: publishes queue (the call's p50 is ` +
+          ? `So ${c.rate}/s is about all the cluster took on this machine as it was: publishes queued (the call's p50 is ` +
             `${fmt(cluster.callP50, 0)} ms) and the p99 is the queue's. `
           : `${c.rate}/s is below that: the tail is waits for a core. `) +
         `The machine has ${cores} cores for the servers, PostgreSQL, Redis, the publisher, the load generators and other ` +
