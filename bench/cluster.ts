@@ -111,6 +111,8 @@ export interface FanoutRun {
   firstMs: number
   lost: number
   recipients: number
+  /** Cores busy on the machine from the publish until every connected recipient had it (every process). */
+  machineCores: number
 }
 
 export interface ThroughputRun {
@@ -384,6 +386,7 @@ export async function runCluster(ctx: ClusterContext): Promise<ClusterResults> {
       step(`fan-out: ${storeUsers} users in the store, ${connected.length} connected in ${fmt(connectMs, 0)} ms`)
       for (let b = 0; b < config.fanoutBroadcasts; b++) {
         const k = `F${b}`
+        const m0 = machineCpu()
         const pub = await publisher.call<{ t0: number; t1: number; id: string; recipients: number }>('once', {
           target: { url: nodes[b % S]!.http },
           k,
@@ -411,6 +414,7 @@ export async function runCluster(ctx: ClusterContext): Promise<ClusterResults> {
           keys: [k],
           timeoutMs: 30_000,
         }))
+        const machineCores = busyCores(m0, machineCpu())
         const count = sum(got.map((g) => g[k]!.count))
         const run: FanoutRun = {
           k,
@@ -421,6 +425,7 @@ export async function runCluster(ctx: ClusterContext): Promise<ClusterResults> {
           firstMs: Math.min(...got.filter((g) => g[k]!.count > 0).map((g) => g[k]!.first)) - pub.t0,
           lost: connected.length - count,
           recipients: pub.recipients,
+          machineCores,
         }
         fanout.push(run)
         step(
@@ -623,6 +628,7 @@ export function clusterReport(r: ClusterResults): { section: string; targets: st
       'first connected receipt (ms)',
       `all ${fmt(c.fanoutConnected, 0)} connected have it (ms)`,
       'lost',
+      'machine CPU busy (cores)',
     ],
     [
       ...r.fanout.map((f, i) => [
@@ -633,6 +639,7 @@ export function clusterReport(r: ClusterResults): { section: string; targets: st
         fmt(f.firstMs, 1),
         fmt(f.connectedMs, 0),
         String(f.lost),
+        fmt(f.machineCores, 2),
       ]),
       [
         '**median**',
@@ -642,6 +649,7 @@ export function clusterReport(r: ClusterResults): { section: string; targets: st
         fmt(median(r.fanout.map((f) => f.firstMs)), 1),
         fmt(median(r.fanout.map((f) => f.connectedMs)), 0),
         '',
+        fmt(median(r.fanout.map((f) => f.machineCores)), 2),
       ],
     ],
   )
@@ -725,10 +733,13 @@ export function clusterReport(r: ClusterResults): { section: string; targets: st
             'PostgreSQL client, Redis out of one process and into both, the send, the ack) and PostgreSQL ' +
             `${fmt(t2.postgresCores, 2)} cores. `
           : '. ') +
-        (cap < 1.25 * c.rate
-          ? `So ${c.rate}/s is about all the cluster took on this machine as it was: publishes queued (the call's p50 is ` +
-            `${fmt(cluster.callP50, 0)} ms) and the p99 is the queue's. `
-          : `${c.rate}/s is below that: the tail is waits for a core. `) +
+        (!Number.isFinite(cap)
+          ? ''
+          : cap < 1.25 * c.rate
+            ? `So ${c.rate}/s is about all the cluster took on this machine as it was: publishes queued (the call's p50 is ` +
+              `${fmt(cluster.callP50, 0)} ms) and the p99 is the queue's. `
+            : `${c.rate}/s is below that, yet the call's p99 is ${fmt(cluster.callP99, 0)} ms: publishes wait for a core, in the ` +
+              'server processes and in PostgreSQL. ') +
         `The machine has ${cores} cores for the servers, PostgreSQL, Redis, the publisher, the load generators and other ` +
         `work (${fmt(cluster.machine, 2)} cores busy during the cluster's streams, of them ${fmt(cluster.postgres, 2)} PostgreSQL's; ` +
         `${fmt(single.machine, 2)} during SQLite's; ` +
@@ -738,10 +749,15 @@ export function clusterReport(r: ClusterResults): { section: string; targets: st
   }
   if (!(durableWorst <= FANOUT_DURABLE_TARGET_MS && fanoutRowsOk)) {
     const batches = Math.ceil(c.fanoutUsers / 1000)
+    const worst = r.fanout.find((f) => f.durableMs === durableWorst)
+    const best = Math.min(...r.fanout.map((f) => f.durableMs))
     whyMissed.push(
-      `- Fan-out job: ${batches} batches of 1,000 inbox entries, one transaction each, one after another ` +
-        `(a job is worked on by one process at a time, \`FOR UPDATE SKIP LOCKED\`): worst ${fmt(durableWorst, 0)} ms, ` +
-        `about ${fmt(durableWorst / batches, 0)} ms a batch on this machine.` +
+      `- Fan-out job: ${batches} batches of 1,000 inbox entries (the first in the publish), one transaction each, one after ` +
+        `another (a job is worked on by one process at a time, \`FOR UPDATE SKIP LOCKED\`): worst ${fmt(durableWorst, 0)} ms, ` +
+        `about ${fmt(durableWorst / batches, 0)} ms a batch. The ${r.fanout.length} broadcasts do the same work and took ` +
+        `${r.fanout.map((f) => fmt(f.durableMs, 0)).join(', ')} ms (best ${fmt(best, 0)} ms), so the spread is the machine's state: ` +
+        `${fmt(worst?.machineCores ?? Number.NaN, 2)} of its ${cores} cores busy during the slowest (load average ` +
+        `${fmt(r.load[0], 1)} → ${fmt(r.load[1], 1)}).` +
         (fanoutRowsOk ? '' : ' Some inbox rows were missing when the job was gone: see the table.'),
     )
   }
