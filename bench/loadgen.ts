@@ -56,6 +56,9 @@ let targeted = 0
 let duplicates = 0
 /** Notification frames at or below the client's cursor: dropped by the client, as designed. */
 let wireDuplicates = 0
+/** Notifications handed over (any key, each once per client), and when the latest arrived. */
+let deliveries = 0
+let lastAt = 0
 
 function record(client: Client, data: BenchData | undefined, at: number): void {
   if (!data || typeof data.k !== 'string') return
@@ -65,6 +68,8 @@ function record(client: Client, data: BenchData | undefined, at: number): void {
     return
   }
   client.seen.set(k, at)
+  deliveries++
+  if (at > lastAt) lastAt = at
   if (k[0] === 't') {
     targeted++
     latencies.push(at - data.t)
@@ -349,6 +354,11 @@ serve({
     return out
   },
 
+  /** Every notification handed over so far (each client's first copy of a key), and when the latest arrived. */
+  tally() {
+    return { deliveries, lastAt, duplicates }
+  },
+
   /**
    * After a server restart at `t0`: waits until every client is back online
    * (and, with `keys`, has each of them), then says when that was, per client
@@ -412,6 +422,8 @@ serve({
     targeted = 0
     duplicates = 0
     wireDuplicates = 0
+    deliveries = 0
+    lastAt = 0
     return { ok: true }
   },
 

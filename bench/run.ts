@@ -19,6 +19,7 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { arch, cpus, loadavg, release, totalmem, type } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { CLIENT_SIZE_LIMIT_BYTES } from './client-size.js'
+import { CLUSTER_ENV, CLUSTER_ON, type ClusterResults, clusterReport, runCluster } from './cluster.js'
 import type { ClientKind } from './loadgen.js'
 import { bytes, chart, fmt, median, quantile, ratio, table } from './report.js'
 import { now, type Peer, peer } from './rpc.js'
@@ -40,7 +41,7 @@ const WINDOW = env('BENCH_WINDOW', 64)
 const MAX_MS = env('BENCH_MAX_MS', 600_000)
 const CPU_PROF = process.env.BENCH_CPU_PROF
 /** For development: a subset of the servers (the report then has gaps). */
-const SERVERS = (process.env.BENCH_SERVERS?.split(',') as Kind[] | undefined) ?? KINDS
+const SERVERS = process.env.BENCH_SERVERS === 'none' ? [] : ((process.env.BENCH_SERVERS?.split(',') as Kind[] | undefined) ?? KINDS)
 /** Belfry clients ack one second after a delivery; broadcasts are spaced so those writes land between them. */
 const FANOUT_GAP_MS = 1300
 const STORM_TARGET_MS = 10_000
@@ -331,7 +332,16 @@ async function main(): Promise<void> {
   for (let round = 1; round <= ROUNDS; round++) {
     for (const kind of SERVERS) slots.push(await runSlot(kind, round, loadgens))
   }
+  const cluster = CLUSTER_ON ? await runCluster({ spawn, loadgens, log }) : undefined
   for (const l of loadgens) l.child.disconnect()
+  if (slots.length === 0) {
+    // BENCH_SERVERS=none, for development: the cluster phase alone, on the console.
+    if (cluster) {
+      const part = clusterReport(cluster)
+      log(`\n${part.section}\n${table(['target', 'measured', 'result'], part.targets)}\n\n${part.whyMissed.join('\n')}`)
+    }
+    return
+  }
 
   log('  client sizes (esbuild, browser, esm, minify, licence comments kept, gzip -9)')
   const sizes = await clientSizes()
@@ -340,6 +350,7 @@ async function main(): Promise<void> {
   const { text, svg } = report(
     slots,
     sizes,
+    cluster,
     started,
     elapsed,
     after === version ? version : `${version} at the start, ${after} at the end: changed during the run`,
@@ -352,7 +363,14 @@ async function main(): Promise<void> {
 
 // ---- the report ---------------------------------------------------------------------
 
-function report(slots: Slot[], sizes: ClientSize[], started: Date, elapsedS: number, version: string): { text: string; svg: string } {
+function report(
+  slots: Slot[],
+  sizes: ClientSize[],
+  cluster: ClusterResults | undefined,
+  started: Date,
+  elapsedS: number,
+  version: string,
+): { text: string; svg: string } {
   const of = (kind: Kind) => slots.filter((s) => s.kind === kind)
   const med = (kind: Kind, pick: (s: Slot) => number | number[]) => median(of(kind).flatMap((s) => pick(s)))
   const total = (kind: Kind, pick: (s: Slot) => number) => sum(of(kind).map(pick))
@@ -386,7 +404,16 @@ function report(slots: Slot[], sizes: ClientSize[], started: Date, elapsedS: num
       .map((l) => fmt(l, 2))
       .join(', ')} (the machine is shared; the rounds are interleaved so that noise hits every server alike)`,
   ].join('\n')
-  const envShown = ['BENCH_N', 'BENCH_ROUNDS', 'BENCH_LOADGENS', 'BENCH_FANOUT', 'BENCH_RATE', 'BENCH_STREAM_MS', 'BENCH_BACKLOG']
+  const envShown = [
+    'BENCH_N',
+    'BENCH_ROUNDS',
+    'BENCH_LOADGENS',
+    'BENCH_FANOUT',
+    'BENCH_RATE',
+    'BENCH_STREAM_MS',
+    'BENCH_BACKLOG',
+    ...CLUSTER_ENV,
+  ]
     .filter((k) => process.env[k])
     .map((k) => `${k}=${process.env[k]} `)
     .join('')
@@ -508,6 +535,8 @@ function report(slots: Slot[], sizes: ClientSize[], started: Date, elapsedS: num
         `client's own logic, which takes ${fmt(sizes[0]!.gzip - floor.gzip, 0)} B in the bundle (state machine, auth, resume, inbox, requests, validation).`,
     )
   }
+  const clusterPart = cluster ? clusterReport(cluster) : undefined
+  if (clusterPart) whyMissed.push(...clusterPart.whyMissed)
   const targets = table(
     ['target', 'measured', 'result'],
     [
@@ -531,6 +560,7 @@ function report(slots: Slot[], sizes: ClientSize[], started: Date, elapsedS: num
         `${fmt(sizes[0]!.gzip, 0)} B (of it reconnecting-websocket + mitt: ${fmt(floor.gzip, 0)} B); \`npm test\` fails past the limit`,
         met(sizes[0]!.gzip <= CLIENT_SIZE_LIMIT_BYTES),
       ],
+      ...(clusterPart?.targets ?? []),
     ],
   )
   const perRound = table(
@@ -559,14 +589,17 @@ function report(slots: Slot[], sizes: ClientSize[], started: Date, elapsedS: num
       fmt(s.storm.allBackMs, 0),
     ]),
   )
-  const warnings = slots.flatMap((s) => s.warnings.map((w) => `- ${LABEL[s.kind]} round ${s.round}: \`${w.slice(0, 200)}\``))
+  const warnings = [
+    ...slots.flatMap((s) => s.warnings.map((w) => `- ${LABEL[s.kind]} round ${s.round}: \`${w.slice(0, 200)}\``)),
+    ...(cluster?.warnings ?? []).map((w) => `- cluster ${w.slice(0, 240)}`),
+  ]
 
   const text = `# belfry benchmark results
 
 Generated by \`npm run bench\` (bench/run.ts); do not edit by hand.
 
 - Command: \`${envShown}npm run bench\`
-- Date: ${started.toISOString()} (took ${fmt(elapsedS, 0)} s)
+- Date: ${started.toISOString()} (took ${fmt(elapsedS, 0)} s${cluster ? `, of which ${fmt(cluster.elapsedMs / 1000, 0)} s the cluster phase` : ''})
 - Code: ${version}
 - N = ${N} clients, ${ROUNDS} interleaved rounds (${KINDS.map((k) => LABEL[k]).join(', ')}, then again), ${LOADGENS} load-generator processes; every figure is the median over the rounds (fan-out: over all ${FANOUTS * ROUNDS} broadcasts).
 
@@ -612,6 +645,7 @@ Time from \`connect()\` until the last of them was handed to the app (rounds of 
 
 ${replayTable}
 
+${clusterPart ? clusterPart.section : '## Cluster: PostgreSQL + Redis (belfry)\n\nNot run (`BENCH_CLUSTER=0`).\n'}
 ## Client size
 
 ${sizeTable}
