@@ -28,6 +28,16 @@ export const bytes = (n: number): string => (Math.abs(n) >= 1024 * 1024 ? `${fmt
 export const ratio = (value: number, base: number): string => (Number.isFinite(value / base) ? `${fmt(value / base, 2)}×` : '—')
 
 /** A Markdown table (also readable as it is in a terminal). */
+/** The markers around a section of RESULTS.md that another script writes (`npm run bench:tabs`): `npm run bench` keeps it. */
+export const SECTION = { start: '<!-- bench:tabs -->', end: '<!-- /bench:tabs -->' }
+
+/** The section between the markers in `text`, markers included, if any. */
+export function section(text: string): string | undefined {
+  const start = text.indexOf(SECTION.start)
+  const end = text.indexOf(SECTION.end)
+  return start >= 0 && end > start ? text.slice(start, end + SECTION.end.length) : undefined
+}
+
 export function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
   const line = (cells: readonly string[]) =>

@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url'
 import { CLIENT_SIZE_LIMIT_BYTES } from './client-size.js'
 import { CLUSTER_ENV, CLUSTER_ON, type ClusterResults, clusterReport, runCluster } from './cluster.js'
 import type { ClientKind } from './loadgen.js'
-import { bytes, chart, fmt, median, quantile, ratio, table } from './report.js'
+import { bytes, chart, fmt, median, quantile, ratio, section, table } from './report.js'
 import { now, type Peer, peer } from './rpc.js'
 import { KINDS, type Kind, LABEL, userId } from './shared.js'
 import { type ClientSize, clientSizes } from './size.js'
@@ -355,7 +355,12 @@ async function main(): Promise<void> {
     elapsed,
     after === version ? version : `${version} at the start, ${after} at the end: changed during the run`,
   )
-  writeFileSync(here('RESULTS.md'), text)
+  // The section `npm run bench:tabs` writes stays.
+  let kept: string | undefined
+  try {
+    kept = section(readFileSync(here('RESULTS.md'), 'utf8'))
+  } catch {}
+  writeFileSync(here('RESULTS.md'), kept ? `${text.trimEnd()}\n\n${kept}\n` : text)
   writeFileSync(here('chart.svg'), svg)
   log(`\n${text}`)
   log(`wrote bench/RESULTS.md and bench/chart.svg (${fmt(elapsed, 0)} s)`)
