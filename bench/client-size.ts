@@ -20,3 +20,6 @@ export const REACT_SIZE_LIMIT_BYTES = 1024
  * holds it to 2 KB.
  */
 export const SHARED_SIZE_BUDGET_BYTES = 2048
+
+/** What belfry/desktop may add to the client, min + gzip (level 9), measured the same way. */
+export const DESKTOP_SIZE_BUDGET_BYTES = 1280

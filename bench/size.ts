@@ -7,8 +7,8 @@
 import { fileURLToPath } from 'node:url'
 import { gzipSync } from 'node:zlib'
 import { build } from 'esbuild'
-import { bundleClient, bundleClientWithSharing, bundleReact, rwsEsbuild } from '../scripts/client-bundle.js'
-import { REACT_SIZE_LIMIT_BYTES, SHARED_SIZE_BUDGET_BYTES } from './client-size.js'
+import { bundleClient, bundleClientWith, bundleReact, rwsEsbuild } from '../scripts/client-bundle.js'
+import { DESKTOP_SIZE_BUDGET_BYTES, REACT_SIZE_LIMIT_BYTES, SHARED_SIZE_BUDGET_BYTES } from './client-size.js'
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url))
 
@@ -67,16 +67,21 @@ export async function reactSize(): Promise<ClientSize> {
   return { name: 'belfry/react', what, minified, gzip }
 }
 
-/** The client with belfry/shared, as an app that shares one socket among tabs bundles it. */
-export async function sharingSize(): Promise<ClientSize> {
-  const [{ gzip: alone }, { minified, gzip }] = await Promise.all([bundleClient(), bundleClientWithSharing()])
-  const what = `belfry + belfry/shared: +${gzip - alone} B over the client (budget ${SHARED_SIZE_BUDGET_BYTES} B)`
-  return { name: 'belfry with belfry/shared', what, minified, gzip }
+/** The client with an opt-in entry, as an app that uses both bundles them. */
+export async function optInSizes(): Promise<ClientSize[]> {
+  const alone = (await bundleClient()).gzip
+  const budgets = { shared: SHARED_SIZE_BUDGET_BYTES, desktop: DESKTOP_SIZE_BUDGET_BYTES }
+  const sizes: ClientSize[] = []
+  for (const [entry, budget] of Object.entries(budgets) as [keyof typeof budgets, number][]) {
+    const { minified, gzip } = await bundleClientWith(entry)
+    sizes.push({ name: `belfry with belfry/${entry}`, what: `+${gzip - alone} B over the client (budget ${budget} B)`, minified, gzip })
+  }
+  return sizes
 }
 
 /** `npm run size`: the table, on stdout. */
 if (import.meta.url === `file://${process.argv[1]}`) {
-  for (const s of [...(await clientSizes()), await sharingSize(), await reactSize()]) {
+  for (const s of [...(await clientSizes()), ...(await optInSizes()), await reactSize()]) {
     process.stdout.write(
       `${s.name.padEnd(36)} ${String(s.gzip).padStart(6)} B min+gzip  ${String(s.minified).padStart(7)} B min   ${s.what}\n`,
     )

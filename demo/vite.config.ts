@@ -4,8 +4,8 @@ import { rwsVite } from '../scripts/client-bundle.js'
 
 /**
  * Builds the demo pages into dist/demo, which `npm start` serves: index.html
- * and react.html (the same page on belfry/react). They import `belfry`,
- * `belfry/shared` and `belfry/react` like any app would; the aliases point them at the source,
+ * and react.html (the same page on belfry/react). They import `belfry` and
+ * its entries (`belfry/shared`, `belfry/desktop`, `belfry/react`) like any app would; the aliases point them at the source,
  * built the way the package builds it.
  *
  *   npx vite build --config demo/vite.config.ts
@@ -18,6 +18,7 @@ export default defineConfig({
       { find: /^belfry$/, replacement: fileURLToPath(new URL('../src/index.ts', import.meta.url)) },
       { find: /^belfry\/react$/, replacement: fileURLToPath(new URL('../src/react/index.ts', import.meta.url)) },
       { find: /^belfry\/shared$/, replacement: fileURLToPath(new URL('../src/shared/index.ts', import.meta.url)) },
+      { find: /^belfry\/desktop$/, replacement: fileURLToPath(new URL('../src/desktop/index.ts', import.meta.url)) },
     ],
   },
   plugins: [rwsVite()],

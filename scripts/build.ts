@@ -3,13 +3,13 @@
  * into dist/; the client entry, `dist/index.js`, is then replaced by one
  * bundle that carries reconnecting-websocket compiled from its source (see
  * client-bundle.ts), and the client's per-file output is removed (and
- * belfry/react's and belfry/shared's, each for its own bundle,
+ * belfry/react's, belfry/shared's and belfry/desktop's, each for its own bundle,
  * `dist/<entry>/index.js`). Then the demo page is built into dist/demo (the server package serves it in dev mode).
  */
 import { execFileSync } from 'node:child_process'
 import { readdirSync, rmSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { buildClientPackage, buildReactPackage, buildSharedPackage } from './client-bundle.js'
+import { buildClientPackage, buildOptInPackage, buildReactPackage, OPT_IN } from './client-bundle.js'
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url))
 
@@ -24,9 +24,11 @@ export async function build(out = `${ROOT}dist/`): Promise<void> {
   // belfry/react likewise: one module, dist/react/index.js, beside the declarations.
   for (const f of readdirSync(`${out}react`)) if (f.endsWith('.js')) rmSync(`${out}react/${f}`)
   await buildReactPackage(`${out}react/index.js`)
-  // belfry/shared likewise.
-  for (const f of readdirSync(`${out}shared`)) if (f.endsWith('.js')) rmSync(`${out}shared/${f}`)
-  await buildSharedPackage(`${out}shared/index.js`)
+  // belfry/shared and belfry/desktop likewise.
+  for (const entry of OPT_IN) {
+    for (const f of readdirSync(`${out}${entry}`)) if (f.endsWith('.js')) rmSync(`${out}${entry}/${f}`)
+    await buildOptInPackage(entry, `${out}${entry}/index.js`)
+  }
   run('vite/bin/vite.js', ['build', '--config', 'demo/vite.config.ts', '--logLevel', 'warn', '--outDir', `${out}demo`, '--emptyOutDir'])
 }
 

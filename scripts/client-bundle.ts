@@ -101,42 +101,48 @@ export async function bundleClient(): Promise<ClientBundle> {
   }
 }
 
+/** The opt-in entries that build on the client: `belfry/shared`, `belfry/desktop`. */
+export const OPT_IN = ['shared', 'desktop'] as const
+export type OptIn = (typeof OPT_IN)[number]
+
 /**
- * belfry/shared's entry, `src/shared/index.ts`: the client (`belfry`) stays an
+ * An opt-in entry, `src/<entry>/index.ts`: the client (`belfry`) stays an
  * import for the app's bundler, which resolves it to the app's one copy.
  */
-const SHARING: BuildOptions = {
-  entryPoints: [`${ROOT}src/shared/index.ts`],
+const optIn = (entry: OptIn): BuildOptions => ({
+  entryPoints: [`${ROOT}src/${entry}/index.ts`],
   bundle: true,
   format: 'esm',
   target: 'es2022',
   external: ['belfry'],
   logLevel: 'silent',
+})
+
+/** Writes the package's entry for `belfry/<entry>`: readable, one ES module. */
+export async function buildOptInPackage(entry: OptIn, outfile = `${ROOT}dist/${entry}/index.js`): Promise<void> {
+  await build({ ...optIn(entry), platform: 'neutral', outfile })
 }
 
-/** Writes the package's belfry/shared entry: readable, one ES module. */
-export async function buildSharedPackage(outfile = `${ROOT}dist/shared/index.js`): Promise<void> {
-  await build({ ...SHARING, platform: 'neutral', outfile })
-}
-
-/** `belfry` and `belfry/shared` from their source, for a bundle that takes both in as an app would. */
+/** `belfry` and `belfry/<entry>` from their source, for a bundle that takes them in as an app would. */
 const fromSource: EsbuildPlugin = {
   name: 'belfry-from-source',
   setup(b) {
-    b.onResolve({ filter: /^belfry(\/shared)?$/ }, ({ path }) => ({ path: `${ROOT}src/${path === 'belfry' ? '' : 'shared/'}index.ts` }))
+    b.onResolve({ filter: /^belfry(\/\w+)?$/ }, ({ path }) => ({
+      path: `${ROOT}src/${path.slice('belfry/'.length)}${path === 'belfry' ? '' : '/'}index.ts`,
+    }))
   },
 }
 
 /**
- * The client with belfry/shared, the way an app that uses both bundles them
- * (as bundleClient, plus the entry): what sharing costs is this minus the
+ * The client with `belfry/<entry>`, the way an app that uses both bundles them
+ * (as bundleClient, plus the entry): what the entry costs is this minus the
  * client alone.
  */
-export async function bundleClientWithSharing(): Promise<ClientBundle> {
+export async function bundleClientWith(entry: OptIn): Promise<ClientBundle> {
   const result = await build({
     ...SHARED,
     entryPoints: [],
-    stdin: { contents: "export * from 'belfry'\nexport * from 'belfry/shared'\n", resolveDir: ROOT, loader: 'ts' },
+    stdin: { contents: `export * from 'belfry'\nexport * from 'belfry/${entry}'\n`, resolveDir: ROOT, loader: 'ts' },
     plugins: [rwsEsbuild, fromSource],
     platform: 'browser',
     minify: true,

@@ -6,7 +6,8 @@
  *   its declarations, and mitt as its only dependency: no native module, no
  *   Node-only dependency, no install script. And two opt-in entries, one
  *   module each with its declarations: `belfry/react`, for React 18 or 19
- *   (an optional peer), and `belfry/shared`, one socket for a user's tabs.
+ *   (an optional peer), `belfry/shared`, one socket for a user's tabs, and
+ *   `belfry/desktop`, desktop notifications.
  * - `belfry-server`: the server, its CLI (`belfry-server`), the demo page it
  *   serves in dev mode, and its store and broker dependencies.
  *
@@ -40,9 +41,9 @@ const fail = (message: string): never => {
 /** What goes into each package: files copied from the build, and its manifest. */
 export const PACKAGES = {
   belfry: {
-    // Declarations only from the folders: the code is all in dist/index.js (and dist/{react,shared}/index.js).
-    files: ['dist/index.js', 'dist/index.d.ts', 'dist/client', 'dist/protocol', 'dist/react', 'dist/shared'],
-    only: (_from: string, to: string) => !/\.(js|map)$/.test(to) || /\/dist\/((react|shared)\/)?index\.js$/.test(to),
+    // Declarations only from the folders: the code is all in dist/index.js (and dist/{react,shared,desktop}/index.js).
+    files: ['dist/index.js', 'dist/index.d.ts', 'dist/client', 'dist/protocol', 'dist/react', 'dist/shared', 'dist/desktop'],
+    only: (_from: string, to: string) => !/\.(js|map)$/.test(to) || /\/dist\/((react|shared|desktop)\/)?index\.js$/.test(to),
     manifest: {
       name: 'belfry',
       description: 'Real-time notifications for web apps: a typed WebSocket client with durable resume and exactly-once delivery.',
@@ -51,6 +52,7 @@ export const PACKAGES = {
         '.': { types: './dist/index.d.ts', import: './dist/index.js' },
         './react': { types: './dist/react/index.d.ts', import: './dist/react/index.js' },
         './shared': { types: './dist/shared/index.d.ts', import: './dist/shared/index.js' },
+        './desktop': { types: './dist/desktop/index.d.ts', import: './dist/desktop/index.js' },
       },
       dependencies: pick(['mitt']),
       // belfry/react's; an app without React installs none of it.

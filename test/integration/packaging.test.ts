@@ -101,7 +101,7 @@ describe('the belfry client package', () => {
     // belfry/react: React is an optional peer (not installed above), and each entry lists its types first.
     expect(manifest).toMatchObject({ peerDependencies: { react: '^18 || ^19' }, peerDependenciesMeta: { react: { optional: true } } })
     const exports = manifest.exports as Record<string, Record<string, string>>
-    expect(Object.keys(exports)).toEqual(['.', './react', './shared'])
+    expect(Object.keys(exports)).toEqual(['.', './react', './shared', './desktop'])
     for (const entry of Object.values(exports)) expect(Object.keys(entry)).toEqual(['types', 'import'])
     expect(readFileSync(join(dir, 'node_modules/belfry', exports['./react']!.import!), 'utf8')).toMatch(/^["']use client["'];/)
     // No source maps that would point at files the package does not ship.
@@ -154,6 +154,10 @@ import { sharedConnection, type SharedConnectionOptions } from 'belfry/shared'
 const sharing: SharedConnectionOptions = { beat: 1000, stale: 3000 }
 const shared = new NotificationClient({ url: 'wss://example.com/ws', token: 'token', connection: sharedConnection(sharing) })
 shared.on('status', (s) => console.log(s.mode satisfies 'solo' | 'leader' | 'follower'))
+import { desktopNotifications, type DesktopPermission } from 'belfry/desktop'
+const desktop = desktopNotifications(client, { onClick: (n) => console.log(n?.data?.service), interval: 2000 })
+const permission: DesktopPermission = desktop.permission
+desktop.on('permission', (p) => console.log(p === 'unsupported', permission))
 `,
     )
     expect(errors).toBe('')

@@ -2,10 +2,15 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import ReconnectingWebSocket from 'reconnecting-websocket'
 import { describe, expect, it } from 'vitest'
-import { CLIENT_SIZE_LIMIT_BYTES, REACT_SIZE_LIMIT_BYTES, SHARED_SIZE_BUDGET_BYTES } from '../../bench/client-size.js'
+import {
+  CLIENT_SIZE_LIMIT_BYTES,
+  DESKTOP_SIZE_BUDGET_BYTES,
+  REACT_SIZE_LIMIT_BYTES,
+  SHARED_SIZE_BUDGET_BYTES,
+} from '../../bench/client-size.js'
 import {
   bundleClient,
-  bundleClientWithSharing,
+  bundleClientWith,
   bundleReact,
   RWS_SOURCE,
   rwsSource,
@@ -93,12 +98,15 @@ describe('belfry/react bundle', () => {
   })
 })
 
-describe('belfry/shared', () => {
-  it(`adds at most ${SHARED_SIZE_BUDGET_BYTES} bytes min + gzip to the client, and the client alone carries none of it`, async () => {
-    const [alone, sharing] = await Promise.all([bundleClient(), bundleClientWithSharing()])
-    expect(alone.inputs.filter((i) => i.includes('src/shared/'))).toEqual([])
-    expect(sharing.inputs).toContain('src/shared/index.ts')
-    expect(sharing.gzip - alone.gzip).toBeGreaterThan(0)
-    expect(sharing.gzip - alone.gzip).toBeLessThanOrEqual(SHARED_SIZE_BUDGET_BYTES)
+describe.each([
+  ['shared', SHARED_SIZE_BUDGET_BYTES],
+  ['desktop', DESKTOP_SIZE_BUDGET_BYTES],
+] as const)('belfry/%s', (entry, budget) => {
+  it(`adds at most ${budget} bytes min + gzip to the client, and the client alone carries none of it`, async () => {
+    const [alone, both] = await Promise.all([bundleClient(), bundleClientWith(entry)])
+    expect(alone.inputs.filter((i) => i.includes(`src/${entry}/`))).toEqual([])
+    expect(both.inputs).toContain(`src/${entry}/index.ts`)
+    expect(both.gzip - alone.gzip).toBeGreaterThan(0)
+    expect(both.gzip - alone.gzip).toBeLessThanOrEqual(budget)
   })
 })

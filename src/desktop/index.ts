@@ -1,0 +1,217 @@
+/**
+ * belfry/desktop: the browser's desktop notifications for what arrives while
+ * no tab of the app is visible, shown by one tab, one per notification, with
+ * bursts folded into a summary, and a permission asked for only from a click.
+ *
+ * @example
+ * import { desktopNotifications } from 'belfry/desktop'
+ * const desktop = desktopNotifications(client, { onClick: (n) => router.push(`/inbox/${n.id}`) })
+ * enableButton.hidden = desktop.permission !== 'default'
+ * enableButton.onclick = () => desktop.request()
+ */
+import { BelfryError, type ConnectionMode, type JsonObject, type Notification, type NotificationClient } from 'belfry'
+
+/** The browser's permission, or `unsupported` where pages cannot show notifications (no constructor, or one that throws, as on Android). */
+export type DesktopPermission = NotificationPermission | 'unsupported'
+
+/** What a desktop notification shows: its title and the browser's options (`body`, `icon`, …). `tag` and `data` are belfry's. */
+export interface DesktopContent {
+  title: string
+  options?: Omit<NotificationOptions, 'tag' | 'data'> | undefined
+}
+
+/** Options of {@link desktopNotifications}. */
+export interface DesktopOptions<Data extends object = JsonObject> {
+  /** Which notifications may go to the desktop. @default all */
+  filter?: ((n: Notification<Data>) => boolean) | undefined
+  /** What one shows. @default its title and body */
+  render?: ((n: Notification<Data>) => DesktopContent) | undefined
+  /** What the summary of `count` notifications shows. @default "`count` new notifications" */
+  summary?: ((count: number) => DesktopContent) | undefined
+  /** Called when one is clicked (the tab focused, the notification closed): e.g. to open it. `undefined` for a summary. Same as `on('click')`. */
+  onClick?: ((n: Notification<Data> | undefined) => void) | undefined
+  /** At most one desktop notification per this many ms; what comes between waits for one summary. @default 2000 */
+  interval?: number | undefined
+  /** The Notification constructor. @default globalThis.Notification */
+  Notification?: typeof Notification | undefined
+  /** Whether some tab of the app is visible. @default this tab's visibility, and its other tabs' through Web Locks */
+  anyTabVisible?: (() => boolean | Promise<boolean>) | undefined
+}
+
+/** The events of {@link DesktopNotifications}, by name. */
+export interface DesktopEvents<Data extends object = JsonObject> {
+  permission: DesktopPermission
+  click: Notification<Data> | undefined
+}
+
+/** The handle {@link desktopNotifications} returns. */
+export interface DesktopNotifications<Data extends object = JsonObject> {
+  /** The permission now. */
+  readonly permission: DesktopPermission
+  /**
+   * Asks the browser for the permission. Call it from a click (or key) handler:
+   * browsers ignore or block a request without a user gesture, so without one
+   * it rejects and asks nothing. Resolves with the permission after.
+   */
+  request(): Promise<DesktopPermission>
+  /**
+   * `permission`: the permission changed (here, or in the browser's
+   * settings). `click`: one was clicked (the tab is focused and it is closed
+   * by then), with its notification (`undefined` for a summary). Returns the
+   * unsubscribe function.
+   */
+  on<K extends keyof DesktopEvents<Data>>(type: K, handler: (event: DesktopEvents<Data>[K]) => void): () => void
+  /** Stops: no more desktop notifications, no more events. */
+  stop(): void
+}
+
+/** The Web Lock each visible tab holds (shared mode): a tab that finds one held knows some tab is visible. */
+const VISIBLE_LOCK = 'belfry:visible'
+const SUMMARY_TAG = 'belfry:summary'
+
+const doc = () => globalThis.document as Document | undefined
+const ownVisible = () => doc()?.visibilityState === 'visible'
+
+/**
+ * Shows the browser's desktop notifications for `client`'s live
+ * notifications while no tab of the app is visible. One tab shows them: the
+ * leader when tabs share a connection (`belfry/shared`); with a socket per tab
+ * each tab shows its own, and the tag (the notification's id) makes the
+ * browser keep one. A notification that comes as catch-up (`replayed`) is
+ * never shown alone: it counts towards a summary.
+ */
+export function desktopNotifications<Data extends object = JsonObject>(
+  client: NotificationClient<Data>,
+  options: DesktopOptions<Data> = {},
+): DesktopNotifications<Data> {
+  const { filter, onClick, interval = 2000 } = options
+  if (!(Number.isFinite(interval) && interval >= 0)) {
+    throw new TypeError(`desktopNotifications: interval must be a number of ms ≥ 0; got ${String(interval)}`)
+  }
+  const render = options.render ?? ((n: Notification<Data>) => ({ title: n.title, options: { body: n.body } }))
+  const summary = options.summary ?? ((count: number) => ({ title: `${count} new notification${count === 1 ? '' : 's'}` }))
+  const Ctor = options.Notification ?? globalThis.Notification
+  const locks = globalThis.navigator?.locks
+  const anyTabVisible =
+    options.anyTabVisible ?? (async () => ownVisible() || ((await locks?.query())?.held ?? []).some((l) => l.name === VISIBLE_LOCK))
+
+  let broken = false
+  let stopped = false
+  let mode: ConnectionMode = 'solo'
+  /** When the last one was shown, and the notifications waiting for the summary. */
+  let last = Number.NEGATIVE_INFINITY
+  let waiting = 0
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const listeners = { permission: new Set<(p: DesktopPermission) => void>(), click: new Set<(n: Notification<Data> | undefined) => void>() }
+  if (onClick) listeners.click.add(onClick)
+  const cleanup: (() => void)[] = []
+
+  const permission = (): DesktopPermission => (broken || typeof Ctor !== 'function' ? 'unsupported' : Ctor.permission)
+  let told = permission()
+  const tell = () => {
+    const now = permission()
+    if (now === told) return
+    told = now
+    for (const f of listeners.permission) f(now)
+  }
+
+  /** Shows one, or learns that this browser cannot (its constructor throws). */
+  const show = ({ title, options: o }: DesktopContent, tag: string, n?: Notification<Data>) => {
+    try {
+      const shown = new Ctor(title, { ...o, tag, data: n ? { id: n.id, seq: n.seq } : undefined })
+      shown.onclick = () => {
+        globalThis.focus?.()
+        shown.close()
+        for (const f of listeners.click) f(n)
+      }
+      last = Date.now()
+    } catch {
+      broken = true
+      tell()
+    }
+  }
+
+  /** Whether this tab should show anything now: allowed, not a follower, and no tab of the app visible. */
+  const mayShow = async () => permission() === 'granted' && mode !== 'follower' && !(await anyTabVisible()) && !stopped
+
+  const flush = async () => {
+    timer = undefined
+    const count = waiting
+    waiting = 0
+    if (count > 0 && (await mayShow())) show(summary(count), SUMMARY_TAG)
+  }
+
+  /** One more for the summary, shown `interval` after the last one shown (and never sooner than `interval` from now). */
+  const wait = () => {
+    waiting++
+    timer ??= setTimeout(flush, Math.max(interval, last + interval - Date.now()))
+  }
+
+  cleanup.push(
+    client.on('status', (e) => {
+      mode = e.mode
+    }),
+    client.on('notification', async (n) => {
+      if (filter && !filter(n)) return
+      if (!(await mayShow())) return
+      if (n.replayed || timer || Date.now() - last < interval) wait()
+      else show(render(n), n.id, n)
+    }),
+  )
+
+  // While visible, this tab holds a shared lock: the other tabs' anyTabVisible sees it.
+  if (locks && !options.anyTabVisible && doc()) {
+    let release: (() => void) | undefined
+    const track = () => {
+      if (ownVisible() && !release) {
+        locks.request(VISIBLE_LOCK, { mode: 'shared' }, () => new Promise<void>((done) => (release = done))).catch(() => {})
+      } else if (!ownVisible() && release) {
+        release()
+        release = undefined
+      }
+    }
+    track()
+    doc()!.addEventListener('visibilitychange', track)
+    cleanup.push(() => {
+      doc()!.removeEventListener('visibilitychange', track)
+      release?.()
+    })
+  }
+
+  // A change made in the browser's settings.
+  globalThis.navigator?.permissions
+    ?.query({ name: 'notifications' })
+    .then((status) => {
+      status.addEventListener('change', tell)
+      cleanup.push(() => status.removeEventListener('change', tell))
+    })
+    .catch(() => {})
+
+  return {
+    get permission() {
+      return permission()
+    },
+    async request() {
+      if (permission() === 'unsupported') return 'unsupported'
+      if (globalThis.navigator?.userActivation?.isActive === false) {
+        throw new BelfryError('desktopNotifications: request() must be called from a click or key handler (browsers refuse it otherwise)')
+      }
+      await Ctor.requestPermission()
+      tell()
+      return permission()
+    },
+    on(type, handler) {
+      const set = listeners[type] as Set<typeof handler>
+      set.add(handler)
+      return () => set.delete(handler)
+    },
+    stop() {
+      stopped = true
+      clearTimeout(timer)
+      waiting = 0
+      for (const off of cleanup.splice(0)) off()
+      listeners.permission.clear()
+      listeners.click.clear()
+    },
+  }
+}

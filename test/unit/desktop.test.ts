@@ -1,0 +1,253 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { type DesktopOptions, desktopNotifications } from '../../src/desktop/index.js'
+import type { ConnectionMode, Notification, NotificationClient, StatusEvent } from '../../src/index.js'
+
+/** A client that emits what a test tells it to. */
+function fakeClient() {
+  const handlers = { notification: new Set<(n: Notification) => void>(), status: new Set<(e: StatusEvent) => void>() }
+  const client = {
+    on(type: 'notification' | 'status', handler: (e: never) => void) {
+      const set = handlers[type] as Set<(e: never) => void>
+      set.add(handler)
+      return () => set.delete(handler)
+    },
+  }
+  return {
+    client: client as unknown as NotificationClient,
+    notify: (n: Notification) => {
+      for (const h of handlers.notification) h(n)
+    },
+    mode: (mode: ConnectionMode) => {
+      for (const h of handlers.status) h({ from: 'authenticating', to: 'online', mode, reason: 'auth', attempt: 0 })
+    },
+    listeners: () => handlers.notification.size + handlers.status.size,
+  }
+}
+
+const note = (seq: number, extra: Partial<Notification> = {}): Notification => ({
+  id: `id-${seq}`,
+  seq,
+  title: `n${seq}`,
+  body: `body ${seq}`,
+  priority: 'medium',
+  timestamp: '2026-12-01T00:00:00.000Z',
+  read: false,
+  ...extra,
+})
+
+/** A Notification constructor that records what it is asked to show. */
+function fakeNotification(permission: NotificationPermission = 'granted') {
+  const shown: { title: string; options: NotificationOptions; closed: boolean; onclick: (() => void) | null }[] = []
+  class Fake {
+    static permission = permission
+    static requests = 0
+    static async requestPermission() {
+      Fake.requests++
+      Fake.permission = 'granted'
+      return Fake.permission
+    }
+    onclick: (() => void) | null = null
+    readonly entry: (typeof shown)[number]
+    constructor(title: string, options: NotificationOptions = {}) {
+      this.entry = { title, options, closed: false, onclick: null }
+      shown.push(this.entry)
+      queueMicrotask(() => {
+        this.entry.onclick = this.onclick
+      })
+    }
+    close() {
+      this.entry.closed = true
+    }
+  }
+  return { Ctor: Fake as unknown as typeof Notification & typeof Fake, shown }
+}
+
+let visible = false
+const settle = () => vi.advanceTimersByTimeAsync(0)
+
+function setup(options: DesktopOptions = {}, permission: NotificationPermission = 'granted') {
+  const c = fakeClient()
+  const n = fakeNotification(permission)
+  const desktop = desktopNotifications(c.client, { Notification: n.Ctor, anyTabVisible: () => visible, ...options })
+  return { ...c, ...n, desktop }
+}
+
+beforeEach(() => {
+  vi.useFakeTimers()
+  visible = false
+})
+afterEach(() => {
+  vi.useRealTimers()
+  vi.unstubAllGlobals()
+})
+
+describe('desktopNotifications', () => {
+  it('shows a live notification while no tab is visible, tagged with its id', async () => {
+    const t = setup()
+    t.notify(note(1))
+    await settle()
+    expect(t.shown.map((s) => [s.title, s.options.body, s.options.tag])).toEqual([['n1', 'body 1', 'id-1']])
+    expect(t.shown[0]!.options.data).toEqual({ id: 'id-1', seq: 1 })
+  })
+
+  it('shows nothing while a tab is visible, or without the permission', async () => {
+    visible = true
+    const t = setup()
+    t.notify(note(1))
+    await settle()
+    expect(t.shown).toEqual([])
+    visible = false
+    for (const permission of ['default', 'denied'] as const) {
+      const u = setup({}, permission)
+      u.notify(note(1))
+      await settle()
+      expect(u.shown, permission).toEqual([])
+    }
+  })
+
+  it('leaves showing to the leader when tabs share a connection: a follower shows nothing', async () => {
+    const t = setup()
+    t.mode('follower')
+    t.notify(note(1))
+    await settle()
+    expect(t.shown).toEqual([])
+    t.mode('leader')
+    t.notify(note(2))
+    await settle()
+    expect(t.shown.map((s) => s.title)).toEqual(['n2'])
+  })
+
+  it('shows at most one per interval: a burst of 20 is one notification and one summary of the other 19', async () => {
+    const t = setup()
+    for (let i = 1; i <= 20; i++) t.notify(note(i))
+    await settle()
+    expect(t.shown.map((s) => s.title)).toEqual(['n1'])
+    await vi.advanceTimersByTimeAsync(1999)
+    expect(t.shown).toHaveLength(1)
+    await vi.advanceTimersByTimeAsync(1)
+    expect(t.shown.map((s) => [s.title, s.options.tag])).toEqual([
+      ['n1', 'id-1'],
+      ['19 new notifications', 'belfry:summary'],
+    ])
+    // The next burst: its summary replaces the last one (the same tag), again at most one per interval.
+    for (let i = 21; i <= 25; i++) t.notify(note(i))
+    await vi.advanceTimersByTimeAsync(2000)
+    expect(t.shown.slice(2).map((s) => [s.title, s.options.tag])).toEqual([['5 new notifications', 'belfry:summary']])
+    // Quiet for an interval: the next one is shown alone again.
+    await vi.advanceTimersByTimeAsync(2000)
+    t.notify(note(26))
+    await settle()
+    expect(t.shown.at(-1)!.title).toBe('n26')
+  })
+
+  it('never shows catch-up notifications one by one: 50 replayed are one summary', async () => {
+    const t = setup()
+    for (let i = 1; i <= 50; i++) t.notify(note(i, { replayed: true }))
+    await vi.advanceTimersByTimeAsync(5000)
+    expect(t.shown.map((s) => s.title)).toEqual(['50 new notifications'])
+  })
+
+  it('drops a summary that comes due while a tab is visible', async () => {
+    const t = setup()
+    t.notify(note(1))
+    t.notify(note(2))
+    await settle()
+    visible = true
+    await vi.advanceTimersByTimeAsync(2000)
+    expect(t.shown.map((s) => s.title)).toEqual(['n1'])
+  })
+
+  it('uses filter, render and summary', async () => {
+    const t = setup({
+      filter: (n) => n.priority === 'high',
+      render: (n) => ({ title: `!${n.title}`, options: { body: 'custom', icon: '/i.png' } }),
+      summary: (count) => ({ title: `${count} more` }),
+    })
+    t.notify(note(1))
+    t.notify(note(2, { priority: 'high' }))
+    t.notify(note(3, { priority: 'high' }))
+    await vi.advanceTimersByTimeAsync(2000)
+    expect(t.shown.map((s) => [s.title, s.options.body, s.options.icon])).toEqual([
+      ['!n2', 'custom', '/i.png'],
+      ['1 more', undefined, undefined],
+    ])
+  })
+
+  it('on a click focuses the tab, closes the notification and tells the app which one', async () => {
+    const focus = vi.fn()
+    vi.stubGlobal('focus', focus)
+    const onClick = vi.fn()
+    const t = setup({ onClick })
+    const clicks: unknown[] = []
+    t.desktop.on('click', (n) => clicks.push(n?.id))
+    t.notify(note(1))
+    await settle()
+    t.shown[0]!.onclick!()
+    expect(focus).toHaveBeenCalledOnce()
+    expect(t.shown[0]!.closed).toBe(true)
+    expect(onClick).toHaveBeenCalledWith(expect.objectContaining({ id: 'id-1', seq: 1 }))
+    expect(clicks).toEqual(['id-1'])
+  })
+
+  it('says unsupported where the constructor is missing or throws (Android), and then stops trying', async () => {
+    const t = setup({ Notification: undefined })
+    vi.stubGlobal('Notification', undefined)
+    const none = desktopNotifications(t.client, { anyTabVisible: () => false })
+    expect(none.permission).toBe('unsupported')
+    await expect(none.request()).resolves.toBe('unsupported')
+
+    let calls = 0
+    class Throwing {
+      static permission = 'granted'
+      constructor() {
+        calls++
+        throw new TypeError('Illegal constructor. Use ServiceWorkerRegistration.showNotification() instead.')
+      }
+    }
+    const c = fakeClient()
+    const android = desktopNotifications(c.client, { Notification: Throwing as unknown as typeof Notification, anyTabVisible: () => false })
+    const told: string[] = []
+    android.on('permission', (p) => told.push(p))
+    expect(android.permission).toBe('granted')
+    c.notify(note(1))
+    await settle()
+    expect(android.permission).toBe('unsupported')
+    expect(told).toEqual(['unsupported'])
+    await vi.advanceTimersByTimeAsync(5000)
+    c.notify(note(2))
+    await settle()
+    expect(calls).toBe(1)
+  })
+
+  it('asks for the permission only from a user gesture, and tells the change', async () => {
+    const t = setup({}, 'default')
+    const told: string[] = []
+    t.desktop.on('permission', (p) => told.push(p))
+    vi.stubGlobal('navigator', { userActivation: { isActive: false } })
+    await expect(t.desktop.request()).rejects.toThrow(/must be called from a click or key handler/)
+    expect(t.Ctor.requests).toBe(0)
+    vi.stubGlobal('navigator', { userActivation: { isActive: true } })
+    await expect(t.desktop.request()).resolves.toBe('granted')
+    expect(t.Ctor.requests).toBe(1)
+    expect(told).toEqual(['granted'])
+  })
+
+  it('stops: no more notifications, no listener left on the client', async () => {
+    const t = setup()
+    t.notify(note(1))
+    t.notify(note(2))
+    t.desktop.stop()
+    await vi.advanceTimersByTimeAsync(5000)
+    t.notify(note(3))
+    await settle()
+    expect(t.shown).toEqual([])
+    expect(t.listeners()).toBe(0)
+  })
+
+  it('refuses a bad interval with a TypeError that says what it got', () => {
+    const { client } = fakeClient()
+    expect(() => desktopNotifications(client, { interval: -1 })).toThrow(
+      new TypeError('desktopNotifications: interval must be a number of ms ≥ 0; got -1'),
+    )
+  })
+})
