@@ -5,6 +5,7 @@
  */
 import { NotificationClient } from 'belfry'
 import { sharedConnection } from 'belfry/shared'
+import { createDesktop } from './desktop.js'
 import { DevServer } from './dev.js'
 import { byTestId, describe } from './dom.js'
 import { createInbox } from './inbox.js'
@@ -70,6 +71,7 @@ function start(user: string): void {
   createInbox(client, report)
   createStatus(client, () => dev.drop(), report, share)
   createSend(client, dev)
+  createDesktop(client, report)
 
   client.connect()
   // Closing sends the pending ack; a page restored from the back-forward cache starts afresh.

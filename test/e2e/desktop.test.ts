@@ -1,0 +1,225 @@
+/**
+ * belfry/desktop in Chromium, on the demo page. A stub Notification records
+ * what the page shows (and whether a permission request came with a user
+ * gesture), and each page's visibility is stubbed, so that a test can hide
+ * pages that headless Chromium always shows as visible. One test uses the
+ * real Notification API.
+ */
+import type { Browser, BrowserContext, Page } from 'playwright-core'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { type DemoServer, launchBrowser, openPage, publish, screenshot, startDemoServer } from './harness.js'
+
+let browser: Browser
+let demo: DemoServer
+let context: BrowserContext
+const pages: { page: Page; problems: string[] }[] = []
+
+beforeAll(async () => {
+  browser = await launchBrowser()
+})
+afterAll(async () => {
+  await browser?.close()
+})
+beforeEach(async () => {
+  demo = await startDemoServer()
+  context = await browser.newContext({ viewport: { width: 1000, height: 700 } })
+})
+/** Chromium logs the refused reconnects while the network is off; allowed where a test turns it off. */
+let allowOffline = false
+afterEach(async (ctx) => {
+  const problems = pages.flatMap((p) => p.problems).filter((p) => !(allowOffline && /net::ERR_INTERNET_DISCONNECTED|WebSocket/.test(p)))
+  allowOffline = false
+  for (const [i, p] of pages.entries())
+    await screenshot(p.page, `desktop-${ctx.task.name.replace(/\W+/g, '-')}-${i}`).catch(() => undefined)
+  pages.length = 0
+  await context?.close()
+  await demo?.dispose()
+  expect(problems).toEqual([])
+})
+
+interface Shown {
+  title: string
+  tag: string
+}
+interface Stub {
+  shown: Shown[]
+  /** navigator.userActivation.isActive at each requestPermission(). */
+  requests: boolean[]
+  closed: number
+  focused: number
+  last?: { onclick: (() => void) | null }
+}
+
+/** The stub Notification (permission `permission`), and a visibility each test sets per page. */
+async function stubs(permission: NotificationPermission = 'granted'): Promise<void> {
+  await context.addInitScript((permission) => {
+    const w = window as unknown as { stub: Stub; visible: boolean; Notification: unknown; focus: () => void }
+    const stub: Stub = { shown: [], requests: [], closed: 0, focused: 0 }
+    w.stub = stub
+    w.visible = true
+    Object.defineProperty(Document.prototype, 'visibilityState', { get: () => (w.visible ? 'visible' : 'hidden'), configurable: true })
+    Object.defineProperty(Document.prototype, 'hidden', { get: () => !w.visible, configurable: true })
+    class StubNotification {
+      static permission = permission
+      static requestPermission() {
+        stub.requests.push(navigator.userActivation.isActive)
+        StubNotification.permission = 'granted'
+        return Promise.resolve('granted')
+      }
+      onclick: (() => void) | null = null
+      constructor(title: string, options: { tag: string }) {
+        stub.shown.push({ title, tag: options.tag })
+        stub.last = this
+      }
+      close() {
+        stub.closed++
+      }
+    }
+    w.Notification = StubNotification
+    w.focus = () => {
+      stub.focused++
+    }
+  }, permission)
+}
+
+async function tab(share: boolean): Promise<Page> {
+  const opened = await openPage(context, `${demo.url}/?user=ann${share ? '&share=1' : ''}`)
+  pages.push(opened)
+  await opened.page.locator('[data-testid="status"][data-state="online"]').waitFor({ timeout: 15_000 })
+  return opened.page
+}
+
+const setVisible = (page: Page, visible: boolean) =>
+  page.evaluate((visible) => {
+    ;(window as unknown as { visible: boolean }).visible = visible
+    document.dispatchEvent(new Event('visibilitychange'))
+  }, visible)
+const stubOf = (page: Page) => page.evaluate(() => (window as unknown as { stub: Stub }).stub)
+const shownOn = async (list: Page[]) => (await Promise.all(list.map(stubOf))).map((s) => s.shown)
+const badge = (page: Page) => page.locator('[data-testid="badge"]').textContent()
+const modeOf = (page: Page) => page.locator('[data-testid="mode"]').getAttribute('data-mode')
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Publishes one and waits until every page has counted it (so that any desktop notification would be up). */
+async function publishAndWait(list: Page[], title: string, count: number): Promise<void> {
+  expect(await publish(demo.url, { userId: 'ann', title, body: 'b' })).toBe(201)
+  for (const page of list)
+    await page.waitForFunction((n) => document.querySelector('[data-testid="badge"]')?.textContent === String(n), count)
+  await sleep(100)
+}
+
+describe('belfry/desktop in Chromium', () => {
+  it('shows one desktop notification per publish from one page of three sharing a connection, and none while a page is visible', async () => {
+    await stubs()
+    const three = [await tab(true), await tab(true), await tab(true)]
+    for (const page of three) await setVisible(page, false)
+    await publishAndWait(three, 'first', 1)
+    const shown = await shownOn(three)
+    expect(shown.flat()).toEqual([{ title: 'first', tag: expect.any(String) }])
+    const leader = three[(await Promise.all(three.map(modeOf))).indexOf('leader')]!
+    expect((await stubOf(leader)).shown).toHaveLength(1)
+    // A follower comes to the front: nothing goes to the desktop (2 s later, past the rate limit).
+    const follower = three.find((p) => p !== leader)!
+    await setVisible(follower, true)
+    await sleep(2000)
+    await publishAndWait(three, 'second', 2)
+    expect((await shownOn(three)).flat()).toHaveLength(1)
+  })
+
+  it('with a socket per page, each page shows it under the same tag (the browser keeps one)', async () => {
+    await stubs()
+    const three = [await tab(false), await tab(false), await tab(false)]
+    for (const page of three) await setVisible(page, false)
+    await publishAndWait(three, 'hello', 1)
+    const shown = (await shownOn(three)).flat()
+    expect(shown).toHaveLength(3)
+    expect(new Set(shown.map((s) => s.tag)).size).toBe(1)
+  })
+
+  it('folds a burst of 20 into one notification and one summary', async () => {
+    await stubs()
+    const page = await tab(true)
+    await setVisible(page, false)
+    for (let i = 1; i <= 20; i++) expect(await publish(demo.url, { userId: 'ann', title: `n${i}`, body: '' })).toBe(201)
+    await page.waitForFunction(() => document.querySelector('[data-testid="badge"]')?.textContent === '20')
+    await sleep(2500)
+    const { shown } = await stubOf(page)
+    expect(shown.length).toBeLessThanOrEqual(2)
+    expect(shown[0]!.title).toBe('n1')
+    expect(shown.slice(1).map((s) => s.title)).toEqual(shown.length === 2 ? [`${20 - 1} new notifications`] : [])
+  })
+
+  it('shows 50 notifications replayed on a reconnect as one summary at most, none one by one', async () => {
+    await stubs()
+    allowOffline = true
+    const page = await tab(false)
+    await setVisible(page, false)
+    await context.setOffline(true)
+    await page.locator('[data-testid="status"][data-state="offline"]').waitFor()
+    for (let i = 1; i <= 50; i++) expect(await publish(demo.url, { userId: 'ann', title: `queued ${i}`, body: '' })).toBe(201)
+    await context.setOffline(false)
+    await page.waitForFunction(() => document.querySelector('[data-testid="badge"]')?.textContent === '50', undefined, { timeout: 15_000 })
+    await sleep(2500)
+    const { shown } = await stubOf(page)
+    expect(shown.filter((s) => s.title.startsWith('queued'))).toEqual([])
+    expect(shown.map((s) => s.title)).toEqual(['50 new notifications'])
+  })
+
+  it('on a click focuses the page, closes the notification and opens the inbox', async () => {
+    await stubs()
+    const page = await tab(true)
+    await setVisible(page, false)
+    await publishAndWait([page], 'click me', 1)
+    await page.evaluate(() => (window as unknown as { stub: Stub }).stub.last!.onclick!())
+    const stub = await stubOf(page)
+    expect([stub.focused, stub.closed]).toEqual([1, 1])
+    expect(await page.locator('[data-testid="bell"]').getAttribute('aria-expanded')).toBe('true')
+    expect(await badge(page)).toBe('1')
+  })
+
+  it('asks for the permission only from a real click, never on load or from a script', async () => {
+    await stubs('default')
+    // The page's own script clicks the button 5.5 s after it loads, once any user activation has
+    // lapsed (Chromium's lasts 5 s): a click without a user gesture. (A Playwright evaluate would
+    // not do: Playwright's calls run with one.)
+    await context.addInitScript(() => {
+      addEventListener('load', () =>
+        setTimeout(() => {
+          const w = window as unknown as { scriptClick: boolean }
+          w.scriptClick = navigator.userActivation.isActive
+          ;(document.querySelector('[data-testid="desktop-enable"]') as HTMLButtonElement).click()
+        }, 5500),
+      )
+    })
+    const page = await tab(true)
+    const button = page.locator('[data-testid="desktop-enable"]')
+    // Nothing from Playwright meanwhile: its calls give the page activation.
+    await sleep(6500)
+    expect(await page.locator('[data-testid="error"]').textContent()).toMatch(/click or key handler/)
+    expect(await page.evaluate(() => (window as unknown as { scriptClick: boolean }).scriptClick)).toBe(false)
+    expect((await stubOf(page)).requests).toEqual([])
+    expect(await button.isVisible()).toBe(true)
+    await button.click()
+    await button.waitFor({ state: 'hidden' })
+    expect((await stubOf(page)).requests).toEqual([true])
+    expect(await page.locator('[data-testid="desktop-state"]').getAttribute('data-permission')).toBe('granted')
+    // The script's refusal went to the page's error line, not the console.
+    pages.at(-1)!.problems.length = 0
+  })
+
+  it('uses the real Notification API once the permission is granted to the origin', async () => {
+    await context.grantPermissions(['notifications'], { origin: demo.url })
+    const page = await tab(true)
+    const result = await page.evaluate(() => {
+      try {
+        const n = new Notification('belfry', { body: 'a real one', tag: 'smoke' })
+        n.close()
+        return { permission: Notification.permission, error: '' }
+      } catch (error) {
+        return { permission: Notification.permission, error: String(error) }
+      }
+    })
+    expect(result).toEqual({ permission: 'granted', error: '' })
+    expect(await page.locator('[data-testid="desktop-state"]').getAttribute('data-permission')).toBe('granted')
+  })
+})
