@@ -72,6 +72,8 @@ export class NotificationServer {
   /** The reconcile in progress, and when the last one started. */
   #reconciling: Promise<void> | undefined
   #reconciledAt = Date.now()
+  /** A reconcile was asked for while one was in progress: another follows it. */
+  #reconcileAgain = false
   /** The routes' view of this server, made once. */
   readonly #httpContext: HttpContext
   #http: HttpServer | undefined
@@ -337,19 +339,28 @@ export class NotificationServer {
 
   /**
    * Reads the store for this process's connections: a live one behind its
-   * user's latest seq (an event the broker lost) catches up. One at a time.
+   * user's latest seq (an event the broker lost) catches up. One at a time;
+   * asked for while one reads (which may have read before what this one is
+   * for, e.g. the broker's return), it reads once more after it.
    */
   #reconcile(): void {
     if (this.#state !== 'running') return
     this.#reconciledAt = Date.now()
-    this.#reconciling ??= (async () => {
+    if (this.#reconciling) {
+      this.#reconcileAgain = true
+      return
+    }
+    this.#reconciling = (async () => {
       try {
-        const { registry, store } = this.#hub
-        const users = [...registry.userIds()]
-        for (let i = 0; i < users.length; i += RECONCILE_CHUNK) {
-          const latest = await store.latestSeqs(users.slice(i, i + RECONCILE_CHUNK))
-          for (const [userId, seq] of latest) for (const c of registry.of(userId)) c.replay.catchUp(seq)
-        }
+        do {
+          this.#reconcileAgain = false
+          const { registry, store } = this.#hub
+          const users = [...registry.userIds()]
+          for (let i = 0; i < users.length; i += RECONCILE_CHUNK) {
+            const latest = await store.latestSeqs(users.slice(i, i + RECONCILE_CHUNK))
+            for (const [userId, seq] of latest) for (const c of registry.of(userId)) c.replay.catchUp(seq)
+          }
+        } while (this.#reconcileAgain && this.#state === 'running')
       } catch (error) {
         this.#hub.log.warn({ err: error }, 'reconcile failed; retrying on the next sweep')
       } finally {

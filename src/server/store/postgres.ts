@@ -185,6 +185,14 @@ export class PostgresStore implements Store {
     for (let attempt = 1; ; attempt++) {
       const client = await this.#pool.connect()
       let broken = false
+      // A checked-out client has no 'error' listener of the pool's: when PostgreSQL ends the connection
+      // (a shutdown, a restart, pg_terminate_backend) the client emits 'error' — after failing the query in
+      // flight, or between two queries — and unheard, that would take the process down. The transaction
+      // fails through its query; the client is dropped.
+      const onError = () => {
+        broken = true
+      }
+      client.on('error', onError)
       try {
         const q = (text: string, values?: unknown[]) => client.query(this.#sql(text), values)
         await client.query('BEGIN')
@@ -202,6 +210,7 @@ export class PostgresStore implements Store {
         }
         throw error
       } finally {
+        client.off('error', onError) // the pool listens again once it is released
         client.release(broken)
       }
     }
