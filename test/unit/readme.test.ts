@@ -17,6 +17,7 @@ declare function toast(title: string, detail?: string): void
 declare function badge(text: string): void
 declare function bell(count: number): void
 declare function fetchToken(): Promise<string>
+declare function openInbox(id: string): void
 `
 
 /** A code block: its text, and `tsx` for a ```tsx block. */
