@@ -21,6 +21,6 @@ export interface Hub {
   /** Decides topic subscriptions, when configured. */
   readonly authorizeSubscribe: SubscribeAuthorizer | undefined
   /** The key user tokens are verified with. */
-  readonly key: Uint8Array
+  readonly key: Promise<CryptoKey>
   readonly log: Logger
 }

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events'
 import { pino } from 'pino'
 import { describe, expect, it, vi } from 'vitest'
-import { mintToken, secretKey } from '../../src/server/auth.js'
+import { mintToken, verifyingKey } from '../../src/server/auth.js'
 import { InProcessBroker } from '../../src/server/broker/broker.js'
 import { Budgets } from '../../src/server/budget.js'
 import { Connection } from '../../src/server/connection/connection.js'
@@ -51,7 +51,7 @@ const makeHub = (store = new SqliteStore(':memory:')): Hub => ({
   limits: DEFAULT_LIMITS,
   budgets: new Budgets(DEFAULT_LIMITS),
   authorizeSubscribe: undefined,
-  key: secretKey(SECRET),
+  key: verifyingKey(SECRET),
   log: pino({ level: 'silent' }),
 })
 
