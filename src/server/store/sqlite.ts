@@ -110,6 +110,9 @@ export class SqliteStore implements Store {
   readonly #markReadTx: Database.Transaction<(userId: string, ids: readonly string[] | 'all') => ReadChange>
   readonly #subscribeTx: Database.Transaction<(userId: string, topics: readonly string[], max: number) => string[]>
   readonly #unsubscribeTx: Database.Transaction<(userId: string, topics: readonly string[]) => void>
+  readonly #ackTx: Database.Transaction<(acks: Map<string, PendingAck>) => void>
+  /** Acks waiting for the next write: one transaction for all that arrive in one turn of the event loop. */
+  #acks = new Map<string, PendingAck>()
 
   constructor(file: string, options: SqliteStoreOptions = {}) {
     const { maxBytes, walSizeLimit = 64 * 1024 * 1024, fanOutBatch = 1000 } = options
@@ -211,6 +214,9 @@ export class SqliteStore implements Store {
       topics: db.prepare(`SELECT topic FROM subscriptions WHERE user_no = ${USER_NO}`),
     }
     this.#publishTx = db.transaction(this.#publish)
+    this.#ackTx = db.transaction((acks: Map<string, PendingAck>) => {
+      for (const [userId, a] of acks) a.acked = (this.#s.ack.get(a.seq, userId) as { ackedSeq: number } | undefined)?.ackedSeq ?? 0
+    })
     this.#fanOutTx = db.transaction(this.#fanOut)
     this.#markReadTx = db.transaction(this.#markRead)
     this.#subscribeTx = db.transaction(this.#subscribe)
@@ -294,6 +300,9 @@ export class SqliteStore implements Store {
   }
 
   async touchUser(userId: string): Promise<UserState> {
+    // A read for a user the store knows (nearly every connect); the insert, a write, only for a new one.
+    const known = this.#s.getUser.get(userId) as UserState | undefined
+    if (known) return known
     this.#s.ensureUser.run(userId)
     return this.#s.getUser.get(userId) as UserState
   }
@@ -306,9 +315,34 @@ export class SqliteStore implements Store {
     return (this.#s.history.all(userId, before ?? Number.MAX_SAFE_INTEGER, limit) as Row[]).map(toNotification)
   }
 
-  async ack(userId: string, seq: number): Promise<number> {
-    const row = this.#s.ack.get(seq, userId) as { ackedSeq: number } | undefined
-    return row?.ackedSeq ?? 0
+  /**
+   * Acks are many (one per client per burst of deliveries) and none is
+   * urgent: those made in one turn of the event loop are written together, in
+   * one transaction, at its end (a commit each would cost more than the update).
+   */
+  ack(userId: string, seq: number): Promise<number> {
+    const first = this.#acks.size === 0
+    let a = this.#acks.get(userId)
+    if (!a) {
+      a = { seq, acked: 0, done: [] }
+      this.#acks.set(userId, a)
+    }
+    a.seq = Math.max(a.seq, seq)
+    if (first) setImmediate(() => this.#writeAcks())
+    return new Promise((resolve, reject) => a.done.push((error) => (error ? reject(error) : resolve(a.acked))))
+  }
+
+  #writeAcks(): void {
+    const acks = this.#acks
+    if (acks.size === 0) return
+    this.#acks = new Map()
+    let failure: Error | undefined
+    try {
+      this.#ackTx.immediate(acks)
+    } catch (error) {
+      failure = error as Error
+    }
+    for (const a of acks.values()) for (const done of a.done) done(failure)
   }
 
   async markRead(userId: string, ids: readonly string[] | 'all'): Promise<ReadChange> {
@@ -385,9 +419,17 @@ export class SqliteStore implements Store {
   async close(): Promise<void> {
     clearInterval(this.#checkpoint)
     if (!this.#db.open) return
+    if (this.#acks.size > 0) this.#writeAcks()
     this.#fold('TRUNCATE')
     this.#db.close()
   }
+}
+
+/** An ack waiting to be written, and those waiting for it. */
+interface PendingAck {
+  seq: number
+  acked: number
+  done: ((error?: Error) => void)[]
 }
 
 function toStored(row: NotificationRow): StoredNotification {
