@@ -55,7 +55,7 @@ export async function authenticate(c: Connection, f: AuthFrame): Promise<void> {
     unreadCount: user.unreadCount,
   })
   log.debug({ conn: c.id, user: check.userId, since }, 'authenticated')
-  return c.replay.start(since)
+  return c.replay.start(since, user.latestSeq)
 }
 
 async function recheckSubscriptions(c: Connection): Promise<void> {

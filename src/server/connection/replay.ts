@@ -40,11 +40,15 @@ export class Replay {
     return this.#sentSeq
   }
 
-  /** Replays what follows `since` (at auth), then goes live. */
-  start(since: number): Promise<void> {
+  /**
+   * Replays what follows `since` (at auth), then goes live. `latest` is the
+   * user's latest seq as read at auth: with nothing after `since` the first
+   * round skips its read (anything published since is in `#pendingMax`).
+   */
+  start(since: number, latest: number): Promise<void> {
     this.#sentSeq = since
     this.#c.moveTo('replaying')
-    return this.#round(undefined)
+    return this.#round(undefined, since >= latest)
   }
 
   /** The client asks for the next round of an announced replay. */
@@ -88,7 +92,7 @@ export class Replay {
     this.#c.schedule(() => this.#round(undefined))
   }
 
-  async #round(requestId: string | undefined): Promise<void> {
+  async #round(requestId: string | undefined, caughtUp = false): Promise<void> {
     const c = this.#c
     const { store, limits } = c.hub
     const userId = c.userId!
@@ -97,7 +101,8 @@ export class Replay {
       // The user's requests have made the server send more than its budget allows: wait it out.
       if (bucket.waitMs > 0) await sleep(bucket.waitMs, undefined, { ref: false })
       if (c.closed) return
-      const rows = await store.after(userId, this.#sentSeq, limits.replayBatch + 1)
+      const rows = caughtUp ? [] : await store.after(userId, this.#sentSeq, limits.replayBatch + 1)
+      caughtUp = false
       if (c.closed) return
       // The client asks for the next round only after reading this one, so the send buffer
       // never holds more than half its bound of replay.
