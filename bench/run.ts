@@ -136,6 +136,8 @@ interface Slot {
     retries: { total: number; max: number; reasons: Record<string, number> }
   }
   replay?: { ms: number; delivered: number; duplicates: number; backlogMs: number; done: boolean }
+  /** Server CPU (user + system, ms) over each phase, and (belfry) the time in each store method over it. */
+  cpu: Record<'connect' | 'fanout' | 'stream', { ms: number; store: Record<string, { calls: number; ms: number }> }>
   warnings: string[]
 }
 
@@ -157,6 +159,16 @@ async function runSlot(kind: Kind, round: number, loadgens: Peer[]): Promise<Slo
   // Connect + auth, and memory per idle authenticated connection.
   type Rss = { rss: number; heapUsed: number; gcExposed: boolean }
   const m0 = await server.call<Rss>('rss')
+  type Stats = { store: Record<string, { calls: number; ms: number }>; cpu: { user: number; system: number } }
+  /** Server CPU and store time from here to the returned function's call. */
+  const measure = async () => {
+    const a = await server.call<Stats>('stats')
+    return async () => {
+      const b = await server.call<Stats>('stats')
+      return { ms: (b.cpu.user + b.cpu.system - a.cpu.user - a.cpu.system) / 1000, store: b.store }
+    }
+  }
+  const connectCpu = await measure()
   const connectAll = (clientKind: ClientKind) =>
     all<{ t0: number; t1: number; failed: number; errors: string[] }>(
       'connect',
@@ -164,6 +176,7 @@ async function runSlot(kind: Kind, round: number, loadgens: Peer[]): Promise<Slo
       120_000,
     )
   const c = await connectAll(kind)
+  const cpuConnect = await connectCpu()
   const connect = {
     ms: Math.max(...c.map((r) => r.t1)) - Math.min(...c.map((r) => r.t0)),
     failed: sum(c.map((r) => r.failed)),
@@ -181,6 +194,7 @@ async function runSlot(kind: Kind, round: number, loadgens: Peer[]): Promise<Slo
 
   // Broadcast fan-out: publish → the last client's receipt.
   const fanout: Slot['fanout'] = []
+  const fanoutCpu = await measure()
   for (let f = 0; f < FANOUTS; f++) {
     const k = `b${f}`
     const pub = await server.call<{ t0: number; t1: number; commitMs: number }>('broadcast', { k })
@@ -189,10 +203,12 @@ async function runSlot(kind: Kind, round: number, loadgens: Peer[]): Promise<Slo
     fanout.push({ ms: last - pub.t0, lost: N - sum(got.map((g) => g[k]!.count)), publishMs: pub.t1 - pub.t0, commitMs: pub.commitMs })
     await sleep(FANOUT_GAP_MS)
   }
+  const cpuFanout = await fanoutCpu()
   step(`fan-out ${fanout.map((f) => fmt(f.ms)).join(', ')} ms`)
 
   // Targeted notifications at a steady rate: publish → receipt latency.
   type Q = { p50: number; p99: number; max: number }
+  const streamCpu = await measure()
   const streamed = await server.call<{ sent: number; maxLagMs: number; call: Q; loopDelay: Q }>(
     'stream',
     { users, rate: RATE, durationMs: STREAM_MS },
@@ -206,6 +222,7 @@ async function runSlot(kind: Kind, round: number, loadgens: Peer[]): Promise<Slo
     counts = await all<StreamStats>('stream', () => ({}))
   } while (sum(counts.map((s) => s.targeted)) < streamed.sent && now() < streamEnd)
   const drained = await all<StreamStats>('stream', () => ({ drain: true }))
+  const cpuStream = await streamCpu()
   const lat = drained.flatMap((d) => d.latencies)
   const stream = {
     sent: streamed.sent,
@@ -235,7 +252,6 @@ async function runSlot(kind: Kind, round: number, loadgens: Peer[]): Promise<Slo
   await sleep(FANOUT_GAP_MS)
   const after = ['s2', 's3', 's4']
   await all('resetRetries', () => ({}))
-  type Stats = { store: Record<string, { calls: number; ms: number }>; cpu: { user: number; system: number } }
   const before = await server.call<Stats>('stats')
   const restart = await server.call<{ t0: number; tListening: number }>('restart', { after })
   type Storm = {
@@ -309,7 +325,8 @@ async function runSlot(kind: Kind, round: number, loadgens: Peer[]): Promise<Slo
   const warnings = await server.call<string[]>('warnings')
   await server.call('stop')
   await new Promise((r) => (server.child.exitCode === null ? server.child.once('exit', r) : r(null)))
-  return { kind, round, connect, memory, fanout, stream, storm, ...(replay ? { replay } : {}), warnings }
+  const cpu = { connect: cpuConnect, fanout: cpuFanout, stream: cpuStream }
+  return { kind, round, connect, memory, fanout, stream, storm, ...(replay ? { replay } : {}), cpu, warnings }
 }
 
 // ---- the run ----------------------------------------------------------------------
@@ -396,6 +413,9 @@ function report(
     streamSent: total(k, (s) => s.stream.sent),
     backMs: med(k, (s) => s.storm.allBackMs),
     missed: total(k, (s) => s.storm.missed),
+    cpuPerConnect: med(k, (s) => s.cpu.connect.ms / N),
+    cpuPer1kFanout: med(k, (s) => (s.cpu.fanout.ms / (N * FANOUTS)) * 1000),
+    cpuPerTargeted: med(k, (s) => s.cpu.stream.ms / Math.max(1, s.stream.received)),
   })
   const m: Record<Kind, ReturnType<typeof measures>> = { belfry: measures('belfry'), ws: measures('ws'), socketio: measures('socketio') }
   const ws = m.ws
@@ -428,14 +448,17 @@ function report(
     [
       row(`connect + auth, ${N} clients (ms)`, (k) => m[k].connectMs, 0),
       row('connect + auth rate (connections/s)', (k) => m[k].connectRate, 0, false),
+      row('server CPU per connect + auth (ms)', (k) => m[k].cpuPerConnect, 3),
       row('memory per idle connection (RSS)', (k) => m[k].memPerConn, 0, true, bytes),
       row('  of which JS heap', (k) => m[k].heapPerConn, 0, true, bytes),
       row(`broadcast fan-out to ${N} (ms, publish → last receipt)`, (k) => m[k].fanoutMs, 1),
       row('fan-out deliveries/s', (k) => N / (m[k].fanoutMs / 1000), 0, false),
+      row('server CPU per 1000 broadcast deliveries, acks included (ms)', (k) => m[k].cpuPer1kFanout, 1),
       row('  of which the publish call: commit (belfry) and writes to every socket (ms)', (k) => m[k].publishMs, 1),
       ['  of which the SQLite commit of the N inbox entries (ms)', fmt(m.belfry.commitMs, 1), '—', '—', '', ''],
       row(`targeted, ${RATE}/s for ${STREAM_MS / 1000} s: p50 (ms)`, (k) => m[k].p50, 2),
       row('targeted: p99 (ms)', (k) => m[k].p99, 2),
+      row('targeted: server CPU per delivery, ack included (ms)', (k) => m[k].cpuPerTargeted, 3),
       row('reconnect after restart: all back (ms)', (k) => m[k].backMs, 0),
     ],
   )
@@ -450,6 +473,34 @@ function report(
       ratios ? ratio(pick('socketio'), base) : '',
     ]
   }
+
+  const cpuRows = (['connect', 'fanout', 'stream'] as const).map((phase) => {
+    const rounds = of('belfry')
+    const mid = rounds.slice().sort((a, b) => a.cpu[phase].ms - b.cpu[phase].ms)[Math.floor(rounds.length / 2)]
+    const store = Object.entries(mid?.cpu[phase].store ?? {})
+      .sort((a, b) => b[1].ms - a[1].ms)
+      .slice(0, 4)
+      .map(([op, t]) => `${op} ${fmt(t.ms, 0)} (${t.calls})`)
+      .join(', ')
+    const label = {
+      connect: `connect + auth of ${N}`,
+      fanout: `${FANOUTS} broadcasts to ${N}, acks included`,
+      stream: 'targeted stream, acks included',
+    }[phase]
+    return [
+      label,
+      fmt(
+        med('belfry', (s) => s.cpu[phase].ms),
+        0,
+      ),
+      fmt(
+        med('ws', (s) => s.cpu[phase].ms),
+        0,
+      ),
+      store || '—',
+    ]
+  })
+  const cpuTable = table(['phase', 'belfry server CPU (ms)', 'plain ws (ms)', 'belfry: store time (ms), top 4'], cpuRows)
 
   const lossTable = table(
     ['delivery', 'belfry', 'plain ws', 'socket.io'],
@@ -624,6 +675,15 @@ ${lossTable}
 
 ${targets}${N < 2000 ? `\n\nThis run used N = ${N}: the storm target is about 2000 clients, so it cannot be met by this run.` : ''}
 ${whyMissed.length > 0 ? `\n### Why a target is missed\n\n${whyMissed.join('\n')}\n` : ''}
+
+## Where belfry's server CPU goes
+
+${cpuTable}
+
+Server CPU is the server process's user + system time over each phase (median round), next to
+plain ws's; "store" is the time belfry spent inside store methods (synchronous SQLite work,
+calls in brackets) over the same span. What is left is sockets, JSON, JWT verification and the
+event loop. \`BENCH_CPU_PROF=<dir>\` writes CPU profiles of the server processes for the details.
 
 ## Reconnect storm (belfry)
 

@@ -236,6 +236,12 @@ export class Connection {
     }
     if (budget !== undefined) this.#badFrames = 0
     const f = parsed.frame
+    if (f.type === 'ack' && budget !== undefined) {
+      // The most frequent frame (one per client per burst of deliveries) needs no order: written
+      // now (the store batches them), not through the queue, whose promises would cost more.
+      this.hub.store.ack(this.#userId!, f.seq).catch((error: unknown) => this.hub.log.warn({ conn: this.id, err: error }, 'ack failed'))
+      return
+    }
     this.#enqueue(() => this.#handle(f), f.type === 'auth' || f.type === 'resume', 'requestId' in f ? f.requestId : undefined)
   }
 

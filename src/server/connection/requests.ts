@@ -16,7 +16,7 @@ const DEFAULT_HISTORY_LIMIT = 20
 /** The frames of an authenticated connection: acks, replay paging, read state, topics, history, ping. */
 export async function handleRequest(c: Connection, f: Exclude<ClientFrame, AuthFrame>): Promise<void> {
   switch (f.type) {
-    case 'ack':
+    case 'ack': // before auth only: Connection.receive writes the others itself
       await c.hub.store.ack(c.userId!, f.seq)
       return
     case 'resume':
