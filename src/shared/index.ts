@@ -270,6 +270,8 @@ function shared(
 
   /** Stops leading (a newer leader took over while this tab was frozen) and queues again. */
   function follow(): void {
+    // Woken to a lost lock, its overdue timers may run before the new leader's word arrives: wait for it.
+    lastWord = Date.now()
     if (mode === 'leader') {
       stepDown?.()
       mode = 'follower'

@@ -24,6 +24,13 @@ interface Tab {
   crash(): void
   /** Stops (or resumes) saying anything on the channel: no beats, no frames, as a frozen tab. */
   freeze(frozen: boolean): void
+  /**
+   * A fuller freeze: nothing said, and what the tab would hear (messages, its lock's fate) waits.
+   * `wake(lag)` hands it the lock's fate at once and the messages `lag` ms later, as a page
+   * woken with overdue timers may run them first.
+   */
+  sleep(): void
+  wake(lag: number): void
 }
 
 let locks = new FakeLocks()
@@ -48,6 +55,10 @@ function openTab(s: TestServer, options: TabOptions = {}): Tab {
   const id = `tab${++tabCount}`
   let dead = false
   let frozen = false
+  /** While asleep: the lock's fate waits for `woken`. */
+  let asleep: { woken: Promise<void>; wake(): void } | undefined
+  /** While asleep and until `lag` ms after it wakes: what the tab will hear, in order. */
+  let unheard: Array<[BroadcastChannel, unknown]> | undefined
   const sockets: WebSocket[] = []
   const channels: BroadcastChannel[] = []
   class TabSocket extends WebSocket {
@@ -63,10 +74,32 @@ function openTab(s: TestServer, options: TabOptions = {}): Tab {
       tab.groups.push(name)
       const lose = options.lose
       if (lose) this.addEventListener('message', (e) => lose((e as MessageEvent).data) && e.stopImmediatePropagation())
+      this.addEventListener('message', (e) => {
+        if (!unheard) return
+        unheard.push([this, (e as MessageEvent).data])
+        e.stopImmediatePropagation()
+      })
     }
     override postMessage(m: unknown): void {
       if (!dead && !frozen) super.postMessage(m)
     }
+  }
+  const tabLocks = locks.forTab(id)
+  /** Settles as the lock request did, once the tab is awake. */
+  const awake = <T>(p: Promise<T>): Promise<T> =>
+    p.then(
+      async (v) => {
+        await asleep?.woken
+        return v
+      },
+      async (e: unknown) => {
+        await asleep?.woken
+        throw e
+      },
+    )
+  const sleepyLocks: LockManager = {
+    request: ((...args: Parameters<LockManager['request']>) => awake(tabLocks.request(...args))) as LockManager['request'],
+    query: () => tabLocks.query(),
   }
   const user = options.user ?? 'ann'
   const client = new NotificationClient({
@@ -78,7 +111,7 @@ function openTab(s: TestServer, options: TabOptions = {}): Tab {
     connection: sharedConnection({
       beat: 50,
       stale: 200,
-      locks: options.locks === false ? undefined : locks.forTab(id),
+      locks: options.locks === false ? undefined : sleepyLocks,
       BroadcastChannel: options.locks === false ? undefined : TabChannel,
     }),
   })
@@ -95,6 +128,25 @@ function openTab(s: TestServer, options: TabOptions = {}): Tab {
     },
     freeze(f) {
       frozen = f
+    },
+    sleep() {
+      frozen = true
+      let wake = () => {}
+      const woken = new Promise<void>((resolve) => {
+        wake = resolve
+      })
+      asleep = { woken, wake }
+      unheard = []
+    },
+    wake(lag) {
+      asleep?.wake()
+      asleep = undefined
+      frozen = false
+      setTimeout(() => {
+        const messages = unheard ?? []
+        unheard = undefined
+        for (const [channel, data] of messages) channel.dispatchEvent(new MessageEvent('message', { data }))
+      }, lag)
     },
   }
   tabs.push(tab)
@@ -192,6 +244,28 @@ describe('sharedConnection', () => {
     await publish(s, 11, 20)
     await everyTabHas([first, second], range(1, 20))
     await vi.waitFor(() => expect(s.server.stats().connections).toBe(1))
+  })
+
+  it('a replaced leader that wakes to its lost lock before it hears the new leader follows, and does not take the lock back', async () => {
+    const s = await start()
+    const [first, second] = [openTab(s), openTab(s)]
+    await Promise.all([first, second].map((t) => t.client.ready()))
+    const leader = modeOf(first) === 'leader' ? first : second
+    const follower = leader === first ? second : first
+    await publish(s, 1, 5)
+    await everyTabHas([first, second], range(1, 5))
+    leader.sleep()
+    await vi.waitFor(() => expect(modeOf(follower)).toBe('leader'), 5_000)
+    const before = leader.events.statuses.length
+    // Its overdue timers run before the new leader's messages reach it (3 beats later).
+    leader.wake(150)
+    await vi.waitFor(() => expect(modeOf(leader)).toBe('follower'))
+    await publish(s, 6, 10)
+    await everyTabHas([first, second], range(1, 10))
+    await new Promise((resolve) => setTimeout(resolve, 400))
+    expect(leader.events.statuses.slice(before).map((e) => e.mode)).not.toContain('leader')
+    expect(modeOf(follower)).toBe('leader')
+    expect(s.server.stats().connections).toBe(1)
   })
 
   it('resumes a tab that leads after falling behind from its own cursor, not the profile’s (which other tabs moved on)', async () => {
