@@ -1,5 +1,5 @@
 import type { Logger } from 'pino'
-import type { Broker } from './broker/broker.js'
+import type { Broker, BrokerEvent } from './broker/broker.js'
 import type { Budgets } from './budget.js'
 import type { Connection } from './connection/connection.js'
 import type { Limits, SubscribeAuthorizer } from './options.js'
@@ -10,6 +10,12 @@ import type { Store } from './store/store.js'
 export interface Hub {
   readonly store: Store
   readonly broker: Broker
+  /**
+   * Hands a committed change to the broker, for every process; when the
+   * broker fails, to this process's connections directly (those of other
+   * processes read the store). Never rejects.
+   */
+  announce(event: BrokerEvent): Promise<void>
   readonly registry: Registry
   /** Every open socket's connection, authenticated or not. */
   readonly connections: Set<Connection>

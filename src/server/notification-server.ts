@@ -91,6 +91,7 @@ export class NotificationServer {
     this.#hub = {
       store,
       broker,
+      announce: (event) => this.#announce(event),
       registry: new Registry(),
       connections: new Set(),
       unauthenticated: new Set(),

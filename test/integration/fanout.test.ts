@@ -74,7 +74,10 @@ class FlakyBroker implements Broker {
   up = true
   /** Events vanish without the broker noticing (a crash between commit and publish elsewhere). */
   dropping = false
+  /** Publishing fails, as Redis's does while its connection is lost. */
+  rejecting = false
   publish(events: readonly BrokerEvent[]): void {
+    if (this.rejecting) throw new Error('broker: not connected')
     if (this.up && !this.dropping) this.#inner.publish(events)
   }
   subscribe(handler: (event: BrokerEvent) => void): () => void {
@@ -111,6 +114,23 @@ describe('a broker that loses events', () => {
     // Down, the server reads the store for its connections every second.
     await vi.waitFor(() => expect(seqs(ann)).toEqual([1, 2]), { timeout: 3000 })
     ann.close()
+  })
+
+  it('while publishing to it fails: a read change still reaches the user’s other connections on this process', async () => {
+    const broker = new FlakyBroker()
+    const s = await start({ broker })
+    const [tab1, tab2] = [await authedClient(s, 'ann'), await authedClient(s, 'ann')]
+    await s.server.sendToUser('ann', { title: 'n1', body: '' })
+    await vi.waitFor(() => expect(seqs(tab2)).toEqual([1]))
+    broker.rejecting = true
+    broker.set(false)
+    tab1.send({ type: 'mark_read', all: true, requestId: 'm1' })
+    await vi.waitFor(() => expect(tab1.of('read')).toHaveLength(1))
+    await vi.waitFor(() => expect(tab2.of('read')).toMatchObject([{ all: true, unreadCount: 0 }]))
+    // The one that made the change got its reply only.
+    expect(tab1.of('read')).toMatchObject([{ requestId: 'm1' }])
+    tab1.close()
+    tab2.close()
   })
 
   it('when it is back after losing events: connections catch up at once', async () => {

@@ -42,9 +42,10 @@ class StalledSocket extends EventEmitter {
   }
 }
 
-const makeHub = (store = new SqliteStore(':memory:')): Hub => ({
+const makeHub = (store = new SqliteStore(':memory:'), broker = new InProcessBroker()): Hub => ({
   store,
-  broker: new InProcessBroker(),
+  broker,
+  announce: async (event) => broker.publish([event]),
   registry: new Registry(),
   connections: new Set(),
   unauthenticated: new Set(),

@@ -41,12 +41,7 @@ async function markRead(c: Connection, f: MarkReadFrame): Promise<void> {
   const { ids, all, seq, unreadCount } = await c.hub.store.markRead(userId, f.all ? 'all' : (f.ids ?? []))
   c.reply({ type: 'read', ids, all, seq, unreadCount, ...rid(f.requestId) })
   if (!all && ids.length === 0) return
-  // Committed and answered: a failing broker only keeps the other tabs from hearing of it now.
-  try {
-    await c.hub.broker.publish([{ kind: 'read', userId, origin: c.id, frame: frame({ type: 'read', ids, all, seq, unreadCount }) }])
-  } catch (error) {
-    c.hub.log.error({ conn: c.id, err: error }, 'broker publish failed')
-  }
+  await c.hub.announce({ kind: 'read', userId, origin: c.id, frame: frame({ type: 'read', ids, all, seq, unreadCount }) })
 }
 
 /** Why the user may not subscribe to `topic`, if it may not: too long, or not authorized. */
