@@ -88,6 +88,27 @@ describe('PostgresStore: what PostgreSQL adds', () => {
     }
   }, 60_000)
 
+  it('fails a publish that waits on a lock longer than queryTimeoutMs, and works once the lock is gone', async () => {
+    const s = schema()
+    const store = await PostgresStore.open(db.url, { schema: s, queryTimeoutMs: 300 })
+    await store.publish({ userIds: ['ann'] }, { title: 'n1', body: '' })
+    const locker = new pg.Client(db.url)
+    await locker.connect()
+    await locker.query('BEGIN')
+    await locker.query(`LOCK TABLE ${s}.users IN ACCESS EXCLUSIVE MODE`)
+    const started = Date.now()
+    await expect(store.publish({ userIds: ['ann'] }, { title: 'n2', body: '' })).rejects.toMatchObject({ code: '57014' }) // query_canceled
+    const waited = Date.now() - started
+    await locker.query('ROLLBACK')
+    await locker.end()
+    expect(waited).toBeGreaterThanOrEqual(250)
+    expect((await store.publish({ userIds: ['ann'] }, { title: 'n3', body: '' })).deliveries).toEqual([{ userId: 'ann', seq: 2 }])
+    await store.close()
+    await expect(PostgresStore.open(db.url, { schema: s, queryTimeoutMs: 0 })).rejects.toThrow(
+      'options.queryTimeoutMs must be a whole number of ms ≥ 1, got 0',
+    )
+  })
+
   it('refuses, in one line, a database it cannot reach, and a schema of a newer belfry', async () => {
     const own = await startPostgres()
     const { port } = own

@@ -23,7 +23,19 @@ export interface PostgresStoreOptions {
   poolSize?: number | undefined
   /** How long to wait for a connection, in ms: past it a query fails (and a publish answers 503). @default 5000 */
   connectTimeoutMs?: number | undefined
+  /**
+   * How long one statement may run or wait for a lock, in ms: PostgreSQL
+   * cancels it past that (and a publish answers 503 rather than hang). A reply
+   * that never comes (a connection gone silent) fails 2 s later. Migrations
+   * are not bounded. @default 10000
+   */
+  queryTimeoutMs?: number | undefined
 }
+
+/** The message pg rejects a query with when its reply did not come within `query_timeout`. */
+const READ_TIMEOUT = 'Query read timeout'
+/** A migration may take long on a large database; the processes starting meanwhile wait for it. */
+const MIGRATION_TIMEOUT_MS = 3_600_000
 
 /**
  * Versioned migrations: each runs once, in order, in one transaction that
@@ -139,13 +151,23 @@ export class PostgresStore implements Store {
    * reached or used.
    */
   static async open(url: string, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
-    const { schema = 'belfry', fanOutBatch = 1000, poolSize = 10, connectTimeoutMs = 5000 } = options
+    const { schema = 'belfry', fanOutBatch = 1000, poolSize = 10, connectTimeoutMs = 5000, queryTimeoutMs = 10_000 } = options
     if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema))
       throw new TypeError(`PostgresStore: options.schema must be a lower-case SQL identifier, got "${schema}"`)
     if (!(Number.isSafeInteger(fanOutBatch) && fanOutBatch >= 1)) {
       throw new TypeError(`PostgresStore: options.fanOutBatch must be a whole number ≥ 1, got ${fanOutBatch}`)
     }
-    const pool = new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: connectTimeoutMs, types: TYPES })
+    if (!(Number.isSafeInteger(queryTimeoutMs) && queryTimeoutMs >= 1)) {
+      throw new TypeError(`PostgresStore: options.queryTimeoutMs must be a whole number of ms ≥ 1, got ${queryTimeoutMs}`)
+    }
+    const pool = new pg.Pool({
+      connectionString: url,
+      max: poolSize,
+      connectionTimeoutMillis: connectTimeoutMs,
+      statement_timeout: queryTimeoutMs,
+      query_timeout: queryTimeoutMs + 2000,
+      types: TYPES,
+    })
     // An idle connection the server closed (a restart) must not crash the process: the next query reconnects.
     pool.on('error', () => {})
     const store = new PostgresStore(pool, schema, fanOutBatch)
@@ -166,6 +188,7 @@ export class PostgresStore implements Store {
 
   async #migrate(): Promise<void> {
     await this.#tx(async (q) => {
+      await q('SET LOCAL statement_timeout = 0')
       // One process at a time: the others wait here, then find the work done.
       await q(`SELECT pg_advisory_xact_lock(hashtext('belfry migrations ' || '${this.#s}'))`)
       await q(`CREATE SCHEMA IF NOT EXISTS ${this.#s}`)
@@ -177,11 +200,14 @@ export class PostgresStore implements Store {
         await q(MIGRATIONS[v]!)
         await q('INSERT INTO $s.migrations (version) VALUES ($1)', [v + 1])
       }
-    })
+    }, MIGRATION_TIMEOUT_MS)
   }
 
-  /** Runs `work` in a transaction, again when it meets a deadlock or a serialization failure. */
-  async #tx<T>(work: (q: (text: string, values?: unknown[]) => Promise<pg.QueryResult>) => Promise<T>): Promise<T> {
+  /**
+   * Runs `work` in a transaction, again when it meets a deadlock or a
+   * serialization failure. `timeoutMs` replaces the pool's reply timeout.
+   */
+  async #tx<T>(work: (q: (text: string, values?: unknown[]) => Promise<pg.QueryResult>) => Promise<T>, timeoutMs?: number): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const client = await this.#pool.connect()
       let broken = false
@@ -194,15 +220,19 @@ export class PostgresStore implements Store {
       }
       client.on('error', onError)
       try {
-        const q = (text: string, values?: unknown[]) => client.query(this.#sql(text), values)
+        const q = (text: string, values?: unknown[]) =>
+          client.query({ text: this.#sql(text), values, query_timeout: timeoutMs } as pg.QueryConfig)
         await client.query('BEGIN')
         const result = await work(q)
         await client.query('COMMIT')
         return result
       } catch (error) {
-        await client.query('ROLLBACK').catch(() => {
-          broken = true
-        })
+        // A reply that never came leaves the connection in an unknown state: it is dropped, not reused.
+        if ((error as Error).message === READ_TIMEOUT) broken = true
+        else
+          await client.query('ROLLBACK').catch(() => {
+            broken = true
+          })
         const code = (error as { code?: string }).code
         if (attempt < RETRIES && code !== undefined && RETRYABLE.has(code)) {
           await new Promise((resolve) => setTimeout(resolve, Math.random() * 20 * attempt))
