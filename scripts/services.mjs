@@ -14,6 +14,7 @@ import { accessSync, constants, readdirSync } from 'node:fs'
 import { delimiter, join } from 'node:path'
 
 const MIN_POSTGRES = 15
+const MIN_REDIS = 6
 const PG_ROOT = '/usr/lib/postgresql'
 
 const executable = (path) => {
@@ -66,18 +67,32 @@ export function findPostgres() {
   return undefined
 }
 
-/** The path of `redis-server`, or undefined. */
+/** The major version `redis-server --version` reports ("Redis server v=7.0.15 …"), or undefined. */
+function redisMajor(path) {
+  try {
+    const out = execFileSync(path, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+    const major = /\bv=(\d+)\./.exec(out)?.[1]
+    return major ? Number(major) : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** The path of a `redis-server` ≥ 6, or undefined. */
 export function findRedis() {
   const fromEnv = process.env.REDIS_SERVER
   if (fromEnv) {
-    if (executable(fromEnv)) return fromEnv
-    throw new Error(`REDIS_SERVER=${fromEnv} is not an executable file`)
+    if (!executable(fromEnv)) throw new Error(`REDIS_SERVER=${fromEnv} is not an executable file`)
+    const major = redisMajor(fromEnv)
+    if ((major ?? 0) < MIN_REDIS)
+      throw new Error(`REDIS_SERVER=${fromEnv} is Redis ${major ?? '(unknown version)'}; the tests need ${MIN_REDIS} or later`)
+    return fromEnv
   }
   const onPath = (process.env.PATH ?? '')
     .split(delimiter)
     .filter(Boolean)
     .map((dir) => join(dir, 'redis-server'))
-  return [...onPath, '/usr/bin/redis-server'].find(executable)
+  return [...onPath, '/usr/bin/redis-server'].find((path) => executable(path) && (redisMajor(path) ?? 0) >= MIN_REDIS)
 }
 
 const SERVICES = {
@@ -90,7 +105,7 @@ const SERVICES = {
   redis: {
     find: findRedis,
     pkg: 'redis-server',
-    what: 'Redis 7 (redis-server)',
+    what: `Redis ${MIN_REDIS} or later (redis-server)`,
     env: 'set REDIS_SERVER to a redis-server executable',
   },
 }

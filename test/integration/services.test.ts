@@ -3,8 +3,8 @@
  * start, answer, crash (SIGKILL), start again on the same port and data, and go
  * away, including when the process that started them exits without cleaning up.
  */
-import { spawn } from 'node:child_process'
-import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { spawn, spawnSync } from 'node:child_process'
+import { chmodSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -177,4 +177,26 @@ describe('cleanup', () => {
     },
     30_000,
   )
+})
+
+describe('scripts/services.mjs', () => {
+  it('refuses a redis-server older than 6, saying which version it found and which it needs', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'belfry-old-redis-'))
+    try {
+      const fake = join(dir, 'redis-server')
+      writeFileSync(fake, '#!/bin/sh\necho "Redis server v=5.0.7 sha=00000000:0 malloc=jemalloc bits=64"\n')
+      chmodSync(fake, 0o755)
+      const run = (path: string) =>
+        spawnSync(process.execPath, ['scripts/services.mjs'], { cwd: ROOT, env: { ...process.env, REDIS_SERVER: path }, encoding: 'utf8' })
+      const old = run(fake)
+      expect(old.status).toBe(1)
+      expect(old.stderr).toBe(`REDIS_SERVER=${fake} is Redis 5; the tests need 6 or later\n`)
+      const found = spawnSync(process.execPath, ['scripts/services.mjs'], { cwd: ROOT, encoding: 'utf8' })
+      expect(found.status, found.stderr).toBe(0)
+      const current = run(/redis-server: (.+)/.exec(found.stdout)![1]!)
+      expect(current.status, current.stderr).toBe(0)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
 })
