@@ -155,6 +155,26 @@ describe('SqliteStore: a store that cannot work refuses to open, and a full one 
     await store.close()
   })
 
+  it('records the users new to it in one turn with one commit, each connect getting its state', async () => {
+    const store = new SqliteStore(file)
+    await store.publish({ userIds: ['known'] }, { title: 'n1', body: '' })
+    const before = statSync(`${file}-wal`).size
+    const users = Array.from({ length: 300 }, (_, i) => `new${i}`)
+    const states = await Promise.all([...users, 'known', 'new0'].map((u) => store.touchUser(u)))
+    expect(states.slice(0, 300)).toEqual(users.map(() => ({ latestSeq: 0, ackedSeq: 0, unreadCount: 0 })))
+    expect(states.slice(300)).toEqual([
+      { latestSeq: 1, ackedSeq: 0, unreadCount: 1 },
+      { latestSeq: 0, ackedSeq: 0, unreadCount: 0 },
+    ])
+    // A commit each would have added a WAL frame (a 4 KiB page) or more per user.
+    expect(statSync(`${file}-wal`).size - before).toBeLessThan(100 * 1024)
+    expect((await store.publish({ userIds: ['new7'] }, { title: 'n2', body: '' })).deliveries).toEqual([{ userId: 'new7', seq: 1 }])
+    await store.close()
+    const db = new Database(file, { readonly: true })
+    expect(db.prepare("SELECT count(*) AS n FROM users WHERE id LIKE 'new%'").get()).toEqual({ n: 300 })
+    db.close()
+  })
+
   it('cuts the WAL back to walSizeLimit after a checkpoint', async () => {
     const store = new SqliteStore(file, { walSizeLimit: 64 * 1024 })
     for (let i = 0; i < 200; i++) await store.publish({ userIds: ['a'] }, { title: `n${i}`, body: 'x'.repeat(8000) })

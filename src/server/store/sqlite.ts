@@ -113,6 +113,9 @@ export class SqliteStore implements Store {
   readonly #ackTx: Database.Transaction<(acks: Map<string, PendingAck>) => void>
   /** Acks waiting for the next write: one transaction for all that arrive in one turn of the event loop. */
   #acks = new Map<string, PendingAck>()
+  readonly #usersTx: Database.Transaction<(userIds: Iterable<string>) => void>
+  /** Users new to the store, waiting to be recorded: likewise, one transaction a turn (a reconnect storm of new users). */
+  #newUsers = new Map<string, Array<(error?: Error) => void>>()
 
   constructor(file: string, options: SqliteStoreOptions = {}) {
     const { maxBytes, walSizeLimit = 64 * 1024 * 1024, fanOutBatch = 1000 } = options
@@ -217,6 +220,9 @@ export class SqliteStore implements Store {
     this.#ackTx = db.transaction((acks: Map<string, PendingAck>) => {
       for (const [userId, a] of acks) a.acked = (this.#s.ack.get(a.seq, userId) as { ackedSeq: number } | undefined)?.ackedSeq ?? 0
     })
+    this.#usersTx = db.transaction((userIds: Iterable<string>) => {
+      for (const userId of userIds) this.#s.ensureUser.run(userId)
+    })
     this.#fanOutTx = db.transaction(this.#fanOut)
     this.#markReadTx = db.transaction(this.#markRead)
     this.#subscribeTx = db.transaction(this.#subscribe)
@@ -299,12 +305,41 @@ export class SqliteStore implements Store {
     return new Map(rows.map((r) => [r.id, r.seq]))
   }
 
-  async touchUser(userId: string): Promise<UserState> {
+  touchUser(userId: string): Promise<UserState> {
     // A read for a user the store knows (nearly every connect); the insert, a write, only for a new one.
     const known = this.#s.getUser.get(userId) as UserState | undefined
-    if (known) return known
-    this.#s.ensureUser.run(userId)
-    return this.#s.getUser.get(userId) as UserState
+    if (known) return Promise.resolve(known)
+    const first = this.#newUsers.size === 0
+    let waiting = this.#newUsers.get(userId)
+    if (!waiting) {
+      waiting = []
+      this.#newUsers.set(userId, waiting)
+    }
+    if (first) setImmediate(() => this.#writeUsers())
+    const done = waiting
+    return new Promise((resolve, reject) =>
+      done.push((error) => {
+        if (error) return reject(error)
+        try {
+          resolve(this.#s.getUser.get(userId) as UserState)
+        } catch (failure) {
+          reject(failure)
+        }
+      }),
+    )
+  }
+
+  #writeUsers(): void {
+    const users = this.#newUsers
+    if (users.size === 0) return
+    this.#newUsers = new Map()
+    let failure: Error | undefined
+    try {
+      this.#usersTx.immediate(users.keys())
+    } catch (error) {
+      failure = error as Error
+    }
+    for (const waiting of users.values()) for (const done of waiting) done(failure)
   }
 
   async after(userId: string, after: number, limit: number): Promise<Notification[]> {
@@ -420,6 +455,7 @@ export class SqliteStore implements Store {
     clearInterval(this.#checkpoint)
     if (!this.#db.open) return
     if (this.#acks.size > 0) this.#writeAcks()
+    this.#writeUsers()
     this.#fold('TRUNCATE')
     this.#db.close()
   }
