@@ -53,15 +53,20 @@ interface Publish {
 async function inbox(wsUrl: string, user: string): Promise<{ seq: number; id: string; k: number }[]> {
   const c = await rawClient(wsUrl)
   c.send({ type: 'auth', token: await mintToken(SECRET, user), since: 0 })
-  for (let from = 0, round = 0; ; round++) {
-    const done = await c.next((f) => f.type === 'replayed', from)
-    from = c.frames.indexOf(done) + 1
-    if (done.more !== true) break
-    if (round > 100) throw new Error('replay does not end')
-    c.send({ type: 'resume', since: done.seq })
+  await c.next((f) => f.type === 'auth_success')
+  // The whole inbox, in history pages (newest first): a replay from `since: 0` would start after the user's ack.
+  const items: Record<string, unknown>[] = []
+  for (let before: number | undefined, page = 0; ; page++) {
+    if (page > 100) throw new Error('history does not end')
+    const requestId = `h${page}`
+    c.send({ type: 'history', limit: 100, requestId, ...(before !== undefined && { before }) })
+    const reply = await c.next((f) => f.requestId === requestId)
+    items.push(...(reply.items as Record<string, unknown>[]))
+    if (reply.next === undefined) break
+    before = reply.next as number
   }
   c.close()
-  return c.of('notification').map((n) => ({ seq: n.seq as number, id: n.id as string, k: (n.data as { k: number }).k }))
+  return items.reverse().map((n) => ({ seq: n.seq as number, id: n.id as string, k: (n.data as { k: number }).k }))
 }
 
 /**
