@@ -281,8 +281,10 @@ describe('sharedConnection', () => {
       storage: profile,
       lose: (m) => losing && m.k === 'frame' && ['notification', 'history'].includes(m.f!.type),
     })
+    // Ready, it has asked for the lock: before the next tab does.
+    await behind.client.ready()
     const ahead = openTab(s, { storage: profile })
-    await Promise.all([behind, ahead].map((t) => t.client.ready()))
+    await ahead.client.ready()
     await publish(s, 3, 10)
     await everyTabHas([leader, ahead], range(3, 10))
     expect(profile.getItem('belfry:cursor:ann')).toBe('10')
