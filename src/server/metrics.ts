@@ -195,22 +195,31 @@ export function createMetrics(source: MetricsSource): Metrics {
   const lag = (ns: number) => Math.max(0, ns / 1e9 - LOOP_RESOLUTION_MS / 1000)
 
   /**
-   * `run`, timed: the caller gets the store's own promise (no promise wrapped
-   * around it, no extra turn before it settles), and the timing is a callback
-   * on it.
+   * `run`, timed: the caller gets what the store returned, its own promise (no
+   * promise wrapped around it, no extra turn before it settles), and the
+   * timing is a callback on it. An app's store that returns a value, or
+   * throws, at once is timed as it is.
    */
-  const timed = (operation: Operation, run: (...args: unknown[]) => Promise<unknown>) => {
+  const timed = (operation: Operation, run: (...args: unknown[]) => unknown) => {
     const seconds = storeSeconds.labels({ operation })
     const failed = storeErrors.labels({ operation })
-    return (...args: unknown[]): Promise<unknown> => {
+    return (...args: unknown[]): unknown => {
       const started = performance.now()
       const done = () => seconds.observe((performance.now() - started) / 1000)
-      const promise = run(...args)
-      promise.then(done, () => {
+      const fail = () => {
         failed.inc()
         done()
-      })
-      return promise
+      }
+      let result: unknown
+      try {
+        result = run(...args)
+      } catch (error) {
+        fail()
+        throw error
+      }
+      if (typeof (result as PromiseLike<unknown> | undefined)?.then === 'function') (result as PromiseLike<unknown>).then(done, fail)
+      else done()
+      return result
     }
   }
 
@@ -241,7 +250,7 @@ export function createMetrics(source: MetricsSource): Metrics {
       // an ack looks its method up as fast as on the store itself.
       const methods: Record<string, unknown> = { close: store.close.bind(store) }
       for (const operation of STORE_OPERATIONS) {
-        const method = store[operation] as ((...args: unknown[]) => Promise<unknown>) | undefined
+        const method = store[operation] as ((...args: unknown[]) => unknown) | undefined
         // A method an app's store lacks (the options check only those every server needs) stays missing.
         if (typeof method === 'function') methods[operation] = timed(operation, method.bind(store))
       }
