@@ -9,7 +9,8 @@
  *   (an optional peer), `belfry/shared`, one socket for a user's tabs, and
  *   `belfry/desktop`, desktop notifications.
  * - `belfry-server`: the server, its CLI (`belfry-server`), the demo page it
- *   serves in dev mode, and its store and broker dependencies.
+ *   serves in dev mode, its store and broker dependencies, and prom-client
+ *   for its metrics.
  *
  * Each package.json is written here, its versions taken from the root's: the
  * root package.json stays the one place dependencies are declared.
@@ -69,7 +70,7 @@ export const PACKAGES = {
       exports: { '.': { types: './dist/server/index.d.ts', import: './dist/server/index.js' } },
       bin: { 'belfry-server': './bin/belfry-server.js' },
       engines: root.engines,
-      dependencies: pick(['better-sqlite3', 'ioredis', 'jose', 'pg', 'pino', 'ws']),
+      dependencies: pick(['better-sqlite3', 'ioredis', 'jose', 'pg', 'pino', 'prom-client', 'ws']),
     },
   },
 } as const

@@ -2,7 +2,7 @@
 /**
  * `belfry-server` / `npm run server`: the reference server, configured by the
  * environment (PORT, HOST, BELFRY_SECRET, BELFRY_API_KEY, BELFRY_DB or BELFRY_DATABASE_URL,
- * BELFRY_REDIS_URL, BELFRY_TOPICS_CLAIM). `--dev` (what
+ * BELFRY_REDIS_URL, BELFRY_TOPICS_CLAIM, BELFRY_METRICS, BELFRY_METRICS_TOKEN). `--dev` (what
  * `npm start` uses) runs on the published dev secrets, on 127.0.0.1 unless HOST
  * says otherwise, and serves the demo page.
  */
@@ -24,7 +24,7 @@ async function main(): Promise<void> {
     process.stderr.write(`belfry-server: ${(error as Error).message}\n`)
     process.exit(1)
   }
-  const { secret, apiKey, database, dev, topicsClaim: claim, databaseUrl, redisUrl } = config
+  const { secret, apiKey, database, dev, topicsClaim: claim, databaseUrl, redisUrl, metrics } = config
   const fallback = dev ? serveDemo() : (_req: IncomingMessage, res: ServerResponse) => res.writeHead(404).end()
   // Each rejects with one line when its service cannot be reached: the process exits with it.
   const store = databaseUrl === undefined ? undefined : await PostgresStore.open(databaseUrl)
@@ -45,10 +45,18 @@ async function main(): Promise<void> {
     logger: log,
     fallback,
     ...(claim !== undefined && { authorizeSubscribe: topicsClaim(claim) }),
+    metrics,
   })
   const { port } = await server.listen(config.port, config.host)
   log.info(
-    { port, host: config.host, store: databaseUrl ? 'postgres' : database, broker: redisUrl ? 'redis' : 'in-process', dev },
+    {
+      port,
+      host: config.host,
+      store: databaseUrl ? 'postgres' : database,
+      broker: redisUrl ? 'redis' : 'in-process',
+      dev,
+      metrics: metrics !== undefined,
+    },
     'listening',
   )
   if (dev) process.stderr.write(devWarning({ ...config, port }))

@@ -22,6 +22,8 @@ export interface CliConfig {
   dev: boolean
   /** The token claim that lists the topics a user may subscribe to (BELFRY_TOPICS_CLAIM); absent: any topic. */
   topicsClaim?: string
+  /** Prometheus metrics on /metrics (BELFRY_METRICS=1): behind BELFRY_METRICS_TOKEN (`{ token }`), or the API key (`true`). */
+  metrics?: true | { token: string }
   /** Dev mode: the variables it ignored (their values are never used there). */
   ignored: string[]
 }
@@ -50,6 +52,7 @@ export function readConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Cli
   if (claim !== undefined && !/^[\w:.-]{1,64}$/.test(claim)) {
     throw new Error(`BELFRY_TOPICS_CLAIM must name a token claim (letters, digits, _ : . -), got "${claim.slice(0, 64)}"`)
   }
+  const metrics = readMetrics(env)
   const common = {
     port,
     ...(host && { host }),
@@ -58,6 +61,7 @@ export function readConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Cli
     ...(redisUrl && { redisUrl }),
     dev,
     ...(claim && { topicsClaim: claim }),
+    ...(metrics && { metrics }),
   }
   if (dev) {
     const ignored = (['BELFRY_SECRET', 'BELFRY_API_KEY'] as const).filter((name) => env[name])
@@ -78,6 +82,22 @@ export function readConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Cli
     throw new Error('BELFRY_SECRET and BELFRY_API_KEY must not be the published dev defaults outside dev mode')
   }
   return { ...common, secret, apiKey, ignored: [] }
+}
+
+/** BELFRY_METRICS (1 or true: on; 0, false or unset: off) and BELFRY_METRICS_TOKEN. */
+function readMetrics(env: NodeJS.ProcessEnv): true | { token: string } | undefined {
+  const { BELFRY_METRICS: flag, BELFRY_METRICS_TOKEN: token } = env
+  if (flag !== undefined && !['0', '1', 'true', 'false'].includes(flag)) {
+    throw new Error(`BELFRY_METRICS must be 1 (on) or 0 (off), got "${flag.slice(0, 16)}"`)
+  }
+  const on = flag === '1' || flag === 'true'
+  if (token === undefined) return on || undefined
+  // A token set while metrics are not asked for would suggest they are on, guarded by it.
+  if (flag === undefined) throw new Error('BELFRY_METRICS_TOKEN is set but BELFRY_METRICS is not: set BELFRY_METRICS=1 to serve /metrics')
+  if (token.length < 8) {
+    throw new Error('BELFRY_METRICS_TOKEN must be at least 8 characters (unset, /metrics takes BELFRY_API_KEY)')
+  }
+  return on ? { token } : undefined
 }
 
 /** The URL to print for a server listening on `host` (all interfaces when absent): an IPv6 address in brackets. */

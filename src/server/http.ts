@@ -31,6 +31,8 @@ export interface HttpContext {
   publish(audience: Audience, input: NotificationInput): Promise<{ id: string; recipients: number }>
   /** Dev mode: cuts every socket of a user, to show reconnection. */
   drop(userId: string): number
+  /** `GET /metrics`, behind its bearer token; undefined while metrics are off (the path is not ours then). */
+  readonly metrics: { token: string; scrape(): Promise<{ type: string; text: string }> } | undefined
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -87,6 +89,7 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true })
  * - `POST /api/notifications` (Bearer key) → 201 `{ids, recipients}` once durable
  * - `GET /api/dev/token?user=ID` → `{token, userId, apiKey}` (dev mode only)
  * - `POST /api/dev/drop?user=ID` → cuts the user's sockets (dev mode only)
+ * - `GET /metrics` (Bearer metrics token) → the Prometheus text format (when metrics are on)
  */
 export async function handleHttp(req: IncomingMessage, res: ServerResponse, ctx: HttpContext): Promise<boolean> {
   const url = URL.parse(req.url ?? '/', 'http://localhost')
@@ -98,6 +101,26 @@ export async function handleHttp(req: IncomingMessage, res: ServerResponse, ctx:
     const ok = health.status === 'ok' || health.status === 'degraded'
     // Counts are for operators: only with the API key.
     sendJson(res, ok ? 200 : 503, { ...health, ...(authorized(req, ctx.apiKey) && ctx.stats()) })
+    return true
+  }
+  // Off, the path is left to the caller: an app's server may serve metrics of its own there.
+  if (route === '/metrics' && ctx.metrics) {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return methodNotAllowed(res, 'GET')
+    if (!authorized(req, ctx.metrics.token)) {
+      sendJson(
+        res,
+        401,
+        {
+          error: 'unauthorized',
+          message: 'send "Authorization: Bearer <token>": BELFRY_METRICS_TOKEN, or BELFRY_API_KEY when it is not set',
+        },
+        { 'www-authenticate': 'Bearer' },
+      )
+      return true
+    }
+    const { type, text } = await ctx.metrics.scrape()
+    res.writeHead(200, { 'content-type': type, 'cache-control': 'no-store' })
+    res.end(text)
     return true
   }
   if (route === '/api/notifications') {

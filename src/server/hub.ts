@@ -2,6 +2,7 @@ import type { Logger } from 'pino'
 import type { Broker, BrokerEvent } from './broker/broker.js'
 import type { Budgets } from './budget.js'
 import type { Connection } from './connection/connection.js'
+import type { Metrics } from './metrics.js'
 import type { Limits, SubscribeAuthorizer } from './options.js'
 import type { Registry } from './registry.js'
 import type { Store } from './store/store.js'
@@ -29,4 +30,6 @@ export interface Hub {
   /** The key user tokens are verified with. */
   readonly key: Promise<CryptoKey>
   readonly log: Logger
+  /** Counted only while metrics are on (`metrics` option). */
+  readonly metrics?: Metrics | undefined
 }

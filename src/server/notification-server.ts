@@ -10,6 +10,7 @@ import { Budgets } from './budget.js'
 import { Connection } from './connection/connection.js'
 import { type Health, type HttpContext, handleHttp, sendJson, UnavailableError } from './http.js'
 import type { Hub } from './hub.js'
+import { createMetrics } from './metrics.js'
 import { type ResolvedOptions, resolveOptions, type ServerOptions } from './options.js'
 import { checkAudience, checkNotification } from './publish-input.js'
 import { Registry } from './registry.js'
@@ -88,8 +89,9 @@ export class NotificationServer {
     const store: Store = this.#options.store ?? new SqliteStore(this.#options.database)
     const broker: Broker = this.#options.broker ?? new InProcessBroker()
     const log = this.#options.logger ?? pino({ name: 'belfry' })
+    const metrics = this.#options.metrics && createMetrics({ stats: () => this.stats(), brokerUp: () => this.#hub.broker.up })
     this.#hub = {
-      store,
+      store: metrics ? metrics.timeStore(store) : store,
       broker,
       announce: (event) => this.#announce(event),
       registry: new Registry(),
@@ -100,6 +102,7 @@ export class NotificationServer {
       authorizeSubscribe: this.#options.authorizeSubscribe,
       key: verifyingKey(this.#options.secret),
       log,
+      metrics,
     }
     this.#wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxFrameBytes, clientTracking: false, perMessageDeflate: false })
     this.#unsubscribe = broker.subscribe((event) => this.#route(event))
@@ -128,6 +131,7 @@ export class NotificationServer {
       ready: () => this.#state === 'running',
       health: () => this.health(),
       stats: () => ({ users: this.#hub.registry.users, connections: this.#hub.registry.connections }),
+      metrics: metrics && { token: this.#options.metrics!.token, scrape: () => metrics.scrape() },
       publish: (audience, input) => this.#publish(audience, input),
       drop: (userId) => {
         const sockets = [...this.#hub.registry.of(userId)]
@@ -267,6 +271,7 @@ export class NotificationServer {
     await this.#reconciling
     await this.#hub.broker.close()
     await this.#hub.store.close()
+    this.#hub.metrics?.stop()
     this.#state = 'closed'
   }
 
@@ -287,6 +292,7 @@ export class NotificationServer {
    * reconnect, or the gap the next notification shows).
    */
   async #publish(audience: Audience, input: NotificationInput): Promise<PublishResult> {
+    const started = performance.now()
     let published: Published
     try {
       published = await this.#hub.store.publish(audience, input)
@@ -297,6 +303,7 @@ export class NotificationServer {
       throw new UnavailableError(`the store failed: ${message}`, { cause: error })
     }
     const { notification, deliveries, recipients, pending } = published
+    this.#hub.metrics?.published(audience, deliveries.length, (performance.now() - started) / 1000)
     await this.#announce({ kind: 'notification', shared: sharedPart(notification), deliveries })
     if (pending) this.#fanOutAll()
     return { id: notification.id, recipients }
@@ -312,6 +319,7 @@ export class NotificationServer {
     try {
       await this.#hub.broker.publish([event])
     } catch (error) {
+      this.#hub.metrics?.brokerErrors.inc()
       this.#hub.log.error({ err: error }, 'broker publish failed; delivering to this process only')
       this.#route(event)
     }
@@ -327,6 +335,7 @@ export class NotificationServer {
     this.#fanningOut ??= (async () => {
       try {
         for (let batch = await this.#hub.store.fanOut(); batch; batch = await this.#hub.store.fanOut()) {
+          this.#hub.metrics?.inboxEntries.inc(batch.deliveries.length)
           await this.#announce({ kind: 'notification', shared: sharedPart(batch.notification), deliveries: batch.deliveries })
           if (this.#state !== 'running') break
         }
@@ -429,6 +438,7 @@ export class NotificationServer {
   }
 
   #accept(ws: WebSocket, origin: string): void {
+    this.#hub.metrics?.connects.inc()
     const connection = new Connection(ws, this.#hub)
     const origins = this.#options.allowedOrigins
     if (origins.size > 0 && !origins.has(origin)) connection.close(CloseCode.Forbidden, 'origin not allowed')

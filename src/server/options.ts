@@ -37,6 +37,11 @@ export interface ServerOptions {
    * grant stops delivery. {@link topicsClaim} makes one from a token claim.
    */
   authorizeSubscribe?: SubscribeAuthorizer | undefined
+  /**
+   * Prometheus metrics on `GET /metrics`, behind a bearer token: `token`, or
+   * with `true` the API key. Off (404) unless given. @default false
+   */
+  metrics?: boolean | { token: string } | undefined
   /** Called for HTTP requests that belfry does not answer (only when it owns the server). */
   fallback?: ((req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void) | undefined
 }
@@ -104,8 +109,10 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
 })
 
 /** Options after defaults are applied. */
-export interface ResolvedOptions extends Omit<ServerOptions, 'limits' | 'allowedOrigins' | 'dev' | 'database'> {
+export interface ResolvedOptions extends Omit<ServerOptions, 'limits' | 'allowedOrigins' | 'dev' | 'database' | 'metrics'> {
   database: string
+  /** The bearer token of `/metrics`; undefined while metrics are off. */
+  metrics: { token: string } | undefined
   allowedOrigins: ReadonlySet<string>
   dev: boolean
   limits: Readonly<Limits>
@@ -161,6 +168,7 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
   if (options.authorizeSubscribe !== undefined && typeof options.authorizeSubscribe !== 'function') {
     throw new TypeError('options.authorizeSubscribe must be a function (userId, topic, claims) => boolean')
   }
+  const metrics = resolveMetrics(options)
   requireMethods(options, 'logger', ['debug', 'info', 'warn', 'error'])
   requireMethods(options, 'store', STORE_METHODS)
   requireMethods(options, 'broker', ['publish', 'subscribe', 'ready', 'onStatus', 'close'])
@@ -187,6 +195,33 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
     database: options.database ?? './belfry.db',
     allowedOrigins: new Set(origins),
     dev: options.dev === true,
+    metrics,
     limits: Object.freeze(limits),
   }
+}
+
+/** `metrics`: off, or on with the bearer token that guards /metrics (its own, or with `true` the API key). */
+function resolveMetrics({ metrics, apiKey }: ServerOptions): { token: string } | undefined {
+  if (metrics === undefined || metrics === false) return undefined
+  if (metrics === true) {
+    if (apiKey === undefined) {
+      throw new TypeError(
+        'options.metrics is true (/metrics behind the API key) but options.apiKey is not given: give one, or metrics: { token }',
+      )
+    }
+    return { token: apiKey }
+  }
+  const object = typeof metrics === 'object' && metrics !== null
+  const token: unknown = object ? metrics.token : undefined
+  if (typeof token === 'string' && token.length >= 8) return { token }
+  // A token is a secret (and a string given here may be one): never show it.
+  const got =
+    typeof token === 'string'
+      ? `a token of ${token.length} characters`
+      : object
+        ? `{ token: ${typeof token} }`
+        : /^[sf]/.test(typeof metrics)
+          ? `a ${typeof metrics}`
+          : String(metrics)
+  throw new TypeError(`options.metrics must be true, false or { token } with a token of at least 8 characters; got ${got}`)
 }

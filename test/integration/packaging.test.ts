@@ -258,7 +258,7 @@ describe('the belfry-server package', () => {
     cpSync(join(ROOT, 'node_modules/better-sqlite3/build'), join(dir, 'node_modules/better-sqlite3/build'), { recursive: true })
   }, 60_000)
 
-  it('runs its bin, which serves /healthz', async () => {
+  it('runs its bin, which serves /healthz, and /metrics when asked (prom-client is a dependency of its own)', async () => {
     const child = spawn(join(dir, 'node_modules/.bin/belfry-server'), [], {
       cwd: dir,
       env: {
@@ -268,6 +268,7 @@ describe('the belfry-server package', () => {
         BELFRY_SECRET: 'package-test-secret-0123456789',
         BELFRY_API_KEY: 'package-test-key',
         BELFRY_DB: join(dir, 'belfry.db'),
+        BELFRY_METRICS: '1',
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
@@ -284,6 +285,9 @@ describe('the belfry-server package', () => {
       const res = await fetch(`${url}/healthz`)
       expect(res.status).toBe(200)
       expect(await res.json()).toEqual({ status: 'ok' })
+      const metrics = await fetch(`${url}/metrics`, { headers: { authorization: 'Bearer package-test-key' } })
+      expect(metrics.status).toBe(200)
+      expect(await metrics.text()).toMatch(/^belfry_connects_total 0$/m)
     } finally {
       child.kill('SIGTERM')
     }

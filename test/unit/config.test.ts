@@ -70,6 +70,26 @@ describe('readConfig', () => {
     )
   })
 
+  it('reads BELFRY_METRICS and BELFRY_METRICS_TOKEN: /metrics off unless asked for, behind its token or the API key', () => {
+    const base = { BELFRY_SECRET: 's'.repeat(16), BELFRY_API_KEY: 'k'.repeat(8) }
+    expect(readConfig(base, [])).not.toHaveProperty('metrics')
+    for (const off of ['0', 'false']) expect(readConfig({ ...base, BELFRY_METRICS: off }, [])).not.toHaveProperty('metrics')
+    for (const on of ['1', 'true']) expect(readConfig({ ...base, BELFRY_METRICS: on }, [])).toMatchObject({ metrics: true })
+    expect(readConfig({ ...base, BELFRY_METRICS: '1', BELFRY_METRICS_TOKEN: 'm'.repeat(8) }, [])).toMatchObject({
+      metrics: { token: 'm'.repeat(8) },
+    })
+    expect(readConfig({ BELFRY_METRICS: '1' }, ['--dev'])).toMatchObject({ metrics: true, apiKey: DEV_API_KEY })
+    // Switched off, a token stays unused; without BELFRY_METRICS at all it is a mistake.
+    expect(readConfig({ ...base, BELFRY_METRICS: '0', BELFRY_METRICS_TOKEN: 'm'.repeat(8) }, [])).not.toHaveProperty('metrics')
+    expect(() => readConfig({ ...base, BELFRY_METRICS_TOKEN: 'm'.repeat(8) }, [])).toThrow(
+      /BELFRY_METRICS_TOKEN is set but BELFRY_METRICS is not/,
+    )
+    expect(() => readConfig({ ...base, BELFRY_METRICS: 'yes' }, [])).toThrow('BELFRY_METRICS must be 1 (on) or 0 (off), got "yes"')
+    expect(() => readConfig({ ...base, BELFRY_METRICS: '1', BELFRY_METRICS_TOKEN: 'short' }, [])).toThrow(
+      /BELFRY_METRICS_TOKEN must be at least 8 characters/,
+    )
+  })
+
   it('refuses an empty BELFRY_DB instead of taking it for ./belfry.db', () => {
     expect(() => readConfig({ BELFRY_DB: '' }, ['--dev'])).toThrow(/BELFRY_DB is empty/)
   })
@@ -91,6 +111,26 @@ describe('resolveOptions', () => {
     expect(() => resolveOptions({ secret: 's'.repeat(16), limits: { heartbeatMs: -1 } })).toThrow(/options\.limits\.heartbeatMs/)
     expect(() => resolveOptions({ secret: 's'.repeat(16), limits: { nope: 1 } as never })).toThrow(/options\.limits\.nope/)
     expect(() => resolveOptions({ secret: 's'.repeat(16), allowedOrigins: 'x' as never })).toThrow(/options\.allowedOrigins/)
+  })
+
+  it('takes metrics as true (behind the API key), false, or { token }, and says what it got otherwise', () => {
+    const base = { secret: 's'.repeat(16), apiKey: 'k'.repeat(8) }
+    expect(resolveOptions(base).metrics).toBeUndefined()
+    expect(resolveOptions({ ...base, metrics: false }).metrics).toBeUndefined()
+    expect(resolveOptions({ ...base, metrics: true }).metrics).toEqual({ token: 'k'.repeat(8) })
+    expect(resolveOptions({ ...base, metrics: { token: 'm'.repeat(8) } }).metrics).toEqual({ token: 'm'.repeat(8) })
+    const expected = 'options.metrics must be true, false or { token } with a token of at least 8 characters; got'
+    expect(() => resolveOptions({ ...base, metrics: 'yes' as never })).toThrow(new TypeError(`${expected} a string`))
+    expect(() => resolveOptions({ ...base, metrics: 1 as never })).toThrow(new TypeError(`${expected} 1`))
+    expect(() => resolveOptions({ ...base, metrics: null as never })).toThrow(new TypeError(`${expected} null`))
+    expect(() => resolveOptions({ ...base, metrics: {} as never })).toThrow(new TypeError(`${expected} { token: undefined }`))
+    // The token is a secret: its length is shown, never the token.
+    expect(() => resolveOptions({ ...base, metrics: { token: 'secret1' } })).toThrow(new TypeError(`${expected} a token of 7 characters`))
+    expect(() => resolveOptions({ secret: 's'.repeat(16), metrics: true })).toThrow(
+      new TypeError(
+        'options.metrics is true (/metrics behind the API key) but options.apiKey is not given: give one, or metrics: { token }',
+      ),
+    )
   })
 
   it('applies the documented defaults', () => {

@@ -135,6 +135,7 @@ export class Connection {
     this.#claims = claims
     this.#budget = this.hub.budgets.of(userId)
     this.#badFrames = 0
+    this.hub.metrics?.authentications.inc()
     if (implicitAcks) this.#acks = new ImplicitAcks(this)
     this.moveTo('replaying')
     this.hub.registry.add(userId, this)
@@ -178,6 +179,7 @@ export class Connection {
     this.ws.send(data, TEXT, written)
     if (this.ws.bufferedAmount > this.hub.limits.maxBufferedBytes) {
       this.hub.log.warn({ conn: this.id, user: this.userId, buffered: this.ws.bufferedAmount }, 'slow consumer')
+      this.hub.metrics?.slowConsumerCuts.inc()
       this.close(CloseCode.SlowConsumer, 'slow consumer')
     }
   }
@@ -198,6 +200,8 @@ export class Connection {
     if (this.closed) return
     const refused = this.#phase === 'authenticating'
     this.moveTo('closed')
+    this.hub.metrics?.closed(code)
+    if (refused) this.hub.metrics?.refused(code)
     if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(code, reason)
     // A client that does not read will not read the close frame either, and one refused before auth
     // may never answer it: free the socket soon, not after ws's 30 s close timeout.
@@ -222,6 +226,7 @@ export class Connection {
         return
       }
     } else if (!budget.frames.take()) {
+      this.hub.metrics?.rateLimitCuts.inc()
       this.close(CloseCode.RateLimited, retryReason('rate limited', Math.max(1000, budget.frames.retryMs)))
       return
     }
@@ -303,8 +308,9 @@ export class Connection {
     this.close(CloseCode.TokenExpired, 'token expired')
   }
 
-  /** From the socket's shared `close` listener: the socket is gone. */
-  gone(): void {
+  /** From the socket's shared `close` listener: the socket is gone, with the code the client sent (1006: none) unless the server closed it. */
+  gone(code: number): void {
+    if (!this.closed) this.hub.metrics?.closed(code)
     this.moveTo('closed')
     this.hub.connections.delete(this)
     this.hub.unauthenticated.delete(this)
@@ -318,8 +324,8 @@ function onMessage(this: WebSocket, data: WebSocket.RawData, isBinary: boolean):
 function onPong(this: WebSocket, payload: Buffer): void {
   owner(this).pong(payload)
 }
-function onClose(this: WebSocket): void {
-  owner(this).gone()
+function onClose(this: WebSocket, code: number): void {
+  owner(this).gone(code)
 }
 function onError(this: WebSocket, error: Error): void {
   const c = owner(this)

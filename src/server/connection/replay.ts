@@ -72,6 +72,7 @@ export class Replay {
     if (c.phase !== 'live' || seq <= this.#sentSeq) return
     if (seq === this.#sentSeq + 1) {
       this.#sentSeq = seq
+      c.hub.metrics?.deliveries.inc()
       c.send(data)
       c.acks?.schedule()
       return
@@ -102,6 +103,7 @@ export class Replay {
       if (bucket.waitMs > 0) await sleep(bucket.waitMs, undefined, { ref: false })
       if (c.closed) return
       const rows = caughtUp ? [] : await store.after(userId, this.#sentSeq, limits.replayBatch + 1)
+      if (!caughtUp) c.hub.metrics?.replayRounds.inc()
       caughtUp = false
       if (c.closed) return
       // The client asks for the next round only after reading this one, so the send buffer
@@ -117,6 +119,7 @@ export class Replay {
         const size = Buffer.byteLength(data)
         bytes += size
         bucket.charge(size)
+        c.hub.metrics?.replayed.inc()
         c.send(data)
         if (c.closed) return // cut off as a slow consumer
         this.#sentSeq = row.seq
