@@ -117,6 +117,7 @@ const TIMER_LIMITS: ReadonlySet<string> = new Set(['authTimeoutMs', 'heartbeatMs
 const STORE_METHODS = [
   'publish',
   'touchUser',
+  'user',
   'after',
   'history',
   'ack',
@@ -124,6 +125,7 @@ const STORE_METHODS = [
   'subscribe',
   'unsubscribe',
   'topics',
+  'prune',
   'check',
   'close',
 ]

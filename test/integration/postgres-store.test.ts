@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { PostgresStore } from '../../src/server/index.js'
-import { storeContract } from '../contract/store.js'
+import { prunePass, storeContract } from '../contract/store.js'
 import { type PgInstance, startPostgres } from '../helpers/services.js'
 
 let db: PgInstance
@@ -42,7 +42,7 @@ describe('PostgresStore: what PostgreSQL adds', () => {
     const client = new pg.Client(db.url)
     await client.connect()
     const { rows } = await client.query(`SELECT version FROM ${s}.migrations ORDER BY version`)
-    expect(rows.map((r) => r.version)).toEqual([1])
+    expect(rows.map((r) => r.version)).toEqual([1, 2])
     await client.end()
     // And every one of them works.
     const results = await Promise.all(stores.map((store, i) => store.publish({ userIds: ['ann'] }, { title: `n${i}`, body: '' })))
@@ -67,6 +67,51 @@ describe('PostgresStore: what PostgreSQL adds', () => {
       expect(state.latestSeq, u).toBe(audiences.filter((a) => a.includes(u)).length)
     }
     for (const store of stores) await store.close()
+  })
+
+  it('migrates a schema of version 1: each notification counts the inbox entries that hold it, and retention works on it', async () => {
+    const s = schema()
+    const store = await PostgresStore.open(db.url, { schema: s })
+    await store.publish({ userIds: ['ann', 'bob'] }, { title: 'shared', body: '' })
+    await store.publish({ userIds: ['ann'] }, { title: 'own', body: '' })
+    await store.close()
+    const client = new pg.Client(db.url)
+    await client.connect()
+    // Back to version 1, as belfry before retention left it.
+    await client.query(`ALTER TABLE ${s}.users DROP COLUMN floor_seq; ALTER TABLE ${s}.notifications DROP COLUMN refs;
+                        DELETE FROM ${s}.migrations WHERE version = 2`)
+    const migrated = await PostgresStore.open(db.url, { schema: s })
+    const { rows } = await client.query(`SELECT title, refs FROM ${s}.notifications ORDER BY no`)
+    expect(rows).toEqual([
+      { title: 'shared', refs: '2' },
+      { title: 'own', refs: '1' },
+    ])
+    expect(await prunePass(migrated, { maxPerUser: 0 })).toMatchObject({ removed: 3, notifications: 2 })
+    expect((await client.query(`SELECT count(*)::int AS n FROM ${s}.notifications`)).rows[0].n).toBe(0)
+    await client.end()
+    await migrated.close()
+  })
+
+  it('never waits for a user a transaction holds: a pass leaves it for the next one', async () => {
+    const s = schema()
+    const store = await PostgresStore.open(db.url, { schema: s })
+    for (let i = 0; i < 5; i++) await store.publish({ userIds: ['ann', 'bob'] }, { title: `n${i}`, body: '' })
+    const holder = new pg.Client(db.url)
+    await holder.connect()
+    try {
+      // As a long publish to ann would: her counter row is locked until it commits.
+      await holder.query('BEGIN')
+      await holder.query(`SELECT 1 FROM ${s}.users WHERE id = 'ann' FOR UPDATE`)
+      expect(await prunePass(store, { maxPerUser: 2 })).toMatchObject({ removed: 3, users: 1 })
+      expect(await store.user('ann')).toMatchObject({ floor: 0 })
+      expect(await store.user('bob')).toMatchObject({ floor: 3 })
+      await holder.query('COMMIT')
+      expect(await prunePass(store, { maxPerUser: 2 })).toMatchObject({ removed: 3, users: 1 })
+      expect(await store.user('ann')).toMatchObject({ floor: 3, unreadCount: 2 })
+    } finally {
+      await holder.end()
+      await store.close()
+    }
   })
 
   it('rejects while PostgreSQL is down (a publish never resolves for what is not durable), and works again when it is back', async () => {
@@ -123,6 +168,6 @@ describe('PostgresStore: what PostgreSQL adds', () => {
     await client.connect()
     await client.query(`INSERT INTO ${s}.migrations (version) VALUES (99)`)
     await client.end()
-    await expect(PostgresStore.open(db.url, { schema: s })).rejects.toThrow(/schema is version 99, newer than this belfry's \(1\)/)
+    await expect(PostgresStore.open(db.url, { schema: s })).rejects.toThrow(/schema is version 99, newer than this belfry's \(2\)/)
   }, 60_000)
 })
