@@ -22,6 +22,8 @@ export interface CliConfig {
   dev: boolean
   /** The token claim that lists the topics a user may subscribe to (BELFRY_TOPICS_CLAIM); absent: any topic. */
   topicsClaim?: string
+  /** Inbox retention (BELFRY_RETENTION_DAYS, BELFRY_RETENTION_MAX_PER_USER); absent: keep everything. */
+  retention?: { days?: number; maxPerUser?: number }
   /** Dev mode: the variables it ignored (their values are never used there). */
   ignored: string[]
 }
@@ -50,6 +52,7 @@ export function readConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Cli
   if (claim !== undefined && !/^[\w:.-]{1,64}$/.test(claim)) {
     throw new Error(`BELFRY_TOPICS_CLAIM must name a token claim (letters, digits, _ : . -), got "${claim.slice(0, 64)}"`)
   }
+  const retention = readRetention(env)
   const common = {
     port,
     ...(host && { host }),
@@ -58,6 +61,7 @@ export function readConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Cli
     ...(redisUrl && { redisUrl }),
     dev,
     ...(claim && { topicsClaim: claim }),
+    ...(retention && { retention }),
   }
   if (dev) {
     const ignored = (['BELFRY_SECRET', 'BELFRY_API_KEY'] as const).filter((name) => env[name])
@@ -78,6 +82,21 @@ export function readConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Cli
     throw new Error('BELFRY_SECRET and BELFRY_API_KEY must not be the published dev defaults outside dev mode')
   }
   return { ...common, secret, apiKey, ignored: [] }
+}
+
+/** BELFRY_RETENTION_DAYS (days, a fraction allowed) and BELFRY_RETENTION_MAX_PER_USER (entries); empty is unset. */
+function readRetention(env: NodeJS.ProcessEnv): CliConfig['retention'] {
+  const { BELFRY_RETENTION_DAYS: d, BELFRY_RETENTION_MAX_PER_USER: m } = env
+  const days = d ? Number(d) : undefined
+  const maxPerUser = m ? Number(m) : undefined
+  if (days !== undefined && !(days > 0 && days <= 36_500)) {
+    throw new Error(`BELFRY_RETENTION_DAYS must be a number of days > 0 and ≤ 36500, got "${d!.slice(0, 32)}"`)
+  }
+  if (maxPerUser !== undefined && !(Number.isSafeInteger(maxPerUser) && maxPerUser >= 1)) {
+    throw new Error(`BELFRY_RETENTION_MAX_PER_USER must be a whole number ≥ 1, got "${m!.slice(0, 32)}"`)
+  }
+  if (days === undefined && maxPerUser === undefined) return undefined
+  return { ...(days !== undefined && { days }), ...(maxPerUser !== undefined && { maxPerUser }) }
 }
 
 /** The URL to print for a server listening on `host` (all interfaces when absent): an IPv6 address in brackets. */
