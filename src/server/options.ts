@@ -159,7 +159,7 @@ const show = (v: unknown) => (typeof v === 'string' ? JSON.stringify(v) : typeof
  */
 export function resolveRetention(value: unknown, name = 'options.retention'): Readonly<Retention> | undefined {
   if (value === undefined) return undefined
-  if (typeof value !== 'object' || value === null) {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new TypeError(`${name} must be an object { days?, maxPerUser? }, got ${show(value)}`)
   }
   const { days, maxPerUser, ...rest } = value as Record<string, unknown>
