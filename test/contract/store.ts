@@ -391,6 +391,26 @@ export function storeContract(name: string, makeHarness: () => Promise<StoreHarn
       expect((await store.publish({ userIds: ['b'] }, note('next'))).deliveries).toEqual([{ userId: 'b', seq: 3 }])
     })
   })
+  it('never gives a topic notification to a subscription made after it, not even one that takes the place of an ended one', async () => {
+    await store.close()
+    store = await harness.reopen({ fanOutBatch: 1 })
+    opened.push(store)
+    await store.subscribe('a', ['news'], 10)
+    await store.subscribe('b', ['news'], 10)
+    const published = await store.publish({ topic: 'news' }, note('before c'))
+    expect(published).toMatchObject({ deliveries: [{ userId: 'a', seq: 1 }], pending: true })
+    // The newest subscription ends and another begins while the job still has work.
+    await store.unsubscribe('b', ['news'])
+    await store.subscribe('c', ['news'], 10)
+    const batches = []
+    for (let batch = await store.fanOut(); batch; batch = await store.fanOut()) batches.push(...batch.deliveries)
+    expect(batches).toEqual([])
+    expect(await store.after('c', 0, 10)).toEqual([])
+    expect((await store.publish({ topic: 'news' }, note('after c'))).deliveries).toEqual([{ userId: 'a', seq: 2 }])
+    while (await store.fanOut());
+    expect((await store.after('c', 0, 10)).map((n) => n.title)).toEqual(['after c'])
+  })
+
   describe(`${name}: retention`, () => {
     const titles = async (userId: string) => (await store.after(userId, 0, 10_000)).map((n) => n.title)
 

@@ -249,6 +249,51 @@ describe('SqliteStore: a store that cannot work refuses to open, and a full one 
   })
 })
 
+describe('SqliteStore: a database of schema 2', () => {
+  it('is migrated to schema 3: subscriptions keep their numbers, and a new one gets a number past any a pending job may reach', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'belfry-store-'))
+    const file = join(dir, 'v2.db')
+    new SqliteStore(file).close()
+    // Back to schema 2: no retention columns, subscriptions without AUTOINCREMENT.
+    const db = new Database(file)
+    db.exec(`
+      ALTER TABLE users DROP COLUMN floor_seq;
+      ALTER TABLE notifications DROP COLUMN refs;
+      DROP TABLE subscriptions;
+      CREATE TABLE subscriptions (no INTEGER PRIMARY KEY, topic TEXT NOT NULL, user_no INTEGER NOT NULL, UNIQUE (topic, user_no));
+      CREATE INDEX subscriptions_by_topic ON subscriptions (topic);
+      CREATE INDEX subscriptions_by_user ON subscriptions (user_no);
+      INSERT INTO users (no, id, latest_seq, unread) VALUES (1, 'a', 1, 1), (2, 'b', 0, 0);
+      INSERT INTO notifications (no, id, title, body, priority, created_at, topic) VALUES (1, 'n1', 'news', '', 'medium', '2026-01-01T00:00:00.000Z', 'news');
+      INSERT INTO inbox (user_no, seq, notification_no) VALUES (1, 1, 1);
+      INSERT INTO subscriptions (no, topic, user_no) VALUES (1, 'news', 1), (2, 'other', 2);
+      -- A job for the topic up to subscription 5: subscriptions 3 to 5 have ended since.
+      INSERT INTO fanout_jobs (notification_no, topic, after, up_to) VALUES (1, 'news', 1, 5);
+    `)
+    db.pragma('user_version = 2')
+    db.close()
+    const store = new SqliteStore(file)
+    try {
+      await store.subscribe('b', ['news'], 10)
+      const raw = new Database(file)
+      expect(raw.pragma('user_version', { simple: true })).toBe(3)
+      expect(raw.prepare('SELECT no, topic, user_no FROM subscriptions ORDER BY no').all()).toEqual([
+        { no: 1, topic: 'news', user_no: 1 },
+        { no: 2, topic: 'other', user_no: 2 },
+        { no: 6, topic: 'news', user_no: 2 },
+      ])
+      expect(raw.prepare('SELECT no, refs FROM notifications').all()).toEqual([{ no: 1, refs: 1 }])
+      raw.close()
+      while (await store.fanOut());
+      expect(await store.after('b', 0, 10)).toEqual([])
+      expect(await store.touchUser('a')).toEqual({ latestSeq: 1, ackedSeq: 0, unreadCount: 1, floor: 0 })
+    } finally {
+      await store.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
 describe('SqliteStore: a database of belfry 0.1.0 (schema 1)', () => {
   it('is migrated to schema 3 on open, its data whole, each notification counting the entries that hold it', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'belfry-store-'))

@@ -5,7 +5,11 @@ import type Database from 'better-sqlite3'
  *
  * Version 3 adds retention: each user's `floor_seq` (the highest seq pruned
  * from the inbox, 0 for none) and each notification's `refs` (the inbox
- * entries that hold it, so the pruner deletes it with the last of them).
+ * entries that hold it, so the pruner deletes it with the last of them),
+ * and makes `subscriptions.no` AUTOINCREMENT: a number is never given twice,
+ * so a topic's fan-out job, which pages up to the last number at its
+ * publish, cannot reach a subscription made after it in the place of one
+ * that ended.
  * Version 2 keys everything by integers: users, notifications and
  * subscriptions have an integer `no` (their order of creation, which fan-out
  * jobs page by), and an inbox entry is three integers and a flag.
@@ -86,8 +90,27 @@ DROP TABLE inbox_v1;
 DROP TABLE subscriptions_v1;
 `
 
-/** From version 2 to 3: retention's columns; each notification's refs counted from the inbox as it is. */
+/**
+ * From version 2 to 3: retention's columns, each notification's refs counted
+ * from the inbox as it is; subscriptions rebuilt with AUTOINCREMENT, its
+ * sequence past every number a pending job may still reach.
+ */
 const V2_TO_V3 = `
+CREATE TABLE subscriptions_v3 (
+  no       INTEGER PRIMARY KEY AUTOINCREMENT,
+  topic    TEXT NOT NULL,
+  user_no  INTEGER NOT NULL,
+  UNIQUE (topic, user_no)
+);
+INSERT INTO subscriptions_v3 (no, topic, user_no) SELECT no, topic, user_no FROM subscriptions;
+DROP TABLE subscriptions;
+ALTER TABLE subscriptions_v3 RENAME TO subscriptions;
+CREATE INDEX subscriptions_by_topic ON subscriptions (topic);
+CREATE INDEX subscriptions_by_user ON subscriptions (user_no);
+DELETE FROM sqlite_sequence WHERE name = 'subscriptions';
+INSERT INTO sqlite_sequence (name, seq) SELECT 'subscriptions', max(
+  (SELECT coalesce(max(no), 0) FROM subscriptions),
+  (SELECT coalesce(max(up_to), 0) FROM fanout_jobs WHERE topic IS NOT NULL));
 ALTER TABLE users ADD COLUMN floor_seq INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE notifications ADD COLUMN refs INTEGER NOT NULL DEFAULT 0;
 UPDATE notifications SET refs = c.n
