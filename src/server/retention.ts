@@ -1,4 +1,3 @@
-import { setTimeout as sleep, setImmediate as yieldTurn } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import type { Retention } from './options.js'
 import type { PruneBatch, RetentionRule, Store } from './store/store.js'
@@ -87,7 +86,7 @@ export class Pruner {
       totals.notifications += batch.notifications
       after = batch.next
       // A turn for the event loop: what waits (a publish, a frame) runs before the next batch.
-      await (batch.removed > 0 ? sleep(1) : yieldTurn())
+      await new Promise((resolve) => (batch.removed > 0 ? setTimeout(resolve, 1) : setImmediate(resolve)))
     }
     if (totals.removed > 0) this.#log.info({ ...totals, rule, ms: Date.now() - started }, 'retention: pruned')
     return totals
