@@ -6,9 +6,12 @@
  */
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { PostgresStore } from '../../src/server/index.js'
 import { prunePass, storeContract } from '../contract/store.js'
+import { ClientPool } from '../helpers/client.js'
+import { DAY_MS, type InboxCount, pruneWhilePublishing } from '../helpers/retention.js'
+import { useServer } from '../helpers/server.js'
 import { type PgInstance, startPostgres } from '../helpers/services.js'
 
 let db: PgInstance
@@ -169,5 +172,65 @@ describe('PostgresStore: what PostgreSQL adds', () => {
     await client.query(`INSERT INTO ${s}.migrations (version) VALUES (99)`)
     await client.end()
     await expect(PostgresStore.open(db.url, { schema: s })).rejects.toThrow(/schema is version 99, newer than this belfry's \(2\)/)
+  }, 60_000)
+})
+
+describe('PostgresStore: retention on a running server', () => {
+  const start = useServer()
+  const clients = new ClientPool()
+  afterEach(() => clients.closeAll())
+
+  it('prunes 10,000 notifications over 100 users to its limits while publishes go on: no hole, right counts, the hint, the kept ones once', async () => {
+    const s = schema()
+    const users = 100
+    const perUser = 100
+    await (await PostgresStore.open(db.url, { schema: s })).close()
+    const client = new pg.Client(db.url)
+    await client.connect()
+    const old = new Date(Date.now() - 10 * DAY_MS).toISOString()
+    const recent = new Date(Date.now() - 3_600_000).toISOString()
+    // As in the SQLite test: user uN's first N % 50 ten days old, every third one read.
+    await client.query(
+      `INSERT INTO ${s}.users (id, latest_seq, unread) SELECT 'u' || u, $2, $2 - $2 / 3 FROM generate_series(1, $1) u ORDER BY u;
+       INSERT INTO ${s}.notifications (id, title, body, priority, created_at, refs)
+         SELECT 'seed-' || u || '-' || seq, 'u' || u || ' #' || seq, '', 'medium', CASE WHEN seq <= u % 50 THEN $3 ELSE $4 END, 1
+         FROM generate_series(1, $1) u CROSS JOIN generate_series(1, $2) seq;
+       INSERT INTO ${s}.inbox (user_no, seq, notification_no, read)
+         SELECT us.no, seq, n.no, seq % 3 = 0 FROM generate_series(1, $1) u CROSS JOIN generate_series(1, $2) seq
+         JOIN ${s}.users us ON us.id = 'u' || u JOIN ${s}.notifications n ON n.id = 'seed-' || u || '-' || seq;`.replaceAll(
+        /\$(\d)/g,
+        (_, i) => String([users, perUser, `'${old}'`, `'${recent}'`][Number(i) - 1]),
+      ),
+    )
+    const count = async (sql: string) => (await client.query(sql)).rows[0].n as number
+    try {
+      await pruneWhilePublishing(
+        start,
+        clients,
+        {
+          store: await PostgresStore.open(db.url, { schema: s, pruneBatch: 50 }),
+          users,
+          perUser,
+          recount: async () =>
+            (
+              await client.query(
+                `SELECT u.id, u.latest_seq::int AS latest, u.floor_seq::int AS floor, u.unread::int, count(i.seq)::int AS entries,
+                        min(i.seq)::int AS first, max(i.seq)::int AS last, count(i.seq) FILTER (WHERE NOT i.read)::int AS "unreadEntries"
+                 FROM ${s}.users u LEFT JOIN ${s}.inbox i ON i.user_no = u.no GROUP BY u.no ORDER BY u.no`,
+              )
+            ).rows as InboxCount[],
+          badRefs: () =>
+            count(
+              `SELECT count(*)::int AS n FROM ${s}.notifications n
+               LEFT JOIN (SELECT notification_no AS no, count(*) AS entries FROM ${s}.inbox GROUP BY notification_no) c ON c.no = n.no
+               WHERE coalesce(c.entries, 0) <> n.refs OR n.refs = 0`,
+            ),
+          pruned: () => count(`SELECT count(*)::int AS n FROM ${s}.users WHERE floor_seq > 0`),
+        },
+        200,
+      )
+    } finally {
+      await client.end()
+    }
   }, 60_000)
 })
