@@ -15,8 +15,11 @@ export interface Delivery {
    * user's stored one.
    */
   since(userId: string): number
-  /** The server accepted us: its latest seq and unread count. */
-  online(f: AuthSuccessFrame): void
+  /**
+   * The server accepted us: its latest seq, unread count and floor. True when
+   * retention removed notifications after our cursor before we got them.
+   */
+  online(f: AuthSuccessFrame): boolean
   /** Takes a notification: true when it is new and goes to the app, false for a duplicate. */
   accept(n: Pick<Notification, 'seq' | 'read'>): boolean
   /** Sends the cumulative ack of everything delivered since the last one, now. */
@@ -73,6 +76,7 @@ export function createDelivery(
       return cursor
     },
     online(f) {
+      const expired = cursor > 0 && cursor < f.oldestSeq!
       // The server knows less than we do: it is another database. Start over from its numbering.
       if (f.seq < cursor) {
         acked = f.seq
@@ -82,6 +86,7 @@ export function createDelivery(
       d.setUnread(f.unreadCount)
       // Delivered before the last drop but not yet acked: `since` is no ack on the server.
       if (cursor > acked) schedule()
+      return expired
     },
     accept(n) {
       if (n.seq <= cursor) return false

@@ -36,6 +36,12 @@ export interface StatusEvent {
   attempt: number
   /** With `reconnecting`: ms until the next try; undefined otherwise. */
   retryIn?: number | undefined
+  /**
+   * With `online`: true when the server's retention removed notifications
+   * that followed this client's cursor before it got them ("older
+   * notifications expired"; how many is unknown).
+   */
+  expired?: boolean | undefined
 }
 
 /**

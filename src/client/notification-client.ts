@@ -69,6 +69,8 @@ export class NotificationClient<Data extends object = JsonObject> {
   #joining: string[] | undefined
   /** The error that stopped the client for good. */
   #fatal: BelfryError | undefined
+  /** The last auth said notifications after our cursor expired: the `online` status event says so. */
+  #expired = false
 
   constructor(options: ClientOptions) {
     const o = resolveClientOptions(options)
@@ -199,6 +201,7 @@ export class NotificationClient<Data extends object = JsonObject> {
 
   #status(e: StatusEvent): void {
     if (e.from === 'online') this.#delivery.stop()
+    if (e.to === 'online' && this.#expired) e.expired = true
     this.#events.emit('status', e)
     if (e.to === 'closed') {
       this.#requests.rejectAll(this.#fatal ?? new RequestError('closed'))
@@ -221,7 +224,7 @@ export class NotificationClient<Data extends object = JsonObject> {
       this.#requests.flush()
       // Every topic in one frame: one per topic could spend the user's whole frame budget.
       if (this.#topics.size > 0) this.#link.send({ type: 'subscribe', topics: [...this.#topics] })
-      this.#delivery.online(f)
+      this.#expired = this.#delivery.online(f)
     }
   }
 

@@ -7,7 +7,8 @@
  * ```
  * client                                   server
  *   │ ── auth {token, userId?, since?} ──────► │ verify JWT (HS256)
- *   │ ◄── auth_success {seq, unreadCount} ──── │
+ *   │ ◄── auth_success {seq, unreadCount,      │
+ *   │                   oldestSeq} ─────────── │
  *   │ ◄── notification × n (replay) ────────── │ seq > since (or > acked cursor)
  *   │ ◄── replayed {more, seq} ─────────────── │ more: true → page with `resume`
  *   │ ── resume {since} ──────────────────────► │ (only while more was true)
@@ -132,6 +133,12 @@ export interface AuthSuccessFrame {
   /** The user's latest `seq`. */
   seq: number
   unreadCount: number
+  /**
+   * The user's floor: retention removed every notification with a seq up to
+   * it (0: none removed). A client whose cursor is below it missed those, and
+   * its replay starts after the floor. Absent from older servers.
+   */
+  oldestSeq?: number
 }
 
 export interface AuthErrorFrame {

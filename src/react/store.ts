@@ -27,7 +27,7 @@ export interface Notifications<Data extends object = JsonObject> {
 /** What `useConnectionState()` returns: one object per change of state. */
 export interface ConnectionInfo {
   state: ConnectionState
-  /** The `status` event that set `state` (`reason`, `attempt`, `retryIn`); absent before the first one. */
+  /** The `status` event that set `state` (`reason`, `attempt`, `retryIn`, `expired`); absent before the first one. */
   event?: StatusEvent | undefined
   /**
    * When that event came, as a `Date.now()` time: while `reconnecting`, the

@@ -2,12 +2,15 @@
 /**
  * `belfry-server` / `npm run server`: the reference server, configured by the
  * environment (PORT, HOST, BELFRY_SECRET, BELFRY_API_KEY, BELFRY_DB or BELFRY_DATABASE_URL,
- * BELFRY_REDIS_URL, BELFRY_TOPICS_CLAIM, BELFRY_METRICS, BELFRY_METRICS_TOKEN). `--dev` (what
+ * BELFRY_REDIS_URL, BELFRY_TOPICS_CLAIM, BELFRY_METRICS, BELFRY_METRICS_TOKEN, BELFRY_RETENTION_DAYS,
+ * BELFRY_RETENTION_MAX_PER_USER). `--dev` (what
  * `npm start` uses) runs on the published dev secrets, on 127.0.0.1 unless HOST
- * says otherwise, and serves the demo page.
+ * says otherwise, and serves the demo page. `belfry-server admin …` calls the
+ * admin API of a running server (admin-cli.ts).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { pino } from 'pino'
+import { admin } from './admin-cli.js'
 import { RedisBroker } from './broker/redis.js'
 import { type CliConfig, devWarning, displayUrl, readConfig } from './config.js'
 import { NotificationServer } from './notification-server.js'
@@ -16,6 +19,11 @@ import { PostgresStore } from './store/postgres.js'
 import { topicsClaim } from './topics.js'
 
 async function main(): Promise<void> {
+  if (process.argv[2] === 'admin') {
+    const write = (stream: NodeJS.WriteStream) => (s: string) => void stream.write(s)
+    process.exitCode = await admin(process.argv.slice(3), process.env, write(process.stdout), write(process.stderr))
+    return
+  }
   const log = pino({ name: 'belfry' })
   let config: CliConfig
   try {
@@ -24,7 +32,7 @@ async function main(): Promise<void> {
     process.stderr.write(`belfry-server: ${(error as Error).message}\n`)
     process.exit(1)
   }
-  const { secret, apiKey, database, dev, topicsClaim: claim, databaseUrl, redisUrl, metrics } = config
+  const { secret, apiKey, database, dev, topicsClaim: claim, databaseUrl, redisUrl, metrics, retention } = config
   const fallback = dev ? serveDemo() : (_req: IncomingMessage, res: ServerResponse) => res.writeHead(404).end()
   // Each rejects with one line when its service cannot be reached: the process exits with it.
   const store = databaseUrl === undefined ? undefined : await PostgresStore.open(databaseUrl)
@@ -44,6 +52,7 @@ async function main(): Promise<void> {
     dev,
     logger: log,
     fallback,
+    retention,
     ...(claim !== undefined && { authorizeSubscribe: topicsClaim(claim) }),
     metrics,
   })

@@ -24,6 +24,8 @@ export interface CliConfig {
   topicsClaim?: string
   /** Prometheus metrics on /metrics (BELFRY_METRICS=1): behind BELFRY_METRICS_TOKEN (`{ token }`), or the API key (`true`). */
   metrics?: true | { token: string }
+  /** Inbox retention (BELFRY_RETENTION_DAYS, BELFRY_RETENTION_MAX_PER_USER); absent: keep everything. */
+  retention?: { days?: number; maxPerUser?: number }
   /** Dev mode: the variables it ignored (their values are never used there). */
   ignored: string[]
 }
@@ -53,6 +55,7 @@ export function readConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Cli
     throw new Error(`BELFRY_TOPICS_CLAIM must name a token claim (letters, digits, _ : . -), got "${claim.slice(0, 64)}"`)
   }
   const metrics = readMetrics(env)
+  const retention = readRetention(env)
   const common = {
     port,
     ...(host && { host }),
@@ -62,6 +65,7 @@ export function readConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Cli
     dev,
     ...(claim && { topicsClaim: claim }),
     ...(metrics && { metrics }),
+    ...(retention && { retention }),
   }
   if (dev) {
     const ignored = (['BELFRY_SECRET', 'BELFRY_API_KEY'] as const).filter((name) => env[name])
@@ -98,6 +102,21 @@ function readMetrics(env: NodeJS.ProcessEnv): true | { token: string } | undefin
     throw new Error('BELFRY_METRICS_TOKEN must be at least 8 characters (unset, /metrics takes BELFRY_API_KEY)')
   }
   return on ? { token } : undefined
+}
+
+/** BELFRY_RETENTION_DAYS (days, a fraction allowed) and BELFRY_RETENTION_MAX_PER_USER (entries); empty is unset. */
+function readRetention(env: NodeJS.ProcessEnv): CliConfig['retention'] {
+  const { BELFRY_RETENTION_DAYS: d, BELFRY_RETENTION_MAX_PER_USER: m } = env
+  const days = d ? Number(d) : undefined
+  const maxPerUser = m ? Number(m) : undefined
+  if (days !== undefined && !(days > 0 && days <= 36_500)) {
+    throw new Error(`BELFRY_RETENTION_DAYS must be a number of days > 0 and ≤ 36500, got "${d!.slice(0, 32)}"`)
+  }
+  if (maxPerUser !== undefined && !(Number.isSafeInteger(maxPerUser) && maxPerUser >= 1)) {
+    throw new Error(`BELFRY_RETENTION_MAX_PER_USER must be a whole number ≥ 1, got "${m!.slice(0, 32)}"`)
+  }
+  if (days === undefined && maxPerUser === undefined) return undefined
+  return { ...(days !== undefined && { days }), ...(maxPerUser !== undefined && { maxPerUser }) }
 }
 
 /** The URL to print for a server listening on `host` (all interfaces when absent): an IPv6 address in brackets. */

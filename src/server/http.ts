@@ -2,6 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
 import { isUserId, MAX_ID_LENGTH } from '../protocol/index.js'
+import { type AdminContext, adminRoute } from './admin.js'
 import { mintToken } from './auth.js'
 import { type PublishRequest, parsePublishBody } from './publish-input.js'
 import type { Audience, NotificationInput } from './store/store.js'
@@ -14,7 +15,7 @@ export interface Health {
 }
 
 /** What the HTTP routes need from the server. */
-export interface HttpContext {
+export interface HttpContext extends AdminContext {
   readonly apiKey: string | undefined
   readonly secret: string
   readonly dev: boolean
@@ -44,7 +45,7 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 const digest = (s: string) => createHash('sha256').update(s).digest()
 
 /** Compares the bearer key in constant time. */
-function authorized(req: IncomingMessage, apiKey: string | undefined): boolean {
+export function authorized(req: IncomingMessage, apiKey: string | undefined): boolean {
   const header = req.headers.authorization
   // Auth schemes are case-insensitive (RFC 9110 §11.1).
   const match = typeof header === 'string' ? /^bearer +(\S+)\s*$/i.exec(header) : null
@@ -87,6 +88,7 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true })
  * - `GET /healthz` → 200 `{status}` while the server can take publishes (with the API key also
  *   `users` and `connections`), else 503 with a `reason`
  * - `POST /api/notifications` (Bearer key) → 201 `{ids, recipients}` once durable
+ * - `GET /api/admin/users/:id`, `POST /api/admin/prune` (Bearer key): see admin.ts
  * - `GET /api/dev/token?user=ID` → `{token, userId, apiKey}` (dev mode only)
  * - `POST /api/dev/drop?user=ID` → cuts the user's sockets (dev mode only)
  * - `GET /metrics` (Bearer metrics token) → the Prometheus text format (when metrics are on)
@@ -128,6 +130,10 @@ export async function handleHttp(req: IncomingMessage, res: ServerResponse, ctx:
     await publishRoute(req, res, ctx)
     return true
   }
+  if (route.startsWith('/api/admin/')) {
+    await adminRoute(req, res, route, ctx)
+    return true
+  }
   if (route.startsWith('/api/dev/') && ctx.dev) {
     await devRoute(req, res, url, ctx)
     return true
@@ -139,21 +145,20 @@ export async function handleHttp(req: IncomingMessage, res: ServerResponse, ctx:
   return false
 }
 
-function methodNotAllowed(res: ServerResponse, allow: string): true {
+export function methodNotAllowed(res: ServerResponse, allow: string): true {
   sendJson(res, 405, { error: 'method_not_allowed', message: `use ${allow}` }, { allow })
   return true
 }
 
+/** Answers 401 and says false when the request lacks the API key. */
+export function keyed(req: IncomingMessage, res: ServerResponse, apiKey: string | undefined): boolean {
+  if (authorized(req, apiKey)) return true
+  sendJson(res, 401, { error: 'unauthorized', message: 'send "Authorization: Bearer <BELFRY_API_KEY>"' }, { 'www-authenticate': 'Bearer' })
+  return false
+}
+
 async function publishRoute(req: IncomingMessage, res: ServerResponse, ctx: HttpContext): Promise<void> {
-  if (!authorized(req, ctx.apiKey)) {
-    sendJson(
-      res,
-      401,
-      { error: 'unauthorized', message: 'send "Authorization: Bearer <BELFRY_API_KEY>"' },
-      { 'www-authenticate': 'Bearer' },
-    )
-    return
-  }
+  if (!keyed(req, res, ctx.apiKey)) return
   const type = req.headers['content-type'] ?? ''
   if (!/^application\/json\s*(;|$)/i.test(type)) {
     sendJson(res, 415, {

@@ -14,6 +14,7 @@ import { createMetrics } from './metrics.js'
 import { type ResolvedOptions, resolveOptions, type ServerOptions } from './options.js'
 import { checkAudience, checkNotification } from './publish-input.js'
 import { Registry } from './registry.js'
+import { Pruner } from './retention.js'
 import { notificationFrame, sharedPart } from './serialize.js'
 import { SqliteStore } from './store/sqlite.js'
 import type { Audience, NotificationInput, Published, Store } from './store/store.js'
@@ -68,6 +69,8 @@ export class NotificationServer {
   readonly #offStatus: () => void
   /** The broker's readiness, waited for before connections are accepted. */
   readonly #started: Promise<void>
+  /** Retention: the background passes, and those the admin API asks for. */
+  readonly #pruner: Pruner
   /** The fan-out loop in progress: one per process. */
   #fanningOut: Promise<void> | undefined
   /** The reconcile in progress, and when the last one started. */
@@ -120,6 +123,11 @@ export class NotificationServer {
     this.#sweep.unref()
     this.#started = broker.ready().then(() => this.#fanOutAll())
     this.#started.catch(() => {}) // listen() and ready() report it
+    this.#pruner = new Pruner(store, this.#options.retention, log)
+    this.#started.then(
+      () => this.#pruner.start(),
+      () => {},
+    )
     this.#httpContext = {
       apiKey: this.#options.apiKey,
       secret: this.#options.secret,
@@ -133,6 +141,12 @@ export class NotificationServer {
       stats: () => ({ users: this.#hub.registry.users, connections: this.#hub.registry.connections }),
       metrics: metrics && { token: this.#options.metrics!.token, scrape: () => metrics.scrape() },
       publish: (audience, input) => this.#publish(audience, input),
+      user: async (userId) => {
+        const user = await store.user(userId)
+        return user && { userId, ...user, connections: this.#hub.registry.count(userId) }
+      },
+      prune: (retention) => this.#pruner.run(retention),
+      retention: this.#pruner.retention,
       drop: (userId) => {
         const sockets = [...this.#hub.registry.of(userId)]
         for (const c of sockets) c.ws.terminate()
@@ -269,6 +283,7 @@ export class NotificationServer {
     }
     await this.#fanningOut
     await this.#reconciling
+    await this.#pruner.close()
     await this.#hub.broker.close()
     await this.#hub.store.close()
     this.#hub.metrics?.stop()

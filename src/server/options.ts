@@ -44,6 +44,21 @@ export interface ServerOptions {
   metrics?: boolean | { token: string } | undefined
   /** Called for HTTP requests that belfry does not answer (only when it owns the server). */
   fallback?: ((req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void) | undefined
+  /**
+   * How long each inbox keeps its notifications. A pruner removes, in small
+   * batches in the background, every user's entries older than `days` and
+   * all but the newest `maxPerUser`: always the oldest, so an inbox never
+   * has a hole. @default keep everything
+   */
+  retention?: Retention | undefined
+}
+
+/** Inbox retention (see {@link ServerOptions.retention}): at least one of the two. */
+export interface Retention {
+  /** Entries older than this many days go (a fraction is allowed). */
+  days?: number | undefined
+  /** Each user keeps at most this many entries: the newest. */
+  maxPerUser?: number | undefined
 }
 
 /** Whether `userId` (whose verified token carried `claims`) may subscribe to `topic`. */
@@ -109,14 +124,19 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
 })
 
 /** Options after defaults are applied. */
-export interface ResolvedOptions extends Omit<ServerOptions, 'limits' | 'allowedOrigins' | 'dev' | 'database' | 'metrics'> {
+export interface ResolvedOptions extends Omit<ServerOptions, 'limits' | 'allowedOrigins' | 'dev' | 'database' | 'metrics' | 'retention'> {
   database: string
   /** The bearer token of `/metrics`; undefined while metrics are off. */
   metrics: { token: string } | undefined
   allowedOrigins: ReadonlySet<string>
   dev: boolean
   limits: Readonly<Limits>
+  /** Undefined: keep everything. */
+  retention: Readonly<Retention> | undefined
 }
+
+/** The longest retention in days: a hundred years. */
+export const MAX_RETENTION_DAYS = 36_500
 
 /** setTimeout's largest delay. */
 const MAX_TIMER_MS = 2 ** 31 - 1
@@ -124,6 +144,7 @@ const TIMER_LIMITS: ReadonlySet<string> = new Set(['authTimeoutMs', 'heartbeatMs
 const STORE_METHODS = [
   'publish',
   'touchUser',
+  'user',
   'after',
   'history',
   'ack',
@@ -131,9 +152,35 @@ const STORE_METHODS = [
   'subscribe',
   'unsubscribe',
   'topics',
+  'prune',
   'check',
   'close',
 ]
+
+/** A value as an error message shows it. */
+const show = (v: unknown) => (typeof v === 'string' ? JSON.stringify(v) : typeof v === 'object' && v !== null ? 'an object' : String(v))
+
+/**
+ * A retention setting, checked (TypeErrors name it as `name`): undefined when
+ * nothing is to be pruned. The admin API checks a prune request's body with it.
+ */
+export function resolveRetention(value: unknown, name = 'options.retention'): Readonly<Retention> | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new TypeError(`${name} must be an object { days?, maxPerUser? }, got ${show(value)}`)
+  }
+  const { days, maxPerUser, ...rest } = value as Record<string, unknown>
+  const unknown = Object.keys(rest)
+  if (unknown.length > 0) throw new TypeError(`${name}.${unknown[0]} is not a retention setting (days, maxPerUser)`)
+  if (days !== undefined && !(typeof days === 'number' && days > 0 && days <= MAX_RETENTION_DAYS)) {
+    throw new TypeError(`${name}.days must be a number of days > 0 and ≤ ${MAX_RETENTION_DAYS}, got ${show(days)}`)
+  }
+  if (maxPerUser !== undefined && !(Number.isSafeInteger(maxPerUser) && (maxPerUser as number) >= 1)) {
+    throw new TypeError(`${name}.maxPerUser must be a whole number ≥ 1, got ${show(maxPerUser)}`)
+  }
+  if (days === undefined && maxPerUser === undefined) return undefined
+  return Object.freeze({ ...(days !== undefined && { days }), ...(maxPerUser !== undefined && { maxPerUser: maxPerUser as number }) })
+}
 
 /** Throws a TypeError naming `options[name]` when it is given but lacks one of `methods`. */
 function requireMethods(options: ServerOptions, name: 'logger' | 'store' | 'broker' | 'server', methods: readonly string[]): void {
@@ -190,6 +237,7 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
     limits[key as keyof Limits] = value as number
   }
   if (limits.maxTopicLength > MAX_TOPIC_LENGTH) throw new TypeError(`options.limits.maxTopicLength must be at most ${MAX_TOPIC_LENGTH}`)
+  const retention = resolveRetention(options.retention)
   return {
     ...options,
     database: options.database ?? './belfry.db',
@@ -197,6 +245,7 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
     dev: options.dev === true,
     metrics,
     limits: Object.freeze(limits),
+    retention,
   }
 }
 

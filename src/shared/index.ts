@@ -60,6 +60,8 @@ interface Snapshot {
   seq: number
   unreadCount: number
   legacy: boolean
+  /** The server's floor (retention), for each tab's client to tell whether its cursor is below it. */
+  oldestSeq?: number
 }
 
 type Notification = Extract<ServerFrame, { type: 'notification' }>
@@ -248,7 +250,7 @@ function shared(
       },
       auth: (t) => host.auth(t),
       online: (f) => {
-        snap = { seq: f.seq, unreadCount: f.unreadCount, legacy: socket.legacy }
+        snap = { ...f, legacy: socket.legacy }
         host.online(f)
       },
       frame: relay,
@@ -334,7 +336,7 @@ function shared(
         if (snap.seq < cursor) cursor = snap.seq // another database: its numbering
         // No cursor yet (a new tab with nothing stored): like the server for `since: 0`, nothing old is replayed.
         if (cursor > 0) want = Math.max(want, snap.seq)
-        host.online({ type: 'auth_success', message: '', userId: '', seq: snap.seq, unreadCount: snap.unreadCount })
+        host.online({ type: 'auth_success', message: '', userId: '', ...snap })
       })
       fill()
     } else if (m.k === 'frame') {

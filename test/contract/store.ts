@@ -6,12 +6,14 @@
  * raw tables) live beside each store's own test file.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import type { Store } from '../../src/server/store/store.js'
+import type { PruneBatch, RetentionRule, Store } from '../../src/server/store/store.js'
 
 /** Options every store takes, for the tests. */
 export interface StoreTestOptions {
   /** Most inbox entries one transaction makes (small, to make fan-out jobs with few users). */
   fanOutBatch?: number
+  /** Most inbox entries one retention batch removes (small, to make passes of several batches). */
+  pruneBatch?: number
 }
 
 export interface StoreHarness {
@@ -25,6 +27,23 @@ export interface StoreHarness {
 
 const note = (title: string) => ({ title, body: `body of ${title}` })
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i)
+const tick = () => new Promise((resolve) => setTimeout(resolve, 5))
+
+/** Runs a whole retention pass, batch after batch; resolves with the sums and the batches. */
+export async function prunePass(store: Store, rule: RetentionRule): Promise<Omit<PruneBatch, 'next'> & { batches: number }> {
+  const total = { removed: 0, unread: 0, users: 0, notifications: 0, batches: 0 }
+  let after: number | undefined = 0
+  while (after !== undefined) {
+    const batch: PruneBatch = await store.prune(rule, after)
+    total.removed += batch.removed
+    total.unread += batch.unread
+    total.users += batch.users
+    total.notifications += batch.notifications
+    total.batches++
+    after = batch.next
+  }
+  return total
+}
 
 export function storeContract(name: string, makeHarness: () => Promise<StoreHarness>): void {
   let harness: StoreHarness
@@ -42,7 +61,7 @@ export function storeContract(name: string, makeHarness: () => Promise<StoreHarn
   })
 
   const seqsOf = async (userId: string) => (await store.after(userId, 0, 10_000)).map((n) => n.seq)
-  /** The unread counter must always equal the number of unread inbox entries. */
+  /** The inbox holds floor + 1 … latest without a gap, and the unread counter equals its unread entries. */
   const expectUnreadConsistent = async (users: readonly string[]) => {
     for (const u of users) {
       const state = await store.touchUser(u)
@@ -50,7 +69,7 @@ export function storeContract(name: string, makeHarness: () => Promise<StoreHarn
       expect(
         rows.map((n) => n.seq),
         u,
-      ).toEqual(range(1, state.latestSeq))
+      ).toEqual(range(state.floor + 1, state.latestSeq))
       expect(state.unreadCount, u).toBe(rows.filter((n) => !n.read).length)
     }
   }
@@ -365,11 +384,154 @@ export function storeContract(name: string, makeHarness: () => Promise<StoreHarn
       opened.push(store)
       expect(await store.after('a', 0, 100)).toEqual(before.a)
       expect(await store.after('b', 0, 100)).toEqual(before.b)
-      expect(await store.touchUser('a')).toEqual({ latestSeq: 3, ackedSeq: 2, unreadCount: 2 })
+      expect(await store.touchUser('a')).toEqual({ latestSeq: 3, ackedSeq: 2, unreadCount: 2, floor: 0 })
       expect(await store.touchUser('b')).toEqual(before.stateB)
-      expect(before.stateA).toEqual({ latestSeq: 3, ackedSeq: 2, unreadCount: 2 })
+      expect(before.stateA).toEqual({ latestSeq: 3, ackedSeq: 2, unreadCount: 2, floor: 0 })
       expect((await store.publish({ topic: 'news' }, note('again'))).deliveries).toEqual([{ userId: 'a', seq: 4 }])
       expect((await store.publish({ userIds: ['b'] }, note('next'))).deliveries).toEqual([{ userId: 'b', seq: 3 }])
+    })
+  })
+  it('never gives a topic notification to a subscription made after it, not even one that takes the place of an ended one', async () => {
+    await store.close()
+    store = await harness.reopen({ fanOutBatch: 1 })
+    opened.push(store)
+    await store.subscribe('a', ['news'], 10)
+    await store.subscribe('b', ['news'], 10)
+    const published = await store.publish({ topic: 'news' }, note('before c'))
+    expect(published).toMatchObject({ deliveries: [{ userId: 'a', seq: 1 }], pending: true })
+    // The newest subscription ends and another begins while the job still has work.
+    await store.unsubscribe('b', ['news'])
+    await store.subscribe('c', ['news'], 10)
+    const batches = []
+    for (let batch = await store.fanOut(); batch; batch = await store.fanOut()) batches.push(...batch.deliveries)
+    expect(batches).toEqual([])
+    expect(await store.after('c', 0, 10)).toEqual([])
+    expect((await store.publish({ topic: 'news' }, note('after c'))).deliveries).toEqual([{ userId: 'a', seq: 2 }])
+    while (await store.fanOut());
+    expect((await store.after('c', 0, 10)).map((n) => n.title)).toEqual(['after c'])
+  })
+
+  describe(`${name}: retention`, () => {
+    const titles = async (userId: string) => (await store.after(userId, 0, 10_000)).map((n) => n.title)
+
+    it('says a user’s counters without recording the user', async () => {
+      expect(await store.user('nobody')).toBeUndefined()
+      await store.publish({ broadcast: true }, note('to everyone known'))
+      expect((await store.publish({ broadcast: true }, note('still nobody'))).deliveries).toEqual([])
+      await store.publish({ userIds: ['a'] }, note('one'))
+      expect(await store.user('a')).toEqual({ latestSeq: 1, ackedSeq: 0, unreadCount: 1, floor: 0 })
+    })
+
+    it('keeps the newest maxPerUser entries: a prefix goes, the floor rises, unread counts follow, seqs go on', async () => {
+      const shared = await store.publish({ userIds: ['a', 'b'] }, note('shared'))
+      for (const i of range(2, 10)) await store.publish({ userIds: ['a'] }, note(`a${i}`))
+      for (const i of range(2, 3)) await store.publish({ userIds: ['b'] }, note(`b${i}`))
+      const a = await store.after('a', 0, 100)
+      await store.markRead('a', [a[1]!.id, a[3]!.id, a[8]!.id]) // seqs 2, 4 (going) and 9 (kept)
+      expect(await prunePass(store, { maxPerUser: 4 })).toMatchObject({ removed: 6, unread: 4, users: 1, notifications: 5 })
+      expect(await store.touchUser('a')).toEqual({ latestSeq: 10, ackedSeq: 0, unreadCount: 3, floor: 6 })
+      expect(await titles('a')).toEqual(['a7', 'a8', 'a9', 'a10'])
+      expect((await store.history('a', undefined, 100)).map((n) => n.seq)).toEqual([10, 9, 8, 7])
+      expect(await titles('b')).toEqual(['shared', 'b2', 'b3']) // b's entry keeps the shared notification
+      // A pruned id is no longer in the inbox: marking it changes nothing.
+      expect(await store.markRead('a', [shared.notification.id, a[2]!.id])).toEqual({ ids: [], all: false, seq: 10, unreadCount: 3 })
+      expect((await store.publish({ userIds: ['a'] }, note('a11'))).deliveries).toEqual([{ userId: 'a', seq: 11 }])
+      // Nothing more to remove: a second pass removes nothing.
+      await store.publish({ userIds: ['a'] }, note('a12'))
+      expect(await prunePass(store, { maxPerUser: 6 })).toMatchObject({ removed: 0, users: 0, notifications: 0 })
+      expect(await prunePass(store, { maxPerUser: 1 })).toMatchObject({ removed: 7, users: 2, notifications: 7 })
+      expect(await titles('a')).toEqual(['a12'])
+      expect(await titles('b')).toEqual(['b3'])
+      expect(await store.touchUser('b')).toMatchObject({ latestSeq: 3, floor: 2 })
+      await expectUnreadConsistent(['a', 'b'])
+    })
+
+    it('removes the entries stored before a time, from the oldest on', async () => {
+      for (const i of range(1, 3)) await store.publish({ userIds: ['a', 'b'] }, note(`old${i}`))
+      await store.publish({ userIds: ['c'] }, note('old c'))
+      await tick()
+      const cutoff = new Date().toISOString()
+      await tick()
+      for (const i of range(4, 5)) await store.publish({ userIds: ['a'] }, note(`new${i}`))
+      await store.publish({ userIds: ['d'] }, note('new d'))
+      await store.markRead('b', 'all')
+      expect(await prunePass(store, { before: cutoff })).toMatchObject({ removed: 7, unread: 4, users: 3, notifications: 4 })
+      expect(await titles('a')).toEqual(['new4', 'new5'])
+      expect(await titles('b')).toEqual([])
+      expect(await titles('c')).toEqual([])
+      expect(await titles('d')).toEqual(['new d'])
+      // An inbox can be emptied: its floor is its latest seq, and the next publish follows it.
+      expect(await store.touchUser('b')).toEqual({ latestSeq: 3, ackedSeq: 0, unreadCount: 0, floor: 3 })
+      expect((await store.publish({ userIds: ['b'] }, note('b4'))).deliveries).toEqual([{ userId: 'b', seq: 4 }])
+      // Both rules at once: whichever removes more.
+      expect(await prunePass(store, { before: cutoff, maxPerUser: 1 })).toMatchObject({ removed: 1, users: 1 })
+      expect(await titles('a')).toEqual(['new5'])
+      await expectUnreadConsistent(['a', 'b', 'c', 'd'])
+    })
+
+    it('works in bounded batches; between two batches every inbox is a prefix with the right counts', async () => {
+      await store.close()
+      store = await harness.reopen({ pruneBatch: 3 })
+      opened.push(store)
+      for (const i of range(1, 10)) await store.publish({ userIds: ['a', 'b'] }, note(`n${i}`))
+      await store.markRead(
+        'a',
+        (await store.after('a', 0, 3)).map((n) => n.id),
+      )
+      const removed: number[] = []
+      let after: number | undefined = 0
+      while (after !== undefined) {
+        const batch: PruneBatch = await store.prune({ maxPerUser: 2 }, after)
+        expect(batch.removed).toBeLessThanOrEqual(3)
+        removed.push(batch.removed)
+        await expectUnreadConsistent(['a', 'b'])
+        after = batch.next
+      }
+      expect(removed.reduce((x, y) => x + y, 0)).toBe(16)
+      expect(removed.length).toBeGreaterThanOrEqual(6)
+      expect(await store.touchUser('a')).toEqual({ latestSeq: 10, ackedSeq: 0, unreadCount: 2, floor: 8 })
+      expect(await store.touchUser('b')).toEqual({ latestSeq: 10, ackedSeq: 0, unreadCount: 2, floor: 8 })
+    })
+
+    it('keeps a notification a pending fan-out job still writes, and its entries exactly once', async () => {
+      await store.close()
+      store = await harness.reopen({ fanOutBatch: 2 })
+      opened.push(store)
+      const users = ['u1', 'u2', 'u3', 'u4', 'u5']
+      for (const u of users) await store.touchUser(u)
+      const published = await store.publish({ broadcast: true }, note('big'))
+      expect(published.pending).toBe(true)
+      await store.publish({ userIds: ['u1', 'u2'] }, note('after'))
+      // The broadcast's only entries so far go: the job still needs its notification.
+      expect(await prunePass(store, { maxPerUser: 1 })).toMatchObject({ removed: 2, notifications: 0 })
+      for (let batch = await store.fanOut(); batch; batch = await store.fanOut()) {
+        expect(batch.notification).toEqual(published.notification)
+      }
+      for (const u of ['u3', 'u4', 'u5']) expect(await titles(u), u).toEqual(['big'])
+      expect(await titles('u1')).toEqual(['after'])
+      await tick()
+      expect(await prunePass(store, { before: new Date().toISOString() })).toMatchObject({ removed: 5, notifications: 2 })
+      await expectUnreadConsistent(users)
+    })
+
+    it('keeps every inbox gap-free and its count right while publishes and marks run during a pass', async () => {
+      const users = range(1, 8).map((i) => `p${i}`)
+      for (const i of range(1, 20)) await store.publish({ userIds: users.filter((_, j) => (i + j) % 3 !== 0) }, note(`pre${i}`))
+      const work = range(1, 40).map(async (i) => {
+        const { notification } = await store.publish({ userIds: users.filter((_, j) => (i * j) % 4 !== 1) }, note(`live${i}`))
+        if (i % 5 === 0) await store.markRead(users[i % users.length]!, [notification.id])
+        if (i % 11 === 0) await store.markRead(users[(i + 3) % users.length]!, 'all')
+      })
+      const passes = (async () => {
+        for (let p = 0; p < 4; p++) await prunePass(store, { maxPerUser: 5 })
+      })()
+      await Promise.all([...work, passes])
+      await prunePass(store, { maxPerUser: 5 })
+      for (const u of users) {
+        const state = await store.touchUser(u)
+        expect(state.latestSeq - state.floor, u).toBe(Math.min(5, state.latestSeq))
+      }
+      await expectUnreadConsistent(users)
     })
   })
 }

@@ -6,9 +6,12 @@
  */
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { PostgresStore } from '../../src/server/index.js'
-import { storeContract } from '../contract/store.js'
+import { prunePass, storeContract } from '../contract/store.js'
+import { ClientPool } from '../helpers/client.js'
+import { DAY_MS, type InboxCount, pruneWhilePublishing } from '../helpers/retention.js'
+import { useServer } from '../helpers/server.js'
 import { type PgInstance, startPostgres } from '../helpers/services.js'
 
 let db: PgInstance
@@ -42,7 +45,7 @@ describe('PostgresStore: what PostgreSQL adds', () => {
     const client = new pg.Client(db.url)
     await client.connect()
     const { rows } = await client.query(`SELECT version FROM ${s}.migrations ORDER BY version`)
-    expect(rows.map((r) => r.version)).toEqual([1])
+    expect(rows.map((r) => r.version)).toEqual([1, 2])
     await client.end()
     // And every one of them works.
     const results = await Promise.all(stores.map((store, i) => store.publish({ userIds: ['ann'] }, { title: `n${i}`, body: '' })))
@@ -67,6 +70,51 @@ describe('PostgresStore: what PostgreSQL adds', () => {
       expect(state.latestSeq, u).toBe(audiences.filter((a) => a.includes(u)).length)
     }
     for (const store of stores) await store.close()
+  })
+
+  it('migrates a schema of version 1: each notification counts the inbox entries that hold it, and retention works on it', async () => {
+    const s = schema()
+    const store = await PostgresStore.open(db.url, { schema: s })
+    await store.publish({ userIds: ['ann', 'bob'] }, { title: 'shared', body: '' })
+    await store.publish({ userIds: ['ann'] }, { title: 'own', body: '' })
+    await store.close()
+    const client = new pg.Client(db.url)
+    await client.connect()
+    // Back to version 1, as belfry before retention left it.
+    await client.query(`ALTER TABLE ${s}.users DROP COLUMN floor_seq; ALTER TABLE ${s}.notifications DROP COLUMN refs;
+                        DELETE FROM ${s}.migrations WHERE version = 2`)
+    const migrated = await PostgresStore.open(db.url, { schema: s })
+    const { rows } = await client.query(`SELECT title, refs FROM ${s}.notifications ORDER BY no`)
+    expect(rows).toEqual([
+      { title: 'shared', refs: '2' },
+      { title: 'own', refs: '1' },
+    ])
+    expect(await prunePass(migrated, { maxPerUser: 0 })).toMatchObject({ removed: 3, notifications: 2 })
+    expect((await client.query(`SELECT count(*)::int AS n FROM ${s}.notifications`)).rows[0].n).toBe(0)
+    await client.end()
+    await migrated.close()
+  })
+
+  it('never waits for a user a transaction holds: a pass leaves it for the next one', async () => {
+    const s = schema()
+    const store = await PostgresStore.open(db.url, { schema: s })
+    for (let i = 0; i < 5; i++) await store.publish({ userIds: ['ann', 'bob'] }, { title: `n${i}`, body: '' })
+    const holder = new pg.Client(db.url)
+    await holder.connect()
+    try {
+      // As a long publish to ann would: her counter row is locked until it commits.
+      await holder.query('BEGIN')
+      await holder.query(`SELECT 1 FROM ${s}.users WHERE id = 'ann' FOR UPDATE`)
+      expect(await prunePass(store, { maxPerUser: 2 })).toMatchObject({ removed: 3, users: 1 })
+      expect(await store.user('ann')).toMatchObject({ floor: 0 })
+      expect(await store.user('bob')).toMatchObject({ floor: 3 })
+      await holder.query('COMMIT')
+      expect(await prunePass(store, { maxPerUser: 2 })).toMatchObject({ removed: 3, users: 1 })
+      expect(await store.user('ann')).toMatchObject({ floor: 3, unreadCount: 2 })
+    } finally {
+      await holder.end()
+      await store.close()
+    }
   })
 
   it('rejects while PostgreSQL is down (a publish never resolves for what is not durable), and works again when it is back', async () => {
@@ -123,6 +171,66 @@ describe('PostgresStore: what PostgreSQL adds', () => {
     await client.connect()
     await client.query(`INSERT INTO ${s}.migrations (version) VALUES (99)`)
     await client.end()
-    await expect(PostgresStore.open(db.url, { schema: s })).rejects.toThrow(/schema is version 99, newer than this belfry's \(1\)/)
+    await expect(PostgresStore.open(db.url, { schema: s })).rejects.toThrow(/schema is version 99, newer than this belfry's \(2\)/)
+  }, 60_000)
+})
+
+describe('PostgresStore: retention on a running server', () => {
+  const start = useServer()
+  const clients = new ClientPool()
+  afterEach(() => clients.closeAll())
+
+  it('prunes 10,000 notifications over 100 users to its limits while publishes go on: no hole, right counts, the hint, the kept ones once', async () => {
+    const s = schema()
+    const users = 100
+    const perUser = 100
+    await (await PostgresStore.open(db.url, { schema: s })).close()
+    const client = new pg.Client(db.url)
+    await client.connect()
+    const old = new Date(Date.now() - 10 * DAY_MS).toISOString()
+    const recent = new Date(Date.now() - 3_600_000).toISOString()
+    // As in the SQLite test: user uN's first N % 50 ten days old, every third one read.
+    await client.query(
+      `INSERT INTO ${s}.users (id, latest_seq, unread) SELECT 'u' || u, $2, $2 - $2 / 3 FROM generate_series(1, $1) u ORDER BY u;
+       INSERT INTO ${s}.notifications (id, title, body, priority, created_at, refs)
+         SELECT 'seed-' || u || '-' || seq, 'u' || u || ' #' || seq, '', 'medium', CASE WHEN seq <= u % 50 THEN $3 ELSE $4 END, 1
+         FROM generate_series(1, $1) u CROSS JOIN generate_series(1, $2) seq;
+       INSERT INTO ${s}.inbox (user_no, seq, notification_no, read)
+         SELECT us.no, seq, n.no, seq % 3 = 0 FROM generate_series(1, $1) u CROSS JOIN generate_series(1, $2) seq
+         JOIN ${s}.users us ON us.id = 'u' || u JOIN ${s}.notifications n ON n.id = 'seed-' || u || '-' || seq;`.replaceAll(
+        /\$(\d)/g,
+        (_, i) => String([users, perUser, `'${old}'`, `'${recent}'`][Number(i) - 1]),
+      ),
+    )
+    const count = async (sql: string) => (await client.query(sql)).rows[0].n as number
+    try {
+      await pruneWhilePublishing(
+        start,
+        clients,
+        {
+          store: await PostgresStore.open(db.url, { schema: s, pruneBatch: 50 }),
+          users,
+          perUser,
+          recount: async () =>
+            (
+              await client.query(
+                `SELECT u.id, u.latest_seq::int AS latest, u.floor_seq::int AS floor, u.unread::int, count(i.seq)::int AS entries,
+                        min(i.seq)::int AS first, max(i.seq)::int AS last, count(i.seq) FILTER (WHERE NOT i.read)::int AS "unreadEntries"
+                 FROM ${s}.users u LEFT JOIN ${s}.inbox i ON i.user_no = u.no GROUP BY u.no ORDER BY u.no`,
+              )
+            ).rows as InboxCount[],
+          badRefs: () =>
+            count(
+              `SELECT count(*)::int AS n FROM ${s}.notifications n
+               LEFT JOIN (SELECT notification_no AS no, count(*) AS entries FROM ${s}.inbox GROUP BY notification_no) c ON c.no = n.no
+               WHERE coalesce(c.entries, 0) <> n.refs OR n.refs = 0`,
+            ),
+          pruned: () => count(`SELECT count(*)::int AS n FROM ${s}.users WHERE floor_seq > 0`),
+        },
+        200,
+      )
+    } finally {
+      await client.end()
+    }
   }, 60_000)
 })

@@ -9,6 +9,7 @@ import {
   type BrokerEvent,
   InProcessBroker,
   type NotificationInput,
+  type RetentionRule,
   SqliteStore,
   type Store,
 } from '../../src/server/index.js'
@@ -148,6 +149,12 @@ class LaggingStore implements Store {
   }
   latestSeqs(userIds: readonly string[]) {
     return this.#inner.latestSeqs(userIds)
+  }
+  user(userId: string) {
+    return this.#inner.user(userId)
+  }
+  prune(rule: RetentionRule, after: number) {
+    return this.#inner.prune(rule, after)
   }
   check() {
     return this.#inner.check()

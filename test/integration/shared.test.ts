@@ -4,6 +4,7 @@ import { type CursorStorage, memoryStorage, NotificationClient } from '../../src
 import { sharedConnection } from '../../src/shared/index.js'
 import { FAST_BACKOFF, type Recorder, range, record } from '../helpers/client.js'
 import { FakeLocks } from '../helpers/locks.js'
+import { prune } from '../helpers/retention.js'
 import { httpPublish, type TestServer, useServer } from '../helpers/server.js'
 
 /**
@@ -428,5 +429,23 @@ describe('sharedConnection', () => {
   it('refuses a bad option with a TypeError that says what it got', () => {
     expect(() => sharedConnection({ beat: 0 })).toThrow(new TypeError('sharedConnection: beat must be a positive number of ms; got 0'))
     expect(() => sharedConnection({ stale: Number.NaN })).toThrow(/stale must be a positive number of ms; got NaN/)
+  })
+})
+
+describe('sharedConnection and retention', () => {
+  it('passes the floor to every tab: a follower whose cursor is below it says expired, one without a cursor does not', async () => {
+    const s = await start({ retention: { maxPerUser: 3 } })
+    await publish(s, 1, 6)
+    expect(await prune(s)).toMatchObject({ removed: 3 })
+    const leader = openTab(s)
+    await leader.client.ready()
+    const storage = memoryStorage()
+    storage.setItem('belfry:cursor:ann', '1')
+    const behind = openTab(s, { storage })
+    await behind.client.ready()
+    expect(modeOf(behind)).toBe('follower')
+    expect(behind.events.statuses.find((e) => e.to === 'online')).toMatchObject({ mode: 'follower', expired: true })
+    expect(leader.events.statuses.find((e) => e.to === 'online')).not.toHaveProperty('expired')
+    await everyTabHas([behind], [4, 5, 6])
   })
 })

@@ -90,6 +90,26 @@ describe('readConfig', () => {
     )
   })
 
+  it('reads BELFRY_RETENTION_DAYS and BELFRY_RETENTION_MAX_PER_USER, and refuses values that are not', () => {
+    const base = { BELFRY_SECRET: 's'.repeat(16), BELFRY_API_KEY: 'k'.repeat(8) }
+    expect(readConfig(base, [])).not.toHaveProperty('retention')
+    expect(readConfig({ ...base, BELFRY_RETENTION_DAYS: '', BELFRY_RETENTION_MAX_PER_USER: '' }, [])).not.toHaveProperty('retention')
+    expect(readConfig({ ...base, BELFRY_RETENTION_DAYS: '30' }, [])).toMatchObject({ retention: { days: 30 } })
+    expect(readConfig({ ...base, BELFRY_RETENTION_DAYS: '0.5', BELFRY_RETENTION_MAX_PER_USER: '1000' }, [])).toMatchObject({
+      retention: { days: 0.5, maxPerUser: 1000 },
+    })
+    for (const days of ['0', '-1', 'abc', '1e9', 'Infinity']) {
+      expect(() => readConfig({ ...base, BELFRY_RETENTION_DAYS: days }, []), days).toThrow(
+        `BELFRY_RETENTION_DAYS must be a number of days > 0 and ≤ 36500, got "${days}"`,
+      )
+    }
+    for (const max of ['0', '1.5', 'ten', '-3']) {
+      expect(() => readConfig({ ...base, BELFRY_RETENTION_MAX_PER_USER: max }, []), max).toThrow(
+        /BELFRY_RETENTION_MAX_PER_USER must be a whole number ≥ 1/,
+      )
+    }
+  })
+
   it('refuses an empty BELFRY_DB instead of taking it for ./belfry.db', () => {
     expect(() => readConfig({ BELFRY_DB: '' }, ['--dev'])).toThrow(/BELFRY_DB is empty/)
   })
@@ -131,6 +151,28 @@ describe('resolveOptions', () => {
         'options.metrics is true (/metrics behind the API key) but options.apiKey is not given: give one, or metrics: { token }',
       ),
     )
+  })
+
+  it('checks retention: days > 0, maxPerUser a whole number ≥ 1, nothing else', () => {
+    const secret = 's'.repeat(16)
+    expect(resolveOptions({ secret }).retention).toBeUndefined()
+    expect(resolveOptions({ secret, retention: {} }).retention).toBeUndefined()
+    expect(resolveOptions({ secret, retention: { days: 7, maxPerUser: undefined } }).retention).toEqual({ days: 7 })
+    expect(resolveOptions({ secret, retention: { days: 0.25, maxPerUser: 500 } }).retention).toEqual({ days: 0.25, maxPerUser: 500 })
+    const bad: [unknown, string][] = [
+      [7, 'options.retention must be an object { days?, maxPerUser? }, got 7'],
+      [null, 'options.retention must be an object { days?, maxPerUser? }, got null'],
+      [{ days: 0 }, 'options.retention.days must be a number of days > 0 and ≤ 36500, got 0'],
+      [{ days: '30' }, 'options.retention.days must be a number of days > 0 and ≤ 36500, got "30"'],
+      [{ days: Number.NaN }, 'options.retention.days must be a number of days > 0 and ≤ 36500, got NaN'],
+      [{ days: 36_501 }, 'options.retention.days must be a number of days > 0 and ≤ 36500, got 36501'],
+      [{ maxPerUser: 0 }, 'options.retention.maxPerUser must be a whole number ≥ 1, got 0'],
+      [{ maxPerUser: 2.5 }, 'options.retention.maxPerUser must be a whole number ≥ 1, got 2.5'],
+      [{ maxAge: 3 }, 'options.retention.maxAge is not a retention setting (days, maxPerUser)'],
+    ]
+    for (const [retention, message] of bad) {
+      expect(() => resolveOptions({ secret, retention: retention as never }), message).toThrow(new TypeError(message))
+    }
   })
 
   it('applies the documented defaults', () => {

@@ -67,6 +67,43 @@ describe('SqliteStore: its tables', () => {
     expect(snap.inbox).toHaveLength(2)
   })
 
+  it('counts in refs the inbox rows of each notification, and deletes a notification with its last row, not before', async () => {
+    const other = track(new SqliteStore(join(dir, 'batched.db'), { fanOutBatch: 2 }))
+    const db = track(new Database(join(dir, 'batched.db')))
+    for (const u of ['a', 'b', 'c']) await other.touchUser(u)
+    await other.subscribe('a', ['news'], 10)
+    await other.subscribe('c', ['news'], 10)
+    await other.publish({ broadcast: true }, note('all'))
+    await other.publish({ userIds: ['a', 'b', 'a'] }, note('two'))
+    await other.publish({ topic: 'news' }, note('topical'))
+    await other.publish({ topic: 'nobody' }, note('unheard'))
+    while (await other.fanOut());
+    const refsMatch = () =>
+      db
+        .prepare(
+          `SELECT n.title, n.refs, (SELECT count(*) FROM inbox i WHERE i.notification_no = n.no) AS rows
+           FROM notifications n ORDER BY n.no`,
+        )
+        .all()
+    expect(refsMatch()).toEqual([
+      { title: 'all', refs: 3, rows: 3 },
+      { title: 'two', refs: 2, rows: 2 },
+      { title: 'topical', refs: 2, rows: 2 },
+      { title: 'unheard', refs: 0, rows: 0 },
+    ])
+    // c had the topic's entry before the broadcast's (the broadcast's job reached c later).
+    expect(await other.prune({ maxPerUser: 1 }, 0)).toMatchObject({ removed: 4, users: 3, notifications: 0, next: undefined })
+    expect(refsMatch()).toEqual([
+      { title: 'all', refs: 1, rows: 1 },
+      { title: 'two', refs: 1, rows: 1 },
+      { title: 'topical', refs: 1, rows: 1 },
+      { title: 'unheard', refs: 0, rows: 0 },
+    ])
+    expect(await other.prune({ maxPerUser: 0 }, 0)).toMatchObject({ removed: 3, users: 3, notifications: 3, next: undefined })
+    expect(refsMatch()).toEqual([{ title: 'unheard', refs: 0, rows: 0 }])
+    expectCountersConsistent(db)
+  })
+
   describe('is atomic: an insert that fails midway leaves nothing behind', () => {
     /** Makes every inbox insert for user `boom` fail, from a second connection. */
     function armTrap(db: Database.Database) {
@@ -161,10 +198,10 @@ describe('SqliteStore: a store that cannot work refuses to open, and a full one 
     const before = statSync(`${file}-wal`).size
     const users = Array.from({ length: 300 }, (_, i) => `new${i}`)
     const states = await Promise.all([...users, 'known', 'new0'].map((u) => store.touchUser(u)))
-    expect(states.slice(0, 300)).toEqual(users.map(() => ({ latestSeq: 0, ackedSeq: 0, unreadCount: 0 })))
+    expect(states.slice(0, 300)).toEqual(users.map(() => ({ latestSeq: 0, ackedSeq: 0, unreadCount: 0, floor: 0 })))
     expect(states.slice(300)).toEqual([
-      { latestSeq: 1, ackedSeq: 0, unreadCount: 1 },
-      { latestSeq: 0, ackedSeq: 0, unreadCount: 0 },
+      { latestSeq: 1, ackedSeq: 0, unreadCount: 1, floor: 0 },
+      { latestSeq: 0, ackedSeq: 0, unreadCount: 0, floor: 0 },
     ])
     // A commit each would have added a WAL frame (a 4 KiB page) or more per user.
     expect(statSync(`${file}-wal`).size - before).toBeLessThan(100 * 1024)
@@ -212,8 +249,53 @@ describe('SqliteStore: a store that cannot work refuses to open, and a full one 
   })
 })
 
+describe('SqliteStore: a database of schema 2', () => {
+  it('is migrated to schema 3: subscriptions keep their numbers, and a new one gets a number past any a pending job may reach', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'belfry-store-'))
+    const file = join(dir, 'v2.db')
+    new SqliteStore(file).close()
+    // Back to schema 2: no retention columns, subscriptions without AUTOINCREMENT.
+    const db = new Database(file)
+    db.exec(`
+      ALTER TABLE users DROP COLUMN floor_seq;
+      ALTER TABLE notifications DROP COLUMN refs;
+      DROP TABLE subscriptions;
+      CREATE TABLE subscriptions (no INTEGER PRIMARY KEY, topic TEXT NOT NULL, user_no INTEGER NOT NULL, UNIQUE (topic, user_no));
+      CREATE INDEX subscriptions_by_topic ON subscriptions (topic);
+      CREATE INDEX subscriptions_by_user ON subscriptions (user_no);
+      INSERT INTO users (no, id, latest_seq, unread) VALUES (1, 'a', 1, 1), (2, 'b', 0, 0);
+      INSERT INTO notifications (no, id, title, body, priority, created_at, topic) VALUES (1, 'n1', 'news', '', 'medium', '2026-01-01T00:00:00.000Z', 'news');
+      INSERT INTO inbox (user_no, seq, notification_no) VALUES (1, 1, 1);
+      INSERT INTO subscriptions (no, topic, user_no) VALUES (1, 'news', 1), (2, 'other', 2);
+      -- A job for the topic up to subscription 5: subscriptions 3 to 5 have ended since.
+      INSERT INTO fanout_jobs (notification_no, topic, after, up_to) VALUES (1, 'news', 1, 5);
+    `)
+    db.pragma('user_version = 2')
+    db.close()
+    const store = new SqliteStore(file)
+    try {
+      await store.subscribe('b', ['news'], 10)
+      const raw = new Database(file)
+      expect(raw.pragma('user_version', { simple: true })).toBe(3)
+      expect(raw.prepare('SELECT no, topic, user_no FROM subscriptions ORDER BY no').all()).toEqual([
+        { no: 1, topic: 'news', user_no: 1 },
+        { no: 2, topic: 'other', user_no: 2 },
+        { no: 6, topic: 'news', user_no: 2 },
+      ])
+      expect(raw.prepare('SELECT no, refs FROM notifications').all()).toEqual([{ no: 1, refs: 1 }])
+      raw.close()
+      while (await store.fanOut());
+      expect(await store.after('b', 0, 10)).toEqual([])
+      expect(await store.touchUser('a')).toEqual({ latestSeq: 1, ackedSeq: 0, unreadCount: 1, floor: 0 })
+    } finally {
+      await store.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
 describe('SqliteStore: a database of belfry 0.1.0 (schema 1)', () => {
-  it('is migrated to schema 2 on open, its data whole', async () => {
+  it('is migrated to schema 3 on open, its data whole, each notification counting the entries that hold it', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'belfry-store-'))
     const file = join(dir, 'old.db')
     const old = new Database(file)
@@ -235,7 +317,7 @@ describe('SqliteStore: a database of belfry 0.1.0 (schema 1)', () => {
     old.close()
     const store = new SqliteStore(file)
     try {
-      expect(await store.touchUser('ann')).toEqual({ latestSeq: 2, ackedSeq: 1, unreadCount: 1 })
+      expect(await store.touchUser('ann')).toEqual({ latestSeq: 2, ackedSeq: 1, unreadCount: 1, floor: 0 })
       expect(await store.after('ann', 0, 10)).toEqual([
         {
           id: 'n1',
@@ -268,14 +350,19 @@ describe('SqliteStore: a database of belfry 0.1.0 (schema 1)', () => {
       await store.close()
     }
     const raw = new Database(file)
-    expect(raw.pragma('user_version', { simple: true })).toBe(2)
+    expect(raw.pragma('user_version', { simple: true })).toBe(3)
     expect(raw.prepare("SELECT name FROM sqlite_master WHERE name LIKE '%_v1'").all()).toEqual([])
+    expect(raw.prepare('SELECT id, refs FROM notifications ORDER BY no').all()).toEqual([
+      { id: 'n1', refs: 1 },
+      { id: 'n2', refs: 2 },
+      { id: expect.any(String), refs: 2 },
+    ])
     raw.close()
     // A database newer than this belfry is refused.
     const newer = new Database(file)
-    newer.pragma('user_version = 3')
+    newer.pragma('user_version = 4')
     newer.close()
-    expect(() => new SqliteStore(file)).toThrow(/schema is version 3, newer than this belfry's \(2\)/)
+    expect(() => new SqliteStore(file)).toThrow(/schema is version 4, newer than this belfry's \(3\)/)
     rmSync(dir, { recursive: true, force: true })
   })
 })

@@ -6,7 +6,7 @@ import { topicRefusal } from './requests.js'
 /**
  * The auth frame: verifies the token, checks the user and the user's
  * connection cap, signs the connection in, answers `auth_success` with the
- * user's latest seq and unread count, and starts the replay. Any refusal is
+ * user's latest seq, unread count and floor (`oldestSeq`), and starts the replay. Any refusal is
  * an `auth_error` followed by a close (docs/protocol.md, "Close codes"),
  * logged at warn without the token.
  */
@@ -46,13 +46,15 @@ export async function authenticate(c: Connection, f: AuthFrame): Promise<void> {
   if (c.closed) return
   // `since: 0` (or none) is no cursor: everything after the user's acknowledged one.
   // A cursor beyond the latest seq comes from another database: start from the end.
-  const since = Math.min(f.since || user.ackedSeq, user.latestSeq)
+  // One below the floor: retention removed what followed it, the replay starts after the floor.
+  const since = Math.max(user.floor, Math.min(f.since || user.ackedSeq, user.latestSeq))
   c.reply({
     type: 'auth_success',
     message: 'Connected to notification service',
     userId: check.userId,
     seq: user.latestSeq,
     unreadCount: user.unreadCount,
+    oldestSeq: user.floor,
   })
   log.debug({ conn: c.id, user: check.userId, since }, 'authenticated')
   return c.replay.start(since, user.latestSeq)

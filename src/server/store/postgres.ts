@@ -5,8 +5,11 @@ import {
   type Delivery,
   type FanOutBatch,
   type NotificationInput,
+  type PruneBatch,
   type Published,
+  pruneCut,
   type ReadChange,
+  type RetentionRule,
   type Store,
   type StoredNotification,
   storedNotification,
@@ -19,6 +22,8 @@ export interface PostgresStoreOptions {
   schema?: string | undefined
   /** Most inbox entries one transaction makes: a larger broadcast or topic publish continues as a fan-out job. @default 1000 */
   fanOutBatch?: number | undefined
+  /** Most inbox entries one retention batch removes, in one transaction that holds its users' rows. @default 1000 */
+  pruneBatch?: number | undefined
   /** Connections in the pool. @default 10 */
   poolSize?: number | undefined
   /** How long to wait for a connection, in ms: past it a query fails (and a publish answers 503). @default 5000 */
@@ -86,7 +91,16 @@ const MIGRATIONS: readonly string[] = [
      id          int PRIMARY KEY CHECK (id = 1),
      checked_at  timestamptz NOT NULL
    );`,
+  // Retention: each user's floor (the highest seq pruned), each notification's inbox entries (deleted with the last).
+  `ALTER TABLE $s.users ADD COLUMN floor_seq bigint NOT NULL DEFAULT 0;
+   ALTER TABLE $s.notifications ADD COLUMN refs bigint NOT NULL DEFAULT 0;
+   UPDATE $s.notifications n SET refs = c.n
+     FROM (SELECT notification_no, count(*) AS n FROM $s.inbox GROUP BY notification_no) c
+     WHERE c.notification_no = n.no;`,
 ]
+
+/** Users one retention batch looks at. */
+const PRUNE_USERS = 500
 
 /** Errors a transaction may meet through no fault of its own, and succeed on a retry: serialization failure, deadlock. */
 const RETRYABLE = new Set(['40001', '40P01'])
@@ -137,12 +151,14 @@ export class PostgresStore implements Store {
   readonly #pool: pg.Pool
   readonly #s: string
   readonly #batch: number
+  readonly #pruneBatch: number
   #closed = false
 
-  private constructor(pool: pg.Pool, schema: string, batch: number) {
+  private constructor(pool: pg.Pool, schema: string, batch: number, pruneBatch: number) {
     this.#pool = pool
     this.#s = schema
     this.#batch = batch
+    this.#pruneBatch = pruneBatch
   }
 
   /**
@@ -151,11 +167,21 @@ export class PostgresStore implements Store {
    * reached or used.
    */
   static async open(url: string, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
-    const { schema = 'belfry', fanOutBatch = 1000, poolSize = 10, connectTimeoutMs = 5000, queryTimeoutMs = 10_000 } = options
+    const {
+      schema = 'belfry',
+      fanOutBatch = 1000,
+      pruneBatch = 1000,
+      poolSize = 10,
+      connectTimeoutMs = 5000,
+      queryTimeoutMs = 10_000,
+    } = options
     if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema))
       throw new TypeError(`PostgresStore: options.schema must be a lower-case SQL identifier, got "${schema}"`)
     if (!(Number.isSafeInteger(fanOutBatch) && fanOutBatch >= 1)) {
       throw new TypeError(`PostgresStore: options.fanOutBatch must be a whole number ≥ 1, got ${fanOutBatch}`)
+    }
+    if (!(Number.isSafeInteger(pruneBatch) && pruneBatch >= 1)) {
+      throw new TypeError(`PostgresStore: options.pruneBatch must be a whole number ≥ 1, got ${pruneBatch}`)
     }
     if (!(Number.isSafeInteger(queryTimeoutMs) && queryTimeoutMs >= 1)) {
       throw new TypeError(`PostgresStore: options.queryTimeoutMs must be a whole number of ms ≥ 1, got ${queryTimeoutMs}`)
@@ -170,7 +196,7 @@ export class PostgresStore implements Store {
     })
     // An idle connection the server closed (a restart) must not crash the process: the next query reconnects.
     pool.on('error', () => {})
-    const store = new PostgresStore(pool, schema, fanOutBatch)
+    const store = new PostgresStore(pool, schema, fanOutBatch, pruneBatch)
     try {
       await store.#migrate()
       await store.check()
@@ -252,10 +278,11 @@ export class PostgresStore implements Store {
 
   async publish(audience: Audience, input: NotificationInput): Promise<Published> {
     const notification = storedNotification(input, audience)
+    const ids = 'userIds' in audience ? [...new Set(audience.userIds)].sort() : undefined
     return this.#tx(async (q) => {
       const { rows } = await q(
-        `INSERT INTO $s.notifications (id, title, body, priority, created_at, data, topic)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING no`,
+        `INSERT INTO $s.notifications (id, title, body, priority, created_at, data, topic, refs)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING no`,
         [
           notification.id,
           notification.title,
@@ -264,11 +291,11 @@ export class PostgresStore implements Store {
           notification.timestamp,
           input.data === undefined ? null : JSON.stringify(input.data),
           notification.topic ?? null,
+          ids?.length ?? 0, // a broadcast's or topic's batches count theirs
         ],
       )
       const no = rows[0].no as number
-      if ('userIds' in audience) {
-        const ids = [...new Set(audience.userIds)].sort()
+      if (ids) {
         await q('INSERT INTO $s.users (id) SELECT x FROM unnest($1::text[]) AS t(x) ON CONFLICT (id) DO NOTHING', [ids])
         const userNos = (await q('SELECT no FROM $s.users WHERE id = ANY($1) ORDER BY no', [ids])).rows.map((r) => r.no as number)
         const deliveries = await this.#deliver(q, userNos, no)
@@ -325,6 +352,8 @@ export class PostgresStore implements Store {
     )
     const userNos = rows.map((r) => r.user_no as number).sort((a, b) => a - b)
     const deliveries = await this.#deliver(q, userNos, job.notification_no)
+    if (deliveries.length > 0)
+      await q('UPDATE $s.notifications SET refs = refs + $1 WHERE no = $2', [deliveries.length, job.notification_no])
     const last = rows.length > 0 ? (rows.at(-1)!.no as number) : job.up_to
     job.after = last
     return { deliveries, done: rows.length < this.#batch || last >= job.up_to }
@@ -351,13 +380,21 @@ export class PostgresStore implements Store {
 
   async touchUser(userId: string): Promise<UserState> {
     const { rows } = await this.#query(
-      `WITH ins AS (INSERT INTO $s.users (id) VALUES ($1) ON CONFLICT (id) DO NOTHING RETURNING latest_seq, acked_seq, unread)
-       SELECT latest_seq AS "latestSeq", acked_seq AS "ackedSeq", unread AS "unreadCount" FROM ins
-       UNION ALL SELECT latest_seq, acked_seq, unread FROM $s.users WHERE id = $1
+      `WITH ins AS (INSERT INTO $s.users (id) VALUES ($1) ON CONFLICT (id) DO NOTHING RETURNING latest_seq, acked_seq, unread, floor_seq)
+       SELECT latest_seq AS "latestSeq", acked_seq AS "ackedSeq", unread AS "unreadCount", floor_seq AS floor FROM ins
+       UNION ALL SELECT latest_seq, acked_seq, unread, floor_seq FROM $s.users WHERE id = $1
        LIMIT 1`,
       [userId],
     )
     return rows[0] as UserState
+  }
+
+  async user(userId: string): Promise<UserState | undefined> {
+    const { rows } = await this.#query(
+      `SELECT latest_seq AS "latestSeq", acked_seq AS "ackedSeq", unread AS "unreadCount", floor_seq AS floor FROM $s.users WHERE id = $1`,
+      [userId],
+    )
+    return rows[0] as UserState | undefined
   }
 
   async after(userId: string, after: number, limit: number): Promise<Notification[]> {
@@ -450,6 +487,101 @@ export class PostgresStore implements Store {
       userId,
     ])
     return rows.map((r) => r.topic as string)
+  }
+
+  /**
+   * The users of the next page that have something to remove are found
+   * without a lock; then one transaction locks them (in `no` order, as a
+   * publish does, skipping those a publish holds now: the next pass takes
+   * them), reads where each one's kept entries start, and removes the rest.
+   */
+  async prune(rule: RetentionRule, after: number): Promise<PruneBatch> {
+    const { maxPerUser = null, before = null } = rule
+    const { rows: page } = await this.#query(
+      `SELECT no, latest_seq > floor_seq AND (
+                latest_seq - floor_seq > $2::bigint
+                OR EXISTS (SELECT 1 FROM $s.inbox i JOIN $s.notifications n ON n.no = i.notification_no
+                           WHERE i.user_no = u.no AND i.seq = u.floor_seq + 1 AND n.created_at < $3::text COLLATE "C")
+              ) AS due
+       FROM $s.users u WHERE no > $1 ORDER BY no LIMIT $4`,
+      [after, maxPerUser, before, PRUNE_USERS],
+    )
+    const due = page.filter((r) => r.due === true).map((r) => r.no as number)
+    // A full page may have users after it; a short one was the last.
+    const next = page.length === PRUNE_USERS ? (page.at(-1)!.no as number) : undefined
+    if (due.length === 0) return { removed: 0, unread: 0, users: 0, notifications: 0, next }
+    return this.#tx(async (q) => {
+      const batch: PruneBatch = { removed: 0, unread: 0, users: 0, notifications: 0, next }
+      const { rows: users } = await q(
+        'SELECT no, floor_seq AS floor, latest_seq AS latest FROM $s.users WHERE no = ANY($1) ORDER BY no FOR UPDATE SKIP LOCKED',
+        [due],
+      )
+      // Read once the rows are held: no publish to these users commits meanwhile.
+      const kept = new Map<number, number>()
+      if (before !== null) {
+        const { rows } = await q(
+          `SELECT u.no, (SELECT i.seq FROM $s.inbox i JOIN $s.notifications n ON n.no = i.notification_no
+                         WHERE i.user_no = u.no AND i.seq > greatest(u.floor_seq, u.latest_seq - $2::bigint)
+                         AND n.created_at >= $3::text COLLATE "C" ORDER BY i.seq LIMIT 1) AS kept
+           FROM $s.users u WHERE u.no = ANY($1)`,
+          [users.map((u) => u.no), maxPerUser, before],
+        )
+        for (const r of rows) if (r.kept !== null) kept.set(r.no as number, r.kept as number)
+      }
+      const cuts: { no: number; upTo: number }[] = []
+      let budget = this.#pruneBatch
+      for (const u of users as { no: number; floor: number; latest: number }[]) {
+        const upTo = pruneCut(u, rule, () => kept.get(u.no))
+        if (upTo <= u.floor) continue
+        // Out of budget: this user (or the rest of its entries) starts the next batch.
+        if (budget === 0) {
+          batch.next = u.no - 1
+          break
+        }
+        const cut = Math.min(upTo, u.floor + budget)
+        cuts.push({ no: u.no, upTo: cut })
+        budget -= cut - u.floor
+        if (cut < upTo) {
+          batch.next = u.no - 1
+          break
+        }
+      }
+      if (cuts.length === 0) return batch
+      const { rows: gone } = await q(
+        `DELETE FROM $s.inbox i USING unnest($1::bigint[], $2::bigint[]) AS c(user_no, up_to)
+         WHERE i.user_no = c.user_no AND i.seq <= c.up_to RETURNING i.user_no, i.notification_no, i.read`,
+        [cuts.map((c) => c.no), cuts.map((c) => c.upTo)],
+      )
+      const unread = new Map<number, number>()
+      const unrefs = new Map<number, number>()
+      for (const g of gone as { user_no: number; notification_no: number; read: boolean }[]) {
+        if (!g.read) unread.set(g.user_no, (unread.get(g.user_no) ?? 0) + 1)
+        unrefs.set(g.notification_no, (unrefs.get(g.notification_no) ?? 0) + 1)
+      }
+      await q(
+        `UPDATE $s.users u SET floor_seq = c.up_to, unread = greatest(0, u.unread - c.unread)
+         FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS c(no, up_to, unread) WHERE u.no = c.no`,
+        [cuts.map((c) => c.no), cuts.map((c) => c.upTo), cuts.map((c) => unread.get(c.no) ?? 0)],
+      )
+      const { rows: left } = await q(
+        `UPDATE $s.notifications n SET refs = n.refs - c.n FROM unnest($1::bigint[], $2::bigint[]) AS c(no, n)
+         WHERE n.no = c.no RETURNING n.no, n.refs`,
+        [[...unrefs.keys()], [...unrefs.values()]],
+      )
+      const orphans = left.filter((r) => (r.refs as number) <= 0).map((r) => r.no as number)
+      if (orphans.length > 0) {
+        const dropped = await q(
+          `DELETE FROM $s.notifications n WHERE n.no = ANY($1) AND n.refs <= 0
+           AND NOT EXISTS (SELECT 1 FROM $s.fanout_jobs j WHERE j.notification_no = n.no)`,
+          [orphans],
+        )
+        batch.notifications = dropped.rowCount ?? 0
+      }
+      batch.removed = gone.length
+      batch.unread = [...unread.values()].reduce((a, b) => a + b, 0)
+      batch.users = cuts.length
+      return batch
+    })
   }
 
   /** A write probe. */

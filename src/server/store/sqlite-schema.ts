@@ -3,12 +3,19 @@ import type Database from 'better-sqlite3'
 /**
  * The SQLite schema and its migrations, versioned by `PRAGMA user_version`.
  *
+ * Version 3 adds retention: each user's `floor_seq` (the highest seq pruned
+ * from the inbox, 0 for none) and each notification's `refs` (the inbox
+ * entries that hold it, so the pruner deletes it with the last of them),
+ * and makes `subscriptions.no` AUTOINCREMENT: a number is never given twice,
+ * so a topic's fan-out job, which pages up to the last number at its
+ * publish, cannot reach a subscription made after it in the place of one
+ * that ended.
  * Version 2 keys everything by integers: users, notifications and
  * subscriptions have an integer `no` (their order of creation, which fan-out
  * jobs page by), and an inbox entry is three integers and a flag.
  * Version 1 (belfry 0.1.0) keyed the inbox by text ids and had no `no`.
  */
-export const SCHEMA_VERSION = 2
+export const SCHEMA_VERSION = 3
 
 const V2 = `
 CREATE TABLE users (
@@ -83,14 +90,45 @@ DROP TABLE inbox_v1;
 DROP TABLE subscriptions_v1;
 `
 
+/**
+ * From version 2 to 3: retention's columns, each notification's refs counted
+ * from the inbox as it is; subscriptions rebuilt with AUTOINCREMENT, its
+ * sequence past every number a pending job may still reach.
+ */
+const V2_TO_V3 = `
+CREATE TABLE subscriptions_v3 (
+  no       INTEGER PRIMARY KEY AUTOINCREMENT,
+  topic    TEXT NOT NULL,
+  user_no  INTEGER NOT NULL,
+  UNIQUE (topic, user_no)
+);
+INSERT INTO subscriptions_v3 (no, topic, user_no) SELECT no, topic, user_no FROM subscriptions;
+DROP TABLE subscriptions;
+ALTER TABLE subscriptions_v3 RENAME TO subscriptions;
+CREATE INDEX subscriptions_by_topic ON subscriptions (topic);
+CREATE INDEX subscriptions_by_user ON subscriptions (user_no);
+DELETE FROM sqlite_sequence WHERE name = 'subscriptions';
+INSERT INTO sqlite_sequence (name, seq) SELECT 'subscriptions', max(
+  (SELECT coalesce(max(no), 0) FROM subscriptions),
+  (SELECT coalesce(max(up_to), 0) FROM fanout_jobs WHERE topic IS NOT NULL));
+ALTER TABLE users ADD COLUMN floor_seq INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE notifications ADD COLUMN refs INTEGER NOT NULL DEFAULT 0;
+UPDATE notifications SET refs = c.n
+  FROM (SELECT notification_no, count(*) AS n FROM inbox GROUP BY notification_no) AS c
+  WHERE c.notification_no = notifications.no;
+`
+
 /** Brings the database to {@link SCHEMA_VERSION}, in one transaction; refuses a newer one. */
 export function migrate(db: Database.Database): void {
   db.transaction(() => {
     const version = db.pragma('user_version', { simple: true }) as number
     if (version > SCHEMA_VERSION) throw new Error(`its schema is version ${version}, newer than this belfry's (${SCHEMA_VERSION})`)
     if (version === SCHEMA_VERSION) return
-    const hasUsers = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'users'").get() !== undefined
-    db.exec(hasUsers ? V1_TO_V2 : V2)
+    if (version < 2) {
+      const hasUsers = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'users'").get() !== undefined
+      db.exec(hasUsers ? V1_TO_V2 : V2)
+    }
+    db.exec(V2_TO_V3)
     db.pragma(`user_version = ${SCHEMA_VERSION}`)
   }).immediate()
 }

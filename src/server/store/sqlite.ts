@@ -6,8 +6,11 @@ import {
   type Delivery,
   type FanOutBatch,
   type NotificationInput,
+  type PruneBatch,
   type Published,
+  pruneCut,
   type ReadChange,
+  type RetentionRule,
   type Store,
   type StoredNotification,
   storedNotification,
@@ -30,6 +33,8 @@ interface Row {
 const CHECKPOINT_MS = 1000
 /** Pages kept free under `maxBytes` for a health check to call the store full: about one large publish. */
 const FULL_HEADROOM_PAGES = 16
+/** Users one retention batch looks at. */
+const PRUNE_USERS = 500
 
 /** Options of {@link SqliteStore}. */
 export interface SqliteStoreOptions {
@@ -43,6 +48,11 @@ export interface SqliteStoreOptions {
   walSizeLimit?: number
   /** Most inbox entries one transaction makes: a larger broadcast or topic publish continues as a fan-out job. @default 1000 */
   fanOutBatch?: number
+  /**
+   * Most inbox entries one retention batch removes: SQLite writes one
+   * transaction at a time, and publishes wait for it. @default 1000
+   */
+  pruneBatch?: number
 }
 
 /** A pending fan-out job, as its row holds it. */
@@ -102,6 +112,7 @@ export class SqliteStore implements Store {
   /** Pages the database may have (`maxBytes`), if bounded. */
   readonly #maxPages: number | undefined
   readonly #batch: number
+  readonly #pruneBatch: number
   /** The last failure of work the store does on its own (the checkpoint), until one succeeds. */
   #background: Error | undefined
   readonly #s
@@ -116,9 +127,10 @@ export class SqliteStore implements Store {
   readonly #usersTx: Database.Transaction<(userIds: Iterable<string>) => void>
   /** Users new to the store, waiting to be recorded: likewise, one transaction a turn (a reconnect storm of new users). */
   #newUsers = new Map<string, Array<(error?: Error) => void>>()
+  readonly #pruneTx: Database.Transaction<(rule: RetentionRule, after: number) => PruneBatch>
 
   constructor(file: string, options: SqliteStoreOptions = {}) {
-    const { maxBytes, walSizeLimit = 64 * 1024 * 1024, fanOutBatch = 1000 } = options
+    const { maxBytes, walSizeLimit = 64 * 1024 * 1024, fanOutBatch = 1000, pruneBatch = 1000 } = options
     if (maxBytes !== undefined && !(Number.isSafeInteger(maxBytes) && maxBytes >= 64 * 1024)) {
       throw new TypeError(`SqliteStore: options.maxBytes must be a whole number of bytes ≥ 65536, got ${maxBytes}`)
     }
@@ -128,7 +140,11 @@ export class SqliteStore implements Store {
     if (!(Number.isSafeInteger(fanOutBatch) && fanOutBatch >= 1)) {
       throw new TypeError(`SqliteStore: options.fanOutBatch must be a whole number ≥ 1, got ${fanOutBatch}`)
     }
+    if (!(Number.isSafeInteger(pruneBatch) && pruneBatch >= 1)) {
+      throw new TypeError(`SqliteStore: options.pruneBatch must be a whole number ≥ 1, got ${pruneBatch}`)
+    }
     this.#batch = fanOutBatch
+    this.#pruneBatch = pruneBatch
     let db: Database.Database
     try {
       db = new Database(file)
@@ -158,8 +174,8 @@ export class SqliteStore implements Store {
     this.#checkpoint.unref()
     this.#s = {
       insertNotification: db.prepare(
-        `INSERT INTO notifications (id, title, body, priority, created_at, data, topic)
-         VALUES (@id, @title, @body, @priority, @timestamp, @data, @topic) RETURNING no`,
+        `INSERT INTO notifications (id, title, body, priority, created_at, data, topic, refs)
+         VALUES (@id, @title, @body, @priority, @timestamp, @data, @topic, @refs) RETURNING no`,
       ),
       notification: db.prepare('SELECT * FROM notifications WHERE no = ?'),
       ensureUser: db.prepare('INSERT INTO users (id) VALUES (?) ON CONFLICT (id) DO NOTHING'),
@@ -191,12 +207,15 @@ export class SqliteStore implements Store {
         `INSERT INTO inbox (user_no, seq, notification_no)
          SELECT u.no, u.latest_seq, ? FROM subscriptions s JOIN users u ON u.no = s.user_no WHERE s.topic = ? AND s.no > ? AND s.no <= ?`,
       ),
+      addRefs: db.prepare('UPDATE notifications SET refs = refs + ? WHERE no = ?'),
       insertJob: db.prepare('INSERT INTO fanout_jobs (notification_no, topic, after, up_to) VALUES (?, ?, ?, ?)'),
       nextJob: db.prepare('SELECT * FROM fanout_jobs ORDER BY no LIMIT 1'),
       advanceJob: db.prepare('UPDATE fanout_jobs SET after = ? WHERE no = ?'),
       endJob: db.prepare('DELETE FROM fanout_jobs WHERE no = ?'),
       probe: db.prepare(PROBE),
-      getUser: db.prepare('SELECT latest_seq AS latestSeq, acked_seq AS ackedSeq, unread AS unreadCount FROM users WHERE id = ?'),
+      getUser: db.prepare(
+        'SELECT latest_seq AS latestSeq, acked_seq AS ackedSeq, unread AS unreadCount, floor_seq AS floor FROM users WHERE id = ?',
+      ),
       latestSeqs: db.prepare('SELECT id, latest_seq AS seq FROM users WHERE id IN (SELECT value FROM json_each(?))'),
       after: db.prepare(`${SELECT} WHERE i.user_no = ${USER_NO} AND i.seq > ? ORDER BY i.seq LIMIT ?`),
       history: db.prepare(`${SELECT} WHERE i.user_no = ${USER_NO} AND i.seq < ? ORDER BY i.seq DESC LIMIT ?`),
@@ -215,6 +234,18 @@ export class SqliteStore implements Store {
       subscribe: db.prepare(`INSERT INTO subscriptions (topic, user_no) VALUES (?, ${USER_NO}) ON CONFLICT DO NOTHING`),
       unsubscribe: db.prepare(`DELETE FROM subscriptions WHERE topic = ? AND user_no = ${USER_NO}`),
       topics: db.prepare(`SELECT topic FROM subscriptions WHERE user_no = ${USER_NO}`),
+      pruneUsers: db.prepare('SELECT no, floor_seq AS floor, latest_seq AS latest FROM users WHERE no > ? ORDER BY no LIMIT ?'),
+      // In seq order from the floor: stops at the first entry to keep, after reading only those that go.
+      firstKept: db.prepare(
+        `SELECT i.seq FROM inbox i JOIN notifications n ON n.no = i.notification_no
+         WHERE i.user_no = ? AND i.seq > ? AND n.created_at >= ? ORDER BY i.seq LIMIT 1`,
+      ),
+      pruneInbox: db.prepare('DELETE FROM inbox WHERE user_no = ? AND seq <= ? RETURNING notification_no AS no, read'),
+      raiseFloor: db.prepare('UPDATE users SET floor_seq = ?, unread = max(0, unread - ?) WHERE no = ?'),
+      unref: db.prepare('UPDATE notifications SET refs = refs - ? WHERE no = ? RETURNING refs'),
+      dropNotification: db.prepare(
+        'DELETE FROM notifications WHERE no = ? AND refs <= 0 AND NOT EXISTS (SELECT 1 FROM fanout_jobs WHERE notification_no = ?)',
+      ),
     }
     this.#publishTx = db.transaction(this.#publish)
     this.#ackTx = db.transaction((acks: Map<string, PendingAck>) => {
@@ -229,6 +260,7 @@ export class SqliteStore implements Store {
     this.#unsubscribeTx = db.transaction((userId: string, topics: readonly string[]) => {
       for (const topic of topics) this.#s.unsubscribe.run(topic, userId)
     })
+    this.#pruneTx = db.transaction(this.#prune)
   }
 
   /**
@@ -239,13 +271,15 @@ export class SqliteStore implements Store {
   readonly #publish = (audience: Audience, input: NotificationInput): Published => {
     const s = this.#s
     const notification = storedNotification(input, audience)
+    const userIds = 'userIds' in audience ? [...new Set(audience.userIds)] : undefined
     const { no } = s.insertNotification.get({
       ...notification,
       data: input.data === undefined ? null : JSON.stringify(input.data),
       topic: notification.topic ?? null,
+      refs: userIds?.length ?? 0, // a broadcast's or topic's batches count theirs
     }) as { no: number }
-    if ('userIds' in audience) {
-      const deliveries = [...new Set(audience.userIds)].map((userId) => {
+    if (userIds) {
+      const deliveries = userIds.map((userId) => {
         const row = s.bumpUser.get(userId) as { no: number; seq: number }
         s.insertInbox.run(row.no, row.seq, no)
         return { userId, seq: row.seq }
@@ -271,13 +305,15 @@ export class SqliteStore implements Store {
     )?.no
     const last = end ?? upTo
     let deliveries: Delivery[]
+    let entries: number
     if (topic === null) {
       deliveries = s.bumpUsers.all(after, last) as Delivery[]
-      s.fillUsers.run(no, after, last)
+      entries = s.fillUsers.run(no, after, last).changes
     } else {
       deliveries = s.bumpTopic.all(topic, after, last) as Delivery[]
-      s.fillTopic.run(no, topic, after, last)
+      entries = s.fillTopic.run(no, topic, after, last).changes
     }
+    if (entries > 0) s.addRefs.run(entries, no)
     job.after = last
     return { deliveries, done: last >= upTo }
   }
@@ -340,6 +376,10 @@ export class SqliteStore implements Store {
       failure = error as Error
     }
     for (const waiting of users.values()) for (const done of waiting) done(failure)
+  }
+
+  async user(userId: string): Promise<UserState | undefined> {
+    return this.#s.getUser.get(userId) as UserState | undefined
   }
 
   async after(userId: string, after: number, limit: number): Promise<Notification[]> {
@@ -425,6 +465,55 @@ export class SqliteStore implements Store {
 
   async topics(userId: string): Promise<string[]> {
     return (this.#s.topics.all(userId) as { topic: string }[]).map((r) => r.topic)
+  }
+
+  async prune(rule: RetentionRule, after: number): Promise<PruneBatch> {
+    return this.#pruneTx.immediate(rule, after)
+  }
+
+  /**
+   * One immediate transaction over the next {@link PRUNE_USERS} users, which
+   * removes at most `pruneBatch` entries: publishes wait for it, so it is
+   * kept short.
+   */
+  readonly #prune = (rule: RetentionRule, after: number): PruneBatch => {
+    const s = this.#s
+    const batch: PruneBatch = { removed: 0, unread: 0, users: 0, notifications: 0, next: undefined }
+    const users = s.pruneUsers.all(after, PRUNE_USERS) as { no: number; floor: number; latest: number }[]
+    // A full page may have users after it; a short one was the last.
+    if (users.length === PRUNE_USERS) batch.next = users.at(-1)!.no
+    const unrefs = new Map<number, number>()
+    let budget = this.#pruneBatch
+    for (const u of users) {
+      const upTo = pruneCut(u, rule, (from) => (s.firstKept.get(u.no, from, rule.before) as { seq: number } | undefined)?.seq)
+      if (upTo <= u.floor) continue
+      // Out of budget: this user (or the rest of its entries) starts the next batch.
+      if (budget === 0) {
+        batch.next = u.no - 1
+        break
+      }
+      const cut = Math.min(upTo, u.floor + budget)
+      const gone = s.pruneInbox.all(u.no, cut) as { no: number; read: number }[]
+      let unread = 0
+      for (const g of gone) {
+        if (g.read === 0) unread++
+        unrefs.set(g.no, (unrefs.get(g.no) ?? 0) + 1)
+      }
+      s.raiseFloor.run(cut, unread, u.no)
+      budget -= gone.length
+      batch.removed += gone.length
+      batch.unread += unread
+      batch.users++
+      if (cut < upTo) {
+        batch.next = u.no - 1
+        break
+      }
+    }
+    for (const [no, n] of unrefs) {
+      const { refs } = s.unref.get(n, no) as { refs: number }
+      if (refs <= 0) batch.notifications += s.dropNotification.run(no, no).changes
+    }
+    return batch
   }
 
   /**

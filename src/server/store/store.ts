@@ -72,6 +72,56 @@ export interface UserState {
   latestSeq: number
   ackedSeq: number
   unreadCount: number
+  /** The highest seq retention removed (0: none). The inbox holds `floor + 1` to `latestSeq`, without gaps. */
+  floor: number
+}
+
+/**
+ * What retention removes from each inbox: always a prefix, everything at or
+ * below a new floor, so an inbox never has a hole.
+ */
+export interface RetentionRule {
+  /**
+   * Entries of notifications stored before this time (ISO-8601, as their
+   * `timestamp`) go: the longest run of them from the oldest entry on.
+   */
+  before?: string | undefined
+  /** Each user keeps at most this many entries: the newest. */
+  maxPerUser?: number | undefined
+}
+
+/** What one batch of a retention pass removed. */
+export interface PruneBatch {
+  /** Inbox entries removed. */
+  removed: number
+  /** Of those, the unread ones (taken off the users' unread counts). */
+  unread: number
+  /** Users whose floor moved. */
+  users: number
+  /** Notifications deleted with the last inbox entry that held them. */
+  notifications: number
+  /** Where the next batch starts (pass it as `after`); undefined once the pass is over. */
+  next: number | undefined
+}
+
+/**
+ * The seq up to which `rule` removes a user's entries (at least its floor):
+ * the newest `maxPerUser` are kept, and of the rest, those older than
+ * `before` from the oldest on. `firstKept(from)` is the seq of the user's
+ * first entry after `from` stored at or after `before`, if any.
+ */
+export function pruneCut(
+  user: { floor: number; latest: number },
+  rule: RetentionRule,
+  firstKept: (from: number) => number | undefined,
+): number {
+  let upTo = user.floor
+  if (rule.maxPerUser !== undefined) upTo = Math.max(upTo, user.latest - rule.maxPerUser)
+  if (rule.before !== undefined && upTo < user.latest) {
+    const kept = firstKept(upTo)
+    upTo = kept === undefined ? user.latest : Math.max(upTo, kept - 1)
+  }
+  return upTo
 }
 
 /** The outcome of marking notifications read. */
@@ -99,6 +149,9 @@ export interface ReadChange {
  *   in the publish's transaction, not from a sequence shared by all).
  * - A user exists once it is touched, subscribed or published to; a broadcast
  *   reaches every user that exists when it commits.
+ * - Retention removes a prefix of an inbox and raises the user's floor in the
+ *   same transaction (with the unread count lowered by the unread entries it
+ *   removed); seqs are never reused, and nothing at or below the floor is a gap.
  */
 export interface Store {
   /**
@@ -122,6 +175,8 @@ export interface Store {
   latestSeqs(userIds: readonly string[]): Promise<Map<string, number>>
   /** Records that the user exists (for broadcasts) and returns its counters. */
   touchUser(userId: string): Promise<UserState>
+  /** The user's counters, or undefined for a user that does not exist (nothing is recorded). */
+  user(userId: string): Promise<UserState | undefined>
   /** Up to `limit` inbox entries with seq > `after`, oldest first. */
   after(userId: string, after: number, limit: number): Promise<Notification[]>
   /** Up to `limit` inbox entries with seq < `before` (all when undefined), newest first. */
@@ -145,6 +200,17 @@ export interface Store {
   unsubscribe(userId: string, topics: readonly string[]): Promise<void>
   /** The topics the user is subscribed to (checked again at each auth when subscriptions are authorized). */
   topics(userId: string): Promise<string[]>
+  /**
+   * One batch of a retention pass, in one short transaction. From the users
+   * after position `after` (0 to start; each batch says where the next
+   * starts), it raises each user's floor to what `rule` removes and deletes
+   * those entries, lowers the unread count by the unread ones among them, and
+   * deletes each notification whose last entry went (not while a fan-out job
+   * still writes it). A batch removes a bounded number of entries: a user
+   * with more continues in the next batch. A user busy in another
+   * transaction may be left for the next pass.
+   */
+  prune(rule: RetentionRule, after: number): Promise<PruneBatch>
   /**
    * Verifies that the store takes writes now (a write probe, and room to grow
    * where the store knows its bound); rejects with an Error that says what is

@@ -1,0 +1,97 @@
+/** `belfry-server admin …`: the admin API of a running server, from a shell. */
+
+export const ADMIN_USAGE = `Usage: belfry-server admin <command> [options]
+
+Commands:
+  user <id>                 a user's counters: latestSeq, ackedSeq, unreadCount,
+                            floor (the highest seq retention removed) and
+                            connections (to the server answering)
+  prune [--days N] [--max-per-user N]
+                            runs a retention pass now, with these limits or else
+                            the server's (BELFRY_RETENTION_*), and prints what it removed
+
+Options:
+  --url URL                 the server (default: BELFRY_URL, else http://localhost:$PORT or :3000)
+  -h, --help                this text
+
+The API key is read from BELFRY_API_KEY. The answer is printed as JSON.
+`
+
+/** A mistake in the command line: the usage follows the message. */
+class UsageError extends Error {}
+
+/** Runs `belfry-server admin <args>`; resolves with the exit code (0, 1 on a failure, 2 on bad usage). */
+export async function admin(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+  out: (s: string) => void,
+  err: (s: string) => void,
+): Promise<number> {
+  if (args.length === 0 || args.includes('--help') || args.includes('-h')) {
+    ;(args.length === 0 ? err : out)(ADMIN_USAGE)
+    return args.length === 0 ? 2 : 0
+  }
+  try {
+    const { url, path, init } = request(args, env)
+    const key = env.BELFRY_API_KEY
+    if (!key) throw new Error('BELFRY_API_KEY must be set: the admin API takes the publish key')
+    let res: Response
+    try {
+      res = await fetch(new URL(path, url), { ...init, headers: { ...init.headers, authorization: `Bearer ${key}` } })
+    } catch (error) {
+      throw new Error(`cannot reach ${url}: ${((error as Error).cause as Error | undefined)?.message ?? (error as Error).message}`)
+    }
+    const text = await res.text()
+    let body: { message?: unknown } | undefined
+    try {
+      body = JSON.parse(text)
+    } catch {}
+    if (!res.ok) throw new Error(`${res.status} ${typeof body?.message === 'string' ? body.message : res.statusText}`)
+    out(`${JSON.stringify(body ?? text, null, 2)}\n`)
+    return 0
+  } catch (error) {
+    err(`belfry-server admin: ${(error as Error).message}${error instanceof UsageError ? ' (see belfry-server admin --help)' : ''}\n`)
+    return error instanceof UsageError ? 2 : 1
+  }
+}
+
+/** The request a command line makes. */
+function request(args: readonly string[], env: NodeJS.ProcessEnv): { url: string; path: string; init: RequestInit } {
+  const rest: string[] = []
+  const flags: Record<string, string> = {}
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!
+    const flag = /^--(url|days|max-per-user)(?:=(.*))?$/.exec(arg)
+    if (flag) {
+      const value = flag[2] ?? args[++i]
+      if (value === undefined) throw new UsageError(`--${flag[1]} needs a value`)
+      flags[flag[1]!] = value
+    } else if (arg.startsWith('-')) {
+      throw new UsageError(`unknown option ${arg}`)
+    } else rest.push(arg)
+  }
+  const url = flags.url ?? env.BELFRY_URL ?? `http://localhost:${env.PORT || 3000}`
+  if (!URL.canParse(url) || !/^https?:/.test(url)) throw new UsageError(`--url must be an http:// or https:// URL, got "${url}"`)
+  const [command, ...operands] = rest
+  if (command === 'user') {
+    if (operands.length !== 1 || flags.days !== undefined || flags['max-per-user'] !== undefined) {
+      throw new UsageError('user takes one user id')
+    }
+    return { url, path: `/api/admin/users/${encodeURIComponent(operands[0]!)}`, init: { method: 'GET' } }
+  }
+  if (command === 'prune') {
+    if (operands.length > 0) throw new UsageError('prune takes no operands')
+    const number = (name: string) => {
+      const value = flags[name]
+      if (value === undefined) return undefined
+      const n = Number(value)
+      if (value.trim() === '' || !Number.isFinite(n)) throw new UsageError(`--${name} must be a number, got "${value}"`)
+      return n
+    }
+    const days = number('days')
+    const maxPerUser = number('max-per-user')
+    const body = JSON.stringify({ ...(days !== undefined && { days }), ...(maxPerUser !== undefined && { maxPerUser }) })
+    return { url, path: '/api/admin/prune', init: { method: 'POST', body, headers: { 'content-type': 'application/json' } } }
+  }
+  throw new UsageError(command === undefined ? 'a command is missing' : `unknown command "${command}"`)
+}

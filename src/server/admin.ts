@@ -1,0 +1,78 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { isUserId, MAX_ID_LENGTH } from '../protocol/index.js'
+import { keyed, methodNotAllowed, sendJson } from './http.js'
+import { type Retention, resolveRetention } from './options.js'
+import type { PruneTotals } from './retention.js'
+import type { UserState } from './store/store.js'
+
+/** What `GET /api/admin/users/:id` answers. */
+export interface AdminUser extends UserState {
+  userId: string
+  /** The user's authenticated connections to this process. */
+  connections: number
+}
+
+/** What the admin routes need from the server. */
+export interface AdminContext {
+  readonly apiKey: string | undefined
+  /** The configured retention (undefined: none). */
+  readonly retention: Readonly<Retention> | undefined
+  /** The user's counters, or undefined for a user the store does not know. */
+  user(userId: string): Promise<AdminUser | undefined>
+  /** Runs a retention pass now (after the one in progress, if any). */
+  prune(retention: Readonly<Retention>): Promise<PruneTotals>
+}
+
+/** The largest body `POST /api/admin/prune` reads. */
+const MAX_ADMIN_BODY = 1024
+
+/**
+ * The admin routes, behind the API key like publishing:
+ *
+ * - `GET /api/admin/users/:id` → 200 `{userId, latestSeq, ackedSeq, unreadCount, floor, connections}`
+ *   (`connections`: in this process), 404 for a user the store does not know
+ * - `POST /api/admin/prune` with an optional JSON body `{days?, maxPerUser?}` (else the
+ *   configured retention) → 200 `{removed, unread, users, notifications}` once the pass is over;
+ *   400 with the reason for a bad body, or when neither gives a rule
+ */
+export async function adminRoute(req: IncomingMessage, res: ServerResponse, route: string, ctx: AdminContext): Promise<void> {
+  const user = /^\/api\/admin\/users\/([^/]+)$/.exec(route)
+  if (!user && route !== '/api/admin/prune') return sendJson(res, 404, { error: 'not_found', message: `no route ${route.slice(0, 64)}` })
+  const method = user ? 'GET' : 'POST'
+  if (req.method !== method && !(user && req.method === 'HEAD')) return void methodNotAllowed(res, method)
+  if (!keyed(req, res, ctx.apiKey)) return void req.resume()
+  const bad = (message: string) => sendJson(res, 400, { error: 'bad_request', message })
+  if (user) {
+    let id: string
+    try {
+      id = decodeURIComponent(user[1]!)
+    } catch {
+      return bad('the user id is not valid percent-encoding')
+    }
+    if (!isUserId(id)) return bad(`a user id has 1–${MAX_ID_LENGTH} characters, no control characters`)
+    const state = await ctx.user(id)
+    return state ? sendJson(res, 200, state) : sendJson(res, 404, { error: 'not_found', message: `no user "${id.slice(0, 64)}"` })
+  }
+  let text = ''
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    text += chunk
+    if (text.length > MAX_ADMIN_BODY)
+      return sendJson(res, 413, { error: 'payload_too_large', message: `body must be at most ${MAX_ADMIN_BODY} bytes` })
+  }
+  let retention = ctx.retention
+  if (text.trim() !== '') {
+    let body: unknown
+    try {
+      body = JSON.parse(text)
+    } catch {
+      return bad('body is not valid JSON')
+    }
+    try {
+      retention = resolveRetention(body, 'body') ?? retention
+    } catch (error) {
+      return bad((error as Error).message)
+    }
+  }
+  if (!retention) return bad('no retention is configured: send {"days": N} or {"maxPerUser": N}')
+  sendJson(res, 200, await ctx.prune(retention))
+}

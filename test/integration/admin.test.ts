@@ -1,0 +1,204 @@
+/** The admin API (GET /api/admin/users/:id, POST /api/admin/prune) and `belfry-server admin`. */
+import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { admin as adminCommand } from '../../src/server/admin-cli.js'
+import { range } from '../helpers/client.js'
+import { type ServerProcess, spawnServer } from '../helpers/process.js'
+import { API_KEY, authedClient, httpPublish, useServer } from '../helpers/server.js'
+
+const start = useServer()
+const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+
+function admin(url: string, method: string, path: string, init: { key?: string | undefined; body?: string } = {}) {
+  const { key = API_KEY, body } = init
+  return fetch(`${url}/api/admin/${path}`, {
+    method,
+    headers: { ...(key && { authorization: `Bearer ${key}` }), ...(body !== undefined && { 'content-type': 'application/json' }) },
+    ...(body !== undefined && { body }),
+  })
+}
+
+describe('admin API', () => {
+  it('answers only with the API key: 401 without it or with another', async () => {
+    const t = await start({ retention: { maxPerUser: 2 } })
+    for (const [method, path] of [
+      ['GET', 'users/ann'],
+      ['POST', 'prune'],
+    ] as const) {
+      for (const key of [undefined, 'wrong-key-123']) {
+        const res = await admin(t.url, method, path, { key: key ?? '' })
+        expect(res.status, `${method} ${path} ${key}`).toBe(401)
+        expect(res.headers.get('www-authenticate')).toBe('Bearer')
+        expect(await res.json()).toMatchObject({ error: 'unauthorized' })
+      }
+    }
+  })
+
+  it('says a user’s counters, its floor and its connections here; 404 for a user the store does not know', async () => {
+    const t = await start({ retention: { maxPerUser: 2 } })
+    for (const i of range(1, 5)) await httpPublish(t.url, { userId: 'ann/1', title: `n${i}`, body: '' })
+    const ann = await authedClient(t, 'ann/1', { since: 3 })
+    ann.send({ type: 'ack', seq: 5 })
+    await expect
+      .poll(async () => (await admin(t.url, 'GET', `users/${encodeURIComponent('ann/1')}`)).json())
+      .toEqual({ userId: 'ann/1', latestSeq: 5, ackedSeq: 5, unreadCount: 5, floor: 0, connections: 1 })
+    ann.close()
+    const missing = await admin(t.url, 'GET', 'users/nobody')
+    expect(missing.status).toBe(404)
+    expect(await missing.json()).toEqual({ error: 'not_found', message: 'no user "nobody"' })
+    // Looking a user up does not make one: a broadcast still reaches nobody.
+    expect((await httpPublish(t.url, { broadcast: true, title: 'all', body: '' })).json.recipients).toBe(1)
+    expect((await admin(t.url, 'GET', 'users/%E0%A4%A')).status).toBe(400)
+    expect((await admin(t.url, 'POST', 'users/ann')).status).toBe(405)
+    expect((await admin(t.url, 'GET', 'nope')).status).toBe(404)
+  })
+
+  it('prunes now with the configured rule or the body’s, says what went, and refuses a bad body with the reason', async () => {
+    const t = await start({ retention: { maxPerUser: 3 } })
+    for (const i of range(1, 6)) await httpPublish(t.url, { userIds: ['ann', 'bob'], title: `n${i}`, body: '' })
+    const bad: [string, string][] = [
+      ['nope', 'body is not valid JSON'],
+      ['[1]', 'body must be an object { days?, maxPerUser? }, got an object'],
+      ['{"days":-1}', 'body.days must be a number of days > 0 and ≤ 36500, got -1'],
+      ['{"maxPerUser":"3"}', 'body.maxPerUser must be a whole number ≥ 1, got "3"'],
+      ['{"keep":3}', 'body.keep is not a retention setting (days, maxPerUser)'],
+    ]
+    for (const [body, message] of bad) {
+      const res = await admin(t.url, 'POST', 'prune', { body })
+      expect(res.status, body).toBe(400)
+      expect(await res.json()).toEqual({ error: 'bad_request', message })
+    }
+    expect((await admin(t.url, 'GET', 'prune')).status).toBe(405)
+    const configured = await admin(t.url, 'POST', 'prune')
+    expect(configured.status).toBe(200)
+    // 3 entries each went; the 3 notifications they held are deleted with them.
+    expect(await configured.json()).toEqual({ removed: 6, unread: 6, users: 2, notifications: 3 })
+    const given = await admin(t.url, 'POST', 'prune', { body: '{"maxPerUser":1}' })
+    expect(await given.json()).toEqual({ removed: 4, unread: 4, users: 2, notifications: 2 })
+    expect(await (await admin(t.url, 'GET', 'users/bob')).json()).toMatchObject({ latestSeq: 6, unreadCount: 1, floor: 5 })
+    // Nothing older than a day: nothing goes.
+    expect(await (await admin(t.url, 'POST', 'prune', { body: '{"days":1}' })).json()).toMatchObject({ removed: 0 })
+  })
+
+  it('without a configured retention, prunes only with a rule in the body', async () => {
+    const t = await start()
+    await httpPublish(t.url, { userId: 'ann', title: 'one', body: '' })
+    for (const body of [undefined, '', '{}']) {
+      const res = await admin(t.url, 'POST', 'prune', body === undefined ? {} : { body })
+      expect(res.status).toBe(400)
+      expect(await res.json()).toEqual({
+        error: 'bad_request',
+        message: 'no retention is configured: send {"days": N} or {"maxPerUser": N}',
+      })
+    }
+    expect(await (await admin(t.url, 'POST', 'prune', { body: '{"maxPerUser":1}' })).json()).toMatchObject({ removed: 0 })
+  })
+})
+
+/** Runs `belfry-server admin <args>` and resolves with its exit code and output. */
+function runAdmin(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/server/cli.ts', 'admin', ...args], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout?.on('data', (d: Buffer) => {
+      stdout += d.toString()
+    })
+    child.stderr?.on('data', (d: Buffer) => {
+      stderr += d.toString()
+    })
+    child.once('exit', (code) => resolve({ code, stdout, stderr }))
+  })
+}
+
+describe('belfry-server admin', () => {
+  const KEY = 'cli-admin-key-123'
+  let server: ServerProcess
+  let dir: string
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'belfry-admin-'))
+    server = await spawnServer({
+      BELFRY_SECRET: 'cli-admin-secret-0123456789',
+      BELFRY_API_KEY: KEY,
+      BELFRY_DB: join(dir, 'belfry.db'),
+      BELFRY_RETENTION_MAX_PER_USER: '2',
+      HOST: '127.0.0.1',
+    })
+    for (const i of range(1, 4)) await httpPublish(server.url, { userId: 'bob', title: `n${i}`, body: '' }, KEY)
+  }, 30_000)
+  afterAll(() => {
+    server?.child.kill('SIGTERM')
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('admin user and admin prune call the running server and print its answer', async () => {
+    const env = { BELFRY_API_KEY: KEY, BELFRY_URL: server.url }
+    const user = await runAdmin(['user', 'bob'], env)
+    expect(user).toMatchObject({ code: 0, stderr: '' })
+    expect(JSON.parse(user.stdout)).toEqual({ userId: 'bob', latestSeq: 4, ackedSeq: 0, unreadCount: 4, floor: 0, connections: 0 })
+    // The configured rule (BELFRY_RETENTION_MAX_PER_USER=2) unless the command gives one; --url over BELFRY_URL.
+    const configured = await runAdmin(['prune', '--url', server.url], { BELFRY_API_KEY: KEY, BELFRY_URL: 'http://127.0.0.1:1' })
+    expect(configured.code).toBe(0)
+    expect(JSON.parse(configured.stdout)).toEqual({ removed: 2, unread: 2, users: 1, notifications: 2 })
+    const given = await runAdmin(['prune', '--max-per-user=1', '--days', '30'], env)
+    expect(JSON.parse(given.stdout)).toEqual({ removed: 1, unread: 1, users: 1, notifications: 1 })
+    expect(JSON.parse((await runAdmin(['user', 'bob'], env)).stdout)).toMatchObject({ latestSeq: 4, floor: 3, unreadCount: 1 })
+  }, 30_000)
+
+  it('says what went wrong in one line: the server’s refusal, a missing key, an unreachable server, bad usage', async () => {
+    const env = { BELFRY_API_KEY: KEY, BELFRY_URL: server.url }
+    // The process: its exit code and stderr.
+    const refused = await runAdmin(['prune', '--days', '0'], env)
+    expect(refused).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: 'belfry-server admin: 400 body.days must be a number of days > 0 and ≤ 36500, got 0\n',
+    })
+    const help = await runAdmin(['--help'], {})
+    expect(help.code).toBe(0)
+    expect(help.stdout).toMatch(/^Usage: belfry-server admin <command>[\s\S]*user <id>[\s\S]*prune \[--days N\] \[--max-per-user N\]/)
+    // The rest in this process: the same function the command runs.
+    const cases: [string[], Record<string, string>, number, RegExp][] = [
+      [['user', 'nobody'], env, 1, /^belfry-server admin: 404 no user "nobody"$/],
+      [
+        ['user', 'bob'],
+        { ...env, BELFRY_API_KEY: 'not-the-key' },
+        1,
+        /^belfry-server admin: 401 send "Authorization: Bearer <BELFRY_API_KEY>"$/,
+      ],
+      [['user', 'bob'], { BELFRY_URL: server.url }, 1, /^belfry-server admin: BELFRY_API_KEY must be set/],
+      [['user', 'bob'], { ...env, BELFRY_URL: 'http://127.0.0.1:1' }, 1, /^belfry-server admin: cannot reach http:\/\/127\.0\.0\.1:1/],
+      [['user', 'bob'], { ...env, BELFRY_URL: 'ftp://x' }, 2, /^belfry-server admin: --url must be an http:\/\/ or https:\/\/ URL/],
+      [['user'], env, 2, /^belfry-server admin: user takes one user id \(see belfry-server admin --help\)$/],
+      [['prune', '--days'], env, 2, /^belfry-server admin: --days needs a value/],
+      [['prune', '--days', 'ten'], env, 2, /^belfry-server admin: --days must be a number, got "ten"/],
+      [['prune', '--force'], env, 2, /^belfry-server admin: unknown option --force/],
+      [['purge'], env, 2, /^belfry-server admin: unknown command "purge"/],
+    ]
+    for (const [args, e, code, message] of cases) {
+      let out = ''
+      let err = ''
+      const exit = await adminCommand(
+        args,
+        e,
+        (s) => {
+          out += s
+        },
+        (s) => {
+          err += s
+        },
+      )
+      expect([exit, out], args.join(' ')).toEqual([code, ''])
+      expect(err.endsWith('\n') && err.split('\n')).toHaveLength(2) // one line
+      expect(err.trimEnd()).toMatch(message)
+    }
+  }, 30_000)
+})
