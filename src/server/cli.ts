@@ -2,7 +2,7 @@
 /**
  * `belfry-server` / `npm run server`: the reference server, configured by the
  * environment (PORT, HOST, BELFRY_SECRET, BELFRY_API_KEY, BELFRY_DB or BELFRY_DATABASE_URL,
- * BELFRY_REDIS_URL, BELFRY_TOPICS_CLAIM). `--dev` (what
+ * BELFRY_REDIS_URL, BELFRY_TOPICS_CLAIM, BELFRY_DRAIN_MS). `--dev` (what
  * `npm start` uses) runs on the published dev secrets, on 127.0.0.1 unless HOST
  * says otherwise, and serves the demo page.
  */
@@ -44,6 +44,7 @@ async function main(): Promise<void> {
     dev,
     logger: log,
     fallback,
+    drainMs: config.drainMs,
     ...(claim !== undefined && { authorizeSubscribe: topicsClaim(claim) }),
   })
   const { port } = await server.listen(config.port, config.host)
@@ -53,12 +54,16 @@ async function main(): Promise<void> {
   )
   if (dev) process.stderr.write(devWarning({ ...config, port }))
   process.stdout.write(`belfry ${config.dev ? 'demo' : 'server'}: ${displayUrl(config.host, port)}/\n`)
+  // SIGTERM (a deploy) drains: closes spread over BELFRY_DRAIN_MS. SIGINT (Ctrl-C), or a second
+  // signal during the drain, closes what is left at once.
   let stopping = false
   const stop = (signal: string) => {
+    const drain = signal === 'SIGTERM' && !stopping
+    log.info({ signal, drain }, 'shutting down')
+    const closed = drain ? server.drain() : server.close()
     if (stopping) return
     stopping = true
-    log.info({ signal }, 'shutting down')
-    server.close().then(
+    closed.then(
       () => process.exit(0),
       (error: unknown) => {
         log.error({ err: error }, 'shutdown failed')

@@ -22,6 +22,8 @@ export interface CliConfig {
   dev: boolean
   /** The token claim that lists the topics a user may subscribe to (BELFRY_TOPICS_CLAIM); absent: any topic. */
   topicsClaim?: string
+  /** How long a SIGTERM spreads the 1001 closes over, in ms (BELFRY_DRAIN_MS); absent: the server's default, 5000. */
+  drainMs?: number
   /** Dev mode: the variables it ignored (their values are never used there). */
   ignored: string[]
 }
@@ -50,6 +52,10 @@ export function readConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Cli
   if (claim !== undefined && !/^[\w:.-]{1,64}$/.test(claim)) {
     throw new Error(`BELFRY_TOPICS_CLAIM must name a token claim (letters, digits, _ : . -), got "${claim.slice(0, 64)}"`)
   }
+  const drainMs = env.BELFRY_DRAIN_MS ? Number(env.BELFRY_DRAIN_MS) : undefined
+  if (drainMs !== undefined && !(Number.isSafeInteger(drainMs) && drainMs >= 0 && drainMs <= 2 ** 31 - 1)) {
+    throw new Error(`BELFRY_DRAIN_MS must be a whole number of milliseconds (0: close at once), got "${env.BELFRY_DRAIN_MS?.slice(0, 32)}"`)
+  }
   const common = {
     port,
     ...(host && { host }),
@@ -58,6 +64,7 @@ export function readConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Cli
     ...(redisUrl && { redisUrl }),
     dev,
     ...(claim && { topicsClaim: claim }),
+    ...(drainMs !== undefined && { drainMs }),
   }
   if (dev) {
     const ignored = (['BELFRY_SECRET', 'BELFRY_API_KEY'] as const).filter((name) => env[name])

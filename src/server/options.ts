@@ -37,6 +37,11 @@ export interface ServerOptions {
    * grant stops delivery. {@link topicsClaim} makes one from a token claim.
    */
   authorizeSubscribe?: SubscribeAuthorizer | undefined
+  /**
+   * How long {@link NotificationServer.drain} spreads its 1001 closes over, in ms, so that the
+   * clients do not all come back in the same second; 0 closes them all at once. @default 5000
+   */
+  drainMs?: number | undefined
   /** Called for HTTP requests that belfry does not answer (only when it owns the server). */
   fallback?: ((req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void) | undefined
 }
@@ -104,12 +109,16 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
 })
 
 /** Options after defaults are applied. */
-export interface ResolvedOptions extends Omit<ServerOptions, 'limits' | 'allowedOrigins' | 'dev' | 'database'> {
+export interface ResolvedOptions extends Omit<ServerOptions, 'limits' | 'allowedOrigins' | 'dev' | 'database' | 'drainMs'> {
   database: string
+  drainMs: number
   allowedOrigins: ReadonlySet<string>
   dev: boolean
   limits: Readonly<Limits>
 }
+
+/** The drain window when none is given, in ms. */
+export const DEFAULT_DRAIN_MS = 5000
 
 /** setTimeout's largest delay. */
 const MAX_TIMER_MS = 2 ** 31 - 1
@@ -161,6 +170,10 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
   if (options.authorizeSubscribe !== undefined && typeof options.authorizeSubscribe !== 'function') {
     throw new TypeError('options.authorizeSubscribe must be a function (userId, topic, claims) => boolean')
   }
+  const drainMs = options.drainMs ?? DEFAULT_DRAIN_MS
+  if (!Number.isSafeInteger(drainMs) || drainMs < 0 || drainMs > MAX_TIMER_MS) {
+    throw new TypeError(`options.drainMs must be a whole number of ms from 0 to ${MAX_TIMER_MS}, got ${String(options.drainMs)}`)
+  }
   requireMethods(options, 'logger', ['debug', 'info', 'warn', 'error'])
   requireMethods(options, 'store', STORE_METHODS)
   requireMethods(options, 'broker', ['publish', 'subscribe', 'ready', 'onStatus', 'close'])
@@ -185,6 +198,7 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
   return {
     ...options,
     database: options.database ?? './belfry.db',
+    drainMs,
     allowedOrigins: new Set(origins),
     dev: options.dev === true,
     limits: Object.freeze(limits),
