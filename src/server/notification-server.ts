@@ -265,32 +265,37 @@ export class NotificationServer {
     return this.#state === 'running' || this.#state === 'draining'
   }
 
-  /** Closes the sockets open now with 1001, in a batch per {@link DRAIN_SLICE_MS} spread evenly over `drainMs`. */
+  /**
+   * Closes the sockets open now with 1001, a batch every {@link DRAIN_SLICE_MS}, ending
+   * `drainMs` from now. Each batch is what is left spread over what is left of the window:
+   * a timer that fires late (a busy event loop) makes the next batches a little larger, not
+   * one burst of the batches it missed.
+   */
   #spreadCloses(drainMs: number): Promise<void> {
     const connections = [...this.#hub.connections]
-    const slices = Math.min(connections.length, Math.max(1, Math.round(drainMs / DRAIN_SLICE_MS)))
-    const start = performance.now()
+    const end = performance.now() + drainMs
     this.#hub.log.info({ connections: connections.length, drainMs }, 'draining')
     return new Promise((resolve) => {
-      let slice = 0
+      let closed = 0
+      /** Closes owed, fractional: a few sockets over a long window go one by one, evenly apart. */
+      let owed = 0
       let timer: NodeJS.Timeout | undefined
       const done = () => {
         this.#cutDrain = undefined
         clearTimeout(timer)
         resolve()
       }
-      const next = () => {
-        const end = Math.round(((slice + 1) * connections.length) / slices)
-        for (let i = Math.round((slice * connections.length) / slices); i < end; i++) {
-          connections[i]?.close(CloseCode.GoingAway, 'server shutting down')
+      const slice = () => {
+        const slicesLeft = Math.max(1, Math.round((end - performance.now()) / DRAIN_SLICE_MS))
+        owed += (connections.length - closed) / slicesLeft
+        for (; owed >= 1 - 1e-9 && closed < connections.length; owed--) {
+          connections[closed++]?.close(CloseCode.GoingAway, 'server shutting down')
         }
-        slice++
-        if (slice >= slices) return done()
-        // Against the start, not the last slice: late timers do not push the end out.
-        timer = setTimeout(next, Math.max(0, start + (slice * drainMs) / slices - performance.now()))
+        if (closed >= connections.length) return done()
+        timer = setTimeout(slice, DRAIN_SLICE_MS)
       }
       this.#cutDrain = done
-      next()
+      slice()
     })
   }
 
@@ -316,8 +321,10 @@ export class NotificationServer {
     if (this.#http && !this.#options.server) {
       const server = this.#http
       await new Promise<void>((resolve) => {
-        server.close(() => resolve())
-        server.closeAllConnections()
+        server.close(() => resolve()) // closes idle keep-alive connections too
+        // A drain lets the requests in flight (a publish being committed) be answered; close() cuts them.
+        if (drainMs > 0) setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS).unref()
+        else server.closeAllConnections()
       })
     }
     await this.#fanningOut
