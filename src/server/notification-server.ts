@@ -277,8 +277,11 @@ export class NotificationServer {
     this.#hub.log.info({ connections: connections.length, drainMs }, 'draining')
     return new Promise((resolve) => {
       let closed = 0
-      /** Closes owed, fractional: a few sockets over a long window go one by one, evenly apart. */
-      let owed = 0
+      /**
+       * Closes due and not made yet (fractional), plus ½: the i-th of n falls due at (i − ½) / n
+       * of the window, so a few sockets over a long window go one by one, evenly apart.
+       */
+      let owed = 0.5
       let timer: NodeJS.Timeout | undefined
       const done = () => {
         this.#cutDrain = undefined
@@ -287,7 +290,7 @@ export class NotificationServer {
       }
       const slice = () => {
         const slicesLeft = Math.max(1, Math.round((end - performance.now()) / DRAIN_SLICE_MS))
-        owed += (connections.length - closed) / slicesLeft
+        owed += (connections.length - closed - owed + 0.5) / slicesLeft
         for (; owed >= 1 - 1e-9 && closed < connections.length; owed--) {
           connections[closed++]?.close(CloseCode.GoingAway, 'server shutting down')
         }
