@@ -2,12 +2,18 @@
  * drain(): what SIGTERM does. The server refuses new sockets and says
  * `draining` on /healthz, still takes and delivers publishes, and closes the
  * open sockets with 1001 in batches spread over `drainMs`; close() during a
- * drain closes the rest at once. (The chaos suite's drain.test.ts runs it on
- * the CLI with 500 clients and a successor process.)
+ * drain closes the rest at once. The CLI drains on SIGTERM, and a second
+ * signal closes at once. (The chaos suite's drain.test.ts runs a drain of 500
+ * clients to a successor process.)
  */
-import { describe, expect, it } from 'vitest'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
-import { authedClient, httpPublish, type RawClient, useServer } from '../helpers/server.js'
+import { mintToken } from '../../src/server/index.js'
+import { type ServerProcess, spawnServer } from '../helpers/process.js'
+import { API_KEY, authedClient, httpPublish, type RawClient, rawClient, SECRET, useServer } from '../helpers/server.js'
 
 const start = useServer()
 
@@ -90,4 +96,46 @@ describe('drain', () => {
     await idle.server.drain()
     expect(performance.now() - t0).toBeLessThan(10_000)
   })
+})
+
+describe('belfry-server drain', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'belfry-drain-'))
+  const running: ServerProcess[] = []
+  afterAll(() => {
+    for (const p of running) p.child.kill('SIGKILL')
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it.each(['SIGTERM', 'SIGINT'] as const)(
+    'drains on SIGTERM over BELFRY_DRAIN_MS; a following %s closes what is left at once and exits 0',
+    async (second) => {
+      const env = { BELFRY_SECRET: SECRET, BELFRY_API_KEY: API_KEY, BELFRY_DB: join(dir, `${second}.db`), HOST: '127.0.0.1' }
+      const p = await spawnServer({ ...env, BELFRY_DRAIN_MS: '60000' })
+      running.push(p)
+      const exited = new Promise<number | null>((resolve) => p.child.once('exit', resolve))
+      const clients: RawClient[] = []
+      for (const user of ['ann', 'bob', 'cy']) {
+        const c = await rawClient(p.wsUrl)
+        c.send({ type: 'auth', token: await mintToken(SECRET, user), since: 0 })
+        await c.next((f) => f.type === 'replayed' && f.more === false)
+        clients.push(c)
+      }
+      p.child.kill('SIGTERM')
+      // Draining: out of the load balancer's rotation, sockets still open (3 over 60 s: the first at 10 s).
+      for (let i = 0; ; i++) {
+        const res = await fetch(`${p.url}/healthz`)
+        if (res.status === 503) {
+          expect(await res.json()).toEqual({ status: 'draining' })
+          break
+        }
+        if (i > 100) throw new Error('not draining after SIGTERM')
+        await new Promise((resolve) => setTimeout(resolve, 20))
+      }
+      expect(clients.every((c) => c.ws.readyState === WebSocket.OPEN)).toBe(true)
+      p.child.kill(second)
+      for (const c of clients) await expect(c.closed).resolves.toMatchObject({ code: 1001 })
+      expect(await exited).toBe(0)
+    },
+    20_000,
+  )
 })
