@@ -83,6 +83,8 @@ export class NotificationServer {
   #closed: Promise<void> | undefined
   /** Ends a drain in progress at once (close() during drain()). */
   #cutDrain: (() => void) | undefined
+  /** Set by drain(), cleared by close(): HTTP requests in flight get CLOSE_GRACE_MS to be answered. */
+  #gentle = false
   /** The last failure of a store write the server asked for, and when: /healthz reports it for a while. */
   #storeFailure: { at: number; message: string } | undefined
 
@@ -242,6 +244,7 @@ export class NotificationServer {
    * closes the sockets left at once.
    */
   close(): Promise<void> {
+    this.#gentle = false
     this.#cutDrain?.()
     this.#closed ??= this.#shutdown(0)
     return this.#closed
@@ -256,6 +259,7 @@ export class NotificationServer {
    * meanwhile. Resolves once closed.
    */
   drain(): Promise<void> {
+    if (this.#closed === undefined) this.#gentle = this.#options.drainMs > 0
     this.#closed ??= this.#shutdown(this.#options.drainMs)
     return this.#closed
   }
@@ -326,7 +330,7 @@ export class NotificationServer {
       await new Promise<void>((resolve) => {
         server.close(() => resolve()) // closes idle keep-alive connections too
         // A drain lets the requests in flight (a publish being committed) be answered; close() cuts them.
-        if (drainMs > 0) setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS).unref()
+        if (this.#gentle) setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS).unref()
         else server.closeAllConnections()
       })
     }
