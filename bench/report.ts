@@ -30,12 +30,14 @@ export const ratio = (value: number, base: number): string => (Number.isFinite(v
 /** A Markdown table (also readable as it is in a terminal). */
 /** The markers around a section of RESULTS.md that another script writes (`npm run bench:tabs`): `npm run bench` keeps it. */
 export const SECTION = { start: '<!-- bench:tabs -->', end: '<!-- /bench:tabs -->' }
+/** The same for `npm run bench:drain`. */
+export const DRAIN_SECTION = { start: '<!-- bench:drain -->', end: '<!-- /bench:drain -->' }
 
 /** The section between the markers in `text`, markers included, if any. */
-export function section(text: string): string | undefined {
-  const start = text.indexOf(SECTION.start)
-  const end = text.indexOf(SECTION.end)
-  return start >= 0 && end > start ? text.slice(start, end + SECTION.end.length) : undefined
+export function section(text: string, markers: { start: string; end: string } = SECTION): string | undefined {
+  const start = text.indexOf(markers.start)
+  const end = text.indexOf(markers.end)
+  return start >= 0 && end > start ? text.slice(start, end + markers.end.length) : undefined
 }
 
 export function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {

@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url'
 import { CLIENT_SIZE_LIMIT_BYTES } from './client-size.js'
 import { CLUSTER_ENV, CLUSTER_ON, type ClusterResults, clusterReport, runCluster } from './cluster.js'
 import type { ClientKind } from './loadgen.js'
-import { bytes, chart, fmt, median, quantile, ratio, section, table } from './report.js'
+import { bytes, chart, DRAIN_SECTION, fmt, median, quantile, ratio, section, table } from './report.js'
 import { now, type Peer, peer } from './rpc.js'
 import { KINDS, type Kind, LABEL, userId } from './shared.js'
 import { type ClientSize, clientSizes } from './size.js'
@@ -372,12 +372,13 @@ async function main(): Promise<void> {
     elapsed,
     after === version ? version : `${version} at the start, ${after} at the end: changed during the run`,
   )
-  // The section `npm run bench:tabs` writes stays.
-  let kept: string | undefined
+  // The sections `npm run bench:tabs` and `npm run bench:drain` write stay.
+  let kept: string[] = []
   try {
-    kept = section(readFileSync(here('RESULTS.md'), 'utf8'))
+    const old = readFileSync(here('RESULTS.md'), 'utf8')
+    kept = [section(old), section(old, DRAIN_SECTION)].filter((s) => s !== undefined)
   } catch {}
-  writeFileSync(here('RESULTS.md'), kept ? `${text.trimEnd()}\n\n${kept}\n` : text)
+  writeFileSync(here('RESULTS.md'), kept.length > 0 ? `${text.trimEnd()}\n\n${kept.join('\n\n')}\n` : text)
   writeFileSync(here('chart.svg'), svg)
   log(`\n${text}`)
   log(`wrote bench/RESULTS.md and bench/chart.svg (${fmt(elapsed, 0)} s)`)

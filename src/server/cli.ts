@@ -3,7 +3,7 @@
  * `belfry-server` / `npm run server`: the reference server, configured by the
  * environment (PORT, HOST, BELFRY_SECRET, BELFRY_API_KEY, BELFRY_DB or BELFRY_DATABASE_URL,
  * BELFRY_REDIS_URL, BELFRY_TOPICS_CLAIM, BELFRY_METRICS, BELFRY_METRICS_TOKEN, BELFRY_RETENTION_DAYS,
- * BELFRY_RETENTION_MAX_PER_USER). `--dev` (what
+ * BELFRY_RETENTION_MAX_PER_USER, BELFRY_DRAIN_MS). `--dev` (what
  * `npm start` uses) runs on the published dev secrets, on 127.0.0.1 unless HOST
  * says otherwise, and serves the demo page. `belfry-server admin …` calls the
  * admin API of a running server (admin-cli.ts).
@@ -53,6 +53,7 @@ async function main(): Promise<void> {
     logger: log,
     fallback,
     retention,
+    drainMs: config.drainMs,
     ...(claim !== undefined && { authorizeSubscribe: topicsClaim(claim) }),
     metrics,
   })
@@ -70,12 +71,16 @@ async function main(): Promise<void> {
   )
   if (dev) process.stderr.write(devWarning({ ...config, port }))
   process.stdout.write(`belfry ${config.dev ? 'demo' : 'server'}: ${displayUrl(config.host, port)}/\n`)
+  // SIGTERM (a deploy) drains: closes spread over BELFRY_DRAIN_MS. SIGINT (Ctrl-C), or a second
+  // signal during the drain, closes what is left at once.
   let stopping = false
   const stop = (signal: string) => {
+    const drain = signal === 'SIGTERM' && !stopping
+    log.info({ signal, drain }, 'shutting down')
+    const closed = drain ? server.drain() : server.close()
     if (stopping) return
     stopping = true
-    log.info({ signal }, 'shutting down')
-    server.close().then(
+    closed.then(
       () => process.exit(0),
       (error: unknown) => {
         log.error({ err: error }, 'shutdown failed')

@@ -26,6 +26,8 @@ export interface CliConfig {
   metrics?: true | { token: string }
   /** Inbox retention (BELFRY_RETENTION_DAYS, BELFRY_RETENTION_MAX_PER_USER); absent: keep everything. */
   retention?: { days?: number; maxPerUser?: number }
+  /** How long a SIGTERM spreads the 1001 closes over, in ms (BELFRY_DRAIN_MS); absent: the server's default, 5000. */
+  drainMs?: number
   /** Dev mode: the variables it ignored (their values are never used there). */
   ignored: string[]
 }
@@ -56,6 +58,10 @@ export function readConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Cli
   }
   const metrics = readMetrics(env)
   const retention = readRetention(env)
+  const drainMs = env.BELFRY_DRAIN_MS ? Number(env.BELFRY_DRAIN_MS) : undefined
+  if (drainMs !== undefined && !(Number.isSafeInteger(drainMs) && drainMs >= 0 && drainMs <= 2 ** 31 - 1)) {
+    throw new Error(`BELFRY_DRAIN_MS must be a whole number of milliseconds (0: close at once), got "${env.BELFRY_DRAIN_MS?.slice(0, 32)}"`)
+  }
   const common = {
     port,
     ...(host && { host }),
@@ -66,6 +72,7 @@ export function readConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Cli
     ...(claim && { topicsClaim: claim }),
     ...(metrics && { metrics }),
     ...(retention && { retention }),
+    ...(drainMs !== undefined && { drainMs }),
   }
   if (dev) {
     const ignored = (['BELFRY_SECRET', 'BELFRY_API_KEY'] as const).filter((name) => env[name])

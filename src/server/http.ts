@@ -9,7 +9,7 @@ import type { Audience, NotificationInput } from './store/store.js'
 
 /** What /healthz reports. `ok` and `degraded` (delivery slowed, nothing lost) answer 200; the others 503. */
 export interface Health {
-  status: 'ok' | 'degraded' | 'unavailable' | 'closing'
+  status: 'ok' | 'degraded' | 'unavailable' | 'draining' | 'closing'
   /** What is wrong, when something is. */
   reason?: string
 }
@@ -24,7 +24,7 @@ export interface HttpContext extends AdminContext {
   readonly bodyTimeoutMs: number
   readonly maxTopicLength: number
   readonly log: Logger
-  /** False once the server is closing. */
+  /** False once the server is closing (a draining one still takes publishes). */
   ready(): boolean
   health(): Promise<Health>
   stats(): { users: number; connections: number }

@@ -49,6 +49,8 @@ const STORE_FAILURE_MEMORY_MS = 5000
 const RECONCILE_CHUNK = 1000
 /** How long close() waits for clients to answer the close handshake. */
 const CLOSE_GRACE_MS = 2000
+/** A drain closes one batch of connections per slice of this length (one timer at a time, not one per connection). */
+const DRAIN_SLICE_MS = 50
 
 /**
  * The reference server: authenticated WebSocket delivery from a durable inbox.
@@ -81,8 +83,12 @@ export class NotificationServer {
   /** The routes' view of this server, made once. */
   readonly #httpContext: HttpContext
   #http: HttpServer | undefined
-  #state: 'running' | 'closing' | 'closed' = 'running'
+  #state: 'running' | 'draining' | 'closing' | 'closed' = 'running'
   #closed: Promise<void> | undefined
+  /** Ends a drain in progress at once (close() during drain()). */
+  #cutDrain: (() => void) | undefined
+  /** Set by drain(), cleared by close(): HTTP requests in flight get CLOSE_GRACE_MS to be answered. */
+  #gentle = false
   /** The last failure of a store write the server asked for, and when: /healthz reports it for a while. */
   #storeFailure: { at: number; message: string } | undefined
 
@@ -136,7 +142,7 @@ export class NotificationServer {
       bodyTimeoutMs: limits.bodyTimeoutMs,
       maxTopicLength: limits.maxTopicLength,
       log,
-      ready: () => this.#state === 'running',
+      ready: () => this.#accepting,
       health: () => this.health(),
       stats: () => ({ users: this.#hub.registry.users, connections: this.#hub.registry.connections }),
       metrics: metrics && { token: this.#options.metrics!.token, scrape: () => metrics.scrape() },
@@ -163,7 +169,7 @@ export class NotificationServer {
   }
 
   /**
-   * What `/healthz` reports: `closing` once close() began; `unavailable` when
+   * What `/healthz` reports: `draining` during drain(), `closing` once close() began; `unavailable` when
    * the store fails its check (a write probe) or failed a write in the last
    * few seconds — the server then refuses publishes (503) rather than
    * acknowledge what is not durable; `degraded` while the broker is down
@@ -171,6 +177,7 @@ export class NotificationServer {
    * back to the store and is slower); else `ok`.
    */
   async health(): Promise<Health> {
+    if (this.#state === 'draining') return { status: 'draining' }
     if (this.#state !== 'running') return { status: 'closing' }
     const failure = this.#storeFailure
     if (failure && Date.now() - failure.at < STORE_FAILURE_MEMORY_MS) return { status: 'unavailable', reason: `store: ${failure.message}` }
@@ -252,14 +259,77 @@ export class NotificationServer {
 
   /**
    * Stops accepting, closes every socket with 1001, stops the HTTP server it
-   * created and closes the store. Safe to call twice.
+   * created and closes the store. Safe to call twice; during {@link drain} it
+   * closes the sockets left at once.
    */
   close(): Promise<void> {
-    this.#closed ??= this.#shutdown()
+    this.#gentle = false
+    this.#cutDrain?.()
+    this.#closed ??= this.#shutdown(0)
     return this.#closed
   }
 
-  async #shutdown(): Promise<void> {
+  /**
+   * Closes gracefully, for a deploy: refuses new WebSocket upgrades (503) and
+   * says `draining` on `/healthz` (503) so that a load balancer sends clients
+   * elsewhere, closes the open sockets with 1001 in even batches over
+   * `drainMs` so that they do not all reconnect in the same second, then
+   * closes as {@link close} does. Publishes are still taken and delivered
+   * meanwhile. Resolves once closed.
+   */
+  drain(): Promise<void> {
+    if (this.#closed === undefined) this.#gentle = this.#options.drainMs > 0
+    this.#closed ??= this.#shutdown(this.#options.drainMs)
+    return this.#closed
+  }
+
+  /** Publishes and fan-out go on during a drain. */
+  get #accepting(): boolean {
+    return this.#state === 'running' || this.#state === 'draining'
+  }
+
+  /**
+   * Closes the sockets open now with 1001, a batch every {@link DRAIN_SLICE_MS}, ending
+   * `drainMs` from now. Each batch is what is left spread over what is left of the window:
+   * a timer that fires late (a busy event loop) makes the next batches a little larger, not
+   * one burst of the batches it missed.
+   */
+  #spreadCloses(drainMs: number): Promise<void> {
+    const connections = [...this.#hub.connections]
+    const end = performance.now() + drainMs
+    this.#hub.log.info({ connections: connections.length, drainMs }, 'draining')
+    return new Promise((resolve) => {
+      let closed = 0
+      /**
+       * Closes due and not made yet (fractional), plus ½: the i-th of n falls due at (i − ½) / n
+       * of the window, so a few sockets over a long window go one by one, evenly apart.
+       */
+      let owed = 0.5
+      let timer: NodeJS.Timeout | undefined
+      const done = () => {
+        this.#cutDrain = undefined
+        clearTimeout(timer)
+        resolve()
+      }
+      const slice = () => {
+        const slicesLeft = Math.max(1, Math.round((end - performance.now()) / DRAIN_SLICE_MS))
+        owed += (connections.length - closed - owed + 0.5) / slicesLeft
+        for (; owed >= 1 - 1e-9 && closed < connections.length; owed--) {
+          connections[closed++]?.close(CloseCode.GoingAway, 'server shutting down')
+        }
+        if (closed >= connections.length) return done()
+        timer = setTimeout(slice, DRAIN_SLICE_MS)
+      }
+      this.#cutDrain = done
+      slice()
+    })
+  }
+
+  async #shutdown(drainMs: number): Promise<void> {
+    if (drainMs > 0 && this.#hub.connections.size > 0) {
+      this.#state = 'draining'
+      await this.#spreadCloses(drainMs)
+    }
     this.#state = 'closing'
     clearInterval(this.#heartbeat)
     clearInterval(this.#sweep)
@@ -277,8 +347,10 @@ export class NotificationServer {
     if (this.#http && !this.#options.server) {
       const server = this.#http
       await new Promise<void>((resolve) => {
-        server.close(() => resolve())
-        server.closeAllConnections()
+        server.close(() => resolve()) // closes idle keep-alive connections too
+        // A drain lets the requests in flight (a publish being committed) be answered; close() cuts them.
+        if (this.#gentle) setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS).unref()
+        else server.closeAllConnections()
       })
     }
     await this.#fanningOut
@@ -295,7 +367,7 @@ export class NotificationServer {
     if (!a.ok) throw new TypeError(a.reason)
     const n = checkNotification(notification)
     if (!n.ok) throw new TypeError(n.reason)
-    if (this.#state !== 'running') throw new Error('server is closed')
+    if (!this.#accepting) throw new Error('server is closed')
     return this.#publish(a.audience, n.input)
   }
 
@@ -346,13 +418,13 @@ export class NotificationServer {
    * Each batch is announced once it is committed.
    */
   #fanOutAll(): void {
-    if (this.#state !== 'running') return
+    if (!this.#accepting) return
     this.#fanningOut ??= (async () => {
       try {
         for (let batch = await this.#hub.store.fanOut(); batch; batch = await this.#hub.store.fanOut()) {
           this.#hub.metrics?.inboxEntries.inc(batch.deliveries.length)
           await this.#announce({ kind: 'notification', shared: sharedPart(batch.notification), deliveries: batch.deliveries })
-          if (this.#state !== 'running') break
+          if (!this.#accepting) break
         }
       } catch (error) {
         this.#hub.log.error({ err: error }, 'fan-out failed; retrying on the next sweep')
@@ -369,7 +441,7 @@ export class NotificationServer {
    * for, e.g. the broker's return), it reads once more after it.
    */
   #reconcile(): void {
-    if (this.#state !== 'running') return
+    if (!this.#accepting) return
     this.#reconciledAt = Date.now()
     if (this.#reconciling) {
       this.#reconcileAgain = true
@@ -385,7 +457,7 @@ export class NotificationServer {
             const latest = await store.latestSeqs(users.slice(i, i + RECONCILE_CHUNK))
             for (const [userId, seq] of latest) for (const c of registry.of(userId)) c.replay.catchUp(seq)
           }
-        } while (this.#reconcileAgain && this.#state === 'running')
+        } while (this.#reconcileAgain && this.#accepting)
       } catch (error) {
         this.#hub.log.warn({ err: error }, 'reconcile failed; retrying on the next sweep')
       } finally {
@@ -432,6 +504,7 @@ export class NotificationServer {
     // On a server that belongs to the app, other paths may be the app's own WebSocket endpoints.
     if (!WS_PATHS.has(path) && this.#options.server) return
     socket.on('error', destroy)
+    // Draining or closing: 503, so that the client (or the load balancer) tries another process.
     if (!WS_PATHS.has(path) || this.#state !== 'running') {
       socket.end(
         `HTTP/1.1 ${this.#state === 'running' ? '404 Not Found' : '503 Service Unavailable'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,

@@ -42,6 +42,11 @@ export interface ServerOptions {
    * with `true` the API key. Off (404) unless given. @default false
    */
   metrics?: boolean | { token: string } | undefined
+  /**
+   * How long {@link NotificationServer.drain} spreads its 1001 closes over, in ms, so that the
+   * clients do not all come back in the same second; 0 closes them all at once. @default 5000
+   */
+  drainMs?: number | undefined
   /** Called for HTTP requests that belfry does not answer (only when it owns the server). */
   fallback?: ((req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void) | undefined
   /**
@@ -124,10 +129,12 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
 })
 
 /** Options after defaults are applied. */
-export interface ResolvedOptions extends Omit<ServerOptions, 'limits' | 'allowedOrigins' | 'dev' | 'database' | 'metrics' | 'retention'> {
+export interface ResolvedOptions
+  extends Omit<ServerOptions, 'limits' | 'allowedOrigins' | 'dev' | 'database' | 'metrics' | 'retention' | 'drainMs'> {
   database: string
   /** The bearer token of `/metrics`; undefined while metrics are off. */
   metrics: { token: string } | undefined
+  drainMs: number
   allowedOrigins: ReadonlySet<string>
   dev: boolean
   limits: Readonly<Limits>
@@ -137,6 +144,8 @@ export interface ResolvedOptions extends Omit<ServerOptions, 'limits' | 'allowed
 
 /** The longest retention in days: a hundred years. */
 export const MAX_RETENTION_DAYS = 36_500
+/** The drain window when none is given, in ms. */
+export const DEFAULT_DRAIN_MS = 5000
 
 /** setTimeout's largest delay. */
 const MAX_TIMER_MS = 2 ** 31 - 1
@@ -216,6 +225,10 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
     throw new TypeError('options.authorizeSubscribe must be a function (userId, topic, claims) => boolean')
   }
   const metrics = resolveMetrics(options)
+  const drainMs = options.drainMs ?? DEFAULT_DRAIN_MS
+  if (!Number.isSafeInteger(drainMs) || drainMs < 0 || drainMs > MAX_TIMER_MS) {
+    throw new TypeError(`options.drainMs must be a whole number of ms from 0 to ${MAX_TIMER_MS}, got ${String(options.drainMs)}`)
+  }
   requireMethods(options, 'logger', ['debug', 'info', 'warn', 'error'])
   requireMethods(options, 'store', STORE_METHODS)
   requireMethods(options, 'broker', ['publish', 'subscribe', 'ready', 'onStatus', 'close'])
@@ -241,6 +254,7 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
   return {
     ...options,
     database: options.database ?? './belfry.db',
+    drainMs,
     allowedOrigins: new Set(origins),
     dev: options.dev === true,
     metrics,

@@ -110,6 +110,16 @@ describe('readConfig', () => {
     }
   })
 
+  it('reads BELFRY_DRAIN_MS as whole milliseconds, 0 included; empty is unset', () => {
+    const base = { BELFRY_SECRET: 's'.repeat(16), BELFRY_API_KEY: 'k'.repeat(8) }
+    expect(readConfig({ ...base, BELFRY_DRAIN_MS: '3000' }, [])).toMatchObject({ drainMs: 3000 })
+    expect(readConfig({ ...base, BELFRY_DRAIN_MS: '0' }, [])).toMatchObject({ drainMs: 0 })
+    expect(readConfig({ ...base, BELFRY_DRAIN_MS: '' }, [])).not.toHaveProperty('drainMs')
+    for (const bad of ['-1', '2.5', '5s', '1e12']) {
+      expect(() => readConfig({ ...base, BELFRY_DRAIN_MS: bad }, [])).toThrow(/BELFRY_DRAIN_MS must be a whole number of milliseconds/)
+    }
+  })
+
   it('refuses an empty BELFRY_DB instead of taking it for ./belfry.db', () => {
     expect(() => readConfig({ BELFRY_DB: '' }, ['--dev'])).toThrow(/BELFRY_DB is empty/)
   })
@@ -131,6 +141,10 @@ describe('resolveOptions', () => {
     expect(() => resolveOptions({ secret: 's'.repeat(16), limits: { heartbeatMs: -1 } })).toThrow(/options\.limits\.heartbeatMs/)
     expect(() => resolveOptions({ secret: 's'.repeat(16), limits: { nope: 1 } as never })).toThrow(/options\.limits\.nope/)
     expect(() => resolveOptions({ secret: 's'.repeat(16), allowedOrigins: 'x' as never })).toThrow(/options\.allowedOrigins/)
+    for (const drainMs of [-1, 1.5, Number.NaN, 2 ** 31, '5000' as never]) {
+      expect(() => resolveOptions({ secret: 's'.repeat(16), drainMs })).toThrow(TypeError)
+      expect(() => resolveOptions({ secret: 's'.repeat(16), drainMs })).toThrow(/options\.drainMs must be a whole number/)
+    }
   })
 
   it('takes metrics as true (behind the API key), false, or { token }, and says what it got otherwise', () => {
@@ -180,6 +194,8 @@ describe('resolveOptions', () => {
     expect(o.limits).toMatchObject({ maxFrameBytes: 65536, authTimeoutMs: 10_000, heartbeatMs: 25_000, maxBufferedBytes: 1048576 })
     expect(o.database).toBe('./belfry.db')
     expect(o.dev).toBe(false)
+    expect(o.drainMs).toBe(5000)
+    expect(resolveOptions({ secret: 's'.repeat(16), drainMs: 0 }).drainMs).toBe(0)
   })
 })
 

@@ -1,0 +1,141 @@
+/**
+ * drain(): what SIGTERM does. The server refuses new sockets and says
+ * `draining` on /healthz, still takes and delivers publishes, and closes the
+ * open sockets with 1001 in batches spread over `drainMs`; close() during a
+ * drain closes the rest at once. The CLI drains on SIGTERM, and a second
+ * signal closes at once. (The chaos suite's drain.test.ts runs a drain of 500
+ * clients to a successor process.)
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import WebSocket from 'ws'
+import { mintToken } from '../../src/server/index.js'
+import { type ServerProcess, spawnServer } from '../helpers/process.js'
+import { API_KEY, authedClient, httpPublish, type RawClient, rawClient, SECRET, useServer } from '../helpers/server.js'
+
+const start = useServer()
+
+/** The status of a WebSocket handshake that the server refuses (or 101). */
+function upgradeStatus(url: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url)
+    ws.on('unexpected-response', (_req, res) => {
+      resolve(res.statusCode ?? 0)
+      ws.terminate()
+    })
+    ws.on('open', () => {
+      resolve(101)
+      ws.close()
+    })
+    ws.on('error', (error) => reject(error))
+  })
+}
+
+/** When each client's socket closed (ms after `t0`), and with what code. */
+function closeTimes(clients: RawClient[], t0: () => number): Promise<{ at: number; code: number }[]> {
+  return Promise.all(clients.map((c) => c.closed.then(({ code }) => ({ at: performance.now() - t0(), code }))))
+}
+
+describe('drain', () => {
+  it('refuses new sockets, says draining, delivers publishes, and spreads the 1001 closes over drainMs', async () => {
+    const drainMs = 2000
+    const s = await start({ drainMs })
+    const clients: RawClient[] = []
+    for (let i = 0; i < 40; i++) clients.push(await authedClient(s, `u${i % 4}`))
+    let t0 = 0
+    const closes = closeTimes(clients, () => t0)
+    t0 = performance.now()
+    const drained = s.server.drain()
+
+    const health = await fetch(`${s.url}/healthz`)
+    expect(health.status).toBe(503)
+    expect(await health.json()).toEqual({ status: 'draining' })
+    expect(await upgradeStatus(s.wsUrl)).toBe(503)
+    // The store is the truth: a publish during the drain is taken, and reaches the sockets still open.
+    const published = await httpPublish(s.url, { userId: 'u3', title: 'during the drain', body: '' })
+    expect(published.status).toBe(201)
+    const last = clients.at(-1)!
+    expect(last.ws.readyState).toBe(WebSocket.OPEN)
+    await last.next((f) => f.type === 'notification' && f.title === 'during the drain')
+    await expect(s.server.sendToUser('u0', { title: 'in code', body: '' })).resolves.toMatchObject({ recipients: 1 })
+
+    await drained
+    const times = await closes
+    expect(times.every((t) => t.code === 1001)).toBe(true)
+    const at = times.map((t) => t.at).sort((a, b) => a - b)
+    // 40 batches of 1, 50 ms apart: the first at once, the last near 1950 ms (later, never earlier, on a busy machine).
+    expect(at.at(-1)! - at[0]!).toBeGreaterThan(drainMs / 2)
+    expect(at.filter((t) => t < at[0]! + 100).length).toBeLessThanOrEqual(8)
+    expect((await fetch(`${s.url}/healthz`).catch(() => undefined))?.status).not.toBe(200)
+  })
+
+  it('close() during a drain closes the sockets left at once', async () => {
+    const s = await start({ drainMs: 60_000 })
+    const clients: RawClient[] = []
+    for (let i = 0; i < 10; i++) clients.push(await authedClient(s, `u${i}`))
+    const drained = s.server.drain()
+    // 10 sockets over 60 s: the first is due in 6 s.
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    expect(clients.filter((c) => c.ws.readyState === WebSocket.OPEN).length).toBe(10)
+    const t0 = performance.now()
+    await s.server.close()
+    await drained
+    for (const c of clients) await expect(c.closed).resolves.toMatchObject({ code: 1001 })
+    expect(performance.now() - t0).toBeLessThan(10_000)
+  })
+
+  it('drains at once with drainMs 0 or with no socket open', async () => {
+    const s = await start({ drainMs: 0 })
+    const clients = await Promise.all([authedClient(s, 'ann'), authedClient(s, 'bob')])
+    await s.server.drain()
+    for (const c of clients) await expect(c.closed).resolves.toMatchObject({ code: 1001 })
+    const idle = await start({ drainMs: 60_000 })
+    const t0 = performance.now()
+    await idle.server.drain()
+    expect(performance.now() - t0).toBeLessThan(10_000)
+  })
+})
+
+describe('belfry-server drain', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'belfry-drain-'))
+  const running: ServerProcess[] = []
+  afterAll(() => {
+    for (const p of running) p.child.kill('SIGKILL')
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it.each(['SIGTERM', 'SIGINT'] as const)(
+    'drains on SIGTERM over BELFRY_DRAIN_MS; a following %s closes what is left at once and exits 0',
+    async (second) => {
+      const env = { BELFRY_SECRET: SECRET, BELFRY_API_KEY: API_KEY, BELFRY_DB: join(dir, `${second}.db`), HOST: '127.0.0.1' }
+      const p = await spawnServer({ ...env, BELFRY_DRAIN_MS: '60000' })
+      running.push(p)
+      const exited = new Promise<number | null>((resolve) => p.child.once('exit', resolve))
+      const clients: RawClient[] = []
+      for (const user of ['ann', 'bob', 'cy']) {
+        const c = await rawClient(p.wsUrl)
+        c.send({ type: 'auth', token: await mintToken(SECRET, user), since: 0 })
+        await c.next((f) => f.type === 'replayed' && f.more === false)
+        clients.push(c)
+      }
+      p.child.kill('SIGTERM')
+      // Draining: out of the load balancer's rotation, sockets still open (3 over 60 s: the first at 10 s).
+      for (let i = 0; ; i++) {
+        const res = await fetch(`${p.url}/healthz`)
+        if (res.status === 503) {
+          expect(await res.json()).toEqual({ status: 'draining' })
+          break
+        }
+        if (i > 100) throw new Error('not draining after SIGTERM')
+        await new Promise((resolve) => setTimeout(resolve, 20))
+      }
+      expect(clients.every((c) => c.ws.readyState === WebSocket.OPEN)).toBe(true)
+      p.child.kill(second)
+      for (const c of clients) await expect(c.closed).resolves.toMatchObject({ code: 1001 })
+      expect(await exited).toBe(0)
+    },
+    20_000,
+  )
+})
