@@ -723,8 +723,8 @@ export function clusterReport(r: ClusterResults): { section: string; targets: st
         (cluster.callP99 >= 0.7 * cluster.p99
           ? ': the time goes to the publish, not to the hop through Redis to the other process. '
           : '; the rest is the hop through Redis to the other process and its send. ') +
-        'A targeted publish on PostgreSQL is one transaction of six round trips to the PostgreSQL process (BEGIN, the ' +
-        'notification, the user, its number, the seq and the inbox entry, COMMIT), where SQLite is a function call in the ' +
+        'A targeted publish on PostgreSQL is one statement, one round trip to the PostgreSQL process (the notification, ' +
+        "the users' seqs and the inbox entries; two more the first time a user is seen), where SQLite is a function call in the " +
         `server process; a round trip (\`SELECT 1\`) took p50 ${fmt(r.roundTrip[0].p50, 2)} ms at the start of the phase and ` +
         `${fmt(r.roundTrip[1].p50, 2)} ms at its end, and the closed loop below got ${fmt(cap, 0)} targeted publishes/s through ` +
         `${c.procs} processes (${fmt(capacity(1), 0)} through one)` +

@@ -64,7 +64,7 @@ it('a server process whose connection PostgreSQL ends mid-transaction answers th
       async () => {
         // (From outside the held transaction, whose view of pg_stat_activity would not change.)
         const { rows } = await c.db.query<{ pid: number }>(
-          "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'WITH locked AS%'",
+          "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%FOR UPDATE%'",
         )
         pid = rows[0]?.pid
         return pid !== undefined

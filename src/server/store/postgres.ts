@@ -276,31 +276,59 @@ export class PostgresStore implements Store {
     return this.#pool.query(this.#sql(text), values)
   }
 
+  /** Runs one statement (its own transaction), again when it meets a deadlock or a serialization failure. */
+  async #retrying(text: string, values: unknown[]): Promise<pg.QueryResult> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#query(text, values)
+      } catch (error) {
+        const code = (error as { code?: string }).code
+        if (!(attempt < RETRIES && code !== undefined && RETRYABLE.has(code))) throw error
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * 20 * attempt))
+      }
+    }
+  }
+
   async publish(audience: Audience, input: NotificationInput): Promise<Published> {
     const notification = storedNotification(input, audience)
-    const ids = 'userIds' in audience ? [...new Set(audience.userIds)].sort() : undefined
+    const row = [
+      notification.id,
+      notification.title,
+      notification.body,
+      notification.priority,
+      notification.timestamp,
+      input.data === undefined ? null : JSON.stringify(input.data),
+      notification.topic ?? null,
+    ]
+    if ('userIds' in audience) {
+      // One round trip when every user is known (nearly always): one statement, atomic on its own,
+      // for the notification, each user's next seq (the users' rows locked in `no` order, as in every
+      // transaction: no deadlock) and the entries. It writes nothing unless it found every user; then
+      // the users are recorded (a row a user keeps, so outside the publish) and it runs again.
+      const ids = [...new Set(audience.userIds)].sort()
+      for (let pass = 1; ; pass++) {
+        const { rows } = await this.#retrying(
+          `WITH locked AS (SELECT no FROM $s.users WHERE id = ANY($9) ORDER BY no FOR UPDATE),
+                n AS (INSERT INTO $s.notifications (id, title, body, priority, created_at, data, topic, refs)
+                      SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE (SELECT count(*) FROM locked) = $8 RETURNING no),
+                bumped AS (UPDATE $s.users u SET latest_seq = u.latest_seq + 1, unread = u.unread + 1
+                           FROM locked, n WHERE u.no = locked.no RETURNING u.no, u.id, u.latest_seq),
+                entries AS (INSERT INTO $s.inbox (user_no, seq, notification_no) SELECT bumped.no, bumped.latest_seq, n.no FROM bumped, n)
+           SELECT id AS "userId", latest_seq AS seq FROM bumped`,
+          [...row, ids.length, ids],
+        )
+        if (rows.length > 0) return { notification, deliveries: rows as Delivery[], recipients: rows.length, pending: false }
+        if (pass > 1) throw new Error('publish: a recipient is missing from the users table after it was recorded')
+        await this.#retrying('INSERT INTO $s.users (id) SELECT x FROM unnest($1::text[]) AS t(x) ON CONFLICT (id) DO NOTHING', [ids])
+      }
+    }
     return this.#tx(async (q) => {
       const { rows } = await q(
         `INSERT INTO $s.notifications (id, title, body, priority, created_at, data, topic, refs)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING no`,
-        [
-          notification.id,
-          notification.title,
-          notification.body,
-          notification.priority,
-          notification.timestamp,
-          input.data === undefined ? null : JSON.stringify(input.data),
-          notification.topic ?? null,
-          ids?.length ?? 0, // a broadcast's or topic's batches count theirs
-        ],
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 0) RETURNING no`, // a broadcast's or topic's batches count theirs
+        row,
       )
       const no = rows[0].no as number
-      if (ids) {
-        await q('INSERT INTO $s.users (id) SELECT x FROM unnest($1::text[]) AS t(x) ON CONFLICT (id) DO NOTHING', [ids])
-        const userNos = (await q('SELECT no FROM $s.users WHERE id = ANY($1) ORDER BY no', [ids])).rows.map((r) => r.no as number)
-        const deliveries = await this.#deliver(q, userNos, no)
-        return { notification, deliveries, recipients: deliveries.length, pending: false }
-      }
       const topic = 'topic' in audience ? audience.topic : null
       const audienceRows = await q(
         topic === null
