@@ -277,10 +277,11 @@ export class PostgresStore implements Store {
   }
 
   /** Runs one statement (its own transaction), again when it meets a deadlock or a serialization failure. */
-  async #retrying(text: string, values: unknown[]): Promise<pg.QueryResult> {
+  async #retrying(text: string, values: unknown[], name?: string): Promise<pg.QueryResult> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.#query(text, values)
+        // Named: each pooled connection parses and plans it once, not at every publish.
+        return await (name ? this.#pool.query({ name: `${name}_${this.#s}`, text: this.#sql(text), values }) : this.#query(text, values))
       } catch (error) {
         const code = (error as { code?: string }).code
         if (!(attempt < RETRIES && code !== undefined && RETRYABLE.has(code))) throw error
@@ -316,6 +317,7 @@ export class PostgresStore implements Store {
                 entries AS (INSERT INTO $s.inbox (user_no, seq, notification_no) SELECT bumped.no, bumped.latest_seq, n.no FROM bumped, n)
            SELECT id AS "userId", latest_seq AS seq FROM bumped`,
           [...row, ids.length, ids],
+          'belfry_publish',
         )
         if (rows.length > 0) return { notification, deliveries: rows as Delivery[], recipients: rows.length, pending: false }
         if (pass > 1) throw new Error('publish: a recipient is missing from the users table after it was recorded')
