@@ -100,6 +100,8 @@ export const STORE_OPERATIONS = [
   'subscribe',
   'unsubscribe',
   'topics',
+  'user',
+  'prune',
   'check',
 ] as const satisfies readonly (keyof Store)[]
 type Operation = (typeof STORE_OPERATIONS)[number]

@@ -129,7 +129,7 @@ export class NotificationServer {
     this.#sweep.unref()
     this.#started = broker.ready().then(() => this.#fanOutAll())
     this.#started.catch(() => {}) // listen() and ready() report it
-    this.#pruner = new Pruner(store, this.#options.retention, log)
+    this.#pruner = new Pruner(this.#hub.store, this.#options.retention, log)
     this.#started.then(
       () => this.#pruner.start(),
       () => {},
@@ -148,7 +148,7 @@ export class NotificationServer {
       metrics: metrics && { token: this.#options.metrics!.token, scrape: () => metrics.scrape() },
       publish: (audience, input) => this.#publish(audience, input),
       user: async (userId) => {
-        const user = await store.user(userId)
+        const user = await this.#hub.store.user(userId)
         return user && { userId, ...user, connections: this.#hub.registry.count(userId) }
       },
       prune: (retention) => this.#pruner.run(retention),

@@ -104,6 +104,22 @@ describe('/metrics', () => {
     }
   })
 
+  it('times the admin API’s store calls and retention’s passes', async () => {
+    const t = await start({ metrics: true, retention: { maxPerUser: 1 } })
+    await vi.waitFor(async () =>
+      expect((await scrape(t)).series.get('belfry_store_operation_seconds_count{operation="prune"}')).toBeGreaterThan(0),
+    )
+    const { series: before } = await scrape(t)
+    await httpPublish(t.url, { userId: 'ann', title: 'n1', body: '' })
+    await httpPublish(t.url, { userId: 'ann', title: 'n2', body: '' })
+    const headers = { authorization: `Bearer ${API_KEY}` }
+    expect((await fetch(`${t.url}/api/admin/prune`, { method: 'POST', headers })).status).toBe(200)
+    expect((await fetch(`${t.url}/api/admin/users/ann`, { headers })).status).toBe(200)
+    const changed = deltas(before, (await scrape(t)).series)
+    expect(changed['belfry_store_operation_seconds_count{operation="user"}']).toBe(1)
+    expect(changed['belfry_store_operation_seconds_count{operation="prune"}']).toBeGreaterThanOrEqual(1)
+  })
+
   it('counts a scripted scenario exactly: connects, a bad token, publishes, deliveries, a replay, a slow consumer, a rate-limit cut', async () => {
     const t = await start({ metrics: true, limits: { maxBufferedBytes: 64 * 1024, rateBurst: 5, ratePerSecond: 1 } })
     const { series: before } = await scrape(t)
