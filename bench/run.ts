@@ -636,7 +636,8 @@ function report(
       ],
       ...costTargets.map(([what, belfry, plain, limit, unit]) => {
         const r = belfry / plain
-        return [`${what} ≤ ${limit}× plain ws`, `${fmt(belfry, 3)} vs ${fmt(plain, 3)} ${unit} = ${fmt(r, 2)}×`, met(r <= limit)]
+        const d = plain >= 100 ? 0 : 3
+        return [`${what} ≤ ${limit}× plain ws`, `${fmt(belfry, d)} vs ${fmt(plain, d)} ${unit} = ${fmt(r, 2)}×`, met(r <= limit)]
       }),
       ...(clusterPart?.targets ?? []),
     ],
