@@ -157,6 +157,30 @@ describe('PostgresStore: what PostgreSQL adds', () => {
     )
   })
 
+  it('keeps no notification that no inbox holds: none for an empty audience, and a job that ends with none drops it', async () => {
+    const s = schema()
+    const store = await PostgresStore.open(db.url, { schema: s, fanOutBatch: 1 })
+    const client = new pg.Client(db.url)
+    await client.connect()
+    const titles = async () => (await client.query(`SELECT title FROM ${s}.notifications ORDER BY no`)).rows
+    expect(await store.publish({ topic: 'nobody' }, { title: 'unheard', body: '' })).toMatchObject({ recipients: 0, pending: false })
+    expect(await store.publish({ broadcast: true }, { title: 'to no one', body: '' })).toMatchObject({ recipients: 0, pending: false })
+    expect(await titles()).toEqual([])
+    await store.subscribe('a', ['news'], 10)
+    await store.subscribe('b', ['news'], 10)
+    expect(await store.publish({ topic: 'news' }, { title: 'topical', body: '' })).toMatchObject({
+      deliveries: [{ userId: 'a', seq: 1 }],
+      pending: true,
+    })
+    await store.publish({ userIds: ['a'] }, { title: 'newer', body: '' })
+    expect(await store.prune({ maxPerUser: 1 }, 0)).toMatchObject({ removed: 1, notifications: 0 }) // the job still runs
+    await store.unsubscribe('b', ['news'])
+    expect(await store.fanOut()).toMatchObject({ deliveries: [], done: true })
+    expect(await titles()).toEqual([{ title: 'newer' }])
+    await client.end()
+    await store.close()
+  })
+
   it('refuses, in one line, a database it cannot reach, and a schema of a newer belfry', async () => {
     const own = await startPostgres()
     const { port } = own

@@ -89,7 +89,6 @@ describe('SqliteStore: its tables', () => {
       { title: 'all', refs: 3, rows: 3 },
       { title: 'two', refs: 2, rows: 2 },
       { title: 'topical', refs: 2, rows: 2 },
-      { title: 'unheard', refs: 0, rows: 0 },
     ])
     // c had the topic's entry before the broadcast's (the broadcast's job reached c later).
     expect(await other.prune({ maxPerUser: 1 }, 0)).toMatchObject({ removed: 4, users: 3, notifications: 0, next: undefined })
@@ -97,10 +96,29 @@ describe('SqliteStore: its tables', () => {
       { title: 'all', refs: 1, rows: 1 },
       { title: 'two', refs: 1, rows: 1 },
       { title: 'topical', refs: 1, rows: 1 },
-      { title: 'unheard', refs: 0, rows: 0 },
     ])
     expect(await other.prune({ maxPerUser: 0 }, 0)).toMatchObject({ removed: 3, users: 3, notifications: 3, next: undefined })
-    expect(refsMatch()).toEqual([{ title: 'unheard', refs: 0, rows: 0 }])
+    expect(refsMatch()).toEqual([])
+    expectCountersConsistent(db)
+  })
+
+  it('keeps no notification that no inbox holds: none for an empty audience, and a job that ends with none drops it', async () => {
+    const other = track(new SqliteStore(join(dir, 'orphans.db'), { fanOutBatch: 1 }))
+    const db = track(new Database(join(dir, 'orphans.db')))
+    const titles = () => db.prepare('SELECT title FROM notifications ORDER BY no').all()
+    // A topic no one follows, a broadcast before any user: nothing to store.
+    expect(await other.publish({ topic: 'nobody' }, note('unheard'))).toMatchObject({ recipients: 0, pending: false })
+    expect(await other.publish({ broadcast: true }, note('to no one'))).toMatchObject({ recipients: 0, pending: false })
+    expect(titles()).toEqual([])
+    // A job whose entries retention removed meanwhile, and whose last subscriber left before it ran.
+    await other.subscribe('a', ['news'], 10)
+    await other.subscribe('b', ['news'], 10)
+    expect(await other.publish({ topic: 'news' }, note('topical'))).toMatchObject({ deliveries: [{ userId: 'a', seq: 1 }], pending: true })
+    await other.publish({ userIds: ['a'] }, note('newer'))
+    expect(await other.prune({ maxPerUser: 1 }, 0)).toMatchObject({ removed: 1, notifications: 0 }) // the job still runs
+    await other.unsubscribe('b', ['news'])
+    expect(await other.fanOut()).toMatchObject({ deliveries: [], done: true })
+    expect(titles()).toEqual([{ title: 'newer' }])
     expectCountersConsistent(db)
   })
 

@@ -325,12 +325,6 @@ export class PostgresStore implements Store {
       }
     }
     return this.#tx(async (q) => {
-      const { rows } = await q(
-        `INSERT INTO $s.notifications (id, title, body, priority, created_at, data, topic, refs)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 0) RETURNING no`, // a broadcast's or topic's batches count theirs
-        row,
-      )
-      const no = rows[0].no as number
       const topic = 'topic' in audience ? audience.topic : null
       const audienceRows = await q(
         topic === null
@@ -339,6 +333,14 @@ export class PostgresStore implements Store {
         topic === null ? [] : [topic],
       )
       const { up_to: upTo, size } = audienceRows.rows[0] as { up_to: number; size: number }
+      // No one to give it to (a topic no one follows): nothing to store, which retention would never remove.
+      if (size === 0) return { notification, deliveries: [], recipients: 0, pending: false }
+      const { rows } = await q(
+        `INSERT INTO $s.notifications (id, title, body, priority, created_at, data, topic, refs)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 0) RETURNING no`, // a broadcast's or topic's batches count theirs
+        row,
+      )
+      const no = rows[0].no as number
       const job: Job = { no: 0, notification_no: no, topic, after: 0, up_to: upTo }
       const { deliveries, done } = await this.#batchOf(q, job)
       if (!done)
@@ -398,6 +400,8 @@ export class PostgresStore implements Store {
       if (done) await q('DELETE FROM $s.fanout_jobs WHERE no = $1', [job.no])
       else await q('UPDATE $s.fanout_jobs SET after = $1 WHERE no = $2', [job.after, job.no])
       const row = (await q('SELECT * FROM $s.notifications WHERE no = $1', [job.notification_no])).rows[0] as Row & { no: number }
+      // A job whose audience left before it reached them leaves a notification no inbox holds: it goes.
+      if (done) await q('DELETE FROM $s.notifications WHERE no = $1 AND refs <= 0', [job.notification_no])
       return { notification: toStored(row), deliveries, done }
     })
   }

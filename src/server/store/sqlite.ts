@@ -272,6 +272,12 @@ export class SqliteStore implements Store {
     const s = this.#s
     const notification = storedNotification(input, audience)
     const userIds = 'userIds' in audience ? [...new Set(audience.userIds)] : undefined
+    const topic = 'topic' in audience ? audience.topic : null
+    const { upTo, size } = (
+      userIds ? { upTo: 0, size: userIds.length } : topic === null ? s.lastUser.get() : s.lastSubscription.get(topic)
+    ) as { upTo: number; size: number }
+    // No one to give it to (a topic no one follows): nothing to store, which retention would never remove.
+    if (size === 0) return { notification, deliveries: [], recipients: 0, pending: false }
     const { no } = s.insertNotification.get({
       ...notification,
       data: input.data === undefined ? null : JSON.stringify(input.data),
@@ -286,8 +292,6 @@ export class SqliteStore implements Store {
       })
       return { notification, deliveries, recipients: deliveries.length, pending: false }
     }
-    const topic = 'topic' in audience ? audience.topic : null
-    const { upTo, size } = (topic === null ? s.lastUser.get() : s.lastSubscription.get(topic)) as { upTo: number; size: number }
     const job: Job = { no: 0, notification_no: no, topic, after: 0, up_to: upTo }
     const { deliveries, done } = this.#batchOf(job)
     if (!done) s.insertJob.run(no, topic, job.after, upTo)
@@ -329,7 +333,10 @@ export class SqliteStore implements Store {
     const { deliveries, done } = this.#batchOf(job)
     if (done) s.endJob.run(job.no)
     else s.advanceJob.run(job.after, job.no)
-    return { notification: toStored(s.notification.get(job.notification_no) as NotificationRow), deliveries, done }
+    const notification = toStored(s.notification.get(job.notification_no) as NotificationRow)
+    // A job whose audience left before it reached them leaves a notification no inbox holds: it goes.
+    if (done) s.dropNotification.run(job.notification_no, job.notification_no)
+    return { notification, deliveries, done }
   }
 
   async fanOut(): Promise<FanOutBatch | undefined> {

@@ -160,7 +160,11 @@ export interface Store {
    * Resolves with the entries made. A broadcast or topic publish whose
    * audience is larger than one batch makes the first batch, records a
    * fan-out job for the rest in the same transaction, and resolves `pending`:
-   * nothing is one giant transaction, and the job survives a crash.
+   * nothing is one giant transaction, and the job survives a crash. An
+   * empty audience (a topic no one follows, a broadcast before any user)
+   * stores nothing, and a job that ends with no entry left (its audience
+   * gone, its first entries pruned) deletes its notification: no row stays
+   * that no inbox holds, which retention could never reach.
    */
   publish(audience: Audience, input: NotificationInput): Promise<Published>
   /**
