@@ -29,6 +29,7 @@ export type {
   RetentionRule,
   Store,
   StoredNotification,
+  UnreadChange,
   UserState,
 } from './store/store.js'
 export { topicsClaim } from './topics.js'

@@ -15,7 +15,7 @@ import { type ResolvedOptions, resolveOptions, type ServerOptions } from './opti
 import { checkAudience, checkNotification } from './publish-input.js'
 import { Registry } from './registry.js'
 import { Pruner } from './retention.js'
-import { notificationFrame, sharedPart } from './serialize.js'
+import { frame, notificationFrame, sharedPart } from './serialize.js'
 import { SqliteStore } from './store/sqlite.js'
 import type { Audience, NotificationInput, Published, Store } from './store/store.js'
 
@@ -129,7 +129,12 @@ export class NotificationServer {
     this.#sweep.unref()
     this.#started = broker.ready().then(() => this.#fanOutAll())
     this.#started.catch(() => {}) // listen() and ready() report it
-    this.#pruner = new Pruner(this.#hub.store, this.#options.retention, log)
+    // A pass lowered these users' unread counts: their connections, on every process, hear the new count.
+    this.#pruner = new Pruner(this.#hub.store, this.#options.retention, log, (changes) => {
+      for (const { userId, seq, unreadCount } of changes) {
+        void this.#announce({ kind: 'read', userId, frame: frame({ type: 'read', ids: [], all: false, seq, unreadCount }) })
+      }
+    })
     this.#started.then(
       () => this.#pruner.start(),
       () => {},

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino'
 import type { Retention } from './options.js'
-import type { PruneBatch, RetentionRule, Store } from './store/store.js'
+import type { PruneBatch, RetentionRule, Store, UnreadChange } from './store/store.js'
 
 /** How often the pruner runs a pass (and once at start). */
 export const PRUNE_INTERVAL_MS = 60_000
@@ -36,10 +36,14 @@ export class Pruner {
   #queue: Promise<unknown> = Promise.resolve()
   #closed = false
 
-  constructor(store: Store, retention: Readonly<Retention> | undefined, log: Logger) {
+  /** Told, after each batch, of the users whose unread count it lowered (the server tells their connections). */
+  readonly #lowered: ((changes: readonly UnreadChange[]) => void) | undefined
+
+  constructor(store: Store, retention: Readonly<Retention> | undefined, log: Logger, lowered?: (changes: readonly UnreadChange[]) => void) {
     this.#store = store
     this.#retention = retention
     this.#log = log
+    this.#lowered = lowered
   }
 
   /** The configured retention (undefined: keep everything). */
@@ -84,6 +88,7 @@ export class Pruner {
       totals.unread += batch.unread
       totals.users += batch.users
       totals.notifications += batch.notifications
+      if (batch.unreadChanges?.length) this.#lowered?.(batch.unreadChanges)
       after = batch.next
       // A turn for the event loop: what waits (a publish, a frame) runs before the next batch.
       await new Promise((resolve) => (batch.removed > 0 ? setTimeout(resolve, 1) : setImmediate(resolve)))

@@ -6,7 +6,7 @@
  * raw tables) live beside each store's own test file.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import type { PruneBatch, RetentionRule, Store } from '../../src/server/store/store.js'
+import type { PruneBatch, RetentionRule, Store, UnreadChange } from '../../src/server/store/store.js'
 
 /** Options every store takes, for the tests. */
 export interface StoreTestOptions {
@@ -30,8 +30,11 @@ const range = (from: number, to: number) => Array.from({ length: to - from + 1 }
 const tick = () => new Promise((resolve) => setTimeout(resolve, 5))
 
 /** Runs a whole retention pass, batch after batch; resolves with the sums and the batches. */
-export async function prunePass(store: Store, rule: RetentionRule): Promise<Omit<PruneBatch, 'next'> & { batches: number }> {
-  const total = { removed: 0, unread: 0, users: 0, notifications: 0, batches: 0 }
+export async function prunePass(
+  store: Store,
+  rule: RetentionRule,
+): Promise<Omit<PruneBatch, 'next' | 'unreadChanges'> & { batches: number; unreadChanges: UnreadChange[] }> {
+  const total = { removed: 0, unread: 0, users: 0, notifications: 0, batches: 0, unreadChanges: [] as UnreadChange[] }
   let after: number | undefined = 0
   while (after !== undefined) {
     const batch: PruneBatch = await store.prune(rule, after)
@@ -39,6 +42,7 @@ export async function prunePass(store: Store, rule: RetentionRule): Promise<Omit
     total.unread += batch.unread
     total.users += batch.users
     total.notifications += batch.notifications
+    total.unreadChanges.push(...(batch.unreadChanges ?? []))
     total.batches++
     after = batch.next
   }
@@ -428,7 +432,13 @@ export function storeContract(name: string, makeHarness: () => Promise<StoreHarn
       for (const i of range(2, 3)) await store.publish({ userIds: ['b'] }, note(`b${i}`))
       const a = await store.after('a', 0, 100)
       await store.markRead('a', [a[1]!.id, a[3]!.id, a[8]!.id]) // seqs 2, 4 (going) and 9 (kept)
-      expect(await prunePass(store, { maxPerUser: 4 })).toMatchObject({ removed: 6, unread: 4, users: 1, notifications: 5 })
+      expect(await prunePass(store, { maxPerUser: 4 })).toMatchObject({
+        removed: 6,
+        unread: 4,
+        users: 1,
+        notifications: 5,
+        unreadChanges: [{ userId: 'a', seq: 10, unreadCount: 3 }],
+      })
       expect(await store.touchUser('a')).toEqual({ latestSeq: 10, ackedSeq: 0, unreadCount: 3, floor: 6 })
       expect(await titles('a')).toEqual(['a7', 'a8', 'a9', 'a10'])
       expect((await store.history('a', undefined, 100)).map((n) => n.seq)).toEqual([10, 9, 8, 7])
@@ -455,7 +465,13 @@ export function storeContract(name: string, makeHarness: () => Promise<StoreHarn
       for (const i of range(4, 5)) await store.publish({ userIds: ['a'] }, note(`new${i}`))
       await store.publish({ userIds: ['d'] }, note('new d'))
       await store.markRead('b', 'all')
-      expect(await prunePass(store, { before: cutoff })).toMatchObject({ removed: 7, unread: 4, users: 3, notifications: 4 })
+      const pass = await prunePass(store, { before: cutoff })
+      expect(pass).toMatchObject({ removed: 7, unread: 4, users: 3, notifications: 4 })
+      // b's were read: its count did not change, so it is not among those told.
+      expect([...pass.unreadChanges].sort((x, y) => x.userId.localeCompare(y.userId))).toEqual([
+        { userId: 'a', seq: 5, unreadCount: 2 },
+        { userId: 'c', seq: 1, unreadCount: 0 },
+      ])
       expect(await titles('a')).toEqual(['new4', 'new5'])
       expect(await titles('b')).toEqual([])
       expect(await titles('c')).toEqual([])

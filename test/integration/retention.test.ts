@@ -107,6 +107,27 @@ describe('retention: the floor on the wire', () => {
     expect(behind.client.unreadCount).toBe(4)
   })
 
+  it('tells a connected user the unread count a pass lowered, on every connection, and no one else', async () => {
+    const t = await start()
+    for (const i of range(1, 5)) await httpPublish(t.url, { userId: 'ann', title: `n${i}`, body: '' })
+    await httpPublish(t.url, { userId: 'bob', title: 'b1', body: '' })
+    const tabs = [
+      await clients.online({ url: t.wsUrl, token: () => t.token('ann') }),
+      await clients.online({ url: t.wsUrl, token: () => t.token('ann') }),
+    ]
+    const bob = await clients.online({ url: t.wsUrl, token: () => t.token('bob') })
+    for (const tab of tabs) expect(tab.client.unreadCount).toBe(5)
+    const reads = tabs.map(() => [] as unknown[])
+    for (const [i, tab] of tabs.entries()) tab.client.on('read', (e) => void reads[i]!.push(e))
+    const bobReads: unknown[] = []
+    bob.client.on('read', (e) => void bobReads.push(e))
+    expect(await prune(t, { maxPerUser: 2 })).toMatchObject({ removed: 3, unread: 3, users: 1 })
+    for (const tab of tabs) await expect.poll(() => tab.client.unreadCount).toBe(2)
+    for (const r of reads) expect(r).toEqual([{ ids: [], all: false, seq: 5, unreadCount: 2 }])
+    expect(bob.client.unreadCount).toBe(1)
+    expect(bobReads).toEqual([])
+  })
+
   it('leaves an inbox whole without retention, and the start of a server with retention prunes at once', async () => {
     const t = await start()
     for (const i of range(1, 4)) await httpPublish(t.url, { userId: 'bob', title: `n${i}`, body: '' })

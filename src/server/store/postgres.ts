@@ -592,11 +592,13 @@ export class PostgresStore implements Store {
         if (!g.read) unread.set(g.user_no, (unread.get(g.user_no) ?? 0) + 1)
         unrefs.set(g.notification_no, (unrefs.get(g.notification_no) ?? 0) + 1)
       }
-      await q(
+      const { rows: lowered } = await q(
         `UPDATE $s.users u SET floor_seq = c.up_to, unread = greatest(0, u.unread - c.unread)
-         FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS c(no, up_to, unread) WHERE u.no = c.no`,
+         FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS c(no, up_to, unread) WHERE u.no = c.no
+         RETURNING u.id AS "userId", u.latest_seq AS seq, u.unread AS "unreadCount", c.unread AS removed`,
         [cuts.map((c) => c.no), cuts.map((c) => c.upTo), cuts.map((c) => unread.get(c.no) ?? 0)],
       )
+      batch.unreadChanges = lowered.filter((r) => r.removed > 0).map(({ userId, seq, unreadCount }) => ({ userId, seq, unreadCount }))
       const { rows: left } = await q(
         `UPDATE $s.notifications n SET refs = n.refs - c.n FROM unnest($1::bigint[], $2::bigint[]) AS c(no, n)
          WHERE n.no = c.no RETURNING n.no, n.refs`,

@@ -14,6 +14,7 @@ import {
   type Store,
   type StoredNotification,
   storedNotification,
+  type UnreadChange,
   type UserState,
 } from './store.js'
 
@@ -241,7 +242,9 @@ export class SqliteStore implements Store {
          WHERE i.user_no = ? AND i.seq > ? AND n.created_at >= ? ORDER BY i.seq LIMIT 1`,
       ),
       pruneInbox: db.prepare('DELETE FROM inbox WHERE user_no = ? AND seq <= ? RETURNING notification_no AS no, read'),
-      raiseFloor: db.prepare('UPDATE users SET floor_seq = ?, unread = max(0, unread - ?) WHERE no = ?'),
+      raiseFloor: db.prepare(
+        'UPDATE users SET floor_seq = ?, unread = max(0, unread - ?) WHERE no = ? RETURNING id AS userId, latest_seq AS seq, unread AS unreadCount',
+      ),
       unref: db.prepare('UPDATE notifications SET refs = refs - ? WHERE no = ? RETURNING refs'),
       dropNotification: db.prepare(
         'DELETE FROM notifications WHERE no = ? AND refs <= 0 AND NOT EXISTS (SELECT 1 FROM fanout_jobs WHERE notification_no = ?)',
@@ -485,7 +488,8 @@ export class SqliteStore implements Store {
    */
   readonly #prune = (rule: RetentionRule, after: number): PruneBatch => {
     const s = this.#s
-    const batch: PruneBatch = { removed: 0, unread: 0, users: 0, notifications: 0, next: undefined }
+    const changes: UnreadChange[] = []
+    const batch: PruneBatch = { removed: 0, unread: 0, users: 0, notifications: 0, next: undefined, unreadChanges: changes }
     const users = s.pruneUsers.all(after, PRUNE_USERS) as { no: number; floor: number; latest: number }[]
     // A full page may have users after it; a short one was the last.
     if (users.length === PRUNE_USERS) batch.next = users.at(-1)!.no
@@ -506,7 +510,8 @@ export class SqliteStore implements Store {
         if (g.read === 0) unread++
         unrefs.set(g.no, (unrefs.get(g.no) ?? 0) + 1)
       }
-      s.raiseFloor.run(cut, unread, u.no)
+      const user = s.raiseFloor.get(cut, unread, u.no) as UnreadChange
+      if (unread > 0) changes.push(user)
       budget -= gone.length
       batch.removed += gone.length
       batch.unread += unread

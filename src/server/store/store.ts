@@ -102,6 +102,15 @@ export interface PruneBatch {
   notifications: number
   /** Where the next batch starts (pass it as `after`); undefined once the pass is over. */
   next: number | undefined
+  /** Each user whose unread count the batch lowered: the count now, and the user's latest seq. */
+  unreadChanges?: readonly UnreadChange[] | undefined
+}
+
+/** A user's unread count after a prune lowered it. */
+export interface UnreadChange {
+  userId: string
+  seq: number
+  unreadCount: number
 }
 
 /**
