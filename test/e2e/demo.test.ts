@@ -1,44 +1,18 @@
 import { copyFileSync } from 'node:fs'
-import type { Browser, BrowserContext, Page } from 'playwright-core'
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import type { Page } from 'playwright-core'
+import { describe, expect, it } from 'vitest'
 import { SqliteStore } from '../../src/server/index.js'
-import { type DemoServer, launchBrowser, openPage, publish, screenshot, startDemoServer } from './harness.js'
+import { publish, screenshot, useDemo } from './harness.js'
 
-let browser: Browser
-let demo: DemoServer
-let context: BrowserContext
-const pages: { page: Page; problems: string[] }[] = []
+const e2e = useDemo('', { width: 1100, height: 760 })
 
-beforeAll(async () => {
-  browser = await launchBrowser()
-})
-afterAll(async () => {
-  await browser?.close()
-})
-beforeEach(async () => {
-  demo = await startDemoServer()
-  context = await browser.newContext({ viewport: { width: 1100, height: 760 } })
-})
 /** Chromium logs a refused connection itself; allowed only where a test takes the server down. */
-let allowRefused = false
 const REFUSED = /net::ERR_CONNECTION_REFUSED|WebSocket connection to '.*' failed/
 
-afterEach(async (ctx) => {
-  // Every flow must leave the console clean.
-  const problems = pages.flatMap((p) => p.problems).filter((p) => !(allowRefused && REFUSED.test(p)))
-  allowRefused = false
-  for (const [i, p] of pages.entries()) await screenshot(p.page, `${ctx.task.name.replace(/\W+/g, '-')}-${i}`).catch(() => undefined)
-  pages.length = 0
-  await context?.close()
-  await demo?.dispose()
-  expect(problems).toEqual([])
-})
-
 async function signIn(user: string): Promise<Page> {
-  const opened = await openPage(context, `${demo.url}/?user=${encodeURIComponent(user)}`)
-  pages.push(opened)
-  await waitForState(opened.page, 'online')
-  return opened.page
+  const page = await e2e.open(`/?user=${encodeURIComponent(user)}`)
+  await waitForState(page, 'online')
+  return page
 }
 
 const waitForState = (page: Page, state: string) =>
@@ -50,7 +24,7 @@ describe('demo page', () => {
   it('shows a notification published through the HTTP API as a toast, and counts it on the badge', async () => {
     const page = await signIn('alice')
     expect(await badge(page).isHidden()).toBe(true)
-    expect(await publish(demo.url, { userId: 'alice', title: 'Build passed', body: 'main is green', priority: 'high' })).toBe(201)
+    expect(await publish(e2e.demo.url, { userId: 'alice', title: 'Build passed', body: 'main is green', priority: 'high' })).toBe(201)
     const toast = page.locator('[data-testid="toast"]').first()
     await toast.waitFor()
     expect(await toast.locator('[data-testid="toast-title"]').textContent()).toBe('Build passed')
@@ -67,20 +41,20 @@ describe('demo page', () => {
 
   it('delivers what was published while the server was down exactly once after it comes back', async () => {
     const page = await signIn('dora')
-    allowRefused = true
-    await publish(demo.url, { userId: 'dora', title: 'before', body: 'live' })
+    e2e.allow(REFUSED)
+    await publish(e2e.demo.url, { userId: 'dora', title: 'before', body: 'live' })
     await page.locator('[data-testid="toast-title"]', { hasText: 'before' }).waitFor()
-    await demo.stop()
+    await e2e.demo.stop()
     await waitForState(page, 'reconnecting')
     // Written straight into the store while no server runs.
-    const store = new SqliteStore(demo.database)
+    const store = new SqliteStore(e2e.demo.database)
     for (const title of ['while down 1', 'while down 2', 'while down 3']) await store.publish({ userIds: ['dora'] }, { title, body: '' })
     await store.close()
-    await demo.start()
+    await e2e.demo.start()
     await waitForState(page, 'online')
     await page.waitForFunction(() => document.querySelectorAll('[data-testid="toast"]').length >= 4, undefined, { timeout: 15_000 })
     // Give a duplicate every chance to show up: one more live notification must come after them.
-    await publish(demo.url, { userId: 'dora', title: 'after', body: 'live' })
+    await publish(e2e.demo.url, { userId: 'dora', title: 'after', body: 'live' })
     await page.locator('[data-testid="toast-title"]', { hasText: 'after' }).waitFor()
     const titles = await toastTitles(page)
     expect(titles.filter((t) => t.startsWith('while down')).sort()).toEqual(['while down 1', 'while down 2', 'while down 3'])
@@ -91,7 +65,7 @@ describe('demo page', () => {
   it('clears the badge in a second tab of the same user when the first marks all read', async () => {
     const first = await signIn('erin')
     const second = await signIn('erin')
-    for (const n of [1, 2]) expect(await publish(demo.url, { userId: 'erin', title: `n${n}`, body: '' })).toBe(201)
+    for (const n of [1, 2]) expect(await publish(e2e.demo.url, { userId: 'erin', title: `n${n}`, body: '' })).toBe(201)
     for (const page of [first, second])
       await page.waitForFunction(() => document.querySelector('[data-testid="badge"]')?.textContent === '2')
     await first.locator('[data-testid="bell"]').click()
@@ -102,11 +76,12 @@ describe('demo page', () => {
 
   it('shows offline while the network is gone, then online, and delivers what was sent meanwhile', async () => {
     const page = await signIn('finn')
-    await context.setOffline(true)
+    await e2e.context.setOffline(true)
     await waitForState(page, 'offline')
     expect(await page.locator('[data-testid="status"]').textContent()).toContain('Offline')
-    for (const title of ['sent offline 1', 'sent offline 2']) expect(await publish(demo.url, { userId: 'finn', title, body: '' })).toBe(201)
-    await context.setOffline(false)
+    for (const title of ['sent offline 1', 'sent offline 2'])
+      expect(await publish(e2e.demo.url, { userId: 'finn', title, body: '' })).toBe(201)
+    await e2e.context.setOffline(false)
     await waitForState(page, 'online')
     await page.locator('[data-testid="toast-title"]', { hasText: 'sent offline 2' }).waitFor()
     expect((await toastTitles(page)).filter((t) => t.startsWith('sent offline'))).toHaveLength(2)
@@ -117,7 +92,7 @@ describe('demo page', () => {
     await page.locator('[data-testid="drop"]').click()
     // The retry may come within milliseconds: read the page's connection log rather than race the status.
     await page.locator('[data-testid="status-log"]', { hasText: 'reconnecting' }).waitFor()
-    await publish(demo.url, { userId: 'gus', title: 'during the drop', body: '' })
+    await publish(e2e.demo.url, { userId: 'gus', title: 'during the drop', body: '' })
     await waitForState(page, 'online')
     await page.locator('[data-testid="toast-title"]', { hasText: 'during the drop' }).waitFor()
     expect((await toastTitles(page)).filter((t) => t === 'during the drop')).toHaveLength(1)

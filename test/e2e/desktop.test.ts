@@ -5,37 +5,11 @@
  * pages that headless Chromium always shows as visible. One test uses the
  * real Notification API.
  */
-import type { Browser, BrowserContext, Page } from 'playwright-core'
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { type DemoServer, launchBrowser, openPage, publish, screenshot, startDemoServer } from './harness.js'
+import type { Page } from 'playwright-core'
+import { describe, expect, it } from 'vitest'
+import { publish, useDemo } from './harness.js'
 
-let browser: Browser
-let demo: DemoServer
-let context: BrowserContext
-const pages: { page: Page; problems: string[] }[] = []
-
-beforeAll(async () => {
-  browser = await launchBrowser()
-})
-afterAll(async () => {
-  await browser?.close()
-})
-beforeEach(async () => {
-  demo = await startDemoServer()
-  context = await browser.newContext({ viewport: { width: 1000, height: 700 } })
-})
-/** Chromium logs the refused reconnects while the network is off; allowed where a test turns it off. */
-let allowOffline = false
-afterEach(async (ctx) => {
-  const problems = pages.flatMap((p) => p.problems).filter((p) => !(allowOffline && /net::ERR_INTERNET_DISCONNECTED|WebSocket/.test(p)))
-  allowOffline = false
-  for (const [i, p] of pages.entries())
-    await screenshot(p.page, `desktop-${ctx.task.name.replace(/\W+/g, '-')}-${i}`).catch(() => undefined)
-  pages.length = 0
-  await context?.close()
-  await demo?.dispose()
-  expect(problems).toEqual([])
-})
+const e2e = useDemo('desktop-', { width: 1000, height: 700 })
 
 interface Shown {
   title: string
@@ -52,7 +26,7 @@ interface Stub {
 
 /** The stub Notification (permission `permission`), and a visibility each test sets per page. */
 async function stubs(permission: NotificationPermission = 'granted'): Promise<void> {
-  await context.addInitScript((permission) => {
+  await e2e.context.addInitScript((permission) => {
     const w = window as unknown as { stub: Stub; visible: boolean; Notification: unknown; focus: () => void }
     const stub: Stub = { shown: [], requests: [], closed: 0, focused: 0 }
     w.stub = stub
@@ -83,10 +57,9 @@ async function stubs(permission: NotificationPermission = 'granted'): Promise<vo
 }
 
 async function tab(share: boolean): Promise<Page> {
-  const opened = await openPage(context, `${demo.url}/?user=ann${share ? '&share=1' : ''}`)
-  pages.push(opened)
-  await opened.page.locator('[data-testid="status"][data-state="online"]').waitFor({ timeout: 15_000 })
-  return opened.page
+  const page = await e2e.open(`/?user=ann${share ? '&share=1' : ''}`)
+  await page.locator('[data-testid="status"][data-state="online"]').waitFor({ timeout: 15_000 })
+  return page
 }
 
 const setVisible = (page: Page, visible: boolean) =>
@@ -102,7 +75,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** Publishes one and waits until every page has counted it (so that any desktop notification would be up). */
 async function publishAndWait(list: Page[], title: string, count: number): Promise<void> {
-  expect(await publish(demo.url, { userId: 'ann', title, body: 'b' })).toBe(201)
+  expect(await publish(e2e.demo.url, { userId: 'ann', title, body: 'b' })).toBe(201)
   for (const page of list)
     await page.waitForFunction((n) => document.querySelector('[data-testid="badge"]')?.textContent === String(n), count)
   await sleep(100)
@@ -140,7 +113,7 @@ describe('belfry/desktop in Chromium', () => {
     await stubs()
     const page = await tab(true)
     await setVisible(page, false)
-    for (let i = 1; i <= 20; i++) expect(await publish(demo.url, { userId: 'ann', title: `n${i}`, body: '' })).toBe(201)
+    for (let i = 1; i <= 20; i++) expect(await publish(e2e.demo.url, { userId: 'ann', title: `n${i}`, body: '' })).toBe(201)
     await page.waitForFunction(() => document.querySelector('[data-testid="badge"]')?.textContent === '20')
     await sleep(2500)
     const { shown } = await stubOf(page)
@@ -151,13 +124,14 @@ describe('belfry/desktop in Chromium', () => {
 
   it('shows 50 notifications replayed on a reconnect as one summary at most, none one by one', async () => {
     await stubs()
-    allowOffline = true
+    // Chromium logs the refused reconnects while the network is off.
+    e2e.allow(/net::ERR_INTERNET_DISCONNECTED|WebSocket/)
     const page = await tab(false)
     await setVisible(page, false)
-    await context.setOffline(true)
+    await e2e.context.setOffline(true)
     await page.locator('[data-testid="status"][data-state="offline"]').waitFor()
-    for (let i = 1; i <= 50; i++) expect(await publish(demo.url, { userId: 'ann', title: `queued ${i}`, body: '' })).toBe(201)
-    await context.setOffline(false)
+    for (let i = 1; i <= 50; i++) expect(await publish(e2e.demo.url, { userId: 'ann', title: `queued ${i}`, body: '' })).toBe(201)
+    await e2e.context.setOffline(false)
     await page.waitForFunction(() => document.querySelector('[data-testid="badge"]')?.textContent === '50', undefined, { timeout: 15_000 })
     await sleep(2500)
     const { shown } = await stubOf(page)
@@ -182,7 +156,7 @@ describe('belfry/desktop in Chromium', () => {
     // The page's own script clicks the button 5.5 s after it loads, once any user activation has
     // lapsed (Chromium's lasts 5 s): a click without a user gesture. (A Playwright evaluate would
     // not do: Playwright's calls run with one.)
-    await context.addInitScript(() => {
+    await e2e.context.addInitScript(() => {
       addEventListener('load', () =>
         setTimeout(() => {
           const w = window as unknown as { scriptClick: boolean }
@@ -204,11 +178,11 @@ describe('belfry/desktop in Chromium', () => {
     expect((await stubOf(page)).requests).toEqual([true])
     expect(await page.locator('[data-testid="desktop-state"]').getAttribute('data-permission')).toBe('granted')
     // The script's refusal went to the page's error line, not the console.
-    pages.at(-1)!.problems.length = 0
+    e2e.pages.at(-1)!.problems.length = 0
   })
 
   it('uses the real Notification API once the permission is granted to the origin', async () => {
-    await context.grantPermissions(['notifications'], { origin: demo.url })
+    await e2e.context.grantPermissions(['notifications'], { origin: e2e.demo.url })
     const page = await tab(true)
     const result = await page.evaluate(() => {
       try {

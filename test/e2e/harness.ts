@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { pino } from 'pino'
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
+import { afterAll, afterEach, beforeAll, beforeEach, expect } from 'vitest'
 // @ts-expect-error plain ES module script without types
 import { findChromium } from '../../scripts/chromium.mjs'
 import { NotificationServer } from '../../src/server/index.js'
@@ -101,4 +102,69 @@ export async function publish(url: string, body: Record<string, unknown>): Promi
     body: JSON.stringify(body),
   })
   return res.status
+}
+
+/** A test file's demo: the server and browser context of the test that runs, and the pages it opened. */
+export interface DemoSession {
+  readonly demo: DemoServer
+  readonly context: BrowserContext
+  /** The pages this test opened, with what each logged as an error or warning. */
+  readonly pages: { page: Page; problems: string[] }[]
+  /** Opens `path` of the demo in this test's context; its console is checked after the test. */
+  open(path: string): Promise<Page>
+  /** Lets console lines matching `pattern` pass in this test (Chromium's own log of a connection it could not make). */
+  allow(pattern: RegExp): void
+}
+
+/**
+ * The lifecycle every demo e2e file shares: one Chromium for the file; for
+ * each test a fresh demo server and browser context; after it a screenshot of
+ * each page it opened (test-results/e2e/<prefix><test>-<i>.png), and the
+ * check that no page logged an error or warning but what the test allowed.
+ */
+export function useDemo(prefix: string, viewport: { width: number; height: number }): DemoSession {
+  let browser: Browser
+  let demo: DemoServer | undefined
+  let context: BrowserContext | undefined
+  let allowed: RegExp | undefined
+  const pages: { page: Page; problems: string[] }[] = []
+  beforeAll(async () => {
+    browser = await launchBrowser()
+  })
+  afterAll(async () => {
+    await browser?.close()
+  })
+  beforeEach(async () => {
+    demo = await startDemoServer()
+    context = await browser.newContext({ viewport })
+  })
+  afterEach(async (ctx) => {
+    const pass = allowed
+    const problems = pages.flatMap((p) => p.problems).filter((p) => !pass?.test(p))
+    allowed = undefined
+    for (const [i, p] of pages.entries()) {
+      if (!p.page.isClosed()) await screenshot(p.page, `${prefix}${ctx.task.name.replace(/\W+/g, '-')}-${i}`).catch(() => undefined)
+    }
+    pages.length = 0
+    await context?.close()
+    await demo?.dispose()
+    expect(problems).toEqual([])
+  })
+  return {
+    get demo() {
+      return demo!
+    },
+    get context() {
+      return context!
+    },
+    pages,
+    async open(path) {
+      const opened = await openPage(context!, `${demo!.url}${path}`)
+      pages.push(opened)
+      return opened.page
+    },
+    allow(pattern) {
+      allowed = pattern
+    },
+  }
 }

@@ -4,39 +4,11 @@
  * the provider and hooks, one socket under StrictMode, and the links between
  * the two pages. Every flow must leave the console clean.
  */
-import type { Browser, BrowserContext, Page } from 'playwright-core'
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
-import { API_KEY, type DemoServer, launchBrowser, openPage, publish, screenshot, startDemoServer } from './harness.js'
+import type { Page } from 'playwright-core'
+import { describe, expect, it, vi } from 'vitest'
+import { API_KEY, publish, useDemo } from './harness.js'
 
-let browser: Browser
-let demo: DemoServer
-let context: BrowserContext
-const pages: { page: Page; problems: string[] }[] = []
-
-beforeAll(async () => {
-  browser = await launchBrowser()
-})
-afterAll(async () => {
-  await browser?.close()
-})
-beforeEach(async () => {
-  demo = await startDemoServer()
-  context = await browser.newContext({ viewport: { width: 1100, height: 760 } })
-})
-afterEach(async (ctx) => {
-  const problems = pages.flatMap((p) => p.problems)
-  for (const [i, p] of pages.entries()) await screenshot(p.page, `react-${ctx.task.name.replace(/\W+/g, '-')}-${i}`).catch(() => undefined)
-  pages.length = 0
-  await context?.close()
-  await demo?.dispose()
-  expect(problems).toEqual([])
-})
-
-async function open(path: string): Promise<Page> {
-  const opened = await openPage(context, `${demo.url}${path}`)
-  pages.push(opened)
-  return opened.page
-}
+const e2e = useDemo('react-', { width: 1100, height: 760 })
 
 const waitForState = (page: Page, state: string) =>
   page.locator(`[data-testid="status"][data-state="${state}"]`).waitFor({ timeout: 15_000 })
@@ -44,19 +16,19 @@ const badge = (page: Page) => page.locator('[data-testid="badge"]')
 
 /** The sockets the server holds, from /healthz with the API key. */
 async function connections(): Promise<number> {
-  const res = await fetch(`${demo.url}/healthz`, { headers: { authorization: `Bearer ${API_KEY}` } })
+  const res = await fetch(`${e2e.demo.url}/healthz`, { headers: { authorization: `Bearer ${API_KEY}` } })
   return ((await res.json()) as { connections: number }).connections
 }
 
 describe('React demo page', () => {
   it('shows a notification published through the HTTP API as a toast and on the badge; marking it read clears the badge', async () => {
-    const page = await open('/react.html?user=alice')
+    const page = await e2e.open('/react.html?user=alice')
     await waitForState(page, 'online')
     // StrictMode mounts, unmounts and mounts the provider: still one socket.
     expect(await connections()).toBe(1)
     expect(await badge(page).isHidden()).toBe(true)
 
-    expect(await publish(demo.url, { userId: 'alice', title: 'Build passed', body: 'main is green', priority: 'high' })).toBe(201)
+    expect(await publish(e2e.demo.url, { userId: 'alice', title: 'Build passed', body: 'main is green', priority: 'high' })).toBe(201)
     const toast = page.locator('[data-testid="toast"]').first()
     await toast.waitFor()
     expect(await toast.locator('[data-testid="toast-title"]').textContent()).toBe('Build passed')
@@ -76,8 +48,8 @@ describe('React demo page', () => {
   })
 
   it('pages the inbox from history with Load more, and shows the live state through a dropped connection', async () => {
-    for (let n = 1; n <= 25; n++) expect(await publish(demo.url, { userId: 'bea', title: `n${n}`, body: '' })).toBe(201)
-    const page = await open('/react.html?user=bea')
+    for (let n = 1; n <= 25; n++) expect(await publish(e2e.demo.url, { userId: 'bea', title: `n${n}`, body: '' })).toBe(201)
+    const page = await e2e.open('/react.html?user=bea')
     await waitForState(page, 'online')
     await page.waitForFunction(() => document.querySelector('[data-testid="badge"]')?.textContent === '25')
     // Reloaded, the client resumes after its cursor: nothing is replayed, the list starts empty.
@@ -102,22 +74,22 @@ describe('React demo page', () => {
   })
 
   it('is linked from the vanilla page, for the same user, and links back', async () => {
-    const plain = await open('/?user=cy')
+    const plain = await e2e.open('/?user=cy')
     await waitForState(plain, 'online')
     await plain.locator('[data-testid="react-page"]').click()
-    await plain.waitForURL(`${demo.url}/react.html?user=cy`)
+    await plain.waitForURL(`${e2e.demo.url}/react.html?user=cy`)
     await waitForState(plain, 'online')
     expect(await plain.locator('[data-testid="user"]').textContent()).toBe('cy')
     await plain.locator('[data-testid="plain-page"]').click()
-    await plain.waitForURL(`${demo.url}/?user=cy`)
+    await plain.waitForURL(`${e2e.demo.url}/?user=cy`)
     await waitForState(plain, 'online')
   })
 
   it('signs in from the form', async () => {
-    const page = await open('/react.html')
+    const page = await e2e.open('/react.html')
     await page.locator('[data-testid="signin-user"]').fill('dee')
     await page.locator('[data-testid="signin"]').click()
-    await page.waitForURL(`${demo.url}/react.html?user=dee`)
+    await page.waitForURL(`${e2e.demo.url}/react.html?user=dee`)
     await waitForState(page, 'online')
     expect(await page.locator('[data-testid="user"]').textContent()).toBe('dee')
   })

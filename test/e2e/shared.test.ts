@@ -3,41 +3,15 @@
  * one user in one browser context (one profile: its pages share Web Locks and
  * BroadcastChannel). The server counts the sockets.
  */
-import type { Browser, BrowserContext, Page } from 'playwright-core'
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { type DemoServer, launchBrowser, openPage, publish, screenshot, startDemoServer } from './harness.js'
+import type { Page } from 'playwright-core'
+import { describe, expect, it } from 'vitest'
+import { publish, useDemo } from './harness.js'
 
-let browser: Browser
-let demo: DemoServer
-let context: BrowserContext
-const pages: { page: Page; problems: string[] }[] = []
-
-beforeAll(async () => {
-  browser = await launchBrowser()
-})
-afterAll(async () => {
-  await browser?.close()
-})
-beforeEach(async () => {
-  demo = await startDemoServer()
-  context = await browser.newContext({ viewport: { width: 1000, height: 700 } })
-})
-afterEach(async (ctx) => {
-  const problems = pages.flatMap((p) => p.problems)
-  for (const [i, p] of pages.entries()) {
-    if (!p.page.isClosed()) await screenshot(p.page, `shared-${ctx.task.name.replace(/\W+/g, '-')}-${i}`).catch(() => undefined)
-  }
-  pages.length = 0
-  await context?.close()
-  await demo?.dispose()
-  expect(problems).toEqual([])
-})
+const e2e = useDemo('shared-', { width: 1000, height: 700 })
 
 /** A demo page of `user` with sharing on, online, recording the seq of every notification its client hands over. */
 async function tab(user = 'ann', share = true): Promise<Page> {
-  const opened = await openPage(context, `${demo.url}/?user=${user}${share ? '&share=1' : ''}`)
-  pages.push(opened)
-  const { page } = opened
+  const page = await e2e.open(`/?user=${user}${share ? '&share=1' : ''}`)
   await page.locator('[data-testid="status"][data-state="online"]').waitFor({ timeout: 15_000 })
   await page.evaluate(() => {
     const w = window as unknown as { seqs: number[]; belfry: { on(type: 'notification', f: (n: { seq: number }) => void): void } }
@@ -49,7 +23,7 @@ async function tab(user = 'ann', share = true): Promise<Page> {
 
 const modeOf = (page: Page) => page.locator('[data-testid="mode"]').getAttribute('data-mode')
 const seqsOf = (page: Page) => page.evaluate(() => (window as unknown as { seqs: number[] }).seqs)
-const sockets = () => demo.server.stats().connections
+const sockets = () => e2e.demo.server.stats().connections
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i)
 
 async function leaderOf(list: Page[]): Promise<Page> {
@@ -67,7 +41,7 @@ async function until(check: () => Promise<boolean> | boolean, what: string, time
 }
 
 async function publishRange(from: number, to: number, user = 'ann'): Promise<void> {
-  for (const i of range(from, to)) expect(await publish(demo.url, { userId: user, title: `n${i}`, body: '' })).toBe(201)
+  for (const i of range(from, to)) expect(await publish(e2e.demo.url, { userId: user, title: `n${i}`, body: '' })).toBe(201)
 }
 
 /** Every page got exactly `seqs`, in order. */
@@ -108,7 +82,7 @@ describe('belfry/shared in Chromium', () => {
     await publishRange(1, 10)
     await everyPageHas(three, range(1, 10))
     const crashed = new Promise((resolve) => leader.once('crash', resolve))
-    const cdp = await context.newCDPSession(leader)
+    const cdp = await e2e.context.newCDPSession(leader)
     void cdp.send('Page.crash').catch(() => undefined) // never answered: the session dies with the page
     await crashed
     await until(async () => (await Promise.all(rest.map(modeOf))).includes('leader'), 'a new leader', 5_000)
@@ -129,7 +103,7 @@ describe('belfry/shared in Chromium', () => {
     const rest = three.filter((p) => p !== leader)
     await publishRange(1, 5)
     await everyPageHas(three, range(1, 5))
-    const cdp = await context.newCDPSession(leader)
+    const cdp = await e2e.context.newCDPSession(leader)
     await cdp.send('Debugger.enable')
     await cdp.send('Debugger.pause')
     await until(async () => (await Promise.all(rest.map(modeOf))).includes('leader'), 'a new leader')
@@ -145,7 +119,7 @@ describe('belfry/shared in Chromium', () => {
   })
 
   it('falls back to a socket per page without Web Locks, and still hands over each notification once', async () => {
-    await context.addInitScript(() => {
+    await e2e.context.addInitScript(() => {
       Object.defineProperty(Navigator.prototype, 'locks', { get: () => undefined })
     })
     const three = [await tab(), await tab(), await tab()]
