@@ -122,12 +122,10 @@ export class SqliteStore implements Store {
   readonly #markReadTx: Database.Transaction<(userId: string, ids: readonly string[] | 'all') => ReadChange>
   readonly #subscribeTx: Database.Transaction<(userId: string, topics: readonly string[], max: number) => string[]>
   readonly #unsubscribeTx: Database.Transaction<(userId: string, topics: readonly string[]) => void>
-  readonly #ackTx: Database.Transaction<(acks: Map<string, PendingAck>) => void>
-  /** Acks waiting for the next write: one transaction for all that arrive in one turn of the event loop. */
-  #acks = new Map<string, PendingAck>()
-  readonly #usersTx: Database.Transaction<(userIds: Iterable<string>) => void>
-  /** Users new to the store, waiting to be recorded: likewise, one transaction a turn (a reconnect storm of new users). */
-  #newUsers = new Map<string, Array<(error?: Error) => void>>()
+  /** Acks, by user (the highest seq): many (one per client per burst of deliveries), none urgent. */
+  readonly #acks: PerTurn<number, number>
+  /** Users new to the store, to be recorded (a reconnect storm of new users). */
+  readonly #newUsers: PerTurn<undefined, UserState>
   readonly #pruneTx: Database.Transaction<(rule: RetentionRule, after: number) => PruneBatch>
 
   constructor(file: string, options: SqliteStoreOptions = {}) {
@@ -251,12 +249,22 @@ export class SqliteStore implements Store {
       ),
     }
     this.#publishTx = db.transaction(this.#publish)
-    this.#ackTx = db.transaction((acks: Map<string, PendingAck>) => {
-      for (const [userId, a] of acks) a.acked = (this.#s.ack.get(a.seq, userId) as { ackedSeq: number } | undefined)?.ackedSeq ?? 0
+    const ackTx = db.transaction((acks: Map<string, number>) => {
+      const acked = new Map<string, number>()
+      for (const [userId, seq] of acks) acked.set(userId, (this.#s.ack.get(seq, userId) as { ackedSeq: number } | undefined)?.ackedSeq ?? 0)
+      return acked
     })
-    this.#usersTx = db.transaction((userIds: Iterable<string>) => {
-      for (const userId of userIds) this.#s.ensureUser.run(userId)
+    this.#acks = new PerTurn(Math.max, (acks) => ackTx.immediate(acks))
+    const usersTx = db.transaction((users: Map<string, undefined>) => {
+      const states = new Map<string, UserState>()
+      for (const userId of users.keys()) this.#s.ensureUser.run(userId)
+      for (const userId of users.keys()) states.set(userId, this.#s.getUser.get(userId) as UserState)
+      return states
     })
+    this.#newUsers = new PerTurn(
+      () => undefined,
+      (users) => usersTx.immediate(users),
+    )
     this.#fanOutTx = db.transaction(this.#fanOut)
     this.#markReadTx = db.transaction(this.#markRead)
     this.#subscribeTx = db.transaction(this.#subscribe)
@@ -354,38 +362,7 @@ export class SqliteStore implements Store {
   touchUser(userId: string): Promise<UserState> {
     // A read for a user the store knows (nearly every connect); the insert, a write, only for a new one.
     const known = this.#s.getUser.get(userId) as UserState | undefined
-    if (known) return Promise.resolve(known)
-    const first = this.#newUsers.size === 0
-    let waiting = this.#newUsers.get(userId)
-    if (!waiting) {
-      waiting = []
-      this.#newUsers.set(userId, waiting)
-    }
-    if (first) setImmediate(() => this.#writeUsers())
-    const done = waiting
-    return new Promise((resolve, reject) =>
-      done.push((error) => {
-        if (error) return reject(error)
-        try {
-          resolve(this.#s.getUser.get(userId) as UserState)
-        } catch (failure) {
-          reject(failure)
-        }
-      }),
-    )
-  }
-
-  #writeUsers(): void {
-    const users = this.#newUsers
-    if (users.size === 0) return
-    this.#newUsers = new Map()
-    let failure: Error | undefined
-    try {
-      this.#usersTx.immediate(users.keys())
-    } catch (error) {
-      failure = error as Error
-    }
-    for (const waiting of users.values()) for (const done of waiting) done(failure)
+    return known ? Promise.resolve(known) : this.#newUsers.add(userId, undefined)
   }
 
   async user(userId: string): Promise<UserState | undefined> {
@@ -400,34 +377,9 @@ export class SqliteStore implements Store {
     return (this.#s.history.all(userId, before ?? Number.MAX_SAFE_INTEGER, limit) as Row[]).map(toNotification)
   }
 
-  /**
-   * Acks are many (one per client per burst of deliveries) and none is
-   * urgent: those made in one turn of the event loop are written together, in
-   * one transaction, at its end (a commit each would cost more than the update).
-   */
+  /** Acks made in one turn of the event loop are written together (a commit each would cost more than the update). */
   ack(userId: string, seq: number): Promise<number> {
-    const first = this.#acks.size === 0
-    let a = this.#acks.get(userId)
-    if (!a) {
-      a = { seq, acked: 0, done: [] }
-      this.#acks.set(userId, a)
-    }
-    a.seq = Math.max(a.seq, seq)
-    if (first) setImmediate(() => this.#writeAcks())
-    return new Promise((resolve, reject) => a.done.push((error) => (error ? reject(error) : resolve(a.acked))))
-  }
-
-  #writeAcks(): void {
-    const acks = this.#acks
-    if (acks.size === 0) return
-    this.#acks = new Map()
-    let failure: Error | undefined
-    try {
-      this.#ackTx.immediate(acks)
-    } catch (error) {
-      failure = error as Error
-    }
-    for (const a of acks.values()) for (const done of a.done) done(failure)
+    return this.#acks.add(userId, seq)
   }
 
   async markRead(userId: string, ids: readonly string[] | 'all'): Promise<ReadChange> {
@@ -555,18 +507,51 @@ export class SqliteStore implements Store {
   async close(): Promise<void> {
     clearInterval(this.#checkpoint)
     if (!this.#db.open) return
-    if (this.#acks.size > 0) this.#writeAcks()
-    this.#writeUsers()
+    this.#acks.flush()
+    this.#newUsers.flush()
     this.#fold('TRUNCATE')
     this.#db.close()
   }
 }
 
-/** An ack waiting to be written, and those waiting for it. */
-interface PendingAck {
-  seq: number
-  acked: number
-  done: ((error?: Error) => void)[]
+/**
+ * Writes made in one turn of the event loop, by key, done together at its end
+ * in one transaction: `write` gets each key's value (`merge`d when a key came
+ * more than once) and gives each its result; a failure fails every caller.
+ */
+class PerTurn<V, R> {
+  #pending = new Map<string, { value: V; done: { resolve(r: R): void; reject(e: unknown): void }[] }>()
+  readonly #merge: (a: V, b: V) => V
+  readonly #write: (values: Map<string, V>) => Map<string, R>
+
+  constructor(merge: (a: V, b: V) => V, write: (values: Map<string, V>) => Map<string, R>) {
+    this.#merge = merge
+    this.#write = write
+  }
+
+  add(key: string, value: V): Promise<R> {
+    if (this.#pending.size === 0) setImmediate(() => this.flush())
+    const entry = this.#pending.get(key)
+    if (entry) entry.value = this.#merge(entry.value, value)
+    const waiting = entry?.done ?? []
+    if (!entry) this.#pending.set(key, { value, done: waiting })
+    return new Promise((resolve, reject) => waiting.push({ resolve, reject }))
+  }
+
+  /** Writes what is pending now (at the end of the turn, or before the database closes). */
+  flush(): void {
+    const pending = this.#pending
+    if (pending.size === 0) return
+    this.#pending = new Map()
+    let results: Map<string, R>
+    try {
+      results = this.#write(new Map([...pending].map(([key, e]) => [key, e.value])))
+    } catch (error) {
+      for (const e of pending.values()) for (const d of e.done) d.reject(error)
+      return
+    }
+    for (const [key, e] of pending) for (const d of e.done) d.resolve(results.get(key)!)
+  }
 }
 
 function toStored(row: NotificationRow): StoredNotification {
