@@ -16,6 +16,8 @@ export interface Rng {
   /** Integer in [lo, hi], inclusive. */
   int(lo: number, hi: number): number
   pick<T>(items: readonly T[]): T
+  /** `n` distinct items. */
+  sample<T>(items: readonly T[], n: number): T[]
   chance(p: number): boolean
   bytes(n: number): Buffer
 }
@@ -36,6 +38,14 @@ export function rng(seed: number): Rng {
     next,
     int,
     pick: (items) => items[int(0, items.length - 1)]!,
+    sample: (items, n) => {
+      const copy = [...items]
+      for (let i = copy.length - 1; i > 0; i--) {
+        const j = int(0, i)
+        ;[copy[i], copy[j]] = [copy[j]!, copy[i]!]
+      }
+      return copy.slice(0, n)
+    },
     chance: (p) => next() < p,
     bytes(n) {
       const b = Buffer.allocUnsafe(n)
@@ -45,11 +55,11 @@ export function rng(seed: number): Rng {
   }
 }
 
-/** The seed for one file: CHAOS_SEED when set, else a fresh one. Printed either way. */
-export function seedFor(name: string): Rng {
-  const fromEnv = Number(process.env.CHAOS_SEED)
+/** The seed for one file: `env` (CHAOS_SEED) when set, else a fresh one. Printed either way, under `suite`. */
+export function seedFor(name: string, env = 'CHAOS_SEED', suite = 'chaos'): Rng {
+  const fromEnv = Number(process.env[env])
   const seed = Number.isSafeInteger(fromEnv) && fromEnv > 0 ? fromEnv : (Date.now() ^ (process.pid << 16)) >>> 0 || 1
-  console.log(`[chaos] ${name}: seed=${seed} (replay with CHAOS_SEED=${seed})`)
+  console.log(`[${suite}] ${name}: seed=${seed} (replay with ${env}=${seed})`)
   return rng(seed)
 }
 

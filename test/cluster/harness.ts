@@ -19,6 +19,7 @@ import WebSocket from 'ws'
 import { type Balancer, startBalancer } from '../../scripts/balance.js'
 import { memoryStorage, type Notification, NotificationClient, type ReadEvent } from '../../src/index.js'
 import { mintToken } from '../../src/server/index.js'
+import { type Rng, seedFor } from '../chaos/util.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 
@@ -289,42 +290,8 @@ export async function health(node: Node): Promise<{ status: number | 'error'; bo
   }
 }
 
-/** Deterministic pseudo-random numbers (mulberry32), so a failing run can be replayed with its printed seed. */
-export function rng(seed: number) {
-  let a = seed >>> 0
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-  const int = (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1))
-  return {
-    seed,
-    next,
-    int,
-    pick: <T>(items: readonly T[]): T => items[int(0, items.length - 1)]!,
-    /** `n` distinct items. */
-    sample: <T>(items: readonly T[], n: number): T[] => {
-      const copy = [...items]
-      for (let i = copy.length - 1; i > 0; i--) {
-        const j = int(0, i)
-        ;[copy[i], copy[j]] = [copy[j]!, copy[i]!]
-      }
-      return copy.slice(0, n)
-    },
-  }
-}
-export type Rng = ReturnType<typeof rng>
-
 /** The seed for one test: CLUSTER_SEED when set, else a fresh one; printed either way. */
-export function seeded(name: string): Rng {
-  const fromEnv = Number(process.env.CLUSTER_SEED)
-  const seed = Number.isSafeInteger(fromEnv) && fromEnv > 0 ? fromEnv : (Date.now() ^ (process.pid << 16)) >>> 0 || 1
-  console.log(`[cluster] ${name}: seed=${seed} (replay with CLUSTER_SEED=${seed})`)
-  return rng(seed)
-}
+export const seeded = (name: string): Rng => seedFor(name, 'CLUSTER_SEED', 'cluster')
 
 /** A random audience among `users` and `topics` (whose subscribers the test made). */
 export function randomAudience(r: Rng, users: readonly string[], topics: readonly string[]): Audience {
