@@ -527,12 +527,12 @@ export class NotificationServer {
     }
     // Read before the callback: a closure over `req` would keep the request alive with the connection.
     const origin = req.headers.origin ?? ''
-    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, origin))
+    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, origin, socket))
   }
 
-  #accept(ws: WebSocket, origin: string): void {
+  #accept(ws: WebSocket, origin: string, socket: Duplex): void {
     this.#hub.metrics?.connects.inc()
-    const connection = new Connection(ws, this.#hub)
+    const connection = new Connection(ws, this.#hub, socket)
     const origins = this.#options.allowedOrigins
     if (origins.size > 0 && !origins.has(origin)) connection.close(CloseCode.Forbidden, 'origin not allowed')
   }

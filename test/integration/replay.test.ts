@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
+import type { Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
@@ -180,6 +181,29 @@ describe('replay with a cursor (since)', () => {
     expect(live).toMatchObject({ title: 'live', read: false })
     await settle(c)
     expect(seqs(c)).toEqual([3, 4, 5, 6])
+  })
+
+  it('writes the auth answer and the replay round to the socket at once, not a write per frame', async () => {
+    const s = await server()
+    await publishMany(s, 'alice', 5)
+    // Every write the server makes to a socket it accepts, by socket, once the upgrade is answered.
+    const writes: number[] = []
+    s.server.httpServer!.on('connection', (socket: Socket) => {
+      const i = writes.push(0) - 1
+      socket.once('data', () => {
+        for (const method of ['_write', '_writev'] as const) {
+          const inner = socket[method] as (...args: unknown[]) => void
+          socket[method] = function (this: Socket, ...args: unknown[]) {
+            writes[i]!++
+            return inner.apply(this, args)
+          } as never
+        }
+      })
+    })
+    const c = await connect(s, 'alice', { since: 2 })
+    expect(c.frames.map((f) => f.type)).toEqual(['auth_success', 'notification', 'notification', 'notification', 'replayed'])
+    // The 101 answer is one write (made before the counting starts or counted here); the five frames one more.
+    expect(writes.at(-1)).toBeLessThanOrEqual(2)
   })
 
   it('takes since 0 as no cursor: replays what comes after the acknowledged cursor', async () => {

@@ -48,6 +48,8 @@ export async function authenticate(c: Connection, f: AuthFrame): Promise<void> {
   // A cursor beyond the latest seq comes from another database: start from the end.
   // One below the floor: retention removed what followed it, the replay starts after the floor.
   const since = Math.max(user.floor, Math.min(f.since || user.ackedSeq, user.latestSeq))
+  // The answer and the replay's first round (or its end, with nothing to replay) in one write.
+  c.cork()
   c.reply({
     type: 'auth_success',
     message: 'Connected to notification service',

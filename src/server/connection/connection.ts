@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import type { Duplex } from 'node:stream'
 import WebSocket from 'ws'
 import { type ClientFrame, CloseCode, ErrorCode, parseClientFrame, retryReason, type ServerFrame } from '../../protocol/index.js'
 import type { UserBudget } from '../budget.js'
@@ -52,6 +53,7 @@ const byteLength = (data: WebSocket.RawData): number =>
 const OWNER = Symbol('belfry connection')
 type Owned = WebSocket & { [OWNER]: Connection }
 const owner = (ws: WebSocket): Connection => (ws as Owned)[OWNER]
+const uncork = (socket: Duplex) => socket.uncork()
 
 /**
  * One client socket: its phase, its frames (read, rate-limited, parsed and
@@ -88,6 +90,8 @@ export class Connection {
   constructor(
     readonly ws: WebSocket,
     readonly hub: Hub,
+    /** The upgraded TCP socket under `ws`, corked by {@link Connection.cork}. */
+    readonly socket?: Duplex,
   ) {
     hub.connections.add(this)
     hub.unauthenticated.add(this)
@@ -186,6 +190,18 @@ export class Connection {
 
   reply(f: ServerFrame): void {
     this.send(frame(f))
+  }
+
+  /**
+   * What is sent from here to the end of this tick leaves in one write: the
+   * socket is corked until the next tick. An auth answer and its replay are
+   * several frames written together; each would otherwise be a system call.
+   */
+  cork(): void {
+    const socket = this.socket
+    if (!socket || socket.writableCorked > 0) return
+    socket.cork()
+    process.nextTick(uncork, socket)
   }
 
   /** Answers a bad frame with an error; too many in a row close the connection. */

@@ -110,6 +110,8 @@ export class Replay {
       // never holds more than half its bound of replay.
       let more = rows.length > limits.replayBatch
       let bytes = 0
+      // The round's frames leave in one write, not one each.
+      c.cork()
       for (const row of more ? rows.slice(0, limits.replayBatch) : rows) {
         if (bytes >= limits.maxBufferedBytes / 2) {
           more = true
