@@ -1,6 +1,5 @@
 import type { Limits } from './options.js'
 import { TokenBucket } from './rate-limit.js'
-import type { Registry } from './registry.js'
 
 /**
  * What one user may cost this process, shared by all the user's connections,
@@ -37,11 +36,13 @@ export class Budgets {
     return budget
   }
 
-  /** Forgets the budgets of users with no connection left whose buckets have filled up again (a new one would be the same). */
-  sweep(registry: Registry): void {
-    for (const [userId, b] of this.#byUser) {
-      if (registry.count(userId) === 0 && b.frames.full && b.bytes.full) this.#byUser.delete(userId)
-    }
+  /**
+   * Forgets the budgets whose buckets have filled up again: a new one would be
+   * the same. Connections look their user's budget up at each use, so an idle
+   * user (connected or not) costs no memory here.
+   */
+  sweep(): void {
+    for (const [userId, b] of this.#byUser) if (b.frames.full && b.bytes.full) this.#byUser.delete(userId)
   }
 
   get size(): number {

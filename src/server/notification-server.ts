@@ -475,7 +475,7 @@ export class NotificationServer {
   #upkeep(): void {
     const now = Date.now()
     for (const c of this.#hub.connections) c.expireBy(now)
-    this.#hub.budgets.sweep(this.#hub.registry)
+    this.#hub.budgets.sweep()
     this.#fanOutAll()
     if (!this.#hub.broker.up || now - this.#reconciledAt >= RECONCILE_MS) this.#reconcile()
   }

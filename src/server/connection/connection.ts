@@ -69,8 +69,6 @@ export class Connection {
   #userId: string | undefined
   /** The verified token's claims, kept only when subscriptions are authorized. */
   #claims: Readonly<Record<string, unknown>> | undefined
-  /** What the user may cost, shared with the user's other connections (budget.ts). */
-  #budget: UserBudget | undefined
   /** When the token expires (ms since the epoch); {@link expireBy} closes the connection then. */
   #expiresAt = Number.POSITIVE_INFINITY
   /** The replay cursor and live delivery. */
@@ -123,9 +121,13 @@ export class Connection {
     return this.#claims ?? {}
   }
 
-  /** The user's budget (after auth). */
+  /**
+   * What the user may cost, shared with the user's other connections
+   * (budget.ts; after auth). Looked up at each use, not kept: a budget left
+   * full is forgotten, so an idle connection holds none.
+   */
   get budget(): UserBudget {
-    return this.#budget!
+    return this.hub.budgets.of(this.#userId!)
   }
 
   /**
@@ -137,7 +139,6 @@ export class Connection {
     this.#userId = userId
     this.#expiresAt = expiresAt
     this.#claims = claims
-    this.#budget = this.hub.budgets.of(userId)
     this.#badFrames = 0
     this.hub.metrics?.authentications.inc()
     if (implicitAcks) this.#acks = new ImplicitAcks(this)
@@ -229,8 +230,8 @@ export class Connection {
   /** From the socket's shared `message` listener. */
   receive(data: WebSocket.RawData, isBinary: boolean): void {
     if (this.closed) return
-    const budget = this.#budget
-    if (budget === undefined) {
+    const authed = this.#userId !== undefined
+    if (!authed) {
       // Before auth one small frame is expected: a large one is not even parsed (deeply nested
       // JSON costs CPU), and a socket cannot pile up frames while its auth is being checked.
       if (byteLength(data) > this.hub.limits.maxAuthFrameBytes) {
@@ -241,9 +242,9 @@ export class Connection {
         this.close(CloseCode.ProtocolViolation, 'too many frames before auth')
         return
       }
-    } else if (!budget.frames.take()) {
+    } else if (!this.budget.frames.take()) {
       this.hub.metrics?.rateLimitCuts.inc()
-      this.close(CloseCode.RateLimited, retryReason('rate limited', Math.max(1000, budget.frames.retryMs)))
+      this.close(CloseCode.RateLimited, retryReason('rate limited', Math.max(1000, this.budget.frames.retryMs)))
       return
     }
     if (isBinary) {
@@ -255,9 +256,9 @@ export class Connection {
       this.reject(parsed.code, parsed.message, parsed.requestId)
       return
     }
-    if (budget !== undefined) this.#badFrames = 0
+    if (authed) this.#badFrames = 0
     const f = parsed.frame
-    if (f.type === 'ack' && budget !== undefined) {
+    if (f.type === 'ack' && authed) {
       // The most frequent frame (one per client per burst of deliveries) needs no order: written
       // now (the store batches them), not through the queue, whose promises would cost more.
       this.hub.store.ack(this.#userId!, f.seq).catch((error: unknown) => this.hub.log.warn({ conn: this.id, err: error }, 'ack failed'))
@@ -273,7 +274,19 @@ export class Connection {
    * connection would never go live: the client reconnects.
    */
   #enqueue(task: () => Promise<void>, critical = false, requestId?: string): void {
-    this.#queue = this.#queue.then(task).catch((error: unknown) => this.#failed(error, critical, requestId))
+    // Once the queue runs dry it is the shared settled promise again: an idle connection keeps none of its own.
+    const next: Promise<void> = this.#queue.then(task).then(
+      () => this.#drained(next),
+      (error: unknown) => {
+        this.#drained(next)
+        this.#failed(error, critical, requestId)
+      },
+    )
+    this.#queue = next
+  }
+
+  #drained(last: Promise<void>): void {
+    if (this.#queue === last) this.#queue = SETTLED
   }
 
   #failed(error: unknown, critical: boolean, requestId?: string): void {

@@ -97,10 +97,10 @@ export class Replay {
     const c = this.#c
     const { store, limits } = c.hub
     const userId = c.userId!
-    const bucket = c.budget.bytes
     for (;;) {
       // The user's requests have made the server send more than its budget allows: wait it out.
-      if (bucket.waitMs > 0) await sleep(bucket.waitMs, undefined, { ref: false })
+      const wait = c.budget.bytes.waitMs
+      if (wait > 0) await sleep(wait, undefined, { ref: false })
       if (c.closed) return
       const rows = caughtUp ? [] : await store.after(userId, this.#sentSeq, limits.replayBatch + 1)
       if (!caughtUp) c.hub.metrics?.replayRounds.inc()
@@ -110,6 +110,7 @@ export class Replay {
       // never holds more than half its bound of replay.
       let more = rows.length > limits.replayBatch
       let bytes = 0
+      const bucket = c.budget.bytes
       // The round's frames leave in one write, not one each.
       c.cork()
       for (const row of more ? rows.slice(0, limits.replayBatch) : rows) {

@@ -99,8 +99,8 @@ async function unsubscribe(c: Connection, f: SubscribeFrame): Promise<void> {
  * replay round's bytes, and paid for from the user's byte budget.
  */
 async function history(c: Connection, f: HistoryFrame): Promise<void> {
-  const bucket = c.budget.bytes
-  if (bucket.waitMs > 0) await sleep(bucket.waitMs, undefined, { ref: false })
+  const wait = c.budget.bytes.waitMs
+  if (wait > 0) await sleep(wait, undefined, { ref: false })
   if (c.closed) return
   const limit = f.limit ?? DEFAULT_HISTORY_LIMIT
   const rows = await c.hub.store.history(c.userId!, f.before, limit)
@@ -117,6 +117,6 @@ async function history(c: Connection, f: HistoryFrame): Promise<void> {
   const last = rows[items.length - 1]
   const next = (items.length < rows.length || items.length === limit) && last && last.seq > 1 ? { next: last.seq } : {}
   const page = historyFrame(items, { ...next, ...rid(f.requestId) })
-  bucket.charge(Buffer.byteLength(page))
+  c.budget.bytes.charge(Buffer.byteLength(page))
   c.send(page)
 }
