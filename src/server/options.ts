@@ -201,28 +201,41 @@ function requireMethods(options: ServerOptions, name: 'logger' | 'store' | 'brok
   }
 }
 
+/** A value as an option's TypeError shows it: a string quoted (a secret only by its length), anything else by its kind. */
+function shown(value: unknown, secret = false): string {
+  if (typeof value === 'string')
+    return secret ? `a string of ${value.length} characters` : JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value)
+  if (value === null || value === undefined || typeof value === 'number' || typeof value === 'boolean') return String(value)
+  return Array.isArray(value) ? 'an array' : typeof value === 'object' ? 'an object' : `a ${typeof value}`
+}
+
 /** Applies defaults and checks every option, throwing a `TypeError` that names a bad one. */
 export function resolveOptions(options: ServerOptions): ResolvedOptions {
-  if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object')
+  if (typeof options !== 'object' || options === null) throw new TypeError(`options must be an object; got ${shown(options)}`)
   if (typeof options.secret !== 'string' || options.secret.length < 16) {
-    throw new TypeError('options.secret must be a string of at least 16 characters')
+    throw new TypeError(`options.secret must be a string of at least 16 characters; got ${shown(options.secret, true)}`)
   }
   if (options.apiKey !== undefined && (typeof options.apiKey !== 'string' || options.apiKey.length < 8)) {
-    throw new TypeError('options.apiKey must be a string of at least 8 characters')
+    throw new TypeError(`options.apiKey must be a string of at least 8 characters; got ${shown(options.apiKey, true)}`)
   }
   if (options.database !== undefined && (typeof options.database !== 'string' || options.database === '')) {
-    throw new TypeError('options.database must be a file path')
+    throw new TypeError(`options.database must be a file path; got ${shown(options.database)}`)
   }
   const origins = options.allowedOrigins ?? []
   if (!Array.isArray(origins) || !origins.every((o) => typeof o === 'string')) {
-    throw new TypeError('options.allowedOrigins must be an array of origin strings')
+    throw new TypeError(
+      `options.allowedOrigins must be an array of origin strings; got ${Array.isArray(origins) ? `an array with ${shown(origins.find((o) => typeof o !== 'string'))}` : shown(origins)}`,
+    )
   }
-  if (options.dev !== undefined && typeof options.dev !== 'boolean') throw new TypeError('options.dev must be a boolean')
+  if (options.dev !== undefined && typeof options.dev !== 'boolean')
+    throw new TypeError(`options.dev must be a boolean; got ${shown(options.dev)}`)
   if (options.fallback !== undefined && typeof options.fallback !== 'function') {
-    throw new TypeError('options.fallback must be a function (req, res)')
+    throw new TypeError(`options.fallback must be a function (req, res); got ${shown(options.fallback)}`)
   }
   if (options.authorizeSubscribe !== undefined && typeof options.authorizeSubscribe !== 'function') {
-    throw new TypeError('options.authorizeSubscribe must be a function (userId, topic, claims) => boolean')
+    throw new TypeError(
+      `options.authorizeSubscribe must be a function (userId, topic, claims) => boolean; got ${shown(options.authorizeSubscribe)}`,
+    )
   }
   const metrics = resolveMetrics(options)
   const drainMs = options.drainMs ?? DEFAULT_DRAIN_MS
@@ -234,22 +247,23 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
   requireMethods(options, 'broker', ['publish', 'subscribe', 'ready', 'onStatus', 'close'])
   requireMethods(options, 'server', ['on', 'off'])
   if (options.limits !== undefined && (typeof options.limits !== 'object' || options.limits === null)) {
-    throw new TypeError('options.limits must be an object')
+    throw new TypeError(`options.limits must be an object; got ${shown(options.limits)}`)
   }
   const limits: Limits = { ...DEFAULT_LIMITS }
   for (const [key, value] of Object.entries(options.limits ?? {})) {
     if (!Object.hasOwn(DEFAULT_LIMITS, key)) throw new TypeError(`options.limits.${key} is not a known limit`)
     if (value === undefined) continue // given as undefined: not given
     if (!Number.isSafeInteger(value) || (value as number) <= 0) {
-      throw new TypeError(`options.limits.${key} must be a positive integer`)
+      throw new TypeError(`options.limits.${key} must be a positive integer; got ${shown(value)}`)
     }
     // setTimeout and setInterval turn longer delays into 1 ms.
     if (TIMER_LIMITS.has(key) && (value as number) > MAX_TIMER_MS) {
-      throw new TypeError(`options.limits.${key} must be at most ${MAX_TIMER_MS} ms`)
+      throw new TypeError(`options.limits.${key} must be at most ${MAX_TIMER_MS} ms; got ${shown(value)}`)
     }
     limits[key as keyof Limits] = value as number
   }
-  if (limits.maxTopicLength > MAX_TOPIC_LENGTH) throw new TypeError(`options.limits.maxTopicLength must be at most ${MAX_TOPIC_LENGTH}`)
+  if (limits.maxTopicLength > MAX_TOPIC_LENGTH)
+    throw new TypeError(`options.limits.maxTopicLength must be at most ${MAX_TOPIC_LENGTH}; got ${limits.maxTopicLength}`)
   const retention = resolveRetention(options.retention)
   return {
     ...options,
