@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto'
 import pg from 'pg'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { PostgresStore } from '../../src/server/index.js'
+import { EXPIRED_KEYS_BATCH } from '../../src/server/store/store.js'
 import { prunePass, storeContract } from '../contract/store.js'
 import { ClientPool } from '../helpers/client.js'
 import { DAY_MS, type InboxCount, pruneWhilePublishing } from '../helpers/retention.js'
@@ -100,6 +101,37 @@ describe('PostgresStore: what PostgreSQL adds', () => {
     })
     await client.end()
     await migrated.close()
+  })
+
+  it('removes expired idempotency keys at keyed publishes, a bounded batch each', async () => {
+    const s = schema()
+    const store = await PostgresStore.open(db.url, { schema: s })
+    const client = new pg.Client(db.url)
+    await client.connect()
+    try {
+      await client.query(
+        `INSERT INTO ${s}.idempotency_keys (key, fingerprint, id, created_at, recipients, expires_at)
+         SELECT 'old' || i, 'f', 'n', '2026-01-01T00:00:00.000Z', 1, $1::bigint + i FROM generate_series(1, 250) i
+         UNION ALL SELECT 'live', 'f', 'n', '2026-01-01T00:00:00.000Z', 1, $1::bigint + 3600000`,
+        [Date.now() - 1000],
+      )
+      const keys = async () => (await client.query(`SELECT count(*)::int AS n FROM ${s}.idempotency_keys`)).rows[0].n as number
+      await store.publish({ userIds: ['ann'] }, { title: 'unkeyed', body: '' })
+      expect(await keys()).toBe(251)
+      await store.publish({ userIds: ['ann'] }, { title: 'keyed', body: '' }, { key: 'k1', ttlMs: 60_000 })
+      expect(await keys()).toBe(251 - EXPIRED_KEYS_BATCH + 1)
+      await store.publish({ userIds: ['ann'] }, { title: 'keyed', body: '' }, { key: 'k2', ttlMs: 60_000 })
+      await store.publish({ userIds: ['ann'] }, { title: 'keyed', body: '' }, { key: 'k3', ttlMs: 60_000 })
+      expect((await client.query(`SELECT key FROM ${s}.idempotency_keys ORDER BY key`)).rows.map((r) => r.key)).toEqual([
+        'k1',
+        'k2',
+        'k3',
+        'live',
+      ])
+    } finally {
+      await client.end()
+      await store.close()
+    }
   })
 
   it('never waits for a user a transaction holds: a pass leaves it for the next one', async () => {
