@@ -222,7 +222,6 @@ async function publishRoute(req: IncomingMessage, res: ServerResponse, ctx: Http
   } finally {
     clearTimeout(timer)
   }
-  const idempotency = idempotencyKey(req.headers)
   if (res.headersSent) return
   let body: unknown
   try {
@@ -236,6 +235,7 @@ async function publishRoute(req: IncomingMessage, res: ServerResponse, ctx: Http
     sendJson(res, 400, { error: 'bad_request', message: request.reason })
     return
   }
+  const idempotency = idempotencyKey(req.headers)
   if ('reason' in idempotency) {
     sendJson(res, 400, { error: 'bad_request', message: idempotency.reason })
     return
