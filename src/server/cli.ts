@@ -54,6 +54,7 @@ async function main(): Promise<void> {
     fallback,
     retention,
     drainMs: config.drainMs,
+    idempotencyKeyTtlMs: config.idempotencyKeyTtlMs,
     ...(claim !== undefined && { authorizeSubscribe: topicsClaim(claim) }),
     metrics,
   })

@@ -1,5 +1,7 @@
 /** Configuration of the `belfry-server` command, read from the environment. */
 
+import { MAX_IDEMPOTENCY_KEY_TTL_MS } from './options.js'
+
 /**
  * Documented dev-mode secrets. Dev mode always uses these (never secrets from
  * the environment), and outside dev mode they are refused, so nothing dev
@@ -28,6 +30,8 @@ export interface CliConfig {
   retention?: { days?: number; maxPerUser?: number }
   /** How long a SIGTERM spreads the 1001 closes over, in ms (BELFRY_DRAIN_MS); absent: the server's default, 5000. */
   drainMs?: number
+  /** How long a publish's Idempotency-Key is remembered, in ms (BELFRY_IDEMPOTENCY_KEY_TTL_MS); absent: the server's default, 24 hours. */
+  idempotencyKeyTtlMs?: number
   /** Dev mode: the variables it ignored (their values are never used there). */
   ignored: string[]
 }
@@ -62,6 +66,14 @@ export function readConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Cli
   if (drainMs !== undefined && !(Number.isSafeInteger(drainMs) && drainMs >= 0 && drainMs <= 2 ** 31 - 1)) {
     throw new Error(`BELFRY_DRAIN_MS must be a whole number of milliseconds (0: close at once), got "${env.BELFRY_DRAIN_MS?.slice(0, 32)}"`)
   }
+  const ttl = env.BELFRY_IDEMPOTENCY_KEY_TTL_MS
+  const idempotencyKeyTtlMs = ttl ? Number(ttl) : undefined
+  if (idempotencyKeyTtlMs !== undefined && !(Number.isSafeInteger(idempotencyKeyTtlMs) && idempotencyKeyTtlMs >= 1)) {
+    throw new Error(`BELFRY_IDEMPOTENCY_KEY_TTL_MS must be a whole number of milliseconds ≥ 1, got "${ttl!.slice(0, 32)}"`)
+  }
+  if (idempotencyKeyTtlMs !== undefined && idempotencyKeyTtlMs > MAX_IDEMPOTENCY_KEY_TTL_MS) {
+    throw new Error(`BELFRY_IDEMPOTENCY_KEY_TTL_MS must be at most ${MAX_IDEMPOTENCY_KEY_TTL_MS} (a year), got "${ttl!.slice(0, 32)}"`)
+  }
   const common = {
     port,
     ...(host && { host }),
@@ -73,6 +85,7 @@ export function readConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Cli
     ...(metrics && { metrics }),
     ...(retention && { retention }),
     ...(drainMs !== undefined && { drainMs }),
+    ...(idempotencyKeyTtlMs !== undefined && { idempotencyKeyTtlMs }),
   }
   if (dev) {
     const ignored = (['BELFRY_SECRET', 'BELFRY_API_KEY'] as const).filter((name) => env[name])

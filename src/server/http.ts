@@ -5,7 +5,7 @@ import { isUserId, MAX_ID_LENGTH } from '../protocol/index.js'
 import { type AdminContext, adminRoute } from './admin.js'
 import { mintToken } from './auth.js'
 import { type PublishRequest, parsePublishBody } from './publish-input.js'
-import type { Audience, NotificationInput } from './store/store.js'
+import { type Audience, IdempotencyKeyReusedError, type NotificationInput } from './store/store.js'
 
 /** What /healthz reports. `ok` and `degraded` (delivery slowed, nothing lost) answer 200; the others 503. */
 export interface Health {
@@ -28,8 +28,13 @@ export interface HttpContext extends AdminContext {
   ready(): boolean
   health(): Promise<Health>
   stats(): { users: number; connections: number }
-  /** Rejects with {@link UnavailableError} when the store cannot take it: nothing was stored. */
-  publish(audience: Audience, input: NotificationInput): Promise<{ id: string; recipients: number }>
+  /**
+   * Rejects with {@link UnavailableError} when the store cannot take it, with
+   * {@link IdempotencyKeyReusedError} when `key` was used for another request.
+   * `replayed`: the key was used before for this request, and this is that
+   * publish's answer.
+   */
+  publish(audience: Audience, input: NotificationInput, key?: string): Promise<{ id: string; recipients: number; replayed?: boolean }>
   /** Dev mode: cuts every socket of a user, to show reconnection. */
   drop(userId: string): number
   /** `GET /metrics`, behind its bearer token; undefined while metrics are off (the path is not ours then). */
@@ -56,7 +61,12 @@ export function authorized(req: IncomingMessage, apiKey: string | undefined): bo
 class BodyTooLarge extends Error {}
 class BadBody extends Error {}
 
-/** The store could not take a publish: nothing was stored, the publisher may retry. The HTTP API answers 503. */
+/**
+ * The store failed a publish. Mostly nothing was stored; but when the
+ * connection to the database is lost while the commit is in flight, it may
+ * have been: a retry with the same idempotency key is safe either way. The
+ * HTTP API answers 503.
+ */
 export class UnavailableError extends Error {
   override name = 'UnavailableError' as const
 }
@@ -80,6 +90,22 @@ async function readBody(req: IncomingMessage, max: number): Promise<string> {
 }
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true })
+
+/** An `Idempotency-Key`: 1 to 255 visible ASCII characters, taken as sent (the quotes of a structured-field string included). */
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/
+
+/**
+ * The request's `Idempotency-Key`, undefined without one, or why it is refused.
+ * The header is the one of the IETF draft "The Idempotency-Key HTTP Header
+ * Field"; one key a request (Node joins repeated headers with ", ", which no
+ * key holds).
+ */
+export function idempotencyKey(headers: IncomingMessage['headers']): { key: string | undefined } | { reason: string } {
+  const value = headers['idempotency-key']
+  if (value === undefined) return { key: undefined }
+  if (typeof value === 'string' && IDEMPOTENCY_KEY.test(value)) return { key: value }
+  return { reason: 'send one "Idempotency-Key" of 1–255 visible ASCII characters (no spaces), e.g. a UUID' }
+}
 
 /**
  * Serves belfry's HTTP routes. Returns false for any other path, leaving the
@@ -209,16 +235,35 @@ async function publishRoute(req: IncomingMessage, res: ServerResponse, ctx: Http
     sendJson(res, 400, { error: 'bad_request', message: request.reason })
     return
   }
+  const idempotency = idempotencyKey(req.headers)
+  if ('reason' in idempotency) {
+    sendJson(res, 400, { error: 'bad_request', message: idempotency.reason })
+    return
+  }
+  const { key } = idempotency
   if (!ctx.ready()) {
     sendJson(res, 503, { error: 'closing', message: 'server is shutting down' })
     return
   }
   try {
-    const { id, recipients } = await ctx.publish(request.audience, request.input)
-    sendJson(res, 201, { ids: [id], recipients })
+    const { id, recipients, replayed } = await ctx.publish(request.audience, request.input, key)
+    // A replay is the first answer again, status included; the header tells the two apart.
+    sendJson(res, 201, { ids: [id], recipients }, replayed ? { 'idempotent-replayed': 'true' } : {})
   } catch (error) {
+    if (error instanceof IdempotencyKeyReusedError) {
+      sendJson(res, 422, {
+        error: 'idempotency_key_reused',
+        message: 'this Idempotency-Key was used for a different request: send a new key for a new notification',
+      })
+      return
+    }
     if (!(error instanceof UnavailableError)) throw error
-    sendJson(res, 503, { error: 'unavailable', message: `${error.message}; nothing was stored, retry later` }, { 'retry-after': '5' })
+    // A connection lost during the commit leaves it unknown whether the notification was stored.
+    const retry =
+      key === undefined
+        ? 'it may or may not have been stored; retry later, with an Idempotency-Key to store it at most once'
+        : 'it may or may not have been stored; retry later with the same Idempotency-Key: it is stored at most once'
+    sendJson(res, 503, { error: 'unavailable', message: `${error.message}; ${retry}` }, { 'retry-after': '5' })
   }
 }
 

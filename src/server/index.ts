@@ -22,6 +22,7 @@ export type {
   Audience,
   Delivery,
   FanOutBatch,
+  IdempotencyKey,
   NotificationInput,
   PruneBatch,
   Published,
@@ -32,4 +33,5 @@ export type {
   UnreadChange,
   UserState,
 } from './store/store.js'
+export { IdempotencyKeyReusedError } from './store/store.js'
 export { topicsClaim } from './topics.js'

@@ -17,7 +17,7 @@ import { Registry } from './registry.js'
 import { Pruner } from './retention.js'
 import { frame, notificationFrame, sharedPart } from './serialize.js'
 import { SqliteStore } from './store/sqlite.js'
-import type { Audience, NotificationInput, Published, Store } from './store/store.js'
+import { type Audience, IdempotencyKeyReusedError, type NotificationInput, type Published, type Store } from './store/store.js'
 
 /** What a publish resolves to, once the notification is durable. */
 export interface PublishResult {
@@ -151,7 +151,7 @@ export class NotificationServer {
       health: () => this.health(),
       stats: () => ({ users: this.#hub.registry.users, connections: this.#hub.registry.connections }),
       metrics: metrics && { token: this.#options.metrics!.token, scrape: () => metrics.scrape() },
-      publish: (audience, input) => this.#publish(audience, input),
+      publish: (audience, input, key) => this.#publish(audience, input, key),
       user: async (userId) => {
         const user = await this.#hub.store.user(userId)
         return user && { userId, ...user, connections: this.#hub.registry.count(userId) }
@@ -383,18 +383,25 @@ export class NotificationServer {
    * it directly then; those of other processes on their next replay (a
    * reconnect, or the gap the next notification shows).
    */
-  async #publish(audience: Audience, input: NotificationInput): Promise<PublishResult> {
+  async #publish(audience: Audience, input: NotificationInput, key?: string): Promise<PublishResult & { replayed?: boolean }> {
     const started = performance.now()
     let published: Published
     try {
-      published = await this.#hub.store.publish(audience, input)
+      published = await this.#hub.store.publish(
+        audience,
+        input,
+        key === undefined ? undefined : { key, ttlMs: this.#options.idempotencyKeyTtlMs },
+      )
     } catch (error) {
+      if (error instanceof IdempotencyKeyReusedError) throw error
       const message = (error as Error).message
       this.#storeFailure = { at: Date.now(), message }
       this.#hub.log.error({ err: error }, 'store publish failed')
       throw new UnavailableError(`the store failed: ${message}`, { cause: error })
     }
     const { notification, deliveries, recipients, pending } = published
+    // Stored and announced by the key's first publish: nothing to do again.
+    if (published.replayed) return { id: notification.id, recipients, replayed: true }
     this.#hub.metrics?.published(audience, deliveries.length, (performance.now() - started) / 1000)
     await this.#announce({ kind: 'notification', shared: sharedPart(notification), deliveries })
     if (pending) this.#fanOutAll()

@@ -56,6 +56,14 @@ export interface ServerOptions {
    * has a hole. @default keep everything
    */
   retention?: Retention | undefined
+  /**
+   * How long the store remembers a publish's `Idempotency-Key` (and the
+   * answer it replays for it), in ms from the publish that used it first.
+   * Past it the key is forgotten: a retry stores the notification again.
+   * Expired keys are removed by later keyed publishes, a bounded batch each.
+   * @default 86400000 (24 hours)
+   */
+  idempotencyKeyTtlMs?: number | undefined
 }
 
 /** Inbox retention (see {@link ServerOptions.retention}): at least one of the two. */
@@ -130,7 +138,10 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
 
 /** Options after defaults are applied. */
 export interface ResolvedOptions
-  extends Omit<ServerOptions, 'limits' | 'allowedOrigins' | 'dev' | 'database' | 'metrics' | 'retention' | 'drainMs'> {
+  extends Omit<
+    ServerOptions,
+    'limits' | 'allowedOrigins' | 'dev' | 'database' | 'metrics' | 'retention' | 'drainMs' | 'idempotencyKeyTtlMs'
+  > {
   database: string
   /** The bearer token of `/metrics`; undefined while metrics are off. */
   metrics: { token: string } | undefined
@@ -140,12 +151,18 @@ export interface ResolvedOptions
   limits: Readonly<Limits>
   /** Undefined: keep everything. */
   retention: Readonly<Retention> | undefined
+  idempotencyKeyTtlMs: number
 }
 
 /** The longest retention in days: a hundred years. */
 export const MAX_RETENTION_DAYS = 36_500
 /** The drain window when none is given, in ms. */
 export const DEFAULT_DRAIN_MS = 5000
+
+/** How long an idempotency key is remembered when no `idempotencyKeyTtlMs` is given: 24 hours. */
+export const DEFAULT_IDEMPOTENCY_KEY_TTL_MS = 86_400_000
+/** The longest an idempotency key may be remembered: a year. */
+export const MAX_IDEMPOTENCY_KEY_TTL_MS = 365 * 86_400_000
 
 /** setTimeout's largest delay. */
 const MAX_TIMER_MS = 2 ** 31 - 1
@@ -242,6 +259,12 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
   if (!Number.isSafeInteger(drainMs) || drainMs < 0 || drainMs > MAX_TIMER_MS) {
     throw new TypeError(`options.drainMs must be a whole number of ms from 0 to ${MAX_TIMER_MS}, got ${String(options.drainMs)}`)
   }
+  const idempotencyKeyTtlMs = options.idempotencyKeyTtlMs ?? DEFAULT_IDEMPOTENCY_KEY_TTL_MS
+  if (!Number.isSafeInteger(idempotencyKeyTtlMs) || idempotencyKeyTtlMs < 1 || idempotencyKeyTtlMs > MAX_IDEMPOTENCY_KEY_TTL_MS) {
+    throw new TypeError(
+      `options.idempotencyKeyTtlMs must be a whole number of ms from 1 to ${MAX_IDEMPOTENCY_KEY_TTL_MS}, got ${show(options.idempotencyKeyTtlMs)}`,
+    )
+  }
   requireMethods(options, 'logger', ['debug', 'info', 'warn', 'error'])
   requireMethods(options, 'store', STORE_METHODS)
   requireMethods(options, 'broker', ['publish', 'subscribe', 'ready', 'onStatus', 'close'])
@@ -274,6 +297,7 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
     metrics,
     limits: Object.freeze(limits),
     retention,
+    idempotencyKeyTtlMs,
   }
 }
 

@@ -6,7 +6,13 @@
  * raw tables) live beside each store's own test file.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import type { PruneBatch, RetentionRule, Store, UnreadChange } from '../../src/server/store/store.js'
+import {
+  IdempotencyKeyReusedError,
+  type PruneBatch,
+  type RetentionRule,
+  type Store,
+  type UnreadChange,
+} from '../../src/server/store/store.js'
 
 /** Options every store takes, for the tests. */
 export interface StoreTestOptions {
@@ -230,6 +236,84 @@ export function storeContract(name: string, makeHarness: () => Promise<StoreHarn
         ]),
       )
       expect(await store.latestSeqs([])).toEqual(new Map())
+    })
+  })
+
+  describe(`${name}: idempotency keys`, () => {
+    const DAY = 86_400_000
+    const keyed = (key: string, ttlMs = DAY) => ({ key, ttlMs })
+    const titles = async (userId: string) => (await store.after(userId, 0, 100)).map((n) => n.title)
+
+    it('stores a publish once per key: the same request again gets the first answer and stores nothing', async () => {
+      const first = await store.publish({ userIds: ['a', 'b'] }, note('once'), keyed('k1'))
+      expect(first.replayed).toBeUndefined()
+      expect(first.deliveries).toHaveLength(2)
+      const again = await store.publish({ userIds: ['b', 'a', 'a'] }, note('once'), keyed('k1'))
+      expect(again).toEqual({ notification: first.notification, deliveries: [], recipients: 2, pending: false, replayed: true })
+      expect(await titles('a')).toEqual(['once'])
+      expect(await titles('b')).toEqual(['once'])
+      expect((await store.touchUser('a')).latestSeq).toBe(1)
+      // Without a key, or with another, a publish is new.
+      await store.publish({ userIds: ['a'] }, note('once'))
+      await store.publish({ userIds: ['a'] }, note('once'), keyed('k2'))
+      expect(await titles('a')).toEqual(['once', 'once', 'once'])
+    })
+
+    it('refuses a key used for a different request, and stores nothing for it', async () => {
+      await store.publish({ userIds: ['a'] }, note('first'), keyed('k'))
+      await expect(store.publish({ userIds: ['a'] }, note('second'), keyed('k'))).rejects.toThrow(IdempotencyKeyReusedError)
+      await expect(store.publish({ userIds: ['b'] }, note('first'), keyed('k'))).rejects.toThrow(IdempotencyKeyReusedError)
+      await expect(store.publish({ userIds: ['a'] }, { ...note('first'), priority: 'high' }, keyed('k'))).rejects.toThrow(
+        IdempotencyKeyReusedError,
+      )
+      expect(await titles('a')).toEqual(['first'])
+      expect(await store.user('b')).toBeUndefined()
+    })
+
+    it('stores one notification for publishes with one key started together, and answers each alike', async () => {
+      await store.subscribe('s', ['news'], 10)
+      const direct = await Promise.all(range(1, 8).map(() => store.publish({ userIds: ['a', 'b'] }, note('race'), keyed('r1'))))
+      const topic = await Promise.all(range(1, 8).map(() => store.publish({ topic: 'news' }, note('race'), keyed('r2'))))
+      for (const results of [direct, topic]) {
+        expect(new Set(results.map((r) => r.notification.id)).size).toBe(1)
+        expect(results.filter((r) => !r.replayed)).toHaveLength(1)
+      }
+      expect(await titles('a')).toEqual(['race'])
+      expect(await titles('b')).toEqual(['race'])
+      expect(await titles('s')).toEqual(['race'])
+      expect(topic.map((r) => r.recipients)).toEqual(range(1, 8).map(() => 1))
+    })
+
+    it('replays a broadcast, a fan-out job’s publish and one to no one as first answered', async () => {
+      const fanning = await harness.reopen({ fanOutBatch: 2 })
+      opened.push(fanning)
+      for (const u of ['a', 'b', 'c']) await fanning.touchUser(u)
+      const big = await fanning.publish({ broadcast: true }, note('all'), keyed('b1'))
+      expect(big).toMatchObject({ recipients: 3, pending: true })
+      while (await fanning.fanOut());
+      expect(await fanning.publish({ broadcast: true }, note('all'), keyed('b1'))).toMatchObject({
+        notification: big.notification,
+        recipients: 3,
+        pending: false,
+        deliveries: [],
+        replayed: true,
+      })
+      const none = await fanning.publish({ topic: 'nobody' }, note('unheard'), keyed('b2'))
+      expect(await fanning.publish({ topic: 'nobody' }, note('unheard'), keyed('b2'))).toMatchObject({
+        notification: { id: none.notification.id },
+        recipients: 0,
+        replayed: true,
+      })
+      for (const u of ['a', 'b', 'c']) expect(await titles(u), u).toEqual(['all'])
+    })
+
+    it('forgets a key once it expires: the key may then be used again, for any request', async () => {
+      await store.publish({ userIds: ['a'] }, note('old'), keyed('e', 1))
+      await tick()
+      const reused = await store.publish({ userIds: ['a'] }, note('new'), keyed('e'))
+      expect(reused.replayed).toBeUndefined()
+      expect(await store.publish({ userIds: ['a'] }, note('new'), keyed('e'))).toMatchObject({ replayed: true })
+      expect(await titles('a')).toEqual(['old', 'new'])
     })
   })
 

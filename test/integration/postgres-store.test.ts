@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto'
 import pg from 'pg'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { PostgresStore } from '../../src/server/index.js'
+import { EXPIRED_KEYS_BATCH } from '../../src/server/store/store.js'
 import { prunePass, storeContract } from '../contract/store.js'
 import { ClientPool } from '../helpers/client.js'
 import { DAY_MS, type InboxCount, pruneWhilePublishing } from '../helpers/retention.js'
@@ -45,7 +46,7 @@ describe('PostgresStore: what PostgreSQL adds', () => {
     const client = new pg.Client(db.url)
     await client.connect()
     const { rows } = await client.query(`SELECT version FROM ${s}.migrations ORDER BY version`)
-    expect(rows.map((r) => r.version)).toEqual([1, 2])
+    expect(rows.map((r) => r.version)).toEqual([1, 2, 3])
     await client.end()
     // And every one of them works.
     const results = await Promise.all(stores.map((store, i) => store.publish({ userIds: ['ann'] }, { title: `n${i}`, body: '' })))
@@ -72,7 +73,7 @@ describe('PostgresStore: what PostgreSQL adds', () => {
     for (const store of stores) await store.close()
   })
 
-  it('migrates a schema of version 1: each notification counts the inbox entries that hold it, and retention works on it', async () => {
+  it('migrates a schema of version 1: each notification counts the inbox entries that hold it, retention and idempotency keys work on it', async () => {
     const s = schema()
     const store = await PostgresStore.open(db.url, { schema: s })
     await store.publish({ userIds: ['ann', 'bob'] }, { title: 'shared', body: '' })
@@ -82,7 +83,7 @@ describe('PostgresStore: what PostgreSQL adds', () => {
     await client.connect()
     // Back to version 1, as belfry before retention left it.
     await client.query(`ALTER TABLE ${s}.users DROP COLUMN floor_seq; ALTER TABLE ${s}.notifications DROP COLUMN refs;
-                        DELETE FROM ${s}.migrations WHERE version = 2`)
+                        DROP TABLE ${s}.idempotency_keys; DELETE FROM ${s}.migrations WHERE version >= 2`)
     const migrated = await PostgresStore.open(db.url, { schema: s })
     const { rows } = await client.query(`SELECT title, refs FROM ${s}.notifications ORDER BY no`)
     expect(rows).toEqual([
@@ -91,8 +92,46 @@ describe('PostgresStore: what PostgreSQL adds', () => {
     ])
     expect(await prunePass(migrated, { maxPerUser: 0 })).toMatchObject({ removed: 3, notifications: 2 })
     expect((await client.query(`SELECT count(*)::int AS n FROM ${s}.notifications`)).rows[0].n).toBe(0)
+    // And idempotency keys.
+    const key = { key: 'k', ttlMs: 60_000 }
+    const first = await migrated.publish({ userIds: ['ann'] }, { title: 'keyed', body: '' }, key)
+    expect(await migrated.publish({ userIds: ['ann'] }, { title: 'keyed', body: '' }, key)).toMatchObject({
+      notification: { id: first.notification.id },
+      replayed: true,
+    })
     await client.end()
     await migrated.close()
+  })
+
+  it('removes expired idempotency keys at keyed publishes, a bounded batch each', async () => {
+    const s = schema()
+    const store = await PostgresStore.open(db.url, { schema: s })
+    const client = new pg.Client(db.url)
+    await client.connect()
+    try {
+      await client.query(
+        `INSERT INTO ${s}.idempotency_keys (key, fingerprint, id, created_at, recipients, expires_at)
+         SELECT 'old' || i, 'f', 'n', '2026-01-01T00:00:00.000Z', 1, $1::bigint + i FROM generate_series(1, 250) i
+         UNION ALL SELECT 'live', 'f', 'n', '2026-01-01T00:00:00.000Z', 1, $1::bigint + 3600000`,
+        [Date.now() - 1000],
+      )
+      const keys = async () => (await client.query(`SELECT count(*)::int AS n FROM ${s}.idempotency_keys`)).rows[0].n as number
+      await store.publish({ userIds: ['ann'] }, { title: 'unkeyed', body: '' })
+      expect(await keys()).toBe(251)
+      await store.publish({ userIds: ['ann'] }, { title: 'keyed', body: '' }, { key: 'k1', ttlMs: 60_000 })
+      expect(await keys()).toBe(251 - EXPIRED_KEYS_BATCH + 1)
+      await store.publish({ userIds: ['ann'] }, { title: 'keyed', body: '' }, { key: 'k2', ttlMs: 60_000 })
+      await store.publish({ userIds: ['ann'] }, { title: 'keyed', body: '' }, { key: 'k3', ttlMs: 60_000 })
+      expect((await client.query(`SELECT key FROM ${s}.idempotency_keys ORDER BY key`)).rows.map((r) => r.key)).toEqual([
+        'k1',
+        'k2',
+        'k3',
+        'live',
+      ])
+    } finally {
+      await client.end()
+      await store.close()
+    }
   })
 
   it('never waits for a user a transaction holds: a pass leaves it for the next one', async () => {
@@ -195,7 +234,7 @@ describe('PostgresStore: what PostgreSQL adds', () => {
     await client.connect()
     await client.query(`INSERT INTO ${s}.migrations (version) VALUES (99)`)
     await client.end()
-    await expect(PostgresStore.open(db.url, { schema: s })).rejects.toThrow(/schema is version 99, newer than this belfry's \(2\)/)
+    await expect(PostgresStore.open(db.url, { schema: s })).rejects.toThrow(/schema is version 99, newer than this belfry's \(3\)/)
   }, 60_000)
 })
 

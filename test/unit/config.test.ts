@@ -120,6 +120,18 @@ describe('readConfig', () => {
     }
   })
 
+  it('reads BELFRY_IDEMPOTENCY_KEY_TTL_MS as whole milliseconds from 1 to a year; empty is unset', () => {
+    const base = { BELFRY_SECRET: 's'.repeat(16), BELFRY_API_KEY: 'k'.repeat(8) }
+    expect(readConfig({ ...base, BELFRY_IDEMPOTENCY_KEY_TTL_MS: '3600000' }, [])).toMatchObject({ idempotencyKeyTtlMs: 3_600_000 })
+    expect(readConfig({ ...base, BELFRY_IDEMPOTENCY_KEY_TTL_MS: '' }, [])).not.toHaveProperty('idempotencyKeyTtlMs')
+    for (const bad of ['0', '-1', '2.5', '24h']) {
+      expect(() => readConfig({ ...base, BELFRY_IDEMPOTENCY_KEY_TTL_MS: bad }, [])).toThrow(
+        /BELFRY_IDEMPOTENCY_KEY_TTL_MS must be a whole number of milliseconds ≥ 1/,
+      )
+    }
+    expect(() => readConfig({ ...base, BELFRY_IDEMPOTENCY_KEY_TTL_MS: String(366 * 86_400_000) }, [])).toThrow(/at most 31536000000/)
+  })
+
   it('refuses an empty BELFRY_DB instead of taking it for ./belfry.db', () => {
     expect(() => readConfig({ BELFRY_DB: '' }, ['--dev'])).toThrow(/BELFRY_DB is empty/)
   })
@@ -159,6 +171,13 @@ describe('resolveOptions', () => {
     for (const drainMs of [-1, 1.5, Number.NaN, 2 ** 31, '5000' as never]) {
       expect(() => resolveOptions({ secret: 's'.repeat(16), drainMs })).toThrow(TypeError)
       expect(() => resolveOptions({ secret: 's'.repeat(16), drainMs })).toThrow(/options\.drainMs must be a whole number/)
+    }
+    expect(resolveOptions({ secret: 's'.repeat(16) }).idempotencyKeyTtlMs).toBe(86_400_000)
+    for (const idempotencyKeyTtlMs of [0, 1.5, Number.NaN, 366 * 86_400_000, '1000' as never]) {
+      expect(() => resolveOptions({ secret: 's'.repeat(16), idempotencyKeyTtlMs })).toThrow(TypeError)
+      expect(() => resolveOptions({ secret: 's'.repeat(16), idempotencyKeyTtlMs })).toThrow(
+        /options\.idempotencyKeyTtlMs must be a whole number of ms from 1 to 31536000000/,
+      )
     }
   })
 

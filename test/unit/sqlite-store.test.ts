@@ -4,6 +4,8 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { SqliteStore } from '../../src/server/store/sqlite.js'
+import { SCHEMA_VERSION } from '../../src/server/store/sqlite-schema.js'
+import { EXPIRED_KEYS_BATCH } from '../../src/server/store/store.js'
 import { storeContract } from '../contract/store.js'
 
 storeContract('SqliteStore', async () => {
@@ -120,6 +122,43 @@ describe('SqliteStore: its tables', () => {
     expect(await other.fanOut()).toMatchObject({ deliveries: [], done: true })
     expect(titles()).toEqual([{ title: 'newer' }])
     expectCountersConsistent(db)
+  })
+
+  it('removes expired idempotency keys at keyed publishes, a bounded batch each', async () => {
+    const db = raw()
+    const keys = () => (db.prepare('SELECT count(*) AS n FROM idempotency_keys').get() as { n: number }).n
+    const insert = db.prepare(
+      "INSERT INTO idempotency_keys (key, fingerprint, id, created_at, recipients, expires_at) VALUES (?, 'f', 'n', '2026-01-01T00:00:00.000Z', 1, ?)",
+    )
+    for (let i = 0; i < 250; i++) insert.run(`old${i}`, Date.now() - 1000 + i)
+    insert.run('live', Date.now() + 60_000)
+    await store.publish({ userIds: ['a'] }, note('unkeyed'))
+    expect(keys()).toBe(251)
+    await store.publish({ userIds: ['a'] }, note('keyed'), { key: 'k1', ttlMs: 60_000 })
+    expect(keys()).toBe(251 - EXPIRED_KEYS_BATCH + 1)
+    await store.publish({ userIds: ['a'] }, note('keyed'), { key: 'k2', ttlMs: 60_000 })
+    await store.publish({ userIds: ['a'] }, note('keyed'), { key: 'k3', ttlMs: 60_000 })
+    expect(db.prepare('SELECT key FROM idempotency_keys ORDER BY key').all()).toEqual([
+      { key: 'k1' },
+      { key: 'k2' },
+      { key: 'k3' },
+      { key: 'live' },
+    ])
+  })
+
+  it('records no idempotency key for a publish that failed: its retry with the key stores it, once', async () => {
+    const db = raw()
+    await store.touchUser('boom')
+    db.exec(`CREATE TRIGGER trap BEFORE INSERT ON inbox WHEN NEW.user_no = (SELECT no FROM users WHERE id = 'boom')
+             BEGIN SELECT RAISE(ABORT, 'trap'); END`)
+    const key = { key: 'k', ttlMs: 60_000 }
+    await expect(store.publish({ userIds: ['a', 'boom'] }, note('doomed'), key)).rejects.toThrow(/trap/)
+    expect(db.prepare('SELECT count(*) AS n FROM idempotency_keys').get()).toEqual({ n: 0 })
+    db.exec('DROP TRIGGER trap')
+    const first = await store.publish({ userIds: ['a', 'boom'] }, note('doomed'), key)
+    expect(first.replayed).toBeUndefined()
+    expect(await store.publish({ userIds: ['a', 'boom'] }, note('doomed'), key)).toMatchObject({ replayed: true })
+    expect((await store.after('a', 0, 10)).map((n) => n.id)).toEqual([first.notification.id])
   })
 
   describe('is atomic: an insert that fails midway leaves nothing behind', () => {
@@ -268,13 +307,14 @@ describe('SqliteStore: a store that cannot work refuses to open, and a full one 
 })
 
 describe('SqliteStore: a database of schema 2', () => {
-  it('is migrated to schema 3: subscriptions keep their numbers, and a new one gets a number past any a pending job may reach', async () => {
+  it('is migrated: subscriptions keep their numbers, and a new one gets a number past any a pending job may reach', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'belfry-store-'))
     const file = join(dir, 'v2.db')
     new SqliteStore(file).close()
-    // Back to schema 2: no retention columns, subscriptions without AUTOINCREMENT.
+    // Back to schema 2: no retention columns, subscriptions without AUTOINCREMENT, no idempotency keys.
     const db = new Database(file)
     db.exec(`
+      DROP TABLE idempotency_keys;
       ALTER TABLE users DROP COLUMN floor_seq;
       ALTER TABLE notifications DROP COLUMN refs;
       DROP TABLE subscriptions;
@@ -294,7 +334,7 @@ describe('SqliteStore: a database of schema 2', () => {
     try {
       await store.subscribe('b', ['news'], 10)
       const raw = new Database(file)
-      expect(raw.pragma('user_version', { simple: true })).toBe(3)
+      expect(raw.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION)
       expect(raw.prepare('SELECT no, topic, user_no FROM subscriptions ORDER BY no').all()).toEqual([
         { no: 1, topic: 'news', user_no: 1 },
         { no: 2, topic: 'other', user_no: 2 },
@@ -312,8 +352,44 @@ describe('SqliteStore: a database of schema 2', () => {
   })
 })
 
+describe('SqliteStore: a database of schema 3', () => {
+  it('is migrated: it gains idempotency keys, its data whole', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'belfry-store-'))
+    const file = join(dir, 'inbox.db')
+    try {
+      const before = new SqliteStore(file)
+      await before.publish({ userIds: ['a'] }, { title: 'kept', body: '' })
+      await before.close()
+      const db = new Database(file)
+      db.exec('DROP TABLE idempotency_keys')
+      db.pragma('user_version = 3')
+      db.close()
+      const store = new SqliteStore(file)
+      try {
+        const key = { key: 'k', ttlMs: 60_000 }
+        const first = await store.publish({ userIds: ['a'] }, { title: 'new', body: '' }, key)
+        expect(await store.publish({ userIds: ['a'] }, { title: 'new', body: '' }, key)).toMatchObject({
+          notification: { id: first.notification.id },
+          replayed: true,
+        })
+        expect((await store.after('a', 0, 10)).map((n) => [n.seq, n.title])).toEqual([
+          [1, 'kept'],
+          [2, 'new'],
+        ])
+      } finally {
+        await store.close()
+      }
+      const raw = new Database(file)
+      expect(raw.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION)
+      raw.close()
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
 describe('SqliteStore: a database of belfry 0.1.0 (schema 1)', () => {
-  it('is migrated to schema 3 on open, its data whole, each notification counting the entries that hold it', async () => {
+  it('is migrated on open, its data whole, each notification counting the entries that hold it', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'belfry-store-'))
     const file = join(dir, 'old.db')
     const old = new Database(file)
@@ -368,7 +444,7 @@ describe('SqliteStore: a database of belfry 0.1.0 (schema 1)', () => {
       await store.close()
     }
     const raw = new Database(file)
-    expect(raw.pragma('user_version', { simple: true })).toBe(3)
+    expect(raw.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION)
     expect(raw.prepare("SELECT name FROM sqlite_master WHERE name LIKE '%_v1'").all()).toEqual([])
     expect(raw.prepare('SELECT id, refs FROM notifications ORDER BY no').all()).toEqual([
       { id: 'n1', refs: 1 },
@@ -378,9 +454,9 @@ describe('SqliteStore: a database of belfry 0.1.0 (schema 1)', () => {
     raw.close()
     // A database newer than this belfry is refused.
     const newer = new Database(file)
-    newer.pragma('user_version = 4')
+    newer.pragma(`user_version = ${SCHEMA_VERSION + 1}`)
     newer.close()
-    expect(() => new SqliteStore(file)).toThrow(/schema is version 4, newer than this belfry's \(3\)/)
+    expect(() => new SqliteStore(file)).toThrow(`schema is version ${SCHEMA_VERSION + 1}, newer than this belfry's (${SCHEMA_VERSION})`)
     rmSync(dir, { recursive: true, force: true })
   })
 })

@@ -3,13 +3,18 @@ import type { JsonObject, Notification, Priority } from '../../protocol/index.js
 import {
   type Audience,
   type Delivery,
+  EXPIRED_KEYS_BATCH,
   type FanOutBatch,
+  type IdempotencyKey,
+  type KeyRecord,
   type NotificationInput,
   type PruneBatch,
   type Published,
   pruneCut,
   type ReadChange,
   type RetentionRule,
+  replayOf,
+  requestFingerprint,
   type Store,
   type StoredNotification,
   storedNotification,
@@ -97,7 +102,24 @@ const MIGRATIONS: readonly string[] = [
    UPDATE $s.notifications n SET refs = c.n
      FROM (SELECT notification_no, count(*) AS n FROM $s.inbox GROUP BY notification_no) c
      WHERE c.notification_no = n.no;`,
+  // Publishers' idempotency keys: the request's fingerprint, the answer, and when the key expires (ms since the epoch).
+  `CREATE TABLE $s.idempotency_keys (
+     key          text PRIMARY KEY,
+     fingerprint  text NOT NULL,
+     id           text NOT NULL,
+     created_at   text NOT NULL,
+     recipients   bigint NOT NULL,
+     expires_at   bigint NOT NULL
+   );
+   CREATE INDEX idempotency_keys_by_expiry ON $s.idempotency_keys (expires_at);`,
 ]
+
+/** A key a publish records in its own transaction. */
+interface KeyRow {
+  key: string
+  fingerprint: string
+  expiresAt: number
+}
 
 /** Users one retention batch looks at. */
 const PRUNE_USERS = 500
@@ -290,7 +312,39 @@ export class PostgresStore implements Store {
     }
   }
 
-  async publish(audience: Audience, input: NotificationInput): Promise<Published> {
+  /**
+   * With a key: expired keys go (a bounded batch, and this key if it is one)
+   * and the key is looked up; a new one is recorded by the publish's own
+   * statement or transaction. Of two publishes with one key at once, the
+   * second's insert waits for the first's transaction on the key's unique
+   * index, then fails (23505): it reads the key again and answers as the
+   * first did.
+   */
+  async publish(audience: Audience, input: NotificationInput, idempotency?: IdempotencyKey): Promise<Published> {
+    if (!idempotency) return this.#publishOnce(audience, input, undefined)
+    const fingerprint = requestFingerprint(audience, input)
+    for (let attempt = 1; ; attempt++) {
+      const now = Date.now()
+      const { rows } = await this.#query(
+        `WITH expired AS (DELETE FROM $s.idempotency_keys
+                          WHERE key IN (SELECT key FROM $s.idempotency_keys WHERE expires_at <= $2
+                                        ORDER BY expires_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+                             OR (key = $1 AND expires_at <= $2))
+         SELECT fingerprint, id, created_at AS timestamp, recipients FROM $s.idempotency_keys WHERE key = $1 AND expires_at > $2`,
+        [idempotency.key, now, EXPIRED_KEYS_BATCH],
+      )
+      if (rows[0]) return replayOf(rows[0] as KeyRecord, fingerprint, audience, input)
+      try {
+        return await this.#publishOnce(audience, input, { key: idempotency.key, fingerprint, expiresAt: now + idempotency.ttlMs })
+      } catch (error) {
+        const { code, constraint } = error as { code?: string; constraint?: string }
+        if (attempt === 1 && code === '23505' && constraint === 'idempotency_keys_pkey') continue
+        throw error
+      }
+    }
+  }
+
+  async #publishOnce(audience: Audience, input: NotificationInput, key: KeyRow | undefined): Promise<Published> {
     const notification = storedNotification(input, audience)
     const row = [
       notification.id,
@@ -314,9 +368,11 @@ export class PostgresStore implements Store {
                       SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE (SELECT count(*) FROM locked) = $8 RETURNING no),
                 bumped AS (UPDATE $s.users u SET latest_seq = u.latest_seq + 1, unread = u.unread + 1
                            FROM locked, n WHERE u.no = locked.no RETURNING u.no, u.id, u.latest_seq),
-                entries AS (INSERT INTO $s.inbox (user_no, seq, notification_no) SELECT bumped.no, bumped.latest_seq, n.no FROM bumped, n)
+                entries AS (INSERT INTO $s.inbox (user_no, seq, notification_no) SELECT bumped.no, bumped.latest_seq, n.no FROM bumped, n),
+                keyed AS (INSERT INTO $s.idempotency_keys (key, fingerprint, id, created_at, recipients, expires_at)
+                          SELECT $10::text, $11::text, $1, $5, $8, $12::bigint FROM n WHERE $10::text IS NOT NULL)
            SELECT id AS "userId", latest_seq AS seq FROM bumped`,
-          [...row, ids.length, ids],
+          [...row, ids.length, ids, key?.key ?? null, key?.fingerprint ?? null, key?.expiresAt ?? null],
           'belfry_publish',
         )
         if (rows.length > 0) return { notification, deliveries: rows as Delivery[], recipients: rows.length, pending: false }
@@ -333,6 +389,12 @@ export class PostgresStore implements Store {
         topic === null ? [] : [topic],
       )
       const { up_to: upTo, size } = audienceRows.rows[0] as { up_to: number; size: number }
+      if (key) {
+        await q(
+          `INSERT INTO $s.idempotency_keys (key, fingerprint, id, created_at, recipients, expires_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+          [key.key, key.fingerprint, notification.id, notification.timestamp, size, key.expiresAt],
+        )
+      }
       // No one to give it to (a topic no one follows): nothing to store, which retention would never remove.
       if (size === 0) return { notification, deliveries: [], recipients: 0, pending: false }
       const { rows } = await q(

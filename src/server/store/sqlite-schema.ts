@@ -3,6 +3,9 @@ import type Database from 'better-sqlite3'
 /**
  * The SQLite schema and its migrations, versioned by `PRAGMA user_version`.
  *
+ * Version 4 adds publishers' idempotency keys: each with the fingerprint of
+ * its request, the answer (notification id and time, recipients) and when
+ * it expires.
  * Version 3 adds retention: each user's `floor_seq` (the highest seq pruned
  * from the inbox, 0 for none) and each notification's `refs` (the inbox
  * entries that hold it, so the pruner deletes it with the last of them),
@@ -15,7 +18,7 @@ import type Database from 'better-sqlite3'
  * jobs page by), and an inbox entry is three integers and a flag.
  * Version 1 (belfry 0.1.0) keyed the inbox by text ids and had no `no`.
  */
-export const SCHEMA_VERSION = 3
+export const SCHEMA_VERSION = 4
 
 const V2 = `
 CREATE TABLE users (
@@ -118,6 +121,19 @@ UPDATE notifications SET refs = c.n
   WHERE c.notification_no = notifications.no;
 `
 
+/** From version 3 to 4: idempotency keys, found by key and removed oldest first. */
+const V3_TO_V4 = `
+CREATE TABLE idempotency_keys (
+  key          TEXT PRIMARY KEY,
+  fingerprint  TEXT NOT NULL,
+  id           TEXT NOT NULL,
+  created_at   TEXT NOT NULL,
+  recipients   INTEGER NOT NULL,
+  expires_at   INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX idempotency_keys_by_expiry ON idempotency_keys (expires_at);
+`
+
 /** Brings the database to {@link SCHEMA_VERSION}, in one transaction; refuses a newer one. */
 export function migrate(db: Database.Database): void {
   db.transaction(() => {
@@ -128,7 +144,8 @@ export function migrate(db: Database.Database): void {
       const hasUsers = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'users'").get() !== undefined
       db.exec(hasUsers ? V1_TO_V2 : V2)
     }
-    db.exec(V2_TO_V3)
+    if (version < 3) db.exec(V2_TO_V3)
+    db.exec(V3_TO_V4)
     db.pragma(`user_version = ${SCHEMA_VERSION}`)
   }).immediate()
 }

@@ -4,13 +4,18 @@ import { migrate } from './sqlite-schema.js'
 import {
   type Audience,
   type Delivery,
+  EXPIRED_KEYS_BATCH,
   type FanOutBatch,
+  type IdempotencyKey,
+  type KeyRecord,
   type NotificationInput,
   type PruneBatch,
   type Published,
   pruneCut,
   type ReadChange,
   type RetentionRule,
+  replayOf,
+  requestFingerprint,
   type Store,
   type StoredNotification,
   storedNotification,
@@ -117,7 +122,7 @@ export class SqliteStore implements Store {
   /** The last failure of work the store does on its own (the checkpoint), until one succeeds. */
   #background: Error | undefined
   readonly #s
-  readonly #publishTx: Database.Transaction<(audience: Audience, input: NotificationInput) => Published>
+  readonly #publishTx: Database.Transaction<(audience: Audience, input: NotificationInput, idempotency?: IdempotencyKey) => Published>
   readonly #fanOutTx: Database.Transaction<() => FanOutBatch | undefined>
   readonly #markReadTx: Database.Transaction<(userId: string, ids: readonly string[] | 'all') => ReadChange>
   readonly #subscribeTx: Database.Transaction<(userId: string, topics: readonly string[], max: number) => string[]>
@@ -212,6 +217,17 @@ export class SqliteStore implements Store {
       advanceJob: db.prepare('UPDATE fanout_jobs SET after = ? WHERE no = ?'),
       endJob: db.prepare('DELETE FROM fanout_jobs WHERE no = ?'),
       probe: db.prepare(PROBE),
+      expireKeys: db.prepare(
+        'DELETE FROM idempotency_keys WHERE key IN (SELECT key FROM idempotency_keys WHERE expires_at <= ? ORDER BY expires_at LIMIT ?)',
+      ),
+      findKey: db.prepare(
+        'SELECT fingerprint, id, created_at AS timestamp, recipients FROM idempotency_keys WHERE key = ? AND expires_at > ?',
+      ),
+      insertKey: db.prepare(
+        `INSERT INTO idempotency_keys (key, fingerprint, id, created_at, recipients, expires_at) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (key) DO UPDATE SET fingerprint = excluded.fingerprint, id = excluded.id, created_at = excluded.created_at,
+         recipients = excluded.recipients, expires_at = excluded.expires_at`,
+      ),
       getUser: db.prepare(
         'SELECT latest_seq AS latestSeq, acked_seq AS ackedSeq, unread AS unreadCount, floor_seq AS floor FROM users WHERE id = ?',
       ),
@@ -274,12 +290,29 @@ export class SqliteStore implements Store {
     this.#pruneTx = db.transaction(this.#prune)
   }
 
+  /** One transaction: the publish, and with a key, the key's look-up or record (see {@link Store.publish}). */
+  readonly #publish = (audience: Audience, input: NotificationInput, idempotency?: IdempotencyKey): Published => {
+    if (!idempotency) return this.#publishOnce(audience, input)
+    // In the publish's immediate transaction: no other writer runs between the look-up and the insert.
+    const s = this.#s
+    const now = Date.now()
+    s.expireKeys.run(now, EXPIRED_KEYS_BATCH)
+    const fingerprint = requestFingerprint(audience, input)
+    const record = s.findKey.get(idempotency.key, now) as KeyRecord | undefined
+    if (record) return replayOf(record, fingerprint, audience, input)
+    const published = this.#publishOnce(audience, input)
+    const { id, timestamp } = published.notification
+    // An expired key not yet removed is replaced.
+    s.insertKey.run(idempotency.key, fingerprint, id, timestamp, published.recipients, now + idempotency.ttlMs)
+    return published
+  }
+
   /**
-   * One transaction: the notification, and every inbox entry for `userIds`;
-   * for a broadcast or topic, the first batch and, when the audience is
-   * larger, a fan-out job for the rest.
+   * The notification, and every inbox entry for `userIds`; for a broadcast
+   * or topic, the first batch and, when the audience is larger, a fan-out job
+   * for the rest.
    */
-  readonly #publish = (audience: Audience, input: NotificationInput): Published => {
+  readonly #publishOnce = (audience: Audience, input: NotificationInput): Published => {
     const s = this.#s
     const notification = storedNotification(input, audience)
     const userIds = 'userIds' in audience ? [...new Set(audience.userIds)] : undefined
@@ -333,8 +366,8 @@ export class SqliteStore implements Store {
     return { deliveries, done: last >= upTo }
   }
 
-  async publish(audience: Audience, input: NotificationInput): Promise<Published> {
-    return this.#publishTx.immediate(audience, input)
+  async publish(audience: Audience, input: NotificationInput, idempotency?: IdempotencyKey): Promise<Published> {
+    return this.#publishTx.immediate(audience, input, idempotency)
   }
 
   readonly #fanOut = (): FanOutBatch | undefined => {

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import type { JsonObject, Notification, Priority } from '../../protocol/index.js'
 
 /** What a publisher supplies. */
@@ -43,6 +43,78 @@ export interface Published {
   recipients: number
   /** The audience was too large for one transaction: a fan-out job makes the rest (see {@link Store.fanOut}). */
   pending: boolean
+  /**
+   * The idempotency key was used before for this request: this is the first
+   * publish's answer (its notification's id and time, its recipients), and
+   * nothing was stored now (`deliveries` is empty, `pending` false).
+   */
+  replayed?: true
+}
+
+/**
+ * A publisher's idempotency key: a publish that carries a key already used
+ * for the same request stores nothing and answers as the first did.
+ */
+export interface IdempotencyKey {
+  key: string
+  /** How long the store remembers the key, in ms, from the publish that used it first. */
+  ttlMs: number
+}
+
+/** Most expired idempotency keys a keyed publish removes: each adds one, so they cannot pile up, and none waits long. */
+export const EXPIRED_KEYS_BATCH = 100
+
+/** A publish carried a key that was used for a different request. The HTTP API answers 422. */
+export class IdempotencyKeyReusedError extends Error {
+  override name = 'IdempotencyKeyReusedError' as const
+}
+
+/** What a key remembers of its publish. */
+export interface KeyRecord {
+  fingerprint: string
+  id: string
+  timestamp: string
+  recipients: number
+}
+
+/**
+ * The publish a key was used for, as a hash of its canonical form: the
+ * audience (user ids as a set) and the notification with its defaults, keys
+ * in sorted order at every depth. Two requests that would store the same
+ * notification for the same audience have the same fingerprint.
+ */
+export function requestFingerprint(audience: Audience, input: NotificationInput): string {
+  const who = 'userIds' in audience ? { userIds: [...new Set(audience.userIds)].sort() } : audience
+  const what = { title: input.title, body: input.body, priority: input.priority ?? 'medium', data: input.data ?? null }
+  return createHash('sha256')
+    .update(canonical({ audience: who, input: what }))
+    .digest('base64url')
+}
+
+/** JSON with the keys of every object sorted. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`
+  if (typeof value === 'object' && value !== null) {
+    const entries = Object.entries(value)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`
+  }
+  return JSON.stringify(value)
+}
+
+/**
+ * The answer to a publish whose key was used before: the first publish's when
+ * the request is the same (the notification rebuilt from this request, which
+ * is the same, with the first one's id and time); an
+ * {@link IdempotencyKeyReusedError} when it is not.
+ */
+export function replayOf(record: KeyRecord, fingerprint: string, audience: Audience, input: NotificationInput): Published {
+  if (record.fingerprint !== fingerprint) {
+    throw new IdempotencyKeyReusedError('this idempotency key was used for a different request')
+  }
+  const notification = { ...storedNotification(input, audience), id: record.id, timestamp: record.timestamp }
+  return { notification, deliveries: [], recipients: record.recipients, pending: false, replayed: true }
 }
 
 /** One batch of a fan-out job. */
@@ -174,8 +246,16 @@ export interface Store {
    * stores nothing, and a job that ends with no entry left (its audience
    * gone, its first entries pruned) deletes its notification: no row stays
    * that no inbox holds, which retention could never reach.
+   *
+   * With an idempotency key, the same transaction records the key, the
+   * request's {@link requestFingerprint} and the answer. A key used before
+   * (and not expired) stores nothing: the same request resolves with the
+   * first answer ({@link Published.replayed}), a different one rejects with
+   * {@link IdempotencyKeyReusedError}. Two publishes with one key at once
+   * store one notification and resolve alike. A keyed publish also removes
+   * up to {@link EXPIRED_KEYS_BATCH} expired keys.
    */
-  publish(audience: Audience, input: NotificationInput): Promise<Published>
+  publish(audience: Audience, input: NotificationInput, idempotency?: IdempotencyKey): Promise<Published>
   /**
    * Makes the next batch of a pending fan-out job — any job, whichever
    * process's publish made it (one whose process died too) — in one
