@@ -294,8 +294,11 @@ export class PostgresStore implements Store {
     }
   }
 
-  async #query(text: string, values?: unknown[]): Promise<pg.QueryResult> {
-    return this.#pool.query(this.#sql(text), values)
+  /** One statement. `name`: a hot one, which each pooled connection then parses and plans once, not at every call. */
+  async #query(text: string, values: unknown[] = [], name?: string): Promise<pg.QueryResult> {
+    return name
+      ? this.#pool.query({ name: `${name}_${this.#s}`, text: this.#sql(text), values })
+      : this.#pool.query(this.#sql(text), values)
   }
 
   /** Runs one statement (its own transaction), again when it meets a deadlock or a serialization failure. */
@@ -303,7 +306,7 @@ export class PostgresStore implements Store {
     for (let attempt = 1; ; attempt++) {
       try {
         // Named: each pooled connection parses and plans it once, not at every publish.
-        return await (name ? this.#pool.query({ name: `${name}_${this.#s}`, text: this.#sql(text), values }) : this.#query(text, values))
+        return await this.#query(text, values, name)
       } catch (error) {
         const code = (error as { code?: string }).code
         if (!(attempt < RETRIES && code !== undefined && RETRYABLE.has(code))) throw error
@@ -481,6 +484,7 @@ export class PostgresStore implements Store {
        UNION ALL SELECT latest_seq, acked_seq, unread, floor_seq FROM $s.users WHERE id = $1
        LIMIT 1`,
       [userId],
+      'belfry_touch_user',
     )
     return rows[0] as UserState
   }
@@ -497,6 +501,7 @@ export class PostgresStore implements Store {
     const { rows } = await this.#query(
       `${SELECT} WHERE i.user_no = (SELECT no FROM $s.users WHERE id = $1) AND i.seq > $2 ORDER BY i.seq LIMIT $3`,
       [userId, after, limit],
+      'belfry_after',
     )
     return (rows as Row[]).map(toNotification)
   }
@@ -513,6 +518,7 @@ export class PostgresStore implements Store {
     const { rows } = await this.#query(
       'UPDATE $s.users SET acked_seq = greatest(acked_seq, least($2, latest_seq)) WHERE id = $1 RETURNING acked_seq',
       [userId, seq],
+      'belfry_ack',
     )
     return (rows[0]?.acked_seq as number | undefined) ?? 0
   }
