@@ -248,7 +248,12 @@ export async function runCluster(ctx: ClusterContext): Promise<ClusterResults> {
     const roundTrip0 = await roundTrip(db)
 
     async function start(configs: NodeConfig[]): Promise<Node[]> {
-      const peers = configs.map((_, i) => ctx.spawn('cluster-node.ts', [], `cluster node ${i}`))
+      // BENCH_CPU_PROF=<dir>: a CPU profile of each server process, as for the other phases.
+      const prof = (i: number) =>
+        process.env.BENCH_CPU_PROF
+          ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}/cluster-${configs[i]!.store}-node${i}`]
+          : []
+      const peers = configs.map((_, i) => ctx.spawn('cluster-node.ts', prof(i), `cluster node ${i}`))
       const ports = await Promise.all(peers.map((p, i) => p.call<{ port: number }>('start', configs[i])))
       return peers.map((peer, i) => ({ peer, http: `http://127.0.0.1:${ports[i]!.port}`, ws: `ws://127.0.0.1:${ports[i]!.port}/ws` }))
     }
