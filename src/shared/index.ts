@@ -121,9 +121,6 @@ function ownCursor(storage: CursorStorage): CursorStorage {
   }
 }
 
-/** Thrown by the tab's token provider when the token names another user than the group's: the tab joins that user's group instead. */
-const OTHER_USER = new Error('another user')
-
 /**
  * One tab's connection in its user's group: a closure rather than a class, as
  * its locals minify to single letters where private fields would not.
@@ -150,7 +147,6 @@ function shared(
   /** When the leader last said anything. */
   let lastWord = 0
   let watch: ReturnType<typeof setInterval> | undefined
-  let retry: ReturnType<typeof setTimeout> | undefined
   /** Counts lock requests: a request granted after a newer one was made lets go at once. */
   let asked = 0
   /** While leading (the tab's mode is `leader` exactly while it has one): the socket, the end of the lead, and what joining tabs start from. */
@@ -171,15 +167,15 @@ function shared(
   let fetching = ''
   let before = 0
 
-  /** The app's token provider; the leader's socket gets one that checks the user first. */
-  const token = o.token
-  if (typeof token === 'function') {
-    o.token = async () => {
-      const t = await token()
-      if (host.auth(t).userId === user) return t
-      queueMicrotask(rejoin)
-      throw OTHER_USER
-    }
+  /**
+   * The fields of a token's auth frame; a token that names another user than
+   * the group's moves the tab to that user's group (before a socket of the
+   * group's opens with it).
+   */
+  const auth = (t: string) => {
+    const a = host.auth(t)
+    if (a.userId !== user) queueMicrotask(rejoin)
+    return a
   }
 
   const post = (m: Message) => channel?.postMessage(m)
@@ -219,10 +215,10 @@ function shared(
     let userId: string | undefined
     try {
       url = await resolve(o.url)
-      ;({ userId, since } = host.auth(await resolve(token)))
+      ;({ userId, since } = host.auth(await resolve(o.token)))
     } catch (cause) {
       host.error(new BelfryError('url or token provider failed', { cause }))
-      retry = setTimeout(() => state === 'connecting' && void join(), o.backoff(0))
+      watch = setTimeout(() => state === 'connecting' && void join(), o.backoff(0))
       return
     }
     if (state === 'closed') return
@@ -234,9 +230,11 @@ function shared(
     lastWord = Date.now()
     queue(false)
     post({})
-    // A leader that has said nothing for `stale` ms is frozen or gone: a visible tab takes its place.
     watch = setInterval(() => {
-      if (!link && globalThis.document?.visibilityState !== 'hidden' && Date.now() - lastWord > stale) {
+      // Leading: the state again, every `beat` ms, which also puts right a tab that missed a message.
+      if (link) announce()
+      // A leader that has said nothing for `stale` ms is frozen or gone: a visible tab takes its place.
+      else if (globalThis.document?.visibilityState !== 'hidden' && Date.now() - lastWord > stale) {
         lastWord = Date.now()
         queue(true)
       }
@@ -260,6 +258,7 @@ function shared(
     fetching = ''
     const socket = solo({
       ...host,
+      auth,
       status: (s) => {
         if (link !== socket) return // stepping down
         last = s
@@ -273,16 +272,12 @@ function shared(
         host.online(f)
       },
       frame: relay,
-      error: (e) => e.cause === OTHER_USER || host.error(e),
     })
     link = socket
-    // Beats: the state again, every `beat` ms, which also puts right a tab that missed a message.
-    const beats = setInterval(announce, beat)
     socket.connect()
     return new Promise<void>((done) => {
       stepDown = () => {
         stepDown = link = undefined
-        clearInterval(beats)
         socket.close('step down')
         done()
       }
@@ -302,7 +297,7 @@ function shared(
 
   /** Leader: a frame from the server, for every tab, or for the tab that asked (and, for a read change, news for the others). */
   function relay(f: Frame<ServerFrame>): void {
-    if (f.type === 'notification' && f.seq !== undefined) {
+    if (f.type === 'notification' && f.seq) {
       // The client takes every new seq: what this tab has, should it follow again.
       cursor = want = Math.max(cursor, f.seq)
       if (f.seq > snap.seq) {
@@ -351,11 +346,11 @@ function shared(
     if (m.s) {
       const to = m.s!.to
       // The leader's socket is gone: before the next, ask the tab's token who its user is, as a socket of its own would.
-      if (state === 'online' && to !== 'online') void recheck()
+      if (state === 'online' && to !== 'online') recheck()
       snap = m.snap!
-      set(to === 'closed' || to === 'idle' ? 'reconnecting' : to, m.s!)
+      set(to === 'closed' ? 'reconnecting' : to, m.s!)
       fill()
-    } else if (f.type === 'notification' && f.seq !== undefined) {
+    } else if (f.type === 'notification' && f.seq) {
       // In order it goes to the client; past a gap it waits for the gap to fill. While the user is checked it waits to be fetched.
       want = Math.max(want, f.seq)
       if (!checking || !cursor) {
@@ -406,7 +401,6 @@ function shared(
   function leave(): void {
     asked++
     clearInterval(watch)
-    clearTimeout(retry)
     stepDown?.()
     channel?.close()
     channel = undefined
@@ -418,23 +412,20 @@ function shared(
     leave()
     epoch = 0
     held = {}
-    fetching = ''
-    snap = { seq: 0, unreadCount: 0, legacy: false } as Snapshot
     set('connecting', { reason: 'user changed' })
     void join()
   }
 
   /** Follower: asks the tab's token who its user is (another user than the group's: the tab moves to that user's group). */
-  async function recheck(): Promise<void> {
+  function recheck(): void {
     if (checking) return
     checking = true
-    try {
-      await resolve(o.token)
-    } catch {
-      // Another user (the tab moves), or the provider failed (the tab stays where it is).
+    const done = () => {
+      checking = false
+      fill()
     }
-    checking = false
-    fill()
+    // The provider failed: the tab stays where it is.
+    resolve(o.token).then(auth).then(done, done)
   }
 
   function close(reason = 'close'): void {
