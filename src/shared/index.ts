@@ -146,6 +146,7 @@ function shared(
   let checking = false
   /** When the leader last said anything. */
   let lastWord = 0
+  /** The tab's one timer: the retry of a failed join, then the interval of beats and watching the leader (clearInterval clears either). */
   let watch: ReturnType<typeof setInterval> | undefined
   /** Counts lock requests: a request granted after a newer one was made lets go at once. */
   let asked = 0
