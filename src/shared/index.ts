@@ -62,7 +62,7 @@ interface Message {
   k?: 'frame'
   e?: number
   s?: StatusEvent
-  snap?: Snapshot
+  n?: Snapshot
   f?: ServerFrame | ClientFrame
   to?: string
   not?: string
@@ -103,17 +103,15 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
 
 /**
  * The tabs of a profile share the stored cursor, which only ever moves
- * forward, whichever tab writes it. A tab reads it once, when it starts for a
- * user; after that its own cursor is the one it resumes from (a tab that
- * falls behind and then leads must not skip what it has not seen).
+ * forward, whichever tab writes it. A tab reads it until it finds one (once,
+ * when it starts for a user, if one is stored); after that its own cursor is
+ * the one it resumes from (a tab that falls behind and then leads must not
+ * skip what it has not seen).
  */
 function ownCursor(storage: CursorStorage): CursorStorage {
   const mine: Record<string, string | null> = {}
   return {
-    getItem: (k) => {
-      if (!(k in mine)) mine[k] = storage.getItem(k)
-      return mine[k]!
-    },
+    getItem: (k) => (mine[k] ??= storage.getItem(k)),
     setItem: (k, v) => {
       mine[k] = v
       if (Number(v) > (Number(storage.getItem(k)) || 0)) storage.setItem(k, v)
@@ -139,13 +137,13 @@ function shared(
   /** The leader's epoch: a newer leader has a larger one. */
   let epoch = 0
   let channel: BroadcastChannel | undefined
-  let key = ''
+  let key: string
   /** The group's user (the token's `sub`). */
   let user: string | undefined
   /** Asking the tab's token for its user: notifications wait (are fetched later) until it answers. */
-  let checking = false
+  let checking: boolean | undefined
   /** When the leader last said anything. */
-  let lastWord = 0
+  let lastWord: number
   /** The tab's one timer: the retry of a failed join, then the interval of beats and watching the leader (clearInterval clears either). */
   let watch: ReturnType<typeof setInterval> | undefined
   /** Counts lock requests: a request granted after a newer one was made lets go at once. */
@@ -153,7 +151,8 @@ function shared(
   /** While leading (the tab's mode is `leader` exactly while it has one): the socket, the end of the lead, and what joining tabs start from. */
   let link: Connection | undefined
   let stepDown: (() => void) | undefined
-  let snap = { seq: 0, unreadCount: 0, legacy: false } as Snapshot
+  /** Nothing (legacy unknown: false) until a leader's socket is online. */
+  let snap = {} as Snapshot
   /** Leader: its socket's last status event (a socket tells its first as it connects, before any announcement). */
   let last!: StatusEvent
   /**
@@ -165,8 +164,8 @@ function shared(
   let want = 0
   let held: Record<number, Notification> = {}
   /** The request id of the history page asked for, if one is (its `before`), and the end of its range. */
-  let fetching = ''
-  let before = 0
+  let fetching: string | undefined
+  let before: number
 
   /**
    * The fields of a token's auth frame; a token that names another user than
@@ -181,7 +180,7 @@ function shared(
 
   const post = (m: Message) => channel?.postMessage(m)
   /** Leader: tells every tab its socket's state and what a joining tab starts from. */
-  const announce = () => post({ e: epoch, s: last, snap })
+  const announce = () => post({ e: epoch, s: last, n: snap })
 
   /**
    * A frame's request id on the shared socket names the tab that sent it:
@@ -212,20 +211,22 @@ function shared(
   /** Learns the tab's user (and cursor) from a token, joins the user's group, and waits for the lock. */
   async function join(): Promise<void> {
     let url: string
-    let since: number | undefined
-    let userId: string | undefined
+    let a: ReturnType<LinkHost['auth']>
     try {
       url = await resolve(o.url)
-      ;({ userId, since } = host.auth(await resolve(o.token)))
+      a = host.auth(await resolve(o.token))
     } catch (cause) {
       host.error(new BelfryError('url or token provider failed', { cause }))
       watch = setTimeout(() => state === 'connecting' && void join(), o.backoff(0))
       return
     }
     if (state === 'closed') return
-    user = userId
-    key = `belfry:${url}#${userId ?? ''}`
-    cursor = want = since ?? 0
+    // A group of its own (a user's): its leaders' epochs and its seqs.
+    epoch = 0
+    held = {}
+    user = a.userId
+    key = `belfry:${url}#${user ?? ''}`
+    cursor = want = a.since ?? 0
     channel = new Channel(key)
     channel.onmessage = (e: MessageEvent<Message>) => receive(e.data)
     lastWord = Date.now()
@@ -279,7 +280,7 @@ function shared(
     return new Promise<void>((done) => {
       stepDown = () => {
         stepDown = link = undefined
-        socket.close('step down')
+        socket.close()
         done()
       }
     })
@@ -348,7 +349,7 @@ function shared(
       const to = m.s!.to
       // The leader's socket is gone: before the next, ask the tab's token who its user is, as a socket of its own would.
       if (state === 'online' && to !== 'online') recheck()
-      snap = m.snap!
+      snap = m.n!
       set(to === 'closed' ? 'reconnecting' : to, m.s!)
       fill()
     } else if (f.type === 'notification' && f.seq) {
@@ -411,8 +412,6 @@ function shared(
   function rejoin(): void {
     if (state === 'closed') return
     leave()
-    epoch = 0
-    held = {}
     set('connecting', { reason: 'user changed' })
     void join()
   }
@@ -440,7 +439,7 @@ function shared(
       return state
     },
     get legacy() {
-      return link?.legacy ?? snap.legacy
+      return snap.legacy
     },
     connect() {
       if (state !== 'idle') return
