@@ -54,12 +54,11 @@ type Frame<F> = F & { requestId?: string | undefined }
 /**
  * What tabs say to each other on the group's channel. The leader's carry its
  * epoch `e` (newer leaders have larger ones, never 0): its state `s` (with
- * `snap`), or a frame `f` (`k: 'frame'`) for every tab, for one tab (`to`) or
- * for all but one (`not`). A follower's carry none: a frame `f` to send to the
+ * the snapshot `n`), or a frame `f` for every tab, for one tab (`to`) or for
+ * all but one (`not`). A follower's carry none: a frame `f` to send to the
  * server, or nothing (a joining tab's hello, answered with the state).
  */
 interface Message {
-  k?: 'frame'
   e?: number
   s?: StatusEvent
   n?: Snapshot
@@ -236,7 +235,7 @@ function shared(
       // Leading: the state again, every `beat` ms, which also puts right a tab that missed a message.
       if (link) announce()
       // A leader that has said nothing for `stale` ms is frozen or gone: a visible tab takes its place.
-      else if (globalThis.document?.visibilityState !== 'hidden' && Date.now() - lastWord > stale) {
+      else if (!globalThis.document?.hidden && Date.now() - lastWord > stale) {
         lastWord = Date.now()
         queue(true)
       }
@@ -312,21 +311,21 @@ function shared(
       snap.unreadCount = f.unreadCount
     }
     const id = f.requestId
-    if (id === undefined) {
+    if (!id) {
       host.frame(f)
       // A replay round's end concerns this socket alone: its client asks for the next round.
-      if (f.type !== 'replayed') post({ k: 'frame', e: epoch, f })
+      if (f.type !== 'replayed') post({ e: epoch, f })
       return
     }
     // Every request id on the socket was tagged (`tab:id`).
     const [to, own] = id.split(':') as [string, string]
     const reply = { ...f, requestId: own || undefined } as ServerFrame
     if (to === tab) host.frame(reply)
-    else post({ k: 'frame', e: epoch, to, f: reply })
+    else post({ e: epoch, to, f: reply })
     if (f.type === 'read') {
       // The server tells a read change to the user's other sockets, not to the one that made it: the leader tells the other tabs.
       delete f.requestId
-      post({ k: 'frame', e: epoch, not: to, f })
+      post({ e: epoch, not: to, f })
       if (to !== tab) host.frame(f)
     }
   }
