@@ -162,9 +162,8 @@ function shared(
   let cursor = 0
   let want = 0
   let held: Record<number, Notification> = {}
-  /** The request id of the history page asked for, if one is (its `before`), and the end of its range. */
+  /** The request id of the history page asked for, if one is: its `before`, the end of its range. */
   let fetching: string | undefined
-  let before: number
 
   /**
    * The fields of a token's auth frame; a token that names another user than
@@ -190,18 +189,19 @@ function shared(
     f.type === 'ack' ? f : ({ ...f, requestId: `${tab}:${f.requestId ?? ''}` } as ClientFrame)
 
   /**
-   * The tab's state, told to the client with the tab's mode. A follower going
-   * online first starts its client from the leader's snapshot.
+   * The tab's state, told to the client with the tab's mode. Going online, the
+   * tab's client and cursor first start from the snapshot (the auth of the
+   * leader's socket).
    */
   function set(to: ConnectionState, s: Pick<StatusEvent, 'reason'> & Partial<StatusEvent>): void {
     const from = state
     if (from === to || from === 'closed') return
     state = to
-    if (to === 'online' && !link) {
+    if (to === 'online') {
       fetching = ''
       if (snap.seq < cursor) cursor = snap.seq // another database: its numbering
       // No cursor yet (a new tab with nothing stored): like the server for `since: 0`, nothing old is replayed.
-      if (cursor > 0) want = Math.max(want, snap.seq)
+      if (cursor) want = Math.max(want, snap.seq)
       host.online(snap)
     }
     host.status({ attempt: 0, ...s, from, to, mode: link ? 'leader' : 'follower' })
@@ -216,7 +216,7 @@ function shared(
       a = host.auth(await resolve(o.token))
     } catch (cause) {
       host.error(new BelfryError('url or token provider failed', { cause }))
-      watch = setTimeout(() => state === 'connecting' && void join(), o.backoff(0))
+      watch = setTimeout(() => state === 'connecting' && join(), o.backoff(0))
       return
     }
     if (state === 'closed') return
@@ -270,7 +270,6 @@ function shared(
       },
       online: (f) => {
         snap = { ...f, legacy: socket.legacy }
-        host.online(f)
       },
       frame: relay,
     })
@@ -354,13 +353,13 @@ function shared(
     } else if (f.type === 'notification' && f.seq) {
       // In order it goes to the client; past a gap it waits for the gap to fill. While the user is checked it waits to be fetched.
       want = Math.max(want, f.seq)
-      if (!checking || !cursor) {
-        if (!cursor) cursor = f.seq - 1 // the first one this new tab sees
-        if (f.seq > cursor) held[f.seq] = f
-      }
+      if (cursor && checking) return
+      if (!cursor) cursor = f.seq - 1 // the first one this new tab sees
+      if (f.seq > cursor) held[f.seq] = f
       drain(0)
     } else if (fetching && f.requestId === fetching) {
       // A page, or its refusal (rate limited, …): then the next beat asks again.
+      const before = +fetching
       fetching = ''
       if (f.type === 'history') {
         // Newest first: every seq in (cursor, before) that exists. One that also came live goes as it came.
@@ -393,7 +392,7 @@ function shared(
   /** Follower: asks the leader for the oldest page (at most 100, the server's history limit) of what it lacks. */
   function fill(): void {
     if (fetching || checking || state !== 'online' || want <= cursor || !cursor) return
-    before = Math.min(want, cursor + 100) + 1
+    const before = Math.min(want, cursor + 100) + 1
     fetching = `${before}`
     post({ f: { type: 'history', before, limit: before - cursor - 1, requestId: `${tab}:${before}` } })
   }
