@@ -147,10 +147,10 @@ function shared(
   let watch: ReturnType<typeof setInterval> | undefined
   /** Counts lock requests: a request granted after a newer one was made lets go at once. */
   let asked = 0
-  /** While leading (the tab's mode is `leader` exactly while it has one): the socket, the end of the lead, and what joining tabs start from. */
+  /** While leading (the tab's mode is `leader` exactly while it has one): the socket and the end of the lead. */
   let link: Connection | undefined
   let stepDown: (() => void) | undefined
-  /** Nothing (legacy unknown: false) until a leader's socket is online. */
+  /** What joining tabs start from: empty until a leader's socket is online (the server's kind unknown till then: not legacy). */
   let snap = {} as Snapshot
   /** Leader: its socket's last status event (a socket tells its first as it connects, before any announcement). */
   let last!: StatusEvent
@@ -344,11 +344,11 @@ function shared(
     epoch = m.e
     lastWord = Date.now()
     if (m.s) {
-      const to = m.s!.to
+      const to = m.s.to
       // The leader's socket is gone: before the next, ask the tab's token who its user is, as a socket of its own would.
       if (state === 'online' && to !== 'online') recheck()
       snap = m.n!
-      set(to === 'closed' ? 'reconnecting' : to, m.s!)
+      set(to === 'closed' ? 'reconnecting' : to, m.s)
       fill()
     } else if (f.type === 'notification' && f.seq) {
       // In order it goes to the client; past a gap it waits for the gap to fill. While the user is checked it waits to be fetched.
@@ -437,7 +437,7 @@ function shared(
       return state
     },
     get legacy() {
-      return snap.legacy
+      return !!snap.legacy
     },
     connect() {
       if (state !== 'idle') return
