@@ -15,11 +15,11 @@ export const REACT_SIZE_LIMIT_BYTES = 1024
 
 /**
  * What belfry/shared may add to the client, min + gzip (level 9): the client
- * with sharing (`bundleClientWithSharing`) minus the client alone. The goal
- * was 1.5 KB; the entry measures about 1.9 KB (see CHANGELOG), so `npm test`
- * holds it to 2 KB.
+ * with sharing (`bundleClientWith('shared')`) minus the client alone. The
+ * goal, 1.5 KB, is met (about 1.5 KB, see `npm run size`); `npm test` fails
+ * past it.
  */
-export const SHARED_SIZE_BUDGET_BYTES = 2048
+export const SHARED_SIZE_BUDGET_BYTES = 1536
 
 /** What belfry/desktop may add to the client, min + gzip (level 9), measured the same way. */
 export const DESKTOP_SIZE_BUDGET_BYTES = 1280

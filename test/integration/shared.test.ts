@@ -48,8 +48,8 @@ interface TabOptions {
   storage?: CursorStorage
   /** false: no Web Locks and no BroadcastChannel. */
   locks?: boolean
-  /** Drops a message this tab would receive (a message lost). */
-  lose?: (message: { k: string; f?: { type: string; seq?: number } }) => boolean
+  /** Drops a message this tab would receive (a message lost): a frame the leader relays has its epoch `e` and the frame `f`. */
+  lose?: (message: { e?: number; f?: { type: string; seq?: number } }) => boolean
 }
 
 function openTab(s: TestServer, options: TabOptions = {}): Tab {
@@ -280,7 +280,7 @@ describe('sharedConnection', () => {
     // Hears nothing of the leader's (no notification, no history page) until told: it stays at 2.
     const behind = openTab(s, {
       storage: profile,
-      lose: (m) => losing && m.k === 'frame' && ['notification', 'history'].includes(m.f!.type),
+      lose: (m) => losing && !!m.e && !!m.f && ['notification', 'history'].includes(m.f.type),
     })
     // Ready, it has asked for the lock: before the next tab does.
     await behind.client.ready()
@@ -325,7 +325,7 @@ describe('sharedConnection', () => {
     await leader.client.ready()
     await publish(s, 1, 2)
     await everyTabHas([leader], [1, 2])
-    const lossy = openTab(s, { lose: (m) => m.k === 'frame' && m.f?.type === 'notification' && (m.f.seq === 5 || m.f.seq === 6) })
+    const lossy = openTab(s, { lose: (m) => !!m.e && m.f?.type === 'notification' && (m.f.seq === 5 || m.f.seq === 6) })
     await lossy.client.ready()
     await publish(s, 3, 10)
     await everyTabHas([lossy], range(3, 10))
