@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3'
 import type { JsonObject, Notification, Priority } from '../../protocol/index.js'
+import { Batcher, endOfTurn } from './batch.js'
 import { migrate } from './sqlite-schema.js'
 import {
   type Audience,
@@ -128,9 +129,9 @@ export class SqliteStore implements Store {
   readonly #subscribeTx: Database.Transaction<(userId: string, topics: readonly string[], max: number) => string[]>
   readonly #unsubscribeTx: Database.Transaction<(userId: string, topics: readonly string[]) => void>
   /** Acks, by user (the highest seq): many (one per client per burst of deliveries), none urgent. */
-  readonly #acks: PerTurn<number, number>
+  readonly #acks: Batcher<number, number>
   /** Users new to the store, to be recorded (a reconnect storm of new users). */
-  readonly #newUsers: PerTurn<undefined, UserState>
+  readonly #newUsers: Batcher<undefined, UserState>
   readonly #pruneTx: Database.Transaction<(rule: RetentionRule, after: number) => PruneBatch>
 
   constructor(file: string, options: SqliteStoreOptions = {}) {
@@ -270,16 +271,17 @@ export class SqliteStore implements Store {
       for (const [userId, seq] of acks) acked.set(userId, (this.#s.ack.get(seq, userId) as { ackedSeq: number } | undefined)?.ackedSeq ?? 0)
       return acked
     })
-    this.#acks = new PerTurn(Math.max, (acks) => ackTx.immediate(acks))
+    this.#acks = new Batcher(Math.max, (acks) => ackTx.immediate(acks), endOfTurn)
     const usersTx = db.transaction((users: Map<string, undefined>) => {
       const states = new Map<string, UserState>()
       for (const userId of users.keys()) this.#s.ensureUser.run(userId)
       for (const userId of users.keys()) states.set(userId, this.#s.getUser.get(userId) as UserState)
       return states
     })
-    this.#newUsers = new PerTurn(
+    this.#newUsers = new Batcher(
       () => undefined,
       (users) => usersTx.immediate(users),
+      endOfTurn,
     )
     this.#fanOutTx = db.transaction(this.#fanOut)
     this.#markReadTx = db.transaction(this.#markRead)
@@ -540,50 +542,11 @@ export class SqliteStore implements Store {
   async close(): Promise<void> {
     clearInterval(this.#checkpoint)
     if (!this.#db.open) return
-    this.#acks.flush()
-    this.#newUsers.flush()
+    // Their writes run before flush() first waits: done before the database closes.
+    void this.#acks.flush()
+    void this.#newUsers.flush()
     this.#fold('TRUNCATE')
     this.#db.close()
-  }
-}
-
-/**
- * Writes made in one turn of the event loop, by key, done together at its end
- * in one transaction: `write` gets each key's value (`merge`d when a key came
- * more than once) and gives each its result; a failure fails every caller.
- */
-class PerTurn<V, R> {
-  #pending = new Map<string, { value: V; done: { resolve(r: R): void; reject(e: unknown): void }[] }>()
-  readonly #merge: (a: V, b: V) => V
-  readonly #write: (values: Map<string, V>) => Map<string, R>
-
-  constructor(merge: (a: V, b: V) => V, write: (values: Map<string, V>) => Map<string, R>) {
-    this.#merge = merge
-    this.#write = write
-  }
-
-  add(key: string, value: V): Promise<R> {
-    if (this.#pending.size === 0) setImmediate(() => this.flush())
-    const entry = this.#pending.get(key)
-    if (entry) entry.value = this.#merge(entry.value, value)
-    const waiting = entry?.done ?? []
-    if (!entry) this.#pending.set(key, { value, done: waiting })
-    return new Promise((resolve, reject) => waiting.push({ resolve, reject }))
-  }
-
-  /** Writes what is pending now (at the end of the turn, or before the database closes). */
-  flush(): void {
-    const pending = this.#pending
-    if (pending.size === 0) return
-    this.#pending = new Map()
-    let results: Map<string, R>
-    try {
-      results = this.#write(new Map([...pending].map(([key, e]) => [key, e.value])))
-    } catch (error) {
-      for (const e of pending.values()) for (const d of e.done) d.reject(error)
-      return
-    }
-    for (const [key, e] of pending) for (const d of e.done) d.resolve(results.get(key)!)
   }
 }
 

@@ -1,0 +1,50 @@
+/**
+ * Writes by key, gathered for a while and done together: `write` gets each
+ * key's value (`merge`d when a key came more than once) in one call (one
+ * transaction, one statement) and gives each key its result; every caller of
+ * the key gets that result, or the write's error if it fails. `schedule`
+ * says when the gathered writes go: {@link endOfTurn}, or a short window.
+ */
+export class Batcher<V, R> {
+  #pending = new Map<string, { value: V; done: { resolve(r: R): void; reject(e: unknown): void }[] }>()
+  readonly #merge: (a: V, b: V) => V
+  readonly #write: (values: Map<string, V>) => Map<string, R> | Promise<Map<string, R>>
+  readonly #schedule: (flush: () => void) => void
+
+  constructor(
+    merge: (a: V, b: V) => V,
+    write: (values: Map<string, V>) => Map<string, R> | Promise<Map<string, R>>,
+    schedule: (flush: () => void) => void,
+  ) {
+    this.#merge = merge
+    this.#write = write
+    this.#schedule = schedule
+  }
+
+  add(key: string, value: V): Promise<R> {
+    if (this.#pending.size === 0) this.#schedule(() => void this.flush())
+    const entry = this.#pending.get(key)
+    if (entry) entry.value = this.#merge(entry.value, value)
+    const waiting = entry?.done ?? []
+    if (!entry) this.#pending.set(key, { value, done: waiting })
+    return new Promise((resolve, reject) => waiting.push({ resolve, reject }))
+  }
+
+  /** Writes what is pending now (when scheduled, or before the store closes). `write` is called before this first waits. */
+  async flush(): Promise<void> {
+    const pending = this.#pending
+    if (pending.size === 0) return
+    this.#pending = new Map()
+    let results: Map<string, R>
+    try {
+      results = await this.#write(new Map([...pending].map(([key, e]) => [key, e.value])))
+    } catch (error) {
+      for (const e of pending.values()) for (const d of e.done) d.reject(error)
+      return
+    }
+    for (const [key, e] of pending) for (const d of e.done) d.resolve(results.get(key)!)
+  }
+}
+
+/** A {@link Batcher} schedule: the writes of one turn of the event loop go together at its end. */
+export const endOfTurn = (flush: () => void): void => void setImmediate(flush)
