@@ -73,6 +73,36 @@ describe('PostgresStore: what PostgreSQL adds', () => {
     for (const store of stores) await store.close()
   })
 
+  it('writes the acks of a short window in one statement, in the users\' lock order, each caller told its cursor', async () => {
+    const s = schema()
+    const store = await PostgresStore.open(db.url, { schema: s })
+    const users = Array.from({ length: 50 }, (_, i) => `acker${i}`)
+    // Each user's latest seq is 3, except the first's (1): an ack never moves past it.
+    await store.publish({ userIds: users }, { title: 'one', body: '' })
+    await store.publish({ userIds: users.slice(1) }, { title: 'two', body: '' })
+    await store.publish({ userIds: users.slice(1) }, { title: 'three', body: '' })
+    const client = new pg.Client(db.url)
+    await client.connect()
+    // Every write statement takes a transaction id: the ids taken between two reads count them.
+    const xid = async () => Number((await client.query('SELECT txid_current() AS x')).rows[0].x)
+    const before = await xid()
+    const acked = await Promise.all([
+      ...users.map((u) => store.ack(u, 2)),
+      store.ack(users[2]!, 3), // the same user twice: the higher wins
+      store.ack('nobody', 5),
+      // A multi-user publish locking the same rows meanwhile: no deadlock.
+      store.publish({ userIds: users.slice(1).reverse() }, { title: 'four', body: '' }),
+    ])
+    const statements = (await xid()) - before - 1
+    expect(statements).toBeLessThanOrEqual(2) // the acks' one, the publish's one (one ack each would be 52)
+    expect(acked.slice(0, 3)).toEqual([1, 2, 3])
+    expect(acked.slice(3, 50)).toEqual(users.slice(3).map(() => 2))
+    expect(acked.slice(50, 52)).toEqual([3, 0])
+    expect((await store.user(users[2]!))?.ackedSeq).toBe(3)
+    await client.end()
+    await store.close()
+  })
+
   it('migrates a schema of version 1: each notification counts the inbox entries that hold it, retention and idempotency keys work on it', async () => {
     const s = schema()
     const store = await PostgresStore.open(db.url, { schema: s })

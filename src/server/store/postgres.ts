@@ -1,5 +1,6 @@
 import pg from 'pg'
 import type { JsonObject, Notification, Priority } from '../../protocol/index.js'
+import { Batcher } from './batch.js'
 import {
   type Audience,
   type Delivery,
@@ -154,6 +155,9 @@ interface Job {
   up_to: number
 }
 
+/** How long acks gather before one statement writes them (a client acks a second after a burst of deliveries anyway). */
+const ACK_WINDOW_MS = 50
+
 /** A URL as an error message may show it: without its password. */
 const redacted = (url: string) => url.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@')
 
@@ -174,6 +178,11 @@ export class PostgresStore implements Store {
   readonly #s: string
   readonly #batch: number
   readonly #pruneBatch: number
+  readonly #acks = new Batcher<number, number>(
+    Math.max,
+    (acks) => this.#writeAcks(acks),
+    (flush) => void setTimeout(flush, ACK_WINDOW_MS),
+  )
   #closed = false
 
   private constructor(pool: pg.Pool, schema: string, batch: number, pruneBatch: number) {
@@ -514,13 +523,29 @@ export class PostgresStore implements Store {
     return (rows as Row[]).map(toNotification)
   }
 
-  async ack(userId: string, seq: number): Promise<number> {
-    const { rows } = await this.#query(
-      'UPDATE $s.users SET acked_seq = greatest(acked_seq, least($2, latest_seq)) WHERE id = $1 RETURNING acked_seq',
-      [userId, seq],
-      'belfry_ack',
+  /**
+   * Acks gather for {@link ACK_WINDOW_MS} and are written by one statement:
+   * every connected client acks a second after each burst, and one round
+   * trip and one row lock per ack would queue publishes behind them.
+   */
+  ack(userId: string, seq: number): Promise<number> {
+    return this.#acks.add(userId, seq)
+  }
+
+  async #writeAcks(acks: Map<string, number>): Promise<Map<string, number>> {
+    // The users' rows locked in `no` order, as a publish locks them: no deadlock between the two.
+    const { rows } = await this.#retrying(
+      `WITH a AS (SELECT * FROM unnest($1::text[], $2::bigint[]) AS a(id, seq)),
+            locked AS (SELECT u.no, a.seq FROM $s.users u JOIN a ON u.id = a.id ORDER BY u.no FOR UPDATE OF u)
+       UPDATE $s.users u SET acked_seq = greatest(u.acked_seq, least(locked.seq, u.latest_seq))
+       FROM locked WHERE u.no = locked.no RETURNING u.id, u.acked_seq`,
+      [[...acks.keys()], [...acks.values()]],
+      'belfry_acks',
     )
-    return (rows[0]?.acked_seq as number | undefined) ?? 0
+    // An unknown user has no cursor to move: 0.
+    const acked = new Map([...acks.keys()].map((id) => [id, 0]))
+    for (const row of rows as { id: string; acked_seq: number }[]) acked.set(row.id, row.acked_seq)
+    return acked
   }
 
   async markRead(userId: string, ids: readonly string[] | 'all'): Promise<ReadChange> {
@@ -698,6 +723,7 @@ export class PostgresStore implements Store {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    await this.#acks.flush()
     await this.#pool.end()
   }
 }
