@@ -400,8 +400,13 @@ export class NotificationServer {
       throw new UnavailableError(`the store failed: ${message}`, { cause: error })
     }
     const { notification, deliveries, recipients, pending } = published
-    // Stored and announced by the key's first publish: nothing to do again.
-    if (published.replayed) return { id: notification.id, recipients, replayed: true }
+    if (published.replayed) {
+      // Stored by the key's first publish, which may have lost its answer before announcing it
+      // (the commit went through, the reply did not): the audience's connections read the store.
+      const catchUp = 'userIds' in audience ? audience.userIds : 'all'
+      await this.#announce({ kind: 'notification', shared: '', deliveries: [], catchUp })
+      return { id: notification.id, recipients, replayed: true }
+    }
     this.#hub.metrics?.published(audience, deliveries.length, (performance.now() - started) / 1000)
     await this.#announce({ kind: 'notification', shared: sharedPart(notification), deliveries })
     if (pending) this.#fanOutAll()
@@ -478,6 +483,23 @@ export class NotificationServer {
     })()
   }
 
+  /** Connections of these users (or of every user) on this process read the store for their latest seq. */
+  #catchUp(userIds: readonly string[] | 'all'): void {
+    if (userIds === 'all') {
+      this.#reconcile()
+      return
+    }
+    const { registry, store, log } = this.#hub
+    const here = userIds.filter((id) => registry.count(id) > 0)
+    if (here.length === 0) return
+    store.latestSeqs(here).then(
+      (latest) => {
+        for (const [userId, seq] of latest) for (const c of registry.of(userId)) c.replay.catchUp(seq)
+      },
+      (error: unknown) => log.warn({ err: error }, 'catch-up failed; the next reconcile reads the store'),
+    )
+  }
+
   /** Once a second: token expiry, idle budgets, fan-out jobs, and reading the store when the broker cannot be trusted. */
   #upkeep(): void {
     const now = Date.now()
@@ -494,6 +516,7 @@ export class NotificationServer {
       for (const c of registry.of(event.userId)) if (c.id !== event.origin) c.send(event.frame)
       return
     }
+    if (event.catchUp) this.#catchUp(event.catchUp)
     for (const { userId, seq } of event.deliveries) {
       const connections = registry.of(userId)
       if (connections.size === 0) continue

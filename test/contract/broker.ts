@@ -18,6 +18,8 @@ const notification = (n: number): BrokerEvent => ({
   kind: 'notification',
   shared: `{"type":"notification","id":"n${n}","title":"t${n}","body":"","priority":"medium","timestamp":"2024-01-01T00:00:00.000Z"`,
   deliveries: [{ userId: `u${n % 3}`, seq: n }],
+  // Some carry users to catch up (an idempotent replay's), all or a list: carried as they are.
+  ...(n % 4 === 1 && { catchUp: n % 8 === 1 ? 'all' : [`u${n % 3}`, 'x'] }),
 })
 const read = (userId: string): BrokerEvent => ({
   kind: 'read',

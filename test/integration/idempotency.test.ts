@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { Audience, IdempotencyKey, NotificationInput, Published } from '../../src/server/index.js'
 import { SqliteStore } from '../../src/server/index.js'
-import { API_KEY, type TestServer, useServer } from '../helpers/server.js'
+import { API_KEY, authedClient, type TestServer, useServer } from '../helpers/server.js'
 
 const start = useServer()
 
@@ -147,6 +147,21 @@ describe('a publish whose commit the server cannot confirm', () => {
     expect(retry.headers['idempotent-replayed']).toBe('true')
     const inbox = await store.after('alice', 0, 10)
     expect(inbox.map((n) => n.id)).toEqual(retry.json.ids)
+  })
+
+  it('the replayed answer brings a first attempt that was never announced to the connected recipients at once', async () => {
+    const { store, s } = await losing()
+    const c = await authedClient(s, 'alice')
+    store.lose = 1
+    expect((await publish(s, hello, { 'idempotency-key': 'k2' })).status).toBe(503)
+    // Committed, but the server never heard so: nothing was announced, the socket has nothing.
+    const retry = await publish(s, hello, { 'idempotency-key': 'k2' })
+    expect(retry.headers['idempotent-replayed']).toBe('true')
+    // Without the replay's catch-up, only the reconcile (every 30 s) or the next notification would bring it.
+    const within = (ms: number) => new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`nothing within ${ms} ms`)), ms))
+    const delivered = await Promise.race([c.next((f) => f.type === 'notification'), within(3000)])
+    expect(delivered).toMatchObject({ seq: 1, title: 'Hello' })
+    c.close()
   })
 
   it('without a key the retry stores it a second time (why publishers should send one)', async () => {

@@ -73,7 +73,7 @@ describe('PostgresStore: what PostgreSQL adds', () => {
     for (const store of stores) await store.close()
   })
 
-  it('writes the acks of a short window in one statement, in the users\' lock order, each caller told its cursor', async () => {
+  it("writes the acks of a short window in one statement, in the users' lock order, each caller told its cursor", async () => {
     const s = schema()
     const store = await PostgresStore.open(db.url, { schema: s })
     const users = Array.from({ length: 50 }, (_, i) => `acker${i}`)

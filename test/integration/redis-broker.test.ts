@@ -148,11 +148,12 @@ describe('RedisBroker', () => {
     try {
       const got: BrokerEvent[] = []
       broker.subscribe((e) => got.push(e))
-      for (const garbage of ['not json {', '{"kind":"notification"}', '[{"kind":"nope"}]', '[1]', 'null'])
+      const badCatchUp = '[{"kind":"notification","shared":"{}","deliveries":[],"catchUp":[1]}]'
+      for (const garbage of ['not json {', '{"kind":"notification"}', '[{"kind":"nope"}]', '[1]', 'null', badCatchUp])
         await raw.publish(channel, garbage)
       await broker.publish([notification(1)])
       await vi.waitFor(() => expect(got).toEqual([notification(1)]))
-      expect(lines.filter((l) => l.includes('dropped a malformed message'))).toHaveLength(5)
+      expect(lines.filter((l) => l.includes('dropped a malformed message'))).toHaveLength(6)
       expect(broker.up).toBe(true)
     } finally {
       await broker.close()

@@ -10,7 +10,19 @@ import type { Delivery } from '../store/store.js'
  * - `read`: a read-state change of one user, as a ready frame.
  */
 export type BrokerEvent =
-  | { kind: 'notification'; shared: string; deliveries: readonly Delivery[] }
+  | {
+      kind: 'notification'
+      shared: string
+      deliveries: readonly Delivery[]
+      /**
+       * Users (or `all`) whose connections read the store for their latest
+       * seq: a publish answered again for its idempotency key, whose first
+       * attempt may have committed without being announced. In a notification
+       * event with no deliveries, so that a process that does not know the
+       * field does nothing with it.
+       */
+      catchUp?: readonly string[] | 'all'
+    }
   | { kind: 'read'; userId: string; frame: string /** The connection that made the change; it got its own reply. */; origin?: string }
 
 /**

@@ -268,7 +268,11 @@ async function shut(redis: Redis, force = false): Promise<void> {
 function isEvent(value: unknown): value is BrokerEvent {
   if (typeof value !== 'object' || value === null) return false
   const event = value as Record<string, unknown>
-  if (event.kind === 'notification') return typeof event.shared === 'string' && Array.isArray(event.deliveries)
+  if (event.kind === 'notification') {
+    const { catchUp } = event
+    const users = catchUp === undefined || catchUp === 'all' || (Array.isArray(catchUp) && catchUp.every((id) => typeof id === 'string'))
+    return typeof event.shared === 'string' && Array.isArray(event.deliveries) && users
+  }
   if (event.kind === 'read') return typeof event.userId === 'string' && typeof event.frame === 'string'
   return false
 }
