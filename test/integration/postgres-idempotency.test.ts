@@ -12,10 +12,10 @@
 import { randomBytes } from 'node:crypto'
 import { type AddressInfo, createServer, type Server, type Socket, connect as tcpConnect } from 'node:net'
 import pg from 'pg'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it } from 'vitest'
 import { PostgresStore } from '../../src/server/index.js'
+import { usePostgres } from '../helpers/postgres.js'
 import { API_KEY, type TestServer, useServer } from '../helpers/server.js'
-import { type PgInstance, startPostgres } from '../helpers/services.js'
 
 /** The end of every reply to a Sync: ReadyForQuery ('Z', length 5) outside a transaction ('I'). */
 const READY_FOR_QUERY = Buffer.from([0x5a, 0, 0, 0, 5, 0x49])
@@ -83,13 +83,7 @@ class CommitCutter {
   }
 }
 
-let db: PgInstance
-beforeAll(async () => {
-  db = await startPostgres()
-}, 180_000)
-afterAll(async () => {
-  await db?.dispose()
-})
+const db = usePostgres()
 
 describe('PostgreSQL: a publish whose commit reply is lost', () => {
   const start = useServer()

@@ -6,22 +6,17 @@
  */
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it } from 'vitest'
 import { PostgresStore } from '../../src/server/index.js'
 import { EXPIRED_KEYS_BATCH } from '../../src/server/store/store.js'
 import { prunePass, storeContract } from '../contract/store.js'
 import { ClientPool } from '../helpers/client.js'
+import { usePostgres } from '../helpers/postgres.js'
 import { DAY_MS, type InboxCount, pruneWhilePublishing } from '../helpers/retention.js'
 import { useServer } from '../helpers/server.js'
-import { type PgInstance, startPostgres } from '../helpers/services.js'
+import { startPostgres } from '../helpers/services.js'
 
-let db: PgInstance
-beforeAll(async () => {
-  db = await startPostgres()
-}, 180_000)
-afterAll(async () => {
-  await db?.dispose()
-})
+const db = usePostgres()
 
 const schema = () => `t_${randomBytes(6).toString('hex')}`
 
