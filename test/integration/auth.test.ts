@@ -260,7 +260,7 @@ describe("auth: the article's client", () => {
   it('connects to the root path, authenticates with userId + token, and receives sendToUser', async () => {
     const s = await start()
     const ws = await rawClient(`ws://127.0.0.1:${s.port}/`)
-    // Exactly the article's auth frame (reference/realtime-notifications-article.txt).
+    // Exactly the article's auth frame.
     ws.send(
       JSON.stringify({
         type: 'auth',
