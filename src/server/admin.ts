@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { isUserId, MAX_ID_LENGTH } from '../protocol/index.js'
-import { keyed, methodNotAllowed, sendJson } from './http.js'
+import { bodyText, keyed, methodNotAllowed, sendJson } from './http.js'
 import { type Retention, resolveRetention } from './options.js'
 import type { PruneTotals } from './retention.js'
 import type { UserState } from './store/store.js'
@@ -15,6 +15,8 @@ export interface AdminUser extends UserState {
 /** What the admin routes need from the server. */
 export interface AdminContext {
   readonly apiKey: string | undefined
+  /** How long a request body may take to arrive. */
+  readonly bodyTimeoutMs: number
   /** The configured retention (undefined: none). */
   readonly retention: Readonly<Retention> | undefined
   /** The user's counters, or undefined for a user the store does not know. */
@@ -53,12 +55,8 @@ export async function adminRoute(req: IncomingMessage, res: ServerResponse, rout
     const state = await ctx.user(id)
     return state ? sendJson(res, 200, state) : sendJson(res, 404, { error: 'not_found', message: `no user "${id.slice(0, 64)}"` })
   }
-  let text = ''
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    text += chunk
-    if (text.length > MAX_ADMIN_BODY)
-      return sendJson(res, 413, { error: 'payload_too_large', message: `body must be at most ${MAX_ADMIN_BODY} bytes` })
-  }
+  const text = await bodyText(req, res, MAX_ADMIN_BODY, ctx.bodyTimeoutMs)
+  if (text === undefined) return
   let retention = ctx.retention
   if (text.trim() !== '') {
     let body: unknown

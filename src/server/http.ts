@@ -20,8 +20,6 @@ export interface HttpContext extends AdminContext {
   readonly secret: string
   readonly dev: boolean
   readonly maxBodyBytes: number
-  /** How long a request body may take to arrive. */
-  readonly bodyTimeoutMs: number
   readonly maxTopicLength: number
   readonly log: Logger
   /** False once the server is closing (a draining one still takes publishes). */
@@ -183,6 +181,37 @@ export function keyed(req: IncomingMessage, res: ServerResponse, apiKey: string 
   return false
 }
 
+/**
+ * Reads a request body of at most `max` bytes that arrives within `timeoutMs`
+ * and is UTF-8. Undefined when it is not: the request is answered then (413,
+ * 408 or 400).
+ */
+export async function bodyText(req: IncomingMessage, res: ServerResponse, max: number, timeoutMs: number): Promise<string | undefined> {
+  // A body that trickles in would hold the request (and Node's 300 s requestTimeout) open.
+  const timer = setTimeout(() => {
+    res.once('finish', () => req.destroy())
+    sendJson(res, 408, { error: 'request_timeout', message: `the body must arrive within ${timeoutMs} ms` }, { connection: 'close' })
+  }, timeoutMs)
+  try {
+    const text = await readBody(req, max)
+    return res.headersSent ? undefined : text
+  } catch (error) {
+    if (res.headersSent) return undefined // timed out, answered already
+    if (error instanceof BodyTooLarge) {
+      sendJson(res, 413, { error: 'payload_too_large', message: `body must be at most ${max} bytes` }, { connection: 'close' })
+      req.resume()
+      return undefined
+    }
+    if (error instanceof BadBody) {
+      sendJson(res, 400, { error: 'bad_request', message: error.message })
+      return undefined
+    }
+    throw error
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 async function publishRoute(req: IncomingMessage, res: ServerResponse, ctx: HttpContext): Promise<void> {
   if (!keyed(req, res, ctx.apiKey)) return
   const type = req.headers['content-type'] ?? ''
@@ -194,35 +223,8 @@ async function publishRoute(req: IncomingMessage, res: ServerResponse, ctx: Http
     req.resume()
     return
   }
-  // A body that trickles in would hold the request (and Node's 300 s requestTimeout) open.
-  const timer = setTimeout(() => {
-    res.once('finish', () => req.destroy())
-    sendJson(
-      res,
-      408,
-      { error: 'request_timeout', message: `the body must arrive within ${ctx.bodyTimeoutMs} ms` },
-      { connection: 'close' },
-    )
-  }, ctx.bodyTimeoutMs)
-  let text: string
-  try {
-    text = await readBody(req, ctx.maxBodyBytes)
-  } catch (error) {
-    if (res.headersSent) return // timed out, answered already
-    if (error instanceof BodyTooLarge) {
-      sendJson(res, 413, { error: 'payload_too_large', message: `body must be at most ${ctx.maxBodyBytes} bytes` }, { connection: 'close' })
-      req.resume()
-      return
-    }
-    if (error instanceof BadBody) {
-      sendJson(res, 400, { error: 'bad_request', message: error.message })
-      return
-    }
-    throw error
-  } finally {
-    clearTimeout(timer)
-  }
-  if (res.headersSent) return
+  const text = await bodyText(req, res, ctx.maxBodyBytes, ctx.bodyTimeoutMs)
+  if (text === undefined) return
   let body: unknown
   try {
     body = JSON.parse(text)

@@ -1,6 +1,7 @@
 /** The admin API (GET /api/admin/users/:id, POST /api/admin/prune) and `belfry-server admin`. */
 import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
+import { request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -55,6 +56,34 @@ describe('admin API', () => {
     expect((await admin(t.url, 'GET', 'users/%E0%A4%A')).status).toBe(400)
     expect((await admin(t.url, 'POST', 'users/ann')).status).toBe(405)
     expect((await admin(t.url, 'GET', 'nope')).status).toBe(404)
+  })
+
+  it('reads a prune body as publishing does: 408 for one that does not arrive in time, 413 for one too large', async () => {
+    const t = await start({ retention: { maxPerUser: 3 }, limits: { bodyTimeoutMs: 300 } })
+    const trickled = await new Promise<{ status: number; json: unknown }>((resolve, reject) => {
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port: t.port,
+          path: '/api/admin/prune',
+          method: 'POST',
+          headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json', 'content-length': 100 },
+        },
+        (r) => {
+          let text = ''
+          r.on('data', (d: Buffer) => {
+            text += d.toString()
+          })
+          r.on('end', () => resolve({ status: r.statusCode ?? 0, json: JSON.parse(text) }))
+        },
+      )
+      req.on('error', reject)
+      req.write('{"maxPerUser":') // and nothing more
+    })
+    expect(trickled).toEqual({ status: 408, json: { error: 'request_timeout', message: 'the body must arrive within 300 ms' } })
+    const large = await admin(t.url, 'POST', 'prune', { body: `{"maxPerUser":1${' '.repeat(2000)}}` })
+    expect(large.status).toBe(413)
+    expect(await large.json()).toEqual({ error: 'payload_too_large', message: 'body must be at most 1024 bytes' })
   })
 
   it('prunes now with the configured rule or the body’s, says what went, and refuses a bad body with the reason', async () => {
