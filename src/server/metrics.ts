@@ -1,7 +1,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import { CloseCode } from '../protocol/index.js'
-import type { Audience, Store } from './store/store.js'
+import { type Audience, STORE_OPERATIONS, type Store } from './store/store.js'
 
 /**
  * Prometheus metrics of one server, served on `GET /metrics` when enabled.
@@ -87,23 +87,7 @@ const KINDS = ['user', 'users', 'topic', 'broadcast'] as const
 type Kind = (typeof KINDS)[number]
 const kindOf = (a: Audience): Kind => ('userIds' in a ? (a.userIds.length === 1 ? 'user' : 'users') : 'topic' in a ? 'topic' : 'broadcast')
 
-/** The store operations timed, each a label value. `close` is not timed; what a store has beyond its interface the server never calls. */
-export const STORE_OPERATIONS = [
-  'publish',
-  'fanOut',
-  'latestSeqs',
-  'touchUser',
-  'after',
-  'history',
-  'ack',
-  'markRead',
-  'subscribe',
-  'unsubscribe',
-  'topics',
-  'user',
-  'prune',
-  'check',
-] as const satisfies readonly (keyof Store)[]
+/** A store operation, timed with its name as the label value (`close` is not timed). */
 type Operation = (typeof STORE_OPERATIONS)[number]
 
 /** Seconds: from a SQLite read (well under a millisecond) to a PostgreSQL publish under load. */
@@ -253,7 +237,7 @@ export function createMetrics(source: MetricsSource): Metrics {
       const methods: Record<string, unknown> = { close: store.close.bind(store) }
       for (const operation of STORE_OPERATIONS) {
         const method = store[operation] as ((...args: unknown[]) => unknown) | undefined
-        // A method an app's store lacks (the options check only those every server needs) stays missing.
+        // A method an app's store lacks stays missing (the server's options check refuses such a store).
         if (typeof method === 'function') methods[operation] = timed(operation, method.bind(store))
       }
       return methods as unknown as Store

@@ -2,7 +2,7 @@ import type { Server as HttpServer } from 'node:http'
 import type { Logger } from 'pino'
 import { MAX_TOPIC_LENGTH } from '../protocol/index.js'
 import type { Broker } from './broker/broker.js'
-import type { Store } from './store/store.js'
+import { STORE_OPERATIONS, type Store } from './store/store.js'
 
 /** Options of {@link NotificationServer}. Every field but `secret` has a default. */
 export interface ServerOptions {
@@ -167,21 +167,6 @@ export const MAX_IDEMPOTENCY_KEY_TTL_MS = 365 * 86_400_000
 /** setTimeout's largest delay. */
 const MAX_TIMER_MS = 2 ** 31 - 1
 const TIMER_LIMITS: ReadonlySet<string> = new Set(['authTimeoutMs', 'heartbeatMs', 'bodyTimeoutMs'])
-const STORE_METHODS = [
-  'publish',
-  'touchUser',
-  'user',
-  'after',
-  'history',
-  'ack',
-  'markRead',
-  'subscribe',
-  'unsubscribe',
-  'topics',
-  'prune',
-  'check',
-  'close',
-]
 
 /** A value as an error message shows it. */
 const show = (v: unknown) => (typeof v === 'string' ? JSON.stringify(v) : typeof v === 'object' && v !== null ? 'an object' : String(v))
@@ -266,7 +251,7 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
     )
   }
   requireMethods(options, 'logger', ['debug', 'info', 'warn', 'error'])
-  requireMethods(options, 'store', STORE_METHODS)
+  requireMethods(options, 'store', [...STORE_OPERATIONS, 'close'])
   requireMethods(options, 'broker', ['publish', 'subscribe', 'ready', 'onStatus', 'close'])
   requireMethods(options, 'server', ['on', 'off'])
   if (options.limits !== undefined && (typeof options.limits !== 'object' || options.limits === null)) {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { DEV_API_KEY, DEV_SECRET, devWarning, displayUrl, readConfig } from '../../src/server/config.js'
 import { resolveOptions } from '../../src/server/options.js'
+import { STORE_OPERATIONS } from '../../src/server/store/store.js'
 
 describe('readConfig', () => {
   it('requires BELFRY_SECRET and BELFRY_API_KEY outside dev mode', () => {
@@ -168,6 +169,14 @@ describe('resolveOptions', () => {
     expect(() => resolveOptions({ secret, dev: 'yes' as never })).toThrow(new TypeError('options.dev must be a boolean; got "yes"'))
     expect(() => resolveOptions({ secret, database: '' })).toThrow(new TypeError('options.database must be a file path; got ""'))
     expect(() => resolveOptions({ secret, fallback: {} as never })).toThrow(/function \(req, res\); got an object$/)
+    // A store is checked for every method the server calls, fan-out and reconcile included.
+    const method = () => Promise.resolve()
+    const store = Object.fromEntries([...STORE_OPERATIONS, 'close'].map((name) => [name, method]))
+    expect(() => resolveOptions({ secret, store: store as never })).not.toThrow()
+    const { fanOut: _f, latestSeqs: _l, ...partial } = store
+    expect(() => resolveOptions({ secret, store: partial as never })).toThrow(
+      /options\.store must be an object with .* \(missing: fanOut, latestSeqs\)/,
+    )
     for (const drainMs of [-1, 1.5, Number.NaN, 2 ** 31, '5000' as never]) {
       expect(() => resolveOptions({ secret: 's'.repeat(16), drainMs })).toThrow(TypeError)
       expect(() => resolveOptions({ secret: 's'.repeat(16), drainMs })).toThrow(/options\.drainMs must be a whole number/)

@@ -61,6 +61,28 @@ export interface IdempotencyKey {
   ttlMs: number
 }
 
+/**
+ * Every method of {@link Store} but `close`: what the server calls on a store
+ * while it runs. The options check requires them (and `close`); metrics time
+ * each under its name.
+ */
+export const STORE_OPERATIONS = [
+  'publish',
+  'fanOut',
+  'latestSeqs',
+  'touchUser',
+  'after',
+  'history',
+  'ack',
+  'markRead',
+  'subscribe',
+  'unsubscribe',
+  'topics',
+  'user',
+  'prune',
+  'check',
+] as const satisfies readonly Exclude<keyof Store, 'close'>[]
+
 /** Most expired idempotency keys a keyed publish removes: each adds one, so they cannot pile up, and none waits long. */
 export const EXPIRED_KEYS_BATCH = 100
 
