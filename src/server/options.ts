@@ -168,8 +168,13 @@ export const MAX_IDEMPOTENCY_KEY_TTL_MS = 365 * 86_400_000
 const MAX_TIMER_MS = 2 ** 31 - 1
 const TIMER_LIMITS: ReadonlySet<string> = new Set(['authTimeoutMs', 'heartbeatMs', 'bodyTimeoutMs'])
 
-/** A value as an error message shows it. */
-const show = (v: unknown) => (typeof v === 'string' ? JSON.stringify(v) : typeof v === 'object' && v !== null ? 'an object' : String(v))
+/** A value as an option's TypeError shows it: a string quoted (a secret only by its length), anything else by its kind. */
+function shown(value: unknown, secret = false): string {
+  if (typeof value === 'string')
+    return secret ? `a string of ${value.length} characters` : JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value)
+  if (value === null || value === undefined || typeof value === 'number' || typeof value === 'boolean') return String(value)
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`
+}
 
 /**
  * A retention setting, checked (TypeErrors name it as `name`): undefined when
@@ -178,16 +183,16 @@ const show = (v: unknown) => (typeof v === 'string' ? JSON.stringify(v) : typeof
 export function resolveRetention(value: unknown, name = 'options.retention'): Readonly<Retention> | undefined {
   if (value === undefined) return undefined
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new TypeError(`${name} must be an object { days?, maxPerUser? }, got ${show(value)}`)
+    throw new TypeError(`${name} must be an object { days?, maxPerUser? }, got ${shown(value)}`)
   }
   const { days, maxPerUser, ...rest } = value as Record<string, unknown>
   const unknown = Object.keys(rest)
   if (unknown.length > 0) throw new TypeError(`${name}.${unknown[0]} is not a retention setting (days, maxPerUser)`)
   if (days !== undefined && !(typeof days === 'number' && days > 0 && days <= MAX_RETENTION_DAYS)) {
-    throw new TypeError(`${name}.days must be a number of days > 0 and ≤ ${MAX_RETENTION_DAYS}, got ${show(days)}`)
+    throw new TypeError(`${name}.days must be a number of days > 0 and ≤ ${MAX_RETENTION_DAYS}, got ${shown(days)}`)
   }
   if (maxPerUser !== undefined && !(Number.isSafeInteger(maxPerUser) && (maxPerUser as number) >= 1)) {
-    throw new TypeError(`${name}.maxPerUser must be a whole number ≥ 1, got ${show(maxPerUser)}`)
+    throw new TypeError(`${name}.maxPerUser must be a whole number ≥ 1, got ${shown(maxPerUser)}`)
   }
   if (days === undefined && maxPerUser === undefined) return undefined
   return Object.freeze({ ...(days !== undefined && { days }), ...(maxPerUser !== undefined && { maxPerUser: maxPerUser as number }) })
@@ -201,14 +206,6 @@ function requireMethods(options: ServerOptions, name: 'logger' | 'store' | 'brok
   if (typeof value !== 'object' || value === null || missing.length > 0) {
     throw new TypeError(`options.${name} must be an object with ${methods.join(', ')} methods (missing: ${missing.join(', ')})`)
   }
-}
-
-/** A value as an option's TypeError shows it: a string quoted (a secret only by its length), anything else by its kind. */
-function shown(value: unknown, secret = false): string {
-  if (typeof value === 'string')
-    return secret ? `a string of ${value.length} characters` : JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value)
-  if (value === null || value === undefined || typeof value === 'number' || typeof value === 'boolean') return String(value)
-  return Array.isArray(value) ? 'an array' : typeof value === 'object' ? 'an object' : `a ${typeof value}`
 }
 
 /** Applies defaults and checks every option, throwing a `TypeError` that names a bad one. */
@@ -247,7 +244,7 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
   const idempotencyKeyTtlMs = options.idempotencyKeyTtlMs ?? DEFAULT_IDEMPOTENCY_KEY_TTL_MS
   if (!Number.isSafeInteger(idempotencyKeyTtlMs) || idempotencyKeyTtlMs < 1 || idempotencyKeyTtlMs > MAX_IDEMPOTENCY_KEY_TTL_MS) {
     throw new TypeError(
-      `options.idempotencyKeyTtlMs must be a whole number of ms from 1 to ${MAX_IDEMPOTENCY_KEY_TTL_MS}, got ${show(options.idempotencyKeyTtlMs)}`,
+      `options.idempotencyKeyTtlMs must be a whole number of ms from 1 to ${MAX_IDEMPOTENCY_KEY_TTL_MS}, got ${shown(options.idempotencyKeyTtlMs)}`,
     )
   }
   requireMethods(options, 'logger', ['debug', 'info', 'warn', 'error'])
