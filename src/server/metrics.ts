@@ -1,7 +1,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import { CloseCode } from '../protocol/index.js'
-import { type Audience, STORE_OPERATIONS, type Store } from './store/store.js'
+import { type Audience, IdempotencyKeyReusedError, STORE_OPERATIONS, type Store } from './store/store.js'
 
 /**
  * Prometheus metrics of one server, served on `GET /metrics` when enabled.
@@ -192,15 +192,16 @@ export function createMetrics(source: MetricsSource): Metrics {
     return (...args: unknown[]): unknown => {
       const started = performance.now()
       const done = () => seconds.observe((performance.now() - started) / 1000)
-      const fail = () => {
-        failed.inc()
+      // A key used for another request is the publisher's mistake (422), not the store's.
+      const fail = (error: unknown) => {
+        if (!(error instanceof IdempotencyKeyReusedError)) failed.inc()
         done()
       }
       let result: unknown
       try {
         result = run(...args)
       } catch (error) {
-        fail()
+        fail(error)
         throw error
       }
       if (typeof (result as PromiseLike<unknown> | undefined)?.then === 'function') (result as PromiseLike<unknown>).then(done, fail)

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { createMetrics, type Metrics } from '../../src/server/metrics.js'
-import type { Store } from '../../src/server/store/store.js'
+import { IdempotencyKeyReusedError, type Store } from '../../src/server/store/store.js'
 
 const source = { stats: () => ({ users: 0, connections: 0, sockets: 0, unauthenticated: 0 }), brokerUp: () => true }
 
@@ -32,6 +32,9 @@ describe('Metrics.timeStore', () => {
       topics(): string[] {
         return ['a'] // not a promise: passed on as it is
       }
+      publish(): Promise<never> {
+        return Promise.reject(new IdempotencyKeyReusedError('used for another request'))
+      }
       async close(): Promise<void> {}
       get acks() {
         return this.#acks
@@ -43,6 +46,7 @@ describe('Metrics.timeStore', () => {
     await expect(store.after('ann', 0, 1)).rejects.toThrow('read failed')
     expect(() => store.history('ann', undefined, 1)).toThrow('thrown at once')
     expect(store.topics('ann')).toEqual(['a'])
+    await expect(store.publish({ userId: 'ann' } as never, { title: 't', body: '' })).rejects.toThrow(IdempotencyKeyReusedError)
     expect(custom.acks).toBe(1)
     // Methods the store lacks stay missing; close is passed through.
     expect((store as Partial<Store>).fanOut).toBeUndefined()
@@ -56,6 +60,9 @@ describe('Metrics.timeStore', () => {
     expect(s.get('belfry_store_errors_total{operation="ack"}')).toBe(0)
     expect(s.get('belfry_store_errors_total{operation="after"}')).toBe(1)
     expect(s.get('belfry_store_errors_total{operation="history"}')).toBe(1)
+    // A key reused for another request is the publisher's mistake: timed, not a store error.
+    expect(s.get('belfry_store_operation_seconds_count{operation="publish"}')).toBe(1)
+    expect(s.get('belfry_store_errors_total{operation="publish"}')).toBe(0)
   })
 
   it('serves the counters kept as plain numbers, and lists every label value at 0 from the start', async () => {
