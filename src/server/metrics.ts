@@ -120,6 +120,12 @@ export function createMetrics(source: MetricsSource): Metrics {
     for (const v of values) c.inc({ [label]: v } as Record<L, string>, 0)
     return c
   }
+  /** A histogram of seconds with one label, every value of it at 0. */
+  const timing = <L extends string>(name: string, help: string, label: L, values: readonly string[]) => {
+    const h = new Histogram<L>({ name: `belfry_${name}`, help, labelNames: [label], buckets: BUCKETS, registers })
+    for (const v of values) h.zero({ [label]: v } as Record<L, string>)
+    return h
+  }
 
   // Registered in the order they are served: connections, publishes and delivery, replay, cuts, broker, store, event loop.
   const sockets = gauge('open_sockets', 'Open WebSockets, authenticated or not.')
@@ -142,14 +148,7 @@ export function createMetrics(source: MetricsSource): Metrics {
   )
 
   const publishes = labelled('publishes_total', 'Publishes committed, by audience.', 'kind', KINDS)
-  const publishSeconds = new Histogram<'kind'>({
-    name: 'belfry_publish_commit_seconds',
-    help: 'From a publish to its commit in the store, by audience.',
-    labelNames: ['kind'],
-    buckets: BUCKETS,
-    registers,
-  })
-  for (const kind of KINDS) publishSeconds.zero({ kind })
+  const publishSeconds = timing('publish_commit_seconds', 'From a publish to its commit in the store, by audience.', 'kind', KINDS)
   const inboxEntries = counter('inbox_entries_total', 'Inbox entries this process wrote (publishes and fan-out batches).')
   const deliveries = counter('deliveries_total', 'Notifications sent live to a connection.')
 
@@ -162,14 +161,7 @@ export function createMetrics(source: MetricsSource): Metrics {
   const brokerUp = gauge('broker_up', '1 while events from the broker reach this process, else 0.')
   const brokerErrors = counter('broker_errors_total', "Broker publishes that failed (the event reached this process's connections only).")
 
-  const storeSeconds = new Histogram<'operation'>({
-    name: 'belfry_store_operation_seconds',
-    help: 'Store operations, by operation.',
-    labelNames: ['operation'],
-    buckets: BUCKETS,
-    registers,
-  })
-  for (const operation of STORE_OPERATIONS) storeSeconds.zero({ operation })
+  const storeSeconds = timing('store_operation_seconds', 'Store operations, by operation.', 'operation', STORE_OPERATIONS)
   const storeErrors = labelled('store_errors_total', 'Store operations that failed, by operation.', 'operation', STORE_OPERATIONS)
 
   const lagP99 = gauge('event_loop_lag_p99_seconds', "99th percentile of the event loop's delay since the previous scrape.")
