@@ -468,12 +468,8 @@ export class NotificationServer {
       try {
         do {
           this.#reconcileAgain = false
-          const { registry, store } = this.#hub
-          const users = [...registry.userIds()]
-          for (let i = 0; i < users.length; i += RECONCILE_CHUNK) {
-            const latest = await store.latestSeqs(users.slice(i, i + RECONCILE_CHUNK))
-            for (const [userId, seq] of latest) for (const c of registry.of(userId)) c.replay.catchUp(seq)
-          }
+          const users = [...this.#hub.registry.userIds()]
+          for (let i = 0; i < users.length; i += RECONCILE_CHUNK) await this.#readLatest(users.slice(i, i + RECONCILE_CHUNK))
         } while (this.#reconcileAgain && this.#accepting)
       } catch (error) {
         this.#hub.log.warn({ err: error }, 'reconcile failed; retrying on the next sweep')
@@ -489,15 +485,18 @@ export class NotificationServer {
       this.#reconcile()
       return
     }
-    const { registry, store, log } = this.#hub
-    const here = userIds.filter((id) => registry.count(id) > 0)
+    const here = userIds.filter((id) => this.#hub.registry.count(id) > 0)
     if (here.length === 0) return
-    store.latestSeqs(here).then(
-      (latest) => {
-        for (const [userId, seq] of latest) for (const c of registry.of(userId)) c.replay.catchUp(seq)
-      },
-      (error: unknown) => log.warn({ err: error }, 'catch-up failed; the next reconcile reads the store'),
+    this.#readLatest(here).catch((error: unknown) =>
+      this.#hub.log.warn({ err: error }, 'catch-up failed; the next reconcile reads the store'),
     )
+  }
+
+  /** Reads these users' latest seq from the store: their connections here that are behind it catch up. */
+  async #readLatest(userIds: readonly string[]): Promise<void> {
+    const { registry, store } = this.#hub
+    const latest = await store.latestSeqs(userIds)
+    for (const [userId, seq] of latest) for (const c of registry.of(userId)) c.replay.catchUp(seq)
   }
 
   /** Once a second: token expiry, idle budgets, fan-out jobs, and reading the store when the broker cannot be trusted. */
