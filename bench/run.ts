@@ -15,15 +15,17 @@
  * Writes bench/RESULTS.md and bench/chart.svg.
  */
 import { type ChildProcess, execFileSync, fork } from 'node:child_process'
+import { createHmac, timingSafeEqual } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { arch, cpus, loadavg, release, totalmem, type } from 'node:os'
 import { fileURLToPath } from 'node:url'
+import { mintToken, verifyingKey, verifyToken } from '../src/server/auth.js'
 import { CLIENT_SIZE_LIMIT_BYTES } from './client-size.js'
 import { CLUSTER_ENV, CLUSTER_ON, type ClusterResults, clusterReport, runCluster } from './cluster.js'
 import type { ClientKind } from './loadgen.js'
 import { bytes, chart, DRAIN_SECTION, fmt, median, quantile, ratio, section, table } from './report.js'
 import { now, type Peer, peer } from './rpc.js'
-import { KINDS, type Kind, LABEL, userId } from './shared.js'
+import { KINDS, type Kind, LABEL, SECRET, userId } from './shared.js'
 import { type ClientSize, clientSizes } from './size.js'
 
 const env = (name: string, fallback: number): number => {
@@ -363,11 +365,13 @@ async function main(): Promise<void> {
 
   log('  client sizes (esbuild, browser, esm, minify, licence comments kept, gzip -9)')
   const sizes = await clientSizes()
+  const jwt = await jwtCost()
   const elapsed = (now() - t0) / 1000
   const after = codeVersion()
   const { text, svg } = report(
     slots,
     sizes,
+    jwt,
     cluster,
     started,
     elapsed,
@@ -385,11 +389,39 @@ async function main(): Promise<void> {
   log(`wrote bench/RESULTS.md and bench/chart.svg (${fmt(elapsed, 0)} s)`)
 }
 
+/** Token verifications timed by {@link jwtCost}. */
+const JWT_VERIFIES = 2000
+
+interface JwtCost {
+  /** CPU per verify (ms): the server's own check (jose, the key imported once). */
+  jose: number
+  /** CPU per HMAC-SHA256 of the same token through node:crypto and a constant-time compare (ms). */
+  hmac: number
+}
+
+/** What a token check costs belfry's server beside a bare HMAC: process CPU (every thread), per verify. */
+async function jwtCost(): Promise<JwtCost> {
+  const token = await mintToken(SECRET, 'u0')
+  const key = verifyingKey(SECRET)
+  const [header, body, signature] = token.split('.') as [string, string, string]
+  const expected = Buffer.from(signature, 'base64url')
+  const hmac = () => timingSafeEqual(createHmac('sha256', SECRET).update(`${header}.${body}`).digest(), expected)
+  const cpu = async (run: () => unknown): Promise<number> => {
+    for (let i = 0; i < JWT_VERIFIES / 10; i++) await run()
+    const start = process.cpuUsage()
+    for (let i = 0; i < JWT_VERIFIES; i++) if (!(await run())) throw new Error('the token did not verify')
+    const used = process.cpuUsage(start)
+    return (used.user + used.system) / 1000 / JWT_VERIFIES
+  }
+  return { jose: await cpu(async () => (await verifyToken(token, key)).ok), hmac: await cpu(hmac) }
+}
+
 // ---- the report ---------------------------------------------------------------------
 
 function report(
   slots: Slot[],
   sizes: ClientSize[],
+  jwt: JwtCost,
   cluster: ClusterResults | undefined,
   started: Date,
   elapsedS: number,
@@ -604,8 +636,9 @@ function report(
   if (costTargets.some(([, b, p, limit]) => b / p > limit)) {
     whyMissed.push(
       "- Server cost: see \"Where belfry's server CPU goes\" below for each phase's CPU beside plain ws's and the store's share. " +
-        'Beyond the store, belfry verifies a JWT per connect (jose on WebCrypto: about 0.1 ms of CPU a verify on Node 20, where ' +
-        "an HMAC through node:crypto takes 0.01 ms), receives one ack frame per client per burst of deliveries (plain ws's " +
+        `Beyond the store, belfry verifies a JWT per connect (jose on WebCrypto: ${fmt(jwt.jose, 3)} ms of CPU a verify on ` +
+        `Node ${process.versions.node.split('.')[0]}, where the same token's HMAC through node:crypto takes ${fmt(jwt.hmac, 3)} ms; ` +
+        `${JWT_VERIFIES} of each in the bench's own process after the run), receives one ack frame per client per burst of deliveries (plain ws's ` +
         'clients send none), and builds a frame per recipient (its own `seq`) where plain ws sends one string to all.',
     )
   }
