@@ -46,6 +46,8 @@ const CPU_PROF = process.env.BENCH_CPU_PROF
 const SERVERS = process.env.BENCH_SERVERS === 'none' ? [] : ((process.env.BENCH_SERVERS?.split(',') as Kind[] | undefined) ?? KINDS)
 /** Belfry clients ack one second after a delivery; broadcasts are spaced so those writes land between them. */
 const FANOUT_GAP_MS = 1300
+/** SqliteStore's default `fanOutBatch`: the inbox entries a broadcast commits before its first copy is sent. */
+const FAN_OUT_BATCH = 1000
 /** The reconnect storm's target: 10 s for 2,000 clients, 15 s from 10,000. */
 const STORM_TARGET_MS = N >= 10_000 ? 15_000 : 10_000
 
@@ -107,7 +109,8 @@ interface Slot {
   round: number
   connect: { ms: number; failed: number; errors: string[] }
   memory: { rss0: number; rss1: number; perConn: number; heapPerConn: number; gc: boolean }
-  fanout: { ms: number; lost: number; publishMs: number; commitMs: number }[]
+  /** Per broadcast: publish → the last receipt (`ms`) and → the first (`firstMs`), over all load generators. */
+  fanout: { ms: number; firstMs: number; lost: number; publishMs: number; commitMs: number }[]
   stream: {
     sent: number
     received: number
@@ -195,19 +198,26 @@ async function runSlot(kind: Kind, round: number, loadgens: Peer[]): Promise<Slo
     gc: m1.gcExposed,
   }
 
-  // Broadcast fan-out: publish → the last client's receipt.
+  // Broadcast fan-out: publish → the first and the last client's receipt.
   const fanout: Slot['fanout'] = []
   const fanoutCpu = await measure()
   for (let f = 0; f < FANOUTS; f++) {
     const k = `b${f}`
     const pub = await server.call<{ t0: number; t1: number; commitMs: number }>('broadcast', { k })
     const got = await all<KeyStats>('waitKeys', () => ({ keys: [k], timeoutMs: 30_000 }))
+    const first = Math.min(...got.map((g) => g[k]!.first))
     const last = Math.max(...got.map((g) => g[k]!.last))
-    fanout.push({ ms: last - pub.t0, lost: N - sum(got.map((g) => g[k]!.count)), publishMs: pub.t1 - pub.t0, commitMs: pub.commitMs })
+    fanout.push({
+      ms: last - pub.t0,
+      firstMs: first - pub.t0,
+      lost: N - sum(got.map((g) => g[k]!.count)),
+      publishMs: pub.t1 - pub.t0,
+      commitMs: pub.commitMs,
+    })
     await sleep(FANOUT_GAP_MS)
   }
   const cpuFanout = await fanoutCpu()
-  step(`fan-out ${fanout.map((f) => fmt(f.ms)).join(', ')} ms`)
+  step(`fan-out ${fanout.map((f) => fmt(f.ms)).join(', ')} ms; first receipt ${fanout.map((f) => fmt(f.firstMs)).join(', ')} ms`)
 
   // Targeted notifications at a steady rate: publish → receipt latency.
   type Q = { p50: number; p99: number; max: number }
@@ -438,6 +448,7 @@ function report(
     memPerConn: med(k, (s) => s.memory.perConn),
     heapPerConn: med(k, (s) => s.memory.heapPerConn),
     fanoutMs: med(k, (s) => s.fanout.map((f) => f.ms)),
+    firstMs: med(k, (s) => s.fanout.map((f) => f.firstMs)),
     fanoutLost: total(k, (s) => sum(s.fanout.map((f) => f.lost))),
     publishMs: med(k, (s) => s.fanout.map((f) => f.publishMs)),
     commitMs: med(k, (s) => s.fanout.map((f) => f.commitMs)),
@@ -486,6 +497,7 @@ function report(
       row('memory per idle connection (RSS)', (k) => m[k].memPerConn, 0, true, bytes),
       row('  of which JS heap', (k) => m[k].heapPerConn, 0, true, bytes),
       row(`broadcast fan-out to ${N} (ms, publish → last receipt)`, (k) => m[k].fanoutMs, 1),
+      row('broadcast: first recipient (ms, publish → first receipt)', (k) => m[k].firstMs, 1),
       row('fan-out deliveries/s', (k) => N / (m[k].fanoutMs / 1000), 0, false),
       row('server CPU per 1000 broadcast deliveries, acks included (ms)', (k) => m[k].cpuPer1kFanout, 1),
       row('  of which the publish call: commit (belfry) and writes to every socket (ms)', (k) => m[k].publishMs, 1),
@@ -796,9 +808,12 @@ ${perRound}
   same order as the connections themselves) is no part of the difference. The server
   processes run with \`--no-memory-reducer\`, so that V8 does not shrink the heap at some
   moment between the two readings.
-- Fan-out: the time from the server's publish call to the receipt of the last of ${N} copies
-  (in any load generator), on CLOCK_MONOTONIC, which all processes share. Broadcasts are
-  ${FANOUT_GAP_MS} ms apart so that belfry's acks land between them.
+- Fan-out: the time from the server's publish call to the receipt of the first and of the last
+  of ${N} copies (in any load generator), on CLOCK_MONOTONIC, which all processes share.
+  Broadcasts are ${FANOUT_GAP_MS} ms apart so that belfry's acks land between them. belfry
+  commits a broadcast's first batch of inbox entries (the store's \`fanOutBatch\`, ${FAN_OUT_BATCH} by
+  default; ${fmt(Math.min(N, FAN_OUT_BATCH), 0)} here) before it sends any copy, so its first recipient waits for that commit:
+  ${fmt(m.belfry.commitMs, 1)} ms of the ${fmt(m.belfry.firstMs, 1)} ms to the first receipt (plain ws: ${fmt(ws.firstMs, 1)} ms).
 - Targeted: ${RATE} notifications/s to single users, round robin over the ${N}, for
   ${STREAM_MS / 1000} s; each payload carries its publish time and the receiver subtracts it
   from its own.
