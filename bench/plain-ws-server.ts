@@ -5,8 +5,9 @@
  * checking for later), and two ways to send: to one user, or to everyone.
  * Each send serialises the notification once and writes that string to every
  * socket concerned. Nothing is stored: a user who is offline misses it.
+ * An application publishes over HTTP as well: `POST /api/notifications`.
  */
-import { createServer, type Server } from 'node:http'
+import { createServer, type RequestListener, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import WebSocket, { WebSocketServer } from 'ws'
 import type { BenchPayload, BenchServer } from './shared.js'
@@ -18,7 +19,7 @@ export class PlainWsServer implements BenchServer {
   readonly #users = new Map<string, Set<WebSocket>>()
 
   constructor() {
-    this.#http = createServer()
+    this.#http = createServer(publishRoute((userId, p) => this.#send(userId, p)))
     this.#wss = new WebSocketServer({ server: this.#http, perMessageDeflate: false })
     this.#wss.on('connection', (ws) => this.#accept(ws))
   }
@@ -59,11 +60,22 @@ export class PlainWsServer implements BenchServer {
     ws.on('error', () => {})
   }
 
-  async sendToUser(userId: string, p: BenchPayload): Promise<void> {
+  async sendToUser(userId: string, p: BenchPayload): Promise<number> {
+    return this.#send(userId, p)
+  }
+
+  /** Sends to the user's open sockets; returns how many. */
+  #send(userId: string, p: BenchPayload): number {
     const sockets = this.#users.get(userId)
-    if (!sockets) return
+    if (!sockets) return 0
     const message = JSON.stringify({ type: 'notification', ...p, timestamp: new Date().toISOString() })
-    for (const ws of sockets) if (ws.readyState === WebSocket.OPEN) ws.send(message)
+    let sent = 0
+    for (const ws of sockets) {
+      if (ws.readyState !== WebSocket.OPEN) continue
+      ws.send(message)
+      sent++
+    }
+    return sent
   }
 
   async broadcast(p: BenchPayload): Promise<void> {
@@ -80,6 +92,38 @@ export class PlainWsServer implements BenchServer {
       this.#wss.close()
       this.#http.close(() => resolve())
       this.#http.closeAllConnections()
+    })
+  }
+}
+
+/**
+ * `POST /api/notifications` with a JSON body `{ userId, title, body, priority,
+ * data }`: hands the notification to `send` and answers 201 `{ recipients }`.
+ * As thin as the article's route: parse, send, answer; no key is checked and
+ * nothing is stored. The socket.io server serves the same route.
+ */
+export function publishRoute(send: (userId: string, p: BenchPayload) => number): RequestListener {
+  return (req, res) => {
+    if (req.method !== 'POST' || req.url !== '/api/notifications') {
+      res.writeHead(404).end()
+      return
+    }
+    const chunks: Buffer[] = []
+    req.on('data', (chunk: Buffer) => chunks.push(chunk))
+    req.on('end', () => {
+      let input: Partial<BenchPayload> & { userId?: unknown }
+      try {
+        input = JSON.parse(Buffer.concat(chunks).toString())
+      } catch {
+        input = {}
+      }
+      const { userId, title, body, priority, data } = input
+      if (typeof userId !== 'string') {
+        res.writeHead(400).end()
+        return
+      }
+      const recipients = send(userId, { title, body, priority, data } as BenchPayload)
+      res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify({ recipients }))
     })
   }
 }

@@ -1,10 +1,12 @@
 /**
  * The same service on socket.io 4: WebSocket transport only (no polling),
- * the user id from the handshake's `auth`, one room per user.
+ * the user id from the handshake's `auth`, one room per user, and the plain
+ * ws server's HTTP publish route.
  */
 import { createServer, type Server as HttpServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Server } from 'socket.io'
+import { publishRoute } from './plain-ws-server.js'
 import type { BenchPayload, BenchServer } from './shared.js'
 
 const room = (userId: string) => `user:${userId}`
@@ -14,7 +16,8 @@ export class SocketIoServer implements BenchServer {
   readonly #io: Server
 
   constructor() {
-    this.#http = createServer()
+    // socket.io hands every request outside its own path to this listener.
+    this.#http = createServer(publishRoute((userId, p) => this.#send(userId, p)))
     this.#io = new Server(this.#http, { transports: ['websocket'], perMessageDeflate: false, serveClient: false })
     this.#io.use((socket, next) => {
       const userId: unknown = socket.handshake.auth.userId
@@ -34,8 +37,14 @@ export class SocketIoServer implements BenchServer {
     })
   }
 
-  async sendToUser(userId: string, p: BenchPayload): Promise<void> {
+  async sendToUser(userId: string, p: BenchPayload): Promise<number> {
+    return this.#send(userId, p)
+  }
+
+  /** Emits to the user's room; returns how many sockets are in it. */
+  #send(userId: string, p: BenchPayload): number {
     this.#io.to(room(userId)).emit('notification', { type: 'notification', ...p, timestamp: new Date().toISOString() })
+    return this.#io.sockets.adapter.rooms.get(room(userId))?.size ?? 0
   }
 
   async broadcast(p: BenchPayload): Promise<void> {
