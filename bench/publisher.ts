@@ -1,9 +1,11 @@
 /**
- * The cluster phase's publisher (bench/cluster.ts): a process of its own that
- * publishes over belfry's HTTP API (`POST /api/notifications`, keep-alive
- * connections), as an application backend would, and times each call. Every
- * payload carries its publish time on the clock all the bench's processes
- * share (rpc.ts), so a load generator can tell publish → receipt.
+ * The publisher of the cluster phase (bench/cluster.ts) and of the targeted
+ * phase under load (bench/run.ts): a process of its own that publishes over
+ * HTTP (`POST /api/notifications`, keep-alive connections; belfry's API, or the
+ * same route on the plain ws and socket.io servers), as an application backend
+ * would, and times each call. Every payload carries its publish time on the
+ * clock all the bench's processes share (rpc.ts), so a load generator can
+ * tell publish → receipt.
  */
 import { Agent, request } from 'node:http'
 import { quantile } from './report.js'

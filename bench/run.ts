@@ -7,7 +7,8 @@
  *
  * Environment: BENCH_N (clients, 2000), BENCH_ROUNDS (2), BENCH_LOADGENS (2),
  * BENCH_FANOUT (broadcasts per round, 5), BENCH_RATE (targeted messages/s,
- * 1000), BENCH_STREAM_MS (5000), BENCH_BACKLOG (10000), BENCH_WINDOW
+ * 1000), BENCH_STREAM_MS (5000), BENCH_LOAD_MS (the targeted phase under the
+ * load of 8 closed-loop HTTP publishers, 3000), BENCH_BACKLOG (10000), BENCH_WINDOW
  * (connects in flight per load generator, 64), BENCH_MAX_MS (hard stop,
  * 600000), BENCH_CPU_PROF (a directory: CPU profiles of the server children),
  * BENCH_SERVERS (a subset, for development), BENCH_DEBUG (more detail on the console).
@@ -23,6 +24,7 @@ import { mintToken, verifyingKey, verifyToken } from '../src/server/auth.js'
 import { CLIENT_SIZE_LIMIT_BYTES } from './client-size.js'
 import { CLUSTER_ENV, CLUSTER_ON, type ClusterResults, clusterReport, runCluster } from './cluster.js'
 import type { ClientKind } from './loadgen.js'
+import type { Published } from './publisher.js'
 import { bytes, chart, DRAIN_SECTION, fmt, median, quantile, ratio, section, table } from './report.js'
 import { now, type Peer, peer } from './rpc.js'
 import { KINDS, type Kind, LABEL, SECRET, userId } from './shared.js'
@@ -38,6 +40,7 @@ const LOADGENS = env('BENCH_LOADGENS', 2)
 const FANOUTS = env('BENCH_FANOUT', 5)
 const RATE = env('BENCH_RATE', 1000)
 const STREAM_MS = env('BENCH_STREAM_MS', 5000)
+const LOAD_MS = env('BENCH_LOAD_MS', 3000)
 const BACKLOG = env('BENCH_BACKLOG', 10_000)
 const WINDOW = env('BENCH_WINDOW', 64)
 const MAX_MS = env('BENCH_MAX_MS', 600_000)
@@ -46,6 +49,8 @@ const CPU_PROF = process.env.BENCH_CPU_PROF
 const SERVERS = process.env.BENCH_SERVERS === 'none' ? [] : ((process.env.BENCH_SERVERS?.split(',') as Kind[] | undefined) ?? KINDS)
 /** Belfry clients ack one second after a delivery; broadcasts are spaced so those writes land between them. */
 const FANOUT_GAP_MS = 1300
+/** Closed-loop HTTP publishers of the targeted phase under load: the requests in flight. */
+const LOAD_PUBLISHERS = 8
 /** SqliteStore's default `fanOutBatch`: the inbox entries a broadcast commits before its first copy is sent. */
 const FAN_OUT_BATCH = 1000
 /** The reconnect storm's target: 10 s for 2,000 clients, 15 s from 10,000. */
@@ -123,6 +128,20 @@ interface Slot {
     call: { p50: number; p99: number; max: number }
     loopDelay: { p50: number; p99: number; max: number }
   }
+  /** Targeted under the load of closed-loop HTTP publishers: deliveries/s from the first publish to the last receipt. */
+  load: {
+    published: number
+    failed: number
+    delivered: number
+    lost: number
+    /** From the first publish to the last receipt (ms). */
+    ms: number
+    rate: number
+    p50: number
+    p99: number
+    /** The HTTP call, request → 201 (ms). */
+    call: { p50: number; p99: number }
+  }
   storm: {
     clients: number
     restartMs: number
@@ -143,18 +162,19 @@ interface Slot {
   }
   replay?: { ms: number; delivered: number; duplicates: number; backlogMs: number; done: boolean }
   /** Server CPU (user + system, ms) over each phase, and (belfry) the time in each store method over it. */
-  cpu: Record<'connect' | 'fanout' | 'stream', { ms: number; store: Record<string, { calls: number; ms: number }> }>
+  cpu: Record<'connect' | 'fanout' | 'stream' | 'load', { ms: number; store: Record<string, { calls: number; ms: number }> }>
   warnings: string[]
 }
 
 type KeyStats = Record<string, { count: number; first: number; last: number }>
 
-async function runSlot(kind: Kind, round: number, loadgens: Peer[]): Promise<Slot> {
+async function runSlot(kind: Kind, round: number, loadgens: Peer[], publisher: Peer): Promise<Slot> {
   const prof = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}/${kind}-round${round}`] : []
   // No memory reducer: it would shrink the heap at some moment after a gc(), between or during the two RSS readings.
   const server = spawn('server-child.ts', ['--expose-gc', '--no-memory-reducer', ...prof], `${kind} server`)
   const { port } = await server.call<{ port: number }>('start', { kind })
-  const url = kind === 'socketio' ? `http://127.0.0.1:${port}` : `ws://127.0.0.1:${port}/ws`
+  const http = `http://127.0.0.1:${port}`
+  const url = kind === 'socketio' ? http : `ws://127.0.0.1:${port}/ws`
   const users = Array.from({ length: N }, (_, i) => userId(i))
   const shares = loadgens.map((_, li) => users.filter((_, i) => i % loadgens.length === li))
   const all = <T>(method: string, args: (li: number) => unknown, timeoutMs?: number) =>
@@ -252,6 +272,45 @@ async function runSlot(kind: Kind, round: number, loadgens: Peer[]): Promise<Slo
     `targeted ${stream.received}/${stream.sent}, p50 ${fmt(stream.p50)} ms, p99 ${fmt(stream.p99)} ms; publish call p50 ${fmt(stream.call.p50)} p99 ${fmt(stream.call.p99)} max ${fmt(stream.call.max)}; loop delay p50 ${fmt(stream.loopDelay.p50)} p99 ${fmt(stream.loopDelay.p99)} max ${fmt(stream.loopDelay.max)}`,
   )
 
+  // Targeted under load: closed-loop publishers over keep-alive HTTP, each publish to one user, round robin.
+  const loadCpu = await measure()
+  type Tally = { deliveries: number; lastAt: number }
+  const tallyAll = async (): Promise<Tally> => {
+    const t = await all<Tally>('tally', () => ({}))
+    return { deliveries: sum(t.map((x) => x.deliveries)), lastAt: Math.max(...t.map((x) => x.lastAt)) }
+  }
+  const tally0 = await tallyAll()
+  // Keys `t…` count as targeted in the load generators (publish → receipt); `tl…` are not the stream's.
+  const published = await publisher.call<Published>(
+    'flood',
+    { targets: users.map((u) => ({ url: http, userId: u })), concurrency: LOAD_PUBLISHERS, durationMs: LOAD_MS, prefix: 'tl' },
+    LOAD_MS + 60_000,
+  )
+  let tally1 = tally0
+  const loadEnd = now() + 10_000
+  do {
+    await sleep(50)
+    tally1 = await tallyAll()
+  } while (tally1.deliveries - tally0.deliveries < published.ok && now() < loadEnd)
+  const loadLat = (await all<StreamStats>('stream', () => ({ drain: true }))).flatMap((d) => d.latencies)
+  const cpuLoad = await loadCpu()
+  const delivered = tally1.deliveries - tally0.deliveries
+  const loadMs = tally1.lastAt - published.t0
+  const load = {
+    published: published.ok,
+    failed: published.failed,
+    delivered,
+    lost: published.ok - delivered,
+    ms: loadMs,
+    rate: delivered / (loadMs / 1000),
+    p50: quantile(loadLat, 0.5),
+    p99: quantile(loadLat, 0.99),
+    call: { p50: published.call.p50, p99: published.call.p99 },
+  }
+  step(
+    `under load (${LOAD_PUBLISHERS} HTTP publishers): ${load.delivered}/${load.published} delivered, ${fmt(load.rate, 0)}/s, p50 ${fmt(load.p50, 2)} ms, p99 ${fmt(load.p99, 1)} ms; HTTP call p50 ${fmt(load.call.p50, 2)} p99 ${fmt(load.call.p99, 1)}${published.failed ? `; ${published.failed} failed: ${published.errors.join('; ')}` : ''}`,
+  )
+
   // Reconnect storm: the server restarts; belfry's clients are NotificationClients.
   if (kind === 'belfry') {
     await all('closeAll', () => ({}))
@@ -338,8 +397,8 @@ async function runSlot(kind: Kind, round: number, loadgens: Peer[]): Promise<Slo
   const warnings = await server.call<string[]>('warnings')
   await server.call('stop')
   await new Promise((r) => (server.child.exitCode === null ? server.child.once('exit', r) : r(null)))
-  const cpu = { connect: cpuConnect, fanout: cpuFanout, stream: cpuStream }
-  return { kind, round, connect, memory, fanout, stream, storm, ...(replay ? { replay } : {}), cpu, warnings }
+  const cpu = { connect: cpuConnect, fanout: cpuFanout, stream: cpuStream, load: cpuLoad }
+  return { kind, round, connect, memory, fanout, stream, load, storm, ...(replay ? { replay } : {}), cpu, warnings }
 }
 
 // ---- the run ----------------------------------------------------------------------
@@ -358,10 +417,12 @@ async function main(): Promise<void> {
     throw new Error(`the open-file limit (${limit}) is too low for ${perLoadgen} clients per load generator`)
 
   const loadgens = Array.from({ length: LOADGENS }, (_, i) => spawn('loadgen.ts', [], `loadgen ${i}`))
+  const publisher = spawn('publisher.ts', [], 'publisher')
   const slots: Slot[] = []
   for (let round = 1; round <= ROUNDS; round++) {
-    for (const kind of SERVERS) slots.push(await runSlot(kind, round, loadgens))
+    for (const kind of SERVERS) slots.push(await runSlot(kind, round, loadgens, publisher))
   }
+  publisher.child.disconnect()
   const cluster = CLUSTER_ON ? await runCluster({ spawn, loadgens, log }) : undefined
   for (const l of loadgens) l.child.disconnect()
   if (slots.length === 0) {
@@ -456,6 +517,13 @@ function report(
     p99: med(k, (s) => s.stream.p99),
     streamLost: total(k, (s) => s.stream.sent - s.stream.received),
     streamSent: total(k, (s) => s.stream.sent),
+    loadRate: med(k, (s) => s.load.rate),
+    loadP50: med(k, (s) => s.load.p50),
+    loadP99: med(k, (s) => s.load.p99),
+    loadDelivered: med(k, (s) => s.load.delivered),
+    loadLost: total(k, (s) => s.load.lost),
+    loadPublished: total(k, (s) => s.load.published),
+    loadFailed: total(k, (s) => s.load.failed),
     backMs: med(k, (s) => s.storm.allBackMs),
     missed: total(k, (s) => s.storm.missed),
     cpuPerConnect: med(k, (s) => s.cpu.connect.ms / N),
@@ -481,6 +549,7 @@ function report(
     'BENCH_FANOUT',
     'BENCH_RATE',
     'BENCH_STREAM_MS',
+    'BENCH_LOAD_MS',
     'BENCH_BACKLOG',
     ...CLUSTER_ENV,
   ]
@@ -505,6 +574,9 @@ function report(
       row(`targeted, ${RATE}/s for ${STREAM_MS / 1000} s: p50 (ms)`, (k) => m[k].p50, 2),
       row('targeted: p99 (ms)', (k) => m[k].p99, 2),
       row('targeted: server CPU per delivery, ack included (ms)', (k) => m[k].cpuPerTargeted, 3),
+      row(`targeted, ${LOAD_PUBLISHERS} concurrent HTTP publishers for ${LOAD_MS / 1000} s: deliveries/s`, (k) => m[k].loadRate, 0, false),
+      row('  publish → receipt p50 (ms)', (k) => m[k].loadP50, 2),
+      row('  publish → receipt p99 (ms)', (k) => m[k].loadP99, 2),
       row('reconnect after restart: all back (ms)', (k) => m[k].backMs, 0),
     ],
   )
@@ -520,7 +592,7 @@ function report(
     ]
   }
 
-  const cpuRows = (['connect', 'fanout', 'stream'] as const).map((phase) => {
+  const cpuRows = (['connect', 'fanout', 'stream', 'load'] as const).map((phase) => {
     const rounds = of('belfry')
     const mid = rounds.slice().sort((a, b) => a.cpu[phase].ms - b.cpu[phase].ms)[Math.floor(rounds.length / 2)]
     const store = Object.entries(mid?.cpu[phase].store ?? {})
@@ -532,6 +604,7 @@ function report(
       connect: `connect + auth of ${N}`,
       fanout: `${FANOUTS} broadcasts to ${N}, acks included`,
       stream: 'targeted stream, acks included',
+      load: `targeted, ${LOAD_PUBLISHERS} HTTP publishers (deliveries: belfry ${fmt(m.belfry.loadDelivered, 0)}, plain ws ${fmt(ws.loadDelivered, 0)}), acks included`,
     }[phase]
     return [
       label,
@@ -554,6 +627,10 @@ function report(
       ['connect failures', ...KINDS.map((k) => String(m[k].failed))],
       [`fan-out: lost deliveries (of ${N} × ${FANOUTS} × ${ROUNDS})`, ...KINDS.map((k) => String(m[k].fanoutLost))],
       ['targeted: lost (of sent)', ...KINDS.map((k) => `${m[k].streamLost} of ${m[k].streamSent}`)],
+      [
+        `targeted, ${LOAD_PUBLISHERS} HTTP publishers: lost (of answered 201)`,
+        ...KINDS.map((k) => `${m[k].loadLost} of ${m[k].loadPublished}${m[k].loadFailed ? `; ${m[k].loadFailed} publishes failed` : ''}`),
+      ],
       [
         'broadcasts published right after the restart, never received',
         'replayed: see the storm',
@@ -665,6 +742,25 @@ function report(
         'clients send none), and builds a frame per recipient (its own `seq`) where plain ws sends one string to all.',
     )
   }
+  // Targeted under the load of closed-loop HTTP publishers.
+  const underLoad = `with ${LOAD_PUBLISHERS} concurrent HTTP publishers`
+  const loadRateRatio = m.belfry.loadRate / ws.loadRate
+  const loadTargets: [string, number, number, number, string][] = [
+    [`targeted p50 latency ${underLoad}`, m.belfry.loadP50, ws.loadP50, 1.5, 'ms'],
+    [`targeted p99 latency ${underLoad}`, m.belfry.loadP99, ws.loadP99, 2, 'ms'],
+  ]
+  if (loadRateRatio < 0.8 || loadTargets.some(([, b, p, limit]) => b / p > limit)) {
+    const busy = (k: Kind) => med(k, (s) => s.cpu.load.ms / s.load.ms)
+    const perDelivery = (k: Kind) => med(k, (s) => s.cpu.load.ms / Math.max(1, s.load.delivered))
+    const storePerDelivery = med('belfry', (s) => sum(Object.values(s.cpu.load.store).map((v) => v.ms)) / Math.max(1, s.load.delivered))
+    whyMissed.push(
+      `- Targeted ${underLoad}: each publisher sends its next as soon as the last is answered, so the server's time per publish sets the pace. ` +
+        `belfry's server process was busy ${fmt(busy('belfry') * 100, 0)} % of the phase (plain ws's ${fmt(busy('ws') * 100, 0)} %) and used ` +
+        `${fmt(perDelivery('belfry'), 3)} ms of CPU per delivery against plain ws's ${fmt(perDelivery('ws'), 3)} ms; of belfry's, ` +
+        `${fmt(storePerDelivery, 3)} ms in the store (each publish is a SQLite transaction of its own, committed before the 201) and the rest ` +
+        'outside it: HTTP, JSON, the frame, the ack.',
+    )
+  }
   const clusterPart = cluster ? clusterReport(cluster) : undefined
   if (clusterPart) whyMissed.push(...clusterPart.whyMissed)
   const targets = table(
@@ -692,6 +788,8 @@ function report(
         met(sizes[0]!.gzip <= CLIENT_SIZE_LIMIT_BYTES),
       ],
       ...costTargets.map(atMost),
+      atLeast(`targeted deliveries/s ${underLoad}`, m.belfry.loadRate, ws.loadRate, 0.8),
+      ...loadTargets.map(atMost),
       ...(clusterPart?.targets ?? []),
     ],
   )
@@ -706,6 +804,7 @@ function report(
       'commit (ms)',
       'targeted p50 / p99 (ms)',
       'server loop delay p99 (ms)',
+      `${LOAD_PUBLISHERS} HTTP publishers: deliveries/s, p50 / p99 (ms)`,
       'all back after restart (ms)',
     ],
     slots.map((s) => [
@@ -718,6 +817,7 @@ function report(
       s.kind === 'belfry' ? fmt(median(s.fanout.map((f) => f.commitMs)), 1) : '—',
       `${fmt(s.stream.p50, 2)} / ${fmt(s.stream.p99, 1)}`,
       fmt(s.stream.loopDelay.p99, 1),
+      `${fmt(s.load.rate, 0)}, ${fmt(s.load.p50, 2)} / ${fmt(s.load.p99, 1)}`,
       fmt(s.storm.allBackMs, 0),
     ]),
   )
@@ -825,6 +925,14 @@ ${perRound}
 - Targeted: ${RATE} notifications/s to single users, round robin over the ${N}, for
   ${STREAM_MS / 1000} s; each payload carries its publish time and the receiver subtracts it
   from its own.
+- Targeted under load: then ${LOAD_PUBLISHERS} closed-loop publishers in a process of their own
+  (\`bench/publisher.ts\`, keep-alive HTTP), each sending its next publish as soon as the last
+  is answered, for ${LOAD_MS / 1000} s; each publish to one user, round robin over the ${N}.
+  belfry: \`POST /api/notifications\` with its API key, answered once the notification is
+  stored; plain ws and socket.io: a route of the same name on their own HTTP server that parses
+  the JSON, sends and answers 201. Deliveries/s: the deliveries the clients received, from the
+  first publish to the last receipt; latency: the publisher stamps each payload with the time it
+  sends the request and the receiver subtracts it from its own.
 - Client size: each client bundled by esbuild for the browser (ES module, minified,
   dependencies and licence comments included), gzipped at level 9. belfry as it ships
   (\`scripts/client-bundle.ts\`): reconnecting-websocket compiled from the TypeScript source in
