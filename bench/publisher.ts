@@ -34,6 +34,8 @@ export interface Published {
   call: { p50: number; p99: number; max: number }
   /** How far behind its schedule the open-loop stream fell at worst (ms). */
   maxLagMs: number
+  /** CPU this process used over the run (user + system, ms): whether the publisher could have held the pace back. */
+  cpuMs: number
 }
 
 /**
@@ -81,6 +83,7 @@ function publishTo(target: Target, k: string) {
 
 /** Tallies the calls of one run. */
 function tally() {
+  const cpu0 = process.cpuUsage()
   const calls: number[] = []
   const errors = new Set<string>()
   const out = { sent: 0, ok: 0, failed: 0, recipients: 0 }
@@ -106,6 +109,7 @@ function tally() {
       )
     },
     report(t0: number, maxLagMs: number): Published {
+      const cpu = process.cpuUsage(cpu0)
       return {
         t0,
         t1: now(),
@@ -113,6 +117,7 @@ function tally() {
         errors: [...errors].slice(0, 3),
         call: { p50: quantile(calls, 0.5), p99: quantile(calls, 0.99), max: quantile(calls, 1) },
         maxLagMs,
+        cpuMs: (cpu.user + cpu.system) / 1000,
       }
     },
   }

@@ -141,6 +141,8 @@ interface Slot {
     p99: number
     /** The HTTP call, request → 201 (ms). */
     call: { p50: number; p99: number }
+    /** The publisher process's CPU over its run (ms). */
+    publisherCpuMs: number
   }
   storm: {
     clients: number
@@ -306,6 +308,7 @@ async function runSlot(kind: Kind, round: number, loadgens: Peer[], publisher: P
     p50: quantile(loadLat, 0.5),
     p99: quantile(loadLat, 0.99),
     call: { p50: published.call.p50, p99: published.call.p99 },
+    publisherCpuMs: published.cpuMs,
   }
   step(
     `under load (${LOAD_PUBLISHERS} HTTP publishers): ${load.delivered}/${load.published} delivered, ${fmt(load.rate, 0)}/s, p50 ${fmt(load.p50, 2)} ms, p99 ${fmt(load.p99, 1)} ms; HTTP call p50 ${fmt(load.call.p50, 2)} p99 ${fmt(load.call.p99, 1)}${published.failed ? `; ${published.failed} failed: ${published.errors.join('; ')}` : ''}`,
@@ -751,6 +754,7 @@ function report(
   ]
   if (loadRateRatio < 0.8 || loadTargets.some(([, b, p, limit]) => b / p > limit)) {
     const busy = (k: Kind) => med(k, (s) => s.cpu.load.ms / s.load.ms)
+    const publisherBusy = (k: Kind) => med(k, (s) => s.load.publisherCpuMs / s.load.ms)
     const perDelivery = (k: Kind) => med(k, (s) => s.cpu.load.ms / Math.max(1, s.load.delivered))
     const storePerDelivery = med('belfry', (s) => sum(Object.values(s.cpu.load.store).map((v) => v.ms)) / Math.max(1, s.load.delivered))
     whyMissed.push(
@@ -758,7 +762,8 @@ function report(
         `belfry's server process was busy ${fmt(busy('belfry') * 100, 0)} % of the phase (plain ws's ${fmt(busy('ws') * 100, 0)} %) and used ` +
         `${fmt(perDelivery('belfry'), 3)} ms of CPU per delivery against plain ws's ${fmt(perDelivery('ws'), 3)} ms; of belfry's, ` +
         `${fmt(storePerDelivery, 3)} ms in the store (each publish is a SQLite transaction of its own, committed before the 201) and the rest ` +
-        'outside it: HTTP, JSON, the frame, the ack.',
+        `outside it: HTTP, JSON, the frame, the ack. The publisher process was busy ${fmt(publisherBusy('belfry') * 100, 0)} % ` +
+        `of belfry's phase and ${fmt(publisherBusy('ws') * 100, 0)} % of plain ws's, on a machine of ${cpus().length} cores that the load generators share.`,
     )
   }
   const clusterPart = cluster ? clusterReport(cluster) : undefined
