@@ -925,7 +925,7 @@ ${perRound}
   of ${N} copies (in any load generator), on CLOCK_MONOTONIC, which all processes share.
   Broadcasts are ${FANOUT_GAP_MS} ms apart so that belfry's acks land between them. belfry
   commits a broadcast's first batch of inbox entries (the store's \`fanOutBatch\`, ${FAN_OUT_BATCH} by
-  default; ${fmt(Math.min(N, FAN_OUT_BATCH), 0)} here) before it sends any copy, so its first recipient waits for that commit:
+  default; ${Math.min(N, FAN_OUT_BATCH)} here) before it sends any copy, so its first recipient waits for that commit:
   ${fmt(m.belfry.commitMs, 1)} ms of the ${fmt(m.belfry.firstMs, 1)} ms to the first receipt (plain ws: ${fmt(ws.firstMs, 1)} ms).
 - Targeted: ${RATE} notifications/s to single users, round robin over the ${N}, for
   ${STREAM_MS / 1000} s; each payload carries its publish time and the receiver subtracts it
