@@ -5,7 +5,7 @@ import Database from 'better-sqlite3'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { SqliteStore } from '../../src/server/store/sqlite.js'
 import { SCHEMA_VERSION } from '../../src/server/store/sqlite-schema.js'
-import { EXPIRED_KEYS_BATCH } from '../../src/server/store/store.js'
+import { EXPIRED_KEYS_BATCH, IdempotencyKeyReusedError } from '../../src/server/store/store.js'
 import { storeContract } from '../contract/store.js'
 
 storeContract('SqliteStore', async () => {
@@ -122,6 +122,29 @@ describe('SqliteStore: its tables', () => {
     expect(await other.fanOut()).toMatchObject({ deliveries: [], done: true })
     expect(titles()).toEqual([{ title: 'newer' }])
     expectCountersConsistent(db)
+  })
+
+  it('commits the publishes of one turn after its first together, each in a savepoint: one that fails leaves the others', async () => {
+    const users = Array.from({ length: 60 }, (_, i) => `g${i}`)
+    for (const u of users) await store.touchUser(u)
+    await store.publish({ userIds: ['g0'] }, note('first'), { key: 'k', ttlMs: 60_000 })
+    await new Promise((resolve) => setImmediate(resolve)) // a new turn
+    const wal = () => statSync(`${file}-wal`).size
+    const before = wal()
+    const calls = users.map((u, i) =>
+      // The 31st reuses a key for another request: it fails, alone.
+      store.publish({ userIds: [u] }, note(`n${i}`), i === 30 ? { key: 'k', ttlMs: 60_000 } : undefined),
+    )
+    const outcomes = await Promise.allSettled(calls)
+    expect(outcomes[30]).toMatchObject({ status: 'rejected', reason: expect.any(IdempotencyKeyReusedError) })
+    const done = outcomes.flatMap((o) => (o.status === 'fulfilled' ? [o.value.deliveries] : []))
+    expect(done).toEqual(users.filter((_, i) => i !== 30).map((u) => [{ userId: u, seq: u === 'g0' ? 2 : 1 }]))
+    // Two commits: the turn's first publish, then the other 59. A commit each would have written
+    // a 4 KiB page or more of WAL per publish.
+    expect(wal() - before).toBeLessThan(120 * 1024)
+    const snap = snapshot(raw())
+    expect(snap.notifications).toBe(60) // 'first' and the 59
+    expect(snap.inbox).toHaveLength(60)
   })
 
   it('removes expired idempotency keys at keyed publishes, a bounded batch each', async () => {

@@ -62,6 +62,15 @@ export interface SqliteStoreOptions {
   pruneBatch?: number
 }
 
+/** A publish waiting for the end of the turn, and its caller. */
+interface QueuedPublish {
+  audience: Audience
+  input: NotificationInput
+  idempotency: IdempotencyKey | undefined
+  resolve(published: Published): void
+  reject(error: unknown): void
+}
+
 /** A pending fan-out job, as its row holds it. */
 interface Job {
   no: number
@@ -133,6 +142,11 @@ export class SqliteStore implements Store {
   /** Users new to the store, to be recorded (a reconnect storm of new users). */
   readonly #newUsers: Batcher<undefined, UserState>
   readonly #pruneTx: Database.Transaction<(rule: RetentionRule, after: number) => PruneBatch>
+  /** Publishes that came after the first of this turn of the event loop: committed together at its end. */
+  #queued: QueuedPublish[] = []
+  /** A publish ran this turn: the next ones wait for its end. */
+  #turnBusy = false
+  readonly #groupTx: Database.Transaction<(queued: readonly QueuedPublish[]) => (Published | { failed: unknown })[]>
 
   constructor(file: string, options: SqliteStoreOptions = {}) {
     const { maxBytes, walSizeLimit = 64 * 1024 * 1024, fanOutBatch = 1000, pruneBatch = 1000 } = options
@@ -290,6 +304,16 @@ export class SqliteStore implements Store {
       for (const topic of topics) this.#s.unsubscribe.run(topic, userId)
     })
     this.#pruneTx = db.transaction(this.#prune)
+    // Each publish in a savepoint of its own (a transaction called inside one): one that fails leaves the others.
+    this.#groupTx = db.transaction((queued: readonly QueuedPublish[]) =>
+      queued.map((q) => {
+        try {
+          return this.#publishTx(q.audience, q.input, q.idempotency)
+        } catch (failed) {
+          return { failed }
+        }
+      }),
+    )
   }
 
   /** One transaction: the publish, and with a key, the key's look-up or record (see {@link Store.publish}). */
@@ -368,8 +392,38 @@ export class SqliteStore implements Store {
     return { deliveries, done: last >= upTo }
   }
 
+  /**
+   * The first publish of a turn of the event loop commits at once; those that
+   * come after it in the same turn (concurrent API calls) commit together at
+   * its end, in one transaction: a commit, its locks and its WAL writes are
+   * most of a publish's cost. Each still resolves only once committed.
+   */
   async publish(audience: Audience, input: NotificationInput, idempotency?: IdempotencyKey): Promise<Published> {
-    return this.#publishTx.immediate(audience, input, idempotency)
+    if (!this.#turnBusy) {
+      this.#turnBusy = true
+      setImmediate(this.#endTurn)
+      return this.#publishTx.immediate(audience, input, idempotency)
+    }
+    return new Promise((resolve, reject) => this.#queued.push({ audience, input, idempotency, resolve, reject }))
+  }
+
+  readonly #endTurn = (): void => {
+    this.#turnBusy = false
+    const queued = this.#queued
+    if (queued.length === 0) return
+    this.#queued = []
+    let outcomes: (Published | { failed: unknown })[]
+    try {
+      outcomes = this.#groupTx.immediate(queued)
+    } catch (error) {
+      for (const q of queued) q.reject(error)
+      return
+    }
+    for (const [i, q] of queued.entries()) {
+      const outcome = outcomes[i]!
+      if ('failed' in outcome) q.reject(outcome.failed)
+      else q.resolve(outcome)
+    }
   }
 
   readonly #fanOut = (): FanOutBatch | undefined => {
@@ -545,6 +599,7 @@ export class SqliteStore implements Store {
     // Their writes run before flush() first waits: done before the database closes.
     void this.#acks.flush()
     void this.#newUsers.flush()
+    this.#endTurn()
     this.#fold('TRUNCATE')
     this.#db.close()
   }
