@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
+import Database from 'better-sqlite3'
 import { pino } from 'pino'
 import { NotificationServer, SqliteStore, type Store } from '../src/server/index.js'
 import { PlainWsServer } from './plain-ws-server.js'
@@ -25,7 +26,22 @@ const warnings: string[] = []
 /** Time belfry spent in each store method (synchronous SQLite work), since the last reset. */
 let storeTime: Record<string, { calls: number; ms: number }> = {}
 
-/** The store, with the time of each call recorded (better-sqlite3 does its work before the promise is returned). */
+function addStoreTime(what: string, ms: number): void {
+  const entry = storeTime[what] ?? { calls: 0, ms: 0 }
+  entry.calls++
+  entry.ms += ms
+  storeTime[what] = entry
+}
+
+/** A store method is running (its synchronous part). */
+let inStoreCall = false
+
+/**
+ * The store, with the time of each call recorded (better-sqlite3 does its work
+ * before the promise is returned), and the time of the transactions it runs
+ * outside any call: writes it gathers for the end of a turn of the event loop
+ * (acks, new users, publishes after the turn's first), as "gathered writes".
+ */
 function timed(store: Store): Store {
   return new Proxy(store, {
     get(target, prop) {
@@ -33,18 +49,42 @@ function timed(store: Store): Store {
       if (typeof value !== 'function') return value
       return (...args: unknown[]) => {
         const t = now()
+        inStoreCall = true
         try {
           return value.apply(target, args)
         } finally {
-          const entry = storeTime[String(prop)] ?? { calls: 0, ms: 0 }
-          entry.calls++
-          entry.ms += now() - t
-          storeTime[String(prop)] = entry
+          inStoreCall = false
+          addStoreTime(String(prop), now() - t)
         }
       }
     },
   })
 }
+
+/** Times the transactions of stores made after this: those outside a store call count as gathered writes. */
+function timeGatheredWrites(): void {
+  const make = Database.prototype.transaction
+  Database.prototype.transaction = function (this: Database.Database, fn) {
+    const tx = make.call(this, fn)
+    const wrap = (run: (...args: unknown[]) => unknown) =>
+      function (this: unknown, ...args: unknown[]) {
+        if (inStoreCall) return run.apply(this, args)
+        const t = now()
+        inStoreCall = true // a transaction inside it (a savepoint) is part of it
+        try {
+          return run.apply(this, args)
+        } finally {
+          inStoreCall = false
+          addStoreTime('gathered writes', now() - t)
+        }
+      }
+    const timedTx = wrap(tx) as typeof tx
+    for (const mode of ['deferred', 'immediate', 'exclusive'] as const) timedTx[mode] = wrap(tx[mode]) as (typeof tx)[typeof mode]
+    timedTx.default = timedTx
+    return timedTx
+  } as typeof make
+}
+timeGatheredWrites()
 
 function make(): BenchServer {
   if (kind === 'ws') return new PlainWsServer()
