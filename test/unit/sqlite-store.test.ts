@@ -147,6 +147,22 @@ describe('SqliteStore: its tables', () => {
     expect(snap.inbox).toHaveLength(60)
   })
 
+  it('writes the acks of a window together, in one commit, though each came in a turn of its own', async () => {
+    const users = Array.from({ length: 40 }, (_, i) => `a${i}`)
+    for (const u of users) await store.publish({ userIds: [u] }, note(u))
+    const wal = () => statSync(`${file}-wal`).size
+    const before = wal()
+    const acks: Promise<number>[] = []
+    for (const u of users) {
+      acks.push(store.ack(u, 1))
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+    expect(await Promise.all(acks)).toEqual(users.map(() => 1))
+    // One commit: one each would have written the users' page (4 KiB) to the WAL 40 times.
+    expect(wal() - before).toBeLessThan(40 * 1024)
+    expect(snapshot(raw()).users.map((u) => (u as { acked_seq: number }).acked_seq)).toEqual(users.map(() => 1))
+  })
+
   it('removes expired idempotency keys at keyed publishes, a bounded batch each', async () => {
     const db = raw()
     const keys = () => (db.prepare('SELECT count(*) AS n FROM idempotency_keys').get() as { n: number }).n

@@ -261,7 +261,7 @@ export class Connection {
     if (f.type === 'ack' && authed) {
       // The most frequent frame (one per client per burst of deliveries) needs no order: written
       // now (the store batches them), not through the queue, whose promises would cost more.
-      this.hub.store.ack(this.#userId!, f.seq).catch((error: unknown) => this.hub.log.warn({ conn: this.id, err: error }, 'ack failed'))
+      this.ack(f.seq).catch((error: unknown) => this.hub.log.warn({ conn: this.id, err: error }, 'ack failed'))
       return
     }
     this.#enqueue(() => this.#handle(f), f.type === 'auth' || f.type === 'resume', 'requestId' in f ? f.requestId : undefined)
@@ -293,6 +293,15 @@ export class Connection {
     this.hub.log.error({ conn: this.id, err: error }, 'frame handler failed')
     this.reply({ type: 'error', code: ErrorCode.Internal, message: 'internal error', ...rid(requestId) })
     if (critical) this.close(CloseCode.InternalError, 'internal error')
+  }
+
+  /**
+   * Records the client's ack, cut to what this socket was sent: a client
+   * cannot have read more, and the store writes acks a moment later (they
+   * gather), when the user may have notifications it has not been sent.
+   */
+  ack(seq: number): Promise<number> {
+    return this.hub.store.ack(this.#userId!, Math.min(seq, this.replay.sentSeq))
   }
 
   /** Runs work of the connection's own (a replay after a gap) in its frame queue, as critical. */

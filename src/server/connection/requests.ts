@@ -17,7 +17,7 @@ const DEFAULT_HISTORY_LIMIT = 20
 export async function handleRequest(c: Connection, f: Exclude<ClientFrame, AuthFrame>): Promise<void> {
   switch (f.type) {
     case 'ack': // before auth only: Connection.receive writes the others itself
-      await c.hub.store.ack(c.userId!, f.seq)
+      await c.ack(f.seq)
       return
     case 'resume':
       return c.replay.resume(f.since, f.requestId)

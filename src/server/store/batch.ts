@@ -1,3 +1,9 @@
+/** A key's value and the callers waiting for its result. */
+interface Gathered<V, R> {
+  value: V
+  done: { resolve(r: R): void; reject(e: unknown): void }[]
+}
+
 /**
  * Writes by key, gathered for a while and done together: `write` gets each
  * key's value (`merge`d when a key came more than once) in one call (one
@@ -6,7 +12,9 @@
  * says when the gathered writes go: {@link endOfTurn}, or a short window.
  */
 export class Batcher<V, R> {
-  #pending = new Map<string, { value: V; done: { resolve(r: R): void; reject(e: unknown): void }[] }>()
+  #pending = new Map<string, Gathered<V, R>>()
+  /** What the write in progress has (an asynchronous write's, until it settles). */
+  #writing: Map<string, Gathered<V, R>> | undefined
   readonly #merge: (a: V, b: V) => V
   readonly #write: (values: Map<string, V>) => Map<string, R> | Promise<Map<string, R>>
   readonly #schedule: (flush: () => void) => void
@@ -30,17 +38,25 @@ export class Batcher<V, R> {
     return new Promise((resolve, reject) => waiting.push({ resolve, reject }))
   }
 
+  /** The value gathered for `key` that is not written yet (waiting, or being written), if any. */
+  unwritten(key: string): V | undefined {
+    return this.#pending.get(key)?.value ?? this.#writing?.get(key)?.value
+  }
+
   /** Writes what is pending now (when scheduled, or before the store closes). `write` is called before this first waits. */
   async flush(): Promise<void> {
     const pending = this.#pending
     if (pending.size === 0) return
     this.#pending = new Map()
+    this.#writing = pending
     let results: Map<string, R>
     try {
       results = await this.#write(new Map([...pending].map(([key, e]) => [key, e.value])))
     } catch (error) {
       for (const e of pending.values()) for (const d of e.done) d.reject(error)
       return
+    } finally {
+      if (this.#writing === pending) this.#writing = undefined
     }
     for (const [key, e] of pending) for (const d of e.done) d.resolve(results.get(key)!)
   }
@@ -48,3 +64,14 @@ export class Batcher<V, R> {
 
 /** A {@link Batcher} schedule: the writes of one turn of the event loop go together at its end. */
 export const endOfTurn = (flush: () => void): void => void setImmediate(flush)
+
+/**
+ * How long acks gather before one write records them. None is urgent (a
+ * client acks a second after a burst of deliveries anyway), and they come
+ * one at a time, spread over the clients: written each on its own, every ack
+ * would cost a commit (or a round trip and a row lock).
+ */
+export const ACK_WINDOW_MS = 50
+
+/** A {@link Batcher} schedule: the acks of {@link ACK_WINDOW_MS} go together. */
+export const ackWindow = (flush: () => void): void => void setTimeout(flush, ACK_WINDOW_MS)

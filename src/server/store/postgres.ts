@@ -1,6 +1,6 @@
 import pg from 'pg'
 import type { JsonObject, Notification, Priority } from '../../protocol/index.js'
-import { Batcher } from './batch.js'
+import { ACK_WINDOW_MS, ackWindow, Batcher } from './batch.js'
 import {
   type Audience,
   type Delivery,
@@ -20,6 +20,7 @@ import {
   type StoredNotification,
   storedNotification,
   type UserState,
+  withUnwrittenAck,
 } from './store.js'
 
 /** Options of {@link PostgresStore.open}. */
@@ -155,9 +156,6 @@ interface Job {
   up_to: number
 }
 
-/** How long acks gather before one statement writes them (a client acks a second after a burst of deliveries anyway). */
-const ACK_WINDOW_MS = 50
-
 /** A URL as an error message may show it: without its password. */
 const redacted = (url: string) => url.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@')
 
@@ -178,11 +176,7 @@ export class PostgresStore implements Store {
   readonly #s: string
   readonly #batch: number
   readonly #pruneBatch: number
-  readonly #acks = new Batcher<number, number>(
-    Math.max,
-    (acks) => this.#writeAcks(acks),
-    (flush) => void setTimeout(flush, ACK_WINDOW_MS),
-  )
+  readonly #acks = new Batcher<number, number>(Math.max, (acks) => this.#writeAcks(acks), ackWindow)
   #closed = false
 
   private constructor(pool: pg.Pool, schema: string, batch: number, pruneBatch: number) {
@@ -495,7 +489,7 @@ export class PostgresStore implements Store {
       [userId],
       'belfry_touch_user',
     )
-    return rows[0] as UserState
+    return withUnwrittenAck(rows[0] as UserState, this.#acks.unwritten(userId))
   }
 
   async user(userId: string): Promise<UserState | undefined> {
@@ -503,7 +497,8 @@ export class PostgresStore implements Store {
       `SELECT latest_seq AS "latestSeq", acked_seq AS "ackedSeq", unread AS "unreadCount", floor_seq AS floor FROM $s.users WHERE id = $1`,
       [userId],
     )
-    return rows[0] as UserState | undefined
+    const known = rows[0] as UserState | undefined
+    return known && withUnwrittenAck(known, this.#acks.unwritten(userId))
   }
 
   async after(userId: string, after: number, limit: number): Promise<Notification[]> {

@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3'
 import type { JsonObject, Notification, Priority } from '../../protocol/index.js'
-import { Batcher, endOfTurn } from './batch.js'
+import { ACK_WINDOW_MS, ackWindow, Batcher, endOfTurn } from './batch.js'
 import { migrate } from './sqlite-schema.js'
 import {
   type Audience,
@@ -22,6 +22,7 @@ import {
   storedNotification,
   type UnreadChange,
   type UserState,
+  withUnwrittenAck,
 } from './store.js'
 
 interface Row {
@@ -285,7 +286,7 @@ export class SqliteStore implements Store {
       for (const [userId, seq] of acks) acked.set(userId, (this.#s.ack.get(seq, userId) as { ackedSeq: number } | undefined)?.ackedSeq ?? 0)
       return acked
     })
-    this.#acks = new Batcher(Math.max, (acks) => ackTx.immediate(acks), endOfTurn)
+    this.#acks = new Batcher(Math.max, (acks) => ackTx.immediate(acks), ackWindow)
     const usersTx = db.transaction((users: Map<string, undefined>) => {
       const states = new Map<string, UserState>()
       for (const userId of users.keys()) this.#s.ensureUser.run(userId)
@@ -451,11 +452,12 @@ export class SqliteStore implements Store {
   touchUser(userId: string): Promise<UserState> {
     // A read for a user the store knows (nearly every connect); the insert, a write, only for a new one.
     const known = this.#s.getUser.get(userId) as UserState | undefined
-    return known ? Promise.resolve(known) : this.#newUsers.add(userId, undefined)
+    return known ? Promise.resolve(withUnwrittenAck(known, this.#acks.unwritten(userId))) : this.#newUsers.add(userId, undefined)
   }
 
   async user(userId: string): Promise<UserState | undefined> {
-    return this.#s.getUser.get(userId) as UserState | undefined
+    const known = this.#s.getUser.get(userId) as UserState | undefined
+    return known && withUnwrittenAck(known, this.#acks.unwritten(userId))
   }
 
   async after(userId: string, after: number, limit: number): Promise<Notification[]> {
@@ -466,7 +468,7 @@ export class SqliteStore implements Store {
     return (this.#s.history.all(userId, before ?? Number.MAX_SAFE_INTEGER, limit) as Row[]).map(toNotification)
   }
 
-  /** Acks made in one turn of the event loop are written together (a commit each would cost more than the update). */
+  /** Acks made within {@link ACK_WINDOW_MS} are written together, in one transaction (a commit each would cost more than the update). */
   ack(userId: string, seq: number): Promise<number> {
     return this.#acks.add(userId, seq)
   }

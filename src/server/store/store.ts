@@ -83,6 +83,16 @@ export const STORE_OPERATIONS = [
   'check',
 ] as const satisfies readonly Exclude<keyof Store, 'close'>[]
 
+/**
+ * A user's counters with an ack this process has taken but not written yet
+ * (acks gather for a moment before one write records them): a connection
+ * made meanwhile starts after it, as it would once written.
+ */
+export function withUnwrittenAck(state: UserState, unwritten: number | undefined): UserState {
+  if (unwritten === undefined) return state
+  return { ...state, ackedSeq: Math.max(state.ackedSeq, Math.min(unwritten, state.latestSeq)) }
+}
+
 /** Most expired idempotency keys a keyed publish removes: each adds one, so they cannot pile up, and none waits long. */
 export const EXPIRED_KEYS_BATCH = 100
 
