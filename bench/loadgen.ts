@@ -59,6 +59,8 @@ let wireDuplicates = 0
 /** Notifications handed over (any key, each once per client), and when the latest arrived. */
 let deliveries = 0
 let lastAt = 0
+/** Raw plain ws clients ack what they got as belfry's do (their server parses the frames and drops them). */
+let wsAcks = false
 
 function record(client: Client, data: BenchData | undefined, at: number): void {
   if (!data || typeof data.k !== 'string') return
@@ -144,6 +146,10 @@ class RawClient implements Client {
               return
             }
             this.#cursor = f.seq!
+            this.#ackTimer ??= setTimeout(() => this.#ack(), 1000)
+          } else if (wsAcks) {
+            // Plain ws numbers nothing: the client counts what it got, and acks the count as belfry's do.
+            this.#cursor++
             this.#ackTimer ??= setTimeout(() => this.#ack(), 1000)
           }
           record(this, f.data, at)
@@ -402,6 +408,12 @@ serve({
   },
 
   /** Forgets the failed attempts so far (before a restart). */
+  /** Plain ws clients start or stop sending belfry's acks. */
+  wsAcks(args: { on: boolean }) {
+    wsAcks = args.on
+    return { ok: true }
+  },
+
   resetRetries() {
     for (const c of clients) {
       c.retries = 0

@@ -113,6 +113,10 @@ interface Slot {
   kind: Kind
   round: number
   connect: { ms: number; failed: number; errors: string[] }
+  /** The same users connecting again, later in the process's life (its code compiled, belfry's users stored). */
+  again: { ms: number; failed: number }
+  /** Plain ws: server CPU (ms) over the same broadcasts, its clients acking as belfry's do. */
+  fanoutAckedCpuMs?: number
   memory: { rss0: number; rss1: number; perConn: number; heapPerConn: number; gc: boolean }
   /** Per broadcast: publish → the last receipt (`ms`) and → the first (`firstMs`), over all load generators. */
   fanout: { ms: number; firstMs: number; lost: number; publishMs: number; commitMs: number }[]
@@ -164,7 +168,11 @@ interface Slot {
   }
   replay?: { ms: number; delivered: number; duplicates: number; backlogMs: number; done: boolean }
   /** Server CPU (user + system, ms) over each phase, and (belfry) the time in each store method over it. */
-  cpu: Record<'connect' | 'fanout' | 'stream' | 'load', { ms: number; store: Record<string, { calls: number; ms: number }> }>
+  /** Server CPU (user + system, ms) over each phase, of it off the main thread (Linux), and (belfry) the time in each store method. */
+  cpu: Record<
+    'connect' | 'fanout' | 'stream' | 'load' | 'again',
+    { ms: number; offMainMs?: number | undefined; store: Record<string, { calls: number; ms: number }> }
+  >
   warnings: string[]
 }
 
@@ -187,13 +195,14 @@ async function runSlot(kind: Kind, round: number, loadgens: Peer[], publisher: P
   // Connect + auth, and memory per idle authenticated connection.
   type Rss = { rss: number; heapUsed: number; gcExposed: boolean }
   const m0 = await server.call<Rss>('rss')
-  type Stats = { store: Record<string, { calls: number; ms: number }>; cpu: { user: number; system: number } }
-  /** Server CPU and store time from here to the returned function's call. */
+  type Stats = { store: Record<string, { calls: number; ms: number }>; cpu: { user: number; system: number }; offMainMs?: number }
+  /** Server CPU (and of it, off the main thread) and store time from here to the returned function's call. */
   const measure = async () => {
     const a = await server.call<Stats>('stats')
     return async () => {
       const b = await server.call<Stats>('stats')
-      return { ms: (b.cpu.user + b.cpu.system - a.cpu.user - a.cpu.system) / 1000, store: b.store }
+      const offMainMs = a.offMainMs === undefined || b.offMainMs === undefined ? undefined : b.offMainMs - a.offMainMs
+      return { ms: (b.cpu.user + b.cpu.system - a.cpu.user - a.cpu.system) / 1000, offMainMs, store: b.store }
     }
   }
   const connectCpu = await measure()
@@ -239,6 +248,20 @@ async function runSlot(kind: Kind, round: number, loadgens: Peer[], publisher: P
     await sleep(FANOUT_GAP_MS)
   }
   const cpuFanout = await fanoutCpu()
+  // Plain ws again, its clients acking as belfry's do: what the same inbound frames cost a server that drops them.
+  let cpuFanoutAcked: number | undefined
+  if (kind === 'ws') {
+    await all('wsAcks', () => ({ on: true }))
+    const ackedCpu = await measure()
+    for (let f = 0; f < FANOUTS; f++) {
+      const k = `a${f}`
+      await server.call('broadcast', { k })
+      await all('waitKeys', () => ({ keys: [k], timeoutMs: 30_000 }))
+      await sleep(FANOUT_GAP_MS)
+    }
+    cpuFanoutAcked = (await ackedCpu()).ms
+    await all('wsAcks', () => ({ on: false }))
+  }
   step(`fan-out ${fanout.map((f) => fmt(f.ms)).join(', ')} ms; first receipt ${fanout.map((f) => fmt(f.firstMs)).join(', ')} ms`)
 
   // Targeted notifications at a steady rate: publish → receipt latency.
@@ -313,6 +336,16 @@ async function runSlot(kind: Kind, round: number, loadgens: Peer[], publisher: P
   step(
     `under load (${LOAD_PUBLISHERS} HTTP publishers): ${load.delivered}/${load.published} delivered, ${fmt(load.rate, 0)}/s, p50 ${fmt(load.p50, 2)} ms, p99 ${fmt(load.p99, 1)} ms; HTTP call p50 ${fmt(load.call.p50, 2)} p99 ${fmt(load.call.p99, 1)}${published.failed ? `; ${published.failed} failed: ${published.errors.join('; ')}` : ''}`,
   )
+
+  // Connect + auth again: the same users, on a process whose code is compiled by now (and for
+  // belfry, users it has stored). Once the last acks have landed, so that there is nothing to replay.
+  await sleep(FANOUT_GAP_MS)
+  await all('closeAll', () => ({}))
+  const againCpu = await measure()
+  const a = await connectAll(kind)
+  const cpuAgain = await againCpu()
+  const again = { ms: Math.max(...a.map((r) => r.t1)) - Math.min(...a.map((r) => r.t0)), failed: sum(a.map((r) => r.failed)) }
+  step(`${N} connected again in ${fmt(again.ms)} ms${again.failed ? ` (${again.failed} failed)` : ''}`)
 
   // Reconnect storm: the server restarts; belfry's clients are NotificationClients.
   if (kind === 'belfry') {
@@ -400,8 +433,22 @@ async function runSlot(kind: Kind, round: number, loadgens: Peer[], publisher: P
   const warnings = await server.call<string[]>('warnings')
   await server.call('stop')
   await new Promise((r) => (server.child.exitCode === null ? server.child.once('exit', r) : r(null)))
-  const cpu = { connect: cpuConnect, fanout: cpuFanout, stream: cpuStream, load: cpuLoad }
-  return { kind, round, connect, memory, fanout, stream, load, storm, ...(replay ? { replay } : {}), cpu, warnings }
+  const cpu = { connect: cpuConnect, fanout: cpuFanout, stream: cpuStream, load: cpuLoad, again: cpuAgain }
+  return {
+    kind,
+    round,
+    connect,
+    again,
+    ...(cpuFanoutAcked === undefined ? {} : { fanoutAckedCpuMs: cpuFanoutAcked }),
+    memory,
+    fanout,
+    stream,
+    load,
+    storm,
+    ...(replay ? { replay } : {}),
+    cpu,
+    warnings,
+  }
 }
 
 // ---- the run ----------------------------------------------------------------------
@@ -508,7 +555,7 @@ function report(
   const measures = (k: Kind) => ({
     connectMs: med(k, (s) => s.connect.ms),
     connectRate: N / (med(k, (s) => s.connect.ms) / 1000),
-    failed: total(k, (s) => s.connect.failed),
+    failed: total(k, (s) => s.connect.failed + s.again.failed),
     memPerConn: med(k, (s) => s.memory.perConn),
     heapPerConn: med(k, (s) => s.memory.heapPerConn),
     fanoutMs: med(k, (s) => s.fanout.map((f) => f.ms)),
@@ -530,6 +577,8 @@ function report(
     backMs: med(k, (s) => s.storm.allBackMs),
     missed: total(k, (s) => s.storm.missed),
     cpuPerConnect: med(k, (s) => s.cpu.connect.ms / N),
+    againMs: med(k, (s) => s.again.ms),
+    cpuPerConnectAgain: med(k, (s) => s.cpu.again.ms / N),
     cpuPer1kFanout: med(k, (s) => (s.cpu.fanout.ms / (N * FANOUTS)) * 1000),
     cpuPerTargeted: med(k, (s) => s.cpu.stream.ms / Math.max(1, s.stream.received)),
   })
@@ -560,18 +609,30 @@ function report(
     .map((k) => `${k}=${process.env[k]} `)
     .join('')
 
+  /** Plain ws's CPU per 1000 broadcast deliveries when its clients send belfry's acks (median round). */
+  const wsAckedPer1k = med('ws', (s) => ((s.fanoutAckedCpuMs ?? Number.NaN) / (N * FANOUTS)) * 1000)
   const main = table(
     ['measure (median)', 'belfry', 'plain ws', 'socket.io', 'belfry / ws', 'socket.io / ws'],
     [
       row(`connect + auth, ${N} clients (ms)`, (k) => m[k].connectMs, 0),
       row('connect + auth rate (connections/s)', (k) => m[k].connectRate, 0, false),
       row('server CPU per connect + auth (ms)', (k) => m[k].cpuPerConnect, 3),
+      row(`the same ${N} again, later (ms; the process's code compiled, the users known)`, (k) => m[k].againMs, 0),
+      row('  server CPU per connect + auth then (ms)', (k) => m[k].cpuPerConnectAgain, 3),
       row('memory per idle connection (RSS)', (k) => m[k].memPerConn, 0, true, bytes),
       row('  of which JS heap', (k) => m[k].heapPerConn, 0, true, bytes),
       row(`broadcast fan-out to ${N} (ms, publish → last receipt)`, (k) => m[k].fanoutMs, 1),
       row('broadcast: first recipient (ms, publish → first receipt)', (k) => m[k].firstMs, 1),
       row('fan-out deliveries/s', (k) => N / (m[k].fanoutMs / 1000), 0, false),
       row('server CPU per 1000 broadcast deliveries, acks included (ms)', (k) => m[k].cpuPer1kFanout, 1),
+      [
+        "  plain ws, its clients acking as belfry's do (ms)",
+        '',
+        fmt(wsAckedPer1k, 1),
+        '',
+        ratio(m.belfry.cpuPer1kFanout, wsAckedPer1k),
+        '',
+      ],
       row('  of which the publish call: commit (belfry) and writes to every socket (ms)', (k) => m[k].publishMs, 1),
       ['  of which the SQLite commit of the N inbox entries (ms)', fmt(m.belfry.commitMs, 1), '—', '—', '', ''],
       row(`targeted, ${RATE}/s for ${STREAM_MS / 1000} s: p50 (ms)`, (k) => m[k].p50, 2),
@@ -595,7 +656,7 @@ function report(
     ]
   }
 
-  const cpuRows = (['connect', 'fanout', 'stream', 'load'] as const).map((phase) => {
+  const cpuRows = (['connect', 'again', 'fanout', 'stream', 'load'] as const).map((phase) => {
     const rounds = of('belfry')
     const mid = rounds.slice().sort((a, b) => a.cpu[phase].ms - b.cpu[phase].ms)[Math.floor(rounds.length / 2)]
     const store = Object.entries(mid?.cpu[phase].store ?? {})
@@ -605,29 +666,31 @@ function report(
       .join(', ')
     const label = {
       connect: `connect + auth of ${N}`,
+      again: `connect + auth of the same ${N} again, later`,
       fanout: `${FANOUTS} broadcasts to ${N}, acks included`,
       stream: 'targeted stream, acks included',
       load: `targeted, ${LOAD_PUBLISHERS} HTTP publishers (deliveries: belfry ${fmt(m.belfry.loadDelivered, 0)}, plain ws ${fmt(ws.loadDelivered, 0)}), acks included`,
     }[phase]
-    return [
-      label,
-      fmt(
-        med('belfry', (s) => s.cpu[phase].ms),
+    /** The median CPU, and of it off the main thread when known. */
+    const cpuOf = (k: Kind) => {
+      const total = fmt(
+        med(k, (s) => s.cpu[phase].ms),
         0,
-      ),
-      fmt(
-        med('ws', (s) => s.cpu[phase].ms),
-        0,
-      ),
-      store || '—',
-    ]
+      )
+      const off = of(k).every((s) => s.cpu[phase].offMainMs !== undefined) ? med(k, (s) => s.cpu[phase].offMainMs!) : undefined
+      return off === undefined ? total : `${total} (${fmt(off, 0)})`
+    }
+    return [label, cpuOf('belfry'), cpuOf('ws'), store || '—']
   })
-  const cpuTable = table(['phase', 'belfry server CPU (ms)', 'plain ws (ms)', 'belfry: store time (ms), top 4'], cpuRows)
+  const cpuTable = table(
+    ['phase', 'belfry server CPU (ms) (off the main thread)', 'plain ws (ms) (off the main thread)', 'belfry: store time (ms), top 4'],
+    cpuRows,
+  )
 
   const lossTable = table(
     ['delivery', 'belfry', 'plain ws', 'socket.io'],
     [
-      ['connect failures', ...KINDS.map((k) => String(m[k].failed))],
+      ['connect failures (both connects)', ...KINDS.map((k) => String(m[k].failed))],
       [`fan-out: lost deliveries (of ${N} × ${FANOUTS} × ${ROUNDS})`, ...KINDS.map((k) => String(m[k].fanoutLost))],
       ['targeted: lost (of sent)', ...KINDS.map((k) => `${m[k].streamLost} of ${m[k].streamSent}`)],
       [
@@ -742,7 +805,11 @@ function report(
         `Beyond the store, belfry verifies a JWT per connect (jose on WebCrypto: ${fmt(jwt.jose, 3)} ms of CPU a verify on ` +
         `Node ${process.versions.node.split('.')[0]}, where the same token's HMAC through node:crypto takes ${fmt(jwt.hmac, 3)} ms; ` +
         `${JWT_VERIFIES} of each in the bench's own process after the run), receives one ack frame per client per burst of deliveries (plain ws's ` +
-        'clients send none), and builds a frame per recipient (its own `seq`) where plain ws sends one string to all.',
+        `clients send none: when they send the same acks, plain ws uses ${fmt(wsAckedPer1k, 1)} ms per 1000 broadcast deliveries, and belfry ` +
+        `${fmt(m.belfry.cpuPer1kFanout / wsAckedPer1k, 2)}× that), and builds a frame per recipient (its own \`seq\`) where plain ws sends one ` +
+        'string to all. A process is new at the first connect, its code not yet compiled: the same clients connecting again later cost ' +
+        `belfry ${fmt(m.belfry.cpuPerConnectAgain, 3)} ms and plain ws ${fmt(ws.cpuPerConnectAgain, 3)} ms of CPU each ` +
+        `(${fmt(m.belfry.cpuPerConnectAgain / ws.cpuPerConnectAgain, 2)}×).`,
     )
   }
   // Targeted under the load of closed-loop HTTP publishers.
@@ -862,7 +929,8 @@ ${whyMissed.length > 0 ? `\n### Why a target is missed\n\n${whyMissed.join('\n')
 ${cpuTable}
 
 Server CPU is the server process's user + system time over each phase (median round), next to
-plain ws's; "store" is the time belfry spent inside store methods (synchronous SQLite work,
+plain ws's; in brackets, the part its other threads used (V8's garbage collector and optimising
+compiler, and libuv's pool, where WebCrypto checks belfry's JWTs; from /proc); "store" is the time belfry spent inside store methods (synchronous SQLite work,
 calls in brackets) over the same span, and in "gathered writes": the transactions the store runs
 at the end of a turn of the event loop for what it gathered during it (acks, new users, and the
 publishes after the turn's first). What is left is sockets, JSON, JWT verification and the
@@ -929,6 +997,8 @@ ${perRound}
   commits a broadcast's first batch of inbox entries (the store's \`fanOutBatch\`, ${FAN_OUT_BATCH} by
   default; ${Math.min(N, FAN_OUT_BATCH)} here) before it sends any copy, so its first recipient waits for that commit:
   ${fmt(m.belfry.commitMs, 1)} ms of the ${fmt(m.belfry.firstMs, 1)} ms to the first receipt (plain ws: ${fmt(ws.firstMs, 1)} ms).
+  Plain ws then gets ${FANOUTS} more broadcasts, its clients acking what they got as belfry's do
+  (a count; its server parses the frames and drops them): the server CPU of the same inbound frames.
 - Targeted: ${RATE} notifications/s to single users, round robin over the ${N}, for
   ${STREAM_MS / 1000} s; each payload carries its publish time and the receiver subtracts it
   from its own.
@@ -940,6 +1010,9 @@ ${perRound}
   the JSON, sends and answers 201. Deliveries/s: the deliveries the clients received, from the
   first publish to the last receipt; latency: the publisher stamps each payload with the time it
   sends the request and the receiver subtracts it from its own.
+- Connect again: once the last acks have landed, every client closes and the same ${N} users
+  connect again, ${WINDOW} at a time per load generator as at first: the process's code is compiled
+  by then (at the first connect it is not), and belfry's store knows the users.
 - Client size: each client bundled by esbuild for the browser (ES module, minified,
   dependencies and licence comments included), gzipped at level 9. belfry as it ships
   (\`scripts/client-bundle.ts\`): reconnecting-websocket compiled from the TypeScript source in
