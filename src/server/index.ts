@@ -26,6 +26,7 @@ export type {
   NotificationInput,
   PruneBatch,
   Published,
+  PublishOptions,
   ReadChange,
   RetentionRule,
   Store,

@@ -17,8 +17,17 @@ import { Registry } from './registry.js'
 import { Pruner } from './retention.js'
 import { frame, notificationFrame, sharedPart } from './serialize.js'
 import { SqliteStore } from './store/sqlite.js'
-import { type Audience, IdempotencyKeyReusedError, type NotificationInput, type Published, type Store } from './store/store.js'
+import {
+  type Audience,
+  IdempotencyKeyReusedError,
+  type NotificationInput,
+  type Published,
+  type PublishOptions,
+  type Store,
+} from './store/store.js'
 
+/** API calls are independent requests: a store may commit those of one turn together. */
+const GATHER: PublishOptions = { gather: true }
 /** What a publish resolves to, once the notification is durable. */
 export interface PublishResult {
   /** The notification's id (the same in every recipient's inbox). */
@@ -151,7 +160,7 @@ export class NotificationServer {
       health: () => this.health(),
       stats: () => ({ users: this.#hub.registry.users, connections: this.#hub.registry.connections }),
       metrics: metrics && { token: this.#options.metrics!.token, scrape: () => metrics.scrape() },
-      publish: (audience, input, key) => this.#publish(audience, input, key),
+      publish: (audience, input, key) => this.#publish(audience, input, key, GATHER),
       user: async (userId) => {
         const user = await this.#hub.store.user(userId)
         return user && { userId, ...user, connections: this.#hub.registry.count(userId) }
@@ -383,7 +392,12 @@ export class NotificationServer {
    * it directly then; those of other processes on their next replay (a
    * reconnect, or the gap the next notification shows).
    */
-  async #publish(audience: Audience, input: NotificationInput, key?: string): Promise<PublishResult & { replayed?: boolean }> {
+  async #publish(
+    audience: Audience,
+    input: NotificationInput,
+    key?: string,
+    options?: PublishOptions,
+  ): Promise<PublishResult & { replayed?: boolean }> {
     const started = performance.now()
     let published: Published
     try {
@@ -391,6 +405,7 @@ export class NotificationServer {
         audience,
         input,
         key === undefined ? undefined : { key, ttlMs: this.#options.idempotencyKeyTtlMs },
+        options,
       )
     } catch (error) {
       if (error instanceof IdempotencyKeyReusedError) throw error

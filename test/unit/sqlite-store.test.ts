@@ -124,16 +124,15 @@ describe('SqliteStore: its tables', () => {
     expectCountersConsistent(db)
   })
 
-  it('commits the publishes of one turn after its first together, each in a savepoint: one that fails leaves the others', async () => {
+  it('commits the gathered publishes of one turn after its first together, each in a savepoint: one that fails leaves the others', async () => {
     const users = Array.from({ length: 60 }, (_, i) => `g${i}`)
     for (const u of users) await store.touchUser(u)
     await store.publish({ userIds: ['g0'] }, note('first'), { key: 'k', ttlMs: 60_000 })
-    await new Promise((resolve) => setImmediate(resolve)) // a new turn
     const wal = () => statSync(`${file}-wal`).size
     const before = wal()
     const calls = users.map((u, i) =>
       // The 31st reuses a key for another request: it fails, alone.
-      store.publish({ userIds: [u] }, note(`n${i}`), i === 30 ? { key: 'k', ttlMs: 60_000 } : undefined),
+      store.publish({ userIds: [u] }, note(`n${i}`), i === 30 ? { key: 'k', ttlMs: 60_000 } : undefined, { gather: true }),
     )
     const outcomes = await Promise.allSettled(calls)
     expect(outcomes[30]).toMatchObject({ status: 'rejected', reason: expect.any(IdempotencyKeyReusedError) })
@@ -145,6 +144,17 @@ describe('SqliteStore: its tables', () => {
     const snap = snapshot(raw())
     expect(snap.notifications).toBe(60) // 'first' and the 59
     expect(snap.inbox).toHaveLength(60)
+  })
+
+  it('commits a publish not to be gathered at once, in a turn where gathered ones wait for its end', async () => {
+    const db = raw()
+    const stored = () => (db.prepare('SELECT count(*) AS n FROM notifications').get() as { n: number }).n
+    const first = store.publish({ userIds: ['a'] }, note('first'), undefined, { gather: true })
+    const gathered = store.publish({ userIds: ['b'] }, note('gathered'), undefined, { gather: true })
+    const direct = store.publish({ userIds: ['c'] }, note('direct'))
+    expect(stored()).toBe(2) // the first and the direct one; the gathered one at the turn's end
+    await Promise.all([first, gathered, direct])
+    expect(stored()).toBe(3)
   })
 
   it('writes the acks of a window together, in one commit, though each came in a turn of its own', async () => {

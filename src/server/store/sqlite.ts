@@ -12,6 +12,7 @@ import {
   type NotificationInput,
   type PruneBatch,
   type Published,
+  type PublishOptions,
   pruneCut,
   type ReadChange,
   type RetentionRule,
@@ -143,9 +144,9 @@ export class SqliteStore implements Store {
   /** Users new to the store, to be recorded (a reconnect storm of new users). */
   readonly #newUsers: Batcher<undefined, UserState>
   readonly #pruneTx: Database.Transaction<(rule: RetentionRule, after: number) => PruneBatch>
-  /** Publishes that came after the first of this turn of the event loop: committed together at its end. */
+  /** Gathered publishes that came after the first of this turn of the event loop: committed together at its end. */
   #queued: QueuedPublish[] = []
-  /** A publish ran this turn: the next ones wait for its end. */
+  /** A gathered publish ran this turn: the next ones wait for its end. */
   #turnBusy = false
   readonly #groupTx: Database.Transaction<(queued: readonly QueuedPublish[]) => (Published | { failed: unknown })[]>
 
@@ -394,18 +395,19 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * The first publish of a turn of the event loop commits at once; those that
-   * come after it in the same turn (concurrent API calls) commit together at
-   * its end, in one transaction: a commit, its locks and its WAL writes are
-   * most of a publish's cost. Each still resolves only once committed.
+   * Commits at once, except a publish that may be gathered (an API call's)
+   * when another was gathered in this turn of the event loop: those after the
+   * turn's first commit together at its end, in one transaction. A commit, its
+   * locks and its WAL writes are most of a publish's cost. Each resolves only
+   * once committed.
    */
-  async publish(audience: Audience, input: NotificationInput, idempotency?: IdempotencyKey): Promise<Published> {
-    if (!this.#turnBusy) {
+  async publish(audience: Audience, input: NotificationInput, idempotency?: IdempotencyKey, options?: PublishOptions): Promise<Published> {
+    if (options?.gather) {
+      if (this.#turnBusy) return new Promise((resolve, reject) => this.#queued.push({ audience, input, idempotency, resolve, reject }))
       this.#turnBusy = true
       setImmediate(this.#endTurn)
-      return this.#publishTx.immediate(audience, input, idempotency)
     }
-    return new Promise((resolve, reject) => this.#queued.push({ audience, input, idempotency, resolve, reject }))
+    return this.#publishTx.immediate(audience, input, idempotency)
   }
 
   readonly #endTurn = (): void => {
@@ -414,7 +416,7 @@ export class SqliteStore implements Store {
     if (queued.length === 0) return
     this.#queued = []
     if (queued.length === 1) {
-      // Alone (the caller awaited the turn's first publish before it made this one): no savepoint.
+      // Alone: no savepoint.
       const [q] = queued as [QueuedPublish]
       try {
         q.resolve(this.#publishTx.immediate(q.audience, q.input, q.idempotency))

@@ -93,6 +93,18 @@ export function withUnwrittenAck(state: UserState, unwritten: number | undefined
   return { ...state, ackedSeq: Math.max(state.ackedSeq, Math.min(unwritten, state.latestSeq)) }
 }
 
+/** How a store may write a publish. */
+export interface PublishOptions {
+  /**
+   * The publish comes from a request of its own (an API call), independent of
+   * the others made in the same turn of the event loop: a store may commit it
+   * together with them, a moment later. A caller that awaits each publish
+   * before it makes the next would only wait longer, so the programmatic API
+   * does not ask.
+   */
+  gather?: boolean
+}
+
 /** Most expired idempotency keys a keyed publish removes: each adds one, so they cannot pile up, and none waits long. */
 export const EXPIRED_KEYS_BATCH = 100
 
@@ -287,7 +299,7 @@ export interface Store {
    * store one notification and resolve alike. A keyed publish also removes
    * up to {@link EXPIRED_KEYS_BATCH} expired keys.
    */
-  publish(audience: Audience, input: NotificationInput, idempotency?: IdempotencyKey): Promise<Published>
+  publish(audience: Audience, input: NotificationInput, idempotency?: IdempotencyKey, options?: PublishOptions): Promise<Published>
   /**
    * Makes the next batch of a pending fan-out job — any job, whichever
    * process's publish made it (one whose process died too) — in one
