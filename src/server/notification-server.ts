@@ -28,6 +28,7 @@ import {
 
 /** API calls are independent requests: a store may commit those of one turn together. */
 const GATHER: PublishOptions = { gather: true }
+
 /** What a publish resolves to, once the notification is durable. */
 export interface PublishResult {
   /** The notification's id (the same in every recipient's inbox). */

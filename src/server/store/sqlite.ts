@@ -415,16 +415,6 @@ export class SqliteStore implements Store {
     const queued = this.#queued
     if (queued.length === 0) return
     this.#queued = []
-    if (queued.length === 1) {
-      // Alone: no savepoint.
-      const [q] = queued as [QueuedPublish]
-      try {
-        q.resolve(this.#publishTx.immediate(q.audience, q.input, q.idempotency))
-      } catch (error) {
-        q.reject(error)
-      }
-      return
-    }
     let outcomes: (Published | { failed: unknown })[]
     try {
       outcomes = this.#groupTx.immediate(queued)
