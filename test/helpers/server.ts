@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs'
+import { request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pino } from 'pino'
@@ -158,4 +159,36 @@ export function useServer(): (options?: Partial<ServerOptions>) => Promise<TestS
     current = await startServer(options)
     return current
   }
+}
+
+/**
+ * POSTs to `path` a body that never arrives whole: its first bytes (`start`)
+ * under a content-length it never reaches. Resolves with the answer.
+ */
+export function trickledPost(
+  port: number,
+  path: string,
+  headers: Record<string, string>,
+  start: string,
+): Promise<{ status: number; json: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method: 'POST',
+        headers: { ...headers, 'content-type': 'application/json', 'content-length': 1000 },
+      },
+      (r) => {
+        let text = ''
+        r.on('data', (d: Buffer) => {
+          text += d.toString()
+        })
+        r.on('end', () => resolve({ status: r.statusCode ?? 0, json: JSON.parse(text) }))
+      },
+    )
+    req.on('error', reject)
+    req.write(start) // and nothing more
+  })
 }

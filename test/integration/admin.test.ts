@@ -1,7 +1,6 @@
 /** The admin API (GET /api/admin/users/:id, POST /api/admin/prune) and `belfry-server admin`. */
 import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -9,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { admin as adminCommand } from '../../src/server/admin-cli.js'
 import { range } from '../helpers/client.js'
 import { type ServerProcess, spawnServer } from '../helpers/process.js'
-import { API_KEY, authedClient, httpPublish, useServer } from '../helpers/server.js'
+import { API_KEY, authedClient, httpPublish, trickledPost, useServer } from '../helpers/server.js'
 
 const start = useServer()
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
@@ -60,26 +59,7 @@ describe('admin API', () => {
 
   it('reads a prune body as publishing does: 408 for one that does not arrive in time, 413 for one too large', async () => {
     const t = await start({ retention: { maxPerUser: 3 }, limits: { bodyTimeoutMs: 300 } })
-    const trickled = await new Promise<{ status: number; json: unknown }>((resolve, reject) => {
-      const req = request(
-        {
-          host: '127.0.0.1',
-          port: t.port,
-          path: '/api/admin/prune',
-          method: 'POST',
-          headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json', 'content-length': 100 },
-        },
-        (r) => {
-          let text = ''
-          r.on('data', (d: Buffer) => {
-            text += d.toString()
-          })
-          r.on('end', () => resolve({ status: r.statusCode ?? 0, json: JSON.parse(text) }))
-        },
-      )
-      req.on('error', reject)
-      req.write('{"maxPerUser":') // and nothing more
-    })
+    const trickled = await trickledPost(t.port, '/api/admin/prune', { authorization: `Bearer ${API_KEY}` }, '{"maxPerUser":')
     expect(trickled).toEqual({ status: 408, json: { error: 'request_timeout', message: 'the body must arrive within 300 ms' } })
     const large = await admin(t.url, 'POST', 'prune', { body: `{"maxPerUser":1${' '.repeat(2000)}}` })
     expect(large.status).toBe(413)

@@ -1,9 +1,22 @@
+import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer, request, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { pino } from 'pino'
 import { describe, expect, it } from 'vitest'
-import { mintToken, NotificationServer } from '../../src/server/index.js'
-import { API_KEY, authedClient, httpPublish, rawClient, SECRET, type startServer, type TestServer, useServer } from '../helpers/server.js'
+import { mintToken, NotificationServer, SqliteStore } from '../../src/server/index.js'
+import {
+  API_KEY,
+  authedClient,
+  httpPublish,
+  rawClient,
+  SECRET,
+  type startServer,
+  type TestServer,
+  trickledPost,
+  useServer,
+} from '../helpers/server.js'
 
 const start = useServer()
 
@@ -81,6 +94,30 @@ function rawPost(
 }
 
 describe('POST /api/notifications: accepted', () => {
+  it("asks the store to gather its publish with the turn's others; the programmatic API does not", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'belfry-gather-'))
+    const inner = new SqliteStore(join(dir, 'belfry.db'))
+    const asked: unknown[] = []
+    const store = new Proxy(inner, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop, target)
+        if (prop !== 'publish') return typeof value === 'function' ? value.bind(target) : value
+        return (...args: Parameters<SqliteStore['publish']>) => {
+          asked.push(args[3])
+          return target.publish(...args)
+        }
+      },
+    })
+    try {
+      const s = await start({ store })
+      expect((await httpPublish(s.url, valid)).status).toBe(201)
+      await s.server.sendToUser('alice', { title: 'programmatic', body: '' })
+      expect(asked).toEqual([{ gather: true }, undefined])
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
   it('201 for userId, with the ids once durable, and delivers', async () => {
     const s = await start()
     const alice = await authedClient(s, 'alice')
@@ -272,26 +309,7 @@ describe('POST /api/notifications: refused', () => {
 
   it('408 for a body that does not arrive in time, instead of holding the request open', async () => {
     const s = await start({ limits: { bodyTimeoutMs: 300 } })
-    const res = await new Promise<{ status: number; json: Record<string, unknown> }>((resolve, reject) => {
-      const req = request(
-        {
-          host: '127.0.0.1',
-          port: s.port,
-          path: '/api/notifications',
-          method: 'POST',
-          headers: { ...bearer, 'content-type': 'application/json', 'content-length': 1000 },
-        },
-        (r) => {
-          let text = ''
-          r.on('data', (d: Buffer) => {
-            text += d.toString()
-          })
-          r.on('end', () => resolve({ status: r.statusCode ?? 0, json: JSON.parse(text) }))
-        },
-      )
-      req.on('error', reject)
-      req.write('{"userId":') // and nothing more
-    })
+    const res = await trickledPost(s.port, '/api/notifications', bearer, '{"userId":')
     expect(res).toEqual({ status: 408, json: { error: 'request_timeout', message: 'the body must arrive within 300 ms' } })
   })
 
