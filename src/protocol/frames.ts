@@ -139,6 +139,12 @@ export interface AuthSuccessFrame {
    * its replay starts after the floor. Absent from older servers.
    */
   oldestSeq?: number
+  /**
+   * The server's heartbeat pings carry the last `seq` it sent, and their
+   * pongs (which every WebSocket sends by itself) ack it: the client need not
+   * send `ack` frames. Absent from older servers.
+   */
+  pingAcks?: boolean
 }
 
 export interface AuthErrorFrame {

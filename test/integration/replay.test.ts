@@ -518,6 +518,68 @@ describe('acks for the article’s client', () => {
   })
 })
 
+describe('acks that ride on the heartbeat', () => {
+  /** The user's acknowledged cursor as the database holds it. */
+  function ackedOf(s: TestServer, userId: string): number {
+    const db = new Database(s.database, { readonly: true })
+    try {
+      return (db.prepare('SELECT acked_seq AS acked FROM users WHERE id = ?').get(userId) as { acked: number } | undefined)?.acked ?? 0
+    } finally {
+      db.close()
+    }
+  }
+
+  it('a heartbeat ping carries the last seq sent and its pong acks it; later pings carry nothing new', async () => {
+    const s = await server({ limits: { heartbeatMs: 100 } })
+    const c = await connect(s, 'hugo')
+    expect(c.of('auth_success')[0]).toMatchObject({ pingAcks: true })
+    const pings: string[] = []
+    c.ws.on('ping', (payload) => pings.push(payload.toString()))
+    await publishMany(s, 'hugo', 3)
+    await c.next((f) => f.type === 'notification' && f.seq === 3)
+    // No ack frame from the client: its WebSocket's pongs ack.
+    await vi.waitFor(() => expect(ackedOf(s, 'hugo')).toBe(3), { timeout: 5000 })
+    expect(pings).toContain('3')
+    const after = pings.length
+    await vi.waitFor(() => expect(pings.length).toBeGreaterThanOrEqual(after + 2), { timeout: 5000 })
+    expect(pings.slice(after).filter((p) => p !== '')).toEqual([])
+  })
+
+  it('a pong that does not answer the latest ping acks nothing, and the next ping asks again', async () => {
+    const s = await server({ limits: { heartbeatMs: 100 } })
+    const c = track(await rawClient(s.wsUrl, { autoPong: false }))
+    c.send({ type: 'auth', token: await s.token('ida'), since: 0 })
+    await c.next((f) => f.type === 'replayed' && f.more === false)
+    await publishMany(s, 'ida', 2)
+    await c.next((f) => f.type === 'notification' && f.seq === 2)
+    const pings: string[] = []
+    c.ws.on('ping', (payload) => {
+      pings.push(payload.toString())
+      c.ws.pong(pings.length < 4 ? '1' : payload) // three forged answers (alive, but acking nothing), then a true one
+    })
+    await vi.waitFor(() => expect(pings.length).toBeGreaterThanOrEqual(3), { timeout: 5000 })
+    expect(ackedOf(s, 'ida')).toBe(0)
+    expect(pings.slice(0, 3)).toEqual(['2', '2', '2'])
+    await vi.waitFor(() => expect(ackedOf(s, 'ida')).toBe(2), { timeout: 5000 })
+    expect(c.ws.readyState).toBe(c.ws.OPEN)
+  })
+
+  it('the cursor a client connects with counts as an ack; one beyond the latest seq (another database) does not', async () => {
+    const s = await server()
+    await publishMany(s, 'jo', 5)
+    await connect(s, 'jo', { since: 4 })
+    await vi.waitFor(() => expect(ackedOf(s, 'jo')).toBe(4))
+    // A new device (no cursor) starts after it.
+    const fresh = await connect(s, 'jo')
+    expect(seqs(fresh)).toEqual([5])
+    await connect(s, 'jo', { since: 99 })
+    await publishMany(s, 'jo', 1)
+    await settle(fresh)
+    await new Promise((resolve) => setTimeout(resolve, 200)) // past the 50 ms in which acks gather
+    expect(ackedOf(s, 'jo')).toBe(4)
+  })
+})
+
 describe('a broker that fails after the commit', () => {
   it('still answers the publish (it is durable), and a recipient connected to this process gets it at once', async () => {
     let failures = 1

@@ -5,8 +5,9 @@ import { topicRefusal } from './requests.js'
 
 /**
  * The auth frame: verifies the token, checks the user and the user's
- * connection cap, signs the connection in, answers `auth_success` with the
- * user's latest seq, unread count and floor (`oldestSeq`), and starts the replay. Any refusal is
+ * connection cap, signs the connection in, takes its cursor as an ack,
+ * answers `auth_success` with the user's latest seq, unread count and floor
+ * (`oldestSeq`), and starts the replay. Any refusal is
  * an `auth_error` followed by a close (docs/protocol.md, "Close codes"),
  * logged at warn without the token.
  */
@@ -48,6 +49,10 @@ export async function authenticate(c: Connection, f: AuthFrame): Promise<void> {
   // A cursor beyond the latest seq comes from another database: start from the end.
   // One below the floor: retention removed what followed it, the replay starts after the floor.
   const since = Math.max(user.floor, Math.min(f.since || user.ackedSeq, user.latestSeq))
+  // A cursor is the client's word that it has everything up to it: an ack (one from this database).
+  if (f.since && f.since <= user.latestSeq && since > user.ackedSeq) {
+    store.ack(check.userId, since).catch((error: unknown) => log.warn({ conn: c.id, err: error }, 'ack failed'))
+  }
   // The answer and the replay's first round (or its end, with nothing to replay) in one write.
   c.cork()
   c.reply({
@@ -57,6 +62,7 @@ export async function authenticate(c: Connection, f: AuthFrame): Promise<void> {
     seq: user.latestSeq,
     unreadCount: user.unreadCount,
     oldestSeq: user.floor,
+    pingAcks: true,
   })
   log.debug({ conn: c.id, user: check.userId, since }, 'authenticated')
   return c.replay.start(since, user.latestSeq)

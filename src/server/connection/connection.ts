@@ -77,6 +77,10 @@ export class Connection {
   #acks: ImplicitAcks | undefined
   /** A WebSocket ping is unanswered. */
   #awaitingPong = false
+  /** The seq the latest ping carried (0: none): its pong acks it. */
+  #pingedSeq = 0
+  /** The highest seq a pong acked: a ping carries a seq only when more was sent since. */
+  #pongAcked = 0
   /** Bad frames in a row (before auth, a frame that parses does not reset it: only auth does). */
   #badFrames = 0
   /** Frames received before auth: one is expected (the auth frame); past `maxBadFrames` the socket is closed. */
@@ -330,13 +334,38 @@ export class Connection {
       return
     }
     this.#awaitingPong = true
-    this.ws.ping()
+    this.ping()
   }
 
-  /** From the socket's shared `pong` listener: the client is alive. */
+  /**
+   * Pings, carrying the last seq sent on this socket when no pong has acked
+   * it yet. Every WebSocket answers a ping with a pong that carries the same
+   * bytes, sent after it received everything before the ping: that pong acks
+   * the seq (docs/protocol.md, "Acks"). The ack rides on the heartbeat: no
+   * frame of its own in either direction.
+   */
+  ping(): void {
+    const seq = this.replay.sentSeq
+    if (seq > this.#pongAcked) {
+      this.#pingedSeq = seq
+      this.ws.ping(String(seq))
+    } else {
+      this.ws.ping()
+    }
+  }
+
+  /**
+   * From the socket's shared `pong` listener: the client is alive, and a pong
+   * that answers the latest ping with a seq acks it. Other pongs ack nothing:
+   * one store write per ping, none per forged pong.
+   */
   pong(payload: Buffer): void {
     this.#awaitingPong = false
-    this.#acks?.pong(payload)
+    const seq = this.#pingedSeq
+    if (seq === 0 || this.closed || payload.toString() !== String(seq)) return
+    this.#pingedSeq = 0
+    this.#pongAcked = seq
+    this.ack(seq).catch((error: unknown) => this.hub.log.warn({ conn: this.id, err: error }, 'ack failed'))
   }
 
   /** Called by the server's once-a-second sweep: closes with 4002 once the token has expired. */
