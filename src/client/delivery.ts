@@ -4,7 +4,8 @@ import type { CursorStorage } from './storage.js'
 /**
  * Exactly-once delivery for the signed-in user: the cursor (the last `seq`
  * handed to the app, persisted per user), dropping what is at or below it,
- * the cumulative ack a while after each delivery, and the unread count.
+ * the cumulative ack (a while after each delivery, unless the server acks by
+ * its pings, and on close), and the unread count.
  */
 export interface Delivery {
   readonly unread: number
@@ -41,6 +42,8 @@ export function createDelivery(
   /** The storage key of the cursor: one per user. */
   let key = ''
   let acked = 0
+  /** The server acks by its pings (auth_success.pingAcks): no timed acks. */
+  let pinged: boolean | undefined
   let timer: ReturnType<typeof setTimeout> | undefined
   let unread = 0
   /** The user's latest seq at auth: anything newer is new, and counts as unread. */
@@ -53,7 +56,7 @@ export function createDelivery(
     } catch {}
   }
   const schedule = () => {
-    timer ??= setTimeout(d.ack, ackDelay)
+    if (!pinged) timer ??= setTimeout(d.ack, ackDelay)
   }
 
   const d: Delivery = {
@@ -84,7 +87,8 @@ export function createDelivery(
       }
       latestAtAuth = f.seq
       d.setUnread(f.unreadCount)
-      // Delivered before the last drop but not yet acked: `since` is no ack on the server.
+      pinged = f.pingAcks
+      // Delivered before the last drop but not yet acked: to an older server `since` is no ack.
       if (cursor > acked) schedule()
       return expired
     },

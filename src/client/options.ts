@@ -42,7 +42,11 @@ export interface ClientOptions {
   requestTimeout?: number | undefined
   /** Requests that may wait for the connection; more reject with a `RequestError`. @default 100 */
   maxQueue?: number | undefined
-  /** Delay before the cumulative ack of delivered notifications is sent, in ms. @default 1000 */
+  /**
+   * Delay before the cumulative ack of delivered notifications is sent, in ms,
+   * to a server that does not ack by its heartbeat (no `auth_success.pingAcks`:
+   * belfry 0.1, or another server of the protocol). @default 1000
+   */
   ackDelay?: number | undefined
   /** Interval of app-level pings while online, in ms. @default 25000 */
   pingInterval?: number | undefined
@@ -121,7 +125,7 @@ export function resolveClientOptions(o: ClientOptions): ResolvedClientOptions {
   }
   check('url', isFunction(url) || wsUrl(url), url, 'a ws(s): or http(s): URL (absolute outside a page) or a function yielding one')
   check('token', isFunction(token) || (typeof token === 'string' && token), token, 'a non-empty string or a function yielding one')
-  check('WebSocket', isFunction(WS), WS, 'a WebSocket constructor (Node 20 has none: pass `ws`)')
+  check('WebSocket', isFunction(WS), WS, 'a WebSocket constructor (`ws` in Node 20)')
   check('storage', !s || (isFunction(s.getItem) && isFunction(s.setItem)), s, 'false or { getItem, setItem }')
   // The bound min(max, initial × factor^attempt) must grow to 100 ms: retries never spin at 0 ms.
   check(

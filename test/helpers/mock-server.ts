@@ -34,11 +34,14 @@ export interface Peer {
   /** Closes from the server side with a close code; reaches the client 4 ms later. */
   close(code: number, reason?: string): void
   /** Answers the auth frame with `auth_success`. */
-  authSuccess(fields?: { seq?: number; unreadCount?: number }): void
+  authSuccess(fields?: AuthFields): void
 }
 
 /** How the server answers an auth frame. */
-export type AuthReply = { seq?: number; unreadCount?: number } | ((peer: Peer, auth: Frame) => void) | false
+export type AuthReply = AuthFields | ((peer: Peer, auth: Frame) => void) | false
+
+/** `auth_success` fields a test sets (`pingAcks`: the server acks by its heartbeat). */
+export type AuthFields = { seq?: number; unreadCount?: number; pingAcks?: boolean }
 
 export interface MockServerOptions {
   /** @default { seq: 0, unreadCount: 0 } */
@@ -76,8 +79,8 @@ export function startMockServer(options: MockServerOptions = {}): MockServer {
       },
       send: (frame) => socket.send(typeof frame === 'string' ? frame : JSON.stringify(frame)),
       close: (code, reason = '') => socket.close({ code, reason, wasClean: true }),
-      authSuccess: ({ seq = 0, unreadCount = 0 } = {}) =>
-        peer.send({ type: 'auth_success', message: 'ok', userId: 'u1', seq, unreadCount }),
+      authSuccess: ({ seq = 0, unreadCount = 0, pingAcks } = {}) =>
+        peer.send({ type: 'auth_success', message: 'ok', userId: 'u1', seq, unreadCount, ...(pingAcks && { pingAcks }) }),
     }
     peers.push(peer)
     socket.on('message', (data) => {

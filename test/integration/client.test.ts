@@ -1,4 +1,6 @@
+import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it, vi } from 'vitest'
+import WebSocket from 'ws'
 import { AuthError, type CursorStorage, memoryStorage } from '../../src/index.js'
 import { mintToken, SqliteStore } from '../../src/server/index.js'
 import { ClientPool, holds, range } from '../helpers/client.js'
@@ -224,6 +226,38 @@ describe('NotificationClient: offline queueing and resume', () => {
     const both = [...first.events.notifications, ...again.events.notifications]
     expect(both.map((n) => n.seq)).toEqual(range(1, 9))
     expect(new Set(both.map((n) => n.id)).size).toBe(9)
+  })
+
+  it('sends no ack frame while connected: the heartbeat acks what it received, and a new device starts after it', async () => {
+    const s = await server({ limits: { heartbeatMs: 100 } })
+    const sent: { type: string }[] = []
+    /** `ws`, recording each frame the client sends. */
+    class Recording extends WebSocket {
+      constructor(url: string, protocols?: string | string[]) {
+        super(url, protocols)
+        const send = this.send.bind(this)
+        this.send = ((data: string) => {
+          sent.push(JSON.parse(data))
+          send(data)
+        }) as WebSocket['send']
+      }
+    }
+    const first = await clients.online({ url: s.wsUrl, token: () => s.token('gil'), WebSocket: Recording })
+    await publishMany(s, 'gil', 3)
+    await vi.waitFor(() => expect(first.events.seqs()).toEqual([1, 2, 3]))
+    const db = new Database(s.database, { readonly: true })
+    const acked = () => (db.prepare('SELECT acked_seq AS seq FROM users WHERE id = ?').get('gil') as { seq: number }).seq
+    await vi.waitFor(() => expect(acked()).toBe(3), { timeout: 5000 })
+    db.close()
+    await new Promise((resolve) => setTimeout(resolve, 1200)) // past the default ackDelay (1 s): nothing timed either
+    expect(sent.filter((f) => f.type === 'ack')).toEqual([])
+
+    const fresh = await clients.online({ url: s.wsUrl, token: () => s.token('gil'), storage: memoryStorage() })
+    await publishMany(s, 'gil', 1)
+    await vi.waitFor(() => expect(fresh.events.seqs()).toEqual([4]))
+    await vi.waitFor(() => expect(first.events.seqs()).toEqual([1, 2, 3, 4]))
+    first.client.close()
+    expect(sent.filter((f) => f.type === 'ack')).toEqual([{ type: 'ack', seq: 4 }])
   })
 
   it('pages through a long replay (replayBatch 10) from a persisted cursor of 0, in order, then goes live', async () => {

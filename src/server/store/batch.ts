@@ -66,10 +66,10 @@ export class Batcher<V, R> {
 export const endOfTurn = (flush: () => void): void => void setImmediate(flush)
 
 /**
- * How long acks gather before one write records them. None is urgent (a
- * client acks a second after a burst of deliveries anyway), and they come
- * one at a time, spread over the clients: written each on its own, every ack
- * would cost a commit (or a round trip and a row lock).
+ * How long acks gather before one write records them. None is urgent (they
+ * ride on the heartbeat, up to an interval late, or come with a cursor at
+ * auth), and they come one at a time, spread over the clients: written each
+ * on its own, every ack would cost a commit (or a round trip and a row lock).
  */
 export const ACK_WINDOW_MS = 50
 

@@ -520,8 +520,8 @@ export class PostgresStore implements Store {
 
   /**
    * Acks gather for {@link ACK_WINDOW_MS} and are written by one statement:
-   * every connected client acks a second after each burst, and one round
-   * trip and one row lock per ack would queue publishes behind them.
+   * every connected client's heartbeat acks, spread over the interval, and one
+   * round trip and one row lock per ack would queue publishes behind them.
    */
   ack(userId: string, seq: number): Promise<number> {
     return this.#acks.add(userId, seq)

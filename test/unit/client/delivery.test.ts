@@ -201,6 +201,43 @@ describe('acks', () => {
     await tick(1000 + 10)
     expect(server.sent('ack')).toEqual([{ type: 'ack', seq: 1 }])
   })
+
+  it('sends no timed ack to a server that acks by its heartbeat (pingAcks), across a drop too; close() still acks', async () => {
+    const server = startMockServer({ auth: { seq: 3, pingAcks: true } })
+    const { client } = await connected(createClient(server, { ackDelay: 1000, backoff: () => 100 }))
+    server.peer.send(note(1))
+    server.peer.send(note(2))
+    await tick(5000)
+    server.peer.close(1006)
+    await tick(100 + 20)
+    expect(client.state).toBe('online')
+    server.peer.send(note(3))
+    await tick(5000)
+    expect(server.sent('ack')).toEqual([])
+    client.close()
+    await tick()
+    expect(server.sent('ack')).toEqual([{ type: 'ack', seq: 3 }])
+  })
+
+  it('acks by timer again when the server it reconnects to does not say pingAcks (an older one)', async () => {
+    let pingAcks = true
+    const server = startMockServer({ auth: (peer) => peer.authSuccess({ seq: 2, pingAcks }) }) // seqs 1 and 2 are in the inbox
+    const { client } = await connected(createClient(server, { ackDelay: 1000, backoff: () => 100 }))
+    server.peer.send(note(1))
+    await tick(5000)
+    expect(server.sent('ack')).toEqual([])
+    pingAcks = false
+    server.peer.close(1006)
+    await tick(100 + 20)
+    expect(client.state).toBe('online')
+    await tick(1000 + 10) // delivered before the drop: acked after the next auth
+    server.peer.send(note(2))
+    await tick(1000 + 10)
+    expect(server.sent('ack')).toEqual([
+      { type: 'ack', seq: 1 },
+      { type: 'ack', seq: 2 },
+    ])
+  })
 })
 
 describe('unread count', () => {

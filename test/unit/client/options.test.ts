@@ -51,9 +51,9 @@ describe('options', () => {
   it('WebSocket missing (Node 20 has no global WebSocket) throws a TypeError that says to pass ws', () => {
     vi.stubGlobal('WebSocket', undefined)
     expect(build({ WebSocket: undefined })).toThrow(
-      new TypeError('belfry: options.WebSocket must be a WebSocket constructor (Node 20 has none: pass `ws`); got undefined'),
+      new TypeError('belfry: options.WebSocket must be a WebSocket constructor (`ws` in Node 20); got undefined'),
     )
-    expect(build({ WebSocket: 'ws' })).toThrow('options.WebSocket must be a WebSocket constructor (Node 20 has none: pass `ws`); got "ws"')
+    expect(build({ WebSocket: 'ws' })).toThrow('options.WebSocket must be a WebSocket constructor (`ws` in Node 20); got "ws"')
   })
 
   it.each([
