@@ -437,7 +437,7 @@ export async function runCluster(ctx: ClusterContext): Promise<ClusterResults> {
           `fan-out ${b + 1}: 201 after ${fmt(run.publishMs)} ms, job done (${run.inboxRows} inbox rows) after ${fmt(run.durableMs, 0)} ms, ` +
             `all ${connected.length} connected after ${fmt(run.connectedMs, 0)} ms (${run.lost} lost)`,
         )
-        await sleep(1300) // the clients' acks land between broadcasts
+        await sleep(1300) // each broadcast is done before the next
       }
       await stop(nodes)
     }
@@ -735,7 +735,7 @@ export function clusterReport(r: ClusterResults): { section: string; targets: st
         `${c.procs} processes (${fmt(capacity(1), 0)} through one)` +
         (t2
           ? `, the server processes using ${fmt((t2.serverCores * t2.ms) / t2.delivered, 1)} ms of CPU a publish (HTTP, the ` +
-            'PostgreSQL client, Redis out of one process and into both, the send, the ack) and PostgreSQL ' +
+            'PostgreSQL client, Redis out of one process and into both, the send) and PostgreSQL ' +
             `${fmt(t2.postgresCores, 2)} cores. `
           : '. ') +
         (!Number.isFinite(cap)
@@ -780,7 +780,7 @@ belfry as ${c.procs} server processes sharing PostgreSQL ${r.versions.postgres} 
 (test/helpers/services.ts; PostgreSQL with \`fsync=off\`, as the SQLite store runs with \`synchronous=NORMAL\`
 in WAL mode: neither waits for the disk at each commit). Publishes come over HTTP (\`POST /api/notifications\`,
 keep-alive) from a publisher process of their own (bench/publisher.ts); the clients are the load
-generators' raw belfry clients (acking once a second). Every server process is started fresh, on a
+generators' raw belfry clients (acking as belfry's client does: through the pongs of the heartbeat). Every server process is started fresh, on a
 fresh PostgreSQL schema. The phase took ${fmt(r.elapsedMs / 1000, 0)} s (of it ${fmt(r.startMs / 1000, 1)} s starting PostgreSQL and Redis); the
 machine's load average (1 min) was ${fmt(r.load[0], 2)} when it started and ${fmt(r.load[1], 2)} when it ended. "Machine CPU busy"
 is from /proc/stat: every process on the machine, the bench's and any other work. A PostgreSQL round trip

@@ -7,7 +7,9 @@
  * Clients by kind:
  * - `belfry`: a raw `ws` socket speaking belfry's protocol as its client does
  *   (auth with `since`, follows `replayed {more}` with `resume`, drops seq ≤
- *   cursor, one cumulative ack a second);
+ *   cursor, acks on close; to a server whose `auth_success` has no `pingAcks`,
+ *   a cumulative ack a second after a delivery too: belfry's server acks by
+ *   the pongs of its heartbeat, which `ws` answers by itself);
  * - `ws`: a raw `ws` socket speaking the article's protocol, reconnecting with
  *   the same full-jitter backoff as belfry's client;
  * - `socketio`: socket.io-client, WebSocket transport only, its own reconnection;
@@ -59,8 +61,6 @@ let wireDuplicates = 0
 /** Notifications handed over (any key, each once per client), and when the latest arrived. */
 let deliveries = 0
 let lastAt = 0
-/** Raw plain ws clients ack what they got as belfry's do (their server parses the frames and drops them). */
-let wsAcks = false
 
 function record(client: Client, data: BenchData | undefined, at: number): void {
   if (!data || typeof data.k !== 'string') return
@@ -99,6 +99,8 @@ class RawClient implements Client {
   #ws: WebSocket | undefined
   #cursor = 0
   #acked = 0
+  /** The server acks by its heartbeat (`auth_success.pingAcks`): no timed acks. */
+  #pingAcks = false
   #ackTimer: NodeJS.Timeout | undefined
   #retryTimer: NodeJS.Timeout | undefined
   #uptimeTimer: NodeJS.Timeout | undefined
@@ -138,7 +140,7 @@ class RawClient implements Client {
       })
       ws.on('message', (raw) => {
         const at = now()
-        const f = JSON.parse(raw.toString()) as { type: string; seq?: number; more?: boolean; data?: BenchData }
+        const f = JSON.parse(raw.toString()) as { type: string; seq?: number; more?: boolean; pingAcks?: boolean; data?: BenchData }
         if (f.type === 'notification') {
           if (this.kind === 'belfry') {
             if (f.seq! <= this.#cursor) {
@@ -146,18 +148,15 @@ class RawClient implements Client {
               return
             }
             this.#cursor = f.seq!
-            this.#ackTimer ??= setTimeout(() => this.#ack(), 1000)
-          } else if (wsAcks) {
-            // Plain ws numbers nothing: the client counts what it got, and acks the count as belfry's do.
-            this.#cursor++
-            this.#ackTimer ??= setTimeout(() => this.#ack(), 1000)
+            if (!this.#pingAcks) this.#ackTimer ??= setTimeout(() => this.#ack(), 1000)
           }
           record(this, f.data, at)
         } else if (f.type === 'replayed') {
           if (f.more) ws.send(JSON.stringify({ type: 'resume', since: this.#cursor }))
           else up()
-        } else if (f.type === 'auth_success' && this.kind === 'ws') {
-          up()
+        } else if (f.type === 'auth_success') {
+          if (this.kind === 'ws') up()
+          else this.#pingAcks = f.pingAcks === true
         }
       })
       ws.on('error', () => {})
@@ -193,6 +192,7 @@ class RawClient implements Client {
     this.#closed = true
     clearTimeout(this.#retryTimer)
     clearTimeout(this.#ackTimer)
+    if (this.kind === 'belfry') this.#ack() // as belfry's client does on close()
     clearTimeout(this.#uptimeTimer)
     this.#ws?.close(1000)
   }
@@ -408,11 +408,6 @@ serve({
   },
 
   /** Forgets the failed attempts so far (before a restart). */
-  /** Plain ws clients start or stop sending belfry's acks. */
-  wsAcks(args: { on: boolean }) {
-    wsAcks = args.on
-    return { ok: true }
-  },
 
   resetRetries() {
     for (const c of clients) {

@@ -47,7 +47,7 @@ const MAX_MS = env('BENCH_MAX_MS', 600_000)
 const CPU_PROF = process.env.BENCH_CPU_PROF
 /** For development: a subset of the servers (the report then has gaps). */
 const SERVERS = process.env.BENCH_SERVERS === 'none' ? [] : ((process.env.BENCH_SERVERS?.split(',') as Kind[] | undefined) ?? KINDS)
-/** Belfry clients ack one second after a delivery; broadcasts are spaced so those writes land between them. */
+/** Broadcasts are spaced so that each one's deliveries (and any timed acks, a second later) are done before the next. */
 const FANOUT_GAP_MS = 1300
 /** Closed-loop HTTP publishers of the targeted phase under load: the requests in flight. */
 const LOAD_PUBLISHERS = 8
@@ -115,8 +115,6 @@ interface Slot {
   connect: { ms: number; failed: number; errors: string[] }
   /** The same users connecting again, later in the process's life (its code compiled, belfry's users stored). */
   again: { ms: number; failed: number }
-  /** Plain ws: server CPU (ms) over the same broadcasts, its clients acking as belfry's do. */
-  fanoutAckedCpuMs?: number
   memory: { rss0: number; rss1: number; perConn: number; heapPerConn: number; gc: boolean }
   /** Per broadcast: publish → the last receipt (`ms`) and → the first (`firstMs`), over all load generators. */
   fanout: { ms: number; firstMs: number; lost: number; publishMs: number; commitMs: number }[]
@@ -248,20 +246,6 @@ async function runSlot(kind: Kind, round: number, loadgens: Peer[], publisher: P
     await sleep(FANOUT_GAP_MS)
   }
   const cpuFanout = await fanoutCpu()
-  // Plain ws again, its clients acking as belfry's do: what the same inbound frames cost a server that drops them.
-  let cpuFanoutAcked: number | undefined
-  if (kind === 'ws') {
-    await all('wsAcks', () => ({ on: true }))
-    const ackedCpu = await measure()
-    for (let f = 0; f < FANOUTS; f++) {
-      const k = `a${f}`
-      await server.call('broadcast', { k })
-      await all('waitKeys', () => ({ keys: [k], timeoutMs: 30_000 }))
-      await sleep(FANOUT_GAP_MS)
-    }
-    cpuFanoutAcked = (await ackedCpu()).ms
-    await all('wsAcks', () => ({ on: false }))
-  }
   step(`fan-out ${fanout.map((f) => fmt(f.ms)).join(', ')} ms; first receipt ${fanout.map((f) => fmt(f.firstMs)).join(', ')} ms`)
 
   // Targeted notifications at a steady rate: publish → receipt latency.
@@ -439,7 +423,6 @@ async function runSlot(kind: Kind, round: number, loadgens: Peer[], publisher: P
     round,
     connect,
     again,
-    ...(cpuFanoutAcked === undefined ? {} : { fanoutAckedCpuMs: cpuFanoutAcked }),
     memory,
     fanout,
     stream,
@@ -609,8 +592,6 @@ function report(
     .map((k) => `${k}=${process.env[k]} `)
     .join('')
 
-  /** Plain ws's CPU per 1000 broadcast deliveries when its clients send belfry's acks (median round). */
-  const wsAckedPer1k = med('ws', (s) => ((s.fanoutAckedCpuMs ?? Number.NaN) / (N * FANOUTS)) * 1000)
   const main = table(
     ['measure (median)', 'belfry', 'plain ws', 'socket.io', 'belfry / ws', 'socket.io / ws'],
     [
@@ -624,20 +605,12 @@ function report(
       row(`broadcast fan-out to ${N} (ms, publish → last receipt)`, (k) => m[k].fanoutMs, 1),
       row('broadcast: first recipient (ms, publish → first receipt)', (k) => m[k].firstMs, 1),
       row('fan-out deliveries/s', (k) => N / (m[k].fanoutMs / 1000), 0, false),
-      row('server CPU per 1000 broadcast deliveries, acks included (ms)', (k) => m[k].cpuPer1kFanout, 1),
-      [
-        "  plain ws, its clients acking as belfry's do (ms)",
-        '',
-        fmt(wsAckedPer1k, 1),
-        '',
-        ratio(m.belfry.cpuPer1kFanout, wsAckedPer1k),
-        '',
-      ],
+      row('server CPU per 1000 broadcast deliveries (ms)', (k) => m[k].cpuPer1kFanout, 1),
       row('  of which the publish call: commit (belfry) and writes to every socket (ms)', (k) => m[k].publishMs, 1),
       ['  of which the SQLite commit of the N inbox entries (ms)', fmt(m.belfry.commitMs, 1), '—', '—', '', ''],
       row(`targeted, ${RATE}/s for ${STREAM_MS / 1000} s: p50 (ms)`, (k) => m[k].p50, 2),
       row('targeted: p99 (ms)', (k) => m[k].p99, 2),
-      row('targeted: server CPU per delivery, ack included (ms)', (k) => m[k].cpuPerTargeted, 3),
+      row('targeted: server CPU per delivery (ms)', (k) => m[k].cpuPerTargeted, 3),
       row(`targeted, ${LOAD_PUBLISHERS} concurrent HTTP publishers for ${LOAD_MS / 1000} s: deliveries/s`, (k) => m[k].loadRate, 0, false),
       row('  publish → receipt p50 (ms)', (k) => m[k].loadP50, 2),
       row('  publish → receipt p99 (ms)', (k) => m[k].loadP99, 2),
@@ -667,9 +640,9 @@ function report(
     const label = {
       connect: `connect + auth of ${N}`,
       again: `connect + auth of the same ${N} again, later`,
-      fanout: `${FANOUTS} broadcasts to ${N}, acks included`,
-      stream: 'targeted stream, acks included',
-      load: `targeted, ${LOAD_PUBLISHERS} HTTP publishers (deliveries: belfry ${fmt(m.belfry.loadDelivered, 0)}, plain ws ${fmt(ws.loadDelivered, 0)}), acks included`,
+      fanout: `${FANOUTS} broadcasts to ${N}`,
+      stream: 'targeted stream',
+      load: `targeted, ${LOAD_PUBLISHERS} HTTP publishers (deliveries: belfry ${fmt(m.belfry.loadDelivered, 0)}, plain ws ${fmt(ws.loadDelivered, 0)})`,
     }[phase]
     /** The median CPU, and of it off the main thread when known. */
     const cpuOf = (k: Kind) => {
@@ -795,8 +768,8 @@ function report(
   const costTargets: [string, number, number, number, string][] = [
     ['server CPU per connect + auth', m.belfry.cpuPerConnect, ws.cpuPerConnect, 1.5, 'ms'],
     [`connect + auth of ${N} clients (wall)`, m.belfry.connectMs, ws.connectMs, 1.25, 'ms'],
-    ['server CPU per 1000 broadcast deliveries, acks included', m.belfry.cpuPer1kFanout, ws.cpuPer1kFanout, 1.25, 'ms'],
-    ['targeted: server CPU per delivery, ack included', m.belfry.cpuPerTargeted, ws.cpuPerTargeted, 1.5, 'ms'],
+    ['server CPU per 1000 broadcast deliveries', m.belfry.cpuPer1kFanout, ws.cpuPer1kFanout, 1.25, 'ms'],
+    ['targeted: server CPU per delivery', m.belfry.cpuPerTargeted, ws.cpuPerTargeted, 1.5, 'ms'],
     ['targeted p50 latency', m.belfry.p50, ws.p50, 1.5, 'ms'],
   ]
   if (costTargets.some(([, b, p, limit]) => b / p > limit)) {
@@ -804,9 +777,8 @@ function report(
       "- Server cost: see \"Where belfry's server CPU goes\" below for each phase's CPU beside plain ws's and the store's share. " +
         `Beyond the store, belfry verifies a JWT per connect (jose on WebCrypto: ${fmt(jwt.jose, 3)} ms of CPU a verify on ` +
         `Node ${process.versions.node.split('.')[0]}, where the same token's HMAC through node:crypto takes ${fmt(jwt.hmac, 3)} ms; ` +
-        `${JWT_VERIFIES} of each in the bench's own process after the run), receives one ack frame per client per burst of deliveries (plain ws's ` +
-        `clients send none: when they send the same acks, plain ws uses ${fmt(wsAckedPer1k, 1)} ms per 1000 broadcast deliveries, and belfry ` +
-        `${fmt(m.belfry.cpuPer1kFanout / wsAckedPer1k, 2)}× that), and builds a frame per recipient (its own \`seq\`) where plain ws sends one ` +
+        `${JWT_VERIFIES} of each in the bench's own process after the run), stores each delivery in its recipient's inbox, ` +
+        `and builds a frame per recipient (its own \`seq\`) where plain ws sends one ` +
         'string to all. A process is new at the first connect, its code not yet compiled: the same clients connecting again later cost ' +
         `belfry ${fmt(m.belfry.cpuPerConnectAgain, 3)} ms and plain ws ${fmt(ws.cpuPerConnectAgain, 3)} ms of CPU each ` +
         `(${fmt(m.belfry.cpuPerConnectAgain / ws.cpuPerConnectAgain, 2)}×).`,
@@ -829,7 +801,7 @@ function report(
         `belfry's server process was busy ${fmt(busy('belfry') * 100, 0)} % of the phase (plain ws's ${fmt(busy('ws') * 100, 0)} %) and used ` +
         `${fmt(perDelivery('belfry'), 3)} ms of CPU per delivery against plain ws's ${fmt(perDelivery('ws'), 3)} ms; of belfry's, ` +
         `${fmt(storePerDelivery, 3)} ms in the store (SQLite transactions: a turn of the event loop commits its first publish at once and the others together at its end, all before their 201) and the rest ` +
-        `outside it: HTTP, JSON, the frame, the ack. The publisher process was busy ${fmt(publisherBusy('belfry') * 100, 0)} % ` +
+        `outside it: HTTP, JSON, the frame. The publisher process was busy ${fmt(publisherBusy('belfry') * 100, 0)} % ` +
         `of belfry's phase and ${fmt(publisherBusy('ws') * 100, 0)} % of plain ws's, on a machine of ${cpus().length} cores that the load generators share.`,
     )
   }
@@ -979,7 +951,10 @@ ${perRound}
   No per-message deflate anywhere. Each server runs in its own process (\`--expose-gc\`),
   started fresh for each round, on 127.0.0.1.
 - Clients: ${LOADGENS} load-generator processes (\`bench/loadgen.ts\`). Raw \`ws\` clients for
-  belfry (its protocol, acking once a second like its client) and plain ws; socket.io-client
+  belfry (its protocol as its client speaks it: no ack frames, since belfry's server acks by
+  the pongs of its heartbeat, which \`ws\` sends by itself, and one ack on close; a phase
+  counts that heartbeat, a ping and a pong per socket every 25 s, acks or not, when one falls
+  in it) and plain ws; socket.io-client
   (\`transports: ['websocket']\`, \`forceNew\`) for socket.io; belfry's \`NotificationClient\` for
   the storm and the replay. Connects run ${WINDOW} at a time per load generator; a belfry
   client counts as connected when its first replay round is over (\`replayed\`), the others on
@@ -993,12 +968,10 @@ ${perRound}
   moment between the two readings.
 - Fan-out: the time from the server's publish call to the receipt of the first and of the last
   of ${N} copies (in any load generator), on CLOCK_MONOTONIC, which all processes share.
-  Broadcasts are ${FANOUT_GAP_MS} ms apart so that belfry's acks land between them. belfry
+  Broadcasts are ${FANOUT_GAP_MS} ms apart. belfry
   commits a broadcast's first batch of inbox entries (the store's \`fanOutBatch\`, ${FAN_OUT_BATCH} by
   default; ${Math.min(N, FAN_OUT_BATCH)} here) before it sends any copy, so its first recipient waits for that commit:
   ${fmt(m.belfry.commitMs, 1)} ms of the ${fmt(m.belfry.firstMs, 1)} ms to the first receipt (plain ws: ${fmt(ws.firstMs, 1)} ms).
-  Plain ws then gets ${FANOUTS} more broadcasts, its clients acking what they got as belfry's do
-  (a count; its server parses the frames and drops them): the server CPU of the same inbound frames.
 - Targeted: ${RATE} notifications/s to single users, round robin over the ${N}, for
   ${STREAM_MS / 1000} s; each payload carries its publish time and the receiver subtracts it
   from its own.
@@ -1010,7 +983,8 @@ ${perRound}
   the JSON, sends and answers 201. Deliveries/s: the deliveries the clients received, from the
   first publish to the last receipt; latency: the publisher stamps each payload with the time it
   sends the request and the receiver subtracts it from its own.
-- Connect again: once the last acks have landed, every client closes and the same ${N} users
+- Connect again: every client closes (belfry's acking what it got, as its client does on
+  \`close()\`), and the same ${N} users
   connect again, ${WINDOW} at a time per load generator as at first: the process's code is compiled
   by then (at the first connect it is not), and belfry's store knows the users.
 - Client size: each client bundled by esbuild for the browser (ES module, minified,
