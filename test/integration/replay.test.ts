@@ -545,6 +545,18 @@ describe('acks that ride on the heartbeat', () => {
     expect(pings.slice(after).filter((p) => p !== '')).toEqual([])
   })
 
+  it('the pings of a connection sent nothing since it connected carry no seq: no store write per heartbeat', async () => {
+    const s = await server({ limits: { heartbeatMs: 100 } })
+    await publishMany(s, 'kai', 3)
+    const resumed = await connect(s, 'kai', { since: 3 })
+    const fresh = await connect(s, 'kai') // starts after the acknowledged cursor (3, from the one above)
+    expect(seqs(fresh)).toEqual([])
+    const pings: string[] = []
+    for (const c of [resumed, fresh]) c.ws.on('ping', (payload) => pings.push(payload.toString()))
+    await vi.waitFor(() => expect(pings.length).toBeGreaterThanOrEqual(4), { timeout: 5000 })
+    expect(pings.filter((p) => p !== '')).toEqual([])
+  })
+
   it('a pong that does not answer the latest ping acks nothing, and the next ping asks again', async () => {
     const s = await server({ limits: { heartbeatMs: 100 } })
     const c = track(await rawClient(s.wsUrl, { autoPong: false }))

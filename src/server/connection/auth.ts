@@ -65,6 +65,7 @@ export async function authenticate(c: Connection, f: AuthFrame): Promise<void> {
     pingAcks: true,
   })
   log.debug({ conn: c.id, user: check.userId, since }, 'authenticated')
+  c.startsAfter(since)
   return c.replay.start(since, user.latestSeq)
 }
 

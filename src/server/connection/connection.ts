@@ -79,7 +79,7 @@ export class Connection {
   #awaitingPong = false
   /** The seq the latest ping carried (0: none): its pong acks it. */
   #pingedSeq = 0
-  /** The highest seq a pong acked: a ping carries a seq only when more was sent since. */
+  /** The highest seq known acked on this connection: a ping carries a seq only when more was sent since. */
   #pongAcked = 0
   /** Bad frames in a row (before auth, a frame that parses does not reset it: only auth does). */
   #badFrames = 0
@@ -352,6 +352,15 @@ export class Connection {
     } else {
       this.ws.ping()
     }
+  }
+
+  /**
+   * The connection starts from `seq`, which the client has already (its
+   * cursor) or which the user acked: its pings carry a seq only once more
+   * than that was sent, so an idle connection's heartbeat writes nothing.
+   */
+  startsAfter(seq: number): void {
+    this.#pongAcked = seq
   }
 
   /**
