@@ -317,8 +317,8 @@ async function waitUntil(check: () => boolean, timeoutMs: number, everyMs = 5): 
   return true
 }
 
-/** Cursors of belfry-client users, kept across clients as a browser's localStorage would be. */
-const storage = memoryStorage()
+/** Cursors of belfry-client users, kept across clients as a browser's localStorage would be (so not `volatile`). */
+const storage: CursorStorage = { ...memoryStorage(), volatile: false }
 let replayClient: BelfryClient | undefined
 
 serve({

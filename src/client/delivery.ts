@@ -42,7 +42,10 @@ export function createDelivery(
   /** The storage key of the cursor: one per user. */
   let key = ''
   let acked = 0
-  /** The server acks by its pings (auth_success.pingAcks): no timed acks. */
+  /**
+   * The server acks by its pings (auth_success.pingAcks) and the cursor
+   * outlives the page (storage not `volatile`): no timed acks.
+   */
   let pinged: boolean | undefined
   let timer: ReturnType<typeof setTimeout> | undefined
   let unread = 0
@@ -87,7 +90,7 @@ export function createDelivery(
       }
       latestAtAuth = f.seq
       d.setUnread(f.unreadCount)
-      pinged = f.pingAcks
+      pinged = f.pingAcks && !storage.volatile
       // Delivered before the last drop but not yet acked: to an older server `since` is no ack.
       if (cursor > acked) schedule()
       return expired

@@ -271,7 +271,7 @@ export class Link implements Connection {
   #closed(code: number, reason: string, error?: string): void {
     if (this.#state === 'closed' || this.#state === 'offline') return
     // Closed before it opened: nothing answered there as a WebSocket server would.
-    if (this.#state === 'connecting') this.#failed(error || 'server unreachable, or no WebSocket endpoint at this URL', code)
+    if (this.#state === 'connecting') this.#failed(error || 'unreachable, or not a WebSocket endpoint', code)
     const message = this.#authError || reason
     this.#authError = ''
     const refreshable = typeof this.#o.token === 'function'

@@ -265,9 +265,8 @@ export class NotificationClient<Data extends object = JsonObject> {
     }
   }
 
-  #read({ ids, all, seq, unreadCount }: ReadFrame): ReadEvent {
-    const event = { ids, all, seq, unreadCount }
-    this.#delivery.setUnread(unreadCount)
+  #read({ type: _, requestId: __, ...event }: ReadFrame): ReadEvent {
+    this.#delivery.setUnread(event.unreadCount)
     this.#events.emit('read', event)
     return event
   }

@@ -242,7 +242,9 @@ describe('NotificationClient: offline queueing and resume', () => {
         }) as WebSocket['send']
       }
     }
-    const first = await clients.online({ url: s.wsUrl, token: () => s.token('gil'), WebSocket: Recording })
+    // A storage that outlives the page, as a browser's localStorage does (Node's default is memory: `volatile`).
+    const storage = { ...memoryStorage(), volatile: false }
+    const first = await clients.online({ url: s.wsUrl, token: () => s.token('gil'), WebSocket: Recording, storage })
     await publishMany(s, 'gil', 3)
     await vi.waitFor(() => expect(first.events.seqs()).toEqual([1, 2, 3]))
     const db = new Database(s.database, { readonly: true })

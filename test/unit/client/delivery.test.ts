@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { createDelivery } from '../../../src/client/delivery.js'
-import { memoryStorage, type Notification, RequestError } from '../../../src/index.js'
+import { type CursorStorage, memoryStorage, type Notification, RequestError } from '../../../src/index.js'
 import { cleanup, connected, createClient, jwt, note, startMockServer, tick } from '../../helpers/mock-server.js'
 
 beforeEach(() => {
@@ -202,9 +202,12 @@ describe('acks', () => {
     expect(server.sent('ack')).toEqual([{ type: 'ack', seq: 1 }])
   })
 
+  /** A storage that outlives the page, as localStorage does (not `volatile`). */
+  const lasting = (): CursorStorage => ({ ...memoryStorage(), volatile: false })
+
   it('sends no timed ack to a server that acks by its heartbeat (pingAcks), across a drop too; close() still acks', async () => {
     const server = startMockServer({ auth: { seq: 3, pingAcks: true } })
-    const { client } = await connected(createClient(server, { ackDelay: 1000, backoff: () => 100 }))
+    const { client } = await connected(createClient(server, { ackDelay: 1000, backoff: () => 100, storage: lasting() }))
     server.peer.send(note(1))
     server.peer.send(note(2))
     await tick(5000)
@@ -222,7 +225,7 @@ describe('acks', () => {
   it('acks by timer again when the server it reconnects to does not say pingAcks (an older one)', async () => {
     let pingAcks = true
     const server = startMockServer({ auth: (peer) => peer.authSuccess({ seq: 2, pingAcks }) }) // seqs 1 and 2 are in the inbox
-    const { client } = await connected(createClient(server, { ackDelay: 1000, backoff: () => 100 }))
+    const { client } = await connected(createClient(server, { ackDelay: 1000, backoff: () => 100, storage: lasting() }))
     server.peer.send(note(1))
     await tick(5000)
     expect(server.sent('ack')).toEqual([])
@@ -237,6 +240,16 @@ describe('acks', () => {
       { type: 'ack', seq: 1 },
       { type: 'ack', seq: 2 },
     ])
+  })
+
+  it('with a volatile storage (memoryStorage: Node, storage: false) acks by timer even to a pingAcks server', async () => {
+    // The next page or process starts without a cursor, from the acknowledged one: it must not lag a heartbeat.
+    const server = startMockServer({ auth: { seq: 2, pingAcks: true } })
+    await connected(createClient(server, { ackDelay: 1000 })) // storage: false
+    server.peer.send(note(1))
+    server.peer.send(note(2))
+    await tick(1000 + 10)
+    expect(server.sent('ack')).toEqual([{ type: 'ack', seq: 2 }])
   })
 })
 
