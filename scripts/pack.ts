@@ -70,7 +70,7 @@ export const PACKAGES = {
       exports: { '.': { types: './dist/server/index.d.ts', import: './dist/server/index.js' } },
       bin: { 'belfry-server': './bin/belfry-server.js' },
       engines: root.engines,
-      dependencies: pick(['better-sqlite3', 'ioredis', 'jose', 'pg', 'pino', 'prom-client', 'ws']),
+      dependencies: pick(['better-sqlite3', 'fast-jwt', 'ioredis', 'pg', 'pino', 'prom-client', 'ws']),
     },
   },
 } as const

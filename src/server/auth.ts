@@ -1,41 +1,46 @@
-import { errors, type JWTPayload, jwtVerify, SignJWT } from 'jose'
+import { createSigner, createVerifier, TokenError } from 'fast-jwt'
 import { isUserId, MAX_ID_LENGTH } from '../protocol/index.js'
 
 /** A verified token: whose it is and when it stops being valid. */
 export type TokenCheck =
-  | { ok: true; userId: string; expiresAt: number; claims: Readonly<JWTPayload> }
+  | { ok: true; userId: string; expiresAt: number; claims: Readonly<Record<string, unknown>> }
   | { ok: false; expired: boolean; message: string }
 
-/** Turns the shared secret into the key jose wants. */
-export function secretKey(secret: string): Uint8Array {
-  return new TextEncoder().encode(secret)
-}
+/** Checks one user token; made once per secret by {@link tokenVerifier}. */
+export type TokenVerifier = (token: string) => TokenCheck
 
 /**
- * The shared secret as a verifying key, made once: given the secret's bytes,
- * jose would import the key again on every verify, which costs more than the
- * verify itself.
+ * A verifier of HS256 user tokens signed with `secret`: signature, `exp`
+ * (required) and `sub` (required). The algorithm is pinned, so `alg: none`
+ * and every other algorithm are refused.
+ *
+ * It runs on node:crypto's HMAC (fast-jwt), synchronously: a verify through
+ * WebCrypto, which jose uses, hands each token to the thread pool and back,
+ * and costs each connect several times the HMAC itself.
  */
-export function verifyingKey(secret: string): Promise<CryptoKey> {
-  return crypto.subtle.importKey('raw', secretKey(secret) as Uint8Array<ArrayBuffer>, { name: 'HMAC', hash: 'SHA-256' }, false, ['verify'])
-}
-
-/**
- * Verifies an HS256 user token: signature, `exp` (required) and `sub`
- * (required). The algorithm is pinned, so `alg: none` and every other
- * algorithm are refused.
- */
-export async function verifyToken(token: string, key: Uint8Array | CryptoKey | Promise<CryptoKey>): Promise<TokenCheck> {
-  try {
-    const { payload } = await jwtVerify(token, await key, { algorithms: ['HS256'], requiredClaims: ['sub', 'exp'] })
+export function tokenVerifier(secret: string): TokenVerifier {
+  const verify = createVerifier({ key: secret, algorithms: ['HS256'], requiredClaims: ['sub', 'exp'] })
+  return (token) => {
+    let payload: Record<string, unknown>
+    try {
+      payload = verify(token)
+    } catch (error) {
+      if (error instanceof TokenError && error.code === TokenError.codes.expired)
+        return { ok: false, expired: true, message: 'token expired' }
+      return { ok: false, expired: false, message: 'token invalid' }
+    }
+    // The registered time claims are numbers (RFC 7519 §4.1): fast-jwt checks `exp` and `nbf`, not `iat`.
+    if (payload.iat !== undefined && typeof payload.iat !== 'number') return { ok: false, expired: false, message: 'token invalid' }
     if (!isUserId(payload.sub)) {
       return { ok: false, expired: false, message: `token "sub" must be a user id of 1–${MAX_ID_LENGTH} characters, no control characters` }
     }
     return { ok: true, userId: payload.sub, expiresAt: (payload.exp as number) * 1000, claims: payload }
-  } catch (error) {
-    if (error instanceof errors.JWTExpired) return { ok: false, expired: true, message: 'token expired' }
-    return { ok: false, expired: false, message: 'token invalid' }
   }
+}
+
+/** Verifies one user token (see {@link tokenVerifier}, which a caller checking many should keep). */
+export function verifyToken(token: string, secret: string): TokenCheck {
+  return tokenVerifier(secret)(token)
 }
 
 /**
@@ -43,10 +48,5 @@ export async function verifyToken(token: string, key: Uint8Array | CryptoKey | P
  * dev mode and apps that mint tokens in the same process.
  */
 export async function mintToken(secret: string, userId: string, ttlSeconds = 3600): Promise<string> {
-  return new SignJWT({})
-    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
-    .setSubject(userId)
-    .setIssuedAt()
-    .setExpirationTime(Math.floor(Date.now() / 1000) + ttlSeconds)
-    .sign(secretKey(secret))
+  return createSigner({ key: secret, algorithm: 'HS256', expiresIn: ttlSeconds * 1000 })({ sub: userId })
 }

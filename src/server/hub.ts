@@ -1,4 +1,5 @@
 import type { Logger } from 'pino'
+import type { TokenVerifier } from './auth.js'
 import type { Broker, BrokerEvent } from './broker/broker.js'
 import type { Budgets } from './budget.js'
 import type { Connection } from './connection/connection.js'
@@ -27,8 +28,8 @@ export interface Hub {
   readonly budgets: Budgets
   /** Decides topic subscriptions, when configured. */
   readonly authorizeSubscribe: SubscribeAuthorizer | undefined
-  /** The key user tokens are verified with. */
-  readonly key: Promise<CryptoKey>
+  /** Checks user tokens against the server's secret. */
+  readonly verify: TokenVerifier
   readonly log: Logger
   /** Counted only while metrics are on (`metrics` option). */
   readonly metrics?: Metrics | undefined

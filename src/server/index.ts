@@ -6,7 +6,7 @@
  * const server = new NotificationServer({ secret: process.env.BELFRY_SECRET!, apiKey: process.env.BELFRY_API_KEY })
  * await server.listen(3000)
  */
-export { mintToken, verifyToken } from './auth.js'
+export { mintToken, type TokenCheck, type TokenVerifier, tokenVerifier, verifyToken } from './auth.js'
 export type { Broker, BrokerEvent } from './broker/broker.js'
 export { InProcessBroker } from './broker/broker.js'
 export { RedisBroker, type RedisBrokerOptions } from './broker/redis.js'

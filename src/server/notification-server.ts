@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream'
 import { pino } from 'pino'
 import { type WebSocket, WebSocketServer } from 'ws'
 import { CloseCode } from '../protocol/index.js'
-import { verifyingKey } from './auth.js'
+import { tokenVerifier } from './auth.js'
 import { type Broker, type BrokerEvent, InProcessBroker } from './broker/broker.js'
 import { Budgets } from './budget.js'
 import { Connection } from './connection/connection.js'
@@ -119,7 +119,7 @@ export class NotificationServer {
       limits,
       budgets: new Budgets(limits),
       authorizeSubscribe: this.#options.authorizeSubscribe,
-      key: verifyingKey(this.#options.secret),
+      verify: tokenVerifier(this.#options.secret),
       log,
       metrics,
     }

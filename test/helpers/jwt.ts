@@ -11,13 +11,14 @@ export interface TokenSpec {
   alg?: 'HS256' | 'HS384' | 'HS512'
   /** Secret the token is signed with. @default the test server's SECRET */
   secret?: string
-  /** Payload claims set as given, any type (a `sub` here stands unless `sub` is also set). */
+  /** Payload claims set as given, any type (a `sub` here stands unless `sub` is also set; an `iat` here stands). */
   claims?: Record<string, unknown>
 }
 
 /** Signs a token with full control over its claims, algorithm and secret, for refusal tests. */
 export function signToken({ sub = 'alice', expIn = 3600, alg = 'HS256', secret = SECRET, claims = {} }: TokenSpec = {}): Promise<string> {
-  const jwt = new SignJWT(claims).setProtectedHeader({ alg, typ: 'JWT' }).setIssuedAt()
+  const jwt = new SignJWT(claims).setProtectedHeader({ alg, typ: 'JWT' })
+  if (!('iat' in claims)) jwt.setIssuedAt()
   if (sub !== null) jwt.setSubject(sub)
   if (expIn !== null) jwt.setExpirationTime(Math.floor(Date.now() / 1000) + expIn)
   return jwt.sign(new TextEncoder().encode(secret))

@@ -128,6 +128,19 @@ describe('auth: tokens', () => {
     expect(close.code).toBe(CloseCode.TokenInvalid)
   })
 
+  it.each([
+    ['exp is a string', { exp: 'tomorrow' }],
+    ['nbf is a string', { nbf: 'now' }],
+    ['nbf is in the future', { nbf: Math.floor(Date.now() / 1000) + 600 }],
+    ['iat is a string', { iat: 'now' }],
+  ])('refuses a token whose %s: token_invalid, close 4001', async (_, claims) => {
+    const s = await start()
+    const token = await signToken({ expIn: 'exp' in claims ? null : 3600, claims })
+    const { error, close } = await refused(s, { token })
+    expect(error).toMatchObject({ code: ErrorCode.TokenInvalid })
+    expect(close.code).toBe(CloseCode.TokenInvalid)
+  })
+
   it('refuses a userId that differs from sub: forbidden, close 4003', async () => {
     const s = await start()
     const { error, close } = await refused(s, { token: await s.token('alice'), userId: 'mallory' })

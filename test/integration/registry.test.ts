@@ -1,9 +1,8 @@
-import { execFileSync } from 'node:child_process'
-import { closeSync, constants, mkdtempSync, openSync, rmSync } from 'node:fs'
-import { open } from 'node:fs/promises'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterEach, describe, expect, it, vi } from 'vitest'
+import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest'
+import { SqliteStore } from '../../src/server/index.js'
 import { authedClient, type RawClient, rawClient, startServer, type TestServer } from '../helpers/server.js'
 
 let t: TestServer | undefined
@@ -48,25 +47,6 @@ async function roundTrip(c: RawClient, requestId: string): Promise<void> {
   await c.next((f) => f.type === 'pong' && f.requestId === requestId)
 }
 
-/**
- * Blocks every libuv threadpool thread in `open()` of a FIFO that has no writer yet,
- * until the returned function opens the writing ends and lets them go.
- */
-function holdThreadpool(): () => Promise<void> {
-  const threads = Number(process.env.UV_THREADPOOL_SIZE ?? 4)
-  const dir = mkdtempSync(join(tmpdir(), 'belfry-fifo-'))
-  const fifos = Array.from({ length: threads }, (_, i) => join(dir, `hold-${i}`))
-  for (const fifo of fifos) execFileSync('mkfifo', [fifo])
-  const readers = fifos.map((fifo) => open(fifo, 'r'))
-  return async () => {
-    // Opened on the main thread: each returns as soon as its reader, already waiting, pairs with it.
-    const writers = fifos.map((fifo) => openSync(fifo, constants.O_WRONLY))
-    for (const reader of await Promise.all(readers)) await reader.close()
-    for (const fd of writers) closeSync(fd)
-    rmSync(dir, { recursive: true, force: true })
-  }
-}
-
 describe('connection registry', () => {
   it('holds nothing after 1,000 connections were opened and dropped in every way', async () => {
     const s = await start()
@@ -106,34 +86,37 @@ describe('connection registry', () => {
     await vi.waitFor(() => expect(s.server.stats()).toEqual(EMPTY))
   })
 
-  // Token verification (jose → WebCrypto HMAC) runs on libuv's threadpool. Occupying every
-  // thread with a blocking FIFO open holds each verification in flight while its socket closes,
-  // so the server must notice the close after the verification and leave the registry alone.
-  it.skipIf(process.platform === 'win32')('holds nothing after sockets drop while their auth is being verified', async () => {
-    const s = await start()
+  // The store's look-up of the user is the auth's one wait (the token check is synchronous). Holding
+  // it keeps each auth in flight while its socket closes, so the server must notice the close after
+  // the look-up and leave the registry alone.
+  it('holds nothing after sockets drop while their auth waits on the store', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'belfry-held-'))
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }))
+    const store = new SqliteStore(join(dir, 'belfry.db'))
+    const touchUser = store.touchUser.bind(store)
+    let release!: () => void
+    const held = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    let waiting = 0
+    store.touchUser = async (userId) => {
+      waiting++
+      await held
+      return touchUser(userId)
+    }
+    const s = await start({ store })
     const token = await s.token('mid-auth')
     const clients = await Promise.all(Array.from({ length: 40 }, () => rawClient(s.wsUrl)))
-    const release = holdThreadpool()
-    try {
-      await Promise.all(
-        clients.map(
-          (c, i) =>
-            new Promise<void>((resolve, reject) => {
-              c.ws.send(JSON.stringify({ type: 'auth', token, userId: 'mid-auth' }), (error) => {
-                if (error) return reject(error)
-                if (i % 2 === 0) c.ws.terminate()
-                else c.close()
-                resolve()
-              })
-            }),
-        ),
-      )
-      // The server has read every auth frame (it reads frames before the close) and seen every close.
-      await vi.waitFor(() => expect(s.server.stats()).toEqual(EMPTY), { timeout: 5000 })
-    } finally {
-      await release()
+    for (const c of clients) c.send({ type: 'auth', token, userId: 'mid-auth' })
+    await vi.waitFor(() => expect(waiting).toBe(40), { timeout: 5000 })
+    // Signed in, each waiting on the store: now the sockets go.
+    expect(s.server.stats()).toMatchObject({ users: 1, connections: 40 })
+    for (const [i, c] of clients.entries()) {
+      if (i % 2 === 0) c.ws.terminate()
+      else c.close()
     }
-    // Verifications queued first finish first: once a later auth succeeds, the held ones are done.
+    await vi.waitFor(() => expect(s.server.stats()).toEqual(EMPTY), { timeout: 5000 })
+    release()
     const probe = await authedClient(s, 'probe')
     await roundTrip(probe, 'probe')
     await vi.waitFor(() => expect(s.server.stats()).toMatchObject({ users: 1, connections: 1, sockets: 1 }))

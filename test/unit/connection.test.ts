@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events'
 import { pino } from 'pino'
 import { describe, expect, it, vi } from 'vitest'
-import { mintToken, verifyingKey } from '../../src/server/auth.js'
+import { mintToken, tokenVerifier } from '../../src/server/auth.js'
 import { InProcessBroker } from '../../src/server/broker/broker.js'
 import { Budgets } from '../../src/server/budget.js'
 import { Connection } from '../../src/server/connection/connection.js'
@@ -52,7 +52,7 @@ const makeHub = (store = new SqliteStore(':memory:'), broker = new InProcessBrok
   limits: DEFAULT_LIMITS,
   budgets: new Budgets(DEFAULT_LIMITS),
   authorizeSubscribe: undefined,
-  key: verifyingKey(SECRET),
+  verify: tokenVerifier(SECRET),
   log: pino({ level: 'silent' }),
 })
 

@@ -1,5 +1,4 @@
 import { type AuthFrame, CloseCode, ErrorCode, retryReason } from '../../protocol/index.js'
-import { verifyToken } from '../auth.js'
 import type { Connection } from './connection.js'
 import { topicRefusal } from './requests.js'
 
@@ -16,9 +15,8 @@ export async function authenticate(c: Connection, f: AuthFrame): Promise<void> {
     c.reject(ErrorCode.AlreadyAuthenticated, 'this connection is already authenticated')
     return
   }
-  const { registry, limits, store, log, key, authorizeSubscribe } = c.hub
-  const check = await verifyToken(f.token, key)
-  if (c.closed) return
+  const { registry, limits, store, log, verify, authorizeSubscribe } = c.hub
+  const check = verify(f.token)
   const refuse = (code: ErrorCode, close: number, message: string, reason = message) => {
     log.warn({ conn: c.id, code, reason: message, ...(check.ok && { user: check.userId }) }, 'auth refused')
     c.reply({ type: 'auth_error', code, message })
