@@ -146,6 +146,19 @@ describe('SqliteStore: its tables', () => {
     expect(snap.inbox).toHaveLength(60)
   })
 
+  it("writes three pages a targeted publish: the notification, the inbox entry and the user's counters", async () => {
+    const users = Array.from({ length: 40 }, (_, i) => `p${i}`)
+    for (const u of users) await store.publish({ userIds: [u] }, note('first'))
+    const wal = () => statSync(`${file}-wal`).size
+    const before = wal()
+    for (const u of users) await store.publish({ userIds: [u] }, note('second'))
+    // A WAL frame is a page (4 KiB) and its 24-byte header. An index on the notifications' random
+    // ids put each id on a page of its own: a fourth page in every commit.
+    const pages = (wal() - before) / (4096 + 24) / users.length
+    expect(pages).toBeGreaterThanOrEqual(3)
+    expect(pages).toBeLessThan(3.5)
+  })
+
   it('commits a publish not to be gathered at once, in a turn where gathered ones wait for its end', async () => {
     const db = raw()
     const stored = () => (db.prepare('SELECT count(*) AS n FROM notifications').get() as { n: number }).n
@@ -396,6 +409,44 @@ describe('SqliteStore: a database of schema 2', () => {
       expect(await store.touchUser('a')).toEqual({ latestSeq: 1, ackedSeq: 0, unreadCount: 1, floor: 0 })
     } finally {
       await store.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe('SqliteStore: a database of schema 4', () => {
+  it('is migrated: its notifications lose the index on their ids, their data whole and marked by id still', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'belfry-store-'))
+    const file = join(dir, 'inbox.db')
+    try {
+      const before = new SqliteStore(file)
+      const kept = await before.publish({ userIds: ['a'] }, { title: 'kept', body: '' })
+      await before.publish({ userIds: ['a'] }, { title: 'also kept', body: '', data: { n: 1 } })
+      await before.close()
+      const db = new Database(file)
+      // Schema 4's notifications: a unique id.
+      db.exec(`CREATE TABLE n4 (no INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, title TEXT NOT NULL, body TEXT NOT NULL,
+        priority TEXT NOT NULL, created_at TEXT NOT NULL, data TEXT, topic TEXT, refs INTEGER NOT NULL DEFAULT 0);
+        INSERT INTO n4 SELECT * FROM notifications; DROP TABLE notifications; ALTER TABLE n4 RENAME TO notifications;`)
+      db.pragma('user_version = 4')
+      const indexes = () => db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'notifications'").all()
+      expect(indexes()).toHaveLength(1)
+      db.close()
+      const store = new SqliteStore(file)
+      try {
+        expect((await store.after('a', 0, 10)).map((n) => [n.seq, n.title, n.data])).toEqual([
+          [1, 'kept', undefined],
+          [2, 'also kept', { n: 1 }],
+        ])
+        expect(await store.markRead('a', [kept.notification.id])).toMatchObject({ ids: [kept.notification.id], unreadCount: 1 })
+      } finally {
+        await store.close()
+      }
+      const raw = new Database(file)
+      expect(raw.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION)
+      expect(raw.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'notifications'").all()).toEqual([])
+      raw.close()
+    } finally {
       rmSync(dir, { recursive: true, force: true })
     }
   })

@@ -252,10 +252,11 @@ export class SqliteStore implements Store {
       after: db.prepare(`${SELECT} WHERE i.user_no = ${USER_NO} AND i.seq > ? ORDER BY i.seq LIMIT ?`),
       history: db.prepare(`${SELECT} WHERE i.user_no = ${USER_NO} AND i.seq < ? ORDER BY i.seq DESC LIMIT ?`),
       ack: db.prepare('UPDATE users SET acked_seq = max(acked_seq, min(?, latest_seq)) WHERE id = ? RETURNING acked_seq AS ackedSeq'),
-      // Scans the user's unread entries through the primary key's user_no prefix.
+      // Scans the user's unread entries through the primary key's user_no prefix, each notification's id
+      // read by its no (ids have no index: it would cost every publish a page).
       markIds: db.prepare(
         `UPDATE inbox SET read = 1 WHERE user_no = ${USER_NO} AND read = 0
-         AND notification_no IN (SELECT no FROM notifications WHERE id IN (SELECT value FROM json_each(?)))
+         AND (SELECT id FROM notifications WHERE no = notification_no) IN (SELECT value FROM json_each(?))
          RETURNING (SELECT id FROM notifications WHERE no = notification_no) AS id`,
       ),
       markAll: db.prepare(`UPDATE inbox SET read = 1 WHERE user_no = ${USER_NO} AND read = 0 AND seq <= ?`),
