@@ -902,7 +902,7 @@ ${cpuTable}
 
 Server CPU is the server process's user + system time over each phase (median round), next to
 plain ws's; in brackets, the part its other threads used (V8's garbage collector and optimising
-compiler, and libuv's pool, where WebCrypto checks belfry's JWTs; from /proc); "store" is the time belfry spent inside store methods (synchronous SQLite work,
+compiler, and libuv's pool; from /proc); "store" is the time belfry spent inside store methods (synchronous SQLite work,
 calls in brackets) over the same span, and in "gathered writes": the transactions the store runs
 at the end of a turn of the event loop for what it gathered during it (acks, new users, and the
 publishes after the turn's first). What is left is sockets, JSON, JWT verification and the

@@ -88,8 +88,8 @@ timeGatheredWrites()
 
 /**
  * CPU time (ms) the process's threads other than the main one have used: V8's
- * (garbage collection, the optimising compiler) and libuv's pool (WebCrypto,
- * file system). From /proc, so Linux only: undefined elsewhere.
+ * (garbage collection, the optimising compiler) and libuv's pool (file
+ * system, DNS). From /proc, so Linux only: undefined elsewhere.
  */
 function offMainThreadMs(): number | undefined {
   try {
