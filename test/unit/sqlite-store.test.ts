@@ -170,6 +170,21 @@ describe('SqliteStore: its tables', () => {
     expect(stored()).toBe(3)
   })
 
+  it('records the new users of a window together, in one commit, though each came in a turn of its own', async () => {
+    await store.touchUser('first')
+    const wal = () => statSync(`${file}-wal`).size
+    const before = wal()
+    const touched: Promise<unknown>[] = []
+    for (let i = 0; i < 40; i++) {
+      touched.push(store.touchUser(`new-${i}`))
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+    expect(await Promise.all(touched)).toEqual(touched.map(() => ({ latestSeq: 0, ackedSeq: 0, unreadCount: 0, floor: 0 })))
+    // One commit (two or three on a slow machine): one each would have written the users' pages to the WAL 40 times.
+    expect(wal() - before).toBeLessThan(80 * 1024)
+    expect(snapshot(raw()).users).toHaveLength(41)
+  })
+
   it('writes the acks of a window together, in one commit, though each came in a turn of its own', async () => {
     const users = Array.from({ length: 40 }, (_, i) => `a${i}`)
     for (const u of users) await store.publish({ userIds: [u] }, note(u))

@@ -9,7 +9,8 @@ interface Gathered<V, R> {
  * key's value (`merge`d when a key came more than once) in one call (one
  * transaction, one statement) and gives each key its result; every caller of
  * the key gets that result, or the write's error if it fails. `schedule`
- * says when the gathered writes go: {@link endOfTurn}, or a short window.
+ * says when the gathered writes go: after a short window ({@link newUserWindow},
+ * {@link ackWindow}).
  */
 export class Batcher<V, R> {
   #pending = new Map<string, Gathered<V, R>>()
@@ -62,8 +63,17 @@ export class Batcher<V, R> {
   }
 }
 
-/** A {@link Batcher} schedule: the writes of one turn of the event loop go together at its end. */
-export const endOfTurn = (flush: () => void): void => void setImmediate(flush)
+/**
+ * How long users new to the store gather before one write records them. A
+ * user's first connect waits for its row (a broadcast reaches only the users
+ * stored when it is published), so this is the most it waits longer, once.
+ * New users come one auth frame at a time (a launch, a first sign-in wave, a
+ * new database): a turn of the event loop held about three, each write a commit.
+ */
+export const NEW_USER_WINDOW_MS = 5
+
+/** A {@link Batcher} schedule: the new users of {@link NEW_USER_WINDOW_MS} go together. */
+export const newUserWindow = (flush: () => void): void => void setTimeout(flush, NEW_USER_WINDOW_MS)
 
 /**
  * How long acks gather before one write records them. None is urgent (they

@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3'
 import type { JsonObject, Notification, Priority } from '../../protocol/index.js'
-import { ACK_WINDOW_MS, ackWindow, Batcher, endOfTurn } from './batch.js'
+import { ACK_WINDOW_MS, ackWindow, Batcher, newUserWindow } from './batch.js'
 import { migrate } from './sqlite-schema.js'
 import {
   type Audience,
@@ -298,7 +298,7 @@ export class SqliteStore implements Store {
     this.#newUsers = new Batcher(
       () => undefined,
       (users) => usersTx.immediate(users),
-      endOfTurn,
+      newUserWindow,
     )
     this.#fanOutTx = db.transaction(this.#fanOut)
     this.#markReadTx = db.transaction(this.#markRead)
