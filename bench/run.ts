@@ -904,8 +904,8 @@ Server CPU is the server process's user + system time over each phase (median ro
 plain ws's; in brackets, the part its other threads used (V8's garbage collector and optimising
 compiler, and libuv's pool; from /proc); "store" is the time belfry spent inside store methods (synchronous SQLite work,
 calls in brackets) over the same span, and in "gathered writes": the transactions the store runs
-at the end of a turn of the event loop for what it gathered during it (acks, new users, and the
-publishes after the turn's first). What is left is sockets, JSON, JWT verification and the
+for what it gathered (acks over 50 ms, new users over 5 ms, and the publishes after a turn of the
+event loop's first, at the turn's end). What is left is sockets, JSON, JWT verification and the
 event loop. \`BENCH_CPU_PROF=<dir>\` writes CPU profiles of the server processes for the details.
 
 ## Reconnect storm (belfry)
