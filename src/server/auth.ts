@@ -19,6 +19,9 @@ export type TokenVerifier = (token: string) => TokenCheck
  * and costs each connect several times the HMAC itself.
  */
 export function tokenVerifier(secret: string): TokenVerifier {
+  if (typeof secret !== 'string' || secret === '') {
+    throw new TypeError(`the token secret must be a non-empty string; got ${secret === '' ? 'an empty string' : typeof secret}`)
+  }
   const verify = createVerifier({ key: secret, algorithms: ['HS256'], requiredClaims: ['sub', 'exp'] })
   return (token) => {
     let payload: Record<string, unknown>

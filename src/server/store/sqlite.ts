@@ -181,9 +181,10 @@ export class SqliteStore implements Store {
       // Checkpoint on a timer instead of inside whichever commit crosses 1000 pages of WAL:
       // that commit (a publish the API is waiting for) would otherwise pay for it.
       db.pragma('wal_autocheckpoint = 0')
+      // Before the size limit: a migration may copy a table (the old copy's pages are free after it).
+      migrate(db)
       this.#maxPages = maxBytes === undefined ? undefined : Math.floor(maxBytes / (db.pragma('page_size', { simple: true }) as number))
       if (this.#maxPages !== undefined) db.pragma(`max_page_count = ${this.#maxPages}`)
-      migrate(db)
       const check = db.pragma('quick_check', { simple: true })
       if (check !== 'ok') throw new Error(`it failed its integrity check (${String(check).slice(0, 200)})`)
       db.prepare(PROBE).run(new Date().toISOString())
