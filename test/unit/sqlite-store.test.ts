@@ -202,6 +202,24 @@ describe('SqliteStore: its tables', () => {
     expect(snapshot(raw()).users).toHaveLength(41)
   })
 
+  it("marks by id only the user's own unread entries, each once, and answers them in seq order", async () => {
+    const id = async (user: string, title: string) => (await store.publish({ userIds: [user] }, note(title))).notification.id
+    const [a1, a2, a3, a4] = [await id('ann', 'a1'), await id('ann', 'a2'), await id('ann', 'a3'), await id('ann', 'a4')]
+    const bens = await id('ben', 'b1')
+    expect(await store.markRead('ann', [a2!])).toMatchObject({ ids: [a2], unreadCount: 3 })
+    // Newest first, a duplicate, one already read, another user's, one unknown.
+    const change = await store.markRead('ann', [a3!, a1!, a3!, a2!, bens, 'no-such-id'])
+    expect(change).toMatchObject({ ids: [a1, a3], all: false, seq: 4, unreadCount: 1 })
+    expect((await store.after('ann', 0, 10)).map((n) => [n.title, n.read])).toEqual([
+      ['a1', true],
+      ['a2', true],
+      ['a3', true],
+      ['a4', false],
+    ])
+    expect((await store.after('ben', 0, 10)).map((n) => n.read)).toEqual([false])
+    expect(a4).toBeTruthy()
+  })
+
   it('writes the acks of a window together, in one commit, though each came in a turn of its own', async () => {
     const users = Array.from({ length: 40 }, (_, i) => `a${i}`)
     for (const u of users) await store.publish({ userIds: [u] }, note(u))

@@ -253,13 +253,15 @@ export class SqliteStore implements Store {
       after: db.prepare(`${SELECT} WHERE i.user_no = ${USER_NO} AND i.seq > ? ORDER BY i.seq LIMIT ?`),
       history: db.prepare(`${SELECT} WHERE i.user_no = ${USER_NO} AND i.seq < ? ORDER BY i.seq DESC LIMIT ?`),
       ack: db.prepare('UPDATE users SET acked_seq = max(acked_seq, min(?, latest_seq)) WHERE id = ? RETURNING acked_seq AS ackedSeq'),
-      // Scans the user's unread entries through the primary key's user_no prefix, each notification's id
-      // read by its no (ids have no index: it would cost every publish a page).
-      markIds: db.prepare(
-        `UPDATE inbox SET read = 1 WHERE user_no = ${USER_NO} AND read = 0
-         AND (SELECT id FROM notifications WHERE no = notification_no) IN (SELECT value FROM json_each(?))
-         RETURNING (SELECT id FROM notifications WHERE no = notification_no) AS id`,
+      // The user's unread entries newest first, each notification's id read by its no (ids have no
+      // index: it would cost every publish a page), up to as many as were asked for: most marks are of
+      // recent notifications, and the scan stops once each is found.
+      unreadOf: db.prepare(
+        `SELECT i.seq, n.id FROM inbox i JOIN notifications n ON n.no = i.notification_no
+         WHERE i.user_no = ${USER_NO} AND i.read = 0 AND n.id IN (SELECT value FROM json_each(?))
+         ORDER BY i.seq DESC LIMIT ?`,
       ),
+      markSeqs: db.prepare(`UPDATE inbox SET read = 1 WHERE user_no = ${USER_NO} AND seq IN (SELECT value FROM json_each(?))`),
       markAll: db.prepare(`UPDATE inbox SET read = 1 WHERE user_no = ${USER_NO} AND read = 0 AND seq <= ?`),
       subtractUnread: db.prepare(
         'UPDATE users SET unread = max(0, unread - ?) WHERE id = ? RETURNING unread AS unreadCount, latest_seq AS seq',
@@ -490,7 +492,10 @@ export class SqliteStore implements Store {
       const row = s.zeroUnread.get(userId) as { unreadCount: number; seq: number } | undefined
       return { ids: [], all: true, seq, unreadCount: row?.unreadCount ?? 0 }
     }
-    const changed = (s.markIds.all(userId, JSON.stringify(ids)) as { id: string }[]).map((r) => r.id)
+    const wanted = [...new Set(ids)]
+    const found = (s.unreadOf.all(userId, JSON.stringify(wanted), wanted.length) as { seq: number; id: string }[]).reverse()
+    if (found.length > 0) s.markSeqs.run(userId, JSON.stringify(found.map((r) => r.seq)))
+    const changed = found.map((r) => r.id)
     const row = s.subtractUnread.get(changed.length, userId) as { unreadCount: number; seq: number } | undefined
     return { ids: changed, all: false, seq: row?.seq ?? 0, unreadCount: row?.unreadCount ?? 0 }
   }
