@@ -9,6 +9,9 @@ export type TokenCheck =
 /** Checks one user token; made once per secret by {@link tokenVerifier}. */
 export type TokenVerifier = (token: string) => TokenCheck
 
+/** The answer for a token refused by its signature or a claim other than `exp` or `sub`: no reason told. */
+const INVALID: TokenCheck = Object.freeze({ ok: false, expired: false, message: 'token invalid' })
+
 /**
  * A verifier of HS256 user tokens signed with `secret`: signature, `exp`
  * (required) and `sub` (required). The algorithm is pinned, so `alg: none`
@@ -30,10 +33,10 @@ export function tokenVerifier(secret: string): TokenVerifier {
     } catch (error) {
       if (error instanceof TokenError && error.code === TokenError.codes.expired)
         return { ok: false, expired: true, message: 'token expired' }
-      return { ok: false, expired: false, message: 'token invalid' }
+      return INVALID
     }
     // The registered time claims are numbers (RFC 7519 §4.1): fast-jwt checks `exp` and `nbf`, not `iat`.
-    if (payload.iat !== undefined && typeof payload.iat !== 'number') return { ok: false, expired: false, message: 'token invalid' }
+    if (payload.iat !== undefined && typeof payload.iat !== 'number') return INVALID
     if (!isUserId(payload.sub)) {
       return { ok: false, expired: false, message: `token "sub" must be a user id of 1–${MAX_ID_LENGTH} characters, no control characters` }
     }

@@ -464,6 +464,14 @@ describe('SqliteStore: a database of schema 2', () => {
   })
 })
 
+/** Turns a current database back into schema 4: its notifications with a unique id. */
+function toSchema4(db: Database.Database): void {
+  db.exec(`CREATE TABLE n4 (no INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, title TEXT NOT NULL, body TEXT NOT NULL,
+    priority TEXT NOT NULL, created_at TEXT NOT NULL, data TEXT, topic TEXT, refs INTEGER NOT NULL DEFAULT 0);
+    INSERT INTO n4 SELECT * FROM notifications; DROP TABLE notifications; ALTER TABLE n4 RENAME TO notifications;`)
+  db.pragma('user_version = 4')
+}
+
 describe('SqliteStore: a database of schema 4', () => {
   it('is migrated: its notifications lose the index on their ids, their data whole and marked by id still', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'belfry-store-'))
@@ -474,11 +482,7 @@ describe('SqliteStore: a database of schema 4', () => {
       await before.publish({ userIds: ['a'] }, { title: 'also kept', body: '', data: { n: 1 } })
       await before.close()
       const db = new Database(file)
-      // Schema 4's notifications: a unique id.
-      db.exec(`CREATE TABLE n4 (no INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, title TEXT NOT NULL, body TEXT NOT NULL,
-        priority TEXT NOT NULL, created_at TEXT NOT NULL, data TEXT, topic TEXT, refs INTEGER NOT NULL DEFAULT 0);
-        INSERT INTO n4 SELECT * FROM notifications; DROP TABLE notifications; ALTER TABLE n4 RENAME TO notifications;`)
-      db.pragma('user_version = 4')
+      toSchema4(db)
       const indexes = () => db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'notifications'").all()
       expect(indexes()).toHaveLength(1)
       db.close()
@@ -511,10 +515,7 @@ describe('SqliteStore: a database of schema 4 near its maxBytes', () => {
       for (let i = 0; i < 300; i++) await before.publish({ userIds: ['a'] }, { title: `n${i}`, body: 'x'.repeat(2000) })
       await before.close()
       const db = new Database(file)
-      db.exec(`CREATE TABLE n4 (no INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, title TEXT NOT NULL, body TEXT NOT NULL,
-        priority TEXT NOT NULL, created_at TEXT NOT NULL, data TEXT, topic TEXT, refs INTEGER NOT NULL DEFAULT 0);
-        INSERT INTO n4 SELECT * FROM notifications; DROP TABLE notifications; ALTER TABLE n4 RENAME TO notifications;`)
-      db.pragma('user_version = 4')
+      toSchema4(db)
       db.exec('VACUUM')
       const bytes = (db.pragma('page_count', { simple: true }) as number) * (db.pragma('page_size', { simple: true }) as number)
       db.close()

@@ -5,7 +5,7 @@ import type Database from 'better-sqlite3'
  *
  * Version 5 drops the unique index on `notifications.id`: a random id put
  * each publish's entry on a page of its own, one more page in every commit
- * (about a third of a targeted publish's cost in the store). Ids are random
+ * (about a sixth of a targeted publish's CPU in the store). Ids are random
  * UUIDs, made by the server; marking by id finds them through the user's
  * unread inbox entries.
  * Version 4 adds publishers' idempotency keys: each with the fingerprint of
