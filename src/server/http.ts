@@ -58,6 +58,8 @@ export function authorized(req: IncomingMessage, apiKey: string | undefined): bo
 
 class BodyTooLarge extends Error {}
 class BadBody extends Error {}
+/** How reading a body fails when its client goes away before the end: a reset, or a close. */
+const GONE = new Set(['ECONNRESET', 'ERR_STREAM_PREMATURE_CLOSE'])
 
 /**
  * The store failed a publish. Mostly nothing was stored; but when the
@@ -184,7 +186,7 @@ export function keyed(req: IncomingMessage, res: ServerResponse, apiKey: string 
 /**
  * Reads a request body of at most `max` bytes that arrives within `timeoutMs`
  * and is UTF-8. Undefined when it is not: the request is answered then (413,
- * 408 or 400).
+ * 408 or 400), unless its client went away before the body's end.
  */
 export async function bodyText(req: IncomingMessage, res: ServerResponse, max: number, timeoutMs: number): Promise<string | undefined> {
   // A body that trickles in would hold the request (and Node's 300 s requestTimeout) open.
@@ -206,6 +208,8 @@ export async function bodyText(req: IncomingMessage, res: ServerResponse, max: n
       sendJson(res, 400, { error: 'bad_request', message: error.message })
       return undefined
     }
+    // The client went away before the body's end: no one to answer, nothing failed here.
+    if (GONE.has((error as NodeJS.ErrnoException).code ?? '')) return undefined
     throw error
   } finally {
     clearTimeout(timer)

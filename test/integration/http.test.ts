@@ -313,6 +313,27 @@ describe('POST /api/notifications: refused', () => {
     expect(res).toEqual({ status: 408, json: { error: 'request_timeout', message: 'the body must arrive within 300 ms' } })
   })
 
+  it('takes a client that goes away mid-body as no error: nothing stored, nothing logged as a failure, the next publish served', async () => {
+    const lines: { level: number; msg: string }[] = []
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) })
+    const s = await start({ logger })
+    const req = request({
+      host: '127.0.0.1',
+      port: s.port,
+      path: '/api/notifications',
+      method: 'POST',
+      headers: { ...bearer, 'content-type': 'application/json', 'content-length': 1000 },
+    })
+    req.on('error', () => {}) // the reset this test makes
+    req.write('{"userId":"alice","title":')
+    await new Promise((r) => setTimeout(r, 50))
+    req.destroy()
+    await new Promise((r) => setTimeout(r, 200))
+    expect((await post(s, JSON.stringify(valid), bearer)).status).toBe(201)
+    expect((await call(`${s.url}/api/admin/users/alice`, { headers: bearer })).json).toMatchObject({ latestSeq: 1 })
+    expect(lines.filter((l) => l.level >= 40)).toEqual([])
+  })
+
   it('405 with an allow header for other methods', async () => {
     const s = await start()
     for (const method of ['GET', 'PUT', 'DELETE', 'PATCH']) {
