@@ -13,9 +13,13 @@ export const isString = (v: unknown): v is string => typeof v === 'string'
 /** Absent, or passes `test`. */
 export const optional = (v: unknown, test: (v: unknown) => boolean): boolean => v === undefined || test(v)
 
-const LONE_SURROGATE = /\p{Cs}/u
-/** No lone surrogate (`"\ud800"` in JSON): such text cannot be stored as UTF-8 unchanged. */
-export const isWellFormed = (v: string): boolean => !LONE_SURROGATE.test(v)
+const NOT_STORABLE = /\p{Cs}|\0/u
+/**
+ * No lone surrogate (`"\ud800"` in JSON), which cannot be stored as UTF-8
+ * unchanged, and no U+0000 (`"\u0000"`), which PostgreSQL's text refuses:
+ * text every store keeps as it came.
+ */
+export const isWellFormed = (v: string): boolean => !NOT_STORABLE.test(v)
 /** A well-formed string of 1 to `max` characters. */
 export const isShortString = (v: unknown, max: number): v is string =>
   typeof v === 'string' && v.length > 0 && v.length <= max && isWellFormed(v)

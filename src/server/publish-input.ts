@@ -30,7 +30,10 @@ export function checkNotification(value: unknown): { ok: true; input: Notificati
     return { ok: false, reason: `"body" must be a string of at most ${MAX_BODY_LENGTH} characters` }
   }
   if (!isWellFormed(title) || !isWellFormed(body)) {
-    return { ok: false, reason: '"title" and "body" must be well-formed Unicode (no lone surrogate such as "\\ud800")' }
+    return {
+      ok: false,
+      reason: '"title" and "body" must be well-formed Unicode without U+0000 (no lone surrogate such as "\\ud800", no "\\u0000")',
+    }
   }
   if (priority !== undefined && priority !== 'low' && priority !== 'medium' && priority !== 'high') {
     return { ok: false, reason: '"priority" must be "low", "medium" or "high"' }
@@ -88,7 +91,7 @@ export function checkAudience(
   if (topic !== undefined) {
     return isShortString(topic, maxTopicLength)
       ? { ok: true, audience: { topic } }
-      : { ok: false, reason: `"topic" must be a string of 1–${maxTopicLength} characters` }
+      : { ok: false, reason: `"topic" must be a string of 1–${maxTopicLength} characters, well-formed, without U+0000` }
   }
   return broadcast === true ? { ok: true, audience: { broadcast: true } } : { ok: false, reason: '"broadcast" must be true' }
 }

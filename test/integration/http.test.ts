@@ -244,6 +244,10 @@ describe('POST /api/notifications: refused', () => {
       // JSON can spell a lone surrogate; stored as UTF-8 it would come back changed.
       ['lone surrogate in title', '{"userId": "alice", "title": "a\\ud800b", "body": ""}', /well-formed/],
       ['lone surrogate in userId', '{"userId": "\\udc00", "title": "x", "body": ""}', /"userId"/],
+      // PostgreSQL's text has no U+0000: refused for every store alike.
+      ['U+0000 in title', '{"userId": "alice", "title": "a\\u0000b", "body": ""}', /U\+0000/],
+      ['U+0000 in body', '{"userId": "alice", "title": "x", "body": "\\u0000"}', /U\+0000/],
+      ['U+0000 in topic', '{"topic": "news\\u0000", "title": "x", "body": ""}', /"topic".*U\+0000/],
     ]
     for (const [name, body, reason] of cases) {
       const res = await post(s, body, bearer)

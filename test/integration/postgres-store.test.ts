@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
+import { pino } from 'pino'
 import { afterEach, describe, expect, it } from 'vitest'
 import { PostgresStore } from '../../src/server/index.js'
 import { EXPIRED_KEYS_BATCH } from '../../src/server/store/store.js'
@@ -13,7 +14,7 @@ import { prunePass, storeContract } from '../contract/store.js'
 import { ClientPool } from '../helpers/client.js'
 import { usePostgres } from '../helpers/postgres.js'
 import { DAY_MS, type InboxCount, pruneWhilePublishing } from '../helpers/retention.js'
-import { useServer } from '../helpers/server.js'
+import { API_KEY, useServer } from '../helpers/server.js'
 import { startPostgres } from '../helpers/services.js'
 
 const db = usePostgres()
@@ -261,6 +262,29 @@ describe('PostgresStore: what PostgreSQL adds', () => {
     await client.end()
     await expect(PostgresStore.open(db.url, { schema: s })).rejects.toThrow(/schema is version 99, newer than this belfry's \(3\)/)
   }, 60_000)
+})
+
+describe('PostgresStore: a publish with U+0000', () => {
+  const start = useServer()
+
+  it("is the client's fault, a 400: not a 503 that calls the store unavailable, with an error logged", async () => {
+    const errors: string[] = []
+    const logger = pino({ level: 'error' }, { write: (line: string) => void errors.push(line) })
+    const s = await start({ store: await PostgresStore.open(db.url, { schema: schema() }), logger })
+    const publish = (body: object) =>
+      fetch(`${s.url}/api/notifications`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${API_KEY}` },
+        body: JSON.stringify(body),
+      })
+    expect((await publish({ userId: 'alice', title: 'a\u0000b', body: '' })).status).toBe(400)
+    expect((await publish({ topic: 'news\u0000', title: 't', body: '' })).status).toBe(400)
+    expect((await fetch(`${s.url}/healthz`)).status).toBe(200)
+    expect(errors).toEqual([])
+    // What a publish may carry, it carries: a "\u0000" inside data is JSON text, stored as such.
+    const res = await publish({ userId: 'alice', title: 't', body: '', data: { raw: 'a\u0000b' } })
+    expect(res.status).toBe(201)
+  })
 })
 
 describe('PostgresStore: retention on a running server', () => {

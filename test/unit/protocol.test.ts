@@ -60,6 +60,13 @@ describe('parseClientFrame', () => {
     expect(bad(`{"type":"subscribe","topic":"${'x'.repeat(MAX_TOPIC_LENGTH + 1)}"}`).message).toContain('"topic"')
   })
 
+  it('refuses U+0000 in the strings a store keeps (topics, notification ids), as the publish API does', () => {
+    expect(bad('{"type":"subscribe","topic":"news\\u0000"}').message).toContain('"topic"')
+    expect(bad('{"type":"subscribe","topics":["a","b\\u0000"]}').message).toContain('"topics"')
+    expect(bad('{"type":"mark_read","ids":["id\\u0000"]}').message).toContain('"ids"')
+    expect(parseClientFrame('{"type":"subscribe","topic":"news\\u0001"}')).toMatchObject({ ok: true })
+  })
+
   it('refuses a user id with control characters or a lone surrogate, as the publish API does', () => {
     expect(bad('{"type":"auth","token":"t","userId":"ann\\u0000"}').message).toContain('"userId"')
     expect(bad('{"type":"auth","token":"t","userId":"ann\\ud800"}').message).toContain('"userId"')
