@@ -561,21 +561,22 @@ export class NotificationServer {
       )
       return
     }
-    // Sockets that never authenticate each hold memory for authTimeoutMs: bound how many may.
-    // Past the bound the oldest goes, not the newcomer: a flood of idle sockets then evicts its
-    // own, while a real client, which authenticates within milliseconds, gets through.
-    const { unauthenticated } = this.#hub
-    if (unauthenticated.size >= this.#options.limits.maxUnauthenticated) {
-      const oldest = unauthenticated.values().next().value
-      oldest?.close(CloseCode.AuthTimeout, 'auth timeout')
-      oldest?.ws.terminate()
-    }
     // Read before the callback: a closure over `req` would keep the request alive with the connection.
     const origin = req.headers.origin ?? ''
     this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, origin, socket))
   }
 
   #accept(ws: WebSocket, origin: string, socket: Duplex): void {
+    // Sockets that never authenticate each hold memory for authTimeoutMs: bound how many may.
+    // Past the bound the oldest goes, not the newcomer: a flood of idle sockets then evicts its
+    // own, while a real client, which authenticates within milliseconds, gets through. Only a
+    // handshake that made a socket counts: one refused (400) costs the waiting sockets nothing.
+    const { unauthenticated } = this.#hub
+    if (unauthenticated.size >= this.#options.limits.maxUnauthenticated) {
+      const oldest = unauthenticated.values().next().value
+      oldest?.close(CloseCode.AuthTimeout, 'auth timeout')
+      oldest?.ws.terminate()
+    }
     this.#hub.metrics?.connects.inc()
     const connection = new Connection(ws, this.#hub, socket)
     const origins = this.#options.allowedOrigins

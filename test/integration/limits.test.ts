@@ -1,4 +1,4 @@
-import type { Socket } from 'node:net'
+import { connect, type Socket } from 'node:net'
 import { describe, expect, it, vi } from 'vitest'
 import WebSocket from 'ws'
 import { CloseCode, parseRetryReason } from '../../src/protocol/index.js'
@@ -89,12 +89,43 @@ describe('inbound rate limit', () => {
     for (const x of [c, d, e]) x.close()
   })
 
+  it('counts only handshakes that made a socket: upgrade requests refused (400) evict no one waiting for auth', async () => {
+    const s = await start({ limits: { maxUnauthenticated: 2 } })
+    const a = await rawClient(s.wsUrl)
+    const b = await rawClient(s.wsUrl)
+    for (let i = 0; i < 3; i++) {
+      // No Sec-WebSocket-Key: ws answers 400 and makes no socket.
+      const answer = await rawHttp(s.port, 'GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n')
+      expect(answer).toMatch(/^HTTP\/1.1 400/)
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    expect([a, b].map((x) => x.ws.readyState)).toEqual([WebSocket.OPEN, WebSocket.OPEN])
+    const c = await rawClient(s.wsUrl) // a real one still evicts the oldest
+    expect(await a.closed).toMatchObject({ code: CloseCode.AuthTimeout })
+    expect([b, c].map((x) => x.ws.readyState)).toEqual([WebSocket.OPEN, WebSocket.OPEN])
+    for (const x of [b, c]) x.close()
+  })
+
   it('closes a connection that sends no auth frame in time with 4008', async () => {
     const s = await start({ limits: { authTimeoutMs: 100 } })
     const c = await rawClient(s.wsUrl)
     expect((await c.closed).code).toBe(CloseCode.AuthTimeout)
   })
 })
+
+/** Sends raw bytes; resolves with all the server answered, once it closes the connection. */
+function rawHttp(port: number, text: string): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1')
+    let out = ''
+    socket.on('data', (d: Buffer) => {
+      out += d.toString()
+    })
+    socket.on('error', () => {})
+    socket.on('close', () => resolve(out))
+    socket.write(text)
+  })
+}
 
 describe('slow consumer', () => {
   it('cuts off a client whose send buffer passes the bound (4009); others keep receiving', async () => {
