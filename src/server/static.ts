@@ -1,4 +1,4 @@
-import { createReadStream, existsSync, statSync } from 'node:fs'
+import { createReadStream, existsSync, realpathSync, statSync } from 'node:fs'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { extname, join, normalize, resolve, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -24,6 +24,9 @@ const PLACEHOLDER = `<!doctype html><html lang="en"><head><meta charset="utf-8">
 publish API at <code>POST /api/notifications</code>, health at <code>/healthz</code>.</p>
 </body></html>`
 
+/** `file` is `dir` or in it. */
+const within = (file: string, dir: string): boolean => file === dir || file.startsWith(dir + sep)
+
 /** Serves the built demo page from `root`, or a placeholder page while it is not built. */
 export function serveDemo(root = DEMO_DIR): (req: IncomingMessage, res: ServerResponse) => void {
   const base = resolve(root)
@@ -40,11 +43,16 @@ export function serveDemo(root = DEMO_DIR): (req: IncomingMessage, res: ServerRe
       return
     }
     let file = resolve(join(base, normalize(path)))
-    if (file !== base && !file.startsWith(base + sep)) {
+    if (!within(file, base)) {
       res.writeHead(404).end()
       return
     }
     if (existsSync(file) && statSync(file).isDirectory()) file = join(file, 'index.html')
+    // A symbolic link may point out of the directory: what is served is where the file really is.
+    if (existsSync(file) && !within(realpathSync(file), realpathSync(base))) {
+      res.writeHead(404).end()
+      return
+    }
     if (!existsSync(file)) {
       if (path === '/' || path === '/index.html') {
         res.writeHead(200, { 'content-type': TYPES['.html']! }).end(PLACEHOLDER)

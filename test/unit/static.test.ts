@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { createServer, type RequestListener, request } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -59,6 +59,13 @@ describe('the demo page files (dev mode)', () => {
     for (const path of OUTSIDE) expect({ path, ...(await get(path)) }).toMatchObject({ path, status: 404 })
   })
 
+  it('does not follow a symbolic link out of its directory; one within it is served', async () => {
+    symlinkSync(join(dir, 'secret.txt'), join(root, 'out.txt'))
+    symlinkSync(join(root, 'index.html'), join(root, 'in.html'))
+    expect(await get('/out.txt')).toMatchObject({ status: 404 })
+    expect(await get('/in.html')).toEqual({ status: 200, body: '<h1>demo</h1>' })
+  })
+
   it('answers a malformed percent escape with 400, not 500', async () => {
     expect(await get('/%E0%A4%A')).toEqual({ status: 400, body: 'bad path' })
   })
@@ -87,6 +94,7 @@ describe('the demo page files, with Windows path rules', () => {
     vi.doMock('node:fs', () => ({
       existsSync: (p: string) => files.has(p) || [...files.keys()].some((f) => f.startsWith(`${p}\\`)),
       statSync: (p: string) => ({ isDirectory: () => !files.has(p) }),
+      realpathSync: (p: string) => p,
       createReadStream: (p: string) => Readable.from([files.get(p) ?? '']),
     }))
     const { serveDemo: serveWin } = await import('../../src/server/static.js')
