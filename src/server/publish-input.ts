@@ -41,7 +41,8 @@ export function checkNotification(value: unknown): { ok: true; input: Notificati
   const input: NotificationInput = { title, body, priority: priority ?? 'medium' }
   if (data !== undefined) {
     if (!isPlainObject(data)) return { ok: false, reason: '"data" must be a JSON object' }
-    if (deeperThan(data, MAX_DATA_DEPTH)) return { ok: false, reason: `"data" must nest at most ${MAX_DATA_DEPTH} levels deep` }
+    const problem = dataProblem(data, MAX_DATA_DEPTH)
+    if (problem) return { ok: false, reason: `"data" must ${problem}` }
     let size: number
     try {
       size = Buffer.byteLength(JSON.stringify(data))
@@ -54,16 +55,21 @@ export function checkNotification(value: unknown): { ok: true; input: Notificati
   return { ok: true, input }
 }
 
-/** True when `value` nests deeper than `max` levels. Iterative: a deep value cannot overflow the stack here. */
-function deeperThan(value: unknown, max: number): boolean {
+/**
+ * What `value` must do that it does not: nest at most `max` levels, and hold
+ * only numbers JSON can carry (JSON.parse reads `1e400` as Infinity, which
+ * would be stored as `null`). Iterative: a deep value cannot overflow the stack here.
+ */
+function dataProblem(value: unknown, max: number): string | undefined {
   const stack: [unknown, number][] = [[value, 1]]
   for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
     const [v, depth] = item
+    if (typeof v === 'number' && !Number.isFinite(v)) return 'hold finite numbers only (1e400 is out of range)'
     if (typeof v !== 'object' || v === null) continue
-    if (depth > max) return true
+    if (depth > max) return `nest at most ${max} levels deep`
     for (const child of Object.values(v)) stack.push([child, depth + 1])
   }
-  return false
+  return undefined
 }
 
 /** Checks an audience: one user, several users or a topic (of at most `maxTopicLength` characters). */

@@ -247,6 +247,8 @@ describe('POST /api/notifications: refused', () => {
       // PostgreSQL's text has no U+0000: refused for every store alike.
       ['U+0000 in title', '{"userId": "alice", "title": "a\\u0000b", "body": ""}', /U\+0000/],
       ['U+0000 in body', '{"userId": "alice", "title": "x", "body": "\\u0000"}', /U\+0000/],
+      // JSON.parse reads 1e400 as Infinity, which JSON.stringify would store as null.
+      ['a number out of range in data', '{"userId": "alice", "title": "x", "body": "", "data": {"n": 1e400}}', /finite numbers/],
       ['U+0000 in topic', '{"topic": "news\\u0000", "title": "x", "body": ""}', /"topic".*U\+0000/],
     ]
     for (const [name, body, reason] of cases) {
