@@ -120,6 +120,24 @@ export function idempotencyKey(headers: IncomingMessage['headers']): { key: stri
  * - `GET /metrics` (Bearer metrics token) → the Prometheus text format (when metrics are on)
  */
 export async function handleHttp(req: IncomingMessage, res: ServerResponse, ctx: HttpContext): Promise<boolean> {
+  const served = await route(req, res, ctx)
+  if (served) boundBody(req, ctx.bodyTimeoutMs)
+  return served
+}
+
+/**
+ * A request answered before its body was read (a 401, 404, 405 or 415) gets
+ * `timeoutMs` for the rest of the body to arrive, as one that is read does:
+ * Node reads and drops the rest, and a body trickled byte by byte would hold
+ * the connection for Node's `requestTimeout` (300 s).
+ */
+export function boundBody(req: IncomingMessage, timeoutMs: number): void {
+  if (req.complete) return
+  const timer = setTimeout(() => req.destroy(), timeoutMs).unref()
+  req.once('close', () => clearTimeout(timer))
+}
+
+async function route(req: IncomingMessage, res: ServerResponse, ctx: HttpContext): Promise<boolean> {
   const url = URL.parse(req.url ?? '/', 'http://localhost')
   if (!url) return false // not a path of ours (e.g. `//`): the caller answers it
   const route = url.pathname

@@ -8,7 +8,7 @@ import { tokenVerifier } from './auth.js'
 import { type Broker, type BrokerEvent, InProcessBroker } from './broker/broker.js'
 import { Budgets } from './budget.js'
 import { Connection } from './connection/connection.js'
-import { type Health, type HttpContext, handleHttp, sendJson, UnavailableError } from './http.js'
+import { boundBody, type Health, type HttpContext, handleHttp, sendJson, UnavailableError } from './http.js'
 import type { Hub } from './hub.js'
 import { createMetrics } from './metrics.js'
 import { type ResolvedOptions, resolveOptions, type ServerOptions } from './options.js'
@@ -587,7 +587,10 @@ export class NotificationServer {
     try {
       if (await this.handleRequest(req, res)) return
       if (this.#options.fallback) this.#options.fallback(req, res)
-      else sendJson(res, 404, { error: 'not_found', message: 'not found' })
+      else {
+        sendJson(res, 404, { error: 'not_found', message: 'not found' })
+        boundBody(req, this.#httpContext.bodyTimeoutMs)
+      }
     } catch (error) {
       this.#hub.log.error({ err: error }, 'request failed')
       if (!res.headersSent) sendJson(res, 500, { error: 'internal', message: 'internal error' })

@@ -1,6 +1,6 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer, request, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { type AddressInfo, connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pino } from 'pino'
@@ -338,6 +338,31 @@ describe('POST /api/notifications: refused', () => {
     expect((await post(s, JSON.stringify(valid), bearer)).status).toBe(201)
     expect((await call(`${s.url}/api/admin/users/alice`, { headers: bearer })).json).toMatchObject({ latestSeq: 1 })
     expect(lines.filter((l) => l.level >= 40)).toEqual([])
+  })
+
+  it.each([
+    ['refused for its key (401)', '/api/notifications', ''],
+    ['to no route (404)', '/api/nothing', `Authorization: Bearer ${API_KEY}\r\n`],
+    ['to a path not ours (404)', '/elsewhere', ''],
+  ])("gives a body that trickles after the answer, %s, bodyTimeoutMs, not Node's 300 s", async (_, path, headers) => {
+    const s = await start({ limits: { bodyTimeoutMs: 300 } })
+    const socket = connect(s.port, '127.0.0.1')
+    let answer = ''
+    socket.on('data', (d: Buffer) => {
+      answer += d.toString()
+    })
+    socket.on('error', () => {})
+    const closed = new Promise<number>((resolve) => socket.on('close', () => resolve(performance.now())))
+    const t0 = performance.now()
+    socket.write(`POST ${path} HTTP/1.1\r\nHost: x\r\n${headers}Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{`)
+    // A byte every 100 ms, for up to 5 s: the body never ends.
+    const trickle = setInterval(() => socket.write(' '), 100)
+    const cut = await Promise.race([closed, new Promise<undefined>((r) => setTimeout(r, 5000))])
+    clearInterval(trickle)
+    socket.destroy()
+    expect(answer).toMatch(/^HTTP\/1.1 40[14]/)
+    expect(cut, 'the server closed the connection').toBeDefined()
+    expect(cut! - t0).toBeGreaterThanOrEqual(250)
   })
 
   it('405 with an allow header for other methods', async () => {
