@@ -528,7 +528,7 @@ export class NotificationServer {
   #route(event: BrokerEvent): void {
     const { registry } = this.#hub
     if (event.kind === 'read') {
-      for (const c of registry.of(event.userId)) if (c.id !== event.origin) c.send(event.frame)
+      for (const c of registry.of(event.userId)) if (c.id !== event.origin) c.tell(event.frame)
       return
     }
     if (event.catchUp) this.#catchUp(event.catchUp)

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { afterEach, describe, expect, it } from 'vitest'
 import { SqliteStore } from '../../src/server/index.js'
-import { authedClient, httpPublish, type RawClient, startServer, type TestServer } from '../helpers/server.js'
+import { authedClient, httpPublish, type RawClient, rawClient, startServer, type TestServer } from '../helpers/server.js'
 
 let t: TestServer | undefined
 const clients: RawClient[] = []
@@ -73,6 +73,29 @@ describe('unread count', () => {
 })
 
 describe('mark_read', () => {
+  it('reaches a connection whose auth is still under way after its auth_success, which stays the first frame', async () => {
+    let slow = false
+    // An app whose permission check takes a while: auth re-checks each stored topic with it.
+    t = await startServer({
+      authorizeSubscribe: async () => {
+        if (slow) await new Promise((resolve) => setTimeout(resolve, 300))
+        return true
+      },
+    })
+    await publishMany(t, 'ann', 1)
+    const a = await connect(t, 'ann')
+    await request(a, { type: 'subscribe', topic: 'deploys' }, 'subscribed')
+    slow = true
+    const b = await rawClient(t.wsUrl)
+    clients.push(b)
+    b.send({ type: 'auth', token: await t.token('ann'), since: 0 })
+    await new Promise((resolve) => setTimeout(resolve, 100)) // b is signed in, its topics being re-checked
+    await request(a, { type: 'mark_read', all: true }, 'read')
+    await b.next((f) => f.type === 'replayed')
+    expect(b.frames[0]).toMatchObject({ type: 'auth_success', unreadCount: 1 }) // read before the mark
+    expect(b.frames[1]).toMatchObject({ type: 'read', all: true, unreadCount: 0 }) // and brought up to date
+  })
+
   it('answers the requester, pushes to the same user’s other connections, and to no one else', async () => {
     const s = await server()
     const ids = await publishMany(s, 'alice', 3)

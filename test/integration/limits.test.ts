@@ -2,6 +2,7 @@ import { connect, type Socket } from 'node:net'
 import { describe, expect, it, vi } from 'vitest'
 import WebSocket from 'ws'
 import { CloseCode, parseRetryReason } from '../../src/protocol/index.js'
+import { MAX_QUEUED_REQUESTS } from '../../src/server/connection/connection.js'
 import { holds } from '../helpers/client.js'
 import { authedClient, type RawClient, rawClient, type TestServer, useServer } from '../helpers/server.js'
 
@@ -104,6 +105,26 @@ describe('inbound rate limit', () => {
     expect(await a.closed).toMatchObject({ code: CloseCode.AuthTimeout })
     expect([b, c].map((x) => x.ws.readyState)).toEqual([WebSocket.OPEN, WebSocket.OPEN])
     for (const x of [b, c]) x.close()
+  })
+
+  it(`answers rate_limited past ${MAX_QUEUED_REQUESTS} requests waiting on one connection (history pages waiting for the byte budget), and stays open`, async () => {
+    // Pages of ~5 KB against a budget of 1 KB/s: the second page waits seconds, the rest behind it.
+    const s = await start({ limits: { sendBytesPerSecond: 1000, sendBurstBytes: 1000, rateBurst: 200, ratePerSecond: 100 } })
+    await s.server.sendToUser('ann', { title: 'big', body: 'x'.repeat(5000) })
+    const c = await authedClient(s, 'ann')
+    const n = MAX_QUEUED_REQUESTS + 6
+    for (let i = 0; i < n; i++) c.send({ type: 'history', limit: 1, requestId: `h${i}` })
+    const last = await Promise.race([
+      c.next((f) => f.requestId === `h${n - 1}`),
+      new Promise((resolve) => setTimeout(() => resolve('no answer within 2 s'), 2000)),
+    ])
+    expect(last).toMatchObject({ type: 'error', code: 'rate_limited' })
+    const refused = c.frames.filter((f) => f.type === 'error' && f.code === 'rate_limited').map((f) => f.requestId)
+    // The first waits for nothing (the burst pays for it), so the queue holds it and the next 64 at most.
+    expect(refused.length).toBeGreaterThanOrEqual(5)
+    expect(refused.length).toBeLessThanOrEqual(6)
+    expect(c.ws.readyState).toBe(WebSocket.OPEN)
+    c.close()
   })
 
   it('closes a connection that sends no auth frame in time with 4008', async () => {

@@ -62,6 +62,7 @@ export async function authenticate(c: Connection, f: AuthFrame): Promise<void> {
     oldestSeq: user.floor,
     pingAcks: true,
   })
+  c.greeted()
   log.debug({ conn: c.id, user: check.userId, since }, 'authenticated')
   c.startsAfter(since)
   return c.replay.start(since, user.latestSeq)

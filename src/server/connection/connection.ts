@@ -34,6 +34,15 @@ export type ConnectionPhase = 'authenticating' | 'replaying' | 'live' | 'closed'
 const TEXT = { binary: false } as const
 /** Shared start of every connection's frame queue (one settled promise, not one per socket). */
 const SETTLED: Promise<void> = Promise.resolve()
+
+/**
+ * Requests one connection may have waiting in its queue (the one running
+ * included); past it a request is answered `rate_limited` at once. A history
+ * page waits there for the user's byte budget: a client asking within its
+ * frame rate for pages faster than the budget pays for them would otherwise
+ * pile up requests without end, every later frame behind them.
+ */
+export const MAX_QUEUED_REQUESTS = 64
 /** Connection ids: a random tag per process and a counter, unique across processes sharing a broker. */
 const PROCESS_TAG = randomBytes(6).toString('base64url')
 let serial = 0
@@ -87,6 +96,12 @@ export class Connection {
   #early = 0
   /** Frames are handled one at a time, in order (auth completes before the next frame). */
   #queue: Promise<void> = SETTLED
+  /** Tasks in the queue, the running one included. */
+  #queued = 0
+  /** `auth_success` has gone out. */
+  #greeted = false
+  /** Frames about the user's state (read changes) that came before it did. */
+  #held: (string | Buffer)[] | undefined
   #authTimer: NodeJS.Timeout | undefined
 
   constructor(
@@ -268,7 +283,13 @@ export class Connection {
       this.ack(f.seq).catch((error: unknown) => this.hub.log.warn({ conn: this.id, err: error }, 'ack failed'))
       return
     }
-    this.#enqueue(() => this.#handle(f), f.type === 'auth' || f.type === 'resume', 'requestId' in f ? f.requestId : undefined)
+    const critical = f.type === 'auth' || f.type === 'resume'
+    const requestId = 'requestId' in f ? f.requestId : undefined
+    if (!critical && this.#queued >= MAX_QUEUED_REQUESTS) {
+      this.reject(ErrorCode.RateLimited, `${MAX_QUEUED_REQUESTS} requests are waiting: send more once they are answered`, requestId)
+      return
+    }
+    this.#enqueue(() => this.#handle(f), critical, requestId)
   }
 
   /**
@@ -279,6 +300,7 @@ export class Connection {
    */
   #enqueue(task: () => Promise<void>, critical = false, requestId?: string): void {
     // Once the queue runs dry it is the shared settled promise again: an idle connection keeps none of its own.
+    this.#queued++
     const next: Promise<void> = this.#queue.then(task).then(
       () => this.#drained(next),
       (error: unknown) => {
@@ -290,7 +312,27 @@ export class Connection {
   }
 
   #drained(last: Promise<void>): void {
+    this.#queued--
     if (this.#queue === last) this.#queue = SETTLED
+  }
+
+  /**
+   * Sends a frame about the user's state (a read change made elsewhere). Before
+   * `auth_success` has gone out it waits, and follows it ({@link greeted}): the
+   * first frame after auth is `auth_success`, and its unread count is then
+   * brought up to date by what follows.
+   */
+  tell(data: string | Buffer): void {
+    if (this.#greeted) this.send(data)
+    else if (this.#held) this.#held.push(data)
+    else this.#held = [data]
+  }
+
+  /** `auth_success` has gone out: what {@link tell} held follows it. */
+  greeted(): void {
+    this.#greeted = true
+    for (const data of this.#held ?? []) this.send(data)
+    this.#held = undefined
   }
 
   #failed(error: unknown, critical: boolean, requestId?: string): void {
