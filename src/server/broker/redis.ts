@@ -16,6 +16,17 @@ export interface RedisBrokerOptions {
 const backoff = (attempt: number): number => Math.min(attempt * 100, 2000)
 
 /**
+ * How often both connections are checked (a PING each), in ms. A connection
+ * can go silent without closing (a network partition: no FIN, no RST); only
+ * a question it leaves unanswered shows it.
+ */
+export const PROBE_MS = 1000
+/** How long a PING may go unanswered before its connection counts as lost, in ms. Generous: a busy event loop reads replies late. */
+export const PROBE_TIMEOUT_MS = 2000
+/** How long a publish may wait for Redis before it counts as failed (the server then delivers to its own connections), in ms. */
+export const PUBLISH_TIMEOUT_MS = 1000
+
+/**
  * A broker over Redis pub/sub, for several server processes sharing one store.
  * Each publish call is one PUBLISH of a JSON array on one channel; every
  * process subscribed to the channel hands the events to its subscribers.
@@ -41,6 +52,11 @@ export class RedisBroker implements Broker {
   #closed = false
   /** Bumped on every loss of the subscriber connection, so a SUBSCRIBE confirmed for an older connection cannot report `up`. */
   #epoch = 0
+  /** A SUBSCRIBE waits for its confirmation. */
+  #subscribing = false
+  /** A probe waits for its PINGs. */
+  #probing = false
+  readonly #probe: NodeJS.Timeout
 
   private constructor(pub: Redis, sub: Redis, channel: string, log: Logger) {
     this.#pub = pub
@@ -56,6 +72,7 @@ export class RedisBroker implements Broker {
     // ioredis's own resubscription (autoResubscribe) is off: it is sent after 'ready' without a way to wait for
     // its confirmation. This subscribes itself on each 'ready' and reports `up` only once Redis confirms.
     sub.on('ready', () => void this.#resubscribe())
+    this.#probe = setInterval(() => void this.#check(), PROBE_MS).unref()
   }
 
   /**
@@ -69,7 +86,7 @@ export class RedisBroker implements Broker {
   static async connect(url: string, options: RedisBrokerOptions = {}): Promise<RedisBroker> {
     const channel = options.channel ?? 'belfry:events'
     const log = options.logger ?? pino()
-    const [pub, sub] = [open(url, log, 'publisher'), open(url, log, 'subscriber')]
+    const [pub, sub] = [open(url, log, 'publisher', 5000), open(url, log, 'subscriber')]
     const deadline = options.connectTimeout ?? 5000
     let timer: NodeJS.Timeout | undefined
     try {
@@ -105,8 +122,9 @@ export class RedisBroker implements Broker {
     // ioredis would reject too (no offline queue), but in words of its options.
     if (this.#pub.status !== 'ready') throw new Error(`redis broker: publish failed: not connected to Redis (${this.#pub.status})`)
     try {
-      await this.#pub.publish(this.#channel, JSON.stringify(events))
+      await within(this.#pub.publish(this.#channel, JSON.stringify(events)), PUBLISH_TIMEOUT_MS)
     } catch (error) {
+      if (error instanceof Unanswered) this.#lost('publish')
       throw new Error(`redis broker: publish failed: ${describe(error)}`, { cause: error })
     }
   }
@@ -138,6 +156,7 @@ export class RedisBroker implements Broker {
     if (this.#closed) return
     this.#closed = true
     this.#up = false
+    clearInterval(this.#probe)
     this.#handlers.clear()
     this.#statusHandlers.clear()
     await Promise.all([shut(this.#pub), shut(this.#sub)])
@@ -174,14 +193,50 @@ export class RedisBroker implements Broker {
     this.#status(false)
   }
 
+  /**
+   * One probe tick: PINGs each live connection (a SUBSCRIBE waiting for its
+   * confirmation included). One left unanswered is a connection lost without
+   * a close: both are dropped and reconnect, and `up` is false until
+   * subscribed again. A live subscriber that is not subscribed (its SUBSCRIBE
+   * failed) subscribes again.
+   */
+  async #check(): Promise<void> {
+    if (this.#closed || this.#probing) return
+    if (!this.#up && !this.#subscribing && this.#sub.status === 'ready') void this.#resubscribe()
+    const live = [this.#sub, this.#pub].filter((redis) => redis.status === 'ready')
+    if (live.length === 0) return
+    this.#probing = true
+    try {
+      await Promise.all(live.map((redis) => within(redis.ping(), PROBE_TIMEOUT_MS)))
+    } catch (error) {
+      // A connection that closes meanwhile says so itself ('close'); one that stays silent does not.
+      if (error instanceof Unanswered) this.#lost('ping')
+    } finally {
+      this.#probing = false
+    }
+  }
+
+  /** Redis left a question unanswered: the connections are dropped, and reconnect. */
+  #lost(what: string): void {
+    if (this.#closed) return
+    this.#log.warn({ channel: this.#channel, unanswered: what }, 'redis broker: Redis does not answer; reconnecting')
+    this.#down()
+    this.#pub.disconnect(true)
+    this.#sub.disconnect(true)
+  }
+
   async #resubscribe(): Promise<void> {
     const epoch = this.#epoch
+    this.#subscribing = true
     try {
       await this.#sub.subscribe(this.#channel)
     } catch (error) {
-      // The connection dropped again before the confirmation: the next 'ready' tries again.
+      // The connection dropped again before the confirmation (the next 'ready' tries again), or Redis
+      // refused it on a live one (the next probe tick tries again).
       this.#log.debug({ err: error }, 'redis broker: resubscribe failed')
       return
+    } finally {
+      this.#subscribing = false
     }
     if (this.#closed || this.#up || epoch !== this.#epoch) return
     this.#up = true
@@ -200,8 +255,14 @@ export class RedisBroker implements Broker {
   }
 }
 
-/** A connection that does not connect until `start`, and retries only once it has connected. */
-function open(url: string, log: Logger, role: string): Redis {
+/**
+ * A connection that does not connect until `start`, and retries only once it
+ * has connected. `commandTimeout`: how long a command may wait (the
+ * publisher's, so that a half-open socket cannot hang `publish`); the
+ * subscriber's SUBSCRIBE waits for Redis's confirmation however late it comes,
+ * or for the connection's loss, which the probe's PINGs find out.
+ */
+function open(url: string, log: Logger, role: string, commandTimeout?: number): Redis {
   let connected = false
   const options: RedisOptions = {
     lazyConnect: true,
@@ -213,8 +274,7 @@ function open(url: string, log: Logger, role: string): Redis {
     maxRetriesPerRequest: 0,
     autoResendUnfulfilledCommands: false,
     autoResubscribe: false,
-    // A half-open socket must not hang `publish` forever.
-    commandTimeout: 5000,
+    ...(commandTimeout !== undefined && { commandTimeout }),
     // When ioredis disconnects a socket it ends it and destroys it after this delay if it is still open. The
     // broker only disconnects sockets it has given up on (QUIT closes the live ones), so at once it is.
     disconnectTimeout: 0,
@@ -263,6 +323,24 @@ async function shut(redis: Redis, force = false): Promise<void> {
   if (redis.status === 'ready' && !force) await redis.quit().catch(() => redis.disconnect())
   else redis.disconnect()
   await ended
+}
+
+/** A command Redis did not answer in time. */
+class Unanswered extends Error {}
+
+/** `command`, or an {@link Unanswered} rejection after `ms`. */
+async function within<T>(command: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await Promise.race([
+      command,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Unanswered(`no answer from Redis within ${ms} ms`)), ms)
+      }),
+    ])
+  } finally {
+    clearTimeout(timer)
+  }
 }
 
 function isEvent(value: unknown): value is BrokerEvent {

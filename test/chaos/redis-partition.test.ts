@@ -1,0 +1,196 @@
+/**
+ * Redis faults that close nothing, between a server process and Redis: a
+ * black hole (nothing forwarded, nothing closed) on one process's two
+ * connections, and a resubscription that Redis confirms only seconds later.
+ * Only a question left unanswered shows the first (the broker's PING probe);
+ * the second must end with the broker up again. Meanwhile the store is the
+ * truth: the process says `degraded`, reads the store for its users, and its
+ * publishes do not wait on Redis.
+ */
+import { randomBytes } from 'node:crypto'
+import { type AddressInfo, createServer, type Server, type Socket, connect as tcpConnect } from 'node:net'
+import { Redis } from 'ioredis'
+import { pino } from 'pino'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { PostgresStore, RedisBroker } from '../../src/server/index.js'
+import { authedClient, httpPublish, type RawClient, startServer, type TestServer } from '../helpers/server.js'
+import { type PgInstance, type RedisInstance, startPostgres, startRedis, stopAllServices } from '../helpers/services.js'
+import { ChaosProxy } from './proxy.js'
+import { sleep } from './util.js'
+
+let db: PgInstance
+let redis: RedisInstance
+beforeAll(async () => {
+  db = await startPostgres()
+  redis = await startRedis()
+}, 180_000)
+afterAll(() => stopAllServices())
+
+const cleanUp: (() => Promise<unknown> | unknown)[] = []
+afterEach(async () => {
+  for (const step of cleanUp.splice(0).reverse()) await Promise.resolve(step()).catch(() => {})
+})
+
+const logger = pino({ level: 'silent' })
+const notes = (c: RawClient) => c.of('notification').map((f) => [f.seq, f.title])
+
+async function until(check: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms
+  while (!check() && Date.now() < end) await sleep(50)
+  return check()
+}
+
+/** Two processes on one PostgreSQL schema and one Redis channel; B reaches Redis through a proxy. */
+async function pair(): Promise<{ a: TestServer; b: TestServer; proxy: ChaosProxy }> {
+  const schema = `p_${randomBytes(5).toString('hex')}`
+  const channel = `belfry:${schema}`
+  const proxy = new ChaosProxy({ host: '127.0.0.1', port: redis.port })
+  const proxyPort = await proxy.listen()
+  cleanUp.push(() => proxy.close())
+  const a = await startServer({
+    store: await PostgresStore.open(db.url, { schema }),
+    broker: await RedisBroker.connect(redis.url, { channel, logger }),
+  })
+  cleanUp.push(() => a.dispose())
+  const b = await startServer({
+    store: await PostgresStore.open(db.url, { schema }),
+    broker: await RedisBroker.connect(`redis://127.0.0.1:${proxyPort}`, { channel, logger }),
+  })
+  cleanUp.push(async () => {
+    proxy.heal()
+    await b.dispose()
+  })
+  return { a, b, proxy }
+}
+
+describe('Redis silent to one process (a black hole)', () => {
+  it('the process says degraded, and its publish is answered without waiting for Redis', async () => {
+    const { a, b, proxy } = await pair()
+    const bob = await authedClient(b, 'bob')
+    expect((await httpPublish(a.url, { userId: 'bob', title: 'before', body: '' })).status).toBe(201)
+    expect(await until(() => notes(bob).length === 1, 5000)).toBe(true)
+    proxy.blackhole()
+    const t0 = performance.now()
+    expect((await httpPublish(b.url, { userId: 'bob', title: 'from b', body: '' })).status).toBe(201)
+    // The broker's publish gives up after PUBLISH_TIMEOUT_MS (1 s), not ioredis's 5 s commandTimeout.
+    expect(performance.now() - t0).toBeLessThan(2000)
+    expect(await until(() => notes(bob).length === 2, 2000)).toBe(true) // delivered by B itself
+    const health = (await (await fetch(`${b.url}/healthz`)).json()) as { status: string }
+    expect(health.status).toBe('degraded')
+  })
+
+  it("a client of the process gets another process's publish from the store within seconds, not at the 30 s reconcile", async () => {
+    const { a, b, proxy } = await pair()
+    const bob = await authedClient(b, 'bob')
+    expect((await httpPublish(a.url, { userId: 'bob', title: 'before', body: '' })).status).toBe(201)
+    expect(await until(() => notes(bob).length === 1, 5000)).toBe(true)
+    proxy.blackhole() // B publishes nothing: only the probe's unanswered PING tells it
+    expect((await httpPublish(a.url, { userId: 'bob', title: 'during', body: '' })).status).toBe(201)
+    // Found within PROBE_MS + PROBE_TIMEOUT_MS (3 s); then the store is read every second.
+    expect(await until(() => notes(bob).length === 2, 8000)).toBe(true)
+    expect(notes(bob)).toEqual([
+      [1, 'before'],
+      [2, 'during'],
+    ])
+  })
+
+  it('once it heals: every notification once, in seq order, on both processes', async () => {
+    const { a, b, proxy } = await pair()
+    const onB = await authedClient(b, 'bob')
+    const onA = await authedClient(a, 'bob')
+    expect((await httpPublish(a.url, { userId: 'bob', title: 'n1', body: '' })).status).toBe(201)
+    expect(await until(() => notes(onB).length === 1 && notes(onA).length === 1, 5000)).toBe(true)
+    proxy.blackhole()
+    expect((await httpPublish(a.url, { userId: 'bob', title: 'n2', body: '' })).status).toBe(201)
+    const fromB = httpPublish(b.url, { userId: 'bob', title: 'n3', body: '' })
+    await sleep(300)
+    expect((await httpPublish(a.url, { userId: 'bob', title: 'n4', body: '' })).status).toBe(201)
+    expect((await fromB).status).toBe(201)
+    expect((await httpPublish(a.url, { userId: 'bob', title: 'n5', body: '' })).status).toBe(201)
+    proxy.heal()
+    await sleep(1500)
+    expect((await httpPublish(a.url, { userId: 'bob', title: 'n6', body: '' })).status).toBe(201)
+    const all = [1, 2, 3, 4, 5, 6].map((n) => [n, `n${n}`])
+    await until(() => notes(onB).length >= 6 && notes(onA).length >= 6, 10_000)
+    await sleep(500) // nothing more comes: no copy
+    expect({ b: notes(onB), a: notes(onA) }).toEqual({ b: all, a: all })
+  })
+})
+
+/** Forwards to Redis; once armed, the next connection to send a SUBSCRIBE gets every reply `delayMs` late. */
+class SlowSubscribeProxy {
+  readonly #server: Server
+  readonly #sockets = new Set<Socket>()
+  armed = false
+  delayed = 0
+
+  constructor(
+    private readonly target: number,
+    private readonly delayMs: number,
+  ) {
+    this.#server = createServer((client) => this.#accept(client))
+  }
+
+  async listen(): Promise<number> {
+    await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', resolve))
+    return (this.#server.address() as AddressInfo).port
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.#sockets) s.destroy()
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()))
+  }
+
+  #accept(client: Socket): void {
+    const upstream = tcpConnect(this.target, '127.0.0.1')
+    for (const s of [client, upstream]) {
+      this.#sockets.add(s)
+      s.on('error', () => s.destroy())
+      s.once('close', () => this.#sockets.delete(s))
+    }
+    let slow = false
+    client.on('data', (chunk: Buffer) => {
+      if (this.armed && chunk.toString('latin1').toLowerCase().includes('subscribe')) {
+        this.armed = false
+        slow = true
+        this.delayed++
+      }
+      upstream.write(chunk)
+    })
+    upstream.on('data', (chunk: Buffer) => {
+      if (slow) setTimeout(() => client.write(chunk), this.delayMs)
+      else client.write(chunk)
+    })
+    client.once('close', () => upstream.destroy())
+    upstream.once('close', () => client.destroy())
+  }
+}
+
+describe('Redis slow to answer a resubscription', () => {
+  it('ends with the broker up again: /healthz ok, delivery through the broker', async () => {
+    // Longer than the publisher's 5 s commandTimeout: a SUBSCRIBE that timed out was never sent again.
+    const proxy = new SlowSubscribeProxy(redis.port, 6000)
+    const port = await proxy.listen()
+    cleanUp.push(() => proxy.close())
+    const broker = await RedisBroker.connect(`redis://127.0.0.1:${port}`, { channel: 'belfry:slow', logger })
+    const s = await startServer({ broker })
+    cleanUp.push(() => s.dispose())
+    const admin = new Redis(redis.url)
+    cleanUp.push(() => admin.disconnect())
+    const ann = await authedClient(s, 'ann')
+    expect((await httpPublish(s.url, { userId: 'ann', title: 'a', body: '' })).status).toBe(201)
+    proxy.armed = true
+    await admin.client('KILL', 'TYPE', 'pubsub') // the subscriber reconnects; its SUBSCRIBE is answered late
+    expect(await until(() => proxy.delayed === 1, 5000)).toBe(true)
+    let status = ''
+    const end = Date.now() + 20_000
+    while (status !== 'ok' && Date.now() < end) {
+      await sleep(500)
+      status = ((await (await fetch(`${s.url}/healthz`)).json()) as { status: string }).status
+    }
+    expect({ status, up: broker.up }).toEqual({ status: 'ok', up: true })
+    expect(Number((await admin.pubsub('NUMSUB', 'belfry:slow'))[1])).toBe(1)
+    expect((await httpPublish(s.url, { userId: 'ann', title: 'b', body: '' })).status).toBe(201)
+    expect(await until(() => notes(ann).length === 2, 2000)).toBe(true)
+  })
+})
