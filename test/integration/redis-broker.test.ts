@@ -55,6 +55,20 @@ brokerContract('RedisBroker', async () => {
 })
 
 describe('RedisBroker', () => {
+  it('does not take a stalled event loop for a silent Redis: a publish answered meanwhile succeeds, the broker stays up', async () => {
+    const broker = await RedisBroker.connect(redis.url, { logger: silent })
+    try {
+      const publishing = broker.publish([notification(1)])
+      // The loop stalls past the publish's 1 s: its timer fires before the reply waiting in the socket is read.
+      const end = Date.now() + 1500
+      while (Date.now() < end) {}
+      await expect(publishing).resolves.toBeUndefined()
+      expect(broker.up).toBe(true)
+    } finally {
+      await broker.close()
+    }
+  })
+
   it('rejects at once, in one line, when nothing listens, and leaves no socket or timer behind', async () => {
     const port = await freePort()
     const before = handles()

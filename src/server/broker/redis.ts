@@ -328,14 +328,18 @@ async function shut(redis: Redis, force = false): Promise<void> {
 /** A command Redis did not answer in time. */
 class Unanswered extends Error {}
 
-/** `command`, or an {@link Unanswered} rejection after `ms`. */
+/**
+ * `command`, or an {@link Unanswered} rejection after `ms`. The verdict waits
+ * for the I/O of the turn in which the timer fires: after a stalled event loop
+ * the timer runs before the reply that came meanwhile is read.
+ */
 async function within<T>(command: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined
   try {
     return await Promise.race([
       command,
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Unanswered(`no answer from Redis within ${ms} ms`)), ms)
+        timer = setTimeout(() => setImmediate(() => reject(new Unanswered(`no answer from Redis within ${ms} ms`))), ms)
       }),
     ])
   } finally {
