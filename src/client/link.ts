@@ -1,4 +1,4 @@
-import { FORBIDDEN, NORMAL, parseRetryReason, RATE_LIMITED, TOKEN_EXPIRED, TOKEN_INVALID } from '../protocol/close-codes.js'
+import { FORBIDDEN, parseRetryReason, RATE_LIMITED, TOKEN_EXPIRED, TOKEN_INVALID } from '../protocol/close-codes.js'
 import type { AuthFrame, AuthSuccessFrame, ClientFrame, ServerFrame } from '../protocol/frames.js'
 import { parseServerFrame } from '../protocol/parse-server-frame.js'
 import { AuthError, BelfryError, ConnectionError, ProtocolError } from './errors.js'
@@ -222,7 +222,7 @@ export class Link implements Connection {
     }
     if (this.#state === 'authenticating') {
       if (frame.type === 'auth_success') {
-        this.#legacy = typeof frame.seq !== 'number'
+        this.#legacy = frame.seq === undefined // the parser let through a seq or none
         this.#refreshed = false
         this.#failures = 0
         // The client restores its session (requests, topics) before the app hears of `online`:
@@ -257,7 +257,7 @@ export class Link implements Connection {
 
   /** Gives up on the current socket (it may be half-open) and retries. */
   #drop(reason: string): void {
-    this.#transport.close(NORMAL, reason)
+    this.#transport.close(reason)
     if (this.#state === 'connecting') this.#failed(reason)
     this.#retry(reason)
   }
@@ -323,7 +323,7 @@ export class Link implements Connection {
     }
     listen(w, 'offline', () => {
       if (this.#state === 'closed' || this.#state === 'idle') return
-      this.#transport.close(NORMAL, 'offline')
+      this.#transport.close('offline')
       this.#set('offline', 'offline')
     })
     // Both reconnect at once, except within a 4029's delay.

@@ -120,13 +120,14 @@ export function resolveClientOptions(o: ClientOptions): ResolvedClientOptions {
   } = o
   const numbers = { ...NUMBERS }
   const { initial = 500, factor = 2, max = 30_000 } = isFunction(b) ? {} : (b as Partial<BackoffOptions>)
-  const check = (key: string, ok: unknown, value: unknown, expected: string) => {
-    if (!ok) throw new TypeError(`belfry: options.${key} must be ${expected}; got ${show(value)}`)
+  /** An option that fails was given (a default passes): the message shows what was given. */
+  const check = (key: string, ok: unknown, expected: string) => {
+    if (!ok) throw new TypeError(`belfry: options.${key} must be ${expected}; got ${show(o[key as keyof ClientOptions])}`)
   }
-  check('url', isFunction(url) || wsUrl(url), url, 'a ws(s): or http(s): URL (absolute outside a page) or a function yielding one')
-  check('token', isFunction(token) || (typeof token === 'string' && token), token, 'a non-empty string or a function yielding one')
-  check('WebSocket', isFunction(WS), WS, 'a WebSocket constructor (`ws` in Node 20)')
-  check('storage', !s || (isFunction(s.getItem) && isFunction(s.setItem)), s, 'false or { getItem, setItem }')
+  check('url', isFunction(url) || wsUrl(url), 'a ws(s): or http(s): URL (absolute outside a page) or a function yielding one')
+  check('token', isFunction(token) || (typeof token === 'string' && token), 'a non-empty string or a function yielding one')
+  check('WebSocket', isFunction(WS), 'a WebSocket constructor (`ws` in Node 20)')
+  check('storage', !s || (isFunction(s.getItem) && isFunction(s.setItem)), 'false or { getItem, setItem }')
   // The bound min(max, initial × factor^attempt) must grow to 100 ms: retries never spin at 0 ms.
   check(
     'backoff',
@@ -137,15 +138,14 @@ export function resolveClientOptions(o: ClientOptions): ResolvedClientOptions {
         max >= 100 &&
         isNumber(max) &&
         (factor > 1 || (factor === 1 && initial >= 100))),
-    b,
     'a function or { initial, factor, max } reaching 100 ms',
   )
-  check('random', isFunction(random), random, 'a function')
-  check('watchNetwork', typeof watchNetwork === 'boolean', watchNetwork, 'a boolean')
-  check('connection', !connection || isFunction(connection), connection, 'a function')
+  check('random', isFunction(random), 'a function')
+  check('watchNetwork', typeof watchNetwork === 'boolean', 'a boolean')
+  check('connection', !connection || isFunction(connection), 'a function')
   for (const key in numbers) {
     const value = o[key as keyof typeof NUMBERS] ?? numbers[key as keyof typeof NUMBERS]
-    check(key, isNumber(value), value, 'a number from 0 to 2^31-1')
+    check(key, isNumber(value), 'a number from 0 to 2^31-1')
     numbers[key as keyof typeof NUMBERS] = value
   }
   return {

@@ -31,10 +31,7 @@ export function createRequests(send: (frame: ClientFrame) => boolean, timeout: n
   return {
     request<F extends RequestFrame>(f: F) {
       return new Promise<Replies[F['type']]>((resolve, reject) => {
-        if (pending.size >= max) {
-          reject(new RequestError(`queue full (options.maxQueue = ${max})`))
-          return
-        }
+        if (pending.size >= max) return reject(new RequestError(`queue full (options.maxQueue = ${max})`))
         const requestId = `r${++next}`
         const frame = { ...f, requestId }
         const timer = setTimeout(() => {
@@ -49,7 +46,7 @@ export function createRequests(send: (frame: ClientFrame) => boolean, timeout: n
       for (const p of pending.values()) send(p.frame)
     },
     settle(frame) {
-      const id = (frame as { requestId?: string }).requestId ?? ''
+      const id = (frame as { requestId?: string }).requestId!
       const p = pending.get(id)
       if (!p) return
       pending.delete(id)

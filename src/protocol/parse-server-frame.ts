@@ -17,17 +17,23 @@ export function isNotificationLike(v: Obj): v is Obj & Pick<Notification, 'title
   )
 }
 
-/** What the client reads of each frame type; anything else in a frame is passed through untouched. */
-const CHECKS: Record<string, (v: Obj) => boolean> = Object.assign(Object.create(null), {
+/** An array whose every item passes `test`. */
+const arrayOf = (v: unknown, test: (item: unknown) => boolean) => Array.isArray(v) && v.every(test)
+
+/**
+ * What the client reads of each frame type; anything else in a frame is passed
+ * through untouched. No prototype: a type such as "toString" finds no check.
+ */
+const CHECKS: Record<string, ((v: Obj) => boolean) | null> = {
+  __proto__: null,
   auth_success: (v: Obj) => optional(v.seq, isSeq) && optional(v.unreadCount, isSeq),
   notification: isNotificationLike,
   replayed: (v: Obj) => isSeq(v.seq),
-  read: (v: Obj) => Array.isArray(v.ids) && v.ids.every(isString) && isSeq(v.seq) && isSeq(v.unreadCount),
-  history: (v: Obj) => Array.isArray(v.items) && v.items.every((n) => isObject(n) && isNotificationLike(n)),
+  read: (v: Obj) => arrayOf(v.ids, isString) && isSeq(v.seq) && isSeq(v.unreadCount),
+  history: (v: Obj) => arrayOf(v.items, (n) => isObject(n) && isNotificationLike(n)),
   error: (v: Obj) => isString(v.code) && isString(v.message),
-  subscribed: (v: Obj) =>
-    optional(v.refused, (r) => Array.isArray(r) && r.every((x) => isObject(x) && isString(x.topic) && isString(x.code))),
-})
+  subscribed: (v: Obj) => optional(v.refused, (r) => arrayOf(r, (x) => isObject(x) && isString(x.topic) && isString(x.code))),
+}
 
 /**
  * Parses a frame sent by a server. Returns `undefined` for anything that is
