@@ -50,6 +50,19 @@ describe('exactly-once delivery', () => {
     expect(storage.getItem(KEY)).toBe('6')
   })
 
+  // Regression: Number(stored) || 0 sent -1 or 1.5 as since (Infinity as null); the server answered the
+  // auth frame with an error frame, and the client went round auth timeouts for good, reporting nothing.
+  it.each(['-1', '1.5', 'Infinity', '1e400'])('takes a stored cursor that is not a seq (%s) for none: since 0', async (stored) => {
+    const storage = memoryStorage()
+    storage.setItem(KEY, stored)
+    const server = startMockServer({ auth: { seq: 2 } })
+    const { log } = await connected(createClient(server, { storage }))
+    expect(server.peer.frames[0]).toMatchObject({ type: 'auth', since: 0 })
+    server.peer.send(note(1))
+    expect(log.notifications.map((n) => n.seq)).toEqual([1])
+    expect(storage.getItem(KEY)).toBe('1')
+  })
+
   it('sends since = the last delivered seq on reconnect', async () => {
     const server = startMockServer()
     const { client } = await connected(createClient(server, { backoff: () => 100 }))
