@@ -3,7 +3,7 @@ import type { AuthFrame, AuthSuccessFrame, ClientFrame, ServerFrame } from '../p
 import { parseServerFrame } from '../protocol/parse-server-frame.js'
 import { AuthError, BelfryError, ConnectionError, ProtocolError } from './errors.js'
 import { type Provider, type ResolvedClientOptions, wsUrl } from './options.js'
-import { createTransport, type Transport } from './transport.js'
+import { createTransport, NEVER, type Transport } from './transport.js'
 
 /**
  * ```
@@ -303,8 +303,10 @@ export class Link implements Connection {
     }
   }
 
+  /** `delay`: a 4029's; absent or 0, the backoff's, held to [0, 2^31-1] ms (NaN and Infinity wait the longest). */
   #retry(reason: string, delay?: number): void {
-    const retryIn = delay ?? Math.max(0, this.#o.backoff(this.#attempt))
+    let retryIn = delay || this.#o.backoff(this.#attempt)
+    retryIn = retryIn < NEVER ? Math.max(0, retryIn) : NEVER
     this.#attempt++
     if (this.#set('reconnecting', reason, retryIn)) this.#phase = setTimeout(() => this.#open('retry'), retryIn)
   }

@@ -30,7 +30,11 @@ export interface ClientOptions {
   WebSocket?: WebSocketLike | undefined
   /** Where the cursor is kept; `false` keeps it in memory. @default localStorage in browsers, memory elsewhere */
   storage?: CursorStorage | false | undefined
-  /** Backoff shape, or a function from the attempt (0-based) to a delay in ms. @default { initial: 500, factor: 2, max: 30000 } */
+  /**
+   * Backoff shape, or a function from the attempt (0-based) to a delay in ms,
+   * held to [0, 2^31-1] (setTimeout's range; NaN and Infinity wait 2^31-1 ms,
+   * about 25 days). @default { initial: 500, factor: 2, max: 30000 }
+   */
   backoff?: { [K in keyof BackoffOptions]?: BackoffOptions[K] | undefined } | ((attempt: number) => number) | undefined
   /** Random source for the jitter (for tests). @default Math.random */
   random?: (() => number) | undefined

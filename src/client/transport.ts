@@ -42,7 +42,7 @@ export interface Transport {
 }
 
 /** setTimeout's largest delay; larger values overflow to 1 ms. */
-const NEVER = 2 ** 31 - 1
+export const NEVER = 2 ** 31 - 1
 
 export function createTransport(WS: WebSocketLike, on: TransportEvents): Transport {
   let url = ''
