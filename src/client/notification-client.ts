@@ -15,7 +15,7 @@ import { type BelfryError, ProtocolError, RequestError, TimeoutError } from './e
 import { Emitter } from './events.js'
 import { type Connection, type ConnectionState, Link, type LinkHost, type StatusEvent } from './link.js'
 import { type ClientOptions, resolveClientOptions } from './options.js'
-import { createRequests, type Requests } from './requests.js'
+import { createRequests, type Request, type Requests } from './requests.js'
 import { subject } from './token.js'
 
 /** Read state changed, here or on another tab or device of the user. */
@@ -87,7 +87,7 @@ export class NotificationClient<Data extends object = JsonObject> {
     const solo = (h: LinkHost) => new Link(o, h)
     this.#link = o.connection ? o.connection(host, o, solo) : solo(host)
     const send = (frame: ClientFrame) => this.#link.send(frame)
-    this.#requests = createRequests(send, o.requestTimeout, o.maxQueue)
+    this.#requests = createRequests(send, o.requestTimeout, o.maxQueue, this.#report)
     this.#delivery = createDelivery(o.storage, o.ackDelay, send, (count) => this.#events.emit('unread', { count }))
   }
 
@@ -191,7 +191,7 @@ export class NotificationClient<Data extends object = JsonObject> {
   }
 
   /** A request connects the client if `connect()` was not called yet. */
-  async #request<F extends RequestFrame>(frame: F): Promise<Replies[F['type']]> {
+  async #request<F extends Request>(frame: F): Promise<Replies[F['type']]> {
     if (this.state === 'closed' || this.#link.legacy) throw new RequestError(this.#link.legacy ? 'not supported by this server' : 'closed')
     this.connect()
     return this.#requests.request(frame)
@@ -227,7 +227,7 @@ export class NotificationClient<Data extends object = JsonObject> {
   }
 
   #frame(f: ServerFrame): void {
-    this.#requests.settle(f)
+    if (this.#requests.settle(f)) return
     switch (f.type) {
       case 'notification':
         this.#deliver(f as NotificationFrame<Data>)
@@ -237,7 +237,10 @@ export class NotificationClient<Data extends object = JsonObject> {
         if (f.more) this.#link.send({ type: 'resume', since: f.seq })
         return
       case 'read':
-        if (f.requestId === undefined) this.#read(f) // a change made elsewhere; our own resolve #mark
+        // A change made elsewhere; the replies to pending requests resolve #mark. A reply that came
+        // after its request timed out (or another's) still says the server's count.
+        if (f.requestId === undefined) this.#read(f)
+        else this.#delivery.setUnread(f.unreadCount)
         return
       case 'subscribed':
         for (const { topic, code } of f.refused ?? []) {
