@@ -3,7 +3,8 @@ import { isObject, isSeq, isString, type Obj, optional } from './guards.js'
 
 /**
  * Checks the parts of a notification the client relies on. The article's
- * server sends no `id`/`seq`/`read`; the caller fills those in.
+ * server sends no `id`/`seq`/`read`; the caller fills those in. One with a
+ * `seq` (a belfry server's) has an `id`.
  */
 export function isNotificationLike(v: Obj): v is Obj & Pick<Notification, 'title' | 'body'> {
   return (
@@ -11,7 +12,7 @@ export function isNotificationLike(v: Obj): v is Obj & Pick<Notification, 'title
     isString(v.body) &&
     optional(v.priority, (p) => p === 'low' || p === 'medium' || p === 'high') &&
     optional(v.id, isString) &&
-    optional(v.seq, isSeq) &&
+    optional(v.seq, () => isSeq(v.seq) && isString(v.id)) &&
     optional(v.data, isObject) &&
     optional(v.topic, isString)
   )
@@ -26,7 +27,8 @@ const arrayOf = (v: unknown, test: (item: unknown) => boolean) => Array.isArray(
  */
 const CHECKS: Record<string, ((v: Obj) => boolean) | null> = {
   __proto__: null,
-  auth_success: (v: Obj) => optional(v.seq, isSeq) && optional(v.unreadCount, isSeq),
+  // With a seq (a belfry server's), an unreadCount; the article's server sends no seq.
+  auth_success: (v: Obj) => optional(v.seq, () => isSeq(v.seq) && isSeq(v.unreadCount)),
   notification: isNotificationLike,
   replayed: (v: Obj) => isSeq(v.seq),
   read: (v: Obj) => arrayOf(v.ids, isString) && isSeq(v.seq) && isSeq(v.unreadCount),
