@@ -234,7 +234,7 @@ export class NotificationClient<Data extends object = JsonObject> {
         return
       case 'replayed':
         // More is waiting: page through it before going live.
-        if (f.more) this.#link.send({ type: 'resume', since: f.seq })
+        if (f.more === true) this.#link.send({ type: 'resume', since: f.seq })
         return
       case 'read':
         // A change made elsewhere; the replies to pending requests resolve #mark. A reply that came

@@ -118,6 +118,17 @@ describe('exactly-once delivery', () => {
     expect(log.notifications.map((n) => n.seq)).toEqual([1, 2, 3, 4, 5])
   })
 
+  // Regression: any truthy `more` (the string "false") was taken for true.
+  it('pages on only for more: true, not for another truthy value', async () => {
+    const server = startMockServer({ auth: { seq: 5 } })
+    await connected(createClient(server))
+    server.peer.send(note(1))
+    server.peer.send({ type: 'replayed', more: 'false', seq: 1 })
+    server.peer.send({ type: 'replayed', more: 1, seq: 1 })
+    await tick()
+    expect(server.sent('resume')).toEqual([])
+  })
+
   it('starts over from the server’s numbering when auth_success.seq is below the cursor', async () => {
     const storage = memoryStorage()
     storage.setItem(KEY, '10')
