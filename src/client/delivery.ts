@@ -1,4 +1,5 @@
 import type { AckFrame, AuthSuccessFrame, Notification } from '../protocol/frames.js'
+import { isSeq } from '../protocol/guards.js'
 import type { CursorStorage } from './storage.js'
 
 /**
@@ -68,10 +69,12 @@ export function createDelivery(
     },
     since(userId) {
       const k = `belfry:cursor:${userId}`
-      let stored = 0
+      let stored: number | undefined
       try {
-        stored = Number(storage.getItem(k)) || 0
+        stored = +storage.getItem(k)! // null (none stored) is 0
       } catch {}
+      // Anything but a seq (a corrupted or hand-edited entry: -1, 1.5, Infinity) counts as no cursor.
+      if (!isSeq(stored)) stored = 0
       if (k === key) {
         cursor = Math.max(cursor, stored)
       } else {

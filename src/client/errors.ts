@@ -5,7 +5,7 @@ export class BelfryError extends Error {
   declare readonly code: string | number | undefined
 
   constructor(message: string, options: { code?: string | number | undefined; cause?: unknown } = {}) {
-    super(message, { cause: options.cause })
+    super(message, options) // a cause, when given
     this.code = options.code
   }
 }

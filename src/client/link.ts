@@ -1,9 +1,9 @@
-import { FORBIDDEN, NORMAL, parseRetryReason, RATE_LIMITED, TOKEN_EXPIRED, TOKEN_INVALID } from '../protocol/close-codes.js'
+import { FORBIDDEN, parseRetryReason, RATE_LIMITED, TOKEN_EXPIRED, TOKEN_INVALID } from '../protocol/close-codes.js'
 import type { AuthFrame, AuthSuccessFrame, ClientFrame, ServerFrame } from '../protocol/frames.js'
 import { parseServerFrame } from '../protocol/parse-server-frame.js'
 import { AuthError, BelfryError, ConnectionError, ProtocolError } from './errors.js'
 import { type Provider, type ResolvedClientOptions, wsUrl } from './options.js'
-import { createTransport, type Transport } from './transport.js'
+import { createTransport, NEVER, type Transport } from './transport.js'
 
 /**
  * ```
@@ -222,7 +222,7 @@ export class Link implements Connection {
     }
     if (this.#state === 'authenticating') {
       if (frame.type === 'auth_success') {
-        this.#legacy = typeof frame.seq !== 'number'
+        this.#legacy = frame.seq === undefined // the parser let through a seq or none
         this.#refreshed = false
         this.#failures = 0
         // The client restores its session (requests, topics) before the app hears of `online`:
@@ -257,7 +257,7 @@ export class Link implements Connection {
 
   /** Gives up on the current socket (it may be half-open) and retries. */
   #drop(reason: string): void {
-    this.#transport.close(NORMAL, reason)
+    this.#transport.close(reason)
     if (this.#state === 'connecting') this.#failed(reason)
     this.#retry(reason)
   }
@@ -303,8 +303,10 @@ export class Link implements Connection {
     }
   }
 
+  /** `delay`: a 4029's; absent or 0, the backoff's, held to [0, 2^31-1] ms (NaN and Infinity wait the longest). */
   #retry(reason: string, delay?: number): void {
-    const retryIn = delay ?? Math.max(0, this.#o.backoff(this.#attempt))
+    let retryIn = delay || this.#o.backoff(this.#attempt)
+    retryIn = retryIn < NEVER ? Math.max(0, retryIn) : NEVER
     this.#attempt++
     if (this.#set('reconnecting', reason, retryIn)) this.#phase = setTimeout(() => this.#open('retry'), retryIn)
   }
@@ -323,7 +325,7 @@ export class Link implements Connection {
     }
     listen(w, 'offline', () => {
       if (this.#state === 'closed' || this.#state === 'idle') return
-      this.#transport.close(NORMAL, 'offline')
+      this.#transport.close('offline')
       this.#set('offline', 'offline')
     })
     // Both reconnect at once, except within a 4029's delay.

@@ -15,7 +15,7 @@ import { type BelfryError, ProtocolError, RequestError, TimeoutError } from './e
 import { Emitter } from './events.js'
 import { type Connection, type ConnectionState, Link, type LinkHost, type StatusEvent } from './link.js'
 import { type ClientOptions, resolveClientOptions } from './options.js'
-import { createRequests, type Requests } from './requests.js'
+import { createRequests, type Request, type Requests } from './requests.js'
 import { subject } from './token.js'
 
 /** Read state changed, here or on another tab or device of the user. */
@@ -87,7 +87,7 @@ export class NotificationClient<Data extends object = JsonObject> {
     const solo = (h: LinkHost) => new Link(o, h)
     this.#link = o.connection ? o.connection(host, o, solo) : solo(host)
     const send = (frame: ClientFrame) => this.#link.send(frame)
-    this.#requests = createRequests(send, o.requestTimeout, o.maxQueue)
+    this.#requests = createRequests(send, o.requestTimeout, o.maxQueue, this.#report)
     this.#delivery = createDelivery(o.storage, o.ackDelay, send, (count) => this.#events.emit('unread', { count }))
   }
 
@@ -118,8 +118,7 @@ export class NotificationClient<Data extends object = JsonObject> {
    * `signal`'s abort (with its reason), or after `timeout` ms (`TimeoutError`);
    * the client itself carries on in those last two cases.
    */
-  ready(options: { timeout?: number | undefined; signal?: AbortSignal | undefined } = {}): Promise<void> {
-    const { timeout, signal } = options
+  ready({ timeout, signal }: { timeout?: number | undefined; signal?: AbortSignal | undefined } = {}): Promise<void> {
     this.connect()
     return new Promise((resolve, reject) => {
       const done = (error?: unknown) => {
@@ -140,14 +139,14 @@ export class NotificationClient<Data extends object = JsonObject> {
   }
 
   /** One page of the user's history, newest first. */
-  async history(page: { before?: number; limit?: number } = {}): Promise<HistoryPage<Data>> {
+  async history(page?: { before?: number; limit?: number }): Promise<HistoryPage<Data>> {
     const { items, next } = await this.#request({ type: 'history', ...page })
     return { items: items as Notification<Data>[], next }
   }
 
   /** Marks notifications read, on every tab and device of the user. */
   markRead(ids: string | string[]): Promise<ReadEvent> {
-    return this.#mark({ type: 'mark_read', ids: typeof ids === 'string' ? [ids] : ids })
+    return this.#mark({ type: 'mark_read', ids: [ids].flat() })
   }
 
   /** Marks every notification read. */
@@ -170,7 +169,7 @@ export class NotificationClient<Data extends object = JsonObject> {
       queueMicrotask(() => {
         this.#joining = undefined
         const topics = joining.filter((t) => this.#topics.has(t))
-        if (topics.length > 0) this.#link.send({ type: 'subscribe', topics })
+        if (topics.length) this.#link.send({ type: 'subscribe', topics })
       })
     }
     this.#joining.push(topic)
@@ -181,8 +180,7 @@ export class NotificationClient<Data extends object = JsonObject> {
 
   /** Closes for good: the socket, every timer and listener. Safe to call twice. */
   close(): void {
-    if (this.state === 'closed') return
-    this.#delivery.ack()
+    this.#delivery.ack() // closed already: nothing to send, and the connection sends nothing
     this.#link.close()
   }
 
@@ -193,7 +191,7 @@ export class NotificationClient<Data extends object = JsonObject> {
   }
 
   /** A request connects the client if `connect()` was not called yet. */
-  async #request<F extends RequestFrame>(frame: F): Promise<Replies[F['type']]> {
+  async #request<F extends Request>(frame: F): Promise<Replies[F['type']]> {
     if (this.state === 'closed' || this.#link.legacy) throw new RequestError(this.#link.legacy ? 'not supported by this server' : 'closed')
     this.connect()
     return this.#requests.request(frame)
@@ -223,23 +221,26 @@ export class NotificationClient<Data extends object = JsonObject> {
     } else {
       this.#requests.flush()
       // Every topic in one frame: one per topic could spend the user's whole frame budget.
-      if (this.#topics.size > 0) this.#link.send({ type: 'subscribe', topics: [...this.#topics] })
+      if (this.#topics.size) this.#link.send({ type: 'subscribe', topics: [...this.#topics] })
       this.#expired = this.#delivery.online(f)
     }
   }
 
   #frame(f: ServerFrame): void {
-    this.#requests.settle(f)
+    if (this.#requests.settle(f)) return
     switch (f.type) {
       case 'notification':
         this.#deliver(f as NotificationFrame<Data>)
         return
       case 'replayed':
         // More is waiting: page through it before going live.
-        if (f.more) this.#link.send({ type: 'resume', since: f.seq })
+        if (f.more === true) this.#link.send({ type: 'resume', since: f.seq })
         return
       case 'read':
-        if (f.requestId === undefined) this.#read(f) // a change made elsewhere; our own resolve #mark
+        // A change made elsewhere; the replies to pending requests resolve #mark. A reply that came
+        // after its request timed out (or another's) still says the server's count.
+        if (f.requestId === undefined) this.#read(f)
+        else this.#delivery.setUnread(f.unreadCount)
         return
       case 'subscribed':
         for (const { topic, code } of f.refused ?? []) {
@@ -256,7 +257,7 @@ export class NotificationClient<Data extends object = JsonObject> {
   #deliver({ type: _, ...n }: NotificationFrame<Data>): void {
     if (this.#link.legacy) {
       // The article's server sends no id, seq or read state: nothing to resume or dedupe by.
-      this.#events.emit('notification', Object.assign({ id: '', seq: 0, read: false, priority: 'medium' as const }, n))
+      this.#events.emit('notification', { id: '', seq: 0, read: false, priority: 'medium', ...(n as object) } as Notification<Data>)
     } else if (n.seq === undefined) {
       this.#report(new ProtocolError('notification without seq'))
     } else if (this.#delivery.accept(n)) {

@@ -1,3 +1,4 @@
+import { isObject } from '../protocol/guards.js'
 import { type BackoffOptions, fullJitter } from './backoff.js'
 import type { ConnectionFactory } from './link.js'
 import { type CursorStorage, defaultStorage, memoryStorage } from './storage.js'
@@ -30,7 +31,11 @@ export interface ClientOptions {
   WebSocket?: WebSocketLike | undefined
   /** Where the cursor is kept; `false` keeps it in memory. @default localStorage in browsers, memory elsewhere */
   storage?: CursorStorage | false | undefined
-  /** Backoff shape, or a function from the attempt (0-based) to a delay in ms. @default { initial: 500, factor: 2, max: 30000 } */
+  /**
+   * Backoff shape, or a function from the attempt (0-based) to a delay in ms,
+   * held to [0, 2^31-1] (setTimeout's range; NaN and Infinity wait 2^31-1 ms,
+   * about 25 days). @default { initial: 500, factor: 2, max: 30000 }
+   */
   backoff?: { [K in keyof BackoffOptions]?: BackoffOptions[K] | undefined } | ((attempt: number) => number) | undefined
   /** Random source for the jitter (for tests). @default Math.random */
   random?: (() => number) | undefined
@@ -112,40 +117,36 @@ export function resolveClientOptions(o: ClientOptions): ResolvedClientOptions {
     url,
     token,
     WebSocket: WS = globalThis.WebSocket,
-    storage: s,
+    storage: s = defaultStorage(),
     backoff: b = {},
     random = Math.random,
     watchNetwork = true,
     connection,
   } = o
   const numbers = { ...NUMBERS }
-  const { initial = 500, factor = 2, max = 30_000 } = isFunction(b) ? {} : (b as Partial<BackoffOptions>)
-  const check = (key: string, ok: unknown, value: unknown, expected: string) => {
-    if (!ok) throw new TypeError(`belfry: options.${key} must be ${expected}; got ${show(value)}`)
+  // A function has none of these (nor has null, 0 or '': the check below refuses those).
+  const { initial = 500, factor = 2, max = 30_000 } = (b || 0) as Partial<BackoffOptions>
+  /** An option that fails was given (a default passes): the message shows what was given. */
+  const check = (key: string, ok: unknown, expected: string) => {
+    if (!ok) throw new TypeError(`belfry: options.${key} must be ${expected}; got ${show(o[key as keyof ClientOptions])}`)
   }
-  check('url', isFunction(url) || wsUrl(url), url, 'a ws(s): or http(s): URL (absolute outside a page) or a function yielding one')
-  check('token', isFunction(token) || (typeof token === 'string' && token), token, 'a non-empty string or a function yielding one')
-  check('WebSocket', isFunction(WS), WS, 'a WebSocket constructor (`ws` in Node 20)')
-  check('storage', !s || (isFunction(s.getItem) && isFunction(s.setItem)), s, 'false or { getItem, setItem }')
+  check('url', isFunction(url) || wsUrl(url), 'a ws(s): or http(s): URL (absolute outside a page) or a function yielding one')
+  check('token', isFunction(token) || (typeof token === 'string' && token), 'a non-empty string or a function yielding one')
+  check('WebSocket', isFunction(WS), 'a WebSocket constructor (`ws` in Node 20)')
+  check('storage', s === false || (isFunction(s?.getItem) && isFunction(s.setItem)), 'false or { getItem, setItem }')
   // The bound min(max, initial × factor^attempt) must grow to 100 ms: retries never spin at 0 ms.
   check(
     'backoff',
     isFunction(b) ||
-      (typeof b === 'object' &&
-        initial >= 1 &&
-        isNumber(initial) &&
-        max >= 100 &&
-        isNumber(max) &&
-        (factor > 1 || (factor === 1 && initial >= 100))),
-    b,
+      (isObject(b) && initial >= 1 && isNumber(initial) && max >= 100 && isNumber(max) && (factor > 1 || (factor === 1 && initial >= 100))),
     'a function or { initial, factor, max } reaching 100 ms',
   )
-  check('random', isFunction(random), random, 'a function')
-  check('watchNetwork', typeof watchNetwork === 'boolean', watchNetwork, 'a boolean')
-  check('connection', !connection || isFunction(connection), connection, 'a function')
+  check('random', isFunction(random), 'a function')
+  check('watchNetwork', typeof watchNetwork === 'boolean', 'a boolean')
+  check('connection', !connection || isFunction(connection), 'a function')
   for (const key in numbers) {
     const value = o[key as keyof typeof NUMBERS] ?? numbers[key as keyof typeof NUMBERS]
-    check(key, isNumber(value), value, 'a number from 0 to 2^31-1')
+    check(key, isNumber(value), 'a number from 0 to 2^31-1')
     numbers[key as keyof typeof NUMBERS] = value
   }
   return {
@@ -156,6 +157,6 @@ export function resolveClientOptions(o: ClientOptions): ResolvedClientOptions {
     watchNetwork,
     connection,
     backoff: isFunction(b) ? (b as (attempt: number) => number) : (attempt) => fullJitter(attempt, { initial, factor, max }, random),
-    storage: s || (s === false ? memoryStorage() : defaultStorage()),
+    storage: s || memoryStorage(),
   }
 }

@@ -1,8 +1,16 @@
 import type { ClientFrame, Replies, RequestFrame, ServerFrame } from '../protocol/frames.js'
 import { ProtocolError, RequestError, TimeoutError } from './errors.js'
 
+/** The frame type that answers each request the client makes (an `error` may answer any). */
+const REPLY = { history: 'history', mark_read: 'read', unsubscribe: 'unsubscribed' } satisfies {
+  [K in keyof Replies]?: Replies[K]['type']
+}
+
+/** A request the client makes. */
+export type Request = RequestFrame & { type: keyof typeof REPLY }
+
 interface Pending {
-  frame: RequestFrame
+  frame: Request
   resolve(frame: ServerFrame): void
   reject(error: Error): void
   timer: ReturnType<typeof setTimeout>
@@ -11,11 +19,15 @@ interface Pending {
 /** Requests and their replies, matched by `requestId`. */
 export interface Requests {
   /** Sends `frame` with a fresh `requestId`; resolves with the reply frame. */
-  request<F extends RequestFrame>(frame: F): Promise<Replies[F['type']]>
+  request<F extends Request>(frame: F): Promise<Replies[F['type']]>
   /** Sends every waiting request (after auth). */
   flush(): void
-  /** Settles the request a reply belongs to, if any. */
-  settle(frame: ServerFrame): void
+  /**
+   * Settles the request a reply belongs to with its reply type or an `error`;
+   * reports any other frame with that `requestId` and leaves the request
+   * pending. True when the frame belonged to a pending request.
+   */
+  settle(frame: ServerFrame): unknown
   rejectAll(error: Error): void
 }
 
@@ -25,16 +37,18 @@ export interface Requests {
  * (every request is idempotent). Each rejects with a `TimeoutError` after
  * `timeout` ms.
  */
-export function createRequests(send: (frame: ClientFrame) => boolean, timeout: number, max: number): Requests {
+export function createRequests(
+  send: (frame: ClientFrame) => boolean,
+  timeout: number,
+  max: number,
+  report: (error: ProtocolError) => void,
+): Requests {
   const pending = new Map<string, Pending>()
   let next = 0
   return {
-    request<F extends RequestFrame>(f: F) {
+    request<F extends Request>(f: F) {
       return new Promise<Replies[F['type']]>((resolve, reject) => {
-        if (pending.size >= max) {
-          reject(new RequestError(`queue full (options.maxQueue = ${max})`))
-          return
-        }
+        if (pending.size >= max) return reject(new RequestError(`queue full (options.maxQueue = ${max})`))
         const requestId = `r${++next}`
         const frame = { ...f, requestId }
         const timer = setTimeout(() => {
@@ -49,13 +63,17 @@ export function createRequests(send: (frame: ClientFrame) => boolean, timeout: n
       for (const p of pending.values()) send(p.frame)
     },
     settle(frame) {
-      const id = (frame as { requestId?: string }).requestId ?? ''
+      const id = (frame as { requestId?: string }).requestId!
       const p = pending.get(id)
-      if (!p) return
-      pending.delete(id)
-      clearTimeout(p.timer)
-      if (frame.type === 'error') p.reject(new ProtocolError(frame.message, { code: frame.code }))
-      else p.resolve(frame)
+      if (p) {
+        if (frame.type === 'error' || frame.type === REPLY[p.frame.type]) {
+          pending.delete(id)
+          clearTimeout(p.timer)
+          if (frame.type === 'error') p.reject(new ProtocolError(frame.message, { code: frame.code }))
+          else p.resolve(frame)
+        } else report(new ProtocolError(`bad frame: ${frame.type}`))
+      }
+      return p
     },
     rejectAll(error) {
       for (const p of pending.values()) {

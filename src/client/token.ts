@@ -4,7 +4,8 @@
  */
 export function subject(token: string): string {
   try {
-    const bytes = Uint8Array.from(atob((token.split('.')[1] ?? '').replace(/-/g, '+').replace(/_/g, '/')), (c) => c.charCodeAt(0))
+    // No payload: undefined.replace throws, and the catch says ''.
+    const bytes = Uint8Array.from(atob(token.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/')), (c) => c.charCodeAt(0))
     return String(JSON.parse(new TextDecoder().decode(bytes)).sub ?? '')
   } catch {
     return ''

@@ -37,12 +37,12 @@ export interface Transport {
   /** Starts a connection attempt to `url`, abandoning any current socket. */
   open(url: string): void
   send(data: string): void
-  /** Closes the current socket or attempt; reports nothing. */
-  close(code?: number, reason?: string): void
+  /** Closes the current socket or attempt (code 1000, with `reason`); reports nothing. */
+  close(reason?: string): void
 }
 
 /** setTimeout's largest delay; larger values overflow to 1 ms. */
-const NEVER = 2 ** 31 - 1
+export const NEVER = 2 ** 31 - 1
 
 export function createTransport(WS: WebSocketLike, on: TransportEvents): Transport {
   let url = ''
@@ -99,10 +99,10 @@ export function createTransport(WS: WebSocketLike, on: TransportEvents): Transpo
     send(data) {
       rws?.send(data)
     },
-    close(code = 1000, reason) {
+    close(reason) {
       if (current) {
         current = null
-        rws?.close(code, reason)
+        rws?.close(undefined, reason) // 1000, its default
       } else if (rws) {
         // Between reconnect() and the socket's construction there is no socket to close (#165).
         closePending = true

@@ -6,7 +6,7 @@
 export type Obj = Record<string, unknown>
 
 /** A plain JSON object (not an array, not null). */
-export const isObject = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v)
+export const isObject = (v: unknown): v is Obj => !!v && typeof v === 'object' && !Array.isArray(v)
 /** A `seq`: a non-negative safe integer. */
 export const isSeq = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0
 export const isString = (v: unknown): v is string => typeof v === 'string'

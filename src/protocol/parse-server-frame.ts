@@ -3,7 +3,8 @@ import { isObject, isSeq, isString, type Obj, optional } from './guards.js'
 
 /**
  * Checks the parts of a notification the client relies on. The article's
- * server sends no `id`/`seq`/`read`; the caller fills those in.
+ * server sends no `id`/`seq`/`read`; the caller fills those in. One with a
+ * `seq` (a belfry server's) has an `id`.
  */
 export function isNotificationLike(v: Obj): v is Obj & Pick<Notification, 'title' | 'body'> {
   return (
@@ -11,23 +12,30 @@ export function isNotificationLike(v: Obj): v is Obj & Pick<Notification, 'title
     isString(v.body) &&
     optional(v.priority, (p) => p === 'low' || p === 'medium' || p === 'high') &&
     optional(v.id, isString) &&
-    optional(v.seq, isSeq) &&
+    optional(v.seq, () => isSeq(v.seq) && isString(v.id)) &&
     optional(v.data, isObject) &&
     optional(v.topic, isString)
   )
 }
 
-/** What the client reads of each frame type; anything else in a frame is passed through untouched. */
-const CHECKS: Record<string, (v: Obj) => boolean> = Object.assign(Object.create(null), {
-  auth_success: (v: Obj) => optional(v.seq, isSeq) && optional(v.unreadCount, isSeq),
+/** An array whose every item passes `test`. */
+const arrayOf = (v: unknown, test: (item: unknown) => boolean) => Array.isArray(v) && v.every(test)
+
+/**
+ * What the client reads of each frame type; anything else in a frame is passed
+ * through untouched. No prototype: a type such as "toString" finds no check.
+ */
+const CHECKS: Record<string, ((v: Obj) => boolean) | null> = {
+  __proto__: null,
+  // With a seq (a belfry server's), an unreadCount; the article's server sends no seq.
+  auth_success: (v: Obj) => optional(v.seq, () => isSeq(v.seq) && isSeq(v.unreadCount)),
   notification: isNotificationLike,
   replayed: (v: Obj) => isSeq(v.seq),
-  read: (v: Obj) => Array.isArray(v.ids) && v.ids.every(isString) && isSeq(v.seq) && isSeq(v.unreadCount),
-  history: (v: Obj) => Array.isArray(v.items) && v.items.every((n) => isObject(n) && isNotificationLike(n)),
+  read: (v: Obj) => arrayOf(v.ids, isString) && isSeq(v.seq) && isSeq(v.unreadCount),
+  history: (v: Obj) => arrayOf(v.items, (n) => isObject(n) && isNotificationLike(n)),
   error: (v: Obj) => isString(v.code) && isString(v.message),
-  subscribed: (v: Obj) =>
-    optional(v.refused, (r) => Array.isArray(r) && r.every((x) => isObject(x) && isString(x.topic) && isString(x.code))),
-})
+  subscribed: (v: Obj) => optional(v.refused, (r) => arrayOf(r, (x) => isObject(x) && isString(x.topic) && isString(x.code))),
+}
 
 /**
  * Parses a frame sent by a server. Returns `undefined` for anything that is

@@ -228,6 +228,20 @@ describe('NotificationClient: offline queueing and resume', () => {
     expect(new Set(both.map((n) => n.id)).size).toBe(9)
   })
 
+  // Regression: since -1 got an error frame in answer to the auth frame, which the client did not
+  // read while authenticating: it went round auth timeouts for good, reporting nothing.
+  it('takes a stored cursor that is not a seq (corrupted storage: -1) for none, and gets online', async () => {
+    const s = await server()
+    await publishMany(s, 'ann', 2)
+    const storage = memoryStorage()
+    storage.setItem('belfry:cursor:ann', '-1')
+    const { client, events } = clients.make({ url: s.wsUrl, token: () => s.token('ann'), storage, connectTimeout: 1000 })
+    client.connect()
+    await vi.waitFor(() => expect(events.seqs()).toEqual([1, 2]), { timeout: 3000 })
+    expect(client.state).toBe('online')
+    expect(storage.getItem('belfry:cursor:ann')).toBe('2')
+  })
+
   it('sends no ack frame while connected: the heartbeat acks what it received, and a new device starts after it', async () => {
     const s = await server({ limits: { heartbeatMs: 100 } })
     const sent: { type: string }[] = []

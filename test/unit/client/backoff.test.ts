@@ -129,6 +129,17 @@ describe('client backoff', () => {
     expect(log.statuses.at(-1)).toMatchObject({ to: 'reconnecting', attempt: 1 })
   })
 
+  // Regression: setTimeout takes a delay of 2^31 ms or more (Infinity too) and NaN for 1 ms: the retries spun.
+  it.each([Number.POSITIVE_INFINITY, 2 ** 31, Number.NaN])('waits 2^31-1 ms, the longest, for a custom backoff’s %d', async (delay) => {
+    vi.useFakeTimers()
+    const server = startMockServer({ auth: (peer) => peer.close(4000) })
+    const { client, log } = createClient(server, { backoff: () => delay })
+    client.connect()
+    await tick(1000)
+    expect(log.statuses.filter((e) => e.to === 'reconnecting').map((e) => e.retryIn)).toEqual([2 ** 31 - 1])
+    expect(server.peers).toHaveLength(1)
+  })
+
   it('a custom backoff function replaces fullJitter', async () => {
     vi.useFakeTimers()
     const server = startMockServer({ auth: (peer) => peer.close(4000) })

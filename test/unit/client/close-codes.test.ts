@@ -203,6 +203,16 @@ describe('close codes (the table in docs/protocol.md)', () => {
     expect(client.state).toBe('online')
   })
 
+  // Regression: retry=0 was taken as the delay, and every 4029 brought an immediate retry.
+  it('4029 with retry=0 → backoff, not an immediate retry', async () => {
+    const server = startMockServer({ auth: (peer) => peer.close(4029, 'rate limited; retry=0') })
+    const { client, log } = createClient(server)
+    client.connect()
+    await tick(1000)
+    expect(log.statuses.filter((e) => e.to === 'reconnecting').map((e) => e.retryIn)).toEqual([250, 500, 1000])
+    expect(server.peers).toHaveLength(3)
+  })
+
   it('4029 without a delay in the reason → backoff', async () => {
     const server = startMockServer()
     const { log } = await connected(createClient(server))

@@ -50,6 +50,19 @@ describe('exactly-once delivery', () => {
     expect(storage.getItem(KEY)).toBe('6')
   })
 
+  // Regression: Number(stored) || 0 sent -1 or 1.5 as since (Infinity as null); the server answered the
+  // auth frame with an error frame, and the client went round auth timeouts for good, reporting nothing.
+  it.each(['-1', '1.5', 'Infinity', '1e400'])('takes a stored cursor that is not a seq (%s) for none: since 0', async (stored) => {
+    const storage = memoryStorage()
+    storage.setItem(KEY, stored)
+    const server = startMockServer({ auth: { seq: 2 } })
+    const { log } = await connected(createClient(server, { storage }))
+    expect(server.peer.frames[0]).toMatchObject({ type: 'auth', since: 0 })
+    server.peer.send(note(1))
+    expect(log.notifications.map((n) => n.seq)).toEqual([1])
+    expect(storage.getItem(KEY)).toBe('1')
+  })
+
   it('sends since = the last delivered seq on reconnect', async () => {
     const server = startMockServer()
     const { client } = await connected(createClient(server, { backoff: () => 100 }))
@@ -103,6 +116,17 @@ describe('exactly-once delivery', () => {
     await tick()
     expect(server.sent('resume')).toHaveLength(1)
     expect(log.notifications.map((n) => n.seq)).toEqual([1, 2, 3, 4, 5])
+  })
+
+  // Regression: any truthy `more` (the string "false") was taken for true.
+  it('pages on only for more: true, not for another truthy value', async () => {
+    const server = startMockServer({ auth: { seq: 5 } })
+    await connected(createClient(server))
+    server.peer.send(note(1))
+    server.peer.send({ type: 'replayed', more: 'false', seq: 1 })
+    server.peer.send({ type: 'replayed', more: 1, seq: 1 })
+    await tick()
+    expect(server.sent('resume')).toEqual([])
   })
 
   it('starts over from the server’s numbering when auth_success.seq is below the cursor', async () => {

@@ -43,6 +43,9 @@ describe('options', () => {
     ['random', { random: 0.5 }],
     ['storage', { storage: {} }],
     ['storage', { storage: { getItem: () => null } }],
+    // Regressions: null was read as an object (JavaScript's own TypeError), and null storage taken for the default.
+    ['backoff', { backoff: null }],
+    ['storage', { storage: null }],
   ])('a bad %s throws a TypeError naming it (%o)', (name, options) => {
     expect(build(options)).toThrow(TypeError)
     expect(build(options)).toThrow(`options.${name}`)
@@ -61,6 +64,8 @@ describe('options', () => {
     [{ token: 42 }, 'options.token must be a non-empty string or a function yielding one; got 42'],
     [{ storage: {} }, 'options.storage must be false or { getItem, setItem }; got object'],
     [{ backoff: { max: 0 } }, 'options.backoff must be a function or { initial, factor, max } reaching 100 ms; got object'],
+    [{ backoff: null }, 'options.backoff must be a function or { initial, factor, max } reaching 100 ms; got null'],
+    [{ storage: null }, 'options.storage must be false or { getItem, setItem }; got null'],
     [{ pingInterval: -1 }, 'options.pingInterval must be a number from 0 to 2^31-1; got -1'],
     [{ watchNetwork: 'yes' }, 'options.watchNetwork must be a boolean; got "yes"'],
   ])('says what it got and what it expects (%o)', (options, message) => {

@@ -192,6 +192,29 @@ describe('what the client cannot use', () => {
     expect(log.errors.map((e) => e.message)).toEqual(['notification without seq'])
   })
 
+  // Regression: it passed, and the unread count became undefined, then NaN.
+  it('an auth_success with a seq and no unreadCount is reported, not taken', async () => {
+    const server = startMockServer({ auth: (peer) => peer.send({ type: 'auth_success', message: 'ok', userId: 'u1', seq: 3 }) })
+    const t = createClient(server)
+    t.client.connect()
+    await tick()
+    expect(t.client.state).toBe('authenticating')
+    expect(t.log.errors.map((e) => e.name)).toEqual(['ProtocolError'])
+    expect(t.client.unreadCount).toBe(0)
+  })
+
+  // Regression: it was handed to the app, without an id.
+  it('a notification without id from a server that has seqs is reported and dropped', async () => {
+    const server = startMockServer()
+    const { log } = await connected(createClient(server))
+    const { id: _, ...noId } = note(1)
+    server.peer.send(noId)
+    server.peer.send(note(2))
+    await tick()
+    expect(log.notifications.map((n) => n.seq)).toEqual([2])
+    expect(log.errors.map((e) => e.name)).toEqual(['ProtocolError'])
+  })
+
   it('4002 with a token that is a string, not a provider: AuthError and stop (it cannot be refreshed)', async () => {
     const server = startMockServer({ auth: (peer) => peer.close(4002, 'token expired') })
     const t = createClient(server, { token: jwt('u1') })

@@ -62,6 +62,47 @@ describe('requests', () => {
     expect(log.reads).toHaveLength(1)
   })
 
+  // Regression: any frame with the requestId settled the request: history() resolved { items: undefined },
+  // and markRead() answered by a history frame emitted read with unreadCount undefined.
+  it('settles only on its own reply type or an error; another frame with its requestId is reported and ignored', async () => {
+    const server = startMockServer({ auth: { seq: 5, unreadCount: 3 } })
+    const { client, log } = await connected(createClient(server))
+    const history = settle(client.history())
+    const mark = settle(client.markRead('n1'))
+    await tick()
+    const [h, m] = [requestId(server.sent('history')[0]), requestId(server.sent('mark_read')[0])]
+    server.peer.send({ type: 'subscribed', topics: [], requestId: h })
+    server.peer.send({ type: 'history', items: [], requestId: m })
+    await tick()
+    expect([history.done, mark.done]).toEqual([false, false])
+    expect(log.errors.map((e) => [e.name, e.message])).toEqual([
+      ['ProtocolError', 'bad frame: subscribed'],
+      ['ProtocolError', 'bad frame: history'],
+    ])
+    expect(client.unreadCount).toBe(3)
+    expect(log.reads).toEqual([])
+    server.peer.send({ type: 'history', items: [note(5)], requestId: h })
+    server.peer.send({ type: 'read', ids: ['n1'], all: false, seq: 5, unreadCount: 2, requestId: m })
+    await tick()
+    expect(history.value).toMatchObject({ items: [{ seq: 5 }] })
+    expect(mark.value).toMatchObject({ ids: ['n1'], unreadCount: 2 })
+  })
+
+  // Regression: a reply that came after its request timed out was dropped, and the count stayed wrong until the next auth.
+  it('takes the unread count of a mark_read reply that comes after its request timed out', async () => {
+    const server = startMockServer({ auth: { seq: 5, unreadCount: 3 } })
+    const { client, log } = await connected(createClient(server, { requestTimeout: 1000 }))
+    const all = settle(client.markAllRead())
+    await tick()
+    const id = requestId(server.sent('mark_read')[0])
+    await tick(1000)
+    expect(all.error).toBeInstanceOf(TimeoutError)
+    server.peer.send({ type: 'read', ids: [], all: true, seq: 5, unreadCount: 0, requestId: id })
+    await tick()
+    expect(client.unreadCount).toBe(0)
+    expect(log.unread).toEqual([3, 0])
+  })
+
   it('rejects with a RequestError beyond maxQueue', async () => {
     const server = startMockServer()
     const { client } = createClient(server, { maxQueue: 2 })
