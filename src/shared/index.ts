@@ -109,7 +109,9 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
  */
 function ownCursor(storage: CursorStorage): CursorStorage {
   const mine: Record<string, string | null> = {}
+  // The storage's other fields as they are: a `volatile` one still has the client ack by the clock.
   return {
+    ...storage,
     getItem: (k) => (mine[k] ??= storage.getItem(k)),
     setItem: (k, v) => {
       mine[k] = v

@@ -46,6 +46,7 @@ interface TabOptions {
   /** The user the tab's token names, asked at every token. */
   user?: string | (() => string)
   storage?: CursorStorage
+  ackDelay?: number
   /** false: no Web Locks and no BroadcastChannel. */
   locks?: boolean
   /** Drops a message this tab would receive (a message lost): a frame the leader relays has its epoch `e` and the frame `f`. */
@@ -109,6 +110,7 @@ function openTab(s: TestServer, options: TabOptions = {}): Tab {
     WebSocket: TabSocket,
     backoff: FAST_BACKOFF,
     storage: options.storage ?? memoryStorage(),
+    ackDelay: options.ackDelay,
     connection: sharedConnection({
       beat: 50,
       stale: 200,
@@ -342,6 +344,30 @@ describe('sharedConnection', () => {
     await fresh.client.ready()
     await publish(s, 6, 7)
     await everyTabHas([fresh], [6, 7])
+  })
+
+  it('acks by the clock with a volatile storage, as a socket of its own does: the next page load does not get it again', async () => {
+    const s = await start()
+    // memoryStorage() is volatile: the client acks `ackDelay` ms after a delivery, even to a server that acks by its heartbeat.
+    const tab = openTab(s, { ackDelay: 50 })
+    await tab.client.ready()
+    expect(modeOf(tab)).toBe('leader')
+    await publish(s, 1, 1)
+    await everyTabHas([tab], [1])
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    // The page reloads (no close(): an unload): the next one has no cursor and starts from the acknowledged seq.
+    const next = new NotificationClient({
+      url: s.wsUrl,
+      token: () => s.token('ann'),
+      WebSocket,
+      backoff: FAST_BACKOFF,
+      storage: memoryStorage(),
+    })
+    const got = record(next)
+    await next.ready()
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    next.close()
+    expect(got.seqs()).toEqual([])
   })
 
   it('keeps users apart: each user’s tabs share a socket of their own', async () => {
