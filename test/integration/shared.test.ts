@@ -271,6 +271,31 @@ describe('sharedConnection', () => {
     expect(s.server.stats().connections).toBe(1)
   })
 
+  it('a follower shown again after a freeze, whose overdue timer runs before it hears the leader, leaves the leader its lock', async () => {
+    const s = await start()
+    const doc = Object.assign(new EventTarget(), { hidden: false })
+    vi.stubGlobal('document', doc)
+    try {
+      const leader = openTab(s)
+      await leader.client.ready()
+      const follower = openTab(s)
+      await follower.client.ready()
+      expect([leader, follower].map(modeOf)).toEqual(['leader', 'follower'])
+      // Frozen in the background for a second, while the leader beats on...
+      doc.hidden = true
+      follower.sleep()
+      await new Promise((resolve) => setTimeout(resolve, 1000))
+      // ...then shown: the leader's words reach it 2 beats after its overdue timer runs.
+      doc.hidden = false
+      follower.wake(100)
+      await new Promise((resolve) => setTimeout(resolve, 600))
+      expect([leader, follower].map(modeOf)).toEqual(['leader', 'follower'])
+      expect(leader.events.count('online')).toBe(1)
+    } finally {
+      vi.unstubAllGlobals()
+    }
+  })
+
   it('resumes a tab that leads after falling behind from its own cursor, not the profile’s (which other tabs moved on)', async () => {
     const s = await start()
     await publish(s, 1, 2)
@@ -319,6 +344,23 @@ describe('sharedConnection', () => {
     await everyTabHas([late], range(21, 152))
     expect(late.events.notifications.at(-1)!.replayed).toBeUndefined()
     expect(behind.getItem('belfry:cursor:ann')).toBe('152')
+  })
+
+  it('fills a gap for a tab that joins behind when the server cuts the history pages short by bytes', async () => {
+    // A page stops before its items pass half of maxBufferedBytes, and says with `next` where the rest starts: about 7 of these a page.
+    const s = await start({ limits: { maxBufferedBytes: 64 * 1024 } })
+    const first = openTab(s)
+    await first.client.ready()
+    const body = 'x'.repeat(4000)
+    for (const i of range(1, 30)) expect((await httpPublish(s.url, { userId: 'ann', title: `n${i}`, body })).status).toBe(201)
+    await everyTabHas([first], range(1, 30))
+    const behind = memoryStorage()
+    behind.setItem('belfry:cursor:ann', '2')
+    const late = openTab(s, { storage: behind })
+    await late.client.ready()
+    expect(modeOf(late)).toBe('follower')
+    await everyTabHas([late], range(3, 30))
+    expect(late.events.notifications.every((n) => n.replayed === true)).toBe(true)
   })
 
   it('fills a gap left by a lost message before handing over what came after it', async () => {
