@@ -115,6 +115,7 @@ function ownCursor(storage: CursorStorage): CursorStorage {
     getItem: (k) => (mine[k] ??= storage.getItem(k)),
     setItem: (k, v) => {
       mine[k] = v
+      // (+null is 0; a stored value that is no number counts as 0.)
       if (+v > (+storage.getItem(k)! || 0)) storage.setItem(k, v)
     },
   }
@@ -164,7 +165,7 @@ function shared(
   let cursor = 0
   let want = 0
   let held: Record<number, Notification> = {}
-  /** The request id of the history page asked for, if one is: its `before`, the end of its range. */
+  /** The history page asked for, if one is: its `before` (the end of its range), which is its request id. */
   let fetching: number | undefined
 
   /**
@@ -451,6 +452,7 @@ function shared(
        * `resume`), so the answer goes back to that tab alone. An ack gets no answer.
        */
       const f = frame.type === 'ack' ? frame : ({ ...frame, requestId: `${tab}:${frame.requestId ?? ''}` } as ClientFrame)
+      // Offline, nothing is sent (false); online it goes to the leader (post returns nothing: true).
       return link ? link.send(f) : state === 'online' && !post({ f })
     },
     close,
