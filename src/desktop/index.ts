@@ -105,16 +105,7 @@ export function desktopNotifications<Data extends object = JsonObject>(
 
   let broken = false
   let stopped = false
-  /**
-   * The tab is a follower (belfry/shared: the leader's tab shows them), as
-   * status events tell it; at first as the client's connection says it, since
-   * a client online already tells no status event until its state changes:
-   * belfry/shared's sets the global `belfry:follower` as its state is read.
-   */
-  const g = globalThis as { 'belfry:follower'?: boolean }
-  delete g['belfry:follower']
-  void client.state
-  let follower = !!g['belfry:follower']
+  let follower = false
   /** When the last one was shown, and the notifications waiting for the summary. */
   let last = Number.NEGATIVE_INFINITY
   let waiting = 0

@@ -433,8 +433,6 @@ function shared(
 
   return {
     get state() {
-      // Where belfry/desktop, which holds only the client, reads the tab's mode: as it reads the state.
-      ;(globalThis as { 'belfry:follower'?: boolean })['belfry:follower'] = !link
       return state
     },
     get legacy() {

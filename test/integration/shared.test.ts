@@ -1,6 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import WebSocket from 'ws'
-import { desktopNotifications } from '../../src/desktop/index.js'
 import { type CursorStorage, memoryStorage, NotificationClient } from '../../src/index.js'
 import { sharedConnection } from '../../src/shared/index.js'
 import { FAST_BACKOFF, type Recorder, range, record } from '../helpers/client.js'
@@ -485,31 +484,6 @@ describe('sharedConnection', () => {
       expect(follower.events.errors.map((e) => e.message)).toContain('subscription to "much-too-long" refused: topic_too_long'),
     )
     expect(other.events.errors).toEqual([])
-  })
-
-  it('leaves desktop notifications to the leader when they start after the tabs are online', async () => {
-    const s = await start()
-    const leader = openTab(s)
-    await leader.client.ready()
-    const follower = openTab(s)
-    await follower.client.ready()
-    expect([leader, follower].map(modeOf)).toEqual(['leader', 'follower'])
-    // Turned on later (a settings toggle, a module loaded on demand): no status event comes after.
-    const shown: string[] = []
-    const Shown = class {
-      static permission = 'granted'
-      onclick = null
-      constructor(title: string) {
-        shown.push(title)
-      }
-      close() {}
-    } as unknown as typeof Notification
-    const desktops = [leader, follower].map((t) => desktopNotifications(t.client, { Notification: Shown, anyTabVisible: () => false }))
-    await publish(s, 1, 1)
-    await everyTabHas([leader, follower], [1])
-    await new Promise((resolve) => setTimeout(resolve, 50))
-    expect(shown).toEqual(['n1'])
-    for (const d of desktops) d.stop()
   })
 
   it('falls back to a socket per tab without Web Locks or BroadcastChannel (mode solo)', async () => {
