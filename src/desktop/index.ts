@@ -9,7 +9,7 @@
  * enableButton.hidden = desktop.permission !== 'default'
  * enableButton.onclick = () => desktop.request()
  */
-import { BelfryError, type ConnectionMode, type JsonObject, type Notification, type NotificationClient } from 'belfry'
+import { BelfryError, type JsonObject, type Notification, type NotificationClient } from 'belfry'
 
 /** The browser's permission, or `unsupported` where pages cannot show notifications (no constructor, or one that throws, as on Android). */
 export type DesktopPermission = NotificationPermission | 'unsupported'
@@ -88,6 +88,14 @@ export function desktopNotifications<Data extends object = JsonObject>(
   if (!(Number.isFinite(interval) && interval >= 0)) {
     throw new TypeError(`desktopNotifications: interval must be a number of ms ≥ 0; got ${String(interval)}`)
   }
+  for (const name of ['filter', 'render', 'summary', 'onClick', 'anyTabVisible'] as const) {
+    const f = options[name]
+    if (f !== undefined && typeof f !== 'function') {
+      // What it got as the client's TypeErrors show it: a string quoted, an object by its type.
+      const got = typeof f === 'string' ? JSON.stringify(f) : f && typeof f === 'object' ? 'object' : String(f)
+      throw new TypeError(`desktopNotifications: ${name} must be a function; got ${got}`)
+    }
+  }
   const render = options.render ?? ((n: Notification<Data>) => ({ title: n.title, options: { body: n.body } }))
   const summary = options.summary ?? ((count: number) => ({ title: `${count} new notification${count === 1 ? '' : 's'}` }))
   const Ctor = options.Notification ?? globalThis.Notification
@@ -97,7 +105,7 @@ export function desktopNotifications<Data extends object = JsonObject>(
 
   let broken = false
   let stopped = false
-  let mode: ConnectionMode = 'solo'
+  let follower = false
   /** When the last one was shown, and the notifications waiting for the summary. */
   let last = Number.NEGATIVE_INFINITY
   let waiting = 0
@@ -132,7 +140,7 @@ export function desktopNotifications<Data extends object = JsonObject>(
   }
 
   /** Whether this tab should show anything now: allowed, not a follower, and no tab of the app visible. */
-  const mayShow = async () => permission() === 'granted' && mode !== 'follower' && !(await anyTabVisible()) && !stopped
+  const mayShow = async () => permission() === 'granted' && !follower && !(await anyTabVisible()) && !stopped
 
   const flush = async () => {
     timer = undefined
@@ -149,7 +157,7 @@ export function desktopNotifications<Data extends object = JsonObject>(
 
   cleanup.push(
     client.on('status', (e) => {
-      mode = e.mode
+      follower = e.mode === 'follower'
     }),
     client.on('notification', async (n) => {
       if (filter && !filter(n)) return
@@ -164,7 +172,12 @@ export function desktopNotifications<Data extends object = JsonObject>(
     let release: (() => void) | undefined
     const track = () => {
       if (ownVisible() && !release) {
-        locks.request(VISIBLE_LOCK, { mode: 'shared' }, () => new Promise<void>((done) => (release = done))).catch(() => {})
+        // Granted once the tab is hidden again or stopped (or to a second request while one is held): let go at once.
+        locks
+          .request(VISIBLE_LOCK, { mode: 'shared' }, () =>
+            ownVisible() && !stopped && !release ? new Promise<void>((done) => (release = done)) : undefined,
+          )
+          .catch(() => {})
       } else if (!ownVisible() && release) {
         release()
         release = undefined
@@ -182,6 +195,7 @@ export function desktopNotifications<Data extends object = JsonObject>(
   globalThis.navigator?.permissions
     ?.query({ name: 'notifications' })
     .then((status) => {
+      if (stopped) return
       status.addEventListener('change', tell)
       cleanup.push(() => status.removeEventListener('change', tell))
     })

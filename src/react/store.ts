@@ -132,16 +132,6 @@ export function createStore<Data extends object>(
     // A client the app connected already is followed from where it is.
     now[UNREAD] = client.unreadCount
     set(CONNECTION, { state: client.state })
-    client.on('notification', (n) => list([n]))
-    client.on('unread', ({ count }) => set(UNREAD, count))
-    client.on('status', (event) => set(CONNECTION, { state: event.to, event, since: Date.now() }))
-    client.on('read', ({ ids, all, seq }) => {
-      let marked: Item | undefined
-      // biome-ignore lint/suspicious/noAssignInExpressions: notes that one changed (keeps belfry/react within its size limit)
-      items = items.map((n) => (n.read || !(all ? n.seq <= seq : ids.includes(n.id)) ? n : (marked = { ...n, read: true })))
-      // A read event that changes none of the list leaves its slice alone.
-      if (marked) list()
-    })
     return client
   }
 
@@ -157,9 +147,24 @@ export function createStore<Data extends object>(
     get,
     retain() {
       const client = get()
-      holds.set(client, (holds.get(client) ?? 0) + 1)
+      // The store follows the client while a provider holds it: its listeners go with it (another provider of the client has its own).
+      const offs = [
+        client.on('notification', (n) => list([n])),
+        client.on('unread', ({ count }) => set(UNREAD, count)),
+        client.on('status', (event) => set(CONNECTION, { state: event.to, event, since: Date.now() })),
+        client.on('read', ({ ids, all, seq }) => {
+          let marked: Item | undefined
+          // biome-ignore lint/suspicious/noAssignInExpressions: notes that one changed (keeps belfry/react within its size limit)
+          items = items.map((n) => (n.read || !(all ? n.seq <= seq : ids.includes(n.id)) ? n : (marked = { ...n, read: true })))
+          // A read event that changes none of the list leaves its slice alone.
+          if (marked) list()
+        }),
+      ]
+      // -~: one more, from none (undefined) too.
+      holds.set(client, -~holds.get(client)!)
       client.connect()
       return () => {
+        for (const off of offs) off()
         holds.set(client, holds.get(client)! - 1)
         // A macrotask later, if no provider holds it by then: StrictMode's unmount and remount keep the client.
         setTimeout(() => holds.get(client) || client.close())

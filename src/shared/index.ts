@@ -109,11 +109,14 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
  */
 function ownCursor(storage: CursorStorage): CursorStorage {
   const mine: Record<string, string | null> = {}
+  // The storage's other fields as they are: a `volatile` one still has the client ack by the clock.
   return {
+    ...storage,
     getItem: (k) => (mine[k] ??= storage.getItem(k)),
     setItem: (k, v) => {
       mine[k] = v
-      if (Number(v) > (Number(storage.getItem(k)) || 0)) storage.setItem(k, v)
+      // (+null is 0; a stored value that is no number counts as 0.)
+      if (+v > (+storage.getItem(k)! || 0)) storage.setItem(k, v)
     },
   }
 }
@@ -162,8 +165,8 @@ function shared(
   let cursor = 0
   let want = 0
   let held: Record<number, Notification> = {}
-  /** The request id of the history page asked for, if one is: its `before`, the end of its range. */
-  let fetching: string | undefined
+  /** The history page asked for, if one is: its `before` (the end of its range), which is its request id. */
+  let fetching: number | undefined
 
   /**
    * The fields of a token's auth frame; a token that names another user than
@@ -181,14 +184,6 @@ function shared(
   const announce = () => post({ e: epoch, s: last, n: snap })
 
   /**
-   * A frame's request id on the shared socket names the tab that sent it:
-   * `tab:id`, or `tab:` for a frame sent without one (a batch `subscribe`, a
-   * `resume`), so the answer goes back to that tab alone. An ack gets no answer.
-   */
-  const tag = (f: Frame<ClientFrame>): ClientFrame =>
-    f.type === 'ack' ? f : ({ ...f, requestId: `${tab}:${f.requestId ?? ''}` } as ClientFrame)
-
-  /**
    * The tab's state, told to the client with the tab's mode. Going online, the
    * tab's client and cursor first start from the snapshot (the auth of the
    * leader's socket).
@@ -198,7 +193,7 @@ function shared(
     if (from === to || from === 'closed') return
     state = to
     if (to === 'online') {
-      fetching = ''
+      fetching = 0
       if (snap.seq < cursor) cursor = snap.seq // another database: its numbering
       // No cursor yet (a new tab with nothing stored): like the server for `since: 0`, nothing old is replayed.
       if (cursor) want = Math.max(want, snap.seq)
@@ -216,7 +211,8 @@ function shared(
       a = host.auth(await resolve(o.token))
     } catch (cause) {
       host.error(new BelfryError('url or token provider failed', { cause }))
-      watch = setTimeout(() => state === 'connecting' && join(), o.backoff(0))
+      // Again later, unless the tab closed meanwhile (leave() clears a retry set before).
+      if (state !== 'closed') watch = setTimeout(join, o.backoff(0))
       return
     }
     if (state === 'closed') return
@@ -227,15 +223,19 @@ function shared(
     key = `belfry:${url}#${user ?? ''}`
     cursor = want = a.since ?? 0
     channel = new Channel(key)
-    channel.onmessage = (e: MessageEvent<Message>) => receive(e.data)
+    channel.onmessage = receive
     lastWord = Date.now()
     queue(false)
     post({})
     watch = setInterval(() => {
       // Leading: the state again, every `beat` ms, which also puts right a tab that missed a message.
       if (link) announce()
+      // Hidden, or woken from a freeze (its timer late: the leader's silence jumped past `stale` + 2 beats, where
+      // it grows a beat at a time), it waits for the leader's words, which may come after its overdue timer, as a
+      // leader woken to a lost lock does.
+      else if (globalThis.document?.hidden || Date.now() - lastWord > stale + 2 * beat) lastWord = Date.now()
       // A leader that has said nothing for `stale` ms is frozen or gone: a visible tab takes its place.
-      else if (!globalThis.document?.hidden && Date.now() - lastWord > stale) {
+      else if (Date.now() - lastWord > stale) {
         lastWord = Date.now()
         queue(true)
       }
@@ -251,12 +251,11 @@ function shared(
       .catch(() => ask === asked && state !== 'closed' && follow())
   }
 
-  /** Holds the lock until it steps down (or lets go at once if the tab left): opens the socket and relays what it gets. */
-  function lead(): Promise<void> | undefined {
-    if (state === 'closed') return
+  /** Holds the lock until it steps down: opens the socket and relays what it gets. (A tab that left, closed or not, bumped `asked`: its grant never gets here.) */
+  function lead(): Promise<void> {
     epoch = Math.max(Date.now(), epoch + 1)
     held = {}
-    fetching = ''
+    fetching = 0
     const socket = solo({
       ...host,
       auth,
@@ -329,7 +328,7 @@ function shared(
     }
   }
 
-  function receive(m: Message): void {
+  function receive({ data: m }: MessageEvent<Message>): void {
     if (state === 'closed') return
     const f = m.f as Frame<ServerFrame>
     if (!m.e) {
@@ -354,17 +353,19 @@ function shared(
       // In order it goes to the client; past a gap it waits for the gap to fill. While the user is checked it waits to be fetched.
       want = Math.max(want, f.seq)
       if (cursor && checking) return
-      if (!cursor) cursor = f.seq - 1 // the first one this new tab sees
+      cursor ||= f.seq - 1 // the first one this new tab sees
       if (f.seq > cursor) held[f.seq] = f
       drain(0)
-    } else if (fetching && f.requestId === fetching) {
+    } else if (fetching && +f.requestId! === fetching) {
       // A page, or its refusal (rate limited, …): then the next beat asks again.
-      const before = +fetching
-      fetching = ''
+      const before = fetching
+      fetching = 0
       if (f.type === 'history') {
-        // Newest first: every seq in (cursor, before) that exists. One that also came live goes as it came.
+        // Newest first: every seq in [next, before) that exists. One that also came live goes as it came.
         for (const n of f.items) if (n.seq < before) held[n.seq] ??= { ...n, type: 'notification', replayed: true }
-        drain(before - 1)
+        // A page cut short (by bytes) says where the rest starts: what it brought waits for the older page.
+        if (f.next! > cursor + 1) fill(f.next)
+        else drain(before - 1)
       }
     } else host.frame(f)
   }
@@ -375,10 +376,9 @@ function shared(
    * in hand, one missing no longer exists). Then asks for what is missing.
    */
   function drain(floor: number): void {
-    for (const k in held) {
-      const seq = +k
+    for (const f of Object.values(held)) {
+      const seq = f.seq!
       if (seq > Math.max(cursor, floor) + 1) break
-      const f = held[seq]!
       delete held[seq]
       if (seq > cursor) {
         cursor = seq
@@ -389,11 +389,10 @@ function shared(
     fill()
   }
 
-  /** Follower: asks the leader for the oldest page (at most 100, the server's history limit) of what it lacks. */
-  function fill(): void {
+  /** Follower: asks the leader for the oldest page (at most 100, the server's history limit) of what it lacks, or for what comes before `before`. */
+  function fill(before = Math.min(want, cursor + 100) + 1): void {
     if (fetching || checking || state !== 'online' || want <= cursor || !cursor) return
-    const before = Math.min(want, cursor + 100) + 1
-    fetching = `${before}`
+    fetching = before
     post({ f: { type: 'history', before, limit: before - cursor - 1, requestId: `${tab}:${before}` } })
   }
 
@@ -426,8 +425,8 @@ function shared(
     resolve(o.token).then(auth).then(done, done)
   }
 
+  /** Final (a second call changes nothing: set() ignores it and leave() has nothing left to do). */
   function close(reason = 'close'): void {
-    if (state === 'closed') return
     set('closed', { reason })
     leave()
   }
@@ -444,11 +443,15 @@ function shared(
       set('connecting', { reason: 'connect' })
       void join()
     },
-    send(frame) {
-      if (link) return link.send(tag(frame))
-      if (state !== 'online') return false
-      post({ f: tag(frame) })
-      return true
+    send(frame: Frame<ClientFrame>) {
+      /**
+       * A frame's request id on the shared socket names the tab that sent it:
+       * `tab:id`, or `tab:` for a frame sent without one (a batch `subscribe`, a
+       * `resume`), so the answer goes back to that tab alone. An ack gets no answer.
+       */
+      const f = frame.type === 'ack' ? frame : ({ ...frame, requestId: `${tab}:${frame.requestId ?? ''}` } as ClientFrame)
+      // Offline, nothing is sent (false); online it goes to the leader (post returns nothing: true).
+      return link ? link.send(f) : state === 'online' && !post({ f })
     },
     close,
   }

@@ -46,6 +46,7 @@ interface TabOptions {
   /** The user the tab's token names, asked at every token. */
   user?: string | (() => string)
   storage?: CursorStorage
+  ackDelay?: number
   /** false: no Web Locks and no BroadcastChannel. */
   locks?: boolean
   /** Drops a message this tab would receive (a message lost): a frame the leader relays has its epoch `e` and the frame `f`. */
@@ -109,6 +110,7 @@ function openTab(s: TestServer, options: TabOptions = {}): Tab {
     WebSocket: TabSocket,
     backoff: FAST_BACKOFF,
     storage: options.storage ?? memoryStorage(),
+    ackDelay: options.ackDelay,
     connection: sharedConnection({
       beat: 50,
       stale: 200,
@@ -269,6 +271,31 @@ describe('sharedConnection', () => {
     expect(s.server.stats().connections).toBe(1)
   })
 
+  it('a follower shown again after a freeze, whose overdue timer runs before it hears the leader, leaves the leader its lock', async () => {
+    const s = await start()
+    const doc = Object.assign(new EventTarget(), { hidden: false })
+    vi.stubGlobal('document', doc)
+    try {
+      const leader = openTab(s)
+      await leader.client.ready()
+      const follower = openTab(s)
+      await follower.client.ready()
+      expect([leader, follower].map(modeOf)).toEqual(['leader', 'follower'])
+      // Frozen in the background for a second, while the leader beats on...
+      doc.hidden = true
+      follower.sleep()
+      await new Promise((resolve) => setTimeout(resolve, 1000))
+      // ...then shown: the leader's words reach it 2 beats after its overdue timer runs.
+      doc.hidden = false
+      follower.wake(100)
+      await new Promise((resolve) => setTimeout(resolve, 600))
+      expect([leader, follower].map(modeOf)).toEqual(['leader', 'follower'])
+      expect(leader.events.count('online')).toBe(1)
+    } finally {
+      vi.unstubAllGlobals()
+    }
+  })
+
   it('resumes a tab that leads after falling behind from its own cursor, not the profile’s (which other tabs moved on)', async () => {
     const s = await start()
     await publish(s, 1, 2)
@@ -319,6 +346,23 @@ describe('sharedConnection', () => {
     expect(behind.getItem('belfry:cursor:ann')).toBe('152')
   })
 
+  it('fills a gap for a tab that joins behind when the server cuts the history pages short by bytes', async () => {
+    // A page stops before its items pass half of maxBufferedBytes, and says with `next` where the rest starts: about 7 of these a page.
+    const s = await start({ limits: { maxBufferedBytes: 64 * 1024 } })
+    const first = openTab(s)
+    await first.client.ready()
+    const body = 'x'.repeat(4000)
+    for (const i of range(1, 30)) expect((await httpPublish(s.url, { userId: 'ann', title: `n${i}`, body })).status).toBe(201)
+    await everyTabHas([first], range(1, 30))
+    const behind = memoryStorage()
+    behind.setItem('belfry:cursor:ann', '2')
+    const late = openTab(s, { storage: behind })
+    await late.client.ready()
+    expect(modeOf(late)).toBe('follower')
+    await everyTabHas([late], range(3, 30))
+    expect(late.events.notifications.every((n) => n.replayed === true)).toBe(true)
+  })
+
   it('fills a gap left by a lost message before handing over what came after it', async () => {
     const s = await start()
     const leader = openTab(s)
@@ -342,6 +386,30 @@ describe('sharedConnection', () => {
     await fresh.client.ready()
     await publish(s, 6, 7)
     await everyTabHas([fresh], [6, 7])
+  })
+
+  it('acks by the clock with a volatile storage, as a socket of its own does: the next page load does not get it again', async () => {
+    const s = await start()
+    // memoryStorage() is volatile: the client acks `ackDelay` ms after a delivery, even to a server that acks by its heartbeat.
+    const tab = openTab(s, { ackDelay: 50 })
+    await tab.client.ready()
+    expect(modeOf(tab)).toBe('leader')
+    await publish(s, 1, 1)
+    await everyTabHas([tab], [1])
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    // The page reloads (no close(): an unload): the next one has no cursor and starts from the acknowledged seq.
+    const next = new NotificationClient({
+      url: s.wsUrl,
+      token: () => s.token('ann'),
+      WebSocket,
+      backoff: FAST_BACKOFF,
+      storage: memoryStorage(),
+    })
+    const got = record(next)
+    await next.ready()
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    next.close()
+    expect(got.seqs()).toEqual([])
   })
 
   it('keeps users apart: each user’s tabs share a socket of their own', async () => {

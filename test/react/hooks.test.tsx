@@ -142,6 +142,49 @@ describe('BelfryProvider', () => {
     expect(client.state).toBe('closed')
   })
 
+  it('takes its listeners off a client instance when it unmounts, while another provider of it stays', async () => {
+    const server = startMockServer()
+    const { client } = createClient(server)
+    // Counts the subscriptions on the client.
+    let live = 0
+    const on = client.on.bind(client)
+    client.on = ((type: never, handler: never) => {
+      live++
+      const off = on(type, handler)
+      return () => {
+        live--
+        off()
+      }
+    }) as typeof client.on
+    function Two({ both }: { both: boolean }) {
+      return (
+        <>
+          <BelfryProvider client={client}>
+            <Inbox />
+          </BelfryProvider>
+          {both && (
+            <BelfryProvider client={client}>
+              <Inbox />
+            </BelfryProvider>
+          )}
+        </>
+      )
+    }
+    const view = render(<Two both={false} />)
+    await settle()
+    const one = live
+    for (let i = 0; i < 5; i++) {
+      view.rerender(<Two both={true} />)
+      await settle()
+      view.rerender(<Two both={false} />)
+      await settle()
+    }
+    expect(live).toBe(one)
+    expect(client.state).toBe('online')
+    await act(async () => server.peer.send(note(1, { title: 'still followed' })))
+    expect(document.body.textContent).toContain('still followed')
+  })
+
   it('follows a client the app connected before the provider mounted', async () => {
     const server = startMockServer({ auth: { unreadCount: 3 } })
     const { client } = createClient(server)

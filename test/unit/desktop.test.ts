@@ -72,6 +72,39 @@ function setup(options: DesktopOptions = {}, permission: NotificationPermission 
   return { ...c, ...n, desktop }
 }
 
+/**
+ * Web Locks as a browser profile has them for belfry/desktop's visible-tab lock (shared mode,
+ * granted a task later), with `query()` listing what is held; and a document whose
+ * visibility a test sets.
+ */
+function fakeLocks() {
+  const held: { name: string; mode: LockMode }[] = []
+  const manager = {
+    request(name: string, options: LockOptions, callback: LockGrantedCallback<unknown>) {
+      const lock = { name, mode: options.mode ?? 'exclusive' }
+      return new Promise((resolve) => setTimeout(resolve, 0)).then(async () => {
+        held.push(lock)
+        try {
+          return await callback(lock as Lock)
+        } finally {
+          held.splice(held.indexOf(lock), 1)
+        }
+      })
+    },
+    async query() {
+      return { held: held.map((l) => ({ ...l })), pending: [] }
+    },
+  }
+  vi.stubGlobal('navigator', { locks: manager })
+  const doc = Object.assign(new EventTarget(), { visibilityState: 'visible' as DocumentVisibilityState })
+  vi.stubGlobal('document', doc)
+  const show = (v: DocumentVisibilityState) => {
+    doc.visibilityState = v
+    doc.dispatchEvent(new Event('visibilitychange'))
+  }
+  return { held: () => held.map((l) => l.name), show }
+}
+
 beforeEach(() => {
   vi.useFakeTimers()
   visible = false
@@ -244,10 +277,60 @@ describe('desktopNotifications', () => {
     expect(t.listeners()).toBe(0)
   })
 
+  it('holds the visible-tab lock only while visible and running: a grant after hiding or stop() lets go at once', async () => {
+    // Hidden before the lock is granted (a quick switch of tabs).
+    let locks = fakeLocks()
+    const a = desktopNotifications(fakeClient().client, { Notification: fakeNotification().Ctor })
+    locks.show('hidden')
+    await settle()
+    expect(locks.held()).toEqual([])
+    a.stop()
+    vi.unstubAllGlobals()
+    // Stopped before it is granted (React StrictMode's unmount after the first mount).
+    locks = fakeLocks()
+    desktopNotifications(fakeClient().client, { Notification: fakeNotification().Ctor }).stop()
+    await settle()
+    locks.show('hidden')
+    await settle()
+    expect(locks.held()).toEqual([])
+    // Shown: held, and let go when hidden.
+    const b = desktopNotifications(fakeClient().client, { Notification: fakeNotification().Ctor })
+    locks.show('visible')
+    await settle()
+    expect(locks.held()).toEqual(['belfry:visible'])
+    locks.show('hidden')
+    await settle()
+    expect(locks.held()).toEqual([])
+    b.stop()
+  })
+
+  it('stopped before the permission status is known, adds no change listener to it', async () => {
+    const status = new EventTarget()
+    const add = vi.spyOn(status, 'addEventListener')
+    vi.stubGlobal('navigator', { permissions: { query: async () => status } })
+    setup().desktop.stop()
+    await settle()
+    expect(add).not.toHaveBeenCalled()
+    setup()
+    await settle()
+    expect(add).toHaveBeenCalledWith('change', expect.any(Function))
+  })
+
   it('refuses a bad interval with a TypeError that says what it got', () => {
     const { client } = fakeClient()
     expect(() => desktopNotifications(client, { interval: -1 })).toThrow(
       new TypeError('desktopNotifications: interval must be a number of ms ≥ 0; got -1'),
     )
+  })
+
+  it('refuses a filter, render, summary, onClick or anyTabVisible that is no function with a TypeError that says what it got', () => {
+    const { client } = fakeClient()
+    expect(() => desktopNotifications(client, { filter: 'high' as never })).toThrow(
+      new TypeError('desktopNotifications: filter must be a function; got "high"'),
+    )
+    expect(() => desktopNotifications(client, { render: { title: 'x' } as never })).toThrow(/render must be a function; got object$/)
+    expect(() => desktopNotifications(client, { summary: 3 as never })).toThrow(/summary must be a function; got 3$/)
+    expect(() => desktopNotifications(client, { onClick: '/inbox' as never })).toThrow(/onClick must be a function; got "\/inbox"$/)
+    expect(() => desktopNotifications(client, { anyTabVisible: true as never })).toThrow(/anyTabVisible must be a function; got true$/)
   })
 })
