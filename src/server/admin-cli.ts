@@ -1,5 +1,7 @@
 /** `belfry-server admin …`: the admin API of a running server, from a shell. */
 
+import { redact } from './redact.js'
+
 export const ADMIN_USAGE = `Usage: belfry-server admin <command> [options]
 
 Commands:
@@ -39,7 +41,7 @@ export async function admin(
     try {
       res = await fetch(new URL(path, url), { ...init, headers: { ...init.headers, authorization: `Bearer ${key}` } })
     } catch (error) {
-      throw new Error(`cannot reach ${url}: ${((error as Error).cause as Error | undefined)?.message ?? (error as Error).message}`)
+      throw new Error(`cannot reach ${redact(url)}: ${((error as Error).cause as Error | undefined)?.message ?? (error as Error).message}`)
     }
     const text = await res.text()
     let body: { message?: unknown } | undefined
@@ -84,8 +86,9 @@ function request(args: readonly string[], env: NodeJS.ProcessEnv): { url: string
     const number = (name: string) => {
       const value = flags[name]
       if (value === undefined) return undefined
-      const n = Number(value)
-      if (value.trim() === '' || !Number.isFinite(n)) throw new UsageError(`--${name} must be a number, got "${value}"`)
+      // Decimal digits (a fraction allowed): not `Number()` alone, which reads "0x2" as 2.
+      const n = /^\d+(\.\d+)?$/.test(value) ? Number(value) : Number.NaN
+      if (!Number.isFinite(n)) throw new UsageError(`--${name} must be a number, got "${value}"`)
       return n
     }
     const days = number('days')

@@ -1,6 +1,7 @@
 /** Configuration of the `belfry-server` command, read from the environment. */
 
 import { MAX_IDEMPOTENCY_KEY_TTL_MS } from './options.js'
+import { redact } from './redact.js'
 
 /**
  * Documented dev-mode secrets. Dev mode always uses these (never secrets from
@@ -36,10 +37,19 @@ export interface CliConfig {
   ignored: string[]
 }
 
+/**
+ * A whole number written in decimal digits, or NaN. Not `Number()` alone: it
+ * reads "" and " " as 0, "0x10" as 16 and "1e3" as 1000.
+ */
+export const whole = (text: string): number => (/^\d+$/.test(text) ? Number(text) : Number.NaN)
+
+/** A number written in decimal digits, a fraction allowed ("1.5"), or NaN. */
+const decimal = (text: string): number => (/^\d+(\.\d+)?$/.test(text) ? Number(text) : Number.NaN)
+
 /** Reads the configuration; throws an Error whose message tells the operator what to set. */
 export function readConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): CliConfig {
   const dev = argv.includes('--dev')
-  const port = Number(env.PORT || 3000)
+  const port = whole(env.PORT || '3000')
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT must be a port number, got "${env.PORT}"`)
   if (env.BELFRY_DB === '') throw new Error('BELFRY_DB is empty: set it to a file path, or unset it for ./belfry.db')
   const { BELFRY_DATABASE_URL: databaseUrl, BELFRY_REDIS_URL: redisUrl } = env
@@ -47,12 +57,10 @@ export function readConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Cli
     throw new Error('BELFRY_DB (a SQLite file) and BELFRY_DATABASE_URL (PostgreSQL) are both set: choose one')
   }
   if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
-    throw new Error(
-      `BELFRY_DATABASE_URL must be a postgres:// or postgresql:// URL, got "${databaseUrl.replace(/:[^:@/]*@/, ':***@').slice(0, 80)}"`,
-    )
+    throw new Error(`BELFRY_DATABASE_URL must be a postgres:// or postgresql:// URL, got "${redact(databaseUrl).slice(0, 80)}"`)
   }
   if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
-    throw new Error(`BELFRY_REDIS_URL must be a redis:// or rediss:// URL, got "${redisUrl.replace(/:[^:@/]*@/, ':***@').slice(0, 80)}"`)
+    throw new Error(`BELFRY_REDIS_URL must be a redis:// or rediss:// URL, got "${redact(redisUrl).slice(0, 80)}"`)
   }
   const database = env.BELFRY_DB ?? './belfry.db'
   const host = env.HOST || (dev ? '127.0.0.1' : undefined)
@@ -62,12 +70,12 @@ export function readConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Cli
   }
   const metrics = readMetrics(env)
   const retention = readRetention(env)
-  const drainMs = env.BELFRY_DRAIN_MS ? Number(env.BELFRY_DRAIN_MS) : undefined
+  const drainMs = env.BELFRY_DRAIN_MS ? whole(env.BELFRY_DRAIN_MS) : undefined
   if (drainMs !== undefined && !(Number.isSafeInteger(drainMs) && drainMs >= 0 && drainMs <= 2 ** 31 - 1)) {
     throw new Error(`BELFRY_DRAIN_MS must be a whole number of milliseconds (0: close at once), got "${env.BELFRY_DRAIN_MS?.slice(0, 32)}"`)
   }
   const ttl = env.BELFRY_IDEMPOTENCY_KEY_TTL_MS
-  const idempotencyKeyTtlMs = ttl ? Number(ttl) : undefined
+  const idempotencyKeyTtlMs = ttl ? whole(ttl) : undefined
   if (idempotencyKeyTtlMs !== undefined && !(Number.isSafeInteger(idempotencyKeyTtlMs) && idempotencyKeyTtlMs >= 1)) {
     throw new Error(`BELFRY_IDEMPOTENCY_KEY_TTL_MS must be a whole number of milliseconds ≥ 1, got "${ttl!.slice(0, 32)}"`)
   }
@@ -127,8 +135,8 @@ function readMetrics(env: NodeJS.ProcessEnv): true | { token: string } | undefin
 /** BELFRY_RETENTION_DAYS (days, a fraction allowed) and BELFRY_RETENTION_MAX_PER_USER (entries); empty is unset. */
 function readRetention(env: NodeJS.ProcessEnv): CliConfig['retention'] {
   const { BELFRY_RETENTION_DAYS: d, BELFRY_RETENTION_MAX_PER_USER: m } = env
-  const days = d ? Number(d) : undefined
-  const maxPerUser = m ? Number(m) : undefined
+  const days = d ? decimal(d) : undefined
+  const maxPerUser = m ? whole(m) : undefined
   if (days !== undefined && !(days > 0 && days <= 36_500)) {
     throw new Error(`BELFRY_RETENTION_DAYS must be a number of days > 0 and ≤ 36500, got "${d!.slice(0, 32)}"`)
   }

@@ -203,8 +203,11 @@ function requireMethods(options: ServerOptions, name: 'logger' | 'store' | 'brok
   const value = options[name] as unknown
   if (value === undefined) return
   const missing = methods.filter((m) => typeof (value as Record<string, unknown> | null)?.[m] !== 'function')
-  if (typeof value !== 'object' || value === null || missing.length > 0) {
-    throw new TypeError(`options.${name} must be an object with ${methods.join(', ')} methods (missing: ${missing.join(', ')})`)
+  if (typeof value !== 'object' || value === null) {
+    throw new TypeError(`options.${name} must be an object with ${methods.join(', ')} methods; got ${shown(value)}`)
+  }
+  if (missing.length > 0) {
+    throw new TypeError(`options.${name} must be an object with ${methods.join(', ')} methods; got one without ${missing.join(', ')}`)
   }
 }
 
@@ -239,7 +242,7 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
   const metrics = resolveMetrics(options)
   const drainMs = options.drainMs ?? DEFAULT_DRAIN_MS
   if (!Number.isSafeInteger(drainMs) || drainMs < 0 || drainMs > MAX_TIMER_MS) {
-    throw new TypeError(`options.drainMs must be a whole number of ms from 0 to ${MAX_TIMER_MS}, got ${String(options.drainMs)}`)
+    throw new TypeError(`options.drainMs must be a whole number of ms from 0 to ${MAX_TIMER_MS}; got ${shown(options.drainMs)}`)
   }
   const idempotencyKeyTtlMs = options.idempotencyKeyTtlMs ?? DEFAULT_IDEMPOTENCY_KEY_TTL_MS
   if (!Number.isSafeInteger(idempotencyKeyTtlMs) || idempotencyKeyTtlMs < 1 || idempotencyKeyTtlMs > MAX_IDEMPOTENCY_KEY_TTL_MS) {

@@ -189,6 +189,15 @@ describe('belfry-server admin', () => {
       [['user'], env, 2, /^belfry-server admin: user takes one user id \(see belfry-server admin --help\)$/],
       [['prune', '--days'], env, 2, /^belfry-server admin: --days needs a value/],
       [['prune', '--days', 'ten'], env, 2, /^belfry-server admin: --days must be a number, got "ten"/],
+      // Decimal digits only: Number() read "0x2" as 2 and pruned to it.
+      [['prune', '--max-per-user', '0x2'], env, 2, /^belfry-server admin: --max-per-user must be a number, got "0x2"/],
+      // A URL's password stays out of the message.
+      [
+        ['user', 'bob'],
+        { ...env, BELFRY_URL: 'http://admin:hunter2@127.0.0.1:1' },
+        1,
+        /^belfry-server admin: cannot reach http:\/\/admin:\*\*\*@127/,
+      ],
       [['prune', '--force'], env, 2, /^belfry-server admin: unknown option --force/],
       [['purge'], env, 2, /^belfry-server admin: unknown command "purge"/],
     ]

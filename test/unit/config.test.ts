@@ -1,9 +1,78 @@
 import { describe, expect, it } from 'vitest'
+import { RedisBroker } from '../../src/server/broker/redis.js'
 import { DEV_API_KEY, DEV_SECRET, devWarning, displayUrl, readConfig } from '../../src/server/config.js'
 import { resolveOptions } from '../../src/server/options.js'
+import { redact } from '../../src/server/redact.js'
+import { PostgresStore } from '../../src/server/store/postgres.js'
 import { STORE_OPERATIONS } from '../../src/server/store/store.js'
 
+describe('passwords in messages', () => {
+  it.each([
+    ['postgres://belfry:hunter2@db:5432/belfry', 'postgres://belfry:***@db:5432/belfry'],
+    ['postgres://belfry:hun/ter@2@db/belfry', 'postgres://belfry:***@db/belfry'],
+    ['redis://:hunter2@cache:6379', 'redis://:***@cache:6379'],
+    ['postgres://belfry@db/belfry?password=hunter2&sslmode=require', 'postgres://belfry@db/belfry?password=***&sslmode=require'],
+    ['redis://cache:6379/0?password=hunter2', 'redis://cache:6379/0?password=***'],
+    ['host=db user=belfry password=hunter2 dbname=belfry', 'host=db user=belfry password=*** dbname=belfry'],
+    ["host=db PASSWORD = 'hun ter2' dbname=belfry", 'host=db PASSWORD = *** dbname=belfry'],
+    ['postgres://db/belfry', 'postgres://db/belfry'],
+  ])('redacts %s', (given, shown) => {
+    expect(redact(given)).toBe(shown)
+  })
+
+  it('shows none in the one-line start-up errors of readConfig, PostgresStore and RedisBroker', async () => {
+    const failure = async (p: Promise<unknown>) =>
+      (
+        (await p.then(
+          () => new Error('no failure'),
+          (e: unknown) => e,
+        )) as Error
+      ).message
+    const env = { BELFRY_SECRET: 's'.repeat(16), BELFRY_API_KEY: 'k'.repeat(8) }
+    expect(() => readConfig({ ...env, BELFRY_DATABASE_URL: 'host=db password=hunter2secret' }, [])).toThrow(/^BELFRY_DATABASE_URL must/)
+    expect(
+      await failure(Promise.resolve().then(() => readConfig({ ...env, BELFRY_DATABASE_URL: 'host=db password=hunter2secret' }, []))),
+    ).not.toContain('hunter2')
+    for (const url of [
+      'postgres://belfry@127.0.0.1:1/belfry?password=hunter2secret',
+      'postgres://belfry:hunter2/secret@127.0.0.1:1/belfry',
+    ]) {
+      const message = await failure(PostgresStore.open(url, { connectTimeoutMs: 1000 }))
+      expect(message).toMatch(/^cannot use PostgreSQL at /)
+      expect(message).not.toContain('hunter2')
+    }
+    const message = await failure(RedisBroker.connect('redis://127.0.0.1:1/0?password=hunter2secret', { connectTimeout: 1000 }))
+    expect(message).toMatch(/^cannot reach Redis at /)
+    expect(message).not.toContain('hunter2')
+  })
+})
+
 describe('readConfig', () => {
+  it.each([
+    ['PORT', ' '],
+    ['PORT', '0x1F90'],
+    ['PORT', '8e3'],
+    ['BELFRY_DRAIN_MS', ' '],
+    ['BELFRY_DRAIN_MS', '0x10'],
+    ['BELFRY_RETENTION_MAX_PER_USER', '0x10'],
+    ['BELFRY_RETENTION_DAYS', '0x1e'],
+    ['BELFRY_RETENTION_DAYS', ' 7'],
+    ['BELFRY_IDEMPOTENCY_KEY_TTL_MS', '0x10'],
+  ])('refuses %s=%j: numbers are decimal digits (Number() read " " as 0 and "0x10" as 16)', (name, value) => {
+    expect(() => readConfig({ BELFRY_SECRET: 's'.repeat(16), BELFRY_API_KEY: 'k'.repeat(8), [name]: value }, [])).toThrow(
+      new RegExp(`^${name} must`),
+    )
+  })
+
+  it('still reads decimal numbers, a fraction of a day included', () => {
+    const env = { BELFRY_SECRET: 's'.repeat(16), BELFRY_API_KEY: 'k'.repeat(8) }
+    expect(readConfig({ ...env, PORT: '8080', BELFRY_DRAIN_MS: '0', BELFRY_RETENTION_DAYS: '1.5' }, [])).toMatchObject({
+      port: 8080,
+      drainMs: 0,
+      retention: { days: 1.5 },
+    })
+  })
+
   it('requires BELFRY_SECRET and BELFRY_API_KEY outside dev mode', () => {
     expect(() => readConfig({}, [])).toThrow(/BELFRY_SECRET and BELFRY_API_KEY must be set/)
     expect(() => readConfig({ BELFRY_SECRET: 's'.repeat(16) }, [])).toThrow(/BELFRY_API_KEY must be set/)
@@ -175,8 +244,12 @@ describe('resolveOptions', () => {
     expect(() => resolveOptions({ secret, store: store as never })).not.toThrow()
     const { fanOut: _f, latestSeqs: _l, ...partial } = store
     expect(() => resolveOptions({ secret, store: partial as never })).toThrow(
-      /options\.store must be an object with .* \(missing: fanOut, latestSeqs\)/,
+      /options\.store must be an object with .* methods; got one without fanOut, latestSeqs$/,
     )
+    expect(() => resolveOptions({ secret, logger: 'info' as never })).toThrow(
+      new TypeError('options.logger must be an object with debug, info, warn, error methods; got "info"'),
+    )
+    expect(() => resolveOptions({ secret, drainMs: '5000' as never })).toThrow(/; got "5000"$/)
     for (const drainMs of [-1, 1.5, Number.NaN, 2 ** 31, '5000' as never]) {
       expect(() => resolveOptions({ secret: 's'.repeat(16), drainMs })).toThrow(TypeError)
       expect(() => resolveOptions({ secret: 's'.repeat(16), drainMs })).toThrow(/options\.drainMs must be a whole number/)

@@ -1,5 +1,6 @@
 import { Redis, type RedisOptions } from 'ioredis'
 import { type Logger, pino } from 'pino'
+import { redact } from '../redact.js'
 import type { Broker, BrokerEvent } from './broker.js'
 
 /** Options of {@link RedisBroker.connect}. */
@@ -364,15 +365,4 @@ function describe(error: unknown): string {
   if (error instanceof AggregateError && error.errors.length > 0) return error.errors.map(describe).join('; ')
   if (error instanceof Error) return (error.message || (error as NodeJS.ErrnoException).code || error.name).split('\n')[0]!
   return String(error)
-}
-
-/** The URL without its password, for messages. */
-function redact(url: string): string {
-  try {
-    const parsed = new URL(url)
-    if (parsed.password) parsed.password = '***'
-    return parsed.toString()
-  } catch {
-    return url
-  }
 }

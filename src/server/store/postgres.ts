@@ -1,5 +1,6 @@
 import pg from 'pg'
 import type { JsonObject, Notification, Priority } from '../../protocol/index.js'
+import { redact } from '../redact.js'
 import { ACK_WINDOW_MS, ackWindow, Batcher } from './batch.js'
 import {
   type Audience,
@@ -156,9 +157,6 @@ interface Job {
   up_to: number
 }
 
-/** A URL as an error message may show it: without its password. */
-const redacted = (url: string) => url.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@')
-
 /**
  * The inbox on PostgreSQL, shared by several server processes.
  *
@@ -227,7 +225,7 @@ export class PostgresStore implements Store {
       await store.check()
     } catch (error) {
       await pool.end().catch(() => {})
-      throw new Error(`cannot use PostgreSQL at ${redacted(url)}: ${(error as Error).message}`)
+      throw new Error(`cannot use PostgreSQL at ${redact(url)}: ${(error as Error).message}`)
     }
     return store
   }
