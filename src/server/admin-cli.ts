@@ -1,5 +1,6 @@
 /** `belfry-server admin …`: the admin API of a running server, from a shell. */
 
+import { decimal } from './config.js'
 import { redact } from './redact.js'
 
 export const ADMIN_USAGE = `Usage: belfry-server admin <command> [options]
@@ -86,9 +87,9 @@ function request(args: readonly string[], env: NodeJS.ProcessEnv): { url: string
     const number = (name: string) => {
       const value = flags[name]
       if (value === undefined) return undefined
-      // Decimal digits (a fraction allowed): not `Number()` alone, which reads "0x2" as 2.
-      const n = /^\d+(\.\d+)?$/.test(value) ? Number(value) : Number.NaN
-      if (!Number.isFinite(n)) throw new UsageError(`--${name} must be a number, got "${value}"`)
+      // Decimal digits (a fraction allowed), as belfry-server reads its variables: not `Number()`, which reads "0x2" as 2.
+      const n = decimal(value)
+      if (Number.isNaN(n)) throw new UsageError(`--${name} must be a number, got "${value}"`)
       return n
     }
     const days = number('days')

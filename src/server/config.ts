@@ -41,10 +41,10 @@ export interface CliConfig {
  * A whole number written in decimal digits, or NaN. Not `Number()` alone: it
  * reads "" and " " as 0, "0x10" as 16 and "1e3" as 1000.
  */
-export const whole = (text: string): number => (/^\d+$/.test(text) ? Number(text) : Number.NaN)
+const whole = (text: string): number => (/^\d+$/.test(text) ? Number(text) : Number.NaN)
 
 /** A number written in decimal digits, a fraction allowed ("1.5"), or NaN. */
-const decimal = (text: string): number => (/^\d+(\.\d+)?$/.test(text) ? Number(text) : Number.NaN)
+export const decimal = (text: string): number => (/^\d+(\.\d+)?$/.test(text) ? Number(text) : Number.NaN)
 
 /** Reads the configuration; throws an Error whose message tells the operator what to set. */
 export function readConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): CliConfig {

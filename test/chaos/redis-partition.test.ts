@@ -8,11 +8,11 @@
  * publishes do not wait on Redis.
  */
 import { randomBytes } from 'node:crypto'
-import { type AddressInfo, createServer, type Server, type Socket, connect as tcpConnect } from 'node:net'
 import { Redis } from 'ioredis'
 import { pino } from 'pino'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { PostgresStore, RedisBroker } from '../../src/server/index.js'
+import { MarkerProxy } from '../helpers/marker-proxy.js'
 import { authedClient, httpPublish, type RawClient, startServer, type TestServer } from '../helpers/server.js'
 import { type PgInstance, type RedisInstance, startPostgres, startRedis, stopAllServices } from '../helpers/services.js'
 import { ChaosProxy } from './proxy.js'
@@ -117,59 +117,11 @@ describe('Redis silent to one process (a black hole)', () => {
   })
 })
 
-/** Forwards to Redis; once armed, the next connection to send a SUBSCRIBE gets every reply `delayMs` late. */
-class SlowSubscribeProxy {
-  readonly #server: Server
-  readonly #sockets = new Set<Socket>()
-  armed = false
-  delayed = 0
-
-  constructor(
-    private readonly target: number,
-    private readonly delayMs: number,
-  ) {
-    this.#server = createServer((client) => this.#accept(client))
-  }
-
-  async listen(): Promise<number> {
-    await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', resolve))
-    return (this.#server.address() as AddressInfo).port
-  }
-
-  async close(): Promise<void> {
-    for (const s of this.#sockets) s.destroy()
-    await new Promise<void>((resolve) => this.#server.close(() => resolve()))
-  }
-
-  #accept(client: Socket): void {
-    const upstream = tcpConnect(this.target, '127.0.0.1')
-    for (const s of [client, upstream]) {
-      this.#sockets.add(s)
-      s.on('error', () => s.destroy())
-      s.once('close', () => this.#sockets.delete(s))
-    }
-    let slow = false
-    client.on('data', (chunk: Buffer) => {
-      if (this.armed && chunk.toString('latin1').toLowerCase().includes('subscribe')) {
-        this.armed = false
-        slow = true
-        this.delayed++
-      }
-      upstream.write(chunk)
-    })
-    upstream.on('data', (chunk: Buffer) => {
-      if (slow) setTimeout(() => client.write(chunk), this.delayMs)
-      else client.write(chunk)
-    })
-    client.once('close', () => upstream.destroy())
-    upstream.once('close', () => client.destroy())
-  }
-}
-
 describe('Redis slow to answer a resubscription', () => {
   it('ends with the broker up again: /healthz ok, delivery through the broker', async () => {
     // Longer than the publisher's 5 s commandTimeout: a SUBSCRIBE that timed out was never sent again.
-    const proxy = new SlowSubscribeProxy(redis.port, 6000)
+    // Once armed, the next connection to send a SUBSCRIBE gets every reply 6 s late.
+    const proxy = new MarkerProxy(redis.port, (chunk, { client }) => setTimeout(() => client.write(chunk), 6000))
     const port = await proxy.listen()
     cleanUp.push(() => proxy.close())
     const broker = await RedisBroker.connect(`redis://127.0.0.1:${port}`, { channel: 'belfry:slow', logger })
@@ -179,9 +131,9 @@ describe('Redis slow to answer a resubscription', () => {
     cleanUp.push(() => admin.disconnect())
     const ann = await authedClient(s, 'ann')
     expect((await httpPublish(s.url, { userId: 'ann', title: 'a', body: '' })).status).toBe(201)
-    proxy.armed = true
+    proxy.arm('subscribe')
     await admin.client('KILL', 'TYPE', 'pubsub') // the subscriber reconnects; its SUBSCRIBE is answered late
-    expect(await until(() => proxy.delayed === 1, 5000)).toBe(true)
+    expect(await until(() => proxy.marked === 1, 5000)).toBe(true)
     let status = ''
     const end = Date.now() + 20_000
     while (status !== 'ok' && Date.now() < end) {

@@ -10,10 +10,10 @@
  *   server ◀────────── cut ─────────── proxy ◀── … ReadyForQuery
  */
 import { randomBytes } from 'node:crypto'
-import { type AddressInfo, createServer, type Server, type Socket, connect as tcpConnect } from 'node:net'
 import pg from 'pg'
 import { afterEach, describe, expect, it } from 'vitest'
 import { PostgresStore } from '../../src/server/index.js'
+import { MarkerProxy } from '../helpers/marker-proxy.js'
 import { usePostgres } from '../helpers/postgres.js'
 import { API_KEY, type TestServer, useServer } from '../helpers/server.js'
 
@@ -22,55 +22,15 @@ const READY_FOR_QUERY = Buffer.from([0x5a, 0, 0, 0, 5, 0x49])
 
 /**
  * A TCP proxy to PostgreSQL that, once armed, lets the next client message
- * holding `marker` through, withholds PostgreSQL's reply to it, and cuts
+ * holding the marker through, withholds PostgreSQL's reply to it, and cuts
  * both sides once that reply is complete (the statement committed).
  */
-class CommitCutter {
-  readonly #server: Server
-  readonly #sockets = new Set<Socket>()
-  #armed: Buffer | undefined
+class CommitCutter extends MarkerProxy {
   /** Connections cut so far. */
   cuts = 0
 
-  constructor(private readonly target: number) {
-    this.#server = createServer((client) => this.#accept(client))
-  }
-
-  async listen(): Promise<number> {
-    await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', resolve))
-    return (this.#server.address() as AddressInfo).port
-  }
-
-  /** Cuts the connection that next sends `marker`, once PostgreSQL has answered it. */
-  arm(marker: string): void {
-    this.#armed = Buffer.from(marker)
-  }
-
-  async close(): Promise<void> {
-    for (const s of this.#sockets) s.destroy()
-    await new Promise<void>((resolve) => this.#server.close(() => resolve()))
-  }
-
-  #accept(client: Socket): void {
-    const upstream = tcpConnect(this.target, '127.0.0.1')
-    for (const s of [client, upstream]) {
-      this.#sockets.add(s)
-      s.on('error', () => s.destroy())
-      s.once('close', () => this.#sockets.delete(s))
-    }
-    let doomed = false
-    client.on('data', (chunk: Buffer) => {
-      if (this.#armed && chunk.includes(this.#armed)) {
-        this.#armed = undefined
-        doomed = true
-      }
-      upstream.write(chunk)
-    })
-    upstream.on('data', (chunk: Buffer) => {
-      if (!doomed) {
-        client.write(chunk)
-        return
-      }
+  constructor(target: number) {
+    super(target, (chunk, { client, upstream }) => {
       // The reply is withheld; once it ends, PostgreSQL has committed and waits for the next query.
       if (chunk.subarray(-READY_FOR_QUERY.length).equals(READY_FOR_QUERY)) {
         this.cuts++
@@ -78,8 +38,6 @@ class CommitCutter {
         upstream.destroy()
       }
     })
-    client.once('close', () => upstream.destroy())
-    upstream.once('close', () => client.destroy())
   }
 }
 
