@@ -6,11 +6,16 @@
  * reconnecting-websocket publishes ES5 builds (classes, spreads and its event
  * classes down-levelled through helpers) beside the TypeScript source they are
  * compiled from. The client compiles that source for ES2022 instead: the same
- * code, smaller (`npm run bench` prints both in its client size table). Two
- * more steps make it smaller still, without changing what it does:
+ * code, smaller (`npm run bench` prints both in its client size table). Three
+ * more steps make it smaller still, without changing what belfry's transport
+ * does with it:
  *
  * - its debug logging is left out: every `this._debug(…)` call, which only
  *   logs when the `debug` option is set, and belfry's transport never sets it;
+ * - the members of its class that neither belfry's transport nor the class
+ *   itself uses are left out ({@link RWS_UNUSED}): the transport only
+ *   constructs it and calls `reconnect`, `send` and `close` (a test holds it
+ *   to that), and listens on the sockets it makes, not on it;
  * - its private members (`_ws`, `_connect`, … — all named with a leading
  *   underscore, used only inside its own file) get short names.
  */
@@ -19,6 +24,7 @@ import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { gzipSync } from 'node:zlib'
 import { type BuildOptions, build, type Plugin as EsbuildPlugin, transformSync } from 'esbuild'
+import ts from 'typescript'
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url))
 
@@ -33,10 +39,53 @@ export function rwsWithoutDebug(): string {
   return readFileSync(RWS_SOURCE, 'utf8').replace(DEBUG_CALL, '')
 }
 
+/**
+ * Members of reconnecting-websocket's class that belfry leaves out: the
+ * WebSocket-like surface for an app that uses it as its socket (the ready
+ * states other than `OPEN` and `CLOSED`, which the class compares with, and
+ * the getters, setters and listener methods), and `_debug`, whose calls are
+ * gone. No method that is kept refers to one of them.
+ */
+export const RWS_UNUSED: readonly string[] = [
+  'CONNECTING',
+  'CLOSING',
+  'binaryType',
+  'retryCount',
+  'bufferedAmount',
+  'extensions',
+  'protocol',
+  'readyState',
+  'url',
+  'addEventListener',
+  'dispatchEvent',
+  'removeEventListener',
+  '_debug',
+]
+
+/** The names of a class's members in `source`, one per member (a getter and its setter are two). */
+export function classMembers(source: string): { name: string; start: number; end: number }[] {
+  const file = ts.createSourceFile('reconnecting-websocket.ts', source, ts.ScriptTarget.Latest, true)
+  const classes = file.statements.filter(ts.isClassDeclaration)
+  if (classes.length !== 1) throw new Error(`reconnecting-websocket: expected one class, found ${classes.length}`)
+  return classes[0]!.members.flatMap((m) =>
+    m.name && ts.isIdentifier(m.name) ? [{ name: m.name.text, start: m.getFullStart(), end: m.end }] : [],
+  )
+}
+
+/** reconnecting-websocket's source without its debug calls and without {@link RWS_UNUSED} (TypeScript). */
+export function rwsTrimmed(): string {
+  let source = rwsWithoutDebug()
+  const members = classMembers(source)
+  const missing = RWS_UNUSED.filter((name) => !members.some((m) => m.name === name))
+  if (missing.length > 0) throw new Error(`reconnecting-websocket has no member ${missing.join(', ')}: check RWS_UNUSED`)
+  for (const m of members.reverse()) if (RWS_UNUSED.includes(m.name)) source = source.slice(0, m.start) + source.slice(m.end)
+  return source
+}
+
 let compiled: string | undefined
-/** reconnecting-websocket as belfry bundles it: without debug calls, private members renamed, compiled to ES2022. */
+/** reconnecting-websocket as belfry bundles it: trimmed ({@link rwsTrimmed}), private members renamed, compiled to ES2022. */
 export function rwsSource(): string {
-  compiled ??= transformSync(rwsWithoutDebug(), { loader: 'ts', target: 'es2022', format: 'esm', mangleProps: /^_/ }).code
+  compiled ??= transformSync(rwsTrimmed(), { loader: 'ts', target: 'es2022', format: 'esm', mangleProps: /^_/ }).code
   return compiled
 }
 

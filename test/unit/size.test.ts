@@ -12,8 +12,11 @@ import {
   bundleClient,
   bundleClientWith,
   bundleReact,
+  classMembers,
   RWS_SOURCE,
+  RWS_UNUSED,
   rwsSource,
+  rwsTrimmed,
   rwsWithoutDebug,
   useClientFirst,
 } from '../../scripts/client-bundle.js'
@@ -63,12 +66,30 @@ describe('client bundle', () => {
     expect(lines(rwsWithoutDebug())).toEqual(lines(original).filter((l) => !l.trim().startsWith('this._debug(')))
   })
 
+  it('leaves out the members of reconnecting-websocket in RWS_UNUSED, and nothing else; no member kept refers to one', () => {
+    const before = classMembers(rwsWithoutDebug()).map((m) => m.name)
+    const after = classMembers(rwsTrimmed()).map((m) => m.name)
+    for (const name of RWS_UNUSED) expect(before, name).toContain(name)
+    expect(after).toEqual(before.filter((name) => !RWS_UNUSED.includes(name)))
+    expect(after).toEqual(expect.arrayContaining(['reconnect', 'send', 'close', 'OPEN', 'CLOSED']))
+    for (const name of RWS_UNUSED) expect(rwsTrimmed(), name).not.toMatch(new RegExp(`\\b(this|ReconnectingWebSocket)\\.${name}\\b`))
+  })
+
+  it('is used by the transport only through what the trim keeps: the constructor, reconnect, send and close', () => {
+    const transport = readFileSync(join(ROOT, 'src', 'client', 'transport.ts'), 'utf8')
+    const used = new Set([...transport.matchAll(/\brws\??\.(\w+)/g)].map((m) => m[1]))
+    expect([...used].sort()).toEqual(['close', 'reconnect', 'send'])
+    // Its only instance is that variable.
+    expect(transport.match(/new ReconnectingWebSocket\(/g)).toHaveLength(1)
+    expect(transport).toMatch(/rws \?\?= new ReconnectingWebSocket\(/)
+  })
+
   it('renames only the private members of reconnecting-websocket (the client tests run this code)', () => {
     const original = rwsWithoutDebug()
     const compiled = rwsSource()
     expect(compiled).not.toMatch(/\._\w/)
     // Its public surface keeps its names.
-    for (const name of ['reconnect', 'send', 'close', 'readyState', 'addEventListener', 'startClosed', 'maxEnqueuedMessages']) {
+    for (const name of ['reconnect', 'send', 'close', 'OPEN', 'CLOSED', 'startClosed', 'maxEnqueuedMessages']) {
       expect(compiled, name).toContain(name)
     }
     // Every private member name of the original became one distinct short name.
