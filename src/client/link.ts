@@ -57,6 +57,8 @@ export interface Connection {
   close(reason?: string): void
   /** Sends when online; false otherwise. */
   send(frame: ClientFrame): boolean
+  /** The tab's {@link ConnectionMode} now; a connection without one is `solo`. */
+  readonly mode?: ConnectionMode | undefined
 }
 
 /**
@@ -234,6 +236,9 @@ export class Link implements Connection {
         this.#beat()
       } else if (frame.type === 'auth_error') {
         this.#authError = frame.message // the close that follows says what to do
+      } else if (frame.type === 'error') {
+        // The auth frame was refused as malformed: the app hears why (the connection times out and retries).
+        this.#host.error(new ProtocolError(frame.message, { code: frame.code }))
       }
       return
     }

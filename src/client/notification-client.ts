@@ -13,8 +13,8 @@ import type {
 import { createDelivery, type Delivery } from './delivery.js'
 import { type BelfryError, ProtocolError, RequestError, TimeoutError } from './errors.js'
 import { Emitter } from './events.js'
-import { type Connection, type ConnectionState, Link, type LinkHost, type StatusEvent } from './link.js'
-import { type ClientOptions, resolveClientOptions } from './options.js'
+import { type Connection, type ConnectionMode, type ConnectionState, Link, type LinkHost, type StatusEvent } from './link.js'
+import { type ClientOptions, resolveClientOptions, show } from './options.js'
 import { createRequests, type Request, type Requests } from './requests.js'
 import { subject } from './token.js'
 
@@ -85,7 +85,11 @@ export class NotificationClient<Data extends object = JsonObject> {
       },
     }
     const solo = (h: LinkHost) => new Link(o, h)
-    this.#link = o.connection ? o.connection(host, o, solo) : solo(host)
+    const link = o.connection ? o.connection(host, o, solo) : solo(host)
+    if (typeof link?.connect !== 'function') {
+      throw new TypeError(`belfry: options.connection must return a connection, as sharedConnection() does; got ${show(link)}`)
+    }
+    this.#link = link
     const send = (frame: ClientFrame) => this.#link.send(frame)
     this.#requests = createRequests(send, o.requestTimeout, o.maxQueue, this.#report)
     this.#delivery = createDelivery(o.storage, o.ackDelay, send, (count) => this.#events.emit('unread', { count }))
@@ -99,6 +103,14 @@ export class NotificationClient<Data extends object = JsonObject> {
   /** The connection state. */
   get state(): ConnectionState {
     return this.#link.state
+  }
+
+  /**
+   * How this tab reaches the server now: `solo`, or with `sharedConnection()`
+   * `leader` or `follower` (the `mode` of the status events, readable at any time).
+   */
+  get mode(): ConnectionMode {
+    return this.#link.mode ?? 'solo'
   }
 
   /** Unread notifications in the user's inbox, as the server last said. */

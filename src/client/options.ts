@@ -91,7 +91,7 @@ const NUMBERS = {
 const isNumber = (v: unknown) => (v as number) >= 0 && (v as number) < 2 ** 31 && typeof v === 'number'
 const isFunction = (v: unknown) => typeof v === 'function'
 /** A value as a TypeError shows it: a string quoted, an object or function by its type. */
-const show = (v: unknown) => (typeof v === 'string' ? JSON.stringify(v) : v && /^[of]/.test(typeof v) ? typeof v : String(v))
+export const show = (v: unknown) => (typeof v === 'string' ? JSON.stringify(v) : v && /^[of]/.test(typeof v) ? typeof v : String(v))
 
 /**
  * The URL a WebSocket constructor accepts, or undefined: absolute (resolved
@@ -146,7 +146,9 @@ export function resolveClientOptions(o: ClientOptions): ResolvedClientOptions {
   check('connection', !connection || isFunction(connection), 'a function')
   for (const key in numbers) {
     const value = o[key as keyof typeof NUMBERS] ?? numbers[key as keyof typeof NUMBERS]
-    check(key, isNumber(value), 'a number from 0 to 2^31-1')
+    // A count of requests is whole: 1.5 would let two wait.
+    const whole = key === 'maxQueue'
+    check(key, isNumber(value) && (!whole || value % 1 === 0), `a ${whole ? 'whole ' : ''}number from 0 to 2^31-1`)
     numbers[key as keyof typeof NUMBERS] = value
   }
   return {

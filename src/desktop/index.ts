@@ -105,7 +105,6 @@ export function desktopNotifications<Data extends object = JsonObject>(
 
   let broken = false
   let stopped = false
-  let follower = false
   /** When the last one was shown, and the notifications waiting for the summary. */
   let last = Number.NEGATIVE_INFINITY
   let waiting = 0
@@ -140,7 +139,7 @@ export function desktopNotifications<Data extends object = JsonObject>(
   }
 
   /** Whether this tab should show anything now: allowed, not a follower, and no tab of the app visible. */
-  const mayShow = async () => permission() === 'granted' && !follower && !(await anyTabVisible()) && !stopped
+  const mayShow = async () => permission() === 'granted' && client.mode !== 'follower' && !(await anyTabVisible()) && !stopped
 
   const flush = async () => {
     timer = undefined
@@ -156,9 +155,6 @@ export function desktopNotifications<Data extends object = JsonObject>(
   }
 
   cleanup.push(
-    client.on('status', (e) => {
-      follower = e.mode === 'follower'
-    }),
     client.on('notification', async (n) => {
       if (filter && !filter(n)) return
       if (!(await mayShow())) return

@@ -438,6 +438,9 @@ function shared(
     get legacy() {
       return !!snap.legacy
     },
+    get mode() {
+      return link ? 'leader' : 'follower'
+    },
     connect() {
       if (state !== 'idle') return
       set('connecting', { reason: 'connect' })

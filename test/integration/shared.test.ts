@@ -173,6 +173,8 @@ describe('sharedConnection', () => {
     await Promise.all(three.map((t) => t.client.ready()))
     expect(s.server.stats().connections).toBe(1)
     expect(three.map(modeOf).sort()).toEqual(['follower', 'follower', 'leader'])
+    // The client says its mode at any time, not only in its status events.
+    expect(three.map((t) => t.client.mode)).toEqual(three.map(modeOf))
     await publish(s, 1, 30)
     await everyTabHas(three, range(1, 30))
     for (const t of three) expect(t.client.unreadCount).toBe(30)
@@ -243,6 +245,7 @@ describe('sharedConnection', () => {
     await vi.waitFor(() => expect(modeOf(follower)).toBe('leader'), 5_000)
     // The old leader lost its lock: it closed its socket and follows.
     await vi.waitFor(() => expect(modeOf(leader)).toBe('follower'))
+    expect([leader.client.mode, follower.client.mode]).toEqual(['follower', 'leader'])
     leader.freeze(false)
     await publish(s, 11, 20)
     await everyTabHas([first, second], range(1, 20))

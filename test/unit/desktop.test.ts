@@ -6,6 +6,7 @@ import type { ConnectionMode, Notification, NotificationClient, StatusEvent } fr
 function fakeClient() {
   const handlers = { notification: new Set<(n: Notification) => void>(), status: new Set<(e: StatusEvent) => void>() }
   const client = {
+    mode: 'solo' as ConnectionMode,
     on(type: 'notification' | 'status', handler: (e: never) => void) {
       const set = handlers[type] as Set<(e: never) => void>
       set.add(handler)
@@ -18,6 +19,7 @@ function fakeClient() {
       for (const h of handlers.notification) h(n)
     },
     mode: (mode: ConnectionMode) => {
+      client.mode = mode
       for (const h of handlers.status) h({ from: 'authenticating', to: 'online', mode, reason: 'auth', attempt: 0 })
     },
     listeners: () => handlers.notification.size + handlers.status.size,
@@ -148,6 +150,18 @@ describe('desktopNotifications', () => {
     t.notify(note(2))
     await settle()
     expect(t.shown.map((s) => s.title)).toEqual(['n2'])
+  })
+
+  // Regression: the mode was learnt from status events only; started in a tab that was already a follower
+  // (its client online before), it showed as if solo, beside the leader, until the next status event.
+  it('leaves showing to the leader when started in a tab that already follows', async () => {
+    const c = fakeClient()
+    ;(c.client as { mode: ConnectionMode }).mode = 'follower'
+    const n = fakeNotification()
+    desktopNotifications(c.client, { Notification: n.Ctor, anyTabVisible: () => visible })
+    c.notify(note(1))
+    await settle()
+    expect(n.shown).toEqual([])
   })
 
   it('shows at most one per interval: a burst of 20 is one notification and one summary of the other 19', async () => {

@@ -141,6 +141,21 @@ describe('close codes (the table in docs/protocol.md)', () => {
     expect(tokens).toHaveLength(1)
   })
 
+  // Regression: while authenticating, only auth_success and auth_error were read; an `error` frame in answer to
+  // the auth frame (a server that finds it malformed) was dropped, and the client waited out connectTimeout silently.
+  it('an error frame in answer to the auth frame → error event with a ProtocolError carrying its code and message', async () => {
+    const server = startMockServer({
+      auth: (peer) => peer.send({ type: 'error', code: 'bad_frame', message: 'auth.token must be a string' }),
+    })
+    const { client, log } = createClient(server)
+    client.connect()
+    await tick(50)
+    expect(client.state).toBe('authenticating')
+    expect(log.errors).toEqual([
+      expect.objectContaining({ name: 'ProtocolError', code: 'bad_frame', message: 'auth.token must be a string' }),
+    ])
+  })
+
   // Link.#fail must report before it closes: the close clears the app's listeners and rejects what waits
   // with #fatal (an AuthError emitted after the close reached nobody, and ready() rejected with a RequestError).
   describe('the AuthError of 4001 and 4003', () => {

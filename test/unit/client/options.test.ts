@@ -28,6 +28,8 @@ describe('options', () => {
     ['connectTimeout', { connectTimeout: -1 }],
     ['requestTimeout', { requestTimeout: 2 ** 31 }],
     ['maxQueue', { maxQueue: -1 }],
+    // Regression: a fraction was taken (1.5 let two requests wait).
+    ['maxQueue', { maxQueue: 1.5 }],
     ['ackDelay', { ackDelay: -5 }],
     ['pingInterval', { pingInterval: Number.POSITIVE_INFINITY }],
     ['pongTimeout', { pongTimeout: -1 }],
@@ -68,6 +70,7 @@ describe('options', () => {
     [{ storage: null }, 'options.storage must be false or { getItem, setItem }; got null'],
     [{ pingInterval: -1 }, 'options.pingInterval must be a number from 0 to 2^31-1; got -1'],
     [{ watchNetwork: 'yes' }, 'options.watchNetwork must be a boolean; got "yes"'],
+    [{ maxQueue: 1.5 }, 'options.maxQueue must be a whole number from 0 to 2^31-1; got 1.5'],
   ])('says what it got and what it expects (%o)', (options, message) => {
     expect(build(options)).toThrow(message)
   })
@@ -86,6 +89,17 @@ describe('options', () => {
   // Regression: a string or number backoff was spread into the default shape, which then passed the check.
   it('a backoff that is neither a function nor an object throws a TypeError naming it', () => {
     expect(build({ backoff: 'exponential' })).toThrow('options.backoff')
+  })
+
+  // Regression: the connection factory's result was used as it came; `sharedConnection` passed uncalled
+  // returned a function, and the first connect() threw "connect is not a function".
+  it('a connection option that does not return a connection throws a TypeError that says so', () => {
+    const factory = () => () => ({})
+    expect(build({ connection: factory })).toThrow(TypeError)
+    expect(build({ connection: factory })).toThrow(
+      'belfry: options.connection must return a connection, as sharedConnection() does; got function',
+    )
+    expect(build({ connection: () => undefined })).toThrow('got undefined')
   })
 
   it('accepts 0 for the number options', () => {
