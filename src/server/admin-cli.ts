@@ -80,7 +80,7 @@ function request(args: readonly string[], env: NodeJS.ProcessEnv): { url: string
     if (operands.length !== 1 || flags.days !== undefined || flags['max-per-user'] !== undefined) {
       throw new UsageError('user takes one user id')
     }
-    return { url, path: `/api/admin/users/${encodeURIComponent(operands[0]!)}`, init: { method: 'GET' } }
+    return { url, path: `/api/admin/users?id=${encodeURIComponent(operands[0]!)}`, init: { method: 'GET' } }
   }
   if (command === 'prune') {
     if (operands.length > 0) throw new UsageError('prune takes no operands')

@@ -31,26 +31,33 @@ const MAX_ADMIN_BODY = 1024
 /**
  * The admin routes, behind the API key like publishing:
  *
- * - `GET /api/admin/users/:id` → 200 `{userId, latestSeq, ackedSeq, unreadCount, floor, connections}`
- *   (`connections`: in this process), 404 for a user the store does not know
+ * - `GET /api/admin/users?id=<id>` (or `/api/admin/users/<id>`) → 200
+ *   `{userId, latestSeq, ackedSeq, unreadCount, floor, connections}` (`connections`: in this
+ *   process), 404 for a user the store does not know. The query form takes any id: in the
+ *   path, `.` and `..` are dot segments, which URL parsing resolves away
  * - `POST /api/admin/prune` with an optional JSON body `{days?, maxPerUser?}` (else the
  *   configured retention) → 200 `{removed, unread, users, notifications}` once the pass is over;
  *   400 with the reason for a bad body, or when neither gives a rule
  */
-export async function adminRoute(req: IncomingMessage, res: ServerResponse, route: string, ctx: AdminContext): Promise<void> {
-  const user = /^\/api\/admin\/users\/([^/]+)$/.exec(route)
+export async function adminRoute(req: IncomingMessage, res: ServerResponse, url: URL, ctx: AdminContext): Promise<void> {
+  const route = url.pathname
+  const inPath = /^\/api\/admin\/users\/([^/]+)$/.exec(route)
+  const user = inPath || route === '/api/admin/users'
   if (!user && route !== '/api/admin/prune') return sendJson(res, 404, { error: 'not_found', message: `no route ${route.slice(0, 64)}` })
   const method = user ? 'GET' : 'POST'
   if (req.method !== method && !(user && req.method === 'HEAD')) return void methodNotAllowed(res, method)
   if (!keyed(req, res, ctx.apiKey)) return void req.resume()
   const bad = (message: string) => sendJson(res, 400, { error: 'bad_request', message })
   if (user) {
-    let id: string
-    try {
-      id = decodeURIComponent(user[1]!)
-    } catch {
-      return bad('the user id is not valid percent-encoding')
+    let id = url.searchParams.get('id')
+    if (inPath) {
+      try {
+        id = decodeURIComponent(inPath[1]!)
+      } catch {
+        return bad('the user id is not valid percent-encoding')
+      }
     }
+    if (id === null) return bad('which user? GET /api/admin/users?id=<id> (or /api/admin/users/<id>)')
     if (!isUserId(id)) return bad(`a user id has 1–${MAX_ID_LENGTH} characters, no control characters`)
     const state = await ctx.user(id)
     return state ? sendJson(res, 200, state) : sendJson(res, 404, { error: 'not_found', message: `no user "${id.slice(0, 64)}"` })

@@ -175,7 +175,7 @@ async function route(req: IncomingMessage, res: ServerResponse, ctx: HttpContext
     return true
   }
   if (route.startsWith('/api/admin/')) {
-    await adminRoute(req, res, route, ctx)
+    await adminRoute(req, res, url, ctx)
     return true
   }
   if (route.startsWith('/api/dev/') && ctx.dev) {

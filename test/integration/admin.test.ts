@@ -1,4 +1,4 @@
-/** The admin API (GET /api/admin/users/:id, POST /api/admin/prune) and `belfry-server admin`. */
+/** The admin API (GET /api/admin/users?id=, POST /api/admin/prune) and `belfry-server admin`. */
 import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -55,6 +55,33 @@ describe('admin API', () => {
     expect((await admin(t.url, 'GET', 'users/%E0%A4%A')).status).toBe(400)
     expect((await admin(t.url, 'POST', 'users/ann')).status).toBe(405)
     expect((await admin(t.url, 'GET', 'nope')).status).toBe(404)
+  })
+
+  // Regression: a user id that is a dot segment ('.' or '..', plain or percent-encoded) was resolved away with
+  // the URL's path: GET /api/admin/users/.. and `admin user ..` answered 404 "no route".
+  it('looks up any user id, dot segments too, with ?id= (what admin user sends)', async () => {
+    const t = await start()
+    const ids = ['..', '.', 'a?b#c', 'x+y z']
+    for (const userId of ids) await httpPublish(t.url, { userId, title: 'n', body: '' })
+    for (const userId of ids) {
+      const res = await admin(t.url, 'GET', `users?id=${encodeURIComponent(userId)}`)
+      expect(await res.json(), userId).toMatchObject({ userId, latestSeq: 1 })
+      let out = ''
+      const exit = await adminCommand(
+        ['user', userId],
+        { BELFRY_API_KEY: API_KEY, BELFRY_URL: t.url },
+        (text) => {
+          out += text
+        },
+        () => {},
+      )
+      expect([exit, JSON.parse(out || 'null')], userId).toEqual([0, expect.objectContaining({ userId, latestSeq: 1 })])
+    }
+    const none = await admin(t.url, 'GET', 'users')
+    expect([none.status, await none.json()]).toEqual([
+      400,
+      { error: 'bad_request', message: 'which user? GET /api/admin/users?id=<id> (or /api/admin/users/<id>)' },
+    ])
   })
 
   it('reads a prune body as publishing does: 408 for one that does not arrive in time, 413 for one too large', async () => {
