@@ -128,6 +128,27 @@ describe('retention: the floor on the wire', () => {
     expect(bobReads).toEqual([])
   })
 
+  // Regression: a full page whose last seq was above 1 always said `next`, so once retention had removed
+  // what was older the last page still promised one more (the client asked and got an empty page).
+  it('ends history at the floor: the page holding the oldest kept entry has no next', async () => {
+    const s = await start({ retention: { maxPerUser: 5 } })
+    for (const i of range(1, 10)) expect((await httpPublish(s.url, { userId: 'ann', title: `n${i}`, body: '' })).status).toBe(201)
+    const pruned = await fetch(`${s.url}/api/admin/prune`, { method: 'POST', headers: { authorization: `Bearer ${API_KEY}` } })
+    expect(await pruned.json()).toMatchObject({ removed: 5 })
+    const c = await authedClient(s, 'ann')
+    c.send({ type: 'history', limit: 3, requestId: 'h1' })
+    const first = await c.next((f) => f.type === 'history' && f.requestId === 'h1')
+    expect([(first.items as { seq: number }[]).map((n) => n.seq), first.next]).toEqual([[10, 9, 8], 8])
+    c.send({ type: 'history', before: 8, limit: 3, requestId: 'h2' })
+    const last = await c.next((f) => f.type === 'history' && f.requestId === 'h2')
+    expect((last.items as { seq: number }[]).map((n) => n.seq)).toEqual([7, 6])
+    expect(last.next).toBeUndefined()
+    c.send({ type: 'history', limit: 5, requestId: 'h3' })
+    const exact = await c.next((f) => f.type === 'history' && f.requestId === 'h3')
+    expect([(exact.items as { seq: number }[]).map((n) => n.seq), exact.next]).toEqual([[10, 9, 8, 7, 6], undefined])
+    c.close()
+  })
+
   it('leaves an inbox whole without retention, and the start of a server with retention prunes at once', async () => {
     const t = await start()
     for (const i of range(1, 4)) await httpPublish(t.url, { userId: 'bob', title: `n${i}`, body: '' })

@@ -103,19 +103,20 @@ async function history(c: Connection, f: HistoryFrame): Promise<void> {
   if (wait > 0) await sleep(wait, undefined, { ref: false })
   if (c.closed) return
   const limit = f.limit ?? DEFAULT_HISTORY_LIMIT
-  const rows = await c.hub.store.history(c.userId!, f.before, limit)
+  // One more than the page: whether an older entry exists (retention may have removed all below the page).
+  const rows = await c.hub.store.history(c.userId!, f.before, limit + 1)
   if (c.closed) return
   // Each item is serialised once: to measure the page, and into the frame.
   const items: string[] = []
   let bytes = 0
-  for (const n of rows) {
+  for (const n of rows.slice(0, limit)) {
     const json = JSON.stringify(n)
     bytes += Buffer.byteLength(json)
     if (items.length > 0 && bytes > c.hub.limits.maxBufferedBytes / 2) break
     items.push(json)
   }
   const last = rows[items.length - 1]
-  const next = (items.length < rows.length || items.length === limit) && last && last.seq > 1 ? { next: last.seq } : {}
+  const next = items.length < rows.length ? { next: last!.seq } : {}
   const page = historyFrame(items, { ...next, ...rid(f.requestId) })
   c.budget.bytes.charge(Buffer.byteLength(page))
   c.send(page)
