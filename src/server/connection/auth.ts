@@ -65,7 +65,8 @@ export async function authenticate(c: Connection, f: AuthFrame): Promise<void> {
   c.greeted()
   log.debug({ conn: c.id, user: check.userId, since }, 'authenticated')
   c.startsAfter(since)
-  return c.replay.start(since, user.latestSeq)
+  // A cursor beyond the latest seq was not taken as an ack: until something is sent, acks go no further than the user's.
+  return c.replay.start(since, user.latestSeq, (f.since ?? 0) > user.latestSeq ? Math.min(since, user.ackedSeq) : since)
 }
 
 async function recheckSubscriptions(c: Connection): Promise<void> {

@@ -98,9 +98,12 @@ export class Connection {
   #queue: Promise<void> = SETTLED
   /** Tasks in the queue, the running one included. */
   #queued = 0
-  /** `auth_success` has gone out. */
-  #greeted = false
-  /** Frames about the user's state (read changes) that came before it did. */
+  /**
+   * Frames about the user's state (read changes) wait while this is above 0:
+   * until `auth_success` has gone out, and while a replay round is on its way.
+   */
+  #holding = 1
+  /** The frames {@link tell} held. */
   #held: (string | Buffer)[] | undefined
   #authTimer: NodeJS.Timeout | undefined
 
@@ -320,19 +323,31 @@ export class Connection {
    * Sends a frame about the user's state (a read change made elsewhere). Before
    * `auth_success` has gone out it waits, and follows it ({@link greeted}): the
    * first frame after auth is `auth_success`, and its unread count is then
-   * brought up to date by what follows.
+   * brought up to date by what follows. While a replay round is on its way
+   * ({@link hold}) it waits for the round's notifications, which were read
+   * before the change and would contradict it (`read: false`) if they came after.
    */
   tell(data: string | Buffer): void {
-    if (this.#greeted) this.send(data)
+    if (this.#holding === 0) this.send(data)
     else if (this.#held) this.#held.push(data)
     else this.#held = [data]
   }
 
   /** `auth_success` has gone out: what {@link tell} held follows it. */
   greeted(): void {
-    this.#greeted = true
-    for (const data of this.#held ?? []) this.send(data)
+    this.release()
+  }
+
+  /** What {@link tell} is given waits until as many {@link release} calls. */
+  hold(): void {
+    this.#holding++
+  }
+
+  release(): void {
+    if (--this.#holding > 0) return
+    const held = this.#held
     this.#held = undefined
+    for (const data of held ?? []) this.send(data)
   }
 
   #failed(error: unknown, critical: boolean, requestId?: string): void {
@@ -344,10 +359,11 @@ export class Connection {
   /**
    * Records the client's ack, cut to what this socket was sent: a client
    * cannot have read more, and the store writes acks a moment later (they
-   * gather), when the user may have notifications it has not been sent.
+   * gather), when the user may have notifications it has not been sent. Before
+   * anything is sent, a cursor from another database acks nothing ({@link Replay.ackable}).
    */
   ack(seq: number): Promise<number> {
-    return this.hub.store.ack(this.#userId!, Math.min(seq, this.replay.sentSeq))
+    return this.hub.store.ack(this.#userId!, Math.min(seq, this.replay.ackable))
   }
 
   /** Runs work of the connection's own (a replay after a gap) in its frame queue, as critical. */

@@ -26,6 +26,9 @@ export class Replay {
   readonly #c: Connection
   /** Highest seq sent on this socket: live delivery continues from here. */
   #sentSeq = 0
+  /** Where the connection started, and what it may ack before anything more is sent (see {@link ackable}). */
+  #startSeq = 0
+  #ackableAtStart = 0
   /** Highest seq announced by the broker while not live. */
   #pendingMax = 0
   /** The seq of the last round that ended `more: true`: the one `resume` this connection may send. */
@@ -41,12 +44,23 @@ export class Replay {
   }
 
   /**
+   * The most an ack on this socket may cover: what was sent on it, or before
+   * anything was, `ackableAtStart` as {@link start} was told (the cursor, when
+   * the server took it as an ack; a cursor from another database, which the
+   * connection starts beyond without sending, acks nothing).
+   */
+  get ackable(): number {
+    return this.#sentSeq > this.#startSeq ? this.#sentSeq : this.#ackableAtStart
+  }
+
+  /**
    * Replays what follows `since` (at auth), then goes live. `latest` is the
    * user's latest seq as read at auth: with nothing after `since` the first
    * round skips its read (anything published since is in `#pendingMax`).
    */
-  start(since: number, latest: number): Promise<void> {
-    this.#sentSeq = since
+  start(since: number, latest: number, ackableAtStart = since): Promise<void> {
+    this.#sentSeq = this.#startSeq = since
+    this.#ackableAtStart = ackableAtStart
     this.#c.moveTo('replaying')
     return this.#round(undefined, since >= latest)
   }
@@ -93,7 +107,17 @@ export class Replay {
     this.#c.schedule(() => this.#round(undefined))
   }
 
+  /** One round (or several, for the article's client). Read changes told meanwhile follow its notifications. */
   async #round(requestId: string | undefined, caughtUp = false): Promise<void> {
+    this.#c.hold()
+    try {
+      await this.#rounds(requestId, caughtUp)
+    } finally {
+      this.#c.release()
+    }
+  }
+
+  async #rounds(requestId: string | undefined, caughtUp: boolean): Promise<void> {
     const c = this.#c
     const { store, limits } = c.hub
     const userId = c.userId!
@@ -102,8 +126,10 @@ export class Replay {
       const wait = c.budget.bytes.waitMs
       if (wait > 0) await sleep(wait, undefined, { ref: false })
       if (c.closed) return
-      const rows = caughtUp ? [] : await store.after(userId, this.#sentSeq, limits.replayBatch + 1)
-      if (!caughtUp) c.hub.metrics?.replayRounds.inc()
+      const read = !caughtUp
+      const announced = this.#pendingMax
+      const rows = read ? await store.after(userId, this.#sentSeq, limits.replayBatch + 1) : []
+      if (read) c.hub.metrics?.replayRounds.inc()
       caughtUp = false
       if (c.closed) return
       // The client asks for the next round only after reading this one, so the send buffer
@@ -139,6 +165,9 @@ export class Replay {
         c.acks.schedule()
         continue
       }
+      // Nothing after the seq sent, though more was announced before the read: retention removed
+      // it since (what is announced is committed). Nothing is left to send up to there.
+      if (read && rows.length === 0) this.#sentSeq = Math.max(this.#sentSeq, announced)
       // Published while the read was in flight: read again before going live.
       if (this.#pendingMax > this.#sentSeq) continue
       c.moveTo('live')
