@@ -53,9 +53,20 @@ export async function admin(
     out(`${JSON.stringify(body ?? text, null, 2)}\n`)
     return 0
   } catch (error) {
-    err(`belfry-server admin: ${(error as Error).message}${error instanceof UsageError ? ' (see belfry-server admin --help)' : ''}\n`)
+    err(
+      `${redactAll(`belfry-server admin: ${(error as Error).message}`)}${error instanceof UsageError ? ' (see belfry-server admin --help)' : ''}\n`,
+    )
     return error instanceof UsageError ? 2 : 1
   }
+}
+
+/**
+ * A message line with every URL's password redacted: {@link redact} on the
+ * whole line (a quoted `password='s e c'`), then on each word, as it redacts
+ * only the first URL of its text.
+ */
+function redactAll(line: string): string {
+  return redact(line).replace(/\S+/g, (word) => redact(word))
 }
 
 /** The request a command line makes. */
@@ -74,7 +85,12 @@ function request(args: readonly string[], env: NodeJS.ProcessEnv): { url: string
     } else rest.push(arg)
   }
   const url = flags.url ?? env.BELFRY_URL ?? `http://localhost:${env.PORT || 3000}`
-  if (!URL.canParse(url) || !/^https?:/.test(url)) throw new UsageError(`--url must be an http:// or https:// URL, got "${url}"`)
+  if (!URL.canParse(url) || !/^https?:/.test(url)) throw new UsageError(`--url must be an http:// or https:// URL, got "${redact(url)}"`)
+  // fetch refuses a URL with user info; and the admin API takes the key, not a password.
+  const { username, password } = new URL(url)
+  if (username || password) {
+    throw new UsageError(`--url must not hold credentials (the API key is read from BELFRY_API_KEY), got "${redact(url)}"`)
+  }
   const [command, ...operands] = rest
   if (command === 'user') {
     if (operands.length !== 1 || flags.days !== undefined || flags['max-per-user'] !== undefined) {

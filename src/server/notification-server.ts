@@ -99,6 +99,8 @@ export class NotificationServer {
   #cutDrain: (() => void) | undefined
   /** Set by drain(), cleared by close(): HTTP requests in flight get CLOSE_GRACE_MS to be answered. */
   #gentle = false
+  /** Ends a drain's grace for HTTP requests in flight at once (close() during it). */
+  #cutGrace: (() => void) | undefined
   /** The last failure of a store write the server asked for, and when: /healthz reports it for a while. */
   #storeFailure: { at: number; message: string } | undefined
 
@@ -280,6 +282,7 @@ export class NotificationServer {
   close(): Promise<void> {
     this.#gentle = false
     this.#cutDrain?.()
+    this.#cutGrace?.()
     this.#closed ??= this.#shutdown(0)
     return this.#closed
   }
@@ -362,10 +365,23 @@ export class NotificationServer {
     if (this.#http && !this.#options.server) {
       const server = this.#http
       await new Promise<void>((resolve) => {
-        server.close(() => resolve()) // closes idle keep-alive connections too
-        // A drain lets the requests in flight (a publish being committed) be answered; close() cuts them.
-        if (this.#gentle) setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS).unref()
-        else server.closeAllConnections()
+        let timer: NodeJS.Timeout | undefined
+        const cut = () => {
+          this.#cutGrace = undefined
+          clearTimeout(timer)
+          server.closeAllConnections()
+        }
+        // Closes idle keep-alive connections too.
+        server.close(() => {
+          this.#cutGrace = undefined
+          clearTimeout(timer)
+          resolve()
+        })
+        // A drain lets the requests in flight (a publish being committed) be answered; close(), then or during it, cuts them.
+        if (this.#gentle) {
+          timer = setTimeout(cut, CLOSE_GRACE_MS).unref()
+          this.#cutGrace = cut
+        } else cut()
       })
     }
     await this.#fanningOut

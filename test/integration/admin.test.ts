@@ -218,12 +218,12 @@ describe('belfry-server admin', () => {
       [['prune', '--days', 'ten'], env, 2, /^belfry-server admin: --days must be a number, got "ten"/],
       // Decimal digits only: Number() read "0x2" as 2 and pruned to it.
       [['prune', '--max-per-user', '0x2'], env, 2, /^belfry-server admin: --max-per-user must be a number, got "0x2"/],
-      // A URL's password stays out of the message.
+      // A URL with credentials is refused (fetch would refuse it), its password kept out of the message.
       [
         ['user', 'bob'],
         { ...env, BELFRY_URL: 'http://admin:hunter2@127.0.0.1:1' },
-        1,
-        /^belfry-server admin: cannot reach http:\/\/admin:\*\*\*@127/,
+        2,
+        /^belfry-server admin: --url must not hold credentials .*, got "http:\/\/admin:\*\*\*@127\.0\.0\.1:1" \(see/,
       ],
       [['prune', '--force'], env, 2, /^belfry-server admin: unknown option --force/],
       [['purge'], env, 2, /^belfry-server admin: unknown command "purge"/],
@@ -246,4 +246,36 @@ describe('belfry-server admin', () => {
       expect(err.trimEnd()).toMatch(message)
     }
   }, 30_000)
+
+  it('does not print the password of a --url with credentials', async () => {
+    // Regression: the message redacted its own "cannot reach http://ops:***@…" but then appended fetch's, which repeated the URL whole.
+    let stderr = ''
+    const code = await adminCommand(
+      ['user', 'ann', '--url', 'http://ops:hunter2-s3cret@127.0.0.1:9'],
+      { BELFRY_API_KEY: 'review-api-key-123' },
+      () => {},
+      (s) => {
+        stderr += s
+      },
+    )
+    // A usage mistake, said up front: fetch refuses a URL with credentials anyway.
+    expect(code).toBe(2)
+    expect(stderr).not.toContain('hunter2-s3cret')
+    expect(stderr).toMatch(/^belfry-server admin: --url must not hold credentials .*, got "http:\/\/ops:\*\*\*@127\.0\.0\.1:9"/)
+  })
+
+  it('does not print the password of a --url it refuses as a usage mistake', async () => {
+    // Regression: "--url must be an http:// or https:// URL, got …" showed the refused URL as given, password included.
+    let stderr = ''
+    const code = await adminCommand(
+      ['user', 'ann', '--url', 'ftp://ops:hunter2-s3cret@127.0.0.1:9'],
+      { BELFRY_API_KEY: 'review-api-key-123' },
+      () => {},
+      (s) => {
+        stderr += s
+      },
+    )
+    expect(code).toBe(2)
+    expect(stderr).not.toContain('hunter2-s3cret')
+  })
 })

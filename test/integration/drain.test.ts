@@ -13,7 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { mintToken } from '../../src/server/index.js'
 import { type ServerProcess, spawnServer } from '../helpers/process.js'
-import { API_KEY, authedClient, httpPublish, type RawClient, rawClient, SECRET, useServer } from '../helpers/server.js'
+import { API_KEY, authedClient, httpPublish, type RawClient, rawClient, SECRET, trickledPost, useServer } from '../helpers/server.js'
 
 const start = useServer()
 
@@ -84,6 +84,25 @@ describe('drain', () => {
     await drained
     for (const c of clients) await expect(c.closed).resolves.toMatchObject({ code: 1001 })
     expect(performance.now() - t0).toBeLessThan(10_000)
+  })
+
+  it('close() (a second SIGTERM) while a drain waits for HTTP requests in flight cuts them at once, as close() alone does', async () => {
+    // Regression: the drain's 2 s grace for requests in flight was set once, and close() during it still waited the 2 s.
+    const s = await start({ drainMs: 5000 })
+    // A request in flight: a publish whose body is still arriving (it may take bodyTimeoutMs, 10 s).
+    const auth = { authorization: `Bearer ${API_KEY}` }
+    const inFlight = trickledPost(s.port, '/api/notifications', auth, '{"userId":"ann",').catch(() => undefined)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    // No socket open: the drain goes straight to closing the HTTP server, giving requests in flight 2 s.
+    const drained = s.server.drain()
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    const t0 = performance.now()
+    await s.server.close() // what the CLI does on a second SIGTERM, or on SIGINT
+    const took = performance.now() - t0
+    await drained
+    await inFlight
+    // Documented: "A second SIGTERM, or SIGINT (Ctrl-C), closes what is left at once"; close() cuts requests in flight.
+    expect(took).toBeLessThan(500)
   })
 
   it('drains at once with drainMs 0 or with no socket open', async () => {
