@@ -54,19 +54,10 @@ export async function admin(
     return 0
   } catch (error) {
     err(
-      `${redactAll(`belfry-server admin: ${(error as Error).message}`)}${error instanceof UsageError ? ' (see belfry-server admin --help)' : ''}\n`,
+      `${redact(`belfry-server admin: ${(error as Error).message}`)}${error instanceof UsageError ? ' (see belfry-server admin --help)' : ''}\n`,
     )
     return error instanceof UsageError ? 2 : 1
   }
-}
-
-/**
- * A message line with every URL's password redacted: {@link redact} on the
- * whole line (a quoted `password='s e c'`), then on each word, as it redacts
- * only the first URL of its text.
- */
-function redactAll(line: string): string {
-  return redact(line).replace(/\S+/g, (word) => redact(word))
 }
 
 /** The request a command line makes. */

@@ -3,8 +3,8 @@
  * it is written: in a URL's user info (`postgres://user:secret@host`, the
  * secret unencoded `/` or `@` included), as a query parameter
  * (`?password=secret`, which pg and ioredis read), or as a libpq keyword
- * (`host=db password=secret` or `password='s e c'`).
+ * (`host=db password=secret` or `password='s e c'`). Every URL of the text.
  */
 export function redact(text: string): string {
-  return text.replace(/(\/\/[^/@\s:]*:)\S*@/, '$1***@').replace(/(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&;#]*)/gi, '$1***')
+  return text.replace(/(\/\/[^/@\s:]*:)\S*@/g, '$1***@').replace(/(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&;#]*)/gi, '$1***')
 }

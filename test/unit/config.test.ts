@@ -16,6 +16,8 @@ describe('passwords in messages', () => {
     ['host=db user=belfry password=hunter2 dbname=belfry', 'host=db user=belfry password=*** dbname=belfry'],
     ["host=db PASSWORD = 'hun ter2' dbname=belfry", 'host=db PASSWORD = *** dbname=belfry'],
     ['postgres://db/belfry', 'postgres://db/belfry'],
+    // Regression: only the first URL of a message was redacted (fetch's own error repeats the URL).
+    ['cannot reach http://ops:a@h: bad URL http://ops:a@h/x', 'cannot reach http://ops:***@h: bad URL http://ops:***@h/x'],
   ])('redacts %s', (given, shown) => {
     expect(redact(given)).toBe(shown)
   })
