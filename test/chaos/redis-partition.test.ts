@@ -146,3 +146,28 @@ describe('Redis slow to answer a resubscription', () => {
     expect(await until(() => notes(ann).length === 2, 2000)).toBe(true)
   })
 })
+
+describe('Redis silent at shutdown', () => {
+  it('close() finishes within seconds when Redis stopped answering a moment ago (the partition not noticed yet)', async () => {
+    // Regression: close() sent QUIT on connections still `ready`; the subscriber's has no command timeout, so shutdown (SIGTERM) hung until TCP gave up.
+    const proxy = new ChaosProxy({ host: '127.0.0.1', port: redis.port })
+    const port = await proxy.listen()
+    cleanUp.push(() => proxy.close())
+    const broker = await RedisBroker.connect(`redis://127.0.0.1:${port}`, { channel: 'belfry:shutdown', logger })
+    const s = await startServer({ broker, drainMs: 0 })
+    let closed: Promise<void> | undefined
+    cleanUp.push(async () => {
+      proxy.heal()
+      await closed
+      await s.dispose()
+    })
+    // A partition (no FIN, no RST) that began just before the deploy's SIGTERM: the broker has not noticed yet.
+    proxy.blackhole()
+    const t0 = performance.now()
+    closed = s.server.close()
+    const outcome = await Promise.race([closed.then(() => 'closed'), sleep(6000).then(() => 'still closing')])
+    const ms = Math.round(performance.now() - t0)
+    // QUIT is given about a second (QUIT_TIMEOUT_MS), then the connections are dropped.
+    expect({ outcome, quick: ms < 3000, ms }).toMatchObject({ outcome: 'closed', quick: true })
+  }, 15_000)
+})

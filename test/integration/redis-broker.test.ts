@@ -266,4 +266,31 @@ describe('RedisBroker', () => {
     expect(handles()).toBeLessThanOrEqual(before)
     await own.dispose()
   })
+
+  it("never writes the Redis password to the log, even at debug, when a reconnection's AUTH fails", async () => {
+    // Regression: ioredis's ReplyError for a refused AUTH carries `command: { name: 'auth', args: [password] }`, and the broker logged it whole.
+    const own = await startRedis()
+    const password = 'belfry-redis-pass-Q7'
+    const admin = new Redis(own.url)
+    const lines: string[] = []
+    const log = pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) })
+    let broker: RedisBroker | undefined
+    try {
+      await admin.config('SET', 'requirepass', password)
+      broker = await RedisBroker.connect(own.url.replace('redis://', `redis://:${password}@`), { logger: log })
+      expect(broker.up).toBe(true)
+      // The password is rotated (or Redis restarted without it): the broker's reconnections fail their AUTH.
+      await admin.config('SET', 'requirepass', 'another-password-1')
+      await admin.client('KILL', 'TYPE', 'pubsub')
+      await admin.client('KILL', 'TYPE', 'normal', 'SKIPME', 'yes')
+      await vi.waitFor(() => expect(lines.some((l) => l.includes('WRONGPASS'))).toBe(true), { timeout: 5000 }) // the failed AUTH is logged…
+      expect(lines.filter((l) => l.includes(password))).toEqual([]) // …without its arguments
+      const logged = JSON.parse(lines.find((l) => l.includes('WRONGPASS'))!) as { err: Record<string, unknown> }
+      expect(logged.err).toMatchObject({ type: 'ReplyError', command: 'auth' }) // but with the command's name
+    } finally {
+      await broker?.close()
+      admin.disconnect()
+      await own.dispose()
+    }
+  }, 15_000)
 })

@@ -26,6 +26,13 @@ export const PROBE_MS = 1000
 export const PROBE_TIMEOUT_MS = 2000
 /** How long a publish may wait for Redis before it counts as failed (the server then delivers to its own connections), in ms. */
 export const PUBLISH_TIMEOUT_MS = 1000
+/**
+ * How long `close` waits for Redis to answer a QUIT before it drops the
+ * connection, in ms. A connection can still say `ready` for a while into a
+ * partition (until a PING goes unanswered), and the subscriber's commands
+ * have no timeout of their own: shutdown must not wait for TCP to give up.
+ */
+const QUIT_TIMEOUT_MS = 1000
 
 /**
  * A broker over Redis pub/sub, for several server processes sharing one store.
@@ -181,7 +188,7 @@ export class RedisBroker implements Broker {
         try {
           handler(event)
         } catch (error) {
-          this.#log.error({ err: error }, 'redis broker: event handler threw')
+          this.#log.error({ err: loggable(error) }, 'redis broker: event handler threw')
         }
       }
   }
@@ -234,7 +241,7 @@ export class RedisBroker implements Broker {
     } catch (error) {
       // The connection dropped again before the confirmation (the next 'ready' tries again), or Redis
       // refused it on a live one (the next probe tick tries again).
-      this.#log.debug({ err: error }, 'redis broker: resubscribe failed')
+      this.#log.debug({ err: loggable(error) }, 'redis broker: resubscribe failed')
       return
     } finally {
       this.#subscribing = false
@@ -250,7 +257,7 @@ export class RedisBroker implements Broker {
       try {
         handler(up)
       } catch (error) {
-        this.#log.error({ err: error }, 'redis broker: status handler threw')
+        this.#log.error({ err: loggable(error) }, 'redis broker: status handler threw')
       }
     }
   }
@@ -286,7 +293,7 @@ function open(url: string, log: Logger, role: string, commandTimeout?: number): 
   })
   // Without a listener ioredis prints each error itself. Every failed reconnection attempt emits one, and
   // the loss of the connection is logged once by the broker, so these are debug.
-  redis.on('error', (error: Error) => log.debug({ err: error, role }, 'redis broker: connection error'))
+  redis.on('error', (error: Error) => log.debug({ err: loggable(error), role }, 'redis broker: connection error'))
   return redis
 }
 
@@ -308,7 +315,9 @@ async function start(redis: Redis): Promise<void> {
 
 /**
  * Quits a connection (or, with `force`, drops it), waiting until its socket is
- * closed; just stops reconnecting if it has none.
+ * closed; just stops reconnecting if it has none. A QUIT left unanswered for
+ * {@link QUIT_TIMEOUT_MS} (Redis went silent, and the probe has not noticed
+ * yet) drops the connection too.
  */
 async function shut(redis: Redis, force = false): Promise<void> {
   if (redis.status === 'end') return
@@ -321,7 +330,7 @@ async function shut(redis: Redis, force = false): Promise<void> {
     return
   }
   const ended = new Promise((resolve) => redis.once('end', resolve))
-  if (redis.status === 'ready' && !force) await redis.quit().catch(() => redis.disconnect())
+  if (redis.status === 'ready' && !force) await within(redis.quit(), QUIT_TIMEOUT_MS).catch(() => redis.disconnect())
   else redis.disconnect()
   await ended
 }
@@ -358,6 +367,27 @@ function isEvent(value: unknown): value is BrokerEvent {
   }
   if (event.kind === 'read') return typeof event.userId === 'string' && typeof event.frame === 'string'
   return false
+}
+
+/**
+ * An error as the log may show it: a copy (same class, message, stack, code)
+ * whose `command` is the command's name only. ioredis attaches the failed
+ * command to its errors, `command: { name, args }`, and the arguments of an
+ * AUTH are the password. Causes and an AggregateError's errors are copied alike.
+ */
+function loggable(error: unknown): unknown {
+  if (!(error instanceof Error)) return error
+  const { command, cause } = error as { command?: unknown; cause?: unknown }
+  const fields: PropertyDescriptorMap = Object.getOwnPropertyDescriptors(error)
+  // Each replaced as a plain value, whatever its descriptor was (a getter, read-only): the copy is the log's.
+  const value = (key: string, v: unknown) => {
+    if (key in fields) fields[key] = { value: v, writable: true, configurable: true, enumerable: fields[key]!.enumerable ?? false }
+  }
+  value('stack', error.stack)
+  value('command', typeof command === 'object' && command !== null && 'name' in command ? command.name : undefined)
+  value('cause', loggable(cause))
+  if (error instanceof AggregateError) value('errors', error.errors.map(loggable))
+  return Object.create(Object.getPrototypeOf(error), fields)
 }
 
 /** One line for an error; Node's AggregateError (several addresses tried) has an empty message. */
