@@ -246,6 +246,51 @@ describe('PostgresStore: what PostgreSQL adds', () => {
     await store.close()
   })
 
+  it('touchUser of a new user another process records at that moment (not committed yet) resolves with its counters', async () => {
+    // Regression: the insert waited for the other transaction, found the row and returned nothing; the SELECT beside it used the older snapshot.
+    const s = schema()
+    const store = await PostgresStore.open(db.url, { schema: s })
+    const other = new pg.Client(db.url)
+    await other.connect()
+    try {
+      // Another process records the same new user (its connect, subscribe or publish), not committed yet.
+      await other.query('BEGIN')
+      await other.query(`INSERT INTO ${s}.users (id) VALUES ('ann')`)
+      const touching = store.touchUser('ann')
+      await new Promise((r) => setTimeout(r, 300))
+      await other.query('COMMIT')
+      // auth.ts reads user.floor and user.latestSeq of this: undefined failed the connection (1011).
+      expect(await touching).toEqual({ latestSeq: 0, ackedSeq: 0, unreadCount: 0, floor: 0 })
+    } finally {
+      await other.end()
+      await store.close()
+    }
+  })
+
+  it('touchUser of a new user from two processes at once answers each with its counters', async () => {
+    // Regression: the one whose insert lost the race resolved undefined.
+    const s = schema()
+    const a = await PostgresStore.open(db.url, { schema: s, poolSize: 4 })
+    const b = await PostgresStore.open(db.url, { schema: s, poolSize: 4 })
+    try {
+      const failures: string[] = []
+      const started = Date.now()
+      // Bounded: rounds until the first failure, at most 2 s.
+      for (let round = 0; Date.now() - started < 2000 && failures.length === 0; round++) {
+        const id = `new${round}`
+        const results = await Promise.allSettled([a.touchUser(id), b.touchUser(id), a.touchUser(id), b.touchUser(id)])
+        for (const r of results) {
+          if (r.status === 'rejected') failures.push(`${id}: rejected ${(r.reason as Error).message}`)
+          else if (r.value?.latestSeq !== 0) failures.push(`${id}: resolved ${JSON.stringify(r.value)}`)
+        }
+      }
+      expect(failures).toEqual([])
+    } finally {
+      await a.close()
+      await b.close()
+    }
+  })
+
   it('refuses, in one line, a database it cannot reach, and a schema of a newer belfry', async () => {
     const own = await startPostgres()
     const { port } = own

@@ -487,7 +487,12 @@ export class PostgresStore implements Store {
       [userId],
       'belfry_touch_user',
     )
-    return withUnwrittenAck(rows[0] as UserState, this.#acks.unwritten(userId))
+    // Nothing when another transaction was inserting the user: the insert waited for its commit and did
+    // nothing, and the SELECT beside it reads the snapshot from before. A statement of its own sees the row.
+    if (rows[0]) return withUnwrittenAck(rows[0] as UserState, this.#acks.unwritten(userId))
+    const known = await this.user(userId)
+    if (!known) throw new Error('touchUser: the user is missing from the users table after it was recorded')
+    return known
   }
 
   async user(userId: string): Promise<UserState | undefined> {
