@@ -291,6 +291,45 @@ describe('PostgresStore: what PostgreSQL adds', () => {
     }
   })
 
+  it('a topic publish whose last subscriber leaves while it runs stores no notification that no inbox holds, and answers 0 recipients', async () => {
+    // Regression: it counted the audience, then its first batch (after the unsubscribe) was empty: the notification stayed, recipients 1.
+    const s = schema()
+    const store = await PostgresStore.open(db.url, { schema: s })
+    const other = new pg.Client(db.url)
+    await other.connect()
+    try {
+      await store.subscribe('ann', ['news'], 10)
+      // Another publish with the same key is in flight (uncommitted): this one's transaction waits on the
+      // key's index entry after it has counted the topic's audience and before it reads its first batch.
+      await other.query('BEGIN')
+      await other.query(
+        `INSERT INTO ${s}.idempotency_keys (key, fingerprint, id, created_at, recipients, expires_at) VALUES ('k', 'f', 'x', 't', 0, $1)`,
+        [Date.now() + 60_000],
+      )
+      const key = { key: 'k', ttlMs: 60_000 }
+      const publishing = store.publish({ topic: 'news' }, { title: 'hello', body: '' }, key)
+      await new Promise((r) => setTimeout(r, 300))
+      // Meanwhile the only subscriber leaves; then the other publish gives up (rolls back).
+      await store.unsubscribe('ann', ['news'])
+      await other.query('ROLLBACK')
+      const published = await publishing
+      expect(published).toMatchObject({ deliveries: [], recipients: 0, pending: false })
+      const { rows } = await other.query(
+        `SELECT n.id, (SELECT count(*) FROM ${s}.inbox i WHERE i.notification_no = n.no)::int AS entries FROM ${s}.notifications n`,
+      )
+      expect(rows).toEqual([])
+      // The key answers as the publish did.
+      expect(await store.publish({ topic: 'news' }, { title: 'hello', body: '' }, key)).toMatchObject({
+        notification: { id: published.notification.id },
+        recipients: 0,
+        replayed: true,
+      })
+    } finally {
+      await other.end()
+      await store.close()
+    }
+  })
+
   it('refuses, in one line, a database it cannot reach, and a schema of a newer belfry', async () => {
     const own = await startPostgres()
     const { port } = own

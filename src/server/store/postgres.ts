@@ -409,9 +409,17 @@ export class PostgresStore implements Store {
       const no = rows[0].no as number
       const job: Job = { no: 0, notification_no: no, topic, after: 0, up_to: upTo }
       const { deliveries, done } = await this.#batchOf(q, job)
-      if (!done)
+      if (!done) {
         await q('INSERT INTO $s.fanout_jobs (notification_no, topic, after, up_to) VALUES ($1, $2, $3, $4)', [no, topic, job.after, upTo])
-      return { notification, deliveries, recipients: size, pending: !done }
+        return { notification, deliveries, recipients: size, pending: true }
+      }
+      // Done in one batch: the recipients are the entries made. The batch reads the audience after the count (a
+      // statement later, after a wait on a lock perhaps): those who left meanwhile (an unsubscribe) are not in it.
+      const recipients = deliveries.length
+      // All of them gone: no inbox holds the notification, and retention would never reach it (as a job that ends so).
+      if (recipients === 0) await q('DELETE FROM $s.notifications WHERE no = $1', [no])
+      if (key && recipients !== size) await q('UPDATE $s.idempotency_keys SET recipients = $2 WHERE key = $1', [key.key, recipients])
+      return { notification, deliveries, recipients, pending: false }
     })
   }
 
