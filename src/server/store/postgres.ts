@@ -39,8 +39,10 @@ export interface PostgresStoreOptions {
   /**
    * How long one statement may run or wait for a lock, in ms: PostgreSQL
    * cancels it past that (and a publish answers 503 rather than hang). A reply
-   * that never comes (a connection gone silent) fails 2 s later. Migrations
-   * are not bounded. @default 10000
+   * that never comes (a connection gone silent) fails 2 s later. A
+   * transaction idle for 1 s longer than this (its process gone mid-way)
+   * is ended by PostgreSQL, which frees the rows it held. Migrations are not
+   * bounded. @default 10000
    */
   queryTimeoutMs?: number | undefined
 }
@@ -215,6 +217,12 @@ export class PostgresStore implements Store {
       connectionTimeoutMillis: connectTimeoutMs,
       statement_timeout: queryTimeoutMs,
       query_timeout: queryTimeoutMs + 2000,
+      // A transaction left open by a process that vanished (no FIN, no RST reaches PostgreSQL) would hold its
+      // users' rows for hours: PostgreSQL ends it once idle that long (a live one sends its next statement in ms).
+      idle_in_transaction_session_timeout: queryTimeoutMs + 1000,
+      // TCP keepalives from 10 s idle on: a pooled connection whose PostgreSQL's machine vanished is found dead.
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
       types: TYPES,
     })
     // An idle connection the server closed (a restart) must not crash the process: the next query reconnects.
