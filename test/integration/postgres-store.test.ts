@@ -230,6 +230,8 @@ describe('PostgresStore: what PostgreSQL adds', () => {
     const titles = async () => (await client.query(`SELECT title FROM ${s}.notifications ORDER BY no`)).rows
     expect(await store.publish({ topic: 'nobody' }, { title: 'unheard', body: '' })).toMatchObject({ recipients: 0, pending: false })
     expect(await store.publish({ broadcast: true }, { title: 'to no one', body: '' })).toMatchObject({ recipients: 0, pending: false })
+    // Regression: an empty userIds list stored a notification (two: it tried again) and then threw.
+    expect(await store.publish({ userIds: [] }, { title: 'to nobody named', body: '' })).toMatchObject({ recipients: 0, pending: false })
     expect(await titles()).toEqual([])
     await store.subscribe('a', ['news'], 10)
     await store.subscribe('b', ['news'], 10)
@@ -328,6 +330,20 @@ describe('PostgresStore: what PostgreSQL adds', () => {
       await other.end()
       await store.close()
     }
+  })
+
+  it('refuses a poolSize or connectTimeoutMs that is not a whole number ≥ 1, saying what it got', async () => {
+    // Regression: they went to pg unchecked (poolSize 0 or NaN: a pool that never gives a connection).
+    await expect(PostgresStore.open(db.url, { poolSize: 0 })).rejects.toThrow(
+      new TypeError('PostgresStore: options.poolSize must be a whole number ≥ 1, got 0'),
+    )
+    await expect(PostgresStore.open(db.url, { poolSize: 2.5 })).rejects.toThrow('options.poolSize must be a whole number ≥ 1, got 2.5')
+    await expect(PostgresStore.open(db.url, { connectTimeoutMs: -1 })).rejects.toThrow(
+      new TypeError('PostgresStore: options.connectTimeoutMs must be a whole number of ms ≥ 1, got -1'),
+    )
+    await expect(PostgresStore.open(db.url, { connectTimeoutMs: Number.NaN })).rejects.toThrow(
+      'options.connectTimeoutMs must be a whole number of ms ≥ 1, got NaN',
+    )
   })
 
   it('refuses, in one line, a database it cannot reach, and a schema of a newer belfry', async () => {

@@ -208,6 +208,12 @@ export class PostgresStore implements Store {
     if (!(Number.isSafeInteger(pruneBatch) && pruneBatch >= 1)) {
       throw new TypeError(`PostgresStore: options.pruneBatch must be a whole number ≥ 1, got ${pruneBatch}`)
     }
+    if (!(Number.isSafeInteger(poolSize) && poolSize >= 1)) {
+      throw new TypeError(`PostgresStore: options.poolSize must be a whole number ≥ 1, got ${poolSize}`)
+    }
+    if (!(Number.isSafeInteger(connectTimeoutMs) && connectTimeoutMs >= 1)) {
+      throw new TypeError(`PostgresStore: options.connectTimeoutMs must be a whole number of ms ≥ 1, got ${connectTimeoutMs}`)
+    }
     if (!(Number.isSafeInteger(queryTimeoutMs) && queryTimeoutMs >= 1)) {
       throw new TypeError(`PostgresStore: options.queryTimeoutMs must be a whole number of ms ≥ 1, got ${queryTimeoutMs}`)
     }
@@ -373,6 +379,16 @@ export class PostgresStore implements Store {
       // transaction: no deadlock) and the entries. It writes nothing unless it found every user; then
       // the users are recorded (a row a user keeps, so outside the publish) and it runs again.
       const ids = [...new Set(audience.userIds)].sort()
+      // No one to give it to: nothing to store (the statement would store a notification no inbox holds).
+      if (ids.length === 0) {
+        if (key) {
+          await this.#query(
+            'INSERT INTO $s.idempotency_keys (key, fingerprint, id, created_at, recipients, expires_at) VALUES ($1, $2, $3, $4, 0, $5)',
+            [key.key, key.fingerprint, notification.id, notification.timestamp, key.expiresAt],
+          )
+        }
+        return { notification, deliveries: [], recipients: 0, pending: false }
+      }
       for (let pass = 1; ; pass++) {
         const { rows } = await this.#retrying(
           `WITH locked AS (SELECT no FROM $s.users WHERE id = ANY($9) ORDER BY no FOR UPDATE),
