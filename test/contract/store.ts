@@ -157,6 +157,19 @@ export function storeContract(name: string, makeHarness: () => Promise<StoreHarn
       // A topic nobody follows: no one to give it to, so nothing is stored (retention could never remove it).
       expect(await store.publish({ topic: 'empty' }, note('void'))).toMatchObject({ deliveries: [], recipients: 0, pending: false })
     })
+
+    it('answers a publish to an empty list of users with no entry and 0 recipients, with a key as well', async () => {
+      // Regression: PostgresStore stored a notification no inbox held, then threw.
+      expect(await store.publish({ userIds: [] }, note('no one'))).toMatchObject({ deliveries: [], recipients: 0, pending: false })
+      const key = { key: 'none', ttlMs: 60_000 }
+      const first = await store.publish({ userIds: [] }, note('no one'), key)
+      expect(first).toMatchObject({ deliveries: [], recipients: 0, pending: false })
+      expect(await store.publish({ userIds: [] }, note('no one'), key)).toMatchObject({
+        notification: { id: first.notification.id },
+        recipients: 0,
+        replayed: true,
+      })
+    })
   })
 
   describe(`${name}: fan-out jobs`, () => {

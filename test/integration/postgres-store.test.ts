@@ -230,6 +230,8 @@ describe('PostgresStore: what PostgreSQL adds', () => {
     const titles = async () => (await client.query(`SELECT title FROM ${s}.notifications ORDER BY no`)).rows
     expect(await store.publish({ topic: 'nobody' }, { title: 'unheard', body: '' })).toMatchObject({ recipients: 0, pending: false })
     expect(await store.publish({ broadcast: true }, { title: 'to no one', body: '' })).toMatchObject({ recipients: 0, pending: false })
+    // Regression: an empty userIds list stored a notification (two: it tried again) and then threw.
+    expect(await store.publish({ userIds: [] }, { title: 'to nobody named', body: '' })).toMatchObject({ recipients: 0, pending: false })
     expect(await titles()).toEqual([])
     await store.subscribe('a', ['news'], 10)
     await store.subscribe('b', ['news'], 10)
@@ -244,6 +246,104 @@ describe('PostgresStore: what PostgreSQL adds', () => {
     expect(await titles()).toEqual([{ title: 'newer' }])
     await client.end()
     await store.close()
+  })
+
+  it('touchUser of a new user another process records at that moment (not committed yet) resolves with its counters', async () => {
+    // Regression: the insert waited for the other transaction, found the row and returned nothing; the SELECT beside it used the older snapshot.
+    const s = schema()
+    const store = await PostgresStore.open(db.url, { schema: s })
+    const other = new pg.Client(db.url)
+    await other.connect()
+    try {
+      // Another process records the same new user (its connect, subscribe or publish), not committed yet.
+      await other.query('BEGIN')
+      await other.query(`INSERT INTO ${s}.users (id) VALUES ('ann')`)
+      const touching = store.touchUser('ann')
+      await new Promise((r) => setTimeout(r, 300))
+      await other.query('COMMIT')
+      // auth.ts reads user.floor and user.latestSeq of this: undefined failed the connection (1011).
+      expect(await touching).toEqual({ latestSeq: 0, ackedSeq: 0, unreadCount: 0, floor: 0 })
+    } finally {
+      await other.end()
+      await store.close()
+    }
+  })
+
+  it('touchUser of a new user from two processes at once answers each with its counters', async () => {
+    // Regression: the one whose insert lost the race resolved undefined.
+    const s = schema()
+    const a = await PostgresStore.open(db.url, { schema: s, poolSize: 4 })
+    const b = await PostgresStore.open(db.url, { schema: s, poolSize: 4 })
+    try {
+      const failures: string[] = []
+      const started = Date.now()
+      // Bounded: rounds until the first failure, at most 2 s.
+      for (let round = 0; Date.now() - started < 2000 && failures.length === 0; round++) {
+        const id = `new${round}`
+        const results = await Promise.allSettled([a.touchUser(id), b.touchUser(id), a.touchUser(id), b.touchUser(id)])
+        for (const r of results) {
+          if (r.status === 'rejected') failures.push(`${id}: rejected ${(r.reason as Error).message}`)
+          else if (r.value?.latestSeq !== 0) failures.push(`${id}: resolved ${JSON.stringify(r.value)}`)
+        }
+      }
+      expect(failures).toEqual([])
+    } finally {
+      await a.close()
+      await b.close()
+    }
+  })
+
+  it('a topic publish whose last subscriber leaves while it runs stores no notification that no inbox holds, and answers 0 recipients', async () => {
+    // Regression: it counted the audience, then its first batch (after the unsubscribe) was empty: the notification stayed, recipients 1.
+    const s = schema()
+    const store = await PostgresStore.open(db.url, { schema: s })
+    const other = new pg.Client(db.url)
+    await other.connect()
+    try {
+      await store.subscribe('ann', ['news'], 10)
+      // Another publish with the same key is in flight (uncommitted): this one's transaction waits on the
+      // key's index entry after it has counted the topic's audience and before it reads its first batch.
+      await other.query('BEGIN')
+      await other.query(
+        `INSERT INTO ${s}.idempotency_keys (key, fingerprint, id, created_at, recipients, expires_at) VALUES ('k', 'f', 'x', 't', 0, $1)`,
+        [Date.now() + 60_000],
+      )
+      const key = { key: 'k', ttlMs: 60_000 }
+      const publishing = store.publish({ topic: 'news' }, { title: 'hello', body: '' }, key)
+      await new Promise((r) => setTimeout(r, 300))
+      // Meanwhile the only subscriber leaves; then the other publish gives up (rolls back).
+      await store.unsubscribe('ann', ['news'])
+      await other.query('ROLLBACK')
+      const published = await publishing
+      expect(published).toMatchObject({ deliveries: [], recipients: 0, pending: false })
+      const { rows } = await other.query(
+        `SELECT n.id, (SELECT count(*) FROM ${s}.inbox i WHERE i.notification_no = n.no)::int AS entries FROM ${s}.notifications n`,
+      )
+      expect(rows).toEqual([])
+      // The key answers as the publish did.
+      expect(await store.publish({ topic: 'news' }, { title: 'hello', body: '' }, key)).toMatchObject({
+        notification: { id: published.notification.id },
+        recipients: 0,
+        replayed: true,
+      })
+    } finally {
+      await other.end()
+      await store.close()
+    }
+  })
+
+  it('refuses a poolSize or connectTimeoutMs that is not a whole number ≥ 1, saying what it got', async () => {
+    // Regression: they went to pg unchecked (poolSize 0 or NaN: a pool that never gives a connection).
+    await expect(PostgresStore.open(db.url, { poolSize: 0 })).rejects.toThrow(
+      new TypeError('PostgresStore: options.poolSize must be a whole number ≥ 1, got 0'),
+    )
+    await expect(PostgresStore.open(db.url, { poolSize: 2.5 })).rejects.toThrow('options.poolSize must be a whole number ≥ 1, got 2.5')
+    await expect(PostgresStore.open(db.url, { connectTimeoutMs: -1 })).rejects.toThrow(
+      new TypeError('PostgresStore: options.connectTimeoutMs must be a whole number of ms ≥ 1, got -1'),
+    )
+    await expect(PostgresStore.open(db.url, { connectTimeoutMs: Number.NaN })).rejects.toThrow(
+      'options.connectTimeoutMs must be a whole number of ms ≥ 1, got NaN',
+    )
   })
 
   it('refuses, in one line, a database it cannot reach, and a schema of a newer belfry', async () => {

@@ -39,8 +39,10 @@ export interface PostgresStoreOptions {
   /**
    * How long one statement may run or wait for a lock, in ms: PostgreSQL
    * cancels it past that (and a publish answers 503 rather than hang). A reply
-   * that never comes (a connection gone silent) fails 2 s later. Migrations
-   * are not bounded. @default 10000
+   * that never comes (a connection gone silent) fails 2 s later. A
+   * transaction idle for 1 s longer than this (its process gone mid-way)
+   * is ended by PostgreSQL, which frees the rows it held. Migrations are not
+   * bounded. @default 10000
    */
   queryTimeoutMs?: number | undefined
 }
@@ -206,6 +208,12 @@ export class PostgresStore implements Store {
     if (!(Number.isSafeInteger(pruneBatch) && pruneBatch >= 1)) {
       throw new TypeError(`PostgresStore: options.pruneBatch must be a whole number ≥ 1, got ${pruneBatch}`)
     }
+    if (!(Number.isSafeInteger(poolSize) && poolSize >= 1)) {
+      throw new TypeError(`PostgresStore: options.poolSize must be a whole number ≥ 1, got ${poolSize}`)
+    }
+    if (!(Number.isSafeInteger(connectTimeoutMs) && connectTimeoutMs >= 1)) {
+      throw new TypeError(`PostgresStore: options.connectTimeoutMs must be a whole number of ms ≥ 1, got ${connectTimeoutMs}`)
+    }
     if (!(Number.isSafeInteger(queryTimeoutMs) && queryTimeoutMs >= 1)) {
       throw new TypeError(`PostgresStore: options.queryTimeoutMs must be a whole number of ms ≥ 1, got ${queryTimeoutMs}`)
     }
@@ -215,6 +223,12 @@ export class PostgresStore implements Store {
       connectionTimeoutMillis: connectTimeoutMs,
       statement_timeout: queryTimeoutMs,
       query_timeout: queryTimeoutMs + 2000,
+      // A transaction left open by a process that vanished (no FIN, no RST reaches PostgreSQL) would hold its
+      // users' rows for hours: PostgreSQL ends it once idle that long (a live one sends its next statement in ms).
+      idle_in_transaction_session_timeout: queryTimeoutMs + 1000,
+      // TCP keepalives from 10 s idle on: a pooled connection whose PostgreSQL's machine vanished is found dead.
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
       types: TYPES,
     })
     // An idle connection the server closed (a restart) must not crash the process: the next query reconnects.
@@ -365,6 +379,16 @@ export class PostgresStore implements Store {
       // transaction: no deadlock) and the entries. It writes nothing unless it found every user; then
       // the users are recorded (a row a user keeps, so outside the publish) and it runs again.
       const ids = [...new Set(audience.userIds)].sort()
+      // No one to give it to: nothing to store (the statement would store a notification no inbox holds).
+      if (ids.length === 0) {
+        if (key) {
+          await this.#query(
+            'INSERT INTO $s.idempotency_keys (key, fingerprint, id, created_at, recipients, expires_at) VALUES ($1, $2, $3, $4, 0, $5)',
+            [key.key, key.fingerprint, notification.id, notification.timestamp, key.expiresAt],
+          )
+        }
+        return { notification, deliveries: [], recipients: 0, pending: false }
+      }
       for (let pass = 1; ; pass++) {
         const { rows } = await this.#retrying(
           `WITH locked AS (SELECT no FROM $s.users WHERE id = ANY($9) ORDER BY no FOR UPDATE),
@@ -409,9 +433,17 @@ export class PostgresStore implements Store {
       const no = rows[0].no as number
       const job: Job = { no: 0, notification_no: no, topic, after: 0, up_to: upTo }
       const { deliveries, done } = await this.#batchOf(q, job)
-      if (!done)
+      if (!done) {
         await q('INSERT INTO $s.fanout_jobs (notification_no, topic, after, up_to) VALUES ($1, $2, $3, $4)', [no, topic, job.after, upTo])
-      return { notification, deliveries, recipients: size, pending: !done }
+        return { notification, deliveries, recipients: size, pending: true }
+      }
+      // Done in one batch: the recipients are the entries made. The batch reads the audience after the count (a
+      // statement later, after a wait on a lock perhaps): those who left meanwhile (an unsubscribe) are not in it.
+      const recipients = deliveries.length
+      // All of them gone: no inbox holds the notification, and retention would never reach it (as a job that ends so).
+      if (recipients === 0) await q('DELETE FROM $s.notifications WHERE no = $1', [no])
+      if (key && recipients !== size) await q('UPDATE $s.idempotency_keys SET recipients = $2 WHERE key = $1', [key.key, recipients])
+      return { notification, deliveries, recipients, pending: false }
     })
   }
 
@@ -487,7 +519,12 @@ export class PostgresStore implements Store {
       [userId],
       'belfry_touch_user',
     )
-    return withUnwrittenAck(rows[0] as UserState, this.#acks.unwritten(userId))
+    // Nothing when another transaction was inserting the user: the insert waited for its commit and did
+    // nothing, and the SELECT beside it reads the snapshot from before. A statement of its own sees the row.
+    if (rows[0]) return withUnwrittenAck(rows[0] as UserState, this.#acks.unwritten(userId))
+    const known = await this.user(userId)
+    if (!known) throw new Error('touchUser: the user is missing from the users table after it was recorded')
+    return known
   }
 
   async user(userId: string): Promise<UserState | undefined> {
