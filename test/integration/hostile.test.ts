@@ -128,6 +128,18 @@ describe('malformed frames', () => {
     await expectServerHealthy(s)
   })
 
+  // Regression: over 64 KiB it is ws that refuses the frame, so belfry's own refusal (destroyed 1 s after its
+  // close) never ran: a socket that did not answer the close lived until the auth timeout or ws's 30 s.
+  it('destroys a socket ws refused before auth (a frame over 64 KiB) 1 s after its close, as its own refusals', async () => {
+    const s = await start()
+    const c = await rawClient(s.wsUrl)
+    c.send(`{"type":"auth","token":"${'x'.repeat(70 * 1024)}"}`)
+    // It stops reading: it never sees, nor answers, the close.
+    ;(c.ws as unknown as { _socket: import('node:net').Socket })._socket.pause()
+    await vi.waitFor(() => expect(s.server.stats()).toMatchObject({ sockets: 0, unauthenticated: 0 }), { timeout: 3000, interval: 100 })
+    c.ws.terminate()
+  })
+
   it('survives deeply nested JSON within 64 KiB', async () => {
     const s = await start()
     const c = await authedClient(s, 'alice')

@@ -442,6 +442,17 @@ export class Connection {
     this.close(CloseCode.TokenExpired, 'token expired')
   }
 
+  /**
+   * From the socket's shared `error` listener: `ws` refused a frame itself (over
+   * `maxFrameBytes`, not UTF-8, a bad opcode) and is closing the socket. One
+   * refused before auth is destroyed after the grace of every refusal before
+   * auth ({@link close}), not after `ws`'s 30 s close timeout.
+   */
+  failed(error: Error & { code?: string }): void {
+    if (this.#phase !== 'authenticating') return
+    this.close(error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? CloseCode.TooLarge : CloseCode.ProtocolViolation, 'protocol error')
+  }
+
   /** From the socket's shared `close` listener: the socket is gone, with the code the client sent (1006: none) unless the server closed it. */
   gone(code: number): void {
     if (!this.closed) this.hub.metrics?.closed(code)
@@ -464,4 +475,5 @@ function onClose(this: WebSocket, code: number): void {
 function onError(this: WebSocket, error: Error): void {
   const c = owner(this)
   c.hub.log.debug({ conn: c.id, err: error }, 'socket error')
+  c.failed(error)
 }
