@@ -12,6 +12,9 @@ Commands:
   prune [--days N] [--max-per-user N]
                             runs a retention pass now, with these limits or else
                             the server's (BELFRY_RETENTION_*), and prints what it removed
+  unsubscribe <id> <topic>...
+                            ends the user's subscriptions to these topics now (a
+                            grant your app revoked; else it ends at the user's next auth)
 
 Options:
   --url URL                 the server (default: BELFRY_URL, else http://localhost:$PORT or :3000)
@@ -88,6 +91,14 @@ function request(args: readonly string[], env: NodeJS.ProcessEnv): { url: string
       throw new UsageError('user takes one user id')
     }
     return { url, path: `/api/admin/users?id=${encodeURIComponent(operands[0]!)}`, init: { method: 'GET' } }
+  }
+  if (command === 'unsubscribe') {
+    if (operands.length < 2 || flags.days !== undefined || flags['max-per-user'] !== undefined) {
+      throw new UsageError('unsubscribe takes a user id and one or more topics')
+    }
+    const [userId, ...topics] = operands
+    const body = JSON.stringify({ userId, topics })
+    return { url, path: '/api/admin/unsubscribe', init: { method: 'POST', body, headers: { 'content-type': 'application/json' } } }
   }
   if (command === 'prune') {
     if (operands.length > 0) throw new UsageError('prune takes no operands')

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { isUserId, MAX_ID_LENGTH } from '../protocol/index.js'
+import { isObject, isShortString, isUserId, MAX_ID_LENGTH } from '../protocol/index.js'
 import { bodyText, keyed, methodNotAllowed, sendJson } from './http.js'
 import { type Retention, resolveRetention } from './options.js'
 import type { PruneTotals } from './retention.js'
@@ -23,10 +23,18 @@ export interface AdminContext {
   user(userId: string): Promise<AdminUser | undefined>
   /** Runs a retention pass now (after the one in progress, if any). */
   prune(retention: Readonly<Retention>): Promise<PruneTotals>
+  /** Ends the user's subscriptions to these topics now. */
+  unsubscribe(userId: string, topics: readonly string[]): Promise<void>
+  readonly maxTopicLength: number
 }
 
 /** The largest body `POST /api/admin/prune` reads. */
 const MAX_ADMIN_BODY = 1024
+/** The largest body `POST /api/admin/unsubscribe` reads (a user's topics, at their longest). */
+const MAX_UNSUBSCRIBE_BODY = 64 * 1024
+/** Topics one unsubscribe takes. */
+export const MAX_UNSUBSCRIBE_TOPICS = 1000
+const POSTS = new Set(['/api/admin/prune', '/api/admin/unsubscribe'])
 
 /**
  * The admin routes, behind the API key like publishing:
@@ -38,12 +46,15 @@ const MAX_ADMIN_BODY = 1024
  * - `POST /api/admin/prune` with an optional JSON body `{days?, maxPerUser?}` (else the
  *   configured retention) → 200 `{removed, unread, users, notifications}` once the pass is over;
  *   400 with the reason for a bad body, or when neither gives a rule
+ * - `POST /api/admin/unsubscribe` with `{userId, topics}` → 200 `{userId, topics}` once the
+ *   user's subscriptions to them have ended (a topic it did not follow is no error): how an app
+ *   ends a grant it revoked at once, rather than at the user's next auth
  */
 export async function adminRoute(req: IncomingMessage, res: ServerResponse, url: URL, ctx: AdminContext): Promise<void> {
   const route = url.pathname
   const inPath = /^\/api\/admin\/users\/([^/]+)$/.exec(route)
   const user = inPath || route === '/api/admin/users'
-  if (!user && route !== '/api/admin/prune') return sendJson(res, 404, { error: 'not_found', message: `no route ${route.slice(0, 64)}` })
+  if (!user && !POSTS.has(route)) return sendJson(res, 404, { error: 'not_found', message: `no route ${route.slice(0, 64)}` })
   const method = user ? 'GET' : 'POST'
   if (req.method !== method && !(user && req.method === 'HEAD')) return void methodNotAllowed(res, method)
   if (!keyed(req, res, ctx.apiKey)) return void req.resume()
@@ -62,8 +73,17 @@ export async function adminRoute(req: IncomingMessage, res: ServerResponse, url:
     const state = await ctx.user(id)
     return state ? sendJson(res, 200, state) : sendJson(res, 404, { error: 'not_found', message: `no user "${id.slice(0, 64)}"` })
   }
-  const text = await bodyText(req, res, MAX_ADMIN_BODY, ctx.bodyTimeoutMs)
+  const unsubscribing = route === '/api/admin/unsubscribe'
+  const text = await bodyText(req, res, unsubscribing ? MAX_UNSUBSCRIBE_BODY : MAX_ADMIN_BODY, ctx.bodyTimeoutMs)
   if (text === undefined) return
+  if (unsubscribing) {
+    const body = parseJson(text)
+    const problem = unsubscribeProblem(body, ctx.maxTopicLength)
+    if (problem) return bad(problem)
+    const { userId, topics } = body as { userId: string; topics: string[] }
+    await ctx.unsubscribe(userId, topics)
+    return sendJson(res, 200, { userId, topics })
+  }
   let retention = ctx.retention
   if (text.trim() !== '') {
     let body: unknown
@@ -80,4 +100,27 @@ export async function adminRoute(req: IncomingMessage, res: ServerResponse, url:
   }
   if (!retention) return bad('no retention is configured: send {"days": N} or {"maxPerUser": N}')
   sendJson(res, 200, await ctx.prune(retention))
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
+  }
+}
+
+/** What is wrong with an unsubscribe body, or undefined. */
+function unsubscribeProblem(body: unknown, maxTopicLength: number): string | undefined {
+  if (!isObject(body)) return 'body must be a JSON object {"userId": "…", "topics": ["…"]}'
+  const extra = Object.keys(body).find((k) => k !== 'userId' && k !== 'topics')
+  if (extra !== undefined) return `body.${extra.slice(0, 32)} is not a field (userId, topics)`
+  if (!isUserId(body.userId)) return `body.userId must be a user id of 1–${MAX_ID_LENGTH} characters, no control characters`
+  const { topics } = body
+  if (!Array.isArray(topics) || topics.length === 0 || topics.length > MAX_UNSUBSCRIBE_TOPICS) {
+    return `body.topics must be an array of 1–${MAX_UNSUBSCRIBE_TOPICS} topics`
+  }
+  const i = topics.findIndex((t) => !isShortString(t, maxTopicLength))
+  if (i >= 0) return `body.topics[${i}] must be a topic of 1–${maxTopicLength} characters`
+  return undefined
 }

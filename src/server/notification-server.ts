@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { pino } from 'pino'
 import { type WebSocket, WebSocketServer } from 'ws'
-import { CloseCode } from '../protocol/index.js'
+import { CloseCode, isShortString, isUserId, MAX_ID_LENGTH } from '../protocol/index.js'
 import { tokenVerifier } from './auth.js'
 import { type Broker, type BrokerEvent, InProcessBroker } from './broker/broker.js'
 import { Budgets } from './budget.js'
@@ -11,7 +11,7 @@ import { Connection } from './connection/connection.js'
 import { boundBody, type Health, type HttpContext, handleHttp, sendJson, UnavailableError } from './http.js'
 import type { Hub } from './hub.js'
 import { createMetrics } from './metrics.js'
-import { type ResolvedOptions, resolveOptions, type ServerOptions } from './options.js'
+import { type ResolvedOptions, resolveOptions, type ServerOptions, shown } from './options.js'
 import { checkAudience, checkNotification } from './publish-input.js'
 import { Registry } from './registry.js'
 import { Pruner } from './retention.js'
@@ -169,6 +169,7 @@ export class NotificationServer {
         return user && { userId, ...user, connections: this.#hub.registry.count(userId) }
       },
       prune: (retention) => this.#pruner.run(retention),
+      unsubscribe: (userId, topics) => this.unsubscribe(userId, topics),
       retention: this.#pruner.retention,
       drop: (userId) => {
         const sockets = [...this.#hub.registry.of(userId)]
@@ -272,6 +273,23 @@ export class NotificationServer {
   /** Sends to the users subscribed to `topic`. Resolves once durable. */
   publish(topic: string, notification: NotificationInput): Promise<PublishResult> {
     return this.#publishChecked({ topic }, notification)
+  }
+
+  /**
+   * Ends the user's subscriptions to `topics` now: what the topics publish from
+   * here on does not reach the user (a topic the user does not follow is no
+   * error). Subscriptions are checked with `authorizeSubscribe` again at each
+   * auth; call this when your app revokes a grant, so that it ends at once.
+   * Resolves once durable.
+   */
+  async unsubscribe(userId: string, topics: readonly string[]): Promise<void> {
+    if (!isUserId(userId))
+      throw new TypeError(`unsubscribe: userId must be a user id of 1–${MAX_ID_LENGTH} characters; got ${shown(userId)}`)
+    const max = this.#options.limits.maxTopicLength
+    if (!Array.isArray(topics) || !topics.every((t) => isShortString(t, max))) {
+      throw new TypeError(`unsubscribe: topics must be an array of topics of 1–${max} characters; got ${shown(topics)}`)
+    }
+    if (topics.length > 0) await this.#hub.store.unsubscribe(userId, topics)
   }
 
   /**

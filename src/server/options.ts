@@ -169,7 +169,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1
 const TIMER_LIMITS: ReadonlySet<string> = new Set(['authTimeoutMs', 'heartbeatMs', 'bodyTimeoutMs'])
 
 /** A value as an option's TypeError shows it: a string quoted (a secret only by its length), anything else by its kind. */
-function shown(value: unknown, secret = false): string {
+export function shown(value: unknown, secret = false): string {
   if (typeof value === 'string')
     return secret ? `a string of ${value.length} characters` : JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value)
   if (value === null || value === undefined || typeof value === 'number' || typeof value === 'boolean') return String(value)

@@ -84,6 +84,58 @@ describe('admin API', () => {
     ])
   })
 
+  // Regression (a gap): an authorizer is asked at subscribe and at each auth only; a grant the app revoked
+  // went on filling the user's inbox until the user's next auth, which then replayed it all.
+  it('ends a revoked grant at once: POST /api/admin/unsubscribe (and admin unsubscribe), then the topic reaches the user no more', async () => {
+    const granted = new Set(['ann:team-a', 'ann:team-b'])
+    const t = await start({ authorizeSubscribe: (userId, topic) => granted.has(`${userId}:${topic}`) })
+    const ann = await authedClient(t, 'ann')
+    ann.send({ type: 'subscribe', topics: ['team-a', 'team-b'], requestId: 's' })
+    expect(await ann.next((f) => f.type === 'subscribed')).toMatchObject({ topics: ['team-a', 'team-b'] })
+    ann.close()
+    // The app revokes both grants in its records, and ends the subscriptions now: one over HTTP, one with the command.
+    granted.clear()
+    const res = await admin(t.url, 'POST', 'unsubscribe', { body: JSON.stringify({ userId: 'ann', topics: ['team-a'] }) })
+    expect([res.status, await res.json()]).toEqual([200, { userId: 'ann', topics: ['team-a'] }])
+    let out = ''
+    const exit = await adminCommand(
+      ['unsubscribe', 'ann', 'team-b'],
+      { BELFRY_API_KEY: API_KEY, BELFRY_URL: t.url },
+      (text) => {
+        out += text
+      },
+      () => {},
+    )
+    expect([exit, JSON.parse(out || 'null')]).toEqual([0, { userId: 'ann', topics: ['team-b'] }])
+    for (const topic of ['team-a', 'team-b']) {
+      expect((await httpPublish(t.url, { topic, title: `after ${topic}`, body: '' })).json.recipients).toBe(0)
+    }
+    expect((await admin(t.url, 'GET', 'users?id=ann')).status).toBe(200)
+    const again = await authedClient(t, 'ann', { since: 0 })
+    expect(again.of('notification')).toEqual([])
+    again.close()
+    // A bad body: 400 with the reason; not the method: 405.
+    const bad: [string, string][] = [
+      ['{}', 'body.userId must be a user id'],
+      ['{"userId":"ann","topics":[]}', 'body.topics must be an array of 1–1000 topics'],
+      ['{"userId":"ann","topics":["a",""]}', 'body.topics[1] must be a topic of 1–'],
+      ['{"userId":"ann","topics":["a"],"all":true}', 'body.all is not a field (userId, topics)'],
+      ['nope', 'body must be a JSON object'],
+    ]
+    for (const [body, message] of bad) {
+      const res = await admin(t.url, 'POST', 'unsubscribe', { body })
+      expect([res.status, ((await res.json()) as { message: string }).message], body).toEqual([400, expect.stringContaining(message)])
+    }
+    expect((await admin(t.url, 'GET', 'unsubscribe')).status).toBe(405)
+    // The library call checks its arguments as the route does.
+    await expect(t.server.unsubscribe('', ['a'])).rejects.toThrow(
+      new TypeError('unsubscribe: userId must be a user id of 1–64 characters; got ""'),
+    )
+    await expect(t.server.unsubscribe('ann', 'team-a' as unknown as string[])).rejects.toThrow(
+      'unsubscribe: topics must be an array of topics of 1–128 characters; got "team-a"',
+    )
+  })
+
   it('reads a prune body as publishing does: 408 for one that does not arrive in time, 413 for one too large', async () => {
     const t = await start({ retention: { maxPerUser: 3 }, limits: { bodyTimeoutMs: 300 } })
     const trickled = await trickledPost(t.port, '/api/admin/prune', { authorization: `Bearer ${API_KEY}` }, '{"maxPerUser":')
