@@ -8,7 +8,7 @@
  * script and given the repository's compiled copy of the same version: the
  * same files its build would make, without a 90 s compile.
  */
-import { execFile, execFileSync, spawn } from 'node:child_process'
+import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process'
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -291,6 +291,33 @@ describe('the belfry-server package', () => {
     } finally {
       child.kill('SIGTERM')
     }
+  })
+
+  // Regression: `belfry-server --help` started a production server, and a typo (`--dve`) a non-dev one.
+  it('`belfry-server --help` prints its usage and exits 0; an unknown argument exits 2 naming it; neither starts a server', () => {
+    const env = {
+      PATH: process.env.PATH ?? '',
+      PORT: '0',
+      HOST: '127.0.0.1',
+      BELFRY_SECRET: 'package-test-secret-0123456789',
+      BELFRY_API_KEY: 'package-test-key',
+      BELFRY_DB: join(dir, 'help.db'),
+    }
+    const run = (args: string[]) => {
+      const r = spawnSync(join(dir, 'node_modules/.bin/belfry-server'), args, { cwd: dir, env, encoding: 'utf8', timeout: 5000 })
+      return { code: r.status, stdout: r.stdout, stderr: r.stderr }
+    }
+    for (const flag of ['--help', '-h']) {
+      const help = run([flag])
+      expect({ code: help.code, stderr: help.stderr }).toEqual({ code: 0, stderr: '' })
+      expect(help.stdout).toMatch(/^Usage: belfry-server/)
+      for (const word of ['--dev', 'admin', 'BELFRY_SECRET', 'BELFRY_API_KEY', 'BELFRY_DB', 'PORT']) expect(help.stdout).toContain(word)
+    }
+    expect(run(['--dve'])).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: 'belfry-server: unknown argument "--dve" (see belfry-server --help)\n',
+    })
   })
 
   it('type-checks an app (strict, exactOptionalPropertyTypes, skipLibCheck: false)', () => {
