@@ -142,7 +142,11 @@ client.close()`
   it('type-checks an app (strict, exactOptionalPropertyTypes, skipLibCheck: false)', () => {
     const errors = typecheck(
       dir,
-      `import { NotificationClient, type Notification } from 'belfry'
+      `import { NotificationClient, type Notification, type ErrorCode, type SocketEvent } from 'belfry'
+// Regression: SocketEvent (in SocketLike's methods) and ErrorCode were not exported.
+const events: SocketEvent[] = ['open', 'close', 'message', 'error']
+const code: ErrorCode = 'token_expired'
+console.log(events, code)
 interface Deploy { service: string; version: string }
 const client = new NotificationClient<Deploy>({ url: 'wss://example.com/ws', token: async () => 'token', WebSocket: globalThis.WebSocket })
 client.on('notification', (n: Notification<Deploy>) => console.log(n.title, n.data?.service))
@@ -324,6 +328,13 @@ describe('the belfry-server package', () => {
     const errors = typecheck(
       dir,
       `import { NotificationServer, SqliteStore, topicsClaim } from 'belfry-server'
+// Regression: the types its API is written in (ServerOptions.retention, NotificationInput.data) were not exported.
+import type { Json, JsonObject, Notification, Priority, Retention } from 'belfry-server'
+const retention: Retention = { days: 30 }
+const data: JsonObject = { n: 1, list: [1, 'a'] satisfies Json }
+const priority: Priority = 'high'
+export type Row = Notification
+console.log(retention, data, priority)
 const server = new NotificationServer({
   secret: process.env.BELFRY_SECRET ?? '',
   apiKey: process.env.BELFRY_API_KEY,
