@@ -13,10 +13,12 @@
  *   for its metrics.
  *
  * Each package.json is written here, its versions taken from the root's: the
- * root package.json stays the one place dependencies are declared.
+ * root package.json stays the one place dependencies are declared. Each entry
+ * of an exports map has `default` beside `import`, so that `require()` (which
+ * loads ES modules from Node 20.19) finds it too.
  */
 import { execFileSync } from 'node:child_process'
-import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { cpSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { build } from './build.js'
 
@@ -39,6 +41,9 @@ const fail = (message: string): never => {
   throw new Error(message)
 }
 
+/** An exports entry: its declarations, and the module for `import` and for everything else (`require`). */
+const entry = (dir: string) => ({ types: `./${dir}/index.d.ts`, import: `./${dir}/index.js`, default: `./${dir}/index.js` })
+
 /** What goes into each package: files copied from the build, and its manifest. */
 export const PACKAGES = {
   belfry: {
@@ -50,10 +55,11 @@ export const PACKAGES = {
       description: 'Real-time notifications for web apps: a typed WebSocket client with durable resume and exactly-once delivery.',
       sideEffects: false,
       exports: {
-        '.': { types: './dist/index.d.ts', import: './dist/index.js' },
-        './react': { types: './dist/react/index.d.ts', import: './dist/react/index.js' },
-        './shared': { types: './dist/shared/index.d.ts', import: './dist/shared/index.js' },
-        './desktop': { types: './dist/desktop/index.d.ts', import: './dist/desktop/index.js' },
+        '.': entry('dist'),
+        './react': entry('dist/react'),
+        './shared': entry('dist/shared'),
+        './desktop': entry('dist/desktop'),
+        './package.json': './package.json',
       },
       dependencies: pick(['mitt']),
       // belfry/react's; an app without React installs none of it.
@@ -67,7 +73,7 @@ export const PACKAGES = {
     manifest: {
       name: 'belfry-server',
       description: "belfry's notification server: authenticated WebSocket delivery from a durable inbox (SQLite).",
-      exports: { '.': { types: './dist/server/index.d.ts', import: './dist/server/index.js' } },
+      exports: { '.': entry('dist/server'), './package.json': './package.json' },
       bin: { 'belfry-server': './bin/belfry-server.js' },
       engines: root.engines,
       dependencies: pick(['better-sqlite3', 'fast-jwt', 'ioredis', 'pg', 'pino', 'prom-client', 'ws']),
@@ -97,7 +103,10 @@ export async function pack(out = `${ROOT}dist/`): Promise<Record<keyof typeof PA
       version: root.version,
       type: 'module',
       license: root.license,
-      files: ['dist', 'bin', 'README.md', 'LICENSE'],
+      // What was copied above: the top-level files and folders.
+      files: readdirSync(dir)
+        .filter((f) => f !== 'package.json')
+        .sort(),
     }
     writeFileSync(`${dir}package.json`, `${JSON.stringify(full, null, 2)}\n`)
     const packed = execFileSync('npm', ['pack', '--silent', '--pack-destination', PACKAGES_DIR], { cwd: dir, encoding: 'utf8' }).trim()

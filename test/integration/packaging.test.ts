@@ -100,9 +100,11 @@ describe('the belfry client package', () => {
     expect(Object.keys(manifest.dependencies as object)).toEqual(['mitt'])
     // belfry/react: React is an optional peer (not installed above), and each entry lists its types first.
     expect(manifest).toMatchObject({ peerDependencies: { react: '^18 || ^19' }, peerDependenciesMeta: { react: { optional: true } } })
-    const exports = manifest.exports as Record<string, Record<string, string>>
+    const { './package.json': self, ...exports } = manifest.exports as Record<string, Record<string, string>>
     expect(Object.keys(exports)).toEqual(['.', './react', './shared', './desktop'])
-    for (const entry of Object.values(exports)) expect(Object.keys(entry)).toEqual(['types', 'import'])
+    expect(self).toBe('./package.json')
+    // `default` after `import`: require() of an ES module (Node >= 20.19) takes it.
+    for (const entry of Object.values(exports)) expect(Object.keys(entry)).toEqual(['types', 'import', 'default'])
     expect(readFileSync(join(dir, 'node_modules/belfry', exports['./react']!.import!), 'utf8')).toMatch(/^["']use client["'];/)
     // No source maps that would point at files the package does not ship.
     const files = execFileSync('find', ['.', '-type', 'f'], { cwd: join(dir, 'node_modules/belfry'), encoding: 'utf8' })
@@ -122,6 +124,19 @@ describe('the belfry client package', () => {
     expect(out.trim()).toBe(
       'AuthError,BelfryError,ConnectionError,NotificationClient,ProtocolError,RequestError,TimeoutError,fullJitter,memoryStorage',
     )
+  })
+
+  // Regression: the exports map had only `types` and `import`, so require('belfry') failed with ERR_PACKAGE_PATH_NOT_EXPORTED.
+  it('loads with require() in Node >= 20.19 (require of an ES module), each entry and its package.json', () => {
+    const script = `const b = require('belfry'); require('belfry/shared'); require('belfry/desktop')
+console.log(typeof b.NotificationClient, require('belfry/package.json').name)`
+    let result: string
+    try {
+      result = execFileSync(process.execPath, ['--no-warnings', '-e', script], { cwd: dir, encoding: 'utf8', stdio: 'pipe' }).trim()
+    } catch (error) {
+      result = String((error as { stderr?: string }).stderr ?? error)
+    }
+    expect(result).toBe('function belfry')
   })
 
   it('loads belfry/shared in Node, which takes the client from belfry (one copy), and falls back to solo without Web Locks', () => {
