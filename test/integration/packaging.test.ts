@@ -20,11 +20,12 @@ import { pack } from '../../scripts/pack.js'
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const TSC = join(ROOT, 'node_modules/typescript/bin/tsc')
 const scratch: string[] = []
+let out: string
 let tarballs: Awaited<ReturnType<typeof pack>>
 
 beforeAll(async () => {
   // Built outside dist/, which other suites use meanwhile (the demo page).
-  const out = mkdtempSync(join(tmpdir(), 'belfry-pack-'))
+  out = mkdtempSync(join(tmpdir(), 'belfry-pack-'))
   scratch.push(out)
   tarballs = await pack(`${out}/`)
 }, 120_000)
@@ -363,5 +364,28 @@ console.log(port)
       { types: ['node'], typeRoots: [join(ROOT, 'node_modules/@types')] },
     )
     expect(errors).toBe('')
+  })
+})
+
+describe('what the tarballs ship', () => {
+  /** The files in a tarball, relative to its package folder. */
+  const contents = (tarball: string) =>
+    execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' })
+      .split('\n')
+      .filter((f) => f.startsWith('package/') && !f.endsWith('/'))
+      .map((f) => f.slice('package/'.length))
+
+  // Regression: the demo page was minified with its legal comments stripped, React's and reconnecting-websocket's licence notices with them.
+  it("keeps, in belfry-server's demo page, the licence notices of the third-party code it bundles", () => {
+    const assets = contents(tarballs['belfry-server']).filter((f) => f.startsWith('dist/demo/') && f.endsWith('.js'))
+    expect(assets.length).toBeGreaterThan(0)
+    const code = assets.map((f) => readFileSync(join(out, 'packages/belfry-server', f), 'utf8')).join('\n')
+    const bundled = { 'reconnecting-websocket': /maxReconnectionDelay/, react: /react\.transitional\.element/ }
+    const notice = { 'reconnecting-websocket': /Pedro Ladaria[\s\S]*License MIT/, react: /@license React[\s\S]*Meta Platforms/ }
+    // (Booleans: a failure would print the whole bundle.)
+    for (const [name, marker] of Object.entries(bundled)) {
+      expect(marker.test(code), `${name} is bundled`).toBe(true)
+      expect(notice[name as keyof typeof notice].test(code), `${name}'s notice`).toBe(true)
+    }
   })
 })
