@@ -16,9 +16,15 @@
  * root package.json stays the one place dependencies are declared. Each entry
  * of an exports map has `default` beside `import`, so that `require()` (which
  * loads ES modules from Node 20.19) finds it too.
+ *
+ * Both ship the README and the documents it links to ({@link DOCS}); a link in
+ * them to a file the package does not ship (an image, say) is rewritten to
+ * plain text, an image dropped (see {@link unlink}): the packages have no
+ * repository URL that such links could resolve against.
  */
 import { execFileSync } from 'node:child_process'
-import { cpSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { build } from './build.js'
 
@@ -43,6 +49,18 @@ const fail = (message: string): never => {
 
 /** An exports entry: its declarations, and the module for `import` and for everything else (`require`). */
 const entry = (dir: string) => ({ types: `./${dir}/index.d.ts`, import: `./${dir}/index.js`, default: `./${dir}/index.js` })
+
+/** The documents both packages ship beside the README, which links to them (at the same paths as here). */
+export const DOCS = [
+  'README.md',
+  'LICENSE',
+  'CHANGELOG.md',
+  'CONTRIBUTING.md',
+  'docs/protocol.md',
+  'docs/architecture.md',
+  'bench/RESULTS.md',
+  'bench/chart.svg',
+]
 
 /** What goes into each package: files copied from the build, and its manifest. */
 export const PACKAGES = {
@@ -97,7 +115,9 @@ export async function pack(out = `${ROOT}dist/`): Promise<Record<keyof typeof PA
       const from = file.startsWith('dist/') ? `${out}${file.slice('dist/'.length)}` : `${ROOT}${file}`
       cpSync(from, `${dir}${file}`, { recursive: true, filter: only })
     }
-    for (const file of ['README.md', 'LICENSE']) cpSync(`${ROOT}${file}`, `${dir}${file}`)
+    for (const file of DOCS) cpSync(`${ROOT}${file}`, `${dir}${file}`)
+    for (const file of DOCS.filter((f) => f.endsWith('.md')))
+      writeFileSync(`${dir}${file}`, unlink(readFileSync(`${dir}${file}`, 'utf8'), dir, file))
     const full = {
       ...manifest,
       version: root.version,
@@ -113,6 +133,24 @@ export async function pack(out = `${ROOT}dist/`): Promise<Record<keyof typeof PA
     tarballs[name] = `${PACKAGES_DIR}${packed.split('\n').at(-1)}`
   }
   return tarballs as Record<keyof typeof PACKAGES, string>
+}
+
+/**
+ * `markdown` (the file `file` of the package in `dir`) with each relative link
+ * to a file the package does not hold made plain text, and each such image
+ * dropped, with its line if it is alone on it. Links to a section (`#…`) and
+ * absolute URLs are kept.
+ */
+export function unlink(markdown: string, dir: string, file: string): string {
+  const missing = (target: string) => {
+    const path = target.split('#')[0]!
+    return path !== '' && !/^[a-z][a-z+.-]*:/i.test(path) && !existsSync(join(dir, dirname(file), path))
+  }
+  return markdown
+    .replace(/^!\[[^\]]*\]\(([^)\s]+)\)[ \t]*\n(\n)?/gm, (line, target: string) => (missing(target) ? '' : line))
+    .replace(/(!?)\[([^\]]*)\]\(([^)\s]+)\)/g, (link, image: string, text: string, target: string) =>
+      missing(target) ? (image ? '' : text) : link,
+    )
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -11,7 +11,7 @@
 import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process'
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join, normalize } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -387,5 +387,22 @@ describe('what the tarballs ship', () => {
       expect(marker.test(code), `${name} is bundled`).toBe(true)
       expect(notice[name as keyof typeof notice].test(code), `${name}'s notice`).toBe(true)
     }
+  })
+
+  // Regression: the README linked to docs/protocol.md, CHANGELOG.md, docs/demo.png… which neither package shipped.
+  it.each(['belfry', 'belfry-server'] as const)('links, in every markdown file of %s, only to files its tarball holds', (pkg) => {
+    const files = contents(tarballs[pkg])
+    const markdown = files.filter((f) => f.endsWith('.md'))
+    expect(markdown).toEqual(expect.arrayContaining(['README.md', 'docs/protocol.md', 'docs/architecture.md', 'CHANGELOG.md']))
+    const broken: string[] = []
+    for (const file of markdown) {
+      const text = readFileSync(join(out, 'packages', pkg, file), 'utf8')
+      for (const [, target] of text.matchAll(/\]\(([^)#\s]+)(?:#[^)\s]*)?\)/g)) {
+        if (/^[a-z]+:/i.test(target!)) continue
+        const path = normalize(join(dirname(file), target!))
+        if (!files.includes(path)) broken.push(`${file}: ${target}`)
+      }
+    }
+    expect(broken).toEqual([])
   })
 })
