@@ -32,6 +32,9 @@ export default defineConfig({
         index: fileURLToPath(new URL('index.html', import.meta.url)),
         react: fileURLToPath(new URL('react.html', import.meta.url)),
       },
+      // Minified, but with the licence notices of the code it bundles (React's `@license`, reconnecting-websocket's `/*!`):
+      // Vite strips legal comments when it minifies, and belfry-server ships this page.
+      output: { comments: { legal: true } },
       // belfry/react starts with 'use client', for server components; a client-only bundle has no use for it.
       onwarn(warning, warn) {
         if (warning.code !== 'MODULE_LEVEL_DIRECTIVE') warn(warning)

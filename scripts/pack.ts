@@ -13,10 +13,18 @@
  *   for its metrics.
  *
  * Each package.json is written here, its versions taken from the root's: the
- * root package.json stays the one place dependencies are declared.
+ * root package.json stays the one place dependencies are declared. Each entry
+ * of an exports map has `default` beside `import`, so that `require()` (which
+ * loads ES modules from Node 20.19) finds it too.
+ *
+ * Both ship the README and the documents it links to ({@link DOCS}); a link in
+ * them to a file the package does not ship (an image, say) is rewritten to
+ * plain text, an image dropped (see {@link unlink}): the packages have no
+ * repository URL that such links could resolve against.
  */
 import { execFileSync } from 'node:child_process'
-import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { build } from './build.js'
 
@@ -39,6 +47,21 @@ const fail = (message: string): never => {
   throw new Error(message)
 }
 
+/** An exports entry: its declarations, and the module for `import` and for everything else (`require`). */
+const entry = (dir: string) => ({ types: `./${dir}/index.d.ts`, import: `./${dir}/index.js`, default: `./${dir}/index.js` })
+
+/** The documents both packages ship beside the README, which links to them (at the same paths as here). */
+export const DOCS = [
+  'README.md',
+  'LICENSE',
+  'CHANGELOG.md',
+  'CONTRIBUTING.md',
+  'docs/protocol.md',
+  'docs/architecture.md',
+  'bench/RESULTS.md',
+  'bench/chart.svg',
+]
+
 /** What goes into each package: files copied from the build, and its manifest. */
 export const PACKAGES = {
   belfry: {
@@ -50,10 +73,11 @@ export const PACKAGES = {
       description: 'Real-time notifications for web apps: a typed WebSocket client with durable resume and exactly-once delivery.',
       sideEffects: false,
       exports: {
-        '.': { types: './dist/index.d.ts', import: './dist/index.js' },
-        './react': { types: './dist/react/index.d.ts', import: './dist/react/index.js' },
-        './shared': { types: './dist/shared/index.d.ts', import: './dist/shared/index.js' },
-        './desktop': { types: './dist/desktop/index.d.ts', import: './dist/desktop/index.js' },
+        '.': entry('dist'),
+        './react': entry('dist/react'),
+        './shared': entry('dist/shared'),
+        './desktop': entry('dist/desktop'),
+        './package.json': './package.json',
       },
       dependencies: pick(['mitt']),
       // belfry/react's; an app without React installs none of it.
@@ -67,7 +91,7 @@ export const PACKAGES = {
     manifest: {
       name: 'belfry-server',
       description: "belfry's notification server: authenticated WebSocket delivery from a durable inbox (SQLite).",
-      exports: { '.': { types: './dist/server/index.d.ts', import: './dist/server/index.js' } },
+      exports: { '.': entry('dist/server'), './package.json': './package.json' },
       bin: { 'belfry-server': './bin/belfry-server.js' },
       engines: root.engines,
       dependencies: pick(['better-sqlite3', 'fast-jwt', 'ioredis', 'pg', 'pino', 'prom-client', 'ws']),
@@ -91,19 +115,42 @@ export async function pack(out = `${ROOT}dist/`): Promise<Record<keyof typeof PA
       const from = file.startsWith('dist/') ? `${out}${file.slice('dist/'.length)}` : `${ROOT}${file}`
       cpSync(from, `${dir}${file}`, { recursive: true, filter: only })
     }
-    for (const file of ['README.md', 'LICENSE']) cpSync(`${ROOT}${file}`, `${dir}${file}`)
+    for (const file of DOCS) cpSync(`${ROOT}${file}`, `${dir}${file}`)
+    for (const file of DOCS.filter((f) => f.endsWith('.md')))
+      writeFileSync(`${dir}${file}`, unlink(readFileSync(`${dir}${file}`, 'utf8'), dir, file))
     const full = {
       ...manifest,
       version: root.version,
       type: 'module',
       license: root.license,
-      files: ['dist', 'bin', 'README.md', 'LICENSE'],
+      // What was copied above: the top-level files and folders.
+      files: readdirSync(dir)
+        .filter((f) => f !== 'package.json')
+        .sort(),
     }
     writeFileSync(`${dir}package.json`, `${JSON.stringify(full, null, 2)}\n`)
     const packed = execFileSync('npm', ['pack', '--silent', '--pack-destination', PACKAGES_DIR], { cwd: dir, encoding: 'utf8' }).trim()
     tarballs[name] = `${PACKAGES_DIR}${packed.split('\n').at(-1)}`
   }
   return tarballs as Record<keyof typeof PACKAGES, string>
+}
+
+/**
+ * `markdown` (the file `file` of the package in `dir`) with each relative link
+ * to a file the package does not hold made plain text, and each such image
+ * dropped, with its line if it is alone on it. Links to a section (`#…`) and
+ * absolute URLs are kept.
+ */
+export function unlink(markdown: string, dir: string, file: string): string {
+  const missing = (target: string) => {
+    const path = target.split('#')[0]!
+    return path !== '' && !/^[a-z][a-z+.-]*:/i.test(path) && !existsSync(join(dir, dirname(file), path))
+  }
+  return markdown
+    .replace(/^!\[[^\]]*\]\(([^)\s]+)\)[ \t]*\n(\n)?/gm, (line, target: string) => (missing(target) ? '' : line))
+    .replace(/(!?)\[([^\]]*)\]\(([^)\s]+)\)/g, (link, image: string, text: string, target: string) =>
+      missing(target) ? (image ? '' : text) : link,
+    )
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

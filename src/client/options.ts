@@ -7,7 +7,7 @@ import { type CursorStorage, defaultStorage, memoryStorage } from './storage.js'
 export type Provider<T> = T | (() => T | Promise<T>)
 
 /** The socket events belfry listens to. */
-type SocketEvent = 'open' | 'close' | 'message' | 'error'
+export type SocketEvent = 'open' | 'close' | 'message' | 'error'
 
 /** What belfry uses of a socket: the browser's WebSocket and `ws`'s both have it. */
 export interface SocketLike {

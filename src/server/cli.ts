@@ -5,14 +5,15 @@
  * BELFRY_REDIS_URL, BELFRY_TOPICS_CLAIM, BELFRY_METRICS, BELFRY_METRICS_TOKEN, BELFRY_RETENTION_DAYS,
  * BELFRY_RETENTION_MAX_PER_USER, BELFRY_DRAIN_MS). `--dev` (what
  * `npm start` uses) runs on the published dev secrets, on 127.0.0.1 unless HOST
- * says otherwise, and serves the demo page. `belfry-server admin …` calls the
+ * says otherwise, and serves the demo page. `-h`/`--help` prints the usage
+ * (SERVER_USAGE); any other argument exits with 2. `belfry-server admin …` calls the
  * admin API of a running server (admin-cli.ts).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { pino } from 'pino'
 import { admin } from './admin-cli.js'
 import { RedisBroker } from './broker/redis.js'
-import { type CliConfig, devWarning, displayUrl, readConfig } from './config.js'
+import { type CliConfig, devWarning, displayUrl, readArgs, readConfig, SERVER_USAGE, UsageError } from './config.js'
 import { NotificationServer } from './notification-server.js'
 import { serveDemo } from './static.js'
 import { PostgresStore } from './store/postgres.js'
@@ -24,14 +25,19 @@ async function main(): Promise<void> {
     process.exitCode = await admin(process.argv.slice(3), process.env, write(process.stdout), write(process.stderr))
     return
   }
-  const log = pino({ name: 'belfry' })
   let config: CliConfig
   try {
+    if (readArgs(process.argv.slice(2)).help) {
+      process.stdout.write(SERVER_USAGE)
+      return
+    }
     config = readConfig(process.env, process.argv.slice(2))
   } catch (error) {
-    process.stderr.write(`belfry-server: ${(error as Error).message}\n`)
-    process.exit(1)
+    const usage = error instanceof UsageError
+    process.stderr.write(`belfry-server: ${(error as Error).message}${usage ? ' (see belfry-server --help)' : ''}\n`)
+    process.exit(usage ? 2 : 1)
   }
+  const log = pino({ name: 'belfry' })
   const { secret, apiKey, database, dev, topicsClaim: claim, databaseUrl, redisUrl, metrics, retention } = config
   const fallback = dev ? serveDemo() : (_req: IncomingMessage, res: ServerResponse) => res.writeHead(404).end()
   // Each rejects with one line when its service cannot be reached: the process exits with it.

@@ -46,9 +46,50 @@ const whole = (text: string): number => (/^\d+$/.test(text) ? Number(text) : Num
 /** A number written in decimal digits, a fraction allowed ("1.5"), or NaN. */
 export const decimal = (text: string): number => (/^\d+(\.\d+)?$/.test(text) ? Number(text) : Number.NaN)
 
+/** `belfry-server --help`. */
+export const SERVER_USAGE = `Usage: belfry-server [--dev]
+       belfry-server admin <command> [options]   (see belfry-server admin --help)
+
+Runs the notification server, configured by the environment:
+  PORT                       port to listen on (default 3000; 0: any free port)
+  HOST                       interface to listen on (default: all; --dev: 127.0.0.1)
+  BELFRY_SECRET              HS256 secret of user tokens, at least 16 characters (required)
+  BELFRY_API_KEY             the publish API's bearer token, at least 8 characters (required)
+  BELFRY_DB                  SQLite file (default ./belfry.db)
+  BELFRY_DATABASE_URL        postgres:// URL, in place of BELFRY_DB
+  BELFRY_REDIS_URL           redis:// URL: the broker between several processes
+  BELFRY_TOPICS_CLAIM        token claim listing the topics a user may subscribe to
+  BELFRY_METRICS             1: Prometheus metrics on /metrics
+  BELFRY_METRICS_TOKEN       bearer token of /metrics (default: BELFRY_API_KEY)
+  BELFRY_RETENTION_DAYS      how long inbox entries are kept, in days (default: forever)
+  BELFRY_RETENTION_MAX_PER_USER
+                             how many inbox entries a user keeps (default: all)
+  BELFRY_DRAIN_MS            how long SIGTERM spreads the closes over, in ms (default 5000)
+  BELFRY_IDEMPOTENCY_KEY_TTL_MS
+                             how long an Idempotency-Key is remembered, in ms (default 24 h)
+
+Options:
+  --dev                      dev mode: the published dev secrets (never BELFRY_SECRET or
+                             BELFRY_API_KEY), 127.0.0.1, the demo page; not for production
+  -h, --help                 this text
+
+Commands:
+  admin                      calls the admin API of a running server
+`
+
+/** A mistake in the command line (exit code 2). */
+export class UsageError extends Error {}
+
+/** The command line of the server: `--dev`, `-h`/`--help`; throws a {@link UsageError} naming any other argument. */
+export function readArgs(argv: readonly string[]): { dev: boolean; help: boolean } {
+  const unknown = argv.find((arg) => !['--dev', '-h', '--help'].includes(arg))
+  if (unknown !== undefined) throw new UsageError(`unknown argument "${unknown.slice(0, 64)}"`)
+  return { dev: argv.includes('--dev'), help: argv.includes('-h') || argv.includes('--help') }
+}
+
 /** Reads the configuration; throws an Error whose message tells the operator what to set. */
 export function readConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): CliConfig {
-  const dev = argv.includes('--dev')
+  const { dev } = readArgs(argv)
   const port = whole(env.PORT || '3000')
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT must be a port number, got "${env.PORT}"`)
   if (env.BELFRY_DB === '') throw new Error('BELFRY_DB is empty: set it to a file path, or unset it for ./belfry.db')

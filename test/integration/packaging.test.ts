@@ -8,10 +8,10 @@
  * script and given the repository's compiled copy of the same version: the
  * same files its build would make, without a 90 s compile.
  */
-import { execFile, execFileSync, spawn } from 'node:child_process'
+import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process'
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join, normalize } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -20,11 +20,12 @@ import { pack } from '../../scripts/pack.js'
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const TSC = join(ROOT, 'node_modules/typescript/bin/tsc')
 const scratch: string[] = []
+let out: string
 let tarballs: Awaited<ReturnType<typeof pack>>
 
 beforeAll(async () => {
   // Built outside dist/, which other suites use meanwhile (the demo page).
-  const out = mkdtempSync(join(tmpdir(), 'belfry-pack-'))
+  out = mkdtempSync(join(tmpdir(), 'belfry-pack-'))
   scratch.push(out)
   tarballs = await pack(`${out}/`)
 }, 120_000)
@@ -100,9 +101,11 @@ describe('the belfry client package', () => {
     expect(Object.keys(manifest.dependencies as object)).toEqual(['mitt'])
     // belfry/react: React is an optional peer (not installed above), and each entry lists its types first.
     expect(manifest).toMatchObject({ peerDependencies: { react: '^18 || ^19' }, peerDependenciesMeta: { react: { optional: true } } })
-    const exports = manifest.exports as Record<string, Record<string, string>>
+    const { './package.json': self, ...exports } = manifest.exports as Record<string, Record<string, string>>
     expect(Object.keys(exports)).toEqual(['.', './react', './shared', './desktop'])
-    for (const entry of Object.values(exports)) expect(Object.keys(entry)).toEqual(['types', 'import'])
+    expect(self).toBe('./package.json')
+    // `default` after `import`: require() of an ES module (Node >= 20.19) takes it.
+    for (const entry of Object.values(exports)) expect(Object.keys(entry)).toEqual(['types', 'import', 'default'])
     expect(readFileSync(join(dir, 'node_modules/belfry', exports['./react']!.import!), 'utf8')).toMatch(/^["']use client["'];/)
     // No source maps that would point at files the package does not ship.
     const files = execFileSync('find', ['.', '-type', 'f'], { cwd: join(dir, 'node_modules/belfry'), encoding: 'utf8' })
@@ -124,6 +127,19 @@ describe('the belfry client package', () => {
     )
   })
 
+  // Regression: the exports map had only `types` and `import`, so require('belfry') failed with ERR_PACKAGE_PATH_NOT_EXPORTED.
+  it('loads with require() in Node >= 20.19 (require of an ES module), each entry and its package.json', () => {
+    const script = `const b = require('belfry'); require('belfry/shared'); require('belfry/desktop')
+console.log(typeof b.NotificationClient, require('belfry/package.json').name)`
+    let result: string
+    try {
+      result = execFileSync(process.execPath, ['--no-warnings', '-e', script], { cwd: dir, encoding: 'utf8', stdio: 'pipe' }).trim()
+    } catch (error) {
+      result = String((error as { stderr?: string }).stderr ?? error)
+    }
+    expect(result).toBe('function belfry')
+  })
+
   it('loads belfry/shared in Node, which takes the client from belfry (one copy), and falls back to solo without Web Locks', () => {
     const script = `import { NotificationClient } from 'belfry'
 import { sharedConnection } from 'belfry/shared'
@@ -142,7 +158,11 @@ client.close()`
   it('type-checks an app (strict, exactOptionalPropertyTypes, skipLibCheck: false)', () => {
     const errors = typecheck(
       dir,
-      `import { NotificationClient, type Notification } from 'belfry'
+      `import { NotificationClient, type Notification, type ErrorCode, type SocketEvent } from 'belfry'
+// Regression: SocketEvent (in SocketLike's methods) and ErrorCode were not exported.
+const events: SocketEvent[] = ['open', 'close', 'message', 'error']
+const code: ErrorCode = 'token_expired'
+console.log(events, code)
 interface Deploy { service: string; version: string }
 const client = new NotificationClient<Deploy>({ url: 'wss://example.com/ws', token: async () => 'token', WebSocket: globalThis.WebSocket })
 client.on('notification', (n: Notification<Deploy>) => console.log(n.title, n.data?.service))
@@ -293,10 +313,44 @@ describe('the belfry-server package', () => {
     }
   })
 
+  // Regression: `belfry-server --help` started a production server, and a typo (`--dve`) a non-dev one.
+  it('`belfry-server --help` prints its usage and exits 0; an unknown argument exits 2 naming it; neither starts a server', () => {
+    const env = {
+      PATH: process.env.PATH ?? '',
+      PORT: '0',
+      HOST: '127.0.0.1',
+      BELFRY_SECRET: 'package-test-secret-0123456789',
+      BELFRY_API_KEY: 'package-test-key',
+      BELFRY_DB: join(dir, 'help.db'),
+    }
+    const run = (args: string[]) => {
+      const r = spawnSync(join(dir, 'node_modules/.bin/belfry-server'), args, { cwd: dir, env, encoding: 'utf8', timeout: 5000 })
+      return { code: r.status, stdout: r.stdout, stderr: r.stderr }
+    }
+    for (const flag of ['--help', '-h']) {
+      const help = run([flag])
+      expect({ code: help.code, stderr: help.stderr }).toEqual({ code: 0, stderr: '' })
+      expect(help.stdout).toMatch(/^Usage: belfry-server/)
+      for (const word of ['--dev', 'admin', 'BELFRY_SECRET', 'BELFRY_API_KEY', 'BELFRY_DB', 'PORT']) expect(help.stdout).toContain(word)
+    }
+    expect(run(['--dve'])).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: 'belfry-server: unknown argument "--dve" (see belfry-server --help)\n',
+    })
+  })
+
   it('type-checks an app (strict, exactOptionalPropertyTypes, skipLibCheck: false)', () => {
     const errors = typecheck(
       dir,
       `import { NotificationServer, SqliteStore, topicsClaim } from 'belfry-server'
+// Regression: the types its API is written in (ServerOptions.retention, NotificationInput.data) were not exported.
+import type { Json, JsonObject, Notification, Priority, Retention } from 'belfry-server'
+const retention: Retention = { days: 30 }
+const data: JsonObject = { n: 1, list: [1, 'a'] satisfies Json }
+const priority: Priority = 'high'
+export type Row = Notification
+console.log(retention, data, priority)
 const server = new NotificationServer({
   secret: process.env.BELFRY_SECRET ?? '',
   apiKey: process.env.BELFRY_API_KEY,
@@ -310,5 +364,45 @@ console.log(port)
       { types: ['node'], typeRoots: [join(ROOT, 'node_modules/@types')] },
     )
     expect(errors).toBe('')
+  })
+})
+
+describe('what the tarballs ship', () => {
+  /** The files in a tarball, relative to its package folder. */
+  const contents = (tarball: string) =>
+    execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' })
+      .split('\n')
+      .filter((f) => f.startsWith('package/') && !f.endsWith('/'))
+      .map((f) => f.slice('package/'.length))
+
+  // Regression: the demo page was minified with its legal comments stripped, React's and reconnecting-websocket's licence notices with them.
+  it("keeps, in belfry-server's demo page, the licence notices of the third-party code it bundles", () => {
+    const assets = contents(tarballs['belfry-server']).filter((f) => f.startsWith('dist/demo/') && f.endsWith('.js'))
+    expect(assets.length).toBeGreaterThan(0)
+    const code = assets.map((f) => readFileSync(join(out, 'packages/belfry-server', f), 'utf8')).join('\n')
+    const bundled = { 'reconnecting-websocket': /maxReconnectionDelay/, react: /react\.transitional\.element/ }
+    const notice = { 'reconnecting-websocket': /Pedro Ladaria[\s\S]*License MIT/, react: /@license React[\s\S]*Meta Platforms/ }
+    // (Booleans: a failure would print the whole bundle.)
+    for (const [name, marker] of Object.entries(bundled)) {
+      expect(marker.test(code), `${name} is bundled`).toBe(true)
+      expect(notice[name as keyof typeof notice].test(code), `${name}'s notice`).toBe(true)
+    }
+  })
+
+  // Regression: the README linked to docs/protocol.md, CHANGELOG.md, docs/demo.png… which neither package shipped.
+  it.each(['belfry', 'belfry-server'] as const)('links, in every markdown file of %s, only to files its tarball holds', (pkg) => {
+    const files = contents(tarballs[pkg])
+    const markdown = files.filter((f) => f.endsWith('.md'))
+    expect(markdown).toEqual(expect.arrayContaining(['README.md', 'docs/protocol.md', 'docs/architecture.md', 'CHANGELOG.md']))
+    const broken: string[] = []
+    for (const file of markdown) {
+      const text = readFileSync(join(out, 'packages', pkg, file), 'utf8')
+      for (const [, target] of text.matchAll(/\]\(([^)#\s]+)(?:#[^)\s]*)?\)/g)) {
+        if (/^[a-z]+:/i.test(target!)) continue
+        const path = normalize(join(dirname(file), target!))
+        if (!files.includes(path)) broken.push(`${file}: ${target}`)
+      }
+    }
+    expect(broken).toEqual([])
   })
 })

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { RedisBroker } from '../../src/server/broker/redis.js'
-import { DEV_API_KEY, DEV_SECRET, devWarning, displayUrl, readConfig } from '../../src/server/config.js'
+import { DEV_API_KEY, DEV_SECRET, devWarning, displayUrl, readArgs, readConfig, SERVER_USAGE, UsageError } from '../../src/server/config.js'
 import { resolveOptions } from '../../src/server/options.js'
 import { redact } from '../../src/server/redact.js'
 import { PostgresStore } from '../../src/server/store/postgres.js'
@@ -110,6 +110,19 @@ describe('readConfig', () => {
     expect(readConfig({ HOST: '0.0.0.0' }, ['--dev'])).toMatchObject({ host: '0.0.0.0' })
     expect(devWarning(readConfig({ HOST: '0.0.0.0' }, ['--dev']))).toMatch(/not a loopback address/)
     expect(readConfig(prod, [])).not.toHaveProperty('host')
+  })
+
+  // Regression: only `--dev` was looked at, so `--help` started a production server and a typo (`--dve`) a non-dev one.
+  it('reads `--dev` and `-h`/`--help`, and refuses any other argument, naming it', () => {
+    const prod = { BELFRY_SECRET: 's'.repeat(16), BELFRY_API_KEY: 'k'.repeat(8) }
+    for (const typo of ['--dve', 'dev', '--port=3000']) {
+      expect(() => readConfig(prod, [typo])).toThrow(new UsageError(`unknown argument "${typo}"`))
+    }
+    expect(readArgs([])).toEqual({ dev: false, help: false })
+    expect(readArgs(['--dev'])).toEqual({ dev: true, help: false })
+    expect(readArgs(['--help'])).toEqual({ dev: false, help: true })
+    expect(readArgs(['--dev', '-h'])).toEqual({ dev: true, help: true })
+    expect(SERVER_USAGE).toMatch(/^Usage: belfry-server[\s\S]*--dev[\s\S]*admin[\s\S]*BELFRY_SECRET[\s\S]*BELFRY_RETENTION_DAYS/)
   })
 
   it('refuses the published dev secrets outside dev mode, so nothing dev mode mints is valid there', () => {
