@@ -41,7 +41,13 @@ export interface HttpContext extends AdminContext {
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const json = JSON.stringify(body)
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', ...headers })
+  // nosniff: a browser takes the answer for what its Content-Type says, never for HTML it guessed.
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+    ...headers,
+  })
   res.end(json)
 }
 
@@ -165,7 +171,7 @@ async function route(req: IncomingMessage, res: ServerResponse, ctx: HttpContext
       return true
     }
     const { type, text } = await ctx.metrics.scrape()
-    res.writeHead(200, { 'content-type': type, 'cache-control': 'no-store' })
+    res.writeHead(200, { 'content-type': type, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' })
     res.end(text)
     return true
   }

@@ -394,6 +394,16 @@ describe('other routes', () => {
     alice.close()
   })
 
+  // Regression: JSON answers had no X-Content-Type-Options, so a browser could sniff one into another type.
+  it('JSON answers of the API carry X-Content-Type-Options: nosniff', async () => {
+    const s = await start()
+    for (const path of ['/healthz', '/api/nope', '/nope']) {
+      const res = await fetch(`${s.url}${path}`)
+      expect(res.headers.get('content-type'), path).toMatch(/^application\/json/)
+      expect(res.headers.get('x-content-type-options'), path).toBe('nosniff')
+    }
+  })
+
   it('404 JSON for unknown /api/ paths and other paths', async () => {
     const s = await start()
     for (const path of ['/api/nope', '/api/notifications/1', '/api/', '/api/dev/token?user=ann', '/nope']) {
