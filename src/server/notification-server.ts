@@ -602,8 +602,12 @@ export class NotificationServer {
   async #request(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
       if (await this.handleRequest(req, res)) return
-      if (this.#options.fallback) this.#options.fallback(req, res)
-      else {
+      if (this.#options.fallback) {
+        // The fallback may answer before the body's end (a 404, a file): what is left of the body
+        // then gets bodyTimeoutMs from the answer, as with belfry's own 404, not Node's 300 s.
+        res.once('finish', () => boundBody(req, this.#httpContext.bodyTimeoutMs))
+        this.#options.fallback(req, res)
+      } else {
         sendJson(res, 404, { error: 'not_found', message: 'not found' })
         boundBody(req, this.#httpContext.bodyTimeoutMs)
       }

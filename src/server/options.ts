@@ -47,7 +47,10 @@ export interface ServerOptions {
    * clients do not all come back in the same second; 0 closes them all at once. @default 5000
    */
   drainMs?: number | undefined
-  /** Called for HTTP requests that belfry does not answer (only when it owns the server). */
+  /**
+   * Called for HTTP requests that belfry does not answer (only when it owns the server). The rest
+   * of a body it has not read when it answers must arrive within `limits.bodyTimeoutMs` of the answer.
+   */
   fallback?: ((req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void) | undefined
   /**
    * How long each inbox keeps its notifications. A pruner removes, in small

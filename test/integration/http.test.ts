@@ -1,11 +1,12 @@
 import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer, request, type Server } from 'node:http'
+import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http'
 import { type AddressInfo, connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pino } from 'pino'
 import { describe, expect, it } from 'vitest'
 import { mintToken, NotificationServer, SqliteStore } from '../../src/server/index.js'
+import { serveDemo } from '../../src/server/static.js'
 import {
   API_KEY,
   authedClient,
@@ -364,6 +365,33 @@ describe('POST /api/notifications: refused', () => {
     expect(cut, 'the server closed the connection').toBeDefined()
     expect(cut! - t0).toBeGreaterThanOrEqual(250)
   })
+
+  // Regression: a request handed to `fallback` (belfry-server always passes one) got no bodyTimeoutMs bound.
+  it.each([
+    ['a bare 404 (the CLI without --dev)', (_req: IncomingMessage, res: ServerResponse) => void res.writeHead(404).end()],
+    ['the demo page server (the CLI with --dev)', serveDemo(tmpdir())],
+  ])(
+    "gives a body that trickles to a path left to the fallback, %s, bodyTimeoutMs after the answer, not Node's 300 s",
+    async (_, fallback) => {
+      const s = await start({ fallback, limits: { bodyTimeoutMs: 300 } })
+      const socket = connect(s.port, '127.0.0.1')
+      let answer = ''
+      socket.on('data', (d: Buffer) => {
+        answer += d.toString()
+      })
+      socket.on('error', () => {})
+      const closed = new Promise<number>((resolve) => socket.on('close', () => resolve(performance.now())))
+      const t0 = performance.now()
+      socket.write('POST /elsewhere HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{')
+      const trickle = setInterval(() => socket.write(' '), 100)
+      const cut = await Promise.race([closed, new Promise<undefined>((r) => setTimeout(r, 3000))])
+      clearInterval(trickle)
+      socket.destroy()
+      expect(answer).toMatch(/^HTTP\/1.1 40[45]/)
+      expect(cut, 'the server closed the connection within 3 s').toBeDefined()
+      expect(cut! - t0).toBeGreaterThanOrEqual(250)
+    },
+  )
 
   it('405 with an allow header for other methods', async () => {
     const s = await start()
