@@ -14,6 +14,9 @@ export interface Health {
   reason?: string
 }
 
+/** The `reason` of an `unavailable` /healthz without the API key: the store's error text is for operators. */
+const STORE_UNAVAILABLE = 'store: cannot take writes (the API key shows why)'
+
 /** What the HTTP routes need from the server. */
 export interface HttpContext extends AdminContext {
   readonly apiKey: string | undefined
@@ -118,7 +121,7 @@ export function idempotencyKey(headers: IncomingMessage['headers']): { key: stri
  * request to the caller.
  *
  * - `GET /healthz` → 200 `{status}` while the server can take publishes (with the API key also
- *   `users` and `connections`), else 503 with a `reason`
+ *   `users` and `connections`), else 503 with a `reason` (the store's error text only with the API key)
  * - `POST /api/notifications` (Bearer key) → 201 `{ids, recipients}` once durable
  * - `GET /api/admin/users/:id`, `POST /api/admin/prune` (Bearer key): see admin.ts
  * - `GET /api/dev/token?user=ID` → `{token, userId, apiKey}` (dev mode only)
@@ -151,8 +154,10 @@ async function route(req: IncomingMessage, res: ServerResponse, ctx: HttpContext
     if (req.method !== 'GET' && req.method !== 'HEAD') return methodNotAllowed(res, 'GET')
     const health = await ctx.health()
     const ok = health.status === 'ok' || health.status === 'degraded'
-    // Counts are for operators: only with the API key.
-    sendJson(res, ok ? 200 : 503, { ...health, ...(authorized(req, ctx.apiKey) && ctx.stats()) })
+    // Counts, and the store's own words (which may name internal hosts and users), are for operators: only with the API key.
+    const operator = authorized(req, ctx.apiKey)
+    const shown = operator || health.status !== 'unavailable' ? health : { ...health, reason: STORE_UNAVAILABLE }
+    sendJson(res, ok ? 200 : 503, { ...shown, ...(operator && ctx.stats()) })
     return true
   }
   // Off, the path is left to the caller: an app's server may serve metrics of its own there.
