@@ -268,7 +268,7 @@ describe('a store that cannot take writes', () => {
   })
 })
 
-describe('what /healthz tells a caller without the API key', () => {
+describe('what /healthz tells and costs a caller without the API key', () => {
   // Regression: /healthz put the store's error text (internal hosts, user names) in `reason` for anyone.
   it('does not echo the store’s error text without the API key; with it, it does', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'belfry-health-'))
@@ -288,6 +288,35 @@ describe('what /healthz tells a caller without the API key', () => {
       }
       const operator = await fetch(`${s.url}/healthz`, { headers: { authorization: `Bearer ${API_KEY}` } })
       expect(await operator.json()).toMatchObject({ status: 'unavailable', reason: expect.stringContaining('belfry_admin') })
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  // Regression: each /healthz request ran the store's write probe: an anonymous flood was a flood of database writes.
+  it('does not make each request a database write: concurrent requests share a probe, whose result serves for a while', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'belfry-health-'))
+    const store = new SqliteStore(join(dir, 'p.db'))
+    const check = store.check.bind(store)
+    let probes = 0
+    store.check = async () => {
+      probes++
+      return check()
+    }
+    try {
+      const s = await start({ store })
+      const before = probes
+      // An anonymous flood: 200 requests, 20 at a time.
+      for (let i = 0; i < 10; i++) {
+        const statuses = await Promise.all(Array.from({ length: 20 }, () => fetch(`${s.url}/healthz`).then((r) => r.status)))
+        expect(statuses.every((status) => status === 200)).toBe(true)
+      }
+      expect(probes - before).toBeLessThanOrEqual(20)
+      // The result is reused for a short time only: later, the store is probed again.
+      const seen = probes
+      await new Promise((r) => setTimeout(r, 1100))
+      expect((await fetch(`${s.url}/healthz`)).status).toBe(200)
+      expect(probes).toBe(seen + 1)
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
