@@ -308,14 +308,20 @@ const DEV_ROUTES: Record<string, string> = { '/api/dev/token': 'GET', '/api/dev/
 /** Hosts a dev route answers on: loopback only, so DNS rebinding cannot reach it from a web page. */
 const LOOPBACK_HOST = /^(localhost|[\w-]+\.localhost|127(\.\d{1,3}){3}|\[::1\])$/i
 
+/** Peer addresses a dev route answers: loopback (127.0.0.0/8, ::1, and 127.x mapped into IPv6). */
+const LOOPBACK_ADDRESS = /^(127(\.\d{1,3}){3}|::1|::ffff:127(\.\d{1,3}){3})$/i
+
 /**
- * Why a dev route refuses this request, if it does: a Host that is not a
- * loopback name (DNS rebinding), or an `Origin` / `Sec-Fetch-Site` that shows
- * a page of another origin made it (cross-site requests, even "simple" ones
- * that skip CORS preflight). A request with neither header passes: curl, and a
- * dev-server proxy that keeps the Host (`changeOrigin: false`).
+ * Why a dev route refuses this request, if it does: a peer that is not on
+ * loopback (whatever Host it claims: the peer writes that header itself), a
+ * Host that is not a loopback name (DNS rebinding), or an `Origin` /
+ * `Sec-Fetch-Site` that shows a page of another origin made it (cross-site
+ * requests, even "simple" ones that skip CORS preflight). A request with
+ * neither header passes: curl, and a dev-server proxy on this machine that
+ * keeps the Host (`changeOrigin: false`).
  */
-export function devRefusal(headers: IncomingMessage['headers']): string | undefined {
+export function devRefusal(headers: IncomingMessage['headers'], peer: string | undefined): string | undefined {
+  if (!LOOPBACK_ADDRESS.test(peer ?? '')) return 'dev routes answer only to clients on this machine (a loopback address)'
   const host = headers.host ?? ''
   const hostname = URL.parse(`http://${host}`)?.hostname ?? ''
   if (!LOOPBACK_HOST.test(hostname))
@@ -334,7 +340,7 @@ async function devRoute(req: IncomingMessage, res: ServerResponse, url: URL, ctx
   const method = DEV_ROUTES[route]
   if (method === undefined) return sendJson(res, 404, { error: 'not_found', message: `no route ${route.slice(0, 64)}` })
   if (req.method !== method) return void methodNotAllowed(res, method)
-  const refusal = devRefusal(req.headers)
+  const refusal = devRefusal(req.headers, req.socket.remoteAddress)
   if (refusal !== undefined) return sendJson(res, 403, { error: 'forbidden', message: refusal })
   const user = url.searchParams.get('user') ?? ''
   if (!isUserId(user)) {

@@ -254,9 +254,10 @@ export class NotificationServer {
 
   /**
    * Creates an HTTP server that serves the API and WebSocket upgrades, and
-   * listens on `port` (0 picks a free one).
+   * listens on `port` (0 picks a free one) at `host`: without one, every
+   * interface, or 127.0.0.1 in dev mode (whose routes hand out tokens and the API key).
    */
-  async listen(port = 0, host?: string): Promise<{ port: number }> {
+  async listen(port = 0, host: string | undefined = this.#options.dev ? '127.0.0.1' : undefined): Promise<{ port: number }> {
     if (this.#http) throw new Error('already attached to an HTTP server')
     await this.#started
     const server = createServer((req, res) => void this.#request(req, res))

@@ -1,10 +1,11 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http'
 import { type AddressInfo, connect } from 'node:net'
-import { tmpdir } from 'node:os'
+import { networkInterfaces, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pino } from 'pino'
 import { describe, expect, it } from 'vitest'
+import { DEV_API_KEY, DEV_SECRET } from '../../src/server/config.js'
 import { mintToken, NotificationServer, SqliteStore } from '../../src/server/index.js'
 import { serveDemo } from '../../src/server/static.js'
 import {
@@ -56,6 +57,48 @@ function devCall(
     req.on('error', reject)
     req.end()
   })
+}
+
+/** A non-loopback IPv4 address of this machine, if it has one. */
+function externalAddress(): string | undefined {
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address
+  }
+  return undefined
+}
+
+/** A GET to `host` (any address), with the headers given (a Host of our choosing included). */
+function rawGet(host: string, port: number, path: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host, port, path, method: 'GET', headers }, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (c: string) => {
+        body += c
+      })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+/** A dev-mode server on a fresh database that the test listens and closes itself. */
+function devServer(): NotificationServer {
+  const dir = mkdtempSync(join(tmpdir(), 'belfry-dev-'))
+  const server = new NotificationServer({
+    secret: DEV_SECRET,
+    apiKey: DEV_API_KEY,
+    database: join(dir, 'b.db'),
+    dev: true,
+    logger: pino({ level: 'silent' }),
+  })
+  const close = server.close.bind(server)
+  server.close = async () => {
+    await close()
+    rmSync(dir, { recursive: true, force: true })
+  }
+  return server
 }
 
 const bearer = { authorization: `Bearer ${API_KEY}` }
@@ -541,6 +584,37 @@ describe('dev token route', () => {
     ]
     for (const [what, headers] of allowed) {
       expect((await devCall(s, 'GET', '/api/dev/token?user=ann', headers)).status, what).toBe(200)
+    }
+  })
+
+  // Regression: the loopback check read only the Host header, which a peer off loopback writes itself.
+  it('refuses a peer off loopback that merely claims "Host: localhost": the socket\'s address decides', async () => {
+    const address = externalAddress()
+    expect(address, 'this test needs a non-loopback interface').toBeDefined()
+    const server = devServer()
+    try {
+      // Every interface, asked for explicitly.
+      const { port } = await server.listen(0, '0.0.0.0')
+      const res = await rawGet(address!, port, '/api/dev/token?user=victim', { host: `localhost:${port}` })
+      expect(res.status, res.body).toBe(403)
+      expect(res.body).not.toContain(DEV_API_KEY)
+      expect((await rawGet('127.0.0.1', port, '/api/dev/token?user=ann', { host: `localhost:${port}` })).status).toBe(200)
+    } finally {
+      await server.close()
+    }
+  })
+
+  // Regression: listen() without a host listened on every interface in dev mode (only the CLI chose loopback).
+  it('listen() without a host listens on 127.0.0.1 in dev mode', async () => {
+    const address = externalAddress()
+    expect(address, 'this test needs a non-loopback interface').toBeDefined()
+    const server = devServer()
+    try {
+      const { port } = await server.listen(0)
+      expect((server.httpServer!.address() as AddressInfo).address).toBe('127.0.0.1')
+      await expect(rawGet(address!, port, '/api/dev/token?user=victim', { host: `localhost:${port}` })).rejects.toThrow(/ECONNREFUSED/)
+    } finally {
+      await server.close()
     }
   })
 
