@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { pino } from 'pino'
 import { describe, expect, it } from 'vitest'
 import { DEV_API_KEY, DEV_SECRET } from '../../src/server/config.js'
-import { mintToken, NotificationServer, SqliteStore } from '../../src/server/index.js'
+import { mintToken, NotificationServer, SqliteStore, verifyToken } from '../../src/server/index.js'
 import { serveDemo } from '../../src/server/static.js'
 import {
   API_KEY,
@@ -514,7 +514,7 @@ describe('dev token route', () => {
     const s = await start({ dev: true })
     const res = await call(`${s.url}/api/dev/token?user=ann`)
     expect(res.status).toBe(200)
-    expect(res.json).toEqual({ token: expect.any(String), userId: 'ann', apiKey: API_KEY })
+    expect(res.json).toEqual({ token: expect.any(String), userId: 'ann', apiKey: DEV_API_KEY })
     const c = await rawClient(s.wsUrl)
     c.send({ type: 'auth', token: res.json.token })
     expect(await c.next((f) => f.type === 'auth_success')).toMatchObject({ userId: 'ann' })
@@ -572,7 +572,7 @@ describe('dev token route', () => {
         const res = await devCall(s, method, path, headers)
         expect(res.status, `${what}: ${method} ${path}`).toBe(403)
         expect(res.json, what).toMatchObject({ error: 'forbidden' })
-        expect(JSON.stringify(res.json), what).not.toContain(API_KEY)
+        expect(JSON.stringify(res.json), what).not.toContain(DEV_API_KEY)
       }
     }
     const allowed: [string, Record<string, string>][] = [
@@ -613,6 +613,43 @@ describe('dev token route', () => {
       const { port } = await server.listen(0)
       expect((server.httpServer!.address() as AddressInfo).address).toBe('127.0.0.1')
       await expect(rawGet(address!, port, '/api/dev/token?user=victim', { host: `localhost:${port}` })).rejects.toThrow(/ECONNREFUSED/)
+    } finally {
+      await server.close()
+    }
+  })
+
+  // Regression: the library's `dev: true` took any secret, so its dev routes minted tokens valid under a production secret.
+  it('never mints, in dev mode, tokens that a production secret accepts: dev mode takes only the published dev secrets', async () => {
+    const base = { database: ':memory:', dev: true, logger: pino({ level: 'silent' }) }
+    const productionSecret = 'the-real-production-secret-0123'
+    for (const [what, secrets] of [
+      ['a production secret and key', { secret: productionSecret, apiKey: 'the-real-production-key' }],
+      ['a production secret', { secret: productionSecret, apiKey: DEV_API_KEY }],
+      ['a production key', { secret: DEV_SECRET, apiKey: 'the-real-production-key' }],
+      ['no key', { secret: DEV_SECRET }],
+    ] as const) {
+      expect(() => new NotificationServer({ ...base, ...secrets }), what).toThrow(TypeError)
+      expect(() => new NotificationServer({ ...base, ...secrets }), what).toThrow(
+        new RegExp(`^options\\.dev is true: options\\.secret must be "${DEV_SECRET}" and options\\.apiKey "${DEV_API_KEY}"`),
+      )
+    }
+    // The message never shows a secret it was given.
+    let message = ''
+    try {
+      new NotificationServer({ ...base, secret: productionSecret, apiKey: 'the-real-production-key' })
+    } catch (error) {
+      message = (error as Error).message
+    }
+    expect(message).toMatch(/options\.secret is a string of 31 characters and options\.apiKey is a string of 23 characters$/)
+    expect(message).not.toMatch(/the-real-production/)
+    // On the dev secrets, what it mints is valid under them only.
+    const server = devServer()
+    try {
+      const { port } = await server.listen(0, '127.0.0.1')
+      const res = await rawGet('127.0.0.1', port, '/api/dev/token?user=victim', { host: `localhost:${port}` })
+      const { token } = JSON.parse(res.body) as { token: string }
+      expect(verifyToken(token, DEV_SECRET).ok).toBe(true)
+      expect(verifyToken(token, productionSecret).ok).toBe(false)
     } finally {
       await server.close()
     }
