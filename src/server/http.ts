@@ -14,6 +14,9 @@ export interface Health {
   reason?: string
 }
 
+/** The `reason` of an `unavailable` /healthz without the API key: the store's error text is for operators. */
+const STORE_UNAVAILABLE = 'store: cannot take writes (the API key shows why)'
+
 /** What the HTTP routes need from the server. */
 export interface HttpContext extends AdminContext {
   readonly apiKey: string | undefined
@@ -41,7 +44,13 @@ export interface HttpContext extends AdminContext {
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const json = JSON.stringify(body)
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', ...headers })
+  // nosniff: a browser takes the answer for what its Content-Type says, never for HTML it guessed.
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+    ...headers,
+  })
   res.end(json)
 }
 
@@ -112,7 +121,7 @@ export function idempotencyKey(headers: IncomingMessage['headers']): { key: stri
  * request to the caller.
  *
  * - `GET /healthz` → 200 `{status}` while the server can take publishes (with the API key also
- *   `users` and `connections`), else 503 with a `reason`
+ *   `users` and `connections`), else 503 with a `reason` (the store's error text only with the API key)
  * - `POST /api/notifications` (Bearer key) → 201 `{ids, recipients}` once durable
  * - `GET /api/admin/users/:id`, `POST /api/admin/prune` (Bearer key): see admin.ts
  * - `GET /api/dev/token?user=ID` → `{token, userId, apiKey}` (dev mode only)
@@ -145,8 +154,10 @@ async function route(req: IncomingMessage, res: ServerResponse, ctx: HttpContext
     if (req.method !== 'GET' && req.method !== 'HEAD') return methodNotAllowed(res, 'GET')
     const health = await ctx.health()
     const ok = health.status === 'ok' || health.status === 'degraded'
-    // Counts are for operators: only with the API key.
-    sendJson(res, ok ? 200 : 503, { ...health, ...(authorized(req, ctx.apiKey) && ctx.stats()) })
+    // Counts, and the store's own words (which may name internal hosts and users), are for operators: only with the API key.
+    const operator = authorized(req, ctx.apiKey)
+    const shown = operator || health.status !== 'unavailable' ? health : { ...health, reason: STORE_UNAVAILABLE }
+    sendJson(res, ok ? 200 : 503, { ...shown, ...(operator && ctx.stats()) })
     return true
   }
   // Off, the path is left to the caller: an app's server may serve metrics of its own there.
@@ -165,7 +176,7 @@ async function route(req: IncomingMessage, res: ServerResponse, ctx: HttpContext
       return true
     }
     const { type, text } = await ctx.metrics.scrape()
-    res.writeHead(200, { 'content-type': type, 'cache-control': 'no-store' })
+    res.writeHead(200, { 'content-type': type, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' })
     res.end(text)
     return true
   }
@@ -297,14 +308,20 @@ const DEV_ROUTES: Record<string, string> = { '/api/dev/token': 'GET', '/api/dev/
 /** Hosts a dev route answers on: loopback only, so DNS rebinding cannot reach it from a web page. */
 const LOOPBACK_HOST = /^(localhost|[\w-]+\.localhost|127(\.\d{1,3}){3}|\[::1\])$/i
 
+/** Peer addresses a dev route answers: loopback (127.0.0.0/8, ::1, and 127.x mapped into IPv6). */
+const LOOPBACK_ADDRESS = /^(127(\.\d{1,3}){3}|::1|::ffff:127(\.\d{1,3}){3})$/i
+
 /**
- * Why a dev route refuses this request, if it does: a Host that is not a
- * loopback name (DNS rebinding), or an `Origin` / `Sec-Fetch-Site` that shows
- * a page of another origin made it (cross-site requests, even "simple" ones
- * that skip CORS preflight). A request with neither header passes: curl, and a
- * dev-server proxy that keeps the Host (`changeOrigin: false`).
+ * Why a dev route refuses this request, if it does: a peer that is not on
+ * loopback (whatever Host it claims: the peer writes that header itself), a
+ * Host that is not a loopback name (DNS rebinding), or an `Origin` /
+ * `Sec-Fetch-Site` that shows a page of another origin made it (cross-site
+ * requests, even "simple" ones that skip CORS preflight). A request with
+ * neither header passes: curl, and a dev-server proxy on this machine that
+ * keeps the Host (`changeOrigin: false`).
  */
-export function devRefusal(headers: IncomingMessage['headers']): string | undefined {
+export function devRefusal(headers: IncomingMessage['headers'], peer: string | undefined): string | undefined {
+  if (!LOOPBACK_ADDRESS.test(peer ?? '')) return 'dev routes answer only to clients on this machine (a loopback address)'
   const host = headers.host ?? ''
   const hostname = URL.parse(`http://${host}`)?.hostname ?? ''
   if (!LOOPBACK_HOST.test(hostname))
@@ -323,7 +340,7 @@ async function devRoute(req: IncomingMessage, res: ServerResponse, url: URL, ctx
   const method = DEV_ROUTES[route]
   if (method === undefined) return sendJson(res, 404, { error: 'not_found', message: `no route ${route.slice(0, 64)}` })
   if (req.method !== method) return void methodNotAllowed(res, method)
-  const refusal = devRefusal(req.headers)
+  const refusal = devRefusal(req.headers, req.socket.remoteAddress)
   if (refusal !== undefined) return sendJson(res, 403, { error: 'forbidden', message: refusal })
   const user = url.searchParams.get('user') ?? ''
   if (!isUserId(user)) {

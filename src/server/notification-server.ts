@@ -55,6 +55,11 @@ const SWEEP_MS = 1000
 const RECONCILE_MS = 30_000
 /** How long a failed store write keeps /healthz at `unavailable` (then a write probe decides again). */
 const STORE_FAILURE_MEMORY_MS = 5000
+/**
+ * How long a store probe's result answers /healthz once it is in (requests during the probe
+ * share it): a flood of health checks is not a flood of database writes.
+ */
+const HEALTH_PROBE_REUSE_MS = 1000
 /** Users whose latest seq one reconcile query reads. */
 const RECONCILE_CHUNK = 1000
 /** How long close() waits for clients to answer the close handshake. */
@@ -103,6 +108,8 @@ export class NotificationServer {
   #cutGrace: (() => void) | undefined
   /** The last failure of a store write the server asked for, and when: /healthz reports it for a while. */
   #storeFailure: { at: number; message: string } | undefined
+  /** The last store probe of /healthz (see {@link HEALTH_PROBE_REUSE_MS}): its error text, undefined if it passed; `at` once it is in. */
+  #probe: { result: Promise<string | undefined>; at: number | undefined } | undefined
 
   constructor(options: ServerOptions) {
     this.#options = resolveOptions(options)
@@ -192,21 +199,39 @@ export class NotificationServer {
    * few seconds — the server then refuses publishes (503) rather than
    * acknowledge what is not durable; `degraded` while the broker is down
    * (publishes are durable and answered, delivery to other processes falls
-   * back to the store and is slower); else `ok`.
+   * back to the store and is slower); else `ok`. Calls during a write probe
+   * share it, and its result serves for 1 s after it.
    */
   async health(): Promise<Health> {
     if (this.#state === 'draining') return { status: 'draining' }
     if (this.#state !== 'running') return { status: 'closing' }
     const failure = this.#storeFailure
     if (failure && Date.now() - failure.at < STORE_FAILURE_MEMORY_MS) return { status: 'unavailable', reason: `store: ${failure.message}` }
-    try {
-      await this.#hub.store.check()
-    } catch (error) {
-      return { status: 'unavailable', reason: `store: ${(error as Error).message}` }
-    }
+    const error = await this.#probeStore()
+    if (error !== undefined) return { status: 'unavailable', reason: `store: ${error}` }
     if (!this.#hub.broker.up)
       return { status: 'degraded', reason: 'broker: connection lost; delivery to other processes falls back to the store' }
     return { status: 'ok' }
+  }
+
+  /** The store's write probe, shared by the calls while it runs and reused for HEALTH_PROBE_REUSE_MS after: its error text, if it failed. */
+  #probeStore(): Promise<string | undefined> {
+    const last = this.#probe
+    if (last && (last.at === undefined || performance.now() - last.at < HEALTH_PROBE_REUSE_MS)) return last.result
+    const probe: { result: Promise<string | undefined>; at: number | undefined } = { result: Promise.resolve(undefined), at: undefined }
+    const settle = (error: string | undefined) => {
+      probe.at = performance.now()
+      return error
+    }
+    // Through then(): a check that throws rather than rejects is a failed probe too.
+    probe.result = Promise.resolve()
+      .then(() => this.#hub.store.check())
+      .then(
+        () => settle(undefined),
+        (error: unknown) => settle(error instanceof Error ? error.message : String(error)),
+      )
+    this.#probe = probe
+    return probe.result
   }
 
   /**
@@ -230,9 +255,10 @@ export class NotificationServer {
 
   /**
    * Creates an HTTP server that serves the API and WebSocket upgrades, and
-   * listens on `port` (0 picks a free one).
+   * listens on `port` (0 picks a free one) at `host`: without one, every
+   * interface, or 127.0.0.1 in dev mode (whose routes hand out tokens and the API key).
    */
-  async listen(port = 0, host?: string): Promise<{ port: number }> {
+  async listen(port = 0, host: string | undefined = this.#options.dev ? '127.0.0.1' : undefined): Promise<{ port: number }> {
     if (this.#http) throw new Error('already attached to an HTTP server')
     await this.#started
     const server = createServer((req, res) => void this.#request(req, res))
@@ -620,8 +646,12 @@ export class NotificationServer {
   async #request(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
       if (await this.handleRequest(req, res)) return
-      if (this.#options.fallback) this.#options.fallback(req, res)
-      else {
+      if (this.#options.fallback) {
+        // The fallback may answer before the body's end (a 404, a file): what is left of the body
+        // then gets bodyTimeoutMs from the answer, as with belfry's own 404, not Node's 300 s.
+        res.once('finish', () => boundBody(req, this.#httpContext.bodyTimeoutMs))
+        this.#options.fallback(req, res)
+      } else {
         sendJson(res, 404, { error: 'not_found', message: 'not found' })
         boundBody(req, this.#httpContext.bodyTimeoutMs)
       }

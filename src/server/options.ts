@@ -2,6 +2,7 @@ import type { Server as HttpServer } from 'node:http'
 import type { Logger } from 'pino'
 import { MAX_TOPIC_LENGTH } from '../protocol/index.js'
 import type { Broker } from './broker/broker.js'
+import { DEV_API_KEY, DEV_SECRET } from './config.js'
 import { STORE_OPERATIONS, type Store } from './store/store.js'
 
 /** Options of {@link NotificationServer}. Every field but `secret` has a default. */
@@ -24,7 +25,11 @@ export interface ServerOptions {
   server?: HttpServer | undefined
   /** Origins allowed to open a WebSocket; others are closed with 4003. Empty allows all. @default [] */
   allowedOrigins?: string[] | undefined
-  /** Dev mode: `GET /api/dev/token?user=ID` mints a token for any user. Never for production. @default false */
+  /**
+   * Dev mode: `GET /api/dev/token?user=ID` mints a token for any user. Never for production. Only with the
+   * published dev secrets as `secret` and `apiKey` (`DEV_SECRET`, `DEV_API_KEY`); `listen()` without a host
+   * then listens on 127.0.0.1. @default false
+   */
   dev?: boolean | undefined
   /** Structured logger. @default a pino logger at level 'info' */
   logger?: Logger | undefined
@@ -47,7 +52,10 @@ export interface ServerOptions {
    * clients do not all come back in the same second; 0 closes them all at once. @default 5000
    */
   drainMs?: number | undefined
-  /** Called for HTTP requests that belfry does not answer (only when it owns the server). */
+  /**
+   * Called for HTTP requests that belfry does not answer (only when it owns the server). The rest
+   * of a body it has not read when it answers must arrive within `limits.bodyTimeoutMs` of the answer.
+   */
   fallback?: ((req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void) | undefined
   /**
    * How long each inbox keeps its notifications. A pruner removes, in small
@@ -231,6 +239,17 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
   }
   if (options.dev !== undefined && typeof options.dev !== 'boolean')
     throw new TypeError(`options.dev must be a boolean; got ${shown(options.dev)}`)
+  // Dev mode mints a token for any user and hands out the API key: on the published dev secrets
+  // only, so that nothing it mints is valid on a server with real ones.
+  if (options.dev === true && (options.secret !== DEV_SECRET || options.apiKey !== DEV_API_KEY)) {
+    const wrong = [
+      ...(options.secret === DEV_SECRET ? [] : [`options.secret is ${shown(options.secret, true)}`]),
+      ...(options.apiKey === DEV_API_KEY ? [] : [`options.apiKey is ${shown(options.apiKey, true)}`]),
+    ]
+    throw new TypeError(
+      `options.dev is true: options.secret must be "${DEV_SECRET}" and options.apiKey "${DEV_API_KEY}" (the published dev secrets, so that nothing dev mode mints is valid elsewhere); ${wrong.join(' and ')}`,
+    )
+  }
   if (options.fallback !== undefined && typeof options.fallback !== 'function') {
     throw new TypeError(`options.fallback must be a function (req, res); got ${shown(options.fallback)}`)
   }

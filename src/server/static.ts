@@ -31,6 +31,8 @@ const within = (file: string, dir: string): boolean => file === dir || file.star
 export function serveDemo(root = DEMO_DIR): (req: IncomingMessage, res: ServerResponse) => void {
   const base = resolve(root)
   return (req, res) => {
+    // Every answer: a file of unknown type (served as application/octet-stream) is never sniffed into HTML.
+    res.setHeader('x-content-type-options', 'nosniff')
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET' }).end()
       return

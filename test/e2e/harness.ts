@@ -7,11 +7,13 @@ import { type Browser, type BrowserContext, chromium, type Page } from 'playwrig
 import { afterAll, afterEach, beforeAll, beforeEach, expect } from 'vitest'
 // @ts-expect-error plain ES module script without types
 import { findChromium } from '../../scripts/chromium.mjs'
+import { DEV_API_KEY, DEV_SECRET } from '../../src/server/config.js'
 import { NotificationServer } from '../../src/server/index.js'
 import { DEMO_DIR, serveDemo } from '../../src/server/static.js'
 
-export const SECRET = 'e2e-secret-0123456789abcdef'
-export const API_KEY = 'e2e-api-key-123'
+/** Dev mode runs on the published dev secrets only. */
+export const SECRET = DEV_SECRET
+export const API_KEY = DEV_API_KEY
 export const ARTIFACTS = fileURLToPath(new URL('../../test-results/e2e/', import.meta.url))
 
 /** The flags this machine's Chromium needs: no sandbox as root, no network of its own. */

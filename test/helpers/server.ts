@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { pino } from 'pino'
 import { afterEach } from 'vitest'
 import WebSocket from 'ws'
+import { DEV_API_KEY, DEV_SECRET } from '../../src/server/config.js'
 import { mintToken, NotificationServer, type ServerOptions } from '../../src/server/index.js'
 
 export const SECRET = 'test-secret-0123456789abcdef'
@@ -30,12 +31,16 @@ export interface TestServer {
   dispose(): Promise<void>
 }
 
-/** Starts a real server on a free port with a fresh SQLite file. */
+/**
+ * Starts a real server on a free port with a fresh SQLite file. In dev mode it runs on the
+ * published dev secrets (the only ones dev mode takes), and `token` mints with them.
+ */
 export async function startServer(options: Partial<ServerOptions> = {}): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), 'belfry-test-'))
   let database = join(dir, 'belfry.db')
   let databases = 1
-  const make = () => new NotificationServer({ secret: SECRET, apiKey: API_KEY, database, logger: pino({ level: 'silent' }), ...options })
+  const secrets = options.dev ? { secret: DEV_SECRET, apiKey: DEV_API_KEY } : { secret: SECRET, apiKey: API_KEY }
+  const make = () => new NotificationServer({ ...secrets, database, logger: pino({ level: 'silent' }), ...options })
   let server = make()
   const { port } = await server.listen(0, '127.0.0.1')
   const t: TestServer = {
@@ -44,7 +49,7 @@ export async function startServer(options: Partial<ServerOptions> = {}): Promise
     database,
     url: `http://127.0.0.1:${port}`,
     wsUrl: `ws://127.0.0.1:${port}/ws`,
-    token: (userId, ttl) => mintToken(SECRET, userId, ttl),
+    token: (userId, ttl) => mintToken(secrets.secret, userId, ttl),
     stop: () => server.close(),
     async restart({ freshDatabase = false } = {}) {
       await server.close()

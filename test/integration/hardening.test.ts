@@ -14,7 +14,7 @@ import { CloseCode, ErrorCode } from '../../src/protocol/index.js'
 import { SqliteStore, topicsClaim } from '../../src/server/index.js'
 import { ClientPool, holds } from '../helpers/client.js'
 import { signToken } from '../helpers/jwt.js'
-import { authedClient, httpPublish, type RawClient, rawClient, type TestServer, useServer } from '../helpers/server.js'
+import { API_KEY, authedClient, httpPublish, type RawClient, rawClient, type TestServer, useServer } from '../helpers/server.js'
 
 const start = useServer()
 const netSocket = (ws: WebSocket) => (ws as unknown as { _socket: Socket })._socket
@@ -254,7 +254,8 @@ describe('a store that cannot take writes', () => {
     expect(statuses.slice(0, -1).every((status) => status === 201)).toBe(true)
     const refused = await httpPublish(s.url, { userId: 'ann', title: 'more', body: 'x'.repeat(4000) })
     expect(refused).toMatchObject({ status: 503, json: { error: 'unavailable' } })
-    const health = await fetch(`${s.url}/healthz`)
+    // The store's own words are for operators: with the API key.
+    const health = await fetch(`${s.url}/healthz`, { headers: { authorization: `Bearer ${API_KEY}` } })
     expect(health.status).toBe(503)
     expect(await health.json()).toMatchObject({ status: 'unavailable', reason: expect.stringMatching(/full/) })
     // Every acknowledged publish is there, and the connection lives on.
@@ -264,5 +265,60 @@ describe('a store that cannot take writes', () => {
     await ann.next((f) => f.requestId === 'alive')
     ann.close()
     rmSync(dir, { recursive: true, force: true })
+  })
+})
+
+describe('what /healthz tells and costs a caller without the API key', () => {
+  // Regression: /healthz put the store's error text (internal hosts, user names) in `reason` for anyone.
+  it('does not echo the store’s error text without the API key; with it, it does', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'belfry-health-'))
+    const store = new SqliteStore(join(dir, 'h.db'))
+    // What a PostgreSQL store's probe throws when its database is away.
+    store.check = async () => {
+      throw new Error('connect ECONNREFUSED 10.20.30.40:5432 (password authentication failed for user "belfry_admin")')
+    }
+    try {
+      const s = await start({ store })
+      for (const headers of [{}, { authorization: 'Bearer not-the-key' }]) {
+        const res = await fetch(`${s.url}/healthz`, { headers })
+        expect(res.status).toBe(503)
+        const body = (await res.json()) as Record<string, unknown>
+        expect(body).toMatchObject({ status: 'unavailable', reason: expect.stringMatching(/^store: /) })
+        expect(JSON.stringify(body)).not.toMatch(/10\.20\.30\.40|belfry_admin/)
+      }
+      const operator = await fetch(`${s.url}/healthz`, { headers: { authorization: `Bearer ${API_KEY}` } })
+      expect(await operator.json()).toMatchObject({ status: 'unavailable', reason: expect.stringContaining('belfry_admin') })
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  // Regression: each /healthz request ran the store's write probe: an anonymous flood was a flood of database writes.
+  it('does not make each request a database write: concurrent requests share a probe, whose result serves for a while', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'belfry-health-'))
+    const store = new SqliteStore(join(dir, 'p.db'))
+    const check = store.check.bind(store)
+    let probes = 0
+    store.check = async () => {
+      probes++
+      return check()
+    }
+    try {
+      const s = await start({ store })
+      const before = probes
+      // An anonymous flood: 200 requests, 20 at a time.
+      for (let i = 0; i < 10; i++) {
+        const statuses = await Promise.all(Array.from({ length: 20 }, () => fetch(`${s.url}/healthz`).then((r) => r.status)))
+        expect(statuses.every((status) => status === 200)).toBe(true)
+      }
+      expect(probes - before).toBeLessThanOrEqual(20)
+      // The result is reused for a short time only: later, the store is probed again.
+      const seen = probes
+      await new Promise((r) => setTimeout(r, 1100))
+      expect((await fetch(`${s.url}/healthz`)).status).toBe(200)
+      expect(probes).toBe(seen + 1)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })

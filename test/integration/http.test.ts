@@ -1,11 +1,13 @@
 import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer, request, type Server } from 'node:http'
+import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http'
 import { type AddressInfo, connect } from 'node:net'
-import { tmpdir } from 'node:os'
+import { networkInterfaces, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pino } from 'pino'
 import { describe, expect, it } from 'vitest'
-import { mintToken, NotificationServer, SqliteStore } from '../../src/server/index.js'
+import { DEV_API_KEY, DEV_SECRET } from '../../src/server/config.js'
+import { mintToken, NotificationServer, SqliteStore, verifyToken } from '../../src/server/index.js'
+import { serveDemo } from '../../src/server/static.js'
 import {
   API_KEY,
   authedClient,
@@ -55,6 +57,48 @@ function devCall(
     req.on('error', reject)
     req.end()
   })
+}
+
+/** A non-loopback IPv4 address of this machine, if it has one. */
+function externalAddress(): string | undefined {
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address
+  }
+  return undefined
+}
+
+/** A GET to `host` (any address), with the headers given (a Host of our choosing included). */
+function rawGet(host: string, port: number, path: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host, port, path, method: 'GET', headers }, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (c: string) => {
+        body += c
+      })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+/** A dev-mode server on a fresh database that the test listens and closes itself. */
+function devServer(): NotificationServer {
+  const dir = mkdtempSync(join(tmpdir(), 'belfry-dev-'))
+  const server = new NotificationServer({
+    secret: DEV_SECRET,
+    apiKey: DEV_API_KEY,
+    database: join(dir, 'b.db'),
+    dev: true,
+    logger: pino({ level: 'silent' }),
+  })
+  const close = server.close.bind(server)
+  server.close = async () => {
+    await close()
+    rmSync(dir, { recursive: true, force: true })
+  }
+  return server
 }
 
 const bearer = { authorization: `Bearer ${API_KEY}` }
@@ -365,6 +409,33 @@ describe('POST /api/notifications: refused', () => {
     expect(cut! - t0).toBeGreaterThanOrEqual(250)
   })
 
+  // Regression: a request handed to `fallback` (belfry-server always passes one) got no bodyTimeoutMs bound.
+  it.each([
+    ['a bare 404 (the CLI without --dev)', (_req: IncomingMessage, res: ServerResponse) => void res.writeHead(404).end()],
+    ['the demo page server (the CLI with --dev)', serveDemo(tmpdir())],
+  ])(
+    "gives a body that trickles to a path left to the fallback, %s, bodyTimeoutMs after the answer, not Node's 300 s",
+    async (_, fallback) => {
+      const s = await start({ fallback, limits: { bodyTimeoutMs: 300 } })
+      const socket = connect(s.port, '127.0.0.1')
+      let answer = ''
+      socket.on('data', (d: Buffer) => {
+        answer += d.toString()
+      })
+      socket.on('error', () => {})
+      const closed = new Promise<number>((resolve) => socket.on('close', () => resolve(performance.now())))
+      const t0 = performance.now()
+      socket.write('POST /elsewhere HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{')
+      const trickle = setInterval(() => socket.write(' '), 100)
+      const cut = await Promise.race([closed, new Promise<undefined>((r) => setTimeout(r, 3000))])
+      clearInterval(trickle)
+      socket.destroy()
+      expect(answer).toMatch(/^HTTP\/1.1 40[45]/)
+      expect(cut, 'the server closed the connection within 3 s').toBeDefined()
+      expect(cut! - t0).toBeGreaterThanOrEqual(250)
+    },
+  )
+
   it('405 with an allow header for other methods', async () => {
     const s = await start()
     for (const method of ['GET', 'PUT', 'DELETE', 'PATCH']) {
@@ -392,6 +463,16 @@ describe('other routes', () => {
     const operator = await call(`${s.url}/healthz`, { headers: bearer })
     expect(operator.json).toEqual({ status: 'ok', users: 1, connections: 1 })
     alice.close()
+  })
+
+  // Regression: JSON answers had no X-Content-Type-Options, so a browser could sniff one into another type.
+  it('JSON answers of the API carry X-Content-Type-Options: nosniff', async () => {
+    const s = await start()
+    for (const path of ['/healthz', '/api/nope', '/nope']) {
+      const res = await fetch(`${s.url}${path}`)
+      expect(res.headers.get('content-type'), path).toMatch(/^application\/json/)
+      expect(res.headers.get('x-content-type-options'), path).toBe('nosniff')
+    }
   })
 
   it('404 JSON for unknown /api/ paths and other paths', async () => {
@@ -433,7 +514,7 @@ describe('dev token route', () => {
     const s = await start({ dev: true })
     const res = await call(`${s.url}/api/dev/token?user=ann`)
     expect(res.status).toBe(200)
-    expect(res.json).toEqual({ token: expect.any(String), userId: 'ann', apiKey: API_KEY })
+    expect(res.json).toEqual({ token: expect.any(String), userId: 'ann', apiKey: DEV_API_KEY })
     const c = await rawClient(s.wsUrl)
     c.send({ type: 'auth', token: res.json.token })
     expect(await c.next((f) => f.type === 'auth_success')).toMatchObject({ userId: 'ann' })
@@ -491,7 +572,7 @@ describe('dev token route', () => {
         const res = await devCall(s, method, path, headers)
         expect(res.status, `${what}: ${method} ${path}`).toBe(403)
         expect(res.json, what).toMatchObject({ error: 'forbidden' })
-        expect(JSON.stringify(res.json), what).not.toContain(API_KEY)
+        expect(JSON.stringify(res.json), what).not.toContain(DEV_API_KEY)
       }
     }
     const allowed: [string, Record<string, string>][] = [
@@ -503,6 +584,74 @@ describe('dev token route', () => {
     ]
     for (const [what, headers] of allowed) {
       expect((await devCall(s, 'GET', '/api/dev/token?user=ann', headers)).status, what).toBe(200)
+    }
+  })
+
+  // Regression: the loopback check read only the Host header, which a peer off loopback writes itself.
+  it('refuses a peer off loopback that merely claims "Host: localhost": the socket\'s address decides', async () => {
+    const address = externalAddress()
+    expect(address, 'this test needs a non-loopback interface').toBeDefined()
+    const server = devServer()
+    try {
+      // Every interface, asked for explicitly.
+      const { port } = await server.listen(0, '0.0.0.0')
+      const res = await rawGet(address!, port, '/api/dev/token?user=victim', { host: `localhost:${port}` })
+      expect(res.status, res.body).toBe(403)
+      expect(res.body).not.toContain(DEV_API_KEY)
+      expect((await rawGet('127.0.0.1', port, '/api/dev/token?user=ann', { host: `localhost:${port}` })).status).toBe(200)
+    } finally {
+      await server.close()
+    }
+  })
+
+  // Regression: listen() without a host listened on every interface in dev mode (only the CLI chose loopback).
+  it('listen() without a host listens on 127.0.0.1 in dev mode', async () => {
+    const address = externalAddress()
+    expect(address, 'this test needs a non-loopback interface').toBeDefined()
+    const server = devServer()
+    try {
+      const { port } = await server.listen(0)
+      expect((server.httpServer!.address() as AddressInfo).address).toBe('127.0.0.1')
+      await expect(rawGet(address!, port, '/api/dev/token?user=victim', { host: `localhost:${port}` })).rejects.toThrow(/ECONNREFUSED/)
+    } finally {
+      await server.close()
+    }
+  })
+
+  // Regression: the library's `dev: true` took any secret, so its dev routes minted tokens valid under a production secret.
+  it('never mints, in dev mode, tokens that a production secret accepts: dev mode takes only the published dev secrets', async () => {
+    const base = { database: ':memory:', dev: true, logger: pino({ level: 'silent' }) }
+    const productionSecret = 'the-real-production-secret-0123'
+    for (const [what, secrets] of [
+      ['a production secret and key', { secret: productionSecret, apiKey: 'the-real-production-key' }],
+      ['a production secret', { secret: productionSecret, apiKey: DEV_API_KEY }],
+      ['a production key', { secret: DEV_SECRET, apiKey: 'the-real-production-key' }],
+      ['no key', { secret: DEV_SECRET }],
+    ] as const) {
+      expect(() => new NotificationServer({ ...base, ...secrets }), what).toThrow(TypeError)
+      expect(() => new NotificationServer({ ...base, ...secrets }), what).toThrow(
+        new RegExp(`^options\\.dev is true: options\\.secret must be "${DEV_SECRET}" and options\\.apiKey "${DEV_API_KEY}"`),
+      )
+    }
+    // The message never shows a secret it was given.
+    let message = ''
+    try {
+      new NotificationServer({ ...base, secret: productionSecret, apiKey: 'the-real-production-key' })
+    } catch (error) {
+      message = (error as Error).message
+    }
+    expect(message).toMatch(/options\.secret is a string of 31 characters and options\.apiKey is a string of 23 characters$/)
+    expect(message).not.toMatch(/the-real-production/)
+    // On the dev secrets, what it mints is valid under them only.
+    const server = devServer()
+    try {
+      const { port } = await server.listen(0, '127.0.0.1')
+      const res = await rawGet('127.0.0.1', port, '/api/dev/token?user=victim', { host: `localhost:${port}` })
+      const { token } = JSON.parse(res.body) as { token: string }
+      expect(verifyToken(token, DEV_SECRET).ok).toBe(true)
+      expect(verifyToken(token, productionSecret).ok).toBe(false)
+    } finally {
+      await server.close()
     }
   })
 

@@ -69,6 +69,16 @@ describe('the demo page files (dev mode)', () => {
   it('answers a malformed percent escape with 400, not 500', async () => {
     expect(await get('/%E0%A4%A')).toEqual({ status: 400, body: 'bad path' })
   })
+
+  // Regression: the file server sent no X-Content-Type-Options, so a file of unknown type could be sniffed into HTML.
+  it('sends nosniff on its answers, so an unknown type is not sniffed into HTML', async () => {
+    writeFileSync(join(root, 'upload.bin'), '<html><script>alert(1)</script></html>')
+    for (const path of ['/upload.bin', '/', '/missing.txt', '/%E0%A4%A']) {
+      const res = await fetch(`http://127.0.0.1:${port}${path}`)
+      await res.arrayBuffer()
+      expect(res.headers.get('x-content-type-options'), path).toBe('nosniff')
+    }
+  })
 })
 
 describe('the demo page files, with Windows path rules', () => {
