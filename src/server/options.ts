@@ -250,6 +250,9 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
       `options.dev is true: options.secret must be "${DEV_SECRET}" and options.apiKey "${DEV_API_KEY}" (the published dev secrets, so that nothing dev mode mints is valid elsewhere); ${wrong.join(' and ')}`,
     )
   }
+  if (options.dev !== true && (options.secret === DEV_SECRET || options.apiKey === DEV_API_KEY)) {
+    throw new TypeError('options.secret and options.apiKey must not be the published dev secrets unless options.dev is true')
+  }
   if (options.fallback !== undefined && typeof options.fallback !== 'function') {
     throw new TypeError(`options.fallback must be a function (req, res); got ${shown(options.fallback)}`)
   }

@@ -655,6 +655,20 @@ describe('dev token route', () => {
     }
   })
 
+  // Regression: only belfry-server refused the dev secrets outside dev mode; a library server took them, and
+  // then accepted every token any dev server mints.
+  it('refuses the published dev secrets outside dev mode', () => {
+    const base = { database: ':memory:', logger: pino({ level: 'silent' }) }
+    for (const secrets of [
+      { secret: DEV_SECRET, apiKey: 'the-real-production-key' },
+      { secret: 'the-real-production-secret-0123', apiKey: DEV_API_KEY },
+    ]) {
+      expect(() => new NotificationServer({ ...base, ...secrets })).toThrow(
+        new TypeError('options.secret and options.apiKey must not be the published dev secrets unless options.dev is true'),
+      )
+    }
+  })
+
   it('is 404 without dev mode', async () => {
     const s = await start()
     const res = await call(`${s.url}/api/dev/token?user=ann`)
