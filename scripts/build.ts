@@ -16,8 +16,10 @@ const ROOT = fileURLToPath(new URL('../', import.meta.url))
 /** Builds everything the packages are made of, into `out` (dist/ by default). */
 export async function build(out = `${ROOT}dist/`): Promise<void> {
   rmSync(out, { recursive: true, force: true })
+  // A production build, whoever runs it (vitest sets NODE_ENV=test, which would give the demo page React's development build).
+  const env = { ...process.env, NODE_ENV: 'production' }
   const run = (script: string, args: string[]) =>
-    execFileSync(process.execPath, [`${ROOT}node_modules/${script}`, ...args], { cwd: ROOT, stdio: 'inherit' })
+    execFileSync(process.execPath, [`${ROOT}node_modules/${script}`, ...args], { cwd: ROOT, stdio: 'inherit', env })
   run('typescript/bin/tsc', ['-p', `${ROOT}tsconfig.build.json`, '--outDir', out])
   for (const f of readdirSync(`${out}client`)) if (f.endsWith('.js')) rmSync(`${out}client/${f}`)
   await buildClientPackage(`${out}index.js`)

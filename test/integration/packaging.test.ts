@@ -387,6 +387,8 @@ describe('what the tarballs ship', () => {
       expect(marker.test(code), `${name} is bundled`).toBe(true)
       expect(notice[name as keyof typeof notice].test(code), `${name}'s notice`).toBe(true)
     }
+    // Regression: built under vitest (NODE_ENV=test reached Vite), the page held React's development build.
+    expect(code.includes('should have a unique "key" prop'), "React's development build").toBe(false)
   })
 
   // Regression: the README linked to docs/protocol.md, CHANGELOG.md, docs/demo.png… which neither package shipped.
