@@ -53,10 +53,19 @@ export function createDelivery(
   /** The user's latest seq at auth: anything newer is new, and counts as unread. */
   let latestAtAuth = 0
 
-  const move = (seq: number) => {
+  /** The stored cursor: anything but a seq (a corrupted or hand-edited entry: -1, 1.5, Infinity) counts as none. */
+  const stored = () => {
+    let s: number | undefined
+    try {
+      s = +storage.getItem(key)! // null (none stored) is 0
+    } catch {}
+    return isSeq(s) ? s : 0
+  }
+  /** Another client of the user (a tab sharing storage) may be ahead: the stored cursor only moves on, unless `back`. */
+  const move = (seq: number, back?: boolean) => {
     cursor = seq
     try {
-      storage.setItem(key, String(seq))
+      if (back || seq > stored()) storage.setItem(key, String(seq))
     } catch {}
   }
   const schedule = () => {
@@ -69,17 +78,10 @@ export function createDelivery(
     },
     since(userId) {
       const k = `belfry:cursor:${userId}`
-      let stored: number | undefined
-      try {
-        stored = +storage.getItem(k)! // null (none stored) is 0
-      } catch {}
-      // Anything but a seq (a corrupted or hand-edited entry: -1, 1.5, Infinity) counts as no cursor.
-      if (!isSeq(stored)) stored = 0
-      if (k === key) {
-        cursor = Math.max(cursor, stored)
-      } else {
+      // The same user: its own cursor (storage may hold another client's, which got more).
+      if (k !== key) {
         key = k
-        cursor = stored
+        cursor = stored()
         acked = 0 // the stored cursor may never have been acked: ack it once online
       }
       return cursor
@@ -89,7 +91,7 @@ export function createDelivery(
       // The server knows less than we do: it is another database. Start over from its numbering.
       if (f.seq < cursor) {
         acked = f.seq
-        move(f.seq)
+        move(f.seq, true)
       }
       latestAtAuth = f.seq
       d.setUnread(f.unreadCount)

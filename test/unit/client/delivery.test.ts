@@ -159,6 +159,49 @@ describe('exactly-once delivery', () => {
   })
 })
 
+/** localStorage as two solo clients (two tabs, or two clients in one page) of one user share it. */
+function sharedStorage(): CursorStorage & { map: Map<string, string> } {
+  const map = new Map<string, string>()
+  return { map, getItem: (k) => map.get(k) ?? null, setItem: (k, v) => void map.set(k, v) }
+}
+
+describe('two clients of one user sharing storage', () => {
+  // Regression: since() took max(own cursor, stored) on every connect, so a client that fell behind skipped what the other got.
+  it('a client that fell behind resumes from its own cursor, not from the other client’s (no notification lost)', async () => {
+    const storage = sharedStorage()
+    const server = startMockServer({ auth: { seq: 0 } })
+    const a = await connected(createClient(server, { storage }))
+    const b = await connected(createClient(server, { storage }))
+    const [peerA, peerB] = server.peers
+    peerA!.close(1006) // A's socket drops; B stays online
+    await tick()
+    for (const seq of [1, 2, 3]) peerB!.send(note(seq))
+    await tick()
+    expect(b.log.notifications.map((n) => n.seq)).toEqual([1, 2, 3])
+    await tick(1000) // A retries
+    expect(a.client.state).toBe('online')
+    const resumeA = server.peer.frames.find((f) => f.type === 'auth')
+    // A was handed nothing: it must resume from 0, or the server never sends it 1..3.
+    expect(resumeA?.since).toBe(0)
+  })
+
+  // Regression: every delivery wrote its seq to storage, so a lagging client moved the stored cursor back.
+  it('a client that lags does not move the stored cursor back (a reload then gets again what it got)', async () => {
+    const storage = sharedStorage()
+    const server = startMockServer({ auth: { seq: 0 } })
+    const a = await connected(createClient(server, { storage }))
+    const b = await connected(createClient(server, { storage }))
+    const [peerA, peerB] = server.peers
+    for (const seq of [1, 2, 3, 4, 5]) peerB!.send(note(seq))
+    await tick()
+    peerA!.send(note(1)) // A is a step behind B
+    await tick()
+    expect([a.log.notifications.length, b.log.notifications.length]).toEqual([1, 5])
+    // B (and a reload of either tab, which resumes from storage) has seen 5: writing A's 1 over it makes a reload get 2..5 again.
+    expect(storage.map.get('belfry:cursor:u1')).toBe('5')
+  })
+})
+
 describe('acks', () => {
   it('batches the notifications of one ackDelay into one cumulative ack', async () => {
     const server = startMockServer()
