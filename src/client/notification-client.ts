@@ -65,6 +65,8 @@ export class NotificationClient<Data extends object = JsonObject> {
   readonly #requests: Requests
   readonly #delivery: Delivery
   readonly #topics = new Set<string>()
+  /** Topics given up that the server has not yet answered `unsubscribed` for: sent again after each auth until it does. */
+  readonly #leaving = new Set<string>()
   /** Topics subscribed in this task, sent together in one frame at its end. */
   #joining: string[] | undefined
   /** The error that stopped the client for good. */
@@ -168,10 +170,11 @@ export class NotificationClient<Data extends object = JsonObject> {
 
   /**
    * Subscribes to a topic, now and after every reconnect; returns the function
-   * that unsubscribes. A topic the server refuses (not allowed, too long, too
+   * that unsubscribes (now, and after each auth until the server answers). A topic the server refuses (not allowed, too long, too
    * many) is dropped and reported on `error` with the server's code.
    */
   subscribe(topic: string): () => void {
+    this.#leaving.delete(topic)
     this.#topics.add(topic)
     // One frame for the topics of one task (an app subscribing to many at start would spend the
     // user's frame budget). Offline, #online sends every topic; queueing them too would send them twice.
@@ -186,7 +189,10 @@ export class NotificationClient<Data extends object = JsonObject> {
     }
     this.#joining.push(topic)
     return () => {
-      if (this.#topics.delete(topic) && !this.#link.legacy) this.#request({ type: 'unsubscribe', topics: [topic] }).catch(this.#report)
+      if (this.#topics.delete(topic) && !this.#link.legacy) {
+        this.#leaving.add(topic)
+        this.#link.send({ type: 'unsubscribe', topics: [topic] })
+      }
     }
   }
 
@@ -234,6 +240,7 @@ export class NotificationClient<Data extends object = JsonObject> {
       this.#requests.flush()
       // Every topic in one frame: one per topic could spend the user's whole frame budget.
       if (this.#topics.size) this.#link.send({ type: 'subscribe', topics: [...this.#topics] })
+      if (this.#leaving.size) this.#link.send({ type: 'unsubscribe', topics: [...this.#leaving] })
       this.#expired = this.#delivery.online(f)
     }
   }
@@ -259,6 +266,9 @@ export class NotificationClient<Data extends object = JsonObject> {
           this.#topics.delete(topic)
           this.#report(new ProtocolError(`subscription to "${topic}" refused: ${code}`, { code }))
         }
+        return
+      case 'unsubscribed':
+        for (const t of [f.topic, f.topics].flat()) this.#leaving.delete(t!)
         return
       case 'error':
         if (f.requestId === undefined) this.#report(new ProtocolError(f.message, { code: f.code }))

@@ -2,7 +2,7 @@ import type { ClientFrame, Replies, RequestFrame, ServerFrame } from '../protoco
 import { ProtocolError, RequestError, TimeoutError } from './errors.js'
 
 /** The frame type that answers each request the client makes (an `error` may answer any). */
-const REPLY = { history: 'history', mark_read: 'read', unsubscribe: 'unsubscribed' } satisfies {
+const REPLY = { history: 'history', mark_read: 'read' } satisfies {
   [K in keyof Replies]?: Replies[K]['type']
 }
 

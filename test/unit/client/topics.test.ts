@@ -70,4 +70,51 @@ describe('topic subscriptions', () => {
     expect(t.log.errors.map((e) => e.name)).toEqual(['ProtocolError'])
     expect(t.client.state).toBe('online')
   })
+  // Regression: the unsubscribe was a request that timed out (offline longer than requestTimeout) and was dropped.
+  it('the unsubscribe function sends unsubscribe after the next auth even when the client was offline longer than requestTimeout', async () => {
+    const server = startMockServer()
+    const { client, log } = await connected(createClient(server, { backoff: () => 20_000 }))
+    const unsubscribe = client.subscribe('t')
+    await tick()
+    expect(server.sent('subscribe')).toEqual([{ type: 'subscribe', topics: ['t'] }])
+    server.peer.close(1006)
+    await tick()
+    expect(client.state).toBe('reconnecting')
+    unsubscribe() // README: "it sends `unsubscribe`, now or after the next auth"
+    await tick(20_000)
+    expect(client.state).toBe('online')
+    // The request timed out offline (10 s) and was dropped: the server keeps the user subscribed for good.
+    expect(server.sent('unsubscribe')).toHaveLength(1)
+    expect(log.errors.map((e) => e.name)).toEqual([])
+  })
+
+  it('sends a pending unsubscribe after each auth until the server answers unsubscribed; subscribing again cancels it', async () => {
+    const server = startMockServer()
+    const { client } = await connected(createClient(server, { backoff: () => 100 }))
+    const stopA = client.subscribe('a')
+    const stopB = client.subscribe('b')
+    await tick()
+    stopA()
+    stopB()
+    await tick()
+    expect(server.sent('unsubscribe')).toEqual([
+      { type: 'unsubscribe', topics: ['a'] },
+      { type: 'unsubscribe', topics: ['b'] },
+    ])
+    server.peer.send({ type: 'unsubscribed', topics: ['a'] }) // b's answer is lost with the socket
+    server.peer.close(1006)
+    await tick(200)
+    expect(client.state).toBe('online')
+    expect(server.peer.frames.filter((f) => f.type === 'unsubscribe')).toEqual([{ type: 'unsubscribe', topics: ['b'] }])
+    server.peer.send({ type: 'unsubscribed', topics: ['b'] })
+    const stopC = client.subscribe('c')
+    await tick()
+    stopC()
+    client.subscribe('c') // again, before the server answered the unsubscribe
+    await tick()
+    server.peer.close(1006)
+    await tick(200)
+    expect(server.peer.frames.filter((f) => f.type === 'unsubscribe')).toEqual([])
+    expect(server.peer.frames.filter((f) => f.type === 'subscribe')).toEqual([{ type: 'subscribe', topics: ['c'] }])
+  })
 })
