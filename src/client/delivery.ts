@@ -1,4 +1,4 @@
-import type { AckFrame, AuthSuccessFrame, Notification } from '../protocol/frames.js'
+import type { AckFrame, AuthSuccessFrame, Notification, ReadFrame } from '../protocol/frames.js'
 import { isSeq } from '../protocol/guards.js'
 import type { CursorStorage } from './storage.js'
 
@@ -28,7 +28,8 @@ export interface Delivery {
   ack(): void
   /** Drops a pending ack: it goes with the connection, and the next auth schedules it again. */
   stop(): void
-  setUnread(count: number): void
+  /** Read state changed: the server's unread count, and with `all` everything up to `seq` is counted in it. */
+  read(f: Pick<ReadFrame, 'all' | 'seq' | 'unreadCount'>): void
 }
 
 /** `send` sends an ack, or says false when the link cannot send now. */
@@ -50,8 +51,11 @@ export function createDelivery(
   let pinged: boolean | undefined
   let timer: ReturnType<typeof setTimeout> | undefined
   let unread = 0
-  /** The user's latest seq at auth: anything newer is new, and counts as unread. */
-  let latestAtAuth = 0
+  /**
+   * The user's latest seq at auth, or a later `read {all}`'s seq: the server's count covers up to
+   * there, and anything newer is new and counts as unread.
+   */
+  let counted = 0
 
   /** The stored cursor: anything but a seq (a corrupted or hand-edited entry: -1, 1.5, Infinity) counts as none. */
   const stored = () => {
@@ -67,6 +71,11 @@ export function createDelivery(
     try {
       if (back || seq > stored()) storage.setItem(key, String(seq))
     } catch {}
+  }
+  const setUnread = (count: number) => {
+    if (count === unread) return
+    unread = count
+    onUnread(count)
   }
   const schedule = () => {
     if (!pinged) timer ??= setTimeout(d.ack, ackDelay)
@@ -93,8 +102,8 @@ export function createDelivery(
         acked = f.seq
         move(f.seq, true)
       }
-      latestAtAuth = f.seq
-      d.setUnread(f.unreadCount)
+      counted = f.seq
+      setUnread(f.unreadCount)
       pinged = f.pingAcks && !storage.volatile
       // Delivered before the last drop but not yet acked: to an older server `since` is no ack.
       if (cursor > acked) schedule()
@@ -103,7 +112,7 @@ export function createDelivery(
     accept(n) {
       if (n.seq <= cursor) return false
       move(n.seq)
-      if (n.seq > latestAtAuth && !n.read) d.setUnread(unread + 1)
+      if (n.seq > counted && !n.read) setUnread(unread + 1)
       schedule()
       return true
     },
@@ -114,10 +123,10 @@ export function createDelivery(
     stop() {
       timer = void clearTimeout(timer)
     },
-    setUnread(count) {
-      if (count === unread) return
-      unread = count
-      onUnread(count)
+    read(f) {
+      // A notification it covers may come after it (fanned out by another process): not new.
+      if (f.all && f.seq > counted) counted = f.seq
+      setUnread(f.unreadCount)
     },
   }
   return d

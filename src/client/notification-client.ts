@@ -259,7 +259,7 @@ export class NotificationClient<Data extends object = JsonObject> {
         // A change made elsewhere; the replies to pending requests resolve #mark. A reply that came
         // after its request timed out (or another's) still says the server's count.
         if (f.requestId === undefined) this.#read(f)
-        else this.#delivery.setUnread(f.unreadCount)
+        else this.#delivery.read(f)
         return
       case 'subscribed':
         for (const { topic, code } of f.refused ?? []) {
@@ -289,7 +289,7 @@ export class NotificationClient<Data extends object = JsonObject> {
   }
 
   #read({ type: _, requestId: __, ...event }: ReadFrame): ReadEvent {
-    this.#delivery.setUnread(event.unreadCount)
+    this.#delivery.read(event)
     this.#events.emit('read', event)
     return event
   }

@@ -364,6 +364,22 @@ describe('unread count', () => {
     expect(client.unreadCount).toBe(7)
     expect(log.unread).toEqual([2, 7])
   })
+
+  // Regression: only seqs above the latest seq at auth were taken as seen, so one a markAllRead covered, arriving after its reply, counted as unread.
+  it('a notification at or below a markAllRead’s seq that arrives after its reply does not count as unread', async () => {
+    // The server inserted 6, then ran markAll (which covers 6: seq 6, unreadCount 0) and replied; the
+    // fan-out of 6 (another process, through the broker) reaches the socket after the reply.
+    const server = startMockServer({ auth: { seq: 5, unreadCount: 0 } })
+    const { client } = await connected(createClient(server))
+    const all = client.markAllRead()
+    await tick()
+    const request = server.sent('mark_read')[0]!
+    server.peer.send({ type: 'read', ids: [], all: true, seq: 6, unreadCount: 0, requestId: request.requestId })
+    await all
+    server.peer.send(note(6))
+    await tick()
+    expect(client.unreadCount).toBe(0)
+  })
 })
 
 describe('the delivery module alone', () => {
