@@ -135,17 +135,20 @@ export class NotificationClient<Data extends object = JsonObject> {
   ready({ timeout, signal }: { timeout?: number | undefined; signal?: AbortSignal | undefined } = {}): Promise<void> {
     this.connect()
     return new Promise((resolve, reject) => {
-      const done = (error?: unknown) => {
+      // `failed` with any reason, a falsy one too (abort(null), abort(0)).
+      const done = (failed?: boolean, error?: unknown) => {
         off()
         clearTimeout(timer)
         signal?.removeEventListener('abort', abort)
-        if (error) reject(error)
+        if (failed) reject(error)
         else resolve()
       }
-      const abort = () => done(signal!.reason)
-      const check = () => (this.state === 'online' ? done() : this.state === 'closed' && done(this.#fatal ?? new RequestError('closed')))
+      const abort = () => done(true, signal!.reason)
+      const check = () =>
+        this.state === 'online' ? done() : this.state === 'closed' && done(true, this.#fatal ?? new RequestError('closed'))
       const off = this.on('status', check)
-      const timer = timeout === undefined ? undefined : setTimeout(() => done(new TimeoutError(`not online within ${timeout} ms`)), timeout)
+      const timer =
+        timeout === undefined ? undefined : setTimeout(() => done(true, new TimeoutError(`not online within ${timeout} ms`)), timeout)
       signal?.addEventListener('abort', abort)
       if (signal?.aborted) abort()
       else check()

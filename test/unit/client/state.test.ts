@@ -74,6 +74,22 @@ describe('connection state', () => {
     expect(vi.getTimerCount()).toBeGreaterThan(0) // the client's own timers, not ready()'s
   })
 
+  // Regression: ready() rejected only on a truthy abort reason, so abort(null) resolved it while not online.
+  it('rejects on an abort whose reason is falsy (abort(null)), instead of resolving while not online', async () => {
+    const server = startMockServer({ auth: false }) // never online
+    const { client } = createClient(server)
+    const controller = new AbortController()
+    const outcome = client.ready({ signal: controller.signal }).then(
+      () => 'resolved',
+      () => 'rejected',
+    )
+    await tick()
+    controller.abort(null)
+    await tick()
+    expect(client.state).not.toBe('online')
+    expect(await outcome).toBe('rejected')
+  })
+
   it('goes online → reconnecting (with attempt and retryIn) → connecting → authenticating → online when the server drops', async () => {
     const server = startMockServer()
     const { client, log } = await connected(createClient(server))
