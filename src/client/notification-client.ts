@@ -17,6 +17,7 @@ import { type Connection, type ConnectionMode, type ConnectionState, Link, type 
 import { type ClientOptions, resolveClientOptions, show } from './options.js'
 import { createRequests, type Request, type Requests } from './requests.js'
 import { subject } from './token.js'
+import { NEVER } from './transport.js'
 
 /** Read state changed, here or on another tab or device of the user. */
 export interface ReadEvent {
@@ -147,8 +148,9 @@ export class NotificationClient<Data extends object = JsonObject> {
       const check = () =>
         this.state === 'online' ? done() : this.state === 'closed' && done(true, this.#fatal ?? new RequestError('closed'))
       const off = this.on('status', check)
+      // None for no timeout, or one past setTimeout's range (Infinity, 30 days), which it would take as 1 ms.
       const timer =
-        timeout === undefined ? undefined : setTimeout(() => done(true, new TimeoutError(`not online within ${timeout} ms`)), timeout)
+        timeout! < NEVER ? setTimeout(() => done(true, new TimeoutError(`not online within ${timeout} ms`)), timeout) : undefined
       signal?.addEventListener('abort', abort)
       if (signal?.aborted) abort()
       else check()

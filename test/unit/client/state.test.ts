@@ -90,6 +90,22 @@ describe('connection state', () => {
     expect(await outcome).toBe('rejected')
   })
 
+  // Regression: setTimeout takes a delay past 2^31-1 ms as 1 ms, so ready({ timeout: Infinity }) rejected at once.
+  it('ready({ timeout }) beyond setTimeout’s range (Infinity, 30 days) does not reject at once', async () => {
+    const server = startMockServer({ auth: false }) // not online yet
+    const { client } = createClient(server)
+    const outcomes = [Number.POSITIVE_INFINITY, 30 * 24 * 3600 * 1000].map((timeout) =>
+      client.ready({ timeout }).then(
+        () => 'resolved',
+        (e: Error) => e.name,
+      ),
+    )
+    await tick(100)
+    server.peer.authSuccess()
+    await tick()
+    expect(await Promise.all(outcomes)).toEqual(['resolved', 'resolved'])
+  })
+
   it('goes online → reconnecting (with attempt and retryIn) → connecting → authenticating → online when the server drops', async () => {
     const server = startMockServer()
     const { client, log } = await connected(createClient(server))
