@@ -89,6 +89,8 @@ const resolve = async <T>(p: Provider<T>): Promise<T> => (typeof p === 'function
  */
 export class Link implements Connection {
   #state: ConnectionState = 'idle'
+  /** The state the last status event went to: one entered and left inside `enter` (close() from a handler) is not heard of. */
+  #told: ConnectionState = 'idle'
   #legacy = false
   #attempt = 0
   /** A 4029's delay: no reconnect before this time, whatever the browser signals. */
@@ -173,7 +175,11 @@ export class Link implements Connection {
       clearTimeout(this.#ping)
       this.#pong = void clearTimeout(this.#pong)
       enter?.()
-      if (this.#state === to) this.#host.status({ from, to, mode: 'solo', reason, attempt: this.#attempt, retryIn })
+      if (this.#state === to) {
+        const told = this.#told
+        this.#told = to
+        this.#host.status({ from: told, to, mode: 'solo', reason, attempt: this.#attempt, retryIn })
+      }
     }
     return this.#state === to
   }

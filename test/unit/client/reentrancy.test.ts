@@ -46,6 +46,19 @@ describe('close() from inside a handler is final', () => {
     expect(server.sent('ping')).toEqual([])
   })
 
+  // Regression: the close() inside going online emitted online → closed, of an online the app never heard of.
+  it('on `unread` as the client goes online: every status event starts where the last one ended', async () => {
+    const server = startMockServer({ auth: { seq: 5, unreadCount: 3 } })
+    const { client, log } = createClient(server)
+    client.on('unread', () => client.close())
+    client.connect()
+    await tick()
+    expect(client.state).toBe('closed')
+    const hops = log.statuses.map((e) => [e.from, e.to])
+    for (let i = 1; i < hops.length; i++) expect(hops[i]![0]).toBe(hops[i - 1]![1])
+    expect(vi.getTimerCount()).toBe(0)
+  })
+
   it('on `error` from a failing token provider: no retry', async () => {
     const server = startMockServer()
     const t = createClient(server, {
