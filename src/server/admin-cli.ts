@@ -45,7 +45,7 @@ export async function admin(
     try {
       res = await fetch(new URL(path, url), { ...init, headers: { ...init.headers, authorization: `Bearer ${key}` } })
     } catch (error) {
-      throw new Error(`cannot reach ${redact(url)}: ${((error as Error).cause as Error | undefined)?.message ?? (error as Error).message}`)
+      throw new Error(`cannot reach ${url}: ${((error as Error).cause as Error | undefined)?.message ?? (error as Error).message}`)
     }
     const text = await res.text()
     let body: { message?: unknown } | undefined
@@ -56,6 +56,7 @@ export async function admin(
     out(`${JSON.stringify(body ?? text, null, 2)}\n`)
     return 0
   } catch (error) {
+    // The one place a message goes out: every URL in it without its password (fetch's own message repeats the URL).
     err(
       `${redact(`belfry-server admin: ${(error as Error).message}`)}${error instanceof UsageError ? ' (see belfry-server admin --help)' : ''}\n`,
     )
@@ -79,11 +80,11 @@ function request(args: readonly string[], env: NodeJS.ProcessEnv): { url: string
     } else rest.push(arg)
   }
   const url = flags.url ?? env.BELFRY_URL ?? `http://localhost:${env.PORT || 3000}`
-  if (!URL.canParse(url) || !/^https?:/.test(url)) throw new UsageError(`--url must be an http:// or https:// URL, got "${redact(url)}"`)
+  if (!URL.canParse(url) || !/^https?:/.test(url)) throw new UsageError(`--url must be an http:// or https:// URL, got "${url}"`)
   // fetch refuses a URL with user info; and the admin API takes the key, not a password.
   const { username, password } = new URL(url)
   if (username || password) {
-    throw new UsageError(`--url must not hold credentials (the API key is read from BELFRY_API_KEY), got "${redact(url)}"`)
+    throw new UsageError(`--url must not hold credentials (the API key is read from BELFRY_API_KEY), got "${url}"`)
   }
   const [command, ...operands] = rest
   if (command === 'user') {

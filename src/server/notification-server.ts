@@ -409,22 +409,15 @@ export class NotificationServer {
     if (this.#http && !this.#options.server) {
       const server = this.#http
       await new Promise<void>((resolve) => {
-        let timer: NodeJS.Timeout | undefined
-        const cut = () => {
-          this.#cutGrace = undefined
-          clearTimeout(timer)
-          server.closeAllConnections()
-        }
-        // Closes idle keep-alive connections too.
-        server.close(() => {
-          this.#cutGrace = undefined
-          clearTimeout(timer)
-          resolve()
-        })
+        server.close(() => resolve()) // closes idle keep-alive connections too
         // A drain lets the requests in flight (a publish being committed) be answered; close(), then or during it, cuts them.
+        const cut = () => server.closeAllConnections()
         if (this.#gentle) {
-          timer = setTimeout(cut, CLOSE_GRACE_MS).unref()
-          this.#cutGrace = cut
+          const timer = setTimeout(cut, CLOSE_GRACE_MS).unref()
+          this.#cutGrace = () => {
+            clearTimeout(timer)
+            cut()
+          }
         } else cut()
       })
     }
@@ -646,15 +639,10 @@ export class NotificationServer {
   async #request(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
       if (await this.handleRequest(req, res)) return
-      if (this.#options.fallback) {
-        // The fallback may answer before the body's end (a 404, a file): what is left of the body
-        // then gets bodyTimeoutMs from the answer, as with belfry's own 404, not Node's 300 s.
-        res.once('finish', () => boundBody(req, this.#httpContext.bodyTimeoutMs))
-        this.#options.fallback(req, res)
-      } else {
-        sendJson(res, 404, { error: 'not_found', message: 'not found' })
-        boundBody(req, this.#httpContext.bodyTimeoutMs)
-      }
+      // Answered before the body's end (a 404, a file): what is left of the body gets bodyTimeoutMs from the answer, not Node's 300 s.
+      res.once('finish', () => boundBody(req, this.#httpContext.bodyTimeoutMs))
+      if (this.#options.fallback) this.#options.fallback(req, res)
+      else sendJson(res, 404, { error: 'not_found', message: 'not found' })
     } catch (error) {
       this.#hub.log.error({ err: error }, 'request failed')
       if (!res.headersSent) sendJson(res, 500, { error: 'internal', message: 'internal error' })

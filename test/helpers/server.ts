@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { request } from 'node:http'
 import { tmpdir } from 'node:os'
@@ -138,6 +139,17 @@ export async function authedClient(t: TestServer, userId: string, extra: { since
   c.send({ type: 'auth', token: await t.token(userId), userId, since: 0, ...extra })
   await c.next((f) => f.type === 'replayed' && f.more === false)
   return c
+}
+
+/**
+ * Round-trips a ping. The server handles a connection's frames in order and
+ * a socket delivers in order, so once the pong is here, everything the server
+ * sent before it is here too.
+ */
+export async function settle(c: RawClient): Promise<void> {
+  const requestId = randomUUID()
+  c.send({ type: 'ping', requestId })
+  await c.next((f) => f.type === 'pong' && f.requestId === requestId)
 }
 
 /** POSTs to the publish API. */

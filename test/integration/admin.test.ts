@@ -22,6 +22,23 @@ function admin(url: string, method: string, path: string, init: { key?: string |
   })
 }
 
+/** `belfry-server admin <args>` in this process: its exit code and what it wrote to stdout and stderr. */
+async function command(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; out: string; err: string }> {
+  let out = ''
+  let err = ''
+  const code = await adminCommand(
+    args,
+    env,
+    (s) => {
+      out += s
+    },
+    (s) => {
+      err += s
+    },
+  )
+  return { code, out, err }
+}
+
 describe('admin API', () => {
   it('answers only with the API key: 401 without it or with another', async () => {
     const t = await start({ retention: { maxPerUser: 2 } })
@@ -66,15 +83,7 @@ describe('admin API', () => {
     for (const userId of ids) {
       const res = await admin(t.url, 'GET', `users?id=${encodeURIComponent(userId)}`)
       expect(await res.json(), userId).toMatchObject({ userId, latestSeq: 1 })
-      let out = ''
-      const exit = await adminCommand(
-        ['user', userId],
-        { BELFRY_API_KEY: API_KEY, BELFRY_URL: t.url },
-        (text) => {
-          out += text
-        },
-        () => {},
-      )
+      const { code: exit, out } = await command(['user', userId], { BELFRY_API_KEY: API_KEY, BELFRY_URL: t.url })
       expect([exit, JSON.parse(out || 'null')], userId).toEqual([0, expect.objectContaining({ userId, latestSeq: 1 })])
     }
     const none = await admin(t.url, 'GET', 'users')
@@ -97,15 +106,7 @@ describe('admin API', () => {
     granted.clear()
     const res = await admin(t.url, 'POST', 'unsubscribe', { body: JSON.stringify({ userId: 'ann', topics: ['team-a'] }) })
     expect([res.status, await res.json()]).toEqual([200, { userId: 'ann', topics: ['team-a'] }])
-    let out = ''
-    const exit = await adminCommand(
-      ['unsubscribe', 'ann', 'team-b'],
-      { BELFRY_API_KEY: API_KEY, BELFRY_URL: t.url },
-      (text) => {
-        out += text
-      },
-      () => {},
-    )
+    const { code: exit, out } = await command(['unsubscribe', 'ann', 'team-b'], { BELFRY_API_KEY: API_KEY, BELFRY_URL: t.url })
     expect([exit, JSON.parse(out || 'null')]).toEqual([0, { userId: 'ann', topics: ['team-b'] }])
     for (const topic of ['team-a', 'team-b']) {
       expect((await httpPublish(t.url, { topic, title: `after ${topic}`, body: '' })).json.recipients).toBe(0)
@@ -281,18 +282,7 @@ describe('belfry-server admin', () => {
       [['purge'], env, 2, /^belfry-server admin: unknown command "purge"/],
     ]
     for (const [args, e, code, message] of cases) {
-      let out = ''
-      let err = ''
-      const exit = await adminCommand(
-        args,
-        e,
-        (s) => {
-          out += s
-        },
-        (s) => {
-          err += s
-        },
-      )
+      const { code: exit, out, err } = await command(args, e)
       expect([exit, out], args.join(' ')).toEqual([code, ''])
       expect(err.endsWith('\n') && err.split('\n')).toHaveLength(2) // one line
       expect(err.trimEnd()).toMatch(message)
@@ -301,15 +291,9 @@ describe('belfry-server admin', () => {
 
   it('does not print the password of a --url with credentials', async () => {
     // Regression: the message redacted its own "cannot reach http://ops:***@…" but then appended fetch's, which repeated the URL whole.
-    let stderr = ''
-    const code = await adminCommand(
-      ['user', 'ann', '--url', 'http://ops:hunter2-s3cret@127.0.0.1:9'],
-      { BELFRY_API_KEY: 'review-api-key-123' },
-      () => {},
-      (s) => {
-        stderr += s
-      },
-    )
+    const { code, err: stderr } = await command(['user', 'ann', '--url', 'http://ops:hunter2-s3cret@127.0.0.1:9'], {
+      BELFRY_API_KEY: 'review-api-key-123',
+    })
     // A usage mistake, said up front: fetch refuses a URL with credentials anyway.
     expect(code).toBe(2)
     expect(stderr).not.toContain('hunter2-s3cret')
@@ -318,15 +302,9 @@ describe('belfry-server admin', () => {
 
   it('does not print the password of a --url it refuses as a usage mistake', async () => {
     // Regression: "--url must be an http:// or https:// URL, got …" showed the refused URL as given, password included.
-    let stderr = ''
-    const code = await adminCommand(
-      ['user', 'ann', '--url', 'ftp://ops:hunter2-s3cret@127.0.0.1:9'],
-      { BELFRY_API_KEY: 'review-api-key-123' },
-      () => {},
-      (s) => {
-        stderr += s
-      },
-    )
+    const { code, err: stderr } = await command(['user', 'ann', '--url', 'ftp://ops:hunter2-s3cret@127.0.0.1:9'], {
+      BELFRY_API_KEY: 'review-api-key-123',
+    })
     expect(code).toBe(2)
     expect(stderr).not.toContain('hunter2-s3cret')
   })

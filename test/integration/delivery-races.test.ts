@@ -3,7 +3,6 @@
  * else: a cursor from another database, retention, a read change from another
  * socket. Each test failed on the code before its fix.
  */
-import { randomUUID } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -12,9 +11,8 @@ import { afterEach, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { NotificationClient } from '../../src/index.js'
 import { InProcessBroker, SqliteStore } from '../../src/server/index.js'
-import { API_KEY, authedClient, type RawClient, rawClient, startServer, type TestServer } from '../helpers/server.js'
+import { API_KEY, authedClient, type RawClient, rawClient, settle, type TestServer, useServer } from '../helpers/server.js'
 
-let t: TestServer | undefined
 const raws: RawClient[] = []
 const clients: NotificationClient[] = []
 const dirs: string[] = []
@@ -22,15 +20,10 @@ const dirs: string[] = []
 afterEach(async () => {
   for (const c of clients.splice(0)) c.close()
   for (const c of raws.splice(0)) c.close()
-  await t?.dispose()
-  t = undefined
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
 })
-
-async function server(options: Parameters<typeof startServer>[0] = {}): Promise<TestServer> {
-  t = await startServer(options)
-  return t
-}
+// Registered after the hook above, so that its server is disposed first (after hooks run last-registered first).
+const server = useServer()
 
 function sqlite(): SqliteStore {
   const dir = mkdtempSync(join(tmpdir(), 'belfry-races-'))
@@ -41,12 +34,6 @@ function sqlite(): SqliteStore {
 function track(c: RawClient): RawClient {
   raws.push(c)
   return c
-}
-
-async function settle(c: RawClient): Promise<void> {
-  const requestId = randomUUID()
-  c.send({ type: 'ping', requestId })
-  await c.next((f) => f.type === 'pong' && f.requestId === requestId)
 }
 
 async function publishMany(s: TestServer, userId: string, count: number): Promise<void> {

@@ -137,6 +137,28 @@ function rawPost(
   })
 }
 
+/**
+ * Writes a request's `head` on a raw socket, then a byte of body every 100 ms,
+ * never the whole of it, for up to `waitMs`: the answer, and when (ms after
+ * the head) the server closed the connection, if it did.
+ */
+async function trickle(port: number, head: string, waitMs: number): Promise<{ answer: string; cutAfter: number | undefined }> {
+  const socket = connect(port, '127.0.0.1')
+  let answer = ''
+  socket.on('data', (d: Buffer) => {
+    answer += d.toString()
+  })
+  socket.on('error', () => {})
+  const closed = new Promise<number>((resolve) => socket.on('close', () => resolve(performance.now())))
+  const t0 = performance.now()
+  socket.write(head)
+  const bytes = setInterval(() => socket.write(' '), 100)
+  const cut = await Promise.race([closed, new Promise<undefined>((r) => setTimeout(r, waitMs))])
+  clearInterval(bytes)
+  socket.destroy()
+  return { answer, cutAfter: cut === undefined ? undefined : cut - t0 }
+}
+
 describe('POST /api/notifications: accepted', () => {
   it("asks the store to gather its publish with the turn's others; the programmatic API does not", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'belfry-gather-'))
@@ -390,23 +412,14 @@ describe('POST /api/notifications: refused', () => {
     ['to a path not ours (404)', '/elsewhere', ''],
   ])("gives a body that trickles after the answer, %s, bodyTimeoutMs, not Node's 300 s", async (_, path, headers) => {
     const s = await start({ limits: { bodyTimeoutMs: 300 } })
-    const socket = connect(s.port, '127.0.0.1')
-    let answer = ''
-    socket.on('data', (d: Buffer) => {
-      answer += d.toString()
-    })
-    socket.on('error', () => {})
-    const closed = new Promise<number>((resolve) => socket.on('close', () => resolve(performance.now())))
-    const t0 = performance.now()
-    socket.write(`POST ${path} HTTP/1.1\r\nHost: x\r\n${headers}Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{`)
-    // A byte every 100 ms, for up to 5 s: the body never ends.
-    const trickle = setInterval(() => socket.write(' '), 100)
-    const cut = await Promise.race([closed, new Promise<undefined>((r) => setTimeout(r, 5000))])
-    clearInterval(trickle)
-    socket.destroy()
+    const { answer, cutAfter } = await trickle(
+      s.port,
+      `POST ${path} HTTP/1.1\r\nHost: x\r\n${headers}Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{`,
+      5000,
+    )
     expect(answer).toMatch(/^HTTP\/1.1 40[14]/)
-    expect(cut, 'the server closed the connection').toBeDefined()
-    expect(cut! - t0).toBeGreaterThanOrEqual(250)
+    expect(cutAfter, 'the server closed the connection').toBeDefined()
+    expect(cutAfter!).toBeGreaterThanOrEqual(250)
   })
 
   // Regression: a request handed to `fallback` (belfry-server always passes one) got no bodyTimeoutMs bound.
@@ -417,22 +430,10 @@ describe('POST /api/notifications: refused', () => {
     "gives a body that trickles to a path left to the fallback, %s, bodyTimeoutMs after the answer, not Node's 300 s",
     async (_, fallback) => {
       const s = await start({ fallback, limits: { bodyTimeoutMs: 300 } })
-      const socket = connect(s.port, '127.0.0.1')
-      let answer = ''
-      socket.on('data', (d: Buffer) => {
-        answer += d.toString()
-      })
-      socket.on('error', () => {})
-      const closed = new Promise<number>((resolve) => socket.on('close', () => resolve(performance.now())))
-      const t0 = performance.now()
-      socket.write('POST /elsewhere HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{')
-      const trickle = setInterval(() => socket.write(' '), 100)
-      const cut = await Promise.race([closed, new Promise<undefined>((r) => setTimeout(r, 3000))])
-      clearInterval(trickle)
-      socket.destroy()
+      const { answer, cutAfter } = await trickle(s.port, 'POST /elsewhere HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{', 3000)
       expect(answer).toMatch(/^HTTP\/1.1 40[45]/)
-      expect(cut, 'the server closed the connection within 3 s').toBeDefined()
-      expect(cut! - t0).toBeGreaterThanOrEqual(250)
+      expect(cutAfter, 'the server closed the connection within 3 s').toBeDefined()
+      expect(cutAfter!).toBeGreaterThanOrEqual(250)
     },
   )
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { afterEach, describe, expect, it } from 'vitest'
 import { SqliteStore } from '../../src/server/index.js'
-import { authedClient, httpPublish, type RawClient, rawClient, startServer, type TestServer } from '../helpers/server.js'
+import { authedClient, httpPublish, type RawClient, rawClient, settle, startServer, type TestServer } from '../helpers/server.js'
 
 let t: TestServer | undefined
 const clients: RawClient[] = []
@@ -21,16 +21,6 @@ async function connect(s: TestServer, userId: string, extra: { since?: number } 
   const c = await authedClient(s, userId, extra)
   clients.push(c)
   return c
-}
-
-/**
- * Round-trips a ping. Frames are handled in order and the socket delivers in
- * order, so once the pong is here, everything sent before it is here too.
- */
-async function settle(c: RawClient): Promise<void> {
-  const requestId = randomUUID()
-  c.send({ type: 'ping', requestId })
-  await c.next((f) => f.type === 'pong' && f.requestId === requestId)
 }
 
 /** Sends a request frame and resolves with the reply that echoes its requestId. */

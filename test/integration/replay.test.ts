@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import type { Socket } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -14,7 +13,7 @@ import {
   SqliteStore,
   type Store,
 } from '../../src/server/index.js'
-import { authedClient, type RawClient, rawClient, startServer, type TestServer } from '../helpers/server.js'
+import { authedClient, type RawClient, rawClient, settle, startServer, type TestServer } from '../helpers/server.js'
 
 let t: TestServer | undefined
 const clients: RawClient[] = []
@@ -51,17 +50,6 @@ async function connectRaw(s: TestServer, userId: string, extra: { since?: number
 
 const seqs = (c: RawClient) => c.of('notification').map((f) => f.seq as number)
 const range = (from: number, to: number) => Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i)
-
-/**
- * Round-trips a ping. The server handles a connection's frames in order and
- * a socket delivers in order, so once the pong is here, everything the server
- * sent before it is here too.
- */
-async function settle(c: RawClient): Promise<void> {
-  const requestId = randomUUID()
-  c.send({ type: 'ping', requestId })
-  await c.next((f) => f.type === 'pong' && f.requestId === requestId)
-}
 
 /** Sends an ack and waits until the server has handled it. */
 async function ack(c: RawClient, seq: number): Promise<void> {
