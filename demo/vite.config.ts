@@ -26,6 +26,8 @@ export default defineConfig({
     outDir: '../dist/demo',
     emptyOutDir: true,
     target: 'es2022',
+    // The licences of every package bundled, in one file beside the page: mitt's code carries no notice of its own.
+    license: { fileName: 'licenses.md' },
     // Two pages: index.html (plain DOM) and react.html (belfry/react; Vite compiles its TSX, no plugin needed).
     rollupOptions: {
       input: {

@@ -391,6 +391,16 @@ describe('what the tarballs ship', () => {
     expect(code.includes('should have a unique "key" prop'), "React's development build").toBe(false)
   })
 
+  // Regression: mitt, bundled in the demo page, has no licence comment to keep: its notice was nowhere in the package.
+  it("ships, beside belfry-server's demo page, the licence text of every package the page bundles", () => {
+    expect(contents(tarballs['belfry-server'])).toContain('dist/demo/licenses.md')
+    const text = readFileSync(join(out, 'packages/belfry-server/dist/demo/licenses.md'), 'utf8')
+    const sections = text.split(/^## /m).slice(1)
+    const named = sections.map((s) => s.slice(0, s.indexOf(' ')))
+    expect(named).toEqual(expect.arrayContaining(['mitt', 'react', 'react-dom', 'reconnecting-websocket']))
+    for (const section of sections) expect(section, section.slice(0, 60)).toMatch(/Copyright[\s\S]*Permission is hereby granted/)
+  })
+
   // Regression: the README linked to docs/protocol.md, CHANGELOG.md, docs/demo.png… which neither package shipped.
   it.each(['belfry', 'belfry-server'] as const)('links, in every markdown file of %s, only to files its tarball holds', (pkg) => {
     const files = contents(tarballs[pkg])

@@ -79,6 +79,13 @@ describe('the demo page files (dev mode)', () => {
       expect(res.headers.get('x-content-type-options'), path).toBe('nosniff')
     }
   })
+
+  it('serves the licences beside the page as text, readable in a browser tab', async () => {
+    writeFileSync(join(root, 'licenses.md'), '# Licenses')
+    const res = await fetch(`http://127.0.0.1:${port}/licenses.md`)
+    expect(await res.text()).toBe('# Licenses')
+    expect(res.headers.get('content-type')).toBe('text/plain; charset=utf-8')
+  })
 })
 
 describe('the demo page files, with Windows path rules', () => {
