@@ -339,13 +339,14 @@ export class Link implements Connection {
       this.#transport.close('offline')
       this.#set('offline', 'offline')
     })
-    // Both reconnect at once, except within a 4029's delay.
+    // Both reconnect at once, with a fresh backoff; within a 4029's delay, the backoff stays where it is.
     listen(w, 'online', () => {
       if (this.#state !== 'offline' && this.#state !== 'reconnecting') return
-      this.#attempt = 0
       const wait = this.#notBefore - Date.now()
-      if (wait <= 0) void this.#open('online')
-      else if (this.#state === 'offline') this.#retry('online', wait)
+      if (wait <= 0) {
+        this.#attempt = 0
+        void this.#open('online')
+      } else if (this.#state === 'offline') this.#retry('online', wait)
     })
     listen(d, 'visibilitychange', () => {
       if (d?.visibilityState !== 'visible') return
