@@ -135,6 +135,8 @@ function shared(
   stale: number,
 ): Connection {
   let state: ConnectionState = 'idle'
+  /** The state the last status event went to: `state` is ahead of it while a handler runs as the tab goes online. */
+  let told: ConnectionState = state
   const tab = `${Math.random()}`
   /** The leader's epoch: a newer leader has a larger one. */
   let epoch = 0
@@ -189,8 +191,7 @@ function shared(
    * leader's socket).
    */
   function set(to: ConnectionState, s: Pick<StatusEvent, 'reason'> & Partial<StatusEvent>): void {
-    const from = state
-    if (from === to || from === 'closed') return
+    if (state === to || state === 'closed') return
     state = to
     if (to === 'online') {
       fetching = 0
@@ -199,7 +200,10 @@ function shared(
       if (cursor) want = Math.max(want, snap.seq)
       host.online(snap)
     }
-    host.status({ attempt: 0, ...s, from, to, mode: link ? 'leader' : 'follower' })
+    // A handler may have closed the tab as it went online: that told its own status, from the last one told.
+    // `told` moves before the handlers run (one may close the tab).
+    // biome-ignore lint/suspicious/noAssignInExpressions: keeps belfry/shared within its size budget
+    if (state === to) host.status({ attempt: 0, ...s, from: told, to: (told = to), mode: link ? 'leader' : 'follower' })
   }
 
   /** Learns the tab's user (and cursor) from a token, joins the user's group, and waits for the lock. */

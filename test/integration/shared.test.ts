@@ -497,6 +497,21 @@ describe('sharedConnection', () => {
     expect(s.server.stats().connections).toBe(2)
   })
 
+  it.each(['leader', 'follower'] as const)(
+    'keeps the status chain when a %s tab is closed from an unread handler as it goes online',
+    async (mode) => {
+      const s = await start()
+      await publish(s, 1, 1)
+      if (mode === 'follower') await openTab(s).client.ready()
+      const tab = openTab(s)
+      tab.client.on('unread', () => tab.client.close())
+      await vi.waitFor(() => expect(tab.client.state).toBe('closed'))
+      const hops = tab.events.statuses.map((e) => [e.from, e.to])
+      expect(hops.at(-1)![1]).toBe('closed')
+      for (let i = 1; i < hops.length; i++) expect(hops[i]![0], JSON.stringify(hops)).toBe(hops[i - 1]![1])
+    },
+  )
+
   it('refuses a bad option with a TypeError that says what it got', () => {
     expect(() => sharedConnection({ beat: 0 })).toThrow(new TypeError('sharedConnection: beat must be a positive number of ms; got 0'))
     expect(() => sharedConnection({ stale: Number.NaN })).toThrow(/stale must be a positive number of ms; got NaN/)
