@@ -15,8 +15,8 @@ import { API_KEY, closeTabs, openTab, SECRET, sleep, type Tab, until } from './h
 /** A broker whose publishes the test can hold back (`hold()`) and let through in order (`release()`). */
 interface Gate {
   hold(): void
-  /** Resolves once something published is held. */
-  holding(): Promise<void>
+  /** Resolves once `count` publishes are held. */
+  holding(count?: number): Promise<void>
   release(): Promise<void>
 }
 
@@ -31,7 +31,7 @@ function gate(broker: RedisBroker): Gate {
     hold: () => {
       held = []
     },
-    holding: () => until(() => (held?.length ?? 0) > 0, 5000, 'a publish is held'),
+    holding: (count = 1) => until(() => (held?.length ?? 0) >= count, 5000, `${count} publishes held`),
     async release() {
       const waiting = held ?? []
       held = undefined
@@ -221,4 +221,24 @@ it('when the state cannot be read, the change goes out with its own count', asyn
   await onB.client.markRead(one)
   expect(await settled(observer, 1)).toBe(1)
   expect(observer.reads[0]).toMatchObject({ ids: [one], all: false, seq: 2, unreadCount: 1 })
+})
+
+it('a read {all} keeps its own seq, and a frame at the latest seq follows with the count', async () => {
+  const observer = await tab(C, 'u8')
+  const onB = await tab(B, 'u8')
+  await publish(B, 'u8', 'one', observer, onB)
+  // The change and a later publish reach C together: C reads the state after both committed.
+  B.gate.hold()
+  await onB.client.markAllRead()
+  const sent = B.server.sendToUser('u8', { title: 'two', body: '' })
+  await B.gate.holding(2)
+  await B.gate.release()
+  await sent
+  expect(await settled(observer, 2)).toBe(1)
+  expect(observer.reads.map(({ ids, all, seq, unreadCount }) => ({ ids, all, seq, unreadCount }))).toEqual([
+    { ids: [], all: true, seq: 1, unreadCount: 1 },
+    { ids: [], all: false, seq: 2, unreadCount: 1 },
+  ])
+  await until(() => observer.notes.length === 2, 5000, 'the observer gets two')
+  expect(observer.client.unreadCount).toBe(1)
 })
