@@ -28,7 +28,7 @@ export interface Delivery {
   ack(): void
   /** Drops a pending ack: it goes with the connection, and the next auth schedules it again. */
   stop(): void
-  /** Read state changed: the server's unread count, and with `all` everything up to `seq` is counted in it. */
+  /** Read state changed: the server's unread count, which covers everything up to `seq`. */
   read(f: Pick<ReadFrame, 'all' | 'seq' | 'unreadCount'>): void
 }
 
@@ -52,7 +52,7 @@ export function createDelivery(
   let timer: ReturnType<typeof setTimeout> | undefined
   let unread = 0
   /**
-   * The user's latest seq at auth, or a later `read {all}`'s seq: the server's count covers up to
+   * The user's latest seq at auth, or a later `read` frame's seq: the server's count covers up to
    * there, and anything newer is new and counts as unread.
    */
   let counted = 0
@@ -124,8 +124,9 @@ export function createDelivery(
       timer = void clearTimeout(timer)
     },
     read(f) {
-      // A notification it covers may come after it (fanned out by another process): not new.
-      if (f.all && f.seq > counted) counted = f.seq
+      // Its count covers every entry up to its seq: one that comes after it (fanned out by another
+      // process, maybe marked read there before) is counted in it already.
+      if (f.seq > counted) counted = f.seq
       setUnread(f.unreadCount)
     },
   }

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { pino } from 'pino'
 import { type WebSocket, WebSocketServer } from 'ws'
-import { CloseCode, isShortString, isUserId, MAX_ID_LENGTH } from '../protocol/index.js'
+import { CloseCode, isShortString, isUserId, MAX_ID_LENGTH, parseServerFrame } from '../protocol/index.js'
 import { tokenVerifier } from './auth.js'
 import { type Broker, type BrokerEvent, InProcessBroker } from './broker/broker.js'
 import { Budgets } from './budget.js'
@@ -24,6 +24,7 @@ import {
   type Published,
   type PublishOptions,
   type Store,
+  type UserState,
 } from './store/store.js'
 
 /** API calls are independent requests: a store may commit those of one turn together. */
@@ -66,6 +67,29 @@ const RECONCILE_CHUNK = 1000
 const CLOSE_GRACE_MS = 2000
 /** A drain closes one batch of connections per slice of this length (one timer at a time, not one per connection). */
 const DRAIN_SLICE_MS = 50
+/**
+ * How many reads in a row of a user's read state may find a newer notification sent meanwhile
+ * before the last one's count goes out anyway: a stream of publishes must not hold it back forever.
+ */
+const STALE_READS = 5
+
+/** A read change from the broker, waiting for its user's state to be read (see `NotificationServer.#readState`). */
+interface PendingChange {
+  ids: readonly string[]
+  all: boolean
+  seq: number
+  /** The frame as it came: what the connections get if the store cannot be read. */
+  frame: string
+  /** The connection that made the change: it got its own reply. */
+  origin: string | undefined
+}
+
+/** The read of a user's state in flight, the changes it is for, and whether another read must follow it. */
+interface StateRead {
+  changes: PendingChange[]
+  again: boolean
+  done: Promise<void>
+}
 
 /**
  * The reference server: authenticated WebSocket delivery from a durable inbox.
@@ -95,6 +119,14 @@ export class NotificationServer {
   #reconciledAt = Date.now()
   /** A reconcile was asked for while one was in progress: another follows it. */
   #reconcileAgain = false
+  /**
+   * The broker hands events over at once, in this process (the in-process one): a read change's
+   * frame then reaches the connections in commit order with everything else, its count as new as
+   * what they were sent. With several processes its count is read again (see {@link #readState}).
+   */
+  readonly #ordered: boolean
+  /** Per user, the read of the user's state in flight for read changes from the broker. */
+  readonly #stateReads = new Map<string, StateRead>()
   /** The routes' view of this server, made once. */
   readonly #httpContext: HttpContext
   #http: HttpServer | undefined
@@ -116,6 +148,7 @@ export class NotificationServer {
     const { limits } = this.#options
     const store: Store = this.#options.store ?? new SqliteStore(this.#options.database)
     const broker: Broker = this.#options.broker ?? new InProcessBroker()
+    this.#ordered = broker instanceof InProcessBroker
     const log = this.#options.logger ?? pino({ name: 'belfry' })
     const metrics = this.#options.metrics && createMetrics({ stats: () => this.stats(), brokerUp: () => this.#hub.broker.up })
     this.#hub = {
@@ -423,6 +456,7 @@ export class NotificationServer {
     }
     await this.#fanningOut
     await this.#reconciling
+    await Promise.all([...this.#stateReads.values()].map((read) => read.done))
     await this.#pruner.close()
     await this.#hub.broker.close()
     await this.#hub.store.close()
@@ -581,7 +615,8 @@ export class NotificationServer {
   #route(event: BrokerEvent): void {
     const { registry } = this.#hub
     if (event.kind === 'read') {
-      for (const c of registry.of(event.userId)) if (c.id !== event.origin) c.tell(event.frame)
+      if (this.#ordered) this.#tellAsItCame(event.userId, event.frame, event.origin)
+      else this.#readState(event)
       return
     }
     if (event.catchUp) this.#catchUp(event.catchUp)
@@ -592,6 +627,89 @@ export class NotificationServer {
       // One encoding for all of a user's sockets; ws would otherwise encode the string per send.
       const data = connections.size > 1 ? Buffer.from(frame) : frame
       for (const c of connections) c.replay.deliver(seq, data)
+    }
+  }
+
+  /** Tells a read change's frame, as it came, to the user's connections here but the one that made it. */
+  #tellAsItCame(userId: string, frame: string, origin: string | undefined): void {
+    for (const c of this.#hub.registry.of(userId)) if (c.id !== origin) c.tell(frame)
+  }
+
+  /**
+   * A read change through a broker shared by several processes (this one's own changes come back
+   * through it too). Its frame holds the unread count as the store had it when the change
+   * committed, and the events of several processes reach this one in no common order: as it came,
+   * the count could be older than one told before, or lack a notification sent since. So the
+   * user's state is read here, and the connections get that count with the latest seq it covers.
+   * One read per user at a time: changes that arrive during it wait for another read after it
+   * (it may have read before they committed), and go out together.
+   */
+  #readState(event: BrokerEvent & { kind: 'read' }): void {
+    const f = parseServerFrame(event.frame)
+    // Not a read frame this process can take apart (a newer process's, a stray one): as it came.
+    if (f?.type !== 'read') {
+      this.#tellAsItCame(event.userId, event.frame, event.origin)
+      return
+    }
+    const change: PendingChange = { ids: f.ids, all: f.all === true, seq: f.seq, frame: event.frame, origin: event.origin }
+    const running = this.#stateReads.get(event.userId)
+    if (running) {
+      running.changes.push(change)
+      running.again = true
+      return
+    }
+    if (this.#hub.registry.count(event.userId) === 0) return
+    const read: StateRead = { changes: [change], again: false, done: Promise.resolve() }
+    this.#stateReads.set(event.userId, read)
+    read.done = this.#readAndTell(event.userId, read)
+  }
+
+  async #readAndTell(userId: string, read: StateRead): Promise<void> {
+    try {
+      for (let stale = 0; ; ) {
+        read.again = false
+        const state = await this.#hub.store.user(userId)
+        if (!state) throw new Error('the user is not in the store')
+        if (read.again) continue
+        // A notification newer than what was read has been sent (or is on its way from a replay
+        // round): the count lacks it. Else it goes out now, in this tick: nothing newer can slip in.
+        if (this.#reachedBeyond(userId, state.latestSeq) && ++stale < STALE_READS) continue
+        this.#tellState(userId, read.changes, state)
+        return
+      }
+    } catch (error) {
+      this.#hub.log.warn({ err: error, user: userId }, 'reading the read state failed; read changes go out with their own counts')
+      for (const { frame, origin } of read.changes) this.#tellAsItCame(userId, frame, origin)
+    } finally {
+      this.#stateReads.delete(userId)
+    }
+  }
+
+  /** Whether a connection of the user here has been sent, or will be sent by its replay round, a seq above `seq`. */
+  #reachedBeyond(userId: string, seq: number): boolean {
+    for (const c of this.#hub.registry.of(userId)) if (c.replay.reached > seq) return true
+    return false
+  }
+
+  /**
+   * Tells each connection of the user here the changes it did not make, with the count just read,
+   * which covers everything up to the latest seq. A `read {all}` says what became read by its seq:
+   * it keeps its own (with the new count), and a frame at the latest seq follows when that is newer
+   * or other ids became read.
+   */
+  #tellState(userId: string, changes: readonly PendingChange[], state: UserState): void {
+    const { latestSeq: seq, unreadCount } = state
+    for (const c of this.#hub.registry.of(userId)) {
+      const theirs = changes.filter((change) => change.origin !== c.id)
+      if (theirs.length === 0) continue
+      let all: number | undefined
+      const ids = new Set<string>()
+      for (const change of theirs) {
+        if (change.all) all = Math.max(all ?? 0, change.seq)
+        else for (const id of change.ids) ids.add(id)
+      }
+      if (all !== undefined) c.tell(frame({ type: 'read', ids: [], all: true, seq: all, unreadCount }))
+      if (all === undefined || ids.size > 0 || seq > all) c.tell(frame({ type: 'read', ids: [...ids], all: false, seq, unreadCount }))
     }
   }
 

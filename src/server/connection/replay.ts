@@ -43,6 +43,11 @@ export class Replay {
     return this.#sentSeq
   }
 
+  /** The highest seq sent on this socket or announced to it (a replay round will send it). */
+  get reached(): number {
+    return Math.max(this.#sentSeq, this.#pendingMax)
+  }
+
   /**
    * The most an ack on this socket may cover: what was sent on it, or before
    * anything was, `ackableAtStart` as {@link start} was told (the cursor, when

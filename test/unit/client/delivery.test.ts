@@ -380,6 +380,21 @@ describe('unread count', () => {
     await tick()
     expect(client.unreadCount).toBe(0)
   })
+
+  // Regression: only a `read {all}` frame's seq was taken as counted, so a notification marked read on
+  // another process before its own event got here came `read: false` after a read frame covering it, and counted.
+  it('a notification at or below any read frame’s seq that arrives after it does not count as unread', async () => {
+    // Another process published 6 and another marked it read (seq 6, unreadCount 1: 5 is still
+    // unread); the read change reaches the socket before the notification's event.
+    const server = startMockServer({ auth: { seq: 5, unreadCount: 1 } })
+    const { client, log } = await connected(createClient(server))
+    server.peer.send({ type: 'read', ids: ['n6'], all: false, seq: 6, unreadCount: 1 })
+    server.peer.send(note(6))
+    server.peer.send(note(7)) // newer than the frame's seq: new and unread
+    await tick()
+    expect(client.unreadCount).toBe(2)
+    expect(log.unread).toEqual([1, 2])
+  })
 })
 
 describe('the delivery module alone', () => {

@@ -1,0 +1,244 @@
+/**
+ * Read state across processes: a socket's unread count must end as the store's, whatever order
+ * the events of several processes reach its process in. Three servers in this test process (A,
+ * B, C), each with its own PostgresStore on one schema and its own RedisBroker on one channel. A
+ * server's broker can be gated: what it publishes waits until the test lets it through, as a
+ * process slow to reach Redis would have it. The observer is a NotificationClient on C.
+ */
+import { randomBytes } from 'node:crypto'
+import { pino } from 'pino'
+import { afterAll, beforeAll, expect, inject, it } from 'vitest'
+import type { BrokerEvent } from '../../src/server/index.js'
+import { NotificationServer, PostgresStore, RedisBroker } from '../../src/server/index.js'
+import { API_KEY, closeTabs, openTab, SECRET, sleep, type Tab, until } from './harness.js'
+
+/** A broker whose publishes the test can hold back (`hold()`) and let through in order (`release()`). */
+interface Gate {
+  hold(): void
+  /** Resolves once `count` publishes are held. */
+  holding(count?: number): Promise<void>
+  release(): Promise<void>
+}
+
+function gate(broker: RedisBroker): Gate {
+  const publish = broker.publish.bind(broker)
+  let held: { events: readonly BrokerEvent[]; go: () => void }[] | undefined
+  broker.publish = async (events) => {
+    if (held) await new Promise<void>((go) => held!.push({ events, go }))
+    return publish(events)
+  }
+  return {
+    hold: () => {
+      held = []
+    },
+    holding: (count = 1) => until(() => (held?.length ?? 0) >= count, 5000, `${count} publishes held`),
+    async release() {
+      const waiting = held ?? []
+      held = undefined
+      for (const { go } of waiting) go()
+      await sleep(0)
+    },
+  }
+}
+
+interface Node {
+  server: NotificationServer
+  store: PostgresStore
+  url: string
+  gate: Gate
+}
+
+const schema = `ro_${randomBytes(5).toString('hex')}`
+const channel = `belfry:read-order:${randomBytes(5).toString('hex')}`
+let A: Node
+let B: Node
+let C: Node
+/** The test's own view of the store. */
+let db: PostgresStore
+const tabs: Tab[] = []
+
+async function startNode(): Promise<Node> {
+  const { pgUrl, redisUrl } = inject('cluster')
+  const logger = pino({ level: 'silent' })
+  const store = await PostgresStore.open(pgUrl, { schema, poolSize: 2 })
+  const broker = await RedisBroker.connect(redisUrl, { channel, logger })
+  const server = new NotificationServer({ secret: SECRET, apiKey: API_KEY, store, broker, logger })
+  const { port } = await server.listen(0, '127.0.0.1')
+  return { server, store, url: `ws://127.0.0.1:${port}/ws`, gate: gate(broker) }
+}
+
+beforeAll(async () => {
+  // One at a time: the first creates the schema.
+  A = await startNode()
+  B = await startNode()
+  C = await startNode()
+  db = await PostgresStore.open(inject('cluster').pgUrl, { schema, poolSize: 1 })
+})
+
+afterAll(async () => {
+  closeTabs(tabs)
+  await Promise.all([A, B, C].map((n) => n?.server.close()))
+  await db?.close()
+})
+
+async function tab(node: Node, user: string): Promise<Tab> {
+  const t = openTab(node.url, user)
+  tabs.push(t)
+  await t.client.ready({ timeout: 10_000 })
+  return t
+}
+
+/** Publishes on `node` and waits until each tab has it. */
+async function publish(node: Node, user: string, title: string, ...tabs: Tab[]): Promise<string> {
+  const { id } = await node.server.sendToUser(user, { title, body: '' })
+  await until(() => tabs.every((t) => t.notes.some((n) => n.id === id)), 5000, `${user} gets ${title}`)
+  return id
+}
+
+/** Waits until the observer has heard `reads` read changes, then a moment for anything that would follow. */
+async function settled(observer: Tab, reads: number): Promise<number> {
+  await until(() => observer.reads.length >= reads, 5000, `the observer hears ${reads} read changes`)
+  await sleep(150)
+  return observer.client.unreadCount
+}
+
+it('a notification marked read on another process before its own event arrives is not counted', async () => {
+  const observer = await tab(C, 'u1')
+  const marker = await tab(B, 'u1')
+  A.gate.hold()
+  const sent = A.server.sendToUser('u1', { title: 'one', body: '' })
+  await A.gate.holding()
+  const [entry] = await db.history('u1', undefined, 1)
+  await marker.client.markRead(entry!.id)
+  await until(() => observer.reads.length === 1, 5000, 'the observer hears the read change')
+  await A.gate.release()
+  await sent
+  await until(() => observer.notes.length === 1, 5000, 'the observer gets the notification')
+  await sleep(150)
+  expect(observer.notes[0]).toMatchObject({ id: entry!.id, read: false })
+  expect(observer.client.unreadCount).toBe(0)
+  expect((await db.user('u1'))?.unreadCount).toBe(0)
+})
+
+it('two read changes made on two other processes, arriving in the wrong order: the newer count stays', async () => {
+  const observer = await tab(C, 'u2')
+  const onA = await tab(A, 'u2')
+  const onB = await tab(B, 'u2')
+  const one = await publish(B, 'u2', 'one', observer, onA, onB)
+  const two = await publish(B, 'u2', 'two', observer, onA, onB)
+  expect(observer.client.unreadCount).toBe(2)
+  // A's change (count 1) reaches C after B's later one (count 0).
+  A.gate.hold()
+  await onA.client.markRead(one)
+  await onB.client.markRead(two)
+  await until(() => observer.reads.length === 1, 5000, 'the observer hears B’s change')
+  await A.gate.release()
+  expect(await settled(observer, 2)).toBe(0)
+  expect((await db.user('u2'))?.unreadCount).toBe(0)
+})
+
+it('a read change arriving after a notification published later: that notification stays counted', async () => {
+  const observer = await tab(C, 'u3')
+  const onA = await tab(A, 'u3')
+  const one = await publish(B, 'u3', 'one', observer, onA)
+  A.gate.hold()
+  await onA.client.markRead(one) // count 0 at seq 1, held
+  await publish(B, 'u3', 'two', observer, onA)
+  await A.gate.release()
+  expect(await settled(observer, 1)).toBe(1)
+  expect((await db.user('u3'))?.unreadCount).toBe(1)
+})
+
+it('a read change made on the observer’s own process, back through Redis after a newer one from another', async () => {
+  const observer = await tab(C, 'u4')
+  const sibling = await tab(C, 'u4')
+  const onB = await tab(B, 'u4')
+  const one = await publish(B, 'u4', 'one', observer, sibling, onB)
+  const two = await publish(B, 'u4', 'two', observer, sibling, onB)
+  // C's own change (count 1) reaches C after B's later one (count 0).
+  C.gate.hold()
+  await sibling.client.markRead(one)
+  await onB.client.markRead(two)
+  await until(() => observer.reads.length === 1, 5000, 'the observer hears B’s change')
+  await C.gate.release()
+  expect(await settled(observer, 2)).toBe(0)
+})
+
+/** Holds C's next read of a user's state once it has read, until `release()`. */
+function holdNextRead(): { read: Promise<void>; release: () => void } {
+  const user = C.store.user
+  let release = () => {}
+  let read = false
+  const released = new Promise<void>((r) => (release = r))
+  C.store.user = async (userId) => {
+    C.store.user = user
+    const state = await user.call(C.store, userId)
+    read = true
+    await released
+    return state
+  }
+  return { read: until(() => read, 5000, 'C reads the state'), release }
+}
+
+it('reads the state again when a newer notification was sent while the read was in flight', async () => {
+  const observer = await tab(C, 'u5')
+  const onB = await tab(B, 'u5')
+  const one = await publish(B, 'u5', 'one', observer, onB)
+  const held = holdNextRead()
+  await onB.client.markRead(one) // C reads: count 0 at seq 1
+  await held.read
+  await publish(B, 'u5', 'two', observer, onB) // sent on C while that read is in flight
+  held.release()
+  expect(await settled(observer, 1)).toBe(1)
+})
+
+it('read changes arriving while a read is in flight go out together, after one more read', async () => {
+  const observer = await tab(C, 'u6')
+  const onB = await tab(B, 'u6')
+  const one = await publish(B, 'u6', 'one', observer, onB)
+  const two = await publish(B, 'u6', 'two', observer, onB)
+  const held = holdNextRead()
+  await onB.client.markRead(one)
+  await held.read // read before the next change committed: count 1
+  await onB.client.markRead(two)
+  await sleep(50) // its event reaches C while the read is held
+  held.release()
+  expect(await settled(observer, 1)).toBe(0)
+  expect(observer.reads).toHaveLength(1)
+  expect(observer.reads[0]).toMatchObject({ ids: [one, two], all: false, unreadCount: 0 })
+})
+
+it('when the state cannot be read, the change goes out with its own count', async () => {
+  const observer = await tab(C, 'u7')
+  const onB = await tab(B, 'u7')
+  const one = await publish(B, 'u7', 'one', observer, onB)
+  await publish(B, 'u7', 'two', observer, onB)
+  const user = C.store.user
+  C.store.user = async () => {
+    C.store.user = user
+    throw new Error('the store is away')
+  }
+  await onB.client.markRead(one)
+  expect(await settled(observer, 1)).toBe(1)
+  expect(observer.reads[0]).toMatchObject({ ids: [one], all: false, seq: 2, unreadCount: 1 })
+})
+
+it('a read {all} keeps its own seq, and a frame at the latest seq follows with the count', async () => {
+  const observer = await tab(C, 'u8')
+  const onB = await tab(B, 'u8')
+  await publish(B, 'u8', 'one', observer, onB)
+  // The change and a later publish reach C together: C reads the state after both committed.
+  B.gate.hold()
+  await onB.client.markAllRead()
+  const sent = B.server.sendToUser('u8', { title: 'two', body: '' })
+  await B.gate.holding(2)
+  await B.gate.release()
+  await sent
+  expect(await settled(observer, 2)).toBe(1)
+  expect(observer.reads.map(({ ids, all, seq, unreadCount }) => ({ ids, all, seq, unreadCount }))).toEqual([
+    { ids: [], all: true, seq: 1, unreadCount: 1 },
+    { ids: [], all: false, seq: 2, unreadCount: 1 },
+  ])
+  await until(() => observer.notes.length === 2, 5000, 'the observer gets two')
+  expect(observer.client.unreadCount).toBe(1)
+})
