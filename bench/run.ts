@@ -800,7 +800,7 @@ function report(
       `- Targeted ${underLoad}: each publisher sends its next as soon as the last is answered, so the server's time per publish sets the pace. ` +
         `belfry's server process was busy ${fmt(busy('belfry') * 100, 0)} % of the phase (plain ws's ${fmt(busy('ws') * 100, 0)} %) and used ` +
         `${fmt(perDelivery('belfry'), 3)} ms of CPU per delivery against plain ws's ${fmt(perDelivery('ws'), 3)} ms; of belfry's, ` +
-        `${fmt(storePerDelivery, 3)} ms in the store (SQLite transactions: a turn of the event loop commits its first publish at once and the others together at its end, all before their 201) and the rest ` +
+        `${fmt(storePerDelivery, 3)} ms in the store (SQLite transactions: the publishes of a turn of the event loop commit together at its end, before their 201) and the rest ` +
         `outside it: HTTP, JSON, the frame. The publisher process was busy ${fmt(publisherBusy('belfry') * 100, 0)} % ` +
         `of belfry's phase and ${fmt(publisherBusy('ws') * 100, 0)} % of plain ws's, on a machine of ${cpus().length} cores that the load generators share.`,
     )
@@ -904,8 +904,8 @@ Server CPU is the server process's user + system time over each phase (median ro
 plain ws's; in brackets, the part its other threads used (V8's garbage collector and optimising
 compiler, and libuv's pool; from /proc); "store" is the time belfry spent inside store methods (synchronous SQLite work,
 calls in brackets) over the same span, and in "gathered writes": the transactions the store runs
-for what it gathered (acks over 50 ms, new users over 5 ms, and the publishes after a turn of the
-event loop's first, at the turn's end). What is left is sockets, JSON, JWT verification and the
+for what it gathered (acks over 50 ms, new users over 5 ms, and the API's publishes of a turn of
+the event loop, at the turn's end). What is left is sockets, JSON, JWT verification and the
 event loop. \`BENCH_CPU_PROF=<dir>\` writes CPU profiles of the server processes for the details.
 
 ## Reconnect storm (belfry)

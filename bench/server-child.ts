@@ -40,7 +40,7 @@ let inStoreCall = false
  * The store, with the time of each call recorded (better-sqlite3 does its work
  * before the promise is returned), and the time of the transactions it runs
  * outside any call: writes it gathers for the end of a turn of the event loop
- * (acks, new users, publishes after the turn's first), as "gathered writes".
+ * (acks, new users, the API's publishes), as "gathered writes".
  */
 function timed(store: Store): Store {
   return new Proxy(store, {

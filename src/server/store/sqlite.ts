@@ -144,10 +144,8 @@ export class SqliteStore implements Store {
   /** Users new to the store, to be recorded (a reconnect storm of new users). */
   readonly #newUsers: Batcher<undefined, UserState>
   readonly #pruneTx: Database.Transaction<(rule: RetentionRule, after: number) => PruneBatch>
-  /** Gathered publishes that came after the first of this turn of the event loop: committed together at its end. */
+  /** Gathered publishes of this turn of the event loop: committed together at its end. */
   #queued: QueuedPublish[] = []
-  /** A gathered publish ran this turn: the next ones wait for its end. */
-  #turnBusy = false
   readonly #groupTx: Database.Transaction<(queued: readonly QueuedPublish[]) => (Published | { failed: unknown })[]>
 
   constructor(file: string, options: SqliteStoreOptions = {}) {
@@ -399,26 +397,37 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * Commits at once, except a publish that may be gathered (an API call's)
-   * when another was gathered in this turn of the event loop: those after the
-   * turn's first commit together at its end, in one transaction. A commit, its
-   * locks and its WAL writes are most of a publish's cost. Each resolves only
-   * once committed.
+   * Commits at once, except a publish that may be gathered (an API call's):
+   * those of one turn of the event loop commit together at its end, in one
+   * transaction (the publishes of concurrent requests arrive in one turn). A
+   * commit, its locks and its WAL writes are most of a publish's cost; the
+   * turn ends before the loop waits for I/O again, so a lone publish waits
+   * only for the rest of the turn's work. Each resolves only once committed.
    */
   async publish(audience: Audience, input: NotificationInput, idempotency?: IdempotencyKey, options?: PublishOptions): Promise<Published> {
     if (options?.gather) {
-      if (this.#turnBusy) return new Promise((resolve, reject) => this.#queued.push({ audience, input, idempotency, resolve, reject }))
-      this.#turnBusy = true
-      setImmediate(this.#endTurn)
+      return new Promise((resolve, reject) => {
+        if (this.#queued.length === 0) setImmediate(this.#endTurn)
+        this.#queued.push({ audience, input, idempotency, resolve, reject })
+      })
     }
     return this.#publishTx.immediate(audience, input, idempotency)
   }
 
   readonly #endTurn = (): void => {
-    this.#turnBusy = false
     const queued = this.#queued
     if (queued.length === 0) return
     this.#queued = []
+    if (queued.length === 1) {
+      // Alone: its own transaction, without the savepoint that keeps one failure from the others.
+      const q = queued[0]!
+      try {
+        q.resolve(this.#publishTx.immediate(q.audience, q.input, q.idempotency))
+      } catch (error) {
+        q.reject(error)
+      }
+      return
+    }
     let outcomes: (Published | { failed: unknown })[]
     try {
       outcomes = this.#groupTx.immediate(queued)
