@@ -46,6 +46,7 @@ const makeHub = (store = new SqliteStore(':memory:'), broker = new InProcessBrok
   store,
   broker,
   announce: async (event) => broker.publish([event]),
+  refreshReadState: () => {},
   registry: new Registry(),
   connections: new Set(),
   unauthenticated: new Set(),
