@@ -18,6 +18,13 @@ export interface Hub {
    * processes read the store). Never rejects.
    */
   announce(event: BrokerEvent): Promise<void>
+  /**
+   * A connection sent read frames late (held for `auth_success` or a replay
+   * round), after notifications their counts may lack: the user's connections
+   * here are told the unread count and latest seq as the store has them now.
+   * Never throws.
+   */
+  refreshReadState(userId: string): void
   readonly registry: Registry
   /** Every open socket's connection, authenticated or not. */
   readonly connections: Set<Connection>

@@ -73,13 +73,16 @@ const DRAIN_SLICE_MS = 50
  */
 const STALE_READS = 5
 
-/** A read change from the broker, waiting for its user's state to be read (see `NotificationServer.#readState`). */
+/**
+ * A read change from the broker, waiting for its user's state to be read (see `NotificationServer.#readState`),
+ * or a connection's request for the count alone (no ids, no frame).
+ */
 interface PendingChange {
   ids: readonly string[]
   all: boolean
   seq: number
-  /** The frame as it came: what the connections get if the store cannot be read. */
-  frame: string
+  /** The frame as it came: what the connections get if the store cannot be read. None for a request for the count. */
+  frame: string | undefined
   /** The connection that made the change: it got its own reply. */
   origin: string | undefined
 }
@@ -122,10 +125,11 @@ export class NotificationServer {
   /**
    * The broker hands events over at once, in this process (the in-process one): a read change's
    * frame then reaches the connections in commit order with everything else, its count as new as
-   * what they were sent. With several processes its count is read again (see {@link #readState}).
+   * what they were sent. With several processes its count is read again (see {@link #readState}),
+   * and on one while a read of the user's state is in flight (a connection asked for it).
    */
   readonly #ordered: boolean
-  /** Per user, the read of the user's state in flight for read changes from the broker. */
+  /** Per user, the read of the user's state in flight for read changes from the broker or a connection's request. */
   readonly #stateReads = new Map<string, StateRead>()
   /** The routes' view of this server, made once. */
   readonly #httpContext: HttpContext
@@ -155,6 +159,7 @@ export class NotificationServer {
       store: metrics ? metrics.timeStore(store) : store,
       broker,
       announce: (event) => this.#announce(event),
+      refreshReadState: (userId) => this.#refreshReadState(userId),
       registry: new Registry(),
       connections: new Set(),
       unauthenticated: new Set(),
@@ -615,8 +620,10 @@ export class NotificationServer {
   #route(event: BrokerEvent): void {
     const { registry } = this.#hub
     if (event.kind === 'read') {
-      if (this.#ordered) this.#tellAsItCame(event.userId, event.frame, event.origin)
-      else this.#readState(event)
+      // Even in commit order, a change that comes during a read of the user's state (a connection asked
+      // for one) joins it: as it came, it would go out before a count that may have been read before it.
+      if (this.#ordered && !this.#stateReads.has(event.userId)) this.#tellAsItCame(event.userId, event.frame, event.origin)
+      else this.#readChange(event)
       return
     }
     if (event.catchUp) this.#catchUp(event.catchUp)
@@ -637,31 +644,46 @@ export class NotificationServer {
 
   /**
    * A read change through a broker shared by several processes (this one's own changes come back
-   * through it too). Its frame holds the unread count as the store had it when the change
-   * committed, and the events of several processes reach this one in no common order: as it came,
-   * the count could be older than one told before, or lack a notification sent since. So the
+   * through it too), or through the in-process one while a read of its user's state is in flight.
+   * Its frame holds the unread count as the store had it when the change committed, and the events
+   * of several processes reach this one in no common order: as it came, the count could be older
+   * than one told before, or lack a notification sent since. So the
    * user's state is read here, and the connections get that count with the latest seq it covers.
    * One read per user at a time: changes that arrive during it wait for another read after it
    * (it may have read before they committed), and go out together.
    */
-  #readState(event: BrokerEvent & { kind: 'read' }): void {
+  #readChange(event: BrokerEvent & { kind: 'read' }): void {
     const f = parseServerFrame(event.frame)
     // Not a read frame this process can take apart (a newer process's, a stray one): as it came.
     if (f?.type !== 'read') {
       this.#tellAsItCame(event.userId, event.frame, event.origin)
       return
     }
-    const change: PendingChange = { ids: f.ids, all: f.all === true, seq: f.seq, frame: event.frame, origin: event.origin }
-    const running = this.#stateReads.get(event.userId)
+    this.#readState(event.userId, { ids: f.ids, all: f.all === true, seq: f.seq, frame: event.frame, origin: event.origin })
+  }
+
+  /**
+   * A connection sent read frames it held (until `auth_success`, or a replay round's end): their
+   * counts may be older than what went out before them. Its user's connections here get the count
+   * read as for a change, with no ids; with the broker's own changes, in one read. Not once the
+   * server is closing: close() waits for the reads in flight, not for ones after it looked.
+   */
+  #refreshReadState(userId: string): void {
+    if (this.#accepting) this.#readState(userId, { ids: [], all: false, seq: 0, frame: undefined, origin: undefined })
+  }
+
+  /** Joins the read of the user's state in flight (which reads again after it), or starts one. */
+  #readState(userId: string, change: PendingChange): void {
+    const running = this.#stateReads.get(userId)
     if (running) {
       running.changes.push(change)
       running.again = true
       return
     }
-    if (this.#hub.registry.count(event.userId) === 0) return
+    if (this.#hub.registry.count(userId) === 0) return
     const read: StateRead = { changes: [change], again: false, done: Promise.resolve() }
-    this.#stateReads.set(event.userId, read)
-    read.done = this.#readAndTell(event.userId, read)
+    this.#stateReads.set(userId, read)
+    read.done = this.#readAndTell(userId, read)
   }
 
   async #readAndTell(userId: string, read: StateRead): Promise<void> {
@@ -679,7 +701,8 @@ export class NotificationServer {
       }
     } catch (error) {
       this.#hub.log.warn({ err: error, user: userId }, 'reading the read state failed; read changes go out with their own counts')
-      for (const { frame, origin } of read.changes) this.#tellAsItCame(userId, frame, origin)
+      // A request for the count alone has nothing to send: the frames it follows went out already.
+      for (const { frame, origin } of read.changes) if (frame !== undefined) this.#tellAsItCame(userId, frame, origin)
     } finally {
       this.#stateReads.delete(userId)
     }

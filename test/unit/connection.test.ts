@@ -46,6 +46,7 @@ const makeHub = (store = new SqliteStore(':memory:'), broker = new InProcessBrok
   store,
   broker,
   announce: async (event) => broker.publish([event]),
+  refreshReadState: () => {},
   registry: new Registry(),
   connections: new Set(),
   unauthenticated: new Set(),
@@ -103,5 +104,37 @@ describe('Connection', () => {
     await new Promise((resolve) => setTimeout(resolve, 50))
     expect((await store.touchUser('u')).unreadCount).toBe(10)
     await store.close()
+  })
+
+  it('asks for the user’s count again after it let held read frames go, and only then', async () => {
+    const refreshed: string[] = []
+    const hub = { ...makeHub(), refreshReadState: (userId: string) => void refreshed.push(userId) }
+    const ws = new StalledSocket(Number.POSITIVE_INFINITY)
+    const c = new Connection(ws as never, hub)
+    c.signIn('u', Number.POSITIVE_INFINITY, false)
+    // Held until auth_success has gone out: then sent, and the count is asked for.
+    c.tell('{"type":"read"}')
+    expect(ws.sent).toBe(0)
+    c.greeted()
+    expect([ws.sent, refreshed]).toEqual([1, ['u']])
+    // A round that held nothing asks for nothing.
+    c.hold()
+    c.release()
+    expect(refreshed).toEqual(['u'])
+    // Nested holds: only the last release lets it go.
+    c.hold()
+    c.hold()
+    c.tell('{"type":"read"}')
+    c.release()
+    expect([ws.sent, refreshed]).toEqual([1, ['u']])
+    c.release()
+    expect([ws.sent, refreshed]).toEqual([2, ['u', 'u']])
+    // Closed meanwhile: nothing to put right.
+    c.hold()
+    c.tell('{"type":"read"}')
+    c.close(1000, 'bye')
+    c.release()
+    expect(refreshed).toEqual(['u', 'u'])
+    await hub.store.close()
   })
 })

@@ -322,10 +322,11 @@ export class Connection {
   /**
    * Sends a frame about the user's state (a read change made elsewhere). Before
    * `auth_success` has gone out it waits, and follows it ({@link greeted}): the
-   * first frame after auth is `auth_success`, and its unread count is then
-   * brought up to date by what follows. While a replay round is on its way
+   * first frame after auth is `auth_success`. While a replay round is on its way
    * ({@link hold}) it waits for the round's notifications, which were read
    * before the change and would contradict it (`read: false`) if they came after.
+   * A held frame's count is then older than what went out before it (see
+   * {@link release}).
    */
   tell(data: string | Buffer): void {
     if (this.#holding === 0) this.send(data)
@@ -343,11 +344,21 @@ export class Connection {
     this.#holding++
   }
 
+  /**
+   * Sends what {@link tell} held: their ids say what became read. Their counts
+   * were taken when each change committed, and what went out before them
+   * (`auth_success`'s count, the round's notifications, which the client counted
+   * one by one) may be newer: the client would go back to the older count, one
+   * short per notification committed since. So the user's count is read again
+   * from the store and told after them. Only when something was held: rare.
+   */
   release(): void {
     if (--this.#holding > 0) return
     const held = this.#held
+    if (!held) return
     this.#held = undefined
-    for (const data of held ?? []) this.send(data)
+    for (const data of held) this.send(data)
+    if (!this.closed) this.hub.refreshReadState(this.#userId!)
   }
 
   #failed(error: unknown, critical: boolean, requestId?: string): void {
