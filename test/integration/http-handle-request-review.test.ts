@@ -1,0 +1,88 @@
+import { createServer, type IncomingMessage, request } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { pino } from 'pino'
+import { describe, expect, it } from 'vitest'
+import { NotificationServer } from '../../src/server/index.js'
+import { API_KEY, SECRET } from '../helpers/server.js'
+
+const body = JSON.stringify({ userId: 'alice', title: 't', body: '' })
+const headers = { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' }
+
+/**
+ * An app's own HTTP server that does some work of its own (`before`: a session look-up, a body
+ * parser) and then hands the request to belfry. Records what `handleRequest` resolved to.
+ */
+async function appServer(before: (req: IncomingMessage) => Promise<void>) {
+  const handled: boolean[] = []
+  let belfry!: NotificationServer
+  const http = createServer(async (req, res) => {
+    await before(req)
+    const served = await belfry.handleRequest(req, res)
+    handled.push(served)
+    if (!served) res.end('the app')
+  })
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve))
+  belfry = new NotificationServer({
+    secret: SECRET,
+    apiKey: API_KEY,
+    database: ':memory:',
+    server: http,
+    logger: pino({ level: 'silent' }),
+    limits: { bodyTimeoutMs: 300 },
+  })
+  const dispose = async () => {
+    await belfry.close()
+    http.closeAllConnections()
+    await new Promise((resolve) => http.close(resolve))
+  }
+  return { handled, port: (http.address() as AddressInfo).port, dispose }
+}
+
+describe("handleRequest() on an app's own server (review of the listener-based body reading)", () => {
+  // readBody() waits for 'end' or 'close'; a request that closed before belfry saw it never emits either again.
+  it('settles handleRequest() for a publish whose client went away before the app handed it to belfry', async () => {
+    let gone!: () => void
+    const closed = new Promise<void>((resolve) => {
+      gone = resolve
+    })
+    const app = await appServer((req) => new Promise<void>((resolve) => req.once('close', () => resolve(gone()))))
+    try {
+      const req = request({
+        host: '127.0.0.1',
+        port: app.port,
+        path: '/api/notifications',
+        method: 'POST',
+        headers: { ...headers, 'content-length': 1000 },
+      })
+      req.on('error', () => {})
+      req.write(body.slice(0, 10))
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      req.destroy()
+      await closed
+      // bodyTimeoutMs is 300 ms: well past it, handleRequest() must have settled.
+      await expect.poll(() => app.handled, { timeout: 2000 }).toEqual([true])
+    } finally {
+      await app.dispose()
+    }
+  })
+
+  // A body parser (express.json(), …) read the body first: the stream ended before belfry listened for its end.
+  it('settles handleRequest() at once for a publish whose body the app already read, rather than never', async () => {
+    const app = await appServer(async (req) => {
+      req.resume()
+      await new Promise((resolve) => req.once('end', resolve))
+    })
+    try {
+      const t0 = performance.now()
+      const res = await fetch(`http://127.0.0.1:${app.port}/api/notifications`, { method: 'POST', headers, body })
+      const status = res.status
+      await res.text()
+      // Before c96edcd: a 400 at once (the body was empty to belfry). Now: a 408 after bodyTimeoutMs, and handleRequest() never settles.
+      expect(status).not.toBe(408)
+      expect(performance.now() - t0).toBeLessThan(250)
+      await expect.poll(() => app.handled, { timeout: 2000 }).toEqual([true])
+    } finally {
+      await app.dispose()
+    }
+  })
+})
