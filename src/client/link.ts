@@ -318,7 +318,8 @@ export class Link implements Connection {
   #retry(reason: string, delay?: number): void {
     let retryIn = delay || this.#o.backoff(this.#attempt)
     retryIn = retryIn < NEVER ? Math.max(0, retryIn) : NEVER
-    this.#attempt++
+    // Back online within a 4029's delay, it waits out the rest of it: no attempt was made.
+    if (reason !== 'online') this.#attempt++
     if (this.#set('reconnecting', reason, retryIn)) this.#phase = setTimeout(() => this.#open('retry'), retryIn)
   }
 

@@ -97,6 +97,10 @@ export class UnavailableError extends Error {
 function readBody(req: IncomingMessage, max: number): Promise<string> {
   const declared = Number(req.headers['content-length'])
   if (declared > max) return Promise.reject(new BodyTooLarge())
+  // An app's server may hand the request over late (handleRequest after work of its own): its
+  // 'end' or 'close' may have gone already. Read by another (a body parser), the body is empty here.
+  if (req.readableEnded) return Promise.resolve('')
+  if (req.destroyed) return Promise.reject(prematureClose())
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
     let size = 0
@@ -118,12 +122,14 @@ function readBody(req: IncomingMessage, max: number): Promise<string> {
       }
     }
     // Closed before its end: the client went away.
-    const closed = () => stop(Object.assign(new Error('the request closed before its body ended'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }))
+    const closed = () => stop(prematureClose())
     req.on('data', data).on('end', end).on('error', stop).on('close', closed)
   })
 }
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true })
+
+const prematureClose = () => Object.assign(new Error('the request closed before its body ended'), { code: 'ERR_STREAM_PREMATURE_CLOSE' })
 
 /** An `Idempotency-Key`: 1 to 255 visible ASCII characters, taken as sent (the quotes of a structured-field string included). */
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/

@@ -248,11 +248,13 @@ function shared(
 
   /** Asks for the lock: queued behind the leader, or taken from a leader that stopped beating. */
   function queue(steal: boolean): void {
+    // A closed tab never queues (a status handler may close it as it steps down, before it queues again).
+    if (state === 'closed') return
     const ask = ++asked
     locks
       .request(key, { steal }, () => ask === asked && lead())
       // The lock was stolen: follow (unless this request was replaced or the tab left).
-      .catch(() => ask === asked && state !== 'closed' && follow())
+      .catch(() => ask === asked && follow())
   }
 
   /** Holds the lock until it steps down: opens the socket and relays what it gets. (A tab that left, closed or not, bumped `asked`: its grant never gets here.) */

@@ -512,7 +512,7 @@ describe('sharedConnection', () => {
     },
   )
 
-  // Review: follow() steps down, tells `reconnecting`, then queues for the lock again without looking at the state:
+  // Regression: follow() steps down, tells `reconnecting`, then queued for the lock again without looking at the state:
   // a status handler that closed the tab there leaves a closed tab in the lock queue, which leads when its turn comes.
   it('a leader closed from its status handler as it steps down never takes the lock again nor opens a socket', async () => {
     const s = await start()
