@@ -91,3 +91,38 @@ it('a read state told after reads made stale by a stream of publishes still ends
   expect(store).toBe(Math.min(reads, 8))
   expect(observer.client.unreadCount).toBe(store)
 })
+
+it('read changes arriving during every read do not hold the frames back for ever (at most five reads)', async () => {
+  // Another device of the user marks one notification read while each of C's reads is in flight.
+  const observer = await tab(C, 'r2')
+  const onB = await tab(B, 'r2')
+  const ids: string[] = []
+  for (let i = 0; i < 12; i++) ids.push(await publish(B, 'r2', `n${i}`, observer, onB))
+  const user = C.store.user
+  let reads = 0
+  /** What the observer had heard when each read began. */
+  const heardAt: number[] = []
+  C.store.user = async (userId) => {
+    heardAt.push(observer.reads.length)
+    const state = await user.call(C.store, userId)
+    reads++
+    if (reads < 10) {
+      await onB.client.markRead(ids[reads]!)
+      await sleep(50) // its event reaches C while this read is in flight
+    }
+    return state
+  }
+  try {
+    await onB.client.markRead(ids[0]!)
+    await until(() => reads >= 10, 10_000, 'ten reads')
+    await until(() => observer.reads.length >= 1, 5000, 'the observer hears the read changes')
+    await sleep(150)
+  } finally {
+    C.store.user = user
+  }
+  // Eventually right…
+  expect(observer.client.unreadCount).toBe((await db.user('r2'))!.unreadCount)
+  // …but the observer must have been told something by the seventh read (STALE_READS = 5 bounds
+  // stale reads; a stream of read changes should be bounded as well).
+  expect(heardAt[6]).toBeGreaterThan(0)
+})
