@@ -126,3 +126,24 @@ it('read changes arriving during every read do not hold the frames back for ever
   // stale reads; a stream of read changes should be bounded as well).
   expect(heardAt[6]).toBeGreaterThan(0)
 })
+
+it('the connection that made a change ends on the store’s count when a later notification reached it before its reply', async () => {
+  // The marker's own reply carries the count its change committed with. A notification committed
+  // after it (on B) reaches the marker's socket (on C) before that reply is written: the marker
+  // counts it, then the reply takes it back, and the change's broker event skips its origin.
+  const marker = await tab(C, 'r3')
+  const onB = await tab(B, 'r3')
+  const one = await publish(B, 'r3', 'one', marker, onB)
+  const markRead = C.store.markRead
+  C.store.markRead = async (userId, ids) => {
+    C.store.markRead = markRead
+    const change = await markRead.call(C.store, userId, ids)
+    await publish(B, 'r3', 'two', marker, onB) // committed after the change, sent before its reply
+    return change
+  }
+  await marker.client.markRead(one)
+  await sleep(300)
+  const store = (await db.user('r3'))!.unreadCount
+  expect(store).toBe(1)
+  expect(marker.client.unreadCount).toBe(store)
+})
