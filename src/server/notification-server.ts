@@ -68,8 +68,9 @@ const CLOSE_GRACE_MS = 2000
 /** A drain closes one batch of connections per slice of this length (one timer at a time, not one per connection). */
 const DRAIN_SLICE_MS = 50
 /**
- * How many reads in a row of a user's read state may find a newer notification sent meanwhile
- * before the last one's count goes out anyway: a stream of publishes must not hold it back forever.
+ * How many reads in a row of a user's read state may be stale (a newer notification sent, or a
+ * change joined, meanwhile) before the last one's count goes out anyway: a stream of publishes or
+ * of read changes must not hold it back for ever.
  */
 const STALE_READS = 5
 
@@ -687,17 +688,21 @@ export class NotificationServer {
   }
 
   async #readAndTell(userId: string, read: StateRead): Promise<void> {
+    let joined = false
     try {
-      for (let stale = 0; ; ) {
+      for (let reads = 1; ; reads++) {
         read.again = false
         const state = await this.#hub.store.user(userId)
         if (!state) throw new Error('the user is not in the store')
-        if (read.again) continue
-        // A notification newer than what was read has been sent (or is on its way from a replay
-        // round): the count lacks it. Else it goes out now, in this tick: nothing newer can slip in.
-        if (this.#reachedBeyond(userId, state.latestSeq) && ++stale < STALE_READS) continue
+        // A change joined during the read (it may have committed after it), or a notification newer
+        // than what was read has been sent (or is on its way from a replay round): the count lacks it.
+        // Read again, up to STALE_READS reads, while the server runs and the user has connections here.
+        const stale = read.again || this.#reachedBeyond(userId, state.latestSeq)
+        if (stale && reads < STALE_READS && this.#accepting && this.#hub.registry.count(userId) > 0) continue
+        // Out now, in this tick: nothing newer can slip in.
         this.#tellState(userId, read.changes, state)
-        return
+        joined = read.again
+        break
       }
     } catch (error) {
       this.#hub.log.warn({ err: error, user: userId }, 'reading the read state failed; read changes go out with their own counts')
@@ -706,6 +711,8 @@ export class NotificationServer {
     } finally {
       this.#stateReads.delete(userId)
     }
+    // Changes joined the last read, told with a count that may be older than they are: one more read follows.
+    if (joined) this.#refreshReadState(userId)
   }
 
   /** Whether a connection of the user here has been sent, or will be sent by its replay round, a seq above `seq`. */
@@ -718,16 +725,20 @@ export class NotificationServer {
    * Tells each connection of the user here the changes it did not make, with the count just read,
    * which covers everything up to the latest seq. A `read {all}` says what became read by its seq:
    * it keeps its own (with the new count), and a frame at the latest seq follows when that is newer
-   * or other ids became read.
+   * or other ids became read. The connection that made a change gets the count alone: its reply
+   * carried the count of the change's commit, which a notification it was sent since may be newer
+   * than (several processes).
    */
   #tellState(userId: string, changes: readonly PendingChange[], state: UserState): void {
-    const { latestSeq: seq, unreadCount } = state
     for (const c of this.#hub.registry.of(userId)) {
-      const theirs = changes.filter((change) => change.origin !== c.id)
-      if (theirs.length === 0) continue
+      // Sent above the seq read (only when the reads gave up on a stream of publishes): those went out
+      // live, `read: false`, and the client counted each; so does the count it is told.
+      const seq = Math.max(state.latestSeq, c.replay.sentSeq)
+      const unreadCount = state.unreadCount + seq - state.latestSeq
       let all: number | undefined
       const ids = new Set<string>()
-      for (const change of theirs) {
+      for (const change of changes) {
+        if (change.origin === c.id) continue
         if (change.all) all = Math.max(all ?? 0, change.seq)
         else for (const id of change.ids) ids.add(id)
       }

@@ -1,8 +1,8 @@
 /**
- * Review of "read state across processes" (NotificationServer #readState/#readAndTell): races in
- * which a socket's unread count does not end as the store's, or a read change is held back. Three
- * servers in this test process (A, B, C) on one PostgreSQL schema and one Redis channel, as in
- * read-order.test.ts. The observer is a NotificationClient on C.
+ * Read state across processes under load (NotificationServer's reads of a user's state): races in
+ * which a socket's unread count could end other than the store's, or a read change be held back.
+ * Three servers in this test process (A, B, C) on one PostgreSQL schema and one Redis channel, as
+ * in read-order.test.ts. The observer is a NotificationClient on C.
  */
 import { randomBytes } from 'node:crypto'
 import { pino } from 'pino'
