@@ -725,9 +725,9 @@ export class NotificationServer {
    * Tells each connection of the user here the changes it did not make, with the count just read,
    * which covers everything up to the latest seq. A `read {all}` says what became read by its seq:
    * it keeps its own (with the new count), and a frame at the latest seq follows when that is newer
-   * or other ids became read. The connection that made a change gets the count alone: its reply
-   * carried the count of the change's commit, which a notification it was sent since may be newer
-   * than (several processes).
+   * or other ids became read. The connection that made a change gets the count alone, when it was
+   * sent a later seq: its reply carried the count of the change's commit, and with several
+   * processes a notification committed after it may have gone out before the reply.
    */
   #tellState(userId: string, changes: readonly PendingChange[], state: UserState): void {
     for (const c of this.#hub.registry.of(userId)) {
@@ -737,11 +737,16 @@ export class NotificationServer {
       const unreadCount = state.unreadCount + seq - state.latestSeq
       let all: number | undefined
       const ids = new Set<string>()
+      let theirs = false
       for (const change of changes) {
+        // Its own: the reply's count is behind only if the socket was sent a later seq (maybe before the reply).
+        if (change.origin === c.id && c.replay.sentSeq <= change.seq) continue
+        theirs = true
         if (change.origin === c.id) continue
         if (change.all) all = Math.max(all ?? 0, change.seq)
         else for (const id of change.ids) ids.add(id)
       }
+      if (!theirs) continue
       if (all !== undefined) c.tell(frame({ type: 'read', ids: [], all: true, seq: all, unreadCount }))
       if (all === undefined || ids.size > 0 || seq > all) c.tell(frame({ type: 'read', ids: [...ids], all: false, seq, unreadCount }))
     }
