@@ -73,6 +73,21 @@ const DRAIN_SLICE_MS = 50
  * of read changes must not hold it back for ever.
  */
 const STALE_READS = 5
+/**
+ * How long a process remembers what read changes told its connections had become read (several
+ * processes): a notification whose event comes later than that change, read before it got here, is
+ * sent read. Events between processes lag by milliseconds; this is ample.
+ */
+const LATE_READ_MS = 30_000
+/** Most ids remembered so per user. */
+const LATE_READ_IDS = 1000
+
+/** What read changes told a user's connections here had become read, until `until` (see {@link LATE_READ_MS}). */
+interface ToldRead {
+  all: number
+  ids: Set<string>
+  until: number
+}
 
 /**
  * A read change from the broker, waiting for its user's state to be read (see `NotificationServer.#readState`),
@@ -132,6 +147,8 @@ export class NotificationServer {
   readonly #ordered: boolean
   /** Per user, the read of the user's state in flight for read changes from the broker or a connection's request. */
   readonly #stateReads = new Map<string, StateRead>()
+  /** Per user, with several processes: what read changes told had become read, lately. */
+  readonly #toldRead = new Map<string, ToldRead>()
   /** The routes' view of this server, made once. */
   readonly #httpContext: HttpContext
   #http: HttpServer | undefined
@@ -611,6 +628,7 @@ export class NotificationServer {
   /** Once a second: token expiry, idle budgets, fan-out jobs, and reading the store when the broker cannot be trusted. */
   #upkeep(): void {
     const now = Date.now()
+    for (const [userId, told] of this.#toldRead) if (told.until <= now) this.#toldRead.delete(userId)
     for (const c of this.#hub.connections) c.expireBy(now)
     this.#hub.budgets.sweep()
     this.#fanOutAll()
@@ -628,10 +646,14 @@ export class NotificationServer {
       return
     }
     if (event.catchUp) this.#catchUp(event.catchUp)
+    let id: string | undefined
     for (const { userId, seq } of event.deliveries) {
       const connections = registry.of(userId)
       if (connections.size === 0) continue
-      const frame = notificationFrame(event.shared, seq, false)
+      // Live, it is unread, unless a read change told here before its event came said otherwise.
+      const told = this.#toldRead.size === 0 ? undefined : this.#toldRead.get(userId)
+      if (told) id ??= (JSON.parse(`${event.shared}}`) as { id: string }).id
+      const frame = notificationFrame(event.shared, seq, told !== undefined && (seq <= told.all || told.ids.has(id!)))
       // One encoding for all of a user's sockets; ws would otherwise encode the string per send.
       const data = connections.size > 1 ? Buffer.from(frame) : frame
       for (const c of connections) c.replay.deliver(seq, data)
@@ -730,6 +752,7 @@ export class NotificationServer {
    * processes a notification committed after it may have gone out before the reply.
    */
   #tellState(userId: string, changes: readonly PendingChange[], state: UserState): void {
+    if (!this.#ordered) this.#rememberRead(userId, changes)
     for (const c of this.#hub.registry.of(userId)) {
       // Sent above the seq read (only when the reads gave up on a stream of publishes): those went out
       // live, `read: false`, and the client counted each; so does the count it is told.
@@ -749,6 +772,23 @@ export class NotificationServer {
       if (!theirs) continue
       if (all !== undefined) c.tell(frame({ type: 'read', ids: [], all: true, seq: all, unreadCount }))
       if (all === undefined || ids.size > 0 || seq > all) c.tell(frame({ type: 'read', ids: [...ids], all: false, seq, unreadCount }))
+    }
+  }
+
+  /**
+   * Several processes: a notification read on another process before its own event reached this
+   * one comes after the change that named it. Its frame says read then (see {@link #route}).
+   */
+  #rememberRead(userId: string, changes: readonly PendingChange[]): void {
+    let told = this.#toldRead.get(userId)
+    if (!told) {
+      told = { all: 0, ids: new Set(), until: 0 }
+      this.#toldRead.set(userId, told)
+    }
+    told.until = Date.now() + LATE_READ_MS
+    for (const change of changes) {
+      if (change.all) told.all = Math.max(told.all, change.seq)
+      else for (const id of change.ids) if (told.ids.size < LATE_READ_IDS) told.ids.add(id)
     }
   }
 

@@ -102,7 +102,7 @@ async function settled(observer: Tab, reads: number): Promise<number> {
   return observer.client.unreadCount
 }
 
-it('a notification marked read on another process before its own event arrives is not counted', async () => {
+it('a notification marked read on another process before its own event arrives is not counted, and comes read', async () => {
   const observer = await tab(C, 'u1')
   const marker = await tab(B, 'u1')
   A.gate.hold()
@@ -115,9 +115,28 @@ it('a notification marked read on another process before its own event arrives i
   await sent
   await until(() => observer.notes.length === 1, 5000, 'the observer gets the notification')
   await sleep(150)
-  expect(observer.notes[0]).toMatchObject({ id: entry!.id, read: false })
+  // Regression: it came `read: false` (the event's), though the change told before it named it.
+  expect(observer.notes[0]).toMatchObject({ id: entry!.id, read: true })
   expect(observer.client.unreadCount).toBe(0)
   expect((await db.user('u1'))?.unreadCount).toBe(0)
+})
+
+it('a notification covered by a read {all} made on another process before its own event arrives comes read', async () => {
+  const observer = await tab(C, 'u1b')
+  const marker = await tab(B, 'u1b')
+  A.gate.hold()
+  const sent = A.server.sendToUser('u1b', { title: 'one', body: '' })
+  await A.gate.holding()
+  await marker.client.markAllRead()
+  await until(() => observer.reads.length >= 1, 5000, 'the observer hears the read change')
+  await A.gate.release()
+  await sent
+  await until(() => observer.notes.length === 1, 5000, 'the observer gets the notification')
+  expect(observer.notes[0]).toMatchObject({ seq: 1, read: true })
+  // A later one is unread, as it should be.
+  await publish(A, 'u1b', 'two', observer, marker)
+  expect(observer.notes[1]).toMatchObject({ seq: 2, read: false })
+  expect(observer.client.unreadCount).toBe(1)
 })
 
 it('two read changes made on two other processes, arriving in the wrong order: the newer count stays', async () => {
