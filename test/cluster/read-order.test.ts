@@ -3,7 +3,8 @@
  * the events of several processes reach its process in. Three servers in this test process (A,
  * B, C), each with its own PostgresStore on one schema and its own RedisBroker on one channel. A
  * server's broker can be gated: what it publishes waits until the test lets it through, as a
- * process slow to reach Redis would have it. The observer is a NotificationClient on C.
+ * process slow to reach Redis would have it; a server's store methods can be wrapped to hold a read
+ * or a change as well. The observer is a NotificationClient on C.
  */
 import { randomBytes } from 'node:crypto'
 import { pino } from 'pino'
@@ -260,4 +261,92 @@ it('a read {all} keeps its own seq, and a frame at the latest seq follows with t
   ])
   await until(() => observer.notes.length === 2, 5000, 'the observer gets two')
   expect(observer.client.unreadCount).toBe(1)
+})
+
+// Under load: reads of the user's state made stale by a stream of publishes or of read changes,
+// and the connection that made a change.
+it('a read state told after reads made stale by a stream of publishes still ends on the store’s count', async () => {
+  // A user who gets notifications steadily: each of C's reads of her state is overtaken by one more
+  // notification sent to the observer while the read is in flight (the read is "stale").
+  const observer = await tab(C, 'r1')
+  const onB = await tab(B, 'r1')
+  const one = await publish(B, 'r1', 'one', observer, onB)
+  const user = C.store.user
+  let reads = 0
+  C.store.user = async (userId) => {
+    const state = await user.call(C.store, userId)
+    reads++
+    // More than STALE_READS: the stream outlasts the re-reads.
+    if (reads <= 8) await publish(B, 'r1', `during read ${reads}`, observer, onB)
+    return state
+  }
+  try {
+    await onB.client.markRead(one)
+    await until(() => observer.reads.length >= 1, 5000, 'the observer hears the read change')
+    await sleep(200)
+  } finally {
+    C.store.user = user
+  }
+  const store = (await db.user('r1'))!.unreadCount
+  // The observer was sent every one published during a read (it counted them); the count it was
+  // told must not take any back.
+  expect(observer.notes).toHaveLength(1 + Math.min(reads, 8))
+  expect(store).toBe(Math.min(reads, 8))
+  expect(observer.client.unreadCount).toBe(store)
+})
+
+it('read changes arriving during every read do not hold the frames back for ever (at most five reads)', async () => {
+  // Another device of the user marks one notification read while each of C's reads is in flight.
+  const observer = await tab(C, 'r2')
+  const onB = await tab(B, 'r2')
+  const ids: string[] = []
+  for (let i = 0; i < 12; i++) ids.push(await publish(B, 'r2', `n${i}`, observer, onB))
+  const user = C.store.user
+  let reads = 0
+  /** What the observer had heard when each read began. */
+  const heardAt: number[] = []
+  C.store.user = async (userId) => {
+    heardAt.push(observer.reads.length)
+    const state = await user.call(C.store, userId)
+    reads++
+    if (reads < 10) {
+      await onB.client.markRead(ids[reads]!)
+      await sleep(50) // its event reaches C while this read is in flight
+    }
+    return state
+  }
+  try {
+    await onB.client.markRead(ids[0]!)
+    await until(() => reads >= 10, 10_000, 'ten reads')
+    await until(() => observer.reads.length >= 1, 5000, 'the observer hears the read changes')
+    await sleep(150)
+  } finally {
+    C.store.user = user
+  }
+  // Eventually right…
+  expect(observer.client.unreadCount).toBe((await db.user('r2'))!.unreadCount)
+  // …but the observer must have been told something by the seventh read (STALE_READS = 5 bounds
+  // stale reads; a stream of read changes should be bounded as well).
+  expect(heardAt[6]).toBeGreaterThan(0)
+})
+
+it('the connection that made a change ends on the store’s count when a later notification reached it before its reply', async () => {
+  // The marker's own reply carries the count its change committed with. A notification committed
+  // after it (on B) reaches the marker's socket (on C) before that reply is written: the marker
+  // counts it, then the reply takes it back, and the change's broker event skips its origin.
+  const marker = await tab(C, 'r3')
+  const onB = await tab(B, 'r3')
+  const one = await publish(B, 'r3', 'one', marker, onB)
+  const markRead = C.store.markRead
+  C.store.markRead = async (userId, ids) => {
+    C.store.markRead = markRead
+    const change = await markRead.call(C.store, userId, ids)
+    await publish(B, 'r3', 'two', marker, onB) // committed after the change, sent before its reply
+    return change
+  }
+  await marker.client.markRead(one)
+  await sleep(300)
+  const store = (await db.user('r3'))!.unreadCount
+  expect(store).toBe(1)
+  expect(marker.client.unreadCount).toBe(store)
 })

@@ -90,57 +90,38 @@ async function markRead(phone: RawClient, id: string, requestId: string): Promis
 }
 
 describe('read frames held back by a connection', () => {
-  // Regression: the held read frame went out after the round, with the count from before the
-  // notification the round sent (and the client counted): the laptop ended one short (1, not 2).
-  it('a read change held during a replay round, then a notification the round sends: the count is the store’s', async () => {
+  /** Ann with two unread and her phone live, one store method gated (closed by the test when it wants). */
+  async function annWithTwo(method: 'after' | 'touchUser') {
     const store = sqlite()
-    const after = gate(store, 'after')
-    const s = await server({ store })
-    const first = await s.server.sendToUser('ann', { title: 'one', body: '' })
-    await s.server.sendToUser('ann', { title: 'two', body: '' })
-    // Ann's phone is live.
-    const phone = await authedClient(s, 'ann')
-    raws.push(phone)
-
-    // Her laptop connects: auth_success says 2 unread at seq 2; its replay round waits before it reads.
-    after.close()
-    const laptop = laptopOf(s)
-    laptop.connect()
-    await after.reached
-    // On the phone she reads the first: the laptop is told {seq: 2, unreadCount: 1}, held for the round.
-    await markRead(phone, first.id, 'm1')
-    // Then a third comes: the laptop, replaying, leaves it to the round.
-    await s.server.sendToUser('ann', { title: 'three', body: '' })
-    // The round sends 1 (read), 2 and 3 (unread): the client counts 3 as one more. The held frame follows.
-    after.open()
-    await laptop.ready()
-    await sleep(100)
-
-    expect((await store.user('ann'))?.unreadCount).toBe(2)
-    expect(laptop.unreadCount).toBe(2)
-  })
-
-  // Regression: the read frame held for auth_success went out after it with the count from before
-  // the notification auth_success's count included: the laptop ended one short (1, not 2).
-  it('a read change held for auth_success, older than the count auth_success carried: the count is the store’s', async () => {
-    const store = sqlite()
-    const touch = gate(store, 'touchUser')
+    const held = gate(store, method)
     const s = await server({ store })
     const first = await s.server.sendToUser('ann', { title: 'one', body: '' })
     await s.server.sendToUser('ann', { title: 'two', body: '' })
     const phone = await authedClient(s, 'ann')
     raws.push(phone)
+    return { store, held, s, first, phone }
+  }
 
-    // The laptop's auth is checked and it is signed in; reading the user's state for auth_success waits.
-    touch.close()
+  // Regressions, one short each (1, not 2):
+  // - `after`: her laptop's replay round waits before it reads. The read change is held for the round;
+  //   the round sends 1 (read), 2 and 3 (unread) and the client counts 3 as one more; the held frame,
+  //   with the count from before 3, followed.
+  // - `touchUser`: reading her state for the laptop's auth_success waits. The read change is held for
+  //   auth_success, which then says 2 unread at seq 3; the held frame, older, followed.
+  it.each([
+    ['a read change held during a replay round, then a notification the round sends', 'after'],
+    ['a read change held for auth_success, older than the count auth_success carried', 'touchUser'],
+  ] as const)('%s: the count is the store’s', async (_, method) => {
+    const { store, held, s, first, phone } = await annWithTwo(method)
+    held.close()
     const laptop = laptopOf(s)
     laptop.connect()
-    await touch.reached
-    // She reads the first on her phone: the laptop is told {seq: 2, unreadCount: 1}, held for auth_success.
+    await held.reached
+    // On the phone she reads the first: the laptop is told {seq: 2, unreadCount: 1}, held.
     await markRead(phone, first.id, 'm1')
-    // A third comes before the auth read: auth_success will say 2 unread at seq 3.
+    // Then a third comes.
     await s.server.sendToUser('ann', { title: 'three', body: '' })
-    touch.open()
+    held.open()
     await laptop.ready()
     await sleep(100)
 

@@ -245,10 +245,11 @@ describe('browser network events', () => {
     expect(client.state).toBe('online')
   })
 
-  // Regression: an online event within a 4029's delay set the attempt count back to 0 without reconnecting:
-  // the failure after the delay backed off as if it were the first, at a server that had asked for less load.
-  it('an online event within a 4029 delay leaves the attempt count as it is', async () => {
-    const env = browser()
+  /**
+   * A client two failed attempts in (1011 after online, then 1011 at auth), told 4029 with 30 s at the
+   * third (its status then says attempt 3); the attempt after the delay fails with 1011 again.
+   */
+  async function waitingOutA4029() {
     const server = startMockServer({
       auth: (peer) => {
         if (peer.index === 0) peer.authSuccess()
@@ -262,6 +263,14 @@ describe('browser network events', () => {
     for (let i = 0; i < 100 && server.peers.length < 3; i++) await tick(100)
     await tick()
     expect(log.statuses.at(-1)).toMatchObject({ to: 'reconnecting', retryIn: 30_000, attempt: 3 })
+    return { server, log }
+  }
+
+  // Regression: an online event within a 4029's delay set the attempt count back to 0 without reconnecting:
+  // the failure after the delay backed off as if it were the first, at a server that had asked for less load.
+  it('an online event within a 4029 delay leaves the attempt count as it is', async () => {
+    const env = browser()
+    const { server, log } = await waitingOutA4029()
     env.online()
     await tick(1000)
     expect(server.peers).toHaveLength(3)
@@ -274,19 +283,7 @@ describe('browser network events', () => {
   // Regression: from `offline`, the online event re-armed the 4029's wait through #retry(), which counted an attempt.
   it('an offline then online within a 4029 delay leaves the attempt count as it is, as an online alone does', async () => {
     const env = browser()
-    const server = startMockServer({
-      auth: (peer) => {
-        if (peer.index === 0) peer.authSuccess()
-        else if (peer.index === 2) peer.close(4029, 'rate limited; retry=30000')
-        else peer.close(1011)
-      },
-    })
-    const { log } = await connected(createClient(server))
-    server.peer.close(1011)
-    await tick()
-    for (let i = 0; i < 100 && server.peers.length < 3; i++) await tick(100)
-    await tick()
-    expect(log.statuses.at(-1)).toMatchObject({ to: 'reconnecting', retryIn: 30_000, attempt: 3 })
+    const { server, log } = await waitingOutA4029()
     env.offline()
     await tick(1000)
     env.online()
@@ -296,7 +293,7 @@ describe('browser network events', () => {
     await advanceToAfterStatus(log, 30_000)
     await tick()
     expect(server.peers).toHaveLength(4)
-    // The same count as without the offline/online (network.test.ts: attempt 4).
+    // The same count as without the offline/online (the test before: attempt 4).
     expect(log.statuses.at(-1)).toMatchObject({ to: 'reconnecting', reason: 'close 1011', attempt: 4 })
   })
 
