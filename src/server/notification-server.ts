@@ -670,10 +670,10 @@ export class NotificationServer {
    * through it too), or through the in-process one while a read of its user's state is in flight.
    * Its frame holds the unread count as the store had it when the change committed, and the events
    * of several processes reach this one in no common order: as it came, the count could be older
-   * than one told before, or lack a notification sent since. So the
-   * user's state is read here, and the connections get that count with the latest seq it covers.
-   * One read per user at a time: changes that arrive during it wait for another read after it
-   * (it may have read before they committed), and go out together.
+   * than one told before, or lack a notification sent since. So the user's state is read here, and
+   * the connections get that count with the latest seq it covers. One read per user at a time:
+   * changes that arrive during it wait for another read after it (it may have read before they
+   * committed), and go out together.
    */
   #readChange(event: BrokerEvent & { kind: 'read' }): void {
     const f = parseServerFrame(event.frame)
@@ -754,8 +754,8 @@ export class NotificationServer {
   #tellState(userId: string, changes: readonly PendingChange[], state: UserState): void {
     if (!this.#ordered) this.#rememberRead(userId, changes)
     for (const c of this.#hub.registry.of(userId)) {
-      // Sent above the seq read (only when the reads gave up on a stream of publishes): those went out
-      // live, `read: false`, and the client counted each; so does the count it is told.
+      // Sent above the seq read (only when the reads stopped while stale): those went out live,
+      // `read: false`, and the client counted each; so does the count it is told.
       const seq = Math.max(state.latestSeq, c.replay.sentSeq)
       const unreadCount = state.unreadCount + seq - state.latestSeq
       let all: number | undefined
