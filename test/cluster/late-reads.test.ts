@@ -140,3 +140,19 @@ it('ids told more than 30 s ago fill the record while the user goes on reading: 
     clock.mockRestore()
   }
 }, 60_000)
+
+it('a read change told as it came (the state could not be read) is not remembered: a notification it named comes unread', async () => {
+  const user = 'late2'
+  const observer = await tab(C, user)
+  const marker = await tab(B, user)
+  const read = C.store.user
+  C.store.user = async () => {
+    C.store.user = read
+    throw new Error('the store is away')
+  }
+  const { note, store } = await lateRead(user, observer, marker)
+  expect(store?.unreadCount).toBe(0)
+  expect(observer.client.unreadCount).toBe(0)
+  // C told the observer of the change (its frame as it came) but did not remember it.
+  expect(note).toMatchObject({ read: true })
+})
