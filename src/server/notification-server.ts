@@ -79,13 +79,17 @@ const STALE_READS = 5
  * sent read. Events between processes lag by milliseconds; this is ample.
  */
 const LATE_READ_MS = 30_000
-/** Most ids remembered so per user. */
+/** Most ids remembered so per user: past it, the oldest go first. */
 const LATE_READ_IDS = 1000
 
-/** What read changes told a user's connections here had become read, until `until` (see {@link LATE_READ_MS}). */
+/** What read changes told a user's connections here had become read, each until when (see {@link LATE_READ_MS}). */
 interface ToldRead {
+  /** A `read {all}`'s seq, and until when. */
   all: number
-  ids: Set<string>
+  allUntil: number
+  /** Id → until when, oldest first. */
+  ids: Map<string, number>
+  /** Until when anything is kept: the latest of the above. */
   until: number
 }
 
@@ -653,7 +657,7 @@ export class NotificationServer {
       // Live, it is unread, unless a read change told here before its event came said otherwise.
       const told = this.#toldRead.size === 0 ? undefined : this.#toldRead.get(userId)
       if (told) id ??= (JSON.parse(`${event.shared}}`) as { id: string }).id
-      const frame = notificationFrame(event.shared, seq, told !== undefined && (seq <= told.all || told.ids.has(id!)))
+      const frame = notificationFrame(event.shared, seq, told !== undefined && this.#toldReadOf(told, seq, id!))
       // One encoding for all of a user's sockets; ws would otherwise encode the string per send.
       const data = connections.size > 1 ? Buffer.from(frame) : frame
       for (const c of connections) c.replay.deliver(seq, data)
@@ -728,6 +732,7 @@ export class NotificationServer {
       }
     } catch (error) {
       this.#hub.log.warn({ err: error, user: userId }, 'reading the read state failed; read changes go out with their own counts')
+      if (!this.#ordered) this.#rememberRead(userId, read.changes)
       // A request for the count alone has nothing to send: the frames it follows went out already.
       for (const { frame, origin } of read.changes) if (frame !== undefined) this.#tellAsItCame(userId, frame, origin)
     } finally {
@@ -780,16 +785,32 @@ export class NotificationServer {
    * one comes after the change that named it. Its frame says read then (see {@link #route}).
    */
   #rememberRead(userId: string, changes: readonly PendingChange[]): void {
+    // A request for the count, or retention's lower count, made nothing read: nothing to keep.
+    if (!changes.some((change) => change.all || change.ids.length > 0)) return
     let told = this.#toldRead.get(userId)
     if (!told) {
-      told = { all: 0, ids: new Set(), until: 0 }
+      told = { all: 0, allUntil: 0, ids: new Map(), until: 0 }
       this.#toldRead.set(userId, told)
     }
-    told.until = Date.now() + LATE_READ_MS
+    const until = Date.now() + LATE_READ_MS
+    told.until = until
     for (const change of changes) {
-      if (change.all) told.all = Math.max(told.all, change.seq)
-      else for (const id of change.ids) if (told.ids.size < LATE_READ_IDS) told.ids.add(id)
+      if (change.all) {
+        told.all = Math.max(told.all, change.seq)
+        told.allUntil = until
+      }
+      for (const id of change.ids) {
+        told.ids.delete(id) // to the end: the newest
+        told.ids.set(id, until)
+        if (told.ids.size > LATE_READ_IDS) told.ids.delete(told.ids.keys().next().value!)
+      }
     }
+  }
+
+  /** Whether a read change told here lately made this notification of the user read. */
+  #toldReadOf(told: ToldRead, seq: number, id: string): boolean {
+    const now = Date.now()
+    return (seq <= told.all && told.allUntil > now) || (told.ids.get(id) ?? 0) > now
   }
 
   #attach(server: HttpServer): void {

@@ -8,7 +8,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { pino } from 'pino'
-import { afterAll, beforeAll, expect, inject, it } from 'vitest'
+import { afterAll, beforeAll, expect, inject, it, vi } from 'vitest'
 import type { BrokerEvent } from '../../src/server/index.js'
 import { NotificationServer, PostgresStore, RedisBroker } from '../../src/server/index.js'
 import { API_KEY, closeTabs, openTab, SECRET, sleep, type Tab, until } from './harness.js'
@@ -349,4 +349,77 @@ it('the connection that made a change ends on the store’s count when a later n
   const store = (await db.user('r3'))!.unreadCount
   expect(store).toBe(1)
   expect(marker.client.unreadCount).toBe(store)
+})
+
+// A notification read before its event reached C, later than the change that named it.
+/**
+ * The late-read race of the first case above: a notification published on A (its event
+ * held), marked read on B, whose change reaches C first; then A's event. Resolves to what the
+ * observer got.
+ */
+async function lateRead(user: string, observer: Tab, marker: Tab) {
+  A.gate.hold()
+  const sent = A.server.sendToUser(user, { title: 'late', body: '' })
+  await A.gate.holding()
+  const [entry] = await db.history(user, undefined, 1)
+  const heard = observer.reads.length
+  await marker.client.markRead(entry!.id)
+  await until(() => observer.reads.length > heard, 5000, 'the observer hears the read change')
+  await A.gate.release()
+  await sent
+  await until(() => observer.notes.some((n) => n.id === entry!.id), 5000, 'the observer gets the notification')
+  await sleep(100)
+  return { note: observer.notes.find((n) => n.id === entry!.id)!, store: await db.user(user) }
+}
+
+// Regression: the record's ids expired together, and once 1,000 were kept no more were: what she read then was never remembered.
+it('a notification read just now comes read, after 1,000 ids told 40 s ago and a change every 20 s since', async () => {
+  // A user who works through her inbox: 1,000 notifications marked read (two pages of 500), then
+  // she goes on reading (a change every 20 s). What she reads last must be remembered.
+  const user = 'late1'
+  for (let i = 0; i < 1001; i += 100) {
+    await Promise.all(
+      Array.from({ length: Math.min(100, 1001 - i) }, (_, k) => C.server.sendToUser(user, { title: `n${i + k}`, body: '' })),
+    )
+  }
+  const observer = await tab(C, user)
+  const marker = await tab(B, user)
+  await until(() => observer.notes.length === 1001 && marker.notes.length === 1001, 30_000, 'both replay the inbox')
+  const ids = observer.notes.map((n) => n.id)
+  await marker.client.markRead(ids.slice(0, 500))
+  await marker.client.markRead(ids.slice(500, 1000))
+  await until(() => observer.client.unreadCount === 1, 5000, 'the observer is told of the 1,000')
+  const realNow = Date.now.bind(Date)
+  let offset = 0
+  const clock = vi.spyOn(Date, 'now').mockImplementation(() => realNow() + offset)
+  try {
+    offset = 20_000 // 20 s on, she reads one more: C tells it (and the record lives on)
+    await marker.client.markRead(ids[1000]!)
+    await until(() => observer.client.unreadCount === 0, 5000, 'the observer is told of the 1,001st')
+    offset = 40_000 // the 1,000 were told 40 s ago
+    await sleep(1100) // an upkeep runs: nothing of the record has expired (the last change was 20 s ago)
+    const { note, store } = await lateRead(user, observer, marker)
+    expect(store?.unreadCount).toBe(0)
+    expect(observer.client.unreadCount).toBe(0)
+    // Told on C a moment ago, among ids told 40 s ago.
+    expect(note).toMatchObject({ read: true })
+  } finally {
+    clock.mockRestore()
+  }
+}, 60_000)
+
+// Regression: a change told as it came (its user's state could not be read) was not remembered.
+it('a read change told as it came (the state could not be read) is remembered too: a notification it named comes read', async () => {
+  const user = 'late2'
+  const observer = await tab(C, user)
+  const marker = await tab(B, user)
+  const read = C.store.user
+  C.store.user = async () => {
+    C.store.user = read
+    throw new Error('the store is away')
+  }
+  const { note, store } = await lateRead(user, observer, marker)
+  expect(store?.unreadCount).toBe(0)
+  expect(observer.client.unreadCount).toBe(0)
+  expect(note).toMatchObject({ read: true })
 })
