@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { pino } from 'pino'
+import { type Logger, pino } from 'pino'
 import { afterEach, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { NotificationClient } from '../../src/index.js'
@@ -91,15 +91,35 @@ async function markRead(phone: RawClient, id: string, requestId: string): Promis
 
 describe('read frames held back by a connection', () => {
   /** Ann with two unread and her phone live, one store method gated (closed by the test when it wants). */
-  async function annWithTwo(method: 'after' | 'touchUser') {
+  async function annWithTwo(method: 'after' | 'touchUser', logger?: Logger) {
     const store = sqlite()
     const held = gate(store, method)
-    const s = await server({ store })
+    const s = await server({ store, ...(logger && { logger }) })
     const first = await s.server.sendToUser('ann', { title: 'one', body: '' })
-    await s.server.sendToUser('ann', { title: 'two', body: '' })
+    const second = await s.server.sendToUser('ann', { title: 'two', body: '' })
     const phone = await authedClient(s, 'ann')
     raws.push(phone)
-    return { store, held, s, first, phone }
+    return { store, held, s, first, second, phone }
+  }
+
+  /**
+   * Ann's laptop connects; its replay round waits (`after`) while she reads the first on her phone
+   * (the laptop is told it, held) and a third comes. Then the count read after the held frames is gated
+   * too (`user`, as the test asks) and the round goes on.
+   */
+  async function heldThenRead(setUp: Awaited<ReturnType<typeof annWithTwo>>, user: ReturnType<typeof gate>) {
+    const { held: after, s, first, phone } = setUp
+    after.close()
+    const laptop = laptopOf(s)
+    laptop.connect()
+    await after.reached
+    await markRead(phone, first.id, 'm1')
+    await s.server.sendToUser('ann', { title: 'three', body: '' })
+    user.close()
+    after.open()
+    await laptop.ready()
+    await within(user.reached, 'the count was not read again')
+    return laptop
   }
 
   // Regressions, one short each (1, not 2):
@@ -131,9 +151,6 @@ describe('read frames held back by a connection', () => {
 
   // The read the fix added, when it fails: nothing more is sent, and close() waits for it.
   it('a failed read of the count after held frames logs a warning, sends nothing more, and close() waits for it', async () => {
-    const store = sqlite()
-    const after = gate(store, 'after')
-    const user = gate(store, 'user', { fail: true })
     const warnings: string[] = []
     const sink = new Writable({
       write(line: Buffer, _encoding, done) {
@@ -141,22 +158,11 @@ describe('read frames held back by a connection', () => {
         done()
       },
     })
-    const s = await server({ store, logger: pino({ level: 'warn' }, sink) })
-    const first = await s.server.sendToUser('ann', { title: 'one', body: '' })
-    await s.server.sendToUser('ann', { title: 'two', body: '' })
-    const phone = await authedClient(s, 'ann')
-    raws.push(phone)
-    after.close()
-    const laptop = laptopOf(s)
-    laptop.connect()
-    await after.reached
-    await markRead(phone, first.id, 'm1')
-    await s.server.sendToUser('ann', { title: 'three', body: '' })
+    const setUp = await annWithTwo('after', pino({ level: 'warn' }, sink))
+    const { s } = setUp
     // The round ends, the held frame goes, and the count is read again: that read fails.
-    user.close()
-    after.open()
-    await laptop.ready()
-    await within(user.reached, 'the count was not read again')
+    const user = gate(setUp.store, 'user', { fail: true })
+    const laptop = await heldThenRead(setUp, user)
     await sleep(50)
     // What was held went out (its count, one short); the read in flight has not ended.
     expect(laptop.unreadCount).toBe(1)
@@ -175,25 +181,11 @@ describe('read frames held back by a connection', () => {
   // The count read after held frames is older than a read change made while it was on its way: that
   // change waits for a read after it, not to go out first and be undone by the older count.
   it('a read change made while the count is read again waits for a read after it', async () => {
-    const store = sqlite()
-    const after = gate(store, 'after')
-    const user = gate(store, 'user', { afterRead: true })
-    const s = await server({ store })
-    const first = await s.server.sendToUser('ann', { title: 'one', body: '' })
-    const second = await s.server.sendToUser('ann', { title: 'two', body: '' })
-    const phone = await authedClient(s, 'ann')
-    raws.push(phone)
-    after.close()
-    const laptop = laptopOf(s)
-    laptop.connect()
-    await after.reached
-    await markRead(phone, first.id, 'm1')
-    await s.server.sendToUser('ann', { title: 'three', body: '' })
+    const setUp = await annWithTwo('after')
+    const { store, second, phone } = setUp
     // The round ends and the count is read again (2 unread): its answer waits.
-    user.close()
-    after.open()
-    await laptop.ready()
-    await within(user.reached, 'the count was not read again')
+    const user = gate(store, 'user', { afterRead: true })
+    const laptop = await heldThenRead(setUp, user)
     // She reads the second on her phone meanwhile: 1 unread.
     await markRead(phone, second.id, 'm2')
     user.open()
