@@ -9,6 +9,7 @@
  */
 import { createServer, type RequestListener, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import Database from 'better-sqlite3'
 import WebSocket, { WebSocketServer } from 'ws'
 import type { BenchPayload, BenchServer } from './shared.js'
 
@@ -17,8 +18,30 @@ export class PlainWsServer implements BenchServer {
   readonly #wss: WebSocketServer
   /** userId → that user's open sockets. */
   readonly #users = new Map<string, Set<WebSocket>>()
+  /** With `commit`: each publish is committed to SQLite before it is sent. */
+  readonly #commit: ((userIds: readonly string[], message: string) => void) | undefined
 
-  constructor() {
+  /**
+   * `commit`: a SQLite file. Each publish is then written (the message once, an entry for each
+   * recipient) and committed before it is sent, in WAL mode with synchronous=NORMAL as belfry's
+   * store: plain ws plus the one durable commit belfry's guarantee needs, nothing else (no seq, no
+   * auth, no replay). A baseline for what belfry costs beyond that commit (BENCH_WS_COMMIT=1).
+   */
+  constructor({ commit }: { commit?: string } = {}) {
+    if (commit) {
+      const db = new Database(commit)
+      db.pragma('journal_mode = WAL')
+      db.pragma('synchronous = NORMAL')
+      // IF NOT EXISTS: the storm restarts the server on the same file.
+      db.exec(`CREATE TABLE IF NOT EXISTS messages (no INTEGER PRIMARY KEY, body TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS entries (user_id TEXT NOT NULL, message_no INTEGER NOT NULL)`)
+      const message = db.prepare('INSERT INTO messages (body) VALUES (?)')
+      const entry = db.prepare('INSERT INTO entries (user_id, message_no) VALUES (?, ?)')
+      this.#commit = db.transaction((userIds: readonly string[], body: string) => {
+        const no = message.run(body).lastInsertRowid
+        for (const userId of userIds) entry.run(userId, no)
+      })
+    }
     this.#http = createServer(publishRoute((userId, p) => this.#send(userId, p)))
     this.#wss = new WebSocketServer({ server: this.#http, perMessageDeflate: false })
     this.#wss.on('connection', (ws) => this.#accept(ws))
@@ -67,8 +90,11 @@ export class PlainWsServer implements BenchServer {
   /** Sends to the user's open sockets; returns how many. */
   #send(userId: string, p: BenchPayload): number {
     const sockets = this.#users.get(userId)
-    if (!sockets) return 0
+    if (!sockets && !this.#commit) return 0
     const message = JSON.stringify({ type: 'notification', ...p, timestamp: new Date().toISOString() })
+    // Durable before it is sent, the user online or not, as belfry's publish.
+    this.#commit?.([userId], message)
+    if (!sockets) return 0
     let sent = 0
     for (const ws of sockets) {
       if (ws.readyState !== WebSocket.OPEN) continue
@@ -80,6 +106,7 @@ export class PlainWsServer implements BenchServer {
 
   async broadcast(p: BenchPayload): Promise<void> {
     const message = JSON.stringify({ type: 'notification', ...p, timestamp: new Date().toISOString() })
+    this.#commit?.([...this.#users.keys()], message)
     for (const sockets of this.#users.values()) {
       for (const ws of sockets) if (ws.readyState === WebSocket.OPEN) ws.send(message)
     }

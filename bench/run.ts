@@ -11,7 +11,9 @@
  * load of 8 closed-loop HTTP publishers, 3000), BENCH_BACKLOG (10000), BENCH_WINDOW
  * (connects in flight per load generator, 64), BENCH_MAX_MS (hard stop,
  * 600000), BENCH_CPU_PROF (a directory: CPU profiles of the server children),
- * BENCH_SERVERS (a subset, for development), BENCH_DEBUG (more detail on the console).
+ * BENCH_SERVERS (a subset, for development), BENCH_DEBUG (more detail on the console),
+ * BENCH_WS_COMMIT=1 (plain ws commits each publish to SQLite before it sends it: a baseline of
+ * plain ws plus the durable commit belfry's guarantee needs).
  *
  * Writes bench/RESULTS.md and bench/chart.svg.
  */
@@ -615,6 +617,7 @@ function report(
     'BENCH_STREAM_MS',
     'BENCH_LOAD_MS',
     'BENCH_BACKLOG',
+    'BENCH_WS_COMMIT',
     ...CLUSTER_ENV,
   ]
     .filter((k) => process.env[k])
@@ -986,7 +989,7 @@ ${perRound}
 
 - Servers: belfry's \`NotificationServer\` (SQLite in a temporary directory, WAL, logger at
   \`warn\`); \`bench/plain-ws-server.ts\`, the article's in-memory service on \`ws\` (user id
-  taken from the auth frame, nothing stored, one \`JSON.stringify\` per send); socket.io 4 with
+  taken from the auth frame, nothing stored, one \`JSON.stringify\` per send${process.env.BENCH_WS_COMMIT === '1' ? '; **in this run with BENCH_WS_COMMIT=1: each publish committed to SQLite (the message, an entry per recipient; WAL, synchronous=NORMAL) before it is sent**' : ''}); socket.io 4 with
   \`transports: ['websocket']\`, the user id from the handshake's \`auth\` and a room per user.
   No per-message deflate anywhere. Each server runs in its own process (\`--expose-gc\`),
   started fresh for each round, on 127.0.0.1.

@@ -108,7 +108,11 @@ function offMainThreadMs(): number | undefined {
 }
 
 function make(): BenchServer {
-  if (kind === 'ws') return new PlainWsServer()
+  if (kind === 'ws') {
+    if (process.env.BENCH_WS_COMMIT !== '1') return new PlainWsServer()
+    dir ??= mkdtempSync(join(tmpdir(), 'belfry-bench-'))
+    return new PlainWsServer({ commit: join(dir, 'plain-ws.db') })
+  }
   if (kind === 'socketio') return new SocketIoServer()
   dir ??= mkdtempSync(join(tmpdir(), 'belfry-bench-'))
   const logger = pino(
