@@ -314,12 +314,14 @@ export class Link implements Connection {
     }
   }
 
-  /** `delay`: a 4029's; absent or 0, the backoff's, held to [0, 2^31-1] ms (NaN and Infinity wait the longest). */
-  #retry(reason: string, delay?: number): void {
+  /**
+   * `delay`: a 4029's; absent or 0, the backoff's, held to [0, 2^31-1] ms (NaN and Infinity wait the longest).
+   * `rearm`: the rest of a 4029's delay waited out again (back online within it): no attempt was made.
+   */
+  #retry(reason: string, delay?: number, rearm?: boolean): void {
     let retryIn = delay || this.#o.backoff(this.#attempt)
     retryIn = retryIn < NEVER ? Math.max(0, retryIn) : NEVER
-    // Back online within a 4029's delay, it waits out the rest of it: no attempt was made.
-    if (reason !== 'online') this.#attempt++
+    if (!rearm) this.#attempt++
     if (this.#set('reconnecting', reason, retryIn)) this.#phase = setTimeout(() => this.#open('retry'), retryIn)
   }
 
@@ -347,7 +349,7 @@ export class Link implements Connection {
       if (wait <= 0) {
         this.#attempt = 0
         void this.#open('online')
-      } else if (this.#state === 'offline') this.#retry('online', wait)
+      } else if (this.#state === 'offline') this.#retry('online', wait, true)
     })
     listen(d, 'visibilitychange', () => {
       if (d?.visibilityState !== 'visible') return

@@ -104,8 +104,9 @@ function readBody(req: IncomingMessage, max: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
     let size = 0
+    const off = () => req.off('data', data).off('end', end).off('error', stop).off('close', closed)
     const stop = (error: Error) => {
-      req.off('data', data).off('end', end).off('error', stop).off('close', closed)
+      off()
       reject(error)
     }
     const data = (chunk: Buffer) => {
@@ -114,7 +115,7 @@ function readBody(req: IncomingMessage, max: number): Promise<string> {
       else chunks.push(chunk)
     }
     const end = () => {
-      req.off('data', data).off('error', stop).off('close', closed)
+      off()
       try {
         resolve(UTF8.decode(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)))
       } catch {

@@ -767,10 +767,12 @@ export class NotificationServer {
       const ids = new Set<string>()
       let theirs = false
       for (const change of changes) {
-        // Its own: the reply's count is behind only if the socket was sent a later seq (maybe before the reply).
-        if (change.origin === c.id && c.replay.sentSeq <= change.seq) continue
+        if (change.origin === c.id) {
+          // Its own: the reply's count is behind only if the socket was sent a later seq (maybe before the reply).
+          if (c.replay.sentSeq > change.seq) theirs = true
+          continue
+        }
         theirs = true
-        if (change.origin === c.id) continue
         if (change.all) all = Math.max(all ?? 0, change.seq)
         else for (const id of change.ids) ids.add(id)
       }
