@@ -46,8 +46,14 @@ export const MAX_QUEUED_REQUESTS = 64
 /** Connection ids: a random tag per process and a counter, unique across processes sharing a broker. */
 const PROCESS_TAG = randomBytes(6).toString('base64url')
 let serial = 0
-/** How long a slow consumer has to read its close frame before the socket is destroyed. */
-const SLOW_CONSUMER_GRACE_MS = 5000
+/**
+ * How long a socket the server closed after auth (a slow consumer, a rate
+ * limit, a protocol error, an expired token, a shutdown) has to answer its
+ * close frame before it is destroyed, instead of ws's 30 s: the user's
+ * connection cap no longer counts it, so a client that never answers would
+ * otherwise hold sockets past the cap.
+ */
+const CLOSE_GRACE_MS = 5000
 /**
  * How long a socket refused before auth (bad token, no auth in time, too many
  * bad frames) has to read its close frame before it is destroyed, instead of
@@ -242,11 +248,9 @@ export class Connection {
     this.hub.metrics?.closed(code)
     if (refused) this.hub.metrics?.refused(code)
     if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(code, reason)
-    // A client that does not read will not read the close frame either, and one refused before auth
-    // may never answer it: free the socket soon, not after ws's 30 s close timeout.
-    if (refused || code === CloseCode.SlowConsumer) {
-      setTimeout(() => this.ws.terminate(), refused ? REFUSED_GRACE_MS : SLOW_CONSUMER_GRACE_MS).unref()
-    }
+    // A client that does not read will not read the close frame either, and any may never answer it:
+    // free the socket soon, not after ws's 30 s close timeout.
+    setTimeout(() => this.ws.terminate(), refused ? REFUSED_GRACE_MS : CLOSE_GRACE_MS).unref()
   }
 
   /** From the socket's shared `message` listener. */
