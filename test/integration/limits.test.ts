@@ -72,6 +72,26 @@ describe('inbound rate limit', () => {
     for (const x of [a, b, bob]) x.close()
   })
 
+  it('a socket the server closed after auth is destroyed within 5 s when its client never answers the close: no user holds sockets past the cap that way', async () => {
+    const s = await start({ limits: { maxConnectionsPerUser: 2, ratePerSecond: 1, rateBurst: 2 } })
+    // Spend the user's frame budget: from now on each new connection of ann is cut (4029) at its first frame.
+    const first = await authedClient(s, 'ann')
+    for (let i = 0; i < 3; i++) first.send({ type: 'ping' })
+    expect((await first.closed).code).toBe(CloseCode.RateLimited)
+    const held: RawClient[] = []
+    for (let i = 0; i < 12; i++) {
+      const c = await authedClient(s, 'ann')
+      netSocket(c.ws).pause() // reads nothing more: the server's close frame is never answered
+      c.send({ type: 'ping' })
+      held.push(c)
+    }
+    await new Promise((resolve) => setTimeout(resolve, 6500))
+    const { sockets, connections } = s.server.stats()
+    for (const c of held) c.ws.terminate()
+    expect(connections).toBe(0) // the registry forgot them at their close...
+    expect(sockets).toBeLessThanOrEqual(2) // ...and the sockets are gone too (ws alone would hold them 30 s)
+  }, 20_000)
+
   it('past maxUnauthenticated sockets waiting for auth, a new one closes the oldest waiting (4008); authenticated ones do not count', async () => {
     const s = await start({ limits: { maxUnauthenticated: 2 } })
     const a = await rawClient(s.wsUrl)
