@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { SqliteStore } from '../../src/server/store/sqlite.js'
+import { MARK_SCAN_SEQS, SqliteStore } from '../../src/server/store/sqlite.js'
 import { SCHEMA_VERSION } from '../../src/server/store/sqlite-schema.js'
 import { EXPIRED_KEYS_BATCH, IdempotencyKeyReusedError } from '../../src/server/store/store.js'
 import { storeContract } from '../contract/store.js'
@@ -226,6 +226,57 @@ describe('SqliteStore: its tables', () => {
     ])
     expect((await store.after('ben', 0, 10)).map((n) => n.read)).toEqual([false])
     expect(a4).toBeTruthy()
+  })
+
+  describe(`a long inbox (${3 * MARK_SCAN_SEQS + 5} entries) is marked in parts, other work done between them`, () => {
+    const LONG = 3 * MARK_SCAN_SEQS + 5
+    /** ann's inbox: LONG targeted publishes, gathered into one commit; their ids in seq order. */
+    async function longInbox(): Promise<string[]> {
+      const published = await Promise.all(
+        Array.from({ length: LONG }, (_, i) => store.publish({ userIds: ['ann'] }, note(`n${i + 1}`), undefined, { gather: true })),
+      )
+      return published.map((p) => p.notification.id)
+    }
+    /** Counts the turns of the event loop from now until `stop()`. */
+    function countTurns(): { stop(): number } {
+      let turns = 0
+      let running = true
+      const tick = () => {
+        if (!running) return
+        turns++
+        setImmediate(tick)
+      }
+      setImmediate(tick)
+      return {
+        stop() {
+          running = false
+          return turns
+        },
+      }
+    }
+
+    it('by ids: an id in no part is looked for in every part, the loop free between them; one in the oldest part is found', async () => {
+      const ids = await longInbox()
+      const turns = countTurns()
+      expect(await store.markRead('ann', ['no-such-id'])).toEqual({ ids: [], all: false, seq: LONG, unreadCount: LONG })
+      expect(turns.stop()).toBeGreaterThanOrEqual(3)
+      const oldest = await store.markRead('ann', [ids[0]!, ids[LONG - 1]!])
+      expect(oldest).toEqual({ ids: [ids[0], ids[LONG - 1]], all: false, seq: LONG, unreadCount: LONG - 2 })
+    })
+
+    it('all: in parts, the last reaching what was published meanwhile; then none is unread', async () => {
+      await longInbox()
+      const turns = countTurns()
+      const all = store.markRead('ann', 'all')
+      // Published while the first parts are marked: the last part takes it too.
+      await new Promise((resolve) => setImmediate(resolve))
+      await store.publish({ userIds: ['ann'] }, note('meanwhile'))
+      expect(await all).toEqual({ ids: [], all: true, seq: LONG + 1, unreadCount: 0 })
+      expect(turns.stop()).toBeGreaterThanOrEqual(3)
+      expect((await store.after('ann', LONG - 2, 10)).map((n) => n.read)).toEqual([true, true, true])
+      expect((await store.user('ann'))!.unreadCount).toBe(0)
+      expect(snapshot(raw()).inbox.filter((e) => !(e as { read: number }).read)).toEqual([])
+    })
   })
 
   it('writes the acks of a window together, in one commit, though each came in a turn of its own', async () => {

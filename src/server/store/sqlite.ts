@@ -44,6 +44,15 @@ const CHECKPOINT_MS = 1000
 const FULL_HEADROOM_PAGES = 16
 /** Users one retention batch looks at. */
 const PRUNE_USERS = 500
+/**
+ * The inbox entries (by seq) a mark read looks through at a time: a long
+ * inbox is read in parts, the server's other work done between them (an id in
+ * none of it is looked for to the end; a user may have any number unread).
+ */
+export const MARK_SCAN_SEQS = 4096
+
+/** The rest of this turn of the event loop: I/O and timers waiting run first. */
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve))
 
 /** Options of {@link SqliteStore}. */
 export interface SqliteStoreOptions {
@@ -136,7 +145,9 @@ export class SqliteStore implements Store {
   readonly #s
   readonly #publishTx: Database.Transaction<(audience: Audience, input: NotificationInput, idempotency?: IdempotencyKey) => Published>
   readonly #fanOutTx: Database.Transaction<() => FanOutBatch | undefined>
-  readonly #markReadTx: Database.Transaction<(userId: string, ids: readonly string[] | 'all') => ReadChange>
+  readonly #markSeqsTx: Database.Transaction<(userId: string, found: ReadonlyMap<number, string>) => ReadChange>
+  readonly #markRangeTx: Database.Transaction<(userId: string, after: number, upTo: number) => void>
+  readonly #markRestTx: Database.Transaction<(userId: string, after: number) => ReadChange>
   readonly #subscribeTx: Database.Transaction<(userId: string, topics: readonly string[], max: number) => string[]>
   readonly #unsubscribeTx: Database.Transaction<(userId: string, topics: readonly string[]) => void>
   /** Acks, by user (the highest seq): many (one per client per burst of deliveries), none urgent. */
@@ -254,13 +265,14 @@ export class SqliteStore implements Store {
       // The user's unread entries newest first, each notification's id read by its no (ids have no
       // index: it would cost every publish a page), up to as many as were asked for: most marks are of
       // recent notifications, and the scan stops once each is found.
-      unreadOf: db.prepare(
+      unreadIn: db.prepare(
         `SELECT i.seq, n.id FROM inbox i JOIN notifications n ON n.no = i.notification_no
-         WHERE i.user_no = ${USER_NO} AND i.read = 0 AND n.id IN (SELECT value FROM json_each(?))
-         ORDER BY i.seq DESC LIMIT ?`,
+         WHERE i.user_no = ${USER_NO} AND i.seq > ? AND i.seq <= ? AND i.read = 0 AND n.id IN (SELECT value FROM json_each(?))`,
       ),
-      markSeqs: db.prepare(`UPDATE inbox SET read = 1 WHERE user_no = ${USER_NO} AND seq IN (SELECT value FROM json_each(?))`),
-      markAll: db.prepare(`UPDATE inbox SET read = 1 WHERE user_no = ${USER_NO} AND read = 0 AND seq <= ?`),
+      markSeqs: db.prepare(
+        `UPDATE inbox SET read = 1 WHERE user_no = ${USER_NO} AND read = 0 AND seq IN (SELECT value FROM json_each(?)) RETURNING seq`,
+      ),
+      markRange: db.prepare(`UPDATE inbox SET read = 1 WHERE user_no = ${USER_NO} AND read = 0 AND seq > ? AND seq <= ?`),
       subtractUnread: db.prepare(
         'UPDATE users SET unread = max(0, unread - ?) WHERE id = ? RETURNING unread AS unreadCount, latest_seq AS seq',
       ),
@@ -302,7 +314,12 @@ export class SqliteStore implements Store {
       newUserWindow,
     )
     this.#fanOutTx = db.transaction(this.#fanOut)
-    this.#markReadTx = db.transaction(this.#markRead)
+    this.#markSeqsTx = db.transaction(this.#markSeqs)
+    this.#markRangeTx = db.transaction((userId: string, after: number, upTo: number) => {
+      const { changes } = this.#s.markRange.run(userId, after, upTo)
+      this.#s.subtractUnread.run(changes, userId)
+    })
+    this.#markRestTx = db.transaction(this.#markRest)
     this.#subscribeTx = db.transaction(this.#subscribe)
     this.#unsubscribeTx = db.transaction((userId: string, topics: readonly string[]) => {
       for (const topic of topics) this.#s.unsubscribe.run(topic, userId)
@@ -488,25 +505,50 @@ export class SqliteStore implements Store {
     return this.#acks.add(userId, seq)
   }
 
+  /**
+   * By ids: the user's unread entries holding them are looked for newest
+   * first, {@link MARK_SCAN_SEQS} seqs at a time, and those found marked in
+   * one transaction (each only if still unread). All: the entries are marked
+   * oldest first in transactions of {@link MARK_SCAN_SEQS} seqs, the last of
+   * which reaches the latest seq then and says it. Between the parts the
+   * server does its other work.
+   */
   async markRead(userId: string, ids: readonly string[] | 'all'): Promise<ReadChange> {
-    return this.#markReadTx.immediate(userId, ids)
+    const user = this.#s.getUser.get(userId) as UserState | undefined
+    if (!user) return { ids: [], all: ids === 'all', seq: 0, unreadCount: 0 }
+    if (ids === 'all') {
+      let after = user.floor
+      for (; user.latestSeq - after > MARK_SCAN_SEQS; after += MARK_SCAN_SEQS) {
+        this.#markRangeTx.immediate(userId, after, after + MARK_SCAN_SEQS)
+        await nextTurn()
+      }
+      return this.#markRestTx.immediate(userId, after)
+    }
+    const wanted = new Set(ids)
+    const list = JSON.stringify([...wanted])
+    const found = new Map<number, string>()
+    for (let top = user.latestSeq; top > user.floor && found.size < wanted.size; top -= MARK_SCAN_SEQS) {
+      if (top < user.latestSeq) await nextTurn()
+      for (const r of this.#s.unreadIn.all(userId, top - MARK_SCAN_SEQS, top, list) as { seq: number; id: string }[]) found.set(r.seq, r.id)
+    }
+    return this.#markSeqsTx.immediate(userId, found)
   }
 
-  readonly #markRead = (userId: string, ids: readonly string[] | 'all'): ReadChange => {
+  readonly #markSeqs = (userId: string, found: ReadonlyMap<number, string>): ReadChange => {
     const s = this.#s
-    if (ids === 'all') {
-      const user = s.getUser.get(userId) as UserState | undefined
-      const seq = user?.latestSeq ?? 0
-      s.markAll.run(userId, seq)
-      const row = s.zeroUnread.get(userId) as { unreadCount: number; seq: number } | undefined
-      return { ids: [], all: true, seq, unreadCount: row?.unreadCount ?? 0 }
-    }
-    const wanted = [...new Set(ids)]
-    const found = (s.unreadOf.all(userId, JSON.stringify(wanted), wanted.length) as { seq: number; id: string }[]).reverse()
-    if (found.length > 0) s.markSeqs.run(userId, JSON.stringify(found.map((r) => r.seq)))
-    const changed = found.map((r) => r.id)
-    const row = s.subtractUnread.get(changed.length, userId) as { unreadCount: number; seq: number } | undefined
-    return { ids: changed, all: false, seq: row?.seq ?? 0, unreadCount: row?.unreadCount ?? 0 }
+    const marked = found.size === 0 ? [] : (s.markSeqs.all(userId, JSON.stringify([...found.keys()])) as { seq: number }[])
+    const changed = marked.map((r) => r.seq).sort((a, b) => a - b)
+    const row = s.subtractUnread.get(changed.length, userId) as { unreadCount: number; seq: number }
+    return { ids: changed.map((seq) => found.get(seq)!), all: false, seq: row.seq, unreadCount: row.unreadCount }
+  }
+
+  /** The last part of a mark all: every entry after `after` up to the latest seq now; then none is unread. */
+  readonly #markRest = (userId: string, after: number): ReadChange => {
+    const s = this.#s
+    const { latestSeq } = s.getUser.get(userId) as UserState
+    s.markRange.run(userId, after, latestSeq)
+    const row = s.zeroUnread.get(userId) as { unreadCount: number; seq: number }
+    return { ids: [], all: true, seq: latestSeq, unreadCount: row.unreadCount }
   }
 
   async subscribe(userId: string, topics: readonly string[], max: number): Promise<string[]> {
