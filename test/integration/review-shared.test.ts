@@ -18,7 +18,11 @@ afterEach(async () => {
 })
 
 let n = 0
-function openTab(url: string, token: () => Promise<string>): { client: NotificationClient; events: Recorder } {
+function openTab(
+  url: string,
+  token: () => Promise<string>,
+  Channel: typeof BroadcastChannel = BroadcastChannel,
+): { client: NotificationClient; events: Recorder } {
   const id = `review-tab${++n}`
   const client = new NotificationClient({
     url,
@@ -26,7 +30,7 @@ function openTab(url: string, token: () => Promise<string>): { client: Notificat
     WebSocket,
     backoff: FAST_BACKOFF,
     storage: memoryStorage(),
-    connection: sharedConnection({ beat: 50, stale: 200, locks: locks.forTab(id), BroadcastChannel }),
+    connection: sharedConnection({ beat: 50, stale: 200, locks: locks.forTab(id), BroadcastChannel: Channel }),
   })
   clients.push(client)
   const events = record(client)
@@ -70,5 +74,34 @@ describe('review: belfry/shared across a server that starts over on another data
     await vi.waitFor(() => expect(leader.events.notifications.map((x) => x.title)).toContain('new 3'))
     await new Promise((r) => setTimeout(r, 300))
     expect(follower.events.notifications.map((x) => x.title)).toContain('new 3')
+  })
+})
+
+describe('review: belfry/shared and a message lost between tabs', () => {
+  it('a follower that missed the last notification the leader relayed gets it without waiting for another one', async () => {
+    const s: TestServer = await startServer()
+    closers.push(() => s.dispose())
+    const leader = openTab(s.wsUrl, () => s.token('ann'))
+    await leader.client.ready()
+    /** The follower's channel loses the one message that relays seq 3 (as a frozen or busy tab may). */
+    let lost = 0
+    class LossyChannel extends BroadcastChannel {
+      constructor(name: string) {
+        super(name)
+        this.addEventListener('message', (e) => {
+          const m = (e as MessageEvent).data as { f?: { type: string; seq?: number } }
+          if (m.f?.type === 'notification' && m.f.seq === 3 && !lost++) e.stopImmediatePropagation()
+        })
+      }
+    }
+    const follower = openTab(s.wsUrl, () => s.token('ann'), LossyChannel)
+    await follower.client.ready()
+    for (let i = 1; i <= 3; i++) await publish(s, `n${i}`)
+    await vi.waitFor(() => expect(leader.events.seqs()).toEqual([1, 2, 3]))
+    // The leader's beats (every 50 ms) say its latest seq is 3: a second is twenty of them.
+    await new Promise((r) => setTimeout(r, 1000))
+    expect(lost).toBe(1)
+    expect(follower.events.seqs()).toEqual([1, 2, 3])
+    expect(follower.client.unreadCount).toBe(3)
   })
 })
