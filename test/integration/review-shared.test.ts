@@ -1,7 +1,7 @@
 import { pino } from 'pino'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import WebSocket from 'ws'
-import { memoryStorage, NotificationClient } from '../../src/index.js'
+import { type CursorStorage, memoryStorage, NotificationClient } from '../../src/index.js'
 import { NotificationServer } from '../../src/server/index.js'
 import { sharedConnection } from '../../src/shared/index.js'
 import { FAST_BACKOFF, type Recorder, record } from '../helpers/client.js'
@@ -22,6 +22,7 @@ function openTab(
   url: string,
   token: () => Promise<string>,
   Channel: typeof BroadcastChannel = BroadcastChannel,
+  storage: CursorStorage = memoryStorage(),
 ): { client: NotificationClient; events: Recorder } {
   const id = `review-tab${++n}`
   const client = new NotificationClient({
@@ -29,7 +30,7 @@ function openTab(
     token,
     WebSocket,
     backoff: FAST_BACKOFF,
-    storage: memoryStorage(),
+    storage,
     connection: sharedConnection({ beat: 50, stale: 200, locks: locks.forTab(id), BroadcastChannel: Channel }),
   })
   clients.push(client)
@@ -103,5 +104,29 @@ describe('review: belfry/shared and a message lost between tabs', () => {
     expect(lost).toBe(1)
     expect(follower.events.seqs()).toEqual([1, 2, 3])
     expect(follower.client.unreadCount).toBe(3)
+  })
+})
+
+describe('review: belfry/shared and close() from a notification handler', () => {
+  it('a follower closed by its handler mid-batch does not move its stored cursor past what the app was handed', async () => {
+    const s: TestServer = await startServer()
+    closers.push(() => s.dispose())
+    const leader = openTab(s.wsUrl, () => s.token('ann'))
+    await leader.client.ready()
+    for (let i = 1; i <= 6; i++) await publish(s, `n${i}`)
+    await vi.waitFor(() => expect(leader.events.seqs()).toEqual([1, 2, 3, 4, 5, 6]))
+    // A tab that last saw seq 1 joins: it fills 2..6 from one history page, in order.
+    const stored = memoryStorage()
+    stored.setItem('belfry:cursor:ann', '1')
+    const follower = openTab(s.wsUrl, () => s.token('ann'), BroadcastChannel, stored)
+    // The app closes the client once it has been handed seq 3 (a sign-out, a page leaving).
+    follower.client.on('notification', (n) => {
+      if (n.seq === 3) follower.client.close()
+    })
+    await vi.waitFor(() => expect(follower.client.state).toBe('closed'), 5000)
+    await new Promise((r) => setTimeout(r, 200))
+    expect(follower.events.seqs()).toEqual([2, 3])
+    // The next page load resumes after 3: 4, 5 and 6 were never handed to the app.
+    expect(stored.getItem('belfry:cursor:ann')).toBe('3')
   })
 })
