@@ -179,6 +179,12 @@ export class NotificationClient<Data extends object = JsonObject> {
    * many) is dropped and reported on `error` with the server's code.
    */
   subscribe(topic: string): () => void {
+    if (!topic || typeof topic != 'string') throw new TypeError(`belfry: subscribe() takes a non-empty string; got ${show(topic)}`)
+    // Past the protocol's 256 characters, which no server takes (the frame would fail whole): refused here.
+    if (topic.length > 256) {
+      queueMicrotask(() => this.#refused(topic, 'topic_too_long'))
+      return () => {}
+    }
     this.#leaving.delete(topic)
     this.#topics.add(topic)
     // One frame for the topics of one task (an app subscribing to many at start would spend the
@@ -188,8 +194,10 @@ export class NotificationClient<Data extends object = JsonObject> {
       this.#joining = joining
       queueMicrotask(() => {
         this.#joining = undefined
-        const topics = joining.filter((t) => this.#topics.has(t))
-        if (topics.length) this.#link.send({ type: 'subscribe', topics })
+        this.#topicFrames(
+          'subscribe',
+          joining.filter((t) => this.#topics.has(t)),
+        )
       })
     }
     this.#joining.push(topic)
@@ -208,6 +216,16 @@ export class NotificationClient<Data extends object = JsonObject> {
   }
 
   readonly #report = (e: BelfryError) => this.#events.emit('error', e)
+
+  #refused(topic: string, code: string): void {
+    this.#topics.delete(topic)
+    this.#report(new ProtocolError(`subscription to "${topic}" refused: ${code}`, { code }))
+  }
+
+  /** The protocol's frames take 1–500 topics each. */
+  #topicFrames(type: 'subscribe' | 'unsubscribe', topics: string[]): void {
+    for (let i = 0; i < topics.length; i += 500) this.#link.send({ type, topics: topics.slice(i, i + 500) })
+  }
 
   async #mark(frame: RequestFrame & { type: 'mark_read' }): Promise<ReadEvent> {
     return this.#read(await this.#request(frame))
@@ -243,9 +261,9 @@ export class NotificationClient<Data extends object = JsonObject> {
       this.#requests.rejectAll(new RequestError('not supported by this server'))
     } else {
       this.#requests.flush()
-      // Every topic in one frame: one per topic could spend the user's whole frame budget.
-      if (this.#topics.size) this.#link.send({ type: 'subscribe', topics: [...this.#topics] })
-      if (this.#leaving.size) this.#link.send({ type: 'unsubscribe', topics: [...this.#leaving] })
+      // Every topic in as few frames as the protocol takes: one per topic could spend the user's whole frame budget.
+      this.#topicFrames('subscribe', [...this.#topics])
+      this.#topicFrames('unsubscribe', [...this.#leaving])
       this.#expired = this.#delivery.online(f)
     }
   }
@@ -267,10 +285,7 @@ export class NotificationClient<Data extends object = JsonObject> {
         else this.#delivery.read(f)
         return
       case 'subscribed':
-        for (const { topic, code } of f.refused ?? []) {
-          this.#topics.delete(topic)
-          this.#report(new ProtocolError(`subscription to "${topic}" refused: ${code}`, { code }))
-        }
+        for (const { topic, code } of f.refused ?? []) this.#refused(topic, code)
         return
       case 'unsubscribed':
         for (const t of [f.topic, f.topics].flat()) this.#leaving.delete(t!)

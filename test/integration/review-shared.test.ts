@@ -64,7 +64,12 @@ describe('review: belfry/shared across a server that starts over on another data
 
     // The server at the tabs' URL starts over on that database.
     await old.stop()
-    const restarted = new NotificationServer({ secret: SECRET, apiKey: API_KEY, database: other.database, logger: pino({ level: 'silent' }) })
+    const restarted = new NotificationServer({
+      secret: SECRET,
+      apiKey: API_KEY,
+      database: other.database,
+      logger: pino({ level: 'silent' }),
+    })
     closers.push(() => restarted.close())
     await restarted.listen(old.port, '127.0.0.1')
     await vi.waitFor(() => expect(follower.client.state).toBe('online'), 10_000)

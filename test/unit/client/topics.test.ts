@@ -16,6 +16,23 @@ describe('topic subscriptions', () => {
     expect(server.sent('subscribe')).toEqual([{ type: 'subscribe', topics: ['deploys'] }])
   })
 
+  it('sends many topics in frames of at most 500, at once and after each auth; refuses a topic that is not a non-empty string', async () => {
+    const server = startMockServer()
+    const { client } = await connected(createClient(server))
+    for (let i = 0; i < 1001; i++) client.subscribe(`t${i}`)
+    await tick()
+    expect(server.sent('subscribe').map((f) => (f as { topics: string[] }).topics.length)).toEqual([500, 500, 1])
+    server.peer.close(1006)
+    await vi.waitFor(async () => {
+      await tick(100)
+      expect(client.state).toBe('online')
+    })
+    await tick()
+    expect(server.sent('subscribe').map((f) => (f as { topics: string[] }).topics.length)).toEqual([500, 500, 1, 500, 500, 1])
+    expect(() => client.subscribe('')).toThrow(new TypeError('belfry: subscribe() takes a non-empty string; got ""'))
+    expect(() => client.subscribe(7 as unknown as string)).toThrow(/non-empty string; got 7$/)
+  })
+
   it('sends a subscription made online at once, and an unsubscribe made offline after the next auth', async () => {
     const server = startMockServer()
     const { client } = await connected(createClient(server))

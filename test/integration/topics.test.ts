@@ -6,12 +6,12 @@ const start = useServer()
 const clients = new ClientPool()
 afterEach(() => clients.closeAll())
 
-describe('review: topics subscribed together', () => {
+describe('NotificationClient: topics the protocol would refuse in a frame with others', () => {
   it('a topic too long for the wire does not cost the other topics of its batch their subscription', async () => {
     const t = await start()
     const { client, events } = await clients.online({ url: t.wsUrl, token: () => t.token('ann') })
     client.subscribe('deploys')
-    client.subscribe('x'.repeat(300)) // "too long": the docs say it is dropped and reported with the server's code
+    client.subscribe('x'.repeat(300)) // past the protocol's 256 characters: dropped and reported as the server reports one
     await new Promise((r) => setTimeout(r, 200))
     const res = await httpPublish(t.url, { topic: 'deploys', title: 'shipped', body: '' })
     expect(res.status).toBe(201)
@@ -22,7 +22,7 @@ describe('review: topics subscribed together', () => {
   })
 
   it('an app following more than 500 topics (the server allows 1,000) gets them: the client sends them in frames the protocol takes', async () => {
-    const t = await start({ maxSubscriptionsPerUser: 1000 })
+    const t = await start({ limits: { maxSubscriptionsPerUser: 1000 } })
     const { client, events } = await clients.online({ url: t.wsUrl, token: () => t.token('ann') })
     for (let i = 0; i < 501; i++) client.subscribe(`topic-${i}`)
     await new Promise((r) => setTimeout(r, 300))
