@@ -297,6 +297,8 @@ export class NotificationClient<Data extends object = JsonObject> {
   }
 
   #deliver({ type: _, ...n }: NotificationFrame<Data>): void {
+    // Closed by a handler of an earlier one of a batch: the rest is not the app's, nor its cursor's.
+    if (this.state === 'closed') return
     if (this.#link.legacy) {
       // The article's server sends no id, seq or read state: nothing to resume or dedupe by.
       this.#events.emit('notification', { id: '', seq: 0, read: false, priority: 'medium', ...(n as object) } as Notification<Data>)
