@@ -1,0 +1,47 @@
+/**
+ * Review: an ack that rides on the heartbeat and fails to be written (a store
+ * blip: a PostgreSQL statement timeout, a connection killed) is never tried
+ * again. The connection counts the seq as acked before the write succeeds, so
+ * its later pings carry nothing: the user's acknowledged cursor stays behind
+ * for as long as nothing new is sent, not "at most one heartbeat interval"
+ * (docs/protocol.md, "Acks"). A new device, or the article's client, then
+ * replays what was delivered already.
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, expect, it } from 'vitest'
+import { SqliteStore } from '../../src/server/index.js'
+import { authedClient, httpPublish, type RawClient, startServer, type TestServer } from '../helpers/server.js'
+
+const cleanUp: (() => Promise<unknown> | unknown)[] = []
+afterEach(async () => {
+  for (const step of cleanUp.splice(0).reverse()) await Promise.resolve(step()).catch(() => {})
+})
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+it('an ack write that fails once is written by a later heartbeat: the acknowledged cursor catches up', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'belfry-ack-'))
+  cleanUp.push(() => rmSync(dir, { recursive: true, force: true }))
+  const store = new SqliteStore(join(dir, 'belfry.db'))
+  // The store fails the first ack it is asked to write (as PostgreSQL does for a moment), then works.
+  const ack = store.ack.bind(store)
+  let failures = 1
+  store.ack = (userId, seq) =>
+    failures-- > 0 ? Promise.reject(new Error('canceling statement due to statement timeout')) : ack(userId, seq)
+
+  const s: TestServer = await startServer({ store, limits: { heartbeatMs: 100 } })
+  cleanUp.push(() => s.dispose())
+  const ann: RawClient = await authedClient(s, 'ann')
+  cleanUp.push(() => ann.ws.terminate())
+  expect((await httpPublish(s.url, { userId: 'ann', title: 'one', body: '' })).status).toBe(201)
+  await ann.next((f) => f.type === 'notification' && f.seq === 1)
+
+  // Ten heartbeats: the first one's pong acks seq 1 (its write fails); the store works again from then on.
+  await sleep(1000)
+  expect(failures).toBeLessThanOrEqual(0) // the failing write happened
+  const state = await store.user('ann')
+  // ann's socket has had seq 1 for a second: the cursor should be there, not at 0.
+  expect(state?.ackedSeq).toBe(1)
+})
