@@ -1,11 +1,8 @@
 /**
- * Review: an ack that rides on the heartbeat and fails to be written (a store
- * blip: a PostgreSQL statement timeout, a connection killed) is never tried
- * again. The connection counts the seq as acked before the write succeeds, so
- * its later pings carry nothing: the user's acknowledged cursor stays behind
- * for as long as nothing new is sent, not "at most one heartbeat interval"
- * (docs/protocol.md, "Acks"). A new device, or the article's client, then
- * replays what was delivered already.
+ * An ack that rides on the heartbeat and fails to be written (a store blip: a
+ * PostgreSQL statement timeout, a connection killed) is tried again by the
+ * next heartbeat: the acknowledged cursor trails by at most about one
+ * interval (docs/protocol.md, "Acks"), not for as long as nothing new is sent.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'

@@ -7,6 +7,7 @@ import { holds } from '../helpers/client.js'
 import { authedClient, type RawClient, rawClient, type TestServer, useServer } from '../helpers/server.js'
 
 const start = useServer()
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** Connects with ws options of our own (e.g. `autoPong: false`) and authenticates. */
 async function authedWith(server: TestServer, userId: string, options: WebSocket.ClientOptions): Promise<RawClient> {
@@ -85,7 +86,7 @@ describe('inbound rate limit', () => {
       c.send({ type: 'ping' })
       held.push(c)
     }
-    await new Promise((resolve) => setTimeout(resolve, 6500))
+    await sleep(6500)
     const { sockets, connections } = s.server.stats()
     for (const c of held) c.ws.terminate()
     expect(connections).toBe(0) // the registry forgot them at their close...
@@ -145,6 +146,51 @@ describe('inbound rate limit', () => {
     expect(refused.length).toBeLessThanOrEqual(6)
     expect(c.ws.readyState).toBe(WebSocket.OPEN)
     c.close()
+  })
+
+  it('charges the frames sent right behind the auth frame (handled after it) to the user’s budget too', async () => {
+    // 1 frame a second, 2 at once: a third ping in a row closes the connection with 4029.
+    const s = await start({ limits: { ratePerSecond: 1, rateBurst: 2 } })
+    const token = await s.token('ann')
+    let pongs = 0
+    let rateLimited = 0
+    for (let round = 0; round < 5; round++) {
+      const c = await rawClient(s.wsUrl)
+      // One write: the auth frame and nine requests behind it, all arriving before auth completes.
+      c.send({ type: 'auth', token, since: 0 })
+      for (let i = 0; i < 9; i++) c.send({ type: 'ping', requestId: `p${round}-${i}` })
+      const closed = c.closed.then(({ code }) => code)
+      await Promise.race([c.next((f) => f.requestId === `p${round}-8`).catch(() => undefined), closed])
+      pongs += c.of('pong').length
+      if (c.ws.readyState !== c.ws.OPEN && (await closed) === 4029) rateLimited++
+      c.close()
+    }
+    // 45 requests answered within a second against a budget of 2 + 1/s: the budget counts none of them.
+    // A budget of 2 + 1/s answers a handful at most, and cuts the connections that went past it (4029).
+    expect(pongs).toBeLessThanOrEqual(5)
+    expect(rateLimited).toBeGreaterThan(0)
+  })
+
+  it(`past ${MAX_QUEUED_REQUESTS} waiting, auth and resume frames are answered at once too, not queued without bound`, async () => {
+    // Pages of ~5 KB against a budget of 1 KB/s: the queue waits seconds behind them (as in limits.test.ts).
+    const s = await start({ limits: { sendBytesPerSecond: 1000, sendBurstBytes: 1000, rateBurst: 400, ratePerSecond: 100 } })
+    await s.server.sendToUser('ann', { title: 'big', body: 'x'.repeat(5000) })
+    const c = await authedClient(s, 'ann')
+    for (let i = 0; i < MAX_QUEUED_REQUESTS; i++) c.send({ type: 'history', limit: 1, requestId: `h${i}` })
+    // Then 200 frames the queue takes past its bound: each a second auth (refused once handled) or a resume
+    // (no replay waits for it), each carrying 60 KB the server keeps with the frame until it is handled.
+    const pad = 'x'.repeat(60_000)
+    const token = await s.token('ann')
+    for (let i = 0; i < 100; i++) {
+      c.send({ type: 'auth', token, since: 0, pad })
+      c.send({ type: 'resume', since: 1, requestId: `r${i}`, pad })
+    }
+    await sleep(2000)
+    const answered = c.frames.filter((f) => f.type === 'error' && (f.code === 'rate_limited' || String(f.requestId).startsWith('r'))).length
+    c.ws.terminate()
+    // One more than 64 waiting is answered rate_limited at once (one resume may wait past the bound):
+    // the frames (12 MB) do not wait behind the pages.
+    expect(answered).toBeGreaterThanOrEqual(100)
   })
 
   it('closes a connection that sends no auth frame in time with 4008', async () => {

@@ -104,6 +104,8 @@ export class Connection {
   #queue: Promise<void> = SETTLED
   /** Tasks in the queue, the running one included. */
   #queued = 0
+  /** `resume` frames in the queue: one may wait past the queue's bound (a replay must not stall behind requests), no more. */
+  #resumes = 0
   /**
    * Frames about the user's state (read changes) wait while this is above 0:
    * until `auth_success` has gone out, and while a replay round is on its way.
@@ -268,9 +270,7 @@ export class Connection {
         this.close(CloseCode.ProtocolViolation, 'too many frames before auth')
         return
       }
-    } else if (!this.budget.frames.take()) {
-      this.hub.metrics?.rateLimitCuts.inc()
-      this.close(CloseCode.RateLimited, retryReason('rate limited', Math.max(1000, this.budget.frames.retryMs)))
+    } else if (!this.#spend()) {
       return
     }
     if (isBinary) {
@@ -290,13 +290,30 @@ export class Connection {
       this.ack(f.seq).catch((error: unknown) => this.hub.log.warn({ conn: this.id, err: error }, 'ack failed'))
       return
     }
-    const critical = f.type === 'auth' || f.type === 'resume'
+    const resume = f.type === 'resume'
     const requestId = 'requestId' in f ? f.requestId : undefined
-    if (!critical && this.#queued >= MAX_QUEUED_REQUESTS) {
+    // Before auth the frames are bounded by maxBadFrames; after it, every one by the queue's bound but one resume.
+    if (authed && this.#queued >= MAX_QUEUED_REQUESTS && !(resume && this.#resumes === 0)) {
       this.reject(ErrorCode.RateLimited, `${MAX_QUEUED_REQUESTS} requests are waiting: send more once they are answered`, requestId)
       return
     }
-    this.#enqueue(() => this.#handle(f), critical, requestId)
+    if (resume) this.#resumes++
+    this.#enqueue(
+      () => {
+        if (resume) this.#resumes--
+        return this.#handle(f, !authed)
+      },
+      f.type === 'auth' || resume,
+      requestId,
+    )
+  }
+
+  /** Takes one frame from the user's budget; past it, closes with 4029 and says false. */
+  #spend(): boolean {
+    if (this.budget.frames.take()) return true
+    this.hub.metrics?.rateLimitCuts.inc()
+    this.close(CloseCode.RateLimited, retryReason('rate limited', Math.max(1000, this.budget.frames.retryMs)))
+    return false
   }
 
   /**
@@ -386,13 +403,15 @@ export class Connection {
     this.#enqueue(task, true)
   }
 
-  async #handle(f: ClientFrame): Promise<void> {
+  /** `early`: the frame came before auth, when the user's frame budget was not known: it pays now. */
+  async #handle(f: ClientFrame, early: boolean): Promise<void> {
     if (this.closed) return
     if (f.type === 'auth') return authenticate(this, f)
     if (this.#phase === 'authenticating') {
       this.reject(ErrorCode.NotAuthenticated, 'send an auth frame first', 'requestId' in f ? f.requestId : undefined)
       return
     }
+    if (early && !this.#spend()) return
     return handleRequest(this, f)
   }
 
@@ -446,8 +465,13 @@ export class Connection {
     const seq = this.#pingedSeq
     if (seq === 0 || this.closed || payload.toString() !== String(seq)) return
     this.#pingedSeq = 0
+    const before = this.#pongAcked
     this.#pongAcked = seq
-    this.ack(seq).catch((error: unknown) => this.hub.log.warn({ conn: this.id, err: error }, 'ack failed'))
+    this.ack(seq).catch((error: unknown) => {
+      // Not written: the next ping carries the seq again (unless a later pong has acked more meanwhile).
+      if (this.#pongAcked === seq) this.#pongAcked = before
+      this.hub.log.warn({ conn: this.id, err: error }, 'ack failed')
+    })
   }
 
   /** Called by the server's once-a-second sweep: closes with 4002 once the token has expired. */
