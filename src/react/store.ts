@@ -127,7 +127,8 @@ export function createStore<Data extends object>(
 
   function get(): NotificationClient<Data> {
     let client = now[CLIENT]
-    if (client) return client
+    // One closed while no provider held it (an <Activity> hidden, its effects cleaned up) is made anew.
+    if (client && client.state !== 'closed') return client
     client = now[CLIENT] = 'on' in make ? make : make()
     // A client the app connected already is followed from where it is.
     now[UNREAD] = client.unreadCount
@@ -135,7 +136,8 @@ export function createStore<Data extends object>(
     return client
   }
 
-  const now = [undefined, 0, { state: 'idle' }, undefined] as unknown as Slices<Data>
+  // The list's slot is made by list() below; the client's stays empty (undefined) until get().
+  const now = [0, 0, { state: 'idle' }] as unknown as Slices<Data>
   list()
   return {
     now,

@@ -37,7 +37,7 @@ function Inbox() {
   )
 }
 
-describe('review: BelfryProvider inside <Activity>', () => {
+describe('BelfryProvider inside <Activity>', () => {
   it('hidden, then shown again: the hooks follow a live client, not one closed while hidden that still says online', async () => {
     const server = startMockServer()
     const made: NotificationClient[] = []
