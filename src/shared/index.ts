@@ -196,8 +196,9 @@ function shared(
     if (to === 'online') {
       fetching = 0
       if (snap.seq < cursor) cursor = snap.seq // another database: its numbering
-      // No cursor yet (a new tab with nothing stored): like the server for `since: 0`, nothing old is replayed.
-      if (cursor) want = Math.max(want, snap.seq)
+      // What exists is what the leader's socket says (a seq known from before may be another database's). No cursor
+      // yet (a new tab with nothing stored): fill() asks for nothing, as the server for `since: 0` replays nothing.
+      want = snap.seq
       host.online(snap)
     }
     // A handler may have closed the tab as it went online: that told its own status, from the last one told.
@@ -397,7 +398,7 @@ function shared(
 
   /** Follower: asks the leader for the oldest page (at most 100, the server's history limit) of what it lacks, or for what comes before `before`. */
   function fill(before = Math.min(want, cursor + 100) + 1): void {
-    if (fetching || checking || state !== 'online' || want <= cursor || !cursor) return
+    if (fetching || checking || state !== 'online' || !(want > cursor) || !cursor) return
     fetching = before
     post({ f: { type: 'history', before, limit: before - cursor - 1, requestId: `${tab}:${before}` } })
   }
