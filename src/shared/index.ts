@@ -196,9 +196,6 @@ function shared(
     if (to === 'online') {
       fetching = 0
       if (snap.seq < cursor) cursor = snap.seq // another database: its numbering
-      // What exists is what the leader's socket says (a seq known from before may be another database's). No cursor
-      // yet (a new tab with nothing stored): fill() asks for nothing, as the server for `since: 0` replays nothing.
-      want = snap.seq
       host.online(snap)
     }
     // A handler may have closed the tab as it went online: that told its own status, from the last one told.
@@ -354,6 +351,9 @@ function shared(
       // The leader's socket is gone: before the next, ask the tab's token who its user is, as a socket of its own would.
       if (state === 'online' && to !== 'online') recheck()
       snap = m.n!
+      // What exists: up to the leader's latest seq, which its every beat carries (one relayed that never got here is
+      // fetched), in its socket's numbering (after another database's, lower). Without a cursor fill() asks for nothing.
+      want = snap.seq
       set(to === 'closed' ? 'reconnecting' : to, m.s)
       fill()
     } else if (f.type === 'notification' && f.seq) {
