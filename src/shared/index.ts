@@ -196,8 +196,6 @@ function shared(
     if (to === 'online') {
       fetching = 0
       if (snap.seq < cursor) cursor = snap.seq // another database: its numbering
-      // No cursor yet (a new tab with nothing stored): like the server for `since: 0`, nothing old is replayed.
-      if (cursor) want = Math.max(want, snap.seq)
       host.online(snap)
     }
     // A handler may have closed the tab as it went online: that told its own status, from the last one told.
@@ -353,6 +351,9 @@ function shared(
       // The leader's socket is gone: before the next, ask the tab's token who its user is, as a socket of its own would.
       if (state === 'online' && to !== 'online') recheck()
       snap = m.n!
+      // What exists: up to the leader's latest seq, which its every beat carries (one relayed that never got here is
+      // fetched), in its socket's numbering (after another database's, lower). Without a cursor fill() asks for nothing.
+      want = snap.seq
       set(to === 'closed' ? 'reconnecting' : to, m.s)
       fill()
     } else if (f.type === 'notification' && f.seq) {
@@ -380,11 +381,12 @@ function shared(
    * Hands over, in order, what is held and may go: the next seq, and every
    * seq up to `floor` (the end of a page: each seq up to there that exists is
    * in hand, one missing no longer exists). Then asks for what is missing.
+   * A handler that closes the tab stops it: the rest is not handed over.
    */
   function drain(floor: number): void {
     for (const f of Object.values(held)) {
       const seq = f.seq!
-      if (seq > Math.max(cursor, floor) + 1) break
+      if (state === 'closed' || seq > Math.max(cursor, floor) + 1) break
       delete held[seq]
       if (seq > cursor) {
         cursor = seq
@@ -397,7 +399,7 @@ function shared(
 
   /** Follower: asks the leader for the oldest page (at most 100, the server's history limit) of what it lacks, or for what comes before `before`. */
   function fill(before = Math.min(want, cursor + 100) + 1): void {
-    if (fetching || checking || state !== 'online' || want <= cursor || !cursor) return
+    if (fetching || checking || state !== 'online' || !(want > cursor) || !cursor) return
     fetching = before
     post({ f: { type: 'history', before, limit: before - cursor - 1, requestId: `${tab}:${before}` } })
   }

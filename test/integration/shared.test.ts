@@ -1,11 +1,13 @@
-import { afterEach, describe, expect, it, vi } from 'vitest'
+import { pino } from 'pino'
+import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest'
 import WebSocket from 'ws'
 import { type CursorStorage, memoryStorage, NotificationClient } from '../../src/index.js'
+import { NotificationServer } from '../../src/server/index.js'
 import { sharedConnection } from '../../src/shared/index.js'
 import { FAST_BACKOFF, type Recorder, range, record } from '../helpers/client.js'
 import { FakeLocks } from '../helpers/locks.js'
 import { prune } from '../helpers/retention.js'
-import { httpPublish, type TestServer, useServer } from '../helpers/server.js'
+import { API_KEY, httpPublish, SECRET, startServer, type TestServer, useServer } from '../helpers/server.js'
 
 /**
  * belfry/shared in Node: the real server, Node's BroadcastChannel (shared by
@@ -379,6 +381,22 @@ describe('sharedConnection', () => {
     expect(lossy.events.notifications.filter((n) => n.replayed).map((n) => n.seq)).toEqual([5, 6])
   })
 
+  it('fetches the last notification relayed when a follower missed it, without waiting for another one (the beats say the leader’s latest seq)', async () => {
+    const s = await start()
+    const leader = openTab(s)
+    await leader.client.ready()
+    // The follower's channel loses the one message that relays seq 3 (as a frozen or busy tab may).
+    let lost = 0
+    const lossy = openTab(s, { lose: (m) => !!m.e && m.f?.type === 'notification' && m.f.seq === 3 && !lost++ })
+    await lossy.client.ready()
+    expect(modeOf(lossy)).toBe('follower')
+    await publish(s, 1, 3)
+    await everyTabHas([leader, lossy], [1, 2, 3])
+    expect(lost).toBe(1)
+    expect(lossy.events.notifications.filter((n) => n.replayed).map((n) => n.seq)).toEqual([3])
+    expect(lossy.client.unreadCount).toBe(3)
+  })
+
   it('starts a tab without a cursor from what comes next, as the server does for since 0', async () => {
     const s = await start()
     const first = openTab(s)
@@ -533,6 +551,27 @@ describe('sharedConnection', () => {
     expect(leader.client.mode).toBe('follower')
   })
 
+  it('hands a follower nothing more once its notification handler closes it mid-batch: the stored cursor stays at what the app got', async () => {
+    const s = await start()
+    const leader = openTab(s)
+    await leader.client.ready()
+    await publish(s, 1, 6)
+    await everyTabHas([leader], range(1, 6))
+    // A tab that last saw seq 1 joins: it fills 2–6 from one history page, in order.
+    const stored = memoryStorage()
+    stored.setItem('belfry:cursor:ann', '1')
+    const follower = openTab(s, { storage: stored })
+    // The app closes the client once it has been handed seq 3 (a sign-out, a page leaving).
+    follower.client.on('notification', (n) => {
+      if (n.seq === 3) follower.client.close()
+    })
+    await vi.waitFor(() => expect(follower.client.state).toBe('closed'), 5000)
+    await new Promise((r) => setTimeout(r, 200))
+    expect(follower.events.seqs()).toEqual([2, 3])
+    // The next page load resumes after 3: 4, 5 and 6 were never handed to the app.
+    expect(stored.getItem('belfry:cursor:ann')).toBe('3')
+  })
+
   it('refuses a bad option with a TypeError that says what it got', () => {
     expect(() => sharedConnection({ beat: 0 })).toThrow(new TypeError('sharedConnection: beat must be a positive number of ms; got 0'))
     expect(() => sharedConnection({ stale: Number.NaN })).toThrow(/stale must be a positive number of ms; got NaN/)
@@ -554,5 +593,44 @@ describe('sharedConnection and retention', () => {
     expect(behind.events.statuses.find((e) => e.to === 'online')).toMatchObject({ mode: 'follower', expired: true })
     expect(leader.events.statuses.find((e) => e.to === 'online')).not.toHaveProperty('expired')
     await everyTabHas([behind], [4, 5, 6])
+  })
+})
+
+describe('sharedConnection and a server that starts over on another database', () => {
+  it('a follower takes the new numbering from the leader: it gets the new database’s next notification, and none of its older ones', async () => {
+    // The old server: the tabs get five notifications, so their cursors are 5.
+    const old = await start()
+    const leader = openTab(old)
+    await leader.client.ready()
+    const follower = openTab(old)
+    await follower.client.ready()
+    expect([modeOf(leader), modeOf(follower)]).toEqual(['leader', 'follower'])
+    await publish(old, 1, 5)
+    await everyTabHas([leader, follower], range(1, 5))
+
+    // Another database, which already holds two notifications of ann's (seqs 1 and 2).
+    const other = await startServer()
+    onTestFinished(() => other.dispose())
+    await publish(other, 1, 2)
+    await other.stop()
+
+    // The server at the tabs' URL starts over on that database.
+    await old.stop()
+    const restarted = new NotificationServer({
+      secret: SECRET,
+      apiKey: API_KEY,
+      database: other.database,
+      logger: pino({ level: 'silent' }),
+    })
+    onTestFinished(() => restarted.close())
+    await restarted.listen(old.port, '127.0.0.1')
+    await vi.waitFor(() => expect(follower.client.state).toBe('online'), 10_000)
+    await new Promise((r) => setTimeout(r, 300)) // the follower's gap fill, if any, is over
+
+    // Seq 3 on the new database: past the server's latest at auth (2), so both tabs hand it to the app (and only it).
+    await publish(old, 3, 3)
+    await everyTabHas([leader], [1, 2, 3, 4, 5, 3])
+    await new Promise((r) => setTimeout(r, 300))
+    expect(follower.events.seqs()).toEqual([1, 2, 3, 4, 5, 3])
   })
 })
