@@ -381,12 +381,12 @@ function shared(
    * Hands over, in order, what is held and may go: the next seq, and every
    * seq up to `floor` (the end of a page: each seq up to there that exists is
    * in hand, one missing no longer exists). Then asks for what is missing.
-   * A handler that closes the tab stops it: the rest is not handed over.
+   * A handler that closes the tab leaves the rest to a client that drops it.
    */
   function drain(floor: number): void {
     for (const f of Object.values(held)) {
       const seq = f.seq!
-      if (state === 'closed' || seq > Math.max(cursor, floor) + 1) break
+      if (seq > Math.max(cursor, floor) + 1) break
       delete held[seq]
       if (seq > cursor) {
         cursor = seq
