@@ -179,7 +179,7 @@ export class NotificationClient<Data extends object = JsonObject> {
    * many) is dropped and reported on `error` with the server's code.
    */
   subscribe(topic: string): () => void {
-    if (!topic || typeof topic != 'string') throw new TypeError(`belfry: subscribe() takes a non-empty string; got ${show(topic)}`)
+    if (!topic || typeof topic !== 'string') throw new TypeError(`belfry: subscribe() takes a non-empty string; got ${show(topic)}`)
     // Past the protocol's 256 characters, which no server takes (the frame would fail whole): refused here.
     if (topic.length > 256) {
       queueMicrotask(() => this.#refused(topic, 'topic_too_long'))
