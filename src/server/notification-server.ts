@@ -142,7 +142,7 @@ export class NotificationServer {
   #reconciledAt = Date.now()
   /** A reconcile was asked for while one was in progress: another follows it. */
   #reconcileAgain = false
-  /** A reconcile failed: the next sweep reconciles, not the 30 s one. */
+  /** A read of the store for connections failed (a reconcile, a catch-up): the next sweep reconciles, not the 30 s one. */
   #reconcileDue = false
   /**
    * The broker hands events over at once, in this process (the in-process one): a read change's
@@ -622,9 +622,11 @@ export class NotificationServer {
     }
     const here = userIds.filter((id) => this.#hub.registry.count(id) > 0)
     if (here.length === 0) return
-    this.#readLatest(here).catch((error: unknown) =>
-      this.#hub.log.warn({ err: error }, 'catch-up failed; the next reconcile reads the store'),
-    )
+    this.#readLatest(here).catch((error: unknown) => {
+      // What the catch-up was for may be in no later event: the next sweep reads the store, not the 30 s one.
+      this.#reconcileDue = true
+      this.#hub.log.warn({ err: error }, 'catch-up failed; the next sweep reads the store')
+    })
   }
 
   /** Reads these users' latest seq from the store: their connections here that are behind it catch up. */

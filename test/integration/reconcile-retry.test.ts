@@ -2,7 +2,9 @@
  * A read of the store that a process makes for its connections, and that
  * fails (e.g. a PostgreSQL blip at that moment), is tried again at the next
  * sweep (once a second), not at the 30 s reconcile:
- * - the reconcile when the broker is back (for the events lost while it was away).
+ * - the reconcile when the broker is back (for the events lost while it was away);
+ * - the catch-up an idempotent replay asks for (its first attempt may have
+ *   committed without being announced).
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -91,4 +93,27 @@ it('a reconcile that fails when the broker is back is tried again at the next sw
   // Next sweeps (once a second) read again: ann gets it within a few seconds.
   await sleep(3000)
   expect(ann.of('notification').map((f) => f.title)).toEqual(['lost by the broker'])
+})
+
+it("an idempotent replay's catch-up whose store read fails is tried again at the next sweep, not 30 s later", async () => {
+  const { other, failure, ann, url } = await setUp()
+  const notification = { title: 'committed, never announced', body: '' }
+  // The key's first attempt committed on another process, which lost its answer before announcing it.
+  await other.publish({ userIds: ['ann'] }, notification, { key: 'k-1', ttlMs: 60_000 })
+
+  // The publisher retries here: the replay asks ann's connections to read the store, and that read fails.
+  failure.on = true
+  const res = await fetch(`${url}/api/notifications`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${API_KEY}`, 'idempotency-key': 'k-1' },
+    body: JSON.stringify({ userId: 'ann', ...notification }),
+  })
+  expect(res.status).toBe(201)
+  expect(res.headers.get('idempotent-replayed')).toBe('true')
+  await sleep(100)
+  failure.on = false
+
+  // Nothing else is published: only a read of the store at a next sweep gives it to ann.
+  await sleep(3000)
+  expect(ann.of('notification').map((f) => f.title)).toEqual(['committed, never announced'])
 })
