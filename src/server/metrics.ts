@@ -158,7 +158,7 @@ export function createMetrics(source: MetricsSource): Metrics {
   const slowConsumerCuts = counter('slow_consumer_cuts_total', 'Connections cut off for a send buffer over maxBufferedBytes (4009).')
   const rateLimitCuts = counter('rate_limit_cuts_total', "Connections closed for exceeding their user's frame budget (4029).")
 
-  const brokerUp = gauge('broker_up', '1 while events from the broker reach this process, else 0.')
+  const brokerUp = gauge('broker_up', '1 while the broker carries events both ways (to this process and from it), else 0.')
   const brokerErrors = counter('broker_errors_total', "Broker publishes that failed (the event reached this process's connections only).")
 
   const storeSeconds = timing('store_operation_seconds', 'Store operations, by operation.', 'operation', STORE_OPERATIONS)

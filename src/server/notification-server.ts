@@ -142,6 +142,8 @@ export class NotificationServer {
   #reconciledAt = Date.now()
   /** A reconcile was asked for while one was in progress: another follows it. */
   #reconcileAgain = false
+  /** A read of the store for connections failed (a reconcile, a catch-up): the next sweep reconciles, not the 30 s one. */
+  #reconcileDue = false
   /**
    * The broker hands events over at once, in this process (the in-process one): a read change's
    * frame then reaches the connections in commit order with everything else, its count as new as
@@ -590,6 +592,7 @@ export class NotificationServer {
   #reconcile(): void {
     if (!this.#accepting) return
     this.#reconciledAt = Date.now()
+    this.#reconcileDue = false
     if (this.#reconciling) {
       this.#reconcileAgain = true
       return
@@ -602,6 +605,8 @@ export class NotificationServer {
           for (let i = 0; i < users.length; i += RECONCILE_CHUNK) await this.#readLatest(users.slice(i, i + RECONCILE_CHUNK))
         } while (this.#reconcileAgain && this.#accepting)
       } catch (error) {
+        // #reconciledAt says when it started: without this, with the broker up, the next read would be 30 s away.
+        this.#reconcileDue = true
         this.#hub.log.warn({ err: error }, 'reconcile failed; retrying on the next sweep')
       } finally {
         this.#reconciling = undefined
@@ -617,9 +622,11 @@ export class NotificationServer {
     }
     const here = userIds.filter((id) => this.#hub.registry.count(id) > 0)
     if (here.length === 0) return
-    this.#readLatest(here).catch((error: unknown) =>
-      this.#hub.log.warn({ err: error }, 'catch-up failed; the next reconcile reads the store'),
-    )
+    this.#readLatest(here).catch((error: unknown) => {
+      // What the catch-up was for may be in no later event: the next sweep reads the store, not the 30 s one.
+      this.#reconcileDue = true
+      this.#hub.log.warn({ err: error }, 'catch-up failed; the next sweep reads the store')
+    })
   }
 
   /** Reads these users' latest seq from the store: their connections here that are behind it catch up. */
@@ -636,7 +643,7 @@ export class NotificationServer {
     for (const c of this.#hub.connections) c.expireBy(now)
     this.#hub.budgets.sweep()
     this.#fanOutAll()
-    if (!this.#hub.broker.up || now - this.#reconciledAt >= RECONCILE_MS) this.#reconcile()
+    if (!this.#hub.broker.up || this.#reconcileDue || now - this.#reconciledAt >= RECONCILE_MS) this.#reconcile()
   }
 
   /** Hands a broker event to this process's connections of its users. */

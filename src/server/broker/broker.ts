@@ -52,13 +52,19 @@ export interface Broker {
    * miss an event published between its replay and the subscription.
    */
   ready(): Promise<void>
-  /** Whether events reach this process now. False while the broker's connection is lost. */
+  /**
+   * Whether events cross between this process and the others now, both ways:
+   * theirs reach this process and this process's reach them. False while a
+   * connection of the broker is lost (either way).
+   */
   readonly up: boolean
   /**
    * Registers a handler called with `false` when events may have stopped
-   * reaching this process (the connection to the broker is lost) and with
-   * `true` when they reach it again — events published in between may be lost,
-   * and the server reads the store for its connections then. Returns a remover.
+   * reaching this process, or this process's events the others (a connection
+   * to the broker is lost), and with `true` when they cross both ways again —
+   * events published in between may be lost, and the server reads the store
+   * for its connections then (the other processes read it within 30 s, or on
+   * their own broker's return). Returns a remover.
    */
   onStatus(handler: (up: boolean) => void): () => void
   /** Stops delivering and releases connections. Safe to call twice. */

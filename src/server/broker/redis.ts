@@ -40,10 +40,14 @@ const QUIT_TIMEOUT_MS = 1000
  * process subscribed to the channel hands the events to its subscribers.
  *
  * Redis pub/sub is at most once, which is what the broker rules ask for: the
- * store is the truth. While the connection is lost `publish` rejects at once
- * (the server then delivers to its own connections), `up` is false and
- * `onStatus` says so; on reconnection the subscription is confirmed again
- * before `onStatus(true)`, and the server reads the store for what it missed.
+ * store is the truth. While either connection is lost `up` is false and
+ * `onStatus` says so: without the subscriber this process misses the events
+ * of every process, without the publisher every process misses this one's
+ * (`publish` rejects at once, and the server delivers to its own connections
+ * only). `onStatus(true)` comes once the publisher is connected and the
+ * subscriber's subscription is confirmed again; the server then reads the
+ * store for what it missed. What the other processes missed of this one's
+ * publishes reaches them through their own periodic read of the store (30 s).
  *
  * @example
  * const broker = await RedisBroker.connect('redis://127.0.0.1:6379')
@@ -56,9 +60,12 @@ export class RedisBroker implements Broker {
   readonly #log: Logger
   readonly #handlers = new Set<(event: BrokerEvent) => void>()
   readonly #statusHandlers = new Set<(up: boolean) => void>()
+  /** Both connections work: the publisher is connected and the subscriber subscribed (see {@link #update}). */
   #up = true
+  /** The subscriber's SUBSCRIBE is confirmed on its current connection. */
+  #subscribed = true
   #closed = false
-  /** Bumped on every loss of the subscriber connection, so a SUBSCRIBE confirmed for an older connection cannot report `up`. */
+  /** Bumped on every loss of the subscriber connection, so a SUBSCRIBE confirmed for an older connection cannot count as subscribed. */
   #epoch = 0
   /** A SUBSCRIBE waits for its confirmation. */
   #subscribing = false
@@ -76,10 +83,16 @@ export class RedisBroker implements Broker {
     })
     // 'close' comes first when a live connection drops; 'end' and 'reconnecting' are listened to as well so
     // that whichever ioredis emits first marks the broker down (each after the first is a no-op).
-    for (const event of ['close', 'end', 'reconnecting']) sub.on(event, () => this.#down())
+    for (const event of ['close', 'end', 'reconnecting']) {
+      sub.on(event, () => this.#unsubscribed())
+      // A publisher that cannot reconnect (Redis at its maxclients, an ACL change) leaves the subscriber
+      // subscribed: every publish of this process misses the other processes all the same.
+      pub.on(event, () => this.#update('publisher'))
+    }
     // ioredis's own resubscription (autoResubscribe) is off: it is sent after 'ready' without a way to wait for
     // its confirmation. This subscribes itself on each 'ready' and reports `up` only once Redis confirms.
     sub.on('ready', () => void this.#resubscribe())
+    pub.on('ready', () => this.#update('publisher'))
     this.#probe = setInterval(() => void this.#check(), PROBE_MS).unref()
   }
 
@@ -115,7 +128,11 @@ export class RedisBroker implements Broker {
     return new RedisBroker(pub, sub, channel, log)
   }
 
-  /** Whether events reach this process: the subscriber connection is subscribed. */
+  /**
+   * Whether events cross between this process and the others, both ways: the
+   * subscriber connection is subscribed (events reach this process) and the
+   * publisher connection is connected (this process's events reach the others).
+   */
   get up(): boolean {
     return this.#up
   }
@@ -153,7 +170,10 @@ export class RedisBroker implements Broker {
     if (!this.#up) throw new Error('redis broker: the connection to Redis is lost; reconnecting')
   }
 
-  /** Registers a handler told `false` when the subscriber connection is lost and `true` once subscribed again; returns its remover. */
+  /**
+   * Registers a handler told `false` when either connection is lost and `true`
+   * once the publisher is connected and the subscriber subscribed again; returns its remover.
+   */
   onStatus(handler: (up: boolean) => void): () => void {
     this.#statusHandlers.add(handler)
     return () => this.#statusHandlers.delete(handler)
@@ -193,24 +213,34 @@ export class RedisBroker implements Broker {
       }
   }
 
-  #down(): void {
+  /** The subscriber connection is lost: its subscription is gone, and one confirmed later for this connection does not count. */
+  #unsubscribed(): void {
     this.#epoch++
-    if (!this.#up || this.#closed) return
-    this.#up = false
-    this.#log.warn({ channel: this.#channel }, 'redis broker: connection lost; reconnecting')
-    this.#status(false)
+    this.#subscribed = false
+    this.#update('subscriber')
+  }
+
+  /** Sets `up` from both connections' state, and tells the status handlers if it changed. */
+  #update(connection: 'publisher' | 'subscriber'): void {
+    if (this.#closed) return
+    const up = this.#subscribed && this.#pub.status === 'ready'
+    if (up === this.#up) return
+    this.#up = up
+    if (up) this.#log.info({ channel: this.#channel }, 'redis broker: back (publisher connected, subscriber subscribed)')
+    else this.#log.warn({ channel: this.#channel, connection }, 'redis broker: connection lost; reconnecting')
+    this.#status(up)
   }
 
   /**
    * One probe tick: PINGs each live connection (a SUBSCRIBE waiting for its
    * confirmation included). One left unanswered is a connection lost without
-   * a close: both are dropped and reconnect, and `up` is false until
-   * subscribed again. A live subscriber that is not subscribed (its SUBSCRIBE
+   * a close: both are dropped and reconnect, and `up` is false until both
+   * are back. A live subscriber that is not subscribed (its SUBSCRIBE
    * failed) subscribes again.
    */
   async #check(): Promise<void> {
     if (this.#closed || this.#probing) return
-    if (!this.#up && !this.#subscribing && this.#sub.status === 'ready') void this.#resubscribe()
+    if (!this.#subscribed && !this.#subscribing && this.#sub.status === 'ready') void this.#resubscribe()
     const live = [this.#sub, this.#pub].filter((redis) => redis.status === 'ready')
     if (live.length === 0) return
     this.#probing = true
@@ -228,7 +258,7 @@ export class RedisBroker implements Broker {
   #lost(what: string): void {
     if (this.#closed) return
     this.#log.warn({ channel: this.#channel, unanswered: what }, 'redis broker: Redis does not answer; reconnecting')
-    this.#down()
+    this.#unsubscribed()
     this.#pub.disconnect(true)
     this.#sub.disconnect(true)
   }
@@ -246,10 +276,10 @@ export class RedisBroker implements Broker {
     } finally {
       this.#subscribing = false
     }
-    if (this.#closed || this.#up || epoch !== this.#epoch) return
-    this.#up = true
+    if (this.#closed || this.#subscribed || epoch !== this.#epoch) return
+    this.#subscribed = true
     this.#log.info({ channel: this.#channel }, 'redis broker: subscribed again')
-    this.#status(true)
+    this.#update('subscriber')
   }
 
   #status(up: boolean): void {

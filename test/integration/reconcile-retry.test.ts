@@ -1,10 +1,10 @@
 /**
- * Review: the read of the store a process makes when its broker is back (for
- * the events lost while it was away) fails, e.g. a PostgreSQL blip at that
- * moment. The log says "reconcile failed; retrying on the next sweep", but
- * #reconcile stamped #reconciledAt when it began, and with the broker up the
- * upkeep reads again only 30 s after that: what was lost waits 30 s, not a
- * second.
+ * A read of the store that a process makes for its connections, and that
+ * fails (e.g. a PostgreSQL blip at that moment), is tried again at the next
+ * sweep (once a second), not at the 30 s reconcile:
+ * - the reconcile when the broker is back (for the events lost while it was away);
+ * - the catch-up an idempotent replay asks for (its first attempt may have
+ *   committed without being announced).
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -16,6 +16,7 @@ import { mintToken, NotificationServer, SqliteStore } from '../../src/server/ind
 import { rawClient } from '../helpers/server.js'
 
 const SECRET = 'reconcile-secret-0123456789abcdef'
+const API_KEY = 'reconcile-api-key-0123456789'
 
 /** An in-process broker whose connection the test takes away (`down()`) and gives back (`back()`). */
 class FlakyBroker implements Broker {
@@ -52,36 +53,67 @@ afterEach(async () => {
 })
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
-it('a reconcile that fails when the broker is back is tried again at the next sweep, not 30 s later', async () => {
+/**
+ * A server on a SQLite store whose `latestSeqs` fails while `failure.on` is set, with ann connected;
+ * `other` is "another process" on the same store (its publishes reach no broker of this process).
+ */
+async function setUp() {
   const dir = mkdtempSync(join(tmpdir(), 'belfry-reconcile-'))
   cleanUp.push(() => rmSync(dir, { recursive: true, force: true }))
   const store = new SqliteStore(join(dir, 'belfry.db'))
-  // "Another process" on the same store: it publishes, and this process's broker does not hear of it.
   const other = new SqliteStore(join(dir, 'belfry.db'))
   cleanUp.push(() => other.close())
-  let failing = false
+  const failure = { on: false }
   const latestSeqs = store.latestSeqs.bind(store)
-  store.latestSeqs = (userIds) => (failing ? Promise.reject(new Error('the database is unavailable')) : latestSeqs(userIds))
+  store.latestSeqs = (userIds) => (failure.on ? Promise.reject(new Error('the database is unavailable')) : latestSeqs(userIds))
 
   const broker = new FlakyBroker()
-  const server = new NotificationServer({ secret: SECRET, store, broker, logger: pino({ level: 'silent' }) })
+  const server = new NotificationServer({ secret: SECRET, apiKey: API_KEY, store, broker, logger: pino({ level: 'silent' }) })
   cleanUp.push(() => server.close())
   const { port } = await server.listen(0, '127.0.0.1')
   const ann = await rawClient(`ws://127.0.0.1:${port}/ws`)
   cleanUp.push(() => ann.close())
   ann.send({ type: 'auth', token: await mintToken(SECRET, 'ann'), since: 0 })
   await ann.next((f) => f.type === 'replayed' && f.more === false)
+  return { other, broker, failure, ann, url: `http://127.0.0.1:${port}` }
+}
+
+it('a reconcile that fails when the broker is back is tried again at the next sweep, not 30 s later', async () => {
+  const { other, broker, failure, ann } = await setUp()
 
   // The broker is lost; meanwhile another process publishes to ann. The broker comes back while the
   // store has a blip: the read made for what the broker lost fails. The store is fine a moment later.
-  failing = true
+  failure.on = true
   broker.down()
   await other.publish({ userIds: ['ann'] }, { title: 'lost by the broker', body: '' })
   broker.back()
   await sleep(100)
-  failing = false
+  failure.on = false
 
-  // Next sweeps (once a second) should read again: ann gets it within a few seconds.
+  // Next sweeps (once a second) read again: ann gets it within a few seconds.
   await sleep(3000)
   expect(ann.of('notification').map((f) => f.title)).toEqual(['lost by the broker'])
+})
+
+it("an idempotent replay's catch-up whose store read fails is tried again at the next sweep, not 30 s later", async () => {
+  const { other, failure, ann, url } = await setUp()
+  const notification = { title: 'committed, never announced', body: '' }
+  // The key's first attempt committed on another process, which lost its answer before announcing it.
+  await other.publish({ userIds: ['ann'] }, notification, { key: 'k-1', ttlMs: 60_000 })
+
+  // The publisher retries here: the replay asks ann's connections to read the store, and that read fails.
+  failure.on = true
+  const res = await fetch(`${url}/api/notifications`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${API_KEY}`, 'idempotency-key': 'k-1' },
+    body: JSON.stringify({ userId: 'ann', ...notification }),
+  })
+  expect(res.status).toBe(201)
+  expect(res.headers.get('idempotent-replayed')).toBe('true')
+  await sleep(100)
+  failure.on = false
+
+  // Nothing else is published: only a read of the store at a next sweep gives it to ann.
+  await sleep(3000)
+  expect(ann.of('notification').map((f) => f.title)).toEqual(['committed, never announced'])
 })
