@@ -144,6 +144,8 @@ export class NotificationServer {
   #reconcileAgain = false
   /** A read of the store for connections failed (a reconcile, a catch-up): the next sweep reconciles, not the 30 s one. */
   #reconcileDue = false
+  /** An event failed to reach the broker: once it is back, the other processes are told to read the store. */
+  #unannounced = false
   /**
    * The broker hands events over at once, in this process (the in-process one): a read change's
    * frame then reaches the connections in commit order with everything else, its count as new as
@@ -202,7 +204,14 @@ export class NotificationServer {
         { up },
         up ? 'broker back: reading the store for what it may have lost' : 'broker lost: delivery falls back to the store',
       )
-      if (up) this.#reconcile()
+      if (!up) return
+      this.#reconcile()
+      // What this process announced meanwhile reached its own connections only: the others read the store now,
+      // not at their 30 s reconcile (nor only once something newer shows a gap).
+      if (this.#unannounced) {
+        this.#unannounced = false
+        void this.#announce({ kind: 'notification', shared: '', deliveries: [], catchUp: 'all' })
+      }
     })
     this.#heartbeat = setInterval(() => this.#beat(), limits.heartbeatMs)
     this.#heartbeat.unref()
@@ -548,14 +557,15 @@ export class NotificationServer {
   /**
    * Hands a committed change to the broker, for every process. If the broker
    * fails, this process's connections get it directly; those of other
-   * processes read the store (their reconcile, or the gap the next
-   * notification shows).
+   * processes read the store (when the broker is back this process tells them
+   * to; before that, their reconcile, or the gap the next notification shows).
    */
   async #announce(event: BrokerEvent): Promise<void> {
     try {
       await this.#hub.broker.publish([event])
     } catch (error) {
       this.#hub.metrics?.brokerErrors.inc()
+      this.#unannounced = true
       this.#hub.log.error({ err: error }, 'broker publish failed; delivering to this process only')
       this.#route(event)
     }
