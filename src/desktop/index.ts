@@ -42,6 +42,8 @@ export interface DesktopOptions<Data extends object = JsonObject> {
 export interface DesktopEvents<Data extends object = JsonObject> {
   permission: DesktopPermission
   click: Notification<Data> | undefined
+  /** A callback of the options (`filter`, `render`, `summary`, `anyTabVisible`) threw: the error's `cause`. Without a handler, `console.error` gets it. */
+  error: BelfryError
 }
 
 /** The handle {@link desktopNotifications} returns. */
@@ -109,7 +111,17 @@ export function desktopNotifications<Data extends object = JsonObject>(
   let last = Number.NEGATIVE_INFINITY
   let waiting = 0
   let timer: ReturnType<typeof setTimeout> | undefined
-  const listeners = { permission: new Set<(p: DesktopPermission) => void>(), click: new Set<(n: Notification<Data> | undefined) => void>() }
+  const listeners = {
+    permission: new Set<(p: DesktopPermission) => void>(),
+    click: new Set<(n: Notification<Data> | undefined) => void>(),
+    error: new Set<(e: BelfryError) => void>(),
+  }
+  /** An app callback threw: told to the `error` handlers (or the console), never left as an unhandled rejection. */
+  const fail = (cause: unknown) => {
+    const e = new BelfryError('desktopNotifications: a callback threw', { cause })
+    if (listeners.error.size) for (const f of listeners.error) f(e)
+    else console.error(e)
+  }
   if (onClick) listeners.click.add(onClick)
   const cleanup: (() => void)[] = []
 
@@ -151,15 +163,17 @@ export function desktopNotifications<Data extends object = JsonObject>(
   /** One more for the summary, shown `interval` after the last one shown (and never sooner than `interval` from now). */
   const wait = () => {
     waiting++
-    timer ??= setTimeout(flush, Math.max(interval, last + interval - Date.now()))
+    timer ??= setTimeout(() => flush().catch(fail), Math.max(interval, last + interval - Date.now()))
   }
 
   cleanup.push(
-    client.on('notification', async (n) => {
-      if (filter && !filter(n)) return
-      if (!(await mayShow())) return
-      if (n.replayed || timer || Date.now() - last < interval) wait()
-      else show(render(n), n.id, n)
+    client.on('notification', (n) => {
+      ;(async () => {
+        if (filter && !filter(n)) return
+        if (!(await mayShow())) return
+        if (n.replayed || timer || Date.now() - last < interval) wait()
+        else show(render(n), n.id, n)
+      })().catch(fail)
     }),
   )
 
@@ -220,8 +234,7 @@ export function desktopNotifications<Data extends object = JsonObject>(
       clearTimeout(timer)
       waiting = 0
       for (const off of cleanup.splice(0)) off()
-      listeners.permission.clear()
-      listeners.click.clear()
+      for (const set of Object.values(listeners)) set.clear()
     },
   }
 }

@@ -220,6 +220,48 @@ describe('desktopNotifications', () => {
     ])
   })
 
+  it('tells a callback that throws on its error event (or the console without a handler), never as an unhandled rejection, and goes on', async () => {
+    const escaped: unknown[] = []
+    const onRejection = (reason: unknown) => escaped.push(reason)
+    process.on('unhandledRejection', onRejection)
+    try {
+      const fails = (what: string) => () => {
+        throw new Error(what)
+      }
+      const failing = true
+      const t = setup({
+        filter: (n) => (n.seq === 1 ? fails('bad filter')() : true),
+        render: (n) => (n.seq === 2 ? fails('bad render')() : { title: n.title }),
+        summary: () => (failing ? fails('bad summary')() : { title: 'summary' }),
+        anyTabVisible: () => (visible ? Promise.reject(new Error('bad visibility')) : false),
+      })
+      const errors: string[] = []
+      t.desktop.on('error', (e) => errors.push((e.cause as Error).message))
+      t.notify(note(1))
+      t.notify(note(2))
+      t.notify(note(3)) // within the interval of none shown: shown
+      t.notify(note(4)) // waits for the summary, which throws
+      await vi.advanceTimersByTimeAsync(2000)
+      visible = true
+      t.notify(note(5))
+      await settle()
+      expect(errors).toEqual(['bad filter', 'bad render', 'bad summary', 'bad visibility'])
+      expect(t.shown.map((s) => s.title)).toEqual(['n3'])
+
+      // Without an error handler the console gets it.
+      const console = vi.spyOn(globalThis.console, 'error').mockImplementation(() => {})
+      const u = setup({ filter: fails('unheard') })
+      u.notify(note(1))
+      await settle()
+      expect(console.mock.calls.map(([e]) => ((e as Error).cause as Error).message)).toEqual(['unheard'])
+      vi.useRealTimers()
+      await new Promise((resolve) => setTimeout(resolve, 20)) // a real turn: Node tells unhandled rejections then
+      expect(escaped).toEqual([])
+    } finally {
+      process.off('unhandledRejection', onRejection)
+    }
+  })
+
   it('on a click focuses the tab, closes the notification and tells the app which one', async () => {
     const focus = vi.fn()
     vi.stubGlobal('focus', focus)
