@@ -76,7 +76,8 @@ export class NotificationClient<Data extends object = JsonObject> {
   #expired = false
 
   constructor(options: ClientOptions) {
-    const o = resolveClientOptions(options)
+    // None at all (a caller without types): the TypeError of the first option needed, not the engine's.
+    const o = resolveClientOptions(options || ({} as ClientOptions))
     const host: LinkHost = {
       status: (e) => this.#status(e),
       auth: (token) => this.#auth(token),
@@ -279,10 +280,9 @@ export class NotificationClient<Data extends object = JsonObject> {
         if (f.more === true) this.#link.send({ type: 'resume', since: f.seq })
         return
       case 'read':
-        // A change made elsewhere; the replies to pending requests resolve #mark. A reply that came
-        // after its request timed out (or another's) still says the server's count.
-        if (f.requestId === undefined) this.#read(f)
-        else this.#delivery.read(f)
+        // A change made elsewhere, or a reply that came after its request timed out (the only word of
+        // that change this client gets); the replies to pending requests resolve #mark.
+        this.#read(f)
         return
       case 'subscribed':
         for (const { topic, code } of f.refused ?? []) this.#refused(topic, code)

@@ -82,6 +82,15 @@ describe('options', () => {
 
   // Regression: NaN passed `v < 0 || v >= 2 ** 31` (every comparison with NaN is false); pingInterval: NaN
   // then pinged every ~1 ms and requestTimeout: NaN timed every request out at once.
+  it('no options at all (a caller without types) throws the TypeError of the first option it needs', () => {
+    const make = NotificationClient as unknown as new () => NotificationClient
+    expect(() => new make()).toThrow(
+      new TypeError(
+        'belfry: options.url must be a ws(s): or http(s): URL (absolute outside a page) or a function yielding one; got undefined',
+      ),
+    )
+  })
+
   it('a NaN number option throws a TypeError naming it', () => {
     expect(build({ pingInterval: Number.NaN })).toThrow('options.pingInterval')
   })
