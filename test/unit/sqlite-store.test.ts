@@ -277,6 +277,15 @@ describe('SqliteStore: its tables', () => {
       expect((await store.user('ann'))!.unreadCount).toBe(0)
       expect(snapshot(raw()).inbox.filter((e) => !(e as { read: number }).read)).toEqual([])
     })
+
+    it('all: close() (a server shutting down) lets a mark in parts finish: the inbox is not left partly read', async () => {
+      await longInbox()
+      const all = store.markRead('ann', 'all')
+      await new Promise((resolve) => setImmediate(resolve)) // its first part is done
+      await store.close()
+      expect(await all).toEqual({ ids: [], all: true, seq: LONG, unreadCount: 0 })
+      expect((await track(new SqliteStore(file)).user('ann'))!.unreadCount).toBe(0)
+    })
   })
 
   it('writes the acks of a window together, in one commit, though each came in a turn of its own', async () => {

@@ -140,6 +140,8 @@ export class SqliteStore implements Store {
   readonly #maxPages: number | undefined
   readonly #batch: number
   readonly #pruneBatch: number
+  /** Marks in progress: one of a long inbox goes in parts, and close() waits for it. */
+  readonly #marks = new Set<Promise<ReadChange>>()
   /** The last failure of work the store does on its own (the checkpoint), until one succeeds. */
   #background: Error | undefined
   readonly #s
@@ -514,6 +516,16 @@ export class SqliteStore implements Store {
    * server does its other work.
    */
   async markRead(userId: string, ids: readonly string[] | 'all'): Promise<ReadChange> {
+    const marking = this.#mark(userId, ids)
+    this.#marks.add(marking)
+    try {
+      return await marking
+    } finally {
+      this.#marks.delete(marking)
+    }
+  }
+
+  async #mark(userId: string, ids: readonly string[] | 'all'): Promise<ReadChange> {
     const user = this.#s.getUser.get(userId) as UserState | undefined
     if (!user) return { ids: [], all: ids === 'all', seq: 0, unreadCount: 0 }
     if (ids === 'all') {
@@ -656,6 +668,8 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    // A mark in parts finishes first: a mark of all half done would leave part of the inbox read.
+    if (this.#marks.size > 0) await Promise.allSettled(this.#marks)
     clearInterval(this.#checkpoint)
     if (!this.#db.open) return
     // Their writes run before flush() first waits: done before the database closes.
