@@ -127,8 +127,7 @@ export function createStore<Data extends object>(
 
   function get(): NotificationClient<Data> {
     let client = now[CLIENT]
-    // One closed while no provider held it (an <Activity> hidden, its effects cleaned up) is made anew.
-    if (client && client.state !== 'closed') return client
+    if (client) return client
     client = now[CLIENT] = 'on' in make ? make : make()
     // A client the app connected already is followed from where it is.
     now[UNREAD] = client.unreadCount
@@ -169,7 +168,13 @@ export function createStore<Data extends object>(
         for (const off of offs) off()
         holds.set(client, holds.get(client)! - 1)
         // A macrotask later, if no provider holds it by then: StrictMode's unmount and remount keep the client.
-        setTimeout(() => holds.get(client) || client.close())
+        // One closed so (an <Activity> hidden, its effects cleaned up) is made anew if a provider comes back;
+        // one the app closed stays.
+        setTimeout(() => {
+          if (holds.get(client)) return
+          client.close()
+          now[CLIENT] = undefined
+        })
       }
     },
   }
