@@ -46,8 +46,8 @@ const QUIT_TIMEOUT_MS = 1000
  * (`publish` rejects at once, and the server delivers to its own connections
  * only). `onStatus(true)` comes once the publisher is connected and the
  * subscriber's subscription is confirmed again; the server then reads the
- * store for what it missed. What the other processes missed of this one's
- * publishes reaches them through their own periodic read of the store (30 s).
+ * store for what it missed, and tells the other processes to read it for
+ * what they missed of its publishes (a catch-up event).
  *
  * @example
  * const broker = await RedisBroker.connect('redis://127.0.0.1:6379')
