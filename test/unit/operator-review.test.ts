@@ -1,0 +1,22 @@
+/** Review findings on what operators use: configuration errors. */
+import { describe, expect, it } from 'vitest'
+import { readConfig } from '../../src/server/config.js'
+
+const env = { BELFRY_SECRET: 's'.repeat(16), BELFRY_API_KEY: 'k'.repeat(8) }
+
+describe('passwords in the start-up errors of a mistyped URL', () => {
+  it.each([
+    ['BELFRY_DATABASE_URL', 'belfry:hunter2secret@db:5432/belfry'], // the scheme forgotten
+    ['BELFRY_DATABASE_URL', 'postgres:/belfry:hunter2secret@db/belfry'], // one slash
+    ['BELFRY_REDIS_URL', ':hunter2secret@cache:6379'], // the scheme forgotten
+  ])('%s=%s is refused without showing its password', (name, value) => {
+    let message = ''
+    try {
+      readConfig({ ...env, [name]: value }, [])
+    } catch (error) {
+      message = (error as Error).message
+    }
+    expect(message).toMatch(new RegExp(`^${name} must be`))
+    expect(message).not.toContain('hunter2')
+  })
+})
