@@ -1,0 +1,33 @@
+/** Review findings on what operators use: retention, admin, shutdown. */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { SqliteStore } from '../../src/server/index.js'
+import { range } from '../helpers/client.js'
+import { API_KEY, httpPublish, useServer } from '../helpers/server.js'
+
+const start = useServer()
+const dirs: string[] = []
+afterEach(() => {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true })
+})
+const tempFile = () => {
+  const dir = mkdtempSync(join(tmpdir(), 'belfry-review-'))
+  dirs.push(dir)
+  return join(dir, 'belfry.db')
+}
+
+describe('POST /api/admin/prune', () => {
+  it('counts a user whose floor moved once, even when its entries take several batches', async () => {
+    const t = await start({ store: new SqliteStore(tempFile(), { pruneBatch: 2 }) })
+    for (const i of range(1, 6)) await httpPublish(t.url, { userId: 'ann', title: `n${i}`, body: '' })
+    const res = await fetch(`${t.url}/api/admin/prune`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
+      body: '{"maxPerUser":1}',
+    })
+    // README: "users" is the users whose floor moved: one, ann (5 of her 6 entries went).
+    expect(await res.json()).toEqual({ removed: 5, unread: 5, users: 1, notifications: 5 })
+  })
+})
