@@ -3,9 +3,10 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { SqliteStore } from '../../src/server/index.js'
+import { pino } from 'pino'
+import { InProcessBroker, NotificationServer, SqliteStore } from '../../src/server/index.js'
 import { range } from '../helpers/client.js'
-import { API_KEY, httpPublish, useServer } from '../helpers/server.js'
+import { API_KEY, httpPublish, SECRET, useServer } from '../helpers/server.js'
 
 const start = useServer()
 const dirs: string[] = []
@@ -29,5 +30,39 @@ describe('POST /api/admin/prune', () => {
     })
     // README: "users" is the users whose floor moved: one, ann (5 of her 6 entries went).
     expect(await res.json()).toEqual({ removed: 5, unread: 5, users: 1, notifications: 5 })
+  })
+})
+
+describe('close()', () => {
+  it('closes the store even when the broker fails to close', async () => {
+    class FailingBroker extends InProcessBroker {
+      override close(): void {
+        throw new Error('broker close failed')
+      }
+    }
+    let storeClosed = false
+    class WatchedStore extends SqliteStore {
+      override async close(): Promise<void> {
+        storeClosed = true
+        await super.close()
+      }
+    }
+    const store = new WatchedStore(tempFile())
+    const server = new NotificationServer({
+      secret: SECRET,
+      apiKey: API_KEY,
+      store,
+      broker: new FailingBroker(),
+      logger: pino({ level: 'silent' }),
+    })
+    await server.listen(0, '127.0.0.1')
+    const error = await server.close().then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    const closedByServer = storeClosed
+    await store.close() // the test's own cleanup
+    // The broker's failure may be reported, but the database must not be left open (README: close() "closes the database").
+    expect({ storeClosed: closedByServer, error: (error as Error | undefined)?.message }).toMatchObject({ storeClosed: true })
   })
 })
