@@ -20,3 +20,17 @@ describe('passwords in the start-up errors of a mistyped URL', () => {
     expect(message).not.toContain('hunter2')
   })
 })
+
+describe('passwords with a space in the start-up errors', () => {
+  it('RedisBroker.connect does not show a password holding an unencoded space (redact stops at whitespace)', async () => {
+    const { RedisBroker } = await import('../../src/server/broker/redis.js')
+    const { pino } = await import('pino')
+    // readConfig takes this URL (it starts with redis://); ioredis takes it too and tries to connect.
+    const message = await RedisBroker.connect('redis://:hunter2 secret@127.0.0.1:1', { connectTimeout: 1000, logger: pino({ level: 'silent' }) }).then(
+      () => 'connected',
+      (e: unknown) => (e as Error).message,
+    )
+    expect(message).toMatch(/^cannot reach Redis at /)
+    expect(message).not.toContain('hunter2')
+  })
+})
