@@ -34,3 +34,10 @@ describe('passwords with a space in the start-up errors', () => {
     expect(message).not.toContain('hunter2')
   })
 })
+
+describe('BELFRY_DRAIN_MS past setTimeout’s limit', () => {
+  it('says what the limit is, rather than "must be a whole number" for a whole number', () => {
+    // 2^31 ms: a whole number, refused because setTimeout cannot wait that long (options.ts MAX_TIMER_MS).
+    expect(() => readConfig({ ...env, BELFRY_DRAIN_MS: '2147483648' }, [])).toThrow(/2147483647/)
+  })
+})
