@@ -103,3 +103,15 @@ describe('belfry-server admin', () => {
     expect({ code, err }).toMatchObject({ code: 2, err: expect.stringContaining('--days') })
   })
 })
+
+describe('belfry-server admin: where a bad URL came from', () => {
+  it('names BELFRY_URL (or PORT) when that is what is wrong, not --url, which was not given', async () => {
+    const fromEnv = await command(['user', 'ann'], { BELFRY_API_KEY: API_KEY, BELFRY_URL: 'localhost:3000' })
+    const fromPort = await command(['user', 'ann'], { BELFRY_API_KEY: API_KEY, PORT: 'abc' })
+    // Today both say '--url must be an http:// or https:// URL, got "…"'.
+    expect({ fromEnv: fromEnv.err, fromPort: fromPort.err }).toEqual({
+      fromEnv: expect.stringContaining('BELFRY_URL'),
+      fromPort: expect.stringContaining('PORT'),
+    })
+  })
+})
