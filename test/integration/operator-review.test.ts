@@ -115,3 +115,37 @@ describe('belfry-server admin: where a bad URL came from', () => {
     })
   })
 })
+
+describe('close() while listen() waits for the broker', () => {
+  it('does not leave an HTTP server listening after close() resolved', async () => {
+    // A broker that is slow to be ready (Redis at start): listen() waits for it.
+    let ready!: () => void
+    class SlowBroker extends InProcessBroker {
+      override ready(): Promise<void> {
+        return new Promise((resolve) => {
+          ready = resolve
+        })
+      }
+    }
+    const server = new NotificationServer({
+      secret: SECRET,
+      apiKey: API_KEY,
+      database: tempFile(),
+      broker: new SlowBroker(),
+      logger: pino({ level: 'silent' }),
+    })
+    const listening = server.listen(0, '127.0.0.1').then(
+      ({ port }) => `listening on ${port}`,
+      (e: unknown) => `refused: ${(e as Error).message}`,
+    )
+    await new Promise((resolve) => setImmediate(resolve))
+    const closed = server.close() // a SIGTERM handler of the app, during start-up
+    ready()
+    await closed
+    const outcome = await listening
+    const stillListening = server.httpServer?.listening === true
+    server.httpServer?.close()
+    // After close() the server must not accept connections: listen() should refuse, not bind the port.
+    expect({ outcome, stillListening }).toMatchObject({ stillListening: false })
+  })
+})
