@@ -26,7 +26,10 @@ describe('passwords with a space in the start-up errors', () => {
     const { RedisBroker } = await import('../../src/server/broker/redis.js')
     const { pino } = await import('pino')
     // readConfig takes this URL (it starts with redis://); ioredis takes it too and tries to connect.
-    const message = await RedisBroker.connect('redis://:hunter2 secret@127.0.0.1:1', { connectTimeout: 1000, logger: pino({ level: 'silent' }) }).then(
+    const message = await RedisBroker.connect('redis://:hunter2 secret@127.0.0.1:1', {
+      connectTimeout: 1000,
+      logger: pino({ level: 'silent' }),
+    }).then(
       () => 'connected',
       (e: unknown) => (e as Error).message,
     )
