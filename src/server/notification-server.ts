@@ -332,6 +332,8 @@ export class NotificationServer {
   async listen(port = 0, host: string | undefined = this.#options.dev ? '127.0.0.1' : undefined): Promise<{ port: number }> {
     if (this.#http) throw new Error('already attached to an HTTP server')
     await this.#started
+    // close() came while the broker was being waited for: a server made now would be left listening.
+    if (this.#state !== 'running') throw new Error('server is closed')
     const server = createServer((req, res) => void this.#request(req, res))
     this.#attach(server)
     await new Promise<void>((resolve, reject) => {
@@ -495,11 +497,21 @@ export class NotificationServer {
     await this.#fanningOut
     await this.#reconciling
     await Promise.all([...this.#stateReads.values()].map((read) => read.done))
-    await this.#pruner.close()
-    await this.#hub.broker.close()
-    await this.#hub.store.close()
-    this.#hub.metrics?.stop()
+    // Each step runs whichever failed before it (a broker that fails to close must not leave the database
+    // open); the first failure is thrown once all have run.
+    const failures: unknown[] = []
+    for (const step of [
+      () => this.#pruner.close(),
+      () => this.#hub.broker.close(),
+      () => this.#hub.store.close(),
+      () => this.#hub.metrics?.stop(),
+    ]) {
+      await Promise.resolve()
+        .then(step)
+        .catch((error: unknown) => failures.push(error))
+    }
     this.#state = 'closed'
+    if (failures.length > 0) throw failures[0]
   }
 
   async #publishChecked(audience: Record<string, unknown>, notification: NotificationInput): Promise<PublishResult> {

@@ -592,15 +592,19 @@ export function storeContract(name: string, makeHarness: () => Promise<StoreHarn
         (await store.after('a', 0, 3)).map((n) => n.id),
       )
       const removed: number[] = []
+      let users = 0
       let after: number | undefined = 0
       while (after !== undefined) {
         const batch: PruneBatch = await store.prune({ maxPerUser: 2 }, after)
         expect(batch.removed).toBeLessThanOrEqual(3)
         removed.push(batch.removed)
+        users += batch.users
         await expectUnreadConsistent(['a', 'b'])
         after = batch.next
       }
       expect(removed.reduce((x, y) => x + y, 0)).toBe(16)
+      // Each user once, though its 8 entries took three batches.
+      expect(users).toBe(2)
       expect(removed.length).toBeGreaterThanOrEqual(6)
       expect(await store.touchUser('a')).toEqual({ latestSeq: 10, ackedSeq: 0, unreadCount: 2, floor: 8 })
       expect(await store.touchUser('b')).toEqual({ latestSeq: 10, ackedSeq: 0, unreadCount: 2, floor: 8 })

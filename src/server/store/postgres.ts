@@ -738,7 +738,8 @@ export class PostgresStore implements Store {
       }
       batch.removed = gone.length
       batch.unread = [...unread.values()].reduce((a, b) => a + b, 0)
-      batch.users = cuts.length
+      // The last cut may be a part of its user's (the next batch goes on with it): that user counts there.
+      batch.users = cuts.length - (batch.next !== undefined && cuts.at(-1)!.no === batch.next + 1 ? 1 : 0)
       return batch
     })
   }

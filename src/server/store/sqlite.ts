@@ -630,11 +630,11 @@ export class SqliteStore implements Store {
       budget -= gone.length
       batch.removed += gone.length
       batch.unread += unread
-      batch.users++
       if (cut < upTo) {
         batch.next = u.no - 1
         break
       }
+      batch.users++
     }
     for (const [no, n] of unrefs) {
       const { refs } = s.unref.get(n, no) as { refs: number }

@@ -212,7 +212,7 @@ export interface PruneBatch {
   removed: number
   /** Of those, the unread ones (taken off the users' unread counts). */
   unread: number
-  /** Users whose floor moved. */
+  /** Users whose floor moved as far as the rule takes it (one whose entries take several batches counts in the last). */
   users: number
   /** Notifications deleted with the last inbox entry that held them. */
   notifications: number

@@ -1,4 +1,4 @@
-/** Review findings on what operators use: retention, admin, shutdown. */
+/** What operators run into: an admin prune's counts, and close() when a step fails or comes early. */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -15,7 +15,7 @@ afterEach(() => {
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true })
 })
 const tempFile = () => {
-  const dir = mkdtempSync(join(tmpdir(), 'belfry-review-'))
+  const dir = mkdtempSync(join(tmpdir(), 'belfry-lifecycle-'))
   dirs.push(dir)
   return join(dir, 'belfry.db')
 }
@@ -29,7 +29,7 @@ describe('POST /api/admin/prune', () => {
       headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
       body: '{"maxPerUser":1}',
     })
-    // README: "users" is the users whose floor moved: one, ann (5 of her 6 entries went).
+    // "users" is the users whose floor moved: one, ann (5 of her 6 entries went, in three batches).
     expect(await res.json()).toEqual({ removed: 5, unread: 5, users: 1, notifications: 5 })
   })
 })
