@@ -105,6 +105,26 @@ describe('drain', () => {
     expect(took).toBeLessThan(500)
   })
 
+  it('acks what a socket was sent once its client answers the 1001: a client of the article’s protocol resumes after it, nothing twice', async () => {
+    const s = await start({ drainMs: 0 })
+    // The article's client: no `since`, no acks of its own (the server acks for it about a second after sending).
+    const article = await rawClient(s.wsUrl)
+    article.send({ type: 'auth', token: await s.token('ann') })
+    await article.next((f) => f.type === 'auth_success')
+    expect((await httpPublish(s.url, { userId: 'ann', title: 'just before the deploy', body: '' })).status).toBe(201)
+    await article.next((f) => f.type === 'notification')
+    // The deploy comes before the second is up: the client answers the close (ws does), having read everything before it.
+    await s.server.drain()
+    await expect(article.closed).resolves.toMatchObject({ code: 1001 })
+    await s.restart()
+    const again = await rawClient(s.wsUrl)
+    again.send({ type: 'auth', token: await s.token('ann') })
+    expect(await again.next((f) => f.type === 'auth_success')).toMatchObject({ seq: 1 })
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    expect(again.of('notification')).toEqual([])
+    again.close()
+  })
+
   it('drains at once with drainMs 0 or with no socket open', async () => {
     const s = await start({ drainMs: 0 })
     const clients = await Promise.all([authedClient(s, 'ann'), authedClient(s, 'bob')])

@@ -494,6 +494,13 @@ export class Connection {
 
   /** From the socket's shared `close` listener: the socket is gone, with the code the client sent (1006: none) unless the server closed it. */
   gone(code: number): void {
+    // The client answered a close this server sent (1006: no close frame came): it has read everything sent
+    // before that close, as a pong would say. Acked, so that a client of the article's protocol, which a drain
+    // closes before its ack ping, resumes after it on the next process, with nothing twice.
+    if (this.closed && code !== 1006 && this.#userId !== undefined && this.replay.sentSeq > this.#pongAcked) {
+      this.#pongAcked = this.replay.sentSeq
+      this.ack(this.replay.sentSeq).catch((error: unknown) => this.hub.log.warn({ conn: this.id, err: error }, 'ack failed'))
+    }
     if (!this.closed) this.hub.metrics?.closed(code)
     this.moveTo('closed')
     this.hub.connections.delete(this)
