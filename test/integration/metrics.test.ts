@@ -4,11 +4,14 @@
  * series that does not grow with users.
  */
 import { randomBytes } from 'node:crypto'
+import { mkdtempSync } from 'node:fs'
 import type { Socket } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { CloseCode } from '../../src/protocol/index.js'
-import { PostgresStore, RedisBroker } from '../../src/server/index.js'
+import { PostgresStore, RedisBroker, SqliteStore } from '../../src/server/index.js'
 import {
   API_KEY,
   authedClient,
@@ -102,6 +105,18 @@ describe('/metrics', () => {
     } finally {
       await b.dispose()
     }
+  })
+
+  it('counts an authentication once auth_success goes out: not one whose store read failed (1011)', async () => {
+    const store = new SqliteStore(join(mkdtempSync(join(tmpdir(), 'belfry-metrics-')), 'belfry.db'))
+    const touchUser = store.touchUser.bind(store)
+    store.touchUser = (userId) => (userId === 'broken' ? Promise.reject(new Error('the database went away')) : touchUser(userId))
+    const s = await start({ metrics: true, store })
+    const c = await rawClient(s.wsUrl)
+    c.send({ type: 'auth', token: await s.token('broken'), since: 0 })
+    expect((await c.closed).code).toBe(CloseCode.InternalError)
+    await authedClient(s, 'ann')
+    expect((await scrape(s)).series.get('belfry_authentications_total')).toBe(1)
   })
 
   it('times the admin API’s store calls and retention’s passes', async () => {
@@ -198,6 +213,8 @@ describe('/metrics', () => {
       'belfry_store_operation_seconds_count{operation="publish"}': published,
       'belfry_store_operation_seconds_count{operation="touchUser"}': 6,
       'belfry_store_operation_seconds_count{operation="after"}': 1,
+      // The rate-limited client answered its 4029: what it was sent is acked (the slow consumer answered nothing).
+      'belfry_store_operation_seconds_count{operation="ack"}': 1,
     })
     expect(after.get('belfry_open_connections')).toBe(0)
     expect(after.get('belfry_connected_users')).toBe(0)

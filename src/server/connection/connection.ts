@@ -170,7 +170,6 @@ export class Connection {
     this.#expiresAt = expiresAt
     this.#claims = claims
     this.#badFrames = 0
-    this.hub.metrics?.authentications.inc()
     if (implicitAcks) this.#acks = new ImplicitAcks(this)
     this.moveTo('replaying')
     this.hub.registry.add(userId, this)
@@ -357,6 +356,8 @@ export class Connection {
 
   /** `auth_success` has gone out: what {@link tell} held follows it. */
   greeted(): void {
+    // Counted here, not at signIn: an auth whose store read then fails (1011) is no authentication.
+    this.hub.metrics?.authentications.inc()
     this.release()
   }
 
