@@ -206,12 +206,7 @@ export class NotificationServer {
       )
       if (!up) return
       this.#reconcile()
-      // What this process announced meanwhile reached its own connections only: the others read the store now,
-      // not at their 30 s reconcile (nor only once something newer shows a gap).
-      if (this.#unannounced) {
-        this.#unannounced = false
-        void this.#announce({ kind: 'notification', shared: '', deliveries: [], catchUp: 'all' })
-      }
+      this.#announceMissed()
     })
     this.#heartbeat = setInterval(() => this.#beat(), limits.heartbeatMs)
     this.#heartbeat.unref()
@@ -666,6 +661,20 @@ export class NotificationServer {
     this.#hub.budgets.sweep()
     this.#fanOutAll()
     if (!this.#hub.broker.up || this.#reconcileDue || now - this.#reconciledAt >= RECONCILE_MS) this.#reconcile()
+    this.#announceMissed()
+  }
+
+  /**
+   * What this process announced while the broker failed it reached its own
+   * connections only: once the broker is up (as it comes back, or at the next
+   * sweep, for a publish that failed while it said it was up), the other
+   * processes are told to read the store, not left to their 30 s reconcile
+   * (nor to the gap something newer shows).
+   */
+  #announceMissed(): void {
+    if (!this.#unannounced || !this.#hub.broker.up) return
+    this.#unannounced = false
+    void this.#announce({ kind: 'notification', shared: '', deliveries: [], catchUp: 'all' })
   }
 
   /** Hands a broker event to this process's connections of its users. */

@@ -133,6 +133,19 @@ describe('a broker that loses events', () => {
     tab2.close()
   })
 
+  it('a publish that failed at the broker while it said it was up: the other processes are told to read the store at the next sweep', async () => {
+    const broker = new FlakyBroker()
+    const a = await start({ broker })
+    const b = await start({ broker, database: a.database })
+    const bob = await authedClient(b, 'bob')
+    broker.rejecting = true
+    expect((await httpPublish(a.url, { userId: 'bob', title: 'missed', body: '' })).status).toBe(201)
+    broker.rejecting = false
+    // Not at b's 30 s reconcile, nor once something newer shows bob a gap.
+    await vi.waitFor(() => expect(seqs(bob)).toEqual([1]), { timeout: 5000 })
+    bob.close()
+  })
+
   it('when it is back after losing events: connections catch up at once', async () => {
     const broker = new FlakyBroker()
     const s = await start({ broker })
