@@ -220,8 +220,31 @@ function requireMethods(options: ServerOptions, name: 'logger' | 'store' | 'brok
 }
 
 /** Applies defaults and checks every option, throwing a `TypeError` that names a bad one. */
+/** Every key of {@link ServerOptions}: another is a mistake (a typo would otherwise be ignored). */
+const OPTION_KEYS: ReadonlySet<string> = new Set<keyof ServerOptions>([
+  'secret',
+  'apiKey',
+  'database',
+  'store',
+  'broker',
+  'server',
+  'allowedOrigins',
+  'dev',
+  'logger',
+  'limits',
+  'authorizeSubscribe',
+  'metrics',
+  'drainMs',
+  'fallback',
+  'retention',
+  'idempotencyKeyTtlMs',
+])
+
 export function resolveOptions(options: ServerOptions): ResolvedOptions {
   if (typeof options !== 'object' || options === null) throw new TypeError(`options must be an object; got ${shown(options)}`)
+  const unknown = Object.keys(options).find((key) => !OPTION_KEYS.has(key))
+  if (unknown !== undefined)
+    throw new TypeError(`options.${unknown} is not an option of NotificationServer (${[...OPTION_KEYS].join(', ')})`)
   if (typeof options.secret !== 'string' || options.secret.length < 16) {
     throw new TypeError(`options.secret must be a string of at least 16 characters; got ${shown(options.secret, true)}`)
   }
