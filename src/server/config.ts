@@ -1,7 +1,7 @@
 /** Configuration of the `belfry-server` command, read from the environment. */
 
 import { MAX_IDEMPOTENCY_KEY_TTL_MS } from './options.js'
-import { redact } from './redact.js'
+import { redactUrl } from './redact.js'
 
 /**
  * Documented dev-mode secrets. Dev mode always uses these (never secrets from
@@ -98,10 +98,10 @@ export function readConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Cli
     throw new Error('BELFRY_DB (a SQLite file) and BELFRY_DATABASE_URL (PostgreSQL) are both set: choose one')
   }
   if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
-    throw new Error(`BELFRY_DATABASE_URL must be a postgres:// or postgresql:// URL, got "${redact(databaseUrl).slice(0, 80)}"`)
+    throw new Error(`BELFRY_DATABASE_URL must be a postgres:// or postgresql:// URL, got "${redactUrl(databaseUrl).slice(0, 80)}"`)
   }
   if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
-    throw new Error(`BELFRY_REDIS_URL must be a redis:// or rediss:// URL, got "${redact(redisUrl).slice(0, 80)}"`)
+    throw new Error(`BELFRY_REDIS_URL must be a redis:// or rediss:// URL, got "${redactUrl(redisUrl).slice(0, 80)}"`)
   }
   const database = env.BELFRY_DB ?? './belfry.db'
   const host = env.HOST || (dev ? '127.0.0.1' : undefined)

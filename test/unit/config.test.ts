@@ -1,8 +1,9 @@
+import { pino } from 'pino'
 import { describe, expect, it } from 'vitest'
 import { RedisBroker } from '../../src/server/broker/redis.js'
 import { DEV_API_KEY, DEV_SECRET, devWarning, displayUrl, readArgs, readConfig, SERVER_USAGE, UsageError } from '../../src/server/config.js'
 import { resolveOptions } from '../../src/server/options.js'
-import { redact } from '../../src/server/redact.js'
+import { redact, redactUrl } from '../../src/server/redact.js'
 import { PostgresStore } from '../../src/server/store/postgres.js'
 import { STORE_OPERATIONS } from '../../src/server/store/store.js'
 
@@ -18,8 +19,54 @@ describe('passwords in messages', () => {
     ['postgres://db/belfry', 'postgres://db/belfry'],
     // Regression: only the first URL of a message was redacted (fetch's own error repeats the URL).
     ['cannot reach http://ops:a@h: bad URL http://ops:a@h/x', 'cannot reach http://ops:***@h: bad URL http://ops:***@h/x'],
+    // An unencoded space, or "://", in the password.
+    ['redis://:hun ter2@cache:6379', 'redis://:***@cache:6379'],
+    ['cannot reach redis://:hun ter2@cache:1: refused', 'cannot reach redis://:***@cache:1: refused'],
+    ['postgres://belfry:hun://ter2@db/belfry', 'postgres://belfry:***@db/belfry'],
   ])('redacts %s', (given, shown) => {
     expect(redact(given)).toBe(shown)
+  })
+
+  it.each([
+    ['postgres://belfry:hun ter/2@db:5432/belfry', 'postgres://belfry:***@db:5432/belfry'],
+    ['belfry:hunter2@db:5432/belfry', 'belfry:***@db:5432/belfry'], // the scheme forgotten
+    ['postgres:/belfry:hunter2@db/belfry', 'postgres:***@db/belfry'], // one slash
+    [':hunter2@cache:6379', ':***@cache:6379'],
+    ['redis://cache:6379/0?password=hunter2', 'redis://cache:6379/0?password=***'],
+    ['host=db password=hunter2', 'host=db password=***'],
+    ['postgres://belfry@db/belfry', 'postgres://belfry@db/belfry'],
+    ['localhost:6379', 'localhost:6379'],
+  ])('redacts the one connection string %s, whatever its shape', (given, shown) => {
+    expect(redactUrl(given)).toBe(shown)
+  })
+
+  it.each([
+    ['BELFRY_DATABASE_URL', 'belfry:hunter2secret@db:5432/belfry'], // the scheme forgotten
+    ['BELFRY_DATABASE_URL', 'postgres:/belfry:hunter2secret@db/belfry'], // one slash
+    ['BELFRY_REDIS_URL', ':hunter2secret@cache:6379'], // the scheme forgotten
+  ])('refuses %s=%s, a mistyped URL, without showing its password', (name, value) => {
+    const env = { BELFRY_SECRET: 's'.repeat(16), BELFRY_API_KEY: 'k'.repeat(8) }
+    let message = ''
+    try {
+      readConfig({ ...env, [name]: value }, [])
+    } catch (error) {
+      message = (error as Error).message
+    }
+    expect(message).toMatch(new RegExp(`^${name} must be`))
+    expect(message).not.toContain('hunter2')
+  })
+
+  it('shows no password holding an unencoded space in RedisBroker’s start-up error', async () => {
+    // readConfig takes this URL (it starts with redis://); ioredis takes it too and tries to connect.
+    const message = await RedisBroker.connect('redis://:hunter2 secret@127.0.0.1:1', {
+      connectTimeout: 1000,
+      logger: pino({ level: 'silent' }),
+    }).then(
+      () => 'connected',
+      (e: unknown) => (e as Error).message,
+    )
+    expect(message).toMatch(/^cannot reach Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1: /)
+    expect(message).not.toContain('hunter2')
   })
 
   it('shows none in the one-line start-up errors of readConfig, PostgresStore and RedisBroker', async () => {
