@@ -237,9 +237,11 @@ describe('readConfig', () => {
     }
     for (const max of ['0', '1.5', 'ten', '-3']) {
       expect(() => readConfig({ ...base, BELFRY_RETENTION_MAX_PER_USER: max }, []), max).toThrow(
-        /BELFRY_RETENTION_MAX_PER_USER must be a whole number ≥ 1/,
+        /BELFRY_RETENTION_MAX_PER_USER must be a whole number from 1 to 9007199254740991/,
       )
     }
+    // A whole number past the bound is told the bound, not that it is not a whole number ≥ 1.
+    expect(() => readConfig({ ...base, BELFRY_RETENTION_MAX_PER_USER: '9007199254740992' }, [])).toThrow(/from 1 to 9007199254740991/)
   })
 
   it('reads BELFRY_DRAIN_MS as whole milliseconds, 0 included; empty is unset', () => {
@@ -248,8 +250,16 @@ describe('readConfig', () => {
     expect(readConfig({ ...base, BELFRY_DRAIN_MS: '0' }, [])).toMatchObject({ drainMs: 0 })
     expect(readConfig({ ...base, BELFRY_DRAIN_MS: '' }, [])).not.toHaveProperty('drainMs')
     for (const bad of ['-1', '2.5', '5s', '1e12']) {
-      expect(() => readConfig({ ...base, BELFRY_DRAIN_MS: bad }, [])).toThrow(/BELFRY_DRAIN_MS must be a whole number of milliseconds/)
+      expect(() => readConfig({ ...base, BELFRY_DRAIN_MS: bad }, [])).toThrow(
+        /BELFRY_DRAIN_MS must be a whole number of milliseconds from 0 to 2147483647/,
+      )
     }
+    expect(readConfig({ ...base, BELFRY_DRAIN_MS: '2147483647' }, [])).toMatchObject({ drainMs: 2147483647 })
+  })
+
+  it('says BELFRY_DRAIN_MS’s bound, 2147483647 (setTimeout’s), for a whole number past it', () => {
+    const base = { BELFRY_SECRET: 's'.repeat(16), BELFRY_API_KEY: 'k'.repeat(8) }
+    expect(() => readConfig({ ...base, BELFRY_DRAIN_MS: '2147483648' }, [])).toThrow(/2147483647/)
   })
 
   it('reads BELFRY_IDEMPOTENCY_KEY_TTL_MS as whole milliseconds from 1 to a year; empty is unset', () => {
@@ -258,10 +268,12 @@ describe('readConfig', () => {
     expect(readConfig({ ...base, BELFRY_IDEMPOTENCY_KEY_TTL_MS: '' }, [])).not.toHaveProperty('idempotencyKeyTtlMs')
     for (const bad of ['0', '-1', '2.5', '24h']) {
       expect(() => readConfig({ ...base, BELFRY_IDEMPOTENCY_KEY_TTL_MS: bad }, [])).toThrow(
-        /BELFRY_IDEMPOTENCY_KEY_TTL_MS must be a whole number of milliseconds ≥ 1/,
+        /BELFRY_IDEMPOTENCY_KEY_TTL_MS must be a whole number of milliseconds from 1 to 31536000000 \(a year\)/,
       )
     }
-    expect(() => readConfig({ ...base, BELFRY_IDEMPOTENCY_KEY_TTL_MS: String(366 * 86_400_000) }, [])).toThrow(/at most 31536000000/)
+    for (const past of [String(366 * 86_400_000), '99999999999999999999']) {
+      expect(() => readConfig({ ...base, BELFRY_IDEMPOTENCY_KEY_TTL_MS: past }, [])).toThrow(/from 1 to 31536000000/)
+    }
   })
 
   it('refuses an empty BELFRY_DB instead of taking it for ./belfry.db', () => {
@@ -274,6 +286,9 @@ describe('readConfig', () => {
 
   it('refuses a bad port or a short secret', () => {
     expect(() => readConfig({ PORT: 'abc' }, ['--dev'])).toThrow(/PORT/)
+    expect(() => readConfig({ PORT: '65536' }, ['--dev'])).toThrow(
+      'PORT must be a port number from 0 to 65535 (0: any free port), got "65536"',
+    )
     expect(() => readConfig({ BELFRY_SECRET: 'short', BELFRY_API_KEY: 'k'.repeat(8) }, [])).toThrow(/BELFRY_SECRET must be at least 16/)
   })
 })
