@@ -19,6 +19,8 @@ Commands:
 Options:
   --url URL                 the server (default: BELFRY_URL, else http://localhost:$PORT or :3000)
   -h, --help                this text
+  --                        the end of options: an id or topic that starts with '-' goes after it
+                            (user -- -x); a negative number (user -1) needs none
 
 The API key is read from BELFRY_API_KEY. The answer is printed as JSON.
 `
@@ -33,7 +35,8 @@ export async function admin(
   out: (s: string) => void,
   err: (s: string) => void,
 ): Promise<number> {
-  if (args.length === 0 || args.includes('--help') || args.includes('-h')) {
+  const options = args.includes('--') ? args.slice(0, args.indexOf('--')) : args
+  if (args.length === 0 || options.includes('--help') || options.includes('-h')) {
     ;(args.length === 0 ? err : out)(ADMIN_USAGE)
     return args.length === 0 ? 2 : 0
   }
@@ -64,19 +67,33 @@ export async function admin(
   }
 }
 
+/**
+ * An argument that is an operand though it starts with '-': '-' alone, or a
+ * negative number ('user -1'); no option looks like either.
+ */
+const DASHED_OPERAND = /^-(\d+(\.\d+)?)?$/
+
 /** The request a command line makes. */
 function request(args: readonly string[], env: NodeJS.ProcessEnv): { url: string; path: string; init: RequestInit } {
   const rest: string[] = []
   const flags: Record<string, string> = {}
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!
+    if (arg === '--') {
+      // The end of options: what follows is operands, '-1' or '--url' too.
+      rest.push(...args.slice(i + 1))
+      break
+    }
     const flag = /^--(url|days|max-per-user)(?:=(.*))?$/.exec(arg)
     if (flag) {
+      const name = flag[1]!
       const value = flag[2] ?? args[++i]
-      if (value === undefined) throw new UsageError(`--${flag[1]} needs a value`)
-      flags[flag[1]!] = value
-    } else if (arg.startsWith('-')) {
-      throw new UsageError(`unknown option ${arg}`)
+      if (value === undefined) throw new UsageError(`--${name} needs a value`)
+      // Not the last one silently: 'prune --days 30 --days 0.001' would prune to 0.001 days.
+      if (flags[name] !== undefined) throw new UsageError(`--${name} is given twice`)
+      flags[name] = value
+    } else if (arg.startsWith('-') && !DASHED_OPERAND.test(arg)) {
+      throw new UsageError(`unknown option ${arg} (an operand that starts with '-' goes after '--')`)
     } else rest.push(arg)
   }
   const url = flags.url ?? env.BELFRY_URL ?? `http://localhost:${env.PORT || 3000}`

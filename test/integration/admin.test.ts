@@ -308,4 +308,37 @@ describe('belfry-server admin', () => {
     expect(code).toBe(2)
     expect(stderr).not.toContain('hunter2-s3cret')
   })
+
+  it('reaches a user whose id starts with "-": a negative number as it is, any id after "--"', async () => {
+    for (const userId of ['-1', '-x', '--help']) await httpPublish(server.url, { userId, title: 'hi', body: '' }, KEY)
+    const env = { BELFRY_API_KEY: KEY, BELFRY_URL: server.url }
+    for (const args of [
+      ['user', '-1'],
+      ['user', '--', '-1'],
+      ['user', '--', '-x'],
+      ['--url', server.url, 'user', '--', '--help'], // after '--', not the help
+    ]) {
+      const { code, out, err } = await command(args, env)
+      expect([code, err], args.join(' ')).toEqual([0, ''])
+      expect(JSON.parse(out), args.join(' ')).toMatchObject({ userId: args.at(-1), latestSeq: 1 })
+    }
+    // Any other '-' word before '--' is an option, and the message says what to do.
+    const { code, err } = await command(['user', '-x'], env)
+    expect([code, err]).toEqual([
+      2,
+      expect.stringMatching(/^belfry-server admin: unknown option -x \(an operand that starts with '-' goes after '--'\)/),
+    ])
+  })
+
+  it('refuses a flag given twice, naming it, rather than taking the last (prune deletes by it)', async () => {
+    const env = { BELFRY_API_KEY: KEY, BELFRY_URL: 'http://127.0.0.1:1' }
+    for (const [args, flag] of [
+      [['prune', '--days', '30', '--days', '0.001'], '--days'],
+      [['prune', '--max-per-user=5', '--max-per-user', '1'], '--max-per-user'],
+      [['user', 'bob', '--url', server.url, '--url=http://127.0.0.1:1'], '--url'],
+    ] as const) {
+      const { code, err } = await command([...args], env)
+      expect([code, err], args.join(' ')).toEqual([2, `belfry-server admin: ${flag} is given twice (see belfry-server admin --help)\n`])
+    }
+  })
 })
