@@ -1,7 +1,7 @@
 /** `belfry-server admin …`: the admin API of a running server, from a shell. */
 
 import { decimal } from './config.js'
-import { redact } from './redact.js'
+import { redact, redactUrl } from './redact.js'
 
 export const ADMIN_USAGE = `Usage: belfry-server admin <command> [options]
 
@@ -19,6 +19,8 @@ Commands:
 Options:
   --url URL                 the server (default: BELFRY_URL, else http://localhost:$PORT or :3000)
   -h, --help                this text
+  --                        the end of options: an id or topic that starts with '-' goes after it
+                            (user -- -x); a negative number (user -1) needs none
 
 The API key is read from BELFRY_API_KEY. The answer is printed as JSON.
 `
@@ -33,7 +35,8 @@ export async function admin(
   out: (s: string) => void,
   err: (s: string) => void,
 ): Promise<number> {
-  if (args.length === 0 || args.includes('--help') || args.includes('-h')) {
+  const options = args.includes('--') ? args.slice(0, args.indexOf('--')) : args
+  if (args.length === 0 || options.includes('--help') || options.includes('-h')) {
     ;(args.length === 0 ? err : out)(ADMIN_USAGE)
     return args.length === 0 ? 2 : 0
   }
@@ -64,28 +67,36 @@ export async function admin(
   }
 }
 
+/**
+ * An argument that is an operand though it starts with '-': '-' alone, or a
+ * negative number ('user -1'); no option looks like either.
+ */
+const DASHED_OPERAND = /^-(\d+(\.\d+)?)?$/
+
 /** The request a command line makes. */
 function request(args: readonly string[], env: NodeJS.ProcessEnv): { url: string; path: string; init: RequestInit } {
   const rest: string[] = []
   const flags: Record<string, string> = {}
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!
+    if (arg === '--') {
+      // The end of options: what follows is operands, '-1' or '--url' too.
+      rest.push(...args.slice(i + 1))
+      break
+    }
     const flag = /^--(url|days|max-per-user)(?:=(.*))?$/.exec(arg)
     if (flag) {
+      const name = flag[1]!
       const value = flag[2] ?? args[++i]
-      if (value === undefined) throw new UsageError(`--${flag[1]} needs a value`)
-      flags[flag[1]!] = value
-    } else if (arg.startsWith('-')) {
-      throw new UsageError(`unknown option ${arg}`)
+      if (value === undefined) throw new UsageError(`--${name} needs a value`)
+      // Not the last one silently: 'prune --days 30 --days 0.001' would prune to 0.001 days.
+      if (flags[name] !== undefined) throw new UsageError(`--${name} is given twice`)
+      flags[name] = value
+    } else if (arg.startsWith('-') && !DASHED_OPERAND.test(arg)) {
+      throw new UsageError(`unknown option ${arg} (an operand that starts with '-' goes after '--')`)
     } else rest.push(arg)
   }
-  const url = flags.url ?? env.BELFRY_URL ?? `http://localhost:${env.PORT || 3000}`
-  if (!URL.canParse(url) || !/^https?:/.test(url)) throw new UsageError(`--url must be an http:// or https:// URL, got "${url}"`)
-  // fetch refuses a URL with user info; and the admin API takes the key, not a password.
-  const { username, password } = new URL(url)
-  if (username || password) {
-    throw new UsageError(`--url must not hold credentials (the API key is read from BELFRY_API_KEY), got "${url}"`)
-  }
+  const url = serverUrl(flags.url, env)
   const [command, ...operands] = rest
   if (command === 'user') {
     if (operands.length !== 1 || flags.days !== undefined || flags['max-per-user'] !== undefined) {
@@ -117,4 +128,27 @@ function request(args: readonly string[], env: NodeJS.ProcessEnv): { url: string
     return { url, path: '/api/admin/prune', init: { method: 'POST', body, headers: { 'content-type': 'application/json' } } }
   }
   throw new UsageError(command === undefined ? 'a command is missing' : `unknown command "${command}"`)
+}
+
+/** The server's URL: --url, else BELFRY_URL, else http://localhost:$PORT; a bad one is refused naming where it came from. */
+function serverUrl(flag: string | undefined, env: NodeJS.ProcessEnv): string {
+  if (flag === undefined && env.BELFRY_URL === undefined) {
+    const port = env.PORT || '3000'
+    if (!/^\d+$/.test(port) || Number(port) < 1 || Number(port) > 65535) {
+      throw new UsageError(
+        `PORT must be a port number from 1 to 65535 (without --url or BELFRY_URL, the server is http://localhost:$PORT), got "${port.slice(0, 32)}"`,
+      )
+    }
+    return `http://localhost:${Number(port)}`
+  }
+  const [url, source] = flag !== undefined ? [flag, '--url'] : [env.BELFRY_URL!, 'BELFRY_URL']
+  // redactUrl, not only the redact of the whole message: a URL refused here may have no scheme ('ops:secret@host').
+  const shown = redactUrl(url).slice(0, 120)
+  if (!URL.canParse(url) || !/^https?:/.test(url)) throw new UsageError(`${source} must be an http:// or https:// URL, got "${shown}"`)
+  // fetch refuses a URL with user info; and the admin API takes the key, not a password.
+  const { username, password } = new URL(url)
+  if (username || password) {
+    throw new UsageError(`${source} must not hold credentials (the API key is read from BELFRY_API_KEY), got "${shown}"`)
+  }
+  return url
 }

@@ -1,7 +1,7 @@
 /** Configuration of the `belfry-server` command, read from the environment. */
 
 import { MAX_IDEMPOTENCY_KEY_TTL_MS } from './options.js'
-import { redact } from './redact.js'
+import { redactUrl } from './redact.js'
 
 /**
  * Documented dev-mode secrets. Dev mode always uses these (never secrets from
@@ -42,6 +42,9 @@ export interface CliConfig {
  * reads "" and " " as 0, "0x10" as 16 and "1e3" as 1000.
  */
 const whole = (text: string): number => (/^\d+$/.test(text) ? Number(text) : Number.NaN)
+
+/** The longest wait setTimeout takes, in ms (2^31 - 1): BELFRY_DRAIN_MS's bound. */
+const MAX_TIMER_MS = 2 ** 31 - 1
 
 /** A number written in decimal digits, a fraction allowed ("1.5"), or NaN. */
 export const decimal = (text: string): number => (/^\d+(\.\d+)?$/.test(text) ? Number(text) : Number.NaN)
@@ -91,17 +94,19 @@ export function readArgs(argv: readonly string[]): { dev: boolean; help: boolean
 export function readConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): CliConfig {
   const { dev } = readArgs(argv)
   const port = whole(env.PORT || '3000')
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT must be a port number, got "${env.PORT}"`)
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new Error(`PORT must be a port number from 0 to 65535 (0: any free port), got "${env.PORT?.slice(0, 32)}"`)
+  }
   if (env.BELFRY_DB === '') throw new Error('BELFRY_DB is empty: set it to a file path, or unset it for ./belfry.db')
   const { BELFRY_DATABASE_URL: databaseUrl, BELFRY_REDIS_URL: redisUrl } = env
   if (databaseUrl !== undefined && env.BELFRY_DB !== undefined) {
     throw new Error('BELFRY_DB (a SQLite file) and BELFRY_DATABASE_URL (PostgreSQL) are both set: choose one')
   }
   if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
-    throw new Error(`BELFRY_DATABASE_URL must be a postgres:// or postgresql:// URL, got "${redact(databaseUrl).slice(0, 80)}"`)
+    throw new Error(`BELFRY_DATABASE_URL must be a postgres:// or postgresql:// URL, got "${redactUrl(databaseUrl).slice(0, 80)}"`)
   }
   if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
-    throw new Error(`BELFRY_REDIS_URL must be a redis:// or rediss:// URL, got "${redact(redisUrl).slice(0, 80)}"`)
+    throw new Error(`BELFRY_REDIS_URL must be a redis:// or rediss:// URL, got "${redactUrl(redisUrl).slice(0, 80)}"`)
   }
   const database = env.BELFRY_DB ?? './belfry.db'
   const host = env.HOST || (dev ? '127.0.0.1' : undefined)
@@ -112,16 +117,20 @@ export function readConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Cli
   const metrics = readMetrics(env)
   const retention = readRetention(env)
   const drainMs = env.BELFRY_DRAIN_MS ? whole(env.BELFRY_DRAIN_MS) : undefined
-  if (drainMs !== undefined && !(Number.isSafeInteger(drainMs) && drainMs >= 0 && drainMs <= 2 ** 31 - 1)) {
-    throw new Error(`BELFRY_DRAIN_MS must be a whole number of milliseconds (0: close at once), got "${env.BELFRY_DRAIN_MS?.slice(0, 32)}"`)
+  if (drainMs !== undefined && !(Number.isSafeInteger(drainMs) && drainMs >= 0 && drainMs <= MAX_TIMER_MS)) {
+    throw new Error(
+      `BELFRY_DRAIN_MS must be a whole number of milliseconds from 0 to ${MAX_TIMER_MS} (0: close at once), got "${env.BELFRY_DRAIN_MS?.slice(0, 32)}"`,
+    )
   }
   const ttl = env.BELFRY_IDEMPOTENCY_KEY_TTL_MS
   const idempotencyKeyTtlMs = ttl ? whole(ttl) : undefined
-  if (idempotencyKeyTtlMs !== undefined && !(Number.isSafeInteger(idempotencyKeyTtlMs) && idempotencyKeyTtlMs >= 1)) {
-    throw new Error(`BELFRY_IDEMPOTENCY_KEY_TTL_MS must be a whole number of milliseconds ≥ 1, got "${ttl!.slice(0, 32)}"`)
-  }
-  if (idempotencyKeyTtlMs !== undefined && idempotencyKeyTtlMs > MAX_IDEMPOTENCY_KEY_TTL_MS) {
-    throw new Error(`BELFRY_IDEMPOTENCY_KEY_TTL_MS must be at most ${MAX_IDEMPOTENCY_KEY_TTL_MS} (a year), got "${ttl!.slice(0, 32)}"`)
+  if (
+    idempotencyKeyTtlMs !== undefined &&
+    !(Number.isSafeInteger(idempotencyKeyTtlMs) && idempotencyKeyTtlMs >= 1 && idempotencyKeyTtlMs <= MAX_IDEMPOTENCY_KEY_TTL_MS)
+  ) {
+    throw new Error(
+      `BELFRY_IDEMPOTENCY_KEY_TTL_MS must be a whole number of milliseconds from 1 to ${MAX_IDEMPOTENCY_KEY_TTL_MS} (a year), got "${ttl!.slice(0, 32)}"`,
+    )
   }
   const common = {
     port,
@@ -182,7 +191,7 @@ function readRetention(env: NodeJS.ProcessEnv): CliConfig['retention'] {
     throw new Error(`BELFRY_RETENTION_DAYS must be a number of days > 0 and ≤ 36500, got "${d!.slice(0, 32)}"`)
   }
   if (maxPerUser !== undefined && !(Number.isSafeInteger(maxPerUser) && maxPerUser >= 1)) {
-    throw new Error(`BELFRY_RETENTION_MAX_PER_USER must be a whole number ≥ 1, got "${m!.slice(0, 32)}"`)
+    throw new Error(`BELFRY_RETENTION_MAX_PER_USER must be a whole number from 1 to ${Number.MAX_SAFE_INTEGER}, got "${m!.slice(0, 32)}"`)
   }
   if (days === undefined && maxPerUser === undefined) return undefined
   return { ...(days !== undefined && { days }), ...(maxPerUser !== undefined && { maxPerUser }) }

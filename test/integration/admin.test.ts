@@ -265,7 +265,7 @@ describe('belfry-server admin', () => {
       ],
       [['user', 'bob'], { BELFRY_URL: server.url }, 1, /^belfry-server admin: BELFRY_API_KEY must be set/],
       [['user', 'bob'], { ...env, BELFRY_URL: 'http://127.0.0.1:1' }, 1, /^belfry-server admin: cannot reach http:\/\/127\.0\.0\.1:1/],
-      [['user', 'bob'], { ...env, BELFRY_URL: 'ftp://x' }, 2, /^belfry-server admin: --url must be an http:\/\/ or https:\/\/ URL/],
+      [['user', 'bob'], { ...env, BELFRY_URL: 'ftp://x' }, 2, /^belfry-server admin: BELFRY_URL must be an http:\/\/ or https:\/\/ URL/],
       [['user'], env, 2, /^belfry-server admin: user takes one user id \(see belfry-server admin --help\)$/],
       [['prune', '--days'], env, 2, /^belfry-server admin: --days needs a value/],
       [['prune', '--days', 'ten'], env, 2, /^belfry-server admin: --days must be a number, got "ten"/],
@@ -276,7 +276,7 @@ describe('belfry-server admin', () => {
         ['user', 'bob'],
         { ...env, BELFRY_URL: 'http://admin:hunter2@127.0.0.1:1' },
         2,
-        /^belfry-server admin: --url must not hold credentials .*, got "http:\/\/admin:\*\*\*@127\.0\.0\.1:1" \(see/,
+        /^belfry-server admin: BELFRY_URL must not hold credentials .*, got "http:\/\/admin:\*\*\*@127\.0\.0\.1:1" \(see/,
       ],
       [['prune', '--force'], env, 2, /^belfry-server admin: unknown option --force/],
       [['purge'], env, 2, /^belfry-server admin: unknown command "purge"/],
@@ -307,5 +307,63 @@ describe('belfry-server admin', () => {
     })
     expect(code).toBe(2)
     expect(stderr).not.toContain('hunter2-s3cret')
+  })
+
+  it('reaches a user whose id starts with "-": a negative number as it is, any id after "--"', async () => {
+    for (const userId of ['-1', '-x', '--help']) await httpPublish(server.url, { userId, title: 'hi', body: '' }, KEY)
+    const env = { BELFRY_API_KEY: KEY, BELFRY_URL: server.url }
+    for (const args of [
+      ['user', '-1'],
+      ['user', '--', '-1'],
+      ['user', '--', '-x'],
+      ['--url', server.url, 'user', '--', '--help'], // after '--', not the help
+    ]) {
+      const { code, out, err } = await command(args, env)
+      expect([code, err], args.join(' ')).toEqual([0, ''])
+      expect(JSON.parse(out), args.join(' ')).toMatchObject({ userId: args.at(-1), latestSeq: 1 })
+    }
+    // Any other '-' word before '--' is an option, and the message says what to do.
+    const { code, err } = await command(['user', '-x'], env)
+    expect([code, err]).toEqual([
+      2,
+      expect.stringMatching(/^belfry-server admin: unknown option -x \(an operand that starts with '-' goes after '--'\)/),
+    ])
+  })
+
+  it('refuses a flag given twice, naming it, rather than taking the last (prune deletes by it)', async () => {
+    const env = { BELFRY_API_KEY: KEY, BELFRY_URL: 'http://127.0.0.1:1' }
+    for (const [args, flag] of [
+      [['prune', '--days', '30', '--days', '0.001'], '--days'],
+      [['prune', '--max-per-user=5', '--max-per-user', '1'], '--max-per-user'],
+      [['user', 'bob', '--url', server.url, '--url=http://127.0.0.1:1'], '--url'],
+    ] as const) {
+      const { code, err } = await command([...args], env)
+      expect([code, err], args.join(' ')).toEqual([2, `belfry-server admin: ${flag} is given twice (see belfry-server admin --help)\n`])
+    }
+  })
+
+  it('names where a bad server URL came from: --url, BELFRY_URL or PORT', async () => {
+    const key = { BELFRY_API_KEY: KEY }
+    const cases: [string[], NodeJS.ProcessEnv, RegExp][] = [
+      [
+        ['user', 'ann'],
+        { ...key, BELFRY_URL: 'localhost:3000' },
+        /^BELFRY_URL must be an http:\/\/ or https:\/\/ URL, got "localhost:3000"/,
+      ],
+      [['user', 'ann'], { ...key, PORT: 'abc' }, /^PORT must be a port number from 1 to 65535 .*, got "abc"/],
+      [['user', 'ann'], { ...key, PORT: '70000' }, /^PORT must be a port number/],
+      [['user', 'ann', '--url', 'localhost:3000'], { ...key, BELFRY_URL: server.url }, /^--url must be an http:\/\/ or https:\/\/ URL/],
+    ]
+    for (const [args, env, message] of cases) {
+      const { code, err } = await command(args, env)
+      expect([code, err.replace(/^belfry-server admin: /, '')], JSON.stringify(env)).toEqual([2, expect.stringMatching(message)])
+    }
+  })
+
+  it('does not print the password of a BELFRY_URL without a scheme', async () => {
+    // 'ops:…@host' parses as a URL of scheme "ops:", refused; redact's '//user:password@' is not in it.
+    const { code, err } = await command(['user', 'ann'], { BELFRY_API_KEY: KEY, BELFRY_URL: 'ops:hunter2-s3cret@127.0.0.1:9' })
+    expect(code).toBe(2)
+    expect(err).toMatch(/^belfry-server admin: BELFRY_URL must be an http:\/\/ or https:\/\/ URL, got "ops:\*\*\*@127\.0\.0\.1:9"/)
   })
 })

@@ -1,8 +1,9 @@
+import { pino } from 'pino'
 import { describe, expect, it } from 'vitest'
 import { RedisBroker } from '../../src/server/broker/redis.js'
 import { DEV_API_KEY, DEV_SECRET, devWarning, displayUrl, readArgs, readConfig, SERVER_USAGE, UsageError } from '../../src/server/config.js'
 import { resolveOptions } from '../../src/server/options.js'
-import { redact } from '../../src/server/redact.js'
+import { redact, redactUrl } from '../../src/server/redact.js'
 import { PostgresStore } from '../../src/server/store/postgres.js'
 import { STORE_OPERATIONS } from '../../src/server/store/store.js'
 
@@ -18,8 +19,54 @@ describe('passwords in messages', () => {
     ['postgres://db/belfry', 'postgres://db/belfry'],
     // Regression: only the first URL of a message was redacted (fetch's own error repeats the URL).
     ['cannot reach http://ops:a@h: bad URL http://ops:a@h/x', 'cannot reach http://ops:***@h: bad URL http://ops:***@h/x'],
+    // An unencoded space, or "://", in the password.
+    ['redis://:hun ter2@cache:6379', 'redis://:***@cache:6379'],
+    ['cannot reach redis://:hun ter2@cache:1: refused', 'cannot reach redis://:***@cache:1: refused'],
+    ['postgres://belfry:hun://ter2@db/belfry', 'postgres://belfry:***@db/belfry'],
   ])('redacts %s', (given, shown) => {
     expect(redact(given)).toBe(shown)
+  })
+
+  it.each([
+    ['postgres://belfry:hun ter/2@db:5432/belfry', 'postgres://belfry:***@db:5432/belfry'],
+    ['belfry:hunter2@db:5432/belfry', 'belfry:***@db:5432/belfry'], // the scheme forgotten
+    ['postgres:/belfry:hunter2@db/belfry', 'postgres:***@db/belfry'], // one slash
+    [':hunter2@cache:6379', ':***@cache:6379'],
+    ['redis://cache:6379/0?password=hunter2', 'redis://cache:6379/0?password=***'],
+    ['host=db password=hunter2', 'host=db password=***'],
+    ['postgres://belfry@db/belfry', 'postgres://belfry@db/belfry'],
+    ['localhost:6379', 'localhost:6379'],
+  ])('redacts the one connection string %s, whatever its shape', (given, shown) => {
+    expect(redactUrl(given)).toBe(shown)
+  })
+
+  it.each([
+    ['BELFRY_DATABASE_URL', 'belfry:hunter2secret@db:5432/belfry'], // the scheme forgotten
+    ['BELFRY_DATABASE_URL', 'postgres:/belfry:hunter2secret@db/belfry'], // one slash
+    ['BELFRY_REDIS_URL', ':hunter2secret@cache:6379'], // the scheme forgotten
+  ])('refuses %s=%s, a mistyped URL, without showing its password', (name, value) => {
+    const env = { BELFRY_SECRET: 's'.repeat(16), BELFRY_API_KEY: 'k'.repeat(8) }
+    let message = ''
+    try {
+      readConfig({ ...env, [name]: value }, [])
+    } catch (error) {
+      message = (error as Error).message
+    }
+    expect(message).toMatch(new RegExp(`^${name} must be`))
+    expect(message).not.toContain('hunter2')
+  })
+
+  it('shows no password holding an unencoded space in RedisBroker’s start-up error', async () => {
+    // readConfig takes this URL (it starts with redis://); ioredis takes it too and tries to connect.
+    const message = await RedisBroker.connect('redis://:hunter2 secret@127.0.0.1:1', {
+      connectTimeout: 1000,
+      logger: pino({ level: 'silent' }),
+    }).then(
+      () => 'connected',
+      (e: unknown) => (e as Error).message,
+    )
+    expect(message).toMatch(/^cannot reach Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1: /)
+    expect(message).not.toContain('hunter2')
   })
 
   it('shows none in the one-line start-up errors of readConfig, PostgresStore and RedisBroker', async () => {
@@ -190,9 +237,11 @@ describe('readConfig', () => {
     }
     for (const max of ['0', '1.5', 'ten', '-3']) {
       expect(() => readConfig({ ...base, BELFRY_RETENTION_MAX_PER_USER: max }, []), max).toThrow(
-        /BELFRY_RETENTION_MAX_PER_USER must be a whole number ≥ 1/,
+        /BELFRY_RETENTION_MAX_PER_USER must be a whole number from 1 to 9007199254740991/,
       )
     }
+    // A whole number past the bound is told the bound, not that it is not a whole number ≥ 1.
+    expect(() => readConfig({ ...base, BELFRY_RETENTION_MAX_PER_USER: '9007199254740992' }, [])).toThrow(/from 1 to 9007199254740991/)
   })
 
   it('reads BELFRY_DRAIN_MS as whole milliseconds, 0 included; empty is unset', () => {
@@ -201,8 +250,16 @@ describe('readConfig', () => {
     expect(readConfig({ ...base, BELFRY_DRAIN_MS: '0' }, [])).toMatchObject({ drainMs: 0 })
     expect(readConfig({ ...base, BELFRY_DRAIN_MS: '' }, [])).not.toHaveProperty('drainMs')
     for (const bad of ['-1', '2.5', '5s', '1e12']) {
-      expect(() => readConfig({ ...base, BELFRY_DRAIN_MS: bad }, [])).toThrow(/BELFRY_DRAIN_MS must be a whole number of milliseconds/)
+      expect(() => readConfig({ ...base, BELFRY_DRAIN_MS: bad }, [])).toThrow(
+        /BELFRY_DRAIN_MS must be a whole number of milliseconds from 0 to 2147483647/,
+      )
     }
+    expect(readConfig({ ...base, BELFRY_DRAIN_MS: '2147483647' }, [])).toMatchObject({ drainMs: 2147483647 })
+  })
+
+  it('says BELFRY_DRAIN_MS’s bound, 2147483647 (setTimeout’s), for a whole number past it', () => {
+    const base = { BELFRY_SECRET: 's'.repeat(16), BELFRY_API_KEY: 'k'.repeat(8) }
+    expect(() => readConfig({ ...base, BELFRY_DRAIN_MS: '2147483648' }, [])).toThrow(/2147483647/)
   })
 
   it('reads BELFRY_IDEMPOTENCY_KEY_TTL_MS as whole milliseconds from 1 to a year; empty is unset', () => {
@@ -211,10 +268,12 @@ describe('readConfig', () => {
     expect(readConfig({ ...base, BELFRY_IDEMPOTENCY_KEY_TTL_MS: '' }, [])).not.toHaveProperty('idempotencyKeyTtlMs')
     for (const bad of ['0', '-1', '2.5', '24h']) {
       expect(() => readConfig({ ...base, BELFRY_IDEMPOTENCY_KEY_TTL_MS: bad }, [])).toThrow(
-        /BELFRY_IDEMPOTENCY_KEY_TTL_MS must be a whole number of milliseconds ≥ 1/,
+        /BELFRY_IDEMPOTENCY_KEY_TTL_MS must be a whole number of milliseconds from 1 to 31536000000 \(a year\)/,
       )
     }
-    expect(() => readConfig({ ...base, BELFRY_IDEMPOTENCY_KEY_TTL_MS: String(366 * 86_400_000) }, [])).toThrow(/at most 31536000000/)
+    for (const past of [String(366 * 86_400_000), '99999999999999999999']) {
+      expect(() => readConfig({ ...base, BELFRY_IDEMPOTENCY_KEY_TTL_MS: past }, [])).toThrow(/from 1 to 31536000000/)
+    }
   })
 
   it('refuses an empty BELFRY_DB instead of taking it for ./belfry.db', () => {
@@ -227,6 +286,9 @@ describe('readConfig', () => {
 
   it('refuses a bad port or a short secret', () => {
     expect(() => readConfig({ PORT: 'abc' }, ['--dev'])).toThrow(/PORT/)
+    expect(() => readConfig({ PORT: '65536' }, ['--dev'])).toThrow(
+      'PORT must be a port number from 0 to 65535 (0: any free port), got "65536"',
+    )
     expect(() => readConfig({ BELFRY_SECRET: 'short', BELFRY_API_KEY: 'k'.repeat(8) }, [])).toThrow(/BELFRY_SECRET must be at least 16/)
   })
 })
