@@ -228,20 +228,22 @@ export class Link implements Connection {
       this.#host.error(new ProtocolError(`bad frame: ${data.slice(0, 80)}`))
       return
     }
+    // At auth or later (the token expired): the close that follows says what to do, with its message.
+    if (frame.type === 'auth_error') this.#authError = frame.message
     if (this.#state === 'authenticating') {
       if (frame.type === 'auth_success') {
         this.#legacy = frame.seq === undefined // the parser let through a seq or none
-        this.#refreshed = false
         this.#failures = 0
         // The client restores its session (requests, topics) before the app hears of `online`:
         // whatever the app sends then goes out once, after those.
         if (!this.#set('online', 'auth', undefined, () => this.#host.online(frame))) return
+        // Online for minUptime: the backoff starts over, and a 4001/4002 gets its immediate retry again
+        // (at once, a server that accepts each token and closes it would have the client retry in a loop).
         this.#phase = setTimeout(() => {
           this.#attempt = 0
+          this.#refreshed = false
         }, this.#o.minUptime)
         this.#beat()
-      } else if (frame.type === 'auth_error') {
-        this.#authError = frame.message // the close that follows says what to do
       } else if (frame.type === 'error') {
         // The auth frame was refused as malformed: the app hears why (the connection times out and retries).
         this.#host.error(new ProtocolError(frame.message, { code: frame.code }))
@@ -303,7 +305,10 @@ export class Link implements Connection {
         this.#fail(new AuthError(message, { code }))
         break
       case RATE_LIMITED: {
-        const delay = parseRetryReason(reason)
+        // The server's delay, but never shorter than the backoff's nor longer than 10 minutes (a proxy's or a
+        // broken server's retry=1 would bring a reconnect storm, and retry=1e9 days off the air).
+        const hinted = parseRetryReason(reason)
+        const delay = hinted && Math.min(Math.max(hinted, this.#o.backoff(this.#attempt)), 600_000)
         if (delay) this.#notBefore = Date.now() + delay
         this.#retry(`close ${code}`, delay)
         break

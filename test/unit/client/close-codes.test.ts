@@ -74,16 +74,22 @@ describe('close codes (the table in docs/protocol.md)', () => {
     expect(log.errors).toEqual([])
   })
 
-  it('4002 after a successful re-auth gets its immediate retry again', async () => {
+  it('4002 after a re-auth that stayed online for minUptime gets its immediate retry again; one sooner backs off', async () => {
     const server = startMockServer()
     const { client, log, tokens } = await connected(createClient(server))
     for (let i = 0; i < 3; i++) {
+      await tick(5000) // minUptime online
       server.peer.close(4002)
       await tick()
       expect(client.state).toBe('online')
     }
     expect(tokens).toHaveLength(4)
     expect(log.statuses.filter((s) => s.to === 'reconnecting')).toEqual([])
+    // Closed again right after its immediate retry went online: the backoff, not another at once.
+    server.peer.close(4002)
+    await tick()
+    expect(client.state).toBe('reconnecting')
+    expect(tokens).toHaveLength(4)
   })
 
   it('4001 → one immediate retry with a fresh token, then closed for good', async () => {
