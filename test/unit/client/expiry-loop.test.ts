@@ -8,8 +8,7 @@ afterEach(cleanup)
 
 describe('a server that accepts the token, then closes 4002 at once, every time', () => {
   // Its clock ahead of the token's issuer, or a session sweep that expires what auth just took: the fresh token is
-  // accepted, the session ends within ms. Each `online` renews the immediate-retry allowance (link.ts: #refreshed = false),
-  // so the client never reaches its backoff.
+  // accepted, the session ends within ms. The immediate-retry allowance is renewed only after minUptime online.
   it('backs off instead of reconnecting at once forever', async () => {
     const server = startMockServer({
       auth: (peer) => {

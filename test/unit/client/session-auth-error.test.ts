@@ -8,7 +8,6 @@ afterEach(cleanup)
 
 describe('an auth_error during the session (the token expired), then its close', () => {
   // protocol.md, Close codes, Notes: "Its message is the auth_error frame's message when one arrived before the close".
-  // Online, link.ts #message hands auth_error to the client, which ignores it: #authError is set only while authenticating.
   it('with a token string: the AuthError carries the auth_error message', async () => {
     const server = startMockServer()
     const { client, log } = await connected(createClient(server, { token: jwt('u1') }))
