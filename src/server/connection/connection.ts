@@ -96,6 +96,9 @@ export class Connection {
   #pingedSeq = 0
   /** The highest seq known acked on this connection: a ping carries a seq only when more was sent since. */
   #pongAcked = 0
+  /** The code of the server's close frame, when it sent one on an open socket, and the last seq sent before it. */
+  #closeSent = 0
+  #sentAtClose = 0
   /** Bad frames in a row (before auth, a frame that parses does not reset it: only auth does). */
   #badFrames = 0
   /** Frames received before auth: one is expected (the auth frame); past `maxBadFrames` the socket is closed. */
@@ -248,6 +251,11 @@ export class Connection {
     this.moveTo('closed')
     this.hub.metrics?.closed(code)
     if (refused) this.hub.metrics?.refused(code)
+    // What was sent before the close frame: a client that answers it has all of it (see gone()).
+    if (this.ws.readyState === WebSocket.OPEN && this.#userId !== undefined) {
+      this.#closeSent = code
+      this.#sentAtClose = this.replay.sentSeq
+    }
     if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(code, reason)
     // A client that does not read will not read the close frame either, and any may never answer it:
     // free the socket soon, not after ws's 30 s close timeout.
@@ -495,12 +503,14 @@ export class Connection {
 
   /** From the socket's shared `close` listener: the socket is gone, with the code the client sent (1006: none) unless the server closed it. */
   gone(code: number): void {
-    // The client answered a close this server sent (1006: no close frame came): it has read everything sent
-    // before that close, as a pong would say. Acked, so that a client of the article's protocol, which a drain
-    // closes before its ack ping, resumes after it on the next process, with nothing twice.
-    if (this.closed && code !== 1006 && this.#userId !== undefined && this.replay.sentSeq > this.#pongAcked) {
-      this.#pongAcked = this.replay.sentSeq
-      this.ack(this.replay.sentSeq).catch((error: unknown) => this.hub.log.warn({ conn: this.id, err: error }, 'ack failed'))
+    // The client answered a close this server sent on an open socket (its close frame echoes the code; 1006:
+    // none came; one the client started, even as ours crossed it, has a code of its own): it has read
+    // everything sent before that close, as a pong would say. Acked, so that a client of the article's
+    // protocol, which a drain closes before its ack ping, resumes after it on the next process, nothing twice.
+    const seq = this.#sentAtClose
+    if (code === this.#closeSent && seq > this.#pongAcked) {
+      this.#pongAcked = seq
+      this.ack(seq).catch((error: unknown) => this.hub.log.warn({ conn: this.id, err: error }, 'ack failed'))
     }
     if (!this.closed) this.hub.metrics?.closed(code)
     this.moveTo('closed')

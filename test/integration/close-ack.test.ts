@@ -1,10 +1,8 @@
 /**
- * Review (r7): Connection.gone() acks the last seq "sent" on a socket whenever the server's own
- * close() came before the socket's `close` event and the code is not 1006. It does not check that
- * the close the client answered was the server's: a client that closed first (its close frame
- * already on the server) and a drain in the closing handshake count as "a close the server started,
- * answered". And sentSeq moves on for notifications send() skipped because the socket was no longer
- * OPEN: the ack covers a notification that was never written to the socket.
+ * A close the server started and the client answered acks what the socket was sent before it
+ * (drain.test.ts); only that one. A client that closed first, a drain coming during its closing
+ * handshake, is no answer to the server's close: nothing is acked, not even a notification the
+ * server skipped (the socket no longer open).
  */
 import type { Socket } from 'node:net'
 import { describe, expect, it } from 'vitest'
