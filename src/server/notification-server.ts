@@ -380,7 +380,7 @@ export class NotificationServer {
     if (!isUserId(userId))
       throw new TypeError(`unsubscribe: userId must be a user id of 1–${MAX_ID_LENGTH} characters; got ${shown(userId)}`)
     const max = this.#options.limits.maxTopicLength
-    if (!Array.isArray(topics) || !topics.every((t) => isShortString(t, max))) {
+    if (!Array.isArray(topics) || !Array.from(topics).every((t) => isShortString(t, max))) {
       throw new TypeError(`unsubscribe: topics must be an array of topics of 1–${max} characters; got ${shown(topics)}`)
     }
     if (topics.length > 0) await this.#hub.store.unsubscribe(userId, topics)

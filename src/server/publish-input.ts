@@ -1,4 +1,4 @@
-import { isObject, isShortString, isUserId, isWellFormed, MAX_ID_LENGTH, MAX_TOPIC_LENGTH } from '../protocol/index.js'
+import { isObject, isShortString, isUserId, isWellFormed, type JsonObject, MAX_ID_LENGTH, MAX_TOPIC_LENGTH } from '../protocol/index.js'
 import type { Audience, NotificationInput } from './store/store.js'
 
 /** Longest title and body accepted, in characters. */
@@ -12,16 +12,25 @@ export const MAX_DATA_DEPTH = 32
 export const MAX_RECIPIENTS = 10_000
 
 const AUDIENCE_KEYS = ['userId', 'userIds', 'topic', 'broadcast'] as const
-const KNOWN_KEYS = new Set<string>([...AUDIENCE_KEYS, 'title', 'body', 'priority', 'data'])
+const NOTIFICATION_KEYS = new Set<string>(['title', 'body', 'priority', 'data'])
+const KNOWN_KEYS = new Set<string>([...AUDIENCE_KEYS, ...NOTIFICATION_KEYS])
 
 export type PublishRequest = { ok: true; audience: Audience; input: NotificationInput } | { ok: false; reason: string }
 
 /** A JSON object as JSON.parse makes it: not a class instance, a Map or a Date. */
 const isPlainObject = (v: unknown): v is Record<string, unknown> => isObject(v) && Object.getPrototypeOf(v) === Object.prototype
 
-/** Checks the notification fields shared by every way of publishing. */
-export function checkNotification(value: unknown): { ok: true; input: NotificationInput } | { ok: false; reason: string } {
+/**
+ * Checks the notification fields shared by every way of publishing: a field
+ * not in `known` (a typo such as `priorty`) is refused, not ignored.
+ */
+export function checkNotification(
+  value: unknown,
+  known: ReadonlySet<string> = NOTIFICATION_KEYS,
+): { ok: true; input: NotificationInput } | { ok: false; reason: string } {
   if (!isPlainObject(value)) return { ok: false, reason: 'notification must be a JSON object' }
+  const unknown = Object.keys(value).find((k) => !known.has(k))
+  if (unknown !== undefined) return { ok: false, reason: `unknown field "${unknown.slice(0, 32)}"` }
   const { title, body, priority, data } = value
   if (typeof title !== 'string' || title.length === 0 || title.length > MAX_TITLE_LENGTH) {
     return { ok: false, reason: `"title" must be a string of 1–${MAX_TITLE_LENGTH} characters` }
@@ -43,14 +52,19 @@ export function checkNotification(value: unknown): { ok: true; input: Notificati
     if (!isPlainObject(data)) return { ok: false, reason: '"data" must be a JSON object' }
     const problem = dataProblem(data, MAX_DATA_DEPTH)
     if (problem) return { ok: false, reason: `"data" must ${problem}` }
-    let size: number
+    let json: string
     try {
-      size = Buffer.byteLength(JSON.stringify(data))
+      json = JSON.stringify(data)
     } catch {
       return { ok: false, reason: '"data" must be serialisable as JSON' }
     }
-    if (size > MAX_DATA_BYTES) return { ok: false, reason: `"data" must be at most ${MAX_DATA_BYTES} bytes as JSON` }
-    input.data = JSON.parse(JSON.stringify(data))
+    if (Buffer.byteLength(json) > MAX_DATA_BYTES) return { ok: false, reason: `"data" must be at most ${MAX_DATA_BYTES} bytes as JSON` }
+    // What is stored is its JSON: a toJSON (a programmatic caller's) may have made it no object, or deeper.
+    const stored = JSON.parse(json) as unknown
+    if (!isPlainObject(stored) || dataProblem(stored, MAX_DATA_DEPTH)) {
+      return { ok: false, reason: `"data" must be a JSON object nested at most ${MAX_DATA_DEPTH} levels deep, as JSON.stringify writes it` }
+    }
+    input.data = stored as JsonObject
   }
   return { ok: true, input }
 }
@@ -86,7 +100,8 @@ export function checkAudience(
       : { ok: false, reason: `"userId" must be a user id of 1–${MAX_ID_LENGTH} characters, no control characters` }
   }
   if (userIds !== undefined) {
-    if (!Array.isArray(userIds) || userIds.length === 0 || userIds.length > MAX_RECIPIENTS || !userIds.every(isUserId)) {
+    // Array.from: every index, the holes of a sparse array (which every() skips) too.
+    if (!Array.isArray(userIds) || userIds.length === 0 || userIds.length > MAX_RECIPIENTS || !Array.from(userIds).every(isUserId)) {
       return {
         ok: false,
         reason: `"userIds" must be an array of 1–${MAX_RECIPIENTS} user ids (1–${MAX_ID_LENGTH} characters, no control characters)`,
@@ -109,7 +124,7 @@ export function parsePublishBody(body: unknown, maxTopicLength = MAX_TOPIC_LENGT
   if (unknown !== undefined) return { ok: false, reason: `unknown field "${unknown.slice(0, 32)}"` }
   const audience = checkAudience(body, maxTopicLength)
   if (!audience.ok) return audience
-  const notification = checkNotification(body)
+  const notification = checkNotification(body, KNOWN_KEYS)
   if (!notification.ok) return notification
   return { ok: true, audience: audience.audience, input: notification.input }
 }

@@ -506,7 +506,7 @@ describe('other routes', () => {
     await s.server.close()
     await expect(fetch(`${s.url}/api/notifications`, { method: 'POST', headers: bearer, body: JSON.stringify(valid) })).rejects.toThrow()
     await expect(rawClient(s.wsUrl)).rejects.toThrow()
-    await expect(s.server.sendToUser('alice', valid)).rejects.toThrow(/closed/)
+    await expect(s.server.sendToUser('alice', { title: valid.title, body: valid.body })).rejects.toThrow(/closed/)
   })
 })
 
