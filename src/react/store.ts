@@ -141,10 +141,7 @@ export function createStore<Data extends object>(
   return {
     now,
     server: [...now],
-    subscribe(listener) {
-      listeners.add(listener)
-      return () => listeners.delete(listener)
-    },
+    subscribe: (listener) => (listeners.add(listener), () => listeners.delete(listener)),
     get,
     retain() {
       const client = get()
@@ -171,7 +168,7 @@ export function createStore<Data extends object>(
         // One closed so (an <Activity> hidden, its effects cleaned up) is made anew if a provider comes back;
         // one the app closed stays.
         setTimeout(() => {
-          if (holds.get(client)) return
+          if (holds.get(client) || client.state === 'closed') return
           client.close()
           now[CLIENT] = undefined
         })

@@ -230,9 +230,9 @@ describe('BelfryProvider', () => {
 })
 
 describe('hooks', () => {
-  it('throw outside a provider, saying no <BelfryProvider> is above', () => {
+  it('throw outside a provider, saying there is no <BelfryProvider>', () => {
     vi.spyOn(console, 'error').mockImplementation(() => {}) // React logs the error it rethrows
-    expect(() => renderHook(() => useUnreadCount())).toThrow('No <BelfryProvider> above')
+    expect(() => renderHook(() => useUnreadCount())).toThrow('No <BelfryProvider>')
   })
 
   it('useUnreadCount: a component renders again only when the count changes', async () => {

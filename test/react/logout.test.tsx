@@ -1,8 +1,6 @@
 /**
- * Review (r7): belfry/react's store clears its client slot whenever its retain() cleanup closes the
- * client a macrotask later, whether or not the app had closed that client itself before. The README
- * says a client the app closed (a logout) stays closed and no new one is made; after an <Activity>
- * hides and shows the provider, a new one is made and connected.
+ * A client the app closed (a logout) stays closed: an <Activity> that hides and shows the provider
+ * afterwards makes no new one (only a client the provider closed itself, hidden, is made anew).
  */
 import { act, render, cleanup as unmountAll } from '@testing-library/react'
 import { Activity } from 'react'
