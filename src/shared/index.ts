@@ -312,15 +312,15 @@ function shared(
       snap.seq = Math.max(snap.seq, f.seq)
       snap.unreadCount = f.unreadCount
     }
-    const id = f.requestId
-    if (!id) {
+    // Every request id on the socket was tagged (`tab:id`). Any other (none, one of the server's own, no string), or
+    // one on a notification (which answers nothing), makes no reply: the frame is for every tab, as a solo client's.
+    const [to, own] = `${f.requestId}`.split(':') as [string, string?]
+    if (own == null || f.type === 'notification') {
       host.frame(f)
       // A replay round's end concerns this socket alone: its client asks for the next round.
       if (f.type !== 'replayed') post({ e: epoch, f })
       return
     }
-    // Every request id on the socket was tagged (`tab:id`).
-    const [to, own] = id.split(':') as [string, string]
     const reply = { ...f, requestId: own || undefined } as ServerFrame
     if (to === tab) host.frame(reply)
     else post({ e: epoch, to, f: reply })
