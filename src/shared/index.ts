@@ -354,6 +354,8 @@ function shared(
       // What exists: up to the leader's latest seq, which its every beat carries (one relayed that never got here is
       // fetched), in its socket's numbering (after another database's, lower). Without a cursor fill() asks for nothing.
       want = snap.seq
+      // Retention removed every seq up to the floor: a cursor below it goes there (its client says `expired`).
+      if (cursor && cursor < snap.oldestSeq!) cursor = snap.oldestSeq!
       set(to === 'closed' ? 'reconnecting' : to, m.s)
       fill()
     } else if (f.type === 'notification' && f.seq) {
