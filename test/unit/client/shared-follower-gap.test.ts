@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { memoryStorage } from '../../../src/index.js'
 import { sharedConnection } from '../../../src/shared/index.js'
 import { FakeLocks } from '../../helpers/locks.js'
-import { cleanup, createClient, type MockServer, startMockServer, tick } from '../../helpers/mock-server.js'
+import { cleanup, createClient, type MockServer, note, startMockServer, tick } from '../../helpers/mock-server.js'
 
 /** BroadcastChannel over fake timers: each message reaches the other channels of its name on a 0 ms timer. */
 const bus = new Map<string, Set<Channel>>()
@@ -75,5 +75,18 @@ describe('belfry/shared: a follower far behind', () => {
     expect(follower.log.statuses.find((s) => s.to === 'online')).toMatchObject({ expired: true })
     // One page covers what exists, 99,991 to 100,000: nothing of the removed range is asked for.
     expect(server.sent('history').map((f) => [f.before, f.limit])).toEqual([[100_001, 10]])
+  })
+
+  it('takes a seq that jumps far ahead after one page that finds nothing, asking for the newest that exist', async () => {
+    const server = startMockServer({ auth: { seq: 10 } })
+    const { follower, run } = await leaderAndFollower(server, 10)
+    server.peer.send(note(100_000)) // a hostile server, or another database
+    await run(90)
+    // The next 100 seqs (nothing there), then the newest 100 that exist below the jump: not ~1,000 pages of 100 seqs.
+    expect(server.sent('history').map((f) => [f.before, f.limit])).toEqual([
+      [111, 100],
+      [100_001, 100],
+    ])
+    expect(follower.log.notifications.map((n) => n.seq)).toEqual([100_000])
   })
 })
