@@ -167,8 +167,12 @@ function shared(
   let cursor = 0
   let want = 0
   let held: Record<number, Notification> = {}
-  /** The history page asked for, if one is: its `before` (the end of its range), which is its request id. */
+  /**
+   * The history page asked for, if one is: its `before` (the end of its range), which is its request id; and whether
+   * the last one found nothing past the cursor.
+   */
   let fetching: number | undefined
+  let sparse: boolean | undefined
 
   /**
    * The fields of a token's auth frame; a token that names another user than
@@ -312,15 +316,15 @@ function shared(
       snap.seq = Math.max(snap.seq, f.seq)
       snap.unreadCount = f.unreadCount
     }
-    const id = f.requestId
-    if (!id) {
+    // Every request id on the socket was tagged (`tab:id`). Any other (none, one of the server's own, no string), or
+    // one on a notification (which answers nothing), makes no reply: the frame is for every tab, as a solo client's.
+    const [to, own] = `${f.requestId}`.split(':') as [string, string?]
+    if (own == null || f.type === 'notification') {
       host.frame(f)
       // A replay round's end concerns this socket alone: its client asks for the next round.
       if (f.type !== 'replayed') post({ e: epoch, f })
       return
     }
-    // Every request id on the socket was tagged (`tab:id`).
-    const [to, own] = id.split(':') as [string, string]
     const reply = { ...f, requestId: own || undefined } as ServerFrame
     if (to === tab) host.frame(reply)
     else post({ e: epoch, to, f: reply })
@@ -354,6 +358,8 @@ function shared(
       // What exists: up to the leader's latest seq, which its every beat carries (one relayed that never got here is
       // fetched), in its socket's numbering (after another database's, lower). Without a cursor fill() asks for nothing.
       want = snap.seq
+      // Retention removed every seq up to the floor: a cursor below it goes there (its client says `expired`).
+      if (cursor && cursor < snap.oldestSeq!) cursor = snap.oldestSeq!
       set(to === 'closed' ? 'reconnecting' : to, m.s)
       fill()
     } else if (f.type === 'notification' && f.seq) {
@@ -370,7 +376,10 @@ function shared(
       if (f.type === 'history') {
         // Newest first: every seq in [next, before) that exists. One that also came live goes as it came.
         for (const n of f.items) if (n.seq < before) held[n.seq] ??= { ...n, type: 'notification', replayed: true }
-        // A page cut short (by bytes) says where the rest starts: what it brought waits for the older page.
+        // Nothing past the cursor (a seq that jumped: a hostile server, another database): the next page is the newest
+        // 100 that exist, not the next 100 seqs.
+        sparse = cursor >= (f.items[0]?.seq ?? 0)
+        // A page cut short (by bytes or its limit) says where the rest starts: what it brought waits for the older page.
         if (f.next! > cursor + 1) fill(f.next)
         else drain(before - 1)
       }
@@ -397,11 +406,15 @@ function shared(
     fill()
   }
 
-  /** Follower: asks the leader for the oldest page (at most 100, the server's history limit) of what it lacks, or for what comes before `before`. */
-  function fill(before = Math.min(want, cursor + 100) + 1): void {
+  /**
+   * Follower: asks the leader for the oldest page of what it lacks (100 seqs, the server's history limit), or the
+   * newest (after a page that found nothing), or for what comes before `before` (the rest of the range).
+   */
+  function fill(before?: number): void {
     if (fetching || checking || state !== 'online' || !(want > cursor) || !cursor) return
+    before ||= (sparse ? want : Math.min(want, cursor + 100)) + 1
     fetching = before
-    post({ f: { type: 'history', before, limit: before - cursor - 1, requestId: `${tab}:${before}` } })
+    post({ f: { type: 'history', before, limit: Math.min(100, before - cursor - 1), requestId: `${tab}:${before}` } })
   }
 
   /** Leaves the group: the lock (or the request for it), the socket if leading, the channel, the timers. */

@@ -43,13 +43,14 @@ describe('a server whose frames carry a requestId the client never sent', () => 
     await tick(100)
     expect(client.state).toBe('online')
     server.peer.send({ ...note(1), requestId: 'zz' })
-    server.peer.send(note(2))
+    server.peer.send({ ...note(2), requestId: 'x:1' }) // the form of a tab's id, for no tab
+    server.peer.send(note(3))
     await tick()
-    // The leader's relay takes 'zz' for another tab's id: seq 1 goes nowhere, and seq 2 moves the cursor past it.
-    expect(log.notifications.map((n) => n.seq)).toEqual([1, 2])
+    // Routed as a reply to another tab, a notification would go nowhere, and the next would move the cursor past it.
+    expect(log.notifications.map((n) => n.seq)).toEqual([1, 2, 3])
   })
 
-  it('shared (the leader tab): a frame whose requestId is not a string throws nothing and is reported or handled', async () => {
+  it('shared (the leader tab): a frame whose requestId is not a string throws nothing and is handled as a frame without one', async () => {
     const server = startMockServer()
     const { client, log } = createClient(server, { connection: shared() })
     client.connect()
