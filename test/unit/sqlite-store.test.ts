@@ -286,6 +286,20 @@ describe('SqliteStore: its tables', () => {
       expect(await all).toEqual({ ids: [], all: true, seq: LONG, unreadCount: 0 })
       expect((await track(new SqliteStore(file)).user('ann'))!.unreadCount).toBe(0)
     })
+
+    it('all: a mark that comes while close() waits for one in parts is refused, not cut between its parts', async () => {
+      await Promise.all(
+        Array.from({ length: LONG }, (_, i) => store.publish({ userIds: ['ann', 'bob'] }, note(`n${i}`), undefined, { gather: true })),
+      )
+      const ann = store.markRead('ann', 'all')
+      await new Promise((resolve) => setImmediate(resolve))
+      const closing = store.close()
+      await expect(store.markRead('bob', 'all')).rejects.toThrow('the store is closing')
+      await closing
+      expect(await ann).toMatchObject({ all: true, unreadCount: 0 })
+      const again = track(new SqliteStore(file))
+      expect([(await again.user('ann'))!.unreadCount, (await again.user('bob'))!.unreadCount]).toEqual([0, LONG])
+    })
   })
 
   it('writes the acks of a window together, in one commit, though each came in a turn of its own', async () => {

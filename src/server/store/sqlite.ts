@@ -142,6 +142,7 @@ export class SqliteStore implements Store {
   readonly #pruneBatch: number
   /** Marks in progress: one of a long inbox goes in parts, and close() waits for it. */
   readonly #marks = new Set<Promise<ReadChange>>()
+  #closing = false
   /** The last failure of work the store does on its own (the checkpoint), until one succeeds. */
   #background: Error | undefined
   readonly #s
@@ -516,6 +517,8 @@ export class SqliteStore implements Store {
    * server does its other work.
    */
   async markRead(userId: string, ids: readonly string[] | 'all'): Promise<ReadChange> {
+    // Once close() has begun (it waits for the marks in parts already under way) no other starts.
+    if (this.#closing) throw new Error('the store is closing')
     const marking = this.#mark(userId, ids)
     this.#marks.add(marking)
     try {
@@ -669,6 +672,7 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     // A mark in parts finishes first: a mark of all half done would leave part of the inbox read.
+    this.#closing = true
     if (this.#marks.size > 0) await Promise.allSettled(this.#marks)
     clearInterval(this.#checkpoint)
     if (!this.#db.open) return
