@@ -141,7 +141,10 @@ export function createStore<Data extends object>(
   return {
     now,
     server: [...now],
-    subscribe: (listener) => (listeners.add(listener), () => listeners.delete(listener)),
+    subscribe: (listener) => {
+      listeners.add(listener)
+      return () => listeners.delete(listener)
+    },
     get,
     retain() {
       const client = get()

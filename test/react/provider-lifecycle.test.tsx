@@ -1,0 +1,112 @@
+/**
+ * The provider's client over its life: hidden by React's <Activity> (its effects cleaned up, its
+ * store kept), the provider lets go of the client and makes a new one when shown again; a client
+ * the app closed itself (a logout) stays closed, and no new one is made or left connected.
+ */
+import { act, render, cleanup as unmountAll } from '@testing-library/react'
+import { Activity } from 'react'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import type { NotificationClient } from '../../src/index.js'
+import { BelfryProvider, type Notifications, useBelfryClient, useConnectionState, useNotifications } from '../../src/react/index.js'
+import { cleanup, createClient, type MockServer, note, startMockServer, tick } from '../helpers/mock-server.js'
+
+beforeEach(() => {
+  vi.useFakeTimers()
+})
+afterEach(() => {
+  unmountAll()
+  cleanup()
+})
+
+const settle = (ms = 20) => act(() => tick(ms))
+const text = (testId: string) => document.querySelector(`[data-testid="${testId}"]`)?.textContent
+const titles = () => [...document.querySelectorAll('li')].map((li) => li.textContent)
+
+/** A server, a provider's client function that records each client it makes, and what the hooks see. */
+function setup() {
+  const server: MockServer = startMockServer()
+  const made: NotificationClient[] = []
+  const make = () => {
+    const { client } = createClient(server)
+    made.push(client)
+    return client
+  }
+  const seen: { api?: Notifications; client?: NotificationClient | undefined } = {}
+  function Inbox() {
+    const api = useNotifications()
+    const { state } = useConnectionState()
+    seen.api = api
+    seen.client = useBelfryClient()
+    return (
+      <div>
+        <p data-testid="state">{state}</p>
+        <ul>
+          {api.notifications.map((n) => (
+            <li key={n.id}>{n.title}</li>
+          ))}
+        </ul>
+      </div>
+    )
+  }
+  const App = ({ mode }: { mode: 'visible' | 'hidden' }) => (
+    <Activity mode={mode}>
+      <BelfryProvider client={make}>
+        <Inbox />
+      </BelfryProvider>
+    </Activity>
+  )
+  const open = () => server.peers.filter((p) => !p.closed)
+  return { server, made, seen, App, open }
+}
+
+describe('BelfryProvider: its client over its life', () => {
+  it('hidden by <Activity>, then shown again: the hooks follow a live client, not one closed while hidden that still says online', async () => {
+    const { server, made, App } = setup()
+    const view = render(<App mode="visible" />)
+    await settle()
+    expect(text('state')).toBe('online')
+    view.rerender(<App mode="hidden" />)
+    await settle(100)
+    view.rerender(<App mode="visible" />)
+    await settle(100)
+    // Shown again, the provider holds its client open: whatever the server sends reaches the list.
+    const client = made.at(-1)!
+    expect([text('state'), client.state]).toEqual(['online', 'online'])
+    server.peer.send(note(1))
+    await settle()
+    expect(titles()).toEqual(['title 1'])
+  })
+
+  it('closed by the app (a logout), then hidden and shown: no new client is made or connected', async () => {
+    const { made, seen, App, open } = setup()
+    const view = render(<App mode="visible" />)
+    await settle()
+    expect(seen.client?.state).toBe('online')
+    await act(async () => seen.client!.close())
+    await settle()
+    view.rerender(<App mode="hidden" />)
+    await settle(100)
+    view.rerender(<App mode="visible" />)
+    await settle(100)
+    expect(made).toHaveLength(1)
+    expect(open()).toHaveLength(0)
+  })
+
+  it('closed by the app, then a hook’s request and the unmount: no new, unheld client is left connected', async () => {
+    const { made, seen, App, open } = setup()
+    const view = render(<App mode="visible" />)
+    await settle()
+    expect(seen.client).toBe(made[0])
+    await act(async () => seen.client!.close())
+    await settle()
+    // A button still on screen marks everything read.
+    await act(async () => {
+      seen.api!.markAllRead().catch(() => {})
+    })
+    await settle(100)
+    view.unmount()
+    await settle(100)
+    expect(made.map((c) => c.state)).toEqual(made.map(() => 'closed'))
+    expect(open()).toHaveLength(0)
+  })
+})
