@@ -148,7 +148,8 @@ function serverUrl(flag: string | undefined, env: NodeJS.ProcessEnv): string {
   // fetch refuses a URL with user info; and the admin API takes the key, not a password.
   const { username, password } = new URL(url)
   if (username || password) {
-    throw new UsageError(`${source} must not hold credentials (the API key is read from BELFRY_API_KEY), got "${shown}"`)
+    // Not shown at all: a user name alone may be a token (https://TOKEN@host).
+    throw new UsageError(`${source} must not hold credentials (user info before an @; the API key is read from BELFRY_API_KEY)`)
   }
   return url
 }

@@ -276,7 +276,7 @@ describe('belfry-server admin', () => {
         ['user', 'bob'],
         { ...env, BELFRY_URL: 'http://admin:hunter2@127.0.0.1:1' },
         2,
-        /^belfry-server admin: BELFRY_URL must not hold credentials .*, got "http:\/\/admin:\*\*\*@127\.0\.0\.1:1" \(see/,
+        /^belfry-server admin: BELFRY_URL must not hold credentials \(user info before an @; the API key is read from BELFRY_API_KEY\) \(see/,
       ],
       [['prune', '--force'], env, 2, /^belfry-server admin: unknown option --force/],
       [['purge'], env, 2, /^belfry-server admin: unknown command "purge"/],
@@ -297,7 +297,11 @@ describe('belfry-server admin', () => {
     // A usage mistake, said up front: fetch refuses a URL with credentials anyway.
     expect(code).toBe(2)
     expect(stderr).not.toContain('hunter2-s3cret')
-    expect(stderr).toMatch(/^belfry-server admin: --url must not hold credentials .*, got "http:\/\/ops:\*\*\*@127\.0\.0\.1:9"/)
+    expect(stderr).toMatch(/^belfry-server admin: --url must not hold credentials/)
+    // Nor a user name alone, which may be a token.
+    const token = await command(['user', 'ann', '--url', 'https://ghp_s3cretT0ken@127.0.0.1:9'], { BELFRY_API_KEY: 'review-api-key-123' })
+    expect([token.code, token.err]).toEqual([2, expect.stringMatching(/^belfry-server admin: --url must not hold credentials/)])
+    expect(token.err).not.toContain('ghp_s3cretT0ken')
   })
 
   it('does not print the password of a --url it refuses as a usage mistake', async () => {
