@@ -87,7 +87,8 @@ const resolve = async <T>(p: T | (() => T | Promise<T>)): Promise<T> => (typeof 
 export function sharedConnection(options: SharedConnectionOptions = {}): ConnectionFactory {
   const { beat = 1000, stale = 3000 } = options
   const check = (name: string, v: number) => {
-    if (!(v > 0 && v < Infinity)) throw new TypeError(`sharedConnection: ${name} must be a positive number of ms; got ${v}`)
+    // v === +v: a number (`true > 0` holds too).
+    if (!(v === +v && v > 0 && v < Infinity)) throw new TypeError(`sharedConnection: ${name} must be a positive number of ms; got ${v}`)
   }
   check('beat', beat)
   check('stale', stale)

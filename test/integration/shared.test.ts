@@ -575,6 +575,9 @@ describe('sharedConnection', () => {
   it('refuses a bad option with a TypeError that says what it got', () => {
     expect(() => sharedConnection({ beat: 0 })).toThrow(new TypeError('sharedConnection: beat must be a positive number of ms; got 0'))
     expect(() => sharedConnection({ stale: Number.NaN })).toThrow(/stale must be a positive number of ms; got NaN/)
+    // Not a number, though `true > 0` and `'5' > 0` hold: no 1 ms beat.
+    expect(() => sharedConnection({ beat: true as never })).toThrow(/beat must be a positive number of ms; got true/)
+    expect(() => sharedConnection({ stale: '5000' as never })).toThrow(/stale must be a positive number of ms; got 5000/)
   })
 })
 
