@@ -142,8 +142,9 @@ function serverUrl(flag: string | undefined, env: NodeJS.ProcessEnv): string {
     return `http://localhost:${Number(port)}`
   }
   const [url, source] = flag !== undefined ? [flag, '--url'] : [env.BELFRY_URL!, 'BELFRY_URL']
-  // redactUrl, not only the redact of the whole message: a URL refused here may have no scheme ('ops:secret@host').
-  const shown = redactUrl(url).slice(0, 120)
+  // Not shown at all with an @ (a password, or a user name alone that may be a token, in any shape: no scheme,
+  // ws://, 'ops:secret@host'); redactUrl for the rest (a password given as ?password=).
+  const shown = url.includes('@') ? '(not shown: it holds user info)' : redactUrl(url).slice(0, 120)
   if (!URL.canParse(url) || !/^https?:/.test(url)) throw new UsageError(`${source} must be an http:// or https:// URL, got "${shown}"`)
   // fetch refuses a URL with user info; and the admin API takes the key, not a password.
   const { username, password } = new URL(url)

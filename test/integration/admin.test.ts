@@ -368,6 +368,16 @@ describe('belfry-server admin', () => {
     // 'ops:…@host' parses as a URL of scheme "ops:", refused; redact's '//user:password@' is not in it.
     const { code, err } = await command(['user', 'ann'], { BELFRY_API_KEY: KEY, BELFRY_URL: 'ops:hunter2-s3cret@127.0.0.1:9' })
     expect(code).toBe(2)
-    expect(err).toMatch(/^belfry-server admin: BELFRY_URL must be an http:\/\/ or https:\/\/ URL, got "ops:\*\*\*@127\.0\.0\.1:9"/)
+    expect(err).toMatch(/^belfry-server admin: BELFRY_URL must be an http:\/\/ or https:\/\/ URL, got "\(not shown: it holds user info\)"/)
   })
+
+  it.each(['ws://ghp_s3cretT0ken@127.0.0.1:9', 'wss://ghp_s3cretT0ken@127.0.0.1:9', 'ghp_s3cretT0ken@127.0.0.1:9'])(
+    'does not print the user info (a user name alone may be a token) of %s, refused as no http(s) URL',
+    async (url) => {
+      const { code, err } = await command(['user', 'ann', '--url', url], { BELFRY_API_KEY: KEY })
+      expect(code).toBe(2)
+      expect(err).toMatch(/must be an http:\/\/ or https:\/\/ URL/)
+      expect(err).not.toContain('ghp_s3cretT0ken')
+    },
+  )
 })
