@@ -12,7 +12,7 @@ import { boundBody, type Health, type HttpContext, handleHttp, sendJson, Unavail
 import type { Hub } from './hub.js'
 import { createMetrics } from './metrics.js'
 import { type ResolvedOptions, resolveOptions, type ServerOptions, shown } from './options.js'
-import { checkAudience, checkNotification } from './publish-input.js'
+import { checkAudience, checkNotification, everyIndex } from './publish-input.js'
 import { Registry } from './registry.js'
 import { Pruner } from './retention.js'
 import { frame, notificationFrame, sharedPart } from './serialize.js'
@@ -380,7 +380,7 @@ export class NotificationServer {
     if (!isUserId(userId))
       throw new TypeError(`unsubscribe: userId must be a user id of 1–${MAX_ID_LENGTH} characters; got ${shown(userId)}`)
     const max = this.#options.limits.maxTopicLength
-    if (!Array.isArray(topics) || !Array.from(topics).every((t) => isShortString(t, max))) {
+    if (!Array.isArray(topics) || !everyIndex(topics, (t) => isShortString(t, max))) {
       throw new TypeError(`unsubscribe: topics must be an array of topics of 1–${max} characters; got ${shown(topics)}`)
     }
     if (topics.length > 0) await this.#hub.store.unsubscribe(userId, topics)

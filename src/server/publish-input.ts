@@ -17,6 +17,16 @@ const KNOWN_KEYS = new Set<string>([...AUDIENCE_KEYS, ...NOTIFICATION_KEYS])
 
 export type PublishRequest = { ok: true; audience: Audience; input: NotificationInput } | { ok: false; reason: string }
 
+/**
+ * Whether `test` holds for the item at every index of `array`, a hole of a
+ * sparse one too (which every() skips), stopping at the first that fails
+ * (a hole of a huge sparse array at once, nothing allocated).
+ */
+export function everyIndex<T>(array: readonly T[], test: (item: T) => boolean): boolean {
+  for (let i = 0; i < array.length; i++) if (!test(array[i]!)) return false
+  return true
+}
+
 /** A JSON object as JSON.parse makes it: not a class instance, a Map or a Date. */
 const isPlainObject = (v: unknown): v is Record<string, unknown> => isObject(v) && Object.getPrototypeOf(v) === Object.prototype
 
@@ -100,8 +110,7 @@ export function checkAudience(
       : { ok: false, reason: `"userId" must be a user id of 1–${MAX_ID_LENGTH} characters, no control characters` }
   }
   if (userIds !== undefined) {
-    // Array.from: every index, the holes of a sparse array (which every() skips) too.
-    if (!Array.isArray(userIds) || userIds.length === 0 || userIds.length > MAX_RECIPIENTS || !Array.from(userIds).every(isUserId)) {
+    if (!Array.isArray(userIds) || userIds.length === 0 || userIds.length > MAX_RECIPIENTS || !everyIndex(userIds, isUserId)) {
       return {
         ok: false,
         reason: `"userIds" must be an array of 1–${MAX_RECIPIENTS} user ids (1–${MAX_ID_LENGTH} characters, no control characters)`,

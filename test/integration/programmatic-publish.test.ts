@@ -23,6 +23,8 @@ describe('programmatic API: what the HTTP API refuses, and what would be stored'
     expect(await failure(s.server.sendToUsers(new Array(3), valid))).toBeInstanceOf(TypeError)
     // biome-ignore lint/suspicious/noSparseArray: the hole is the point
     expect(await failure(s.server.unsubscribe('ann', [, 'news'] as unknown as string[]))).toBeInstanceOf(TypeError)
+    // A huge sparse one is refused at its first hole, nothing allocated for its length.
+    expect(await failure(s.server.unsubscribe('ann', new Array(2 ** 32 - 1)))).toBeInstanceOf(TypeError)
     expect((await fetch(`${s.url}/healthz`)).status).toBe(200)
   })
 
