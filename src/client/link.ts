@@ -186,6 +186,7 @@ export class Link implements Connection {
 
   async #open(reason: string): Promise<void> {
     if (!this.#set('connecting', reason)) return
+    this.#authError = '' // an earlier socket's (its close ignored, offline) is no word about this one
     const id = ++this.#attemptId
     const stale = () => id !== this.#attemptId || this.#state !== 'connecting'
     this.#phase = setTimeout(() => this.#drop('connect timeout'), this.#o.connectTimeout)

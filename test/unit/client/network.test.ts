@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { advanceToAfterStatus, cleanup, connected, createClient, startMockServer, tick } from '../../helpers/mock-server.js'
+import { advanceToAfterStatus, cleanup, connected, createClient, jwt, startMockServer, tick } from '../../helpers/mock-server.js'
 
 /** An EventTarget that counts its listeners, to see that close() removes them. */
 class CountingTarget extends EventTarget {
@@ -70,6 +70,21 @@ describe('browser network events', () => {
     expect(server.peer.closed).toBe(true)
     expect(server.peers).toHaveLength(1)
     expect(client.state).toBe('offline')
+  })
+
+  it('an auth_error whose close never came (offline first) gives a later socket’s AuthError none of its words', async () => {
+    const net = browser()
+    const server = startMockServer()
+    const { client, log } = await connected(createClient(server, { token: jwt('u1') }))
+    server.peer.send({ type: 'auth_error', code: 'token_expired', message: 'stale words' })
+    await tick()
+    net.offline()
+    net.online()
+    await tick(100)
+    expect(client.state).toBe('online')
+    server.peer.close(4002, 'bye')
+    await tick()
+    expect(log.errors.at(-1)).toMatchObject({ name: 'AuthError', code: 4002, message: 'bye' })
   })
 
   it('offline while reconnecting cancels the pending retry', async () => {
