@@ -10,6 +10,7 @@ import type {
   RequestFrame,
   ServerFrame,
 } from '../protocol/frames.js'
+import { MAX_TOPIC_LENGTH, MAX_TOPICS_PER_FRAME } from '../protocol/guards.js'
 import { createDelivery, type Delivery } from './delivery.js'
 import { type BelfryError, ProtocolError, RequestError, TimeoutError } from './errors.js'
 import { Emitter } from './events.js'
@@ -181,8 +182,8 @@ export class NotificationClient<Data extends object = JsonObject> {
    */
   subscribe(topic: string): () => void {
     if (!topic || typeof topic !== 'string') throw new TypeError(`belfry: subscribe() takes a non-empty string; got ${show(topic)}`)
-    // Past the protocol's 256 characters, which no server takes (the frame would fail whole): refused here.
-    if (topic.length > 256) {
+    // Past the protocol's length, which no server takes (the frame would fail whole): refused here.
+    if (topic.length > MAX_TOPIC_LENGTH) {
       queueMicrotask(() => this.#refused(topic, 'topic_too_long'))
       return () => {}
     }
@@ -223,9 +224,10 @@ export class NotificationClient<Data extends object = JsonObject> {
     this.#report(new ProtocolError(`subscription to "${topic}" refused: ${code}`, { code }))
   }
 
-  /** The protocol's frames take 1–500 topics each. */
+  /** The protocol's frames take 1–MAX_TOPICS_PER_FRAME topics each. */
   #topicFrames(type: 'subscribe' | 'unsubscribe', topics: string[]): void {
-    for (let i = 0; i < topics.length; i += 500) this.#link.send({ type, topics: topics.slice(i, i + 500) })
+    for (let i = 0; i < topics.length; i += MAX_TOPICS_PER_FRAME)
+      this.#link.send({ type, topics: topics.slice(i, i + MAX_TOPICS_PER_FRAME) })
   }
 
   async #mark(frame: RequestFrame & { type: 'mark_read' }): Promise<ReadEvent> {

@@ -26,6 +26,10 @@ export const isShortString = (v: unknown, max: number): v is string =>
 
 /** Longest id (user id, notification id, request id) accepted. */
 export const MAX_ID_LENGTH = 64
+/** Longest topic name accepted on the wire (the server's limit, `maxTopicLength`, may be lower). */
+export const MAX_TOPIC_LENGTH = 256
+/** Most topics one subscribe or unsubscribe frame may carry. */
+export const MAX_TOPICS_PER_FRAME = 500
 // biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters (C0, DEL, C1) are what it refuses.
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
 /** A user id, wherever one comes from (a publish, a token's `sub`, an auth frame): 1–64 well-formed characters, no control characters. */

@@ -1,17 +1,13 @@
 import type { ClientFrame } from './frames.js'
-import { isObject, isSeq, isShortString, isUserId, MAX_ID_LENGTH, type Obj } from './guards.js'
+import { isObject, isSeq, isShortString, isUserId, MAX_ID_LENGTH, MAX_TOPIC_LENGTH, MAX_TOPICS_PER_FRAME, type Obj } from './guards.js'
 
-export { MAX_ID_LENGTH }
+export { MAX_ID_LENGTH, MAX_TOPIC_LENGTH, MAX_TOPICS_PER_FRAME }
 
 /** The result of parsing a frame: the frame, or why it was refused. */
 export type Parsed<T> =
   | { ok: true; frame: T }
   | { ok: false; code: 'bad_json' | 'bad_frame' | 'unknown_type'; message: string; requestId?: string }
 
-/** Longest topic name accepted on the wire (the server's limit, `maxTopicLength`, may be lower). */
-export const MAX_TOPIC_LENGTH = 256
-/** Most topics one subscribe or unsubscribe frame may carry. */
-export const MAX_TOPICS_PER_FRAME = 500
 /** Most ids one `mark_read` frame may carry. */
 export const MAX_IDS_PER_FRAME = 500
 /** Largest `limit` of one history page. */
