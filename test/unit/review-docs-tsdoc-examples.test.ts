@@ -1,0 +1,78 @@
+/**
+ * The @example of each public entry's TSDoc (what an editor shows on hover,
+ * and what the packages' .d.ts carry) compiles as written, as the README's
+ * examples do (readme.test.ts), with the names an example leaves to the app
+ * declared. belfry/desktop's shows
+ *   desktopNotifications(client, { onClick: (n) => router.push(`/inbox/${n.id}`) })
+ * but `onClick` gets `undefined` for a summary (README: "calls onClick ... with
+ * the notification (`undefined` for a summary)"; the README's own example
+ * guards with `n && openInbox(n.id)`): copied as written it does not compile
+ * under strict, and in JavaScript it throws a TypeError when a summary is clicked.
+ */
+import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import ts from 'typescript'
+import { describe, expect, it } from 'vitest'
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+
+/**
+ * The entries whose example is a module of its own, imports included (a member's example, and
+ * belfry/react's two-line JSX sketch, are fragments that lean on the text around them).
+ */
+const FILES = ['src/index.ts', 'src/shared/index.ts', 'src/desktop/index.ts', 'src/server/index.ts']
+
+/** What the examples take from the app around them. */
+const APP = `
+import type { NotificationClient as Client } from 'belfry'
+declare global {
+  function toast(title: string, detail?: string): void
+  function fetchToken(): Promise<string>
+  const url: string
+  const token: string
+  const client: Client
+  const enableButton: HTMLButtonElement
+  const router: { push(path: string): void }
+}
+`
+
+function examples(file: string): { name: string; code: string }[] {
+  const text = readFileSync(`${ROOT}${file}`, 'utf8')
+  return [...text.matchAll(/@example\n((?: \*(?: .*)?\n)+?) \*\//g)].map((m, i) => ({
+    name: `${file.replace(/[/.]/g, '_')}_${i}`,
+    code: `${m[1]!.replace(/^ \* ?/gm, '')}\nexport {}\n`,
+  }))
+}
+
+function compile(blocks: { name: string; code: string }[]): string[] {
+  const config = ts.readConfigFile(`${ROOT}tsconfig.json`, ts.sys.readFile)
+  const { options } = ts.parseJsonConfigFileContent(config.config, ts.sys, ROOT)
+  const files = new Map<string, string>([[`${ROOT}tsdoc-app.ts`, APP]])
+  for (const { name, code } of blocks) files.set(`${ROOT}tsdoc-${name}.tsx`, code)
+  const host = ts.createCompilerHost(options)
+  const { getSourceFile, fileExists, readFile } = host
+  host.fileExists = (name) => files.has(name) || fileExists(name)
+  host.readFile = (name) => files.get(name) ?? readFile(name)
+  host.getSourceFile = (name, version, ...rest) => {
+    const text = files.get(name)
+    return text === undefined ? getSourceFile(name, version, ...rest) : ts.createSourceFile(name, text, version)
+  }
+  const program = ts.createProgram([...files.keys()], { ...options, noEmit: true }, host)
+  return ts
+    .getPreEmitDiagnostics(program)
+    .filter((d) => d.file && files.has(d.file.fileName))
+    .map((d) => `${d.file!.fileName.slice(ROOT.length)}: ${ts.flattenDiagnosticMessageText(d.messageText, '\n')}`)
+}
+
+describe('TSDoc examples of the public entries', () => {
+  const blocks = FILES.flatMap(examples)
+
+  it('are found', () => {
+    expect(blocks.map((b) => b.name)).toContain('src_desktop_index_ts_0')
+    expect(blocks.length).toBeGreaterThanOrEqual(FILES.length)
+  })
+
+  it('compile as written', () => {
+    expect(compile(blocks)).toEqual([])
+  }, 60_000)
+})
