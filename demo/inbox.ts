@@ -76,7 +76,8 @@ export function createInbox(client: NotificationClient, report: (error: unknown)
   const insert = (n: Notification, live: boolean) => {
     if (shown.has(n.id) || (live && next !== undefined && n.seq < next)) return
     const li = item(n)
-    const after = [...shown.values()].find((s) => s.seq < n.seq)
+    // Before the newest of those older than it (the Map keeps the order they were shown in, not seq order).
+    const after = [...shown.values()].sort((a, b) => b.seq - a.seq).find((s) => s.seq < n.seq)
     list.insertBefore(li, after?.li ?? null)
     shown.set(n.id, { seq: n.seq, li })
     say('')

@@ -160,8 +160,9 @@ export class NotificationClient<Data extends object = JsonObject> {
   }
 
   /** One page of the user's history, newest first. */
-  async history(page?: { before?: number; limit?: number }): Promise<HistoryPage<Data>> {
-    const { items, next } = await this.#request({ type: 'history', ...page })
+  async history(page?: { before?: number | undefined; limit?: number | undefined }): Promise<HistoryPage<Data>> {
+    // An undefined field is left out of the frame (JSON): `before: undefined` asks for the newest page.
+    const { items, next } = await this.#request({ type: 'history', ...(page as { before?: number; limit?: number }) })
     return { items: items as Notification<Data>[], next }
   }
 

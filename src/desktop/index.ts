@@ -5,7 +5,7 @@
  *
  * @example
  * import { desktopNotifications } from 'belfry/desktop'
- * const desktop = desktopNotifications(client, { onClick: (n) => router.push(`/inbox/${n.id}`) })
+ * const desktop = desktopNotifications(client, { onClick: (n) => n && router.push(`/inbox/${n.id}`) })
  * enableButton.hidden = desktop.permission !== 'default'
  * enableButton.onclick = () => desktop.request()
  */

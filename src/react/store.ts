@@ -112,7 +112,7 @@ export function createStore<Data extends object>(
     list()
     // `before: undefined` is left out of the frame (JSON): the newest page.
     return get()
-      .history({ before: items.at(-1)?.seq } as { before?: number })
+      .history({ before: items.at(-1)?.seq })
       .then((page) => {
         end = !page.next
         list(page.items)

@@ -12,8 +12,7 @@ const e2e = useDemo('review-read-reconnect-', { width: 1100, height: 760 })
 
 const waitForState = (page: Page, state: string) =>
   page.locator(`[data-testid="status"][data-state="${state}"]`).waitFor({ timeout: 15_000 })
-const readFlags = (page: Page) =>
-  page.locator('[data-testid="inbox-item"]').evaluateAll((li) => li.map((l) => l.getAttribute('data-read')))
+const readFlags = (page: Page) => page.locator('[data-testid="inbox-item"]').evaluateAll((li) => li.map((l) => l.getAttribute('data-read')))
 
 async function scenario(path: string): Promise<Page> {
   for (const n of [1, 2]) expect(await publish(e2e.demo.url, { userId: 'kim', title: `n${n}`, body: '' })).toBe(201)

@@ -109,3 +109,13 @@ describe('types that fit what apps write', () => {
     client.ready({ timeout: '5s' })
   })
 })
+
+describe('README: history paging', () => {
+  // HistoryPage.next is absent on the last page; under exactOptionalPropertyTypes history() must take it back as it is.
+  it('takes page.next back as { before: page.next }', async () => {
+    const page = await client.history({ limit: 20 })
+    expectTypeOf(page.next).toEqualTypeOf<number | undefined>()
+    const older = await client.history({ before: page.next })
+    expectTypeOf(older).toEqualTypeOf<HistoryPage<Deploy>>()
+  })
+})

@@ -131,3 +131,20 @@ describe.each([
     expect(both.gzip - alone.gzip).toBeLessThanOrEqual(budget)
   })
 })
+
+describe('CONTRIBUTING.md', () => {
+  const text = readFileSync(join(ROOT, 'CONTRIBUTING.md'), 'utf8').replace(/\s+/g, ' ')
+  /** The last byte figure ("1,280 B") written before `name`, within a sentence's length. */
+  const documented = (name: string) => {
+    const match = new RegExp(`([\\d,]+) B\\b(?:(?![\\d,]+ B\\b).){0,200}?\`${name}\``).exec(text)
+    return match ? Number(match[1]!.replace(/,/g, '')) : undefined
+  }
+  it.each([
+    ['CLIENT_SIZE_LIMIT_BYTES', CLIENT_SIZE_LIMIT_BYTES],
+    ['REACT_SIZE_LIMIT_BYTES', REACT_SIZE_LIMIT_BYTES],
+    ['SHARED_SIZE_BUDGET_BYTES', SHARED_SIZE_BUDGET_BYTES],
+    ['DESKTOP_SIZE_BUDGET_BYTES', DESKTOP_SIZE_BUDGET_BYTES],
+  ] as const)('gives %s as the figure the test holds the bundle to', (name, bytes) => {
+    expect(documented(name)).toBe(bytes)
+  })
+})

@@ -2,12 +2,8 @@
  * The @example of each public entry's TSDoc (what an editor shows on hover,
  * and what the packages' .d.ts carry) compiles as written, as the README's
  * examples do (readme.test.ts), with the names an example leaves to the app
- * declared. belfry/desktop's shows
- *   desktopNotifications(client, { onClick: (n) => router.push(`/inbox/${n.id}`) })
- * but `onClick` gets `undefined` for a summary (README: "calls onClick ... with
- * the notification (`undefined` for a summary)"; the README's own example
- * guards with `n && openInbox(n.id)`): copied as written it does not compile
- * under strict, and in JavaScript it throws a TypeError when a summary is clicked.
+ * declared: copied as written, an example must neither fail under strict nor
+ * throw (belfry/desktop's `onClick` gets `undefined` for a summary).
  */
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
