@@ -1,6 +1,6 @@
 import type { NotificationClient } from 'belfry'
 import type { DevServer } from './dev.js'
-import { byTestId, describe, el } from './dom.js'
+import { byTestId, describe, el, topicMemory } from './dom.js'
 
 /** The send form (publishing through the HTTP API) and the topic subscriptions. */
 export function createSend(client: NotificationClient, dev: DevServer): void {
@@ -66,14 +66,13 @@ export function createSend(client: NotificationClient, dev: DevServer): void {
   const chips = byTestId('topics', HTMLUListElement)
   const empty = byTestId('topics-empty', HTMLElement)
   const topics = new Map<string, () => void>()
-  const showEmpty = () => {
+  const memory = topicMemory(dev.user)
+  const showTopics = () => {
     empty.hidden = topics.size > 0
+    memory.save(topics.keys())
   }
 
-  subscribeForm.addEventListener('submit', (e) => {
-    e.preventDefault()
-    const topic = topicInput.value.trim()
-    topicInput.value = ''
+  const add = (topic: string) => {
     if (topic === '' || topics.has(topic)) return
     topics.set(topic, client.subscribe(topic))
     const remove = el(
@@ -86,10 +85,17 @@ export function createSend(client: NotificationClient, dev: DevServer): void {
       topics.get(topic)?.()
       topics.delete(topic)
       chip.remove()
-      showEmpty()
+      showTopics()
       topicInput.focus()
     })
     chips.append(chip)
-    showEmpty()
+    showTopics()
+  }
+  subscribeForm.addEventListener('submit', (e) => {
+    e.preventDefault()
+    add(topicInput.value.trim())
+    topicInput.value = ''
   })
+  // The user's subscriptions made here before this load: shown, and subscribed again (a no-op on the server).
+  for (const topic of memory.load()) add(topic)
 }

@@ -63,7 +63,7 @@ export function App({ user }: { user: string }) {
       <main className="grid">
         <Send dev={dev} />
         <div className="stack">
-          <Topics />
+          <Topics user={user} />
           <ConnectionCard drop={() => dev.drop()} report={report} />
         </div>
       </main>

@@ -1,7 +1,7 @@
 import { useBelfryClient } from 'belfry/react'
-import { type FormEvent, useState } from 'react'
+import { type FormEvent, useEffect, useState } from 'react'
 import type { DevServer } from '../dev.js'
-import { describe } from '../dom.js'
+import { describe, topicMemory } from '../dom.js'
 
 type Target = 'me' | 'user' | 'topic' | 'broadcast'
 
@@ -113,25 +113,42 @@ export function Send({ dev }: { dev: DevServer }) {
 }
 
 /** Topics, through the client itself (useBelfryClient): subscribe() returns the function that unsubscribes. */
-export function Topics() {
+export function Topics({ user }: { user: string }) {
   const client = useBelfryClient()
   const [topics, setTopics] = useState<string[]>([])
   const [input, setInput] = useState('')
   // Leaving the page does not unsubscribe: a subscription is the user's, kept by the server (see the README).
   const [stops] = useState(() => new Map<string, () => void>())
+  const [memory] = useState(() => topicMemory(user))
+
+  const changed = () => {
+    setTopics([...stops.keys()])
+    memory.save(stops.keys())
+  }
+  const add = (topic: string) => {
+    if (!client || topic === '' || stops.has(topic)) return
+    stops.set(topic, client.subscribe(topic))
+    changed()
+  }
+  // The user's subscriptions made here before this load (or before the provider made this client): shown, and
+  // subscribed again through this client (a no-op on the server).
+  // biome-ignore lint/correctness/useExhaustiveDependencies: once per client; add() is remade each render
+  useEffect(() => {
+    if (!client) return
+    const saved = memory.load()
+    stops.clear()
+    for (const topic of saved) add(topic)
+  }, [client, memory])
 
   const subscribe = (e: FormEvent) => {
     e.preventDefault()
-    const topic = input.trim()
+    add(input.trim())
     setInput('')
-    if (!client || topic === '' || stops.has(topic)) return
-    stops.set(topic, client.subscribe(topic))
-    setTopics([...stops.keys()])
   }
   const unsubscribe = (topic: string) => {
     stops.get(topic)?.()
     stops.delete(topic)
-    setTopics([...stops.keys()])
+    changed()
   }
 
   return (

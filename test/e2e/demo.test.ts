@@ -2,7 +2,7 @@ import { copyFileSync } from 'node:fs'
 import type { Page } from 'playwright-core'
 import { describe, expect, it } from 'vitest'
 import { SqliteStore } from '../../src/server/index.js'
-import { publish, screenshot, useDemo } from './harness.js'
+import { publish, screenshot, subscribeAndReload, topicRecipients, useDemo } from './harness.js'
 
 const e2e = useDemo('', { width: 1100, height: 760 })
 
@@ -97,4 +97,40 @@ describe('demo page', () => {
     await page.locator('[data-testid="toast-title"]', { hasText: 'during the drop' }).waitFor()
     expect((await toastTitles(page)).filter((t) => t === 'during the drop')).toHaveLength(1)
   })
+  it('keeps the open inbox newest first as live notifications arrive one after another', async () => {
+    const page = await signIn('ivy')
+    expect(await publish(e2e.demo.url, { userId: 'ivy', title: 'h1', body: '' })).toBe(201)
+    await page.locator('[data-testid="toast-title"]', { hasText: 'h1' }).waitFor()
+    await page.locator('[data-testid="bell"]').click()
+    await page.locator('[data-testid="inbox-item"]').first().waitFor()
+    expect(await inboxSeqs(page)).toEqual([1])
+    // Two live ones while the panel is open, each waited for before the next is sent.
+    for (const [i, title] of ['live 2', 'live 3'].entries()) {
+      expect(await publish(e2e.demo.url, { userId: 'ivy', title, body: '' })).toBe(201)
+      await page.waitForFunction((n) => document.querySelectorAll('[data-testid="inbox-item"]').length === n, i + 2)
+    }
+    expect(await inboxSeqs(page)).toEqual([3, 2, 1])
+  })
+
+  it("shows why the token provider failed: the dev token route's reason, not only the client's wrapper", async () => {
+    // Chromium logs the 400 of the token fetch itself.
+    e2e.allow(/Failed to load resource: the server responded with a status of 400/)
+    // A user id one character longer than the 64 the server takes.
+    const page = await e2e.open(`/?user=${'x'.repeat(65)}`)
+    const error = page.locator('[data-testid="error"]')
+    await error.waitFor({ state: 'visible', timeout: 10_000 })
+    await expect.poll(() => error.textContent(), { timeout: 5_000 }).toContain('"user" must be a user id')
+  })
+
+  it('still shows, after a reload, the topics the user subscribed to here (the server keeps them)', async () => {
+    const page = await signIn('lou')
+    await subscribeAndReload(page, e2e.demo.url)
+    expect(await page.locator('[data-testid="topics-empty"]').isVisible()).toBe(false)
+    // And the chip still unsubscribes: a topic send no longer reaches the user.
+    await page.locator('[data-testid="unsubscribe"]').click()
+    await expect.poll(() => topicRecipients(e2e.demo.url)).toBe(0)
+  })
 })
+
+const inboxSeqs = (page: Page) =>
+  page.locator('[data-testid="inbox-item"]').evaluateAll((li) => li.map((l) => Number(l.getAttribute('data-seq'))))

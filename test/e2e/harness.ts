@@ -106,6 +106,27 @@ export async function publish(url: string, body: Record<string, unknown>): Promi
   return res.status
 }
 
+/** Publishes to the topic `deploys`, answering how many users it reached. */
+export async function topicRecipients(url: string): Promise<number> {
+  const res = await fetch(`${url}/api/notifications`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${API_KEY}` },
+    body: JSON.stringify({ topic: 'deploys', title: 'deploy', body: '' }),
+  })
+  return ((await res.json()) as { recipients: number }).recipients
+}
+
+/** Subscribes a signed-in demo page to `deploys` from its Topics card, reloads it, and waits for the chip again. */
+export async function subscribeAndReload(page: Page, url: string): Promise<void> {
+  await page.locator('[data-testid="topic-input"]').fill('deploys')
+  await page.locator('[data-testid="subscribe"]').click()
+  await page.locator('[data-testid="topic"][data-topic="deploys"]').waitFor()
+  await expect.poll(() => topicRecipients(url)).toBe(1)
+  await page.reload()
+  await page.locator('[data-testid="status"][data-state="online"]').waitFor({ timeout: 15_000 })
+  await page.locator('[data-testid="topic"][data-topic="deploys"]').waitFor({ timeout: 5_000 })
+}
+
 /** A test file's demo: the server and browser context of the test that runs, and the pages it opened. */
 export interface DemoSession {
   readonly demo: DemoServer

@@ -6,7 +6,7 @@
  */
 import type { Page } from 'playwright-core'
 import { describe, expect, it, vi } from 'vitest'
-import { API_KEY, publish, useDemo } from './harness.js'
+import { API_KEY, publish, subscribeAndReload, topicRecipients, useDemo } from './harness.js'
 
 const e2e = useDemo('react-', { width: 1100, height: 760 })
 
@@ -92,5 +92,13 @@ describe('React demo page', () => {
     await page.waitForURL(`${e2e.demo.url}/react.html?user=dee`)
     await waitForState(page, 'online')
     expect(await page.locator('[data-testid="user"]').textContent()).toBe('dee')
+  })
+  it('still shows, after a reload, the topics the user subscribed to here (the server keeps them)', async () => {
+    const page = await e2e.open('/react.html?user=lou')
+    await waitForState(page, 'online')
+    await subscribeAndReload(page, e2e.demo.url)
+    expect(await page.locator('[data-testid="topics-empty"]').isVisible()).toBe(false)
+    await page.locator('[data-testid="unsubscribe"]').click()
+    await expect.poll(() => topicRecipients(e2e.demo.url)).toBe(0)
   })
 })
