@@ -22,7 +22,7 @@ import { NEVER } from './transport.js'
 
 /** Read state changed, here or on another tab or device of the user. */
 export interface ReadEvent {
-  /** Ids that became read (empty when `all`). */
+  /** Ids that became read (empty when `all`); answering this client's `markRead(ids)`, every id it asked for. */
   ids: string[]
   /** Everything up to `seq` became read. */
   all: boolean
@@ -69,6 +69,8 @@ export class NotificationClient<Data extends object = JsonObject> {
   readonly #topics = new Set<string>()
   /** Topics given up that the server has not yet answered `unsubscribed` for: sent again after each auth until it does. */
   readonly #leaving = new Set<string>()
+  /** Whose subscriptions #topics and #leaving are (the token's `sub`): a token of another user leaves them behind. */
+  #user: string | undefined
   /** Topics subscribed in this task, sent together in one frame at its end. */
   #joining: string[] | undefined
   /** The error that stopped the client for good. */
@@ -255,6 +257,12 @@ export class NotificationClient<Data extends object = JsonObject> {
   /** The auth frame's extras. `userId` (the token's `sub`) is what the article's server files sockets under. */
   #auth(token: string): Omit<AuthFrame, 'type' | 'token'> {
     const userId = subject(token)
+    this.#user ??= userId
+    if (userId !== this.#user) {
+      this.#user = userId
+      this.#topics.clear()
+      this.#leaving.clear()
+    }
     // Always a `since` (0: no cursor): a server takes a client without one for the article's, which does not ack.
     return { ...(userId && { userId }), since: this.#delivery.since(userId) }
   }

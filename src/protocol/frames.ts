@@ -170,7 +170,7 @@ export interface ReplayedFrame {
 /** Read state changed on one of the user's connections (pushed to all of them). */
 export interface ReadFrame {
   type: 'read'
-  /** Ids that became read. Empty when `all` is true. */
+  /** Ids that became read; in the reply to a `mark_read` of ids, every id it asked for (none is unread now). Empty when `all` is true. */
   ids: string[]
   /** Everything with seq ≤ `seq` became read. */
   all: boolean

@@ -4,6 +4,7 @@ import WebSocket from 'ws'
 import { AuthError, type CursorStorage, memoryStorage } from '../../src/index.js'
 import { mintToken, SqliteStore } from '../../src/server/index.js'
 import { ClientPool, holds, range } from '../helpers/client.js'
+import { MarkerProxy } from '../helpers/marker-proxy.js'
 import { startServer, type TestServer } from '../helpers/server.js'
 
 /**
@@ -348,6 +349,53 @@ describe('NotificationClient: requests', () => {
     expect((await s.server.publish('deploys', { title: 'after', body: '' })).recipients).toBe(1)
     expect((await s.server.publish('alerts', { title: 'not for ida', body: '' })).recipients).toBe(0)
     await vi.waitFor(() => expect(events.notifications.map((n) => n.title)).toEqual(['before', 'after']))
+  })
+
+  it("a token of another user leaves the last user's topics behind: they are not subscribed for the new one", async () => {
+    const s = await server()
+    let user = 'ann'
+    const { client, events } = await clients.online({ url: s.wsUrl, token: () => s.token(user) })
+    client.subscribe('team:ann')
+    const leave = client.subscribe('all-hands')
+    await client.history({ limit: 1 }) // frames are handled in order: the subscribes are done
+    // Bob follows all-hands on a device of his own.
+    const bob = await clients.online({ url: s.wsUrl, token: () => s.token('bob') })
+    bob.client.subscribe('all-hands')
+    await bob.client.history({ limit: 1 })
+    expect((await s.server.publish('all-hands', { title: 'for both', body: '' })).recipients).toBe(2)
+    // Ann signs out and Bob in, on the same client; a deploy makes it reconnect with Bob's token.
+    user = 'bob'
+    await s.restart()
+    await vi.waitFor(() => expect(events.count('online')).toBe(2))
+    await client.history({ limit: 1 })
+    expect((await s.server.publish('team:ann', { title: 'ann only', body: '' })).recipients).toBe(1)
+    // Ann's stop, called late, does not end Bob's own subscription.
+    leave()
+    await client.history({ limit: 1 })
+    expect((await s.server.publish('all-hands', { title: 'for both still', body: '' })).recipients).toBe(2)
+  })
+
+  it('a markRead whose reply is lost with the connection resolves, after it is sent again, naming the id', async () => {
+    const s = await server()
+    // Armed, the proxy cuts the connection that sends next at the first frame the server sends back: the reply.
+    const proxy = new MarkerProxy(s.port, (_, { client, upstream }) => {
+      client.destroy()
+      upstream.destroy()
+    })
+    const port = await proxy.listen()
+    try {
+      const { client, events } = await clients.online({ url: `ws://127.0.0.1:${port}/ws`, token: () => s.token('ann') })
+      const { id } = await s.server.sendToUser('ann', { title: 'hello', body: '' })
+      await vi.waitFor(() => expect(events.notifications.map((n) => n.id)).toEqual([id]))
+      proxy.arm('') // the next thing the client sends: the mark_read frame
+      const result = await client.markRead(id)
+      expect(proxy.marked).toBe(1)
+      expect(events.count('reconnecting')).toBe(1)
+      expect(result).toMatchObject({ ids: [id], unreadCount: 0 })
+      expect(events.reads.flatMap((r) => r.ids)).toEqual([id])
+    } finally {
+      await proxy.close()
+    }
   })
 })
 

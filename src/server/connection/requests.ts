@@ -39,7 +39,9 @@ export async function handleRequest(c: Connection, f: Exclude<ClientFrame, AuthF
 async function markRead(c: Connection, f: MarkReadFrame): Promise<void> {
   const userId = c.userId!
   const { ids, all, seq, unreadCount } = await c.hub.store.markRead(userId, f.all ? 'all' : (f.ids ?? []))
-  c.reply({ type: 'read', ids, all, seq, unreadCount, ...rid(f.requestId) })
+  // The reply names every id asked for (none is unread now): a request sent again after a drop lost the first one's
+  // reply finds them read already, and answers as the first would have. Other connections hear of those that changed.
+  c.reply({ type: 'read', ids: all ? ids : [...new Set(f.ids)], all, seq, unreadCount, ...rid(f.requestId) })
   if (!all && ids.length === 0) return
   await c.hub.announce({ kind: 'read', userId, origin: c.id, frame: frame({ type: 'read', ids, all, seq, unreadCount }) })
 }
