@@ -8,7 +8,7 @@ import { tokenVerifier } from './auth.js'
 import { type Broker, type BrokerEvent, InProcessBroker } from './broker/broker.js'
 import { Budgets } from './budget.js'
 import { Connection } from './connection/connection.js'
-import { boundBody, type Health, type HttpContext, handleHttp, sendJson, UnavailableError } from './http.js'
+import { boundBody, devRefusal, type Health, type HttpContext, handleHttp, sendJson, UnavailableError } from './http.js'
 import type { Hub } from './hub.js'
 import { createMetrics } from './metrics.js'
 import { type ResolvedOptions, resolveOptions, type ServerOptions, shown } from './options.js'
@@ -870,6 +870,12 @@ export class NotificationServer {
       socket.end(
         `HTTP/1.1 ${this.#state === 'running' ? '404 Not Found' : '503 Service Unavailable'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
       )
+      return
+    }
+    // Dev mode's secret is published: a page of another origin could sign a token for any user itself, so the
+    // socket is fenced as the dev routes are.
+    if (this.#options.dev && devRefusal(req.headers, req.socket.remoteAddress) !== undefined) {
+      socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
       return
     }
     // Read before the callback: a closure over `req` would keep the request alive with the connection.

@@ -588,6 +588,27 @@ describe('dev token route', () => {
     }
   })
 
+  // Dev mode's secret is published: a page of another origin could sign its own token and read any user's inbox live.
+  it('fences its WebSocket handshakes as its routes: a page of another origin gets a 403, the page itself gets in', async () => {
+    const s = await start({ dev: true })
+    await s.server.sendToUser('alice', { title: 'private', body: 'for alice only' })
+    const host = `127.0.0.1:${s.port}`
+    for (const origin of ['https://evil.example', `http://127.0.0.1:${s.port + 1}`, 'null']) {
+      const refused = await rawClient(s.wsUrl, { origin }).then(
+        (c) => {
+          c.close()
+          return 'opened'
+        },
+        (error: Error) => error.message,
+      )
+      expect(refused, origin).toBe('Unexpected server response: 403')
+    }
+    const page = await rawClient(s.wsUrl, { origin: `http://${host}` })
+    page.send({ type: 'auth', token: await mintToken(DEV_SECRET, 'alice'), since: 0 })
+    expect(await page.next((f) => f.type === 'auth_success')).toBeDefined()
+    page.close()
+  })
+
   // Regression: the loopback check read only the Host header, which a peer off loopback writes itself.
   it('refuses a peer off loopback that merely claims "Host: localhost": the socket\'s address decides', async () => {
     const address = externalAddress()
