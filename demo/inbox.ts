@@ -135,6 +135,14 @@ export function createInbox(client: NotificationClient, report: (error: unknown)
   client.on('notification', (n) => {
     if (!panel.hidden) insert(n, true)
   })
+  // Back online: what was read elsewhere while this page was away (no read event told it) shows as read. (With none
+  // unread the server says so itself, as a read event; this covers some read of many.)
+  client.on('status', (e) => {
+    if (e.to !== 'online' || e.from === 'connecting' || shown.size === 0) return
+    client.history({ limit: 100 }).then((page) => {
+      for (const n of page.items) if (n.read && shown.has(n.id)) setRead(shown.get(n.id)!.li)
+    }, report)
+  })
   client.on('read', (e: ReadEvent) => {
     const ids = new Set(e.ids)
     for (const [id, { seq, li }] of shown) if (e.all ? seq <= e.seq : ids.has(id)) setRead(li)

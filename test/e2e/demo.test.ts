@@ -2,7 +2,7 @@ import { copyFileSync } from 'node:fs'
 import type { Page } from 'playwright-core'
 import { describe, expect, it } from 'vitest'
 import { SqliteStore } from '../../src/server/index.js'
-import { publish, screenshot, subscribeAndReload, topicRecipients, useDemo } from './harness.js'
+import { publish, readElsewhereWhileOffline, readFlags, screenshot, subscribeAndReload, topicRecipients, useDemo } from './harness.js'
 
 const e2e = useDemo('', { width: 1100, height: 760 })
 
@@ -129,6 +129,18 @@ describe('demo page', () => {
     // And the chip still unsubscribes: a topic send no longer reaches the user.
     await page.locator('[data-testid="unsubscribe"]').click()
     await expect.poll(() => topicRecipients(e2e.demo.url)).toBe(0)
+  })
+
+  it('shows as read, once back online, what was read on another device while it was offline: all of it', async () => {
+    const page = await readElsewhereWhileOffline(e2e, '/?user=kim', 'kim', 'all')
+    await badge(page).waitFor({ state: 'hidden' })
+    await expect.poll(() => readFlags(page), { timeout: 5_000 }).toEqual(['true', 'true'])
+  })
+
+  it('shows as read, once back online, what was read on another device while it was offline: one of two', async () => {
+    const page = await readElsewhereWhileOffline(e2e, '/?user=kim', 'kim', 'the newest')
+    await page.waitForFunction(() => document.querySelector('[data-testid="badge"]')?.textContent === '1')
+    await expect.poll(() => readFlags(page), { timeout: 5_000 }).toEqual(['true', 'false'])
   })
 })
 

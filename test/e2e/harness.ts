@@ -127,6 +127,47 @@ export async function subscribeAndReload(page: Page, url: string): Promise<void>
   await page.locator('[data-testid="topic"][data-topic="deploys"]').waitFor({ timeout: 5_000 })
 }
 
+/**
+ * With two notifications in `user`'s inbox and `path` (a demo page of that
+ * user) open with its inbox showing both unread: the page's network goes; on
+ * another device the user marks all read, or the newest; the network comes
+ * back. Answers the page, online again.
+ */
+export async function readElsewhereWhileOffline(e2e: DemoSession, path: string, user: string, what: 'all' | 'the newest'): Promise<Page> {
+  const online = (p: Page, state = 'online') => p.locator(`[data-testid="status"][data-state="${state}"]`).waitFor({ timeout: 15_000 })
+  for (const n of [1, 2]) expect(await publish(e2e.demo.url, { userId: user, title: `n${n}`, body: '' })).toBe(201)
+  const page = await e2e.open(path)
+  await online(page)
+  await page.waitForFunction(() => document.querySelector('[data-testid="badge"]')?.textContent === '2')
+  await page.locator('[data-testid="bell"]').click()
+  await page.locator('[data-testid="inbox-item"]').nth(1).waitFor()
+  expect(await readFlags(page)).toEqual(['false', 'false'])
+  await e2e.context.setOffline(true)
+  await online(page, 'offline')
+  const other = await e2e.context.browser()!.newContext()
+  try {
+    const device = await other.newPage()
+    await device.goto(`${e2e.demo.url}${path}`)
+    await online(device)
+    await device.locator('[data-testid="bell"]').click()
+    await device.locator('[data-testid="inbox-item"]').nth(1).waitFor()
+    await device.locator(what === 'all' ? '[data-testid="mark-all"]' : '[data-testid="mark-read"] >> nth=0').click()
+    await device.waitForFunction(
+      (left) => (document.querySelector('[data-testid="badge"]')?.textContent || '0') === left,
+      what === 'all' ? '0' : '1',
+    )
+  } finally {
+    await other.close()
+  }
+  await e2e.context.setOffline(false)
+  await online(page)
+  return page
+}
+
+/** The inbox items' read flags, as shown (newest first). */
+export const readFlags = (page: Page) =>
+  page.locator('[data-testid="inbox-item"]').evaluateAll((li) => li.map((l) => l.getAttribute('data-read')))
+
 /** A test file's demo: the server and browser context of the test that runs, and the pages it opened. */
 export interface DemoSession {
   readonly demo: DemoServer

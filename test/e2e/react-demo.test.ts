@@ -6,7 +6,7 @@
  */
 import type { Page } from 'playwright-core'
 import { describe, expect, it, vi } from 'vitest'
-import { API_KEY, publish, subscribeAndReload, topicRecipients, useDemo } from './harness.js'
+import { API_KEY, publish, readElsewhereWhileOffline, readFlags, subscribeAndReload, topicRecipients, useDemo } from './harness.js'
 
 const e2e = useDemo('react-', { width: 1100, height: 760 })
 
@@ -100,5 +100,11 @@ describe('React demo page', () => {
     expect(await page.locator('[data-testid="topics-empty"]').isVisible()).toBe(false)
     await page.locator('[data-testid="unsubscribe"]').click()
     await expect.poll(() => topicRecipients(e2e.demo.url)).toBe(0)
+  })
+
+  it('shows as read, once back online, what was all read on another device while it was offline', async () => {
+    const page = await readElsewhereWhileOffline(e2e, '/react.html?user=kim', 'kim', 'all')
+    await badge(page).waitFor({ state: 'hidden' })
+    await expect.poll(() => readFlags(page), { timeout: 5_000 }).toEqual(['true', 'true'])
   })
 })

@@ -60,6 +60,28 @@ describe('unread count', () => {
     await s.server.sendToUser('alice', { title: 'new', body: '' })
     expect((await connect(s, 'alice')).frames[0]).toMatchObject({ seq: 4, unreadCount: 1 })
   })
+
+  it('tells a client that resumes, with none unread, that all it has is read: what was read while it was away', async () => {
+    const s = await server()
+    const ids = await publishMany(s, 'alice', 3)
+    const phone = await connect(s, 'alice')
+    const laptop = await connect(s, 'alice', { since: 3 })
+    expect(laptop.frames.map((f) => f.type)).toEqual(['auth_success', 'replayed'])
+    laptop.close()
+    // While the laptop is away, the phone reads one, then all.
+    await request(phone, { type: 'mark_read', ids: [ids[2]] }, 'read')
+    const some = await connect(s, 'alice', { since: 3 })
+    expect(some.frames.map((f) => f.type)).toEqual(['auth_success', 'replayed']) // two unread: not this way
+    await request(phone, { type: 'mark_read', all: true }, 'read')
+    const back = await connect(s, 'alice', { since: 3 })
+    expect(back.frames.slice(0, 3)).toEqual([
+      expect.objectContaining({ type: 'auth_success', seq: 3, unreadCount: 0 }),
+      { type: 'read', ids: [], all: true, seq: 3, unreadCount: 0 },
+      expect.objectContaining({ type: 'replayed' }),
+    ])
+    // A new device (no cursor) shows nothing yet: no such frame.
+    expect((await connect(s, 'alice')).frames.map((f) => f.type)).toEqual(['auth_success', 'replayed'])
+  })
 })
 
 describe('mark_read', () => {

@@ -62,6 +62,11 @@ export async function authenticate(c: Connection, f: AuthFrame): Promise<void> {
     oldestSeq: user.floor,
     pingAcks: true,
   })
+  // None unread, to a client that resumes: it marks read what it shows, which may have been read elsewhere while it was away
+  // (a read frame told only the connections open then).
+  if (f.since && !user.unreadCount && user.latestSeq) {
+    c.reply({ type: 'read', ids: [], all: true, seq: user.latestSeq, unreadCount: 0 })
+  }
   c.greeted()
   log.debug({ conn: c.id, user: check.userId, since }, 'authenticated')
   c.startsAfter(since)
