@@ -22,7 +22,7 @@ export interface DesktopContent {
 
 /** Options of {@link desktopNotifications}. */
 export interface DesktopOptions<Data extends object = JsonObject> {
-  /** Which notifications may go to the desktop. @default all */
+  /** Which notifications may go to the desktop (a read one never does). @default all */
   filter?: ((n: Notification<Data>) => boolean) | undefined
   /** What one shows. @default its title and body */
   render?: ((n: Notification<Data>) => DesktopContent) | undefined
@@ -80,7 +80,9 @@ const ownVisible = () => doc()?.visibilityState === 'visible'
  * leader when tabs share a connection (`belfry/shared`); with a socket per tab
  * each tab shows its own, and the tag (the notification's id) makes the
  * browser keep one. A notification that comes as catch-up (`replayed`) is
- * never shown alone: it counts towards a summary.
+ * never shown alone: it counts towards a summary. One read already (on
+ * another tab or device) is not news: never shown, and one read while it
+ * waits drops out of the summary.
  */
 export function desktopNotifications<Data extends object = JsonObject>(
   client: NotificationClient<Data>,
@@ -109,7 +111,7 @@ export function desktopNotifications<Data extends object = JsonObject>(
   let stopped = false
   /** When the last one was shown, and the notifications waiting for the summary. */
   let last = Number.NEGATIVE_INFINITY
-  let waiting = 0
+  let waiting: Notification<Data>[] = []
   let timer: ReturnType<typeof setTimeout> | undefined
   const listeners = {
     permission: new Set<(p: DesktopPermission) => void>(),
@@ -155,25 +157,30 @@ export function desktopNotifications<Data extends object = JsonObject>(
 
   const flush = async () => {
     timer = undefined
-    const count = waiting
-    waiting = 0
+    const count = waiting.length
+    waiting = []
     if (count > 0 && (await mayShow())) show(summary(count), SUMMARY_TAG)
   }
 
   /** One more for the summary, shown `interval` after the last one shown (and never sooner than `interval` from now). */
-  const wait = () => {
-    waiting++
+  const wait = (n: Notification<Data>) => {
+    waiting.push(n)
     timer ??= setTimeout(() => flush().catch(fail), Math.max(interval, last + interval - Date.now()))
   }
 
   cleanup.push(
     client.on('notification', (n) => {
       ;(async () => {
-        if (filter && !filter(n)) return
+        // Read already (elsewhere, before this catch-up): not news.
+        if (n.read || (filter && !filter(n))) return
         if (!(await mayShow())) return
-        if (n.replayed || timer || Date.now() - last < interval) wait()
+        if (n.replayed || timer || Date.now() - last < interval) wait(n)
         else show(render(n), n.id, n)
       })().catch(fail)
+    }),
+    // Read (on another tab or device) while waiting: not news for the summary.
+    client.on('read', (e) => {
+      waiting = waiting.filter((n) => (e.all ? n.seq > e.seq : !e.ids.includes(n.id)))
     }),
   )
 
@@ -232,7 +239,7 @@ export function desktopNotifications<Data extends object = JsonObject>(
     stop() {
       stopped = true
       clearTimeout(timer)
-      waiting = 0
+      waiting = []
       for (const off of cleanup.splice(0)) off()
       for (const set of Object.values(listeners)) set.clear()
     },

@@ -7,6 +7,8 @@
  */
 import type { Page } from 'playwright-core'
 import { describe, expect, it } from 'vitest'
+import WebSocket from 'ws'
+import { NotificationClient } from '../../src/index.js'
 import { publish, useDemo } from './harness.js'
 
 const e2e = useDemo('desktop-', { width: 1000, height: 700 })
@@ -137,6 +139,33 @@ describe('belfry/desktop in Chromium', () => {
     const { shown } = await stubOf(page)
     expect(shown.filter((s) => s.title.startsWith('queued'))).toEqual([])
     expect(shown.map((s) => s.title)).toEqual(['50 new notifications'])
+  })
+
+  it('tells nothing, not even a summary, of catch-up notifications read on another device while the page was offline', async () => {
+    await stubs()
+    e2e.allow(/net::ERR_INTERNET_DISCONNECTED|WebSocket/)
+    const page = await tab(false)
+    await setVisible(page, false)
+    await publishAndWait([page], 'first', 1) // shown; the page's cursor is past it
+    await e2e.context.setOffline(true)
+    await page.locator('[data-testid="status"][data-state="offline"]').waitFor()
+    for (let i = 1; i <= 3; i++) expect(await publish(e2e.demo.url, { userId: 'ann', title: `queued ${i}`, body: '' })).toBe(201)
+    // The user reads them all on a phone.
+    const phone = new NotificationClient({
+      url: `${e2e.demo.url.replace('http', 'ws')}/ws`,
+      token: async () => ((await (await fetch(`${e2e.demo.url}/api/dev/token?user=ann`)).json()) as { token: string }).token,
+      WebSocket,
+      storage: false,
+    })
+    await phone.ready()
+    expect((await phone.markAllRead()).unreadCount).toBe(0)
+    phone.close()
+    // Back online: the catch-up comes, all of it read.
+    await e2e.context.setOffline(false)
+    await page.locator('[data-testid="status"][data-state="online"]').waitFor({ timeout: 15_000 })
+    await sleep(2500) // past the interval: a summary would be up
+    expect(await page.locator('[data-testid="badge"]').isHidden()).toBe(true)
+    expect((await stubOf(page)).shown.map((s) => s.title)).toEqual(['first'])
   })
 
   it('on a click focuses the page, closes the notification and opens the inbox', async () => {

@@ -1,13 +1,17 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { type DesktopOptions, desktopNotifications } from '../../src/desktop/index.js'
-import type { ConnectionMode, Notification, NotificationClient, StatusEvent } from '../../src/index.js'
+import type { ConnectionMode, Notification, NotificationClient, ReadEvent, StatusEvent } from '../../src/index.js'
 
 /** A client that emits what a test tells it to. */
 function fakeClient() {
-  const handlers = { notification: new Set<(n: Notification) => void>(), status: new Set<(e: StatusEvent) => void>() }
+  const handlers = {
+    notification: new Set<(n: Notification) => void>(),
+    status: new Set<(e: StatusEvent) => void>(),
+    read: new Set<(e: ReadEvent) => void>(),
+  }
   const client = {
     mode: 'solo' as ConnectionMode,
-    on(type: 'notification' | 'status', handler: (e: never) => void) {
+    on(type: keyof typeof handlers, handler: (e: never) => void) {
       const set = handlers[type] as Set<(e: never) => void>
       set.add(handler)
       return () => set.delete(handler)
@@ -18,11 +22,14 @@ function fakeClient() {
     notify: (n: Notification) => {
       for (const h of handlers.notification) h(n)
     },
+    read: (e: Omit<ReadEvent, 'unreadCount'>) => {
+      for (const h of handlers.read) h({ unreadCount: 0, ...e })
+    },
     mode: (mode: ConnectionMode) => {
       client.mode = mode
       for (const h of handlers.status) h({ from: 'authenticating', to: 'online', mode, reason: 'auth', attempt: 0 })
     },
-    listeners: () => handlers.notification.size + handlers.status.size,
+    listeners: () => handlers.notification.size + handlers.status.size + handlers.read.size,
   }
 }
 
@@ -192,6 +199,32 @@ describe('desktopNotifications', () => {
     for (let i = 1; i <= 50; i++) t.notify(note(i, { replayed: true }))
     await vi.advanceTimersByTimeAsync(5000)
     expect(t.shown.map((s) => s.title)).toEqual(['50 new notifications'])
+  })
+
+  it('never tells one that is read already (read elsewhere before this catch-up), alone or in a summary', async () => {
+    const t = setup()
+    t.notify(note(1, { read: true }))
+    await settle()
+    expect(t.shown).toEqual([])
+    for (let i = 2; i <= 5; i++) t.notify(note(i, { replayed: true, read: i !== 5 }))
+    await vi.advanceTimersByTimeAsync(2000)
+    expect(t.shown.map((s) => s.title)).toEqual(['1 new notification'])
+  })
+
+  it('leaves out of a summary those that became read while they waited', async () => {
+    const t = setup()
+    for (let i = 1; i <= 6; i++) t.notify(note(i, { replayed: true }))
+    await settle()
+    t.read({ ids: ['id-2', 'id-9'], all: false, seq: 7 })
+    t.read({ ids: [], all: true, seq: 4 })
+    await vi.advanceTimersByTimeAsync(2000)
+    expect(t.shown.map((s) => s.title)).toEqual(['2 new notifications'])
+    // All of a burst read: no summary at all.
+    for (let i = 7; i <= 9; i++) t.notify(note(i, { replayed: true }))
+    await settle()
+    t.read({ ids: [], all: true, seq: 9 })
+    await vi.advanceTimersByTimeAsync(5000)
+    expect(t.shown).toHaveLength(1)
   })
 
   it('drops a summary that comes due while a tab is visible', async () => {
