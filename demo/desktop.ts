@@ -12,12 +12,14 @@ const STATES: Record<DesktopPermission, string> = {
 /**
  * "Enable desktop notifications": the browser is asked only when the button is
  * clicked, never on load. A click on a desktop notification brings the tab
- * forward and opens the inbox.
+ * forward and opens the inbox. Only `user`'s visible tabs keep them quiet:
+ * another user's page in the same browser does not.
  */
-export function createDesktop(client: NotificationClient, report: (error: unknown) => void): void {
+export function createDesktop(client: NotificationClient, user: string, report: (error: unknown) => void): void {
   const button = byTestId('desktop-enable', HTMLButtonElement)
   const state = byTestId('desktop-state', HTMLElement)
   const desktop = desktopNotifications(client, {
+    user,
     onClick: () => {
       const bell = byTestId('bell', HTMLButtonElement)
       if (bell.getAttribute('aria-expanded') !== 'true') bell.click()

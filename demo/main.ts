@@ -71,7 +71,7 @@ function start(user: string): void {
   createInbox(client, report)
   createStatus(client, () => dev.drop(), report, share)
   createSend(client, dev)
-  createDesktop(client, report)
+  createDesktop(client, user, report)
 
   client.connect()
   // Closing sends the pending ack; a page restored from the back-forward cache starts afresh.

@@ -34,8 +34,14 @@ export interface DesktopOptions<Data extends object = JsonObject> {
   interval?: number | undefined
   /** The Notification constructor. @default globalThis.Notification */
   Notification?: typeof Notification | undefined
-  /** Whether some tab of the app is visible. @default this tab's visibility, and its other tabs' through Web Locks */
+  /** Whether some tab of the app is visible. @default this tab's visibility, and its other tabs' (the same `user`'s) through Web Locks */
   anyTabVisible?: (() => boolean | Promise<boolean>) | undefined
+  /**
+   * The signed-in user (the token's `sub`): only a visible tab of the same
+   * user's keeps this one quiet, not one where another user is signed in.
+   * @default none: any visible tab of the origin
+   */
+  user?: string | undefined
 }
 
 /** The events of {@link DesktopNotifications}, by name. */
@@ -67,8 +73,6 @@ export interface DesktopNotifications<Data extends object = JsonObject> {
   stop(): void
 }
 
-/** The Web Lock each visible tab holds (shared mode): a tab that finds one held knows some tab is visible. */
-const VISIBLE_LOCK = 'belfry:visible'
 const SUMMARY_TAG = 'belfry:summary'
 
 const doc = () => globalThis.document as Document | undefined
@@ -104,8 +108,10 @@ export function desktopNotifications<Data extends object = JsonObject>(
   const summary = options.summary ?? ((count: number) => ({ title: `${count} new notification${count === 1 ? '' : 's'}` }))
   const Ctor = options.Notification ?? globalThis.Notification
   const locks = globalThis.navigator?.locks
+  /** The Web Lock each visible tab of the user's holds (shared mode): a tab that finds one held knows one is visible. */
+  const visibleLock = `belfry:visible#${options.user ?? ''}`
   const anyTabVisible =
-    options.anyTabVisible ?? (async () => ownVisible() || ((await locks?.query())?.held ?? []).some((l) => l.name === VISIBLE_LOCK))
+    options.anyTabVisible ?? (async () => ownVisible() || ((await locks?.query())?.held ?? []).some((l) => l.name === visibleLock))
 
   let broken = false
   let stopped = false
@@ -191,7 +197,7 @@ export function desktopNotifications<Data extends object = JsonObject>(
       if (ownVisible() && !release) {
         // Granted once the tab is hidden again or stopped (or to a second request while one is held): let go at once.
         locks
-          .request(VISIBLE_LOCK, { mode: 'shared' }, () =>
+          .request(visibleLock, { mode: 'shared' }, () =>
             ownVisible() && !stopped && !release ? new Promise<void>((done) => (release = done)) : undefined,
           )
           .catch(() => {})

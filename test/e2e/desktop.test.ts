@@ -58,8 +58,8 @@ async function stubs(permission: NotificationPermission = 'granted'): Promise<vo
   }, permission)
 }
 
-async function tab(share: boolean): Promise<Page> {
-  const page = await e2e.open(`/?user=ann${share ? '&share=1' : ''}`)
+async function tab(share: boolean, user = 'ann'): Promise<Page> {
+  const page = await e2e.open(`/?user=${user}${share ? '&share=1' : ''}`)
   await page.locator('[data-testid="status"][data-state="online"]').waitFor({ timeout: 15_000 })
   return page
 }
@@ -99,6 +99,23 @@ describe('belfry/desktop in Chromium', () => {
     await sleep(2000)
     await publishAndWait(three, 'second', 2)
     expect((await shownOn(three)).flat()).toHaveLength(1)
+  })
+
+  it("shows ann's while none of ann's pages is visible, though bob's page in the same browser is", async () => {
+    await stubs()
+    const ann = await tab(false)
+    await setVisible(ann, false)
+    // Visible: the user is on bob's page and sends ann one from it.
+    const bob = await tab(false, 'bob')
+    await bob.locator('[data-testid="send-target"]').selectOption('user')
+    await bob.locator('[data-testid="send-to"]').fill('ann')
+    await bob.locator('[data-testid="send-title"]').fill('from bob')
+    await bob.locator('[data-testid="send"]').click()
+    await ann.waitForFunction(() => document.querySelector('[data-testid="badge"]')?.textContent === '1')
+    await sleep(300)
+    // Bob's page shows nothing of ann's: only the desktop tells it.
+    expect(await bob.locator('[data-testid="toasts"]').textContent()).not.toContain('from bob')
+    expect((await stubOf(ann)).shown.map((s) => s.title)).toEqual(['from bob'])
   })
 
   it('with a socket per page, each page shows it under the same tag (the browser keeps one)', async () => {

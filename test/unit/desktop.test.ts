@@ -386,11 +386,36 @@ describe('desktopNotifications', () => {
     const b = desktopNotifications(fakeClient().client, { Notification: fakeNotification().Ctor })
     locks.show('visible')
     await settle()
-    expect(locks.held()).toEqual(['belfry:visible'])
+    expect(locks.held()).toEqual(['belfry:visible#'])
     locks.show('hidden')
     await settle()
     expect(locks.held()).toEqual([])
     b.stop()
+  })
+
+  it("counts only the same user's visible tabs: another user's visible tab keeps nobody else's quiet", async () => {
+    const locks = fakeLocks()
+    const bob = desktopNotifications(fakeClient().client, { user: 'bob', Notification: fakeNotification().Ctor })
+    await settle()
+    expect(locks.held()).toEqual(['belfry:visible#bob'])
+    bob.stop()
+    // Ann's tab, hidden, beside bob's visible one (its lock held below).
+    locks.show('hidden')
+    const c = fakeClient()
+    const n = fakeNotification()
+    desktopNotifications(c.client, { user: 'ann', Notification: n.Ctor })
+    const hold = (name: string) => navigator.locks.request(name, { mode: 'shared' }, () => new Promise(() => {}))
+    hold('belfry:visible#bob')
+    await settle()
+    c.notify(note(1))
+    await settle()
+    expect(n.shown.map((s) => s.title)).toEqual(['n1'])
+    // A visible tab of ann's: quiet.
+    hold('belfry:visible#ann')
+    await vi.advanceTimersByTimeAsync(2000)
+    c.notify(note(2))
+    await settle()
+    expect(n.shown.map((s) => s.title)).toEqual(['n1'])
   })
 
   it('stopped before the permission status is known, adds no change listener to it', async () => {
