@@ -11,7 +11,7 @@
  */
 import { BelfryError, type JsonObject, type Notification, type NotificationClient } from 'belfry'
 
-/** The browser's permission, or `unsupported` where pages cannot show notifications (no constructor, or one that throws, as on Android). */
+/** The browser's permission, or `unsupported` where pages cannot show notifications (no constructor, or one that throws 'Illegal constructor', as on Android). */
 export type DesktopPermission = NotificationPermission | 'unsupported'
 
 /** What a desktop notification shows: its title and the browser's options (`body`, `icon`, …). `tag` and `data` are belfry's. */
@@ -48,7 +48,11 @@ export interface DesktopOptions<Data extends object = JsonObject> {
 export interface DesktopEvents<Data extends object = JsonObject> {
   permission: DesktopPermission
   click: Notification<Data> | undefined
-  /** A callback of the options (`filter`, `render`, `summary`, `anyTabVisible`) threw: the error's `cause`. Without a handler, `console.error` gets it. */
+  /**
+   * A callback of the options (`filter`, `render`, `summary`, `anyTabVisible`) threw, or the browser refused
+   * one notification (e.g. options of `render`'s it takes from a service worker only, as `actions`): the error's
+   * `cause`. Without a handler, `console.error` gets it.
+   */
   error: BelfryError
 }
 
@@ -124,9 +128,9 @@ export function desktopNotifications<Data extends object = JsonObject>(
     click: new Set<(n: Notification<Data> | undefined) => void>(),
     error: new Set<(e: BelfryError) => void>(),
   }
-  /** An app callback threw: told to the `error` handlers (or the console), never left as an unhandled rejection. */
+  /** An app callback threw, or one was refused: told to the `error` handlers (or the console), never left as an unhandled rejection. */
   const fail = (cause: unknown) => {
-    const e = new BelfryError('desktopNotifications: a callback threw', { cause })
+    const e = new BelfryError('desktopNotifications: a callback or the browser threw', { cause })
     if (listeners.error.size) for (const f of listeners.error) f(e)
     else console.error(e)
   }
@@ -142,7 +146,7 @@ export function desktopNotifications<Data extends object = JsonObject>(
     for (const f of listeners.permission) f(now)
   }
 
-  /** Shows one, or learns that this browser cannot (its constructor throws). */
+  /** Shows one, or learns that this browser cannot (its constructor throws 'Illegal constructor'). */
   const show = ({ title, options: o }: DesktopContent, tag: string, n?: Notification<Data>) => {
     try {
       const shown = new Ctor(title, { ...o, tag, data: n ? { id: n.id, seq: n.seq } : undefined })
@@ -152,9 +156,13 @@ export function desktopNotifications<Data extends object = JsonObject>(
         for (const f of listeners.click) f(n)
       }
       last = Date.now()
-    } catch {
-      broken = true
-      tell()
+    } catch (e) {
+      // Android's says so for every one: pages there cannot show them. Any other error is this one's (an option
+      // the browser refuses, as Chromium does `actions`): the next may well be shown.
+      if (/Illegal constructor/.test(String(e))) {
+        broken = true
+        tell()
+      } else fail(e)
     }
   }
 

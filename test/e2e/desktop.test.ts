@@ -2,9 +2,11 @@
  * belfry/desktop in Chromium, on the demo page. A stub Notification records
  * what the page shows (and whether a permission request came with a user
  * gesture), and each page's visibility is stubbed, so that a test can hide
- * pages that headless Chromium always shows as visible. One test uses the
+ * pages that headless Chromium always shows as visible. Two tests use the
  * real Notification API.
  */
+import { fileURLToPath } from 'node:url'
+import { build } from 'esbuild'
 import type { Page } from 'playwright-core'
 import { describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
@@ -74,6 +76,21 @@ const shownOn = async (list: Page[]) => (await Promise.all(list.map(stubOf))).ma
 const badge = (page: Page) => page.locator('[data-testid="badge"]').textContent()
 const modeOf = (page: Page) => page.locator('[data-testid="mode"]').getAttribute('data-mode')
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** belfry/desktop as an app bundles it, exposed as `belfryDesktop`: for an instance of a test's own beside the demo's. */
+async function bundleDesktop(): Promise<string> {
+  const root = fileURLToPath(new URL('../../', import.meta.url))
+  const out = await build({
+    entryPoints: [`${root}src/desktop/index.ts`],
+    bundle: true,
+    format: 'iife',
+    globalName: 'belfryDesktop',
+    write: false,
+    alias: { belfry: `${root}src/index.ts` },
+    logLevel: 'silent',
+  })
+  return out.outputFiles[0]!.text
+}
 
 /** Publishes one and waits until every page has counted it (so that any desktop notification would be up). */
 async function publishAndWait(list: Page[], title: string, count: number): Promise<void> {
@@ -241,5 +258,74 @@ describe('belfry/desktop in Chromium', () => {
     })
     expect(result).toEqual({ permission: 'granted', error: '' })
     expect(await page.locator('[data-testid="desktop-state"]').getAttribute('data-permission')).toBe('granted')
+  })
+
+  it('skips, telling it on error, one whose options the real Notification refuses (actions), and stays granted for the next', async () => {
+    await e2e.context.grantPermissions(['notifications'], { origin: e2e.demo.url })
+    // A hidden page; the real Notification, recording what is constructed.
+    await e2e.context.addInitScript(() => {
+      const w = window as unknown as { shown: string[] }
+      w.shown = []
+      Object.defineProperty(Document.prototype, 'visibilityState', { get: () => 'hidden', configurable: true })
+      Object.defineProperty(Document.prototype, 'hidden', { get: () => true, configurable: true })
+      const Real = window.Notification
+      class Recording extends Real {
+        constructor(title: string, options?: NotificationOptions) {
+          super(title, options)
+          w.shown.push(title)
+        }
+      }
+      window.Notification = Recording as typeof Notification
+    })
+    const page = await tab(false)
+    await page.addScriptTag({ content: await bundleDesktop() })
+    interface Mine {
+      permission: string
+      errors: string[]
+      told: string[]
+    }
+    await page.evaluate(() => {
+      const w = window as unknown as { belfry: unknown; belfryDesktop: typeof import('../../src/desktop/index.js'); mine: Mine }
+      const errors: string[] = []
+      const told: string[] = []
+      const desktop = w.belfryDesktop.desktopNotifications(w.belfry as never, {
+        // A render shared with the app's service worker, which adds buttons to an urgent one: Chromium's
+        // constructor takes `actions` from a service worker only.
+        render: (n) => ({
+          title: `mine: ${n.title}`,
+          options:
+            n.priority === 'high'
+              ? ({ body: n.body, actions: [{ action: 'open', title: 'Open' }] } as NotificationOptions)
+              : { body: n.body },
+        }),
+      })
+      desktop.on('error', (e) => errors.push((e.cause as Error).message))
+      desktop.on('permission', (p) => told.push(p))
+      w.mine = {
+        get permission() {
+          return desktop.permission
+        },
+        errors,
+        told,
+      }
+    })
+    const state = () =>
+      page.evaluate(() => {
+        const w = window as unknown as { shown: string[]; mine: Mine }
+        return { shown: [...w.shown].sort(), permission: w.mine.permission, errors: w.mine.errors, told: w.mine.told }
+      })
+    expect((await state()).permission).toBe('granted')
+    expect(await publish(e2e.demo.url, { userId: 'ann', title: 'urgent', body: '', priority: 'high' })).toBe(201)
+    await page.waitForFunction(() => document.querySelector('[data-testid="badge"]')?.textContent === '1')
+    await sleep(2100) // past the interval: the next is shown alone
+    await publishAndWait([page], 'plain', 2)
+    await sleep(400)
+    // The demo's own instance (default render) showed both; this one the plain one, still granted.
+    expect(await state()).toEqual({
+      permission: 'granted',
+      told: [],
+      shown: ['mine: plain', 'plain', 'urgent'],
+      errors: [expect.stringMatching(/Actions are only supported for persistent notifications/)],
+    })
   })
 })

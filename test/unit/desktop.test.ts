@@ -341,6 +341,31 @@ describe('desktopNotifications', () => {
     expect(calls).toBe(1)
   })
 
+  it('skips one the constructor refuses for its options, telling it on error, and stays granted for the next', async () => {
+    const n = fakeNotification()
+    class Picky extends (n.Ctor as unknown as new (title: string, options?: NotificationOptions) => object) {
+      constructor(title: string, options?: NotificationOptions & { actions?: unknown }) {
+        if (options?.actions)
+          throw new TypeError("Failed to construct 'Notification': Actions are only supported for persistent notifications")
+        super(title, options)
+      }
+    }
+    const t = setup({
+      Notification: Picky as unknown as typeof Notification,
+      render: (x) => ({ title: x.title, options: x.seq === 1 ? ({ actions: [] } as NotificationOptions) : {} }),
+    })
+    const errors: string[] = []
+    const told: string[] = []
+    t.desktop.on('error', (e) => errors.push((e.cause as Error).message))
+    t.desktop.on('permission', (p) => told.push(p))
+    t.notify(note(1))
+    await vi.advanceTimersByTimeAsync(2000)
+    t.notify(note(2))
+    await settle()
+    expect(errors).toEqual([expect.stringMatching(/Actions are only supported/)])
+    expect([t.desktop.permission, told, n.shown.map((s) => s.title)]).toEqual(['granted', [], ['n2']])
+  })
+
   it('asks for the permission only from a user gesture, and tells the change', async () => {
     const t = setup({}, 'default')
     const told: string[] = []
