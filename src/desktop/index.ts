@@ -30,7 +30,7 @@ export interface DesktopOptions<Data extends object = JsonObject> {
   summary?: ((count: number) => DesktopContent) | undefined
   /** Called when one is clicked (the tab focused, the notification closed): e.g. to open it. `undefined` for a summary. Same as `on('click')`. */
   onClick?: ((n: Notification<Data> | undefined) => void) | undefined
-  /** At most one desktop notification per this many ms; what comes between waits for one summary. @default 2000 */
+  /** At most one desktop notification per this many ms (up to 2^31-1); what comes between waits for one summary. @default 2000 */
   interval?: number | undefined
   /** The Notification constructor. @default globalThis.Notification */
   Notification?: typeof Notification | undefined
@@ -97,8 +97,9 @@ export function desktopNotifications<Data extends object = JsonObject>(
   options: DesktopOptions<Data> = {},
 ): DesktopNotifications<Data> {
   const { filter, onClick, interval = 2000 } = options
-  if (!(Number.isFinite(interval) && interval >= 0)) {
-    throw new TypeError(`desktopNotifications: interval must be a number of ms ≥ 0; got ${String(interval)}`)
+  // Up to setTimeout's limit, as the client's delays: past it the summary's timer would fire at once.
+  if (!(interval >= 0 && interval < 2 ** 31 && typeof interval === 'number')) {
+    throw new TypeError(`desktopNotifications: interval must be a number of ms from 0 to 2^31-1; got ${String(interval)}`)
   }
   for (const name of ['filter', 'render', 'summary', 'onClick', 'anyTabVisible'] as const) {
     const f = options[name]

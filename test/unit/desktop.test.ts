@@ -458,8 +458,21 @@ describe('desktopNotifications', () => {
   it('refuses a bad interval with a TypeError that says what it got', () => {
     const { client } = fakeClient()
     expect(() => desktopNotifications(client, { interval: -1 })).toThrow(
-      new TypeError('desktopNotifications: interval must be a number of ms ≥ 0; got -1'),
+      new TypeError('desktopNotifications: interval must be a number of ms from 0 to 2^31-1; got -1'),
     )
+    for (const interval of [Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(() => desktopNotifications(client, { interval })).toThrow(
+        /interval must be a number of ms from 0 to 2\^31-1; got (NaN|Infinity)$/,
+      )
+    }
+  })
+
+  it("refuses an interval past setTimeout's range (2^31-1 ms), whose summary would come at once, as the client refuses its delays", () => {
+    const { client } = fakeClient()
+    expect(() => desktopNotifications(client, { interval: 2 ** 31 })).toThrow(
+      new TypeError('desktopNotifications: interval must be a number of ms from 0 to 2^31-1; got 2147483648'),
+    )
+    expect(() => desktopNotifications(client, { interval: 2 ** 31 - 1, anyTabVisible: () => false })).not.toThrow()
   })
 
   it('refuses a filter, render, summary, onClick or anyTabVisible that is no function with a TypeError that says what it got', () => {
