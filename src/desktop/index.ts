@@ -79,6 +79,9 @@ export interface DesktopNotifications<Data extends object = JsonObject> {
 
 const SUMMARY_TAG = 'belfry:summary'
 
+/** A value as the client's TypeErrors show what they got (its `show`): a string quoted, an object or function by its type. */
+const got = (v: unknown) => (typeof v === 'string' ? JSON.stringify(v) : v && /^[of]/.test(typeof v) ? typeof v : String(v))
+
 const doc = () => globalThis.document as Document | undefined
 const ownVisible = () => doc()?.visibilityState === 'visible'
 
@@ -97,17 +100,15 @@ export function desktopNotifications<Data extends object = JsonObject>(
   options: DesktopOptions<Data> = {},
 ): DesktopNotifications<Data> {
   const { filter, onClick, interval = 2000 } = options
-  // Up to setTimeout's limit, as the client's delays: past it the summary's timer would fire at once.
-  if (!(interval >= 0 && interval < 2 ** 31 && typeof interval === 'number')) {
-    throw new TypeError(`desktopNotifications: interval must be a number of ms from 0 to 2^31-1; got ${String(interval)}`)
+  /** A bad option (a default passes): the TypeError names it, what it got (as the client's show it) and what it must be. */
+  const check = (name: keyof DesktopOptions, ok: unknown, expected: string) => {
+    if (!ok) throw new TypeError(`desktopNotifications: ${name} must be ${expected}; got ${got(options[name])}`)
   }
-  for (const name of ['filter', 'render', 'summary', 'onClick', 'anyTabVisible'] as const) {
-    const f = options[name]
-    if (f !== undefined && typeof f !== 'function') {
-      // What it got as the client's TypeErrors show it: a string quoted, an object by its type.
-      const got = typeof f === 'string' ? JSON.stringify(f) : f && typeof f === 'object' ? 'object' : String(f)
-      throw new TypeError(`desktopNotifications: ${name} must be a function; got ${got}`)
-    }
+  // Up to setTimeout's limit, as the client's delays: past it the summary's timer would fire at once.
+  check('interval', interval >= 0 && interval < 2 ** 31 && typeof interval === 'number', 'a number of ms from 0 to 2^31-1')
+  // A Notification that is no constructor would look like a browser without notifications ('unsupported').
+  for (const name of ['filter', 'render', 'summary', 'onClick', 'anyTabVisible', 'Notification'] as const) {
+    check(name, options[name] === undefined || typeof options[name] === 'function', 'a function')
   }
   const render = options.render ?? ((n: Notification<Data>) => ({ title: n.title, options: { body: n.body } }))
   const summary = options.summary ?? ((count: number) => ({ title: `${count} new notification${count === 1 ? '' : 's'}` }))

@@ -460,6 +460,10 @@ describe('desktopNotifications', () => {
     expect(() => desktopNotifications(client, { interval: -1 })).toThrow(
       new TypeError('desktopNotifications: interval must be a number of ms from 0 to 2^31-1; got -1'),
     )
+    // A string (as from a data attribute) quoted: "got 2000" would read as a valid number.
+    expect(() => desktopNotifications(client, { interval: '2000' as never })).toThrow(
+      new TypeError('desktopNotifications: interval must be a number of ms from 0 to 2^31-1; got "2000"'),
+    )
     for (const interval of [Number.NaN, Number.POSITIVE_INFINITY]) {
       expect(() => desktopNotifications(client, { interval })).toThrow(
         /interval must be a number of ms from 0 to 2\^31-1; got (NaN|Infinity)$/,
@@ -484,5 +488,13 @@ describe('desktopNotifications', () => {
     expect(() => desktopNotifications(client, { summary: 3 as never })).toThrow(/summary must be a function; got 3$/)
     expect(() => desktopNotifications(client, { onClick: '/inbox' as never })).toThrow(/onClick must be a function; got "\/inbox"$/)
     expect(() => desktopNotifications(client, { anyTabVisible: true as never })).toThrow(/anyTabVisible must be a function; got true$/)
+  })
+
+  it("refuses a Notification that is no constructor, which would pass for a browser without notifications ('unsupported')", () => {
+    const { client } = fakeClient()
+    expect(() => desktopNotifications(client, { Notification: 'Notification' as never, anyTabVisible: () => false })).toThrow(
+      new TypeError('desktopNotifications: Notification must be a function; got "Notification"'),
+    )
+    expect(() => desktopNotifications(client, { Notification: {} as never })).toThrow(/Notification must be a function; got object$/)
   })
 })
