@@ -87,8 +87,8 @@ const resolve = async <T>(p: T | (() => T | Promise<T>)): Promise<T> => (typeof 
 export function sharedConnection(options: SharedConnectionOptions = {}): ConnectionFactory {
   const { beat = 1000, stale = 3000 } = options
   const check = (name: string, v: number) => {
-    // v === +v: a number (`true > 0` holds too).
-    if (!(v === +v && v > 0 && v < Infinity)) throw new TypeError(`sharedConnection: ${name} must be a positive number of ms; got ${v}`)
+    // A finite number (not `true`, which `> 0` would let through).
+    if (!(Number.isFinite(v) && v > 0)) throw new TypeError(`sharedConnection: ${name} must be a positive number of ms; got ${v}`)
   }
   check('beat', beat)
   check('stale', stale)
@@ -395,11 +395,10 @@ function shared(
    */
   function drain(floor: number): void {
     for (const f of Object.values(held)) {
-      const seq = f.seq!
-      if (seq > Math.max(cursor, floor) + 1) break
-      delete held[seq]
-      if (seq > cursor) {
-        cursor = seq
+      if (f.seq! > Math.max(cursor, floor) + 1) break
+      delete held[f.seq!]
+      if (f.seq! > cursor) {
+        cursor = f.seq!
         host.frame(f)
       }
     }
@@ -412,7 +411,7 @@ function shared(
    * newest (after a page that found nothing), or for what comes before `before` (the rest of the range).
    */
   function fill(before?: number): void {
-    if (fetching || checking || state !== 'online' || !(want > cursor) || !cursor) return
+    if (fetching || checking || state !== 'online' || !(want > cursor && cursor)) return
     before ||= (sparse ? want : Math.min(want, cursor + 100)) + 1
     fetching = before
     post({ f: { type: 'history', before, limit: Math.min(100, before - cursor - 1), requestId: `${tab}:${before}` } })
