@@ -102,11 +102,13 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
 }
 
 /**
- * The tabs of a profile share the stored cursor, which only ever moves
- * forward, whichever tab writes it. A tab reads it until it finds one (once,
- * when it starts for a user, if one is stored); after that its own cursor is
- * the one it resumes from (a tab that falls behind and then leads must not
- * skip what it has not seen).
+ * The tabs of a profile share the stored cursor, which only moves forward,
+ * whichever tab writes it, unless a tab moves it back: its client does so on
+ * purpose alone (the server started over on another database, whose
+ * numbering the next page must resume from). A tab reads it until it finds
+ * one (once, when it starts for a user, if one is stored); after that its own
+ * cursor is the one it resumes from (a tab that falls behind and then leads
+ * must not skip what it has not seen).
  */
 function ownCursor(storage: CursorStorage): CursorStorage {
   const mine: Record<string, string | null> = {}
@@ -115,9 +117,9 @@ function ownCursor(storage: CursorStorage): CursorStorage {
     ...storage,
     getItem: (k) => (mine[k] ??= storage.getItem(k)),
     setItem: (k, v) => {
+      // Below the tab's own (a move back), or past the stored one (+null is 0; a stored value that is no number counts as 0).
+      if (+v < +mine[k]! || +v > (+storage.getItem(k)! || 0)) storage.setItem(k, v)
       mine[k] = v
-      // (+null is 0; a stored value that is no number counts as 0.)
-      if (+v > (+storage.getItem(k)! || 0)) storage.setItem(k, v)
     },
   }
 }

@@ -3,6 +3,7 @@
  * one user in one browser context (one profile: its pages share Web Locks and
  * BroadcastChannel). The server counts the sockets.
  */
+import { rmSync } from 'node:fs'
 import type { Page } from 'playwright-core'
 import { describe, expect, it } from 'vitest'
 import { publish, useDemo } from './harness.js'
@@ -139,6 +140,46 @@ describe('belfry/shared in Chromium', () => {
     await follower.locator('[data-testid="mark-all"]').click()
     for (const page of three) await page.locator('[data-testid="badge"]').waitFor({ state: 'hidden' })
     expect(sockets()).toBe(1)
+  })
+
+  it('stores the new numbering after the server starts over on another database: a page opened later gets what came while no page was open', async () => {
+    // Every page records from its start: the last one gets its first notifications as it connects.
+    await e2e.context.addInitScript(() => {
+      const w = window as unknown as { seqs: number[]; _b: unknown }
+      w.seqs = []
+      Object.defineProperty(window, 'belfry', {
+        configurable: true,
+        get: () => w._b,
+        set(client: { on(type: 'notification', f: (n: { seq: number }) => void): void }) {
+          client.on('notification', (n) => w.seqs.push(n.seq))
+          w._b = client
+        },
+      })
+    })
+    const open = async () => {
+      const page = await e2e.open('/?user=ann&share=1')
+      await page.locator('[data-testid="status"][data-state="online"]').waitFor({ timeout: 15_000 })
+      return page
+    }
+    const first = await open()
+    await publishRange(1, 5)
+    await everyPageHas([first], range(1, 5))
+
+    // The server starts over on an empty database; the page takes its numbering and gets its 1 and 2.
+    // (A retry while no server runs logs its refused connection.)
+    e2e.allow(/net::ERR_CONNECTION_REFUSED|WebSocket connection to '.*' failed/)
+    await e2e.demo.stop()
+    for (const suffix of ['', '-wal', '-shm']) rmSync(`${e2e.demo.database}${suffix}`, { force: true })
+    await e2e.demo.start()
+    await first.locator('[data-testid="status"][data-state="online"]').waitFor({ timeout: 10_000 })
+    await publishRange(1, 2)
+    await everyPageHas([first], [...range(1, 5), 1, 2])
+
+    // Every page closed, two more come, the user opens the app again: it resumes from the profile's 2, not the old 5
+    // (which the server would clamp to its latest, 4, replaying nothing).
+    await first.close()
+    await publishRange(3, 4)
+    await everyPageHas([await open()], [3, 4])
   })
 
   it('turns sharing on and off with the toggle', async () => {
