@@ -16,10 +16,12 @@ export const REACT_SIZE_LIMIT_BYTES = 1024
 /**
  * What belfry/shared may add to the client, min + gzip (level 9): the client
  * with sharing (`bundleClientWith('shared')`) minus the client alone. The
- * goal was 1.5 KB; it is a little more (see `npm run size`) since a follower
- * heeds the inbox floor and skips a seq that jumps; `npm test` fails past it.
+ * goal was 1.5 KB; it is more (see `npm run size`) since a follower heeds
+ * the inbox floor and skips a seq that jumps, a leader whose token provider
+ * fails hands the socket on, and a follower's user check has a time limit;
+ * `npm test` fails past it.
  */
-export const SHARED_SIZE_BUDGET_BYTES = 1600
+export const SHARED_SIZE_BUDGET_BYTES = 1675
 
 /** What belfry/desktop may add to the client, min + gzip (level 9), measured the same way. */
 export const DESKTOP_SIZE_BUDGET_BYTES = 1280
