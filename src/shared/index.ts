@@ -147,8 +147,8 @@ function shared(
   let key: string
   /** The group's user (the token's `sub`). */
   let user: string | undefined
-  /** Asking the tab's token for its user: notifications wait (are fetched later) until it answers. */
-  let checking: boolean | undefined
+  /** While the tab's token is asked for its user, the check's time limit: notifications wait (are fetched later) till it answers or passes. */
+  let checking: ReturnType<typeof setTimeout> | undefined
   /** When the leader last said anything. */
   let lastWord: number
   /** The tab's one timer: the retry of a failed join, then the interval of beats and watching the leader (clearInterval clears either). */
@@ -439,12 +439,16 @@ function shared(
   /** Follower: asks the tab's token who its user is (another user than the group's: the tab moves to that user's group). */
   function recheck(): void {
     if (checking) return
-    checking = true
+    // The provider failed, or has not answered within connectTimeout (no longer than a socket's own attempt waits
+    // for it): the tab stays where it is. One that answers later still moves the tab if it names another user; the
+    // end of an earlier check (its answer, its time) does not end a later one.
     const done = () => {
-      checking = false
+      if (checking !== timer) return
+      checking = undefined
       fill()
     }
-    // The provider failed: the tab stays where it is.
+    const timer = setTimeout(done, o.connectTimeout)
+    checking = timer
     resolve(o.token).then(auth).then(done, done)
   }
 

@@ -4,7 +4,7 @@
  * BroadcastChannel). The server counts the sockets.
  */
 import { rmSync } from 'node:fs'
-import type { Page } from 'playwright-core'
+import type { Page, Route } from 'playwright-core'
 import { describe, expect, it } from 'vitest'
 import { publish, useDemo } from './harness.js'
 
@@ -23,6 +23,7 @@ async function tab(user = 'ann', share = true): Promise<Page> {
 }
 
 const modeOf = (page: Page) => page.locator('[data-testid="mode"]').getAttribute('data-mode')
+const stateOf = (page: Page) => page.locator('[data-testid="status"]').getAttribute('data-state')
 const seqsOf = (page: Page) => page.evaluate(() => (window as unknown as { seqs: number[] }).seqs)
 const sockets = () => e2e.demo.server.stats().connections
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i)
@@ -180,6 +181,33 @@ describe('belfry/shared in Chromium', () => {
     await first.close()
     await publishRange(3, 4)
     await everyPageHas([await open()], [3, 4])
+  })
+
+  it('hands a follower live notifications again within connectTimeout while its token provider hangs after the leader’s socket dropped', async () => {
+    // The follower's token requests hang (aborted at the end): Chromium logs the aborted ones.
+    e2e.allow(/Failed to load resource/)
+    const two = [await tab(), await tab()]
+    const leader = await leaderOf(two)
+    const follower = two.find((p) => p !== leader)!
+    await publishRange(1, 1)
+    await everyPageHas(two, [1])
+
+    // The follower's token endpoint takes each request and never answers; the shared socket drops: the follower asks
+    // its provider who its user is, which hangs.
+    const hanging: Route[] = []
+    await follower.route('**/api/dev/token*', (route) => void hanging.push(route))
+    try {
+      expect((await fetch(`${e2e.demo.url}/api/dev/drop?user=ann`, { method: 'POST' })).ok).toBe(true)
+      await until(() => hanging.length > 0, 'a token request', 5_000)
+      await until(async () => (await stateOf(leader)) === 'online' && (await stateOf(follower)) === 'online', 'both online', 10_000)
+      // The leader gets them at once; the follower (online) once its check gave up, within connectTimeout (10 s).
+      await publishRange(2, 4)
+      await everyPageHas([leader], range(1, 4))
+      await until(async () => (await seqsOf(follower)).length >= 4, 'the follower’s 4', 12_000)
+      expect(await seqsOf(follower)).toEqual(range(1, 4))
+    } finally {
+      for (const route of hanging) await route.abort().catch(() => undefined)
+    }
   })
 
   it('turns sharing on and off with the toggle', async () => {
