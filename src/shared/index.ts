@@ -13,8 +13,9 @@
  * the server's frames; a follower drops a `seq` at or below its cursor, takes
  * cursor + 1, and fills a gap (a late join, a new leader, a lost message) with
  * history pages it asks the leader for. When the leader's tab closes its lock
- * passes to the next tab, which connects and resumes from its own cursor; a
- * leader that stops beating (a frozen background tab) is replaced by a
+ * passes to the next tab, which connects and resumes from its own cursor (as
+ * it does from a leader whose token provider fails, to a tab whose provider
+ * may work); a leader that stops beating (a frozen background tab) is replaced by a
  * visible tab (`steal`), and steps down when it wakes. Without Web Locks or
  * BroadcastChannel each tab connects on its own (mode `solo`).
  *
@@ -158,6 +159,14 @@ function shared(
   /** While leading (the tab's mode is `leader` exactly while it has one): the socket and the end of the lead. */
   let link: Connection | undefined
   let stepDown: (() => void) | undefined
+  /**
+   * How often in a row the tab's token provider failed as it led (each time it
+   * hands the lock on): the socket of its next lead backs off from there, as
+   * one socket that kept retrying would. (Until the tab is online again.)
+   */
+  let fails = 0
+  const backoff = o.backoff
+  o.backoff = (n) => backoff(n + fails)
   /** What joining tabs start from: empty until a leader's socket is online (the server's kind unknown till then: not legacy). */
   let snap = {} as Snapshot
   /** Leader: its socket's last status event (a socket tells its first as it connects, before any announcement). */
@@ -201,7 +210,7 @@ function shared(
     if (state === to || state === 'closed') return
     state = to
     if (to === 'online') {
-      fetching = 0
+      fetching = fails = 0
       if (snap.seq < cursor) cursor = snap.seq // another database: its numbering
       host.online(snap)
     }
@@ -277,6 +286,15 @@ function shared(
         // The socket gave up for good (the token was refused): so does this tab, and another leads.
         if (s.to === 'closed') close(s.reason)
         else set(s.to, s)
+        // The tab's token (or url) provider failed, its session gone maybe: a tab whose provider works leads
+        // meanwhile. This one queues again when its socket would have retried, and till then takes no silence for a
+        // frozen leader's (a tab alone retries at the pace of a socket of its own).
+        if (s.reason === 'token or url failed') {
+          fails++
+          stepDown?.()
+          lastWord = Date.now() + s.retryIn!
+          setTimeout(queue, s.retryIn, false)
+        }
       },
       online: (f) => {
         snap = { ...f, legacy: socket.legacy }

@@ -210,6 +210,26 @@ describe('belfry/shared in Chromium', () => {
     }
   })
 
+  it('hands the socket to a page whose token provider works when the leader page’s provider fails', async () => {
+    // The leader page's token requests fail in the browser (its console says so).
+    e2e.allow(/Failed to load resource/)
+    const two = [await tab(), await tab()]
+    const leader = await leaderOf(two)
+    const other = two.find((p) => p !== leader)!
+
+    // The leader page's session is gone (its provider throws); the other page's provider still works. The shared
+    // socket drops (a deploy, a network blip): the leader needs a fresh token to reconnect.
+    await leader.route('**/api/dev/token*', (route) => route.abort())
+    expect((await fetch(`${e2e.demo.url}/api/dev/drop?user=ann`, { method: 'POST' })).ok).toBe(true)
+    await until(async () => (await stateOf(other)) !== 'online', 'the other page offline', 3_000)
+
+    // The other page leads within a few seconds, online, and gets what is published.
+    await until(async () => (await modeOf(other)) === 'leader' && (await stateOf(other)) === 'online', 'the other page leads', 12_000)
+    await publishRange(1, 1)
+    await everyPageHas([other], [1])
+    expect(sockets()).toBe(1)
+  })
+
   it('turns sharing on and off with the toggle', async () => {
     const page = await tab('ann', false)
     expect(await modeOf(page)).toBe('solo')

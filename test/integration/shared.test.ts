@@ -551,6 +551,28 @@ describe('sharedConnection', () => {
     expect(leader.client.mode).toBe('follower')
   })
 
+  it('retries a tab alone whose token provider fails as a socket of its own would: later each time, not in a loop', async () => {
+    const s = await start()
+    let calls = 0
+    let broken = true
+    // The first call (the tab joins its group) works; the socket's fail till the provider is mended.
+    const alone = openTab(s, {
+      user: () => {
+        if (++calls > 1 && broken) throw new Error('signed out')
+        return 'ann'
+      },
+    })
+    await new Promise((resolve) => setTimeout(resolve, 1_500))
+    // FAST_BACKOFF: at most 50 ms, then 100, 200, 300 ms: about a dozen calls in 1.5 s (at 50 ms every time, 60).
+    expect(calls).toBeLessThan(30)
+    const retries = alone.events.statuses.filter((e) => e.reason === 'token or url failed')
+    expect(retries.length).toBeGreaterThan(3)
+    expect(Math.max(...retries.map((e) => e.retryIn!))).toBeGreaterThan(50)
+    broken = false
+    await alone.client.ready({ timeout: 5_000 })
+    expect(modeOf(alone)).toBe('leader')
+  })
+
   it('hands a follower nothing more once its notification handler closes it mid-batch: the stored cursor stays at what the app got', async () => {
     const s = await start()
     const leader = openTab(s)
