@@ -1,0 +1,58 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pino } from 'pino'
+import type { Browser } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { NotificationServer } from '../../src/server/index.js'
+import { DEMO_DIR, serveDemo } from '../../src/server/static.js'
+import { API_KEY, launchBrowser, SECRET } from './harness.js'
+
+// A subscription the server refuses (here `authorizeSubscribe`, as BELFRY_TOPICS_CLAIM does; or the user's 200th
+// topic, too_many_subscriptions): the client drops the topic and reports it on `error`, but the demo's card keeps
+// the chip and now saves it in the topic memory, so every later load shows it as subscribed and asks again.
+describe('demo Topics card, a refused subscription', () => {
+  let browser: Browser
+  let server: NotificationServer
+  let url: string
+  const dir = mkdtempSync(join(tmpdir(), 'belfry-review-'))
+  beforeAll(async () => {
+    browser = await launchBrowser()
+    server = new NotificationServer({
+      secret: SECRET,
+      apiKey: API_KEY,
+      database: join(dir, 'belfry.db'),
+      dev: true,
+      logger: pino({ level: 'silent' }),
+      fallback: serveDemo(DEMO_DIR),
+      authorizeSubscribe: (_user, topic) => topic !== 'payroll',
+    })
+    const { port } = await server.listen(0, '127.0.0.1')
+    url = `http://127.0.0.1:${port}`
+  })
+  afterAll(async () => {
+    await browser?.close()
+    await server?.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('does not show, after a reload, a topic the server refused as subscribed', async () => {
+    const context = await browser.newContext()
+    try {
+      const page = await context.newPage()
+      await page.goto(`${url}/?user=ann`)
+      await page.locator('[data-testid="status"][data-state="online"]').waitFor({ timeout: 15_000 })
+      await page.locator('[data-testid="topic-input"]').fill('payroll')
+      await page.locator('[data-testid="subscribe"]').click()
+      const error = page.locator('[data-testid="error"]')
+      await expect.poll(() => error.textContent(), { timeout: 5_000 }).toContain('refused')
+      await page.reload()
+      await page.locator('[data-testid="status"][data-state="online"]').waitFor({ timeout: 15_000 })
+      // Fails: the chip of payroll is back (from localStorage), while ann follows no topic.
+      expect(await page.locator('[data-testid="topic"]').count()).toBe(0)
+      expect(await page.locator('[data-testid="topics-empty"]').isVisible()).toBe(true)
+    } finally {
+      await context.close()
+    }
+  })
+})
