@@ -5,7 +5,7 @@ import { AuthError, type CursorStorage, memoryStorage } from '../../src/index.js
 import { mintToken, SqliteStore } from '../../src/server/index.js'
 import { ClientPool, holds, range } from '../helpers/client.js'
 import { MarkerProxy } from '../helpers/marker-proxy.js'
-import { startServer, type TestServer } from '../helpers/server.js'
+import { authedClient, startServer, type TestServer } from '../helpers/server.js'
 
 /**
  * NotificationClient against the real reference server, through the public
@@ -416,5 +416,66 @@ describe('NotificationClient: a server that stays down for a while', () => {
     await vi.waitFor(() => expect(client.state).toBe('online'), { timeout: 3000 })
     await s.server.sendToUser('kim', { title: 'back', body: '' })
     await vi.waitFor(() => expect(events.notifications.map((n) => n.title)).toEqual(['back']))
+  })
+})
+
+describe('NotificationClient: read state changed while it was away', () => {
+  it('a client whose cursor is still 0 (it shows history pages; nothing came to it live) learns, back online, that all was read meanwhile', async () => {
+    const s = await server()
+    await s.server.sendToUser('ann', { title: 'n1', body: '' })
+    await s.server.sendToUser('ann', { title: 'n2', body: '' })
+    // The phone has both (its cursor acks them): a new page starts after the acked cursor and is handed nothing.
+    const phone = await authedClient(s, 'ann', { since: 2 })
+
+    // The laptop's page: a fresh profile (no cursor stored for ann), its sockets tracked, its token provider gated.
+    const sockets: WebSocket[] = []
+    class Tracked extends WebSocket {
+      constructor(...args: ConstructorParameters<typeof WebSocket>) {
+        super(...args)
+        sockets.push(this)
+      }
+    }
+    let gate: Promise<void> = Promise.resolve()
+    let open = () => {}
+    const { client, events } = await clients.online({
+      url: s.wsUrl,
+      WebSocket: Tracked as unknown as typeof WebSocket,
+      storage: memoryStorage(),
+      token: async () => {
+        await gate
+        return s.token('ann')
+      },
+    })
+    expect(events.notifications).toEqual([]) // nothing handed over: the cursor stays 0
+    // The app shows the inbox, as README's paging idiom / belfry/react's loadMore() do: both unread.
+    const page = await client.history()
+    expect(page.items.map((n) => [n.seq, n.read])).toEqual([
+      [2, false],
+      [1, false],
+    ])
+
+    // The laptop loses its connection; while it is away the user reads everything on the phone.
+    gate = new Promise((resolve) => {
+      open = resolve
+    })
+    sockets.at(-1)!.terminate()
+    await expect.poll(() => client.state).not.toBe('online')
+    const requestId = 'r-all'
+    phone.send({ type: 'mark_read', all: true, requestId })
+    expect(await phone.next((f) => f.requestId === requestId)).toMatchObject({ type: 'read', all: true, seq: 2, unreadCount: 0 })
+
+    // Back online: the list must be told that what it shows (seq 1 and 2) is read.
+    open()
+    await expect.poll(() => client.state).toBe('online')
+    expect(client.unreadCount).toBe(0)
+    await expect
+      .poll(
+        () => events.reads.some((r) => (r.all && r.seq >= 2) || (r.ids.includes(page.items[0]!.id) && r.ids.includes(page.items[1]!.id))),
+        {
+          timeout: 2000,
+        },
+      )
+      .toBe(true)
+    phone.close()
   })
 })

@@ -62,9 +62,10 @@ export async function authenticate(c: Connection, f: AuthFrame): Promise<void> {
     oldestSeq: user.floor,
     pingAcks: true,
   })
-  // None unread, to a client that resumes: it marks read what it shows, which may have been read elsewhere while it was away
-  // (a read frame told only the connections open then).
-  if (f.since && !user.unreadCount && user.latestSeq) {
+  // None unread, to belfry's clients (a `since`, 0 too: one that was handed nothing yet may show history pages): each
+  // marks read what it shows, which may have been read elsewhere while it was away (a read frame told only the
+  // connections open then). The article's client (no `since`) has no read state.
+  if (f.since !== undefined && !user.unreadCount && user.latestSeq) {
     c.reply({ type: 'read', ids: [], all: true, seq: user.latestSeq, unreadCount: 0 })
   }
   c.greeted()
