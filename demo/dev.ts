@@ -45,6 +45,13 @@ export class DevServer {
     return { ok: true, recipients }
   }
 
+  /** The topics the user is subscribed to, as the server has them (every page and device of the user). */
+  async topics(): Promise<string[]> {
+    const res = await fetch(`/api/dev/topics?user=${encodeURIComponent(this.user)}`)
+    if (!res.ok) throw new Error(`topics: ${await failure(res)}`)
+    return ((await res.json()) as { topics: string[] }).topics
+  }
+
   /** Terminates all of this user's sockets on the server. */
   async drop(): Promise<void> {
     const res = await fetch(`/api/dev/drop?user=${encodeURIComponent(this.user)}`, { method: 'POST' })

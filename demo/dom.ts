@@ -40,29 +40,3 @@ export const describe = (error: unknown): string =>
   error instanceof Error
     ? `${error.name === 'Error' ? '' : `${error.name}: `}${error.message}${error.cause === undefined ? '' : ` (${describe(error.cause)})`}`
     : String(error)
-
-/**
- * The topics this browser subscribed `user` to, kept across page loads: a
- * subscription is the user's and outlives the page (the server keeps it), so
- * the Topics card shows it again, with its way to unsubscribe.
- */
-export function topicMemory(user: string): { load(): string[]; save(topics: Iterable<string>): void } {
-  const key = `belfry-demo:topics:${user}`
-  return {
-    load() {
-      try {
-        const saved: unknown = JSON.parse(localStorage.getItem(key) ?? '[]')
-        return Array.isArray(saved) ? saved.filter((t): t is string => typeof t === 'string' && t !== '') : []
-      } catch {
-        return [] // storage blocked, or not ours
-      }
-    },
-    save(topics) {
-      try {
-        localStorage.setItem(key, JSON.stringify([...topics]))
-      } catch {
-        // storage blocked or full: the card forgets them at the next load
-      }
-    },
-  }
-}

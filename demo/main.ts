@@ -70,7 +70,7 @@ function start(user: string): void {
   client.on('notification', toast)
   createInbox(client, report)
   createStatus(client, () => dev.drop(), report, share)
-  createSend(client, dev)
+  createSend(client, dev, report)
   createDesktop(client, user, report)
 
   client.connect()

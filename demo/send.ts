@@ -1,9 +1,9 @@
 import type { NotificationClient } from 'belfry'
 import type { DevServer } from './dev.js'
-import { byTestId, describe, el, topicMemory } from './dom.js'
+import { byTestId, describe, el } from './dom.js'
 
 /** The send form (publishing through the HTTP API) and the topic subscriptions. */
-export function createSend(client: NotificationClient, dev: DevServer): void {
+export function createSend(client: NotificationClient, dev: DevServer, report: (error: unknown) => void): void {
   const form = byTestId('send-form', HTMLFormElement)
   const target = byTestId('send-target', HTMLSelectElement)
   const to = byTestId('send-to', HTMLInputElement)
@@ -66,10 +66,8 @@ export function createSend(client: NotificationClient, dev: DevServer): void {
   const chips = byTestId('topics', HTMLUListElement)
   const empty = byTestId('topics-empty', HTMLElement)
   const topics = new Map<string, () => void>()
-  const memory = topicMemory(dev.user)
   const showTopics = () => {
     empty.hidden = topics.size > 0
-    memory.save(topics.keys())
   }
 
   const add = (topic: string) => {
@@ -96,6 +94,9 @@ export function createSend(client: NotificationClient, dev: DevServer): void {
     add(topicInput.value.trim())
     topicInput.value = ''
   })
-  // The user's subscriptions made here before this load: shown, and subscribed again (a no-op on the server).
-  for (const topic of memory.load()) add(topic)
+  // The user's subscriptions as the server has them (made on any page or device, before this load): shown, and
+  // subscribed again through this client (a no-op on the server) so that the chip's × ends them.
+  dev.topics().then((saved) => {
+    for (const topic of saved) add(topic)
+  }, report)
 }

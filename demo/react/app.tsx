@@ -63,7 +63,7 @@ export function App({ user }: { user: string }) {
       <main className="grid">
         <Send dev={dev} />
         <div className="stack">
-          <Topics user={user} />
+          <Topics dev={dev} report={report} />
           <ConnectionCard drop={() => dev.drop()} report={report} />
         </div>
       </main>

@@ -1,7 +1,7 @@
 import { useBelfryClient } from 'belfry/react'
 import { type FormEvent, useEffect, useState } from 'react'
 import type { DevServer } from '../dev.js'
-import { describe, topicMemory } from '../dom.js'
+import { describe } from '../dom.js'
 
 type Target = 'me' | 'user' | 'topic' | 'broadcast'
 
@@ -113,32 +113,37 @@ export function Send({ dev }: { dev: DevServer }) {
 }
 
 /** Topics, through the client itself (useBelfryClient): subscribe() returns the function that unsubscribes. */
-export function Topics({ user }: { user: string }) {
+export function Topics({ dev, report }: { dev: DevServer; report: (error: unknown) => void }) {
   const client = useBelfryClient()
   const [topics, setTopics] = useState<string[]>([])
   const [input, setInput] = useState('')
   // Leaving the page does not unsubscribe: a subscription is the user's, kept by the server (see the README).
   const [stops] = useState(() => new Map<string, () => void>())
-  const [memory] = useState(() => topicMemory(user))
 
-  const changed = () => {
-    setTopics([...stops.keys()])
-    memory.save(stops.keys())
-  }
+  const changed = () => setTopics([...stops.keys()])
   const add = (topic: string) => {
     if (!client || topic === '' || stops.has(topic)) return
     stops.set(topic, client.subscribe(topic))
     changed()
   }
-  // The user's subscriptions made here before this load (or before the provider made this client): shown, and
-  // subscribed again through this client (a no-op on the server).
+  // The user's subscriptions as the server has them (made on any page or device, before this load, or before the
+  // provider made this client): shown, and subscribed again through this client (a no-op on the server) so that
+  // the chip's × ends them.
   // biome-ignore lint/correctness/useExhaustiveDependencies: once per client; add() is remade each render
   useEffect(() => {
     if (!client) return
-    const saved = memory.load()
+    // A new client: the chips subscribe through it (the last one's stops are the closed client's).
+    const shown = [...stops.keys()]
     stops.clear()
-    for (const topic of saved) add(topic)
-  }, [client, memory])
+    for (const topic of shown) add(topic)
+    let live = true
+    dev.topics().then((saved) => {
+      if (live) for (const topic of saved) add(topic)
+    }, report)
+    return () => {
+      live = false
+    }
+  }, [client, dev])
 
   const subscribe = (e: FormEvent) => {
     e.preventDefault()

@@ -38,6 +38,8 @@ export interface HttpContext extends AdminContext {
   publish(audience: Audience, input: NotificationInput, key?: string): Promise<{ id: string; recipients: number; replayed?: boolean }>
   /** Dev mode: cuts every socket of a user, to show reconnection. */
   drop(userId: string): number
+  /** Dev mode: the topics the user is subscribed to, for the demo's Topics card. */
+  topics(userId: string): Promise<string[]>
   /** `GET /metrics`, behind its bearer token; undefined while metrics are off (the path is not ours then). */
   readonly metrics: { token: string; scrape(): Promise<{ type: string; text: string }> } | undefined
 }
@@ -335,7 +337,7 @@ async function publishRoute(req: IncomingMessage, res: ServerResponse, ctx: Http
 }
 
 /** Each dev route and the one method it answers. */
-const DEV_ROUTES: Record<string, string> = { '/api/dev/token': 'GET', '/api/dev/drop': 'POST' }
+const DEV_ROUTES: Record<string, string> = { '/api/dev/token': 'GET', '/api/dev/drop': 'POST', '/api/dev/topics': 'GET' }
 
 /** Hosts a dev route answers on: loopback only, so DNS rebinding cannot reach it from a web page. */
 const LOOPBACK_HOST = /^(localhost|[\w-]+\.localhost|127(\.\d{1,3}){3}|\[::1\])$/i
@@ -389,5 +391,6 @@ async function devRoute(req: IncomingMessage, res: ServerResponse, url: URL, ctx
     // The demo page publishes through the real API, so dev mode hands it the key too.
     return sendJson(res, 200, { token: await mintToken(ctx.secret, user, ttl), userId: user, apiKey: ctx.apiKey })
   }
+  if (route === '/api/dev/topics') return sendJson(res, 200, { userId: user, topics: await ctx.topics(user) })
   sendJson(res, 200, { dropped: ctx.drop(user) })
 }

@@ -249,6 +249,7 @@ export class NotificationServer {
         for (const c of sockets) c.ws.terminate()
         return sockets.length
       },
+      topics: (userId) => this.#hub.store.topics(userId),
     }
     if (this.#options.dev) log.warn('dev mode: GET /api/dev/token mints a token for any user and hands out the API key; never expose it')
     if (this.#options.server) this.#attach(this.#options.server)

@@ -142,7 +142,43 @@ describe('demo page', () => {
     await page.waitForFunction(() => document.querySelector('[data-testid="badge"]')?.textContent === '1')
     await expect.poll(() => readFlags(page), { timeout: 5_000 }).toEqual(['true', 'false'])
   })
+
+  it('shows, after a reload, the topics the user follows: those another tab subscribed to as well', async () => {
+    const a = await ann()
+    const b = await ann()
+    await subscribe(a, 'deploys')
+    await subscribe(b, 'builds')
+    await expect.poll(() => topicRecipients(e2e.demo.url)).toBe(1) // ann follows deploys on the server
+    await a.reload()
+    await waitForState(a, 'online')
+    await a.locator('[data-testid="topic"]').first().waitFor()
+    expect((await chips(a)).sort()).toEqual(['builds', 'deploys'])
+  })
+
+  it('does not subscribe the user again, at a reload, to a topic another tab unsubscribed from', async () => {
+    const a = await ann()
+    await subscribe(a, 'deploys')
+    const b = await ann() // shows deploys, from the server
+    await b.locator('[data-testid="topic"][data-topic="deploys"]').waitFor()
+    await a.locator('[data-testid="unsubscribe"]').click() // ann leaves deploys
+    await expect.poll(() => topicRecipients(e2e.demo.url)).toBe(0)
+    await subscribe(b, 'builds') // b still shows deploys
+    await a.reload()
+    await waitForState(a, 'online')
+    await a.locator('[data-testid="topic"][data-topic="builds"]').waitFor()
+    await a.waitForTimeout(1_000) // the subscribe frame sent at online, if any, lands
+    expect(await topicRecipients(e2e.demo.url)).toBe(0)
+    expect(await chips(a)).toEqual(['builds'])
+  })
 })
 
 const inboxSeqs = (page: Page) =>
   page.locator('[data-testid="inbox-item"]').evaluateAll((li) => li.map((l) => Number(l.getAttribute('data-seq'))))
+
+const chips = (page: Page) => page.locator('[data-testid="topic"]').evaluateAll((li) => li.map((l) => l.getAttribute('data-topic')))
+async function subscribe(page: Page, topic: string): Promise<void> {
+  await page.locator('[data-testid="topic-input"]').fill(topic)
+  await page.locator('[data-testid="subscribe"]').click()
+  await page.locator(`[data-testid="topic"][data-topic="${topic}"]`).waitFor()
+}
+const ann = () => signIn('ann')

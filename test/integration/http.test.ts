@@ -543,6 +543,21 @@ describe('dev token route', () => {
     for (const c of [other, again]) c.close()
   })
 
+  it("topics lists the user's subscriptions as the store has them (dev mode only)", async () => {
+    const s = await start({ dev: true })
+    const ann = await authedClient(s, 'ann')
+    ann.send({ type: 'subscribe', topics: ['deploys', 'builds'], requestId: 's' })
+    await ann.next((f) => f.requestId === 's')
+    expect((await call(`${s.url}/api/dev/topics?user=ann`)).json).toEqual({
+      userId: 'ann',
+      topics: expect.arrayContaining(['deploys', 'builds']),
+    })
+    expect((await call(`${s.url}/api/dev/topics?user=bob`)).json).toEqual({ userId: 'bob', topics: [] })
+    expect((await call(`${s.url}/api/dev/topics?user=`)).status).toBe(400)
+    expect((await devCall(s, 'POST', '/api/dev/topics?user=ann')).status).toBe(405)
+    ann.close()
+  })
+
   it('answers each dev route on its own method only', async () => {
     const s = await start({ dev: true })
     for (const method of ['POST', 'PUT', 'DELETE']) {
@@ -569,6 +584,7 @@ describe('dev token route', () => {
       for (const [method, path] of [
         ['GET', '/api/dev/token?user=victim'],
         ['POST', '/api/dev/drop?user=victim'],
+        ['GET', '/api/dev/topics?user=victim'],
       ] as const) {
         const res = await devCall(s, method, path, headers)
         expect(res.status, `${what}: ${method} ${path}`).toBe(403)
@@ -693,9 +709,11 @@ describe('dev token route', () => {
 
   it('is 404 without dev mode', async () => {
     const s = await start()
-    const res = await call(`${s.url}/api/dev/token?user=ann`)
-    expect(res.status).toBe(404)
-    expect(res.json).toMatchObject({ error: 'not_found' })
+    for (const path of ['/api/dev/token?user=ann', '/api/dev/topics?user=ann']) {
+      const res = await call(`${s.url}${path}`)
+      expect(res.status, path).toBe(404)
+      expect(res.json, path).toMatchObject({ error: 'not_found' })
+    }
   })
 })
 

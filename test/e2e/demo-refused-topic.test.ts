@@ -9,13 +9,14 @@ import { DEMO_DIR, serveDemo } from '../../src/server/static.js'
 import { API_KEY, launchBrowser, SECRET } from './harness.js'
 
 // A subscription the server refuses (here `authorizeSubscribe`, as BELFRY_TOPICS_CLAIM does; or the user's 200th
-// topic, too_many_subscriptions): the client drops the topic and reports it on `error`, but the demo's card keeps
-// the chip and now saves it in the topic memory, so every later load shows it as subscribed and asks again.
+// topic, too_many_subscriptions): the client drops the topic and reports it on `error`; the Topics card, which starts
+// from the server's list of the user's subscriptions, does not show it after a reload. Its own server: the harness's
+// authorizes every topic.
 describe('demo Topics card, a refused subscription', () => {
   let browser: Browser
   let server: NotificationServer
   let url: string
-  const dir = mkdtempSync(join(tmpdir(), 'belfry-review-'))
+  const dir = mkdtempSync(join(tmpdir(), 'belfry-e2e-'))
   beforeAll(async () => {
     browser = await launchBrowser()
     server = new NotificationServer({
@@ -48,7 +49,6 @@ describe('demo Topics card, a refused subscription', () => {
       await expect.poll(() => error.textContent(), { timeout: 5_000 }).toContain('refused')
       await page.reload()
       await page.locator('[data-testid="status"][data-state="online"]').waitFor({ timeout: 15_000 })
-      // Fails: the chip of payroll is back (from localStorage), while ann follows no topic.
       expect(await page.locator('[data-testid="topic"]').count()).toBe(0)
       expect(await page.locator('[data-testid="topics-empty"]').isVisible()).toBe(true)
     } finally {
