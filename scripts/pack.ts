@@ -68,6 +68,8 @@ export const PACKAGES = {
     // Declarations only from the folders: the code is all in dist/index.js (and dist/{react,shared,desktop}/index.js).
     files: ['dist/index.js', 'dist/index.d.ts', 'dist/client', 'dist/protocol', 'dist/react', 'dist/shared', 'dist/desktop'],
     only: (_from: string, to: string) => !/\.(js|map)$/.test(to) || /\/dist\/((react|shared|desktop)\/)?index\.js$/.test(to),
+    // Packages whose code the build puts in dist/index.js: their licences go with it (THIRD_PARTY_NOTICES.md).
+    bundled: ['reconnecting-websocket'],
     manifest: {
       name: 'belfry',
       description: 'Real-time notifications for web apps: a typed WebSocket client with durable resume and exactly-once delivery.',
@@ -107,7 +109,7 @@ export async function pack(out = `${ROOT}dist/`): Promise<Record<keyof typeof PA
   await build(out)
   const PACKAGES_DIR = `${out}packages/`
   const tarballs: Record<string, string> = {}
-  for (const [name, { files, only, manifest }] of Object.entries(PACKAGES)) {
+  for (const [name, { files, only, manifest, ...rest }] of Object.entries(PACKAGES)) {
     const dir = `${PACKAGES_DIR}${name}/`
     mkdirSync(dir, { recursive: true })
     // Built files come from `out`, the bin from the repository.
@@ -116,6 +118,7 @@ export async function pack(out = `${ROOT}dist/`): Promise<Record<keyof typeof PA
       cpSync(from, `${dir}${file}`, { recursive: true, filter: only })
     }
     for (const file of DOCS) cpSync(`${ROOT}${file}`, `${dir}${file}`)
+    if ('bundled' in rest) writeFileSync(`${dir}THIRD_PARTY_NOTICES.md`, notices(rest.bundled))
     for (const file of DOCS.filter((f) => f.endsWith('.md')))
       writeFileSync(`${dir}${file}`, unlink(readFileSync(`${dir}${file}`, 'utf8'), dir, file))
     const full = {
@@ -133,6 +136,15 @@ export async function pack(out = `${ROOT}dist/`): Promise<Record<keyof typeof PA
     tarballs[name] = `${PACKAGES_DIR}${packed.split('\n').at(-1)}`
   }
   return tarballs as Record<keyof typeof PACKAGES, string>
+}
+
+/** The licence of each package in `names`, as it ships in node_modules: MIT asks that it go with every copy. */
+function notices(names: readonly string[]): string {
+  const parts = names.map((name) => {
+    const { version } = JSON.parse(readFileSync(`${ROOT}node_modules/${name}/package.json`, 'utf8')) as { version: string }
+    return `## ${name} ${version}\n\n${readFileSync(`${ROOT}node_modules/${name}/LICENSE`, 'utf8').trim()}\n`
+  })
+  return `# Third-party notices\n\nThe client's bundle (dist/index.js) carries the code of:\n\n${parts.join('\n')}`
 }
 
 /**

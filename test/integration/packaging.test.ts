@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join, normalize } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { pack } from '../../scripts/pack.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
@@ -278,6 +278,43 @@ describe('the belfry-server package', () => {
     cpSync(join(ROOT, 'node_modules/better-sqlite3/build'), join(dir, 'node_modules/better-sqlite3/build'), { recursive: true })
   }, 60_000)
 
+  // Regression: README started each process with `npx belfry-server &`; npm's shell did not pass SIGTERM on, and the
+  // server neither drained nor exited (it went on listening, orphaned). The test runs the command README's snippet gives.
+  it("drains and exits on SIGTERM (`kill $!`) when started as README's deploy snippet starts it", async () => {
+    const command = /for port in [^;\n]+; do (.+?) & done/.exec(readFileSync(join(ROOT, 'README.md'), 'utf8'))?.[1]
+    expect(command).toMatch(/belfry-server/)
+    const child = spawn('sh', ['-c', `port=0; ${command} & echo "job $!"; wait`], {
+      cwd: dir,
+      env: {
+        ...process.env,
+        BELFRY_SECRET: 'package-test-secret-0123456789',
+        BELFRY_API_KEY: 'package-test-key',
+        BELFRY_DB: join(dir, 'sigterm.db'),
+        BELFRY_DRAIN_MS: '200',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let out = ''
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString()
+    })
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+    let pid: number | undefined
+    try {
+      await vi.waitFor(() => expect(out).toMatch(/belfry server: http:\/\/\S+/), { timeout: 15_000 })
+      const url = /belfry server: (http:\/\/\S+?)\/?\s*$/m.exec(out)![1]!
+      pid = (JSON.parse(out.split('\n').find((l) => l.includes('"listening"'))!) as { pid: number }).pid
+      expect((await fetch(`${url}/healthz`)).status).toBe(200)
+      process.kill(Number(/^job (\d+)$/m.exec(out)![1]), 'SIGTERM') // what a deploy signals: the process it started
+      await exited
+      await vi.waitFor(() => expect(alive(pid!), `belfry-server (pid ${pid}) still running after SIGTERM`).toBe(false), { timeout: 6_000 })
+      expect(out).toMatch(/"signal":"SIGTERM","drain":true/)
+    } finally {
+      if (pid !== undefined && alive(pid)) process.kill(pid, 'SIGKILL')
+      child.kill('SIGKILL')
+    }
+  }, 40_000)
+
   it('runs its bin, which serves /healthz, and /metrics when asked (prom-client is a dependency of its own)', async () => {
     const child = spawn(join(dir, 'node_modules/.bin/belfry-server'), [], {
       cwd: dir,
@@ -401,6 +438,17 @@ describe('what the tarballs ship', () => {
     for (const section of sections) expect(section, section.slice(0, 60)).toMatch(/Copyright[\s\S]*Permission is hereby granted/)
   })
 
+  // Regression: the client's bundle carries reconnecting-websocket's code, whose MIT copyright and permission notice were in no file.
+  it('ships, in the belfry package, the licence of the code its bundle carries (reconnecting-websocket)', () => {
+    expect(/maxReconnectionDelay/.test(readFileSync(join(out, 'packages/belfry/dist/index.js'), 'utf8')), 'it is bundled').toBe(true)
+    expect(contents(tarballs.belfry)).toContain('THIRD_PARTY_NOTICES.md')
+    const text = readFileSync(join(out, 'packages/belfry/THIRD_PARTY_NOTICES.md'), 'utf8')
+    const license = readFileSync(join(ROOT, 'node_modules/reconnecting-websocket/LICENSE'), 'utf8').trim()
+    expect(text).toContain('## reconnecting-websocket ')
+    expect(text).toContain(license)
+    expect(license).toMatch(/Copyright[\s\S]*Permission is hereby granted/)
+  })
+
   // Regression: the README linked to docs/protocol.md, CHANGELOG.md, docs/demo.png… which neither package shipped.
   it.each(['belfry', 'belfry-server'] as const)('links, in every markdown file of %s, only to files its tarball holds', (pkg) => {
     const files = contents(tarballs[pkg])
@@ -418,3 +466,13 @@ describe('what the tarballs ship', () => {
     expect(broken).toEqual([])
   })
 })
+
+/** Whether the process `pid` is still running. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
