@@ -344,10 +344,13 @@ export class PostgresStore implements Store {
     for (let attempt = 1; ; attempt++) {
       const now = Date.now()
       const { rows } = await this.#query(
+        // The batch as an array (an InitPlan, read once by the expiry index): `key IN (subquery) OR …` would filter
+        // a sequential scan of every live key with it, on every keyed publish.
         `WITH expired AS (DELETE FROM $s.idempotency_keys
-                          WHERE key IN (SELECT key FROM $s.idempotency_keys WHERE expires_at <= $2
-                                        ORDER BY expires_at LIMIT $3 FOR UPDATE SKIP LOCKED)
-                             OR (key = $1 AND expires_at <= $2))
+                          WHERE (key = ANY (ARRAY(SELECT key FROM $s.idempotency_keys WHERE expires_at <= $2
+                                                  ORDER BY expires_at LIMIT $3 FOR UPDATE SKIP LOCKED))
+                                 OR key = $1)
+                            AND expires_at <= $2)
          SELECT fingerprint, id, created_at AS timestamp, recipients FROM $s.idempotency_keys WHERE key = $1 AND expires_at > $2`,
         [idempotency.key, now, EXPIRED_KEYS_BATCH],
       )
