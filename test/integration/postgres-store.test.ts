@@ -446,3 +446,50 @@ describe('PostgresStore: retention on a running server', () => {
     }
   }, 60_000)
 })
+
+// Regression: a batch locked every due user of its 500-user page and walked each one's old entries under the lock,
+// though its budget cut only the first: a publish to any of them waited (2 s at 500 users of 1,000 old entries each).
+describe('PostgresStore: a prune batch and publishes', () => {
+  it('a prune batch holds only the users it cuts: a publish to one its budget leaves does not wait for it', async () => {
+    const s = `t_${randomBytes(6).toString('hex')}`
+    const pruner = await PostgresStore.open(db.url, { schema: s, pruneBatch: 3 })
+    const publisher = await PostgresStore.open(db.url, { schema: s, queryTimeoutMs: 1000 })
+    const holder = new pg.Client(db.url)
+    await holder.connect()
+    const watcher = new pg.Client(db.url) // outside the holder's transaction, which would see one snapshot of pg_stat_activity
+    await watcher.connect()
+    try {
+      for (let i = 1; i <= 5; i++) await publisher.publish({ userIds: ['ann'] }, { title: `ann ${i}`, body: '' })
+      for (let i = 1; i <= 5; i++) await publisher.publish({ userIds: ['bob'] }, { title: `bob ${i}`, body: '' })
+      await new Promise((r) => setTimeout(r, 5))
+      const before = new Date().toISOString()
+      // The batch's budget (3) goes to ann: bob's entries stay for the next batch.
+      await holder.query('BEGIN')
+      await holder.query(`SELECT 1 FROM ${s}.notifications FOR UPDATE`)
+      const batch = pruner.prune({ before }, 0).catch((error: Error) => error)
+      // Wait until the batch is at its notifications update, its users' rows held.
+      await expect
+        .poll(
+          async () =>
+            (
+              await watcher.query(
+                `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%refs = n.refs - c.n%'`,
+              )
+            ).rows[0].n,
+          { timeout: 10_000 },
+        )
+        .toBe(1)
+      const started = Date.now()
+      const published = await publisher.publish({ userIds: ['bob'] }, { title: 'bob 6', body: '' }).catch((error: Error) => error)
+      await holder.query('COMMIT')
+      expect(await batch).toMatchObject({ removed: 3, next: 0 })
+      expect((await pruner.user('bob'))?.floor).toBe(0) // the batch did not prune bob
+      expect(published, `publish to bob after ${Date.now() - started} ms`).toMatchObject({ deliveries: [{ userId: 'bob', seq: 6 }] })
+    } finally {
+      await holder.end().catch(() => {})
+      await watcher.end()
+      await pruner.close()
+      await publisher.close()
+    }
+  }, 30_000)
+})

@@ -128,6 +128,8 @@ interface KeyRow {
 
 /** Users one retention batch looks at. */
 const PRUNE_USERS = 500
+/** Due users whose cut one query of a prune's plan reads: a few, as a batch's budget is often spent on the first. */
+const PRUNE_PLAN_USERS = 16
 
 /** Errors a transaction may meet through no fault of its own, and succeed on a retry: serialization failure, deadlock. */
 const RETRYABLE = new Set(['40001', '40P01'])
@@ -651,9 +653,15 @@ export class PostgresStore implements Store {
 
   /**
    * The users of the next page that have something to remove are found
-   * without a lock; then one transaction locks them (in `no` order, as a
-   * publish does, skipping those a publish holds now: the next pass takes
-   * them), reads where each one's kept entries start, and removes the rest.
+   * without a lock, and where each one's cut falls, a few users at a time
+   * until the batch's budget is spent (the walk through a user's old entries
+   * is the long part: it holds no lock). Then one transaction locks only the
+   * users it cuts (in `no` order, as a publish does, skipping those a publish
+   * holds now: the next pass takes them), and removes their entries up to the
+   * cut, or less if another process moved the floor meanwhile. A publish to a
+   * user this batch leaves never waits for it. A cut read before the lock is
+   * never past what the rule removes when it is taken: entries only come
+   * after the latest, and an entry's age only grows.
    */
   async prune(rule: RetentionRule, after: number): Promise<PruneBatch> {
     const { maxPerUser = null, before = null } = rule
@@ -670,42 +678,43 @@ export class PostgresStore implements Store {
     // A full page may have users after it; a short one was the last.
     const next = page.length === PRUNE_USERS ? (page.at(-1)!.no as number) : undefined
     if (due.length === 0) return { removed: 0, unread: 0, users: 0, notifications: 0, next }
-    return this.#tx(async (q) => {
-      const batch: PruneBatch = { removed: 0, unread: 0, users: 0, notifications: 0, next }
-      const { rows: users } = await q(
-        'SELECT no, floor_seq AS floor, latest_seq AS latest FROM $s.users WHERE no = ANY($1) ORDER BY no FOR UPDATE SKIP LOCKED',
-        [due],
+    const batch: PruneBatch = { removed: 0, unread: 0, users: 0, notifications: 0, next }
+    const planned: { no: number; upTo: number }[] = []
+    let budget = this.#pruneBatch
+    plan: for (let i = 0; i < due.length; i += PRUNE_PLAN_USERS) {
+      const { rows: users } = await this.#query(
+        `SELECT u.no, u.floor_seq AS floor, u.latest_seq AS latest, CASE WHEN $3::text IS NULL THEN NULL ELSE
+                  (SELECT i.seq FROM $s.inbox i JOIN $s.notifications n ON n.no = i.notification_no
+                   WHERE i.user_no = u.no AND i.seq > greatest(u.floor_seq, u.latest_seq - $2::bigint)
+                   AND n.created_at >= $3::text COLLATE "C" ORDER BY i.seq LIMIT 1) END AS kept
+         FROM $s.users u WHERE u.no = ANY($1) ORDER BY u.no`,
+        [due.slice(i, i + PRUNE_PLAN_USERS), maxPerUser, before],
       )
-      // Read once the rows are held: no publish to these users commits meanwhile.
-      const kept = new Map<number, number>()
-      if (before !== null) {
-        const { rows } = await q(
-          `SELECT u.no, (SELECT i.seq FROM $s.inbox i JOIN $s.notifications n ON n.no = i.notification_no
-                         WHERE i.user_no = u.no AND i.seq > greatest(u.floor_seq, u.latest_seq - $2::bigint)
-                         AND n.created_at >= $3::text COLLATE "C" ORDER BY i.seq LIMIT 1) AS kept
-           FROM $s.users u WHERE u.no = ANY($1)`,
-          [users.map((u) => u.no), maxPerUser, before],
-        )
-        for (const r of rows) if (r.kept !== null) kept.set(r.no as number, r.kept as number)
-      }
-      const cuts: { no: number; upTo: number }[] = []
-      let budget = this.#pruneBatch
-      for (const u of users as { no: number; floor: number; latest: number }[]) {
-        const upTo = pruneCut(u, rule, () => kept.get(u.no))
+      for (const u of users as { no: number; floor: number; latest: number; kept: number | null }[]) {
+        const upTo = pruneCut(u, rule, () => u.kept ?? undefined)
         if (upTo <= u.floor) continue
         // Out of budget: this user (or the rest of its entries) starts the next batch.
         if (budget === 0) {
           batch.next = u.no - 1
-          break
+          break plan
         }
         const cut = Math.min(upTo, u.floor + budget)
-        cuts.push({ no: u.no, upTo: cut })
+        planned.push({ no: u.no, upTo: cut })
         budget -= cut - u.floor
         if (cut < upTo) {
           batch.next = u.no - 1
-          break
+          break plan
         }
       }
+    }
+    if (planned.length === 0) return batch
+    return this.#tx(async (q) => {
+      const { rows: held } = await q('SELECT no, floor_seq AS floor FROM $s.users WHERE no = ANY($1) ORDER BY no FOR UPDATE SKIP LOCKED', [
+        planned.map((c) => c.no),
+      ])
+      // Held now: no publish to these users commits meanwhile. A floor another process raised since the plan leaves less.
+      const floors = new Map((held as { no: number; floor: number }[]).map((u) => [u.no, u.floor]))
+      const cuts = planned.filter((c) => floors.has(c.no) && c.upTo > floors.get(c.no)!)
       if (cuts.length === 0) return batch
       const { rows: gone } = await q(
         `DELETE FROM $s.inbox i USING unnest($1::bigint[], $2::bigint[]) AS c(user_no, up_to)
