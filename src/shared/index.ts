@@ -30,9 +30,7 @@ import {
   type Connection,
   type ConnectionFactory,
   type ConnectionState,
-  type CursorStorage,
   type LinkHost,
-  type ResolvedClientOptions,
   type ServerFrame,
   type StatusEvent,
 } from 'belfry'
@@ -86,421 +84,404 @@ const resolve = async <T>(p: T | (() => T | Promise<T>)): Promise<T> => (typeof 
  * other than localhost, where `navigator.locks` is undefined).
  */
 export function sharedConnection(options: SharedConnectionOptions = {}): ConnectionFactory {
-  const { beat = 1000, stale = 3000 } = options
+  const { beat = 1000 } = options
+  let { stale = 3000 } = options
   const check = (name: string, v: number) => {
     // A finite number (not `true`, which `> 0` would let through).
     if (!(Number.isFinite(v) && v > 0)) throw new TypeError(`sharedConnection: ${name} must be a positive number of ms; got ${v}`)
   }
   check('beat', beat)
   check('stale', stale)
+  stale = Math.max(stale, 2 * beat)
+  // One tab's connection in its user's group, all in this one closure (no class, no helper functions taking it
+  // apart): its locals minify to single letters where private fields would not, and no parameter lists are repeated.
   return (host, o, solo) => {
     const locks = options.locks ?? globalThis.navigator?.locks
     const Channel = options.BroadcastChannel ?? globalThis.BroadcastChannel
     if (!locks || !Channel) return solo(host)
-    o.storage = ownCursor(o.storage)
-    return shared(host, o, solo, locks, Channel, beat, Math.max(stale, 2 * beat))
-  }
-}
-
-/**
- * The tabs of a profile share the stored cursor, which only moves forward,
- * whichever tab writes it, unless a tab moves it back: its client does so on
- * purpose alone (the server started over on another database, whose
- * numbering the next page must resume from). A tab reads it until it finds
- * one (once, when it starts for a user, if one is stored); after that its own
- * cursor is the one it resumes from (a tab that falls behind and then leads
- * must not skip what it has not seen).
- */
-function ownCursor(storage: CursorStorage): CursorStorage {
-  const mine: Record<string, string | null> = {}
-  // The storage's other fields as they are: a `volatile` one still has the client ack by the clock.
-  return {
-    ...storage,
-    getItem: (k) => (mine[k] ??= storage.getItem(k)),
-    setItem: (k, v) => {
-      // Below the tab's own (a move back), or past the stored one (+null is 0; a stored value that is no number counts as 0).
-      if (+v < +mine[k]! || +v > (+storage.getItem(k)! || 0)) storage.setItem(k, v)
-      mine[k] = v
-    },
-  }
-}
-
-/**
- * One tab's connection in its user's group: a closure rather than a class, as
- * its locals minify to single letters where private fields would not.
- */
-function shared(
-  host: LinkHost,
-  o: ResolvedClientOptions,
-  solo: (host: LinkHost) => Connection,
-  locks: LockManager,
-  Channel: new (name: string) => BroadcastChannel,
-  beat: number,
-  stale: number,
-): Connection {
-  let state: ConnectionState = 'idle'
-  /** The state the last status event went to: `state` is ahead of it while a handler runs as the tab goes online. */
-  let told: ConnectionState = state
-  const tab = `${Math.random()}`
-  /** The leader's epoch: a newer leader has a larger one. */
-  let epoch = 0
-  let channel: BroadcastChannel | undefined
-  let key: string
-  /** The group's user (the token's `sub`). */
-  let user: string | undefined
-  /** While the tab's token is asked for its user, the check's time limit: notifications wait (are fetched later) till it answers or passes. */
-  let checking: ReturnType<typeof setTimeout> | undefined
-  /** When the leader last said anything. */
-  let lastWord: number
-  /** The tab's one timer: the retry of a failed join, then the interval of beats and watching the leader (clearInterval clears either). */
-  let watch: ReturnType<typeof setInterval> | undefined
-  /** Counts lock requests: a request granted after a newer one was made lets go at once. */
-  let asked = 0
-  /** While leading (the tab's mode is `leader` exactly while it has one): the socket and the end of the lead. */
-  let link: Connection | undefined
-  let stepDown: (() => void) | undefined
-  /**
-   * How often in a row the tab's token provider failed as it led (each time it
-   * hands the lock on): the socket of its next lead backs off from there, as
-   * one socket that kept retrying would. (Until the tab is online again.)
-   */
-  let fails = 0
-  const backoff = o.backoff
-  o.backoff = (n) => backoff(n + fails)
-  /** What joining tabs start from: empty until a leader's socket is online (the server's kind unknown till then: not legacy). */
-  let snap = {} as Snapshot
-  /** Leader: its socket's last status event (a socket tells its first as it connects, before any announcement). */
-  let last!: StatusEvent
-  /**
-   * The last seq handed to the client (0: none yet), the highest known to
-   * exist, what waits for a gap to fill (by seq: an object's integer keys
-   * come in ascending order).
-   */
-  let cursor = 0
-  let want = 0
-  let held: Record<number, Notification> = {}
-  /**
-   * The history page asked for, if one is: its `before` (the end of its range), which is its request id; and whether
-   * the last one found nothing past the cursor.
-   */
-  let fetching: number | undefined
-  let sparse: boolean | undefined
-
-  /**
-   * The fields of a token's auth frame; a token that names another user than
-   * the group's moves the tab to that user's group (before a socket of the
-   * group's opens with it).
-   */
-  const auth = (t: string) => {
-    const a = host.auth(t)
-    if (a.userId !== user) queueMicrotask(rejoin)
-    return a
-  }
-
-  const post = (m: Message) => channel?.postMessage(m)
-  /** Leader: tells every tab its socket's state and what a joining tab starts from. */
-  const announce = () => post({ e: epoch, s: last, n: snap })
-
-  /**
-   * The tab's state, told to the client with the tab's mode. Going online, the
-   * tab's client and cursor first start from the snapshot (the auth of the
-   * leader's socket).
-   */
-  function set(to: ConnectionState, s: Pick<StatusEvent, 'reason'> & Partial<StatusEvent>): void {
-    if (state === to || state === 'closed') return
-    state = to
-    if (to === 'online') {
-      fetching = fails = 0
-      if (snap.seq < cursor) cursor = snap.seq // another database: its numbering
-      host.online(snap)
+    // The tabs of a profile share the stored cursor, which only moves forward,
+    // whichever tab writes it, unless a tab moves it back: its client does so on
+    // purpose alone (the server started over on another database, whose
+    // numbering the next page must resume from). A tab reads it until it finds
+    // one (once, when it starts for a user, if one is stored); after that its own
+    // cursor is the one it resumes from (a tab that falls behind and then leads
+    // must not skip what it has not seen).
+    const storage = o.storage
+    const mine: Record<string, string | null> = {}
+    // The storage's other fields as they are: a `volatile` one still has the client ack by the clock.
+    o.storage = {
+      ...storage,
+      getItem: (k) => (mine[k] ??= storage.getItem(k)),
+      setItem: (k, v) => {
+        // Below the tab's own (a move back), or past the stored one (+null is 0; a stored value that is no number counts as 0).
+        if (+v < +mine[k]! || +v > (+storage.getItem(k)! || 0)) storage.setItem(k, v)
+        mine[k] = v
+      },
     }
-    // A handler may have closed the tab as it went online: that told its own status, from the last one told.
-    // `told` moves before the handlers run (one may close the tab).
-    // biome-ignore lint/suspicious/noAssignInExpressions: keeps belfry/shared within its size budget
-    if (state === to) host.status({ attempt: 0, ...s, from: told, to: (told = to), mode: link ? 'leader' : 'follower' })
-  }
+    let state: ConnectionState = 'idle'
+    /** The state the last status event went to: `state` is ahead of it while a handler runs as the tab goes online. */
+    let told: ConnectionState = state
+    const tab = `${Math.random()}`
+    /** The leader's epoch: a newer leader has a larger one. */
+    let epoch = 0
+    let channel: BroadcastChannel | undefined
+    let key: string
+    /** The group's user (the token's `sub`). */
+    let user: string | undefined
+    /** While the tab's token is asked for its user, the check's time limit: notifications wait (are fetched later) till it answers or passes. */
+    let checking: ReturnType<typeof setTimeout> | undefined
+    /** When the leader last said anything. */
+    let lastWord: number
+    /** The tab's one timer: the retry of a failed join, then the interval of beats and watching the leader (clearInterval clears either). */
+    let watch: ReturnType<typeof setInterval> | undefined
+    /** Counts lock requests: a request granted after a newer one was made lets go at once. */
+    let asked = 0
+    /** While leading (the tab's mode is `leader` exactly while it has one): the socket and the end of the lead. */
+    let link: Connection | undefined
+    let stepDown: (() => void) | undefined
+    /**
+     * How often in a row the tab's token provider failed as it led (each time it
+     * hands the lock on): the socket of its next lead backs off from there, as
+     * one socket that kept retrying would. (Until the tab is online again.)
+     */
+    let fails = 0
+    const backoff = o.backoff
+    o.backoff = (n) => backoff(n + fails)
+    /** What joining tabs start from: empty until a leader's socket is online (the server's kind unknown till then: not legacy). */
+    let snap = {} as Snapshot
+    /** Leader: its socket's last status event (a socket tells its first as it connects, before any announcement). */
+    let last!: StatusEvent
+    /**
+     * The last seq handed to the client (0: none yet), the highest known to
+     * exist, what waits for a gap to fill (by seq: an object's integer keys
+     * come in ascending order).
+     */
+    let cursor = 0
+    let want = 0
+    let held: Record<number, Notification> = {}
+    /**
+     * The history page asked for, if one is: its `before` (the end of its range), which is its request id; and whether
+     * the last one found nothing past the cursor.
+     */
+    let fetching: number | undefined
+    let sparse: boolean | undefined
 
-  /** Learns the tab's user (and cursor) from a token, joins the user's group, and waits for the lock. */
-  async function join(): Promise<void> {
-    let url: string
-    let a: ReturnType<LinkHost['auth']>
-    try {
-      url = await resolve(o.url)
-      a = host.auth(await resolve(o.token))
-    } catch (cause) {
-      host.error(new BelfryError('url or token provider failed', { cause }))
-      // Again later, unless the tab closed meanwhile (leave() clears a retry set before).
-      if (state !== 'closed') watch = setTimeout(join, o.backoff(0))
-      return
+    /**
+     * The fields of a token's auth frame; a token that names another user than
+     * the group's moves the tab to that user's group (before a socket of the
+     * group's opens with it).
+     */
+    const auth = (t: string) => {
+      const a = host.auth(t)
+      if (a.userId !== user) queueMicrotask(rejoin)
+      return a
     }
-    if (state === 'closed') return
-    // A group of its own (a user's): its leaders' epochs and its seqs.
-    epoch = 0
-    held = {}
-    user = a.userId
-    key = `belfry:${url}#${user ?? ''}`
-    cursor = want = a.since ?? 0
-    channel = new Channel(key)
-    channel.onmessage = receive
-    lastWord = Date.now()
-    queue(false)
-    post({})
-    watch = setInterval(() => {
-      // Leading: the state again, every `beat` ms, which also puts right a tab that missed a message.
-      if (link) announce()
-      // Hidden, or woken from a freeze (its timer late: the leader's silence jumped past `stale` + 2 beats, where
-      // it grows a beat at a time), it waits for the leader's words, which may come after its overdue timer, as a
-      // leader woken to a lost lock does.
-      else if (globalThis.document?.hidden || Date.now() - lastWord > stale + 2 * beat) lastWord = Date.now()
-      // A leader that has said nothing for `stale` ms is frozen or gone: a visible tab takes its place.
-      else if (Date.now() - lastWord > stale) {
-        lastWord = Date.now()
-        queue(true)
+
+    const post = (m: Message) => channel?.postMessage(m)
+    /** Leader: tells every tab its socket's state and what a joining tab starts from. */
+    const announce = () => post({ e: epoch, s: last, n: snap })
+
+    /**
+     * The tab's state, told to the client with the tab's mode. Going online, the
+     * tab's client and cursor first start from the snapshot (the auth of the
+     * leader's socket).
+     */
+    function set(to: ConnectionState, s: Pick<StatusEvent, 'reason'> & Partial<StatusEvent>): void {
+      if (state === to || state === 'closed') return
+      state = to
+      if (to === 'online') {
+        fetching = fails = 0
+        if (snap.seq < cursor) cursor = snap.seq // another database: its numbering
+        host.online(snap)
       }
-    }, beat)
-  }
+      // A handler may have closed the tab as it went online: that told its own status, from the last one told.
+      // `told` moves before the handlers run (one may close the tab).
+      // biome-ignore lint/suspicious/noAssignInExpressions: keeps belfry/shared within its size budget
+      if (state === to) host.status({ attempt: 0, ...s, from: told, to: (told = to), mode: link ? 'leader' : 'follower' })
+    }
 
-  /** Asks for the lock: queued behind the leader, or taken from a leader that stopped beating. */
-  function queue(steal: boolean): void {
-    // A closed tab never queues (a status handler may close it as it steps down, before it queues again).
-    if (state === 'closed') return
-    const ask = ++asked
-    locks
-      .request(key, { steal }, () => ask === asked && lead())
-      // The lock was stolen: follow (unless this request was replaced or the tab left).
-      .catch(() => ask === asked && follow())
-  }
-
-  /** Holds the lock until it steps down: opens the socket and relays what it gets. (A tab that left, closed or not, bumped `asked`: its grant never gets here.) */
-  function lead(): Promise<void> {
-    epoch = Math.max(Date.now(), epoch + 1)
-    held = {}
-    fetching = 0
-    const socket = solo({
-      ...host,
-      auth,
-      status: (s) => {
-        if (link !== socket) return // stepping down
-        last = s
-        announce()
-        // The socket gave up for good (the token was refused): so does this tab, and another leads.
-        if (s.to === 'closed') close(s.reason)
-        else set(s.to, s)
-        // The tab's token (or url) provider failed, its session gone maybe: a tab whose provider works leads
-        // meanwhile. This one queues again when its socket would have retried, and till then takes no silence for a
-        // frozen leader's (a tab alone retries at the pace of a socket of its own).
-        if (s.reason === 'token or url failed') {
-          fails++
-          stepDown?.()
-          lastWord = Date.now() + s.retryIn!
-          setTimeout(queue, s.retryIn, false)
+    /** Learns the tab's user (and cursor) from a token, joins the user's group, and waits for the lock. */
+    async function join(): Promise<void> {
+      let url: string
+      let a: ReturnType<LinkHost['auth']>
+      try {
+        url = await resolve(o.url)
+        a = host.auth(await resolve(o.token))
+      } catch (cause) {
+        host.error(new BelfryError('url or token provider failed', { cause }))
+        // Again later, unless the tab closed meanwhile (leave() clears a retry set before).
+        if (state !== 'closed') watch = setTimeout(join, o.backoff(0))
+        return
+      }
+      if (state === 'closed') return
+      // A group of its own (a user's): its leaders' epochs and its seqs.
+      epoch = 0
+      held = {}
+      user = a.userId
+      key = `belfry:${url}#${user ?? ''}`
+      cursor = want = a.since ?? 0
+      channel = new Channel(key)
+      channel.onmessage = receive
+      lastWord = Date.now()
+      queue(false)
+      post({})
+      watch = setInterval(() => {
+        // Leading: the state again, every `beat` ms, which also puts right a tab that missed a message.
+        if (link) announce()
+        // Hidden, or woken from a freeze (its timer late: the leader's silence jumped past `stale` + 2 beats, where
+        // it grows a beat at a time), it waits for the leader's words, which may come after its overdue timer, as a
+        // leader woken to a lost lock does.
+        else if (globalThis.document?.hidden || Date.now() - lastWord > stale + 2 * beat) lastWord = Date.now()
+        // A leader that has said nothing for `stale` ms is frozen or gone: a visible tab takes its place.
+        else if (Date.now() - lastWord > stale) {
+          lastWord = Date.now()
+          queue(true)
         }
-      },
-      online: (f) => {
-        snap = { ...f, legacy: socket.legacy }
-      },
-      frame: relay,
-    })
-    link = socket
-    socket.connect()
-    return new Promise<void>((done) => {
-      stepDown = () => {
-        stepDown = link = undefined
-        socket.close()
-        done()
-      }
-    })
-  }
+      }, beat)
+    }
 
-  /** Stops leading (a newer leader took over while this tab was frozen) and queues again. */
-  function follow(): void {
-    // Woken to a lost lock, its overdue timers may run before the new leader's word arrives: wait for it.
-    lastWord = Date.now()
-    if (link) {
-      stepDown!()
-      set('reconnecting', { reason: 'step down' })
+    /** Asks for the lock: queued behind the leader, or taken from a leader that stopped beating. */
+    function queue(steal: boolean): void {
+      // A closed tab never queues (a status handler may close it as it steps down, before it queues again).
+      if (state === 'closed') return
+      const ask = ++asked
+      locks
+        .request(key, { steal }, () => ask === asked && lead())
+        // The lock was stolen: follow (unless this request was replaced or the tab left).
+        .catch(() => ask === asked && follow())
     }
-    queue(false)
-  }
 
-  /** Leader: a frame from the server, for every tab, or for the tab that asked (and, for a read change, news for the others). */
-  function relay(f: Frame<ServerFrame>): void {
-    if (f.type === 'notification' && f.seq) {
-      // The client takes every new seq: what this tab has, should it follow again.
-      cursor = want = Math.max(cursor, f.seq)
-      if (f.seq > snap.seq) {
-        snap.seq = f.seq
-        if (!f.read) snap.unreadCount++
-      }
-    }
-    if (f.type === 'read') {
-      snap.seq = Math.max(snap.seq, f.seq)
-      snap.unreadCount = f.unreadCount
-    }
-    // Every request id on the socket was tagged (`tab:id`). Any other (none, one of the server's own, no string), or
-    // one on a notification (which answers nothing), makes no reply: the frame is for every tab, as a solo client's.
-    const [to, own] = `${f.requestId}`.split(':') as [string, string?]
-    if (own == null || f.type === 'notification') {
-      host.frame(f)
-      // A replay round's end concerns this socket alone: its client asks for the next round.
-      if (f.type !== 'replayed') post({ e: epoch, f })
-      return
-    }
-    const reply = { ...f, requestId: own || undefined } as ServerFrame
-    if (to === tab) host.frame(reply)
-    else post({ e: epoch, to, f: reply })
-    if (f.type === 'read') {
-      // The server tells a read change to the user's other sockets, not to the one that made it: the leader tells the other tabs.
-      delete f.requestId
-      post({ e: epoch, not: to, f })
-      if (to !== tab) host.frame(f)
-    }
-  }
-
-  function receive({ data: m }: MessageEvent<Message>): void {
-    if (state === 'closed') return
-    const f = m.f as Frame<ServerFrame>
-    if (!m.e) {
-      // A follower's: for the leader alone.
-      if (link) f ? link.send(f as ClientFrame) : announce()
-      return
-    }
-    if (m.e < epoch || (m.to && m.to !== tab) || m.not === tab) return
-    // A newer leader while this tab leads: it was frozen and replaced.
-    if (m.e > epoch && link) follow()
-    if (link) return
-    epoch = m.e
-    lastWord = Date.now()
-    if (m.s) {
-      const to = m.s.to
-      // The leader's socket is gone: before the next, ask the tab's token who its user is, as a socket of its own would.
-      if (state === 'online' && to !== 'online') recheck()
-      snap = m.n!
-      // What exists: up to the leader's latest seq, which its every beat carries (one relayed that never got here is
-      // fetched), in its socket's numbering (after another database's, lower). Without a cursor fill() asks for nothing.
-      want = snap.seq
-      // Retention removed every seq up to the floor: a cursor below it goes there (its client says `expired`).
-      if (cursor && cursor < snap.oldestSeq!) cursor = snap.oldestSeq!
-      set(to === 'closed' ? 'reconnecting' : to, m.s)
-      fill()
-    } else if (f.type === 'notification' && f.seq) {
-      // In order it goes to the client; past a gap it waits for the gap to fill. While the user is checked it waits to be fetched.
-      want = Math.max(want, f.seq)
-      if (cursor && checking) return
-      cursor ||= f.seq - 1 // the first one this new tab sees
-      if (f.seq > cursor) held[f.seq] = f
-      drain(0)
-    } else if (fetching && +f.requestId! === fetching) {
-      // A page, or its refusal (rate limited, …): then the next beat asks again.
-      const before = fetching
+    /** Holds the lock until it steps down: opens the socket and relays what it gets. (A tab that left, closed or not, bumped `asked`: its grant never gets here.) */
+    function lead(): Promise<void> {
+      epoch = Math.max(Date.now(), epoch + 1)
+      held = {}
       fetching = 0
-      if (f.type === 'history') {
-        // Newest first: every seq in [next, before) that exists. One that also came live goes as it came.
-        for (const n of f.items) if (n.seq < before) held[n.seq] ??= { ...n, type: 'notification', replayed: true }
-        // Nothing past the cursor (a seq that jumped: a hostile server, another database): the next page is the newest
-        // 100 that exist, not the next 100 seqs.
-        sparse = cursor >= (f.items[0]?.seq ?? 0)
-        // A page cut short (by bytes or its limit) says where the rest starts: what it brought waits for the older page.
-        if (f.next! > cursor + 1) fill(f.next)
-        else drain(before - 1)
-      }
-    } else host.frame(f)
-  }
+      const socket = solo({
+        ...host,
+        auth,
+        status: (s) => {
+          if (link !== socket) return // stepping down
+          last = s
+          announce()
+          // The socket gave up for good (the token was refused): so does this tab, and another leads.
+          if (s.to === 'closed') close(s.reason)
+          else set(s.to, s)
+          // The tab's token (or url) provider failed, its session gone maybe: a tab whose provider works leads
+          // meanwhile. This one queues again when its socket would have retried, and till then takes no silence for a
+          // frozen leader's (a tab alone retries at the pace of a socket of its own).
+          if (s.reason === 'token or url failed') {
+            fails++
+            stepDown?.()
+            lastWord = Date.now() + s.retryIn!
+            setTimeout(queue, s.retryIn, false)
+          }
+        },
+        online: (f) => {
+          snap = { ...f, legacy: socket.legacy }
+        },
+        frame: relay,
+      })
+      link = socket
+      socket.connect()
+      return new Promise<void>((done) => {
+        stepDown = () => {
+          stepDown = link = undefined
+          socket.close()
+          done()
+        }
+      })
+    }
 
-  /**
-   * Hands over, in order, what is held and may go: the next seq, and every
-   * seq up to `floor` (the end of a page: each seq up to there that exists is
-   * in hand, one missing no longer exists). Then asks for what is missing.
-   * A handler that closes the tab leaves the rest to a client that drops it.
-   */
-  function drain(floor: number): void {
-    for (const f of Object.values(held)) {
-      if (f.seq! > Math.max(cursor, floor) + 1) break
-      delete held[f.seq!]
-      if (f.seq! > cursor) {
-        cursor = f.seq!
+    /** Stops leading (a newer leader took over while this tab was frozen) and queues again. */
+    function follow(): void {
+      // Woken to a lost lock, its overdue timers may run before the new leader's word arrives: wait for it.
+      lastWord = Date.now()
+      if (link) {
+        stepDown!()
+        set('reconnecting', { reason: 'step down' })
+      }
+      queue(false)
+    }
+
+    /** Leader: a frame from the server, for every tab, or for the tab that asked (and, for a read change, news for the others). */
+    function relay(f: Frame<ServerFrame>): void {
+      if (f.type === 'notification' && f.seq) {
+        // The client takes every new seq: what this tab has, should it follow again.
+        cursor = want = Math.max(cursor, f.seq)
+        if (f.seq > snap.seq) {
+          snap.seq = f.seq
+          if (!f.read) snap.unreadCount++
+        }
+      }
+      if (f.type === 'read') {
+        snap.seq = Math.max(snap.seq, f.seq)
+        snap.unreadCount = f.unreadCount
+      }
+      // Every request id on the socket was tagged (`tab:id`). Any other (none, one of the server's own, no string), or
+      // one on a notification (which answers nothing), makes no reply: the frame is for every tab, as a solo client's.
+      const [to, own] = `${f.requestId}`.split(':') as [string, string?]
+      if (own == null || f.type === 'notification') {
         host.frame(f)
+        // A replay round's end concerns this socket alone: its client asks for the next round.
+        if (f.type !== 'replayed') post({ e: epoch, f })
+        return
+      }
+      const reply = { ...f, requestId: own || undefined } as ServerFrame
+      if (to === tab) host.frame(reply)
+      else post({ e: epoch, to, f: reply })
+      if (f.type === 'read') {
+        // The server tells a read change to the user's other sockets, not to the one that made it: the leader tells the other tabs.
+        delete f.requestId
+        post({ e: epoch, not: to, f })
+        if (to !== tab) host.frame(f)
       }
     }
-    cursor = Math.max(cursor, floor)
-    fill()
-  }
 
-  /**
-   * Follower: asks the leader for the oldest page of what it lacks (100 seqs, the server's history limit), or the
-   * newest (after a page that found nothing), or for what comes before `before` (the rest of the range).
-   */
-  function fill(before?: number): void {
-    if (fetching || checking || state !== 'online' || !(want > cursor && cursor)) return
-    before ||= (sparse ? want : Math.min(want, cursor + 100)) + 1
-    fetching = before
-    post({ f: { type: 'history', before, limit: Math.min(100, before - cursor - 1), requestId: `${tab}:${before}` } })
-  }
+    function receive({ data: m }: MessageEvent<Message>): void {
+      if (state === 'closed') return
+      const f = m.f as Frame<ServerFrame>
+      if (!m.e) {
+        // A follower's: for the leader alone.
+        if (link) f ? link.send(f as ClientFrame) : announce()
+        return
+      }
+      if (m.e < epoch || (m.to && m.to !== tab) || m.not === tab) return
+      // A newer leader while this tab leads: it was frozen and replaced.
+      if (m.e > epoch && link) follow()
+      if (link) return
+      epoch = m.e
+      lastWord = Date.now()
+      if (m.s) {
+        const to = m.s.to
+        // The leader's socket is gone: before the next, ask the tab's token who its user is, as a socket of its own would.
+        if (state === 'online' && to !== 'online') recheck()
+        snap = m.n!
+        // What exists: up to the leader's latest seq, which its every beat carries (one relayed that never got here is
+        // fetched), in its socket's numbering (after another database's, lower). Without a cursor fill() asks for nothing.
+        want = snap.seq
+        // Retention removed every seq up to the floor: a cursor below it goes there (its client says `expired`).
+        if (cursor && cursor < snap.oldestSeq!) cursor = snap.oldestSeq!
+        set(to === 'closed' ? 'reconnecting' : to, m.s)
+        fill()
+      } else if (f.type === 'notification' && f.seq) {
+        // In order it goes to the client; past a gap it waits for the gap to fill. While the user is checked it waits to be fetched.
+        want = Math.max(want, f.seq)
+        if (cursor && checking) return
+        cursor ||= f.seq - 1 // the first one this new tab sees
+        if (f.seq > cursor) held[f.seq] = f
+        drain(0)
+      } else if (fetching && +f.requestId! === fetching) {
+        // A page, or its refusal (rate limited, …): then the next beat asks again.
+        const before = fetching
+        fetching = 0
+        if (f.type === 'history') {
+          // Newest first: every seq in [next, before) that exists. One that also came live goes as it came.
+          for (const n of f.items) if (n.seq < before) held[n.seq] ??= { ...n, type: 'notification', replayed: true }
+          // Nothing past the cursor (a seq that jumped: a hostile server, another database): the next page is the newest
+          // 100 that exist, not the next 100 seqs.
+          sparse = cursor >= (f.items[0]?.seq ?? 0)
+          // A page cut short (by bytes or its limit) says where the rest starts: what it brought waits for the older page.
+          if (f.next! > cursor + 1) fill(f.next)
+          else drain(before - 1)
+        }
+      } else host.frame(f)
+    }
 
-  /** Leaves the group: the lock (or the request for it), the socket if leading, the channel, the timers. */
-  function leave(): void {
-    asked++
-    clearInterval(watch)
-    stepDown?.()
-    channel?.close()
-    channel = undefined
-  }
-
-  /** The token names another user now: the tab leaves this user's group for that one's. */
-  function rejoin(): void {
-    if (state === 'closed') return
-    leave()
-    set('connecting', { reason: 'user changed' })
-    void join()
-  }
-
-  /** Follower: asks the tab's token who its user is (another user than the group's: the tab moves to that user's group). */
-  function recheck(): void {
-    if (checking) return
-    // The provider failed, or has not answered within connectTimeout (no longer than a socket's own attempt waits
-    // for it): the tab stays where it is. One that answers later still moves the tab if it names another user; the
-    // end of an earlier check (its answer, its time) does not end a later one.
-    const done = () => {
-      if (checking !== timer) return
-      checking = undefined
+    /**
+     * Hands over, in order, what is held and may go: the next seq, and every
+     * seq up to `floor` (the end of a page: each seq up to there that exists is
+     * in hand, one missing no longer exists). Then asks for what is missing.
+     * A handler that closes the tab leaves the rest to a client that drops it.
+     */
+    function drain(floor: number): void {
+      for (const f of Object.values(held)) {
+        if (f.seq! > Math.max(cursor, floor) + 1) break
+        delete held[f.seq!]
+        if (f.seq! > cursor) {
+          cursor = f.seq!
+          host.frame(f)
+        }
+      }
+      cursor = Math.max(cursor, floor)
       fill()
     }
-    const timer = setTimeout(done, o.connectTimeout)
-    checking = timer
-    resolve(o.token).then(auth).then(done, done)
-  }
 
-  /** Final (a second call changes nothing: set() ignores it and leave() has nothing left to do). */
-  function close(reason = 'close'): void {
-    set('closed', { reason })
-    leave()
-  }
+    /**
+     * Follower: asks the leader for the oldest page of what it lacks (100 seqs, the server's history limit), or the
+     * newest (after a page that found nothing), or for what comes before `before` (the rest of the range).
+     */
+    function fill(before?: number): void {
+      if (fetching || checking || state !== 'online' || !(want > cursor && cursor)) return
+      before ||= (sparse ? want : Math.min(want, cursor + 100)) + 1
+      fetching = before
+      post({ f: { type: 'history', before, limit: Math.min(100, before - cursor - 1), requestId: `${tab}:${before}` } })
+    }
 
-  return {
-    get state() {
-      return state
-    },
-    get legacy() {
-      return !!snap.legacy
-    },
-    get mode() {
-      return link ? 'leader' : 'follower'
-    },
-    connect() {
-      if (state !== 'idle') return
-      set('connecting', { reason: 'connect' })
+    /** Leaves the group: the lock (or the request for it), the socket if leading, the channel, the timers. */
+    function leave(): void {
+      asked++
+      clearInterval(watch)
+      stepDown?.()
+      channel?.close()
+      channel = undefined
+    }
+
+    /** The token names another user now: the tab leaves this user's group for that one's. */
+    function rejoin(): void {
+      if (state === 'closed') return
+      leave()
+      set('connecting', { reason: 'user changed' })
       void join()
-    },
-    send(frame: Frame<ClientFrame>) {
-      /**
-       * A frame's request id on the shared socket names the tab that sent it:
-       * `tab:id`, or `tab:` for a frame sent without one (a batch `subscribe`, a
-       * `resume`), so the answer goes back to that tab alone. An ack gets no answer.
-       */
-      const f = frame.type === 'ack' ? frame : ({ ...frame, requestId: `${tab}:${frame.requestId ?? ''}` } as ClientFrame)
-      // Offline, nothing is sent (false); online it goes to the leader (post returns nothing: true).
-      return link ? link.send(f) : state === 'online' && !post({ f })
-    },
-    close,
+    }
+
+    /** Follower: asks the tab's token who its user is (another user than the group's: the tab moves to that user's group). */
+    function recheck(): void {
+      if (checking) return
+      // The provider failed, or has not answered within connectTimeout (no longer than a socket's own attempt waits
+      // for it): the tab stays where it is. One that answers later still moves the tab if it names another user; the
+      // end of an earlier check (its answer, its time) does not end a later one.
+      const done = () => {
+        if (checking !== timer) return
+        checking = undefined
+        fill()
+      }
+      const timer = setTimeout(done, o.connectTimeout)
+      checking = timer
+      resolve(o.token).then(auth).then(done, done)
+    }
+
+    /** Final (a second call changes nothing: set() ignores it and leave() has nothing left to do). */
+    function close(reason = 'close'): void {
+      set('closed', { reason })
+      leave()
+    }
+
+    return {
+      get state() {
+        return state
+      },
+      get legacy() {
+        return !!snap.legacy
+      },
+      get mode() {
+        return link ? 'leader' : 'follower'
+      },
+      connect() {
+        if (state !== 'idle') return
+        set('connecting', { reason: 'connect' })
+        void join()
+      },
+      send(frame: Frame<ClientFrame>) {
+        /**
+         * A frame's request id on the shared socket names the tab that sent it:
+         * `tab:id`, or `tab:` for a frame sent without one (a batch `subscribe`, a
+         * `resume`), so the answer goes back to that tab alone. An ack gets no answer.
+         */
+        const f = frame.type === 'ack' ? frame : ({ ...frame, requestId: `${tab}:${frame.requestId ?? ''}` } as ClientFrame)
+        // Offline, nothing is sent (false); online it goes to the leader (post returns nothing: true).
+        return link ? link.send(f) : state === 'online' && !post({ f })
+      },
+      close,
+    }
   }
 }
