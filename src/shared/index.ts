@@ -412,9 +412,16 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
      */
     function fill(before?: number): void {
       if (fetching || checking || state !== 'online' || !(want > cursor && cursor)) return
-      before ||= (sparse ? want : Math.min(want, cursor + 100)) + 1
-      fetching = before
-      post({ f: { type: 'history', before, limit: Math.min(100, before - cursor - 1), requestId: `${tab}:${before}` } })
+      post({
+        f: {
+          type: 'history',
+          // `fetching` till the page comes (its `before` is its request id).
+          // biome-ignore lint/suspicious/noAssignInExpressions: keeps belfry/shared within its size budget
+          before: (fetching = before ||= (sparse ? want : Math.min(want, cursor + 100)) + 1),
+          limit: Math.min(100, before - cursor - 1),
+          requestId: `${tab}:${before}`,
+        },
+      })
     }
 
     /** Leaves the group: the lock (or the request for it), the socket if leading, the channel, the timers. */
