@@ -132,7 +132,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
     let checking: ReturnType<typeof setTimeout> | undefined
     /** When the leader last said anything. */
     let lastWord: number
-    /** The tab's one timer: the retry of a failed join, then the interval of beats and watching the leader (clearInterval clears either). */
+    /** The tab's one timer: the retry of a failed join, then the interval of beats and watching the leader (clearTimeout clears either, and its name the client has too). */
     let watch: ReturnType<typeof setInterval> | undefined
     /** Counts lock requests: a request granted after a newer one was made lets go at once. */
     let asked = 0
@@ -427,7 +427,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
     /** Leaves the group: the lock (or the request for it), the socket if leading, the channel, the timers. */
     function leave(): void {
       asked++
-      clearInterval(watch)
+      clearTimeout(watch)
       stepDown?.()
       channel?.close()
       channel = undefined
