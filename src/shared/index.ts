@@ -452,8 +452,8 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
         checking = undefined
         fill()
       }
-      const timer = setTimeout(done, o.connectTimeout)
-      checking = timer
+      // biome-ignore lint/suspicious/noAssignInExpressions: keeps belfry/shared within its size budget
+      const timer = (checking = setTimeout(done, o.connectTimeout))
       resolve(o.token).then(auth).then(done, done)
     }
 
