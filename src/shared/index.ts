@@ -95,6 +95,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
   stale = Math.max(stale, 2 * beat)
   // One tab's connection in its user's group, all in this one closure (no class, no helper functions taking it
   // apart): its locals minify to single letters where private fields would not, and no parameter lists are repeated.
+  // Its functions are arrows (consts), which minify to one `let` list shorter than `function` declarations.
   return (host, o, solo) => {
     const locks = options.locks ?? globalThis.navigator?.locks
     const Channel = options.BroadcastChannel ?? globalThis.BroadcastChannel
@@ -186,7 +187,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
      * tab's client and cursor first start from the snapshot (the auth of the
      * leader's socket).
      */
-    function set(to: ConnectionState, s: Pick<StatusEvent, 'reason'> & Partial<StatusEvent>): void {
+    const set = (to: ConnectionState, s: Pick<StatusEvent, 'reason'> & Partial<StatusEvent>): void => {
       if (state === to || state === 'closed') return
       state = to
       if (to === 'online') {
@@ -201,7 +202,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
     }
 
     /** Learns the tab's user (and cursor) from a token, joins the user's group, and waits for the lock. */
-    async function join(): Promise<void> {
+    const join = async (): Promise<void> => {
       let url: string
       let a: ReturnType<LinkHost['auth']>
       try {
@@ -241,7 +242,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
     }
 
     /** Asks for the lock: queued behind the leader, or taken from a leader that stopped beating. */
-    function queue(steal: boolean): void {
+    const queue = (steal: boolean): void => {
       // A closed tab never queues (a status handler may close it as it steps down, before it queues again).
       if (state === 'closed') return
       const ask = ++asked
@@ -252,7 +253,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
     }
 
     /** Holds the lock until it steps down: opens the socket and relays what it gets. (A tab that left, closed or not, bumped `asked`: its grant never gets here.) */
-    function lead(): Promise<void> {
+    const lead = (): Promise<void> => {
       epoch = Math.max(Date.now(), epoch + 1)
       held = {}
       fetching = 0
@@ -293,7 +294,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
     }
 
     /** Stops leading (a newer leader took over while this tab was frozen) and queues again. */
-    function follow(): void {
+    const follow = (): void => {
       // Woken to a lost lock, its overdue timers may run before the new leader's word arrives: wait for it.
       lastWord = Date.now()
       if (link) {
@@ -304,7 +305,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
     }
 
     /** Leader: a frame from the server, for every tab, or for the tab that asked (and, for a read change, news for the others). */
-    function relay(f: Frame<ServerFrame>): void {
+    const relay = (f: Frame<ServerFrame>): void => {
       if (f.type === 'notification' && f.seq) {
         // The client takes every new seq: what this tab has, should it follow again.
         cursor = want = Math.max(cursor, f.seq)
@@ -337,7 +338,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
       }
     }
 
-    function receive({ data: m }: MessageEvent<Message>): void {
+    const receive = ({ data: m }: MessageEvent<Message>): void => {
       if (state === 'closed') return
       const f = m.f as Frame<ServerFrame>
       if (!m.e) {
@@ -393,7 +394,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
      * in hand, one missing no longer exists). Then asks for what is missing.
      * A handler that closes the tab leaves the rest to a client that drops it.
      */
-    function drain(floor: number): void {
+    const drain = (floor: number): void => {
       for (const f of Object.values(held)) {
         if (f.seq! > Math.max(cursor, floor) + 1) break
         delete held[f.seq!]
@@ -410,7 +411,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
      * Follower: asks the leader for the oldest page of what it lacks (100 seqs, the server's history limit), or the
      * newest (after a page that found nothing), or for what comes before `before` (the rest of the range).
      */
-    function fill(before?: number): void {
+    const fill = (before?: number): void => {
       if (fetching || checking || state !== 'online' || !(want > cursor && cursor)) return
       post({
         f: {
@@ -425,7 +426,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
     }
 
     /** Leaves the group: the lock (or the request for it), the socket if leading, the channel, the timers. */
-    function leave(): void {
+    const leave = (): void => {
       asked++
       clearTimeout(watch)
       stepDown?.()
@@ -434,7 +435,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
     }
 
     /** The token names another user now: the tab leaves this user's group for that one's. */
-    function rejoin(): void {
+    const rejoin = (): void => {
       if (state === 'closed') return
       leave()
       set('connecting', { reason: 'user changed' })
@@ -442,7 +443,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
     }
 
     /** Follower: asks the tab's token who its user is (another user than the group's: the tab moves to that user's group). */
-    function recheck(): void {
+    const recheck = (): void => {
       if (checking) return
       // The provider failed, or has not answered within connectTimeout (no longer than a socket's own attempt waits
       // for it): the tab stays where it is. One that answers later still moves the tab if it names another user; the
@@ -458,7 +459,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
     }
 
     /** Final (a second call changes nothing: set() ignores it and leave() has nothing left to do). */
-    function close(reason = 'close'): void {
+    const close = (reason = 'close'): void => {
       set('closed', { reason })
       leave()
     }
