@@ -379,8 +379,8 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
           // Newest first: every seq in [next, before) that exists. One that also came live goes as it came.
           for (const n of f.items) if (n.seq < before) held[n.seq] ??= { ...n, type: 'notification', replayed: true }
           // Nothing past the cursor (a seq that jumped: a hostile server, another database): the next page is the newest
-          // 100 that exist, not the next 100 seqs.
-          sparse = cursor >= (f.items[0]?.seq ?? 0)
+          // 100 that exist, not the next 100 seqs. (No item, or one without a seq, found nothing either.)
+          sparse = !(cursor < (f.items[0]?.seq as number))
           // A page cut short (by bytes or its limit) says where the rest starts: what it brought waits for the older page.
           if (f.next! > cursor + 1) fill(f.next)
           else drain(before - 1)
