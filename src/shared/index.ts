@@ -262,8 +262,8 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
         auth,
         status: (s) => {
           if (link !== socket) return // stepping down
-          last = s
-          announce()
+          // biome-ignore lint/suspicious/noAssignInExpressions: keeps belfry/shared within its size budget
+          post({ e: epoch, s: (last = s), n: snap })
           // The socket gave up for good (the token was refused): so does this tab, and another leads.
           if (s.to === 'closed') close(s.reason)
           else set(s.to, s)
