@@ -411,8 +411,14 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
      * Follower: asks the leader for the oldest page of what it lacks (100 seqs, the server's history limit), or the
      * newest (after a page that found nothing), or for what comes before `before` (the rest of the range).
      */
-    const fill = (before?: number): void => {
-      if (fetching || checking || state !== 'online' || !(want > cursor && cursor)) return
+    const fill = (before?: number) =>
+      // One expression (callers ignore its value): nothing while a page is on its way or the user is checked, offline, or
+      // with nothing missing past a cursor (none yet: nothing to ask for).
+      !fetching &&
+      !checking &&
+      state === 'online' &&
+      want > cursor &&
+      cursor &&
       post({
         f: {
           type: 'history',
@@ -423,7 +429,6 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
           requestId: `${tab}:${before}`,
         },
       })
-    }
 
     /** Leaves the group: the lock (or the request for it), the socket if leading, the channel, the timers. */
     const leave = (): void => {
