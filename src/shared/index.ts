@@ -255,8 +255,8 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
     /** Holds the lock until it steps down: opens the socket and relays what it gets. (A tab that left, closed or not, bumped `asked`: its grant never gets here.) */
     const lead = (): Promise<void> => {
       epoch = Math.max(Date.now(), epoch + 1)
-      held = {}
       fetching = 0
+      held = {}
       const socket = solo({
         ...host,
         auth,
