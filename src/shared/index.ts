@@ -219,9 +219,9 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
       epoch = 0
       held = {}
       user = a.userId
-      key = `belfry:${url}#${user ?? ''}`
       cursor = want = a.since ?? 0
-      channel = new Channel(key)
+      // biome-ignore lint/suspicious/noAssignInExpressions: keeps belfry/shared within its size budget
+      channel = new Channel((key = `belfry:${url}#${user ?? ''}`))
       channel.onmessage = receive
       lastWord = Date.now()
       queue(false)
@@ -277,9 +277,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
             setTimeout(queue, s.retryIn, false)
           }
         },
-        online: (f) => {
-          snap = { ...f, legacy: socket.legacy }
-        },
+        online: (f) => (snap = { ...f, legacy: socket.legacy }),
         frame: relay,
       })
       link = socket
