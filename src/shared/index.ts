@@ -106,19 +106,9 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
     // numbering the next page must resume from). A tab reads it until it finds
     // one (once, when it starts for a user, if one is stored); after that its own
     // cursor is the one it resumes from (a tab that falls behind and then leads
-    // must not skip what it has not seen).
+    // must not skip what it has not seen). (`o.storage` is replaced at the end.)
     const storage = o.storage
     const mine: Record<string, string | null> = {}
-    // The storage's other fields as they are: a `volatile` one still has the client ack by the clock.
-    o.storage = {
-      ...storage,
-      getItem: (k) => (mine[k] ??= storage.getItem(k)),
-      setItem: (k, v) => {
-        // Below the tab's own (a move back), or past the stored one (+null is 0; a stored value that is no number counts as 0).
-        if (+v < +mine[k]! || +v > (+storage.getItem(k)! || 0)) storage.setItem(k, v)
-        mine[k] = v
-      },
-    }
     let state: ConnectionState = 'idle'
     /** The state the last status event went to: `state` is ahead of it while a handler runs as the tab goes online. */
     let told: ConnectionState = state
@@ -147,7 +137,6 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
      */
     let fails = 0
     const backoff = o.backoff
-    o.backoff = (n) => backoff(n + fails)
     /** What joining tabs start from: empty until a leader's socket is online (the server's kind unknown till then: not legacy). */
     let snap = {} as Snapshot
     /** Leader: its socket's last status event (a socket tells its first as it connects, before any announcement). */
@@ -466,6 +455,20 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
       set('closed', { reason })
       leave()
     }
+
+    // The options are changed here, after every declaration, so the declarations minify to one `let` list.
+    // The cursor storage (see `mine`): its other fields as they are, a `volatile` one still has the client ack by the clock.
+    o.storage = {
+      ...storage,
+      getItem: (k) => (mine[k] ??= storage.getItem(k)),
+      setItem: (k, v) => {
+        // Below the tab's own (a move back), or past the stored one (+null is 0; a stored value that is no number counts as 0).
+        if (+v < +mine[k]! || +v > (+storage.getItem(k)! || 0)) storage.setItem(k, v)
+        mine[k] = v
+      },
+    }
+    // The socket's backoff (see `fails`).
+    o.backoff = (n) => backoff(n + fails)
 
     return {
       get state() {
