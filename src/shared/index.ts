@@ -177,7 +177,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
      * leader's socket).
      */
     const set = (to: ConnectionState, s: Pick<StatusEvent, 'reason'> & Partial<StatusEvent>): void => {
-      if (state === to || state === 'closed') return
+      if (state === 'closed' || state === to) return
       state = to
       if (to === 'online') {
         fetching = fails = 0
@@ -383,7 +383,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
      */
     const drain = (floor: number): void => {
       for (const f of Object.values(held)) {
-        if (f.seq! > Math.max(cursor, floor) + 1) break
+        if (f.seq! - 1 > Math.max(cursor, floor)) break
         delete held[f.seq!]
         if (f.seq! > cursor) {
           cursor = f.seq!
