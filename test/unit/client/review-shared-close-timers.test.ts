@@ -1,0 +1,82 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { sharedConnection } from '../../../src/shared/index.js'
+import { FakeLocks } from '../../helpers/locks.js'
+import { cleanup, createClient, jwt, startMockServer, tick } from '../../helpers/mock-server.js'
+
+/**
+ * Connection.close() is "Final: closes the socket, clears every timer and listener", and the client's own tests hold
+ * it to that (state.test.ts: "leaves no timer behind after close()"). belfry/shared's two new timers are not kept
+ * anywhere that leave() can clear: the retry of a leader whose token provider failed (setTimeout(queue, retryIn)),
+ * and a follower's user check's time limit (setTimeout(done, connectTimeout)).
+ */
+const bus = new Map<string, Set<Channel>>()
+class Channel {
+  onmessage: ((e: MessageEvent) => void) | null = null
+  constructor(readonly name: string) {
+    if (!bus.has(name)) bus.set(name, new Set())
+    bus.get(name)!.add(this)
+  }
+  postMessage(m: unknown): void {
+    for (const c of bus.get(this.name) ?? [])
+      if (c !== this) setTimeout(() => c.onmessage?.({ data: structuredClone(m) } as MessageEvent), 0)
+  }
+  close(): void {
+    bus.get(this.name)?.delete(this)
+  }
+}
+
+beforeEach(() => {
+  vi.useFakeTimers()
+  bus.clear()
+})
+afterEach(cleanup)
+
+const shared = (locks: FakeLocks, tab: string) =>
+  sharedConnection({ locks: locks.forTab(tab), BroadcastChannel: Channel as unknown as typeof BroadcastChannel })
+
+describe('belfry/shared: close() leaves no timer behind', () => {
+  it('after its leader stepped down on a failing token provider (the retry of its lead)', async () => {
+    const server = startMockServer()
+    let calls = 0
+    const { client, log } = createClient(server, {
+      // The join's call works; the socket's fails (signed out).
+      token: () => {
+        if (++calls > 1) throw new Error('signed out')
+        return jwt('u1')
+      },
+      backoff: () => 20_000,
+      connection: shared(new FakeLocks(), 'a'),
+    })
+    client.on('error', () => {})
+    client.connect()
+    await tick(100)
+    expect(log.statuses.map((s) => s.reason)).toContain('token or url failed')
+    client.close()
+    await tick()
+    expect(vi.getTimerCount()).toBe(0)
+  })
+
+  it('while a follower’s user check waits for a token provider that hangs (its time limit)', async () => {
+    const server = startMockServer()
+    const locks = new FakeLocks()
+    const leader = createClient(server, { connection: shared(locks, 'a') })
+    leader.client.connect()
+    await tick(100)
+    let hang = false
+    const follower = createClient(server, {
+      token: () => (hang ? new Promise<string>(() => {}) : jwt('u1')),
+      connection: shared(locks, 'b'),
+    })
+    follower.client.connect()
+    await tick(100)
+    expect([leader.client.mode, follower.client.state]).toEqual(['leader', 'online'])
+    // The leader's socket drops: the follower asks its token who its user is, and the provider hangs.
+    hang = true
+    server.peer.close(1012)
+    await tick(50)
+    leader.client.close()
+    follower.client.close()
+    await tick()
+    expect(vi.getTimerCount()).toBe(0)
+  })
+})
