@@ -95,16 +95,14 @@ export function createStore<Data extends object>(
     for (const listener of listeners) listener()
   }
   /**
-   * Puts `incoming` in front of the list, then keeps it newest first by seq,
-   * the first of each id (what comes in is fresher: a page's read flags are
-   * newer than the list's), at most `max`; and makes the list's slice anew.
-   * (The article's servers send no id: against one, the list keeps the latest.)
+   * Adds `incoming` to the list, then keeps it newest first by seq, each id
+   * once: the incoming one, put in the Map last (what comes in is fresher: a
+   * page's read flags are newer than the list's), at most `max`; and makes the
+   * list's slice anew. (The article's servers send no id: against one, the
+   * list keeps the latest.)
    */
   const list = (incoming: readonly Item[] = []) => {
-    items = [...incoming, ...items]
-      .filter((n, i, all) => all.findIndex((m) => m.id === n.id) === i)
-      .sort((a, b) => b.seq - a.seq)
-      .slice(0, max)
+    items = [...new Map([...items, ...incoming].map((n) => [n.id, n])).values()].sort((a, b) => b.seq - a.seq).slice(0, max)
     set(LIST, { notifications: items, loading, hasMore: !end && items.length < max, loadMore, markRead, markAllRead })
   }
   const loadMore = () => {
