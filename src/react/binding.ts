@@ -30,7 +30,7 @@ export function BelfryProvider<Data extends object = JsonObject>(props: BelfryPr
 
 const useStore = (): Store => {
   const store = React.useContext(BelfryContext)
-  if (!store) throw new Error('No <BelfryProvider>')
+  if (!store) throw Error('No <BelfryProvider>')
   return store
 }
 
