@@ -1,7 +1,19 @@
 import type { ClientEvents, JsonObject, Notification, NotificationClient } from 'belfry'
 import type { ReactElement, ReactNode } from 'react'
 import * as React from 'react'
-import { CLIENT, CONNECTION, type ConnectionInfo, createStore, LIST, type Notifications, type Slices, type Store, UNREAD } from './store.js'
+import {
+  CLIENT,
+  CONNECTION,
+  type ConnectionInfo,
+  createStore,
+  GET,
+  LIST,
+  type Notifications,
+  RETAIN,
+  type Slices,
+  type Store,
+  UNREAD,
+} from './store.js'
 
 export interface BelfryProviderProps<Data extends object = JsonObject> {
   /**
@@ -24,7 +36,7 @@ const BelfryContext = React.createContext<Store | undefined>(undefined)
 export function BelfryProvider<Data extends object = JsonObject>(props: BelfryProviderProps<Data>): ReactElement {
   // One store per provider, kept across StrictMode's unmount and remount of the effect: so one client.
   const [store] = React.useState(() => createStore(props.client, props.maxItems))
-  React.useEffect(() => store.retain(), [store])
+  React.useEffect(() => store[RETAIN](), [store])
   return React.createElement(BelfryContext.Provider, { value: store as unknown as Store }, props.children)
 }
 
@@ -36,11 +48,11 @@ const useStore = (): Store => {
 
 /** One slice of the store: the component renders again only when that slice changes. */
 const useSlice = <I extends number>(i: I): Slices[I] => {
-  const store = useStore()
+  const [now, server, subscribe] = useStore()
   return React.useSyncExternalStore(
-    store.subscribe,
-    () => store.now[i],
-    () => store.server[i],
+    subscribe,
+    () => now[i],
+    () => server[i],
   )
 }
 
@@ -75,5 +87,5 @@ export function useNotificationEvent(type: keyof ClientEvents, handler: (event: 
     latest.current = handler
   })
   // Children's effects run before the provider's: this subscribes before the client connects, so it misses nothing.
-  React.useEffect(() => store.get().on(type, (event) => latest.current(event as never)), [store, type])
+  React.useEffect(() => store[GET]().on(type, (event) => latest.current(event as never)), [store, type])
 }

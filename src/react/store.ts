@@ -58,22 +58,27 @@ export type Slices<Data extends object = JsonObject> = [
 /**
  * One per provider, made in its first render (on the server too, where no
  * client is ever made): the slices, and the client's events followed once for
- * any number of hooks.
+ * any number of hooks. A tuple rather than an object: its members' names would
+ * cost belfry/react bytes it does not have.
  */
-export interface Store<Data extends object = JsonObject> {
+export type Store<Data extends object = JsonObject> = [
   /** The slices now. */
-  now: Slices<Data>
+  now: Slices<Data>,
   /** The slices as the store was made, before any client: what server rendering and hydration show. */
-  server: Slices<Data>
-  subscribe(listener: () => void): () => void
+  server: Slices<Data>,
+  subscribe: (listener: () => void) => () => void,
   /** The client, made (or taken) on the first call, which effects make: never in server rendering. */
-  get(): NotificationClient<Data>
+  get: () => NotificationClient<Data>,
   /**
    * Connects the client and keeps it open until the function it returns is
    * called; then closes it a macrotask later, unless a provider holds it again.
    */
-  retain(): () => void
-}
+  retain: () => () => void,
+]
+
+/** Where {@link Store}'s functions are in it. */
+export const GET = 3
+export const RETAIN = 4
 
 /** How many providers hold each client open. */
 const holds = new WeakMap<object, number>()
@@ -123,7 +128,7 @@ export function createStore<Data extends object>(
   const markRead = (ids: string | string[]) => get().markRead(ids)
   const markAllRead = () => get().markAllRead()
 
-  function get(): NotificationClient<Data> {
+  const get = (): NotificationClient<Data> => {
     let client = now[CLIENT]
     if (client) return client
     client = now[CLIENT] = 'on' in make ? make : make()
@@ -136,15 +141,15 @@ export function createStore<Data extends object>(
   // The list's slot is made by list() below; the client's stays empty (undefined) until get().
   const now = [0, 0, { state: 'idle' }] as unknown as Slices<Data>
   list()
-  return {
+  return [
     now,
-    server: [...now],
-    subscribe: (listener) => {
+    [...now],
+    (listener) => {
       listeners.add(listener)
       return () => listeners.delete(listener)
     },
     get,
-    retain() {
+    () => {
       const client = get()
       // The store follows the client while a provider holds it: its listeners go with it (another provider of the client has its own).
       const offs = [
@@ -175,5 +180,5 @@ export function createStore<Data extends object>(
         })
       }
     },
-  }
+  ]
 }
