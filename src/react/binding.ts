@@ -36,7 +36,8 @@ const BelfryContext = React.createContext<Store | undefined>(undefined)
 export function BelfryProvider<Data extends object = JsonObject>(props: BelfryProviderProps<Data>): ReactElement {
   // One store per provider, kept across StrictMode's unmount and remount of the effect: so one client.
   const [store] = React.useState(() => createStore(props.client, props.maxItems))
-  React.useEffect(() => store[RETAIN](), [store])
+  // retain is the effect, its cleanup what it returns; the store never changes, so no dependency.
+  React.useEffect(store[RETAIN], [])
   return React.createElement(BelfryContext.Provider, { value: store as unknown as Store }, props.children)
 }
 

@@ -91,8 +91,8 @@ export function createStore<Data extends object>(
   const listeners = new Set<() => void>()
   let items: readonly Item[] = []
   let loading = false
-  /** The server said there is nothing older. */
-  let end = false
+  /** The server said there is nothing older (undefined: not yet). */
+  let end: boolean | undefined
 
   /** Replaces one slice and tells every hook; each renders again only if its own slice changed. */
   const set = <I extends number>(i: I, value: Slices<Data>[I]) => {
@@ -154,7 +154,7 @@ export function createStore<Data extends object>(
       // The store follows the client while a provider holds it: its listeners go with it (another provider of the client has its own).
       const offs = [
         client.on('notification', (n) => list([n])),
-        client.on('unread', ({ count }) => set(UNREAD, count)),
+        client.on('unread', (event) => set(UNREAD, event.count)),
         client.on('status', (event) => set(CONNECTION, { state: event.to, event, since: Date.now() })),
         client.on('read', ({ ids, all, seq }) => {
           let marked: Item | undefined
