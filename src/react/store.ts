@@ -5,7 +5,8 @@ export interface Notifications<Data extends object = JsonObject> {
   /**
    * What arrived since the client was made, and the pages `loadMore()` loaded:
    * newest first (by `seq`), each id once, at most the provider's `maxItems`,
-   * their `read` flags following the user's `read` events.
+   * their `read` flags following the user's `read` events, and, back online
+   * after a time away, the newest page's (100 notifications).
    */
   notifications: readonly Notification<Data>[]
   /** A `loadMore()` is under way. */
@@ -94,6 +95,15 @@ export function createStore<Data extends object>(
   /** The server said there is nothing older (undefined: not yet). */
   let end: boolean | undefined
 
+  // (The functions below are declared in the order found to gzip smallest: belfry/react is at its size limit.)
+  /** Sets the read flags a `read` event tells of (or the newest page, as one: see retain), unread to read only. */
+  const read = ({ ids, all, seq }: ReadEvent) => {
+    let marked: Item | undefined
+    // biome-ignore lint/suspicious/noAssignInExpressions: notes that one changed (keeps belfry/react within its size limit)
+    items = items.map((n) => (n.read || !(all ? n.seq <= seq : ids.includes(n.id)) ? n : (marked = { ...n, read: true })))
+    // A read event that changes none of the list leaves its slice alone.
+    if (marked) list()
+  }
   /** Replaces one slice and tells every hook; each renders again only if its own slice changed. */
   const set = <I extends number>(i: I, value: Slices<Data>[I]) => {
     now[i] = value
@@ -110,6 +120,8 @@ export function createStore<Data extends object>(
     items = [...new Map([...items, ...incoming].map((n) => [n.id, n])).values()].sort((a, b) => b.seq - a.seq).slice(0, max)
     set(LIST, { notifications: items, loading, hasMore: !end && items.length < max, loadMore, markRead, markAllRead })
   }
+  const markAllRead = () => get().markAllRead()
+  const markRead = (ids: string | string[]) => get().markRead(ids)
   const loadMore = () => {
     loading = true
     list()
@@ -125,9 +137,6 @@ export function createStore<Data extends object>(
         list()
       })
   }
-  const markRead = (ids: string | string[]) => get().markRead(ids)
-  const markAllRead = () => get().markAllRead()
-
   const get = (): NotificationClient<Data> => {
     let client = now[CLIENT]
     if (client) return client
@@ -155,13 +164,18 @@ export function createStore<Data extends object>(
       const offs = [
         client.on('notification', (n) => list([n])),
         client.on('unread', (event) => set(UNREAD, event.count)),
-        client.on('status', (event) => set(CONNECTION, { state: event.to, event, since: Date.now() })),
-        client.on('read', ({ ids, all, seq }) => {
-          let marked: Item | undefined
-          // biome-ignore lint/suspicious/noAssignInExpressions: notes that one changed (keeps belfry/react within its size limit)
-          items = items.map((n) => (n.read || !(all ? n.seq <= seq : ids.includes(n.id)) ? n : (marked = { ...n, read: true })))
-          // A read event that changes none of the list leaves its slice alone.
-          if (marked) list()
+        client.on('read', read),
+        client.on('status', (event) => {
+          // A read made elsewhere while this client was away comes as no read event (unless it left none
+          // unread: the server then sends `read {all}`). So back online, the newest page says which are read:
+          // its ids of read ones, `false` for unread ones, which matches no id. A list with none asks nothing;
+          // a page that fails only misses this refresh.
+          if (event.to === 'online' && items.length)
+            client.history({ limit: 100 }).then(
+              (page) => read({ ids: page.items.map((n) => n.read && n.id) } as ReadEvent),
+              () => {},
+            )
+          set(CONNECTION, { state: event.to, event, since: Date.now() })
         }),
       ]
       // -~: one more, from none (undefined) too.

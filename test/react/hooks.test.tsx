@@ -404,6 +404,53 @@ describe('hooks', () => {
     expect(reads()).toEqual([false, true, true])
   })
 
+  it('useNotifications: back online, the newest page sets the read flags of reads made while away (unread to read only)', async () => {
+    const server = startMockServer()
+    const { make } = factory(server)
+    let list: ReturnType<typeof useNotifications> | undefined
+    function List() {
+      list = useNotifications()
+      return null
+    }
+    render(
+      <BelfryProvider client={make}>
+        <List />
+      </BelfryProvider>,
+    )
+    await settle()
+    // Online with an empty list: nothing to refresh, nothing asked.
+    expect(server.sent('history')).toEqual([])
+    for (const seq of [1, 2, 3]) await act(async () => server.peer.send(note(seq)))
+    await act(async () => server.peer.send({ type: 'read', ids: ['n3'], all: false, seq: 3, unreadCount: 2 }))
+    const reads = () => list!.notifications.map((n) => [n.seq, n.read])
+
+    // Away, another device reads n2 of the two unread: the server tells this client of it by no read event.
+    await act(async () => server.peer.close(1006))
+    await settle(300)
+    expect(server.peers).toHaveLength(2)
+    const h = server.sent('history')[0]!
+    expect(h).toMatchObject({ limit: 100 })
+    expect(h).not.toHaveProperty('before')
+    // The page says n2 is read; its n3 unread (a stale page) leaves n3 read.
+    server.peer.send({ type: 'history', items: [note(3), note(2, { read: true }), note(1)], requestId: h.requestId })
+    await settle()
+    expect(reads()).toEqual([
+      [3, true],
+      [2, true],
+      [1, false],
+    ])
+
+    // A page that fails is swallowed (no unhandled rejection), and the list stays as it was.
+    const before = list
+    await act(async () => server.peer.close(1006))
+    await settle(2000)
+    const failed = server.sent('history')[1]!
+    server.peer.send({ type: 'error', code: 'internal', message: 'no', requestId: failed.requestId })
+    await settle()
+    expect(list).toBe(before)
+    expect(server.peers).toHaveLength(3)
+  })
+
   it('useConnectionState: the status event and when it came, to count down to the next try', async () => {
     const server = startMockServer()
     const { make, logs } = factory(server)
