@@ -21,7 +21,7 @@ export const REACT_SIZE_LIMIT_BYTES = 1024
  * fails hands the socket on, and a follower's user check has a time limit;
  * `npm test` fails past it.
  */
-export const SHARED_SIZE_BUDGET_BYTES = 1624
+export const SHARED_SIZE_BUDGET_BYTES = 1656
 
 /** What belfry/desktop may add to the client, min + gzip (level 9), measured the same way. */
 export const DESKTOP_SIZE_BUDGET_BYTES = 1280

@@ -121,10 +121,16 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
     let user: string | undefined
     /** While the tab's token is asked for its user, the check's time limit: notifications wait (are fetched later) till it answers or passes. */
     let checking: ReturnType<typeof setTimeout> | undefined
-    /** When the leader last said anything. */
+    /**
+     * When the leader last said anything, or later: a leader whose provider failed puts it at its own retry, so that
+     * no word of another tab (a failing one's too) nor a hidden beat has it take the lock back before then
+     * (`Math.max` wherever it is heard).
+     */
     let lastWord: number
     /** The tab's one timer: the retry of a failed join, then the interval of beats and watching the leader (clearTimeout clears either, and its name the client has too). */
     let watch: ReturnType<typeof setInterval> | undefined
+    /** A leader's whose provider failed: its queueing again (one at a time; the tab's next queueing or leaving ends it). */
+    let retry: ReturnType<typeof setTimeout> | undefined
     /** Counts lock requests: a request granted after a newer one was made lets go at once. */
     let asked = 0
     /** While leading (the tab's mode is `leader` exactly while it has one): the socket and the end of the lead. */
@@ -221,7 +227,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
         // Hidden, or woken from a freeze (its timer late: the leader's silence jumped past `stale` + 2 beats, where
         // it grows a beat at a time), it waits for the leader's words, which may come after its overdue timer, as a
         // leader woken to a lost lock does.
-        else if (globalThis.document?.hidden || Date.now() - lastWord > stale + 2 * beat) lastWord = Date.now()
+        else if (globalThis.document?.hidden || Date.now() - lastWord > stale + 2 * beat) lastWord = Math.max(lastWord, Date.now())
         // A leader that has said nothing for `stale` ms is frozen or gone: a visible tab takes its place.
         else if (Date.now() - lastWord > stale) {
           lastWord = Date.now()
@@ -234,6 +240,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
     const queue = (steal: boolean): void => {
       // A closed tab never queues (a status handler may close it as it steps down, before it queues again).
       if (state === 'closed') return
+      clearTimeout(retry)
       const ask = ++asked
       locks
         .request(key, { steal }, () => ask === asked && lead())
@@ -263,7 +270,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
             fails++
             stepDown?.()
             lastWord = Date.now() + s.retryIn!
-            setTimeout(queue, s.retryIn, false)
+            retry = setTimeout(queue, s.retryIn, false)
           }
         },
         online: (f) => (snap = { ...f, legacy: socket.legacy }),
@@ -283,7 +290,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
     /** Stops leading (a newer leader took over while this tab was frozen) and queues again. */
     const follow = (): void => {
       // Woken to a lost lock, its overdue timers may run before the new leader's word arrives: wait for it.
-      lastWord = Date.now()
+      lastWord = Math.max(lastWord, Date.now())
       if (link) {
         stepDown!()
         set('reconnecting', { reason: 'step down' })
@@ -338,7 +345,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
       if (m.e > epoch && link) follow()
       if (link) return
       epoch = m.e
-      lastWord = Date.now()
+      lastWord = Math.max(lastWord, Date.now())
       if (m.s) {
         const to = m.s.to
         // The leader's socket is gone: before the next, ask the tab's token who its user is, as a socket of its own would.
@@ -421,6 +428,9 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
     const leave = (): void => {
       asked++
       clearTimeout(watch)
+      clearTimeout(retry)
+      clearTimeout(checking)
+      checking = undefined
       stepDown?.()
       channel?.close()
       channel = undefined
@@ -442,6 +452,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
       // end of an earlier check (its answer, its time) does not end a later one.
       const done = () => {
         if (checking !== timer) return
+        clearTimeout(timer)
         checking = undefined
         fill()
       }

@@ -6,14 +6,13 @@ import { FakeLocks } from '../helpers/locks.js'
 import { type TestServer, useServer } from '../helpers/server.js'
 
 /**
- * Two tabs of one user whose token providers both fail (the session is gone):
- * each should retry at the pace of a socket of its own (here a constant 1 s
- * backoff), as README/architecture promise for a leader that steps down on a
- * failing provider. A tab's "take no silence for a frozen leader's" guard is
- * undone by the other tab's announcements (receive() sets lastWord = now), so
- * each tab steals the lock `stale` ms after the other one failed, on top of its
- * own retry timer: every steal starts one more retry chain, and the provider
- * calls pile up far past one a second per tab.
+ * Tabs of one user whose token providers fail (the session is gone: every tab
+ * at once): each retries at the pace of a socket of its own (here a constant
+ * backoff), however often it hears the other tabs or is hidden and shown. A
+ * failing leader takes no silence for a frozen leader's until its own retry,
+ * and has one retry pending at a time. (Regression: the other tab's words and
+ * hidden beats undid that wait, and each steal added a retry chain: 30
+ * provider calls in 4 s for two tabs of a 1 s backoff.)
  */
 const start = useServer()
 const clients: NotificationClient[] = []

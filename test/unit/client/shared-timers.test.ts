@@ -4,10 +4,10 @@ import { FakeLocks } from '../../helpers/locks.js'
 import { cleanup, createClient, jwt, startMockServer, tick } from '../../helpers/mock-server.js'
 
 /**
- * Connection.close() is "Final: closes the socket, clears every timer and listener", and the client's own tests hold
- * it to that (state.test.ts: "leaves no timer behind after close()"). belfry/shared's two new timers are not kept
- * anywhere that leave() can clear: the retry of a leader whose token provider failed (setTimeout(queue, retryIn)),
- * and a follower's user check's time limit (setTimeout(done, connectTimeout)).
+ * Connection.close() is final: it clears every timer (as state.test.ts holds
+ * the client's own to), belfry/shared's too: the retry of a leader whose token
+ * provider failed, and a follower's user check's time limit (cleared as soon
+ * as the provider answers).
  */
 const bus = new Map<string, Set<Channel>>()
 class Channel {
