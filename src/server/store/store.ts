@@ -231,8 +231,8 @@ export interface UnreadChange {
 
 /**
  * The seq up to which `rule` removes a user's entries (at least its floor):
- * the newest `maxPerUser` are kept, and of the rest, those older than
- * `before` from the oldest on. `firstKept(from)` is the seq of the user's
+ * all but the newest `maxPerUser` go, then those older than `before` (among
+ * the newest `maxPerUser` too) from the oldest on. `firstKept(from)` is the seq of the user's
  * first entry after `from` stored at or after `before`, if any.
  */
 export function pruneCut(
