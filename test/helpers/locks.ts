@@ -99,3 +99,25 @@ export class FakeLocks {
     if (next) this.#grant(name, next)
   }
 }
+
+const channels = new Map<string, Set<FakeChannel>>()
+
+/** BroadcastChannel over fake timers: each message reaches the other channels of its name on a 0 ms timer. */
+export class FakeChannel {
+  onmessage: ((e: MessageEvent) => void) | null = null
+  constructor(readonly name: string) {
+    if (!channels.has(name)) channels.set(name, new Set())
+    channels.get(name)!.add(this)
+  }
+  postMessage(m: unknown): void {
+    for (const c of channels.get(this.name) ?? [])
+      if (c !== this) setTimeout(() => c.onmessage?.({ data: structuredClone(m) } as MessageEvent), 0)
+  }
+  close(): void {
+    channels.get(this.name)?.delete(this)
+  }
+  /** Forgets every channel: each test starts with none. */
+  static reset(): void {
+    channels.clear()
+  }
+}

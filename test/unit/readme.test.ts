@@ -7,8 +7,8 @@
  */
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import ts from 'typescript'
 import { describe, expect, it } from 'vitest'
+import { compileInMemory } from '../helpers/compile.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 
@@ -27,26 +27,9 @@ interface Block {
 }
 
 function compile(blocks: readonly Block[]): string[] {
-  const config = ts.readConfigFile(`${ROOT}tsconfig.json`, ts.sys.readFile)
-  const { options } = ts.parseJsonConfigFileContent(config.config, ts.sys, ROOT)
   const files = new Map<string, string>([[`${ROOT}readme-app.d.ts`, APP]])
   for (const [i, { code, tsx }] of blocks.entries()) files.set(`${ROOT}readme-${i + 1}.${tsx ? 'tsx' : 'ts'}`, code)
-  const host = ts.createCompilerHost(options)
-  const { getSourceFile, fileExists, readFile } = host
-  host.fileExists = (name) => files.has(name) || fileExists(name)
-  host.readFile = (name) => files.get(name) ?? readFile(name)
-  host.getSourceFile = (name, version, ...rest) => {
-    const text = files.get(name)
-    return text === undefined ? getSourceFile(name, version, ...rest) : ts.createSourceFile(name, text, version)
-  }
-  const program = ts.createProgram([...files.keys()], { ...options, noEmit: true }, host)
-  return ts
-    .getPreEmitDiagnostics(program)
-    .filter((d) => d.file && files.has(d.file.fileName))
-    .map((d) => {
-      const { line } = d.file!.getLineAndCharacterOfPosition(d.start ?? 0)
-      return `${d.file!.fileName.slice(ROOT.length)}:${line + 1}: ${ts.flattenDiagnosticMessageText(d.messageText, '\n')}`
-    })
+  return compileInMemory(ROOT, files)
 }
 
 describe('README examples', () => {

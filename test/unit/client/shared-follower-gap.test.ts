@@ -1,29 +1,12 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { memoryStorage } from '../../../src/index.js'
 import { sharedConnection } from '../../../src/shared/index.js'
-import { FakeLocks } from '../../helpers/locks.js'
+import { FakeChannel, FakeLocks } from '../../helpers/locks.js'
 import { cleanup, createClient, type MockServer, note, startMockServer, tick } from '../../helpers/mock-server.js'
-
-/** BroadcastChannel over fake timers: each message reaches the other channels of its name on a 0 ms timer. */
-const bus = new Map<string, Set<Channel>>()
-class Channel {
-  onmessage: ((e: MessageEvent) => void) | null = null
-  constructor(readonly name: string) {
-    if (!bus.has(name)) bus.set(name, new Set())
-    bus.get(name)!.add(this)
-  }
-  postMessage(m: unknown): void {
-    for (const c of bus.get(this.name) ?? [])
-      if (c !== this) setTimeout(() => c.onmessage?.({ data: structuredClone(m) } as MessageEvent), 0)
-  }
-  close(): void {
-    bus.get(this.name)?.delete(this)
-  }
-}
 
 beforeEach(() => {
   vi.useFakeTimers()
-  bus.clear()
+  FakeChannel.reset()
 })
 afterEach(cleanup)
 
@@ -41,7 +24,7 @@ function answerHistory(server: MockServer, answered: Set<unknown>): void {
 async function leaderAndFollower(server: MockServer, cursor: number) {
   const locks = new FakeLocks()
   const opts = (tab: string) => ({
-    connection: sharedConnection({ locks: locks.forTab(tab), BroadcastChannel: Channel as unknown as typeof BroadcastChannel }),
+    connection: sharedConnection({ locks: locks.forTab(tab), BroadcastChannel: FakeChannel as unknown as typeof BroadcastChannel }),
   })
   const leader = createClient(server, opts('a'))
   leader.client.connect()

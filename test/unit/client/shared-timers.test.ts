@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { sharedConnection } from '../../../src/shared/index.js'
-import { FakeLocks } from '../../helpers/locks.js'
+import { FakeChannel, FakeLocks } from '../../helpers/locks.js'
 import { cleanup, createClient, jwt, startMockServer, tick } from '../../helpers/mock-server.js'
 
 /**
@@ -9,30 +9,14 @@ import { cleanup, createClient, jwt, startMockServer, tick } from '../../helpers
  * provider failed, and a follower's user check's time limit (cleared as soon
  * as the provider answers).
  */
-const bus = new Map<string, Set<Channel>>()
-class Channel {
-  onmessage: ((e: MessageEvent) => void) | null = null
-  constructor(readonly name: string) {
-    if (!bus.has(name)) bus.set(name, new Set())
-    bus.get(name)!.add(this)
-  }
-  postMessage(m: unknown): void {
-    for (const c of bus.get(this.name) ?? [])
-      if (c !== this) setTimeout(() => c.onmessage?.({ data: structuredClone(m) } as MessageEvent), 0)
-  }
-  close(): void {
-    bus.get(this.name)?.delete(this)
-  }
-}
-
 beforeEach(() => {
   vi.useFakeTimers()
-  bus.clear()
+  FakeChannel.reset()
 })
 afterEach(cleanup)
 
 const shared = (locks: FakeLocks, tab: string) =>
-  sharedConnection({ locks: locks.forTab(tab), BroadcastChannel: Channel as unknown as typeof BroadcastChannel })
+  sharedConnection({ locks: locks.forTab(tab), BroadcastChannel: FakeChannel as unknown as typeof BroadcastChannel })
 
 describe('belfry/shared: close() leaves no timer behind', () => {
   it('after its leader stepped down on a failing token provider (the retry of its lead)', async () => {
