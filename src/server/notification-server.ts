@@ -866,17 +866,19 @@ export class NotificationServer {
     // On a server that belongs to the app, other paths may be the app's own WebSocket endpoints.
     if (!WS_PATHS.has(path) && this.#options.server) return
     socket.on('error', destroy)
-    // Draining or closing: 503, so that the client (or the load balancer) tries another process.
-    if (!WS_PATHS.has(path) || this.#state !== 'running') {
-      socket.end(
-        `HTTP/1.1 ${this.#state === 'running' ? '404 Not Found' : '503 Service Unavailable'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
-      )
-      return
-    }
-    // Dev mode's secret is published: a page of another origin could sign a token for any user itself, so the
-    // socket is fenced as the dev routes are.
-    if (this.#options.dev && devRefusal(req.headers, req.socket.remoteAddress) !== undefined) {
-      socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
+    // Draining or closing: 503, so that the client (or the load balancer) tries another process. Dev mode's secret
+    // is published: a page of another origin could sign a token for any user itself, so the socket is fenced as the
+    // dev routes are (403).
+    const refused =
+      this.#state !== 'running'
+        ? '503 Service Unavailable'
+        : !WS_PATHS.has(path)
+          ? '404 Not Found'
+          : this.#options.dev && devRefusal(req.headers, req.socket.remoteAddress) !== undefined
+            ? '403 Forbidden'
+            : undefined
+    if (refused) {
+      socket.end(`HTTP/1.1 ${refused}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
       return
     }
     // Read before the callback: a closure over `req` would keep the request alive with the connection.
