@@ -4,7 +4,7 @@
  * each hook's slice, and what each hook re-renders for.
  */
 import { act, render, renderHook, cleanup as unmountAll } from '@testing-library/react'
-import { StrictMode, useState } from 'react'
+import { type ReactNode, StrictMode, useState } from 'react'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import type { NotificationClient } from '../../src/index.js'
 import {
@@ -48,6 +48,29 @@ function factory(server: MockServer) {
     return client
   })
   return { make, made, logs }
+}
+
+/**
+ * Mounts a provider of `server`'s clients (with `props`) around `others` and
+ * a component that keeps the useNotifications slice of its latest render:
+ * `list()` reads it.
+ */
+async function mountList(props: { maxItems?: number } = {}, others?: ReactNode) {
+  const server = startMockServer()
+  const { make, made } = factory(server)
+  let slice: ReturnType<typeof useNotifications> | undefined
+  function List() {
+    slice = useNotifications()
+    return null
+  }
+  render(
+    <BelfryProvider client={make} {...props}>
+      {others}
+      <List />
+    </BelfryProvider>,
+  )
+  await settle()
+  return { server, made, list: () => slice! }
 }
 
 function Inbox() {
@@ -236,34 +259,20 @@ describe('hooks', () => {
   })
 
   it('useUnreadCount: a component renders again only when the count changes', async () => {
-    const server = startMockServer()
-    const { make, made } = factory(server)
     let renders = 0
     function Badge() {
       renders++
       return <span data-testid="badge">{useUnreadCount()}</span>
     }
-    let list: ReturnType<typeof useNotifications> | undefined
-    function List() {
-      list = useNotifications()
-      useConnectionState()
-      return null
-    }
-    render(
-      <BelfryProvider client={make}>
-        <Badge />
-        <List />
-      </BelfryProvider>,
-    )
-    await settle()
+    const { server, made, list } = await mountList({}, <Badge />)
     const before = renders
     // Unrelated changes: a history page, a read event for an already read one, a reconnect.
-    const loaded = await begin(() => list!.loadMore())
+    const loaded = await begin(() => list().loadMore())
     await tick()
     const h = server.sent('history')[0]!
     server.peer.send({ type: 'history', items: [note(1, { read: true })], requestId: h.requestId })
     await loaded()
-    expect(list!.notifications).toHaveLength(1)
+    expect(list().notifications).toHaveLength(1)
     await act(async () => server.peer.send({ type: 'read', ids: ['n1'], all: false, seq: 1, unreadCount: 0 }))
     await act(async () => server.peer.close(1006))
     await settle(300)
@@ -276,56 +285,32 @@ describe('hooks', () => {
   })
 
   it('useNotifications: newest first, each id once, capped at maxItems; loadMore pages back from the oldest', async () => {
-    const server = startMockServer()
-    const { make } = factory(server)
-    let list: ReturnType<typeof useNotifications> | undefined
-    function List() {
-      list = useNotifications()
-      return null
-    }
-    render(
-      <BelfryProvider client={make} maxItems={4}>
-        <List />
-      </BelfryProvider>,
-    )
-    await settle()
+    const { server, list } = await mountList({ maxItems: 4 })
     for (const seq of [5, 6]) await act(async () => server.peer.send(note(seq)))
-    expect(list!.notifications.map((n) => n.seq)).toEqual([6, 5])
+    expect(list().notifications.map((n) => n.seq)).toEqual([6, 5])
 
     // The first page overlaps nothing: it starts before the oldest shown.
-    const first = await begin(() => list!.loadMore())
-    expect(list!.loading).toBe(true)
+    const first = await begin(() => list().loadMore())
+    expect(list().loading).toBe(true)
     await tick()
     const h1 = server.sent('history')[0]!
     expect(h1).toMatchObject({ before: 5 })
     server.peer.send({ type: 'history', items: [note(4), note(3)], next: 3, requestId: h1.requestId })
     await first()
-    expect(list!.notifications.map((n) => n.seq)).toEqual([6, 5, 4, 3])
-    expect(list!.loading).toBe(false)
+    expect(list().notifications.map((n) => n.seq)).toEqual([6, 5, 4, 3])
+    expect(list().loading).toBe(false)
     // Full: the server has more, but the list holds maxItems.
-    expect(list!.hasMore).toBe(false)
+    expect(list().hasMore).toBe(false)
 
     // A duplicate id and a newer one: the newest four stay, each once.
     await act(async () => server.peer.send(note(7)))
-    expect(list!.notifications.map((n) => n.seq)).toEqual([7, 6, 5, 4])
+    expect(list().notifications.map((n) => n.seq)).toEqual([7, 6, 5, 4])
   })
 
   it('useNotifications: the newest page first when the list is empty, a page merged by id, hasMore false after the last page', async () => {
-    const server = startMockServer()
-    const { make } = factory(server)
-    let list: ReturnType<typeof useNotifications> | undefined
-    function List() {
-      list = useNotifications()
-      return null
-    }
-    render(
-      <BelfryProvider client={make}>
-        <List />
-      </BelfryProvider>,
-    )
-    await settle()
-    expect(list!.hasMore).toBe(true)
-    const loaded = await begin(() => list!.loadMore())
+    const { server, list } = await mountList()
+    expect(list().hasMore).toBe(true)
+    const loaded = await begin(() => list().loadMore())
     await tick()
     const h = server.sent('history')[0]!
     expect(h).not.toHaveProperty('before')
@@ -333,56 +318,32 @@ describe('hooks', () => {
     server.peer.send(note(3))
     server.peer.send({ type: 'history', items: [note(3, { read: true }), note(2), note(1)], requestId: h.requestId })
     await loaded()
-    expect(list!.notifications.map((n) => [n.seq, n.read])).toEqual([
+    expect(list().notifications.map((n) => [n.seq, n.read])).toEqual([
       [3, true],
       [2, false],
       [1, false],
     ])
-    expect(list!.hasMore).toBe(false)
+    expect(list().hasMore).toBe(false)
   })
 
   it('useNotifications: loadMore rejects as history() does, and loading ends', async () => {
-    const server = startMockServer()
-    const { make } = factory(server)
-    let list: ReturnType<typeof useNotifications> | undefined
-    function List() {
-      list = useNotifications()
-      return null
-    }
-    render(
-      <BelfryProvider client={make}>
-        <List />
-      </BelfryProvider>,
-    )
-    await settle()
-    const loaded = await begin(() => list!.loadMore())
-    expect(list!.loading).toBe(true)
+    const { server, list } = await mountList()
+    const loaded = await begin(() => list().loadMore())
+    expect(list().loading).toBe(true)
     await tick()
     const h = server.sent('history')[0]!
     server.peer.send({ type: 'error', code: 'bad_request', message: 'no', requestId: h.requestId })
     expect(await loaded()).toMatchObject({ name: 'ProtocolError', message: 'no' })
-    expect(list!.loading).toBe(false)
-    expect(list!.hasMore).toBe(true)
+    expect(list().loading).toBe(false)
+    expect(list().hasMore).toBe(true)
   })
 
   it('useNotifications: read events set read flags (by id, or all up to a seq); markRead and markAllRead go through the client', async () => {
-    const server = startMockServer()
-    const { make } = factory(server)
-    let list: ReturnType<typeof useNotifications> | undefined
-    function List() {
-      list = useNotifications()
-      return null
-    }
-    render(
-      <BelfryProvider client={make}>
-        <List />
-      </BelfryProvider>,
-    )
-    await settle()
+    const { server, list } = await mountList()
     for (const seq of [1, 2, 3]) await act(async () => server.peer.send(note(seq)))
-    const reads = () => list!.notifications.map((n) => n.read)
+    const reads = () => list().notifications.map((n) => n.read)
 
-    const marking = await begin(() => list!.markRead('n2'))
+    const marking = await begin(() => list().markRead('n2'))
     await tick()
     const m = server.sent('mark_read')[0]!
     expect(m).toMatchObject({ ids: ['n2'] })
@@ -391,11 +352,11 @@ describe('hooks', () => {
     expect(reads()).toEqual([false, true, false])
 
     // A read event that touches none of the list leaves the slice as it was.
-    const same = list
+    const same = list()
     await act(async () => server.peer.send({ type: 'read', ids: ['elsewhere'], all: false, seq: 3, unreadCount: 2 }))
-    expect(list).toBe(same)
+    expect(list()).toBe(same)
 
-    const all = await begin(() => list!.markAllRead())
+    const all = await begin(() => list().markAllRead())
     await tick()
     const a = server.sent('mark_read')[1]!
     expect(a).toMatchObject({ all: true })
@@ -405,24 +366,12 @@ describe('hooks', () => {
   })
 
   it('useNotifications: back online, the newest page sets the read flags of reads made while away (unread to read only)', async () => {
-    const server = startMockServer()
-    const { make } = factory(server)
-    let list: ReturnType<typeof useNotifications> | undefined
-    function List() {
-      list = useNotifications()
-      return null
-    }
-    render(
-      <BelfryProvider client={make}>
-        <List />
-      </BelfryProvider>,
-    )
-    await settle()
+    const { server, list } = await mountList()
     // Online with an empty list: nothing to refresh, nothing asked.
     expect(server.sent('history')).toEqual([])
     for (const seq of [1, 2, 3]) await act(async () => server.peer.send(note(seq)))
     await act(async () => server.peer.send({ type: 'read', ids: ['n3'], all: false, seq: 3, unreadCount: 2 }))
-    const reads = () => list!.notifications.map((n) => [n.seq, n.read])
+    const reads = () => list().notifications.map((n) => [n.seq, n.read])
 
     // Away, another device reads n2 of the two unread: the server tells this client of it by no read event.
     await act(async () => server.peer.close(1006))
@@ -441,13 +390,13 @@ describe('hooks', () => {
     ])
 
     // A page that fails is swallowed (no unhandled rejection), and the list stays as it was.
-    const before = list
+    const before = list()
     await act(async () => server.peer.close(1006))
     await settle(2000)
     const failed = server.sent('history')[1]!
     server.peer.send({ type: 'error', code: 'internal', message: 'no', requestId: failed.requestId })
     await settle()
-    expect(list).toBe(before)
+    expect(list()).toBe(before)
     expect(server.peers).toHaveLength(3)
   })
 
