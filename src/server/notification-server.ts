@@ -44,6 +44,8 @@ function destroy(this: Duplex): void {
 
 /** Paths that accept a WebSocket upgrade: `/ws`, and `/` for the article's clients. */
 const WS_PATHS = new Set(['/ws', '/'])
+/** Distinct reasons the dev fence logs, at most: a page retrying, or many origins, cannot flood the terminal. */
+const FENCE_REASONS_TOLD = 20
 
 /**
  * How often the server's upkeep runs: token expiry (a connection is closed at
@@ -125,6 +127,8 @@ interface StateRead {
 export class NotificationServer {
   readonly #options: ResolvedOptions
   readonly #hub: Hub
+  /** The dev fence's reasons already logged (see #tellFence). */
+  readonly #fenceTold = new Set<string>()
   readonly #wss: WebSocketServer
   readonly #unsubscribe: () => void
   readonly #heartbeat: NodeJS.Timeout
@@ -869,21 +873,27 @@ export class NotificationServer {
     // Draining or closing: 503, so that the client (or the load balancer) tries another process. Dev mode's secret
     // is published: a page of another origin could sign a token for any user itself, so the socket is fenced as the
     // dev routes are (403).
+    const fenced = this.#options.dev ? devRefusal(req.headers, req.socket.remoteAddress) : undefined
     const refused =
-      this.#state !== 'running'
-        ? '503 Service Unavailable'
-        : !WS_PATHS.has(path)
-          ? '404 Not Found'
-          : this.#options.dev && devRefusal(req.headers, req.socket.remoteAddress) !== undefined
-            ? '403 Forbidden'
-            : undefined
+      this.#state !== 'running' ? '503 Service Unavailable' : !WS_PATHS.has(path) ? '404 Not Found' : fenced && '403 Forbidden'
     if (refused) {
+      if (refused === '403 Forbidden') this.#tellFence(fenced!)
       socket.end(`HTTP/1.1 ${refused}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
       return
     }
     // Read before the callback: a closure over `req` would keep the request alive with the connection.
     const origin = req.headers.origin ?? ''
     this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, origin, socket))
+  }
+
+  /** A browser shows the fenced page a bare 1006, no status and no reason: the terminal says why, once for each reason. */
+  #tellFence(reason: string): void {
+    if (this.#fenceTold.has(reason) || this.#fenceTold.size >= FENCE_REASONS_TOLD) return
+    this.#fenceTold.add(reason)
+    this.#hub.log.warn(
+      { reason },
+      'dev mode refused a WebSocket handshake (the page sees close code 1006): serve the page and /ws from one origin, e.g. through your dev server\'s proxy (README: "Using it from another origin")',
+    )
   }
 
   #accept(ws: WebSocket, origin: string, socket: Duplex): void {

@@ -606,7 +606,9 @@ describe('dev token route', () => {
 
   // Dev mode's secret is published: a page of another origin could sign its own token and read any user's inbox live.
   it('fences its WebSocket handshakes as its routes: a page of another origin gets a 403, the page itself gets in', async () => {
-    const s = await start({ dev: true })
+    const lines: { reason?: string; msg: string }[] = []
+    const logger = pino({ level: 'warn' }, { write: (line: string) => lines.push(JSON.parse(line)) })
+    const s = await start({ dev: true, logger })
     await s.server.sendToUser('alice', { title: 'private', body: 'for alice only' })
     const host = `127.0.0.1:${s.port}`
     for (const origin of ['https://evil.example', `http://127.0.0.1:${s.port + 1}`, 'null']) {
@@ -619,6 +621,15 @@ describe('dev token route', () => {
       )
       expect(refused, origin).toBe('Unexpected server response: 403')
     }
+    // The page sees a bare 1006: the terminal says why, once for each reason (a page that retries logs no more).
+    await rawClient(s.wsUrl, { origin: 'https://evil.example' }).catch(() => {})
+    const told = lines.filter((l) => l.msg.startsWith('dev mode refused a WebSocket handshake'))
+    expect(told.map((l) => l.reason)).toEqual([
+      `dev routes refuse cross-origin requests (Origin "https://evil.example", Host "${host}")`,
+      `dev routes refuse cross-origin requests (Origin "http://127.0.0.1:${s.port + 1}", Host "${host}")`,
+      `dev routes refuse cross-origin requests (Origin "null", Host "${host}")`,
+    ])
+    expect(told[0]!.msg).toContain('Using it from another origin')
     const page = await rawClient(s.wsUrl, { origin: `http://${host}` })
     page.send({ type: 'auth', token: await mintToken(DEV_SECRET, 'alice'), since: 0 })
     expect(await page.next((f) => f.type === 'auth_success')).toBeDefined()
