@@ -150,3 +150,54 @@ describe('PostgreSQL: the expired idempotency keys a keyed publish removes', () 
     }
   }, 30_000)
 })
+
+// Regression: the publish's clean-up waited for its own expired key while holding the batch it had locked: a
+// clean-up that held that key and waited for one of the batch's made a cycle, and PostgreSQL failed the publish (40P01).
+describe('PostgreSQL: a keyed publish whose expired key another clean-up is removing', () => {
+  it('publishes, once for its key: its clean-up waits for no key another transaction holds (no deadlock)', async () => {
+    const s = `t_${randomBytes(6).toString('hex')}`
+    const store = await PostgresStore.open(db.url, { schema: s })
+    const other = new pg.Client(db.url)
+    await other.connect()
+    try {
+      await store.touchUser('ann')
+      const expired = Date.now() - 60_000
+      // Two expired keys: the publish's own, and one its clean-up batch takes.
+      await other.query(
+        `INSERT INTO ${s}.idempotency_keys (key, fingerprint, id, created_at, recipients, expires_at)
+         VALUES ('mine', 'f', 'old-1', '2026-01-01T00:00:00.000Z', 1, $1), ('theirs', 'f', 'old-2', '2026-01-01T00:00:00.000Z', 1, $1)`,
+        [expired],
+      )
+      const backend = (await other.query('SELECT pg_backend_pid() AS pid')).rows[0].pid as number
+      // Another keyed publish's clean-up, one step at a time: it has deleted 'mine' (its batch), and will delete
+      // 'theirs' (its own key). Its deadlock check waits long: only the publish's may find a cycle.
+      await other.query('BEGIN')
+      await other.query(`SET LOCAL deadlock_timeout = '1min'`)
+      await other.query(`DELETE FROM ${s}.idempotency_keys WHERE key = 'mine'`)
+      const publishing = store.publish({ userIds: ['ann'] }, { title: 'keyed', body: '' }, { key: 'mine', ttlMs: 60_000 })
+      publishing.catch(() => {})
+      // The publish waits for the other transaction: on 'mine' either way (to delete it, or to record it anew).
+      const waiting = async () =>
+        (await other.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid))', [backend])).rows[0].n
+      await expect.poll(waiting, { timeout: 10_000, interval: 10 }).toBe(1)
+      // Now the other clean-up deletes its own key, which the publish's batch may hold, and commits.
+      await other.query(`DELETE FROM ${s}.idempotency_keys WHERE key = 'theirs'`)
+      await other.query('COMMIT')
+      const outcome = await publishing.then(
+        () => 'published',
+        (error: { code?: string }) => `failed: ${error.code}`,
+      )
+      expect(outcome).toBe('published')
+      const published = await publishing
+      expect(published).toMatchObject({ recipients: 1 })
+      expect(published.replayed).toBeUndefined()
+      // The key now answers for this publish: one notification for it.
+      const again = await store.publish({ userIds: ['ann'] }, { title: 'keyed', body: '' }, { key: 'mine', ttlMs: 60_000 })
+      expect(again).toMatchObject({ replayed: true, recipients: 1, notification: { id: published.notification.id } })
+      expect((await other.query(`SELECT count(*)::int AS n FROM ${s}.inbox`)).rows[0].n).toBe(1)
+    } finally {
+      await other.end()
+      await store.close()
+    }
+  }, 30_000)
+})
