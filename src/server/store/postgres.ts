@@ -338,20 +338,27 @@ export class PostgresStore implements Store {
    * statement or transaction. Of two publishes with one key at once, the
    * second's insert waits for the first's transaction on the key's unique
    * index, then fails (23505): it reads the key again and answers as the
-   * first did.
+   * first did. The unique index is what makes one key one notification: the
+   * clean-up only ever removes expired keys, and may leave one for later.
    */
   async publish(audience: Audience, input: NotificationInput, idempotency?: IdempotencyKey): Promise<Published> {
     if (!idempotency) return this.#publishOnce(audience, input, undefined)
     const fingerprint = requestFingerprint(audience, input)
     for (let attempt = 1; ; attempt++) {
       const now = Date.now()
-      const { rows } = await this.#query(
+      const { rows } = await this.#retrying(
         // The batch as an array (an InitPlan, read once by the expiry index): `key IN (subquery) OR …` would filter
-        // a sequential scan of every live key with it, on every keyed publish.
+        // a sequential scan of every live key with it, on every keyed publish. This key is taken as the batch is,
+        // skipped when another holds it: the statement waits for no row, so it is in no deadlock. (It waited for
+        // this key while holding its batch: a clean-up holding this key and waiting for one of the batch's made a
+        // cycle, and PostgreSQL failed the publish.) A key skipped is its holder's to delete: the insert below waits
+        // for that delete, or meets the key still there (23505) and tries again. Retried all the same: it is one
+        // statement, its own transaction.
         `WITH expired AS (DELETE FROM $s.idempotency_keys
-                          WHERE (key = ANY (ARRAY(SELECT key FROM $s.idempotency_keys WHERE expires_at <= $2
-                                                  ORDER BY expires_at LIMIT $3 FOR UPDATE SKIP LOCKED))
-                                 OR key = $1)
+                          WHERE key = ANY (ARRAY(SELECT key FROM $s.idempotency_keys WHERE expires_at <= $2
+                                                 ORDER BY expires_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+                                           || ARRAY(SELECT key FROM $s.idempotency_keys WHERE key = $1 AND expires_at <= $2
+                                                    FOR UPDATE SKIP LOCKED))
                             AND expires_at <= $2)
          SELECT fingerprint, id, created_at AS timestamp, recipients FROM $s.idempotency_keys WHERE key = $1 AND expires_at > $2`,
         [idempotency.key, now, EXPIRED_KEYS_BATCH],
@@ -361,7 +368,10 @@ export class PostgresStore implements Store {
         return await this.#publishOnce(audience, input, { key: idempotency.key, fingerprint, expiresAt: now + idempotency.ttlMs })
       } catch (error) {
         const { code, constraint } = error as { code?: string; constraint?: string }
-        if (attempt === 1 && code === '23505' && constraint === 'idempotency_keys_pkey') continue
+        // Twice: the key the insert met may have been this one expired, skipped above and not yet deleted by the
+        // clean-up holding it; the next attempt finds it gone, and its insert may meet the key another publish
+        // with the same key records meanwhile.
+        if (attempt <= 2 && code === '23505' && constraint === 'idempotency_keys_pkey') continue
         throw error
       }
     }
