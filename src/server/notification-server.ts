@@ -878,6 +878,9 @@ export class NotificationServer {
       this.#state !== 'running' ? '503 Service Unavailable' : !WS_PATHS.has(path) ? '404 Not Found' : fenced && '403 Forbidden'
     if (refused) {
       if (refused === '403 Forbidden') this.#tellFence(fenced!)
+      // Destroyed once the answer is written, as ws refuses a handshake: an upgrade's socket is out of the HTTP
+      // server's timeouts and closeAllConnections(), so a peer that never closed its half would hold close() for ever.
+      socket.once('finish', socket.destroy)
       socket.end(`HTTP/1.1 ${refused}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
       return
     }

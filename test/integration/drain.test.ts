@@ -7,6 +7,7 @@
  * clients to a successor process.)
  */
 import { mkdtempSync, rmSync } from 'node:fs'
+import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -32,6 +33,28 @@ function upgradeStatus(url: string): Promise<number> {
     ws.on('error', (error) => reject(error))
   })
 }
+
+/** Sends a WebSocket handshake on `path` from a peer that reads the answer but never closes its half of the socket. */
+function halfOpenUpgrade(port: number, path: string) {
+  const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true })
+  let text = ''
+  socket.on('data', (d) => {
+    text += d.toString()
+  })
+  socket.on('error', () => {})
+  socket.write(
+    `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
+      'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+  )
+  return {
+    socket,
+    answered: new Promise<string>((resolve) => socket.on('end', () => resolve(text))),
+  }
+}
+
+/** Whether `p` settles within `ms`. */
+const within = (p: Promise<unknown>, ms: number) =>
+  Promise.race([p.then(() => 'done'), new Promise((resolve) => setTimeout(() => resolve('timed out'), ms))])
 
 /** When each client's socket closed (ms after `t0`), and with what code. */
 function closeTimes(clients: RawClient[], t0: () => number): Promise<{ at: number; code: number }[]> {
@@ -124,6 +147,27 @@ describe('drain', () => {
     expect(again.of('notification')).toEqual([])
     again.close()
   })
+
+  // An upgraded socket is out of the HTTP server's timeouts and closeAllConnections(): one the server answered with
+  // end() alone stayed open while its peer kept its half, and close() (the drain's end, SIGTERM) waited for ever.
+  it('a refused handshake whose peer keeps its half open holds no drain: its socket is closed once answered', async () => {
+    const s = await start({ drainMs: 500 })
+    const ann = await authedClient(s, 'ann')
+    const elsewhere = halfOpenUpgrade(s.port, '/elsewhere')
+    expect(await elsewhere.answered).toMatch(/^HTTP\/1\.1 404 /)
+    const drained = s.server.drain()
+    const late = halfOpenUpgrade(s.port, '/ws')
+    expect(await late.answered).toMatch(/^HTTP\/1\.1 503 /)
+    expect((await ann.closed).code).toBe(1001)
+    try {
+      // The drain ends once the HTTP server has closed: every socket it held, these two included, is gone.
+      expect(await within(drained, 8000)).toBe('done')
+    } finally {
+      elsewhere.socket.destroy()
+      late.socket.destroy()
+      await drained
+    }
+  }, 20_000)
 
   it('drains at once with drainMs 0 or with no socket open', async () => {
     const s = await start({ drainMs: 0 })

@@ -15,11 +15,15 @@ const dir = mkdtempSync(join(tmpdir(), 'belfry-host-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 describe('belfry-server HOST', () => {
-  it.each(['127.0.0.l', '10.255.255.1'])('refuses HOST=%s with a one-line error that names HOST and the value', async (host) => {
-    const { code, stderr } = await runCli({ BELFRY_SECRET: SECRET, BELFRY_API_KEY: API_KEY, BELFRY_DB: join(dir, 'x.db'), HOST: host })
-    expect(code).toBe(1)
-    expect(stderr.trim().split('\n')).toHaveLength(1)
-    expect(stderr).toContain(host)
-    expect(stderr).toMatch(/\bHOST\b/)
-  }, 20_000)
+  it.each(['127.0.0.l', '10.255.255.1'])(
+    'refuses HOST=%s with a one-line error that names HOST and the value',
+    async (host) => {
+      const { code, stderr } = await runCli({ BELFRY_SECRET: SECRET, BELFRY_API_KEY: API_KEY, BELFRY_DB: join(dir, 'x.db'), HOST: host })
+      expect(code).toBe(1)
+      expect(stderr.trim().split('\n')).toHaveLength(1)
+      expect(stderr).toContain(host)
+      expect(stderr).toMatch(/\bHOST\b/)
+    },
+    20_000,
+  )
 })
