@@ -73,3 +73,29 @@ describe('belfry/shared: a follower far behind', () => {
     expect(follower.log.notifications.map((n) => n.seq)).toEqual([100_000])
   })
 })
+
+describe('belfry/shared: a follower whose server starts over on another database', () => {
+  it('drops what it held for a gap of the old numbering: the new numbering’s seqs go to the app, not the old ones', async () => {
+    let seq = 5
+    const server = startMockServer({ auth: (peer) => peer.authSuccess({ seq }) })
+    const { follower } = await leaderAndFollower(server, 5)
+    // Seq 8 of the old database comes past a gap (6 and 7 lost): the follower holds it and asks for 6 and 7, which never come.
+    server.peer.send(note(8))
+    await tick(100)
+    expect(server.sent('history').map((f) => [f.before, f.limit])).toEqual([[9, 3]])
+    // The server starts over on another database, whose latest seq is 2: its 3 to 8 are other notifications.
+    seq = 2
+    server.peer.close(1012)
+    await tick(1000)
+    expect(follower.client.state).toBe('online')
+    // The new database's 9 comes live (3 to 8 missed): the follower fetches them, and hands over 3 to 9 of the new numbering.
+    const fresh = (n: number) => note(n, { id: `new${n}`, title: `new ${n}` })
+    server.peer.send(fresh(9))
+    await tick(100)
+    const ask = server.sent('history').at(-1)!
+    expect([ask.before, ask.limit]).toEqual([10, 7])
+    server.peer.send({ type: 'history', items: [8, 7, 6, 5, 4, 3].map(fresh), requestId: ask.requestId })
+    await tick(100)
+    expect(follower.log.notifications.map((n) => n.id)).toEqual(['new3', 'new4', 'new5', 'new6', 'new7', 'new8', 'new9'])
+  })
+})
