@@ -187,7 +187,11 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
       state = to
       if (to === 'online') {
         fetching = fails = 0
-        if (snap.seq < cursor) cursor = snap.seq // another database: its numbering
+        // Another database: its numbering, in which what was held for a gap (of the old one) means other notifications.
+        if (snap.seq < cursor) {
+          cursor = snap.seq
+          held = {}
+        }
         host.online(snap)
       }
       // A handler may have closed the tab as it went online: that told its own status, from the last one told.
