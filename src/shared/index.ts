@@ -116,7 +116,6 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
     /** The leader's epoch: a newer leader has a larger one. */
     let epoch = 0
     let channel: BroadcastChannel | undefined
-    let key: string
     /** The group's user (the token's `sub`). */
     let user: string | undefined
     /** While the tab's token is asked for its user, the check's time limit: notifications wait (are fetched later) till it answers or passes. */
@@ -173,6 +172,40 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
       return a
     }
 
+    /** Leader: a frame from the server, for every tab, or for the tab that asked (and, for a read change, news for the others). */
+    const relay = (f: Frame<ServerFrame>): void => {
+      if (f.type === 'notification' && f.seq) {
+        // The client takes every new seq: what this tab has, should it follow again.
+        cursor = want = Math.max(cursor, f.seq)
+        if (f.seq > snap.seq) {
+          snap.seq = f.seq
+          if (!f.read) snap.unreadCount++
+        }
+      }
+      if (f.type === 'read') {
+        snap.seq = Math.max(snap.seq, f.seq)
+        snap.unreadCount = f.unreadCount
+      }
+      // Every request id on the socket was tagged (`tab:id`). Any other (none, one of the server's own, no string), or
+      // one on a notification (which answers nothing), makes no reply: the frame is for every tab, as a solo client's.
+      const [to, own] = `${f.requestId}`.split(':') as [string, string?]
+      if (own == null || f.type === 'notification') {
+        host.frame(f)
+        // A replay round's end concerns this socket alone: its client asks for the next round.
+        if (f.type !== 'replayed') post({ e: epoch, f })
+        return
+      }
+      const reply = { ...f, requestId: own || undefined } as ServerFrame
+      if (to === tab) host.frame(reply)
+      else post({ e: epoch, to, f: reply })
+      if (f.type === 'read') {
+        // The server tells a read change to the user's other sockets, not to the one that made it: the leader tells the other tabs.
+        delete f.requestId
+        post({ e: epoch, not: to, f })
+        if (to !== tab) host.frame(f)
+      }
+    }
+
     const post = (m: Message) => channel?.postMessage(m)
     /** Leader: tells every tab its socket's state and what a joining tab starts from. */
     const announce = () => post({ e: epoch, s: last, n: snap })
@@ -219,8 +252,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
       held = {}
       user = a.userId
       cursor = want = a.since ?? 0
-      // biome-ignore lint/suspicious/noAssignInExpressions: keeps belfry/shared within its size budget
-      channel = new Channel((key = `belfry:${url}#${user ?? ''}`))
+      channel = new Channel(`belfry:${url}#${user ?? ''}`)
       channel.onmessage = receive
       lastWord = Date.now()
       queue(false)
@@ -246,8 +278,10 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
       if (state === 'closed') return
       clearTimeout(retry)
       const ask = ++asked
+      // The lock's name is the group's channel's: open whenever the tab queues (join() opens it first; leave() clears
+      // every way here and a closed tab returned above), and no variable of its own to keep.
       locks
-        .request(key, { steal }, () => ask === asked && lead())
+        .request(channel!.name, { steal }, () => ask === asked && lead())
         // The lock was stolen: follow (unless this request was replaced or the tab left).
         .catch(() => ask === asked && follow())
     }
@@ -302,40 +336,6 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
       queue(false)
     }
 
-    /** Leader: a frame from the server, for every tab, or for the tab that asked (and, for a read change, news for the others). */
-    const relay = (f: Frame<ServerFrame>): void => {
-      if (f.type === 'notification' && f.seq) {
-        // The client takes every new seq: what this tab has, should it follow again.
-        cursor = want = Math.max(cursor, f.seq)
-        if (f.seq > snap.seq) {
-          snap.seq = f.seq
-          if (!f.read) snap.unreadCount++
-        }
-      }
-      if (f.type === 'read') {
-        snap.seq = Math.max(snap.seq, f.seq)
-        snap.unreadCount = f.unreadCount
-      }
-      // Every request id on the socket was tagged (`tab:id`). Any other (none, one of the server's own, no string), or
-      // one on a notification (which answers nothing), makes no reply: the frame is for every tab, as a solo client's.
-      const [to, own] = `${f.requestId}`.split(':') as [string, string?]
-      if (own == null || f.type === 'notification') {
-        host.frame(f)
-        // A replay round's end concerns this socket alone: its client asks for the next round.
-        if (f.type !== 'replayed') post({ e: epoch, f })
-        return
-      }
-      const reply = { ...f, requestId: own || undefined } as ServerFrame
-      if (to === tab) host.frame(reply)
-      else post({ e: epoch, to, f: reply })
-      if (f.type === 'read') {
-        // The server tells a read change to the user's other sockets, not to the one that made it: the leader tells the other tabs.
-        delete f.requestId
-        post({ e: epoch, not: to, f })
-        if (to !== tab) host.frame(f)
-      }
-    }
-
     const receive = ({ data: m }: MessageEvent<Message>): void => {
       if (state === 'closed') return
       const f = m.f as Frame<ServerFrame>
@@ -364,10 +364,11 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
         fill()
       } else if (f.type === 'notification' && f.seq) {
         // In order it goes to the client; past a gap it waits for the gap to fill. While the user is checked it waits to be fetched.
+        // One at or below the cursor is held too: drain() deletes it unhanded, as every held seq the cursor has passed.
         want = Math.max(want, f.seq)
         if (cursor && checking) return
         cursor ||= f.seq - 1 // the first one this new tab sees
-        if (f.seq > cursor) held[f.seq] = f
+        held[f.seq] = f
         drain(0)
       } else if (fetching && +f.requestId! === fetching) {
         // A page, or its refusal (rate limited, …): then the next beat asks again.
