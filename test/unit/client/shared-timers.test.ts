@@ -64,3 +64,81 @@ describe('belfry/shared: close() leaves no timer behind', () => {
     expect(vi.getTimerCount()).toBe(0)
   })
 })
+
+/**
+ * A follower's user check (its token asked who its user is when the leader's
+ * socket drops, for at most connectTimeout) may be answered after its time:
+ * that answer counts only while no newer check was made and the tab stayed
+ * in its group.
+ */
+describe('belfry/shared: a follower’s user check answered late', () => {
+  /**
+   * A leader (tab a, user u1) and a follower (tab b) whose token names `user.name`, and the groups (their users) the
+   * follower joined, in order.
+   */
+  async function leaderAndFollower() {
+    const server = startMockServer()
+    const locks = new FakeLocks()
+    const leader = createClient(server, { connection: shared(locks, 'a') })
+    leader.client.connect()
+    await tick(100)
+    const user = { name: 'u1' }
+    const groups: string[] = []
+    let held: ((token: string) => void) | null | undefined
+    const follower = createClient(server, {
+      token: () => (held === null ? new Promise<string>((r) => (held = r)) : jwt(user.name)),
+      connectTimeout: 1000,
+      connection: sharedConnection({
+        locks: locks.forTab('b'),
+        BroadcastChannel: class extends FakeChannel {
+          constructor(name: string) {
+            super(name)
+            groups.push(name.slice(name.indexOf('#') + 1))
+          }
+        } as unknown as typeof BroadcastChannel,
+      }),
+    })
+    follower.client.connect()
+    await tick(100)
+    expect([leader.client.mode, follower.client.mode, follower.client.state, groups]).toEqual(['leader', 'follower', 'online', ['u1']])
+    /** The leader's socket drops, and the follower's check waits for the provider past its time limit: its answer, to give later. */
+    const lateCheck = async () => {
+      held = null
+      server.peer.close(1012)
+      await tick(50)
+      const answer = held!
+      held = undefined
+      await tick(2000)
+      expect(follower.client.state).toBe('online')
+      return answer
+    }
+    return { server, leader, follower, user, groups, lateCheck }
+  }
+
+  it('is ignored once the tab has moved to another user: it stays in that user’s group', async () => {
+    const { leader, follower, user, groups, lateCheck } = await leaderAndFollower()
+    const answer = await lateCheck()
+    // The user signs in as u2; the leader's tab closes, and the follower's socket, leading, finds that its token names u2.
+    user.name = 'u2'
+    leader.client.close()
+    await tick(1000)
+    expect([groups, follower.client.mode, follower.client.state]).toEqual([['u1', 'u2'], 'leader', 'online'])
+    // The first check answers now, with the token of before (u1): the tab neither leaves u2's group nor rejoins.
+    answer(jwt('u1'))
+    await tick(1000)
+    expect([groups, follower.client.mode, follower.client.state]).toEqual([['u1', 'u2'], 'leader', 'online'])
+  })
+
+  it('is ignored once a newer check has answered: the tab stays in its group', async () => {
+    const { server, follower, groups, lateCheck } = await leaderAndFollower()
+    const answer = await lateCheck()
+    // The leader's socket drops again: the newer check answers at once, u1 (the tab stays).
+    server.peer.close(1012)
+    await tick(1000)
+    expect([groups, follower.client.state]).toEqual([['u1'], 'online'])
+    // The first check answers now, naming u2 (a sign-in since undone): the tab neither leaves u1's group nor rejoins.
+    answer(jwt('u2'))
+    await tick(1000)
+    expect([groups, follower.client.mode, follower.client.state]).toEqual([['u1'], 'follower', 'online'])
+  })
+})
