@@ -120,6 +120,8 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
     let user: string | undefined
     /** While the tab's token is asked for its user, the check's time limit: notifications wait (are fetched later) till it answers or passes. */
     let checking: ReturnType<typeof setTimeout> | undefined
+    /** The latest check (its time limit), answered or not, until the tab leaves its group: only its answer may move the tab. */
+    let check: typeof checking
     /**
      * When the leader last said anything, or later: a leader whose provider failed puts it at its own retry, so that
      * no word of another tab (a failing one's too) nor a hidden beat has it take the lock back before then
@@ -435,7 +437,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
       clearTimeout(watch)
       clearTimeout(retry)
       clearTimeout(checking)
-      checking = undefined
+      check = checking = undefined
       stepDown?.()
       channel?.close()
       channel = undefined
@@ -453,8 +455,9 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
     const recheck = (): void => {
       if (checking) return
       // The provider failed, or has not answered within connectTimeout (no longer than a socket's own attempt waits
-      // for it): the tab stays where it is. One that answers later still moves the tab if it names another user; the
-      // end of an earlier check (its answer, its time) does not end a later one.
+      // for it): the tab stays where it is. One that answers later still moves the tab if it names another user, unless
+      // a newer check was made or the tab left its group since (`check`): an older answer than what the tab went by
+      // since is stale, and would move it back. The end of an earlier check (its answer, its time) does not end a later one.
       const done = () => {
         if (checking !== timer) return
         clearTimeout(timer)
@@ -462,8 +465,10 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
         fill()
       }
       // biome-ignore lint/suspicious/noAssignInExpressions: keeps belfry/shared within its size budget
-      const timer = (checking = setTimeout(done, o.connectTimeout))
-      resolve(o.token).then(auth).then(done, done)
+      const timer = (checking = check = setTimeout(done, o.connectTimeout))
+      resolve(o.token)
+        .then((t) => check === timer && auth(t))
+        .then(done, done)
     }
 
     /** Final (a second call changes nothing: set() ignores it and leave() has nothing left to do). */
