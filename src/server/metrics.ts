@@ -66,10 +66,11 @@ export interface MetricsSource {
 }
 
 /**
- * Close codes counted under their own label: belfry's, and 1005 and 1006 (a close without a code, without
+ * Close codes counted under their own label: belfry's; 1002, 1007 and 1008 (those ws sends for a frame it
+ * refuses: not a frame, not UTF-8, too many fragments); and 1005 and 1006 (a close without a code, without
  * a close frame). Any other is `other`: a client may close with any code from 3000 to 4999.
  */
-const CLOSE_CODES: ReadonlySet<number> = new Set([...Object.values(CloseCode), 1005, 1006].sort((a, b) => a - b))
+const CLOSE_CODES: ReadonlySet<number> = new Set([...Object.values(CloseCode), 1002, 1005, 1006, 1007, 1008].sort((a, b) => a - b))
 
 /** Why a socket was refused before auth, by the code it was closed with. */
 const REFUSALS: Readonly<Record<number, string>> = {
@@ -80,6 +81,9 @@ const REFUSALS: Readonly<Record<number, string>> = {
   [CloseCode.AuthTimeout]: 'timeout',
   [CloseCode.TooLarge]: 'bad_frames',
   [CloseCode.ProtocolViolation]: 'bad_frames',
+  1002: 'bad_frames',
+  1007: 'bad_frames',
+  1008: 'bad_frames',
 }
 const REFUSAL_REASONS = [...new Set(Object.values(REFUSALS)), 'other']
 

@@ -119,6 +119,26 @@ describe('/metrics', () => {
     expect((await scrape(s)).series.get('belfry_authentications_total')).toBe(1)
   })
 
+  // ws closes such a socket itself and stops reading it: no close frame comes back, and it was counted as 1006.
+  it('counts a socket ws closed for a frame it refused under the code ws sent, before auth and after', async () => {
+    const s = await start({ metrics: true, limits: { maxFrameBytes: 4096 } })
+    const { series: before } = await scrape(s)
+    const large = await authedClient(s, 'ann')
+    large.send({ type: 'ping', requestId: 'x'.repeat(10_000) })
+    const notText = await authedClient(s, 'bob')
+    notText.ws.send(Buffer.from([0xff, 0xfe]), { binary: false })
+    const early = await rawClient(s.wsUrl)
+    early.ws.send(Buffer.from([0xff]), { binary: false })
+    expect([(await large.closed).code, (await notText.closed).code, (await early.closed).code]).toEqual([1009, 1007, 1007])
+    await vi.waitFor(() => expect(s.server.stats().sockets).toBe(0))
+    const changed = deltas(before, (await scrape(s)).series)
+    expect(Object.fromEntries(Object.entries(changed).filter(([k]) => /closes|auth_failures/.test(k)))).toEqual({
+      'belfry_closes_total{code="1009"}': 1,
+      'belfry_closes_total{code="1007"}': 2,
+      'belfry_auth_failures_total{reason="bad_frames"}': 1,
+    })
+  })
+
   it('times the admin API’s store calls and retention’s passes', async () => {
     const t = await start({ metrics: true, retention: { maxPerUser: 1 } })
     await vi.waitFor(async () =>

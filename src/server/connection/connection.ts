@@ -492,13 +492,13 @@ export class Connection {
 
   /**
    * From the socket's shared `error` listener: `ws` refused a frame itself (over
-   * `maxFrameBytes`, not UTF-8, a bad opcode) and is closing the socket. One
-   * refused before auth is destroyed after the grace of every refusal before
-   * auth ({@link close}), not after `ws`'s 30 s close timeout.
+   * `maxFrameBytes`, not UTF-8, a bad opcode), sent its close frame and stopped
+   * reading. Counted under the code it sent (no close frame comes back: it
+   * would count as 1006), and destroyed after the grace of a close
+   * ({@link close}), not after `ws`'s 30 s close timeout.
    */
   failed(error: Error & { code?: string }): void {
-    if (this.#phase !== 'authenticating') return
-    this.close(error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? CloseCode.TooLarge : CloseCode.ProtocolViolation, 'protocol error')
+    this.close(WS_CLOSES[error.code ?? ''] ?? PROTOCOL_ERROR, 'protocol error')
   }
 
   /** From the socket's shared `close` listener: the socket is gone, with the code the client sent (1006: none) unless the server closed it. */
@@ -518,6 +518,16 @@ export class Connection {
     this.hub.unauthenticated.delete(this)
   }
 }
+
+/** The close code `ws` sends for a frame it refuses, by its error's code (ws's receiver); any other is 1002. */
+const WS_CLOSES: Readonly<Record<string, number>> = {
+  WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: CloseCode.TooLarge,
+  WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH: CloseCode.TooLarge,
+  WS_ERR_INVALID_UTF8: 1007,
+  WS_ERR_TOO_MANY_BUFFERED_PARTS: 1008,
+}
+/** RFC 6455's protocol error: what ws sends for a frame it cannot parse. */
+const PROTOCOL_ERROR = 1002
 
 // The sockets' listeners, one set for all (`this` is the socket).
 function onMessage(this: WebSocket, data: WebSocket.RawData, isBinary: boolean): void {
