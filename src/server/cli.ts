@@ -19,6 +19,9 @@ import { serveDemo } from './static.js'
 import { PostgresStore } from './store/postgres.js'
 import { topicsClaim } from './topics.js'
 
+/** listen()'s errors for a host that is no interface of this machine, or no name that resolves. */
+const HOST_ERRORS = new Set(['ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL'])
+
 async function main(): Promise<void> {
   if (process.argv[2] === 'admin') {
     const write = (stream: NodeJS.WriteStream) => (s: string) => void stream.write(s)
@@ -64,7 +67,15 @@ async function main(): Promise<void> {
     ...(claim !== undefined && { authorizeSubscribe: topicsClaim(claim) }),
     metrics,
   })
-  const { port } = await server.listen(config.port, config.host)
+  const { port } = await server.listen(config.port, config.host).catch((error: NodeJS.ErrnoException) => {
+    // Node's words ("getaddrinfo ENOTFOUND …") name no variable: every other bad value is told by its name.
+    if (config.host !== undefined && HOST_ERRORS.has(error.code ?? '')) {
+      throw new Error(
+        `HOST must be a name or address of this machine (e.g. 127.0.0.1, 0.0.0.0, ::), got "${config.host}" (${error.message})`,
+      )
+    }
+    throw error
+  })
   log.info(
     {
       port,

@@ -60,7 +60,7 @@ describe('belfry-server start-up', () => {
     expect(stderr).toContain('BELFRY_SECRET and BELFRY_API_KEY must be set')
   }, 20_000)
 
-  it('says in one line why it cannot start (port in use, database directory missing), without a stack trace', async () => {
+  it('says in one line why it cannot start (port in use, HOST not of this machine, database directory missing), without a stack trace', async () => {
     const holder = createServer()
     await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve))
     try {
@@ -69,6 +69,12 @@ describe('belfry-server start-up', () => {
       const taken = await runCli({ ...base, PORT: port, HOST: '127.0.0.1', BELFRY_DB: join(dir, 'taken.db') })
       expect(taken.code).toBe(1)
       expect(taken.stderr).toMatch(/^belfry-server: .*EADDRINUSE.*\n$/)
+      // An address of no interface here: HOST named, as every other bad variable is (Node's words name none).
+      const elsewhere = await runCli({ ...base, HOST: '10.255.255.1', BELFRY_DB: join(dir, 'elsewhere.db') })
+      expect(elsewhere.code).toBe(1)
+      expect(elsewhere.stderr).toMatch(
+        /^belfry-server: HOST must be a name or address of this machine .*, got "10\.255\.255\.1" \(.*EADDRNOTAVAIL.*\)\n$/,
+      )
       const nowhere = await runCli({ ...base, BELFRY_DB: join(dir, 'no', 'such', 'dir', 'belfry.db') })
       expect(nowhere.code).toBe(1)
       expect(nowhere.stderr).toMatch(/^belfry-server: .*directory.*\n$/)
