@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { type DesktopOptions, desktopNotifications } from '../../src/desktop/index.js'
 import type { ConnectionMode, Notification, NotificationClient, ReadEvent, StatusEvent } from '../../src/index.js'
+import { FakeChannel } from '../helpers/locks.js'
 
 /** A client that emits what a test tells it to. */
 function fakeClient() {
@@ -73,6 +74,8 @@ function fakeNotification(permission: NotificationPermission = 'granted') {
 
 let visible = false
 const settle = () => vi.advanceTimersByTimeAsync(0)
+/** The window's events (`pagehide`): one window for every instance of a test. */
+let win: EventTarget
 
 function setup(options: DesktopOptions = {}, permission: NotificationPermission = 'granted') {
   const c = fakeClient()
@@ -117,6 +120,11 @@ function fakeLocks() {
 beforeEach(() => {
   vi.useFakeTimers()
   visible = false
+  FakeChannel.reset()
+  vi.stubGlobal('BroadcastChannel', FakeChannel)
+  win = new EventTarget()
+  vi.stubGlobal('addEventListener', win.addEventListener.bind(win))
+  vi.stubGlobal('removeEventListener', win.removeEventListener.bind(win))
 })
 afterEach(() => {
   vi.useRealTimers()
@@ -192,6 +200,30 @@ describe('desktopNotifications', () => {
     t.notify(note(26))
     await settle()
     expect(t.shown.at(-1)!.title).toBe('n26')
+  })
+
+  it('hands what waits for its summary to the tab that leads next when the leader goes away (pagehide) before it is due', async () => {
+    const leader = setup()
+    leader.mode('leader')
+    const follower = setup()
+    follower.mode('follower')
+    for (const tab of [leader, follower]) for (let i = 1; i <= 3; i++) tab.notify(note(i))
+    await settle()
+    expect(leader.shown.map((s) => s.title)).toEqual(['n1'])
+    // The leader's tab is closed within the interval (one window here: each tab hears its pagehide); it runs no more.
+    win.dispatchEvent(new Event('pagehide'))
+    leader.desktop.stop()
+    follower.mode('leader')
+    await vi.advanceTimersByTimeAsync(2000)
+    expect(follower.shown.map((s) => [s.title, s.options.tag])).toEqual([['2 new notifications', 'belfry:summary']])
+    // A leader with nothing waiting (its summary shown) hands nothing: the next would tell it again.
+    const next = setup()
+    next.mode('follower')
+    win.dispatchEvent(new Event('pagehide'))
+    follower.desktop.stop()
+    next.mode('leader')
+    await vi.advanceTimersByTimeAsync(5000)
+    expect(next.shown).toEqual([])
   })
 
   it('never shows catch-up notifications one by one: 50 replayed are one summary', async () => {
