@@ -93,7 +93,9 @@ const ownVisible = () => doc()?.visibilityState === 'visible'
  * browser keep one. A notification that comes as catch-up (`replayed`) is
  * never shown alone: it counts towards a summary. One read already (on
  * another tab or device) is not news: never shown, and one read while it
- * waits drops out of the summary.
+ * waits drops out of the summary. A leader whose tab goes away (closed,
+ * reloaded) before its summary is due hands what waits to the tab that leads
+ * next, which shows the summary.
  */
 export function desktopNotifications<Data extends object = JsonObject>(
   client: NotificationClient<Data>,
@@ -121,8 +123,8 @@ export function desktopNotifications<Data extends object = JsonObject>(
 
   let broken = false
   let stopped = false
-  /** When the last one was shown, and the notifications waiting for the summary. */
-  let last = Number.NEGATIVE_INFINITY
+  /** When the last one was shown (never: 1970, an interval ago and more), and the notifications waiting for the summary. */
+  let last = 0
   let waiting: Notification<Data>[] = []
   let timer: ReturnType<typeof setTimeout> | undefined
   const listeners = {
@@ -199,6 +201,20 @@ export function desktopNotifications<Data extends object = JsonObject>(
       waiting = waiting.filter((n) => (e.all ? n.seq > e.seq : !e.ids.includes(n.id)))
     }),
   )
+
+  // A leader that goes away (its tab closed, reloaded, navigated) hands what waits for its summary to the tab that
+  // leads next: Chromium never shows one constructed in pagehide (it is shown a task later, which never comes), while
+  // a BroadcastChannel message posted then arrives. Its name is the visible lock's: the same user's tabs.
+  const channel = 'addEventListener' in globalThis && globalThis.BroadcastChannel && new BroadcastChannel(visibleLock)
+  if (channel) {
+    const leave = () => timer && client.mode === 'leader' && channel.postMessage(waiting)
+    channel.onmessage = (e) => e.data.map(wait)
+    addEventListener('pagehide', leave)
+    cleanup.push(() => {
+      removeEventListener('pagehide', leave)
+      channel.close()
+    })
+  }
 
   // While visible, this tab holds a shared lock: the other tabs' anyTabVisible sees it.
   if (locks && !options.anyTabVisible && doc()) {
