@@ -202,6 +202,42 @@ describe('desktopNotifications', () => {
     expect(t.shown.at(-1)!.title).toBe('n26')
   })
 
+  it('counts in a summary those of the summary it replaces, still unseen: 5 more after "19 new notifications" make "24", not "5"', async () => {
+    const t = setup()
+    for (let i = 1; i <= 20; i++) t.notify(note(i))
+    await vi.advanceTimersByTimeAsync(2000)
+    expect(t.shown.map((s) => s.title)).toEqual(['n1', '19 new notifications'])
+    for (let i = 21; i <= 25; i++) t.notify(note(i))
+    await vi.advanceTimersByTimeAsync(2000)
+    expect(t.shown.at(-1)!.title).toBe('24 new notifications')
+    // Read meanwhile, of those told or waiting: not news.
+    for (let i = 26; i <= 28; i++) t.notify(note(i))
+    await settle()
+    t.read({ ids: ['id-2', 'id-21', 'id-26'], all: false, seq: 28 })
+    await vi.advanceTimersByTimeAsync(2000)
+    expect(t.shown.at(-1)!.title).toBe('24 new notifications')
+    t.read({ ids: [], all: true, seq: 20 })
+    for (let i = 29; i <= 30; i++) t.notify(note(i))
+    await vi.advanceTimersByTimeAsync(2000)
+    expect(t.shown.at(-1)!.title).toBe('8 new notifications')
+    // The summary clicked (its tab comes forward): the next tells only what came after.
+    t.shown.at(-1)!.onclick!()
+    for (let i = 31; i <= 33; i++) t.notify(note(i))
+    await vi.advanceTimersByTimeAsync(2000)
+    expect(t.shown.at(-1)!.title).toBe('3 new notifications')
+    // One due while a tab is visible is dropped with all it would tell: the user sees the app.
+    for (let i = 34; i <= 35; i++) t.notify(note(i))
+    await settle()
+    visible = true
+    await vi.advanceTimersByTimeAsync(2000)
+    visible = false
+    await vi.advanceTimersByTimeAsync(2000)
+    t.notify(note(36))
+    t.notify(note(37))
+    await vi.advanceTimersByTimeAsync(2000)
+    expect(t.shown.slice(-2).map((s) => s.title)).toEqual(['n36', '1 new notification'])
+  })
+
   it('hands what waits for its summary to the tab that leads next when the leader goes away (pagehide) before it is due', async () => {
     const leader = setup()
     leader.mode('leader')
