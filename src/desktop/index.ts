@@ -93,7 +93,8 @@ const ownVisible = () => doc()?.visibilityState === 'visible'
  * browser keep one. A notification that comes as catch-up (`replayed`) is
  * never shown alone: it counts towards a summary. One read already (on
  * another tab or device) is not news: never shown, and one read while it
- * waits drops out of the summary. A leader whose tab goes away (closed,
+ * waits drops out of the summary. A summary tells all those of the summary
+ * it replaces too, till one is clicked. A leader whose tab goes away (closed,
  * reloaded) before its summary is due hands what waits to the tab that leads
  * next, which shows the summary.
  */
@@ -123,7 +124,12 @@ export function desktopNotifications<Data extends object = JsonObject>(
 
   let broken = false
   let stopped = false
-  /** When the last one was shown (never: 1970, an interval ago and more), and the notifications waiting for the summary. */
+  /**
+   * When the last one was shown (never: 1970, an interval ago and more); the notifications the summary on the desktop
+   * tells and those waiting for the next, which tells them all as it replaces it (the same tag), till one is clicked
+   * or comes due while a tab is visible. (A `close` cannot say the user dismissed one: Chromium fires it on one
+   * replaced too, by another tab's summary as well.)
+   */
   let last = 0
   let waiting: Notification<Data>[] = []
   let timer: ReturnType<typeof setTimeout> | undefined
@@ -157,6 +163,7 @@ export function desktopNotifications<Data extends object = JsonObject>(
       shown.onclick = () => {
         globalThis.focus?.()
         shown.close()
+        if (!n) waiting = []
         for (const f of listeners.click) f(n)
       }
       last = Date.now()
@@ -175,9 +182,8 @@ export function desktopNotifications<Data extends object = JsonObject>(
 
   const flush = async () => {
     timer = undefined
-    const count = waiting.length
-    waiting = []
-    if (count > 0 && (await mayShow())) show(summary(count), SUMMARY_TAG)
+    if (waiting.length && (await mayShow())) show(summary(waiting.length), SUMMARY_TAG)
+    else waiting = []
   }
 
   /** One more for the summary, shown `interval` after the last one shown (and never sooner than `interval` from now). */
@@ -196,13 +202,13 @@ export function desktopNotifications<Data extends object = JsonObject>(
         else show(render(n), n.id, n)
       })().catch(fail)
     }),
-    // Read (on another tab or device) while waiting: not news for the summary.
+    // Read (on another tab or device) while waiting or told: not news for the summary.
     client.on('read', (e) => {
       waiting = waiting.filter((n) => (e.all ? n.seq > e.seq : !e.ids.includes(n.id)))
     }),
   )
 
-  // A leader that goes away (its tab closed, reloaded, navigated) hands what waits for its summary to the tab that
+  // A leader that goes away (its tab closed, reloaded, navigated) hands what its next summary will tell to the tab that
   // leads next: Chromium never shows one constructed in pagehide (it is shown a task later, which never comes), while
   // a BroadcastChannel message posted then arrives. Its name is the visible lock's: the same user's tabs.
   const channel = 'addEventListener' in globalThis && globalThis.BroadcastChannel && new BroadcastChannel(visibleLock)

@@ -191,10 +191,10 @@ describe('desktopNotifications', () => {
       ['n1', 'id-1'],
       ['19 new notifications', 'belfry:summary'],
     ])
-    // The next burst: its summary replaces the last one (the same tag), again at most one per interval.
+    // The next burst: its summary replaces the last one (the same tag), telling its 19 too, again at most one per interval.
     for (let i = 21; i <= 25; i++) t.notify(note(i))
     await vi.advanceTimersByTimeAsync(2000)
-    expect(t.shown.slice(2).map((s) => [s.title, s.options.tag])).toEqual([['5 new notifications', 'belfry:summary']])
+    expect(t.shown.slice(2).map((s) => [s.title, s.options.tag])).toEqual([['24 new notifications', 'belfry:summary']])
     // Quiet for an interval: the next one is shown alone again.
     await vi.advanceTimersByTimeAsync(2000)
     t.notify(note(26))
