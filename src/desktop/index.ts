@@ -197,7 +197,12 @@ export function desktopNotifications<Data extends object = JsonObject>(
       ;(async () => {
         // Read already (elsewhere, before this catch-up): not news.
         if (n.read || (filter && !filter(n))) return
-        if (!(await mayShow())) return
+        // A tab visible: the user sees the app, and what the summaries told is no news either. (A follower
+        // shows nothing, and a leader gone, whose summary it may show, sends no more.)
+        if (!(await mayShow())) {
+          waiting = []
+          return
+        }
         if (n.replayed || timer || Date.now() - last < interval) wait(n)
         else show(render(n), n.id, n)
       })().catch(fail)

@@ -295,6 +295,19 @@ describe('desktopNotifications', () => {
     expect(t.shown).toHaveLength(1)
   })
 
+  it('starts the count over when one comes while a tab is visible: the user sees the app', async () => {
+    const t = setup()
+    for (let i = 1; i <= 20; i++) t.notify(note(i))
+    await vi.advanceTimersByTimeAsync(2000)
+    visible = true
+    t.notify(note(21))
+    await vi.advanceTimersByTimeAsync(2000)
+    visible = false
+    for (let i = 22; i <= 24; i++) t.notify(note(i))
+    await vi.advanceTimersByTimeAsync(2000)
+    expect(t.shown.map((s) => s.title)).toEqual(['n1', '19 new notifications', 'n22', '2 new notifications'])
+  })
+
   it('drops a summary that comes due while a tab is visible', async () => {
     const t = setup()
     t.notify(note(1))
