@@ -42,8 +42,19 @@ describe('PostgresStore: what PostgreSQL adds', () => {
     const client = new pg.Client(db.url)
     await client.connect()
     const { rows } = await client.query(`SELECT version FROM ${s}.migrations ORDER BY version`)
-    expect(rows.map((r) => r.version)).toEqual([1, 2, 3])
+    expect(rows.map((r) => r.version)).toEqual([1, 2, 3, 4])
     await client.end()
+    // One deployment: every process has its token, which no other schema has, and which a later open finds again.
+    const token = stores[0]!.deployment
+    expect(token).toMatch(/^[0-9a-f-]{36}$/)
+    expect(stores.map((store) => store.deployment)).toEqual(stores.map(() => token))
+    const other = await PostgresStore.open(db.url, { schema: schema() })
+    expect(other.deployment).not.toBe(token)
+    await other.close()
+    await stores[0]!.close()
+    const again = await PostgresStore.open(db.url, { schema: s })
+    expect(again.deployment).toBe(token)
+    stores[0] = again
     // And every one of them works.
     const results = await Promise.all(stores.map((store, i) => store.publish({ userIds: ['ann'] }, { title: `n${i}`, body: '' })))
     expect(results.map((r) => r.deliveries[0]!.seq).sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6])
@@ -109,8 +120,10 @@ describe('PostgresStore: what PostgreSQL adds', () => {
     await client.connect()
     // Back to version 1, as belfry before retention left it.
     await client.query(`ALTER TABLE ${s}.users DROP COLUMN floor_seq; ALTER TABLE ${s}.notifications DROP COLUMN refs;
-                        DROP TABLE ${s}.idempotency_keys; DELETE FROM ${s}.migrations WHERE version >= 2`)
+                        DROP TABLE ${s}.idempotency_keys; DROP TABLE ${s}.deployment; DELETE FROM ${s}.migrations WHERE version >= 2`)
     const migrated = await PostgresStore.open(db.url, { schema: s })
+    // A schema made before deployments had a token gets one.
+    expect(migrated.deployment).toMatch(/^[0-9a-f-]{36}$/)
     const { rows } = await client.query(`SELECT title, refs FROM ${s}.notifications ORDER BY no`)
     expect(rows).toEqual([
       { title: 'shared', refs: '2' },
@@ -360,7 +373,7 @@ describe('PostgresStore: what PostgreSQL adds', () => {
     await client.connect()
     await client.query(`INSERT INTO ${s}.migrations (version) VALUES (99)`)
     await client.end()
-    await expect(PostgresStore.open(db.url, { schema: s })).rejects.toThrow(/schema is version 99, newer than this belfry's \(3\)/)
+    await expect(PostgresStore.open(db.url, { schema: s })).rejects.toThrow(/schema is version 99, newer than this belfry's \(4\)/)
   }, 60_000)
 })
 

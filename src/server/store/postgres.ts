@@ -117,6 +117,13 @@ const MIGRATIONS: readonly string[] = [
      expires_at   bigint NOT NULL
    );
    CREATE INDEX idempotency_keys_by_expiry ON $s.idempotency_keys (expires_at);`,
+  // The deployment's identity (Store.deployment), made once: the events of another deployment on the same
+  // broker channel are told apart by it. Random, not derived from the URL: one database is reached by many names.
+  `CREATE TABLE $s.deployment (
+     id     int PRIMARY KEY CHECK (id = 1),
+     token  text NOT NULL DEFAULT gen_random_uuid()::text
+   );
+   INSERT INTO $s.deployment (id) VALUES (1);`,
 ]
 
 /** A key a publish records in its own transaction. */
@@ -180,6 +187,8 @@ export class PostgresStore implements Store {
   readonly #pruneBatch: number
   readonly #acks = new Batcher<number, number>(Math.max, (acks) => this.#writeAcks(acks), ackWindow)
   #closed = false
+  /** Read once at open: it never changes. */
+  #deployment = ''
 
   private constructor(pool: pg.Pool, schema: string, batch: number, pruneBatch: number) {
     this.#pool = pool
@@ -237,7 +246,7 @@ export class PostgresStore implements Store {
     pool.on('error', () => {})
     const store = new PostgresStore(pool, schema, fanOutBatch, pruneBatch)
     try {
-      await store.#migrate()
+      store.#deployment = await store.#migrate()
       await store.check()
     } catch (error) {
       await pool.end().catch(() => {})
@@ -246,13 +255,24 @@ export class PostgresStore implements Store {
     return store
   }
 
+  /**
+   * This deployment's token, kept in the schema: every process that opens it has the same (see
+   * {@link Store.deployment}). A copy of the database (a dump restored for staging) carries it too: one
+   * that shares a Redis channel with the original needs its own, `UPDATE <schema>.deployment SET token =
+   * gen_random_uuid()::text` before its processes start.
+   */
+  get deployment(): string {
+    return this.#deployment
+  }
+
   /** `$s.` in a statement is this store's schema. */
   #sql(text: string): string {
     return text.replaceAll('$s.', `${this.#s}.`)
   }
 
-  async #migrate(): Promise<void> {
-    await this.#tx(async (q) => {
+  /** Brings the schema to this belfry's version; resolves with the deployment's token. */
+  async #migrate(): Promise<string> {
+    return this.#tx(async (q) => {
       await q('SET LOCAL statement_timeout = 0')
       // One process at a time: the others wait here, then find the work done.
       await q(`SELECT pg_advisory_xact_lock(hashtext('belfry migrations ' || '${this.#s}'))`)
@@ -265,6 +285,7 @@ export class PostgresStore implements Store {
         await q(MIGRATIONS[v]!)
         await q('INSERT INTO $s.migrations (version) VALUES ($1)', [v + 1])
       }
+      return (await q('SELECT token FROM $s.deployment')).rows[0].token as string
     }, MIGRATION_TIMEOUT_MS)
   }
 

@@ -280,6 +280,19 @@ export interface ReadChange {
  */
 export interface Store {
   /**
+   * Which deployment this store's data belongs to: the same for every
+   * process that opens the data, another for any other data (a random token
+   * kept with it, made once). The server stamps the events it hands the
+   * broker with it, and drops those stamped with another: two deployments
+   * may share a broker's channel by mistake (Redis pub/sub ignores the
+   * database number), and their events name users by bare id and seq, so
+   * each would send the other's notifications to its own users of the same
+   * ids. A store several processes share should have one. Undefined for a
+   * store of one process (SQLite): its events go unstamped, and a stamped
+   * event that reaches it is another deployment's.
+   */
+  readonly deployment?: string | undefined
+  /**
    * Stores the notification once and gives each recipient an inbox entry with
    * its next seq (duplicates in `userIds` count once), all or nothing.
    * Resolves with the entries made. A broadcast or topic publish whose
