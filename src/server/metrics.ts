@@ -37,6 +37,8 @@ export interface Metrics {
   readonly rateLimitCuts: Tally
   /** Broker publishes that failed. */
   readonly brokerErrors: Tally
+  /** Broker events of another deployment, dropped. */
+  readonly foreignEvents: Tally
   /** A socket closed: with the code the server sent, or else the one the client sent (1006 when none came). */
   closed(code: number): void
   /** The server closed a socket that had not authenticated, with `code`. */
@@ -164,6 +166,10 @@ export function createMetrics(source: MetricsSource): Metrics {
 
   const brokerUp = gauge('broker_up', '1 while the broker carries events both ways (to this process and from it), else 0.')
   const brokerErrors = counter('broker_errors_total', "Broker publishes that failed (the event reached this process's connections only).")
+  const foreignEvents = counter(
+    'broker_foreign_events_total',
+    "Broker events of another deployment (stamped with another store's token), dropped: another deployment shares the channel.",
+  )
 
   const storeSeconds = timing('store_operation_seconds', 'Store operations, by operation.', 'operation', STORE_OPERATIONS)
   const storeErrors = labelled('store_errors_total', 'Store operations that failed, by operation.', 'operation', STORE_OPERATIONS)
@@ -216,6 +222,7 @@ export function createMetrics(source: MetricsSource): Metrics {
     slowConsumerCuts,
     rateLimitCuts,
     brokerErrors,
+    foreignEvents,
     closed: (code) => closes.inc({ code: CLOSE_CODES.has(code) ? String(code) : 'other' }),
     refused: (code) => {
       // Closed by shutdown, not refused.

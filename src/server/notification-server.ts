@@ -83,6 +83,11 @@ const STALE_READS = 5
 const LATE_READ_MS = 30_000
 /** Most ids remembered so per user: past it, the oldest go first. */
 const LATE_READ_IDS = 1000
+/**
+ * How often, at most, the server warns that it dropped events of another deployment: every event of
+ * theirs comes here while the channel is shared, and one line a minute (with the count) says enough.
+ */
+const FOREIGN_WARN_MS = 60_000
 
 /** What read changes told a user's connections here had become read, each until when (see {@link LATE_READ_MS}). */
 interface ToldRead {
@@ -150,6 +155,10 @@ export class NotificationServer {
   #reconcileDue = false
   /** An event failed to reach the broker: once it is back, the other processes are told to read the store. */
   #unannounced = false
+  /** The store's {@link Store.deployment}: stamped on the events this process hands the broker, and required of those it takes. */
+  readonly #deployment: string | undefined
+  /** Events of another deployment dropped since the last warning, and when that warning was (see {@link FOREIGN_WARN_MS}). */
+  #foreign = { dropped: 0, warnedAt: Number.NEGATIVE_INFINITY }
   /**
    * The broker hands events over at once, in this process (the in-process one): a read change's
    * frame then reaches the connections in commit order with everything else, its count as new as
@@ -182,6 +191,8 @@ export class NotificationServer {
     const { limits } = this.#options
     const store: Store = this.#options.store ?? new SqliteStore(this.#options.database)
     const broker: Broker = this.#options.broker ?? new InProcessBroker()
+    // From the store given: the metrics' timed copy of it has its methods only.
+    this.#deployment = store.deployment
     this.#ordered = broker instanceof InProcessBroker
     const log = this.#options.logger ?? pino({ name: 'belfry' })
     const metrics = this.#options.metrics && createMetrics({ stats: () => this.stats(), brokerUp: () => this.#hub.broker.up })
@@ -572,7 +583,8 @@ export class NotificationServer {
    * processes read the store (when the broker is back this process tells them
    * to; before that, their reconcile, or the gap the next notification shows).
    */
-  async #announce(event: BrokerEvent): Promise<void> {
+  async #announce(unstamped: BrokerEvent): Promise<void> {
+    const event = this.#deployment === undefined ? unstamped : { ...unstamped, deployment: this.#deployment }
     try {
       await this.#hub.broker.publish([event])
     } catch (error) {
@@ -684,6 +696,11 @@ export class NotificationServer {
 
   /** Hands a broker event to this process's connections of its users. */
   #route(event: BrokerEvent): void {
+    // Another deployment's (it shares the channel): its user ids and seqs are not this store's.
+    if (event.deployment !== undefined && event.deployment !== this.#deployment) {
+      this.#dropForeign(event.deployment)
+      return
+    }
     const { registry } = this.#hub
     if (event.kind === 'read') {
       // Even in commit order, a change that comes during a read of the user's state (a connection asked
@@ -705,6 +722,25 @@ export class NotificationServer {
       const data = connections.size > 1 ? Buffer.from(frame) : frame
       for (const c of connections) c.replay.deliver(seq, data)
     }
+  }
+
+  /**
+   * Counts an event of another deployment, and warns at most once a minute (see {@link FOREIGN_WARN_MS}):
+   * while the channel is shared, every event of theirs comes here. The drop is a defence, not a setup:
+   * a process of theirs on an older belfry ignores the stamp and takes this one's events, so the
+   * warning asks for channels apart.
+   */
+  #dropForeign(theirs: string): void {
+    this.#hub.metrics?.foreignEvents.inc()
+    const foreign = this.#foreign
+    foreign.dropped++
+    const now = performance.now()
+    if (now - foreign.warnedAt < FOREIGN_WARN_MS) return
+    this.#hub.log.warn(
+      { dropped: foreign.dropped, deployment: this.#deployment ?? null, theirs },
+      "broker: dropped events of another deployment on this broker's channel (Redis pub/sub ignores the database number); give each deployment its own Redis server or channel",
+    )
+    this.#foreign = { dropped: 0, warnedAt: now }
   }
 
   /** Tells a read change's frame, as it came, to the user's connections here but the one that made it. */

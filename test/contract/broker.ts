@@ -20,12 +20,15 @@ const notification = (n: number): BrokerEvent => ({
   deliveries: [{ userId: `u${n % 3}`, seq: n }],
   // Some carry users to catch up (an idempotent replay's), all or a list: carried as they are.
   ...(n % 4 === 1 && { catchUp: n % 8 === 1 ? 'all' : [`u${n % 3}`, 'x'] }),
+  // Most carry their deployment's stamp (a store's token), some none (a process of one, an older belfry): as they are.
+  ...(n % 3 !== 0 && { deployment: 'b9a7c2e0-5d1f-4c3a-9e8b-7f6d5c4b3a21' }),
 })
 const read = (userId: string): BrokerEvent => ({
   kind: 'read',
   userId,
   origin: 'c1',
   frame: '{"type":"read","ids":[],"all":true,"seq":1,"unreadCount":0}',
+  deployment: 'b9a7c2e0-5d1f-4c3a-9e8b-7f6d5c4b3a21',
 })
 
 export function brokerContract(name: string, makeBus: () => Promise<BrokerBus>): void {

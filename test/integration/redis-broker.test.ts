@@ -163,11 +163,12 @@ describe('RedisBroker', () => {
       const got: BrokerEvent[] = []
       broker.subscribe((e) => got.push(e))
       const badCatchUp = '[{"kind":"notification","shared":"{}","deliveries":[],"catchUp":[1]}]'
-      for (const garbage of ['not json {', '{"kind":"notification"}', '[{"kind":"nope"}]', '[1]', 'null', badCatchUp])
+      const badStamp = '[{"kind":"read","userId":"u","frame":"{}","deployment":7}]'
+      for (const garbage of ['not json {', '{"kind":"notification"}', '[{"kind":"nope"}]', '[1]', 'null', badCatchUp, badStamp])
         await raw.publish(channel, garbage)
       await broker.publish([notification(1)])
       await vi.waitFor(() => expect(got).toEqual([notification(1)]))
-      expect(lines.filter((l) => l.includes('dropped a malformed message'))).toHaveLength(6)
+      expect(lines.filter((l) => l.includes('dropped a malformed message'))).toHaveLength(7)
       expect(broker.up).toBe(true)
     } finally {
       await broker.close()

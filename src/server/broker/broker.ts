@@ -1,4 +1,4 @@
-import type { Delivery } from '../store/store.js'
+import type { Delivery, Store } from '../store/store.js'
 
 /**
  * What a broker carries: serialisable data only, so a real broker can carry it
@@ -8,8 +8,16 @@ import type { Delivery } from '../store/store.js'
  *   (serialised once); each receiving process completes it for the recipients
  *   it has connections of, and for no one else.
  * - `read`: a read-state change of one user, as a ready frame.
+ *
+ * Either may carry `deployment`: the {@link Store.deployment} of the process
+ * that published it. Users are named by bare id and seq, which mean nothing
+ * outside their deployment: a server drops an event stamped with another
+ * deployment's token (two deployments on one Redis channel, e.g. on two
+ * database numbers of one Redis server, which pub/sub ignores). An event
+ * without one is taken: a store of one process has none, and neither have
+ * the events of a belfry from before stamps (a rolling deploy).
  */
-export type BrokerEvent =
+export type BrokerEvent = (
   | {
       kind: 'notification'
       shared: string
@@ -24,6 +32,7 @@ export type BrokerEvent =
       catchUp?: readonly string[] | 'all'
     }
   | { kind: 'read'; userId: string; frame: string /** The connection that made the change; it got its own reply. */; origin?: string }
+) & { deployment?: string }
 
 /**
  * Fan-out between whatever committed a change and the connections that must

@@ -390,6 +390,7 @@ async function within<T>(command: Promise<T>, ms: number): Promise<T> {
 function isEvent(value: unknown): value is BrokerEvent {
   if (typeof value !== 'object' || value === null) return false
   const event = value as Record<string, unknown>
+  if (!(event.deployment === undefined || typeof event.deployment === 'string')) return false
   if (event.kind === 'notification') {
     const { catchUp } = event
     const users = catchUp === undefined || catchUp === 'all' || (Array.isArray(catchUp) && catchUp.every((id) => typeof id === 'string'))

@@ -1,0 +1,99 @@
+/**
+ * The deployment stamp on broker events (see `BrokerEvent` and `Store.deployment`): a server
+ * stamps what it hands the broker with its store's token, and drops an event stamped with
+ * another (a deployment sharing the broker's channel, whose user ids and seqs are not its
+ * store's), counted and warned of at most once a minute. An event with no stamp is taken (an
+ * older belfry's process, in a rolling deploy). On the in-process broker, which hands the server
+ * whatever is published on it, as another deployment's events would come through Redis.
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pino } from 'pino'
+import { afterEach, expect, it } from 'vitest'
+import { type BrokerEvent, InProcessBroker } from '../../src/server/broker/broker.js'
+import { SqliteStore } from '../../src/server/index.js'
+import { sharedPart } from '../../src/server/serialize.js'
+import { API_KEY, authedClient, settle, useServer } from '../helpers/server.js'
+
+const start = useServer()
+const dirs: string[] = []
+afterEach(() => {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true })
+})
+
+/** A SQLite store standing for one a deployment's processes share: with a token, or (undefined) without. */
+function store(deployment: string | undefined): SqliteStore {
+  const dir = mkdtempSync(join(tmpdir(), 'belfry-stamp-'))
+  dirs.push(dir)
+  const s = new SqliteStore(join(dir, 'belfry.db'))
+  if (deployment !== undefined) Object.defineProperty(s, 'deployment', { value: deployment })
+  return s
+}
+
+/** An event for ann's seq 1, titled, stamped or not. */
+const forAnn = (title: string, deployment?: string): BrokerEvent => ({
+  kind: 'notification',
+  shared: sharedPart({ id: `id-${title}`, title, body: '', priority: 'medium', timestamp: new Date().toISOString() }),
+  deliveries: [{ userId: 'ann', seq: 1 }],
+  ...(deployment !== undefined && { deployment }),
+})
+
+/** A logger whose warnings land in `warnings`. */
+function warnLog() {
+  const warnings: Record<string, unknown>[] = []
+  return { warnings, logger: pino({ level: 'warn' }, { write: (line: string) => warnings.push(JSON.parse(line)) }) }
+}
+
+it("stamps every event it hands the broker with its store's deployment", async () => {
+  const broker = new InProcessBroker()
+  const seen: BrokerEvent[] = []
+  broker.subscribe((e) => seen.push(e))
+  const t = await start({ store: store('ours'), broker })
+  const ann = await authedClient(t, 'ann')
+  await t.server.sendToUser('ann', { title: 'one', body: '' })
+  ann.send({ type: 'mark_read', all: true, requestId: 'r' })
+  await ann.next((f) => f.type === 'read' && f.requestId === 'r')
+  expect(seen.map((e) => [e.kind, e.deployment])).toEqual([
+    ['notification', 'ours'],
+    ['read', 'ours'],
+  ])
+  ann.close()
+})
+
+it("drops another deployment's events (counted, warned of once), takes its own and unstamped ones", async () => {
+  const broker = new InProcessBroker()
+  const { warnings, logger } = warnLog()
+  const t = await start({ store: store('ours'), broker, logger, metrics: true })
+  const ann = await authedClient(t, 'ann')
+  broker.publish([forAnn('theirs 1', 'theirs'), forAnn('theirs 2', 'theirs')])
+  broker.publish([
+    { kind: 'read', userId: 'ann', frame: '{"type":"read","ids":[],"all":true,"seq":1,"unreadCount":0}', deployment: 'theirs' },
+  ])
+  await settle(ann)
+  expect(ann.frames.filter((f) => f.type === 'notification' || f.type === 'read')).toEqual([])
+  // An older belfry's process (no stamp), in a rolling deploy: taken as before.
+  broker.publish([forAnn('unstamped')])
+  await ann.next((f) => f.type === 'notification' && f.title === 'unstamped')
+  const told = warnings.filter((w) => String(w.msg).includes('another deployment'))
+  expect(told).toHaveLength(1)
+  expect(told[0]).toMatchObject({ dropped: 1, deployment: 'ours', theirs: 'theirs' })
+  const res = await fetch(`${t.url}/metrics`, { headers: { authorization: `Bearer ${API_KEY}` } })
+  expect(await res.text()).toMatch(/^belfry_broker_foreign_events_total 3$/m)
+  ann.close()
+})
+
+it('with a store of one process (no deployment), sends events unstamped and drops stamped ones', async () => {
+  const broker = new InProcessBroker()
+  const seen: BrokerEvent[] = []
+  broker.subscribe((e) => seen.push(e))
+  const t = await start({ store: store(undefined), broker })
+  const ann = await authedClient(t, 'ann')
+  broker.publish([forAnn('theirs', 'theirs')])
+  await t.server.sendToUser('ann', { title: 'ours', body: '' })
+  await settle(ann)
+  // Its seq 1 is not ann's here: taken, it would have held back her real seq 1 as already sent.
+  expect(ann.of('notification').map((f) => [f.seq, f.title])).toEqual([[1, 'ours']])
+  expect(seen[1]).not.toHaveProperty('deployment')
+  ann.close()
+})
