@@ -41,14 +41,14 @@ async function main(): Promise<void> {
     process.exit(usage ? 2 : 1)
   }
   const log = pino({ name: 'belfry' })
-  const { secret, apiKey, database, dev, topicsClaim: claim, databaseUrl, redisUrl, metrics, retention } = config
+  const { secret, apiKey, database, dev, topicsClaim: claim, databaseUrl, redisUrl, redisChannel, metrics, retention } = config
   const fallback = dev ? serveDemo() : (_req: IncomingMessage, res: ServerResponse) => res.writeHead(404).end()
   // Each rejects with one line when its service cannot be reached: the process exits with it.
   const store = databaseUrl === undefined ? undefined : await PostgresStore.open(databaseUrl)
   const broker =
     redisUrl === undefined
       ? undefined
-      : await RedisBroker.connect(redisUrl, { logger: log }).catch(async (error: unknown) => {
+      : await RedisBroker.connect(redisUrl, { logger: log, channel: redisChannel }).catch(async (error: unknown) => {
           await store?.close()
           throw error
         })

@@ -22,6 +22,8 @@ export interface CliConfig {
   databaseUrl?: string
   /** Redis as the broker between processes (BELFRY_REDIS_URL). */
   redisUrl?: string
+  /** The Redis channel of this deployment's processes (BELFRY_REDIS_CHANNEL); absent: the broker's default, `belfry:events`. */
+  redisChannel?: string
   dev: boolean
   /** The token claim that lists the topics a user may subscribe to (BELFRY_TOPICS_CLAIM); absent: any topic. */
   topicsClaim?: string
@@ -61,6 +63,7 @@ Runs the notification server, configured by the environment:
   BELFRY_DB                  SQLite file (default ./belfry.db)
   BELFRY_DATABASE_URL        postgres:// URL, in place of BELFRY_DB
   BELFRY_REDIS_URL           redis:// URL: the broker between several processes
+  BELFRY_REDIS_CHANNEL       its channel, one per deployment on a Redis server (default belfry:events)
   BELFRY_TOPICS_CLAIM        token claim listing the topics a user may subscribe to
   BELFRY_METRICS             1: Prometheus metrics on /metrics
   BELFRY_METRICS_TOKEN       bearer token of /metrics (default: BELFRY_API_KEY)
@@ -108,6 +111,15 @@ export function readConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Cli
   if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
     throw new Error(`BELFRY_REDIS_URL must be a redis:// or rediss:// URL, got "${redactUrl(redisUrl).slice(0, 80)}"`)
   }
+  const redisChannel = env.BELFRY_REDIS_CHANNEL
+  // Redis takes any bytes; a name the logs can show, and no typo of whitespace, is what a deployment means.
+  if (redisChannel !== undefined && !/^[\x21-\x7e]{1,128}$/.test(redisChannel)) {
+    throw new Error(
+      `BELFRY_REDIS_CHANNEL must be 1–128 visible ASCII characters (no spaces), e.g. belfry:staging, got "${redisChannel.slice(0, 64)}"`,
+    )
+  }
+  if (redisChannel !== undefined && redisUrl === undefined)
+    throw new Error('BELFRY_REDIS_CHANNEL is set without BELFRY_REDIS_URL: set both, or neither')
   const database = env.BELFRY_DB ?? './belfry.db'
   const host = env.HOST || (dev ? '127.0.0.1' : undefined)
   const claim = env.BELFRY_TOPICS_CLAIM
@@ -138,6 +150,7 @@ export function readConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Cli
     database,
     ...(databaseUrl && { databaseUrl }),
     ...(redisUrl && { redisUrl }),
+    ...(redisChannel && { redisChannel }),
     dev,
     ...(claim && { topicsClaim: claim }),
     ...(metrics && { metrics }),

@@ -158,14 +158,15 @@ export async function createDatabase(pgUrl: string, prefix = 'c'): Promise<strin
 /**
  * Starts `size` belfry-server processes at once on a new database of the
  * PostgreSQL of `pgUrl` and on the Redis of `redisUrl` (the shared ones unless
- * told; they migrate the fresh schema together), and a balancer in front of
- * them.
+ * told; they migrate the fresh schema together), on the Redis channel
+ * `channel` (BELFRY_REDIS_CHANNEL; the default unless told), and a balancer in
+ * front of them.
  */
-export async function startCluster(options: { pgUrl?: string; redisUrl?: string; size?: number } = {}): Promise<Cluster> {
+export async function startCluster(options: { pgUrl?: string; redisUrl?: string; channel?: string; size?: number } = {}): Promise<Cluster> {
   const shared = inject('cluster')
-  const { pgUrl = shared.pgUrl, redisUrl = shared.redisUrl, size = 3 } = options
+  const { pgUrl = shared.pgUrl, redisUrl = shared.redisUrl, channel, size = 3 } = options
   const dbUrl = await createDatabase(pgUrl)
-  const env = { BELFRY_DATABASE_URL: dbUrl, BELFRY_REDIS_URL: redisUrl }
+  const env = { BELFRY_DATABASE_URL: dbUrl, BELFRY_REDIS_URL: redisUrl, ...(channel && { BELFRY_REDIS_CHANNEL: channel }) }
   const started = await Promise.allSettled(Array.from({ length: size }, (_, i) => startNode(i, env)))
   const nodes = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []))
   const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected')

@@ -29,6 +29,8 @@ let redis: RedisInstance
 let cluster: Cluster | undefined
 let tabs: Tab[] = []
 
+/** This deployment's channel (BELFRY_REDIS_CHANNEL), as two deployments on one Redis server need. */
+const CHANNEL = 'belfry:cluster-redis-test'
 const USERS = Array.from({ length: 50 }, (_, i) => `u${String(i).padStart(2, '0')}`)
 const TOPICS = { odd: USERS.filter((_, i) => i % 2 === 1), tens: USERS.filter((_, i) => i % 10 === 0) }
 
@@ -37,7 +39,7 @@ const TOPICS = { odd: USERS.filter((_, i) => i % 2 === 1), tens: USERS.filter((_
 // missing read of the store after the loss, is not due during its checkpoint.)
 beforeAll(async () => {
   redis = await startRedis()
-  cluster = await startCluster({ redisUrl: redis.url })
+  cluster = await startCluster({ redisUrl: redis.url, channel: CHANNEL })
   tabs = await openTabs(cluster.wsUrl, USERS, 3)
   await subscribeAll(cluster, TOPICS)
 })
@@ -45,6 +47,16 @@ afterAll(async () => {
   closeTabs(tabs)
   await cluster?.stop()
   await stopAllServices()
+})
+
+it('subscribes every process on the channel BELFRY_REDIS_CHANNEL names, none on the default', async () => {
+  const admin = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 })
+  await admin.connect()
+  try {
+    expect(await admin.pubsub('NUMSUB', CHANNEL, 'belfry:events')).toEqual([CHANNEL, 3, 'belfry:events', 0])
+  } finally {
+    admin.disconnect()
+  }
 })
 
 it('CLIENT KILL TYPE pubsub mid-stream: the processes subscribe again and read the store; nothing lost or doubled', async () => {
@@ -67,7 +79,7 @@ it('CLIENT KILL TYPE pubsub mid-stream: the processes subscribe again and read t
         await new Promise((resolve) => setTimeout(resolve, 30))
         await pause()
         await until(
-          async () => ((await admin.call('PUBSUB', 'NUMSUB', 'belfry:events')) as [string, number])[1] === 3,
+          async () => ((await admin.call('PUBSUB', 'NUMSUB', CHANNEL)) as [string, number])[1] === 3,
           20_000,
           'every process subscribed again',
         )

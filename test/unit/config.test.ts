@@ -202,6 +202,19 @@ describe('readConfig', () => {
     )
   })
 
+  it('reads BELFRY_REDIS_CHANNEL, a channel per deployment: visible ASCII, and only beside BELFRY_REDIS_URL', () => {
+    const base = { BELFRY_SECRET: 's'.repeat(16), BELFRY_API_KEY: 'k'.repeat(8), BELFRY_REDIS_URL: 'redis://cache:6379/1' }
+    expect(readConfig(base, [])).not.toHaveProperty('redisChannel')
+    expect(readConfig({ ...base, BELFRY_REDIS_CHANNEL: 'belfry:staging' }, [])).toMatchObject({ redisChannel: 'belfry:staging' })
+    for (const bad of ['', 'belfry staging', 'x'.repeat(129), 'belfry:é']) {
+      expect(() => readConfig({ ...base, BELFRY_REDIS_CHANNEL: bad }, []), bad).toThrow(
+        `BELFRY_REDIS_CHANNEL must be 1–128 visible ASCII characters (no spaces), e.g. belfry:staging, got "${bad.slice(0, 64)}"`,
+      )
+    }
+    const { BELFRY_REDIS_URL: _, ...withoutUrl } = base
+    expect(() => readConfig({ ...withoutUrl, BELFRY_REDIS_CHANNEL: 'belfry:staging' }, [])).toThrow(/without BELFRY_REDIS_URL/)
+  })
+
   it('reads BELFRY_METRICS and BELFRY_METRICS_TOKEN: /metrics off unless asked for, behind its token or the API key', () => {
     const base = { BELFRY_SECRET: 's'.repeat(16), BELFRY_API_KEY: 'k'.repeat(8) }
     expect(readConfig(base, [])).not.toHaveProperty('metrics')
