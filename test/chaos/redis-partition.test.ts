@@ -10,21 +10,15 @@
 import { randomBytes } from 'node:crypto'
 import { Redis } from 'ioredis'
 import { pino } from 'pino'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it } from 'vitest'
 import { PostgresStore, RedisBroker } from '../../src/server/index.js'
 import { MarkerProxy } from '../helpers/marker-proxy.js'
 import { authedClient, httpPublish, type RawClient, startServer, type TestServer } from '../helpers/server.js'
-import { type PgInstance, type RedisInstance, startPostgres, startRedis, stopAllServices } from '../helpers/services.js'
 import { ChaosProxy } from './proxy.js'
-import { sleep } from './util.js'
+import { ownServices, sleep } from './util.js'
 
-let db: PgInstance
-let redis: RedisInstance
-beforeAll(async () => {
-  db = await startPostgres()
-  redis = await startRedis()
-}, 180_000)
-afterAll(() => stopAllServices())
+// This file's own: its tests cut and slow them.
+const services = ownServices()
 
 const cleanUp: (() => Promise<unknown> | unknown)[] = []
 afterEach(async () => {
@@ -44,16 +38,16 @@ async function until(check: () => boolean, ms: number): Promise<boolean> {
 async function pair(): Promise<{ a: TestServer; b: TestServer; proxy: ChaosProxy }> {
   const schema = `p_${randomBytes(5).toString('hex')}`
   const channel = `belfry:${schema}`
-  const proxy = new ChaosProxy({ host: '127.0.0.1', port: redis.port })
+  const proxy = new ChaosProxy({ host: '127.0.0.1', port: services.redis.port })
   const proxyPort = await proxy.listen()
   cleanUp.push(() => proxy.close())
   const a = await startServer({
-    store: await PostgresStore.open(db.url, { schema }),
-    broker: await RedisBroker.connect(redis.url, { channel, logger }),
+    store: await PostgresStore.open(services.db.url, { schema }),
+    broker: await RedisBroker.connect(services.redis.url, { channel, logger }),
   })
   cleanUp.push(() => a.dispose())
   const b = await startServer({
-    store: await PostgresStore.open(db.url, { schema }),
+    store: await PostgresStore.open(services.db.url, { schema }),
     broker: await RedisBroker.connect(`redis://127.0.0.1:${proxyPort}`, { channel, logger }),
   })
   cleanUp.push(async () => {
@@ -121,13 +115,13 @@ describe('Redis slow to answer a resubscription', () => {
   it('ends with the broker up again: /healthz ok, delivery through the broker', async () => {
     // Longer than the publisher's 5 s commandTimeout: a SUBSCRIBE that timed out was never sent again.
     // Once armed, the next connection to send a SUBSCRIBE gets every reply 6 s late.
-    const proxy = new MarkerProxy(redis.port, (chunk, { client }) => setTimeout(() => client.write(chunk), 6000))
+    const proxy = new MarkerProxy(services.redis.port, (chunk, { client }) => setTimeout(() => client.write(chunk), 6000))
     const port = await proxy.listen()
     cleanUp.push(() => proxy.close())
     const broker = await RedisBroker.connect(`redis://127.0.0.1:${port}`, { channel: 'belfry:slow', logger })
     const s = await startServer({ broker })
     cleanUp.push(() => s.dispose())
-    const admin = new Redis(redis.url)
+    const admin = new Redis(services.redis.url)
     cleanUp.push(() => admin.disconnect())
     const ann = await authedClient(s, 'ann')
     expect((await httpPublish(s.url, { userId: 'ann', title: 'a', body: '' })).status).toBe(201)
@@ -150,7 +144,7 @@ describe('Redis slow to answer a resubscription', () => {
 describe('Redis silent at shutdown', () => {
   it('close() finishes within seconds when Redis stopped answering a moment ago (the partition not noticed yet)', async () => {
     // Regression: close() sent QUIT on connections still `ready`; the subscriber's has no command timeout, so shutdown (SIGTERM) hung until TCP gave up.
-    const proxy = new ChaosProxy({ host: '127.0.0.1', port: redis.port })
+    const proxy = new ChaosProxy({ host: '127.0.0.1', port: services.redis.port })
     const port = await proxy.listen()
     cleanUp.push(() => proxy.close())
     const broker = await RedisBroker.connect(`redis://127.0.0.1:${port}`, { channel: 'belfry:shutdown', logger })

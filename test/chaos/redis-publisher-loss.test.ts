@@ -10,19 +10,13 @@
 import { randomBytes } from 'node:crypto'
 import { Redis } from 'ioredis'
 import { pino } from 'pino'
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest'
+import { afterEach, expect, it } from 'vitest'
 import { PostgresStore, RedisBroker } from '../../src/server/index.js'
 import { authedClient, httpPublish, type RawClient, startServer, type TestServer } from '../helpers/server.js'
-import { type PgInstance, type RedisInstance, startPostgres, startRedis, stopAllServices } from '../helpers/services.js'
-import { sleep } from './util.js'
+import { ownServices, sleep } from './util.js'
 
-let db: PgInstance
-let redis: RedisInstance
-beforeAll(async () => {
-  db = await startPostgres()
-  redis = await startRedis()
-}, 180_000)
-afterAll(() => stopAllServices())
+// This file's own: its tests cut and slow them.
+const services = ownServices()
 
 const cleanUp: (() => Promise<unknown> | unknown)[] = []
 afterEach(async () => {
@@ -36,7 +30,7 @@ const health = async (s: TestServer) => ((await (await fetch(`${s.url}/healthz`)
 it('a process whose Redis publisher connection is lost (its subscriber still subscribed) says degraded on /healthz until the publisher is back', async () => {
   const schema = `w_${randomBytes(5).toString('hex')}`
   const channel = `belfry:${schema}`
-  const admin = new Redis(redis.url)
+  const admin = new Redis(services.redis.url)
   cleanUp.push(async () => {
     await admin.config('SET', 'maxclients', '10000')
     admin.disconnect()
@@ -44,17 +38,17 @@ it('a process whose Redis publisher connection is lost (its subscriber still sub
   const normal = async () =>
     [...((await admin.call('CLIENT', 'LIST', 'TYPE', 'normal')) as string).matchAll(/^id=(\d+)/gm)].map((m) => m[1]!)
   const others = await normal()
-  const brokerA = await RedisBroker.connect(redis.url, { channel, logger })
+  const brokerA = await RedisBroker.connect(services.redis.url, { channel, logger })
   // A's publisher: the one normal connection A made (its subscriber is in subscribe mode).
   const publisherA = (await normal()).filter((id) => !others.includes(id))
   expect(publisherA).toHaveLength(1)
   const statuses: boolean[] = []
   brokerA.onStatus((up) => statuses.push(up))
-  const a = await startServer({ store: await PostgresStore.open(db.url, { schema }), broker: brokerA })
+  const a = await startServer({ store: await PostgresStore.open(services.db.url, { schema }), broker: brokerA })
   cleanUp.push(() => a.dispose())
   const b = await startServer({
-    store: await PostgresStore.open(db.url, { schema }),
-    broker: await RedisBroker.connect(redis.url, { channel, logger }),
+    store: await PostgresStore.open(services.db.url, { schema }),
+    broker: await RedisBroker.connect(services.redis.url, { channel, logger }),
   })
   cleanUp.push(() => b.dispose())
   const bob = await authedClient(b, 'bob')

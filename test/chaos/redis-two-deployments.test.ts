@@ -9,19 +9,13 @@
  */
 import { randomBytes } from 'node:crypto'
 import { pino } from 'pino'
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest'
+import { afterEach, expect, it } from 'vitest'
 import { PostgresStore, RedisBroker } from '../../src/server/index.js'
 import { authedClient, httpPublish, startServer, type TestServer } from '../helpers/server.js'
-import { type PgInstance, type RedisInstance, startPostgres, startRedis, stopAllServices } from '../helpers/services.js'
-import { sleep } from './util.js'
+import { ownServices, sleep } from './util.js'
 
-let db: PgInstance
-let redis: RedisInstance
-beforeAll(async () => {
-  db = await startPostgres()
-  redis = await startRedis()
-}, 180_000)
-afterAll(() => stopAllServices())
+// This file's own: its tests cut and slow them.
+const services = ownServices()
 
 const servers: TestServer[] = []
 afterEach(async () => {
@@ -36,8 +30,8 @@ async function deployment(redisDb: number): Promise<TestServer & { warnings: Rec
   const warnings: Record<string, unknown>[] = []
   const logger = pino({ level: 'warn' }, { write: (line: string) => warnings.push(JSON.parse(line)) })
   const s = await startServer({
-    store: await PostgresStore.open(db.url, { schema }),
-    broker: await RedisBroker.connect(`${redis.url}/${redisDb}`, { logger: silent }),
+    store: await PostgresStore.open(services.db.url, { schema }),
+    broker: await RedisBroker.connect(`${services.redis.url}/${redisDb}`, { logger: silent }),
     logger,
   })
   servers.push(s)

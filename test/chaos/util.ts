@@ -6,8 +6,10 @@
  */
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
+import { afterAll, beforeAll } from 'vitest'
 import WebSocket from 'ws'
 import { type ClientOptions, memoryStorage, type Notification, NotificationClient, type StatusEvent } from '../../src/index.js'
+import { type PgInstance, type RedisInstance, startPostgres, startRedis, stopAllServices } from '../helpers/services.js'
 
 export interface Rng {
   seed: number
@@ -116,3 +118,18 @@ export function strictlyIncreasing(seqs: readonly number[]): boolean {
 
 /** The integers from `from` to `to`, inclusive. */
 export const range = (from: number, to: number): number[] => Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i)
+
+/**
+ * A PostgreSQL and a Redis of the calling file's own (its tests stop, cut or
+ * slow them), started before its tests and stopped after them; read their
+ * `db` and `redis` inside the tests.
+ */
+export function ownServices(): { readonly db: PgInstance; readonly redis: RedisInstance } {
+  const services = {} as { db: PgInstance; redis: RedisInstance }
+  beforeAll(async () => {
+    services.db = await startPostgres()
+    services.redis = await startRedis()
+  }, 180_000)
+  afterAll(() => stopAllServices())
+  return services
+}
