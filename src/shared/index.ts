@@ -125,7 +125,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
     /**
      * When the leader last said anything, or later: a leader whose provider failed puts it at its own retry, so that
      * no word of another tab (a failing one's too) nor a hidden beat has it take the lock back before then
-     * (`Math.max` wherever it is heard).
+     * (`Math.max` wherever it is heard), unless it follows a leader online first (see follow()).
      */
     let lastWord: number
     /** The tab's one timer: the retry of a failed join, then the interval of beats and watching the leader (clearTimeout clears either, and its name the client has too). */
@@ -221,6 +221,10 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
       if (state === 'closed' || state === to) return
       state = to
       if (to === 'online') {
+        // A tab that stepped down on a failing provider (`fails`) and follows a leader online queues for the lock now,
+        // as every follower is queued, not at its retry: that leader's tab may close before then, and no tab would take
+        // over. (Tabs whose providers all fail never go online: each keeps to its retry.)
+        if (fails && !link) follow(false)
         fetching = fails = 0
         // Another database: its numbering, in which what was held for a gap (of the old one) means other notifications.
         if (snap.seq < cursor) {
@@ -256,8 +260,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
       cursor = want = a.since ?? 0
       channel = new Channel(`belfry:${url}#${user ?? ''}`)
       channel.onmessage = receive
-      lastWord = Date.now()
-      queue(false)
+      follow(false)
       post({})
       watch = setInterval(() => {
         // Leading: the state again, every `beat` ms, which also puts right a tab that missed a message.
@@ -267,10 +270,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
         // leader woken to a lost lock does.
         else if (globalThis.document?.hidden || Date.now() - lastWord > stale + 2 * beat) lastWord = Math.max(lastWord, Date.now())
         // A leader that has said nothing for `stale` ms is frozen or gone: a visible tab takes its place.
-        else if (Date.now() - lastWord > stale) {
-          lastWord = Date.now()
-          queue(true)
-        }
+        else if (Date.now() - lastWord > stale) follow(true)
       }, beat)
     }
 
@@ -285,7 +285,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
       locks
         .request(channel!.name, { steal }, () => ask === asked && lead())
         // The lock was stolen: follow (unless this request was replaced or the tab left).
-        .catch(() => ask === asked && follow())
+        .catch(() => ask === asked && follow(false))
     }
 
     /** Holds the lock until it steps down: opens the socket and relays what it gets. (A tab that left, closed or not, bumped `asked`: its grant never gets here.) */
@@ -304,8 +304,8 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
           if (s.to === 'closed') close(s.reason)
           else set(s.to, s)
           // The tab's token (or url) provider failed, its session gone maybe: a tab whose provider works leads
-          // meanwhile. This one queues again when its socket would have retried, and till then takes no silence for a
-          // frozen leader's (a tab alone retries at the pace of a socket of its own).
+          // meanwhile. This one queues again when its socket would have retried (or once it follows a leader online), and
+          // till then takes no silence for a frozen leader's (a tab alone retries at the pace of a socket of its own).
           if (s.reason === 'token or url failed') {
             fails++
             stepDown?.()
@@ -327,15 +327,21 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
       })
     }
 
-    /** Stops leading (a newer leader took over while this tab was frozen) and queues again. */
-    const follow = (): void => {
-      // Woken to a lost lock, its overdue timers may run before the new leader's word arrives: wait for it.
-      lastWord = Math.max(lastWord, Date.now())
+    /**
+     * Waits for a leader's word from now on and queues for the lock (`steal`: takes it from a leader that stopped
+     * beating): as the tab joins or steals, once it stops leading (a newer leader took over while it was frozen), and
+     * once it follows a leader online after it stepped down on a failing provider (before its retry).
+     */
+    const follow = (steal: boolean): void => {
+      // Woken to a lost lock, its overdue timers may run before the new leader's word arrives: wait for it. `lastWord`
+      // is ahead of now only from a failed leader's stepping down to its retry (its next lead or steal comes after):
+      // following a leader online then, the tab drops it with the retry, as it waited for a tab whose provider works.
+      lastWord = Date.now()
       if (link) {
         stepDown!()
         set('reconnecting', { reason: 'step down' })
       }
-      queue(false)
+      queue(steal)
     }
 
     const receive = ({ data: m }: MessageEvent<Message>): void => {
@@ -348,7 +354,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
       }
       if (m.e < epoch || (m.to && m.to !== tab) || m.not === tab) return
       // A newer leader while this tab leads: it was frozen and replaced.
-      if (m.e > epoch && link) follow()
+      if (m.e > epoch && link) follow(false)
       if (link) return
       epoch = m.e
       lastWord = Math.max(lastWord, Date.now())

@@ -142,3 +142,66 @@ describe('belfry/shared: a follower’s user check answered late', () => {
     expect([groups, follower.client.mode, follower.client.state]).toEqual([['u1'], 'follower', 'online'])
   })
 })
+
+/**
+ * A leader whose token provider failed steps down and queues again at its
+ * retry, or as soon as it follows a leader online, whichever comes first:
+ * queued as every follower is, it takes over when that leader's tab closes,
+ * and from a leader that stops beating `stale` ms after its last word.
+ */
+describe('belfry/shared: a tab that stepped down on a failing token provider, then followed a leader online', () => {
+  /** Tab a, whose provider failed once (its retry 20 s away), follows tab b, which leads online; `freezeB` silences b's channel. */
+  async function steppedDownThenFollowing() {
+    const server = startMockServer()
+    const locks = new FakeLocks()
+    let calls = 0
+    const a = createClient(server, {
+      // The join's call works, its socket's fails once (a session being renewed), and every later one works.
+      token: () => {
+        if (++calls === 2) throw new Error('session being renewed')
+        return jwt('u1')
+      },
+      // The backoff after a few failures in a row (the default reaches 30 s).
+      backoff: () => 20_000,
+      connection: shared(locks, 'a'),
+    })
+    a.client.on('error', () => {})
+    a.client.connect()
+    await tick(100)
+    expect(a.log.statuses.map((s) => s.reason)).toContain('token or url failed')
+    // Another tab of the user, whose provider works, takes over; tab a follows it, online.
+    let frozen = false
+    const b = createClient(server, {
+      token: () => jwt('u1'),
+      connection: sharedConnection({
+        locks: locks.forTab('b'),
+        BroadcastChannel: class extends FakeChannel {
+          override postMessage(m: unknown) {
+            if (!frozen) super.postMessage(m)
+          }
+        } as unknown as typeof BroadcastChannel,
+      }),
+    })
+    b.client.connect()
+    await tick(200)
+    expect([a.client.mode, a.client.state, b.client.mode, b.client.state]).toEqual(['follower', 'online', 'leader', 'online'])
+    const lead = () => ({ mode: a.client.mode, state: a.client.state, lockHolder: locks.holder(`belfry:${server.url}#u1`) ?? 'none' })
+    return { b, lead, freezeB: () => (frozen = true) }
+  }
+
+  it('leads when that leader’s tab closes, not only when its old retry fires', async () => {
+    const { b, lead } = await steppedDownThenFollowing()
+    // The leading tab is closed: well within a `stale` (3 s) and two beats, tab a leads (its retry is 20 s away).
+    b.client.close()
+    await tick(6_000)
+    expect(lead()).toEqual({ mode: 'leader', state: 'online', lockHolder: 'a' })
+  })
+
+  it('takes the lock from that leader once it stops beating, `stale` ms after its last word, not after its old retry', async () => {
+    const { lead, freezeB } = await steppedDownThenFollowing()
+    // The leading tab freezes (its channel silent): tab a, visible, takes over after `stale` (3 s) and a beat or two.
+    freezeB()
+    await tick(6_000)
+    expect(lead()).toEqual({ mode: 'leader', state: 'online', lockHolder: 'a' })
+  })
+})
