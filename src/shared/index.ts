@@ -276,12 +276,11 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
 
     /** Asks for the lock: queued behind the leader, or taken from a leader that stopped beating. */
     const queue = (steal: boolean): void => {
-      // A closed tab never queues (a status handler may close it as it steps down, before it queues again).
-      if (state === 'closed') return
       clearTimeout(retry)
       const ask = ++asked
-      // The lock's name is the group's channel's: open whenever the tab queues (join() opens it first; leave() clears
-      // every way here and a closed tab returned above), and no variable of its own to keep.
+      // The lock's name is the group's channel's: open whenever the tab queues (join() opens it first; a closed tab never
+      // gets here: follow() looks, and leave() clears the interval and the retry, which a closed tab never arms), and no
+      // variable of its own to keep.
       locks
         .request(channel!.name, { steal }, () => ask === asked && lead())
         // The lock was stolen: follow (unless this request was replaced or the tab left).
@@ -298,17 +297,19 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
         auth,
         status: (s) => {
           if (link !== socket) return // stepping down
-          // biome-ignore lint/suspicious/noAssignInExpressions: keeps belfry/shared within its size budget
-          post({ e: epoch, s: (last = s), n: snap })
+          last = s
+          announce()
           // The socket gave up for good (the token was refused): so does this tab, and another leads.
           if (s.to === 'closed') close(s.reason)
           else set(s.to, s)
           // The tab's token (or url) provider failed, its session gone maybe: a tab whose provider works leads
           // meanwhile. This one queues again when its socket would have retried (or once it follows a leader online), and
           // till then takes no silence for a frozen leader's (a tab alone retries at the pace of a socket of its own).
-          if (s.reason === 'token or url failed') {
+          // Unless a handler of this status closed the tab: that stepped down (no `stepDown` left) and cleared the
+          // timers already, and a retry armed now would outlive the tab.
+          if (s.reason === 'token or url failed' && stepDown) {
             fails++
-            stepDown?.()
+            stepDown()
             lastWord = Date.now() + s.retryIn!
             retry = setTimeout(queue, s.retryIn, false)
           }
@@ -341,7 +342,8 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
         stepDown!()
         set('reconnecting', { reason: 'step down' })
       }
-      queue(steal)
+      // A closed tab never queues (a status handler may close it as it steps down).
+      if (state !== 'closed') queue(steal)
     }
 
     const receive = ({ data: m }: MessageEvent<Message>): void => {

@@ -40,6 +40,34 @@ describe('belfry/shared: close() leaves no timer behind', () => {
     expect(vi.getTimerCount()).toBe(0)
   })
 
+  it('closed from a status handler of that very step-down (the app stops on a lost session): no retry is armed after', async () => {
+    const server = startMockServer()
+    let calls = 0
+    const { client } = createClient(server, {
+      // The join's call works; the socket's fails (signed out).
+      token: () => {
+        if (++calls > 1) throw new Error('signed out')
+        return jwt('u1')
+      },
+      backoff: () => 20_000,
+      connection: shared(new FakeLocks(), 'a'),
+    })
+    client.on('error', () => {})
+    let closedOn: string | undefined
+    client.on('status', (e) => {
+      if (e.reason === 'token or url failed' && !closedOn) {
+        closedOn = e.reason
+        client.close()
+      }
+    })
+    client.connect()
+    await tick(100)
+    expect([closedOn, client.state]).toEqual(['token or url failed', 'closed'])
+    await tick()
+    // The leader's retry (setTimeout(queue, 20 s), the backoff's) would be armed after leave() had cleared the timers.
+    expect(vi.getTimerCount()).toBe(0)
+  })
+
   it('while a follower’s user check waits for a token provider that hangs (its time limit)', async () => {
     const server = startMockServer()
     const locks = new FakeLocks()
