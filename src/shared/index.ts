@@ -121,7 +121,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
     /** While the tab's token is asked for its user, the check's time limit: notifications wait (are fetched later) till it answers or passes. */
     let checking: ReturnType<typeof setTimeout> | undefined
     /** The latest check (its time limit), answered or not, until the tab leaves its group: only its answer may move the tab. */
-    let check: typeof checking
+    let check: unknown
     /**
      * When the leader last said anything, or later: a leader whose provider failed puts it at its own retry, so that
      * no word of another tab (a failing one's too) nor a hidden beat has it take the lock back before then
@@ -290,7 +290,8 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
     /** Holds the lock until it steps down: opens the socket and relays what it gets. (A tab that left, closed or not, bumped `asked`: its grant never gets here.) */
     const lead = (): Promise<void> => {
       epoch = Math.max(Date.now(), epoch + 1)
-      fetching = 0
+      // Its own socket asks the token from now on: a follower's check still out is stale (0: no timer's id).
+      check = fetching = 0
       held = {}
       const socket = solo({
         ...host,
@@ -317,14 +318,15 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
         online: (f) => (snap = { ...f, legacy: socket.legacy }),
         frame: relay,
       })
-      link = socket
-      socket.connect()
       return new Promise<void>((done) => {
         stepDown = () => {
           stepDown = link = undefined
           socket.close()
           done()
         }
+        link = socket
+        // After stepDown is set: connect() tells `connecting` at once, and a handler that closes the tab then steps it down.
+        socket.connect()
       })
     }
 
