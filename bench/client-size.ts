@@ -24,5 +24,10 @@ export const REACT_SIZE_LIMIT_BYTES = 1024
  */
 export const SHARED_SIZE_BUDGET_BYTES = 1664
 
-/** What belfry/desktop may add to the client, min + gzip (level 9), measured the same way. */
-export const DESKTOP_SIZE_BUDGET_BYTES = 1280
+/**
+ * What belfry/desktop may add to the client, min + gzip (level 9), measured
+ * the same way. It was 1,280 B; it is more since the hand-off also carries what
+ * the summary on the desktop told, checks what it takes, and a click on a
+ * summary starts the count over in every tab.
+ */
+export const DESKTOP_SIZE_BUDGET_BYTES = 1328

@@ -77,8 +77,6 @@ export interface DesktopNotifications<Data extends object = JsonObject> {
   stop(): void
 }
 
-const SUMMARY_TAG = 'belfry:summary'
-
 /** A value as the client's TypeErrors show what they got (its `show`): a string quoted, an object or function by its type. */
 const got = (v: unknown) => (typeof v === 'string' ? JSON.stringify(v) : v && /^[of]/.test(typeof v) ? typeof v : String(v))
 
@@ -94,9 +92,10 @@ const ownVisible = () => doc()?.visibilityState === 'visible'
  * never shown alone: it counts towards a summary. One read already (on
  * another tab or device) is not news: never shown, and one read while it
  * waits drops out of the summary. A summary tells all those of the summary
- * it replaces too, till one is clicked. A leader whose tab goes away (closed,
- * reloaded) before its summary is due hands what waits to the tab that leads
- * next, which shows the summary.
+ * it replaces too, till one is clicked (in any of the user's tabs). A leader
+ * whose tab goes away (closed, reloaded) hands what waits and what its
+ * summary told to the tab that leads next, which shows the summary when due
+ * and counts the told ones in its next.
  */
 export function desktopNotifications<Data extends object = JsonObject>(
   client: NotificationClient<Data>,
@@ -146,24 +145,39 @@ export function desktopNotifications<Data extends object = JsonObject>(
   }
   if (onClick) listeners.click.add(onClick)
   const cleanup: (() => void)[] = []
+  /** Listens to `target` till stop(). */
+  const listen = (target: EventTarget, type: string, f: () => void) => {
+    target.addEventListener(type, f)
+    cleanup.push(() => target.removeEventListener(type, f))
+  }
+
+  // A leader that goes away (its tab closed, reloaded, navigated) hands what its summaries told and what waits for the
+  // next to the tab that leads next: Chromium never shows one constructed in pagehide (it is shown a task later, which
+  // never comes), while a BroadcastChannel message posted then arrives. Its name is the visible lock's: the same user's tabs.
+  // Only where there are window events (pagehide): Node has a BroadcastChannel, but no tab to close.
+  const channel =
+    (globalThis as { addEventListener?: object }).addEventListener && globalThis.BroadcastChannel && new BroadcastChannel(visibleLock)
 
   const permission = (): DesktopPermission => (broken || typeof Ctor !== 'function' ? 'unsupported' : Ctor.permission)
   let told = permission()
   const tell = () => {
-    const now = permission()
-    if (now === told) return
-    told = now
-    for (const f of listeners.permission) f(now)
+    // biome-ignore lint/suspicious/noAssignInExpressions: keeps belfry/desktop within its size budget
+    if (told !== (told = permission())) for (const f of listeners.permission) f(told)
   }
 
   /** Shows one, or learns that this browser cannot (its constructor throws 'Illegal constructor'). */
   const show = ({ title, options: o }: DesktopContent, tag: string, n?: Notification<Data>) => {
     try {
-      const shown = new Ctor(title, { ...o, tag, data: n ? { id: n.id, seq: n.seq } : undefined })
+      const shown = new Ctor(title, { ...o, tag, data: n && { id: n.id, seq: n.seq } })
       shown.onclick = () => {
         globalThis.focus?.()
         shown.close()
-        if (!n) waiting = []
+        if (!n) {
+          waiting = []
+          // The count starts over in every tab of the user's (each with a socket of its own counts its own): an empty
+          // list, which a tab of an earlier version takes as nothing handed on.
+          if (channel) channel.postMessage([])
+        }
         for (const f of listeners.click) f(n)
       }
       last = Date.now()
@@ -182,14 +196,19 @@ export function desktopNotifications<Data extends object = JsonObject>(
 
   const flush = async () => {
     timer = undefined
-    if (waiting.length && (await mayShow())) show(summary(waiting.length), SUMMARY_TAG)
+    if (waiting.length && (await mayShow())) show(summary(waiting.length), 'belfry:summary')
     else waiting = []
   }
 
-  /** One more for the summary, shown `interval` after the last one shown (and never sooner than `interval` from now). */
-  const wait = (n: Notification<Data>) => {
+  /**
+   * One more for the summary, shown `interval` after the last one shown (and never sooner than `interval` from now);
+   * one a summary told already (`toldBefore`, handed on) only counts in the next. One held already (handed on twice,
+   * or by a tab with a socket of its own that has it too) counts once.
+   */
+  const wait = (n: Notification<Data>, toldBefore?: boolean) => {
+    if (waiting.some((w) => w.id === n.id)) return
     waiting.push(n)
-    timer ??= setTimeout(() => flush().catch(fail), Math.max(interval, last + interval - Date.now()))
+    if (!toldBefore) timer ??= setTimeout(() => flush().catch(fail), Math.max(interval, last + interval - Date.now()))
   }
 
   cleanup.push(
@@ -199,11 +218,8 @@ export function desktopNotifications<Data extends object = JsonObject>(
         if (n.read || (filter && !filter(n))) return
         // A tab visible: the user sees the app, and what the summaries told is no news either. (A follower
         // shows nothing, and a leader gone, whose summary it may show, sends no more.)
-        if (!(await mayShow())) {
-          waiting = []
-          return
-        }
-        if (n.replayed || timer || Date.now() - last < interval) wait(n)
+        if (!(await mayShow())) waiting = []
+        else if (n.replayed || timer || Date.now() - last < interval) wait(n)
         else show(render(n), n.id, n)
       })().catch(fail)
     }),
@@ -213,18 +229,17 @@ export function desktopNotifications<Data extends object = JsonObject>(
     }),
   )
 
-  // A leader that goes away (its tab closed, reloaded, navigated) hands what its next summary will tell to the tab that
-  // leads next: Chromium never shows one constructed in pagehide (it is shown a task later, which never comes), while
-  // a BroadcastChannel message posted then arrives. Its name is the visible lock's: the same user's tabs.
-  const channel = 'addEventListener' in globalThis && globalThis.BroadcastChannel && new BroadcastChannel(visibleLock)
   if (channel) {
-    const leave = () => timer && client.mode === 'leader' && channel.postMessage(waiting)
-    channel.onmessage = (e) => e.data.map(wait)
-    addEventListener('pagehide', leave)
-    cleanup.push(() => {
-      removeEventListener('pagehide', leave)
-      channel.close()
-    })
+    // Not only while a summary is pending: what the one on the desktop told counts in the next leader's summary too.
+    // Marked told when none is pending, so that the next shows none for them alone (a pending one tells them all).
+    const leave = () => waiting[0] && client.mode === 'leader' && channel.postMessage(waiting.map((n) => ({ ...n, told: !timer })))
+    // Only a list of notifications, with an id and a seq (any script of the origin may post on the channel, and a tab
+    // of another deploy); an empty list is a click's reset.
+    channel.onmessage = ({ data }) =>
+      // biome-ignore lint/suspicious/noAssignInExpressions: keeps belfry/desktop within its size budget
+      Array.isArray(data) && (data[0] ? data.map((n) => typeof n?.id === 'string' && n.seq >= 0 && wait(n, n.told)) : (waiting = []))
+    listen(globalThis, 'pagehide', leave)
+    cleanup.push(() => channel.close())
   }
 
   // While visible, this tab holds a shared lock: the other tabs' anyTabVisible sees it.
@@ -244,11 +259,8 @@ export function desktopNotifications<Data extends object = JsonObject>(
       }
     }
     track()
-    doc()!.addEventListener('visibilitychange', track)
-    cleanup.push(() => {
-      doc()!.removeEventListener('visibilitychange', track)
-      release?.()
-    })
+    listen(doc()!, 'visibilitychange', track)
+    cleanup.push(() => release?.())
   }
 
   // A change made in the browser's settings.
@@ -256,8 +268,7 @@ export function desktopNotifications<Data extends object = JsonObject>(
     ?.query({ name: 'notifications' })
     .then((status) => {
       if (stopped) return
-      status.addEventListener('change', tell)
-      cleanup.push(() => status.removeEventListener('change', tell))
+      listen(status, 'change', tell)
     })
     .catch(() => {})
 

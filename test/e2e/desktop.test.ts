@@ -75,6 +75,7 @@ const stubOf = (page: Page) => page.evaluate(() => (window as unknown as { stub:
 const shownOn = async (list: Page[]) => (await Promise.all(list.map(stubOf))).map((s) => s.shown)
 const badge = (page: Page) => page.locator('[data-testid="badge"]').textContent()
 const modeOf = (page: Page) => page.locator('[data-testid="mode"]').getAttribute('data-mode')
+const titlesOn = async (page: Page) => (await stubOf(page)).shown.map((s) => s.title)
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** belfry/desktop as an app bundles it, exposed as `belfryDesktop`: for an instance of a test's own beside the demo's. */
@@ -98,6 +99,18 @@ async function publishAndWait(list: Page[], title: string, count: number): Promi
   for (const page of list)
     await page.waitForFunction((n) => document.querySelector('[data-testid="badge"]')?.textContent === String(n), count)
   await sleep(100)
+}
+
+/** Publishes n`from` to n`to` and waits until every page has counted them all. */
+async function burst(list: Page[], from: number, to: number): Promise<void> {
+  for (let i = from; i <= to; i++) expect(await publish(e2e.demo.url, { userId: 'ann', title: `n${i}`, body: '' })).toBe(201)
+  for (const page of list) await page.waitForFunction((n) => document.querySelector('[data-testid="badge"]')?.textContent === String(n), to)
+}
+
+/** The page of `list` that leads, once one does. */
+async function leaderOf(list: Page[]): Promise<Page> {
+  await expect.poll(async () => (await Promise.all(list.map(modeOf))).filter((m) => m === 'leader').length).toBe(1)
+  return list[(await Promise.all(list.map(modeOf))).indexOf('leader')]!
 }
 
 describe('belfry/desktop in Chromium', () => {
@@ -172,6 +185,65 @@ describe('belfry/desktop in Chromium', () => {
     const rest = three.filter((p) => p !== leader)
     await sleep(2500)
     expect((await shownOn(rest)).flat().map((s) => s.title)).toEqual(['2 new notifications'])
+  })
+
+  it("counts once what is handed on twice: the leader's page closed, then the next leader's, both before the summary is due", async () => {
+    await stubs()
+    // B is closed as soon as it leads: Chromium logs the socket it was opening.
+    e2e.allow(/WebSocket is closed before the connection is established/)
+    const three = [await tab(true), await tab(true), await tab(true)]
+    for (const page of three) await setVisible(page, false)
+    await burst(three, 1, 3)
+    const a = await leaderOf(three)
+    expect(await titlesOn(a)).toEqual(['n1']) // n2 and n3 wait for "2 new notifications"
+    // The user closes two of the three pages in quick succession: A hands n2 and n3 to B and C, then B to C again.
+    await a.close()
+    const rest = three.filter((p) => p !== a)
+    const b = await leaderOf(rest)
+    await b.close()
+    const c = rest.find((p) => p !== b)!
+    await expect.poll(() => modeOf(c)).toBe('leader')
+    await expect.poll(() => titlesOn(c), { timeout: 5000 }).not.toEqual([])
+    await sleep(300)
+    expect(await titlesOn(c)).toEqual(['2 new notifications'])
+  })
+
+  it("counts once what a page with a socket of its own holds already when the shared leader's page hands it on", async () => {
+    await stubs()
+    // The same user's pages: two sharing a connection, one with a socket of its own (say opened before a
+    // deploy turned belfry/shared on).
+    const shared = [await tab(true), await tab(true)]
+    const solo = await tab(false)
+    for (const page of [...shared, solo]) await setVisible(page, false)
+    await burst([...shared, solo], 1, 3)
+    const leader = await leaderOf(shared)
+    expect(await titlesOn(leader)).toEqual(['n1'])
+    expect(await titlesOn(solo)).toEqual(['n1']) // and waits for its own "2 new notifications" (the same tag)
+    await leader.close()
+    await expect.poll(() => titlesOn(solo), { timeout: 5000 }).toHaveLength(2)
+    await sleep(300)
+    expect(await titlesOn(solo)).toEqual(['n1', '2 new notifications'])
+  })
+
+  it("counts in the next leader's summary what the unseen summary of the closed leader's page told", async () => {
+    await stubs()
+    const two = [await tab(true), await tab(true)]
+    for (const page of two) await setVisible(page, false)
+    await burst(two, 1, 4)
+    const a = await leaderOf(two)
+    const b = two.find((p) => p !== a)!
+    // n1 alone, then the summary of n2 to n4 on the desktop, unseen (not clicked, no page visible).
+    await expect.poll(() => titlesOn(a), { timeout: 5000 }).toEqual(['n1', '3 new notifications'])
+    // The leader's page is closed with its summary up, none pending; B leads.
+    await a.close()
+    await expect.poll(() => modeOf(b)).toBe('leader')
+    // Two more within an interval: B's summary replaces "3 new notifications" (one tag). (n5 is shown alone, or
+    // counts in that summary too if it came as B's catch-up.)
+    await burst([b], 5, 6)
+    await expect.poll(async () => (await titlesOn(b)).some((t) => /new notification/.test(t)), { timeout: 5000 }).toBe(true)
+    const summary = (await titlesOn(b)).findLast((t) => /new notification/.test(t))!
+    // It tells those of the summary it replaces too (n2 to n4, none read), and n6.
+    expect(Number.parseInt(summary, 10)).toBeGreaterThanOrEqual(4)
   })
 
   it('shows 50 notifications replayed on a reconnect as one summary at most, none one by one', async () => {

@@ -252,7 +252,8 @@ describe('desktopNotifications', () => {
     follower.mode('leader')
     await vi.advanceTimersByTimeAsync(2000)
     expect(follower.shown.map((s) => [s.title, s.options.tag])).toEqual([['2 new notifications', 'belfry:summary']])
-    // A leader with nothing waiting (its summary shown) hands nothing: the next would tell it again.
+    // A leader whose summary is up (none pending) hands what it told, marked: the next shows no summary for it
+    // alone, but counts it in its next, which replaces the one on the desktop.
     const next = setup()
     next.mode('follower')
     win.dispatchEvent(new Event('pagehide'))
@@ -260,6 +261,37 @@ describe('desktopNotifications', () => {
     next.mode('leader')
     await vi.advanceTimersByTimeAsync(5000)
     expect(next.shown).toEqual([])
+    next.notify(note(4))
+    next.notify(note(5))
+    await vi.advanceTimersByTimeAsync(2000)
+    expect(next.shown.map((s) => s.title)).toEqual(['n4', '3 new notifications'])
+  })
+
+  it("starts the count over in each of the user's tabs when a summary is clicked, with a socket per tab (each counts its own)", async () => {
+    const [x, y] = [setup(), setup()]
+    for (const tab of [x, y]) for (let i = 1; i <= 3; i++) tab.notify(note(i))
+    await vi.advanceTimersByTimeAsync(2000)
+    for (const tab of [x, y]) expect(tab.shown.map((s) => s.title)).toEqual(['n1', '2 new notifications'])
+    // The user clicks X's summary (the one the desktop kept): Y's next summary must not tell n2 and n3 again.
+    x.shown[1]!.onclick!()
+    await vi.advanceTimersByTimeAsync(2000)
+    for (const tab of [x, y]) for (const i of [4, 5]) tab.notify(note(i))
+    await vi.advanceTimersByTimeAsync(2000)
+    for (const tab of [x, y]) expect(tab.shown.slice(2).map((s) => s.title)).toEqual(['n4', '1 new notification'])
+  })
+
+  it("takes from its channel only lists of notifications (any script of the origin may post there), and an earlier version's hand-off", async () => {
+    const t = setup()
+    const other = new FakeChannel('belfry:visible#')
+    // Another shape throws nothing (in every tab of the user's); what is no notification counts in no summary.
+    other.postMessage({ told: [], pending: [] })
+    other.postMessage(['hello', 42, null, { id: 7, seq: 1 }, { id: 'id-1' }])
+    await vi.advanceTimersByTimeAsync(5000)
+    expect(t.shown).toEqual([])
+    // A tab of the earlier deploy hands on a plain list of notifications: they wait for a summary.
+    other.postMessage([note(1), note(2)])
+    await vi.advanceTimersByTimeAsync(2000)
+    expect(t.shown.map((s) => s.title)).toEqual(['2 new notifications'])
   })
 
   it('never shows catch-up notifications one by one: 50 replayed are one summary', async () => {
