@@ -28,6 +28,6 @@ export const SHARED_SIZE_BUDGET_BYTES = 1664
  * What belfry/desktop may add to the client, min + gzip (level 9), measured
  * the same way. It was 1,280 B; it is more since the hand-off also carries what
  * the summary on the desktop told, checks what it takes, and a click on a
- * summary starts the count over in every tab.
+ * summary starts the count over in every tab (not after stop(): its channel is closed).
  */
-export const DESKTOP_SIZE_BUDGET_BYTES = 1328
+export const DESKTOP_SIZE_BUDGET_BYTES = 1336

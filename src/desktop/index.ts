@@ -175,8 +175,8 @@ export function desktopNotifications<Data extends object = JsonObject>(
         if (!n) {
           waiting = []
           // The count starts over in every tab of the user's (each with a socket of its own counts its own): an empty
-          // list, which a tab of an earlier version takes as nothing handed on.
-          if (channel) channel.postMessage([])
+          // list, which a tab of an earlier version takes as nothing handed on. (After stop() the channel is closed: it would throw.)
+          if (channel && !stopped) channel.postMessage([])
         }
         for (const f of listeners.click) f(n)
       }

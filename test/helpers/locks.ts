@@ -109,11 +109,15 @@ export class FakeChannel {
     if (!channels.has(name)) channels.set(name, new Set())
     channels.get(name)!.add(this)
   }
+  #closed = false
+  /** As a browser's: throws once closed, and a channel closed before a message arrives never gets it. */
   postMessage(m: unknown): void {
+    if (this.#closed) throw new DOMException('BroadcastChannel is closed.', 'InvalidStateError')
     for (const c of channels.get(this.name) ?? [])
-      if (c !== this) setTimeout(() => c.onmessage?.({ data: structuredClone(m) } as MessageEvent), 0)
+      if (c !== this) setTimeout(() => c.#closed || c.onmessage?.({ data: structuredClone(m) } as MessageEvent), 0)
   }
   close(): void {
+    this.#closed = true
     channels.get(this.name)?.delete(this)
   }
   /** Forgets every channel: each test starts with none. */

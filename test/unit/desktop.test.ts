@@ -504,6 +504,17 @@ describe('desktopNotifications', () => {
     expect(t.listeners()).toBe(0)
   })
 
+  // stop() closes the hand-off channel, and a closed BroadcastChannel's postMessage throws: a click on a summary
+  // still on the desktop (the user signed out, a component unmounted) threw in the notification's click event.
+  it('takes a click on a summary left on the desktop after stop() without throwing', async () => {
+    const t = setup()
+    for (let i = 1; i <= 3; i++) t.notify(note(i))
+    await vi.advanceTimersByTimeAsync(2000)
+    expect(t.shown.map((s) => s.title)).toEqual(['n1', '2 new notifications'])
+    t.desktop.stop()
+    expect(() => t.shown[1]!.onclick!()).not.toThrow()
+  })
+
   it('holds the visible-tab lock only while visible and running: a grant after hiding or stop() lets go at once', async () => {
     // Hidden before the lock is granted (a quick switch of tabs).
     let locks = fakeLocks()
