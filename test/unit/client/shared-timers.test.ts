@@ -18,20 +18,24 @@ afterEach(cleanup)
 const shared = (locks: FakeLocks, tab: string) =>
   sharedConnection({ locks: locks.forTab(tab), BroadcastChannel: FakeChannel as unknown as typeof BroadcastChannel })
 
+/** A lone tab whose token provider works for the join and fails for the socket (signed out): its lead steps down. */
+function signedOutLeader() {
+  let calls = 0
+  const made = createClient(startMockServer(), {
+    token: () => {
+      if (++calls > 1) throw new Error('signed out')
+      return jwt('u1')
+    },
+    backoff: () => 20_000,
+    connection: shared(new FakeLocks(), 'a'),
+  })
+  made.client.on('error', () => {})
+  return made
+}
+
 describe('belfry/shared: close() leaves no timer behind', () => {
   it('after its leader stepped down on a failing token provider (the retry of its lead)', async () => {
-    const server = startMockServer()
-    let calls = 0
-    const { client, log } = createClient(server, {
-      // The join's call works; the socket's fails (signed out).
-      token: () => {
-        if (++calls > 1) throw new Error('signed out')
-        return jwt('u1')
-      },
-      backoff: () => 20_000,
-      connection: shared(new FakeLocks(), 'a'),
-    })
-    client.on('error', () => {})
+    const { client, log } = signedOutLeader()
     client.connect()
     await tick(100)
     expect(log.statuses.map((s) => s.reason)).toContain('token or url failed')
@@ -41,18 +45,7 @@ describe('belfry/shared: close() leaves no timer behind', () => {
   })
 
   it('closed from a status handler of that very step-down (the app stops on a lost session): no retry is armed after', async () => {
-    const server = startMockServer()
-    let calls = 0
-    const { client } = createClient(server, {
-      // The join's call works; the socket's fails (signed out).
-      token: () => {
-        if (++calls > 1) throw new Error('signed out')
-        return jwt('u1')
-      },
-      backoff: () => 20_000,
-      connection: shared(new FakeLocks(), 'a'),
-    })
-    client.on('error', () => {})
+    const { client } = signedOutLeader()
     let closedOn: string | undefined
     client.on('status', (e) => {
       if (e.reason === 'token or url failed' && !closedOn) {
