@@ -38,8 +38,10 @@ export interface DesktopOptions<Data extends object = JsonObject> {
   anyTabVisible?: (() => boolean | Promise<boolean>) | undefined
   /**
    * The signed-in user (the token's `sub`): only a visible tab of the same
-   * user's keeps this one quiet, not one where another user is signed in.
-   * @default none: any visible tab of the origin
+   * user's keeps this one quiet, not one where another user is signed in; and
+   * a leaving leader's hand-off and a click's reset of the summary's count go
+   * to that user's tabs only.
+   * @default none: any visible tab of the origin (and every tab of the origin gets those)
    */
   user?: string | undefined
 }

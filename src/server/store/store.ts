@@ -282,7 +282,7 @@ export interface Store {
   /**
    * Which deployment this store's data belongs to: the same for every
    * process that opens the data, another for any other data (a random token
-   * kept with it, made once). The server stamps the events it hands the
+   * kept with it, made once; a copy of the data carries it, and needs its own). The server stamps the events it hands the
    * broker with it, and drops those stamped with another: two deployments
    * may share a broker's channel by mistake (Redis pub/sub ignores the
    * database number), and their events name users by bare id and seq, so
