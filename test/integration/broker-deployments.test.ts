@@ -22,12 +22,12 @@ afterEach(() => {
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true })
 })
 
-/** A SQLite store standing for one a deployment's processes share: with a token, or (undefined) without. */
+/** A SQLite store with the token given, or (undefined) standing for a store without one (an application's own). */
 function store(deployment: string | undefined): SqliteStore {
   const dir = mkdtempSync(join(tmpdir(), 'belfry-stamp-'))
   dirs.push(dir)
   const s = new SqliteStore(join(dir, 'belfry.db'))
-  if (deployment !== undefined) Object.defineProperty(s, 'deployment', { value: deployment })
+  Object.defineProperty(s, 'deployment', { value: deployment })
   return s
 }
 
@@ -83,7 +83,7 @@ it("drops another deployment's events (counted, warned of once), takes its own a
   ann.close()
 })
 
-it('with a store of one process (no deployment), sends events unstamped and drops stamped ones', async () => {
+it('with a store without a deployment token, sends events unstamped and drops stamped ones', async () => {
   const broker = new InProcessBroker()
   const seen: BrokerEvent[] = []
   broker.subscribe((e) => seen.push(e))
@@ -96,4 +96,24 @@ it('with a store of one process (no deployment), sends events unstamped and drop
   expect(ann.of('notification').map((f) => [f.seq, f.title])).toEqual([[1, 'ours']])
   expect(seen[1]).not.toHaveProperty('deployment')
   ann.close()
+})
+
+it('two SQLite databases on one broker keep to their own users; two servers on one file share', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'belfry-stamp-'))
+  dirs.push(dir)
+  const broker = new InProcessBroker()
+  const a = await start({ store: new SqliteStore(join(dir, 'a.db')), broker })
+  const b = await start({ store: new SqliteStore(join(dir, 'b.db')), broker })
+  const beside = await start({ store: new SqliteStore(join(dir, 'a.db')), broker })
+  const annA = await authedClient(a, 'ann')
+  const annB = await authedClient(b, 'ann')
+  const annBeside = await authedClient(beside, 'ann')
+  await a.server.sendToUser('ann', { title: 'for a', body: '' })
+  await b.server.sendToUser('ann', { title: 'for b', body: '' })
+  await Promise.all([annA, annB, annBeside].map((c) => settle(c)))
+  expect(annA.of('notification').map((f) => f.title)).toEqual(['for a'])
+  expect(annB.of('notification').map((f) => f.title)).toEqual(['for b'])
+  // The second process on a.db has a's token: a's publish reached it through the broker.
+  expect(annBeside.of('notification').map((f) => f.title)).toEqual(['for a'])
+  for (const c of [annA, annB, annBeside]) c.close()
 })

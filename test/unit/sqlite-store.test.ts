@@ -508,6 +508,7 @@ describe('SqliteStore: a database of schema 2', () => {
     // Back to schema 2: no retention columns, subscriptions without AUTOINCREMENT, no idempotency keys.
     const db = new Database(file)
     db.exec(`
+      DROP TABLE deployment;
       DROP TABLE idempotency_keys;
       ALTER TABLE users DROP COLUMN floor_seq;
       ALTER TABLE notifications DROP COLUMN refs;
@@ -550,9 +551,57 @@ describe('SqliteStore: a database of schema 2', () => {
 function toSchema4(db: Database.Database): void {
   db.exec(`CREATE TABLE n4 (no INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, title TEXT NOT NULL, body TEXT NOT NULL,
     priority TEXT NOT NULL, created_at TEXT NOT NULL, data TEXT, topic TEXT, refs INTEGER NOT NULL DEFAULT 0);
-    INSERT INTO n4 SELECT * FROM notifications; DROP TABLE notifications; ALTER TABLE n4 RENAME TO notifications;`)
+    INSERT INTO n4 SELECT * FROM notifications; DROP TABLE notifications; ALTER TABLE n4 RENAME TO notifications;
+    DROP TABLE deployment;`)
   db.pragma('user_version = 4')
 }
+
+describe('SqliteStore: its deployment token', () => {
+  it('is made once with the database: every store on the file has it, another file has another', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'belfry-store-'))
+    const stores: SqliteStore[] = []
+    try {
+      const first = new SqliteStore(join(dir, 'a.db'))
+      const beside = new SqliteStore(join(dir, 'a.db'))
+      const other = new SqliteStore(join(dir, 'b.db'))
+      stores.push(first, beside, other)
+      expect(first.deployment).toMatch(/^[0-9a-f]{32}$/)
+      expect(beside.deployment).toBe(first.deployment)
+      expect(other.deployment).toMatch(/^[0-9a-f]{32}$/)
+      expect(other.deployment).not.toBe(first.deployment)
+      await first.close()
+      const again = new SqliteStore(join(dir, 'a.db'))
+      stores.push(again)
+      expect(again.deployment).toBe(beside.deployment)
+    } finally {
+      for (const store of stores) await store.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('is given to a database of schema 5, its data whole', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'belfry-store-'))
+    const file = join(dir, 'inbox.db')
+    try {
+      const before = new SqliteStore(file)
+      await before.publish({ userIds: ['a'] }, { title: 'kept', body: '' })
+      await before.close()
+      const db = new Database(file)
+      db.exec('DROP TABLE deployment')
+      db.pragma('user_version = 5')
+      db.close()
+      const store = new SqliteStore(file)
+      try {
+        expect(store.deployment).toMatch(/^[0-9a-f]{32}$/)
+        expect((await store.after('a', 0, 10)).map((n) => n.title)).toEqual(['kept'])
+      } finally {
+        await store.close()
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
 
 describe('SqliteStore: a database of schema 4', () => {
   it('is migrated: its notifications lose the index on their ids, their data whole and marked by id still', async () => {
@@ -624,7 +673,7 @@ describe('SqliteStore: a database of schema 3', () => {
       await before.publish({ userIds: ['a'] }, { title: 'kept', body: '' })
       await before.close()
       const db = new Database(file)
-      db.exec('DROP TABLE idempotency_keys')
+      db.exec('DROP TABLE idempotency_keys; DROP TABLE deployment')
       db.pragma('user_version = 3')
       db.close()
       const store = new SqliteStore(file)

@@ -3,6 +3,10 @@ import type Database from 'better-sqlite3'
 /**
  * The SQLite schema and its migrations, versioned by `PRAGMA user_version`.
  *
+ * Version 6 adds the deployment's token (`Store.deployment`): random,
+ * made once, so that the processes of one database (on one machine, sharing
+ * the file, with a broker between them) tell their events from another
+ * deployment's on the same broker channel.
  * Version 5 drops the unique index on `notifications.id`: a random id put
  * each publish's entry on a page of its own, one more page in every commit
  * (about a sixth of a targeted publish's CPU in the store). Ids are random
@@ -23,7 +27,7 @@ import type Database from 'better-sqlite3'
  * jobs page by), and an inbox entry is three integers and a flag.
  * Version 1 (belfry 0.1.0) keyed the inbox by text ids and had no `no`.
  */
-export const SCHEMA_VERSION = 5
+export const SCHEMA_VERSION = 6
 
 const V2 = `
 CREATE TABLE users (
@@ -158,6 +162,15 @@ DROP TABLE notifications;
 ALTER TABLE notifications_v5 RENAME TO notifications;
 `
 
+/** From version 5 to 6: the deployment's token, 32 random hex digits, made once. */
+const V5_TO_V6 = `
+CREATE TABLE deployment (
+  id     INTEGER PRIMARY KEY CHECK (id = 1),
+  token  TEXT NOT NULL
+);
+INSERT INTO deployment (id, token) VALUES (1, lower(hex(randomblob(16))));
+`
+
 /** Brings the database to {@link SCHEMA_VERSION}, in one transaction; refuses a newer one. */
 export function migrate(db: Database.Database): void {
   db.transaction(() => {
@@ -170,7 +183,8 @@ export function migrate(db: Database.Database): void {
     }
     if (version < 3) db.exec(V2_TO_V3)
     if (version < 4) db.exec(V3_TO_V4)
-    db.exec(V4_TO_V5)
+    if (version < 5) db.exec(V4_TO_V5)
+    db.exec(V5_TO_V6)
     db.pragma(`user_version = ${SCHEMA_VERSION}`)
   }).immediate()
 }

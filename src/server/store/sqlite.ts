@@ -135,6 +135,13 @@ function toNotification(row: Row): Notification {
  */
 export class SqliteStore implements Store {
   readonly #db: Database.Database
+  /**
+   * This database's deployment token, made once with it (see {@link Store.deployment}): the processes
+   * sharing the file (a drain's successor beside its predecessor, with a broker between them) have
+   * the same. A copy of the file carries it too: one that shares a broker channel with the original
+   * needs its own, `UPDATE deployment SET token = lower(hex(randomblob(16)))`.
+   */
+  readonly deployment: string
   readonly #checkpoint: NodeJS.Timeout
   /** Pages the database may have (`maxBytes`), if bounded. */
   readonly #maxPages: number | undefined
@@ -195,6 +202,7 @@ export class SqliteStore implements Store {
       db.pragma('wal_autocheckpoint = 0')
       // Before the size limit: a migration may copy a table (the old copy's pages are free after it).
       migrate(db)
+      this.deployment = (db.prepare('SELECT token FROM deployment').get() as { token: string }).token
       this.#maxPages = maxBytes === undefined ? undefined : Math.floor(maxBytes / (db.pragma('page_size', { simple: true }) as number))
       if (this.#maxPages !== undefined) db.pragma(`max_page_count = ${this.#maxPages}`)
       const check = db.pragma('quick_check', { simple: true })

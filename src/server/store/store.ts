@@ -287,9 +287,10 @@ export interface Store {
    * may share a broker's channel by mistake (Redis pub/sub ignores the
    * database number), and their events name users by bare id and seq, so
    * each would send the other's notifications to its own users of the same
-   * ids. A store several processes share should have one. Undefined for a
-   * store of one process (SQLite): its events go unstamped, and a stamped
-   * event that reaches it is another deployment's.
+   * ids. A store several processes share should have one (SqliteStore and
+   * PostgresStore do). Undefined for a store without one (an application's
+   * own): its events go unstamped, and a stamped event that reaches it is
+   * another deployment's.
    */
   readonly deployment?: string | undefined
   /**
