@@ -97,6 +97,8 @@ export function createDelivery(
     },
     online(f) {
       const expired = cursor > 0 && cursor < f.oldestSeq!
+      // Resume from the floor: what expired is told once, not again at every reconnect of an emptied inbox.
+      if (expired) move(f.oldestSeq!)
       // The server knows less than we do: it is another database. Start over from its numbering.
       if (f.seq < cursor) {
         acked = f.seq
