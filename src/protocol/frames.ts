@@ -244,6 +244,7 @@ export const ErrorCode = {
   Forbidden: 'forbidden',
   RateLimited: 'rate_limited',
   TopicTooLong: 'topic_too_long',
+  BadTopic: 'bad_topic',
   TooManySubscriptions: 'too_many_subscriptions',
   Internal: 'internal',
 } as const

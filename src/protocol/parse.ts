@@ -47,7 +47,9 @@ const requestId: [boolean, (v: unknown) => boolean, string] = [
   `a string of 1–${MAX_ID_LENGTH} characters`,
 ]
 const seq = (optional: boolean): [boolean, (v: unknown) => boolean, string] => [optional, isSeq, 'a non-negative integer']
-const isTopic = (v: unknown) => isShortString(v, MAX_TOPIC_LENGTH)
+// Any string of 1–256 characters: one the store cannot keep (a lone surrogate, U+0000) is refused on its own
+// (bad_topic), so that the other topics of its frame are not refused with it.
+const isTopic = (v: unknown) => typeof v === 'string' && v.length > 0 && v.length <= MAX_TOPIC_LENGTH
 const topic: [boolean, (v: unknown) => boolean, string] = [true, isTopic, `a string of 1–${MAX_TOPIC_LENGTH} characters`]
 const topics: [boolean, (v: unknown) => boolean, string] = [
   true,

@@ -118,6 +118,30 @@ describe('topics', () => {
     c.close()
   })
 
+  it('refuses a topic no store keeps (a lone surrogate, U+0000) on its own as bad_topic, the others of its frame subscribed', async () => {
+    const s = await start({ dev: true })
+    const c = await authedClient(s, 'ann')
+    const cut = 'team-🚀'.slice(0, 6) // cut in the middle of an emoji: a lone surrogate
+    c.send({ type: 'subscribe', topics: ['deploys', cut, 'team\u0000a', 'alerts'], requestId: 'batch' })
+    expect(await c.next((f) => f.requestId === 'batch')).toEqual({
+      type: 'subscribed',
+      topics: ['deploys', 'alerts'],
+      refused: [
+        { topic: cut, code: ErrorCode.BadTopic },
+        { topic: 'team\u0000a', code: ErrorCode.BadTopic },
+      ],
+      requestId: 'batch',
+    })
+    c.send({ type: 'subscribe', topic: cut, requestId: 'one' })
+    expect(await c.next((f) => f.requestId === 'one')).toMatchObject({ type: 'error', code: ErrorCode.BadTopic })
+    // Unsubscribing from one is no error (it is no subscription), and the others of its frame end.
+    c.send({ type: 'unsubscribe', topics: [cut, 'alerts'], requestId: 'off' })
+    expect(await c.next((f) => f.requestId === 'off')).toEqual({ type: 'unsubscribed', topics: [cut, 'alerts'], requestId: 'off' })
+    const stored = (await (await fetch(`${s.url}/api/dev/topics?user=ann`)).json()) as { topics: string[] }
+    expect(stored.topics).toEqual(['deploys'])
+    c.close()
+  })
+
   it('asks authorizeSubscribe, with the token’s claims; a refusal is forbidden', async () => {
     const asked: [string, string, unknown][] = []
     const s = await start({

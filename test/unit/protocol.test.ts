@@ -60,10 +60,9 @@ describe('parseClientFrame', () => {
     expect(bad(`{"type":"subscribe","topic":"${'x'.repeat(MAX_TOPIC_LENGTH + 1)}"}`).message).toContain('"topic"')
   })
 
-  it('refuses U+0000 in the strings a store keeps (topics, notification ids), as the publish API does', () => {
-    expect(bad('{"type":"subscribe","topic":"news\\u0000"}').message).toContain('"topic"')
-    expect(bad('{"type":"subscribe","topics":["a","b\\u0000"]}').message).toContain('"topics"')
+  it('refuses U+0000 in notification ids, as the publish API does; a topic is judged on its own (bad_topic), not with its frame', () => {
     expect(bad('{"type":"mark_read","ids":["id\\u0000"]}').message).toContain('"ids"')
+    expect(parseClientFrame('{"type":"subscribe","topics":["a","b\\u0000","c\\ud800"]}')).toMatchObject({ ok: true })
     expect(parseClientFrame('{"type":"subscribe","topic":"news\\u0001"}')).toMatchObject({ ok: true })
   })
 

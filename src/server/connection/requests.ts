@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises'
+import { isWellFormed } from '../../protocol/guards.js'
 import {
   type AuthFrame,
   type ClientFrame,
@@ -46,9 +47,10 @@ async function markRead(c: Connection, f: MarkReadFrame): Promise<void> {
   await c.hub.announce({ kind: 'read', userId, origin: c.id, frame: frame({ type: 'read', ids, all, seq, unreadCount }) })
 }
 
-/** Why the user may not subscribe to `topic`, if it may not: too long, or not authorized. */
+/** Why the user may not subscribe to `topic`, if it may not: too long, text no store keeps, or not authorized. */
 export async function topicRefusal(c: Connection, topic: string): Promise<ErrorCode | undefined> {
   if (topic.length > c.hub.limits.maxTopicLength) return ErrorCode.TopicTooLong
+  if (!isWellFormed(topic)) return ErrorCode.BadTopic
   const authorize = c.hub.authorizeSubscribe
   if (authorize && !(await authorize(c.userId!, topic, c.claims))) return ErrorCode.Forbidden
   return undefined
@@ -57,6 +59,7 @@ export async function topicRefusal(c: Connection, topic: string): Promise<ErrorC
 const REFUSAL_MESSAGES: Partial<Record<ErrorCode, (topic: string, c: Connection) => string>> = {
   [ErrorCode.Forbidden]: (topic) => `not allowed to subscribe to "${topic}"`,
   [ErrorCode.TopicTooLong]: (_, c) => `topics are at most ${c.hub.limits.maxTopicLength} characters`,
+  [ErrorCode.BadTopic]: () => 'a topic may hold no lone surrogate and no U+0000',
   [ErrorCode.TooManySubscriptions]: (_, c) => `at most ${c.hub.limits.maxSubscriptionsPerUser} subscriptions per user`,
 }
 
@@ -91,7 +94,9 @@ async function subscribe(c: Connection, f: SubscribeFrame): Promise<void> {
 
 async function unsubscribe(c: Connection, f: SubscribeFrame): Promise<void> {
   const topics = f.topics ?? [f.topic!]
-  await c.hub.store.unsubscribe(c.userId!, topics)
+  // A topic no store keeps is no subscription: nothing to end.
+  const kept = topics.filter(isWellFormed)
+  if (kept.length > 0) await c.hub.store.unsubscribe(c.userId!, kept)
   if (c.closed) return
   c.reply({ type: 'unsubscribed', ...(f.topic !== undefined ? { topic: f.topic } : { topics }), ...rid(f.requestId) })
 }
