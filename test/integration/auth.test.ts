@@ -1,5 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
+import { AuthError } from '../../src/index.js'
 import { CloseCode, ErrorCode, parseRetryReason } from '../../src/protocol/index.js'
+import { ClientPool } from '../helpers/client.js'
 import { payloadOf, signToken, unsignedToken, withPayload } from '../helpers/jwt.js'
 import { authedClient, type RawClient, rawClient, startServer, type TestServer } from '../helpers/server.js'
 
@@ -119,13 +121,15 @@ describe('auth: tokens', () => {
     ['with an escape sequence', 'ann\u001b[2J'],
     ['with a C1 control', 'ann\u0085'],
     ['a lone surrogate', 'ann\ud800'],
-  ])('refuses a token whose sub is %s: token_invalid, close 4001', async (_, sub) => {
+  ])('refuses a token whose sub is %s: token_invalid, close 4001, with the sub as userId too (as a client sends it)', async (_, sub) => {
     const s = await start()
     const token = await signToken({ sub: null, claims: { sub } })
     expect(payloadOf(token).sub).toEqual(sub)
-    const { error, close } = await refused(s, { token })
-    expect(error).toMatchObject({ code: ErrorCode.TokenInvalid, message: expect.stringMatching(/"sub"/) })
-    expect(close.code).toBe(CloseCode.TokenInvalid)
+    for (const frame of typeof sub === 'string' ? [{ token }, { token, userId: sub }] : [{ token }]) {
+      const { error, close } = await refused(s, frame)
+      expect(error).toMatchObject({ code: ErrorCode.TokenInvalid, message: expect.stringMatching(/"sub"/) })
+      expect(close.code).toBe(CloseCode.TokenInvalid)
+    }
   })
 
   it.each([
@@ -141,12 +145,48 @@ describe('auth: tokens', () => {
     expect(close.code).toBe(CloseCode.TokenInvalid)
   })
 
-  it('refuses a userId that differs from sub: forbidden, close 4003', async () => {
+  it('refuses a userId that differs from sub, one that could be no user id too: forbidden, close 4003', async () => {
     const s = await start()
-    const { error, close } = await refused(s, { token: await s.token('alice'), userId: 'mallory' })
-    expect(error).toMatchObject({ code: ErrorCode.Forbidden })
-    expect(close.code).toBe(CloseCode.Forbidden)
+    for (const userId of ['mallory', 'alice\u0000', 'a'.repeat(65)]) {
+      const { error, close } = await refused(s, { token: await s.token('alice'), userId })
+      expect(error).toMatchObject({ code: ErrorCode.Forbidden })
+      expect(close.code).toBe(CloseCode.Forbidden)
+    }
   })
+})
+
+describe('auth: the client with a token whose sub is no user id', () => {
+  // The client copies the token's sub into the auth frame's userId: the server judges it against the
+  // token (4001), and a 4001 after the one retry with a fresh token ends the client's attempts.
+  for (const [what, sub] of [
+    ['65 characters', 'u'.repeat(65)],
+    ['a control character', 'ann\u0007'],
+  ] as const) {
+    it(`a sub of ${what} stops the client with an AuthError (4001), as any invalid token does`, async () => {
+      const s = await start({ limits: { authTimeoutMs: 300 } })
+      const pool = new ClientPool()
+      try {
+        let calls = 0
+        const { client, events } = pool.make({
+          url: s.wsUrl,
+          token: () => {
+            calls++
+            return signToken({ sub })
+          },
+          connectTimeout: 2000,
+        })
+        client.connect()
+        await vi.waitFor(() => expect(client.state).toBe('closed'), { timeout: 5000, interval: 50 }).catch(() => {})
+        const seen = events.errors.map((e) => `${e.name} ${e.code}: ${e.message}`)
+        expect(client.state, `${calls} token calls; errors: ${JSON.stringify(seen.slice(0, 2))}`).toBe('closed')
+        expect(events.errors.at(-1)).toBeInstanceOf(AuthError)
+        expect(events.errors.at(-1)).toMatchObject({ code: 4001 })
+        expect(calls).toBe(2) // the first token and one fresh one
+      } finally {
+        pool.closeAll()
+      }
+    })
+  }
 })
 
 describe('auth: session rules', () => {
