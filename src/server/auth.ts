@@ -9,6 +9,13 @@ export type TokenCheck =
 /** Checks one user token; made once per secret by {@link tokenVerifier}. */
 export type TokenVerifier = (token: string) => TokenCheck
 
+/**
+ * How far ahead of this server's clock a token's `nbf` may be (ms): the clock of the backend that
+ * mints tokens may run a little ahead, and a token it makes valid "from now" would otherwise be
+ * refused for good (an invalid token ends a client's retries). `exp` has no such leeway.
+ */
+export const NBF_LEEWAY_MS = 60_000
+
 /** The answer for a token refused by its signature or a claim other than `exp` or `sub`: no reason told. */
 const INVALID: TokenCheck = Object.freeze({ ok: false, expired: false, message: 'token invalid' })
 
@@ -25,7 +32,8 @@ export function tokenVerifier(secret: string): TokenVerifier {
   if (typeof secret !== 'string' || secret === '') {
     throw new TypeError(`the token secret must be a non-empty string; got ${secret === '' ? 'an empty string' : typeof secret}`)
   }
-  const verify = createVerifier({ key: secret, algorithms: ['HS256'], requiredClaims: ['sub', 'exp'] })
+  // `nbf` is checked below, with its leeway.
+  const verify = createVerifier({ key: secret, algorithms: ['HS256'], requiredClaims: ['sub', 'exp'], ignoreNotBefore: true })
   return (token) => {
     let payload: Record<string, unknown>
     try {
@@ -35,8 +43,10 @@ export function tokenVerifier(secret: string): TokenVerifier {
         return { ok: false, expired: true, message: 'token expired' }
       return INVALID
     }
-    // The registered time claims are numbers (RFC 7519 §4.1): fast-jwt checks `exp` and `nbf`, not `iat`.
+    // The registered time claims are numbers (RFC 7519 §4.1): fast-jwt checks `exp`, not `iat` or (ignored) `nbf`.
     if (payload.iat !== undefined && typeof payload.iat !== 'number') return INVALID
+    const { nbf } = payload
+    if (nbf !== undefined && !(typeof nbf === 'number' && nbf * 1000 <= Date.now() + NBF_LEEWAY_MS)) return INVALID
     if (!isUserId(payload.sub)) {
       return { ok: false, expired: false, message: `token "sub" must be a user id of 1–${MAX_ID_LENGTH} characters, no control characters` }
     }

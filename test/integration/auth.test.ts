@@ -145,6 +145,18 @@ describe('auth: tokens', () => {
     expect(close.code).toBe(CloseCode.TokenInvalid)
   })
 
+  it('accepts a token whose nbf is up to a minute ahead (the minting backend’s clock runs ahead), refuses one further ahead', async () => {
+    const s = await start()
+    const now = Math.floor(Date.now() / 1000)
+    const c = await rawClient(s.wsUrl)
+    c.send({ type: 'auth', token: await signToken({ sub: 'ann', claims: { nbf: now + 30 } }) })
+    expect(await c.next((f) => f.type === 'auth_error' || f.type === 'auth_success')).toMatchObject({ type: 'auth_success', userId: 'ann' })
+    c.close()
+    const { error, close } = await refused(s, { token: await signToken({ sub: 'ann', claims: { nbf: now + 90 } }) })
+    expect(error).toMatchObject({ code: ErrorCode.TokenInvalid })
+    expect(close.code).toBe(CloseCode.TokenInvalid)
+  })
+
   it('refuses a userId that differs from sub, one that could be no user id too: forbidden, close 4003', async () => {
     const s = await start()
     for (const userId of ['mallory', 'alice\u0000', 'a'.repeat(65)]) {
