@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { AuthError } from '../../src/index.js'
 import { CloseCode, ErrorCode, parseRetryReason } from '../../src/protocol/index.js'
+import { topicsClaim } from '../../src/server/index.js'
 import { ClientPool } from '../helpers/client.js'
 import { payloadOf, signToken, unsignedToken, withPayload } from '../helpers/jwt.js'
 import { authedClient, type RawClient, rawClient, startServer, type TestServer } from '../helpers/server.js'
@@ -199,6 +200,33 @@ describe('auth: the client with a token whose sub is no user id', () => {
       }
     })
   }
+})
+
+describe('auth: a token past 8 KiB', () => {
+  it('a signed token of over 8,192 characters (a topics claim of 400 grants) is taken: the client goes online', async () => {
+    const s = await start({ authorizeSubscribe: topicsClaim(), limits: { authTimeoutMs: 300 } })
+    const topics = Array.from({ length: 400 }, (_, i) => `tenant:acme-${i}:*`)
+    const long = await signToken({ sub: 'ann', claims: { topics } })
+    expect(long.length).toBeGreaterThan(8192)
+    expect(long.length).toBeLessThan(16_000) // within maxAuthFrameBytes (16 KiB)
+    const pool = new ClientPool()
+    try {
+      let calls = 0
+      const { client } = pool.make({
+        url: s.wsUrl,
+        token: () => {
+          calls++
+          return long
+        },
+        connectTimeout: 2000,
+      })
+      client.connect()
+      await vi.waitFor(() => expect(client.state).toBe('online'), { timeout: 4000, interval: 50 })
+      expect(calls).toBe(1)
+    } finally {
+      pool.closeAll()
+    }
+  })
 })
 
 describe('auth: session rules', () => {
