@@ -79,8 +79,6 @@ export interface LinkHost {
   error(error: BelfryError): void
 }
 
-const PING: ClientFrame = { type: 'ping' }
-
 const resolve = async <T>(p: Provider<T>): Promise<T> => (typeof p === 'function' ? (p as () => T | Promise<T>)() : p)
 
 /**
@@ -203,17 +201,16 @@ export class Link implements Connection {
     }
     if (stale()) return
     this.#url = url
-    const auth: AuthFrame = { type: 'auth', token, ...this.#host.auth(token) }
-    this.#pendingAuth = JSON.stringify(auth)
+    this.#pendingAuth = JSON.stringify({ type: 'auth', token, ...this.#host.auth(token) } satisfies AuthFrame)
     this.#transport.open(url)
   }
 
   /** One token call in flight at a time; every connect gets a fresh one. */
   #token(): Promise<string> {
-    this.#tokenCall ??= resolve(this.#o.token).finally(() => {
+    // biome-ignore lint/suspicious/noAssignInExpressions: the call in flight, or a fresh one (keeps the client within its size limit)
+    return (this.#tokenCall ??= resolve(this.#o.token).finally(() => {
       this.#tokenCall = undefined
-    })
-    return this.#tokenCall
+    }))
   }
 
   #opened(): void {
@@ -265,7 +262,7 @@ export class Link implements Connection {
   /** Pings; no frame within `pongTimeout` of the first unanswered ping means a dead (perhaps half-open) connection. */
   #check(): void {
     if (this.#state !== 'online' || this.#legacy) return
-    this.send(PING)
+    this.send({ type: 'ping' })
     this.#pong ??= setTimeout(() => this.#drop('pong timeout'), this.#o.pongTimeout)
   }
 
@@ -289,34 +286,23 @@ export class Link implements Connection {
     const message = this.#authError || reason
     this.#authError = ''
     const refreshable = typeof this.#o.token === 'function'
-    switch (code) {
-      case TOKEN_INVALID:
-      case TOKEN_EXPIRED:
-        // One immediate retry with a fresh token. A token given as a string cannot be refreshed.
-        if (refreshable && !this.#refreshed) {
-          this.#refreshed = true
-          void this.#open(code === TOKEN_INVALID ? 'token invalid' : 'token expired')
-        } else if (code === TOKEN_INVALID || !refreshable) {
-          this.#fail(new AuthError(message, { code }))
-        } else {
-          this.#retry(`close ${code}`) // expired again right after a fresh token (clock skew?): back off
-        }
-        break
-      case FORBIDDEN:
-        this.#fail(new AuthError(message, { code }))
-        break
-      case RATE_LIMITED: {
-        // The server's delay, but never shorter than the backoff's nor longer than 10 minutes (a proxy's or a
-        // broken server's retry=1 would bring a reconnect storm, and retry=1e9 days off the air).
-        const hinted = parseRetryReason(reason)
-        const delay = hinted && Math.min(Math.max(hinted, this.#o.backoff(this.#attempt)), 600_000)
-        if (delay) this.#notBefore = Date.now() + delay
-        this.#retry(`close ${code}`, delay)
-        break
-      }
-      default:
-        // 1001, 1006, 1009, 1011, 4000, 4008, 4009, …: back off and retry.
-        this.#retry(`close ${code}`)
+    const token = code === TOKEN_INVALID || code === TOKEN_EXPIRED
+    if (token && refreshable && !this.#refreshed) {
+      // One immediate retry with a fresh token. A token given as a string cannot be refreshed.
+      this.#refreshed = true
+      void this.#open(code === TOKEN_INVALID ? 'token invalid' : 'token expired')
+    } else if (code === FORBIDDEN || code === TOKEN_INVALID || (token && !refreshable)) {
+      // Reports first: closing clears the app's listeners.
+      this.#host.error(new AuthError(message, { code }))
+      this.close('auth failed')
+    } else {
+      // 4002 again right after a fresh token (clock skew?), 1001, 1006, 1009, 1011, 4000, 4008, 4009, …: back off and retry.
+      // A 4029's delay, but never shorter than the backoff's nor longer than 10 minutes (a proxy's or a
+      // broken server's retry=1 would bring a reconnect storm, and retry=1e9 days off the air).
+      const hinted = code === RATE_LIMITED ? parseRetryReason(reason) : 0
+      const delay = hinted && Math.min(Math.max(hinted, this.#o.backoff(this.#attempt)), 600_000)
+      if (delay) this.#notBefore = Date.now() + delay
+      this.#retry(`close ${code}`, delay)
     }
   }
 
@@ -329,12 +315,6 @@ export class Link implements Connection {
     retryIn = retryIn < NEVER ? Math.max(0, retryIn) : NEVER
     if (!rearm) this.#attempt++
     if (this.#set('reconnecting', reason, retryIn)) this.#phase = setTimeout(() => this.#open('retry'), retryIn)
-  }
-
-  /** Reports first: closing clears the app's listeners. */
-  #fail(error: AuthError): void {
-    this.#host.error(error)
-    this.close('auth failed')
   }
 
   #watch(): void {

@@ -239,7 +239,8 @@ export class NotificationClient<Data extends object = JsonObject> {
 
   /** A request connects the client if `connect()` was not called yet. */
   async #request<F extends Request>(frame: F): Promise<Replies[F['type']]> {
-    if (this.state === 'closed' || this.#link.legacy) throw new RequestError(this.#link.legacy ? 'not supported by this server' : 'closed')
+    const why = this.#link.legacy ? 'not supported by this server' : this.state === 'closed' && 'closed'
+    if (why) throw new RequestError(why)
     this.connect()
     return this.#requests.request(frame)
   }

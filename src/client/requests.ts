@@ -66,7 +66,7 @@ export function createRequests(
       const id = (frame as { requestId?: string }).requestId!
       const p = pending.get(id)
       if (p) {
-        if (frame.type === 'error' || frame.type === REPLY[p.frame.type]) {
+        if (frame.type === 'error' || frame.type === (p.frame.type === 'history' ? 'history' : 'read')) {
           pending.delete(id)
           clearTimeout(p.timer)
           if (frame.type === 'error') p.reject(new ProtocolError(frame.message, { code: frame.code }))
