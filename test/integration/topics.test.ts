@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { ClientPool } from '../helpers/client.js'
-import { httpPublish, useServer } from '../helpers/server.js'
+import type { NotificationClient } from '../../src/index.js'
+import { ClientPool, type Recorder } from '../helpers/client.js'
+import { httpPublish, type TestServer, useServer } from '../helpers/server.js'
 
 const start = useServer()
 const clients = new ClientPool()
@@ -70,5 +71,51 @@ describe('NotificationClient: topics the protocol would refuse in a frame with o
     await t.restart({ freshDatabase: true })
     await expect.poll(() => events.statuses.filter((s) => s.to === 'online').length, { timeout: 5000 }).toBeGreaterThan(1)
     await expect.poll(() => storedTopics(t.url, 'ann'), { timeout: 3000 }).toEqual(['deploys'])
+  })
+})
+
+/** How many subscriptions the store holds for the user, through dev mode's route (the demo's Topics card). */
+async function storedTopics(url: string, user: string): Promise<number> {
+  const res = await fetch(`${url}/api/dev/topics?user=${user}`)
+  return ((await res.json()) as { topics: string[] }).topics.length
+}
+
+/** Subscribes `topics` in one task, then waits until the store holds them all or the client was cut off. */
+async function subscribeAll(t: TestServer, client: NotificationClient, events: Recorder, topics: string[]): Promise<void> {
+  for (const topic of topics) client.subscribe(topic)
+  await expect
+    .poll(async () => (await storedTopics(t.url, 'ann')) === topics.length || events.count('reconnecting') > 0, { timeout: 5000 })
+    .toBe(true)
+  // The socket was not closed under the client (ws refuses a frame over maxFrameBytes with 1009) ...
+  expect(events.statuses.filter((s) => s.to === 'reconnecting').map((s) => s.reason)).toEqual([])
+  // ... and every topic is the user's.
+  expect(await storedTopics(t.url, 'ann')).toBe(topics.length)
+}
+
+// Topics that are each within every documented limit can together be larger than the server's maxFrameBytes
+// (64 KiB), which ws refuses by closing the socket with 1009; the restore after the reconnect would send the
+// same frame again, for ever. The client puts at most 40 topics in a frame: 40 of the longest fit.
+describe('NotificationClient: a batch of valid topics larger than the server takes in one frame', () => {
+  it('at the server defaults, 200 topics (maxSubscriptionsPerUser) of 128 CJK characters (maxTopicLength) are all subscribed, the socket kept', async () => {
+    const t = await start({ dev: true })
+    const { client, events } = await clients.online({ url: t.wsUrl, token: () => t.token('ann') })
+    // 128 UTF-16 code units each (the length the server checks), 3 UTF-8 bytes per character: 200 × ~390 B ≈ 77 KB.
+    const topics = Array.from({ length: 200 }, (_, i) => `${String(i).padStart(3, '0')}${'通知'.repeat(63)}`.slice(0, 128))
+    await subscribeAll(t, client, events, topics)
+  })
+
+  it('with maxTopicLength 256 (the documented maximum), 300 ASCII topics of 256 characters are all subscribed, the socket kept', async () => {
+    const t = await start({ dev: true, limits: { maxTopicLength: 256, maxSubscriptionsPerUser: 500 } })
+    const { client, events } = await clients.online({ url: t.wsUrl, token: () => t.token('ann') })
+    const topics = Array.from({ length: 300 }, (_, i) => `${String(i).padStart(3, '0')}-${'t'.repeat(252)}`)
+    await subscribeAll(t, client, events, topics)
+  })
+
+  it('its frames fit at the worst case: 43 topics of 256 characters that JSON escapes to six bytes each (U+0001), 66 KB together', async () => {
+    const t = await start({ dev: true, limits: { maxTopicLength: 256 } })
+    const { client, events } = await clients.online({ url: t.wsUrl, token: () => t.token('ann') })
+    // 256 × 6 + 3 = 1,539 B of JSON each: 40 of them in one frame (≈ 61.6 KB, under 64 KiB), 3 in a second.
+    const topics = Array.from({ length: 43 }, (_, i) => `${String(i).padStart(3, '0')}${'\u0001'.repeat(253)}`)
+    await subscribeAll(t, client, events, topics)
   })
 })
