@@ -10,7 +10,7 @@ import type {
   RequestFrame,
   ServerFrame,
 } from '../protocol/frames.js'
-import { MAX_TOPIC_LENGTH, MAX_TOPICS_PER_FRAME } from '../protocol/guards.js'
+import { MAX_TOPIC_LENGTH, TOPICS_PER_FRAME } from '../protocol/guards.js'
 import { createDelivery, type Delivery } from './delivery.js'
 import { type BelfryError, ProtocolError, RequestError, TimeoutError } from './errors.js'
 import { Emitter } from './events.js'
@@ -227,10 +227,12 @@ export class NotificationClient<Data extends object = JsonObject> {
     this.#report(new ProtocolError(`subscription to "${topic}" refused: ${code}`, { code }))
   }
 
-  /** The protocol's frames take 1–MAX_TOPICS_PER_FRAME topics each. */
+  /**
+   * TOPICS_PER_FRAME (40) topics a frame at most: the protocol takes 500, but 500 long topics can
+   * pass a server's `maxFrameBytes` (64 KiB), and ws would close the socket (1009) at every restore.
+   */
   #topicFrames(type: 'subscribe' | 'unsubscribe', topics: string[]): void {
-    for (let i = 0; i < topics.length; i += MAX_TOPICS_PER_FRAME)
-      this.#link.send({ type, topics: topics.slice(i, i + MAX_TOPICS_PER_FRAME) })
+    for (let i = 0; i < topics.length; i += TOPICS_PER_FRAME) this.#link.send({ type, topics: topics.slice(i, i + TOPICS_PER_FRAME) })
   }
 
   async #mark(frame: RequestFrame & { type: 'mark_read' }): Promise<ReadEvent> {
