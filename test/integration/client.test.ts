@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import WebSocket from 'ws'
-import { AuthError, type CursorStorage, memoryStorage } from '../../src/index.js'
+import { AuthError, type CursorStorage, memoryStorage, RequestError } from '../../src/index.js'
 import { mintToken, SqliteStore } from '../../src/server/index.js'
 import { ClientPool, holds, range } from '../helpers/client.js'
 import { MarkerProxy } from '../helpers/marker-proxy.js'
@@ -373,6 +373,33 @@ describe('NotificationClient: requests', () => {
     leave()
     await client.history({ limit: 1 })
     expect((await s.server.publish('all-hands', { title: 'for both still', body: '' })).recipients).toBe(2)
+  })
+
+  it("a request made for the last user is rejected when the token provider switches users, not sent on the new user's connection", async () => {
+    const s = await server()
+    await s.server.sendToUser('bo', { title: 'for bo 1', body: '' })
+    await s.server.sendToUser('bo', { title: 'for bo 2', body: '' })
+    let user = 'ann'
+    const { client, events } = await clients.online({ url: s.wsUrl, token: () => s.token(user), connectTimeout: 500 })
+    // The connection drops (a deploy, the network); ann's page asks to mark all read meanwhile.
+    await s.stop()
+    await vi.waitFor(() => expect(client.state).not.toBe('online'))
+    const marked = client.markAllRead().then(
+      (e) => ({ resolved: e }),
+      (e: unknown) => ({ rejected: e }),
+    )
+    // ann signs out and bo signs in in the same page: the provider now yields bo's token.
+    user = 'bo'
+    await s.restart()
+    await vi.waitFor(() => expect(client.state).toBe('online'), { timeout: 5000 })
+    const outcome = await Promise.race([marked, new Promise((r) => setTimeout(() => r('pending'), 1000))])
+    // bo's inbox as the server has it, through a socket of bo's own: nothing of it was marked read.
+    const bo = await authedClient(s, 'bo')
+    const success = bo.of('auth_success')[0]
+    bo.close()
+    expect({ boUnread: success?.unreadCount, readEvents: events.reads.length }).toEqual({ boUnread: 2, readEvents: 0 })
+    expect(outcome).toEqual({ rejected: expect.any(RequestError) })
+    expect((outcome as { rejected: RequestError }).rejected.message).toBe('the user changed')
   })
 
   it('a markRead whose reply is lost with the connection resolves, after it is sent again, naming the id', async () => {
