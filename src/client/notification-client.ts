@@ -257,7 +257,10 @@ export class NotificationClient<Data extends object = JsonObject> {
     }
   }
 
-  /** The auth frame's extras. `userId` (the token's `sub`) is what the article's server files sockets under. */
+  /**
+   * The auth frame's extras. `userId` (the token's `sub`) is what the article's server files sockets under.
+   * A token of another user leaves the last user's topics and requests behind.
+   */
   #auth(token: string): Omit<AuthFrame, 'type' | 'token'> {
     const userId = subject(token)
     this.#user ??= userId
@@ -265,6 +268,8 @@ export class NotificationClient<Data extends object = JsonObject> {
       this.#user = userId
       this.#topics.clear()
       this.#leaving.clear()
+      // Made for the last user: sent after this auth, they would read or change the new user's inbox.
+      this.#requests.rejectAll(new RequestError('the user changed'))
     }
     // Always a `since` (0: no cursor): a server takes a client without one for the article's, which does not ack.
     return { ...(userId && { userId }), since: this.#delivery.since(userId) }
