@@ -1,12 +1,13 @@
 /**
  * Failures that speak: a connection attempt that fails before the socket opens
  * is reported on `error` (a ConnectionError with what the platform knows), the
- * first time and then every tenth time in a row, while retrying goes on.
+ * first time and then every tenth time in a row, while retrying goes on; one
+ * whose url or token provider does not answer says that instead.
  */
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { ConnectionError } from '../../src/index.js'
+import { BelfryError, ConnectionError } from '../../src/index.js'
 import { ClientPool } from '../helpers/client.js'
 import { useServer } from '../helpers/server.js'
 
@@ -62,6 +63,35 @@ describe('a connection attempt that fails is reported', () => {
     client.close()
     const attempts = events.count('reconnecting')
     expect(events.errors).toHaveLength(Math.ceil(attempts / 10))
+  })
+
+  it('a token provider that never answers: the error says so at connectTimeout, not a ConnectionError to no URL; retrying goes on', async () => {
+    const s = await start()
+    const hung = () => new Promise<string>(() => {})
+    const { client, events } = clients.make({ url: s.wsUrl, token: hung, connectTimeout: 300 })
+    client.connect()
+    await vi.waitFor(() => expect(events.errors.length).toBeGreaterThanOrEqual(1), { timeout: 3000 })
+    const error = events.errors[0]!
+    expect(s.server.stats().sockets).toBe(0) // nothing was tried against the server
+    expect(error).not.toBeInstanceOf(ConnectionError)
+    expect([error.constructor, error.message]).toEqual([BelfryError, 'url or token provider did not answer within connectTimeout'])
+    expect(events.statuses.find((e) => e.to === 'reconnecting')?.reason).toBe('connect timeout')
+  })
+
+  it('a token provider that stops answering after the client was online: the same error, not the last URL with connect timeout', async () => {
+    const s = await start()
+    let hang = false
+    const token = () => (hang ? new Promise<string>(() => {}) : s.token('ann'))
+    const { client, events } = await clients.online({ url: s.wsUrl, token, connectTimeout: 300 })
+    hang = true
+    await s.stop()
+    await vi.waitFor(() => expect(events.errors.length).toBeGreaterThanOrEqual(1), { timeout: 3000 })
+    expect(events.errors.map((e) => [e.name, e.message])).toContainEqual([
+      'BelfryError',
+      'url or token provider did not answer within connectTimeout',
+    ])
+    expect(events.errors.filter((e) => e instanceof ConnectionError)).toEqual([])
+    expect(client.state).not.toBe('closed')
   })
 })
 
