@@ -97,7 +97,7 @@ export class Link implements Connection {
   #refreshed = false
   /** Attempts in a row that failed before the socket opened: the first and every tenth are reported. */
   #failures = 0
-  /** The URL of the attempt in progress. */
+  /** The URL of the attempt in progress; '' until its url and token providers have answered. */
   #url = ''
   /** The state's own timer: connect/auth timeout, retry delay, or uptime while online. */
   #phase: ReturnType<typeof setTimeout> | undefined
@@ -184,7 +184,8 @@ export class Link implements Connection {
 
   async #open(reason: string): Promise<void> {
     if (!this.#set('connecting', reason)) return
-    this.#authError = '' // an earlier socket's (its close ignored, offline) is no word about this one
+    // An earlier socket's (its close ignored, offline) is no word about this one, nor its URL.
+    this.#authError = this.#url = ''
     const id = ++this.#attemptId
     const stale = () => id !== this.#attemptId || this.#state !== 'connecting'
     this.#phase = setTimeout(() => this.#drop('connect timeout'), this.#o.connectTimeout)
@@ -269,7 +270,11 @@ export class Link implements Connection {
   /** Gives up on the current socket (it may be half-open) and retries. */
   #drop(reason: string): void {
     this.#transport.close(reason)
-    if (this.#state === 'connecting') this.#failed(reason)
+    if (this.#state === 'connecting') {
+      // No URL yet: the providers have not answered, and no server was tried.
+      if (this.#url) this.#failed(reason)
+      else this.#host.error(new BelfryError('url or token provider did not answer within connectTimeout'))
+    }
     this.#retry(reason)
   }
 
