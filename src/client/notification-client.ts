@@ -168,7 +168,10 @@ export class NotificationClient<Data extends object = JsonObject> {
     return { items: items as Notification<Data>[], next }
   }
 
-  /** Marks notifications read, on every tab and device of the user. */
+  /**
+   * Marks notifications read, on every tab and device of the user: 1–500 ids a call (the protocol's
+   * limit; the server refuses more as `bad_frame`, a ProtocolError).
+   */
   markRead(ids: string | string[]): Promise<ReadEvent> {
     return this.#mark({ type: 'mark_read', ids: [ids].flat() })
   }
