@@ -556,6 +556,35 @@ function toSchema4(db: Database.Database): void {
   db.pragma('user_version = 4')
 }
 
+/**
+ * A database with one notification for user a, taken back to schema `version` by `sql`, opened by a
+ * store (which migrates it) for `check`; then of the current version. Removed afterwards.
+ */
+async function withOlderSchema(sql: string, version: number, check: (store: SqliteStore) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'belfry-store-'))
+  const file = join(dir, 'inbox.db')
+  try {
+    const before = new SqliteStore(file)
+    await before.publish({ userIds: ['a'] }, { title: 'kept', body: '' })
+    await before.close()
+    const db = new Database(file)
+    db.exec(sql)
+    db.pragma(`user_version = ${version}`)
+    db.close()
+    const store = new SqliteStore(file)
+    try {
+      await check(store)
+    } finally {
+      await store.close()
+    }
+    const raw = new Database(file)
+    expect(raw.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION)
+    raw.close()
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
 describe('SqliteStore: its deployment token', () => {
   it('is made once with the database: every store on the file has it, another file has another', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'belfry-store-'))
@@ -580,26 +609,10 @@ describe('SqliteStore: its deployment token', () => {
   })
 
   it('is given to a database of schema 5, its data whole', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'belfry-store-'))
-    const file = join(dir, 'inbox.db')
-    try {
-      const before = new SqliteStore(file)
-      await before.publish({ userIds: ['a'] }, { title: 'kept', body: '' })
-      await before.close()
-      const db = new Database(file)
-      db.exec('DROP TABLE deployment')
-      db.pragma('user_version = 5')
-      db.close()
-      const store = new SqliteStore(file)
-      try {
-        expect(store.deployment).toMatch(/^[0-9a-f]{32}$/)
-        expect((await store.after('a', 0, 10)).map((n) => n.title)).toEqual(['kept'])
-      } finally {
-        await store.close()
-      }
-    } finally {
-      rmSync(dir, { recursive: true, force: true })
-    }
+    await withOlderSchema('DROP TABLE deployment', 5, async (store) => {
+      expect(store.deployment).toMatch(/^[0-9a-f]{32}$/)
+      expect((await store.after('a', 0, 10)).map((n) => n.title)).toEqual(['kept'])
+    })
   })
 })
 
@@ -666,37 +679,18 @@ describe('SqliteStore: a database of schema 4 near its maxBytes', () => {
 
 describe('SqliteStore: a database of schema 3', () => {
   it('is migrated: it gains idempotency keys, its data whole', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'belfry-store-'))
-    const file = join(dir, 'inbox.db')
-    try {
-      const before = new SqliteStore(file)
-      await before.publish({ userIds: ['a'] }, { title: 'kept', body: '' })
-      await before.close()
-      const db = new Database(file)
-      db.exec('DROP TABLE idempotency_keys; DROP TABLE deployment')
-      db.pragma('user_version = 3')
-      db.close()
-      const store = new SqliteStore(file)
-      try {
-        const key = { key: 'k', ttlMs: 60_000 }
-        const first = await store.publish({ userIds: ['a'] }, { title: 'new', body: '' }, key)
-        expect(await store.publish({ userIds: ['a'] }, { title: 'new', body: '' }, key)).toMatchObject({
-          notification: { id: first.notification.id },
-          replayed: true,
-        })
-        expect((await store.after('a', 0, 10)).map((n) => [n.seq, n.title])).toEqual([
-          [1, 'kept'],
-          [2, 'new'],
-        ])
-      } finally {
-        await store.close()
-      }
-      const raw = new Database(file)
-      expect(raw.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION)
-      raw.close()
-    } finally {
-      rmSync(dir, { recursive: true, force: true })
-    }
+    await withOlderSchema('DROP TABLE idempotency_keys; DROP TABLE deployment', 3, async (store) => {
+      const key = { key: 'k', ttlMs: 60_000 }
+      const first = await store.publish({ userIds: ['a'] }, { title: 'new', body: '' }, key)
+      expect(await store.publish({ userIds: ['a'] }, { title: 'new', body: '' }, key)).toMatchObject({
+        notification: { id: first.notification.id },
+        replayed: true,
+      })
+      expect((await store.after('a', 0, 10)).map((n) => [n.seq, n.title])).toEqual([
+        [1, 'kept'],
+        [2, 'new'],
+      ])
+    })
   })
 })
 
