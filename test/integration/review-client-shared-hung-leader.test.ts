@@ -42,14 +42,12 @@ describe('review: belfry/shared, a leader whose token provider hangs', () => {
     hang = true
     await t.restart()
     await expect.poll(() => one.events.statuses.some((s) => s.from === 'online'), { timeout: 5000 }).toBe(true)
-    await expect.poll(() => one.events.errors.map((e) => e.message), { timeout: 5000 }).toContain(
-      'url or token provider did not answer within connectTimeout',
-    )
+    await expect
+      .poll(() => one.events.errors.map((e) => e.message), { timeout: 5000 })
+      .toContain('url or token provider did not answer within connectTimeout')
     // Tab 2's provider works: README, "A leader whose token provider fails ... hands the lock on, so a tab
     // whose provider works leads". A provider that never answers is reported (connectTimeout) and retried
     // on the same call for ever: tab 1 keeps the lock and the user's tabs stay offline.
-    await expect
-      .poll(() => [one.client.state, two.client.state], { timeout: 6000 })
-      .toContain('online')
+    await expect.poll(() => [one.client.state, two.client.state], { timeout: 6000 }).toContain('online')
   })
 })

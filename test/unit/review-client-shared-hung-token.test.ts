@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
+import WebSocket from 'ws'
 import { type BelfryError, memoryStorage, NotificationClient } from '../../src/index.js'
 import { sharedConnection } from '../../src/shared/index.js'
-import WebSocket from 'ws'
 import { FakeLocks } from '../helpers/locks.js'
 
 const open: NotificationClient[] = []
