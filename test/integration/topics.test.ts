@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import type { NotificationClient } from '../../src/index.js'
-import { ClientPool, type Recorder } from '../helpers/client.js'
+import { ClientPool, holds, type Recorder } from '../helpers/client.js'
 import { httpPublish, type TestServer, useServer } from '../helpers/server.js'
 
 const start = useServer()
@@ -111,5 +111,24 @@ describe('NotificationClient: a batch of valid topics larger than the server tak
     // 256 × 6 + 3 = 1,539 B of JSON each: 40 of them in one frame (≈ 61.6 KB, under 64 KiB), 3 in a second.
     const topics = Array.from({ length: 43 }, (_, i) => `${String(i).padStart(3, '0')}${'\u0001'.repeat(253)}`)
     await subscribeAll(t, client, events, topics)
+  })
+})
+
+// The server allows a user rateBurst (60) frames at once and closes the socket with 4029 past it: the
+// client puts the topics of one task, and of a restore, in as few frames as it can.
+describe("NotificationClient: topic frames and the user's frame budget", () => {
+  it('unsubscribing 100 topics in one task (a page or component unmounting) sends them together: the socket is kept', async () => {
+    const t = await start({ dev: true })
+    const { client, events } = await clients.online({ url: t.wsUrl, token: () => t.token('ann') })
+    const offs = Array.from({ length: 100 }, (_, i) => client.subscribe(`topic-${i}`))
+    // Let the user's frame budget fill again after the subscribe.
+    await new Promise((r) => setTimeout(r, 3500))
+    expect(client.state).toBe('online')
+    for (const off of offs) off()
+    await holds(() => {
+      const closes = events.statuses.filter((s) => s.from === 'online').map((s) => s.reason)
+      expect(closes, 'the server cut the socket for its frame budget').toEqual([])
+    }, 1500)
+    await expect.poll(async () => (await storedTopics(t.url, 'ann')).length).toBe(0)
   })
 })
