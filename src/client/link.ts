@@ -262,9 +262,8 @@ export class Link implements Connection {
 
   /** Pings; no frame within `pongTimeout` of the first unanswered ping means a dead (perhaps half-open) connection. */
   #check(): void {
-    if (this.#state !== 'online' || this.#legacy) return
-    this.send({ type: 'ping' })
-    this.#pong ??= setTimeout(() => this.#drop('pong timeout'), this.#o.pongTimeout)
+    // Not sent (not online, or the article's server, which answers no ping): nothing to wait for.
+    if (this.send({ type: 'ping' })) this.#pong ??= setTimeout(() => this.#drop('pong timeout'), this.#o.pongTimeout)
   }
 
   /** Gives up on the current socket (it may be half-open) and retries. */
@@ -285,7 +284,7 @@ export class Link implements Connection {
 
   /** What each close code means for the client: docs/protocol.md, "Close codes". */
   #closed(code: number, reason: string, error?: string): void {
-    if (this.#state === 'closed' || this.#state === 'offline') return
+    // Never closed nor offline here: the transport tells nothing of a socket after it was told to close it.
     // Closed before it opened: nothing answered there as a WebSocket server would.
     if (this.#state === 'connecting') this.#failed(error || 'unreachable, or not a WebSocket endpoint', code)
     const message = this.#authError || reason
@@ -329,7 +328,8 @@ export class Link implements Connection {
       this.#unwatch.push(() => target?.removeEventListener(type, fn))
     }
     listen(w, 'offline', () => {
-      if (this.#state === 'closed' || this.#state === 'idle') return
+      // Not when closed: close() removes this listener.
+      if (this.#state === 'idle') return
       this.#transport.close('offline')
       this.#set('offline', 'offline')
     })

@@ -162,10 +162,12 @@ export class NotificationClient<Data extends object = JsonObject> {
   }
 
   /** One page of the user's history, newest first. */
-  async history(page?: { before?: number | undefined; limit?: number | undefined }): Promise<HistoryPage<Data>> {
+  history(page?: { before?: number | undefined; limit?: number | undefined }): Promise<HistoryPage<Data>> {
     // An undefined field is left out of the frame (JSON): `before: undefined` asks for the newest page.
-    const { items, next } = await this.#request({ type: 'history', ...(page as { before?: number; limit?: number }) })
-    return { items: items as Notification<Data>[], next }
+    return this.#request({ type: 'history', ...(page as { before?: number; limit?: number }) }).then(({ items, next }) => ({
+      items: items as Notification<Data>[],
+      next,
+    }))
   }
 
   /**
@@ -188,27 +190,27 @@ export class NotificationClient<Data extends object = JsonObject> {
    */
   subscribe(topic: string): () => void {
     if (!topic || typeof topic !== 'string') throw new TypeError(`belfry: subscribe() takes a non-empty string; got ${show(topic)}`)
-    // Past the protocol's length, which no server takes (the frame would fail whole): refused here.
-    if (topic.length > MAX_TOPIC_LENGTH) {
-      queueMicrotask(() => this.#refused(topic, 'topic_too_long'))
-      return () => {}
+    // Past the protocol's length, which no server takes (the frame would fail whole): refused here, and
+    // never in #topics (the function returned does nothing).
+    if (topic.length > MAX_TOPIC_LENGTH) queueMicrotask(() => this.#refused(topic, 'topic_too_long'))
+    else {
+      this.#leaving.delete(topic)
+      this.#topics.add(topic)
+      // One frame for the topics of one task (an app subscribing to many at start would spend the
+      // user's frame budget). Offline, #online sends every topic; queueing them too would send them twice.
+      if (!this.#joining) {
+        const joining: string[] = []
+        this.#joining = joining
+        queueMicrotask(() => {
+          this.#joining = undefined
+          this.#topicFrames(
+            'subscribe',
+            joining.filter((t) => this.#topics.has(t)),
+          )
+        })
+      }
+      this.#joining.push(topic)
     }
-    this.#leaving.delete(topic)
-    this.#topics.add(topic)
-    // One frame for the topics of one task (an app subscribing to many at start would spend the
-    // user's frame budget). Offline, #online sends every topic; queueing them too would send them twice.
-    if (!this.#joining) {
-      const joining: string[] = []
-      this.#joining = joining
-      queueMicrotask(() => {
-        this.#joining = undefined
-        this.#topicFrames(
-          'subscribe',
-          joining.filter((t) => this.#topics.has(t)),
-        )
-      })
-    }
-    this.#joining.push(topic)
     return () => {
       if (this.#topics.delete(topic) && !this.#link.legacy) {
         this.#leaving.add(topic)
