@@ -71,8 +71,8 @@ export class NotificationClient<Data extends object = JsonObject> {
   readonly #leaving = new Set<string>()
   /** Whose subscriptions #topics and #leaving are (the token's `sub`): a token of another user leaves them behind. */
   #user: string | undefined
-  /** Topics subscribed in this task, sent together in one frame at its end. */
-  #joining: string[] | undefined
+  /** Topics subscribed or given up in this task, sent together at its end. */
+  readonly #batch = new Set<string>()
   /** The error that stopped the client for good. */
   #fatal: BelfryError | undefined
   /** The last auth said notifications after our cursor expired: the `online` status event says so. */
@@ -196,25 +196,12 @@ export class NotificationClient<Data extends object = JsonObject> {
     else {
       this.#leaving.delete(topic)
       this.#topics.add(topic)
-      // One frame for the topics of one task (an app subscribing to many at start would spend the
-      // user's frame budget). Offline, #online sends every topic; queueing them too would send them twice.
-      if (!this.#joining) {
-        const joining: string[] = []
-        this.#joining = joining
-        queueMicrotask(() => {
-          this.#joining = undefined
-          this.#topicFrames(
-            'subscribe',
-            joining.filter((t) => this.#topics.has(t)),
-          )
-        })
-      }
-      this.#joining.push(topic)
+      this.#queue(topic)
     }
     return () => {
       if (this.#topics.delete(topic) && !this.#link.legacy) {
         this.#leaving.add(topic)
-        this.#link.send({ type: 'unsubscribe', topics: [topic] })
+        this.#queue(topic)
       }
     }
   }
@@ -233,11 +220,31 @@ export class NotificationClient<Data extends object = JsonObject> {
   }
 
   /**
-   * TOPICS_PER_FRAME (40) topics a frame at most: the protocol takes 500, but 500 long topics can
-   * pass a server's `maxFrameBytes` (64 KiB), and ws would close the socket (1009) at every restore.
+   * Queues a topic subscribed or given up: the topics of one task go out together at its end, in as
+   * few frames as #topicFrames takes (a frame a topic, an app subscribing to many at start or dropping
+   * them as a page unmounts, would spend the user's frame budget). Offline, nothing goes out: #online
+   * sends every topic.
    */
-  #topicFrames(type: 'subscribe' | 'unsubscribe', topics: string[]): void {
-    for (let i = 0; i < topics.length; i += TOPICS_PER_FRAME) this.#link.send({ type, topics: topics.slice(i, i + TOPICS_PER_FRAME) })
+  #queue(topic: string): void {
+    if (!this.#batch.size) queueMicrotask(() => this.#topicFrames(this.#batch))
+    this.#batch.add(topic)
+  }
+
+  /**
+   * Subscribes to the topics of `from` (by default all) still in #topics, and unsubscribes from those in
+   * #leaving (a topic is in one of them at most). TOPICS_PER_FRAME (40) topics a frame at most: the
+   * protocol takes 500, but 500 long topics can pass a server's `maxFrameBytes` (64 KiB), and ws would
+   * close the socket (1009) at every restore.
+   */
+  #topicFrames(from?: Set<string>): void {
+    for (const [type, set] of [
+      ['subscribe', this.#topics],
+      ['unsubscribe', this.#leaving],
+    ] as const) {
+      const topics = [...(from ?? set)].filter((t) => set.has(t))
+      for (let i = 0; i < topics.length; i += TOPICS_PER_FRAME) this.#link.send({ type, topics: topics.slice(i, i + TOPICS_PER_FRAME) })
+    }
+    from?.clear()
   }
 
   async #mark(frame: RequestFrame & { type: 'mark_read' }): Promise<ReadEvent> {
@@ -287,8 +294,7 @@ export class NotificationClient<Data extends object = JsonObject> {
     } else {
       this.#requests.flush()
       // Every topic in as few frames as the protocol takes: one per topic could spend the user's whole frame budget.
-      this.#topicFrames('subscribe', [...this.#topics])
-      this.#topicFrames('unsubscribe', [...this.#leaving])
+      this.#topicFrames()
       this.#expired = this.#delivery.online(f)
     }
   }
