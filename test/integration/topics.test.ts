@@ -1,6 +1,9 @@
-import { afterEach, describe, expect, it } from 'vitest'
-import type { NotificationClient } from '../../src/index.js'
-import { ClientPool, holds, type Recorder } from '../helpers/client.js'
+import { afterEach, describe, expect, it, onTestFinished } from 'vitest'
+import WebSocket from 'ws'
+import { memoryStorage, NotificationClient } from '../../src/index.js'
+import { sharedConnection } from '../../src/shared/index.js'
+import { ClientPool, FAST_BACKOFF, holds, type Recorder, record } from '../helpers/client.js'
+import { FakeLocks } from '../helpers/locks.js'
 import { httpPublish, type TestServer, useServer } from '../helpers/server.js'
 
 const start = useServer()
@@ -130,5 +133,35 @@ describe("NotificationClient: topic frames and the user's frame budget", () => {
       expect(closes, 'the server cut the socket for its frame budget').toEqual([])
     }, 1500)
     await expect.poll(async () => (await storedTopics(t.url, 'ann')).length).toBe(0)
+  })
+
+  it('three belfry/shared tabs of a user restoring 1,000 topics each through the one socket stay online', async () => {
+    const t = await start({ limits: { maxSubscriptionsPerUser: 1000 } })
+    const locks = new FakeLocks()
+    const topics = Array.from({ length: 1000 }, (_, i) => `t${i}`)
+    const tabs: Recorder[] = []
+    for (let i = 0; i < 3; i++) {
+      const client = new NotificationClient({
+        url: t.wsUrl,
+        token: () => t.token('ann'),
+        WebSocket,
+        backoff: FAST_BACKOFF,
+        storage: memoryStorage(),
+        connection: sharedConnection({ beat: 50, stale: 200, locks: locks.forTab(`tab${i}`), BroadcastChannel }),
+      })
+      onTestFinished(() => client.close())
+      const events = record(client)
+      // Subscribed before it connects: the restore after auth sends them.
+      for (const topic of topics) client.subscribe(topic)
+      client.connect()
+      await client.ready({ timeout: 5000 })
+      tabs.push(events)
+    }
+    // Every tab restores its topics through the leader's socket, at every reconnect: short topics go 500
+    // a frame (2 frames a tab), not a fixed 40 (25 a tab, 75 in all, past rateBurst's 60).
+    await holds(() => {
+      const cuts = tabs.flatMap((events) => events.statuses.filter((s) => s.reason === 'close 4029'))
+      expect(cuts, 'the shared socket was cut for its frame budget (4029)').toEqual([])
+    }, 3000)
   })
 })
