@@ -10,7 +10,7 @@ import type {
   RequestFrame,
   ServerFrame,
 } from '../protocol/frames.js'
-import { MAX_TOPIC_LENGTH, TOPICS_PER_FRAME } from '../protocol/guards.js'
+import { MAX_TOPIC_LENGTH, MAX_TOPICS_PER_FRAME, TOPIC_FRAME_BYTES } from '../protocol/guards.js'
 import { createDelivery, type Delivery } from './delivery.js'
 import { type BelfryError, ProtocolError, RequestError, TimeoutError } from './errors.js'
 import { Emitter } from './events.js'
@@ -232,17 +232,31 @@ export class NotificationClient<Data extends object = JsonObject> {
 
   /**
    * Subscribes to the topics of `from` (by default all) still in #topics, and unsubscribes from those in
-   * #leaving (a topic is in one of them at most). TOPICS_PER_FRAME (40) topics a frame at most: the
-   * protocol takes 500, but 500 long topics can pass a server's `maxFrameBytes` (64 KiB), and ws would
-   * close the socket (1009) at every restore.
+   * #leaving (a topic is in one of them at most), in frames of MAX_TOPICS_PER_FRAME (500) topics and
+   * less than TOPIC_FRAME_BYTES of JSON at most, each topic counted at its worst: length × 6 + 3 bytes
+   * (`\u0001`, quotes and comma). A server takes frames of 64 KiB at most (`maxFrameBytes`), past which
+   * ws would close the socket (1009) at every restore; a fixed count small enough for the longest
+   * topics (40) spent the user's frame budget (rateBurst) when belfry/shared tabs restore theirs
+   * through one socket. Short topics go 500 a frame, the longest 41.
    */
   #topicFrames(from?: Set<string>): void {
     for (const [type, set] of [
       ['subscribe', this.#topics],
       ['unsubscribe', this.#leaving],
     ] as const) {
-      const topics = [...(from ?? set)].filter((t) => set.has(t))
-      for (let i = 0; i < topics.length; i += TOPICS_PER_FRAME) this.#link.send({ type, topics: topics.slice(i, i + TOPICS_PER_FRAME) })
+      let topics: string[] = []
+      let bytes = 0
+      for (const t of from ?? set) {
+        if (!set.has(t)) continue
+        bytes += t.length * 6 + 3
+        if (bytes >= TOPIC_FRAME_BYTES || topics[MAX_TOPICS_PER_FRAME - 1]) {
+          this.#link.send({ type, topics })
+          topics = []
+          bytes = t.length * 6 + 3
+        }
+        topics.push(t)
+      }
+      if (topics[0]) this.#link.send({ type, topics })
     }
     from?.clear()
   }

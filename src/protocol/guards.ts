@@ -31,11 +31,12 @@ export const MAX_TOPIC_LENGTH = 256
 /** Most topics one subscribe or unsubscribe frame may carry. */
 export const MAX_TOPICS_PER_FRAME = 500
 /**
- * Most topics the client puts in one subscribe or unsubscribe frame: a server takes frames of at
- * most 64 KiB (`maxFrameBytes`), and a topic of 256 characters takes up to 256 × 6 + 3 = 1,539
- * bytes of JSON (U+0001 is `\u0001`), so 40 fit where 500 may not.
+ * The client's subscribe and unsubscribe frames hold less than this many bytes of topics, each counted
+ * at its worst: length × 6 + 3 bytes of JSON (U+0001 is `\u0001`, then quotes and comma). A server takes
+ * frames of at most 64 KiB (`maxFrameBytes`); 500 short topics (MAX_TOPICS_PER_FRAME) go in one frame,
+ * 41 of the longest (256 characters, 1,539 bytes).
  */
-export const TOPICS_PER_FRAME = 40
+export const TOPIC_FRAME_BYTES = 64_000
 // biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters (C0, DEL, C1) are what it refuses.
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
 /** A user id, wherever one comes from (a publish, a token's `sub`, an auth frame): 1–64 well-formed characters, no control characters. */

@@ -16,20 +16,27 @@ describe('topic subscriptions', () => {
     expect(server.sent('subscribe')).toEqual([{ type: 'subscribe', topics: ['deploys'] }])
   })
 
-  it('sends many topics in frames of at most 40, at once and after each auth; refuses a topic that is not a non-empty string', async () => {
+  it('sends many topics in frames of at most 500 and under 64,000 bytes, at once and after each auth; refuses a topic that is not a non-empty string', async () => {
     const server = startMockServer()
     const { client } = await connected(createClient(server))
-    for (let i = 0; i < 81; i++) client.subscribe(`t${i}`)
+    for (let i = 0; i < 1001; i++) client.subscribe(`t${i}`)
     await tick()
-    // 40 topics of 256 characters fit a server's maxFrameBytes (64 KiB) however JSON escapes them; the protocol's 500 may not.
-    expect(server.sent('subscribe').map((f) => (f as unknown as { topics: string[] }).topics.length)).toEqual([40, 40, 1])
+    expect(server.sent('subscribe').map((f) => (f as unknown as { topics: string[] }).topics.length)).toEqual([500, 500, 1])
+    // Each topic counts at its worst, length × 6 + 3 bytes (`\u0001`): 41 of 256 characters fit a server's
+    // maxFrameBytes (64 KiB) however JSON escapes them; the protocol's 500 may not.
+    for (let i = 0; i < 83; i++) client.subscribe(`${i}`.padEnd(256, 'x'))
+    await tick()
+    expect(server.sent('subscribe').map((f) => (f as unknown as { topics: string[] }).topics.length)).toEqual([500, 500, 1, 41, 41, 1])
     server.peer.close(1006)
     await vi.waitFor(async () => {
       await tick(100)
       expect(client.state).toBe('online')
     })
     await tick()
-    expect(server.sent('subscribe').map((f) => (f as unknown as { topics: string[] }).topics.length)).toEqual([40, 40, 1, 40, 40, 1])
+    // The restore: 1,001 short topics, then 83 long ones, in the order subscribed.
+    expect(server.sent('subscribe').map((f) => (f as unknown as { topics: string[] }).topics.length)).toEqual([
+      500, 500, 1, 41, 41, 1, 500, 500, 42, 41, 1,
+    ])
     expect(() => client.subscribe('')).toThrow(new TypeError('belfry: subscribe() takes a non-empty string; got ""'))
     expect(() => client.subscribe(7 as unknown as string)).toThrow(/non-empty string; got 7$/)
   })
@@ -52,18 +59,18 @@ describe('topic subscriptions', () => {
     expect(server.sent('subscribe')).toHaveLength(1)
   })
 
-  it('restores every topic after a reconnect, 40 a frame', async () => {
+  it('restores every topic after a reconnect, 500 short ones a frame', async () => {
     const server = startMockServer()
     const { client } = await connected(createClient(server, { backoff: () => 100 }))
-    const topics = Array.from({ length: 80 }, (_, i) => `topic-${i}`)
+    const topics = Array.from({ length: 501 }, (_, i) => `topic-${i}`)
     for (const topic of topics) client.subscribe(topic)
     await tick()
     server.peer.close(1006)
     await tick(200)
     expect(client.state).toBe('online')
     expect(server.peer.frames.filter((f) => f.type === 'subscribe')).toEqual([
-      { type: 'subscribe', topics: topics.slice(0, 40) },
-      { type: 'subscribe', topics: topics.slice(40) },
+      { type: 'subscribe', topics: topics.slice(0, 500) },
+      { type: 'subscribe', topics: topics.slice(500) },
     ])
   })
 
