@@ -20,9 +20,12 @@ export const REACT_SIZE_LIMIT_BYTES = 1024
  * the inbox floor and skips a seq that jumps, a leader whose token provider
  * fails hands the socket on, a follower's user check has a time limit and
  * ignores a stale answer, and a tab that starts to lead can be closed by a
- * handler of its first status; `npm test` fails past it.
+ * handler of its first status; it was raised from 1,664 B to 1,744 B for the
+ * two hung-provider fixes (a tab's join() and a leader's socket give up on a
+ * url or token provider that does not answer within connectTimeout), whose
+ * ~80 B could not be found in it; `npm test` fails past it.
  */
-export const SHARED_SIZE_BUDGET_BYTES = 1664
+export const SHARED_SIZE_BUDGET_BYTES = 1744
 
 /**
  * What belfry/desktop may add to the client, min + gzip (level 9), measured
