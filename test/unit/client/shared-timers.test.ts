@@ -87,6 +87,42 @@ describe('belfry/shared: close() leaves no timer behind', () => {
 })
 
 /**
+ * A tab joins its user's group on its url and token providers' answers: one that never answers (a stalled token
+ * backend) is reported at connectTimeout as the client without sharing reports it, and asked again after the
+ * backoff, as one that fails is; its late answer is ignored. (Regression: the tab stayed `connecting` for ever,
+ * saying nothing.)
+ */
+describe('belfry/shared: a token provider that never answers as the tab joins', () => {
+  it('is reported at connectTimeout as a BelfryError and asked again after the backoff; close() clears the timers', async () => {
+    let calls = 0
+    const { client, log } = createClient(startMockServer(), {
+      token: () => {
+        calls++
+        return new Promise<string>(() => {})
+      },
+      connectTimeout: 200,
+      backoff: () => 1000,
+      connection: shared(new FakeLocks(), 'a'),
+    })
+    client.connect()
+    await tick(150)
+    expect(log.errors).toEqual([])
+    await tick(100)
+    expect(log.errors.map((e) => [e.name, e.message])).toEqual([
+      ['BelfryError', 'url or token provider did not answer within connectTimeout'],
+    ])
+    expect([client.state, calls]).toEqual(['connecting', 1])
+    await tick(1000)
+    expect(calls).toBe(2)
+    await tick(200)
+    expect(log.errors).toHaveLength(2)
+    client.close()
+    await tick()
+    expect(vi.getTimerCount()).toBe(0)
+  })
+})
+
+/**
  * A follower's user check (its token asked who its user is when the leader's
  * socket drops, for at most connectTimeout) may be answered after its time:
  * that answer counts only while no newer check was made and the tab stayed
