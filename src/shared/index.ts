@@ -75,6 +75,9 @@ type Snapshot = Extract<ServerFrame, { type: 'auth_success' }> & { legacy: boole
 
 type Notification = Extract<ServerFrame, { type: 'notification' }>
 
+/** What a url or token provider that has not answered within connectTimeout is reported as (the client's words). */
+const HUNG = 'url or token provider did not answer within connectTimeout'
+
 const resolve = async <T>(p: T | (() => T | Promise<T>)): Promise<T> => (typeof p === 'function' ? (p as () => T | Promise<T>)() : p)
 
 /**
@@ -128,7 +131,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
      * (`Math.max` wherever it is heard), unless it follows a leader online first (see follow()).
      */
     let lastWord: number
-    /** The tab's one timer: the retry of a failed join, then the interval of beats and watching the leader (clearTimeout clears either, and its name the client has too). */
+    /** The tab's one timer: a join's time limit, the retry of a failed join, then the interval of beats and watching the leader (clearTimeout clears either, and its name the client has too). */
     let watch: ReturnType<typeof setInterval> | undefined
     /** A leader's whose provider failed: its queueing again (one at a time; the tab's next queueing or leaving ends it). */
     let retry: ReturnType<typeof setTimeout> | undefined
@@ -243,16 +246,30 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
     const join = async (): Promise<void> => {
       let url: string
       let a: ReturnType<LinkHost['auth']>
+      /**
+       * The providers, one after the other, within one connectTimeout (in `watch`: leave() clears it), as a socket's
+       * attempt waits for them: one that fails, or has not answered by then, is reported and asked again later. Once
+       * `watch` is no longer this join's time limit (it passed, or the tab closed or joined again), what the providers
+       * say is ignored, as a socket ignores a superseded attempt's.
+       */
+      const fail = (e: BelfryError) => {
+        if (watch !== timer) return
+        clearTimeout(timer)
+        // Before the error event: a handler that closes the tab clears it.
+        watch = setTimeout(join, o.backoff(0))
+        host.error(e)
+      }
+      // biome-ignore lint/suspicious/noAssignInExpressions: keeps belfry/shared within its size budget
+      const timer = (watch = setTimeout(() => fail(new BelfryError(HUNG)), o.connectTimeout))
       try {
         url = await resolve(o.url)
         a = host.auth(await resolve(o.token))
       } catch (cause) {
-        host.error(new BelfryError('url or token provider failed', { cause }))
-        // Again later, unless the tab closed meanwhile (leave() clears a retry set before).
-        if (state !== 'closed') watch = setTimeout(join, o.backoff(0))
-        return
+        return fail(new BelfryError('url or token provider failed', { cause }))
       }
-      if (state === 'closed') return
+      // Closed, or joined again, meanwhile (leave() dropped `watch`): nothing more to do.
+      if (watch !== timer) return
+      clearTimeout(timer)
       // A group of its own (a user's): its leaders' epochs and its seqs.
       epoch = 0
       held = {}
@@ -447,7 +464,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
       clearTimeout(watch)
       clearTimeout(retry)
       clearTimeout(checking)
-      check = checking = undefined
+      check = checking = watch = undefined
       stepDown?.()
       channel?.close()
       channel = undefined
