@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import WebSocket from 'ws'
 import { memoryStorage, NotificationClient } from '../../src/index.js'
 import { sharedConnection } from '../../src/shared/index.js'
+import { FAST_BACKOFF, type Recorder, record } from '../helpers/client.js'
 import { FakeLocks } from '../helpers/locks.js'
 import { type TestServer, useServer } from '../helpers/server.js'
 
@@ -72,5 +73,45 @@ describe('belfry/shared: two tabs whose token providers both fail', () => {
     }
     // ~4.9 s at 2 s a retry: the join's call and about 3 retries (observed: about 12, more the longer it goes on).
     expect(alone.calls).toBeLessThanOrEqual(6)
+  })
+})
+
+describe('belfry/shared: a leader whose token provider hangs', () => {
+  it('hands the lock on at connectTimeout, as one whose provider fails does, so a tab whose provider works leads', async () => {
+    const t = await start()
+    const locks = new FakeLocks()
+    let hang = false
+    const tab = (id: string, token: () => Promise<string>): { client: NotificationClient; events: Recorder } => {
+      const client = new NotificationClient({
+        url: t.wsUrl,
+        token,
+        WebSocket,
+        backoff: FAST_BACKOFF,
+        connectTimeout: 300,
+        storage: memoryStorage(),
+        connection: sharedConnection({ beat: 50, stale: 200, locks: locks.forTab(id), BroadcastChannel }),
+      })
+      clients.push(client)
+      return { client, events: record(client) }
+    }
+    // Tab 1 leads; its token fetch answers once (the tab joins ann's group), then hangs (a stalled request).
+    const one = tab('tab1', () => (hang ? new Promise<string>(() => {}) : t.token('ann')))
+    one.client.connect()
+    await one.client.ready({ timeout: 5000 })
+    expect(one.client.mode).toBe('leader')
+    const two = tab('tab2', () => t.token('ann'))
+    two.client.connect()
+    await expect.poll(() => two.client.state, { timeout: 5000 }).toBe('online')
+    // The leader's socket drops; its next token call never settles.
+    hang = true
+    await t.restart()
+    await expect.poll(() => one.events.statuses.some((s) => s.from === 'online'), { timeout: 5000 }).toBe(true)
+    await expect
+      .poll(() => one.events.errors.map((e) => e.message), { timeout: 5000 })
+      .toContain('url or token provider did not answer within connectTimeout')
+    // Tab 2's provider works: it leads and the user's tabs go online. (Regression: the hung call ended each attempt
+    // with the reason 'connect timeout', on which tab 1 kept the lock, retrying on the same call for ever.)
+    await expect.poll(() => [one.client.state, two.client.state], { timeout: 6000 }).toContain('online')
+    expect(two.client.mode).toBe('leader')
   })
 })
