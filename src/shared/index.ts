@@ -310,9 +310,15 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
       // Its own socket asks the token from now on: a follower's check still out is stale (0: no timer's id).
       check = fetching = 0
       held = {}
+      /** This socket's last error was a url or token provider that did not answer (the status that follows steps down). */
+      let hung: boolean | undefined
       const socket = solo({
         ...host,
         auth,
+        error: (e) => {
+          hung = e.message === HUNG
+          host.error(e)
+        },
         status: (s) => {
           if (link !== socket) return // stepping down
           last = s
@@ -320,12 +326,13 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
           // The socket gave up for good (the token was refused): so does this tab, and another leads.
           if (s.to === 'closed') close(s.reason)
           else set(s.to, s)
-          // The tab's token (or url) provider failed, its session gone maybe: a tab whose provider works leads
+          // The tab's token (or url) provider failed, its session gone maybe, or did not answer (the error just told, this
+          // status's reason 'connect timeout'; stepping down closes the socket, so the next lead asks afresh): a tab whose provider works leads
           // meanwhile. This one queues again when its socket would have retried (or once it follows a leader online), and
           // till then takes no silence for a frozen leader's (a tab alone retries at the pace of a socket of its own).
           // Unless a handler of this status closed the tab: that stepped down (no `stepDown` left) and cleared the
           // timers already, and a retry armed now would outlive the tab.
-          if (s.reason === 'token or url failed' && stepDown) {
+          if ((hung || s.reason === 'token or url failed') && stepDown) {
             fails++
             stepDown()
             lastWord = Date.now() + s.retryIn!
