@@ -202,7 +202,7 @@ describe('auth: the client with a token whose sub is no user id', () => {
   }
 })
 
-describe('auth: a token past 8 KiB', () => {
+describe('auth: a long token', () => {
   it('a signed token of over 8,192 characters (a topics claim of 400 grants) is taken: the client goes online', async () => {
     const s = await start({ authorizeSubscribe: topicsClaim(), limits: { authTimeoutMs: 300 } })
     const topics = Array.from({ length: 400 }, (_, i) => `tenant:acme-${i}:*`)
@@ -223,6 +223,34 @@ describe('auth: a token past 8 KiB', () => {
       client.connect()
       await vi.waitFor(() => expect(client.state).toBe('online'), { timeout: 4000, interval: 50 })
       expect(calls).toBe(1)
+    } finally {
+      pool.closeAll()
+    }
+  })
+  it('a token too large for maxAuthFrameBytes is refused as invalid (4001): the client stops, not retrying for ever', async () => {
+    // Before auth a frame over maxAuthFrameBytes is not parsed: the only large thing an auth frame carries is its token.
+    const s = await start({ authorizeSubscribe: topicsClaim(), limits: { authTimeoutMs: 300 } })
+    const topics = Array.from({ length: 800 }, (_, i) => `tenant:acme-${i}:*`)
+    const huge = await signToken({ sub: 'ann', claims: { topics } })
+    expect(huge.length).toBeGreaterThan(16 * 1024)
+    const pool = new ClientPool()
+    try {
+      let calls = 0
+      const { client, events } = pool.make({
+        url: s.wsUrl,
+        token: () => {
+          calls++
+          return huge
+        },
+        connectTimeout: 2000,
+        backoff: { initial: 50, max: 100 },
+      })
+      client.connect()
+      await vi.waitFor(() => expect(client.state).toBe('closed'), { timeout: 5000, interval: 50 }).catch(() => {})
+      expect(client.state, `${calls} token calls; errors: ${events.errors.map((e) => e.message).slice(0, 2)}`).toBe('closed')
+      expect(events.errors.at(-1)).toBeInstanceOf(AuthError)
+      expect(events.errors.at(-1)).toMatchObject({ code: CloseCode.TokenInvalid, message: expect.stringContaining('maxAuthFrameBytes') })
+      expect(calls).toBe(2) // the first token and one fresh one
     } finally {
       pool.closeAll()
     }
