@@ -228,12 +228,13 @@ describe('sockets before auth', () => {
     for (const c of refused) c.ws.terminate()
   })
 
-  it('closes with 1009 a first frame larger than maxAuthFrameBytes, without parsing it', async () => {
+  it('refuses a first frame larger than maxAuthFrameBytes as a token too large (4001), without parsing it', async () => {
     const s = await start()
     const c = await rawClient(s.wsUrl)
-    c.send(`{"type":"auth","token":"${'x'.repeat(17 * 1024)}"}`)
-    expect((await c.closed).code).toBe(CloseCode.TooLarge)
-    expect(c.frames).toEqual([])
+    // Not even JSON: the frame is judged by its size alone.
+    c.send(`{"type":"auth","token":"${'x'.repeat(17 * 1024)}`)
+    expect((await c.closed).code).toBe(CloseCode.TokenInvalid)
+    expect(c.frames).toEqual([{ type: 'auth_error', code: ErrorCode.TokenInvalid, message: expect.stringContaining('maxAuthFrameBytes') }])
   })
 
   it('does not let a socket idle before auth sending valid frames one at a time', async () => {

@@ -269,8 +269,13 @@ export class Connection {
     if (!authed) {
       // Before auth one small frame is expected: a large one is not even parsed (deeply nested
       // JSON costs CPU), and a socket cannot pile up frames while its auth is being checked.
+      // The one large thing an auth frame carries is its token: refused as invalid (4001), which
+      // ends a client's retries, where 1009 would have it send the same token again for ever.
       if (byteLength(data) > this.hub.limits.maxAuthFrameBytes) {
-        this.close(CloseCode.TooLarge, 'frame too large before auth')
+        const message = 'auth frame larger than maxAuthFrameBytes: the token is too large'
+        this.hub.log.warn({ conn: this.id, code: ErrorCode.TokenInvalid, reason: message }, 'auth refused')
+        this.reply({ type: 'auth_error', code: ErrorCode.TokenInvalid, message })
+        this.close(CloseCode.TokenInvalid, 'token too large')
         return
       }
       if (++this.#early > this.hub.limits.maxBadFrames) {
