@@ -69,6 +69,8 @@ const RECONCILE_CHUNK = 1000
 const CLOSE_GRACE_MS = 2000
 /** A drain closes one batch of connections per slice of this length (one timer at a time, not one per connection). */
 const DRAIN_SLICE_MS = 50
+/** How long a drain waits for a client of the article's protocol to ack what it was sent before closing it (Connection.leave). */
+const DRAIN_ACK_MS = 1000
 /**
  * How many reads in a row of a user's read state may be stale (a newer notification sent, or a
  * change joined, meanwhile) before the last one's count goes out anyway: a stream of publishes or
@@ -452,6 +454,8 @@ export class NotificationServer {
        */
       let owed = 0.5
       let timer: NodeJS.Timeout | undefined
+      /** Closes waiting for their client's ack (Connection.leave): the drain ends once they are made. */
+      const leaving: Promise<void>[] = []
       const done = () => {
         this.#cutDrain = undefined
         clearTimeout(timer)
@@ -461,9 +465,9 @@ export class NotificationServer {
         const slicesLeft = Math.max(1, Math.round((end - performance.now()) / DRAIN_SLICE_MS))
         owed += (connections.length - closed - owed + 0.5) / slicesLeft
         for (; owed >= 1 - 1e-9 && closed < connections.length; owed--) {
-          connections[closed++]?.close(CloseCode.GoingAway, 'server shutting down')
+          leaving.push(connections[closed++]!.leave(DRAIN_ACK_MS))
         }
-        if (closed >= connections.length) return done()
+        if (closed >= connections.length) return void Promise.all(leaving).then(done)
         timer = setTimeout(slice, DRAIN_SLICE_MS)
       }
       this.#cutDrain = done

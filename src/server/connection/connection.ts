@@ -96,6 +96,8 @@ export class Connection {
   #pingedSeq = 0
   /** The highest seq known acked on this connection: a ping carries a seq only when more was sent since. */
   #pongAcked = 0
+  /** Called once the latest ack ping's pong is written (or its write failed), or the socket is gone: see {@link leave}. */
+  #acked: (() => void) | undefined
   /** The code of the server's close frame, when it sent one on an open socket, and the last seq sent before it. */
   #closeSent = 0
   #sentAtClose = 0
@@ -260,6 +262,30 @@ export class Connection {
     // A client that does not read will not read the close frame either, and any may never answer it:
     // free the socket soon, not after ws's 30 s close timeout.
     setTimeout(() => this.ws.terminate(), refused ? REFUSED_GRACE_MS : CLOSE_GRACE_MS).unref()
+  }
+
+  /**
+   * A drain's close (1001). A client of the article's protocol resumes where the user's ack is,
+   * and may reconnect to another process (the successor, or another on PostgreSQL) at once: what
+   * it was sent is acked first, by a ping with the last seq whose pong is written before the close
+   * (the ack gone() writes at the close's answer would join the store's ack batch, which that
+   * reconnect can overtake). Waits at most `ms` for the pong and its write; a client that does not
+   * answer in time is closed all the same, and gone() acks at its answer to the close, as before.
+   * Any other connection is closed at once.
+   */
+  async leave(ms: number): Promise<void> {
+    if (!this.closed && this.#acks && this.ws.readyState === WebSocket.OPEN && this.replay.sentSeq > this.#pongAcked) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, ms)
+        this.#acked = () => {
+          clearTimeout(timer)
+          resolve()
+        }
+        this.ping()
+      })
+      this.#acked = undefined
+    }
+    this.close(CloseCode.GoingAway, 'server shutting down')
   }
 
   /** From the socket's shared `message` listener. */
@@ -481,11 +507,15 @@ export class Connection {
     this.#pingedSeq = 0
     const before = this.#pongAcked
     this.#pongAcked = seq
-    this.ack(seq).catch((error: unknown) => {
-      // Not written: the next ping carries the seq again (unless a later pong has acked more meanwhile).
-      if (this.#pongAcked === seq) this.#pongAcked = before
-      this.hub.log.warn({ conn: this.id, err: error }, 'ack failed')
-    })
+    this.ack(seq).then(
+      () => this.#acked?.(),
+      (error: unknown) => {
+        // Not written: the next ping carries the seq again (unless a later pong has acked more meanwhile).
+        if (this.#pongAcked === seq) this.#pongAcked = before
+        this.hub.log.warn({ conn: this.id, err: error }, 'ack failed')
+        this.#acked?.()
+      },
+    )
   }
 
   /** Called by the server's once-a-second sweep: closes with 4002 once the token has expired. */
@@ -518,6 +548,7 @@ export class Connection {
       this.ack(seq).catch((error: unknown) => this.hub.log.warn({ conn: this.id, err: error }, 'ack failed'))
     }
     if (!this.closed) this.hub.metrics?.closed(code)
+    this.#acked?.()
     this.moveTo('closed')
     this.hub.connections.delete(this)
     this.hub.unauthenticated.delete(this)
