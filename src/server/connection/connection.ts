@@ -276,7 +276,7 @@ export class Connection {
   async leave(ms: number): Promise<void> {
     if (!this.closed && this.#acks && this.ws.readyState === WebSocket.OPEN && this.replay.sentSeq > this.#pongAcked) {
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, ms)
+        const timer = setTimeout(resolve, ms).unref()
         this.#acked = () => {
           clearTimeout(timer)
           resolve()
