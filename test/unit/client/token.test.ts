@@ -44,18 +44,14 @@ describe('token provider', () => {
     expect(server.peer.frames[0]).toMatchObject({ type: 'auth', token: jwt('u1') })
   })
 
-  it('is never called twice at once: a slow token outlives the connect timeout, the retry and an online event', async () => {
+  it('is never called twice at once: an online event during a slow call waits for the same call', async () => {
     vi.stubGlobal('window', new EventTarget())
     const server = startMockServer()
     const slow = deferred<string>()
     const token = vi.fn(() => slow.promise)
     const { client, log } = createClient(server, { token, connectTimeout: 1000, backoff: () => 100 })
     client.connect()
-    await tick(1000)
-    expect(log.statuses.at(-1)).toMatchObject({ to: 'reconnecting', reason: 'connect timeout' })
-    await advanceToAfterStatus(log, 100)
-    expect(log.statuses.at(-1)).toMatchObject({ from: 'reconnecting', to: 'connecting', reason: 'retry' })
-    expect(token).toHaveBeenCalledTimes(1)
+    await tick(300)
 
     // offline, then online: connects at once — and still waits for the same call.
     window.dispatchEvent(new Event('offline'))
@@ -68,7 +64,7 @@ describe('token provider', () => {
     slow.resolve(jwt('u1'))
     await tick()
     expect(client.state).toBe('online')
-    expect(server.peers).toHaveLength(1) // the stale attempts did not open sockets of their own
+    expect(server.peers).toHaveLength(1) // the stale attempt did not open a socket of its own
     expect(token).toHaveBeenCalledTimes(1)
 
     // A later reconnect asks again.
@@ -77,6 +73,49 @@ describe('token provider', () => {
     await tick(100 + 20)
     expect(token).toHaveBeenCalledTimes(2)
     expect(server.peer.frames[0]).toMatchObject({ type: 'auth', token: jwt('u1', { n: 2 }) })
+  })
+
+  it('a call that has not answered within connectTimeout is given up: the retry asks afresh and gets online', async () => {
+    const server = startMockServer()
+    const token = vi
+      .fn<() => Promise<string>>()
+      .mockReturnValueOnce(new Promise(() => {}))
+      .mockResolvedValue(jwt('u1'))
+    const { client, log } = createClient(server, { token, connectTimeout: 200, backoff: () => 50 })
+    client.connect()
+    await tick(200)
+    expect(log.statuses.at(-1)).toMatchObject({ to: 'reconnecting' })
+    expect(log.errors.map((e) => e.message)).toEqual(['url or token provider did not answer within connectTimeout'])
+    await advanceToAfterStatus(log, 50)
+    await tick()
+    expect(client.state).toBe('online')
+    expect(token).toHaveBeenCalledTimes(2)
+    expect(server.peers).toHaveLength(1)
+  })
+
+  it('a given-up call that answers late does not let a second call start beside the one in flight', async () => {
+    vi.stubGlobal('window', new EventTarget())
+    const server = startMockServer()
+    const first = deferred<string>()
+    const second = deferred<string>()
+    const token = vi.fn<() => Promise<string>>().mockReturnValueOnce(first.promise).mockReturnValueOnce(second.promise)
+    const { client, log } = createClient(server, { token, connectTimeout: 1000, backoff: () => 100 })
+    client.connect()
+    await tick(1000)
+    await advanceToAfterStatus(log, 100)
+    expect(token).toHaveBeenCalledTimes(2)
+    first.resolve(jwt('u1', { late: true }))
+    await tick()
+    // offline, then online while the second call is out: the new attempt waits for it.
+    window.dispatchEvent(new Event('offline'))
+    window.dispatchEvent(new Event('online'))
+    await tick()
+    expect(token).toHaveBeenCalledTimes(2)
+    second.resolve(jwt('u1'))
+    await tick()
+    expect(client.state).toBe('online')
+    expect(server.peers).toHaveLength(1)
+    expect(server.peer.frames[0]).toMatchObject({ type: 'auth', token: jwt('u1') })
   })
 
   it('a failing provider is reported and retried with backoff', async () => {
