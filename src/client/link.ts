@@ -174,9 +174,9 @@ export class Link implements Connection {
       this.#pong = void clearTimeout(this.#pong)
       enter?.()
       if (this.#state === to) {
-        const told = this.#told
-        this.#told = to
-        this.#host.status({ from: told, to, mode: 'solo', reason, attempt: this.#attempt, retryIn })
+        // `told` moves before the handlers run (one may change the state again).
+        // biome-ignore lint/suspicious/noAssignInExpressions: keeps the client within its size limit
+        this.#host.status({ from: this.#told, to: (this.#told = to), mode: 'solo', reason, attempt: this.#attempt, retryIn })
       }
     }
     return this.#state === to
@@ -193,7 +193,11 @@ export class Link implements Connection {
     let token: string
     try {
       url = wsUrl(await resolve(this.#o.url))
-      token = await this.#token()
+      // One token call in flight at a time; every connect gets a fresh one.
+      // biome-ignore lint/suspicious/noAssignInExpressions: the call in flight, or a fresh one (keeps the client within its size limit)
+      token = await (this.#tokenCall ??= resolve(this.#o.token).finally(() => {
+        this.#tokenCall = undefined
+      }))
       if (!url || typeof token !== 'string' || !token) throw new TypeError(`bad ${url ? 'token' : 'url'}`)
     } catch (cause) {
       if (stale()) return
@@ -204,14 +208,6 @@ export class Link implements Connection {
     this.#url = url
     this.#pendingAuth = JSON.stringify({ type: 'auth', token, ...this.#host.auth(token) } satisfies AuthFrame)
     this.#transport.open(url)
-  }
-
-  /** One token call in flight at a time; every connect gets a fresh one. */
-  #token(): Promise<string> {
-    // biome-ignore lint/suspicious/noAssignInExpressions: the call in flight, or a fresh one (keeps the client within its size limit)
-    return (this.#tokenCall ??= resolve(this.#o.token).finally(() => {
-      this.#tokenCall = undefined
-    }))
   }
 
   #opened(): void {
@@ -279,7 +275,7 @@ export class Link implements Connection {
 
   /** An attempt failed before its socket opened: says so on the first failure in a row and every tenth. */
   #failed(detail: string, code?: number): void {
-    if (this.#failures++ % 10 === 0) this.#host.error(new ConnectionError(`cannot connect to ${this.#url}: ${detail}`, { code }))
+    if (!(this.#failures++ % 10)) this.#host.error(new ConnectionError(`cannot connect to ${this.#url}: ${detail}`, { code }))
   }
 
   /** What each close code means for the client: docs/protocol.md, "Close codes". */
