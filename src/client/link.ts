@@ -191,13 +191,16 @@ export class Link implements Connection {
     this.#phase = setTimeout(() => this.#drop('connect timeout'), this.#o.connectTimeout)
     let url: string | undefined
     let token: string
+    let call: Promise<string>
     try {
       url = wsUrl(await resolve(this.#o.url))
-      // One token call in flight at a time; every connect gets a fresh one.
+      // One token call in flight at a time; every connect gets a fresh one. A call given up on (not answered within
+      // connectTimeout: #drop forgets it) that settles late leaves the one in flight since alone.
       // biome-ignore lint/suspicious/noAssignInExpressions: the call in flight, or a fresh one (keeps the client within its size limit)
-      token = await (this.#tokenCall ??= resolve(this.#o.token).finally(() => {
-        this.#tokenCall = undefined
-      }))
+      token = await (call = this.#tokenCall ??=
+        resolve(this.#o.token).finally(() => {
+          if (this.#tokenCall === call) this.#tokenCall = undefined
+        }))
       if (!url || typeof token !== 'string' || !token) throw new TypeError(`bad ${url ? 'token' : 'url'}`)
     } catch (cause) {
       if (stale()) return
@@ -268,7 +271,11 @@ export class Link implements Connection {
     if (this.#state === 'connecting') {
       // No URL yet: the providers have not answered, and no server was tried.
       if (this.#url) this.#failed(reason)
-      else this.#host.error(new BelfryError('url or token provider did not answer within connectTimeout'))
+      else {
+        // Asked again at the retry: a call that never settles (a lost fetch) would hold every attempt.
+        this.#tokenCall = undefined
+        this.#host.error(new BelfryError('url or token provider did not answer within connectTimeout'))
+      }
     }
     this.#retry(reason)
   }

@@ -25,7 +25,7 @@ export type WebSocketLike = new (url: string, protocols?: string | string[]) => 
 export interface ClientOptions {
   /** WebSocket URL of the server, e.g. `wss://example.com/ws`, or a function that yields it. */
   url: Provider<string>
-  /** User token (HS256 JWT), or a function that yields a fresh one; called on every connect, one call at a time. */
+  /** User token (HS256 JWT), or a function that yields a fresh one; called on every connect, one call at a time (one not answered within `connectTimeout` is given up: the retry asks afresh). */
   token: Provider<string>
   /** WebSocket constructor. @default globalThis.WebSocket (pass `ws` in Node 20) */
   WebSocket?: WebSocketLike | undefined
