@@ -75,7 +75,7 @@ describe('token provider', () => {
     expect(server.peer.frames[0]).toMatchObject({ type: 'auth', token: jwt('u1', { n: 2 }) })
   })
 
-  it('a call that has not answered within connectTimeout is given up: the retry asks afresh and gets online', async () => {
+  it("a call that has not answered within connectTimeout is given up: the retry (reason 'token or url failed', as a failed call's) asks afresh and gets online", async () => {
     const server = startMockServer()
     const token = vi
       .fn<() => Promise<string>>()
@@ -84,7 +84,7 @@ describe('token provider', () => {
     const { client, log } = createClient(server, { token, connectTimeout: 200, backoff: () => 50 })
     client.connect()
     await tick(200)
-    expect(log.statuses.at(-1)).toMatchObject({ to: 'reconnecting' })
+    expect(log.statuses.at(-1)).toMatchObject({ to: 'reconnecting', reason: 'token or url failed' })
     expect(log.errors.map((e) => e.message)).toEqual(['url or token provider did not answer within connectTimeout'])
     await advanceToAfterStatus(log, 50)
     await tick()
