@@ -30,7 +30,7 @@ export interface StatusEvent {
   from: ConnectionState
   to: ConnectionState
   mode: ConnectionMode
-  /** Why: 'connect', 'open', 'auth', 'retry', 'close 1006', 'token expired', 'offline', 'pong timeout', … */
+  /** Why: 'connect', 'open', 'auth', 'retry', 'close 1006', 'token expired', 'token or url failed', 'offline', 'pong timeout', … */
   reason: string
   /** Retries since the connection was last up for `minUptime`. */
   attempt: number
@@ -275,6 +275,8 @@ export class Link implements Connection {
         // Asked again at the retry: a call that never settles (a lost fetch) would hold every attempt.
         this.#tokenCall = undefined
         this.#host.error(new BelfryError('url or token provider did not answer within connectTimeout'))
+        // As a failed provider's retry: no server was tried (belfry/shared's leader steps down on it).
+        reason = 'token or url failed'
       }
     }
     this.#retry(reason)

@@ -75,9 +75,6 @@ type Snapshot = Extract<ServerFrame, { type: 'auth_success' }> & { legacy: boole
 
 type Notification = Extract<ServerFrame, { type: 'notification' }>
 
-/** What a url or token provider that has not answered within connectTimeout is reported as (the client's words). */
-const HUNG = 'url or token provider did not answer within connectTimeout'
-
 const resolve = async <T>(p: T | (() => T | Promise<T>)): Promise<T> => (typeof p === 'function' ? (p as () => T | Promise<T>)() : p)
 
 /**
@@ -260,7 +257,11 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
         host.error(e)
       }
       // biome-ignore lint/suspicious/noAssignInExpressions: keeps belfry/shared within its size budget
-      const timer = (watch = setTimeout(() => fail(new BelfryError(HUNG)), o.connectTimeout))
+      const timer = (watch = setTimeout(
+        // The client's words for a provider that has not answered within connectTimeout.
+        () => fail(new BelfryError('url or token provider did not answer within connectTimeout')),
+        o.connectTimeout,
+      ))
       try {
         url = await resolve(o.url)
         a = host.auth(await resolve(o.token))
@@ -310,15 +311,9 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
       // Its own socket asks the token from now on: a follower's check still out is stale (0: no timer's id).
       check = fetching = 0
       held = {}
-      /** This socket's last error was a url or token provider that did not answer (the status that follows steps down). */
-      let hung: boolean | undefined
       const socket = solo({
         ...host,
         auth,
-        error: (e) => {
-          hung = e.message === HUNG
-          host.error(e)
-        },
         status: (s) => {
           if (link !== socket) return // stepping down
           last = s
@@ -326,13 +321,13 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
           // The socket gave up for good (the token was refused): so does this tab, and another leads.
           if (s.to === 'closed') close(s.reason)
           else set(s.to, s)
-          // The tab's token (or url) provider failed, its session gone maybe, or did not answer (the error just told, this
-          // status's reason 'connect timeout'; stepping down closes the socket, so the next lead asks afresh): a tab whose provider works leads
+          // The tab's token (or url) provider failed, its session gone maybe, or did not answer (the error just told; the
+          // same reason: stepping down closes the socket, so the next lead asks afresh): a tab whose provider works leads
           // meanwhile. This one queues again when its socket would have retried (or once it follows a leader online), and
           // till then takes no silence for a frozen leader's (a tab alone retries at the pace of a socket of its own).
           // Unless a handler of this status closed the tab: that stepped down (no `stepDown` left) and cleared the
           // timers already, and a retry armed now would outlive the tab.
-          if ((hung || s.reason === 'token or url failed') && stepDown) {
+          if (s.reason === 'token or url failed' && stepDown) {
             fails++
             stepDown()
             lastWord = Date.now() + s.retryIn!
