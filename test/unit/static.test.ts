@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { createServer, type RequestListener, request } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -86,7 +86,38 @@ describe('the demo page files (dev mode)', () => {
     expect(await res.text()).toBe('# Licenses')
     expect(res.headers.get('content-type')).toBe('text/plain; charset=utf-8')
   })
+
+  // The dev server runs for days: a download the browser abandons (a reload, a closed tab) must not leave its file open.
+  it.runIf(process.platform === 'linux')('closes the file of a response whose client went away before reading it all', async () => {
+    // Larger than the socket buffers take at once: the file is still being read when the client goes.
+    const file = join(root, 'bundle.js')
+    writeFileSync(file, Buffer.alloc(8 * 1024 * 1024, 'a'))
+    for (let i = 0; i < 10; i++) {
+      await new Promise<void>((resolve) => {
+        const req = request({ host: '127.0.0.1', port, path: '/bundle.js' }, (res) => {
+          res.once('data', () => {
+            req.destroy()
+            resolve()
+          })
+        })
+        req.on('error', () => {})
+        req.end()
+      })
+    }
+    await expect.poll(() => openOn(file), { timeout: 3000 }).toBe(0)
+  })
 })
+
+/** This process's file descriptors open on `file` (Linux: /proc/self/fd). */
+function openOn(file: string): number {
+  let n = 0
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${fd}`) === file) n++
+    } catch {} // closed meanwhile
+  }
+  return n
+}
 
 describe('the demo page files, with Windows path rules', () => {
   // Under win32 rules the guard is what stops them: a decoded `//..` or `/\..` normalises to a UNC
