@@ -1,6 +1,7 @@
 import { createReadStream, existsSync, realpathSync, statSync } from 'node:fs'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { extname, join, normalize, resolve, sep } from 'node:path'
+import { pipeline } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 
 const TYPES: Record<string, string> = {
@@ -67,9 +68,7 @@ export function serveDemo(root = DEMO_DIR): (req: IncomingMessage, res: ServerRe
     }
     res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' })
     if (req.method === 'HEAD') res.end()
-    else
-      createReadStream(file)
-        .on('error', () => res.destroy())
-        .pipe(res)
+    // pipeline() destroys each side with the other: a download the client abandons closes its file.
+    else pipeline(createReadStream(file), res, () => {})
   }
 }
