@@ -96,7 +96,9 @@ export class Connection {
   #pingedSeq = 0
   /** The highest seq known acked on this connection: a ping carries a seq only when more was sent since. */
   #pongAcked = 0
-  /** Called once the latest ack ping's pong is written (or its write failed), or the socket is gone: see {@link leave}. */
+  /** The highest seq whose ack is written: the user's ack in the store covers it. */
+  #written = 0
+  /** Called when an ack's write ends (written or failed), or the socket is gone: see {@link leave}. */
   #acked: (() => void) | undefined
   /** The code of the server's close frame, when it sent one on an open socket, and the last seq sent before it. */
   #closeSent = 0
@@ -266,22 +268,30 @@ export class Connection {
 
   /**
    * A drain's close (1001). A client of the article's protocol resumes where the user's ack is,
-   * and may reconnect to another process (the successor, or another on PostgreSQL) at once: what
-   * it was sent is acked first, by a ping with the last seq whose pong is written before the close
-   * (the ack gone() writes at the close's answer would join the store's ack batch, which that
-   * reconnect can overtake). Waits at most `ms` for the pong and its write; a client that does not
-   * answer in time is closed all the same, and gone() acks at its answer to the close, as before.
-   * Any other connection is closed at once.
+   * and may reconnect to another process (the successor, or another on PostgreSQL) at once: so
+   * the close waits until the ack written in the store covers all the socket was sent. An ack made
+   * at the close's answer (gone()) would join the store's ack batch, which that reconnect can
+   * overtake. Until then it pings with the last seq sent (again when more was sent meanwhile, as
+   * publishes go on during a drain), or waits for the write of a pong's ack already made. At most
+   * `ms`: a client that does not answer in time is closed all the same, and gone() acks at its
+   * answer to the close, as before. Any other connection is closed at once.
    */
   async leave(ms: number): Promise<void> {
-    if (!this.closed && this.#acks && this.ws.readyState === WebSocket.OPEN && this.replay.sentSeq > this.#pongAcked) {
+    const end = performance.now() + ms
+    while (
+      this.#acks &&
+      !this.closed &&
+      this.ws.readyState === WebSocket.OPEN &&
+      this.replay.sentSeq > this.#written &&
+      performance.now() < end
+    ) {
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, ms).unref()
+        const timer = setTimeout(resolve, end - performance.now()).unref()
         this.#acked = () => {
           clearTimeout(timer)
           resolve()
         }
-        this.ping()
+        if (this.replay.sentSeq > this.#pongAcked) this.ping()
       })
       this.#acked = undefined
     }
@@ -492,7 +502,7 @@ export class Connection {
    * than that was sent, so an idle connection's heartbeat writes nothing.
    */
   startsAfter(seq: number): void {
-    this.#pongAcked = seq
+    this.#pongAcked = this.#written = seq
   }
 
   /**
@@ -508,7 +518,10 @@ export class Connection {
     const before = this.#pongAcked
     this.#pongAcked = seq
     this.ack(seq).then(
-      () => this.#acked?.(),
+      () => {
+        this.#written = Math.max(this.#written, seq)
+        this.#acked?.()
+      },
       (error: unknown) => {
         // Not written: the next ping carries the seq again (unless a later pong has acked more meanwhile).
         if (this.#pongAcked === seq) this.#pongAcked = before
