@@ -95,7 +95,7 @@ export interface Limits {
   heartbeatMs: number
   /** Bytes waiting to be sent to one connection before it is closed with 4009. @default 1048576 */
   maxBufferedBytes: number
-  /** Largest frame accepted before auth, in bytes (room for the largest token); larger closes with 1009. @default 16384 */
+  /** Largest frame accepted before auth, in bytes (room for the largest token); a larger one is refused unparsed as a token too large (`auth_error` `token_invalid`, close 4001). @default 16384 */
   maxAuthFrameBytes: number
   /** Inbound frames allowed per second per user, over all its connections (token bucket refill). @default 20 */
   ratePerSecond: number
