@@ -97,10 +97,10 @@ export function createStore<Data extends object>(
 
   // (The functions below are declared in the order found to gzip smallest: belfry/react is at its size limit.)
   /** Sets the read flags a `read` event tells of (or the newest page, as one: see retain), unread to read only. */
-  const read = ({ ids, all, seq }: ReadEvent) => {
+  const read = (event: ReadEvent) => {
     let marked: Item | undefined
     // biome-ignore lint/suspicious/noAssignInExpressions: notes that one changed (keeps belfry/react within its size limit)
-    items = items.map((n) => (n.read || !(all ? n.seq <= seq : ids.includes(n.id)) ? n : (marked = { ...n, read: true })))
+    items = items.map((n) => (n.read || !(event.all ? n.seq <= event.seq : event.ids.includes(n.id)) ? n : (marked = { ...n, read: true })))
     // A read event that changes none of the list leaves its slice alone.
     if (marked) list()
   }
@@ -182,7 +182,7 @@ export function createStore<Data extends object>(
       holds.set(client, -~holds.get(client)!)
       client.connect()
       return () => {
-        for (const off of offs) off()
+        offs.map((off) => off())
         holds.set(client, holds.get(client)! - 1)
         // A macrotask later, if no provider holds it by then: StrictMode's unmount and remount keep the client.
         // One closed so (an <Activity> hidden, its effects cleaned up) is made anew if a provider comes back;
