@@ -1,12 +1,13 @@
 /**
  * The provider's client over its life: hidden by React's <Activity> (its effects cleaned up, its
  * store kept), the provider lets go of the client and makes a new one when shown again; a client
- * the app closed itself (a logout) stays closed, and no new one is made or left connected.
+ * the app closed itself (a logout) stays closed, and no new one is made or left connected; a hook's
+ * request after the provider let go of its client is refused as a closed client's is, and makes none.
  */
 import { act, render, cleanup as unmountAll } from '@testing-library/react'
 import { Activity } from 'react'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import type { NotificationClient } from '../../src/index.js'
+import { type NotificationClient, RequestError } from '../../src/index.js'
 import { BelfryProvider, type Notifications, useBelfryClient, useConnectionState, useNotifications } from '../../src/react/index.js'
 import { cleanup, createClient, type MockServer, note, startMockServer, tick } from '../helpers/mock-server.js'
 
@@ -20,6 +21,8 @@ afterEach(() => {
 
 const settle = (ms = 20) => act(() => tick(ms))
 const text = (testId: string) => document.querySelector(`[data-testid="${testId}"]`)?.textContent
+/** Keeps what a request settled with, its value or its error, in `outcomes`. */
+const settled = (outcomes: unknown[]) => (outcome: unknown) => void outcomes.push(outcome)
 const titles = () => [...document.querySelectorAll('li')].map((li) => li.textContent)
 
 /** A server, a provider's client function that records each client it makes, and what the hooks see. */
@@ -108,5 +111,50 @@ describe('BelfryProvider: its client over its life', () => {
     await settle(100)
     expect(made.map((c) => c.state)).toEqual(made.map(() => 'closed'))
     expect(open()).toHaveLength(0)
+  })
+
+  it('unmounted, then a hook’s late request: refused as a closed client’s, and no new client is made or connected', async () => {
+    const { server, made, seen, App, open } = setup()
+    const view = render(<App mode="visible" />)
+    await settle()
+    await act(async () => server.peer.send(note(1)))
+    const { markRead, markAllRead, loadMore } = seen.api!
+    // The user left (a logout, a route change): the provider closes its client a macrotask later.
+    view.unmount()
+    await settle(100)
+    expect(made[0]!.state).toBe('closed')
+    expect(open()).toHaveLength(0)
+    // The continuation of a click handler that awaited something makes its request now.
+    const outcomes: unknown[] = []
+    for (const request of [markRead('n1'), markAllRead(), loadMore()]) request.then(settled(outcomes), settled(outcomes))
+    await settle(2000)
+    expect(outcomes.map((e) => [e instanceof RequestError, (e as Error).message])).toEqual([
+      [true, 'closed'],
+      [true, 'closed'],
+      [true, 'closed'],
+    ])
+    expect({ made: made.length, open: open().length, states: made.map((c) => c.state) }).toEqual({ made: 1, open: 0, states: ['closed'] })
+  })
+
+  it('hidden by <Activity>, then a hook’s request: refused, no socket opened while hidden or left after the unmount', async () => {
+    const { made, seen, App, open } = setup()
+    const view = render(<App mode="visible" />)
+    await settle()
+    const { loadMore } = seen.api!
+    view.rerender(<App mode="hidden" />)
+    await settle(100)
+    expect(open()).toHaveLength(0) // no socket stays open for a hidden view
+    const outcomes: unknown[] = []
+    loadMore().then(settled(outcomes), settled(outcomes))
+    await settle(100)
+    expect(outcomes.map((e) => [e instanceof RequestError, (e as Error).message])).toEqual([[true, 'closed']])
+    const whileHidden = open().length
+    view.unmount()
+    await settle(2000)
+    expect({ whileHidden, afterUnmount: open().length, states: made.map((c) => c.state) }).toEqual({
+      whileHidden: 0,
+      afterUnmount: 0,
+      states: made.map(() => 'closed'),
+    })
   })
 })
