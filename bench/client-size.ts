@@ -7,11 +7,11 @@
 export const CLIENT_SIZE_LIMIT_BYTES = 6656
 
 /**
- * belfry/react's limit: 1 KB min + gzip (level 9), React and the client left
+ * belfry/react's limit: 1,040 B min + gzip (level 9), React and the client left
  * out (the app has them), bundled by `scripts/client-bundle.ts` (`bundleReact`).
  * `npm test` fails past it.
  */
-export const REACT_SIZE_LIMIT_BYTES = 1024
+export const REACT_SIZE_LIMIT_BYTES = 1040
 
 /**
  * What belfry/shared may add to the client, min + gzip (level 9): the client

@@ -99,7 +99,7 @@ describe('client bundle', () => {
 })
 
 describe('belfry/react bundle', () => {
-  it(`is at most 1 KB min + gzip (${REACT_SIZE_LIMIT_BYTES} bytes), React and the client left to the app`, async () => {
+  it(`is at most ${REACT_SIZE_LIMIT_BYTES} B min + gzip, React and the client left to the app`, async () => {
     const { gzip } = await bundleReact()
     expect(gzip).toBeLessThanOrEqual(REACT_SIZE_LIMIT_BYTES)
   })
