@@ -1,6 +1,10 @@
 import type { ConnectionState, JsonObject, Notification, NotificationClient, ReadEvent, StatusEvent } from 'belfry'
 
-/** What `useNotifications()` returns: one object, the same until the list or `loading` changes. */
+/**
+ * What `useNotifications()` returns: one object, the same until the list or `loading` changes. Its
+ * requests go to the provider's client: after the provider let go of it (unmounted, or hidden by
+ * `<Activity>`), to that closed client, and they reject as its requests do (`RequestError` `closed`).
+ */
 export interface Notifications<Data extends object = JsonObject> {
   /**
    * What arrived since the client was made, and the pages `loadMore()` loaded:
@@ -68,7 +72,10 @@ export type Store<Data extends object = JsonObject> = [
   /** The slices as the store was made, before any client: what server rendering and hydration show. */
   server: Slices<Data>,
   subscribe: (listener: () => void) => () => void,
-  /** The client, made (or taken) on the first call, which effects make: never in server rendering. */
+  /**
+   * The client, made (or taken) on the first call, and made anew after the store let go of it: called
+   * by effects (the provider's, useNotificationEvent's), never in server rendering.
+   */
   get: () => NotificationClient<Data>,
   /**
    * Connects the client and keeps it open until the function it returns is
@@ -94,6 +101,8 @@ export function createStore<Data extends object>(
   let loading = false
   /** The server said there is nothing older (undefined: not yet). */
   let end: boolean | undefined
+  /** The client this store let go of and closed: kept in the client's slot for requests, made anew by the effects. */
+  let gone: NotificationClient<Data> | undefined
 
   // (The functions below are declared in the order found to gzip smallest: belfry/react is at its size limit.)
   /** Sets the read flags a `read` event tells of (or the newest page, as one: see retain), unread to read only. */
@@ -120,13 +129,16 @@ export function createStore<Data extends object>(
     items = [...new Map([...items, ...incoming].map((n) => [n.id, n])).values()].sort((a, b) => b.seq - a.seq).slice(0, max)
     set(LIST, { notifications: items, loading, hasMore: !end && items.length < max, loadMore, markRead, markAllRead })
   }
-  const markAllRead = () => get().markAllRead()
-  const markRead = (ids: string | string[]) => get().markRead(ids)
+  // A request goes to the client in the slot: the one made, or, once the provider let go of it, the one it
+  // closed, which refuses it (RequestError 'closed'): only an effect makes a client. (One made by none yet:
+  // a child's effect in the provider's first commit, which runs just before the provider's own effect.)
+  const markAllRead = () => (now[CLIENT] || get()).markAllRead()
+  const markRead = (ids: string | string[]) => (now[CLIENT] || get()).markRead(ids)
   const loadMore = () => {
     loading = true
     list()
     // `before: undefined` is left out of the frame (JSON): the newest page.
-    return get()
+    return (now[CLIENT] || get())
       .history({ before: items.at(-1)?.seq })
       .then((page) => {
         end = !page.next
@@ -139,7 +151,7 @@ export function createStore<Data extends object>(
   }
   const get = (): NotificationClient<Data> => {
     let client = now[CLIENT]
-    if (client) return client
+    if (client && client !== gone) return client
     client = now[CLIENT] = 'on' in make ? make : make()
     // A client the app connected already is followed from where it is.
     now[UNREAD] = client.unreadCount
@@ -185,12 +197,12 @@ export function createStore<Data extends object>(
         offs.map((off) => off())
         holds.set(client, holds.get(client)! - 1)
         // A macrotask later, if no provider holds it by then: StrictMode's unmount and remount keep the client.
-        // One closed so (an <Activity> hidden, its effects cleaned up) is made anew if a provider comes back;
-        // one the app closed stays.
+        // One closed so (an <Activity> hidden, its effects cleaned up) stays in the slot, where the hooks'
+        // requests find it closed, and is made anew if a provider comes back; one the app closed stays.
         setTimeout(() => {
           if (holds.get(client) || client.state === 'closed') return
           client.close()
-          now[CLIENT] = undefined
+          gone = client
         })
       }
     },
