@@ -208,6 +208,36 @@ describe('BelfryProvider', () => {
     expect(document.body.textContent).toContain('still followed')
   })
 
+  it('remounted (keyed anew) on a client instance still online, loads the newest page: its list is not left empty', async () => {
+    const server = startMockServer()
+    const { client } = createClient(server)
+    const App = ({ layout }: { layout: string }) => (
+      <BelfryProvider key={layout} client={client}>
+        <Inbox />
+      </BelfryProvider>
+    )
+    const view = render(<App layout="a" />)
+    await settle()
+    for (const seq of [1, 2]) await act(async () => server.peer.send(note(seq)))
+    expect(titles()).toEqual(['title 2', 'title 1'])
+    expect(server.sent('history')).toHaveLength(0)
+    // The app's layout changes: a new provider mounts on the same client, still online (one socket throughout).
+    view.rerender(<App layout="b" />)
+    await settle()
+    expect(client.state).toBe('online')
+    expect(server.peers).toHaveLength(1)
+    // Its store saw none of what came before: it asks for the newest page, as loadMore() on an empty list does.
+    expect(server.sent('history')).toHaveLength(1)
+    const h = server.sent('history')[0]!
+    expect(h).not.toHaveProperty('before')
+    await act(async () => server.peer.send({ type: 'history', items: [note(2), note(1)], requestId: h.requestId }))
+    expect({ unread: text('unread'), titles: titles(), more: text('more') }).toEqual({
+      unread: '2',
+      titles: ['title 2', 'title 1'],
+      more: 'false false',
+    })
+  })
+
   it('follows a client the app connected before the provider mounted', async () => {
     const server = startMockServer({ auth: { unreadCount: 3 } })
     const { client } = createClient(server)
