@@ -7,10 +7,13 @@ import type { ConnectionState, JsonObject, Notification, NotificationClient, Rea
  */
 export interface Notifications<Data extends object = JsonObject> {
   /**
-   * What arrived since the client was made, and the pages `loadMore()` loaded:
-   * newest first (by `seq`), each id once, at most the provider's `maxItems`,
-   * their `read` flags following the user's `read` events, and, back online
-   * after a time away, the newest page's (100 notifications).
+   * What arrived since the provider mounted (after the newest page, when it
+   * found its client already online: one the app passes in, connected, or
+   * another provider's), and the pages `loadMore()` loaded: newest first (by
+   * `seq`), each id once, at most the provider's `maxItems`, their `read`
+   * flags following the user's `read` events, and, back online after a time
+   * away, the newest page's (100 notifications). The list is the provider's:
+   * two providers of one client may hold different pages.
    */
   notifications: readonly Notification<Data>[]
   /** A `loadMore()` is under way. */
@@ -78,8 +81,9 @@ export type Store<Data extends object = JsonObject> = [
    */
   get: () => NotificationClient<Data>,
   /**
-   * Connects the client and keeps it open until the function it returns is
-   * called; then closes it a macrotask later, unless a provider holds it again.
+   * Connects the client (and, one found online, loads the newest page) and
+   * keeps it open until the function it returns is called; then closes it a
+   * macrotask later, unless a provider holds it again.
    */
   retain: () => () => void,
 ]
@@ -192,7 +196,9 @@ export function createStore<Data extends object>(
       ]
       // -~: one more, from none (undefined) too.
       holds.set(client, -~holds.get(client)!)
-      client.connect()
+      // A client found online (another provider's, or one the app connected) brought this store none of
+      // what it had: the newest page does, as loadMore() on an empty list loads it.
+      client.connect().state === 'online' && loadMore().catch(() => {})
       return () => {
         offs.map((off) => off())
         holds.set(client, holds.get(client)! - 1)
