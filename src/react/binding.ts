@@ -20,9 +20,11 @@ export interface BelfryProviderProps<Data extends object = JsonObject> {
    * The client, or a function that makes it (called once, in the browser,
    * after the provider mounts: never in server rendering, where Node 20 has no
    * WebSocket). Taken once, as `useState` takes its initial value: give the
-   * provider a `key` to change clients. The provider connects the client when
-   * it mounts, and closes it (for good) a macrotask after the last provider of
-   * it unmounts.
+   * provider a `key` to change clients, and key it by user (`key={userId}`)
+   * to switch users: the list is the provider's, and a token provider that
+   * switches users under one provider keeps the previous user's list. The
+   * provider connects the client when it mounts, and closes it (for good) a
+   * macrotask after the last provider of it unmounts.
    */
   client: NotificationClient<Data> | (() => NotificationClient<Data>)
   /** The most notifications `useNotifications()` keeps, newest first. @default 100 */
