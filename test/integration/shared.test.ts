@@ -595,11 +595,27 @@ describe('sharedConnection', () => {
   })
 
   it('refuses a bad option with a TypeError that says what it got', () => {
-    expect(() => sharedConnection({ beat: 0 })).toThrow(new TypeError('sharedConnection: beat must be a positive number of ms; got 0'))
-    expect(() => sharedConnection({ stale: Number.NaN })).toThrow(/stale must be a positive number of ms; got NaN/)
+    expect(() => sharedConnection({ beat: 0 })).toThrow(
+      new TypeError('sharedConnection: beat must be a number of ms from 1 to 2^31-1; got 0'),
+    )
+    expect(() => sharedConnection({ stale: Number.NaN })).toThrow(/stale must be a number of ms from 1 to 2\^31-1; got NaN/)
     // Not a number, though `true > 0` and `'5' > 0` hold: no 1 ms beat.
-    expect(() => sharedConnection({ beat: true as never })).toThrow(/beat must be a positive number of ms; got true/)
-    expect(() => sharedConnection({ stale: '5000' as never })).toThrow(/stale must be a positive number of ms; got 5000/)
+    expect(() => sharedConnection({ beat: true as never })).toThrow(/beat must be a number of ms from 1 to 2\^31-1; got true/)
+    expect(() => sharedConnection({ stale: '5000' as never })).toThrow(/stale must be a number of ms from 1 to 2\^31-1; got 5000/)
+  })
+
+  // Past setTimeout's range a delay overflows to 1 ms (Node; 0 in browsers): the leader's setInterval(…, beat) would
+  // post its state on the BroadcastChannel every millisecond, and wake every tab to it (beat: Number.MAX_SAFE_INTEGER
+  // for "as rarely as possible"). The client's delays and belfry/desktop's interval are held to the same range.
+  it.each([
+    ['beat', 2 ** 31],
+    ['beat', Number.MAX_SAFE_INTEGER],
+    ['stale', 2 ** 31],
+  ])('refuses a %s past setTimeout range (%d ms) with a TypeError that says what it got', (name, value) => {
+    expect(() => sharedConnection({ [name]: value })).toThrow(
+      new TypeError(`sharedConnection: ${name} must be a number of ms from 1 to 2^31-1; got ${value}`),
+    )
+    expect(() => sharedConnection({ [name]: 2 ** 31 - 1 })).not.toThrow()
   })
 })
 
