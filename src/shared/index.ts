@@ -37,9 +37,9 @@ import {
 
 /** Options of {@link sharedConnection}. */
 export interface SharedConnectionOptions {
-  /** ms between the leader's heartbeats. @default 1000 */
+  /** ms between the leader's heartbeats, from 1 to 2^31-1 (setTimeout's range). @default 1000 */
   beat?: number | undefined
-  /** ms without a word from the leader after which a visible tab takes its place. @default 3000 */
+  /** ms without a word from the leader after which a visible tab takes its place, from 1 to 2^31-1 (at least 2 beats are waited). @default 3000 */
   stale?: number | undefined
   /** The lock manager. @default navigator.locks */
   locks?: LockManager | undefined
@@ -87,8 +87,10 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
   const { beat = 1000 } = options
   let { stale = 3000 } = options
   const check = (name: string, v: number) => {
-    // A finite number (not `true`, which `> 0` would let through).
-    if (!(Number.isFinite(v) && v > 0)) throw new TypeError(`sharedConnection: ${name} must be a positive number of ms; got ${v}`)
+    // A number (not `true`, which `>= 1` would let through) in setTimeout's range, as the client's delays: past it
+    // setInterval fires every millisecond (0 ms in browsers), and the leader would beat as often.
+    if (!(v >= 1 && v < 2 ** 31 && typeof v === 'number'))
+      throw new TypeError(`sharedConnection: ${name} must be a number of ms from 1 to 2^31-1; got ${v}`)
   }
   check('beat', beat)
   check('stale', stale)
