@@ -33,6 +33,13 @@ describe('options', () => {
     ['ackDelay', { ackDelay: -5 }],
     ['pingInterval', { pingInterval: Number.POSITIVE_INFINITY }],
     ['pongTimeout', { pongTimeout: -1 }],
+    // 0 pinged in a loop (setTimeout(ping, 0) re-armed after each ping, every ping spending the user's frame budget:
+    // a close with 4029 at every reconnect), and failed every attempt or request at once: these start at 1 ms.
+    ['pingInterval', { pingInterval: 0 }],
+    ['pongTimeout', { pongTimeout: 0 }],
+    ['connectTimeout', { connectTimeout: 0 }],
+    ['requestTimeout', { requestTimeout: 0 }],
+    ['pingInterval', { pingInterval: 0.5 }],
     ['watchNetwork', { watchNetwork: 'yes' }],
     ['backoff', { backoff: { initial: 0 } }],
     ['backoff', { backoff: { factor: 0.5 } }],
@@ -68,7 +75,8 @@ describe('options', () => {
     [{ backoff: { max: 0 } }, 'options.backoff must be a function or { initial, factor, max } reaching 100 ms; got object'],
     [{ backoff: null }, 'options.backoff must be a function or { initial, factor, max } reaching 100 ms; got null'],
     [{ storage: null }, 'options.storage must be false or { getItem, setItem }; got null'],
-    [{ pingInterval: -1 }, 'options.pingInterval must be a number from 0 to 2^31-1; got -1'],
+    [{ pingInterval: 0 }, 'options.pingInterval must be a number from 1 to 2^31-1; got 0'],
+    [{ ackDelay: -1 }, 'options.ackDelay must be a number from 0 to 2^31-1; got -1'],
     [{ watchNetwork: 'yes' }, 'options.watchNetwork must be a boolean; got "yes"'],
     [{ maxQueue: 1.5 }, 'options.maxQueue must be a whole number from 0 to 2^31-1; got 1.5'],
   ])('says what it got and what it expects (%o)', (options, message) => {
@@ -111,8 +119,19 @@ describe('options', () => {
     expect(build({ connection: () => undefined })).toThrow('got undefined')
   })
 
-  it('accepts 0 for the number options', () => {
+  it('accepts 0 for the number options where it means something (no wait, no queue), and 1 ms for the others', () => {
     expect(build({ minUptime: 0, ackDelay: 0, maxQueue: 0 })).not.toThrow()
+    expect(build({ connectTimeout: 1, requestTimeout: 1, pingInterval: 1, pongTimeout: 1 })).not.toThrow()
+  })
+
+  it('refuses pingInterval: 0, which would ping in a loop: a TypeError naming it, before any connect', async () => {
+    vi.useFakeTimers()
+    const server = startMockServer()
+    expect(() => createClient(server, { pingInterval: 0 })).toThrow(
+      new TypeError('belfry: options.pingInterval must be a number from 1 to 2^31-1; got 0'),
+    )
+    await tick(1000)
+    expect(server.sent('ping')).toHaveLength(0)
   })
 
   it('uses globalThis.WebSocket by default', async () => {
