@@ -2,7 +2,7 @@ import { FORBIDDEN, parseRetryReason, RATE_LIMITED, TOKEN_EXPIRED, TOKEN_INVALID
 import type { AuthFrame, AuthSuccessFrame, ClientFrame, ServerFrame } from '../protocol/frames.js'
 import { parseServerFrame } from '../protocol/parse-server-frame.js'
 import { AuthError, BelfryError, ConnectionError, ProtocolError } from './errors.js'
-import { type Provider, type ResolvedClientOptions, wsUrl } from './options.js'
+import { isFunction, type Provider, type ResolvedClientOptions, wsUrl } from './options.js'
 import { createTransport, NEVER, type Transport } from './transport.js'
 
 /**
@@ -79,7 +79,7 @@ export interface LinkHost {
   error(error: BelfryError): void
 }
 
-const resolve = async <T>(p: Provider<T>): Promise<T> => (typeof p === 'function' ? (p as () => T | Promise<T>)() : p)
+const resolve = async <T>(p: Provider<T>): Promise<T> => (isFunction(p) ? (p as () => T | Promise<T>)() : p)
 
 /**
  * Owns the socket: connection state, the one retry timer, auth, heartbeat and
@@ -294,7 +294,7 @@ export class Link implements Connection {
     if (this.#state === 'connecting') this.#failed(error || 'unreachable, or not a WebSocket endpoint', code)
     const message = this.#authError || reason
     this.#authError = ''
-    const refreshable = typeof this.#o.token === 'function'
+    const refreshable = isFunction(this.#o.token)
     const token = code === TOKEN_INVALID || code === TOKEN_EXPIRED
     if (token && refreshable && !this.#refreshed) {
       // One immediate retry with a fresh token. A token given as a string cannot be refreshed.

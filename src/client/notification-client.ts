@@ -15,7 +15,7 @@ import { createDelivery, type Delivery } from './delivery.js'
 import { type BelfryError, ProtocolError, RequestError, TimeoutError } from './errors.js'
 import { Emitter } from './events.js'
 import { type Connection, type ConnectionMode, type ConnectionState, Link, type LinkHost, type StatusEvent } from './link.js'
-import { type ClientOptions, resolveClientOptions, show } from './options.js'
+import { type ClientOptions, isFunction, resolveClientOptions, show } from './options.js'
 import { createRequests, type Request, type Requests } from './requests.js'
 import { subject } from './token.js'
 import { NEVER } from './transport.js'
@@ -93,7 +93,7 @@ export class NotificationClient<Data extends object = JsonObject> {
     }
     const solo = (h: LinkHost) => new Link(o, h)
     const link = o.connection ? o.connection(host, o, solo) : solo(host)
-    if (typeof link?.connect !== 'function') {
+    if (!isFunction(link?.connect)) {
       throw new TypeError(`belfry: options.connection must return a connection, as sharedConnection() does; got ${show(link)}`)
     }
     this.#link = link

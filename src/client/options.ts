@@ -87,9 +87,9 @@ const NUMBERS = {
   pongTimeout: 10_000,
 }
 
-/** A delay or a count: 0 up to setTimeout's limit (NaN fails). */
-const isNumber = (v: unknown) => (v as number) >= 0 && (v as number) < 2 ** 31 && typeof v === 'number'
-const isFunction = (v: unknown) => typeof v === 'function'
+/** A delay or a count: `min` (0 unless given) up to setTimeout's limit (NaN fails). */
+const isNumber = (v: unknown, min = 0) => (v as number) >= min && (v as number) < 2 ** 31 && typeof v === 'number'
+export const isFunction = (v: unknown) => typeof v === 'function'
 /** A value as a TypeError shows it: a string quoted, an object or function by its type. */
 export const show = (v: unknown) => (typeof v === 'string' ? JSON.stringify(v) : v && /^[of]/.test(typeof v) ? typeof v : String(v))
 
@@ -123,7 +123,7 @@ export function resolveClientOptions(o: ClientOptions): ResolvedClientOptions {
     watchNetwork = true,
     connection,
   } = o
-  const numbers = { ...NUMBERS }
+  const numbers = {} as typeof NUMBERS
   // A function has none of these (nor has null, 0 or '': the check below refuses those).
   const { initial = 500, factor = 2, max = 30_000 } = (b || 0) as Partial<BackoffOptions>
   /** An option that fails was given (a default passes): the message shows what was given. */
@@ -137,19 +137,18 @@ export function resolveClientOptions(o: ClientOptions): ResolvedClientOptions {
   // The bound min(max, initial × factor^attempt) must grow to 100 ms: retries never spin at 0 ms.
   check(
     'backoff',
-    isFunction(b) ||
-      (isObject(b) && initial >= 1 && isNumber(initial) && max >= 100 && isNumber(max) && (factor > 1 || (factor === 1 && initial >= 100))),
+    isFunction(b) || (isObject(b) && isNumber(initial, 1) && isNumber(max, 100) && (factor > 1 || (factor === 1 && initial >= 100))),
     'a function or { initial, factor, max } reaching 100 ms',
   )
   check('random', isFunction(random), 'a function')
   check('watchNetwork', typeof watchNetwork === 'boolean', 'a boolean')
   check('connection', !connection || isFunction(connection), 'a function')
-  for (const key in numbers) {
-    const value = o[key as keyof typeof NUMBERS] ?? numbers[key as keyof typeof NUMBERS]
+  for (const key in NUMBERS) {
+    // biome-ignore lint/suspicious/noAssignInExpressions: keeps the client within its size budget
+    const value = (numbers[key as keyof typeof NUMBERS] = o[key as keyof typeof NUMBERS] ?? NUMBERS[key as keyof typeof NUMBERS])
     // A count of requests is whole: 1.5 would let two wait.
     const whole = key === 'maxQueue'
-    check(key, isNumber(value) && (!whole || value % 1 === 0), `a ${whole ? 'whole ' : ''}number from 0 to 2^31-1`)
-    numbers[key as keyof typeof NUMBERS] = value
+    check(key, isNumber(value) && !(whole && value % 1), `a ${whole ? 'whole ' : ''}number from 0 to 2^31-1`)
   }
   return {
     ...numbers,

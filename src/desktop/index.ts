@@ -160,7 +160,7 @@ export function desktopNotifications<Data extends object = JsonObject>(
   const channel =
     (globalThis as { addEventListener?: object }).addEventListener && globalThis.BroadcastChannel && new BroadcastChannel(visibleLock)
 
-  const permission = (): DesktopPermission => (broken || typeof Ctor !== 'function' ? 'unsupported' : Ctor.permission)
+  const permission = (): DesktopPermission => (broken || !Ctor ? 'unsupported' : Ctor.permission)
   let told = permission()
   const tell = () => {
     // biome-ignore lint/suspicious/noAssignInExpressions: keeps belfry/desktop within its size budget
@@ -279,7 +279,7 @@ export function desktopNotifications<Data extends object = JsonObject>(
       return permission()
     },
     async request() {
-      if (permission() === 'unsupported') return 'unsupported'
+      if (broken || !Ctor) return permission()
       if (globalThis.navigator?.userActivation?.isActive === false) {
         throw new BelfryError('desktopNotifications: request() must be called from a click or key handler (browsers refuse it otherwise)')
       }
