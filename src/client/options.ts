@@ -41,9 +41,9 @@ export interface ClientOptions {
   random?: (() => number) | undefined
   /** Time a connection must stay online before the attempt count resets, in ms. @default 5000 */
   minUptime?: number | undefined
-  /** Time allowed to open the socket and authenticate, in ms. @default 10000 */
+  /** Time allowed to open the socket and authenticate, in ms, from 1 to 2^31-1. @default 10000 */
   connectTimeout?: number | undefined
-  /** Time a request waits for its reply, in ms. @default 10000 */
+  /** Time a request waits for its reply, in ms, from 1 to 2^31-1. @default 10000 */
   requestTimeout?: number | undefined
   /** Requests that may wait for the connection; more reject with a `RequestError`. @default 100 */
   maxQueue?: number | undefined
@@ -53,9 +53,9 @@ export interface ClientOptions {
    * belfry 0.1, or another server of the protocol). @default 1000
    */
   ackDelay?: number | undefined
-  /** Interval of app-level pings while online, in ms. @default 25000 */
+  /** Interval of app-level pings while online, in ms, from 1 to 2^31-1. @default 25000 */
   pingInterval?: number | undefined
-  /** Time to wait for a pong before the connection is taken for dead, in ms. @default 10000 */
+  /** Time to wait for a pong before the connection is taken for dead, in ms, from 1 to 2^31-1. @default 10000 */
   pongTimeout?: number | undefined
   /** React to the browser's online/offline and visibility events. @default true */
   watchNetwork?: boolean | undefined
@@ -146,9 +146,12 @@ export function resolveClientOptions(o: ClientOptions): ResolvedClientOptions {
   for (const key in NUMBERS) {
     // biome-ignore lint/suspicious/noAssignInExpressions: keeps the client within its size budget
     const value = (numbers[key as keyof typeof NUMBERS] = o[key as keyof typeof NUMBERS] ?? NUMBERS[key as keyof typeof NUMBERS])
+    // The timeouts (…Timeout) and pingInterval start at 1 ms: at 0 every attempt or request fails at once, and pings
+    // go in a loop. 0 means something for the others: no wait (minUptime, ackDelay), no request let wait (maxQueue).
+    const min = +/T|pi/.test(key)
     // A count of requests is whole: 1.5 would let two wait.
     const whole = key === 'maxQueue'
-    check(key, isNumber(value) && !(whole && value % 1), `a ${whole ? 'whole ' : ''}number from 0 to 2^31-1`)
+    check(key, isNumber(value, min) && !(whole && value % 1), `a ${whole ? 'whole ' : ''}number from ${min} to 2^31-1`)
   }
   return {
     ...numbers,
