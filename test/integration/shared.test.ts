@@ -604,6 +604,14 @@ describe('sharedConnection', () => {
     expect(() => sharedConnection({ stale: '5000' as never })).toThrow(/stale must be a number of ms from 1 to 2\^31-1; got 5000/)
   })
 
+  // null met JavaScript's own TypeError ("Cannot destructure property 'beat' of … null"), which says nothing of what is
+  // expected, and a string was taken for no options.
+  it('refuses options that are not an object (null, a string) with a TypeError that says what it got', () => {
+    expect(() => sharedConnection(null as never)).toThrow(new TypeError('sharedConnection: options must be an object; got null'))
+    expect(() => sharedConnection('fast' as never)).toThrow(new TypeError('sharedConnection: options must be an object; got fast'))
+    expect(() => sharedConnection(undefined)).not.toThrow()
+  })
+
   // Past setTimeout's range a delay overflows to 1 ms (Node; 0 in browsers): the leader's setInterval(…, beat) would
   // post its state on the BroadcastChannel every millisecond, and wake every tab to it (beat: Number.MAX_SAFE_INTEGER
   // for "as rarely as possible"). The client's delays and belfry/desktop's interval are held to the same range.
