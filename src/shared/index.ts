@@ -84,6 +84,8 @@ const resolve = async <T>(p: T | (() => T | Promise<T>)): Promise<T> => (typeof 
  * other than localhost, where `navigator.locks` is undefined).
  */
 export function sharedConnection(options: SharedConnectionOptions = {}): ConnectionFactory {
+  // null would meet JavaScript's own TypeError below, which says nothing of what is expected; a string, none.
+  if (!options || typeof options !== 'object') throw new TypeError(`sharedConnection: options must be an object; got ${options}`)
   const { beat = 1000 } = options
   let { stale = 3000 } = options
   const check = (name: string, v: number) => {
