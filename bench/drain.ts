@@ -17,7 +17,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { request } from 'node:http'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import WebSocket from 'ws'
 import { memoryStorage, type Notification, NotificationClient } from '../src/index.js'
 import { mintToken } from '../src/server/index.js'
@@ -245,7 +245,7 @@ async function main(): Promise<string> {
   ].join('\n')
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const fresh = await main()
   process.stdout.write(`${fresh}\n`)
   const path = `${ROOT}bench/RESULTS.md`

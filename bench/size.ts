@@ -4,7 +4,7 @@
  * dependencies included. belfry is measured as it ships
  * (`scripts/client-bundle.ts`, the recipe of the size test).
  */
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { gzipSync } from 'node:zlib'
 import { build } from 'esbuild'
 import { bundleClient, bundleClientWith, bundleReact, rwsEsbuild } from '../scripts/client-bundle.js'
@@ -80,7 +80,7 @@ export async function optInSizes(): Promise<ClientSize[]> {
 }
 
 /** `npm run size`: the table, on stdout. */
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   for (const s of [...(await clientSizes()), ...(await optInSizes()), await reactSize()]) {
     process.stdout.write(
       `${s.name.padEnd(36)} ${String(s.gzip).padStart(6)} B min+gzip  ${String(s.minified).padStart(7)} B min   ${s.what}\n`,

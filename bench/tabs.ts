@@ -14,7 +14,7 @@
  */
 import { execFileSync } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import type { BrowserContext, Page } from 'playwright-core'
 import { type DemoServer, launchBrowser, publish, startDemoServer } from '../test/e2e/harness.js'
 import { fmt, median, SECTION, section, table } from './report.js'
@@ -150,7 +150,7 @@ async function main(): Promise<string> {
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const fresh = await main()
   process.stdout.write(`${fresh}\n`)
   const path = `${ROOT}bench/RESULTS.md`

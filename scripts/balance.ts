@@ -8,6 +8,7 @@
  * HAProxy or your platform's balancer there.
  */
 import { connect, createServer, type Server, type Socket } from 'node:net'
+import { pathToFileURL } from 'node:url'
 
 export interface Balancer {
   /** The port it listens on. */
@@ -77,7 +78,7 @@ export async function startBalancer(backends: readonly number[], port = 0): Prom
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const [listen, ...backends] = process.argv.slice(2).map(Number)
   if (listen === undefined || backends.length === 0 || [listen, ...backends].some((p) => !Number.isInteger(p) || p < 0 || p > 65535)) {
     process.stderr.write('usage: npm run balance -- <listen port> <backend port> [<backend port> …]\n')

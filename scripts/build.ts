@@ -8,7 +8,7 @@
  */
 import { execFileSync } from 'node:child_process'
 import { readdirSync, rmSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { buildClientPackage, buildOptInPackage, buildReactPackage, OPT_IN } from './client-bundle.js'
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url))
@@ -34,4 +34,4 @@ export async function build(out = `${ROOT}dist/`): Promise<void> {
   run('vite/bin/vite.js', ['build', '--config', 'demo/vite.config.ts', '--logLevel', 'warn', '--outDir', `${out}demo`, '--emptyOutDir'])
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) await build()
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await build()

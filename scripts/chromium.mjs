@@ -5,6 +5,7 @@
 // otherwise it fails with what to install. No test tool downloads a browser.
 import { execFileSync } from 'node:child_process'
 import { accessSync, constants } from 'node:fs'
+import { pathToFileURL } from 'node:url'
 
 const CANDIDATES = [
   '/usr/bin/chromium',
@@ -53,7 +54,7 @@ function install() {
   })
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   try {
     let path = findChromium()
     if (!path) {

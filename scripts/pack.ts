@@ -25,7 +25,7 @@
 import { execFileSync } from 'node:child_process'
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { build } from './build.js'
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url))
@@ -165,7 +165,7 @@ export function unlink(markdown: string, dir: string, file: string): string {
     )
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const tarballs = await pack()
   for (const [name, path] of Object.entries(tarballs)) process.stdout.write(`${name}: ${path}\n`)
 }

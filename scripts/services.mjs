@@ -12,6 +12,7 @@
 import { execFileSync } from 'node:child_process'
 import { accessSync, constants, readdirSync } from 'node:fs'
 import { delimiter, join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 
 const MIN_POSTGRES = 15
 const MIN_REDIS = 6
@@ -162,7 +163,7 @@ export function ensureServices(names = ['postgres', 'redis']) {
   return found
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   try {
     const found = ensureServices()
     process.stdout.write(`postgres: ${found.postgres}\nredis-server: ${found.redis}\n`)
