@@ -1,11 +1,16 @@
 /**
  * The React demo page (demo/react.html, on belfry/react) in Chromium, against
  * the reference server in dev mode: the features of the vanilla page through
- * the provider and hooks, one socket under StrictMode, and the links between
- * the two pages. Every flow must leave the console clean.
+ * the provider and hooks, one socket, and the links between the two pages.
+ * Every flow must leave the console clean. The page is built as `npm start`
+ * builds it, React in its production build (so StrictMode's second mount,
+ * a development behaviour, is the react project's to test).
  */
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import type { Page } from 'playwright-core'
 import { describe, expect, it, vi } from 'vitest'
+import { DEMO_DIR } from '../../src/server/static.js'
 import { API_KEY, publish, readElsewhereWhileOffline, readFlags, subscribeAndReload, topicRecipients, useDemo } from './harness.js'
 
 const e2e = useDemo('react-', { width: 1100, height: 760 })
@@ -21,10 +26,21 @@ async function connections(): Promise<number> {
 }
 
 describe('React demo page', () => {
+  it('is the page `npm start` serves: React in its production build', () => {
+    const html = readFileSync(join(DEMO_DIR, 'react.html'), 'utf8')
+    const script = /<script[^>]*src="\/?(assets\/react-[^"]+\.js)"/.exec(html)?.[1]
+    expect(script, html).toBeDefined()
+    // React's production build points its errors at react.dev/errors/<code>; its development build has no such link.
+    const code = readFileSync(join(DEMO_DIR, script!), 'utf8')
+    expect({ production: code.includes('react.dev/errors/'), development: code.includes('jsxDEV') }).toEqual({
+      production: true,
+      development: false,
+    })
+  })
+
   it('shows a notification published through the HTTP API as a toast and on the badge; marking it read clears the badge', async () => {
     const page = await e2e.open('/react.html?user=alice')
     await waitForState(page, 'online')
-    // StrictMode mounts, unmounts and mounts the provider: still one socket.
     expect(await connections()).toBe(1)
     expect(await badge(page).isHidden()).toBe(true)
 
