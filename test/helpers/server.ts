@@ -164,17 +164,17 @@ export async function httpPublish(url: string, body: unknown, key = API_KEY): Pr
 
 /**
  * For a test file: returns `start(options)`, which starts a server that the
- * next `afterEach` disposes.
+ * next `afterEach` disposes (every server the test started, and its directory).
  */
 export function useServer(): (options?: Partial<ServerOptions>) => Promise<TestServer> {
-  let current: TestServer | undefined
+  const started: TestServer[] = []
   afterEach(async () => {
-    await current?.dispose()
-    current = undefined
+    await Promise.all(started.splice(0).map((s) => s.dispose()))
   })
   return async (options) => {
-    current = await startServer(options)
-    return current
+    const s = await startServer(options)
+    started.push(s)
+    return s
   }
 }
 

@@ -198,7 +198,7 @@ describe('drain', () => {
     try {
       await drainedAndBackOn(a, b)
     } finally {
-      await b.stop()
+      await b.dispose()
     }
   })
 
@@ -319,7 +319,7 @@ describe('drain: a client of the article’s protocol is acked before its 1001',
       bob.ws.terminate()
     } finally {
       db.close()
-      await b.stop()
+      await b.dispose()
       await a.dispose()
     }
   })
@@ -378,7 +378,7 @@ describe('drain: a client of the article’s protocol is acked before its 1001',
       for (const c of others) c.ws.terminate()
     } finally {
       db.close()
-      await b.stop()
+      await b.dispose()
       await a.dispose()
     }
   })
@@ -427,7 +427,7 @@ describe('drain: a client of the article’s protocol is acked before its 1001',
       for (const c of others) c.ws.terminate()
     } finally {
       db.close()
-      await b.stop()
+      await b.dispose()
       await a.dispose()
     }
   })

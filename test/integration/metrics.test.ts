@@ -4,12 +4,12 @@
  * series that does not grow with users.
  */
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import type { Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pino } from 'pino'
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest'
 import { CloseCode } from '../../src/protocol/index.js'
 import { PostgresStore, RedisBroker, SqliteStore } from '../../src/server/index.js'
 import {
@@ -108,7 +108,9 @@ describe('/metrics', () => {
   })
 
   it('counts an authentication once auth_success goes out: not one whose store read failed (1011)', async () => {
-    const store = new SqliteStore(join(mkdtempSync(join(tmpdir(), 'belfry-metrics-')), 'belfry.db'))
+    const dir = mkdtempSync(join(tmpdir(), 'belfry-metrics-'))
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }))
+    const store = new SqliteStore(join(dir, 'belfry.db'))
     const touchUser = store.touchUser.bind(store)
     store.touchUser = (userId) => (userId === 'broken' ? Promise.reject(new Error('the database went away')) : touchUser(userId))
     const s = await start({ metrics: true, store })
