@@ -47,8 +47,10 @@ function install() {
     )
   }
   process.stderr.write('No Chromium found: installing Debian package `chromium` (apt-get)…\n')
-  execFileSync('apt-get', ['update', '-qq'], { stdio: ['ignore', 'ignore', 'inherit'] })
-  execFileSync('apt-get', ['install', '-y', '-qq', 'chromium'], {
+  // Waits for the dpkg lock instead of failing when another apt-get holds it (a fresh machine's own updates).
+  const lock = ['-o', 'DPkg::Lock::Timeout=300']
+  execFileSync('apt-get', [...lock, 'update', '-qq'], { stdio: ['ignore', 'ignore', 'inherit'] })
+  execFileSync('apt-get', [...lock, 'install', '-y', '-qq', 'chromium'], {
     stdio: ['ignore', 'ignore', 'inherit'],
     env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
   })
