@@ -373,6 +373,18 @@ describe('resolveOptions', () => {
     )
   })
 
+  it('refuses a published dev secret as the metrics token outside dev mode, as it does for the secret and the API key', () => {
+    const base = { secret: 's'.repeat(16), apiKey: 'k'.repeat(8) }
+    for (const token of [DEV_API_KEY, DEV_SECRET]) {
+      expect(() => resolveOptions({ ...base, metrics: { token } })).toThrow(
+        new TypeError('options.metrics.token must not be a published dev secret unless options.dev is true'),
+      )
+    }
+    expect(resolveOptions({ dev: true, secret: DEV_SECRET, apiKey: DEV_API_KEY, metrics: { token: DEV_API_KEY } }).metrics).toEqual({
+      token: DEV_API_KEY,
+    })
+  })
+
   it('checks retention: days > 0, maxPerUser a whole number ≥ 1, nothing else', () => {
     const secret = 's'.repeat(16)
     expect(resolveOptions({ secret }).retention).toBeUndefined()
