@@ -332,7 +332,7 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
 }
 
 /** `metrics`: off, or on with the bearer token that guards /metrics (its own, or with `true` the API key). */
-function resolveMetrics({ metrics, apiKey }: ServerOptions): { token: string } | undefined {
+function resolveMetrics({ metrics, apiKey, dev }: ServerOptions): { token: string } | undefined {
   if (metrics === undefined || metrics === false) return undefined
   if (metrics === true) {
     if (apiKey === undefined) {
@@ -344,7 +344,13 @@ function resolveMetrics({ metrics, apiKey }: ServerOptions): { token: string } |
   }
   const object = typeof metrics === 'object' && metrics !== null
   const token: unknown = object ? metrics.token : undefined
-  if (typeof token === 'string' && token.length >= 8) return { token }
+  if (typeof token === 'string' && token.length >= 8) {
+    // Published: anyone could scrape with it (the API key and the secret are refused the same way).
+    if (dev !== true && (token === DEV_API_KEY || token === DEV_SECRET)) {
+      throw new TypeError('options.metrics.token must not be a published dev secret unless options.dev is true')
+    }
+    return { token }
+  }
   // A token is a secret (and a string given here may be one): never show it.
   const got =
     typeof token === 'string'
