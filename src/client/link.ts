@@ -1,4 +1,4 @@
-import { FORBIDDEN, parseRetryReason, RATE_LIMITED, TOKEN_EXPIRED, TOKEN_INVALID } from '../protocol/close-codes.js'
+import { FORBIDDEN, RATE_LIMITED, TOKEN_EXPIRED, TOKEN_INVALID } from '../protocol/close-codes.js'
 import type { AuthFrame, AuthSuccessFrame, ClientFrame, ServerFrame } from '../protocol/frames.js'
 import { parseServerFrame } from '../protocol/parse-server-frame.js'
 import { AuthError, BelfryError, ConnectionError, ProtocolError } from './errors.js'
@@ -308,7 +308,8 @@ export class Link implements Connection {
       // 4002 again right after a fresh token (clock skew?), 1001, 1006, 1009, 1011, 4000, 4008, 4009, …: back off and retry.
       // A 4029's delay, but never shorter than the backoff's nor longer than 10 minutes (a proxy's or a
       // broken server's retry=1 would bring a reconnect storm, and retry=1e9 days off the air).
-      const hinted = code === RATE_LIMITED ? parseRetryReason(reason) : 0
+      // The reason's `retry=<ms>`, as parseRetryReason reads it (inlined: smaller); none is 0 or NaN: the backoff's.
+      const hinted = +((code === RATE_LIMITED && /\bretry=(\d{1,9})\b/.exec(reason)?.[1]) as string)
       const delay = hinted && Math.min(Math.max(hinted, this.#o.backoff(this.#attempt)), 600_000)
       if (delay) this.#notBefore = Date.now() + delay
       this.#retry(`close ${code}`, delay)
