@@ -75,6 +75,20 @@ describe('belfry client → the article’s server', () => {
     expect(events.notifications[0]).toMatchObject({ title: 'New Message', body: 'You have received a new message', priority: 'high' })
     expect(a.auths).toEqual(['user123'])
   })
+
+  // The article's server spreads the publisher's object into the frame as it is; a publisher that persists its
+  // notifications (as the article recommends) sends the database row's numeric id along.
+  it('hands the app a notification whose publisher gave it a numeric id, the id as a string', async () => {
+    article = await startArticleServer()
+    const a = article
+    const { events } = await clients.online({ url: a.url, token: () => articleToken('user123') })
+    a.sendToUser('user123', { id: 42, title: 'New Message', body: 'You have received a new message', priority: 'high' })
+    a.sendToUser('user123', { title: 'after', body: 'the next one' })
+    await vi.waitFor(() => expect(events.notifications.map((n) => n.title)).toContain('after'))
+    expect(events.notifications.map((n) => n.title)).toEqual(['New Message', 'after'])
+    expect(events.notifications[0]!.id).toBe('42')
+    expect(events.errors).toEqual([])
+  })
 })
 
 describe('the article’s browser client → belfry’s server', () => {
