@@ -189,7 +189,7 @@ export class NotificationClient<Data extends object = JsonObject> {
    * many) is dropped and reported on `error` with the server's code.
    */
   subscribe(topic: string): () => void {
-    if (!topic || typeof topic !== 'string') throw new TypeError(`belfry: subscribe() takes a non-empty string; got ${show(topic)}`)
+    if (typeof topic !== 'string' || !topic) throw new TypeError(`belfry: subscribe() takes a non-empty string; got ${show(topic)}`)
     // Past the protocol's length, which no server takes (the frame would fail whole): refused here, and
     // never in #topics (the function returned does nothing).
     if (topic.length > MAX_TOPIC_LENGTH) queueMicrotask(() => this.#refused(topic, 'topic_too_long'))

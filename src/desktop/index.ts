@@ -255,10 +255,7 @@ export function desktopNotifications<Data extends object = JsonObject>(
             ownVisible() && !stopped && !release ? new Promise<void>((done) => (release = done)) : undefined,
           )
           .catch(() => {})
-      } else if (!ownVisible() && release) {
-        release()
-        release = undefined
-      }
+      } else if (!ownVisible() && release) release = void release()
     }
     track()
     listen(doc()!, 'visibilitychange', track)
