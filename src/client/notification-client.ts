@@ -344,8 +344,15 @@ export class NotificationClient<Data extends object = JsonObject> {
     // Closed by a handler of an earlier one of a batch: the rest is not the app's, nor its cursor's.
     if (this.state === 'closed') return
     if (this.#link.legacy) {
-      // The article's server sends no id, seq or read state: nothing to resume or dedupe by.
-      this.#events.emit('notification', { id: '', seq: 0, read: false, priority: 'medium', ...(n as object) } as Notification<Data>)
+      // The article's server sends no id, seq or read state: nothing to resume or dedupe by. An id its
+      // publisher spread into the frame (a database row's number) goes to the app as a string.
+      this.#events.emit('notification', {
+        seq: 0,
+        read: false,
+        priority: 'medium',
+        ...(n as object),
+        id: String(n.id ?? ''),
+      } as Notification<Data>)
     } else if (n.seq === undefined) {
       this.#report(new ProtocolError('notification without seq'))
     } else if (this.#delivery.accept(n)) {

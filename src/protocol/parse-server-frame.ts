@@ -3,15 +3,15 @@ import { isObject, isSeq, isString, type Obj, optional } from './guards.js'
 
 /**
  * Checks the parts of a notification the client relies on. The article's
- * server sends no `id`/`seq`/`read`; the caller fills those in. One with a
- * `seq` (a belfry server's) has an `id`.
+ * server sends no `id`/`seq`/`read`, only what its publisher spread into the
+ * frame (an `id` of any type: a database row's number); the caller fills those
+ * in. One with a `seq` (a belfry server's) has a string `id`.
  */
 export function isNotificationLike(v: Obj): v is Obj & Pick<Notification, 'title' | 'body'> {
   return (
     isString(v.title) &&
     isString(v.body) &&
     optional(v.priority, (p) => p === 'low' || p === 'medium' || p === 'high') &&
-    optional(v.id, isString) &&
     optional(v.seq, () => isSeq(v.seq) && isString(v.id)) &&
     optional(v.data, isObject) &&
     optional(v.topic, isString)

@@ -99,6 +99,11 @@ describe('parseServerFrame', () => {
     expect(f).toMatchObject({ type: 'notification', title: 'T' })
   })
 
+  it('takes an article server frame with an id of any type (the publisher spread it); a frame with a seq needs a string id', () => {
+    expect(parseServerFrame('{"type":"notification","title":"T","body":"B","id":42}')).toMatchObject({ id: 42 })
+    expect(parseServerFrame('{"type":"notification","title":"T","body":"B","id":42,"seq":1}')).toBeUndefined()
+  })
+
   it('returns undefined for malformed or unknown frames', () => {
     expect(parseServerFrame('nope')).toBeUndefined()
     expect(parseServerFrame('{"type":"notification","title":1,"body":"b"}')).toBeUndefined()
