@@ -255,6 +255,35 @@ describe('auth: a long token', () => {
       pool.closeAll()
     }
   })
+  it('a token too large for maxFrameBytes (64 KiB), refused by ws with 1009 before auth, stops the client as invalid too', async () => {
+    const s = await start({ authorizeSubscribe: topicsClaim() })
+    const topics = Array.from({ length: 3500 }, (_, i) => `tenant:acme-${i}:*`)
+    const huge = await signToken({ sub: 'ann', claims: { topics } })
+    expect(huge.length).toBeGreaterThan(64 * 1024)
+    const pool = new ClientPool()
+    try {
+      let calls = 0
+      const { client, events } = pool.make({
+        url: s.wsUrl,
+        token: () => {
+          calls++
+          return huge
+        },
+        connectTimeout: 2000,
+        backoff: { initial: 50, max: 100 },
+      })
+      client.connect()
+      await vi.waitFor(() => expect(client.state).toBe('closed'), { timeout: 5000, interval: 50 }).catch(() => {})
+      const reasons = events.statuses.filter((e) => e.to === 'reconnecting').map((e) => e.reason)
+      expect(client.state, `${calls} token calls; retries: ${reasons.length} (${[...new Set(reasons)]})`).toBe('closed')
+      expect(events.errors.at(-1)).toBeInstanceOf(AuthError)
+      // ws gives no reason: the error says the code.
+      expect(events.errors.at(-1)).toMatchObject({ code: CloseCode.TooLarge, message: 'close 1009' })
+      expect(calls).toBe(2) // the first token and one fresh one
+    } finally {
+      pool.closeAll()
+    }
+  })
 })
 
 describe('auth: session rules', () => {
