@@ -1,4 +1,4 @@
-import { FORBIDDEN, RATE_LIMITED, TOKEN_EXPIRED, TOKEN_INVALID } from '../protocol/close-codes.js'
+import { FORBIDDEN, RATE_LIMITED, TOKEN_EXPIRED, TOKEN_INVALID, TOO_LARGE } from '../protocol/close-codes.js'
 import type { AuthFrame, AuthSuccessFrame, ClientFrame, ServerFrame } from '../protocol/frames.js'
 import { parseServerFrame } from '../protocol/parse-server-frame.js'
 import { AuthError, BelfryError, ConnectionError, ProtocolError } from './errors.js'
@@ -295,17 +295,19 @@ export class Link implements Connection {
     const message = this.#authError || reason
     this.#authError = ''
     const refreshable = isFunction(this.#o.token)
-    const token = code === TOKEN_INVALID || code === TOKEN_EXPIRED
+    // A 1009 while authenticating: the auth frame, the only one sent, was over the server's maxFrameBytes (a token too large).
+    const invalid = code === TOKEN_INVALID || (code === TOO_LARGE && this.#state === 'authenticating')
+    const token = invalid || code === TOKEN_EXPIRED
     if (token && refreshable && !this.#refreshed) {
       // One immediate retry with a fresh token. A token given as a string cannot be refreshed.
       this.#refreshed = true
-      void this.#open(code === TOKEN_INVALID ? 'token invalid' : 'token expired')
-    } else if (code === FORBIDDEN || code === TOKEN_INVALID || (token && !refreshable)) {
-      // Reports first: closing clears the app's listeners.
-      this.#host.error(new AuthError(message, { code }))
+      void this.#open(invalid ? 'token invalid' : 'token expired')
+    } else if (code === FORBIDDEN || invalid || (token && !refreshable)) {
+      // Reports first: closing clears the app's listeners. A close without a reason (ws's 1009) says its code.
+      this.#host.error(new AuthError(message || `close ${code}`, { code }))
       this.close('auth failed')
     } else {
-      // 4002 again right after a fresh token (clock skew?), 1001, 1006, 1009, 1011, 4000, 4008, 4009, …: back off and retry.
+      // 4002 again right after a fresh token (clock skew?), 1001, 1006, 1009 once online, 1011, 4000, 4008, 4009, …: back off and retry.
       // A 4029's delay, but never shorter than the backoff's nor longer than 10 minutes (a proxy's or a
       // broken server's retry=1 would bring a reconnect storm, and retry=1e9 days off the air).
       // The reason's `retry=<ms>`, as parseRetryReason reads it (inlined: smaller); none is 0 or NaN: the backoff's.
