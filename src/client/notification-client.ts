@@ -153,8 +153,8 @@ export class NotificationClient<Data extends object = JsonObject> {
         this.state === 'online' ? done() : this.state === 'closed' && done(true, this.#fatal ?? new RequestError('closed'))
       const off = this.on('status', check)
       // None for no timeout, or one past setTimeout's range (Infinity, 30 days), which it would take as 1 ms.
-      const timer =
-        timeout! < NEVER ? setTimeout(() => done(true, new TimeoutError(`not online within ${timeout} ms`)), timeout) : undefined
+      const timer = (timeout! < NEVER &&
+        setTimeout(() => done(true, new TimeoutError(`not online within ${timeout} ms`)), timeout)) as ReturnType<typeof setTimeout>
       signal?.addEventListener('abort', abort)
       if (signal?.aborted) abort()
       else check()
