@@ -148,3 +148,35 @@ describe('CONTRIBUTING.md', () => {
     expect(documented(name)).toBe(bytes)
   })
 })
+
+// README states today's sizes ("today **N B**", "N B now", "adds N B"): each must be what `npm run size` measures
+// now, or README tells a reader a size the code no longer has.
+describe("README's size figures", () => {
+  const text = readFileSync(join(ROOT, 'README.md'), 'utf8').replace(/\s+/g, ' ')
+  const bytes = (pattern: RegExp) => {
+    const match = pattern.exec(text)
+    expect(match, String(pattern)).not.toBeNull()
+    return Number(match![1]!.replace(/,/g, ''))
+  }
+  it('are the sizes the client and its opt-in entries have now', async () => {
+    const client = (await bundleClient()).gzip
+    const shared = (await bundleClientWith('shared')).gzip - client
+    const desktop = (await bundleClientWith('desktop')).gzip - client
+    const react = (await bundleReact()).gzip
+    expect({
+      'today (Size)': bytes(/the figures: today \*\*([\d,]+) B\*\*/),
+      'now (targets table)': bytes(/ in that run, ([\d,]+) B now/),
+      'belfry/shared adds': bytes(/`belfry\/shared` adds ([\d,]+) B/),
+      'belfry/desktop adds': bytes(/`belfry\/desktop` ([\d,]+) B \(held/),
+      'belfry/react is': bytes(/`belfry\/react` is ([\d,]+) B \(held/),
+      'belfry/react today (React)': bytes(/\(today ([\d,]+) B\), React and the client/),
+    }).toEqual({
+      'today (Size)': client,
+      'now (targets table)': client,
+      'belfry/shared adds': shared,
+      'belfry/desktop adds': desktop,
+      'belfry/react is': react,
+      'belfry/react today (React)': react,
+    })
+  }, 60_000)
+})
