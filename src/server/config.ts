@@ -176,6 +176,9 @@ export function readConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Cli
   if (secret === DEV_SECRET || apiKey === DEV_API_KEY) {
     throw new Error('BELFRY_SECRET and BELFRY_API_KEY must not be the published dev defaults outside dev mode')
   }
+  if (typeof metrics === 'object' && (metrics.token === DEV_SECRET || metrics.token === DEV_API_KEY)) {
+    throw new Error('BELFRY_METRICS_TOKEN must not be a published dev default outside dev mode')
+  }
   return { ...common, secret, apiKey, ignored: [] }
 }
 

@@ -43,8 +43,9 @@ export interface ServerOptions {
    */
   authorizeSubscribe?: SubscribeAuthorizer | undefined
   /**
-   * Prometheus metrics on `GET /metrics`, behind a bearer token: `token`, or
-   * with `true` the API key. Off (404) unless given. @default false
+   * Prometheus metrics on `GET /metrics`, behind a bearer token: `token` (at
+   * least 8 characters; not a published dev secret unless `dev`), or with
+   * `true` the API key. Off (404) unless given. @default false
    */
   metrics?: boolean | { token: string } | undefined
   /**

@@ -373,6 +373,15 @@ describe('resolveOptions', () => {
     )
   })
 
+  it('refuses a published dev secret as BELFRY_METRICS_TOKEN outside dev mode, naming the variable', () => {
+    const env = { BELFRY_SECRET: 's'.repeat(16), BELFRY_API_KEY: 'k'.repeat(8), BELFRY_METRICS: '1' }
+    for (const token of [DEV_API_KEY, DEV_SECRET]) {
+      expect(() => readConfig({ ...env, BELFRY_METRICS_TOKEN: token }, [])).toThrow(
+        'BELFRY_METRICS_TOKEN must not be a published dev default outside dev mode',
+      )
+    }
+  })
+
   it('refuses a published dev secret as the metrics token outside dev mode, as it does for the secret and the API key', () => {
     const base = { secret: 's'.repeat(16), apiKey: 'k'.repeat(8) }
     for (const token of [DEV_API_KEY, DEV_SECRET]) {
