@@ -156,7 +156,10 @@ export function createStore<Data extends object>(
   const get = (): NotificationClient<Data> => {
     let client = now[CLIENT]
     if (client && client !== gone) return client
-    client = now[CLIENT] = 'on' in make ? make : make()
+    // A client has `on`; a function has none.
+    client = now[CLIENT] = (make as NotificationClient<Data>).on
+      ? (make as NotificationClient<Data>)
+      : (make as () => NotificationClient<Data>)()
     // A client the app connected already is followed from where it is.
     now[UNREAD] = client.unreadCount
     set(CONNECTION, { state: client.state })
@@ -194,14 +197,14 @@ export function createStore<Data extends object>(
           set(CONNECTION, { state: event.to, event, since: Date.now() })
         }),
       ]
-      // -~: one more, from none (undefined) too.
+      // -~: one more, from none (undefined) too; ~- below: one less.
       holds.set(client, -~holds.get(client)!)
       // A client found online (another provider's, or one the app connected) brought this store none of
       // what it had: the newest page does, as loadMore() on an empty list loads it.
       client.connect().state === 'online' && loadMore().catch(() => {})
       return () => {
         offs.map((off) => off())
-        holds.set(client, holds.get(client)! - 1)
+        holds.set(client, ~-holds.get(client)!)
         // A macrotask later, if no provider holds it by then: StrictMode's unmount and remount keep the client.
         // One closed so (an <Activity> hidden, its effects cleaned up) stays in the slot, where the hooks'
         // requests find it closed, and is made anew if a provider comes back; one the app closed stays.
