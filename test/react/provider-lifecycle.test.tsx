@@ -2,10 +2,11 @@
  * The provider's client over its life: hidden by React's <Activity> (its effects cleaned up, its
  * store kept), the provider lets go of the client and makes a new one when shown again; a client
  * the app closed itself (a logout) stays closed, and no new one is made or left connected; a hook's
- * request after the provider let go of its client is refused as a closed client's is, and makes none.
+ * request after the provider let go of its client is refused as a closed client's is, and makes none;
+ * a child's request from its effect in the commit that shows the provider again goes to the new client.
  */
 import { act, render, cleanup as unmountAll } from '@testing-library/react'
-import { Activity } from 'react'
+import { Activity, useEffect } from 'react'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { type NotificationClient, RequestError } from '../../src/index.js'
 import { BelfryProvider, type Notifications, useBelfryClient, useConnectionState, useNotifications } from '../../src/react/index.js'
@@ -156,5 +157,57 @@ describe('BelfryProvider: its client over its life', () => {
       afterUnmount: 0,
       states: made.map(() => 'closed'),
     })
+  })
+  it('shown again by <Activity>: a child’s request from its effect in that commit goes to the new client, not the closed one', async () => {
+    const server = startMockServer()
+    const made: NotificationClient[] = []
+    const make = () => {
+      const { client } = createClient(server)
+      made.push(client)
+      return client
+    }
+    /** What each show's request settled with (pending: not yet). */
+    const outcomes: string[] = []
+    function Inbox() {
+      const { markAllRead } = useNotifications()
+      // A common pattern: opening (showing) the inbox marks everything read.
+      useEffect(() => {
+        const i = outcomes.push('pending') - 1
+        markAllRead().then(
+          () => {
+            outcomes[i] = 'ok'
+          },
+          (e: Error) => {
+            outcomes[i] = `${e.name}: ${e.message}`
+          },
+        )
+      }, [markAllRead])
+      return null
+    }
+    const App = ({ mode }: { mode: 'visible' | 'hidden' }) => (
+      <Activity mode={mode}>
+        <BelfryProvider client={make}>
+          <Inbox />
+        </BelfryProvider>
+      </Activity>
+    )
+    const view = render(<App mode="visible" />)
+    await settle()
+    // The first show: the child's effect, before the provider's, makes the client; the request goes out.
+    expect(server.sent('mark_read')).toHaveLength(1)
+
+    view.rerender(<App mode="hidden" />)
+    await settle(100)
+    expect(made[0]!.state).toBe('closed') // let go of while hidden
+    // The first show's request, unanswered, went with its client: rejected as it closed (right).
+    expect(outcomes).toEqual(['RequestError: closed'])
+
+    view.rerender(<App mode="visible" />)
+    await settle(100)
+    // Shown again, the provider holds a new client, online: the child's request of this commit is its.
+    expect(made.at(-1)!.state).toBe('online')
+    // The second show's request: sent on the new client's socket, waiting for its reply; not refused as 'closed'.
+    expect(outcomes[1]).toBe('pending')
+    expect(server.sent('mark_read')).toHaveLength(2)
   })
 })
