@@ -41,6 +41,11 @@ export function BelfryProvider<Data extends object = JsonObject>(props: BelfryPr
   const [store] = React.useState(() => createStore(props.client, props.maxItems))
   // retain is the effect, its cleanup what it returns; the store never changes, so no dependency.
   React.useEffect(store[RETAIN], [])
+  // The client, made (or taken) before the children's effects, which run before the provider's: shown
+  // again by <Activity>, a new one, to which their requests go. (On every render: get() keeps the one it has.)
+  React.useLayoutEffect(() => {
+    store[GET]()
+  })
   return React.createElement(BelfryContext.Provider, { value: store as unknown as Store }, props.children)
 }
 

@@ -3,7 +3,8 @@ import type { ConnectionState, JsonObject, Notification, NotificationClient, Rea
 /**
  * What `useNotifications()` returns: one object, the same until the list or `loading` changes. Its
  * requests go to the provider's client: after the provider let go of it (unmounted, or hidden by
- * `<Activity>`), to that closed client, and they reject as its requests do (`RequestError` `closed`).
+ * `<Activity>`), to that closed client, and they reject as its requests do (`RequestError` `closed`);
+ * shown again, the provider takes a new client before its children's effects run, and they go to it.
  */
 export interface Notifications<Data extends object = JsonObject> {
   /**
@@ -77,11 +78,12 @@ export type Store<Data extends object = JsonObject> = [
   subscribe: (listener: () => void) => () => void,
   /**
    * The client, made (or taken) on the first call, and made anew after the store let go of it: called
-   * by effects (the provider's, useNotificationEvent's), never in server rendering.
+   * by effects (the provider's layout effect, before its children's effects; useNotificationEvent's),
+   * never in server rendering.
    */
   get: () => NotificationClient<Data>,
   /**
-   * Connects the client (and, one found online, loads the newest page) and
+   * Connects the client `get` put in the slot (and, one found online, loads the newest page) and
    * keeps it open until the function it returns is called; then closes it a
    * macrotask later, unless a provider holds it again.
    */
@@ -134,8 +136,9 @@ export function createStore<Data extends object>(
     set(LIST, { notifications: items, loading, hasMore: !end && items.length < max, loadMore, markRead, markAllRead })
   }
   // A request goes to the client in the slot: the one made, or, once the provider let go of it, the one it
-  // closed, which refuses it (RequestError 'closed'): only an effect makes a client. (One made by none yet:
-  // a child's effect in the provider's first commit, which runs just before the provider's own effect.)
+  // closed, which refuses it (RequestError 'closed'): only an effect makes a client. The provider's layout
+  // effect makes it before its children's effects (so, shown again by <Activity>, their requests go to the
+  // new one). (One made by none yet: a child's layout effect in the provider's first commit.)
   const markAllRead = () => (now[CLIENT] || get()).markAllRead()
   const markRead = (ids: string | string[]) => (now[CLIENT] || get()).markRead(ids)
   const loadMore = () => {
@@ -178,7 +181,8 @@ export function createStore<Data extends object>(
     },
     get,
     () => {
-      const client = get()
+      // The client the provider's layout effect made (or took) in this commit.
+      const client = now[CLIENT]!
       // The store follows the client while a provider holds it: its listeners go with it (another provider of the client has its own).
       const offs = [
         client.on('notification', (n) => list([n])),
