@@ -4,7 +4,7 @@
  * each hook's slice, and what each hook re-renders for.
  */
 import { act, render, renderHook, cleanup as unmountAll } from '@testing-library/react'
-import { type ReactNode, StrictMode, useState } from 'react'
+import { Activity, type ReactNode, StrictMode, useState } from 'react'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import type { NotificationClient } from '../../src/index.js'
 import {
@@ -15,7 +15,7 @@ import {
   useNotifications,
   useUnreadCount,
 } from '../../src/react/index.js'
-import { cleanup, createClient, type MockServer, note, type Recorded, startMockServer, tick } from '../helpers/mock-server.js'
+import { cleanup, createClient, type Frame, type MockServer, note, type Recorded, startMockServer, tick } from '../helpers/mock-server.js'
 
 beforeEach(() => {
   vi.useFakeTimers()
@@ -236,6 +236,68 @@ describe('BelfryProvider', () => {
       titles: ['title 2', 'title 1'],
       more: 'false false',
     })
+  })
+
+  it('shown again by <Activity> on a client online meanwhile, loads the newest page: what came while it was hidden', async () => {
+    const server = startMockServer()
+    const { client } = createClient(server)
+    /** The user's inbox, newest first: seqs 1..latest. */
+    let latest = 0
+    const send = (seq: number) => {
+      latest = seq
+      server.peer.send(note(seq))
+    }
+    /** Answers every history request not answered yet, as a server does: the page below `before`, newest first. */
+    const answered = new Set<unknown>()
+    const answer = async () => {
+      for (const h of server.sent('history') as (Frame & { before?: number; requestId: string })[]) {
+        if (answered.has(h.requestId)) continue
+        answered.add(h.requestId)
+        const top = Math.min(latest, (h.before ?? latest + 1) - 1)
+        const items = Array.from({ length: top }, (_, i) => note(top - i))
+        server.peer.send({ type: 'history', items, requestId: h.requestId })
+      }
+      await settle()
+    }
+    let inbox: string[] = []
+    function List() {
+      inbox = useNotifications().notifications.map((n) => n.title)
+      return null
+    }
+    // A bell always shown, and an inbox view <Activity> hides and shows: two providers of one client.
+    const App = ({ mode }: { mode: 'visible' | 'hidden' }) => (
+      <>
+        <BelfryProvider client={client}>{null}</BelfryProvider>
+        <Activity mode={mode}>
+          <BelfryProvider client={client}>
+            <List />
+          </BelfryProvider>
+        </Activity>
+      </>
+    )
+    const view = render(<App mode="visible" />)
+    await settle()
+    expect(client.state).toBe('online')
+    await act(async () => {
+      send(1)
+      send(2)
+    })
+    await settle()
+    await answer()
+    expect(inbox).toEqual(['title 2', 'title 1'])
+
+    view.rerender(<App mode="hidden" />)
+    await settle(100)
+    expect(client.state).toBe('online') // the bell's provider holds it
+    await act(async () => send(3)) // comes while the inbox is hidden
+    await settle()
+
+    view.rerender(<App mode="visible" />)
+    await settle()
+    await answer()
+    // The provider found its client online: the newest page (no `before`) is what it loads.
+    expect(server.sent('history').at(-1)).not.toHaveProperty('before')
+    expect(inbox).toEqual(['title 3', 'title 2', 'title 1'])
   })
 
   it('follows a client the app connected before the provider mounted', async () => {
