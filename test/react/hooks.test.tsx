@@ -300,6 +300,51 @@ describe('BelfryProvider', () => {
     expect(inbox).toEqual(['title 3', 'title 2', 'title 1'])
   })
 
+  it('remounted (keyed anew) while its connected client reconnects, loads the newest page once online', async () => {
+    // The user's inbox holds 1 and 2, both unread; every auth says so.
+    const server = startMockServer({ auth: { seq: 2, unreadCount: 2 } })
+    const { client } = createClient(server)
+    const answer = async () => {
+      for (const h of server.sent('history') as (Frame & { requestId: string; answered?: true })[]) {
+        if (h.answered) continue
+        h.answered = true
+        server.peer.send({ type: 'history', items: [note(2), note(1)], requestId: h.requestId })
+      }
+      await settle()
+    }
+    let seen: { titles: string[]; unread: number } = { titles: [], unread: 0 }
+    function List() {
+      const titles = useNotifications().notifications.map((n) => n.title)
+      seen = { titles, unread: useUnreadCount() }
+      return null
+    }
+    const App = ({ page }: { page: string }) => (
+      <BelfryProvider key={page} client={client}>
+        <List />
+      </BelfryProvider>
+    )
+    client.connect() // the app connects its client itself
+    await settle()
+    expect(client.state).toBe('online')
+
+    // Mounted on the online client: the newest page.
+    const view = render(<App page="a" />)
+    await settle()
+    await answer()
+    expect(seen).toEqual({ titles: ['title 2', 'title 1'], unread: 2 })
+
+    // The server restarts (1001): the client reconnects; the app's route changes meanwhile.
+    await act(async () => server.peer.close(1001, 'going away'))
+    await settle()
+    expect(client.state).toBe('reconnecting')
+    view.rerender(<App page="b" />)
+    await settle(1000)
+    await answer()
+    expect(client.state).toBe('online')
+    // As remounted a moment later (online): the newest page, not an empty list beside 2 unread.
+    expect(seen).toEqual({ titles: ['title 2', 'title 1'], unread: 2 })
+  })
+
   it('follows a client the app connected before the provider mounted', async () => {
     const server = startMockServer({ auth: { unreadCount: 3 } })
     const { client } = createClient(server)
