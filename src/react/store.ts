@@ -9,8 +9,10 @@ import type { ConnectionState, JsonObject, Notification, NotificationClient, Rea
 export interface Notifications<Data extends object = JsonObject> {
   /**
    * What arrived since the provider mounted (after the newest page, when it
-   * found its client already online: one the app passes in, connected, or
-   * another provider's), and the pages `loadMore()` loaded: newest first (by
+   * found its client already started: one the app passes in, connected, or
+   * another provider's, or its own that another kept open while `<Activity>`
+   * hid it; loaded at once if online, else when it is next online), and the
+   * pages `loadMore()` loaded: newest first (by
    * `seq`), each id once, at most the provider's `maxItems`, their `read`
    * flags following the user's `read` events, and, back online after a time
    * away, the newest page's (100 notifications). The list is the provider's:
@@ -83,9 +85,10 @@ export type Store<Data extends object = JsonObject> = [
    */
   get: () => NotificationClient<Data>,
   /**
-   * Connects the client `get` put in the slot (and, one found online, loads the newest page) and
-   * keeps it open until the function it returns is called; then closes it a
-   * macrotask later, unless a provider holds it again.
+   * Connects the client `get` put in the slot (and, one found started, loads
+   * the newest page once it is online) and keeps it open until the function it
+   * returns is called; then closes it a macrotask later, unless a provider
+   * holds it again.
    */
   retain: () => () => void,
 ]
@@ -109,6 +112,8 @@ export function createStore<Data extends object>(
   let end: boolean | undefined
   /** The client this store let go of and closed: kept in the client's slot for requests, made anew by the effects. */
   let gone: NotificationClient<Data> | undefined
+  /** The client this store follows, or followed until less than a macrotask ago: it missed nothing of it. */
+  let seen: NotificationClient<Data> | 0 | undefined
 
   // (The functions below are declared in the order found to gzip smallest: belfry/react is at its size limit.)
   /** Sets the read flags a `read` event tells of (or the newest page, as one: see retain), unread to read only. */
@@ -183,29 +188,47 @@ export function createStore<Data extends object>(
     () => {
       // The client the provider's layout effect made (or took) in this commit.
       const client = now[CLIENT]!
+      // A client already started (by the app, another provider, or this one before an <Activity> hid it)
+      // brought this store none of what it had: it owes the list the newest page, loaded now if online, else
+      // at its next 'online'. A client this store started (idle till now), or one it followed until just now
+      // (StrictMode's unmount and remount), owes nothing.
+      // biome-ignore lint/suspicious/noAssignInExpressions: notes the client followed (keeps belfry/react within its size limit)
+      let owe = seen !== (seen = client) && client.state !== 'idle'
+      // Online (now, or at each status event that finds it so): the newest page (100), merged into the list if
+      // owed (its items, their read flags, and `hasMore` false if it has no next page: it is the whole inbox);
+      // else, for a list the store kept following, that page's read flags. A read made elsewhere while this
+      // client was away comes as no read event (unless it left none unread: the server then sends
+      // `read {all}`). So back online, the newest page says which are read: its ids of read ones, `false` for
+      // unread ones, which matches no id. A list with none, not owed, asks nothing; a page that fails only
+      // misses this refresh (one owed is asked for again at the next 'online').
+      const online = () =>
+        (owe || items.length) &&
+        client.state === 'online' &&
+        client.history({ limit: 100 }).then(
+          (page) => {
+            if (owe) {
+              owe = false
+              end ||= !page.next
+              list(page.items)
+            } else read({ ids: page.items.map((n) => n.read && n.id) } as ReadEvent)
+          },
+          () => {},
+        )
       // The store follows the client while a provider holds it: its listeners go with it (another provider of the client has its own).
       const offs = [
         client.on('notification', (n) => list([n])),
         client.on('unread', (event) => set(UNREAD, event.count)),
         client.on('read', read),
         client.on('status', (event) => {
-          // A read made elsewhere while this client was away comes as no read event (unless it left none
-          // unread: the server then sends `read {all}`). So back online, the newest page says which are read:
-          // its ids of read ones, `false` for unread ones, which matches no id. A list with none asks nothing;
-          // a page that fails only misses this refresh.
-          if (event.to === 'online' && items.length)
-            client.history({ limit: 100 }).then(
-              (page) => read({ ids: page.items.map((n) => n.read && n.id) } as ReadEvent),
-              () => {},
-            )
+          online()
           set(CONNECTION, { state: event.to, event, since: Date.now() })
         }),
       ]
       // -~: one more, from none (undefined) too; ~- below: one less.
       holds.set(client, -~holds.get(client)!)
-      // A client found online (another provider's, or one the app connected) brought this store none of
-      // what it had: the newest page does, as loadMore() on an empty list loads it.
-      client.connect().state === 'online' && loadMore().catch(() => {})
+      // Found online: the newest page (owed: a client connect() starts is not online yet).
+      client.connect()
+      online()
       return () => {
         offs.map((off) => off())
         holds.set(client, ~-holds.get(client)!)
@@ -213,6 +236,7 @@ export function createStore<Data extends object>(
         // One closed so (an <Activity> hidden, its effects cleaned up) stays in the slot, where the hooks'
         // requests find it closed, and is made anew if a provider comes back; one the app closed stays.
         setTimeout(() => {
+          seen = 0
           if (holds.get(client) || client.state === 'closed') return
           client.close()
           gone = client

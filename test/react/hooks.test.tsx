@@ -345,6 +345,26 @@ describe('BelfryProvider', () => {
     expect(seen).toEqual({ titles: ['title 2', 'title 1'], unread: 2 })
   })
 
+  it('under StrictMode asks for the newest page once, on a client found online; none for a client it starts', async () => {
+    const server = startMockServer()
+    const { client } = createClient(server)
+    client.connect()
+    await settle()
+    render(
+      <StrictMode>
+        <BelfryProvider client={client}>
+          <Inbox />
+        </BelfryProvider>
+        <BelfryProvider client={factory(server).make}>{null}</BelfryProvider>
+      </StrictMode>,
+    )
+    await settle(100)
+    expect(server.peers).toHaveLength(2)
+    // One page, the newest, for the first provider's list; the second's client, which it started, owes none.
+    expect(server.sent('history')).toHaveLength(1)
+    expect(server.sent('history')[0]).not.toHaveProperty('before')
+  })
+
   it('follows a client the app connected before the provider mounted', async () => {
     const server = startMockServer({ auth: { unreadCount: 3 } })
     const { client } = createClient(server)
