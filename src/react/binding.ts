@@ -43,7 +43,8 @@ export function BelfryProvider<Data extends object = JsonObject>(props: BelfryPr
   React.useEffect(store[RETAIN], [])
   // The client, made (or taken) before the children's effects, which run before the provider's: shown
   // again by <Activity>, a new one, to which their requests go. (On every render: get() keeps the one it has.)
-  React.useLayoutEffect(() => {
+  // A layout effect in the browser only: in server rendering React 18 warns of one (and runs neither).
+  ;(globalThis.window ? React.useLayoutEffect : React.useEffect)(() => {
     store[GET]()
   })
   return React.createElement(BelfryContext.Provider, { value: store as unknown as Store }, props.children)
