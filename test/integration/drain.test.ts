@@ -280,156 +280,102 @@ describe('belfry-server drain', () => {
 // A drain's successor on the same file reads the user's ack as written when the client comes back: what the
 // store holds when the 1001 reaches the client must cover all it was sent, however the pongs and sends fall.
 describe('drain: a client of the article’s protocol is acked before its 1001', () => {
-  it('a notification sent while the drain waits for the ack ping’s pong is acked before the 1001 too (nothing twice on the successor)', async () => {
-    const a = await startServer({ drainMs: 1000 })
+  /**
+   * Ann, on the article's client answering pings by hand, and `others` more sockets on `a` (closed later in the
+   * window: the drain goes on meanwhile); `scene` plays her pongs and publishes; then `a` drains and she comes
+   * back at once on `b`, its successor on the same file. The ack written when the 1001 reached her must be the
+   * last seq she had, and `b` must send her nothing again.
+   */
+  async function drainedOnto(drainMs: number, others: number, scene: (ann: RawClient, a: TestServer) => Promise<void>) {
+    const a = await startServer({ drainMs })
     const b = await startServer({ database: a.database })
     const db = new Database(a.database, { readonly: true })
-    const ackedSeq = () => (db.prepare('SELECT acked_seq AS s FROM users WHERE id = ?').get('ann') as { s: number }).s
     try {
-      // Pongs by hand: the drain's ack ping is answered once a notification published meanwhile has arrived.
       const ann = await articleClient(a, 'ann', { autoPong: false })
-      const bob = await articleClient(a, 'bob') // closed later in the window: the drain goes on meanwhile
-      expect((await httpPublish(a.url, { userId: 'ann', title: 'one', body: '' })).status).toBe(201)
-      const one = await ann.next((f) => f.type === 'notification')
-      let leavePing = ''
-      ann.ws.on('ping', (data: Buffer) => {
-        if (leavePing || data.toString() !== String(one.seq)) return void ann.ws.pong(data)
-        leavePing = data.toString()
-        // Publishes are taken and delivered during a drain.
-        void httpPublish(a.url, { userId: 'ann', title: 'two, during the wait', body: '' }).then(async () => {
-          await Promise.race([ann.next((f) => f.title === 'two, during the wait').catch(() => {}), new Promise((r) => setTimeout(r, 500))])
-          ann.ws.pong(data)
-        })
-      })
-      // What the store holds written when the 1001 reaches the client (what the successor resumes from).
+      const rest = await Promise.all(Array.from({ length: others }, (_, i) => articleClient(a, `bob${i}`)))
+      await scene(ann, a)
       let ackedAtClose = -1
       ann.ws.on('close', () => {
-        ackedAtClose = ackedSeq()
+        ackedAtClose = (db.prepare('SELECT acked_seq AS s FROM users WHERE id = ?').get('ann') as { s: number }).s
       })
       const drained = a.server.drain()
       await expect(ann.closed).resolves.toMatchObject({ code: 1001 })
-      expect(leavePing).toBe(String(one.seq))
       const had = Math.max(...ann.of('notification').map((f) => f.seq as number))
-      // Back at once on the successor: it replays what the user's ack has not covered.
       const again = await articleClient(b, 'ann')
       await new Promise((resolve) => setTimeout(resolve, 300))
       expect({ ackedAtClose, sentAgain: again.of('notification').map((f) => f.title) }).toEqual({ ackedAtClose: had, sentAgain: [] })
       again.close()
       await drained
-      bob.ws.terminate()
+      for (const c of rest) c.ws.terminate()
     } finally {
       db.close()
       await b.dispose()
       await a.dispose()
     }
+  }
+
+  /** Publishes `title` to ann and waits for it. */
+  const sent = async (a: TestServer, ann: RawClient, title: string) => {
+    expect((await httpPublish(a.url, { userId: 'ann', title, body: '' })).status).toBe(201)
+    return ann.next((f) => f.title === title)
+  }
+
+  it('a notification sent while the drain waits for the ack ping’s pong is acked before the 1001 too (nothing twice on the successor)', async () => {
+    let leavePing = ''
+    let seq = ''
+    await drainedOnto(1000, 1, async (ann, a) => {
+      seq = String((await sent(a, ann, 'one')).seq)
+      // The drain's ack ping is answered once a notification published meanwhile (publishes go on) has arrived.
+      ann.ws.on('ping', (data: Buffer) => {
+        if (leavePing || data.toString() !== seq) return void ann.ws.pong(data)
+        leavePing = data.toString()
+        void httpPublish(a.url, { userId: 'ann', title: 'two, during the wait', body: '' }).then(async () => {
+          await Promise.race([ann.next((f) => f.title === 'two, during the wait').catch(() => {}), new Promise((r) => setTimeout(r, 500))])
+          ann.ws.pong(data)
+        })
+      })
+    })
+    expect(leavePing).toBe(seq)
   })
 
   it('an earlier ping’s ack written during the drain’s wait does not end it: the 1001 waits for its own ping’s ack', async () => {
-    const a = await startServer({ drainMs: 400 })
-    const b = await startServer({ database: a.database })
-    const db = new Database(a.database, { readonly: true })
-    const ackedSeq = () => (db.prepare('SELECT acked_seq AS s FROM users WHERE id = ?').get('ann') as { s: number }).s
-    try {
-      // Pongs by hand: the implicit-ack ping for the first notification is answered when the test says; any other a
+    await drainedOnto(400, 12, async (ann, a) => {
+      const one = await sent(a, ann, 'one')
+      // The implicit-ack ping for "one" (about a second after sending) is answered when the scene says; any other a
       // little late (150 ms: a client on a slower network than localhost).
-      const ann = await articleClient(a, 'ann', { autoPong: false })
-      // Closed later in the window: the drain goes on meanwhile (ann, the oldest, is in its first batch).
-      const others = await Promise.all(Array.from({ length: 12 }, (_, i) => articleClient(a, `bob${i}`)))
-      expect((await httpPublish(a.url, { userId: 'ann', title: 'one', body: '' })).status).toBe(201)
-      const one = await ann.next((f) => f.type === 'notification')
-      let answerFirst!: () => void
-      const firstPing = new Promise<void>((resolve) => {
+      const answerFirst = await new Promise<() => void>((resolve) => {
+        let first = true
         ann.ws.on('ping', (data: Buffer) => {
-          if (!answerFirst && data.toString() === String(one.seq)) {
-            answerFirst = () => ann.ws.pong(data)
-            resolve()
+          if (first && data.toString() === String(one.seq)) {
+            first = false
+            resolve(() => ann.ws.pong(data))
           } else setTimeout(() => ann.ws.readyState === ann.ws.OPEN && ann.ws.pong(data), 150)
         })
       })
-      // About a second after sending, the server asks how far the client has read (implicit-ack.ts).
-      await firstPing
-      expect((await httpPublish(a.url, { userId: 'ann', title: 'two', body: '' })).status).toBe(201)
-      await ann.next((f) => f.title === 'two')
+      await sent(a, ann, 'two')
       // The pong for "one" acks it (into the 50 ms ack batch); the drain reaches ann within that window.
       answerFirst()
       await new Promise((resolve) => setTimeout(resolve, 15))
-      let ackedAtClose = -1
-      let closedAfter = -1
-      const t0 = performance.now()
-      ann.ws.on('close', () => {
-        ackedAtClose = ackedSeq()
-        closedAfter = performance.now() - t0
-      })
-      const drained = a.server.drain()
-      await expect(ann.closed).resolves.toMatchObject({ code: 1001 })
-      const had = Math.max(...ann.of('notification').map((f) => f.seq as number))
-      // Back at once on the successor: it replays what the user's ack has not covered.
-      const again = await articleClient(b, 'ann')
-      await new Promise((resolve) => setTimeout(resolve, 300))
-      expect(
-        { ackedAtClose, sentAgain: again.of('notification').map((f) => f.title) },
-        `closed ${closedAfter.toFixed(0)} ms into the drain`,
-      ).toEqual({
-        ackedAtClose: had,
-        sentAgain: [],
-      })
-      again.close()
-      await drained
-      for (const c of others) c.ws.terminate()
-    } finally {
-      db.close()
-      await b.dispose()
-      await a.dispose()
-    }
+    })
   })
 
   it('a pong whose ack is not written yet when the drain reaches the client: the 1001 waits for that write', async () => {
-    const a = await startServer({ drainMs: 400 })
-    const b = await startServer({ database: a.database })
-    const db = new Database(a.database, { readonly: true })
-    const ackedSeq = () => (db.prepare('SELECT acked_seq AS s FROM users WHERE id = ?').get('ann') as { s: number }).s
-    try {
-      // Pongs by hand: the implicit-ack ping for the notification is answered when the test says; any other at once.
-      const ann = await articleClient(a, 'ann', { autoPong: false })
-      // Closed later in the window: the drain goes on meanwhile (ann, the oldest, is in its first batch).
-      const others = await Promise.all(Array.from({ length: 12 }, (_, i) => articleClient(a, `bob${i}`)))
-      expect((await httpPublish(a.url, { userId: 'ann', title: 'one', body: '' })).status).toBe(201)
-      const one = await ann.next((f) => f.type === 'notification')
-      let answer!: () => void
-      const implicitPing = new Promise<void>((resolve) => {
+    await drainedOnto(400, 12, async (ann, a) => {
+      const one = await sent(a, ann, 'one')
+      // The implicit-ack ping for "one" is answered when the scene says; any other at once.
+      const answer = await new Promise<() => void>((resolve) => {
+        let first = true
         ann.ws.on('ping', (data: Buffer) => {
-          if (!answer && data.toString() === String(one.seq)) {
-            answer = () => ann.ws.pong(data)
-            resolve()
+          if (first && data.toString() === String(one.seq)) {
+            first = false
+            resolve(() => ann.ws.pong(data))
           } else ann.ws.pong(data)
         })
       })
-      // About a second after sending, the server asks how far the client has read (implicit-ack.ts).
-      await implicitPing
       // Its pong acks "one" (into the 50 ms ack batch); the drain reaches ann within that window.
       answer()
       await new Promise((resolve) => setTimeout(resolve, 15))
-      let ackedAtClose = -1
-      ann.ws.on('close', () => {
-        ackedAtClose = ackedSeq()
-      })
-      const drained = a.server.drain()
-      await expect(ann.closed).resolves.toMatchObject({ code: 1001 })
-      // Back at once on the successor: it replays what the user's ack has not covered.
-      const again = await articleClient(b, 'ann')
-      await new Promise((resolve) => setTimeout(resolve, 300))
-      expect({ ackedAtClose, sentAgain: again.of('notification').map((f) => f.title) }).toEqual({
-        ackedAtClose: one.seq,
-        sentAgain: [],
-      })
-      again.close()
-      await drained
-      for (const c of others) c.ws.terminate()
-    } finally {
-      db.close()
-      await b.dispose()
-      await a.dispose()
-    }
+    })
   })
 })
 
