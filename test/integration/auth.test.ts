@@ -1,5 +1,5 @@
-import { afterEach, describe, expect, it, vi } from 'vitest'
-import { AuthError } from '../../src/index.js'
+import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest'
+import { AuthError, type ConnectionState } from '../../src/index.js'
 import { CloseCode, ErrorCode, parseRetryReason } from '../../src/protocol/index.js'
 import { topicsClaim } from '../../src/server/index.js'
 import { ClientPool } from '../helpers/client.js'
@@ -168,6 +168,31 @@ describe('auth: tokens', () => {
   })
 })
 
+/** A token of ann's whose topics claim grants `n` topics (about 20 characters each). */
+const grantsToken = (n: number) => signToken({ sub: 'ann', claims: { topics: Array.from({ length: n }, (_, i) => `tenant:acme-${i}:*`) } })
+
+/**
+ * A client on `s` whose token function hands out `token()` (its calls counted), connected and waited on until
+ * its state is `state`, for at most 5 s: the test's assertions then say how it ended.
+ */
+async function tokenClient(s: TestServer, token: () => string | Promise<string>, state: ConnectionState, options = {}) {
+  const pool = new ClientPool()
+  onTestFinished(() => pool.closeAll())
+  let calls = 0
+  const made = pool.make({
+    url: s.wsUrl,
+    token: () => {
+      calls++
+      return token()
+    },
+    connectTimeout: 2000,
+    ...options,
+  })
+  made.client.connect()
+  await vi.waitFor(() => expect(made.client.state).toBe(state), { timeout: 5000, interval: 50 }).catch(() => {})
+  return { ...made, calls: () => calls }
+}
+
 describe('auth: the client with a token whose sub is no user id', () => {
   // The client copies the token's sub into the auth frame's userId: the server judges it against the
   // token (4001), and a 4001 after the one retry with a fresh token ends the client's attempts.
@@ -177,27 +202,12 @@ describe('auth: the client with a token whose sub is no user id', () => {
   ] as const) {
     it(`a sub of ${what} stops the client with an AuthError (4001), as any invalid token does`, async () => {
       const s = await start({ limits: { authTimeoutMs: 300 } })
-      const pool = new ClientPool()
-      try {
-        let calls = 0
-        const { client, events } = pool.make({
-          url: s.wsUrl,
-          token: () => {
-            calls++
-            return signToken({ sub })
-          },
-          connectTimeout: 2000,
-        })
-        client.connect()
-        await vi.waitFor(() => expect(client.state).toBe('closed'), { timeout: 5000, interval: 50 }).catch(() => {})
-        const seen = events.errors.map((e) => `${e.name} ${e.code}: ${e.message}`)
-        expect(client.state, `${calls} token calls; errors: ${JSON.stringify(seen.slice(0, 2))}`).toBe('closed')
-        expect(events.errors.at(-1)).toBeInstanceOf(AuthError)
-        expect(events.errors.at(-1)).toMatchObject({ code: 4001 })
-        expect(calls).toBe(2) // the first token and one fresh one
-      } finally {
-        pool.closeAll()
-      }
+      const { client, events, calls } = await tokenClient(s, () => signToken({ sub }), 'closed')
+      const seen = events.errors.map((e) => `${e.name} ${e.code}: ${e.message}`)
+      expect(client.state, `${calls()} token calls; errors: ${JSON.stringify(seen.slice(0, 2))}`).toBe('closed')
+      expect(events.errors.at(-1)).toBeInstanceOf(AuthError)
+      expect(events.errors.at(-1)).toMatchObject({ code: 4001 })
+      expect(calls()).toBe(2) // the first token and one fresh one
     })
   }
 })
@@ -205,84 +215,37 @@ describe('auth: the client with a token whose sub is no user id', () => {
 describe('auth: a long token', () => {
   it('a signed token of over 8,192 characters (a topics claim of 400 grants) is taken: the client goes online', async () => {
     const s = await start({ authorizeSubscribe: topicsClaim(), limits: { authTimeoutMs: 300 } })
-    const topics = Array.from({ length: 400 }, (_, i) => `tenant:acme-${i}:*`)
-    const long = await signToken({ sub: 'ann', claims: { topics } })
+    const long = await grantsToken(400)
     expect(long.length).toBeGreaterThan(8192)
     expect(long.length).toBeLessThan(16_000) // within maxAuthFrameBytes (16 KiB)
-    const pool = new ClientPool()
-    try {
-      let calls = 0
-      const { client } = pool.make({
-        url: s.wsUrl,
-        token: () => {
-          calls++
-          return long
-        },
-        connectTimeout: 2000,
-      })
-      client.connect()
-      await vi.waitFor(() => expect(client.state).toBe('online'), { timeout: 4000, interval: 50 })
-      expect(calls).toBe(1)
-    } finally {
-      pool.closeAll()
-    }
+    const { client, calls } = await tokenClient(s, () => long, 'online')
+    expect(client.state).toBe('online')
+    expect(calls()).toBe(1)
   })
+
   it('a token too large for maxAuthFrameBytes is refused as invalid (4001): the client stops, not retrying for ever', async () => {
     // Before auth a frame over maxAuthFrameBytes is not parsed: the only large thing an auth frame carries is its token.
     const s = await start({ authorizeSubscribe: topicsClaim(), limits: { authTimeoutMs: 300 } })
-    const topics = Array.from({ length: 800 }, (_, i) => `tenant:acme-${i}:*`)
-    const huge = await signToken({ sub: 'ann', claims: { topics } })
+    const huge = await grantsToken(800)
     expect(huge.length).toBeGreaterThan(16 * 1024)
-    const pool = new ClientPool()
-    try {
-      let calls = 0
-      const { client, events } = pool.make({
-        url: s.wsUrl,
-        token: () => {
-          calls++
-          return huge
-        },
-        connectTimeout: 2000,
-        backoff: { initial: 50, max: 100 },
-      })
-      client.connect()
-      await vi.waitFor(() => expect(client.state).toBe('closed'), { timeout: 5000, interval: 50 }).catch(() => {})
-      expect(client.state, `${calls} token calls; errors: ${events.errors.map((e) => e.message).slice(0, 2)}`).toBe('closed')
-      expect(events.errors.at(-1)).toBeInstanceOf(AuthError)
-      expect(events.errors.at(-1)).toMatchObject({ code: CloseCode.TokenInvalid, message: expect.stringContaining('maxAuthFrameBytes') })
-      expect(calls).toBe(2) // the first token and one fresh one
-    } finally {
-      pool.closeAll()
-    }
+    const { client, events, calls } = await tokenClient(s, () => huge, 'closed', { backoff: { initial: 50, max: 100 } })
+    expect(client.state, `${calls()} token calls; errors: ${events.errors.map((e) => e.message).slice(0, 2)}`).toBe('closed')
+    expect(events.errors.at(-1)).toBeInstanceOf(AuthError)
+    expect(events.errors.at(-1)).toMatchObject({ code: CloseCode.TokenInvalid, message: expect.stringContaining('maxAuthFrameBytes') })
+    expect(calls()).toBe(2) // the first token and one fresh one
   })
+
   it('a token too large for maxFrameBytes (64 KiB), refused by ws with 1009 before auth, stops the client as invalid too', async () => {
     const s = await start({ authorizeSubscribe: topicsClaim() })
-    const topics = Array.from({ length: 3500 }, (_, i) => `tenant:acme-${i}:*`)
-    const huge = await signToken({ sub: 'ann', claims: { topics } })
+    const huge = await grantsToken(3500)
     expect(huge.length).toBeGreaterThan(64 * 1024)
-    const pool = new ClientPool()
-    try {
-      let calls = 0
-      const { client, events } = pool.make({
-        url: s.wsUrl,
-        token: () => {
-          calls++
-          return huge
-        },
-        connectTimeout: 2000,
-        backoff: { initial: 50, max: 100 },
-      })
-      client.connect()
-      await vi.waitFor(() => expect(client.state).toBe('closed'), { timeout: 5000, interval: 50 }).catch(() => {})
-      const reasons = events.statuses.filter((e) => e.to === 'reconnecting').map((e) => e.reason)
-      expect(client.state, `${calls} token calls; retries: ${reasons.length} (${[...new Set(reasons)]})`).toBe('closed')
-      expect(events.errors.at(-1)).toBeInstanceOf(AuthError)
-      // ws gives no reason: the error says the code.
-      expect(events.errors.at(-1)).toMatchObject({ code: CloseCode.TooLarge, message: 'close 1009' })
-      expect(calls).toBe(2) // the first token and one fresh one
-    } finally {
-      pool.closeAll()
-    }
+    const { client, events, calls } = await tokenClient(s, () => huge, 'closed', { backoff: { initial: 50, max: 100 } })
+    const reasons = events.statuses.filter((e) => e.to === 'reconnecting').map((e) => e.reason)
+    expect(client.state, `${calls()} token calls; retries: ${reasons.length} (${[...new Set(reasons)]})`).toBe('closed')
+    expect(events.errors.at(-1)).toBeInstanceOf(AuthError)
+    // ws gives no reason: the error says the code.
+    expect(events.errors.at(-1)).toMatchObject({ code: CloseCode.TooLarge, message: 'close 1009' })
+    expect(calls()).toBe(2) // the first token and one fresh one
   })
 })
 
