@@ -17,11 +17,8 @@ export async function authenticate(c: Connection, f: AuthFrame): Promise<void> {
   }
   const { registry, limits, store, log, verify, authorizeSubscribe } = c.hub
   const check = verify(f.token)
-  const refuse = (code: ErrorCode, close: number, message: string, reason = message) => {
-    log.warn({ conn: c.id, code, reason: message, ...(check.ok && { user: check.userId }) }, 'auth refused')
-    c.reply({ type: 'auth_error', code, message })
-    c.close(close, reason)
-  }
+  const refuse = (code: ErrorCode, close: number, message: string, reason = message) =>
+    c.refuseAuth(code, close, message, reason, check.ok ? check.userId : undefined)
   if (!check.ok) {
     return refuse(
       check.expired ? ErrorCode.TokenExpired : ErrorCode.TokenInvalid,

@@ -298,6 +298,16 @@ export class Connection {
     this.close(CloseCode.GoingAway, 'server shutting down')
   }
 
+  /**
+   * Refuses the auth: logged at warn with its reason (never the token; with the user once the token
+   * named one), an `auth_error`, then the close (docs/protocol.md, "Close codes").
+   */
+  refuseAuth(code: ErrorCode, close: number, message: string, reason = message, user?: string): void {
+    this.hub.log.warn({ conn: this.id, code, reason: message, ...(user && { user }) }, 'auth refused')
+    this.reply({ type: 'auth_error', code, message })
+    this.close(close, reason)
+  }
+
   /** From the socket's shared `message` listener. */
   receive(data: WebSocket.RawData, isBinary: boolean): void {
     if (this.closed) return
@@ -309,9 +319,7 @@ export class Connection {
       // ends a client's retries, where 1009 would have it send the same token again for ever.
       if (byteLength(data) > this.hub.limits.maxAuthFrameBytes) {
         const message = 'auth frame larger than maxAuthFrameBytes: the token is too large'
-        this.hub.log.warn({ conn: this.id, code: ErrorCode.TokenInvalid, reason: message }, 'auth refused')
-        this.reply({ type: 'auth_error', code: ErrorCode.TokenInvalid, message })
-        this.close(CloseCode.TokenInvalid, 'token too large')
+        this.refuseAuth(ErrorCode.TokenInvalid, CloseCode.TokenInvalid, message, 'token too large')
         return
       }
       if (++this.#early > this.hub.limits.maxBadFrames) {
