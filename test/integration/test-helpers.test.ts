@@ -21,6 +21,7 @@ describe('useServer()', () => {
   })
 
   it('after that test, neither server is left running and neither directory is left behind', async () => {
+    expect(started).toHaveLength(2) // the test before ran: nothing to find would prove nothing
     const answering = async (url: string) => (await fetch(`${url}/healthz`).catch(() => undefined))?.status === 200
     const left = []
     for (const s of started) if (existsSync(s.dir) || (await answering(s.url))) left.push(s.url)
