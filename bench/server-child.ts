@@ -236,6 +236,41 @@ serve({
     }
   },
 
+  /**
+   * The least a durable publish can cost this process: `rate` commits a
+   * second for `durationMs`, paced as {@link stream} paces its publishes,
+   * each one row appended to a table of its own (no index, no seq, nothing
+   * sent) in a SQLite file opened as belfry's store opens its own. The same
+   * pacing with nothing in it runs first; its CPU is subtracted.
+   */
+  async floor(args: { rate: number; durationMs: number }) {
+    dir ??= mkdtempSync(join(tmpdir(), 'belfry-bench-'))
+    const db = new Database(join(dir, 'floor.db'))
+    db.pragma('journal_mode = WAL')
+    db.pragma('synchronous = NORMAL')
+    db.pragma('wal_autocheckpoint = 0')
+    db.exec('CREATE TABLE IF NOT EXISTS log (no INTEGER PRIMARY KEY, user_id TEXT NOT NULL, notification TEXT NOT NULL)')
+    const append = db.prepare('INSERT INTO log (user_id, notification) VALUES (?, ?)')
+    const commit = db.transaction((userId: string, k: string) => append.run(userId, JSON.stringify(payload(k, now()))))
+    const paced = async (work: (i: number) => void): Promise<number> => {
+      const total = Math.round((args.rate * args.durationMs) / 1000)
+      const cpu0 = process.cpuUsage()
+      const start = now()
+      for (let done = 0; done < total; ) {
+        const due = Math.min(total, Math.floor(((now() - start) * args.rate) / 1000) + 1)
+        for (; done < due; done++) work(done)
+        await sleep(5)
+      }
+      const cpu = process.cpuUsage(cpu0)
+      return (cpu.user + cpu.system) / 1000
+    }
+    const idleMs = await paced(() => {})
+    const commitsMs = await paced((i) => commit.immediate(`u${i % 2000}`, `f${i}`))
+    db.close()
+    const commits = Math.round((args.rate * args.durationMs) / 1000)
+    return { commits, perCommitMs: Math.max(0, commitsMs - idleMs) / commits }
+  },
+
   /** A backlog for one user: `count` notifications, one publish each. */
   async backlog(args: { userId: string; count: number }) {
     const t0 = now()
