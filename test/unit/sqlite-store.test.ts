@@ -443,6 +443,37 @@ describe('SqliteStore: a store that cannot work refuses to open, and a full one 
     await store.close()
   })
 
+  it('is freed by retention once full, though each notification is larger than a page and held by two users', async () => {
+    // A prune updates each notification's refs: SQLite rewrites the row, taking its new overflow
+    // pages before it frees the old ones, which a store at max_page_count has not got.
+    const store = new SqliteStore(file, { maxBytes: 256 * 1024 })
+    const body = 'x'.repeat(5000) // within the API's 8,192 characters
+    let stored = 0
+    let refusal: Error | undefined
+    for (; stored < 500 && !refusal; stored++) {
+      await store.publish({ userIds: ['ann', 'bob'] }, { title: `n${stored}`, body }).catch((error: Error) => {
+        refusal = error
+      })
+    }
+    stored-- // the refused one
+    expect(refusal?.message).toMatch(/full/)
+    await expect(store.check()).rejects.toThrow(/full/)
+    expect(stored).toBeGreaterThan(10)
+    let removed = 0
+    for (let after: number | undefined = 0; after !== undefined; ) {
+      const batch = await store.prune({ maxPerUser: 2 }, after)
+      removed += batch.removed
+      after = batch.next
+    }
+    expect(removed).toBe(2 * (stored - 2))
+    // Room again, without a restart.
+    await expect(store.publish({ userIds: ['ann'] }, { title: 'after', body })).resolves.toMatchObject({
+      deliveries: [{ userId: 'ann', seq: stored + 1 }],
+    })
+    await expect(store.check()).resolves.toBeUndefined()
+    await store.close()
+  })
+
   it('records the users new to it in one turn with one commit, each connect getting its state', async () => {
     const store = new SqliteStore(file)
     await store.publish({ userIds: ['known'] }, { title: 'n1', body: '' })

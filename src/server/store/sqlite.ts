@@ -42,6 +42,13 @@ interface Row {
 const CHECKPOINT_MS = 1000
 /** Pages kept free under `maxBytes` for a health check to call the store full: about one large publish. */
 const FULL_HEADROOM_PAGES = 16
+/**
+ * Pages past `maxBytes` a retention batch may use: SQLite rewrites a row it
+ * updates (a notification's `refs`), the new copy's overflow pages taken
+ * before the old ones are freed, so a store at its limit could not otherwise
+ * be pruned. About the largest notification's size, several times over.
+ */
+const PRUNE_HEADROOM_PAGES = 64
 /** Users one retention batch looks at. */
 const PRUNE_USERS = 500
 /**
@@ -604,7 +611,15 @@ export class SqliteStore implements Store {
   }
 
   async prune(rule: RetentionRule, after: number): Promise<PruneBatch> {
-    return this.#pruneTx.immediate(rule, after)
+    if (this.#maxPages === undefined) return this.#pruneTx.immediate(rule, after)
+    // Room to free room: a store at its limit is what retention is for. Set back at once (to the
+    // pages in use, if the batch took some of the headroom: SQLite keeps it at least that).
+    this.#db.pragma(`max_page_count = ${this.#maxPages + PRUNE_HEADROOM_PAGES}`)
+    try {
+      return this.#pruneTx.immediate(rule, after)
+    } finally {
+      this.#db.pragma(`max_page_count = ${this.#maxPages}`)
+    }
   }
 
   /**
