@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import type { Socket } from 'node:net'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { pino } from 'pino'
 import { describe, expect, it, vi } from 'vitest'
 import type WebSocket from 'ws'
@@ -290,6 +290,21 @@ describe('a store that cannot take writes', () => {
     await ann.next((f) => f.requestId === 'alive')
     ann.close()
     rmSync(dir, { recursive: true, force: true })
+  })
+})
+
+describe('a store whose database directory is removed under the running server', () => {
+  it('answers no 201 for a publish it cannot make durable, and /healthz says why', async () => {
+    // SQLite goes on writing to the unlinked file it holds open: gone at the next start.
+    const s = await start()
+    expect((await httpPublish(s.url, { userId: 'ann', title: 'before', body: '' })).status).toBe(201)
+    rmSync(dirname(s.database), { recursive: true, force: true })
+    const after = await httpPublish(s.url, { userId: 'ann', title: 'after removal', body: '' })
+    expect(after).toMatchObject({ status: 503, json: { error: 'unavailable', message: expect.stringMatching(/was removed/) } })
+    await expect(s.server.sendToUser('ann', { title: 'in code', body: '' })).rejects.toThrow(/was removed/)
+    const health = await fetch(`${s.url}/healthz`, { headers: { authorization: `Bearer ${API_KEY}` } })
+    expect(health.status).toBe(503)
+    expect(await health.json()).toMatchObject({ status: 'unavailable', reason: expect.stringMatching(/was removed/) })
   })
 })
 

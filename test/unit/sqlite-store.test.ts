@@ -1,4 +1,4 @@
-import { closeSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
+import { closeSync, copyFileSync, mkdtempSync, openSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
@@ -471,6 +471,17 @@ describe('SqliteStore: a store that cannot work refuses to open, and a full one 
       deliveries: [{ userId: 'ann', seq: stored + 1 }],
     })
     await expect(store.check()).resolves.toBeUndefined()
+    await store.close()
+  })
+
+  it('refuses publishes and fails its check once its file is replaced: they would commit to a file no one opens again', async () => {
+    const store = new SqliteStore(file)
+    await store.publish({ userIds: ['a'] }, { title: 'n1', body: '' })
+    copyFileSync(file, `${file}.copy`)
+    renameSync(`${file}.copy`, file)
+    await expect(store.publish({ userIds: ['a'] }, { title: 'n2', body: '' })).rejects.toThrow(/was replaced under the running server/)
+    await expect(store.publish({ userIds: ['a'] }, { title: 'n3', body: '' }, undefined, { gather: true })).rejects.toThrow(/was replaced/)
+    await expect(store.check()).rejects.toThrow(/was replaced/)
     await store.close()
   })
 

@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs'
 import Database from 'better-sqlite3'
 import type { JsonObject, Notification, Priority } from '../../protocol/index.js'
 import { ACK_WINDOW_MS, ackWindow, Batcher, newUserWindow } from './batch.js'
@@ -150,6 +151,8 @@ export class SqliteStore implements Store {
    */
   readonly deployment: string
   readonly #checkpoint: NodeJS.Timeout
+  /** The database file as opened (device and inode), or undefined for an in-memory database. */
+  readonly #file: { path: string; dev: number; ino: number } | undefined
   /** Pages the database may have (`maxBytes`), if bounded. */
   readonly #maxPages: number | undefined
   readonly #batch: number
@@ -219,6 +222,8 @@ export class SqliteStore implements Store {
       db.close()
       throw new Error(`the SQLite database "${file}" cannot be used: ${(error as Error).message}`)
     }
+    const opened = file === '' || file === ':memory:' ? undefined : statSync(file)
+    this.#file = opened && { path: file, dev: opened.dev, ino: opened.ino }
     this.#checkpoint = setInterval(() => this.#fold('PASSIVE'), CHECKPOINT_MS)
     this.#checkpoint.unref()
     this.#s = {
@@ -446,13 +451,34 @@ export class SqliteStore implements Store {
         this.#queued.push({ audience, input, idempotency, resolve, reject })
       })
     }
+    this.#onDisk()
     return this.#publishTx.immediate(audience, input, idempotency)
+  }
+
+  /**
+   * Throws unless the database file is still the one opened. Removed (its
+   * directory cleaned up) or replaced, SQLite goes on writing to the file it
+   * holds open, which no one will open again: a publish committed there is
+   * not durable. One stat a commit.
+   */
+  #onDisk(): void {
+    if (!this.#file) return
+    const now = statSync(this.#file.path, { throwIfNoEntry: false })
+    if (now?.ino !== this.#file.ino || now.dev !== this.#file.dev) {
+      throw new Error(`the database file "${this.#file.path}" was ${now ? 'replaced' : 'removed'} under the running server`)
+    }
   }
 
   readonly #endTurn = (): void => {
     const queued = this.#queued
     if (queued.length === 0) return
     this.#queued = []
+    try {
+      this.#onDisk()
+    } catch (error) {
+      for (const q of queued) q.reject(error)
+      return
+    }
     if (queued.length === 1) {
       // Alone: its own transaction, without the savepoint that keeps one failure from the others.
       const q = queued[0]!
@@ -675,6 +701,7 @@ export class SqliteStore implements Store {
    */
   async check(): Promise<void> {
     if (this.#background) throw this.#background
+    this.#onDisk()
     this.#s.probe.run(new Date().toISOString())
     if (this.#maxPages !== undefined) {
       const used =
