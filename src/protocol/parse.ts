@@ -109,5 +109,7 @@ export function parseClientFrame(text: string): Parsed<ClientFrame> {
   if ((frame.type === 'subscribe' || frame.type === 'unsubscribe') && (frame.topic === undefined) === (frame.topics === undefined)) {
     return { ok: false, code: 'bad_frame', message: `${frame.type}: give either "topic" or "topics"`, ...rid }
   }
+  // A type without a `requestId` (ack, auth) ignores it, unchecked: only a valid one is kept, to be echoed.
+  if (frame.requestId !== undefined && !('requestId' in rid)) delete frame.requestId
   return { ok: true, frame: frame as unknown as ClientFrame }
 }

@@ -49,6 +49,21 @@ describe('malformed frames', () => {
     expect(c.ws.readyState).toBe(WebSocket.OPEN)
   })
 
+  it('echoes no requestId that is not valid: an ack before auth with one gets not_authenticated without it', async () => {
+    const s = await start()
+    for (const rid of ['{"x":1}', `"${'z'.repeat(200)}"`, '"\\ud800"', '7']) {
+      const c = await rawClient(s.wsUrl)
+      const error = await sendForError(c, `{"type":"ack","seq":1,"requestId":${rid}}`)
+      expect(error.code).toBe(ErrorCode.NotAuthenticated)
+      expect(error).not.toHaveProperty('requestId')
+      // The same connection still authenticates and answers a request afterwards.
+      c.send({ type: 'auth', token: await s.token('ann'), since: 0 })
+      await c.next((f) => f.type === 'auth_success')
+      await roundTrip(c, `after-${rid.length}`)
+      c.close()
+    }
+  })
+
   it('answers wrong field types with bad_frame / unknown_type, echoing requestId', async () => {
     const s = await start()
     const c = await authedClient(s, 'alice')

@@ -17,6 +17,17 @@ const bad = (text: string) => {
 }
 
 describe('parseClientFrame', () => {
+  it('keeps no requestId that is not valid on a type that defines none (ack, auth): an error reply would echo it', () => {
+    for (const bad of [{ x: 1 }, 7, '\ud800', 'z'.repeat(65)]) {
+      const parsed = parseClientFrame(JSON.stringify({ type: 'ack', seq: 1, requestId: bad }))
+      expect(parsed).toEqual({ ok: true, frame: { type: 'ack', seq: 1 } })
+    }
+    expect(parseClientFrame('{"type":"ack","seq":1,"requestId":"r1"}')).toEqual({
+      ok: true,
+      frame: { type: 'ack', seq: 1, requestId: 'r1' },
+    })
+  })
+
   it('accepts each well-formed client frame', () => {
     const frames = [
       { type: 'auth', token: 't', userId: 'u', since: 3 },
