@@ -11,9 +11,8 @@ export type Request = RequestFrame & { type: keyof typeof REPLY }
 
 interface Pending {
   frame: Request
-  resolve(frame: ServerFrame): void
-  reject(error: Error): void
-  timer: ReturnType<typeof setTimeout>
+  /** Settles it (the error, or else the reply) and forgets it. */
+  end(error: Error | false, reply?: ServerFrame): void
 }
 
 /** Requests and their replies, matched by `requestId`. */
@@ -50,13 +49,18 @@ export function createRequests(
       return new Promise<Replies[F['type']]>((resolve, reject) => {
         if (pending.size >= max) return reject(new RequestError(`queue full (options.maxQueue = ${max})`))
         const requestId = `r${++next}`
-        const frame = { ...f, requestId }
-        const timer = setTimeout(() => {
-          pending.delete(requestId)
-          reject(new TimeoutError(`${f.type}: no reply in ${timeout} ms`))
-        }, timeout)
-        pending.set(requestId, { frame, resolve: resolve as (f: ServerFrame) => void, reject, timer })
-        send(frame)
+        const timer = setTimeout(() => p.end(new TimeoutError(`${f.type}: no reply in ${timeout} ms`)), timeout)
+        const p: Pending = {
+          frame: { ...f, requestId },
+          end(error, reply) {
+            pending.delete(requestId)
+            clearTimeout(timer)
+            if (error) reject(error)
+            else resolve(reply as Replies[F['type']])
+          },
+        }
+        pending.set(requestId, p)
+        send(p.frame)
       })
     },
     flush() {
@@ -66,21 +70,15 @@ export function createRequests(
       const id = (frame as { requestId?: string }).requestId!
       const p = pending.get(id)
       if (p) {
-        if (frame.type === 'error' || frame.type === (p.frame.type === 'history' ? 'history' : 'read')) {
-          pending.delete(id)
-          clearTimeout(p.timer)
-          if (frame.type === 'error') p.reject(new ProtocolError(frame.message, { code: frame.code }))
-          else p.resolve(frame)
-        } else report(new ProtocolError(`bad frame: ${frame.type}`))
+        const error = frame.type === 'error'
+        if (error || frame.type === (p.frame.type === 'history' ? 'history' : 'read'))
+          p.end(error && new ProtocolError(frame.message, { code: frame.code }), frame)
+        else report(new ProtocolError(`bad frame: ${frame.type}`))
       }
       return p
     },
     rejectAll(error) {
-      for (const p of pending.values()) {
-        clearTimeout(p.timer)
-        p.reject(error)
-      }
-      pending.clear()
+      for (const p of pending.values()) p.end(error)
     },
   }
 }
