@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it, onTestFinished } from 'vitest'
+import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest'
 import WebSocket from 'ws'
 import { memoryStorage, NotificationClient } from '../../src/index.js'
 import { sharedConnection } from '../../src/shared/index.js'
@@ -163,5 +163,53 @@ describe("NotificationClient: topic frames and the user's frame budget", () => {
       const cuts = tabs.flatMap((events) => events.statuses.filter((s) => s.reason === 'close 4029'))
       expect(cuts, 'the shared socket was cut for its frame budget (4029)').toEqual([])
     }, 3000)
+  })
+})
+
+/** The topic frames of a task go out at its end: a request made in a later task follows them, and its reply follows theirs. */
+const handled = async (client: { history(p: { limit: number }): Promise<unknown> }) => {
+  await new Promise((resolve) => setTimeout(resolve, 0))
+  await client.history({ limit: 1 })
+}
+
+describe('NotificationClient: topics given up go out before topics taken (maxSubscriptionsPerUser)', () => {
+  // An app at the user's subscription limit swaps one topic for another (a route change: one component
+  // unmounts and its stop() runs, the next mounts and subscribes). It never holds more than the limit:
+  // the server, which handles a connection's frames in order, must see the unsubscribe first.
+  it('giving a topic up and subscribing another in one task, at the limit, subscribes the new one', async () => {
+    const s = await start({ limits: { maxSubscriptionsPerUser: 2 } })
+    const { client, events } = await clients.online({ url: s.wsUrl, token: () => s.token('ann') })
+    const stopA = client.subscribe('a')
+    client.subscribe('b')
+    await handled(client) // frames are handled in order: both subscribes are done
+    expect(events.errors).toEqual([])
+
+    // One task: 'a' given up first, then 'c' taken.
+    stopA()
+    client.subscribe('c')
+    await handled(client) // the task's topic frames are answered
+
+    expect(events.errors.map((e) => e.message)).toEqual([])
+    expect((await s.server.publish('c', { title: 'for c', body: '' })).recipients).toBe(1)
+    expect((await s.server.publish('a', { title: 'not for ann', body: '' })).recipients).toBe(0)
+    await vi.waitFor(() => expect(events.notifications.map((n) => n.title)).toEqual(['for c']))
+  })
+
+  it('the same swap made while offline, at the limit, subscribes the new one at the restore after the next auth', async () => {
+    const s = await start({ limits: { maxSubscriptionsPerUser: 2 } })
+    const { client, events } = await clients.online({ url: s.wsUrl, token: () => s.token('ann') })
+    const stopA = client.subscribe('a')
+    client.subscribe('b')
+    await handled(client)
+    await s.stop()
+    await expect.poll(() => client.state).not.toBe('online')
+    stopA()
+    client.subscribe('c')
+    await s.restart() // same database: the user holds a and b
+    await vi.waitFor(() => expect(events.count('online')).toBe(2))
+    await handled(client)
+
+    expect(events.errors.filter((e) => e.name === 'ProtocolError').map((e) => e.message)).toEqual([])
+    expect((await s.server.publish('c', { title: 'for c', body: '' })).recipients).toBe(1)
   })
 })
