@@ -231,8 +231,10 @@ export class NotificationClient<Data extends object = JsonObject> {
   }
 
   /**
-   * Subscribes to the topics of `from` (by default all) still in #topics, and unsubscribes from those in
-   * #leaving (a topic is in one of them at most), in frames of MAX_TOPICS_PER_FRAME (500) topics and
+   * Unsubscribes from the topics of `from` (by default all) in #leaving, then subscribes to those still in
+   * #topics (a topic is in one of them at most): the server handles a connection's frames in order, and a
+   * topic given up makes room for one taken at maxSubscriptionsPerUser (subscribes first, a swap at the
+   * limit had the new topic refused). In frames of MAX_TOPICS_PER_FRAME (500) topics and
    * less than TOPIC_FRAME_BYTES of JSON at most, each topic counted at its worst: length × 6 + 3 bytes
    * (`\u0001`, quotes and comma). A server takes frames of 64 KiB at most (`maxFrameBytes`), past which
    * ws would close the socket (1009) at every restore; a fixed count small enough for the longest
@@ -241,8 +243,8 @@ export class NotificationClient<Data extends object = JsonObject> {
    */
   #topicFrames(from?: Set<string>): void {
     for (const [type, set] of [
-      ['subscribe', this.#topics],
       ['unsubscribe', this.#leaving],
+      ['subscribe', this.#topics],
     ] as const) {
       let topics: string[] = []
       let bytes = 0
@@ -301,7 +303,7 @@ export class NotificationClient<Data extends object = JsonObject> {
     return { ...(userId && { userId }), since: this.#delivery.since(userId) }
   }
 
-  /** Runs as the link goes online, before the app hears of it: waiting requests first, then topics. */
+  /** Runs as the link goes online, before the app hears of it: waiting requests first, then topics (those given up first). */
   #online(f: AuthSuccessFrame): void {
     if (this.#link.legacy) {
       this.#requests.rejectAll(new RequestError('not supported by this server'))
