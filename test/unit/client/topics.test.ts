@@ -143,4 +143,36 @@ describe('topic subscriptions', () => {
     expect(server.peer.frames.filter((f) => f.type === 'unsubscribe')).toEqual([])
     expect(server.peer.frames.filter((f) => f.type === 'subscribe')).toEqual([{ type: 'subscribe', topics: ['c'] }])
   })
+
+  // The server handles a connection's frames in order and answers each unsubscribe: the answer to an earlier
+  // give-up of a topic (given up, taken again, given up again) is not the answer to the latest one.
+  it('resends the last unsubscribe of a topic after the next auth when the socket drops after the answer to an earlier one', async () => {
+    const server = startMockServer()
+    const { client } = await connected(createClient(server, { backoff: () => 100 }))
+    const stop1 = client.subscribe('a')
+    await tick()
+    stop1() // unsubscribe #1
+    await tick()
+    const stop2 = client.subscribe('a') // taken again (a component remounts)
+    await tick()
+    stop2() // unsubscribe #2
+    await tick()
+    expect(server.peer.frames.filter((f) => f.type !== 'auth').map((f) => `${f.type} ${String(f.topics)}`)).toEqual([
+      'subscribe a',
+      'unsubscribe a',
+      'subscribe a',
+      'unsubscribe a',
+    ])
+    // The server answers the first two in order (the second subscribes the user again), then the socket drops
+    // before it handles the last one.
+    server.peer.send({ type: 'unsubscribed', topics: ['a'] })
+    server.peer.send({ type: 'subscribed', topics: ['a'] })
+    await tick()
+    server.peer.close(1006)
+    await tick(200)
+    expect(client.state).toBe('online')
+    // The app's last word on 'a' is "given up": the new connection carries the unsubscribe the last one lost.
+    expect(server.peer.index).toBe(1)
+    expect(server.peer.frames.filter((f) => f.type === 'unsubscribe')).toEqual([{ type: 'unsubscribe', topics: ['a'] }])
+  })
 })
