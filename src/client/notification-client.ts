@@ -67,7 +67,11 @@ export class NotificationClient<Data extends object = JsonObject> {
   readonly #requests: Requests
   readonly #delivery: Delivery
   readonly #topics = new Set<string>()
-  /** Topics given up that the server has not yet answered `unsubscribed` for: sent again after each auth until it does. */
+  /**
+   * Topics given up that the server has not yet answered `unsubscribed` for: sent again after each auth until it does.
+   * A topic given up, taken again and given up again is put back by the `subscribed` answer between: the
+   * `unsubscribed` before it answered the first give-up, not the last.
+   */
   readonly #leaving = new Set<string>()
   /** Whose subscriptions #topics and #leaving are (the token's `sub`): a token of another user leaves them behind. */
   #user: string | undefined
@@ -332,6 +336,10 @@ export class NotificationClient<Data extends object = JsonObject> {
         return
       case 'subscribed':
         for (const { topic, code } of f.refused ?? []) this.#refused(topic, code)
+        // A topic subscribed that the app has given up since: the unsubscribe sent after this subscribe is
+        // still to be answered (the server answers a connection's frames in order), whatever an answer
+        // to an earlier one of the topic cleared. Kept until its answer: sent again after each auth.
+        for (const t of f.topics ?? []) if (!this.#topics.has(t)) this.#leaving.add(t)
         return
       case 'unsubscribed':
         for (const t of [f.topic, f.topics].flat()) this.#leaving.delete(t!)
