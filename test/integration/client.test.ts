@@ -424,6 +424,31 @@ describe('NotificationClient: requests', () => {
       await proxy.close()
     }
   })
+  it('with the default maxQueue, as many requests as it holds made while offline are all answered once the server is back, without a 4029; one more rejects at once', async () => {
+    // The queue is flushed in the tick auth_success arrives: maxQueue (50) stays under the server's default
+    // frame burst (rateBurst, 60) and the requests it lets wait per connection (64), with room for the resume
+    // and topic frames. At 100, 70 requests made while offline got the client cut off with 4029 five times.
+    const s = await server()
+    const { id } = await s.server.sendToUser('ann', { title: 'hello', body: '' })
+    const { client, events } = await clients.online({ url: s.wsUrl, token: () => s.token('ann'), requestTimeout: 8000 })
+    await s.stop() // the connection is down (a train in a tunnel)
+    await vi.waitFor(() => expect(client.state).not.toBe('online'))
+
+    // Over the outage the user reads on: one markRead per item opened, a history page now and then.
+    const requests: Promise<unknown>[] = []
+    for (let i = 0; i < 50; i++) requests.push(i % 10 === 0 ? client.history({ limit: 5 }) : client.markRead(id))
+    const outcomes = Promise.allSettled(requests)
+    const overflow = await client.markRead(id).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect(overflow).toBeInstanceOf(RequestError)
+    expect((overflow as Error).message).toBe('queue full (options.maxQueue = 50)')
+
+    await s.restart()
+    const failed = (await outcomes).filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason))
+    expect({ failed, closes4029: events.statuses.filter((e) => e.reason === 'close 4029').length }).toEqual({ failed: [], closes4029: 0 })
+  }, 20_000)
 })
 
 describe('NotificationClient: a server that stays down for a while', () => {
