@@ -45,7 +45,7 @@ export interface ClientOptions {
   connectTimeout?: number | undefined
   /** Time a request waits for its reply, in ms, from 1 to 2^31-1. @default 10000 */
   requestTimeout?: number | undefined
-  /** Requests that may wait for the connection; more reject with a `RequestError`. @default 100 */
+  /** Requests that may wait for the connection; more reject with a `RequestError`. @default 50 */
   maxQueue?: number | undefined
   /**
    * Delay before the cumulative ack of delivered notifications is sent, in ms,
@@ -81,7 +81,7 @@ const NUMBERS = {
   minUptime: 5000,
   connectTimeout: 10_000,
   requestTimeout: 10_000,
-  maxQueue: 100,
+  maxQueue: 50,
   ackDelay: 1000,
   pingInterval: 25_000,
   pongTimeout: 10_000,
