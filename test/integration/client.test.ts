@@ -1,7 +1,8 @@
+import type { AddressInfo, Socket } from 'node:net'
 import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import WebSocket from 'ws'
-import { AuthError, type CursorStorage, memoryStorage, RequestError } from '../../src/index.js'
+import WebSocket, { WebSocketServer } from 'ws'
+import { AuthError, type CursorStorage, memoryStorage, NotificationClient, RequestError } from '../../src/index.js'
 import { mintToken, SqliteStore } from '../../src/server/index.js'
 import { ClientPool, holds, range } from '../helpers/client.js'
 import { MarkerProxy } from '../helpers/marker-proxy.js'
@@ -529,5 +530,90 @@ describe('NotificationClient: read state changed while it was away', () => {
       )
       .toBe(true)
     phone.close()
+  })
+})
+
+describe('NotificationClient: a markRead reply and the frame right behind it (Node, ws: one TCP read)', () => {
+  // README "Events": the `read` event and unreadCount follow the server's frames in the order they come. ws
+  // emits the messages of one TCP read synchronously, one after the other: a reply applied only once its
+  // request's promise settled came after the frame behind it, and overwrote its newer count.
+  const b64url = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url')
+  const TOKEN = `${b64url({ alg: 'HS256', typ: 'JWT' })}.${b64url({ sub: 'ann' })}.sig`
+  const note = (seq: number) => ({
+    type: 'notification',
+    id: `n${seq}`,
+    seq,
+    title: `t${seq}`,
+    body: '',
+    priority: 'medium',
+    timestamp: '2024-01-01T00:00:00.000Z',
+    read: false,
+  })
+  let wss: WebSocketServer | undefined
+  let client: NotificationClient | undefined
+  afterEach(async () => {
+    client?.close()
+    await new Promise((r) => (wss ? wss.close(r) : r(undefined)))
+    wss = client = undefined
+  })
+
+  /** A belfry-protocol server (seq 5, 3 unread) that answers a mark_read with its reply and, right behind it in one write, `after`. */
+  async function serve(after: object): Promise<string> {
+    wss = new WebSocketServer({ port: 0, host: '127.0.0.1' })
+    await new Promise((r) => wss!.once('listening', r))
+    wss.on('connection', (ws) => {
+      ws.on('message', (data) => {
+        const f = JSON.parse(String(data))
+        if (f.type === 'auth') {
+          ws.send(
+            JSON.stringify({ type: 'auth_success', message: 'ok', userId: 'ann', seq: 5, unreadCount: 3, oldestSeq: 0, pingAcks: true }),
+          )
+          ws.send(JSON.stringify({ type: 'replayed', more: false, seq: 5 }))
+        }
+        if (f.type === 'mark_read') {
+          const reply = JSON.stringify({ type: 'read', ids: f.ids ?? [], all: !!f.all, seq: 5, unreadCount: 2, requestId: f.requestId })
+          // The reply, then the next frame: both reach the client in one TCP read, as frames written together do.
+          const socket = (ws as unknown as { _socket: Socket })._socket
+          socket.cork()
+          ws.send(reply)
+          ws.send(JSON.stringify(after))
+          process.nextTick(() => socket.uncork())
+        }
+      })
+    })
+    return `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/ws`
+  }
+
+  it('a live notification right behind a markRead reply is still counted as unread', async () => {
+    client = new NotificationClient({ url: await serve(note(6)), token: TOKEN, WebSocket, storage: false })
+    const counts: number[] = []
+    const seqs: number[] = []
+    client.on('unread', ({ count }) => counts.push(count))
+    client.on('notification', (n) => seqs.push(n.seq))
+    await client.ready({ timeout: 5000 })
+    expect(client.unreadCount).toBe(3)
+    const event = await client.markRead('n1') // 3 → 2 on the server, then n6 (unread) comes: 3
+    expect(event).toEqual({ ids: ['n1'], all: false, seq: 5, unreadCount: 2 })
+    await vi.waitFor(() => expect(seqs).toEqual([6]))
+    await new Promise((r) => setTimeout(r, 50))
+    expect(client.unreadCount).toBe(3)
+    expect(counts.at(-1)).toBe(3)
+  })
+
+  it("another device's markAllRead right behind this client's markRead reply leaves the count at 0, read events in the server's order", async () => {
+    client = new NotificationClient({
+      url: await serve({ type: 'read', ids: [], all: true, seq: 5, unreadCount: 0 }),
+      token: TOKEN,
+      WebSocket,
+      storage: false,
+    })
+    const reads: { all: boolean; unreadCount: number }[] = []
+    client.on('read', (e) => reads.push(e))
+    await client.ready({ timeout: 5000 })
+    const event = await client.markRead('n1') // 3 → 2, then all read elsewhere: 0
+    expect(event).toBe(reads[0]) // the request resolves with the event the client told
+    await vi.waitFor(() => expect(reads).toHaveLength(2))
+    expect(reads.map((e) => e.unreadCount)).toEqual([2, 0])
+    expect(client.unreadCount).toBe(0)
   })
 })
