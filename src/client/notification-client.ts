@@ -7,7 +7,6 @@ import type {
   NotificationFrame,
   ReadFrame,
   Replies,
-  RequestFrame,
   ServerFrame,
 } from '../protocol/frames.js'
 import { MAX_TOPIC_LENGTH, MAX_TOPICS_PER_FRAME, TOPIC_FRAME_BYTES } from '../protocol/guards.js'
@@ -102,7 +101,7 @@ export class NotificationClient<Data extends object = JsonObject> {
     }
     this.#link = link
     const send = (frame: ClientFrame) => this.#link.send(frame)
-    this.#requests = createRequests(send, o.requestTimeout, o.maxQueue, this.#report)
+    this.#requests = createRequests(send, o.requestTimeout, o.maxQueue, this.#report, (f) => this.#read(f))
     this.#delivery = createDelivery(o.storage, o.ackDelay, send, (count) => this.#events.emit('unread', { count }))
   }
 
@@ -179,12 +178,12 @@ export class NotificationClient<Data extends object = JsonObject> {
    * limit; the server refuses more as `bad_frame`, a ProtocolError).
    */
   markRead(ids: string | string[]): Promise<ReadEvent> {
-    return this.#mark({ type: 'mark_read', ids: [ids].flat() })
+    return this.#request({ type: 'mark_read', ids: [ids].flat() })
   }
 
   /** Marks every notification read. */
   markAllRead(): Promise<ReadEvent> {
-    return this.#mark({ type: 'mark_read', all: true })
+    return this.#request({ type: 'mark_read', all: true })
   }
 
   /**
@@ -267,10 +266,6 @@ export class NotificationClient<Data extends object = JsonObject> {
     from?.clear()
   }
 
-  async #mark(frame: RequestFrame & { type: 'mark_read' }): Promise<ReadEvent> {
-    return this.#read(await this.#request(frame))
-  }
-
   /** A request connects the client if `connect()` was not called yet. */
   async #request<F extends Request>(frame: F): Promise<Replies[F['type']]> {
     const why = this.#link.legacy ? 'not supported by this server' : this.state === 'closed' && 'closed'
@@ -331,7 +326,9 @@ export class NotificationClient<Data extends object = JsonObject> {
         return
       case 'read':
         // A change made elsewhere, or a reply that came after its request timed out (the only word of
-        // that change this client gets); the replies to pending requests resolve #mark.
+        // that change this client gets). A reply to a pending request was applied as it settled it
+        // (#requests calls #read): here, in frame order, before the frames behind it (ws emits those of
+        // one TCP read in one go), and the request resolves with the event told.
         this.#read(f)
         return
       case 'subscribed':

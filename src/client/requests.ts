@@ -1,4 +1,4 @@
-import type { ClientFrame, Replies, RequestFrame, ServerFrame } from '../protocol/frames.js'
+import type { ClientFrame, ReadFrame, Replies, RequestFrame, ServerFrame } from '../protocol/frames.js'
 import { ProtocolError, RequestError, TimeoutError } from './errors.js'
 
 /** The frame type that answers each request the client makes (an `error` may answer any). */
@@ -34,13 +34,16 @@ export interface Requests {
  * A request made while the link is down waits (at most `max` of them) and goes
  * out after auth; one that was in flight when the link dropped goes out again
  * (every request is idempotent). Each rejects with a `TimeoutError` after
- * `timeout` ms.
+ * `timeout` ms. A `read` reply is applied by `read` as it settles its request
+ * (in the frame's turn, before any frame behind it), which resolves with what
+ * `read` returns.
  */
 export function createRequests(
   send: (frame: ClientFrame) => boolean,
   timeout: number,
   max: number,
   report: (error: ProtocolError) => void,
+  read: (reply: ReadFrame) => unknown,
 ): Requests {
   const pending = new Map<string, Pending>()
   let next = 0
@@ -72,7 +75,10 @@ export function createRequests(
       if (p) {
         const error = frame.type === 'error'
         if (error || frame.type === (p.frame.type === 'history' ? 'history' : 'read'))
-          p.end(error && new ProtocolError(frame.message, { code: frame.code }), frame)
+          p.end(
+            error && new ProtocolError(frame.message, { code: frame.code }),
+            frame.type === 'read' ? (read(frame) as ServerFrame) : frame,
+          )
         else report(new ProtocolError(`bad frame: ${frame.type}`))
       }
       return p
