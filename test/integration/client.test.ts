@@ -1,8 +1,9 @@
+import { randomUUID } from 'node:crypto'
 import type { AddressInfo, Socket } from 'node:net'
 import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import WebSocket, { WebSocketServer } from 'ws'
-import { AuthError, type CursorStorage, memoryStorage, NotificationClient, RequestError } from '../../src/index.js'
+import { AuthError, type CursorStorage, memoryStorage, NotificationClient, ProtocolError, RequestError } from '../../src/index.js'
 import { mintToken, SqliteStore } from '../../src/server/index.js'
 import { ClientPool, holds, range } from '../helpers/client.js'
 import { MarkerProxy } from '../helpers/marker-proxy.js'
@@ -425,6 +426,22 @@ describe('NotificationClient: requests', () => {
       await proxy.close()
     }
   })
+  it("a markRead whose frame would pass the server's 64 KiB (2,000 ids) rejects at once with a ProtocolError (bad_frame), without cutting the connection", async () => {
+    // Sent, ws would close the socket (1009) and the client would send it again after every auth until it
+    // timed out (a TimeoutError): every other request, and every belfry/shared tab, losing the connection each time.
+    const s = await server()
+    const { client, events } = await clients.online({ url: s.wsUrl, token: () => s.token('ann'), requestTimeout: 4000 })
+    const ids = Array.from({ length: 2000 }, () => randomUUID())
+    const error = await client.markRead(ids).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect(error).toBeInstanceOf(ProtocolError)
+    expect(error).toMatchObject({ code: 'bad_frame' })
+    expect(events.count('reconnecting'), 'the connection was cut for it').toBe(0)
+    expect(await client.markRead(ids.slice(0, 500))).toMatchObject({ ids: ids.slice(0, 500) }) // 500, the protocol's most, still go
+  })
+
   it('with the default maxQueue, as many requests as it holds made while offline are all answered once the server is back, without a 4029; one more rejects at once', async () => {
     // The queue is flushed in the tick auth_success arrives: maxQueue (50) stays under the server's default
     // frame burst (rateBurst, 60) and the requests it lets wait per connection (64), with room for the resume
