@@ -2,6 +2,7 @@ import type {
   AuthFrame,
   AuthSuccessFrame,
   ClientFrame,
+  HistoryPageFrame,
   JsonObject,
   Notification,
   NotificationFrame,
@@ -101,7 +102,7 @@ export class NotificationClient<Data extends object = JsonObject> {
     }
     this.#link = link
     const send = (frame: ClientFrame) => this.#link.send(frame)
-    this.#requests = createRequests(send, o.requestTimeout, o.maxQueue, this.#report, (f) => this.#read(f))
+    this.#requests = createRequests(send, o.requestTimeout, o.maxQueue, this.#report, this.#read)
     this.#delivery = createDelivery(o.storage, o.ackDelay, send, (count) => this.#events.emit('unread', { count }))
   }
 
@@ -167,10 +168,8 @@ export class NotificationClient<Data extends object = JsonObject> {
   /** One page of the user's history, newest first. */
   history(page?: { before?: number | undefined; limit?: number | undefined }): Promise<HistoryPage<Data>> {
     // An undefined field is left out of the frame (JSON): `before: undefined` asks for the newest page.
-    return this.#request({ type: 'history', ...(page as { before?: number; limit?: number }) }).then(({ items, next }) => ({
-      items: items as Notification<Data>[],
-      next,
-    }))
+    // Resolves with the reply as #read leaves it: the page.
+    return this.#request({ type: 'history', ...(page as { before?: number; limit?: number }) }) as Promise<never>
   }
 
   /**
@@ -178,12 +177,12 @@ export class NotificationClient<Data extends object = JsonObject> {
    * limit; the server refuses more as `bad_frame`, a ProtocolError).
    */
   markRead(ids: string | string[]): Promise<ReadEvent> {
-    return this.#request({ type: 'mark_read', ids: [ids].flat() })
+    return this.#request({ type: 'mark_read', ids: [ids].flat() }) as Promise<never>
   }
 
   /** Marks every notification read. */
   markAllRead(): Promise<ReadEvent> {
-    return this.#request({ type: 'mark_read', all: true })
+    return this.#request({ type: 'mark_read', all: true }) as Promise<never>
   }
 
   /**
@@ -368,9 +367,15 @@ export class NotificationClient<Data extends object = JsonObject> {
     }
   }
 
-  #read({ type: _, requestId: __, ...event }: ReadFrame): ReadEvent {
-    this.#delivery.read(event)
-    this.#events.emit('read', event)
+  /**
+   * A reply or a `read` frame as the app gets it, without its type and requestId (the page of a
+   * `history` reply); a `read` one is applied first: unreadCount, then the `read` event.
+   */
+  readonly #read = ({ type, requestId: _, ...event }: ReadFrame | HistoryPageFrame) => {
+    if (type === 'read') {
+      this.#delivery.read(event as ReadEvent)
+      this.#events.emit('read', event as ReadEvent)
+    }
     return event
   }
 }

@@ -34,23 +34,23 @@ export interface Requests {
  * A request made while the link is down waits (at most `max` of them) and goes
  * out after auth; one that was in flight when the link dropped goes out again
  * (every request is idempotent). Each rejects with a `TimeoutError` after
- * `timeout` ms. A `read` reply is applied by `read` as it settles its request
- * (in the frame's turn, before any frame behind it), which resolves with what
- * `read` returns.
+ * `timeout` ms. A reply goes through `reply` as it settles its request (in
+ * the frame's turn, before any frame behind it: a `read` one is applied there),
+ * and the request resolves with what `reply` returns.
  */
 export function createRequests(
   send: (frame: ClientFrame) => boolean,
   timeout: number,
   max: number,
   report: (error: ProtocolError) => void,
-  read: (reply: ReadFrame) => unknown,
+  reply: (frame: ReadFrame) => unknown,
 ): Requests {
   const pending = new Map<string, Pending>()
   let next = 0
   return {
     request<F extends Request>(f: F) {
       return new Promise<Replies[F['type']]>((resolve, reject) => {
-        if (pending.size >= max) return reject(new RequestError(`queue full (options.maxQueue = ${max})`))
+        if (pending.size >= max) throw new RequestError(`queue full (options.maxQueue = ${max})`)
         const requestId = `r${++next}`
         const timer = setTimeout(() => p.end(new TimeoutError(`${f.type}: no reply in ${timeout} ms`)), timeout)
         const p: Pending = {
@@ -70,15 +70,11 @@ export function createRequests(
       for (const p of pending.values()) send(p.frame)
     },
     settle(frame) {
-      const id = (frame as { requestId?: string }).requestId!
-      const p = pending.get(id)
+      const p = pending.get((frame as { requestId?: string }).requestId!)
       if (p) {
         const error = frame.type === 'error'
         if (error || frame.type === (p.frame.type === 'history' ? 'history' : 'read'))
-          p.end(
-            error && new ProtocolError(frame.message, { code: frame.code }),
-            frame.type === 'read' ? (read(frame) as ServerFrame) : frame,
-          )
+          p.end(error && new ProtocolError(frame.message, { code: frame.code }), reply(frame as ReadFrame) as ServerFrame)
         else report(new ProtocolError(`bad frame: ${frame.type}`))
       }
       return p

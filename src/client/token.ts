@@ -5,8 +5,8 @@
 export function subject(token: string): string {
   try {
     // No payload: undefined.replace throws, and the catch says ''.
-    const bytes = Uint8Array.from(atob(token.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/')), (c) => c.charCodeAt(0))
-    return String(JSON.parse(new TextDecoder().decode(bytes)).sub ?? '')
+    // atob gives the payload's UTF-8 bytes one a character; escape and decodeURIComponent read them as UTF-8.
+    return String(JSON.parse(decodeURIComponent(escape(atob(token.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'))))).sub ?? '')
   } catch {
     return ''
   }
