@@ -10,7 +10,7 @@ import type {
   Replies,
   ServerFrame,
 } from '../protocol/frames.js'
-import { MAX_TOPIC_LENGTH, MAX_TOPICS_PER_FRAME, TOPIC_FRAME_BYTES } from '../protocol/guards.js'
+import { CLIENT_FRAME_BYTES, MAX_TOPIC_LENGTH, MAX_TOPICS_PER_FRAME } from '../protocol/guards.js'
 import { createDelivery, type Delivery } from './delivery.js'
 import { type BelfryError, ProtocolError, RequestError, TimeoutError } from './errors.js'
 import { Emitter } from './events.js'
@@ -174,7 +174,9 @@ export class NotificationClient<Data extends object = JsonObject> {
 
   /**
    * Marks notifications read, on every tab and device of the user: 1–500 ids a call (the protocol's
-   * limit; the server refuses more as `bad_frame`, a ProtocolError).
+   * limit; the server refuses more as `bad_frame`, a ProtocolError). A call whose frame would hold
+   * 64,000 bytes of JSON or more (some 1,700 ids) is refused at once with that ProtocolError, never
+   * sent: past a server's 64 KiB the socket would be closed, and the request sent again at each auth.
    */
   markRead(ids: string | string[]): Promise<ReadEvent> {
     return this.#request({ type: 'mark_read', ids: [ids].flat() }) as Promise<never>
@@ -237,7 +239,7 @@ export class NotificationClient<Data extends object = JsonObject> {
    * #topics (a topic is in one of them at most): the server handles a connection's frames in order, and a
    * topic given up makes room for one taken at maxSubscriptionsPerUser (subscribes first, a swap at the
    * limit had the new topic refused). In frames of MAX_TOPICS_PER_FRAME (500) topics and
-   * less than TOPIC_FRAME_BYTES of JSON at most, each topic counted at its worst: length × 6 + 3 bytes
+   * less than CLIENT_FRAME_BYTES of JSON at most, each topic counted at its worst: length × 6 + 3 bytes
    * (`\u0001`, quotes and comma). A server takes frames of 64 KiB at most (`maxFrameBytes`), past which
    * ws would close the socket (1009) at every restore; a fixed count small enough for the longest
    * topics (40) spent the user's frame budget (rateBurst) when belfry/shared tabs restore theirs
@@ -253,7 +255,7 @@ export class NotificationClient<Data extends object = JsonObject> {
       for (const t of from ?? set) {
         if (!set.has(t)) continue
         bytes += t.length * 6 + 3
-        if (bytes >= TOPIC_FRAME_BYTES || topics[MAX_TOPICS_PER_FRAME - 1]) {
+        if (bytes >= CLIENT_FRAME_BYTES || topics[MAX_TOPICS_PER_FRAME - 1]) {
           this.#link.send({ type, topics })
           topics = []
           bytes = t.length * 6 + 3

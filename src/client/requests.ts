@@ -1,4 +1,5 @@
 import type { ClientFrame, ReadFrame, Replies, RequestFrame, ServerFrame } from '../protocol/frames.js'
+import { CLIENT_FRAME_BYTES } from '../protocol/guards.js'
 import { ProtocolError, RequestError, TimeoutError } from './errors.js'
 
 /** The frame type that answers each request the client makes (an `error` may answer any). */
@@ -51,6 +52,10 @@ export function createRequests(
     request<F extends Request>(f: F) {
       return new Promise<Replies[F['type']]>((resolve, reject) => {
         if (pending.size >= max) throw new RequestError(`queue full (options.maxQueue = ${max})`)
+        // A frame a server refuses whole (past maxFrameBytes ws closes the socket, 1009, and the request
+        // would go again after every auth, cutting the connection each time): the server's answer, at once.
+        if (new Blob([JSON.stringify(f)]).size >= CLIENT_FRAME_BYTES)
+          throw new ProtocolError(`${f.type}: over 64000 bytes`, { code: 'bad_frame' })
         const requestId = `r${++next}`
         const timer = setTimeout(() => p.end(new TimeoutError(`${f.type}: no reply in ${timeout} ms`)), timeout)
         const p: Pending = {

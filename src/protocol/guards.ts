@@ -31,12 +31,14 @@ export const MAX_TOPIC_LENGTH = 256
 /** Most topics one subscribe or unsubscribe frame may carry. */
 export const MAX_TOPICS_PER_FRAME = 500
 /**
- * The client's subscribe and unsubscribe frames hold less than this many bytes of topics, each counted
- * at its worst: length × 6 + 3 bytes of JSON (U+0001 is `\u0001`, then quotes and comma). A server takes
- * frames of at most 64 KiB (`maxFrameBytes`); 500 short topics (MAX_TOPICS_PER_FRAME) go in one frame,
- * 41 of the longest (256 characters, 1,539 bytes).
+ * The most bytes of JSON a frame the client sends holds, under the 64 KiB a server takes by default
+ * (`maxFrameBytes`; past it `ws` closes the socket with 1009). Subscribe and unsubscribe frames hold
+ * less than this many bytes of topics, each counted at its worst: length × 6 + 3 bytes of JSON (U+0001
+ * is `\u0001`, then quotes and comma); 500 short topics (MAX_TOPICS_PER_FRAME) go in one frame, 41 of
+ * the longest (256 characters, 1,539 bytes). A request (`markRead` of ~1,700 ids) whose frame would
+ * hold this many or more is refused before it is queued: sent, it would cut the connection at every auth.
  */
-export const TOPIC_FRAME_BYTES = 64_000
+export const CLIENT_FRAME_BYTES = 64_000
 // biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters (C0, DEL, C1) are what it refuses.
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
 /** A user id, wherever one comes from (a publish, a token's `sub`, an auth frame): 1–64 well-formed characters, no control characters. */
