@@ -238,10 +238,12 @@ serve({
 
   /**
    * The least a durable publish can cost this process: `rate` commits a
-   * second for `durationMs`, paced as {@link stream} paces its publishes,
-   * each one row appended to a table of its own (no index, no seq, nothing
-   * sent) in a SQLite file opened as belfry's store opens its own. The same
-   * pacing with nothing in it runs first; its CPU is subtracted.
+   * second for `durationMs`, paced as {@link stream} paces its publishes, in a
+   * SQLite file opened as belfry's store opens its own, nothing sent. Each
+   * commit is one row: appended to a table with no index (`append`), or put
+   * in a table ordered by user and seq, as a user's replay needs to find it
+   * (`keyed`; each user's seq counted in memory). The same pacing with
+   * nothing in it runs first; its CPU is subtracted.
    */
   async floor(args: { rate: number; durationMs: number }) {
     dir ??= mkdtempSync(join(tmpdir(), 'belfry-bench-'))
@@ -249,26 +251,40 @@ serve({
     db.pragma('journal_mode = WAL')
     db.pragma('synchronous = NORMAL')
     db.pragma('wal_autocheckpoint = 0')
-    db.exec('CREATE TABLE IF NOT EXISTS log (no INTEGER PRIMARY KEY, user_id TEXT NOT NULL, notification TEXT NOT NULL)')
-    const append = db.prepare('INSERT INTO log (user_id, notification) VALUES (?, ?)')
-    const commit = db.transaction((userId: string, k: string) => append.run(userId, JSON.stringify(payload(k, now()))))
+    db.exec(`CREATE TABLE IF NOT EXISTS log (no INTEGER PRIMARY KEY, user_no INTEGER NOT NULL, notification TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS inbox (user_no INTEGER NOT NULL, seq INTEGER NOT NULL, notification TEXT NOT NULL,
+                                               PRIMARY KEY (user_no, seq)) WITHOUT ROWID`)
+    const append = db.prepare('INSERT INTO log (user_no, notification) VALUES (?, ?)')
+    const keyed = db.prepare('INSERT INTO inbox (user_no, seq, notification) VALUES (?, ?, ?)')
+    const seqs = new Map<number, number>()
+    const commits = Math.round((args.rate * args.durationMs) / 1000)
     const paced = async (work: (i: number) => void): Promise<number> => {
-      const total = Math.round((args.rate * args.durationMs) / 1000)
       const cpu0 = process.cpuUsage()
       const start = now()
-      for (let done = 0; done < total; ) {
-        const due = Math.min(total, Math.floor(((now() - start) * args.rate) / 1000) + 1)
+      for (let done = 0; done < commits; ) {
+        const due = Math.min(commits, Math.floor(((now() - start) * args.rate) / 1000) + 1)
         for (; done < due; done++) work(done)
         await sleep(5)
       }
       const cpu = process.cpuUsage(cpu0)
       return (cpu.user + cpu.system) / 1000
     }
+    const body = (i: number) => JSON.stringify(payload(`f${i}`, now()))
+    const appendTx = db.transaction((i: number) => append.run(i % 2000, body(i)))
+    const keyedTx = db.transaction((i: number) => {
+      const user = (i * 7919) % 2000
+      const seq = (seqs.get(user) ?? 0) + 1
+      seqs.set(user, seq)
+      keyed.run(user, seq, body(i))
+    })
+    // A user's first entries fill the keyed table's pages in user order, as a store's users' do.
+    for (let user = 0; user < 2000; user++) keyedTx.immediate(user)
     const idleMs = await paced(() => {})
-    const commitsMs = await paced((i) => commit.immediate(`u${i % 2000}`, `f${i}`))
+    const appendMs = await paced((i) => appendTx.immediate(i))
+    const keyedMs = await paced((i) => keyedTx.immediate(i))
     db.close()
-    const commits = Math.round((args.rate * args.durationMs) / 1000)
-    return { commits, perCommitMs: Math.max(0, commitsMs - idleMs) / commits }
+    const per = (ms: number) => Math.max(0, ms - idleMs) / commits
+    return { commits, appendMs: per(appendMs), keyedMs: per(keyedMs) }
   },
 
   /** A backlog for one user: `count` notifications, one publish each. */
