@@ -175,4 +175,37 @@ describe('topic subscriptions', () => {
     expect(server.peer.index).toBe(1)
     expect(server.peer.frames.filter((f) => f.type === 'unsubscribe')).toEqual([{ type: 'unsubscribe', topics: ['a'] }])
   })
+
+  // The same, when the drop also loses the `subscribed` answer to the re-subscribe: only the answer to the last
+  // unsubscribe sent for a topic ends its give-up, whatever answers reached the client before the drop.
+  it('resends the last unsubscribe of a topic after the next auth when the drop loses the answer to the re-subscribe', async () => {
+    const server = startMockServer()
+    const { client } = await connected(createClient(server, { backoff: () => 100 }))
+    const stop1 = client.subscribe('a')
+    await tick()
+    server.peer.send({ type: 'subscribed', topics: ['a'] })
+    await tick()
+    stop1() // unsubscribe #1
+    await tick()
+    const stop2 = client.subscribe('a') // taken again (a component remounts)
+    await tick()
+    stop2() // unsubscribe #2: the app's last word on 'a'
+    await tick()
+    expect(server.peer.frames.filter((f) => f.type !== 'auth').map((f) => `${f.type} ${String(f.topics)}`)).toEqual([
+      'subscribe a',
+      'unsubscribe a',
+      'subscribe a',
+      'unsubscribe a',
+    ])
+    // The server answered unsubscribe #1, then handled the re-subscribe (the user is subscribed to 'a' again), and
+    // the connection dropped: that `subscribed` answer and unsubscribe #2 never got across.
+    server.peer.send({ type: 'unsubscribed', topics: ['a'] })
+    await tick()
+    server.peer.close(1006)
+    await tick(200)
+    expect(client.state).toBe('online')
+    expect(server.peer.index).toBe(1)
+    // The new connection carries the unsubscribe the last one lost.
+    expect(server.peer.frames.filter((f) => f.type === 'unsubscribe')).toEqual([{ type: 'unsubscribe', topics: ['a'] }])
+  })
 })
