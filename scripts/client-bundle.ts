@@ -6,12 +6,15 @@
  * reconnecting-websocket publishes ES5 builds (classes, spreads and its event
  * classes down-levelled through helpers) beside the TypeScript source they are
  * compiled from. The client compiles that source for ES2022 instead: the same
- * code, smaller (`npm run bench` prints both in its client size table). Three
+ * code, smaller (`npm run bench` prints both in its client size table). Four
  * more steps make it smaller still, without changing what belfry's transport
  * does with it:
  *
  * - its debug logging is left out: every `this._debug(…)` call, which only
  *   logs when the `debug` option is set, and belfry's transport never sets it;
+ * - so are its calls of the `onopen`, `onmessage`, `onerror` and `onclose`
+ *   handler properties ({@link ON_HANDLER_CALL}), which it calls only when set,
+ *   and belfry's transport never sets them (it listens on the sockets);
  * - the members of its class that neither belfry's transport nor the class
  *   itself uses are left out ({@link RWS_UNUSED}): the transport only
  *   constructs it and calls `reconnect`, `send` and `close` (a test holds it
@@ -72,9 +75,18 @@ export function classMembers(source: string): { name: string; start: number; end
   )
 }
 
-/** reconnecting-websocket's source without its debug calls and without {@link RWS_UNUSED} (TypeScript). */
+/**
+ * `if (this.onopen) { this.onopen(event); }` and the like, one block per handler in the 4.4.0 source:
+ * the handler properties stay (public, null), belfry's transport sets none of them.
+ */
+export const ON_HANDLER_CALL = /^\s*if \(this\.(on\w+)\) \{\s*this\.\1\(event\);\s*\}$/gm
+
+/**
+ * reconnecting-websocket's source without its debug calls, its calls of the `on…` handler properties
+ * ({@link ON_HANDLER_CALL}) and {@link RWS_UNUSED} (TypeScript).
+ */
 export function rwsTrimmed(): string {
-  let source = rwsWithoutDebug()
+  let source = rwsWithoutDebug().replace(ON_HANDLER_CALL, '')
   const members = classMembers(source)
   const missing = RWS_UNUSED.filter((name) => !members.some((m) => m.name === name))
   if (missing.length > 0) throw new Error(`reconnecting-websocket has no member ${missing.join(', ')}: check RWS_UNUSED`)

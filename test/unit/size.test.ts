@@ -13,6 +13,7 @@ import {
   bundleClientWith,
   bundleReact,
   classMembers,
+  ON_HANDLER_CALL,
   RWS_SOURCE,
   RWS_UNUSED,
   rwsSource,
@@ -64,6 +65,17 @@ describe('client bundle', () => {
     // Line by line: what is left is the original without the lines that call _debug.
     const lines = (text: string) => text.split('\n').filter((l) => l.trim() !== '')
     expect(lines(rwsWithoutDebug())).toEqual(lines(original).filter((l) => !l.trim().startsWith('this._debug(')))
+  })
+
+  it("leaves out reconnecting-websocket's four calls of its on… handler properties, and nothing else", () => {
+    const original = rwsWithoutDebug()
+    expect(original.match(ON_HANDLER_CALL)).toHaveLength(4)
+    const trimmed = rwsTrimmed()
+    expect(trimmed).not.toMatch(/\bthis\.on(open|message|error|close)\b/)
+    // The properties themselves stay (its public surface), and so do its other lines.
+    expect(classMembers(trimmed).map((m) => m.name)).toEqual(expect.arrayContaining(['onopen', 'onmessage', 'onerror', 'onclose']))
+    const lines = (text: string) => text.split('\n').filter((l) => l.trim() !== '')
+    expect(lines(original).length - lines(original.replace(ON_HANDLER_CALL, '')).length).toBe(12)
   })
 
   it('leaves out the members of reconnecting-websocket in RWS_UNUSED, and nothing else; no member kept refers to one', () => {
