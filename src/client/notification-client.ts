@@ -67,12 +67,14 @@ export class NotificationClient<Data extends object = JsonObject> {
   readonly #requests: Requests
   readonly #delivery: Delivery
   readonly #topics = new Set<string>()
-  /**
-   * Topics given up that the server has not yet answered `unsubscribed` for: sent again after each auth until it does.
-   * A topic given up, taken again and given up again is put back by the `subscribed` answer between: the
-   * `unsubscribed` before it answered the first give-up, not the last.
-   */
+  /** Topics given up that the server has not yet answered `unsubscribed` for: sent again after each auth until it does. */
   readonly #leaving = new Set<string>()
+  /**
+   * A topic's `unsubscribe` frames sent on this connection and not yet answered (reset by the restore after each auth):
+   * the answer to one given up, taken again and given up again before the last is sent does not clear it from #leaving.
+   * No prototype: a topic may be named `__proto__` or `constructor`.
+   */
+  #unanswered: Record<string, number> = { __proto__: null } as never
   /** Whose subscriptions #topics and #leaving are (the token's `sub`): a token of another user leaves them behind. */
   #user: string | undefined
   /** Topics subscribed or given up in this task, sent together at its end. */
@@ -261,6 +263,8 @@ export class NotificationClient<Data extends object = JsonObject> {
           bytes = t.length * 6 + 3
         }
         topics.push(t)
+        // -~n is n + 1, and 1 for none.
+        if (set === this.#leaving) this.#unanswered[t] = -~this.#unanswered[t]!
       }
       if (topics[0]) this.#link.send({ type, topics })
     }
@@ -309,6 +313,7 @@ export class NotificationClient<Data extends object = JsonObject> {
       this.#requests.rejectAll(new RequestError('not supported by this server'))
     } else {
       this.#requests.flush()
+      this.#unanswered = { __proto__: null } as never
       // Every topic in as few frames as the protocol takes: one per topic could spend the user's whole frame budget.
       this.#topicFrames()
       this.#expired = this.#delivery.online(f)
@@ -334,13 +339,11 @@ export class NotificationClient<Data extends object = JsonObject> {
         return
       case 'subscribed':
         for (const { topic, code } of f.refused ?? []) this.#refused(topic, code)
-        // A topic subscribed that the app has given up since: the unsubscribe sent after this subscribe is
-        // still to be answered (the server answers a connection's frames in order), whatever an answer
-        // to an earlier one of the topic cleared. Kept until its answer: sent again after each auth.
-        for (const t of f.topics ?? []) if (!this.#topics.has(t)) this.#leaving.add(t)
         return
       case 'unsubscribed':
-        for (const t of [f.topic, f.topics].flat()) this.#leaving.delete(t!)
+        // The server answers a connection's frames in order: only the answer to the last unsubscribe sent for
+        // a topic (its count down to 0) ends its give-up; one never counted (NaN) ends it too.
+        for (const t of [f.topic, f.topics].flat() as string[]) --this.#unanswered[t]! || this.#leaving.delete(t)
         return
       case 'error':
         if (f.requestId === undefined) this.#report(new ProtocolError(f.message, { code: f.code }))
