@@ -26,8 +26,11 @@ const text = (testId: string) => document.querySelector(`[data-testid="${testId}
 const settled = (outcomes: unknown[]) => (outcome: unknown) => void outcomes.push(outcome)
 const titles = () => [...document.querySelectorAll('li')].map((li) => li.textContent)
 
-/** A server, a provider's client function that records each client it makes, and what the hooks see. */
-function setup() {
+/**
+ * A server, a provider's client function that records each client it makes, and what the hooks see; the
+ * app is the provider in an <Activity>, with `Child` (by default one that shows the hooks' values) in it.
+ */
+function setup(Child?: () => null) {
   const server: MockServer = startMockServer()
   const made: NotificationClient[] = []
   const make = () => {
@@ -54,9 +57,7 @@ function setup() {
   }
   const App = ({ mode }: { mode: 'visible' | 'hidden' }) => (
     <Activity mode={mode}>
-      <BelfryProvider client={make}>
-        <Inbox />
-      </BelfryProvider>
+      <BelfryProvider client={make}>{Child ? <Child /> : <Inbox />}</BelfryProvider>
     </Activity>
   )
   const open = () => server.peers.filter((p) => !p.closed)
@@ -159,16 +160,9 @@ describe('BelfryProvider: its client over its life', () => {
     })
   })
   it('shown again by <Activity>: a child’s request from its effect in that commit goes to the new client, not the closed one', async () => {
-    const server = startMockServer()
-    const made: NotificationClient[] = []
-    const make = () => {
-      const { client } = createClient(server)
-      made.push(client)
-      return client
-    }
     /** What each show's request settled with (pending: not yet). */
     const outcomes: string[] = []
-    function Inbox() {
+    function MarkAllOnShow() {
       const { markAllRead } = useNotifications()
       // A common pattern: opening (showing) the inbox marks everything read.
       useEffect(() => {
@@ -184,13 +178,7 @@ describe('BelfryProvider: its client over its life', () => {
       }, [markAllRead])
       return null
     }
-    const App = ({ mode }: { mode: 'visible' | 'hidden' }) => (
-      <Activity mode={mode}>
-        <BelfryProvider client={make}>
-          <Inbox />
-        </BelfryProvider>
-      </Activity>
-    )
+    const { server, made, App } = setup(MarkAllOnShow)
     const view = render(<App mode="visible" />)
     await settle()
     // The first show: the child's effect, before the provider's, makes the client; the request goes out.
