@@ -320,6 +320,21 @@ describe('drain: a client of the article’s protocol is acked before its 1001',
     return ann.next((f) => f.title === title)
   }
 
+  /**
+   * Holds ann's pong to the first ping carrying `seq` (the implicit-ack ping for it, about a second after the
+   * send) until the scene calls the function this resolves with; every other ping `answer`s.
+   */
+  const heldPong = (ann: RawClient, seq: number, answer: (data: Buffer) => void) =>
+    new Promise<() => void>((resolve) => {
+      let first = true
+      ann.ws.on('ping', (data: Buffer) => {
+        if (first && data.toString() === String(seq)) {
+          first = false
+          resolve(() => ann.ws.pong(data))
+        } else answer(data)
+      })
+    })
+
   it('a notification sent while the drain waits for the ack ping’s pong is acked before the 1001 too (nothing twice on the successor)', async () => {
     let leavePing = ''
     let seq = ''
@@ -341,17 +356,11 @@ describe('drain: a client of the article’s protocol is acked before its 1001',
   it('an earlier ping’s ack written during the drain’s wait does not end it: the 1001 waits for its own ping’s ack', async () => {
     await drainedOnto(400, 12, async (ann, a) => {
       const one = await sent(a, ann, 'one')
-      // The implicit-ack ping for "one" (about a second after sending) is answered when the scene says; any other a
-      // little late (150 ms: a client on a slower network than localhost).
-      const answerFirst = await new Promise<() => void>((resolve) => {
-        let first = true
-        ann.ws.on('ping', (data: Buffer) => {
-          if (first && data.toString() === String(one.seq)) {
-            first = false
-            resolve(() => ann.ws.pong(data))
-          } else setTimeout(() => ann.ws.readyState === ann.ws.OPEN && ann.ws.pong(data), 150)
-        })
-      })
+      // The implicit-ack ping for "one" is answered when the scene says; any other a little late (150 ms: a
+      // client on a slower network than localhost).
+      const answerFirst = await heldPong(ann, one.seq as number, (data) =>
+        setTimeout(() => ann.ws.readyState === ann.ws.OPEN && ann.ws.pong(data), 150),
+      )
       await sent(a, ann, 'two')
       // The pong for "one" acks it (into the 50 ms ack batch); the drain reaches ann within that window.
       answerFirst()
@@ -363,15 +372,7 @@ describe('drain: a client of the article’s protocol is acked before its 1001',
     await drainedOnto(400, 12, async (ann, a) => {
       const one = await sent(a, ann, 'one')
       // The implicit-ack ping for "one" is answered when the scene says; any other at once.
-      const answer = await new Promise<() => void>((resolve) => {
-        let first = true
-        ann.ws.on('ping', (data: Buffer) => {
-          if (first && data.toString() === String(one.seq)) {
-            first = false
-            resolve(() => ann.ws.pong(data))
-          } else ann.ws.pong(data)
-        })
-      })
+      const answer = await heldPong(ann, one.seq as number, (data) => ann.ws.pong(data))
       // Its pong acks "one" (into the 50 ms ack batch); the drain reaches ann within that window.
       answer()
       await new Promise((resolve) => setTimeout(resolve, 15))
