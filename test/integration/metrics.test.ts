@@ -107,7 +107,7 @@ describe('/metrics', () => {
     }
   })
 
-  it('counts an authentication once auth_success goes out: not one whose store read failed (1011)', async () => {
+  it('counts an authentication once auth_success goes out; one whose store read failed (1011) is a refusal (`other`)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'belfry-metrics-'))
     onTestFinished(() => rmSync(dir, { recursive: true, force: true }))
     const store = new SqliteStore(join(dir, 'belfry.db'))
@@ -118,7 +118,11 @@ describe('/metrics', () => {
     c.send({ type: 'auth', token: await s.token('broken'), since: 0 })
     expect((await c.closed).code).toBe(CloseCode.InternalError)
     await authedClient(s, 'ann')
-    expect((await scrape(s)).series.get('belfry_authentications_total')).toBe(1)
+    await vi.waitFor(() => expect(s.server.stats().sockets).toBe(1))
+    const { series } = await scrape(s)
+    expect(series.get('belfry_authentications_total')).toBe(1)
+    // Closed by the server before it authenticated: connects − authentications − refusals blames no client.
+    expect(series.get('belfry_auth_failures_total{reason="other"}')).toBe(1)
   })
 
   // ws closes such a socket itself and stops reading it: no close frame comes back, and it was counted as 1006.

@@ -58,10 +58,9 @@ describe('an API key or metrics token with a space', () => {
       body: JSON.stringify({ userId: 'ann', title: 'hi', body: '' }),
     })
     const admin = await fetch(`${started.url}/api/admin/users?id=ann`, { headers })
-    expect(
-      [publish.status, admin.status],
-      'the server started with this BELFRY_API_KEY, yet refuses a request that presents it',
-    ).toEqual([201, 200])
+    expect([publish.status, admin.status], 'the server started with this BELFRY_API_KEY, yet refuses a request that presents it').toEqual([
+      201, 200,
+    ])
   })
 
   it('NotificationServer: metrics { token } with a space is refused (TypeError naming it), or /metrics takes it', async () => {

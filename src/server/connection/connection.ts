@@ -90,6 +90,8 @@ export class Connection {
   readonly replay: Replay = new Replay(this)
   /** Only for a client of the article's protocol, which does not ack (see implicit-ack.ts). */
   #acks: ImplicitAcks | undefined
+  /** `auth_success` has gone out ({@link greeted}). */
+  #greeted = false
   /** A WebSocket ping is unanswered. */
   #awaitingPong = false
   /** The seq the latest ping carried (0: none): its pong acks it. */
@@ -251,7 +253,9 @@ export class Connection {
   /** Closes with a code and a short reason (RFC 6455 §5.5: at most 123 bytes). */
   close(code: number, reason: string): void {
     if (this.closed) return
-    const refused = this.#phase === 'authenticating'
+    // Before `auth_success` has gone out the socket never authenticated: a refusal (and a 1011 at
+    // auth, the store failing after signIn, is one: reason `other`).
+    const refused = !this.#greeted
     this.moveTo('closed')
     this.hub.metrics?.closed(code)
     if (refused) this.hub.metrics?.refused(code)
@@ -414,6 +418,7 @@ export class Connection {
   /** `auth_success` has gone out: what {@link tell} held follows it. */
   greeted(): void {
     // Counted here, not at signIn: an auth whose store read then fails (1011) is no authentication.
+    this.#greeted = true
     this.hub.metrics?.authentications.inc()
     this.release()
   }
