@@ -11,6 +11,23 @@ import { redactUrl } from './redact.js'
 export const DEV_SECRET = 'belfry-dev-secret-not-for-production'
 export const DEV_API_KEY = 'belfry-dev-key'
 
+/** What a bearer key (the API key, the metrics token) must be, as its messages say it. */
+export const BEARER_KEY_RULE = 'at least 8 characters, visible ASCII without spaces'
+
+/**
+ * Whether `key` can be sent as `Authorization: Bearer <key>`: the header's key
+ * is one run of visible ASCII, so a key with a space (a passphrase) or beyond
+ * ASCII (a header is read as Latin-1) could never match.
+ */
+export function isBearerKey(key: string): boolean {
+  return /^[\x21-\x7e]{8,}$/.test(key)
+}
+
+/** A key described without showing it: its length, and whether it has characters a bearer key cannot. */
+export function keyShape(key: string): string {
+  return `${key.length} characters${/[^\x21-\x7e]/.test(key) ? ', with spaces, controls or non-ASCII ones' : ''}`
+}
+
 export interface CliConfig {
   port: number
   /** Interface to listen on; absent: all of them. Dev mode: 127.0.0.1 unless HOST is set. */
@@ -59,7 +76,7 @@ Runs the notification server, configured by the environment:
   PORT                       port to listen on (default 3000; 0: any free port)
   HOST                       interface to listen on (default: all; --dev: 127.0.0.1)
   BELFRY_SECRET              HS256 secret of user tokens, at least 16 characters (required)
-  BELFRY_API_KEY             the publish API's bearer token, at least 8 characters (required)
+  BELFRY_API_KEY             the publish API's bearer token, at least 8 characters, visible ASCII (required)
   BELFRY_DB                  SQLite file (default ./belfry.db)
   BELFRY_DATABASE_URL        postgres:// URL, in place of BELFRY_DB
   BELFRY_REDIS_URL           redis:// URL: the broker between several processes
@@ -172,7 +189,7 @@ export function readConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Cli
   const secret = env.BELFRY_SECRET!
   const apiKey = env.BELFRY_API_KEY!
   if (secret.length < 16) throw new Error('BELFRY_SECRET must be at least 16 characters')
-  if (apiKey.length < 8) throw new Error('BELFRY_API_KEY must be at least 8 characters')
+  if (!isBearerKey(apiKey)) throw new Error(`BELFRY_API_KEY must be ${BEARER_KEY_RULE} (a bearer token); got ${keyShape(apiKey)}`)
   if (secret === DEV_SECRET || apiKey === DEV_API_KEY) {
     throw new Error('BELFRY_SECRET and BELFRY_API_KEY must not be the published dev defaults outside dev mode')
   }
@@ -192,8 +209,8 @@ function readMetrics(env: NodeJS.ProcessEnv): true | { token: string } | undefin
   if (token === undefined) return on || undefined
   // A token set while metrics are not asked for would suggest they are on, guarded by it.
   if (flag === undefined) throw new Error('BELFRY_METRICS_TOKEN is set but BELFRY_METRICS is not: set BELFRY_METRICS=1 to serve /metrics')
-  if (token.length < 8) {
-    throw new Error('BELFRY_METRICS_TOKEN must be at least 8 characters (unset, /metrics takes BELFRY_API_KEY)')
+  if (!isBearerKey(token)) {
+    throw new Error(`BELFRY_METRICS_TOKEN must be ${BEARER_KEY_RULE} (unset, /metrics takes BELFRY_API_KEY); got ${keyShape(token)}`)
   }
   return on ? { token } : undefined
 }

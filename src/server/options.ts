@@ -2,7 +2,7 @@ import type { Server as HttpServer } from 'node:http'
 import type { Logger } from 'pino'
 import { MAX_TOPIC_LENGTH } from '../protocol/index.js'
 import type { Broker } from './broker/broker.js'
-import { DEV_API_KEY, DEV_SECRET } from './config.js'
+import { BEARER_KEY_RULE, DEV_API_KEY, DEV_SECRET, isBearerKey, keyShape } from './config.js'
 import { STORE_OPERATIONS, type Store } from './store/store.js'
 
 /** Options of {@link NotificationServer}. Every field but `secret` has a default. */
@@ -249,8 +249,9 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
   if (typeof options.secret !== 'string' || options.secret.length < 16) {
     throw new TypeError(`options.secret must be a string of at least 16 characters; got ${shown(options.secret, true)}`)
   }
-  if (options.apiKey !== undefined && (typeof options.apiKey !== 'string' || options.apiKey.length < 8)) {
-    throw new TypeError(`options.apiKey must be a string of at least 8 characters; got ${shown(options.apiKey, true)}`)
+  if (options.apiKey !== undefined && (typeof options.apiKey !== 'string' || !isBearerKey(options.apiKey))) {
+    const got = typeof options.apiKey === 'string' ? `a string of ${keyShape(options.apiKey)}` : shown(options.apiKey)
+    throw new TypeError(`options.apiKey must be a string of ${BEARER_KEY_RULE} (a bearer token); got ${got}`)
   }
   if (options.database !== undefined && (typeof options.database !== 'string' || options.database === '')) {
     throw new TypeError(`options.database must be a file path; got ${shown(options.database)}`)
@@ -345,7 +346,7 @@ function resolveMetrics({ metrics, apiKey, dev }: ServerOptions): { token: strin
   }
   const object = typeof metrics === 'object' && metrics !== null
   const token: unknown = object ? metrics.token : undefined
-  if (typeof token === 'string' && token.length >= 8) {
+  if (typeof token === 'string' && isBearerKey(token)) {
     // Published: anyone could scrape with it (the API key and the secret are refused the same way).
     if (dev !== true && (token === DEV_API_KEY || token === DEV_SECRET)) {
       throw new TypeError('options.metrics.token must not be a published dev secret unless options.dev is true')
@@ -355,11 +356,11 @@ function resolveMetrics({ metrics, apiKey, dev }: ServerOptions): { token: strin
   // A token is a secret (and a string given here may be one): never show it.
   const got =
     typeof token === 'string'
-      ? `a token of ${token.length} characters`
+      ? `a token of ${keyShape(token)}`
       : object
         ? `{ token: ${typeof token} }`
         : /^[sf]/.test(typeof metrics)
           ? `a ${typeof metrics}`
           : String(metrics)
-  throw new TypeError(`options.metrics must be true, false or { token } with a token of at least 8 characters; got ${got}`)
+  throw new TypeError(`options.metrics must be true, false or { token } with a token of ${BEARER_KEY_RULE}; got ${got}`)
 }

@@ -125,6 +125,10 @@ describe('readConfig', () => {
   it('requires BELFRY_SECRET and BELFRY_API_KEY outside dev mode', () => {
     expect(() => readConfig({}, [])).toThrow(/BELFRY_SECRET and BELFRY_API_KEY must be set/)
     expect(() => readConfig({ BELFRY_SECRET: 's'.repeat(16) }, [])).toThrow(/BELFRY_API_KEY must be set/)
+    // belfry-server would start, and every publish, admin command and scrape would get 401.
+    expect(() => readConfig({ BELFRY_SECRET: 's'.repeat(16), BELFRY_API_KEY: 'correct horse battery staple' }, [])).toThrow(
+      'BELFRY_API_KEY must be at least 8 characters, visible ASCII without spaces (a bearer token); got 28 characters, with spaces, controls or non-ASCII ones',
+    )
   })
 
   it('reads the environment with the documented defaults', () => {
@@ -231,7 +235,10 @@ describe('readConfig', () => {
     )
     expect(() => readConfig({ ...base, BELFRY_METRICS: 'yes' }, [])).toThrow('BELFRY_METRICS must be 1 (on) or 0 (off), got "yes"')
     expect(() => readConfig({ ...base, BELFRY_METRICS: '1', BELFRY_METRICS_TOKEN: 'short' }, [])).toThrow(
-      /BELFRY_METRICS_TOKEN must be at least 8 characters/,
+      'BELFRY_METRICS_TOKEN must be at least 8 characters, visible ASCII without spaces (unset, /metrics takes BELFRY_API_KEY); got 5 characters',
+    )
+    expect(() => readConfig({ ...base, BELFRY_METRICS: '1', BELFRY_METRICS_TOKEN: 'scrape me please' }, [])).toThrow(
+      /BELFRY_METRICS_TOKEN must be .* without spaces .*; got 16 characters, with spaces/,
     )
   })
 
@@ -315,8 +322,17 @@ describe('resolveOptions', () => {
     expect(() => resolveOptions(null as never)).toThrow(new TypeError('options must be an object; got null'))
     const secret = 's'.repeat(16)
     expect(() => resolveOptions({ secret, apiKey: 'k' })).toThrow(
-      new TypeError('options.apiKey must be a string of at least 8 characters; got a string of 1 characters'),
+      new TypeError(
+        'options.apiKey must be a string of at least 8 characters, visible ASCII without spaces (a bearer token); got a string of 1 characters',
+      ),
     )
+    // A passphrase could never be sent as `Authorization: Bearer <key>`: every request would get 401.
+    expect(() => resolveOptions({ secret, apiKey: 'correct horse battery staple' })).toThrow(
+      new TypeError(
+        'options.apiKey must be a string of at least 8 characters, visible ASCII without spaces (a bearer token); got a string of 28 characters, with spaces, controls or non-ASCII ones',
+      ),
+    )
+    expect(() => resolveOptions({ secret, apiKey: 'clé-secrète-longue' })).toThrow(/got a string of 18 characters, with spaces/)
     expect(() => resolveOptions({ secret, limits: { heartbeatMs: -1 } })).toThrow(
       new TypeError('options.limits.heartbeatMs must be a positive integer; got -1'),
     )
@@ -359,13 +375,17 @@ describe('resolveOptions', () => {
     expect(resolveOptions({ ...base, metrics: false }).metrics).toBeUndefined()
     expect(resolveOptions({ ...base, metrics: true }).metrics).toEqual({ token: 'k'.repeat(8) })
     expect(resolveOptions({ ...base, metrics: { token: 'm'.repeat(8) } }).metrics).toEqual({ token: 'm'.repeat(8) })
-    const expected = 'options.metrics must be true, false or { token } with a token of at least 8 characters; got'
+    const expected =
+      'options.metrics must be true, false or { token } with a token of at least 8 characters, visible ASCII without spaces; got'
     expect(() => resolveOptions({ ...base, metrics: 'yes' as never })).toThrow(new TypeError(`${expected} a string`))
     expect(() => resolveOptions({ ...base, metrics: 1 as never })).toThrow(new TypeError(`${expected} 1`))
     expect(() => resolveOptions({ ...base, metrics: null as never })).toThrow(new TypeError(`${expected} null`))
     expect(() => resolveOptions({ ...base, metrics: {} as never })).toThrow(new TypeError(`${expected} { token: undefined }`))
     // The token is a secret: its length is shown, never the token.
     expect(() => resolveOptions({ ...base, metrics: { token: 'secret1' } })).toThrow(new TypeError(`${expected} a token of 7 characters`))
+    expect(() => resolveOptions({ ...base, metrics: { token: 'scrape me please' } })).toThrow(
+      new TypeError(`${expected} a token of 16 characters, with spaces, controls or non-ASCII ones`),
+    )
     expect(() => resolveOptions({ secret: 's'.repeat(16), metrics: true })).toThrow(
       new TypeError(
         'options.metrics is true (/metrics behind the API key) but options.apiKey is not given: give one, or metrics: { token }',
