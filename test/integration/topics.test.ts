@@ -1,6 +1,10 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest'
 import WebSocket from 'ws'
 import { memoryStorage, NotificationClient } from '../../src/index.js'
+import { SqliteStore } from '../../src/server/index.js'
 import { sharedConnection } from '../../src/shared/index.js'
 import { ClientPool, FAST_BACKOFF, holds, type Recorder, record } from '../helpers/client.js'
 import { FakeLocks } from '../helpers/locks.js'
@@ -211,5 +215,48 @@ describe('NotificationClient: topics given up go out before topics taken (maxSub
 
     expect(events.errors.filter((e) => e.name === 'ProtocolError').map((e) => e.message)).toEqual([])
     expect((await s.server.publish('c', { title: 'for c', body: '' })).recipients).toBe(1)
+  })
+})
+
+// The client holds the topics it asked for as its own and sends them again only after an auth: a topic
+// change the store failed, with the connection left open, would hold until the next reconnect.
+describe('a subscribe or unsubscribe the store fails (the database briefly lost)', () => {
+  /** A server whose store fails the next call of `method` once. */
+  async function failingOnce(method: 'subscribe' | 'unsubscribe') {
+    const dir = mkdtempSync(join(tmpdir(), 'belfry-topics-'))
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }))
+    const store = new SqliteStore(join(dir, 'belfry.db'))
+    const real = store[method].bind(store) as (...args: unknown[]) => Promise<unknown>
+    const fail = { armed: false }
+    store[method] = ((...args: unknown[]) => {
+      if (!fail.armed) return real(...args)
+      fail.armed = false
+      return Promise.reject(new Error('the database went away'))
+    }) as never
+    return { s: await start({ store }), fail }
+  }
+
+  it('a subscribe: the connection closes (1011) and the topic is subscribed after the reconnect, its notifications delivered', async () => {
+    const { s, fail } = await failingOnce('subscribe')
+    const { client, events } = await clients.online({ url: s.wsUrl, token: () => s.token('ann') })
+    fail.armed = true
+    client.subscribe('deploys')
+    await vi.waitFor(() => expect(events.count('online')).toBe(2))
+    await handled(client)
+    expect(events.statuses.filter((st) => st.from === 'online').map((st) => st.reason)).toEqual(['close 1011'])
+    expect((await s.server.publish('deploys', { title: 'shipped', body: '' })).recipients).toBe(1)
+    await vi.waitFor(() => expect(events.notifications.map((n) => n.title)).toEqual(['shipped']))
+  })
+
+  it('an unsubscribe: the connection closes (1011) and the topic is given up after the reconnect', async () => {
+    const { s, fail } = await failingOnce('unsubscribe')
+    const { client, events } = await clients.online({ url: s.wsUrl, token: () => s.token('ann') })
+    const stop = client.subscribe('deploys')
+    await handled(client)
+    fail.armed = true
+    stop()
+    await vi.waitFor(() => expect(events.count('online')).toBe(2))
+    await handled(client)
+    expect((await s.server.publish('deploys', { title: 'not for ann', body: '' })).recipients).toBe(0)
   })
 })

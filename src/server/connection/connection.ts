@@ -363,7 +363,9 @@ export class Connection {
         if (resume) this.#resumes--
         return this.#handle(f, !authed)
       },
-      f.type === 'auth' || resume,
+      // A topic change the store failed closes the connection too: the client believes it made, and
+      // would act on it only after its next auth, when it restores its topics.
+      f.type === 'auth' || resume || f.type === 'subscribe' || f.type === 'unsubscribe',
       requestId,
     )
   }
@@ -380,7 +382,8 @@ export class Connection {
    * Runs a task after the ones before it. A failed task is answered with an
    * `internal` error (echoing the request's id, so that its promise settles
    * now); a failed auth or replay (`critical`) also closes with 1011, since the
-   * connection would never go live: the client reconnects.
+   * connection would never go live: the client reconnects. So does a failed
+   * `subscribe` or `unsubscribe`, which the client restores after its next auth.
    */
   #enqueue(task: () => Promise<void>, critical = false, requestId?: string): void {
     // Once the queue runs dry it is the shared settled promise again: an idle connection keeps none of its own.
