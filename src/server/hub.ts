@@ -25,6 +25,12 @@ export interface Hub {
    * Never throws.
    */
   refreshReadState(userId: string): void
+  /**
+   * A connection of the user was told this seq and unread count (its
+   * `auth_success`): the store reads that follow are compared with them, and a
+   * read change made where this process did not hear of it is told.
+   */
+  sawUserState(userId: string, seq: number, unreadCount: number): void
   readonly registry: Registry
   /** Every open socket's connection, authenticated or not. */
   readonly connections: Set<Connection>

@@ -155,6 +155,8 @@ export class NotificationServer {
   #reconcileAgain = false
   /** A read of the store for connections failed (a reconcile, a catch-up): the next sweep reconciles, not the 30 s one. */
   #reconcileDue = false
+  /** The seq and unread count last seen in the store for each user connected here ({@link #sawUserState}). */
+  readonly #seenStates = new Map<string, { seq: number; unreadCount: number }>()
   /** An event failed to reach the broker: once it is back, the other processes are told to read the store. */
   #unannounced = false
   /** The store's {@link Store.deployment}: stamped on the events this process hands the broker, and required of those it takes. */
@@ -203,6 +205,7 @@ export class NotificationServer {
       broker,
       announce: (event) => this.#announce(event),
       refreshReadState: (userId) => this.#refreshReadState(userId),
+      sawUserState: (userId, seq, unreadCount) => this.#sawUserState(userId, seq, unreadCount),
       registry: new Registry(),
       connections: new Set(),
       unauthenticated: new Set(),
@@ -667,17 +670,40 @@ export class NotificationServer {
     })
   }
 
-  /** Reads these users' latest seq from the store: their connections here that are behind it catch up. */
+  /**
+   * Reads these users' latest seq and unread count from the store: their
+   * connections here that are behind the seq catch up, and are told the count
+   * when it moved otherwise than the seq did.
+   */
   async #readLatest(userIds: readonly string[]): Promise<void> {
     const { registry, store } = this.#hub
     const latest = await store.latestSeqs(userIds)
-    for (const [userId, seq] of latest) for (const c of registry.of(userId)) c.replay.catchUp(seq)
+    for (const [userId, { seq, unreadCount }] of latest) {
+      for (const c of registry.of(userId)) c.replay.catchUp(seq)
+      this.#sawUserState(userId, seq, unreadCount)
+    }
+  }
+
+  /**
+   * A user's seq and unread count as the store had them (at an auth or a read
+   * of the store), against the last seen. Every new inbox entry is unread, so
+   * between two reads the count grows by as much as the seq unless something
+   * was marked read or pruned: a change that reached this process only if the
+   * broker brought it (not when it was down, nor between processes sharing a
+   * SQLite file without one). The user's connections here are told the count
+   * then; told twice, when they had heard, it changes nothing.
+   */
+  #sawUserState(userId: string, seq: number, unreadCount: number): void {
+    const last = this.#seenStates.get(userId)
+    this.#seenStates.set(userId, { seq, unreadCount })
+    if (last && unreadCount - last.unreadCount !== seq - last.seq) this.#refreshReadState(userId)
   }
 
   /** Once a second: token expiry, idle budgets, fan-out jobs, and reading the store when the broker cannot be trusted. */
   #upkeep(): void {
     const now = Date.now()
     for (const [userId, told] of this.#toldRead) if (told.until <= now) this.#toldRead.delete(userId)
+    for (const userId of this.#seenStates.keys()) if (this.#hub.registry.count(userId) === 0) this.#seenStates.delete(userId)
     for (const c of this.#hub.connections) c.expireBy(now)
     this.#hub.budgets.sweep()
     this.#fanOutAll()

@@ -239,13 +239,14 @@ export function storeContract(name: string, makeHarness: () => Promise<StoreHarn
         ).toEqual([1, 2])
     })
 
-    it('says the latest seq of each user asked about', async () => {
+    it('says the latest seq and unread count of each user asked about', async () => {
       await store.publish({ userIds: ['a', 'b'] }, note('one'))
-      await store.publish({ userIds: ['a'] }, note('two'))
+      const { notification } = await store.publish({ userIds: ['a'] }, note('two'))
+      await store.markRead('a', [notification.id])
       expect(await store.latestSeqs(['a', 'b', 'nobody'])).toEqual(
         new Map([
-          ['a', 2],
-          ['b', 1],
+          ['a', { seq: 2, unreadCount: 1 }],
+          ['b', { seq: 1, unreadCount: 1 }],
         ]),
       )
       expect(await store.latestSeqs([])).toEqual(new Map())

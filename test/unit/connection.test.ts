@@ -47,6 +47,7 @@ const makeHub = (store = new SqliteStore(':memory:'), broker = new InProcessBrok
   broker,
   announce: async (event) => broker.publish([event]),
   refreshReadState: () => {},
+  sawUserState: () => {},
   registry: new Registry(),
   connections: new Set(),
   unauthenticated: new Set(),

@@ -37,6 +37,7 @@ export async function authenticate(c: Connection, f: AuthFrame): Promise<void> {
   c.signIn(check.userId, check.expiresAt, f.since === undefined, authorizeSubscribe && check.claims)
   const user = await store.touchUser(check.userId)
   if (c.closed) return
+  c.hub.sawUserState(check.userId, user.latestSeq, user.unreadCount)
   // Grants may have been revoked since the user subscribed: what this token no longer allows ends here.
   if (authorizeSubscribe) await recheckSubscriptions(c)
   if (c.closed) return

@@ -540,10 +540,10 @@ export class PostgresStore implements Store {
     })
   }
 
-  async latestSeqs(userIds: readonly string[]): Promise<Map<string, number>> {
+  async latestSeqs(userIds: readonly string[]): Promise<Map<string, { seq: number; unreadCount: number }>> {
     if (userIds.length === 0) return new Map()
-    const { rows } = await this.#query('SELECT id, latest_seq FROM $s.users WHERE id = ANY($1)', [userIds])
-    return new Map(rows.map((r) => [r.id as string, r.latest_seq as number]))
+    const { rows } = await this.#query('SELECT id, latest_seq, unread FROM $s.users WHERE id = ANY($1)', [userIds])
+    return new Map(rows.map((r) => [r.id as string, { seq: r.latest_seq as number, unreadCount: r.unread as number }]))
   }
 
   async touchUser(userId: string): Promise<UserState> {

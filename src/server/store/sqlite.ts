@@ -281,7 +281,7 @@ export class SqliteStore implements Store {
       getUser: db.prepare(
         'SELECT latest_seq AS latestSeq, acked_seq AS ackedSeq, unread AS unreadCount, floor_seq AS floor FROM users WHERE id = ?',
       ),
-      latestSeqs: db.prepare('SELECT id, latest_seq AS seq FROM users WHERE id IN (SELECT value FROM json_each(?))'),
+      latestSeqs: db.prepare('SELECT id, latest_seq AS seq, unread FROM users WHERE id IN (SELECT value FROM json_each(?))'),
       after: db.prepare(`${SELECT} WHERE i.user_no = ${USER_NO} AND i.seq > ? ORDER BY i.seq LIMIT ?`),
       history: db.prepare(`${SELECT} WHERE i.user_no = ${USER_NO} AND i.seq < ? ORDER BY i.seq DESC LIMIT ?`),
       ack: db.prepare('UPDATE users SET acked_seq = max(acked_seq, min(?, latest_seq)) WHERE id = ? RETURNING acked_seq AS ackedSeq'),
@@ -520,9 +520,9 @@ export class SqliteStore implements Store {
     return this.#fanOutTx.immediate()
   }
 
-  async latestSeqs(userIds: readonly string[]): Promise<Map<string, number>> {
-    const rows = this.#s.latestSeqs.all(JSON.stringify(userIds)) as { id: string; seq: number }[]
-    return new Map(rows.map((r) => [r.id, r.seq]))
+  async latestSeqs(userIds: readonly string[]): Promise<Map<string, { seq: number; unreadCount: number }>> {
+    const rows = this.#s.latestSeqs.all(JSON.stringify(userIds)) as { id: string; seq: number; unread: number }[]
+    return new Map(rows.map((r) => [r.id, { seq: r.seq, unreadCount: r.unread }]))
   }
 
   touchUser(userId: string): Promise<UserState> {

@@ -322,8 +322,13 @@ export interface Store {
    * waiting one is being worked on elsewhere).
    */
   fanOut(): Promise<FanOutBatch | undefined>
-  /** The latest seq of each of these users (absent: no inbox yet). The server compares it with what its connections sent. */
-  latestSeqs(userIds: readonly string[]): Promise<Map<string, number>>
+  /**
+   * The latest seq and unread count of each of these users (absent: no inbox
+   * yet). The server compares the seq with what its connections sent, and
+   * both with what it read before: the count moving otherwise than the seq is a
+   * read change that may not have reached it (another process, no broker).
+   */
+  latestSeqs(userIds: readonly string[]): Promise<Map<string, { seq: number; unreadCount: number }>>
   /** Records that the user exists (for broadcasts) and returns its counters. */
   touchUser(userId: string): Promise<UserState>
   /** The user's counters, or undefined for a user that does not exist (nothing is recorded). */
