@@ -248,14 +248,15 @@ export function desktopNotifications<Data extends object = JsonObject>(
   if (locks && !options.anyTabVisible && doc()) {
     let release: (() => void) | undefined
     const track = () => {
-      if (ownVisible() && !release) {
+      if (ownVisible()) {
         // Granted once the tab is hidden again or stopped (or to a second request while one is held): let go at once.
-        locks
-          .request(visibleLock, { mode: 'shared' }, () =>
-            ownVisible() && !stopped && !release ? new Promise<void>((done) => (release = done)) : undefined,
-          )
-          .catch(() => {})
-      } else if (!ownVisible() && release) release = void release()
+        release ||
+          locks
+            .request(visibleLock, { mode: 'shared' }, () =>
+              ownVisible() && !stopped && !release ? new Promise<void>((done) => (release = done)) : undefined,
+            )
+            .catch(() => {})
+      } else if (release) release = void release()
     }
     track()
     listen(doc()!, 'visibilitychange', track)
