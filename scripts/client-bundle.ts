@@ -15,6 +15,8 @@
  * - so are its calls of the `onopen`, `onmessage`, `onerror` and `onclose`
  *   handler properties ({@link ON_HANDLER_CALL}), which it calls only when set,
  *   and belfry's transport never sets them (it listens on the sockets);
+ * - and its calls of its own listeners ({@link LISTENER_CALL}): with its
+ *   `addEventListener` left out (below), nothing can add one;
  * - the members of its class that neither belfry's transport nor the class
  *   itself uses are left out ({@link RWS_UNUSED}): the transport only
  *   constructs it and calls `reconnect`, `send` and `close` (a test holds it
@@ -46,8 +48,10 @@ export function rwsWithoutDebug(): string {
  * Members of reconnecting-websocket's class that belfry leaves out: the
  * WebSocket-like surface for an app that uses it as its socket (the ready
  * states other than `OPEN` and `CLOSED`, which the class compares with, and
- * the getters, setters and listener methods), and `_debug`, whose calls are
- * gone. No method that is kept refers to one of them.
+ * the getters, setters and listener methods), `_debug`, whose calls are
+ * gone, and its listener lists `_listeners` with `_callEventListener`, whose
+ * calls ({@link LISTENER_CALL}) are gone. No method that is kept refers to one
+ * of them.
  */
 export const RWS_UNUSED: readonly string[] = [
   'CONNECTING',
@@ -63,6 +67,8 @@ export const RWS_UNUSED: readonly string[] = [
   'dispatchEvent',
   'removeEventListener',
   '_debug',
+  '_listeners',
+  '_callEventListener',
 ]
 
 /** The names of a class's members in `source`, one per member (a getter and its setter are two). */
@@ -82,11 +88,18 @@ export function classMembers(source: string): { name: string; start: number; end
 export const ON_HANDLER_CALL = /^\s*if \(this\.(on\w+)\) \{\s*this\.\1\(event\);\s*\}$/gm
 
 /**
+ * `this._listeners.open.forEach(listener => this._callEventListener(event, listener));` and the like,
+ * one line per event in the 4.4.0 source: only `addEventListener` adds to `_listeners`, and belfry leaves
+ * it out ({@link RWS_UNUSED}), so the lists are always empty.
+ */
+export const LISTENER_CALL = /^\s*this\._listeners\.\w+\.forEach\(listener => this\._callEventListener\(event, listener\)\);$/gm
+
+/**
  * reconnecting-websocket's source without its debug calls, its calls of the `on…` handler properties
- * ({@link ON_HANDLER_CALL}) and {@link RWS_UNUSED} (TypeScript).
+ * ({@link ON_HANDLER_CALL}) and of its listeners ({@link LISTENER_CALL}), and {@link RWS_UNUSED} (TypeScript).
  */
 export function rwsTrimmed(): string {
-  let source = rwsWithoutDebug().replace(ON_HANDLER_CALL, '')
+  let source = rwsWithoutDebug().replace(ON_HANDLER_CALL, '').replace(LISTENER_CALL, '')
   const members = classMembers(source)
   const missing = RWS_UNUSED.filter((name) => !members.some((m) => m.name === name))
   if (missing.length > 0) throw new Error(`reconnecting-websocket has no member ${missing.join(', ')}: check RWS_UNUSED`)

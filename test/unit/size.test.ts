@@ -13,6 +13,7 @@ import {
   bundleClientWith,
   bundleReact,
   classMembers,
+  LISTENER_CALL,
   ON_HANDLER_CALL,
   RWS_SOURCE,
   RWS_UNUSED,
@@ -76,6 +77,16 @@ describe('client bundle', () => {
     expect(classMembers(trimmed).map((m) => m.name)).toEqual(expect.arrayContaining(['onopen', 'onmessage', 'onerror', 'onclose']))
     const lines = (text: string) => text.split('\n').filter((l) => l.trim() !== '')
     expect(lines(original).length - lines(original.replace(ON_HANDLER_CALL, '')).length).toBe(12)
+  })
+
+  it("leaves out reconnecting-websocket's four calls of its own listeners and its listener lists, which nothing can add to", () => {
+    const original = rwsWithoutDebug()
+    expect(original.match(LISTENER_CALL)).toHaveLength(4)
+    // Its addEventListener, the only method that adds to _listeners, is left out too.
+    expect(RWS_UNUSED).toEqual(expect.arrayContaining(['addEventListener', '_listeners', '_callEventListener']))
+    expect(rwsTrimmed()).not.toMatch(/_listeners|_callEventListener/)
+    const lines = (text: string) => text.split('\n').filter((l) => l.trim() !== '')
+    expect(lines(original).length - lines(original.replace(LISTENER_CALL, '')).length).toBe(4)
   })
 
   it('leaves out the members of reconnecting-websocket in RWS_UNUSED, and nothing else; no member kept refers to one', () => {
