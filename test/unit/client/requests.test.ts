@@ -168,6 +168,22 @@ describe('requests', () => {
     expect(log.errors).toEqual([]) // a reply, not an event
   })
 
+  it('refuses a request of 64,000 bytes of JSON at once with a ProtocolError (bad_frame) that says 64000 bytes or more, and sends one a byte shorter', async () => {
+    const server = startMockServer()
+    const { client } = await connected(createClient(server))
+    // One id that makes the request's JSON, {"type":"mark_read","ids":["…"]}, `bytes` long.
+    const ids = (bytes: number) => ['x'.repeat(bytes - JSON.stringify({ type: 'mark_read', ids: [''] }).length)]
+    expect(JSON.stringify({ type: 'mark_read', ids: ids(64_000) })).toHaveLength(64_000)
+    const refused = settle(client.markRead(ids(64_000)))
+    const sent = settle(client.markRead(ids(63_999)))
+    await tick()
+    expect(refused.error).toBeInstanceOf(ProtocolError)
+    // Exactly 64000 is refused: a message saying "over 64000" would be false.
+    expect(refused.error).toMatchObject({ code: 'bad_frame', message: 'mark_read: 64000 bytes or more' })
+    expect(server.sent('mark_read').map((f) => f.ids)).toEqual([ids(63_999)])
+    expect(sent.done).toBe(false)
+  })
+
   it('resends a request that was in flight when the connection dropped', async () => {
     const server = startMockServer()
     const { client } = await connected(createClient(server, { backoff: () => 100 }))
