@@ -78,7 +78,8 @@ export function createRequests(
       const p = pending.get((frame as { requestId?: string }).requestId!)
       if (p) {
         const error = frame.type === 'error'
-        if (error || frame.type === (p.frame.type === 'history' ? 'history' : 'read'))
+        // Its reply type (REPLY): `history`'s is `history`, `mark_read`'s `read`.
+        if (error || frame.type === p.frame.type.replace('mark_', ''))
           p.end(error && new ProtocolError(frame.message, { code: frame.code }), reply(frame as ReadFrame) as ServerFrame)
         else report(new ProtocolError(`bad frame: ${frame.type}`))
       }
