@@ -55,7 +55,7 @@ export function createRequests(
         // A frame a server refuses whole (past maxFrameBytes ws closes the socket, 1009, and the request
         // would go again after every auth, cutting the connection each time): the server's answer, at once.
         if (new Blob([JSON.stringify(f)]).size >= CLIENT_FRAME_BYTES)
-          throw new ProtocolError(`${f.type}: over 64000 bytes`, { code: 'bad_frame' })
+          throw new ProtocolError(`${f.type}: 64000 bytes or more`, { code: 'bad_frame' })
         const requestId = `r${++next}`
         const timer = setTimeout(() => p.end(new TimeoutError(`${f.type}: no reply in ${timeout} ms`)), timeout)
         const p: Pending = {
