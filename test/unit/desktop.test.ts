@@ -614,6 +614,23 @@ describe('desktopNotifications', () => {
     expect(() => desktopNotifications(client, { anyTabVisible: true as never })).toThrow(/anyTabVisible must be a function; got true$/)
   })
 
+  it("refuses no client, and options that are not an object, with belfry's TypeError that says what it got, not the engine's", () => {
+    const { client } = fakeClient()
+    for (const [args, message] of [
+      [[undefined], 'desktopNotifications: client must be a NotificationClient; got undefined'],
+      [[null], 'desktopNotifications: client must be a NotificationClient; got null'],
+      [['client'], 'desktopNotifications: client must be a NotificationClient; got "client"'],
+      [[client, null], 'desktopNotifications: options must be an object; got null'],
+      [[client, 'interval=2000'], 'desktopNotifications: options must be an object; got "interval=2000"'],
+      [[client, 2000], 'desktopNotifications: options must be an object; got 2000'],
+      [[null, null], 'desktopNotifications: options must be an object; got null'],
+    ] as const) {
+      expect(() => (desktopNotifications as (...a: unknown[]) => unknown)(...args), String(args)).toThrow(new TypeError(message))
+    }
+    // Options left out (undefined) are the defaults.
+    expect(() => desktopNotifications(client, undefined).stop()).not.toThrow()
+  })
+
   it("refuses a Notification that is no constructor, which would pass for a browser without notifications ('unsupported')", () => {
     const { client } = fakeClient()
     expect(() => desktopNotifications(client, { Notification: 'Notification' as never, anyTabVisible: () => false })).toThrow(
