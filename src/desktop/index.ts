@@ -104,15 +104,16 @@ export function desktopNotifications<Data extends object = JsonObject>(
   options: DesktopOptions<Data> = {},
 ): DesktopNotifications<Data> {
   const { filter, onClick, interval = 2000 } = options
-  /** A bad option (a default passes): the TypeError names it, what it got (as the client's show it) and what it must be. */
-  const check = (name: keyof DesktopOptions, ok: unknown, expected: string) => {
-    if (!ok) throw new TypeError(`desktopNotifications: ${name} must be ${expected}; got ${got(options[name])}`)
+  /** A bad option (a default passes): the TypeError names it, what it got, `v` (as the client's show it), and what it must be. */
+  const check = (name: keyof DesktopOptions, ok: unknown, expected: string, v: unknown) => {
+    if (!ok) throw new TypeError(`desktopNotifications: ${name} must be ${expected}; got ${got(v)}`)
   }
   // Up to setTimeout's limit, as the client's delays: past it the summary's timer would fire at once.
-  check('interval', interval >= 0 && interval < 2 ** 31 && typeof interval === 'number', 'a number of ms from 0 to 2^31-1')
+  check('interval', interval >= 0 && interval < 2 ** 31 && typeof interval === 'number', 'a number of ms from 0 to 2^31-1', interval)
   // A Notification that is no constructor would look like a browser without notifications ('unsupported').
   for (const name of ['filter', 'render', 'summary', 'onClick', 'anyTabVisible', 'Notification'] as const) {
-    check(name, options[name] === undefined || typeof options[name] === 'function', 'a function')
+    // undefined or a function: the only types that start with u or f.
+    check(name, /^[uf]/.test(typeof options[name]), 'a function', options[name])
   }
   const render = options.render ?? ((n: Notification<Data>) => ({ title: n.title, options: { body: n.body } }))
   const summary = options.summary ?? ((count: number) => ({ title: `${count} new notification${count === 1 ? '' : 's'}` }))
@@ -121,10 +122,11 @@ export function desktopNotifications<Data extends object = JsonObject>(
   /** The Web Lock each visible tab of the user's holds (shared mode): a tab that finds one held knows one is visible. */
   const visibleLock = `belfry:visible#${options.user ?? ''}`
   const anyTabVisible =
-    options.anyTabVisible ?? (async () => ownVisible() || ((await locks?.query())?.held ?? []).some((l) => l.name === visibleLock))
+    options.anyTabVisible ?? (async () => ownVisible() || (await locks?.query())?.held?.some((l) => l.name === visibleLock))
 
-  let broken = false
-  let stopped = false
+  // Unset: false.
+  let broken: boolean | undefined
+  let stopped: boolean | undefined
   /**
    * When the last one was shown (never: 1970, an interval ago and more); the notifications the summary on the desktop
    * tells and those waiting for the next, which tells them all as it replaces it (the same tag), till one is clicked
@@ -136,16 +138,14 @@ export function desktopNotifications<Data extends object = JsonObject>(
   let timer: ReturnType<typeof setTimeout> | undefined
   const listeners = {
     permission: new Set<(p: DesktopPermission) => void>(),
-    click: new Set<(n: Notification<Data> | undefined) => void>(),
+    click: new Set<(n: Notification<Data> | undefined) => void>(onClick && [onClick]),
     error: new Set<(e: BelfryError) => void>(),
   }
   /** An app callback threw, or one was refused: told to the `error` handlers (or the console), never left as an unhandled rejection. */
   const fail = (cause: unknown) => {
     const e = new BelfryError('desktopNotifications: a callback or the browser threw', { cause })
-    if (listeners.error.size) for (const f of listeners.error) f(e)
-    else console.error(e)
+    for (const f of listeners.error.size ? listeners.error : [console.error]) f(e) // console's methods need no `this`
   }
-  if (onClick) listeners.click.add(onClick)
   const cleanup: (() => void)[] = []
   /** Listens to `target` till stop(). */
   const listen = (target: EventTarget, type: string, f: () => void) => {
@@ -178,7 +178,7 @@ export function desktopNotifications<Data extends object = JsonObject>(
           waiting = []
           // The count starts over in every tab of the user's (each with a socket of its own counts its own): an empty
           // list, which a tab of an earlier version takes as nothing handed on. (After stop() the channel is closed: it would throw.)
-          if (channel && !stopped) channel.postMessage([])
+          stopped || channel?.postMessage([])
         }
         for (const f of listeners.click) f(n)
       }
@@ -186,7 +186,8 @@ export function desktopNotifications<Data extends object = JsonObject>(
     } catch (e) {
       // Android's says so for every one: pages there cannot show them. Any other error is this one's (an option
       // the browser refuses, as Chromium does `actions`): the next may well be shown.
-      if (/Illegal constructor/.test(String(e))) {
+      if (/Illegal constructor/.test(e as string)) {
+        // test() takes it as String(e) does
         broken = true
         tell()
       } else fail(e)
@@ -196,12 +197,6 @@ export function desktopNotifications<Data extends object = JsonObject>(
   /** Whether this tab should show anything now: allowed, not a follower, and no tab of the app visible. */
   const mayShow = async () => permission() === 'granted' && client.mode !== 'follower' && !(await anyTabVisible()) && !stopped
 
-  const flush = async () => {
-    timer = undefined
-    if (waiting.length && (await mayShow())) show(summary(waiting.length), 'belfry:summary')
-    else waiting = []
-  }
-
   /**
    * One more for the summary, shown `interval` after the last one shown (and never sooner than `interval` from now);
    * one a summary told already (`toldBefore`, handed on) only counts in the next. One held already (handed on twice,
@@ -210,7 +205,19 @@ export function desktopNotifications<Data extends object = JsonObject>(
   const wait = (n: Notification<Data>, toldBefore?: boolean) => {
     if (waiting.some((w) => w.id === n.id)) return
     waiting.push(n)
-    if (!toldBefore) timer ??= setTimeout(() => flush().catch(fail), Math.max(interval, last + interval - Date.now()))
+    if (!toldBefore)
+      timer ??= setTimeout(
+        async () => {
+          timer = undefined
+          try {
+            if (waiting.length && (await mayShow())) show(summary(waiting.length), 'belfry:summary')
+            else waiting = []
+          } catch (e) {
+            fail(e)
+          }
+        },
+        Math.max(interval, last + interval - Date.now()),
+      )
   }
 
   cleanup.push(
@@ -232,15 +239,18 @@ export function desktopNotifications<Data extends object = JsonObject>(
   )
 
   if (channel) {
-    // Not only while a summary is pending: what the one on the desktop told counts in the next leader's summary too.
-    // Marked told when none is pending, so that the next shows none for them alone (a pending one tells them all).
-    const leave = () => waiting[0] && client.mode === 'leader' && channel.postMessage(waiting.map((n) => ({ ...n, told: !timer })))
     // Only a list of notifications, with an id and a seq (any script of the origin may post on the channel, and a tab
     // of another deploy); an empty list is a click's reset.
     channel.onmessage = ({ data }) =>
       // biome-ignore lint/suspicious/noAssignInExpressions: keeps belfry/desktop within its size budget
       Array.isArray(data) && (data[0] ? data.map((n) => typeof n?.id === 'string' && n.seq >= 0 && wait(n, n.told)) : (waiting = []))
-    listen(globalThis, 'pagehide', leave)
+    // Not only while a summary is pending: what the one on the desktop told counts in the next leader's summary too.
+    // Marked told when none is pending, so that the next shows none for them alone (a pending one tells them all).
+    listen(
+      globalThis,
+      'pagehide',
+      () => waiting[0] && client.mode === 'leader' && channel.postMessage(waiting.map((n) => ({ ...n, told: !timer }))),
+    )
     cleanup.push(() => channel.close())
   }
 
@@ -252,8 +262,10 @@ export function desktopNotifications<Data extends object = JsonObject>(
         // Granted once the tab is hidden again or stopped (or to a second request while one is held): let go at once.
         release ||
           locks
-            .request(visibleLock, { mode: 'shared' }, () =>
-              ownVisible() && !stopped && !release ? new Promise<void>((done) => (release = done)) : undefined,
+            .request(
+              visibleLock,
+              { mode: 'shared' },
+              () => ownVisible() && !stopped && !release && new Promise<void>((done) => (release = done)),
             )
             .catch(() => {})
       } else if (release) release = void release()
@@ -266,10 +278,7 @@ export function desktopNotifications<Data extends object = JsonObject>(
   // A change made in the browser's settings.
   globalThis.navigator?.permissions
     ?.query({ name: 'notifications' })
-    .then((status) => {
-      if (stopped) return
-      listen(status, 'change', tell)
-    })
+    .then((status) => stopped || listen(status, 'change', tell))
     .catch(() => {})
 
   return {
@@ -277,12 +286,13 @@ export function desktopNotifications<Data extends object = JsonObject>(
       return permission()
     },
     async request() {
-      if (broken || !Ctor) return permission()
-      if (globalThis.navigator?.userActivation?.isActive === false) {
-        throw new BelfryError('desktopNotifications: request() must be called from a click or key handler (browsers refuse it otherwise)')
+      if (!broken && Ctor) {
+        if (globalThis.navigator?.userActivation?.isActive === false) {
+          throw new BelfryError('desktopNotifications: request() must be called from a click or key handler (browsers refuse it otherwise)')
+        }
+        await Ctor.requestPermission()
+        tell()
       }
-      await Ctor.requestPermission()
-      tell()
       return permission()
     },
     on(type, handler) {
@@ -294,8 +304,8 @@ export function desktopNotifications<Data extends object = JsonObject>(
       stopped = true
       clearTimeout(timer)
       waiting = []
-      for (const off of cleanup.splice(0)) off()
-      for (const set of Object.values(listeners)) set.clear()
+      cleanup.splice(0).map((off) => off())
+      Object.values(listeners).map((set) => set.clear())
     },
   }
 }
