@@ -103,11 +103,14 @@ export function desktopNotifications<Data extends object = JsonObject>(
   client: NotificationClient<Data>,
   options: DesktopOptions<Data> = {},
 ): DesktopNotifications<Data> {
-  const { filter, onClick, interval = 2000 } = options
-  /** A bad option (a default passes): the TypeError names it, what it got, `v` (as the client's show it), and what it must be. */
-  const check = (name: keyof DesktopOptions, ok: unknown, expected: string, v: unknown) => {
+  /** A bad argument or option (a default passes): the TypeError names it, what it got (as the client's show it) and what it must be. */
+  const check = (name: string, ok: unknown, expected: string, v: unknown) => {
     if (!ok) throw new TypeError(`desktopNotifications: ${name} must be ${expected}; got ${got(v)}`)
   }
+  // Checked before anything reads them, or the engine's TypeError would say nothing of what is expected.
+  check('options', options && typeof options === 'object', 'an object', options)
+  check('client', client?.on, 'a NotificationClient', client)
+  const { filter, onClick, interval = 2000 } = options
   // Up to setTimeout's limit, as the client's delays: past it the summary's timer would fire at once.
   check('interval', interval >= 0 && interval < 2 ** 31 && typeof interval === 'number', 'a number of ms from 0 to 2^31-1', interval)
   // A Notification that is no constructor would look like a browser without notifications ('unsupported').
