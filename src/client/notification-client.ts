@@ -356,13 +356,15 @@ export class NotificationClient<Data extends object = JsonObject> {
     if (this.state === 'closed') return
     if (this.#link.legacy) {
       // The article's server sends no id, seq or read state: nothing to resume or dedupe by. An id its
-      // publisher spread into the frame (a database row's number) goes to the app as a string.
+      // publisher spread into the frame (a database row's number) goes to the app as a string; without
+      // one, the frame's fields are its id (its server stamps each send, the same text on every socket
+      // of the user), by which the app, belfry/react and belfry/desktop tell them apart.
       this.#events.emit('notification', {
         seq: 0,
         read: false,
         priority: 'medium',
         ...(n as object),
-        id: String(n.id ?? ''),
+        id: String(n.id ?? JSON.stringify(n)),
       } as Notification<Data>)
     } else if (n.seq === undefined) {
       this.#report(new ProtocolError('notification without seq'))

@@ -133,11 +133,12 @@ export function createStore<Data extends object>(
    * Adds `incoming` to the list, then keeps it newest first by seq, each id
    * once: the incoming one, put in the Map last (what comes in is fresher: a
    * page's read flags are newer than the list's), at most `max`; and makes the
-   * list's slice anew. (The article's servers send no id: against one, the
-   * list keeps the latest.)
+   * list's slice anew. The incoming come first in the Map too: against the
+   * article's servers every seq is 0 (ids are made from the frames), and the
+   * sort, which is stable, leaves the newest first.
    */
   const list = (incoming: readonly Item[] = []) => {
-    items = [...new Map([...items, ...incoming].map((n) => [n.id, n])).values()].sort((a, b) => b.seq - a.seq).slice(0, max)
+    items = [...new Map([...incoming, ...items, ...incoming].map((n) => [n.id, n])).values()].sort((a, b) => b.seq - a.seq).slice(0, max)
     set(LIST, { notifications: items, loading, hasMore: !end && items.length < max, loadMore, markRead, markAllRead })
   }
   // A request goes to the client in the slot: the one made, or, once the provider let go of it, the one it

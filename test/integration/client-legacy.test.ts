@@ -89,6 +89,26 @@ describe('belfry client → the article’s server', () => {
     expect(events.notifications[0]!.id).toBe('42')
     expect(events.errors).toEqual([])
   })
+
+  // The article's server sends no id: the app (belfry/react's list, belfry/desktop's tag and summary) tells
+  // notifications apart by id, so each gets one from its frame, the same text on every socket of the user.
+  it('gives each notification without an id one from its frame: not empty, and the same in every tab of the user', async () => {
+    article = await startArticleServer()
+    const a = article
+    const tabs = [
+      await clients.online({ url: a.url, token: () => articleToken('user123') }),
+      await clients.online({ url: a.url, token: () => articleToken('user123') }),
+    ]
+    a.sendToUser('user123', { title: 'one', body: 'the first' })
+    a.sendToUser('user123', { title: 'two', body: 'the second' })
+    for (const { events } of tabs) await vi.waitFor(() => expect(events.notifications).toHaveLength(2))
+    const [ids, other] = tabs.map(({ events }) => events.notifications.map((n) => n.id))
+    expect(ids![0]).not.toBe('')
+    expect(ids![1]).not.toBe('')
+    expect(ids![0]).not.toBe(ids![1])
+    expect(other).toEqual(ids)
+    expect(tabs[0]!.events.errors).toEqual([])
+  })
 })
 
 describe('the article’s browser client → belfry’s server', () => {

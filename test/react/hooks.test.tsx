@@ -483,6 +483,33 @@ describe('hooks', () => {
     expect(list().hasMore).toBe(false)
   })
 
+  it("useNotifications: against the article's server (no id, no seq), every notification that came, newest first", async () => {
+    // The article's service: its auth_success has no seq; its frames are {type, ...fields, timestamp}.
+    const server = startMockServer({ auth: (peer) => peer.send({ type: 'auth_success', message: 'Connected to notification service' }) })
+    const { make } = factory(server)
+    let slice: ReturnType<typeof useNotifications> | undefined
+    function List() {
+      slice = useNotifications()
+      return null
+    }
+    render(
+      <BelfryProvider client={make}>
+        <List />
+      </BelfryProvider>,
+    )
+    await settle()
+    for (const [i, title] of ['one', 'two', 'three'].entries()) {
+      server.peer.send({
+        type: 'notification',
+        title,
+        body: `body ${title}`,
+        timestamp: new Date(Date.UTC(2024, 0, 1, 0, 0, i)).toISOString(),
+      })
+      await settle()
+    }
+    expect(slice!.notifications.map((n) => n.title)).toEqual(['three', 'two', 'one'])
+  })
+
   it('useNotifications: loadMore rejects as history() does, and loading ends', async () => {
     const { server, list } = await mountList()
     const loaded = await begin(() => list().loadMore())
