@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { mintToken } from '../../src/server/index.js'
 import { createStore, GET, LIST, RETAIN } from '../../src/react/store.js'
+import { mintToken } from '../../src/server/index.js'
 import { type ArticleServer, startArticleServer } from '../helpers/article-server.js'
 import { ClientPool } from '../helpers/client.js'
 

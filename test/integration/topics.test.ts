@@ -248,6 +248,22 @@ describe('a subscribe or unsubscribe the store fails (the database briefly lost)
     await vi.waitFor(() => expect(events.notifications.map((n) => n.title)).toEqual(['shipped']))
   })
 
+  // Not an authorizeSubscribe that throws (an app's lookup that fails for one topic every time): closed, the
+  // client would bring the same topic back at every auth, and the connection would flap for good.
+  it('an authorizeSubscribe that throws for a topic is answered internal, and the connection stays', async () => {
+    const s = await start({
+      authorizeSubscribe: async (_user, topic) => {
+        if (topic === 'org:acme') throw new Error('invalid input syntax for type integer: "acme"')
+        return true
+      },
+    })
+    const { client, events } = await clients.online({ url: s.wsUrl, token: () => s.token('ann') })
+    client.subscribe('org:acme')
+    await vi.waitFor(() => expect(events.errors.map((e) => e.code)).toEqual(['internal']))
+    // A loop would show within the test client's 50–300 ms backoff.
+    await holds(() => expect(events.statuses.filter((st) => st.from === 'online')).toEqual([]), 1500)
+  })
+
   it('an unsubscribe: the connection closes (1011) and the topic is given up after the reconnect', async () => {
     const { s, fail } = await failingOnce('unsubscribe')
     const { client, events } = await clients.online({ url: s.wsUrl, token: () => s.token('ann') })

@@ -363,9 +363,7 @@ export class Connection {
         if (resume) this.#resumes--
         return this.#handle(f, !authed)
       },
-      // A topic change the store failed closes the connection too: the client believes it made, and
-      // would act on it only after its next auth, when it restores its topics.
-      f.type === 'auth' || resume || f.type === 'subscribe' || f.type === 'unsubscribe',
+      f.type === 'auth' || resume,
       requestId,
     )
   }
@@ -382,8 +380,8 @@ export class Connection {
    * Runs a task after the ones before it. A failed task is answered with an
    * `internal` error (echoing the request's id, so that its promise settles
    * now); a failed auth or replay (`critical`) also closes with 1011, since the
-   * connection would never go live: the client reconnects. So does a failed
-   * `subscribe` or `unsubscribe`, which the client restores after its next auth.
+   * connection would never go live: the client reconnects. (A `subscribe` or
+   * `unsubscribe` whose store write fails closes it too: see requests.ts.)
    */
   #enqueue(task: () => Promise<void>, critical = false, requestId?: string): void {
     // Once the queue runs dry it is the shared settled promise again: an idle connection keeps none of its own.
@@ -392,7 +390,7 @@ export class Connection {
       () => this.#drained(next),
       (error: unknown) => {
         this.#drained(next)
-        this.#failed(error, critical, requestId)
+        this.requestFailed(error, critical, requestId)
       },
     )
     this.#queue = next
@@ -448,7 +446,8 @@ export class Connection {
     if (!this.closed) this.hub.refreshReadState(this.#userId!)
   }
 
-  #failed(error: unknown, critical: boolean, requestId?: string): void {
+  /** Answers a request that failed with an `internal` error; `critical`: closes the connection with 1011 too. */
+  requestFailed(error: unknown, critical: boolean, requestId?: string): void {
     this.hub.log.error({ conn: this.id, err: error }, 'frame handler failed')
     this.reply({ type: 'error', code: ErrorCode.Internal, message: 'internal error', ...rid(requestId) })
     if (critical) this.close(CloseCode.InternalError, 'internal error')

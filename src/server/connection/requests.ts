@@ -78,7 +78,12 @@ async function subscribe(c: Connection, f: SubscribeFrame): Promise<void> {
     else allowed.push(topic)
   }
   if (c.closed) return
-  const full = allowed.length > 0 ? await c.hub.store.subscribe(c.userId!, allowed, c.hub.limits.maxSubscriptionsPerUser) : []
+  let full: string[] = []
+  try {
+    if (allowed.length > 0) full = await c.hub.store.subscribe(c.userId!, allowed, c.hub.limits.maxSubscriptionsPerUser)
+  } catch (error) {
+    return topicsNotStored(c, error, f)
+  }
   if (c.closed) return
   for (const topic of full) refused.push({ topic, code: ErrorCode.TooManySubscriptions })
   if (f.topic !== undefined) {
@@ -92,11 +97,26 @@ async function subscribe(c: Connection, f: SubscribeFrame): Promise<void> {
   c.reply({ type: 'subscribed', topics: subscribed, ...(refused.length > 0 && { refused }), ...rid(f.requestId) })
 }
 
+/**
+ * A topic change the store failed (the database lost a moment): answered `internal`, and the
+ * connection closes with 1011. The client holds the topics it asked for as its own and sends them
+ * again after each auth, so the reconnect puts the store right; left open, the connection would miss
+ * a topic's notifications, or get those of one given up, until then. (An `authorizeSubscribe` that
+ * throws is answered `internal` alone: closing would bring the same topics back at every auth.)
+ */
+function topicsNotStored(c: Connection, error: unknown, f: SubscribeFrame): void {
+  if (!c.closed) c.requestFailed(error, true, f.requestId)
+}
+
 async function unsubscribe(c: Connection, f: SubscribeFrame): Promise<void> {
   const topics = f.topics ?? [f.topic!]
   // A topic no store keeps is no subscription: nothing to end.
   const kept = topics.filter(isWellFormed)
-  if (kept.length > 0) await c.hub.store.unsubscribe(c.userId!, kept)
+  try {
+    if (kept.length > 0) await c.hub.store.unsubscribe(c.userId!, kept)
+  } catch (error) {
+    return topicsNotStored(c, error, f)
+  }
   if (c.closed) return
   c.reply({ type: 'unsubscribed', ...(f.topic !== undefined ? { topic: f.topic } : { topics }), ...rid(f.requestId) })
 }
