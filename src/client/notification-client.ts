@@ -83,6 +83,8 @@ export class NotificationClient<Data extends object = JsonObject> {
   #fatal: BelfryError | undefined
   /** The last auth said notifications after our cursor expired: the `online` status event says so. */
   #expired = false
+  /** The article's server: the id the last notification without one was given. */
+  #made = ''
 
   constructor(options: ClientOptions) {
     // None at all (a caller without types): the TypeError of the first option needed, not the engine's.
@@ -358,13 +360,18 @@ export class NotificationClient<Data extends object = JsonObject> {
       // The article's server sends no id, seq or read state: nothing to resume or dedupe by. An id its
       // publisher spread into the frame (a database row's number) goes to the app as a string; without
       // one, the frame's fields are its id (its server stamps each send, the same text on every socket
-      // of the user), by which the app, belfry/react and belfry/desktop tell them apart.
+      // of the user), by which the app, belfry/react and belfry/desktop tell them apart. The stamp is in
+      // ms: the same text again (two sends in one ms) gets one '+' more than the last. (No other frame's
+      // text starts with a whole JSON object's.)
+      let made = JSON.stringify(n)
+      if (this.#made.startsWith(made)) made = `${this.#made}+`
+      this.#made = made
       this.#events.emit('notification', {
         seq: 0,
         read: false,
         priority: 'medium',
         ...(n as object),
-        id: String(n.id ?? JSON.stringify(n)),
+        id: String(n.id ?? made),
       } as Notification<Data>)
     } else if (n.seq === undefined) {
       this.#report(new ProtocolError('notification without seq'))

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import WebSocket from 'ws'
 import { RequestError } from '../../src/index.js'
+import { createStore, GET, LIST, RETAIN } from '../../src/react/store.js'
 import { mintToken } from '../../src/server/index.js'
 import { type ArticleServer, startArticleServer } from '../helpers/article-server.js'
 import { ClientPool, holds } from '../helpers/client.js'
@@ -108,6 +109,36 @@ describe('belfry client → the article’s server', () => {
     expect(ids![0]).not.toBe(ids![1])
     expect(other).toEqual(ids)
     expect(tabs[0]!.events.errors).toEqual([])
+  })
+
+  // Its server stamps each send in ms: two sends of the same text in one ms (two "New message" for two
+  // messages that came together) are two notifications, and belfry/react's list (each id once) shows both.
+  it('gives two sends of the same text in one millisecond two ids, and belfry/react lists both', async () => {
+    article = await startArticleServer()
+    const a = article
+    const { client, events } = await clients.online({ url: a.url, token: () => articleToken('user123') })
+    const store = createStore(client)
+    store[GET]()
+    const release = store[RETAIN]()
+    try {
+      // Tried again in the rare case that a millisecond boundary falls between the two sends.
+      let pushed = 0
+      let same = false
+      for (let tries = 0; tries < 20 && !same; tries++) {
+        const before = Date.now()
+        a.sendToUser('user123', { title: 'New message', body: 'You have a new message' })
+        a.sendToUser('user123', { title: 'New message', body: 'You have a new message' })
+        same = Date.now() === before
+        pushed += 2
+        await vi.waitFor(() => expect(events.notifications.length).toBe(pushed))
+      }
+      expect(same).toBe(true)
+      const [x, y] = events.notifications.slice(-2)
+      expect(x!.id).not.toBe(y!.id)
+      expect(store[0][LIST].notifications.filter((n) => n.title === 'New message')).toHaveLength(pushed)
+    } finally {
+      release()
+    }
   })
 })
 
