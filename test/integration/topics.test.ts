@@ -250,7 +250,7 @@ describe('a subscribe or unsubscribe the store fails (the database briefly lost)
 
   // Not an authorizeSubscribe that throws (an app's lookup that fails for one topic every time): closed, the
   // client would bring the same topic back at every auth, and the connection would flap for good.
-  it('an authorizeSubscribe that throws for a topic is answered internal, and the connection stays', async () => {
+  it('an authorizeSubscribe that throws refuses that topic alone (internal): the others of its batch are subscribed, the connection stays', async () => {
     const s = await start({
       authorizeSubscribe: async (_user, topic) => {
         if (topic === 'org:acme') throw new Error('invalid input syntax for type integer: "acme"')
@@ -259,9 +259,32 @@ describe('a subscribe or unsubscribe the store fails (the database briefly lost)
     })
     const { client, events } = await clients.online({ url: s.wsUrl, token: () => s.token('ann') })
     client.subscribe('org:acme')
-    await vi.waitFor(() => expect(events.errors.map((e) => e.code)).toEqual(['internal']))
+    client.subscribe('deploys')
+    await vi.waitFor(() =>
+      expect(events.errors.map((e) => [e.code, e.message])).toEqual([['internal', 'subscription to "org:acme" refused: internal']]),
+    )
+    expect((await s.server.publish('deploys', { title: 'shipped', body: '' })).recipients).toBe(1)
     // A loop would show within the test client's 50–300 ms backoff.
     await holds(() => expect(events.statuses.filter((st) => st.from === 'online')).toEqual([]), 1500)
+  })
+
+  it('an authorizeSubscribe that throws at an auth’s check of the stored topics keeps them, and the auth goes through', async () => {
+    const failing = { on: false }
+    const s = await start({
+      authorizeSubscribe: async () => {
+        if (failing.on) throw new Error('the app’s database is away')
+        return true
+      },
+    })
+    const { client, events } = await clients.online({ url: s.wsUrl, token: () => s.token('ann') })
+    client.subscribe('deploys')
+    await handled(client)
+    failing.on = true
+    const again = await clients.online({ url: s.wsUrl, token: () => s.token('ann') })
+    expect(again.client.state).toBe('online')
+    expect((await s.server.publish('deploys', { title: 'shipped', body: '' })).recipients).toBe(1)
+    await vi.waitFor(() => expect(again.events.notifications.map((n) => n.title)).toEqual(['shipped']))
+    expect(events.errors).toEqual([])
   })
 
   it('an unsubscribe: the connection closes (1011) and the topic is given up after the reconnect', async () => {

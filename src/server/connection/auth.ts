@@ -77,7 +77,12 @@ async function recheckSubscriptions(c: Connection): Promise<void> {
   const { store, log } = c.hub
   const userId = c.userId!
   const revoked: string[] = []
-  for (const topic of await store.topics(userId)) if (await topicRefusal(c, topic)) revoked.push(topic)
+  // One the app's check failed for (`internal`) is kept: it was allowed when made, and ended on a failure
+  // it would be lost for good; failing the auth would fail every auth while the check fails.
+  for (const topic of await store.topics(userId)) {
+    const code = await topicRefusal(c, topic)
+    if (code && code !== ErrorCode.Internal) revoked.push(topic)
+  }
   if (revoked.length === 0) return
   await store.unsubscribe(userId, revoked)
   log.info({ conn: c.id, user: userId, topics: revoked.length }, 'subscriptions no longer allowed were ended')

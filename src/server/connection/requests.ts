@@ -52,8 +52,14 @@ export async function topicRefusal(c: Connection, topic: string): Promise<ErrorC
   if (topic.length > c.hub.limits.maxTopicLength) return ErrorCode.TopicTooLong
   if (!isWellFormed(topic)) return ErrorCode.BadTopic
   const authorize = c.hub.authorizeSubscribe
-  if (authorize && !(await authorize(c.userId!, topic, c.claims))) return ErrorCode.Forbidden
-  return undefined
+  if (!authorize) return undefined
+  try {
+    return (await authorize(c.userId!, topic, c.claims)) ? undefined : ErrorCode.Forbidden
+  } catch (error) {
+    // The app's check failed (its lookup, a topic it cannot parse): no answer for this topic alone.
+    c.hub.log.error({ conn: c.id, user: c.userId, err: error }, 'authorizeSubscribe failed')
+    return ErrorCode.Internal
+  }
 }
 
 const REFUSAL_MESSAGES: Partial<Record<ErrorCode, (topic: string, c: Connection) => string>> = {
@@ -61,6 +67,7 @@ const REFUSAL_MESSAGES: Partial<Record<ErrorCode, (topic: string, c: Connection)
   [ErrorCode.TopicTooLong]: (_, c) => `topics are at most ${c.hub.limits.maxTopicLength} characters`,
   [ErrorCode.BadTopic]: () => 'a topic may hold no lone surrogate and no U+0000',
   [ErrorCode.TooManySubscriptions]: (_, c) => `at most ${c.hub.limits.maxSubscriptionsPerUser} subscriptions per user`,
+  [ErrorCode.Internal]: (topic) => `could not authorize "${topic}"`,
 }
 
 /**
