@@ -933,8 +933,10 @@ export class NotificationServer {
 
   #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const path = (req.url ?? '/').split('?')[0] ?? '/'
-    // On a server that belongs to the app, other paths may be the app's own WebSocket endpoints.
-    if (!WS_PATHS.has(path) && this.#options.server) return
+    // On a server that belongs to the app, other paths may be the app's own WebSocket endpoints: left to its own
+    // `upgrade` listener, when it has one. Without, nothing else would answer (Node hands an upgrade to those
+    // listeners only, not to the request handler), and the socket, out of the server's timeouts, would stay open.
+    if (!WS_PATHS.has(path) && (this.#options.server?.listenerCount('upgrade') ?? 0) > 1) return
     socket.on('error', destroy)
     // Draining or closing: 503, so that the client (or the load balancer) tries another process. Dev mode's secret
     // is published: a page of another origin could sign a token for any user itself, so the socket is fenced as the

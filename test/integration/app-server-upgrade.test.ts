@@ -1,14 +1,9 @@
 /**
- * Review: attached to an app's own HTTP server (`server` option), belfry's 'upgrade' listener
- * returns without a word for an upgrade on any path but `/ws` and `/` (notification-server.ts,
- * #upgrade: "other paths may be the app's own WebSocket endpoints"). But once any 'upgrade'
- * listener exists, Node hands such a request to it and to no one else: an app that has no
- * WebSocket endpoint of its own (no 'upgrade' listener but belfry's) never sees it, nothing
- * answers it, and the socket, taken out of the HTTP server's hands, is under none of its
- * timeouts (headersTimeout, requestTimeout, keepAliveTimeout). One complete request then holds a
- * server socket for as long as the peer likes: a hostile client (or any web page, with
- * `new WebSocket('ws://app/x')`) piles them up at no cost. Nothing reads the socket, so even a
- * peer that has gone away leaves it behind, and the app's `server.close()` never calls back.
+ * belfry attached to an app's own HTTP server (`server` option) and an upgrade on a path that is not
+ * belfry's. Once any 'upgrade' listener exists, Node hands such a request to the 'upgrade' listeners
+ * alone, never to the request handler, and the socket is out of the server's timeouts: an app with no
+ * WebSocket endpoint of its own would never see it. belfry leaves it to the app only when the app has
+ * an 'upgrade' listener of its own; else it refuses it (404), as on its own server.
  */
 import { createServer, type Server } from 'node:http'
 import { type AddressInfo, connect, type Socket } from 'node:net'
@@ -76,8 +71,8 @@ async function attach(): Promise<void> {
   expect(http!.listenerCount('upgrade')).toBe(1) // belfry's: the app has none
 }
 
-describe("an app's own server with belfry attached", () => {
-  it('does not hold for ever, past all of the app’s timeouts, an upgrade on a path no one serves', async () => {
+describe("an app's own server with belfry attached, and no 'upgrade' listener of its own", () => {
+  it('answers an upgrade on a path no one serves (404) and ends its socket, within the app’s timeouts', async () => {
     const port = await app()
 
     // Before belfry: the app answers the request, and its keep-alive timeout ends the socket.
@@ -89,10 +84,10 @@ describe("an app's own server with belfry attached", () => {
     // With belfry attached: the same request must still get an answer (the app's, or a refusal) and its
     // socket must end within the app's timeouts (1 s) and some slack, not stay open, silent, for ever.
     const after = await send(port, UPGRADE('/chat'), 3000)
-    expect({ answered: after.answer !== '', closed: after.closed }).toEqual({ answered: true, closed: true })
+    expect({ answered: after.answer.split('\r\n')[0], closed: after.closed }).toEqual({ answered: 'HTTP/1.1 404 Not Found', closed: true })
   })
 
-  it('does not keep the sockets of peers that sent such an upgrade and went away', async () => {
+  it('keeps none of the sockets of peers that sent such an upgrade and went away', async () => {
     const port = await app()
     await attach()
     for (let i = 0; i < 20; i++) {
@@ -104,5 +99,24 @@ describe("an app's own server with belfry attached", () => {
     }
     const open = () => new Promise<number>((resolve, reject) => http!.getConnections((error, n) => (error ? reject(error) : resolve(n))))
     await expect.poll(open, { timeout: 3000, message: 'server sockets left behind by peers that are gone' }).toBe(0)
+  })
+})
+
+describe("an app's own server with belfry attached, and an 'upgrade' listener of its own", () => {
+  it('leaves an upgrade on another path to the app', async () => {
+    const port = await app()
+    http!.on('upgrade', (_req, socket) => {
+      socket.end('HTTP/1.1 426 Upgrade Required\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
+    })
+    belfry = new NotificationServer({
+      secret: SECRET,
+      apiKey: API_KEY,
+      database: ':memory:',
+      server: http!,
+      logger: pino({ level: 'silent' }),
+    })
+    await belfry.ready()
+    const answer = await send(port, UPGRADE('/chat'), 3000)
+    expect(answer.answer.split('\r\n')[0]).toBe('HTTP/1.1 426 Upgrade Required')
   })
 })
