@@ -91,6 +91,15 @@ const LATE_READ_IDS = 1000
  */
 const FOREIGN_WARN_MS = 60_000
 
+/**
+ * How long the server's own HTTP server keeps an idle keep-alive connection
+ * (Node's default: 5 s). Longer than a load balancer's idle timeout (60 s, as
+ * README asks for the sockets): one that reuses its connections to the server
+ * would otherwise send a publish on a connection the server is closing, and
+ * answer it 502. Its headers timeout is raised above it, as Node asks.
+ */
+const KEEP_ALIVE_MS = 65_000
+
 /** What read changes told a user's connections here had become read, each until when (see {@link LATE_READ_MS}). */
 interface ToldRead {
   /** A `read {all}`'s seq, and until when. */
@@ -351,6 +360,8 @@ export class NotificationServer {
     // close() came while the broker was being waited for: a server made now would be left listening.
     if (this.#state !== 'running') throw new Error('server is closed')
     const server = createServer((req, res) => void this.#request(req, res))
+    server.keepAliveTimeout = KEEP_ALIVE_MS
+    server.headersTimeout = KEEP_ALIVE_MS + 1000
     this.#attach(server)
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)

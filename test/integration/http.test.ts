@@ -843,3 +843,18 @@ describe('attached to an app’s HTTP server', () => {
     }
   })
 })
+
+describe('keep-alive', () => {
+  // A load balancer that reuses its connections to the server, with its idle timeout of 60 s (as README asks),
+  // would send a request on a connection the server closes at Node's default 5 s, and answer it 502.
+  it('keeps an idle keep-alive connection longer than a load balancer’s 60 s, and says so', async () => {
+    const t = await start()
+    const res = await new Promise<IncomingMessage>((resolve, reject) =>
+      request(`${t.url}/healthz`, { headers: { connection: 'keep-alive' } }, resolve)
+        .on('error', reject)
+        .end(),
+    )
+    res.resume()
+    expect(res.headers['keep-alive']).toBe('timeout=65')
+  })
+})
