@@ -702,7 +702,9 @@ export class NotificationServer {
    * was marked read or pruned: a change that reached this process only if the
    * broker brought it (not when it was down, nor between processes sharing a
    * SQLite file without one). The user's connections here are told the count
-   * then; told twice, when they had heard, it changes nothing.
+   * then; told twice, when they had heard, it changes nothing. What this
+   * process tells them of a change is seen too ({@link #tellState}, and a
+   * change told as it came in commit order): a change it passed on is told once.
    */
   #sawUserState(userId: string, seq: number, unreadCount: number): void {
     const last = this.#seenStates.get(userId)
@@ -746,8 +748,12 @@ export class NotificationServer {
     if (event.kind === 'read') {
       // Even in commit order, a change that comes during a read of the user's state (a connection asked
       // for one) joins it: as it came, it would go out before a count that may have been read before it.
-      if (this.#ordered && !this.#stateReads.has(event.userId)) this.#tellAsItCame(event.userId, event.frame, event.origin)
-      else this.#readChange(event)
+      if (this.#ordered && !this.#stateReads.has(event.userId)) {
+        this.#tellAsItCame(event.userId, event.frame, event.origin)
+        // Its count is the change's commit's: what the next read of the store is compared with.
+        const f = this.#seenStates.has(event.userId) ? parseServerFrame(event.frame) : undefined
+        if (f?.type === 'read') this.#seenStates.set(event.userId, { seq: f.seq, unreadCount: f.unreadCount })
+      } else this.#readChange(event)
       return
     }
     if (event.catchUp) this.#catchUp(event.catchUp)
@@ -878,6 +884,8 @@ export class NotificationServer {
    */
   #tellState(userId: string, changes: readonly PendingChange[], state: UserState): void {
     if (!this.#ordered) this.#rememberRead(userId, changes)
+    // What the user's connections here are told now: the count the next read of the store is compared with.
+    this.#seenStates.set(userId, { seq: state.latestSeq, unreadCount: state.unreadCount })
     for (const c of this.#hub.registry.of(userId)) {
       // Sent above the seq read (only when the reads stopped while stale): those went out live,
       // `read: false`, and the client counted each; so does the count it is told.

@@ -148,9 +148,11 @@ describe('exactly-once delivery', () => {
     const article = { type: 'notification', title: 'hi', body: 'there', timestamp: '2024-01-01T00:00:00.000Z' }
     server.peer.send(article)
     server.peer.send(article)
+    // Each delivered, with an id made from its frame: the same text again (two sends in one ms) gets one '+' more.
+    const id = JSON.stringify({ title: 'hi', body: 'there', timestamp: '2024-01-01T00:00:00.000Z' })
     expect(log.notifications).toEqual([
-      { id: '', seq: 0, read: false, priority: 'medium', title: 'hi', body: 'there', timestamp: '2024-01-01T00:00:00.000Z' },
-      { id: '', seq: 0, read: false, priority: 'medium', title: 'hi', body: 'there', timestamp: '2024-01-01T00:00:00.000Z' },
+      { id, seq: 0, read: false, priority: 'medium', title: 'hi', body: 'there', timestamp: '2024-01-01T00:00:00.000Z' },
+      { id: `${id}+`, seq: 0, read: false, priority: 'medium', title: 'hi', body: 'there', timestamp: '2024-01-01T00:00:00.000Z' },
     ])
     await tick(60_000)
     expect(server.sent('ack')).toEqual([])
