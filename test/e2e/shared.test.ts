@@ -143,6 +143,26 @@ describe('belfry/shared in Chromium', () => {
     expect(sockets()).toBe(1)
   })
 
+  it('puts right the unread count of a page that slept through a read change made in another page, from the leader’s beats', async () => {
+    const three = [await tab(), await tab(), await tab()]
+    const leader = await leaderOf(three)
+    const [marker, sleeper] = three.filter((p) => p !== leader) as [Page, Page]
+    const unreadOf = (page: Page) => page.evaluate(() => (window as unknown as { belfry: { unreadCount: number } }).belfry.unreadCount)
+    await publishRange(1, 5)
+    await everyPageHas(three, range(1, 5))
+    // Paused, the sleeper misses the leader's messages: the read change, and the next notification (fetched when it wakes).
+    const cdp = await e2e.context.newCDPSession(sleeper)
+    await cdp.send('Debugger.enable')
+    await cdp.send('Debugger.pause')
+    await marker.evaluate(() => (window as unknown as { belfry: { markAllRead(): Promise<unknown> } }).belfry.markAllRead())
+    await publishRange(6, 6)
+    await until(async () => (await unreadOf(marker)) === 1 && (await unreadOf(leader)) === 1, 'the awake pages count 1 unread')
+    await cdp.send('Debugger.resume')
+    await until(async () => (await seqsOf(sleeper)).length === 6, 'the sleeper has all 6 notifications')
+    await until(async () => (await unreadOf(sleeper)) === 1, 'the sleeper counts 1 unread', 6_000)
+    await until(async () => (await sleeper.locator('[data-testid="badge"]').textContent()) === '1', 'the sleeper’s badge says 1', 1_000)
+  })
+
   it('stores the new numbering after the server starts over on another database: a page opened later gets what came while no page was open', async () => {
     // Every page records from its start: the last one gets its first notifications as it connects.
     await e2e.context.addInitScript(() => {

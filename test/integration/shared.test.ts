@@ -51,8 +51,8 @@ interface TabOptions {
   ackDelay?: number
   /** false: no Web Locks and no BroadcastChannel. */
   locks?: boolean
-  /** Drops a message this tab would receive (a message lost): a frame the leader relays has its epoch `e` and the frame `f`. */
-  lose?: (message: { e?: number; f?: { type: string; seq?: number } }) => boolean
+  /** Drops a message this tab would receive (a message lost): a frame the leader relays has its epoch `e`, the frame `f` and, for one tab alone, `to`. */
+  lose?: (message: { e?: number; to?: string; f?: { type: string; seq?: number } }) => boolean
 }
 
 function openTab(s: TestServer, options: TabOptions = {}): Tab {
@@ -395,6 +395,26 @@ describe('sharedConnection', () => {
     expect(lost).toBe(1)
     expect(lossy.events.notifications.filter((n) => n.replayed).map((n) => n.seq)).toEqual([3])
     expect(lossy.client.unreadCount).toBe(3)
+  })
+
+  it('puts right the unread count of a follower that missed a read change, from the leader’s beats', async () => {
+    const s = await start()
+    const leader = openTab(s)
+    await leader.client.ready()
+    // The follower's channel loses the one message that tells it of a read change made in another tab (as a paused tab may).
+    let lost = 0
+    const lossy = openTab(s, { lose: (m) => !!m.e && !m.to && m.f?.type === 'read' && !lost++ })
+    const other = openTab(s)
+    await Promise.all([lossy, other].map((t) => t.client.ready()))
+    await publish(s, 1, 5)
+    await everyTabHas([leader, lossy, other], range(1, 5))
+    await other.client.markAllRead()
+    await vi.waitFor(() => expect(lossy.client.unreadCount).toBe(0))
+    expect(lost).toBe(1)
+    // Told as a read change made elsewhere that names nothing; the tabs that missed nothing hear nothing more.
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    expect(lossy.events.reads).toEqual([{ ids: [], all: false, seq: 5, unreadCount: 0 }])
+    for (const t of [leader, other]) expect(t.events.reads, t.id).toHaveLength(1)
   })
 
   it('starts a tab without a cursor from what comes next, as the server does for since 0', async () => {

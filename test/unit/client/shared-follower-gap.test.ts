@@ -99,3 +99,38 @@ describe('belfry/shared: a follower whose server starts over on another database
     expect(follower.log.notifications.map((n) => n.id)).toEqual(['new3', 'new4', 'new5', 'new6', 'new7', 'new8', 'new9'])
   })
 })
+
+describe('belfry/shared: a follower’s unread count and the leader’s beats', () => {
+  it('keeps a follower’s own mark_read reply that comes after beats with the older count: the beats change nothing', async () => {
+    const server = startMockServer({ auth: { seq: 5, unreadCount: 5 } })
+    const { leader, follower, run } = await leaderAndFollower(server, 5)
+    expect(follower.client.unreadCount).toBe(5)
+    const done = follower.client.markAllRead()
+    await run(2)
+    const ask = server.sent('mark_read').at(-1)!
+    // The reply waits: beats that say 5 unread go by meanwhile (the leader's every second).
+    await run(60)
+    expect(follower.client.unreadCount).toBe(5)
+    server.peer.send({ type: 'read', ids: [], all: true, seq: 5, unreadCount: 0, requestId: ask.requestId })
+    await run(60)
+    await expect(done).resolves.toMatchObject({ all: true, unreadCount: 0 })
+    for (const t of [leader, follower]) {
+      expect(t.log.unread).toEqual([5, 0])
+      expect(t.log.reads).toEqual([{ ids: [], all: true, seq: 5, unreadCount: 0 }])
+    }
+  })
+
+  it('keeps a read change relayed after a newer notification: the beats change nothing', async () => {
+    const server = startMockServer({ auth: { seq: 5, unreadCount: 5 } })
+    const { leader, follower, run } = await leaderAndFollower(server, 5)
+    // A change told through another process's broker, whose seq (when that process read the store) is older than
+    // the notification relayed before it: its count covers up to 5 only.
+    server.peer.send(note(6))
+    server.peer.send({ type: 'read', ids: ['n1'], all: false, seq: 5, unreadCount: 3 })
+    await run(60)
+    for (const t of [leader, follower]) {
+      expect(t.log.unread).toEqual([5, 6, 3])
+      expect(t.log.reads).toHaveLength(1)
+    }
+  })
+})
