@@ -153,12 +153,11 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
     /** Leader: its socket's last status event (a socket tells its first as it connects, before any announcement). */
     let last!: StatusEvent
     /**
-     * The last seq handed to the client (0: none yet), the highest known to
-     * exist, what waits for a gap to fill (by seq: an object's integer keys
-     * come in ascending order).
+     * The last seq handed to the client (0: none yet), and what waits for a gap
+     * to fill (by seq: an object's integer keys come in ascending order). The
+     * highest seq known to exist is the snapshot's (see note()).
      */
     let cursor = 0
-    let want = 0
     let held: Record<number, Notification> = {}
     /**
      * The history page asked for, if one is: its `before` (the end of its range), which is its request id; and whether
@@ -180,18 +179,9 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
 
     /** Leader: a frame from the server, for every tab, or for the tab that asked (and, for a read change, news for the others). */
     const relay = (f: Frame<ServerFrame>): void => {
-      if (f.type === 'notification' && f.seq) {
-        // The client takes every new seq: what this tab has, should it follow again.
-        cursor = want = Math.max(cursor, f.seq)
-        if (f.seq > snap.seq) {
-          snap.seq = f.seq
-          if (!f.read) snap.unreadCount++
-        }
-      }
-      if (f.type === 'read') {
-        snap.seq = Math.max(snap.seq, f.seq)
-        snap.unreadCount = f.unreadCount
-      }
+      // The client takes every new seq: what this tab has, should it follow again.
+      if (f.type === 'notification' && f.seq! > cursor) cursor = f.seq!
+      note(f)
       // Every request id on the socket was tagged (`tab:id`). Any other (none, one of the server's own, no string), or
       // one on a notification (which answers nothing), makes no reply: the frame is for every tab, as a solo client's.
       const [to, own] = `${f.requestId}`.split(':') as [string, string?]
@@ -212,6 +202,22 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
       }
     }
 
+    /**
+     * The snapshot moved on by a frame: the leader's by each frame it relays, a follower's (the last beat's) by each
+     * the leader relayed to it, as the leader's was: its seq is the highest known to exist, up to which a follower
+     * fills a gap.
+     */
+    const note = (f: ServerFrame): undefined => {
+      if (f.type === 'notification' && f.seq! > snap.seq) {
+        snap.seq = f.seq!
+        if (!f.read) snap.unreadCount++
+      }
+      if (f.type === 'read') {
+        snap.seq = Math.max(snap.seq, f.seq)
+        snap.unreadCount = f.unreadCount
+      }
+    }
+
     const post = (m: Message) => channel?.postMessage(m)
     /** Leader: tells every tab its socket's state and what a joining tab starts from. */
     const announce = () => post({ e: epoch, s: last, n: snap })
@@ -228,7 +234,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
         // A tab that stepped down on a failing provider (`fails`) and follows a leader online queues for the lock now,
         // as every follower is queued, not at its retry: that leader's tab may close before then, and no tab would take
         // over. (Tabs whose providers all fail never go online: each keeps to its retry.)
-        if (fails && !link) follow(false)
+        if (fails && !link) follow()
         fetching = fails = 0
         // Another database: its numbering, in which what was held for a gap (of the old one) means other notifications.
         if (snap.seq < cursor) {
@@ -279,10 +285,10 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
       epoch = 0
       held = {}
       user = a.userId
-      cursor = want = a.since ?? 0
-      channel = new Channel(`belfry:${url}#${user ?? ''}`)
-      channel.onmessage = receive
-      follow(false)
+      cursor = a.since! // the client always says one (0: none)
+      // biome-ignore lint/suspicious/noAssignInExpressions: keeps belfry/shared within its size budget
+      ;(channel = new Channel(`belfry:${url}#${user ?? ''}`)).onmessage = receive
+      follow()
       post({})
       watch = setInterval(() => {
         // Leading: the state again, every `beat` ms, which also puts right a tab that missed a message.
@@ -297,16 +303,16 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
     }
 
     /** Asks for the lock: queued behind the leader, or taken from a leader that stopped beating. */
-    const queue = (steal: boolean): void => {
+    const queue = (steal?: boolean): void => {
       clearTimeout(retry)
       const ask = ++asked
       // The lock's name is the group's channel's: open whenever the tab queues (join() opens it first; a closed tab never
       // gets here: follow() looks, and leave() clears the interval and the retry, which a closed tab never arms), and no
       // variable of its own to keep.
       locks
-        .request(channel!.name, { steal }, () => ask === asked && lead())
+        .request(channel!.name, { steal: steal! }, () => ask === asked && lead())
         // The lock was stolen: follow (unless this request was replaced or the tab left).
-        .catch(() => ask === asked && follow(false))
+        .catch(() => ask === asked && follow())
     }
 
     /** Holds the lock until it steps down: opens the socket and relays what it gets. (A tab that left, closed or not, bumped `asked`: its grant never gets here.) */
@@ -335,7 +341,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
             fails++
             stepDown()
             lastWord = Date.now() + s.retryIn!
-            retry = setTimeout(queue, s.retryIn, false)
+            retry = setTimeout(queue, s.retryIn)
           }
         },
         online: (f) => (snap = { ...f, legacy: socket.legacy }),
@@ -358,7 +364,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
      * beating): as the tab joins or steals, once it stops leading (a newer leader took over while it was frozen), and
      * once it follows a leader online after it stepped down on a failing provider (before its retry).
      */
-    const follow = (steal: boolean): void => {
+    const follow = (steal?: boolean): void => {
       // Woken to a lost lock, its overdue timers may run before the new leader's word arrives: wait for it. `lastWord`
       // is ahead of now only from a failed leader's stepping down to its retry (its next lead or steal comes after):
       // following a leader online then, the tab drops it with the retry, as it waited for a tab whose provider works.
@@ -381,7 +387,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
       }
       if (m.e < epoch || (m.to && m.to !== tab) || m.not === tab) return
       // A newer leader while this tab leads: it was frozen and replaced.
-      if (m.e > epoch && link) follow(false)
+      if (m.e > epoch && link) follow()
       if (link) return
       epoch = m.e
       lastWord = Math.max(lastWord, Date.now())
@@ -390,17 +396,16 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
         // The leader's socket is gone: before the next, ask the tab's token who its user is, as a socket of its own would.
         if (state === 'online' && to !== 'online') recheck()
         snap = m.n!
-        // What exists: up to the leader's latest seq, which its every beat carries (one relayed that never got here is
-        // fetched), in its socket's numbering (after another database's, lower). Without a cursor fill() asks for nothing.
-        want = snap.seq
+        // What exists: up to the leader's latest seq (`snap.seq`, moved on by what it relays since, see note()), which its
+        // every beat carries (one relayed that never got here is fetched), in its socket's numbering (after another
+        // database's, lower). Without a cursor fill() asks for nothing.
         // Retention removed every seq up to the floor: a cursor below it goes there (its client says `expired`).
         if (cursor && cursor < snap.oldestSeq!) cursor = snap.oldestSeq!
         set(to === 'closed' ? 'reconnecting' : to, m.s)
         fill()
-      } else if (f.type === 'notification' && f.seq) {
+      } else if (!note(f) && f.type === 'notification' && f.seq) {
         // In order it goes to the client; past a gap it waits for the gap to fill. While the user is checked it waits to be fetched.
         // One at or below the cursor is held too: drain() deletes it unhanded, as every held seq the cursor has passed.
-        want = Math.max(want, f.seq)
         if (cursor && checking) return
         cursor ||= f.seq - 1 // the first one this new tab sees
         held[f.seq] = f
@@ -451,14 +456,14 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
       !fetching &&
       !checking &&
       state === 'online' &&
-      want > cursor &&
+      snap.seq > cursor &&
       cursor &&
       post({
         f: {
           type: 'history',
           // `fetching` till the page comes (its `before` is its request id).
           // biome-ignore lint/suspicious/noAssignInExpressions: keeps belfry/shared within its size budget
-          before: (fetching = before ||= (sparse ? want : Math.min(want, cursor + 100)) + 1),
+          before: (fetching = before ||= (sparse ? snap.seq : Math.min(snap.seq, cursor + 100)) + 1),
           limit: Math.min(100, before - cursor - 1),
           requestId: `${tab}:${before}`,
         },
@@ -469,11 +474,9 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
       asked++
       clearTimeout(watch)
       clearTimeout(retry)
-      clearTimeout(checking)
-      check = checking = watch = undefined
+      check = checking = watch = clearTimeout(checking) as undefined
       stepDown?.()
-      channel?.close()
-      channel = undefined
+      channel = channel?.close() as undefined
     }
 
     /** The token names another user now: the tab leaves this user's group for that one's. */
@@ -493,8 +496,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
       // since is stale, and would move it back. The end of an earlier check (its answer, its time) does not end a later one.
       const done = () => {
         if (checking !== timer) return
-        clearTimeout(timer)
-        checking = undefined
+        checking = clearTimeout(timer) as undefined
         fill()
       }
       // biome-ignore lint/suspicious/noAssignInExpressions: keeps belfry/shared within its size budget
