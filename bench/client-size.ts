@@ -27,9 +27,11 @@ export const REACT_SIZE_LIMIT_BYTES = 1112
  * handler of its first status; it was raised from 1,664 B to 1,744 B for the
  * two hung-provider fixes (a tab's join() and a leader's socket give up on a
  * url or token provider that does not answer within connectTimeout), whose
- * ~80 B could not be found in it; `npm test` fails past it.
+ * ~80 B could not be found in it; and from 1,744 B to 1,760 B for a follower
+ * that missed a read change to take the count of the leader's beats (35 B,
+ * 19 B of them found in it); `npm test` fails past it.
  */
-export const SHARED_SIZE_BUDGET_BYTES = 1744
+export const SHARED_SIZE_BUDGET_BYTES = 1760
 
 /**
  * What belfry/desktop may add to the client, min + gzip (level 9), measured

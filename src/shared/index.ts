@@ -393,8 +393,15 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
       lastWord = Math.max(lastWord, Date.now())
       if (m.s) {
         const to = m.s.to
-        // The leader's socket is gone: before the next, ask the tab's token who its user is, as a socket of its own would.
-        if (state === 'online' && to !== 'online') recheck()
+        if (state === 'online')
+          // The leader's socket is gone: before the next, ask the tab's token who its user is, as a socket of its own would.
+          to !== 'online'
+            ? recheck()
+            : // Online still, its count other than the beat's (see note()): the tab missed a read change, or a notification.
+              // Its client takes the beat's, as a read change made elsewhere: it counts every seq up to the beat's, which
+              // may still come (filled from history). Nothing goes to the server.
+              m.n!.unreadCount - snap.unreadCount &&
+              host.frame({ type: 'read', ids: [], all: false, seq: m.n!.seq, unreadCount: m.n!.unreadCount })
         snap = m.n!
         // What exists: up to the leader's latest seq (`snap.seq`, moved on by what it relays since, see note()), which its
         // every beat carries (one relayed that never got here is fetched), in its socket's numbering (after another
