@@ -1,7 +1,3 @@
-/**
- * WebSocket close codes used by belfry. The 4xxx range is ours (RFC 6455 §7.4.2
- * reserves 4000–4999 for applications); the others are standard.
- */
 // One constant per code, so a bundle inlines the numbers it uses and needs no table.
 /** Normal close by the client. */
 export const NORMAL = 1000
@@ -9,9 +5,9 @@ export const NORMAL = 1000
 export const GOING_AWAY = 1001
 /** A frame was larger than the server accepts. */
 export const TOO_LARGE = 1009
-/** The server failed (its store did) before the connection could go live. */
+/** The server failed (its store did): during auth, a replay round (a gap's too), a subscribe or an unsubscribe. */
 export const INTERNAL_ERROR = 1011
-/** Too many malformed frames in a row. */
+/** Too many malformed frames in a row, or too many frames before auth. */
 export const PROTOCOL_VIOLATION = 4000
 /** The token is invalid (bad signature, wrong algorithm, malformed). */
 export const TOKEN_INVALID = 4001

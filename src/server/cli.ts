@@ -3,7 +3,8 @@
  * `belfry-server` / `npm run server`: the reference server, configured by the
  * environment (PORT, HOST, BELFRY_SECRET, BELFRY_API_KEY, BELFRY_DB or BELFRY_DATABASE_URL,
  * BELFRY_REDIS_URL, BELFRY_TOPICS_CLAIM, BELFRY_METRICS, BELFRY_METRICS_TOKEN, BELFRY_RETENTION_DAYS,
- * BELFRY_RETENTION_MAX_PER_USER, BELFRY_DRAIN_MS). `--dev` (what
+ * BELFRY_RETENTION_MAX_PER_USER, BELFRY_DRAIN_MS, BELFRY_REDIS_CHANNEL,
+ * BELFRY_IDEMPOTENCY_KEY_TTL_MS; `SERVER_USAGE` in config.ts says each). `--dev` (what
  * `npm start` uses) runs on the published dev secrets, on 127.0.0.1 unless HOST
  * says otherwise, and serves the demo page. `-h`/`--help` prints the usage
  * (SERVER_USAGE); any other argument exits with 2. `belfry-server admin …` calls the

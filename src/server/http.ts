@@ -151,14 +151,15 @@ export function idempotencyKey(headers: IncomingMessage['headers']): { key: stri
 }
 
 /**
- * Serves belfry's HTTP routes. Returns false for any other path, leaving the
- * request to the caller.
+ * Serves belfry's HTTP routes: `/healthz`, `/metrics` and every path under
+ * `/api/` (one that is no route is answered 404). Returns false for any other
+ * path, leaving the request to the caller.
  *
  * - `GET /healthz` → 200 `{status}` while the server can take publishes (with the API key also
  *   `users` and `connections`), else 503 with a `reason` (the store's error text only with the API key)
  * - `POST /api/notifications` (Bearer key) → 201 `{ids, recipients}` once durable
- * - `GET /api/admin/users/:id`, `POST /api/admin/prune` (Bearer key): see admin.ts
- * - `GET /api/dev/token?user=ID` → `{token, userId, apiKey}` (dev mode only)
+ * - `/api/admin/*` (Bearer key): see admin.ts
+ * - `GET /api/dev/token?user=ID` → `{token, userId, apiKey}` (dev mode only; `GET /api/dev/topics` too)
  * - `POST /api/dev/drop?user=ID` → cuts the user's sockets (dev mode only)
  * - `GET /metrics` (Bearer metrics token) → the Prometheus text format (when metrics are on)
  */

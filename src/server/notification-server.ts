@@ -374,8 +374,10 @@ export class NotificationServer {
   }
 
   /**
-   * Serves belfry's HTTP routes (`/healthz`, `/api/notifications`, dev tokens)
-   * for a server it was attached to; resolves false for other paths.
+   * Serves belfry's HTTP routes for a server it was attached to: `/healthz`,
+   * `/metrics` (when on), and every path under `/api/` (`/api/notifications`,
+   * `/api/admin/*`, `/api/dev/*` in dev mode; any other `/api/` path is
+   * answered 404). Resolves false for any other path.
    */
   handleRequest(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
     return handleHttp(req, res, this.#httpContext)
@@ -391,7 +393,7 @@ export class NotificationServer {
     return this.#publishChecked({ userIds }, notification)
   }
 
-  /** Sends to every user this server has seen. Resolves once durable. */
+  /** Sends to every user the store knows (connected, subscribed or published to before, on any process). Resolves once durable. */
   broadcast(notification: NotificationInput): Promise<PublishResult> {
     return this.#publishChecked({ broadcast: true }, notification)
   }
@@ -556,8 +558,7 @@ export class NotificationServer {
    * Commits, then hands the publish to the broker: nothing is sent before it is
    * durable. Once committed it is answered for, even if the broker fails: a
    * publisher that retried would duplicate it. This process's connections get
-   * it directly then; those of other processes on their next replay (a
-   * reconnect, or the gap the next notification shows).
+   * it directly then; those of other processes read the store (see {@link #announce}).
    */
   async #publish(
     audience: Audience,

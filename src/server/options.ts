@@ -112,7 +112,7 @@ export interface Limits {
   maxTopicLength: number
   /** Open connections allowed per user; more are closed with 4029. @default 100 */
   maxConnectionsPerUser: number
-  /** Malformed frames in a row before the connection is closed with 4000. @default 10 */
+  /** Malformed frames in a row before the connection is closed with 4000; before auth, the most frames of any kind (the auth frame counts). @default 10 */
   maxBadFrames: number
   /** Notifications sent per replay round before the client must ask for more. @default 500 */
   replayBatch: number
@@ -220,7 +220,6 @@ function requireMethods(options: ServerOptions, name: 'logger' | 'store' | 'brok
   }
 }
 
-/** Applies defaults and checks every option, throwing a `TypeError` that names a bad one. */
 /** Every key of {@link ServerOptions}: another is a mistake (a typo would otherwise be ignored). */
 const OPTION_KEYS: ReadonlySet<string> = new Set<keyof ServerOptions>([
   'secret',
@@ -241,6 +240,7 @@ const OPTION_KEYS: ReadonlySet<string> = new Set<keyof ServerOptions>([
   'idempotencyKeyTtlMs',
 ])
 
+/** Applies defaults and checks every option, throwing a `TypeError` that names a bad one. */
 export function resolveOptions(options: ServerOptions): ResolvedOptions {
   if (typeof options !== 'object' || options === null) throw new TypeError(`options must be an object; got ${shown(options)}`)
   const unknown = Object.keys(options).find((key) => !OPTION_KEYS.has(key))

@@ -29,7 +29,7 @@ export class Replay {
   /** Where the connection started, and what it may ack before anything more is sent (see {@link ackable}). */
   #startSeq = 0
   #ackableAtStart = 0
-  /** Highest seq announced by the broker while not live. */
+  /** Highest seq known to exist (from the broker or a store read) that a replay round must still send. */
   #pendingMax = 0
   /** The seq of the last round that ended `more: true`: the one `resume` this connection may send. */
   #announced: number | undefined

@@ -260,9 +260,9 @@ export interface ReadChange {
 }
 
 /**
- * The durable inbox: what a second implementation (a shared database for
- * several server processes) must provide. The embedded default is SQLite
- * (sqlite.ts); `test/contract/store.ts` is the suite any store runs against.
+ * The durable inbox. Two stores implement it: `SqliteStore` (sqlite.ts, the
+ * embedded default) and `PostgresStore` (postgres.ts, shared by several server
+ * processes); `test/contract/store.ts` is the suite any store runs against.
  *
  * The rules every method keeps:
  * - Resolve only once the writes are committed (durable): the publish API
