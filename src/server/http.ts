@@ -26,7 +26,7 @@ export interface HttpContext extends AdminContext {
   readonly maxTopicLength: number
   readonly log: Logger
   /** False once the server is closing (a draining one still takes publishes). */
-  ready(): boolean
+  accepting(): boolean
   health(): Promise<Health>
   stats(): { users: number; connections: number }
   /**
@@ -311,7 +311,7 @@ async function publishRoute(req: IncomingMessage, res: ServerResponse, ctx: Http
     return
   }
   const { key } = idempotency
-  if (!ctx.ready()) {
+  if (!ctx.accepting()) {
     sendJson(res, 503, { error: 'closing', message: 'server is shutting down' })
     return
   }

@@ -65,8 +65,10 @@ const STORE_FAILURE_MEMORY_MS = 5000
 const HEALTH_PROBE_REUSE_MS = 1000
 /** Users whose latest seq one reconcile query reads. */
 const RECONCILE_CHUNK = 1000
-/** How long close() waits for clients to answer the close handshake. */
-const CLOSE_GRACE_MS = 2000
+/** How long shutdown waits for clients to answer the close handshake. */
+const SHUTDOWN_HANDSHAKE_MS = 2000
+/** After drain(): how long HTTP requests in flight (a publish being committed) get to be answered. */
+const HTTP_GRACE_MS = 2000
 /** A drain closes one batch of connections per slice of this length (one timer at a time, not one per connection). */
 const DRAIN_SLICE_MS = 50
 /** How long a drain waits for a client of the article's protocol to ack what it was sent before closing it (Connection.leave). */
@@ -190,7 +192,7 @@ export class NotificationServer {
   #closed: Promise<void> | undefined
   /** Ends a drain in progress at once (close() during drain()). */
   #cutDrain: (() => void) | undefined
-  /** Set by drain(), cleared by close(): HTTP requests in flight get CLOSE_GRACE_MS to be answered. */
+  /** Set by drain(), cleared by close(): HTTP requests in flight get HTTP_GRACE_MS to be answered. */
   #gentle = false
   /** Ends a drain's grace for HTTP requests in flight at once (close() during it). */
   #cutGrace: (() => void) | undefined
@@ -261,7 +263,7 @@ export class NotificationServer {
       bodyTimeoutMs: limits.bodyTimeoutMs,
       maxTopicLength: limits.maxTopicLength,
       log,
-      ready: () => this.#accepting,
+      accepting: () => this.#accepting,
       health: () => this.health(),
       stats: () => ({ users: this.#hub.registry.users, connections: this.#hub.registry.connections }),
       metrics: metrics && { token: this.#options.metrics!.token, scrape: () => metrics.scrape() },
@@ -504,7 +506,7 @@ export class NotificationServer {
     for (const c of this.#hub.connections) c.close(CloseCode.GoingAway, 'server shutting down')
     await Promise.race([
       Promise.all(sockets.map((ws) => (ws.readyState === ws.CLOSED ? undefined : new Promise((r) => ws.once('close', r))))),
-      new Promise((r) => setTimeout(r, CLOSE_GRACE_MS).unref()),
+      new Promise((r) => setTimeout(r, SHUTDOWN_HANDSHAKE_MS).unref()),
     ])
     for (const ws of sockets) ws.terminate()
     this.#unsubscribe()
@@ -517,7 +519,7 @@ export class NotificationServer {
         // A drain lets the requests in flight (a publish being committed) be answered; close(), then or during it, cuts them.
         const cut = () => server.closeAllConnections()
         if (this.#gentle) {
-          const timer = setTimeout(cut, CLOSE_GRACE_MS).unref()
+          const timer = setTimeout(cut, HTTP_GRACE_MS).unref()
           this.#cutGrace = () => {
             clearTimeout(timer)
             cut()

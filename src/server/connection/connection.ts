@@ -8,7 +8,7 @@ import { frame, rid } from '../serialize.js'
 import { authenticate } from './auth.js'
 import { ImplicitAcks } from './implicit-ack.js'
 import { Replay } from './replay.js'
-import { handleRequest } from './requests.js'
+import { handleFrame } from './requests.js'
 
 /**
  * Where a connection is in its life; changed only by {@link Connection.moveTo}.
@@ -53,7 +53,7 @@ let serial = 0
  * connection cap no longer counts it, so a client that never answers would
  * otherwise hold sockets past the cap.
  */
-const CLOSE_GRACE_MS = 5000
+const CLOSED_SOCKET_GRACE_MS = 5000
 /**
  * How long a socket refused before auth (bad token, no auth in time, too many
  * bad frames) has to read its close frame before it is destroyed, instead of
@@ -267,7 +267,7 @@ export class Connection {
     if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(code, reason)
     // A client that does not read will not read the close frame either, and any may never answer it:
     // free the socket soon, not after ws's 30 s close timeout.
-    setTimeout(() => this.ws.terminate(), refused ? REFUSED_GRACE_MS : CLOSE_GRACE_MS).unref()
+    setTimeout(() => this.ws.terminate(), refused ? REFUSED_GRACE_MS : CLOSED_SOCKET_GRACE_MS).unref()
   }
 
   /**
@@ -477,7 +477,7 @@ export class Connection {
       return
     }
     if (early && !this.#spend()) return
-    return handleRequest(this, f)
+    return handleFrame(this, f)
   }
 
   /**

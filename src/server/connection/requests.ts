@@ -15,7 +15,7 @@ import type { Connection } from './connection.js'
 const DEFAULT_HISTORY_LIMIT = 20
 
 /** The frames of an authenticated connection: acks, replay paging, read state, topics, history, ping. */
-export async function handleRequest(c: Connection, f: Exclude<ClientFrame, AuthFrame>): Promise<void> {
+export async function handleFrame(c: Connection, f: Exclude<ClientFrame, AuthFrame>): Promise<void> {
   switch (f.type) {
     case 'ack': // before auth only: Connection.receive writes the others itself
       await c.ack(f.seq)
