@@ -3,7 +3,7 @@
 import { decimal } from './config.js'
 import { redact, redactUrl } from './redact.js'
 
-export const ADMIN_USAGE = `Usage: belfry-server admin <command> [options]
+const ADMIN_USAGE = `Usage: belfry-server admin <command> [options]
 
 Commands:
   user <id>                 a user's counters: latestSeq, ackedSeq, unreadCount,

@@ -33,7 +33,7 @@ const MAX_ADMIN_BODY = 1024
 /** The largest body `POST /api/admin/unsubscribe` reads (a user's topics, at their longest). */
 const MAX_UNSUBSCRIBE_BODY = 64 * 1024
 /** Topics one unsubscribe takes. */
-export const MAX_UNSUBSCRIBE_TOPICS = 1000
+const MAX_UNSUBSCRIBE_TOPICS = 1000
 const POSTS = new Set(['/api/admin/prune', '/api/admin/unsubscribe'])
 
 /**

@@ -14,7 +14,7 @@ export type TokenVerifier = (token: string) => TokenCheck
  * mints tokens may run a little ahead, and a token it makes valid "from now" would otherwise be
  * refused for good (an invalid token ends a client's retries). `exp` has no such leeway.
  */
-export const NBF_LEEWAY_MS = 60_000
+const NBF_LEEWAY_MS = 60_000
 
 /** The answer for a token refused by its signature or a claim other than `exp` or `sub`: no reason told. */
 const INVALID: TokenCheck = Object.freeze({ ok: false, expired: false, message: 'token invalid' })

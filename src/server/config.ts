@@ -1,6 +1,6 @@
 /** Configuration of the `belfry-server` command, read from the environment. */
 
-import { MAX_IDEMPOTENCY_KEY_TTL_MS } from './options.js'
+import { MAX_IDEMPOTENCY_KEY_TTL_MS, MAX_RETENTION_DAYS, MAX_TIMER_MS } from './options.js'
 import { redactUrl } from './redact.js'
 
 /**
@@ -61,9 +61,6 @@ export interface CliConfig {
  * reads "" and " " as 0, "0x10" as 16 and "1e3" as 1000.
  */
 const whole = (text: string): number => (/^\d+$/.test(text) ? Number(text) : Number.NaN)
-
-/** The longest wait setTimeout takes, in ms (2^31 - 1): BELFRY_DRAIN_MS's bound. */
-const MAX_TIMER_MS = 2 ** 31 - 1
 
 /** A number written in decimal digits, a fraction allowed ("1.5"), or NaN. */
 export const decimal = (text: string): number => (/^\d+(\.\d+)?$/.test(text) ? Number(text) : Number.NaN)
@@ -220,8 +217,8 @@ function readRetention(env: NodeJS.ProcessEnv): CliConfig['retention'] {
   const { BELFRY_RETENTION_DAYS: d, BELFRY_RETENTION_MAX_PER_USER: m } = env
   const days = d ? decimal(d) : undefined
   const maxPerUser = m ? whole(m) : undefined
-  if (days !== undefined && !(days > 0 && days <= 36_500)) {
-    throw new Error(`BELFRY_RETENTION_DAYS must be a number of days > 0 and ≤ 36500, got "${d!.slice(0, 32)}"`)
+  if (days !== undefined && !(days > 0 && days <= MAX_RETENTION_DAYS)) {
+    throw new Error(`BELFRY_RETENTION_DAYS must be a number of days > 0 and ≤ ${MAX_RETENTION_DAYS}, got "${d!.slice(0, 32)}"`)
   }
   if (maxPerUser !== undefined && !(Number.isSafeInteger(maxPerUser) && maxPerUser >= 1)) {
     throw new Error(`BELFRY_RETENTION_MAX_PER_USER must be a whole number from 1 to ${Number.MAX_SAFE_INTEGER}, got "${m!.slice(0, 32)}"`)

@@ -143,7 +143,7 @@ const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/
  * Field"; one key a request (Node joins repeated headers with ", ", which no
  * key holds).
  */
-export function idempotencyKey(headers: IncomingMessage['headers']): { key: string | undefined } | { reason: string } {
+function idempotencyKey(headers: IncomingMessage['headers']): { key: string | undefined } | { reason: string } {
   const value = headers['idempotency-key']
   if (value === undefined) return { key: undefined }
   if (typeof value === 'string' && IDEMPOTENCY_KEY.test(value)) return { key: value }

@@ -166,15 +166,15 @@ export interface ResolvedOptions
 /** The longest retention in days: a hundred years. */
 export const MAX_RETENTION_DAYS = 36_500
 /** The drain window when none is given, in ms. */
-export const DEFAULT_DRAIN_MS = 5000
+const DEFAULT_DRAIN_MS = 5000
 
 /** How long an idempotency key is remembered when no `idempotencyKeyTtlMs` is given: 24 hours. */
-export const DEFAULT_IDEMPOTENCY_KEY_TTL_MS = 86_400_000
+const DEFAULT_IDEMPOTENCY_KEY_TTL_MS = 86_400_000
 /** The longest an idempotency key may be remembered: a year. */
 export const MAX_IDEMPOTENCY_KEY_TTL_MS = 365 * 86_400_000
 
-/** setTimeout's largest delay. */
-const MAX_TIMER_MS = 2 ** 31 - 1
+/** setTimeout's largest delay (2^31 - 1 ms): the bound of every option that is a timer's. */
+export const MAX_TIMER_MS = 2 ** 31 - 1
 const TIMER_LIMITS: ReadonlySet<string> = new Set(['authTimeoutMs', 'heartbeatMs', 'bodyTimeoutMs'])
 
 /** A value as an option's TypeError shows it: a string quoted (a secret only by its length), anything else by its kind. */

@@ -1,15 +1,15 @@
-import { isObject, isShortString, isUserId, isWellFormed, type JsonObject, MAX_ID_LENGTH, MAX_TOPIC_LENGTH } from '../protocol/index.js'
+import { isObject, isShortString, isUserId, isWellFormed, type JsonObject, MAX_ID_LENGTH } from '../protocol/index.js'
 import type { Audience, NotificationInput } from './store/store.js'
 
 /** Longest title and body accepted, in characters. */
-export const MAX_TITLE_LENGTH = 256
-export const MAX_BODY_LENGTH = 8192
+const MAX_TITLE_LENGTH = 256
+const MAX_BODY_LENGTH = 8192
 /** Largest `data` payload, serialised. */
-export const MAX_DATA_BYTES = 16 * 1024
+const MAX_DATA_BYTES = 16 * 1024
 /** Deepest nesting of `data` (the object itself is level 1). */
-export const MAX_DATA_DEPTH = 32
+const MAX_DATA_DEPTH = 32
 /** Most recipients one publish may name. */
-export const MAX_RECIPIENTS = 10_000
+const MAX_RECIPIENTS = 10_000
 
 const AUDIENCE_KEYS = ['userId', 'userIds', 'topic', 'broadcast'] as const
 const NOTIFICATION_KEYS = new Set<string>(['title', 'body', 'priority', 'data'])
@@ -99,7 +99,7 @@ function dataProblem(value: unknown, max: number): string | undefined {
 /** Checks an audience: one user, several users or a topic (of at most `maxTopicLength` characters). */
 export function checkAudience(
   value: Record<string, unknown>,
-  maxTopicLength = MAX_TOPIC_LENGTH,
+  maxTopicLength: number,
 ): { ok: true; audience: Audience } | { ok: false; reason: string } {
   const given = AUDIENCE_KEYS.filter((k) => value[k] !== undefined)
   if (given.length !== 1) return { ok: false, reason: 'give exactly one of "userId", "userIds", "topic" or "broadcast"' }
@@ -127,7 +127,7 @@ export function checkAudience(
 }
 
 /** Checks the JSON body of `POST /api/notifications`. */
-export function parsePublishBody(body: unknown, maxTopicLength = MAX_TOPIC_LENGTH): PublishRequest {
+export function parsePublishBody(body: unknown, maxTopicLength: number): PublishRequest {
   if (!isPlainObject(body)) return { ok: false, reason: 'body must be a JSON object' }
   const unknown = Object.keys(body).find((k) => !KNOWN_KEYS.has(k))
   if (unknown !== undefined) return { ok: false, reason: `unknown field "${unknown.slice(0, 32)}"` }

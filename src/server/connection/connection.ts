@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type { Duplex } from 'node:stream'
+import { setTimeout as sleep } from 'node:timers/promises'
 import WebSocket from 'ws'
 import { type ClientFrame, CloseCode, ErrorCode, parseClientFrame, retryReason, type ServerFrame } from '../../protocol/index.js'
 import type { UserBudget } from '../budget.js'
@@ -167,6 +168,16 @@ export class Connection {
    */
   get budget(): UserBudget {
     return this.hub.budgets.of(this.#userId!)
+  }
+
+  /**
+   * Waits while the user's requests have made the server send more than its
+   * byte budget allows (budget.ts): a replay round or a history page is slowed
+   * until the debt is paid, never refused.
+   */
+  async payDebt(): Promise<void> {
+    const wait = this.budget.bytes.waitMs
+    if (wait > 0) await sleep(wait, undefined, { ref: false })
   }
 
   /**

@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises'
 import { ErrorCode } from '../../protocol/index.js'
 import { frame, replayFrame, rid } from '../serialize.js'
 import type { Connection } from './connection.js'
@@ -63,7 +62,7 @@ export class Replay {
    * user's latest seq as read at auth: with nothing after `since` the first
    * round skips its read (anything published since is in `#pendingMax`).
    */
-  start(since: number, latest: number, ackableAtStart = since): Promise<void> {
+  start(since: number, latest: number, ackableAtStart: number): Promise<void> {
     this.#sentSeq = this.#startSeq = since
     this.#ackableAtStart = ackableAtStart
     this.#c.moveTo('replaying')
@@ -127,9 +126,7 @@ export class Replay {
     const { store, limits } = c.hub
     const userId = c.userId!
     for (;;) {
-      // The user's requests have made the server send more than its budget allows: wait it out.
-      const wait = c.budget.bytes.waitMs
-      if (wait > 0) await sleep(wait, undefined, { ref: false })
+      await c.payDebt()
       if (c.closed) return
       const read = !caughtUp
       const announced = this.#pendingMax

@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises'
 import { isWellFormed } from '../../protocol/guards.js'
 import {
   type AuthFrame,
@@ -133,8 +132,7 @@ async function unsubscribe(c: Connection, f: SubscribeFrame): Promise<void> {
  * replay round's bytes, and paid for from the user's byte budget.
  */
 async function history(c: Connection, f: HistoryFrame): Promise<void> {
-  const wait = c.budget.bytes.waitMs
-  if (wait > 0) await sleep(wait, undefined, { ref: false })
+  await c.payDebt()
   if (c.closed) return
   const limit = f.limit ?? DEFAULT_HISTORY_LIMIT
   // One more than the page: whether an older entry exists (retention may have removed all below the page).

@@ -70,7 +70,7 @@ export class Batcher<V, R> {
  * New users come one auth frame at a time (a launch, a first sign-in wave, a
  * new database): a turn of the event loop held about three, each write a commit.
  */
-export const NEW_USER_WINDOW_MS = 5
+const NEW_USER_WINDOW_MS = 5
 
 /** A {@link Batcher} schedule: the new users of {@link NEW_USER_WINDOW_MS} go together. */
 export const newUserWindow = (flush: () => void): void => void setTimeout(flush, NEW_USER_WINDOW_MS)
