@@ -191,7 +191,7 @@ export interface HistoryPageFrame<Data extends object = JsonObject> {
 /** A topic the server would not subscribe the user to, and why. */
 export interface RefusedTopic {
   topic: string
-  /** `forbidden` (not authorized), `topic_too_long`, `bad_topic`, `too_many_subscriptions`, or `internal` (the server's `authorizeSubscribe` failed). */
+  /** `forbidden` (not authorized), `topic_too_long`, `bad_topic` or `too_many_subscriptions`. */
   code: ErrorCode
 }
 

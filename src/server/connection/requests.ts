@@ -100,7 +100,13 @@ async function subscribe(c: Connection, f: SubscribeFrame): Promise<void> {
     return
   }
   const subscribed = allowed.filter((t) => !full.includes(t))
-  c.reply({ type: 'subscribed', topics: subscribed, ...(refused.length > 0 && { refused }), ...rid(f.requestId) })
+  // A topic the app's check failed for is not refused (a client drops a refused topic for good): an `internal`
+  // error says so, and the client, which still holds it, sends it again after its next auth.
+  const final = refused.filter((r) => r.code !== ErrorCode.Internal)
+  c.reply({ type: 'subscribed', topics: subscribed, ...(final.length > 0 && { refused: final }), ...rid(f.requestId) })
+  for (const { topic, code } of refused) {
+    if (code === ErrorCode.Internal) c.reply({ type: 'error', code, message: REFUSAL_MESSAGES[code]!(topic, c), ...rid(f.requestId) })
+  }
 }
 
 /**
