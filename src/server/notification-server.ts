@@ -887,8 +887,10 @@ export class NotificationServer {
    */
   #tellState(userId: string, changes: readonly PendingChange[], state: UserState): void {
     if (!this.#ordered) this.#rememberRead(userId, changes)
-    // What the user's connections here are told now: the count the next read of the store is compared with.
-    this.#seenStates.set(userId, { seq: state.latestSeq, unreadCount: state.unreadCount })
+    // What the user's connections here are told now: the count the next read of the store is compared with. A
+    // connection left with its own change's count (its reply's) knows the commit's, not this read's: a change
+    // made elsewhere in between is in the read, and would look told. The commit's pair is the baseline then.
+    let seen = { seq: state.latestSeq, unreadCount: state.unreadCount }
     for (const c of this.#hub.registry.of(userId)) {
       // Sent above the seq read (only when the reads stopped while stale): those went out live,
       // `read: false`, and the client counted each; so does the count it is told.
@@ -907,10 +909,17 @@ export class NotificationServer {
         if (change.all) all = Math.max(all ?? 0, change.seq)
         else for (const id of change.ids) ids.add(id)
       }
-      if (!theirs) continue
+      if (!theirs) {
+        for (const change of changes) {
+          const f = change.origin === c.id && change.frame !== undefined ? parseServerFrame(change.frame) : undefined
+          if (f?.type === 'read') seen = { seq: f.seq, unreadCount: f.unreadCount }
+        }
+        continue
+      }
       if (all !== undefined) c.tell(frame({ type: 'read', ids: [], all: true, seq: all, unreadCount }))
       if (all === undefined || ids.size > 0 || seq > all) c.tell(frame({ type: 'read', ids: [...ids], all: false, seq, unreadCount }))
     }
+    this.#seenStates.set(userId, seen)
   }
 
   /**
