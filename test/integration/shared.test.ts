@@ -514,6 +514,39 @@ describe('sharedConnection', () => {
     expect(s.server.stats().connections).toBe(2)
   })
 
+  // Regression: join() reset the group's epoch, held notifications and cursor but not the snapshot of the leader's last
+  // auth_success. A tab that moved from ann's group to bob's and led it announced ann's until its socket was online for
+  // bob, and a bob tab that joined meanwhile raised its cursor to ann's retention floor: bob's seqs below it were lost.
+  it('hands a tab that joins a leader just moved to another user’s group none of the old user’s snapshot: it gets all it lacks', async () => {
+    const s = await start()
+    // ann's inbox was pruned: her floor is 7 (seqs 8..10 kept).
+    await publish(s, 1, 10, 'ann')
+    await prune(s, { maxPerUser: 3 })
+    // bob was away: 12 notifications, of which this browser profile saw up to 2.
+    await publish(s, 1, 12, 'bob')
+    const profile = memoryStorage() // one profile's storage, as localStorage is
+    profile.setItem('belfry:cursor:bob', '2')
+    // Tab A: ann signed in, leading her group.
+    let userA = 'ann'
+    const a = openTab(s, { user: () => userA, storage: profile })
+    await a.client.ready()
+    expect(a.client.mode).toBe('leader')
+    // The connection drops (a deploy); meanwhile ann signs out and bob signs in in tab A.
+    await s.stop()
+    userA = 'bob'
+    await vi.waitFor(() => expect(a.groups.at(-1)).toMatch(/#bob$/))
+    await vi.waitFor(() => expect(a.client.mode).toBe('leader'))
+    // Another tab of bob's opens while tab A's socket for bob is not online yet, and hears tab A's state.
+    const b = openTab(s, { user: 'bob', storage: profile })
+    await vi.waitFor(() => expect(b.events.statuses.some((e) => e.to === 'reconnecting')).toBe(true))
+    await s.restart()
+    await Promise.all([a.client.ready(), b.client.ready()])
+    expect(b.client.mode).toBe('follower')
+    // Both resume bob from the profile's cursor (2): seqs 3..12, once, in order (tab A after ann's 8..10).
+    await vi.waitFor(() => expect(a.events.seqs().slice(-10)).toEqual(range(3, 12)), 10_000)
+    await vi.waitFor(() => expect(b.events.seqs()).toEqual(range(3, 12)), 5_000)
+  })
+
   it('answers a refused topic to the tab that asked for it alone', async () => {
     const s = await start({ limits: { maxTopicLength: 8 } })
     const [a, b] = [openTab(s), openTab(s)]
