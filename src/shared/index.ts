@@ -148,7 +148,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
      */
     let fails = 0
     const backoff = o.backoff
-    /** What joining tabs start from: empty until a leader's socket is online (the server's kind unknown till then: not legacy). */
+    /** What joining tabs start from: empty until a leader's socket is online for the group's user (the server's kind unknown till then: not legacy). */
     let snap = {} as Snapshot
     /** Leader: its socket's last status event (a socket tells its first as it connects, before any announcement). */
     let last!: StatusEvent
@@ -286,6 +286,9 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
       held = {}
       user = a.userId
       cursor = a.since! // the client always says one (0: none)
+      // Nothing of another group's leader either (a tab whose user changed): leading before its socket is online, it
+      // would hand the tabs that join the old user's floor, to which they would raise their cursors.
+      snap = {} as Snapshot
       // biome-ignore lint/suspicious/noAssignInExpressions: keeps belfry/shared within its size budget
       ;(channel = new Channel(`belfry:${url}#${user ?? ''}`)).onmessage = receive
       follow()
