@@ -30,6 +30,10 @@ function fakeClient() {
       client.mode = mode
       for (const h of handlers.status) h({ from: 'authenticating', to: 'online', mode, reason: 'auth', attempt: 0 })
     },
+    /** The app closes the client (its user signed out): its status goes to `closed`. */
+    close: () => {
+      for (const h of handlers.status) h({ from: 'online', to: 'closed', mode: client.mode, reason: 'close', attempt: 0 })
+    },
     listeners: () => handlers.notification.size + handlers.status.size + handlers.read.size,
   }
 }
@@ -502,6 +506,29 @@ describe('desktopNotifications', () => {
     await settle()
     expect(t.shown).toEqual([])
     expect(t.listeners()).toBe(0)
+  })
+
+  // Regression: desktopNotifications followed only its client's notification and read events. Once the app closed ann's
+  // client (she signed out in a background tab), the summary timer armed for her burst still showed "2 new
+  // notifications", and the instance kept her visible-tab lock and hand-off channel.
+  it("stops when its client is closed (its user signed out): no summary of that user's left to come, no lock kept", async () => {
+    const t = setup()
+    for (let i = 1; i <= 3; i++) t.notify(note(i))
+    await settle()
+    expect(t.shown.map((s) => s.title)).toEqual(['n1'])
+    t.close()
+    await vi.advanceTimersByTimeAsync(5000)
+    expect(t.shown.map((s) => s.title)).toEqual(['n1'])
+    expect(t.listeners()).toBe(0)
+    // A visible tab's lock is let go of.
+    const locks = fakeLocks()
+    const c = fakeClient()
+    desktopNotifications(c.client, { user: 'ann', Notification: fakeNotification().Ctor })
+    await settle()
+    expect(locks.held()).toEqual(['belfry:visible#ann'])
+    c.close()
+    await settle()
+    expect(locks.held()).toEqual([])
   })
 
   // stop() closes the hand-off channel, and a closed BroadcastChannel's postMessage throws: a click on a summary
