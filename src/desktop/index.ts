@@ -201,31 +201,28 @@ export function desktopNotifications<Data extends object = JsonObject>(
   const mayShow = async () => permission() === 'granted' && client.mode !== 'follower' && !(await anyTabVisible()) && !stopped
 
   /**
-   * One more for the summary, shown `interval` after the last one shown (and never sooner than `interval` from now);
-   * one a summary told already (`toldBefore`, handed on) only counts in the next. One held already (handed on twice,
-   * or by a tab with a socket of its own that has it too) counts once.
+   * One more for the summary, shown `interval` from now (so no sooner than `interval` after the last one shown); one a
+   * summary told already (`toldBefore`, handed on) only counts in the next. One held already (handed on twice, or by a
+   * tab with a socket of its own that has it too) counts once.
    */
   const wait = (n: Notification<Data>, toldBefore?: boolean) => {
     if (waiting.some((w) => w.id === n.id)) return
     waiting.push(n)
     if (!toldBefore)
       timer ??= setTimeout(
-        async () => {
-          timer = undefined
-          try {
+        () =>
+          (async () => {
+            timer = undefined
             if (waiting.length && (await mayShow())) show(summary(waiting.length), 'belfry:summary')
             else waiting = []
-          } catch (e) {
-            fail(e)
-          }
-        },
-        Math.max(interval, last + interval - Date.now()),
+          })().catch(fail),
+        interval,
       )
   }
 
   cleanup.push(
-    client.on('notification', (n) => {
-      ;(async () => {
+    client.on('notification', (n) =>
+      (async () => {
         // Read already (elsewhere, before this catch-up): not news.
         if (n.read || (filter && !filter(n))) return
         // A tab visible: the user sees the app, and what the summaries told is no news either. (A follower
@@ -233,8 +230,8 @@ export function desktopNotifications<Data extends object = JsonObject>(
         if (!(await mayShow())) waiting = []
         else if (n.replayed || timer || Date.now() - last < interval) wait(n)
         else show(render(n), n.id, n)
-      })().catch(fail)
-    }),
+      })().catch(fail),
+    ),
     // Read (on another tab or device) while waiting or told: not news for the summary.
     client.on('read', (e) => {
       waiting = waiting.filter((n) => (e.all ? n.seq > e.seq : !e.ids.includes(n.id)))
@@ -307,7 +304,8 @@ export function desktopNotifications<Data extends object = JsonObject>(
       stopped = true
       clearTimeout(timer)
       waiting = []
-      cleanup.splice(0).map((off) => off())
+      // Kept: a second stop() undoes each again, which changes nothing (each may be undone twice).
+      cleanup.map((off) => off())
       Object.values(listeners).map((set) => set.clear())
     },
   }
