@@ -75,7 +75,7 @@ export interface DesktopNotifications<Data extends object = JsonObject> {
    * unsubscribe function.
    */
   on<K extends keyof DesktopEvents<Data>>(type: K, handler: (event: DesktopEvents<Data>[K]) => void): () => void
-  /** Stops: no more desktop notifications, no more events. */
+  /** Stops: no more desktop notifications, no more events. Closing the client stops it too. */
   stop(): void
 }
 
@@ -97,7 +97,7 @@ const ownVisible = () => doc()?.visibilityState === 'visible'
  * it replaces too, till one is clicked (in any of the user's tabs). A leader
  * whose tab goes away (closed, reloaded) hands what waits and what its
  * summary told to the tab that leads next, which shows the summary when due
- * and counts the told ones in its next.
+ * and counts the told ones in its next. Stops when `client` is closed.
  */
 export function desktopNotifications<Data extends object = JsonObject>(
   client: NotificationClient<Data>,
@@ -220,7 +220,20 @@ export function desktopNotifications<Data extends object = JsonObject>(
       )
   }
 
+  /** The handle's stop(), and the client's end. */
+  const stop = () => {
+    stopped = true
+    clearTimeout(timer)
+    waiting = []
+    // Kept: a second stop() (the app's, after the client's end) undoes each again, which changes nothing.
+    cleanup.map((off) => off())
+    Object.values(listeners).map((set) => set.clear())
+  }
+
   cleanup.push(
+    // The client closed (its user signed out, its token refused): what waits, and would come due, is that user's,
+    // as are the visible-tab lock and the hand-off channel.
+    client.on('status', (e) => e.to === 'closed' && stop()),
     client.on('notification', (n) =>
       (async () => {
         // Read already (elsewhere, before this catch-up): not news.
@@ -300,13 +313,6 @@ export function desktopNotifications<Data extends object = JsonObject>(
       set.add(handler)
       return () => set.delete(handler)
     },
-    stop() {
-      stopped = true
-      clearTimeout(timer)
-      waiting = []
-      // Kept: a second stop() undoes each again, which changes nothing (each may be undone twice).
-      cleanup.map((off) => off())
-      Object.values(listeners).map((set) => set.clear())
-    },
+    stop,
   }
 }
