@@ -59,7 +59,8 @@ async function app(): Promise<number> {
   return (http.address() as AddressInfo).port
 }
 
-async function attach(): Promise<void> {
+/** Attaches belfry to the app's server; `listeners`: the 'upgrade' listeners there then (belfry's and the app's). */
+async function attach(listeners = 1): Promise<void> {
   belfry = new NotificationServer({
     secret: SECRET,
     apiKey: API_KEY,
@@ -68,7 +69,7 @@ async function attach(): Promise<void> {
     logger: pino({ level: 'silent' }),
   })
   await belfry.ready()
-  expect(http!.listenerCount('upgrade')).toBe(1) // belfry's: the app has none
+  expect(http!.listenerCount('upgrade')).toBe(listeners) // 1: belfry's alone, the app has none
 }
 
 describe("an app's own server with belfry attached, and no 'upgrade' listener of its own", () => {
@@ -108,14 +109,7 @@ describe("an app's own server with belfry attached, and an 'upgrade' listener of
     http!.on('upgrade', (_req, socket) => {
       socket.end('HTTP/1.1 426 Upgrade Required\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
     })
-    belfry = new NotificationServer({
-      secret: SECRET,
-      apiKey: API_KEY,
-      database: ':memory:',
-      server: http!,
-      logger: pino({ level: 'silent' }),
-    })
-    await belfry.ready()
+    await attach(2)
     const answer = await send(port, UPGRADE('/chat'), 3000)
     expect(answer.answer.split('\r\n')[0]).toBe('HTTP/1.1 426 Upgrade Required')
   })
