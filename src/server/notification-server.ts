@@ -121,6 +121,8 @@ interface PendingChange {
   ids: readonly string[]
   all: boolean
   seq: number
+  /** The unread count the change committed with (its frame's). None for a request for the count. */
+  unreadCount: number | undefined
   /** The frame as it came: what the connections get if the store cannot be read. None for a request for the count. */
   frame: string | undefined
   /** The connection that made the change: it got its own reply. */
@@ -815,7 +817,8 @@ export class NotificationServer {
       this.#tellAsItCame(event.userId, event.frame, event.origin)
       return
     }
-    this.#readState(event.userId, { ids: f.ids, all: f.all === true, seq: f.seq, frame: event.frame, origin: event.origin })
+    const { ids, all, seq, unreadCount } = f
+    this.#readState(event.userId, { ids, all: all === true, seq, unreadCount, frame: event.frame, origin: event.origin })
   }
 
   /**
@@ -825,7 +828,8 @@ export class NotificationServer {
    * server is closing: close() waits for the reads in flight, not for ones after it looked.
    */
   #refreshReadState(userId: string): void {
-    if (this.#accepting) this.#readState(userId, { ids: [], all: false, seq: 0, frame: undefined, origin: undefined })
+    if (this.#accepting)
+      this.#readState(userId, { ids: [], all: false, seq: 0, unreadCount: undefined, frame: undefined, origin: undefined })
   }
 
   /** Joins the read of the user's state in flight (which reads again after it), or starts one. */
@@ -910,10 +914,7 @@ export class NotificationServer {
         else for (const id of change.ids) ids.add(id)
       }
       if (!theirs) {
-        for (const change of changes) {
-          const f = change.origin === c.id && change.frame !== undefined ? parseServerFrame(change.frame) : undefined
-          if (f?.type === 'read') seen = { seq: f.seq, unreadCount: f.unreadCount }
-        }
+        for (const { origin, seq, unreadCount } of changes) if (origin === c.id && unreadCount !== undefined) seen = { seq, unreadCount }
         continue
       }
       if (all !== undefined) c.tell(frame({ type: 'read', ids: [], all: true, seq: all, unreadCount }))
