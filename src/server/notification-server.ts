@@ -207,11 +207,11 @@ export class NotificationServer {
     this.#options = resolveOptions(options)
     const { limits } = this.#options
     const store: Store = this.#options.store ?? new SqliteStore(this.#options.database)
-    const broker: Broker = this.#options.broker ?? new InProcessBroker()
+    const log = this.#options.logger ?? pino({ name: 'belfry' })
+    const broker: Broker = this.#options.broker ?? new InProcessBroker({ logger: log })
     // From the store given: the metrics' timed copy of it has its methods only.
     this.#deployment = store.deployment
     this.#ordered = broker instanceof InProcessBroker
-    const log = this.#options.logger ?? pino({ name: 'belfry' })
     const metrics = this.#options.metrics && createMetrics({ stats: () => this.stats(), brokerUp: () => this.#hub.broker.up })
     this.#hub = {
       store: metrics ? metrics.timeStore(store) : store,

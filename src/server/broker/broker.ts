@@ -1,3 +1,4 @@
+import { type Logger, pino } from 'pino'
 import type { Delivery, Store } from '../store/store.js'
 
 /**
@@ -80,13 +81,31 @@ export interface Broker {
   close(): void | Promise<void>
 }
 
-/** The default broker: hands events to the subscribers of this process, synchronously. It is always up. */
+/**
+ * The default broker: hands events to the subscribers of this process, synchronously. It is always up.
+ * A subscriber that throws is logged and costs the others nothing, as with {@link RedisBroker}: the
+ * change it tells of is committed already, and every subscriber gets every event.
+ */
 export class InProcessBroker implements Broker {
   readonly #handlers = new Set<(event: BrokerEvent) => void>()
+  readonly #log: Logger
   readonly up = true
 
+  /** `logger`: where a subscriber's failure is logged (the server gives its own); by default a pino logger at level 'info'. */
+  constructor(options: { logger?: Logger | undefined } = {}) {
+    this.#log = options.logger ?? pino()
+  }
+
   publish(events: readonly BrokerEvent[]): void {
-    for (const event of events) for (const handler of this.#handlers) handler(event)
+    for (const event of events) {
+      for (const handler of this.#handlers) {
+        try {
+          handler(event)
+        } catch (error) {
+          this.#log.error({ err: error }, 'in-process broker: event handler threw')
+        }
+      }
+    }
   }
 
   subscribe(handler: (event: BrokerEvent) => void): () => void {
