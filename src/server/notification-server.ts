@@ -177,10 +177,12 @@ export class NotificationServer {
   /** Events of another deployment dropped since the last warning, and when that warning was (see {@link FOREIGN_WARN_MS}). */
   #foreign = { dropped: 0, warnedAt: Number.NEGATIVE_INFINITY }
   /**
-   * The broker hands events over at once, in this process (the in-process one): a read change's
-   * frame then reaches the connections in commit order with everything else, its count as new as
-   * what they were sent. With several processes its count is read again (see {@link #readState}),
-   * and on one while a read of the user's state is in flight (a connection asked for it).
+   * The broker hands events over at once, in this process (the in-process one), and the store
+   * commits as it is called (SQLite's): a read change's frame then reaches the connections in commit
+   * order with everything else, its count as new as what they were sent. With several processes its
+   * count is read again (see {@link #readState}), and on one while a read of the user's state is in
+   * flight (a connection asked for it). So it is with another store: PostgreSQL commits on several
+   * pooled connections, and one commit's reply can come after a later one's.
    */
   readonly #ordered: boolean
   /** Per user, the read of the user's state in flight for read changes from the broker or a connection's request. */
@@ -211,7 +213,7 @@ export class NotificationServer {
     const broker: Broker = this.#options.broker ?? new InProcessBroker({ logger: log })
     // From the store given: the metrics' timed copy of it has its methods only.
     this.#deployment = store.deployment
-    this.#ordered = broker instanceof InProcessBroker
+    this.#ordered = broker instanceof InProcessBroker && store instanceof SqliteStore
     const metrics = this.#options.metrics && createMetrics({ stats: () => this.stats(), brokerUp: () => this.#hub.broker.up })
     this.#hub = {
       store: metrics ? metrics.timeStore(store) : store,

@@ -8,10 +8,11 @@ import { randomBytes } from 'node:crypto'
 import pg from 'pg'
 import { pino } from 'pino'
 import { afterEach, describe, expect, it } from 'vitest'
+import { memoryStorage } from '../../src/index.js'
 import { PostgresStore } from '../../src/server/index.js'
 import { EXPIRED_KEYS_BATCH } from '../../src/server/store/store.js'
 import { prunePass, storeContract } from '../contract/store.js'
-import { ClientPool } from '../helpers/client.js'
+import { ClientPool, holds } from '../helpers/client.js'
 import { usePostgres } from '../helpers/postgres.js'
 import { DAY_MS, type InboxCount, pruneWhilePublishing } from '../helpers/retention.js'
 import { API_KEY, useServer } from '../helpers/server.js'
@@ -505,4 +506,53 @@ describe('PostgresStore: a prune batch and publishes', () => {
       await publisher.close()
     }
   }, 30_000)
+})
+
+describe('one process on PostgreSQL with the in-process broker', () => {
+  // BELFRY_DATABASE_URL without BELFRY_REDIS_URL. The server takes the in-process broker's events to come in commit order, and
+  // passes a read change's frame on as it came (NotificationServer#route, `#ordered`). That holds on
+  // SQLite, whose commits are synchronous; on PostgreSQL two transactions of one process commit on
+  // two pooled connections, and the reply to one COMMIT may be read after the other's: a publish that
+  // committed after a mark read can reach the user's sockets before the mark's frame. Its count,
+  // taken before that notification, must not be the last word: the user's tabs must end on the
+  // store's unread count (the `read` frame's count covers every entry up to its seq, and a tab that
+  // was sent a later one is owed a newer count).
+  const start = useServer()
+  const clients = new ClientPool()
+  afterEach(() => clients.closeAll())
+
+  it('a mark read whose COMMIT reply is read after a later publish’s: the user’s tabs end on the store’s count', async () => {
+    const store = await PostgresStore.open(db.url, { schema: `r_${randomBytes(5).toString('hex')}` })
+    // The next mark read's result is held after its commit until `release()`: its COMMIT reply read late.
+    let hold: Promise<void> | undefined
+    let release = () => {}
+    const markRead = store.markRead.bind(store)
+    store.markRead = async (userId, ids) => {
+      const change = await markRead(userId, ids)
+      if (hold) await hold
+      return change
+    }
+    const s = await start({ store }) // the in-process broker
+    await s.server.sendToUser('ann', { title: 'one', body: '' })
+    await s.server.sendToUser('ann', { title: 'two', body: '' })
+    const tab = () => clients.online({ url: s.wsUrl, token: () => s.token('ann'), storage: memoryStorage() })
+    const [x, y] = [await tab(), await tab()]
+    await expect.poll(() => [x.client.unreadCount, y.client.unreadCount]).toEqual([2, 2])
+
+    hold = new Promise((resolve) => {
+      release = resolve
+    })
+    const marked = x.client.markRead([x.events.notifications[0]!.id]) // commits: 1 unread of 2
+    await expect.poll(async () => (await store.user('ann'))?.unreadCount).toBe(1)
+    await s.server.sendToUser('ann', { title: 'three', body: '' }) // commits after it: 2 unread of 3
+    await expect.poll(() => [x.events.notifications.length, y.events.notifications.length]).toEqual([3, 3])
+    release()
+    await marked
+
+    const truth = (await store.user('ann'))!.unreadCount
+    expect(truth).toBe(2)
+    // Past two reads of the store would not do: the tabs are told the right count within seconds, and keep it.
+    await expect.poll(() => [x.client.unreadCount, y.client.unreadCount], { timeout: 10_000 }).toEqual([truth, truth])
+    await holds(() => expect([x.client.unreadCount, y.client.unreadCount]).toEqual([truth, truth]), 1000)
+  })
 })
