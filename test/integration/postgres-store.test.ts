@@ -556,3 +556,51 @@ describe('one process on PostgreSQL with the in-process broker', () => {
     await holds(() => expect([x.client.unreadCount, y.client.unreadCount]).toEqual([truth, truth]), 1000)
   })
 })
+
+describe('PostgresStore: acks gathered and written together', () => {
+  // Acks on PostgreSQL gather for 50 ms and one statement writes them (store/batch.ts). Meanwhile a
+  // user's counters are read with the ack taken but not yet written (`withUnwrittenAck`): "a
+  // connection made meanwhile starts after it, as it would once written". A second, older ack of the
+  // same user (a stale one from another tab) that comes while the first is being written must not
+  // hide it: the cursor read is the highest ack taken, as the write will leave it.
+
+  it('reads the highest ack taken while an ack is being written and an older one waits', async () => {
+    const s = schema()
+    const store = await PostgresStore.open(db.url, { schema: s })
+    for (let i = 1; i <= 10; i++) await store.publish({ userIds: ['ann'] }, { title: `n${i}`, body: '' })
+    const holder = new pg.Client(db.url)
+    const watcher = new pg.Client(db.url)
+    await holder.connect()
+    await watcher.connect()
+    try {
+      // A publish to ann in progress: her row is locked, so the ack's write waits for it.
+      await holder.query('BEGIN')
+      await holder.query(`SELECT 1 FROM ${s}.users WHERE id = 'ann' FOR UPDATE`)
+      const first = store.ack('ann', 10) // the tab that was sent everything
+      await expect
+        .poll(
+          async () =>
+            (
+              await watcher.query(
+                `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%acked_seq%'`,
+              )
+            ).rows[0].n,
+          { timeout: 10_000 },
+        )
+        .toBe(1)
+      const second = store.ack('ann', 5) // a stale ack from another tab, while the first is being written
+      // A connection made now starts after the highest ack taken, as it will once both are written.
+      expect((await store.user('ann'))?.ackedSeq).toBe(10)
+      expect((await store.touchUser('ann')).ackedSeq).toBe(10)
+      await holder.query('COMMIT')
+      expect(await first).toBe(10)
+      expect(await second).toBe(10)
+      expect((await store.user('ann'))?.ackedSeq).toBe(10)
+    } finally {
+      await holder.query('ROLLBACK').catch(() => {})
+      await holder.end()
+      await watcher.end()
+      await store.close()
+    }
+  }, 30_000)
+})

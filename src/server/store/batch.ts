@@ -14,8 +14,8 @@ interface Gathered<V, R> {
  */
 export class Batcher<V, R> {
   #pending = new Map<string, Gathered<V, R>>()
-  /** What the write in progress has (an asynchronous write's, until it settles). */
-  #writing: Map<string, Gathered<V, R>> | undefined
+  /** What the writes in progress have (an asynchronous write's, until it settles; a flush may start before the last settled). */
+  readonly #writing = new Set<Map<string, Gathered<V, R>>>()
   readonly #merge: (a: V, b: V) => V
   readonly #write: (values: Map<string, V>) => Map<string, R> | Promise<Map<string, R>>
   readonly #schedule: (flush: () => void) => void
@@ -39,9 +39,18 @@ export class Batcher<V, R> {
     return new Promise((resolve, reject) => waiting.push({ resolve, reject }))
   }
 
-  /** The value gathered for `key` that is not written yet (waiting, or being written), if any. */
+  /**
+   * The value gathered for `key` that is not written yet, if any: what is waiting and what is being
+   * written, `merge`d (an older value waiting must not hide a newer one being written, as a stale
+   * ack from another tab after a higher one).
+   */
   unwritten(key: string): V | undefined {
-    return this.#pending.get(key)?.value ?? this.#writing?.get(key)?.value
+    let value: V | undefined
+    for (const gathered of [...this.#writing, this.#pending]) {
+      const entry = gathered.get(key)
+      if (entry) value = value === undefined ? entry.value : this.#merge(value, entry.value)
+    }
+    return value
   }
 
   /** Writes what is pending now (when scheduled, or before the store closes). `write` is called before this first waits. */
@@ -49,7 +58,7 @@ export class Batcher<V, R> {
     const pending = this.#pending
     if (pending.size === 0) return
     this.#pending = new Map()
-    this.#writing = pending
+    this.#writing.add(pending)
     let results: Map<string, R>
     try {
       results = await this.#write(new Map([...pending].map(([key, e]) => [key, e.value])))
@@ -57,7 +66,7 @@ export class Batcher<V, R> {
       for (const e of pending.values()) for (const d of e.done) d.reject(error)
       return
     } finally {
-      if (this.#writing === pending) this.#writing = undefined
+      this.#writing.delete(pending)
     }
     for (const [key, e] of pending) for (const d of e.done) d.resolve(results.get(key)!)
   }
