@@ -745,6 +745,10 @@ export class PostgresStore implements Store {
       ])
       // Held now: no publish to these users commits meanwhile. A floor another process raised since the plan leaves less.
       const floors = new Map((held as { no: number; floor: number }[]).map((u) => [u.no, u.floor]))
+      // A held user is left for the next pass, the one whose cut the next batch was to go on with too:
+      // else that batch would plan it again, and again while it is held, never reaching the users after it.
+      const last = planned.at(-1)!
+      if (batch.next === last.no - 1 && !floors.has(last.no)) batch.next = last.no
       const cuts = planned.filter((c) => floors.has(c.no) && c.upTo > floors.get(c.no)!)
       if (cuts.length === 0) return batch
       const { rows: gone } = await q(
