@@ -116,14 +116,6 @@ export function createStore<Data extends object>(
   let seen: NotificationClient<Data> | 0 | undefined
 
   // (The functions below are declared in the order found to gzip smallest: belfry/react is at its size limit.)
-  /** Sets the read flags a `read` event tells of (or the newest page, as one: see retain), unread to read only. */
-  const read = (event: ReadEvent) => {
-    let marked: Item | undefined
-    // biome-ignore lint/suspicious/noAssignInExpressions: notes that one changed (keeps belfry/react within its size limit)
-    items = items.map((n) => (n.read || !(event.all ? n.seq <= event.seq : event.ids.includes(n.id)) ? n : (marked = { ...n, read: true })))
-    // A read event that changes none of the list leaves its slice alone.
-    if (marked) list()
-  }
   /** Replaces one slice and tells every hook; each renders again only if its own slice changed. */
   const set = <I extends number>(i: I, value: Slices<Data>[I]) => {
     now[i] = value
@@ -147,6 +139,14 @@ export function createStore<Data extends object>(
   // new one). (One made by none yet: a child's layout effect in the provider's first commit.)
   const markAllRead = () => (now[CLIENT] || get()).markAllRead()
   const markRead = (ids: string | string[]) => (now[CLIENT] || get()).markRead(ids)
+  /** Sets the read flags a `read` event tells of (or the newest page, as one: see retain), unread to read only. */
+  const read = (event: ReadEvent) => {
+    let marked: Item | undefined
+    // biome-ignore lint/suspicious/noAssignInExpressions: notes that one changed (keeps belfry/react within its size limit)
+    items = items.map((n) => (n.read || !(event.all ? n.seq <= event.seq : event.ids.includes(n.id)) ? n : (marked = { ...n, read: true })))
+    // A read event that changes none of the list leaves its slice alone.
+    if (marked) list()
+  }
   const loadMore = () => {
     loading = true
     list()
@@ -195,6 +195,17 @@ export function createStore<Data extends object>(
       // (StrictMode's unmount and remount), owes nothing.
       // biome-ignore lint/suspicious/noAssignInExpressions: notes the client followed (keeps belfry/react within its size limit)
       let owe = seen !== (seen = client) && client.state !== 'idle'
+      // The store follows the client while a provider holds it: its listeners go with it (another provider of the client has its own).
+      // (Its status listener calls online(), declared just below: no event can come in between.)
+      const offs = [
+        client.on('status', (event) => {
+          online()
+          set(CONNECTION, { state: event.to, event, since: Date.now() })
+        }),
+        client.on('unread', (event) => set(UNREAD, event.count)),
+        client.on('notification', (n) => list([n])),
+        client.on('read', read),
+      ]
       // Online (now, or at each status event that finds it so): the newest page (100), merged into the list if
       // owed (its items, their read flags, and `hasMore` false if it has no next page: it is the whole inbox);
       // else, for a list the store kept following, that page's read flags. A read made elsewhere while this
@@ -215,16 +226,6 @@ export function createStore<Data extends object>(
           },
           () => {},
         )
-      // The store follows the client while a provider holds it: its listeners go with it (another provider of the client has its own).
-      const offs = [
-        client.on('notification', (n) => list([n])),
-        client.on('unread', (event) => set(UNREAD, event.count)),
-        client.on('read', read),
-        client.on('status', (event) => {
-          online()
-          set(CONNECTION, { state: event.to, event, since: Date.now() })
-        }),
-      ]
       // -~: one more, from none (undefined) too; ~- below: one less.
       holds.set(client, -~holds.get(client)!)
       // Found online: the newest page (owed: a client connect() starts is not online yet).
@@ -238,9 +239,8 @@ export function createStore<Data extends object>(
         // requests find it closed, and is made anew if a provider comes back; one the app closed stays.
         setTimeout(() => {
           seen = 0
-          if (holds.get(client) || client.state === 'closed') return
-          client.close()
-          gone = client
+          // biome-ignore lint/suspicious/noAssignInExpressions: notes the client let go of (keeps belfry/react within its size limit)
+          holds.get(client) || client.state === 'closed' || (gone = client).close()
         })
       }
     },
