@@ -112,7 +112,10 @@ export function createStore<Data extends object>(
   let end: boolean | undefined
   /** The client this store let go of and closed: kept in the client's slot for requests, made anew by the effects. */
   let gone: NotificationClient<Data> | undefined
-  /** The client this store follows, or followed until less than a macrotask ago: it missed nothing of it. */
+  /**
+   * A client this store missed nothing of (one it found idle, or asked for the newest page), until a macrotask
+   * after a provider let go of it: StrictMode's remount, in the same task, owes nothing for it.
+   */
   let seen: NotificationClient<Data> | 0 | undefined
 
   // (The functions below are declared in the order found to gzip smallest: belfry/react is at its size limit.)
@@ -191,10 +194,11 @@ export function createStore<Data extends object>(
       const client = now[CLIENT]!
       // A client already started (by the app, another provider, or this one before an <Activity> hid it)
       // brought this store none of what it had: it owes the list the newest page, loaded now if online, else
-      // at its next 'online'. A client this store started (idle till now), or one it followed until just now
-      // (StrictMode's unmount and remount), owes nothing.
-      // biome-ignore lint/suspicious/noAssignInExpressions: notes the client followed (keeps belfry/react within its size limit)
-      let owe = seen !== (seen = client) && client.state !== 'idle'
+      // at its next 'online'. A client this store started (idle till now) owes nothing, nor does the one `seen`:
+      // StrictMode remounts just after a run that found the client idle or asked for the page. A run that found
+      // it started but not yet online asked for nothing: the remount still owes the page.
+      // biome-ignore lint/suspicious/noAssignInExpressions: notes a client found idle (keeps belfry/react within its size limit)
+      let owe = (seen !== client && client.state !== 'idle') || !(seen = client)
       // The store follows the client while a provider holds it: its listeners go with it (another provider of the client has its own).
       // (Its status listener calls online(), declared just below: no event can come in between.)
       const offs = [
@@ -216,7 +220,8 @@ export function createStore<Data extends object>(
       const online = () =>
         (owe || items.length) &&
         client.state === 'online' &&
-        client.history({ limit: 100 }).then(
+        // biome-ignore lint/suspicious/noAssignInExpressions: notes the page asked for (keeps belfry/react within its size limit)
+        (seen = client).history({ limit: 100 }).then(
           (page) => {
             if (owe) {
               owe = false

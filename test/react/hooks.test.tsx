@@ -409,6 +409,154 @@ describe('BelfryProvider', () => {
   })
 })
 
+// Production runs each effect once; StrictMode runs the provider's twice (mount, unmount, mount) in development. A
+// client found started but not yet online owes the list the newest page across that unmount: only an online client
+// is asked for it, so the first run leaves the request to its status listener, which the unmount takes off, and the
+// second run must still owe it. Each test also counts the requests: one page, not one per run.
+describe('BelfryProvider under StrictMode, on a client started but not yet online', () => {
+  /** Answers each history request of `server` not answered yet with `page`, as the server's newest page. */
+  function historyOf(server: MockServer, page: { items: Frame[]; next?: number }) {
+    const answered = new Set<unknown>()
+    return async () => {
+      for (const h of server.sent('history') as (Frame & { requestId: string })[]) {
+        if (answered.has(h.requestId)) continue
+        answered.add(h.requestId)
+        server.peer.send({ type: 'history', ...page, requestId: h.requestId })
+      }
+      await settle()
+    }
+  }
+  /** What Inbox shows. */
+  const shown = () => ({ unread: text('unread'), titles: titles(), more: text('more') })
+
+  it('connected by the app just before the provider mounts: the newest page, asked for once, when the client is online', async () => {
+    // The user's inbox: 1 and 2, both unread; the newest page is all of it.
+    const server = startMockServer({ auth: { seq: 2, unreadCount: 2 } })
+    const answer = historyOf(server, { items: [note(2), note(1)] })
+    const { client } = createClient(server)
+    client.connect()
+    render(
+      <StrictMode>
+        <BelfryProvider client={client}>
+          <Inbox />
+        </BelfryProvider>
+      </StrictMode>,
+    )
+    expect(client.state).toBe('connecting')
+    await settle()
+    expect(client.state).toBe('online')
+    expect(server.sent('history')).toHaveLength(1)
+    expect(server.sent('history')[0]).not.toHaveProperty('before')
+    await answer()
+    // Not an empty list beside 2 unread; `hasMore` false: that page is the whole inbox.
+    expect(shown()).toEqual({ unread: '2', titles: ['title 2', 'title 1'], more: 'false false' })
+    await settle(1000)
+    expect(server.sent('history')).toHaveLength(1)
+  })
+
+  it('keyed anew while its client reconnects: the newest page, asked for once, when the client is back online', async () => {
+    const server = startMockServer({ auth: { seq: 3, unreadCount: 3 } })
+    // A page the server cut short: it has more below 2.
+    const answer = historyOf(server, { items: [note(3), note(2)], next: 2 })
+    const { client } = createClient(server)
+    // (StrictMode around a provider keyed anew runs its effects twice.)
+    const App = ({ page }: { page: string }) => (
+      <StrictMode>
+        <BelfryProvider key={page} client={client}>
+          <Inbox />
+        </BelfryProvider>
+      </StrictMode>
+    )
+    client.connect()
+    await settle()
+    const view = render(<App page="a" />)
+    await settle()
+    await answer()
+    expect(server.sent('history')).toHaveLength(1)
+
+    // The server restarts (1001): the client reconnects; the app's route changes meanwhile, a new provider.
+    await act(async () => server.peer.close(1001, 'going away'))
+    await settle()
+    expect(client.state).toBe('reconnecting')
+    view.rerender(<App page="b" />)
+    await settle(1000)
+    expect(client.state).toBe('online')
+    expect(server.sent('history')).toHaveLength(2)
+    await answer()
+    expect(shown()).toEqual({ unread: '3', titles: ['title 3', 'title 2'], more: 'true false' })
+    await settle(1000)
+    expect(server.sent('history')).toHaveLength(2)
+  })
+
+  it('a user switch to a client the login handler connected: the new user’s newest page, asked for once, none of the previous user’s list', async () => {
+    // One mock server per user: what each user's socket gets. Alice's inbox holds 1; bob's, 1 and 2.
+    const servers = {
+      alice: startMockServer({ auth: { seq: 1, unreadCount: 1 } }),
+      bob: startMockServer({ auth: { seq: 2, unreadCount: 2 } }),
+    }
+    const answers = {
+      alice: historyOf(servers.alice, { items: [note(1, { id: 'a1', title: 'alice 1' })] }),
+      bob: historyOf(servers.bob, { items: [note(2, { id: 'b2', title: 'bob 2' }), note(1, { id: 'b1', title: 'bob 1' })] }),
+    }
+    let api: ReturnType<typeof useNotifications> | undefined
+    function Api() {
+      api = useNotifications()
+      return null
+    }
+    // The app keys the provider by user. (StrictMode around a provider keyed anew runs its effects twice.)
+    const App = ({ user, client }: { user: string; client: NotificationClient | (() => NotificationClient) }) => (
+      <StrictMode>
+        <BelfryProvider key={user} client={client}>
+          <Inbox />
+          <Api />
+        </BelfryProvider>
+      </StrictMode>
+    )
+    // Alice's list: her client, which the provider makes and starts, gets 2 live, and loadMore() her page below it.
+    const { make, made } = factory(servers.alice)
+    const view = render(<App user="alice" client={make} />)
+    await settle()
+    await act(async () => servers.alice.peer.send(note(2, { id: 'a2', title: 'alice 2' })))
+    const loaded = await begin(() => api!.loadMore())
+    await settle()
+    await answers.alice()
+    await loaded()
+    expect(shown()).toEqual({ unread: '2', titles: ['alice 2', 'alice 1'], more: 'false false' })
+
+    // Alice signs out, bob signs in: the login handler makes bob's client, connects it, and renders the app with it.
+    const bob = createClient(servers.bob).client
+    bob.connect()
+    view.rerender(<App user="bob" client={bob} />)
+    expect(bob.state).toBe('connecting')
+    await settle()
+    expect([made[0]!.state, bob.state]).toEqual(['closed', 'online'])
+    expect(servers.bob.sent('history')).toHaveLength(1)
+    expect(servers.bob.sent('history')[0]).not.toHaveProperty('before')
+    await answers.bob()
+    // Bob's page alone: the new provider's list has none of alice's.
+    expect(shown()).toEqual({ unread: '2', titles: ['bob 2', 'bob 1'], more: 'false false' })
+    await settle(1000)
+    expect([servers.alice.sent('history'), servers.bob.sent('history')].map((h) => h.length)).toEqual([1, 1])
+  })
+
+  it('an idle client the provider starts owes nothing: no history request, an empty list', async () => {
+    const server = startMockServer({ auth: { seq: 2, unreadCount: 2 } })
+    const { client } = createClient(server)
+    render(
+      <StrictMode>
+        <BelfryProvider client={client}>
+          <Inbox />
+        </BelfryProvider>
+      </StrictMode>,
+    )
+    await settle(1000)
+    expect(client.state).toBe('online')
+    // Its store saw all of it: what the server sends from here reaches the list.
+    expect(server.sent('history')).toHaveLength(0)
+    expect(shown()).toEqual({ unread: '2', titles: [], more: 'true false' })
+  })
+})
+
 describe('hooks', () => {
   it('throw outside a provider, saying there is no <BelfryProvider>', () => {
     vi.spyOn(console, 'error').mockImplementation(() => {}) // React logs the error it rethrows
