@@ -533,7 +533,12 @@ export class PostgresStore implements Store {
       const { deliveries, done } = await this.#batchOf(q, job)
       if (done) await q('DELETE FROM $s.fanout_jobs WHERE no = $1', [job.no])
       else await q('UPDATE $s.fanout_jobs SET after = $1 WHERE no = $2', [job.after, job.no])
-      const row = (await q('SELECT * FROM $s.notifications WHERE no = $1', [job.notification_no])).rows[0] as Row & { no: number }
+      // Locked (as a batch that made entries has it already, by counting them): a retention pass that lowers its
+      // count meanwhile either commits first, its count then read here, or waits for this job's end and sees
+      // the job gone. Else each could find the notification held by the other and keep it, with no inbox holding it.
+      const row = (await q('SELECT * FROM $s.notifications WHERE no = $1 FOR UPDATE', [job.notification_no])).rows[0] as Row & {
+        no: number
+      }
       // A job whose audience left before it reached them leaves a notification no inbox holds: it goes.
       if (done) await q('DELETE FROM $s.notifications WHERE no = $1 AND refs <= 0', [job.notification_no])
       return { notification: toStored(row), deliveries, done }

@@ -29,7 +29,7 @@ interface Harness {
 
 const harnesses: Record<string, () => Promise<Harness>> = {
   SqliteStore: async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'belfry-review-'))
+    const dir = mkdtempSync(join(tmpdir(), 'belfry-race-'))
     const file = join(dir, 'inbox.db')
     return {
       open: async () => new SqliteStore(file, { fanOutBatch: 1 }),
