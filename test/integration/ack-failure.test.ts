@@ -3,6 +3,7 @@
  * PostgreSQL statement timeout, a connection killed) is tried again by the
  * next heartbeat: the acknowledged cursor trails by at most about one
  * interval (docs/protocol.md, "Acks"), not for as long as nothing new is sent.
+ * So is a cursor the server took as an ack at auth.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -41,4 +42,25 @@ it('an ack write that fails once is written by a later heartbeat: the acknowledg
   const state = await store.user('ann')
   // ann's socket has had seq 1 for a second: the cursor should be there, not at 0.
   expect(state?.ackedSeq).toBe(1)
+})
+
+it('a cursor taken as an ack at auth whose write fails is written by a later heartbeat, with nothing sent since', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'belfry-ack-'))
+  cleanUp.push(() => rmSync(dir, { recursive: true, force: true }))
+  const store = new SqliteStore(join(dir, 'belfry.db'))
+  const s: TestServer = await startServer({ store, limits: { heartbeatMs: 100 } })
+  cleanUp.push(() => s.dispose())
+  for (const title of ['one', 'two']) expect((await httpPublish(s.url, { userId: 'ann', title, body: '' })).status).toBe(201)
+  // The store fails the next ack it is asked to write: the cursor's, at auth.
+  const ack = store.ack.bind(store)
+  let failures = 1
+  store.ack = (userId, seq) =>
+    failures-- > 0 ? Promise.reject(new Error('canceling statement due to statement timeout')) : ack(userId, seq)
+  // The client says it has both (its stored cursor): nothing is sent, the heartbeat's pings carry no seq of their own.
+  const ann: RawClient = await authedClient(s, 'ann', { since: 2 })
+  cleanUp.push(() => ann.ws.terminate())
+  await sleep(1000)
+  expect(failures).toBeLessThanOrEqual(0) // the failing write happened
+  // A device without a cursor of its own starts from the acknowledged one: it must not be sent both again.
+  expect((await store.user('ann'))?.ackedSeq).toBe(2)
 })

@@ -47,7 +47,11 @@ export async function authenticate(c: Connection, f: AuthFrame): Promise<void> {
   const since = Math.max(user.floor, Math.min(f.since || user.ackedSeq, user.latestSeq))
   // A cursor is the client's word that it has everything up to it: an ack (one from this database).
   if (f.since && f.since <= user.latestSeq && since > user.ackedSeq) {
-    store.ack(check.userId, since).catch((error: unknown) => log.warn({ conn: c.id, err: error }, 'ack failed'))
+    const acked = user.ackedSeq
+    store.ack(check.userId, since).catch((error: unknown) => {
+      log.warn({ conn: c.id, err: error }, 'ack failed')
+      c.cursorNotAcked(since, acked)
+    })
   }
   // The answer and the replay's first round (or its end, with nothing to replay) in one write.
   c.cork()

@@ -532,6 +532,16 @@ export class Connection {
   }
 
   /**
+   * The cursor taken as an ack at auth (`seq`, see {@link startsAfter}) was not written (a store
+   * blip): the user's ack is still `acked`. The next ping carries `seq` again, as after a pong's
+   * failed ack, unless more was acked on this socket since.
+   */
+  cursorNotAcked(seq: number, acked: number): void {
+    if (this.#pongAcked === seq) this.#pongAcked = acked
+    if (this.#written === seq) this.#written = acked
+  }
+
+  /**
    * From the socket's shared `pong` listener: the client is alive, and a pong
    * that answers the latest ping with a seq acks it. Other pongs ack nothing:
    * one store write per ping, none per forged pong.
