@@ -170,7 +170,10 @@ export class NotificationServer {
   #reconcileDue = false
   /** The seq and unread count last seen in the store for each user connected here ({@link #sawUserState}). */
   readonly #seenStates = new Map<string, { seq: number; unreadCount: number }>()
-  /** An event failed to reach the broker: once it is back, the other processes are told to read the store. */
+  /**
+   * An event failed to reach the broker, or a store write that failed may have committed: once the broker is
+   * up, every process is told to read the store.
+   */
   #unannounced = false
   /** The store's {@link Store.deployment}: stamped on the events this process hands the broker, and required of those it takes. */
   readonly #deployment: string | undefined
@@ -585,6 +588,9 @@ export class NotificationServer {
       if (error instanceof IdempotencyKeyReusedError) throw error
       const message = (error as Error).message
       this.#storeFailure = { at: Date.now(), message }
+      // It may have committed all the same (the COMMIT went through, its reply was lost): its recipients'
+      // connections, on every process, read the store at the next sweep, not at their 30 s reconcile.
+      this.#unannounced = true
       this.#hub.log.error({ err: error }, 'store publish failed')
       throw new UnavailableError(`the store failed: ${message}`, { cause: error })
     }
@@ -635,6 +641,8 @@ export class NotificationServer {
           if (!this.#accepting) break
         }
       } catch (error) {
+        // As for a publish: the batch may have committed, unannounced.
+        this.#unannounced = true
         this.#hub.log.error({ err: error }, 'fan-out failed; retrying on the next sweep')
       } finally {
         this.#fanningOut = undefined
@@ -736,7 +744,8 @@ export class NotificationServer {
    * connections only: once the broker is up (as it comes back, or at the next
    * sweep, for a publish that failed while it said it was up), the other
    * processes are told to read the store, not left to their 30 s reconcile
-   * (nor to the gap something newer shows).
+   * (nor to the gap something newer shows). So are all, this one too, after a
+   * store write that failed and may have committed, which nothing announced.
    */
   #announceMissed(): void {
     if (!this.#unannounced || !this.#hub.broker.up) return

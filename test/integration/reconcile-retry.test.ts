@@ -5,6 +5,8 @@
  * - the reconcile when the broker is back (for the events lost while it was away);
  * - the catch-up an idempotent replay asks for (its first attempt may have
  *   committed without being announced).
+ * And a publish that failed in the store, which may have committed all the same
+ * (its COMMIT went through, the reply was lost), is followed by such a read.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -87,4 +89,31 @@ it("an idempotent replay's catch-up whose store read fails is tried again at the
   // Nothing else is published: only a read of the store at a next sweep gives it to ann.
   await sleep(3000)
   expect(ann.of('notification').map((f) => f.title)).toEqual(['committed, never announced'])
+})
+
+it("a publish that committed but whose answer from the store was lost reaches the recipient's connection at the next sweep", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'belfry-reconcile-'))
+  cleanUp.push(() => rmSync(dir, { recursive: true, force: true }))
+  const store = new SqliteStore(join(dir, 'belfry.db'))
+  // The next publish commits, then fails as a lost COMMIT reply does (PostgreSQL's connection cut just then).
+  const publish = store.publish.bind(store)
+  let lose = 1
+  store.publish = async (...args) => {
+    const published = await publish(...args)
+    if (lose-- > 0) throw new Error('Connection terminated unexpectedly')
+    return published
+  }
+  const server = new NotificationServer({ secret: SECRET, apiKey: API_KEY, store, logger: pino({ level: 'silent' }) })
+  cleanUp.push(() => server.close())
+  const { port } = await server.listen(0, '127.0.0.1')
+  const ann = await rawClient(`ws://127.0.0.1:${port}/ws`)
+  cleanUp.push(() => ann.close())
+  ann.send({ type: 'auth', token: await mintToken(SECRET, 'ann'), since: 0 })
+  await ann.next((f) => f.type === 'replayed' && f.more === false)
+
+  // Not acknowledged (the server cannot know it is durable), yet it is: the publisher's retry would be a replay.
+  await expect(server.sendToUser('ann', { title: 'committed, reply lost', body: '' })).rejects.toThrow(/store failed/)
+  // Nothing else is published: only a read of the store at a next sweep gives it to ann, not 30 s later.
+  await sleep(3000)
+  expect(ann.of('notification').map((f) => f.title)).toEqual(['committed, reply lost'])
 })
