@@ -22,6 +22,14 @@ const db = usePostgres()
 
 const schema = () => `t_${randomBytes(6).toString('hex')}`
 
+/** Waits until one statement whose text holds `text` waits for a lock (seen through `watcher`). */
+async function waitingForLock(watcher: pg.Client, text: string): Promise<void> {
+  const waiting = async () =>
+    (await watcher.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1`, [`%${text}%`]))
+      .rows[0].n
+  await expect.poll(waiting, { timeout: 10_000 }).toBe(1)
+}
+
 storeContract('PostgresStore', async () => {
   const s = schema()
   return {
@@ -482,17 +490,7 @@ describe('PostgresStore: a prune batch and publishes', () => {
       await holder.query(`SELECT 1 FROM ${s}.notifications FOR UPDATE`)
       const batch = pruner.prune({ before }, 0).catch((error: Error) => error)
       // Wait until the batch is at its notifications update, its users' rows held.
-      await expect
-        .poll(
-          async () =>
-            (
-              await watcher.query(
-                `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%refs = n.refs - c.n%'`,
-              )
-            ).rows[0].n,
-          { timeout: 10_000 },
-        )
-        .toBe(1)
+      await waitingForLock(watcher, 'refs = n.refs - c.n')
       const started = Date.now()
       const published = await publisher.publish({ userIds: ['bob'] }, { title: 'bob 6', body: '' }).catch((error: Error) => error)
       await holder.query('COMMIT')
@@ -577,17 +575,7 @@ describe('PostgresStore: acks gathered and written together', () => {
       await holder.query('BEGIN')
       await holder.query(`SELECT 1 FROM ${s}.users WHERE id = 'ann' FOR UPDATE`)
       const first = store.ack('ann', 10) // the tab that was sent everything
-      await expect
-        .poll(
-          async () =>
-            (
-              await watcher.query(
-                `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%acked_seq%'`,
-              )
-            ).rows[0].n,
-          { timeout: 10_000 },
-        )
-        .toBe(1)
+      await waitingForLock(watcher, 'acked_seq')
       const second = store.ack('ann', 5) // a stale ack from another tab, while the first is being written
       // A connection made now starts after the highest ack taken, as it will once both are written.
       expect((await store.user('ann'))?.ackedSeq).toBe(10)

@@ -41,6 +41,12 @@ async function setUp() {
   store.latestSeqs = (userIds) => (failure.on ? Promise.reject(new Error('the database is unavailable')) : latestSeqs(userIds))
 
   const broker = new FlakyBroker()
+  const { ann, url } = await serveAnn(store, broker)
+  return { other, broker, failure, ann, url }
+}
+
+/** A server on this store (and broker), with ann connected. */
+async function serveAnn(store: SqliteStore, broker?: FlakyBroker) {
   const server = new NotificationServer({ secret: SECRET, apiKey: API_KEY, store, broker, logger: pino({ level: 'silent' }) })
   cleanUp.push(() => server.close())
   const { port } = await server.listen(0, '127.0.0.1')
@@ -48,7 +54,7 @@ async function setUp() {
   cleanUp.push(() => ann.close())
   ann.send({ type: 'auth', token: await mintToken(SECRET, 'ann'), since: 0 })
   await ann.next((f) => f.type === 'replayed' && f.more === false)
-  return { other, broker, failure, ann, url: `http://127.0.0.1:${port}` }
+  return { server, ann, url: `http://127.0.0.1:${port}` }
 }
 
 it('a reconcile that fails when the broker is back is tried again at the next sweep, not 30 s later', async () => {
@@ -103,13 +109,7 @@ it("a publish that committed but whose answer from the store was lost reaches th
     if (lose-- > 0) throw new Error('Connection terminated unexpectedly')
     return published
   }
-  const server = new NotificationServer({ secret: SECRET, apiKey: API_KEY, store, logger: pino({ level: 'silent' }) })
-  cleanUp.push(() => server.close())
-  const { port } = await server.listen(0, '127.0.0.1')
-  const ann = await rawClient(`ws://127.0.0.1:${port}/ws`)
-  cleanUp.push(() => ann.close())
-  ann.send({ type: 'auth', token: await mintToken(SECRET, 'ann'), since: 0 })
-  await ann.next((f) => f.type === 'replayed' && f.more === false)
+  const { server, ann } = await serveAnn(store)
 
   // Not acknowledged (the server cannot know it is durable), yet it is: the publisher's retry would be a replay.
   await expect(server.sendToUser('ann', { title: 'committed, reply lost', body: '' })).rejects.toThrow(/store failed/)
