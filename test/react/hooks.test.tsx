@@ -92,6 +92,16 @@ function Inbox() {
   )
 }
 
+/** Renders Inbox under StrictMode, in a provider of this client (or factory). */
+const renderStrict = (client: NotificationClient | (() => NotificationClient)) =>
+  render(
+    <StrictMode>
+      <BelfryProvider client={client}>
+        <Inbox />
+      </BelfryProvider>
+    </StrictMode>,
+  )
+
 const text = (testId: string) => document.querySelector(`[data-testid="${testId}"]`)?.textContent
 const titles = () => [...document.querySelectorAll('li')].map((li) => li.textContent)
 
@@ -117,13 +127,7 @@ describe('BelfryProvider', () => {
   it('under StrictMode makes one client and one socket, and the unmount closes them a macrotask later', async () => {
     const server = startMockServer()
     const { make, made } = factory(server)
-    const view = render(
-      <StrictMode>
-        <BelfryProvider client={make}>
-          <Inbox />
-        </BelfryProvider>
-      </StrictMode>,
-    )
+    const view = renderStrict(make)
     await settle()
     expect(make).toHaveBeenCalledTimes(1)
     expect(server.peers).toHaveLength(1)
@@ -435,13 +439,7 @@ describe('BelfryProvider under StrictMode, on a client started but not yet onlin
     const answer = historyOf(server, { items: [note(2), note(1)] })
     const { client } = createClient(server)
     client.connect()
-    render(
-      <StrictMode>
-        <BelfryProvider client={client}>
-          <Inbox />
-        </BelfryProvider>
-      </StrictMode>,
-    )
+    renderStrict(client)
     expect(client.state).toBe('connecting')
     await settle()
     expect(client.state).toBe('online')
@@ -542,13 +540,7 @@ describe('BelfryProvider under StrictMode, on a client started but not yet onlin
   it('an idle client the provider starts owes nothing: no history request, an empty list', async () => {
     const server = startMockServer({ auth: { seq: 2, unreadCount: 2 } })
     const { client } = createClient(server)
-    render(
-      <StrictMode>
-        <BelfryProvider client={client}>
-          <Inbox />
-        </BelfryProvider>
-      </StrictMode>,
-    )
+    renderStrict(client)
     await settle(1000)
     expect(client.state).toBe('online')
     // Its store saw all of it: what the server sends from here reaches the list.
