@@ -20,6 +20,8 @@ export function createInbox(client: NotificationClient, report: (error: unknown)
   let next: number | undefined
   /** Bumped on every (re)load, so an answer for an older load is dropped. */
   let generation = 0
+  /** The first page's load since the panel opened: a failed one (offline, it times out) is made again once online. */
+  let first: 'loading' | 'loaded' | 'failed' = 'loading'
 
   const showCount = (count: number) => {
     badge.textContent = String(count)
@@ -80,27 +82,35 @@ export function createInbox(client: NotificationClient, report: (error: unknown)
     const after = [...shown.values()].sort((a, b) => b.seq - a.seq).find((s) => s.seq < n.seq)
     list.insertBefore(li, after?.li ?? null)
     shown.set(n.id, { seq: n.seq, li })
-    say('')
+    // Until the first page is in, the note says it is loading or why it failed: the live ones are not the inbox.
+    if (first === 'loaded') say('')
   }
 
-  const load = async (first: boolean) => {
-    if (first) {
+  /** Loads the next page; `reload`: the first page instead, as `keep` is shown (what came live meanwhile) or anew. */
+  const load = async (reload: boolean, keep = false) => {
+    if (reload) {
       generation++
-      shown.clear()
-      list.replaceChildren()
+      first = 'loading'
+      if (!keep) {
+        shown.clear()
+        list.replaceChildren()
+      }
       next = undefined
     }
     const mine = generation
     loadMore.disabled = true
-    say(first ? 'Loading…' : '')
+    say(reload && shown.size === 0 ? 'Loading…' : '')
     try {
-      const page = await client.history(first || next === undefined ? { limit: PAGE } : { before: next, limit: PAGE })
+      const page = await client.history(reload || next === undefined ? { limit: PAGE } : { before: next, limit: PAGE })
       if (mine !== generation) return
       for (const n of page.items) insert(n, false)
       next = page.next
+      first = 'loaded'
       say(shown.size === 0 ? 'No notifications yet.' : '')
     } catch (error) {
-      if (mine === generation) say(`Could not load the inbox: ${describe(error)}`)
+      if (mine !== generation) return
+      if (reload) first = 'failed'
+      say(`Could not load the inbox: ${describe(error)}`)
     } finally {
       if (mine === generation) {
         loadMore.hidden = next === undefined
@@ -135,10 +145,14 @@ export function createInbox(client: NotificationClient, report: (error: unknown)
   client.on('notification', (n) => {
     if (!panel.hidden) insert(n, true)
   })
-  // Back online: what was read elsewhere while this page was away (no read event told it) shows as read. (With none
-  // unread the server says so itself, as a read event; this covers some read of many.)
   client.on('status', (e) => {
-    if (e.to !== 'online' || e.from === 'connecting' || shown.size === 0) return
+    if (e.to !== 'online') return
+    // The open panel's first page failed (opened offline, or while the server was down): loaded now, merged by id
+    // with what came live meanwhile, which alone would pass for the whole inbox beside the badge's count.
+    if (first === 'failed' && !panel.hidden) return void load(true, true)
+    // Back online: what was read elsewhere while this page was away (no read event told it) shows as read. (With
+    // none unread the server says so itself, as a read event; this covers some read of many.)
+    if (e.from === 'connecting' || shown.size === 0) return
     client.history({ limit: 100 }).then((page) => {
       for (const n of page.items) if (n.read && shown.has(n.id)) setRead(shown.get(n.id)!.li)
     }, report)

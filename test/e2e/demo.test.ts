@@ -112,6 +112,26 @@ describe('demo page', () => {
     expect(await inboxSeqs(page)).toEqual([3, 2, 1])
   })
 
+  it('lists the whole inbox once back online when it was opened offline: the older ones with what came meanwhile', async () => {
+    for (const title of ['old 1', 'old 2']) expect(await publish(e2e.demo.url, { userId: 'kim', title, body: '' })).toBe(201)
+    const page = await signIn('kim')
+    await page.waitForFunction(() => document.querySelector('[data-testid="badge"]')?.textContent === '2')
+    await e2e.context.setOffline(true)
+    await waitForState(page, 'offline')
+    await page.locator('[data-testid="bell"]').click()
+    // The first page's request waits for the connection, then gives up (the client's requestTimeout, 10 s).
+    await page.locator('[data-testid="inbox-note"]', { hasText: 'Could not load the inbox' }).waitFor({ timeout: 30_000 })
+    expect(await publish(e2e.demo.url, { userId: 'kim', title: 'while offline', body: '' })).toBe(201)
+    await e2e.context.setOffline(false)
+    await waitForState(page, 'online')
+    await page.locator('[data-testid="toast-title"]', { hasText: 'while offline' }).waitFor({ timeout: 15_000 })
+    await page.waitForFunction(() => document.querySelector('[data-testid="badge"]')?.textContent === '3')
+    // The panel, still open, lists all three (each once), not the one that came live alone.
+    await expect.poll(() => inboxTitles(page), { timeout: 10_000 }).toEqual(['while offline', 'old 2', 'old 1'])
+    expect(await page.locator('[data-testid="inbox-note"]').isHidden()).toBe(true)
+    expect(await page.locator('[data-testid="load-more"]').isHidden()).toBe(true)
+  })
+
   it("shows why the token provider failed: the dev token route's reason, not only the client's wrapper", async () => {
     // Chromium logs the 400 of the token fetch itself.
     e2e.allow(/Failed to load resource: the server responded with a status of 400/)
@@ -174,6 +194,8 @@ describe('demo page', () => {
 
 const inboxSeqs = (page: Page) =>
   page.locator('[data-testid="inbox-item"]').evaluateAll((li) => li.map((l) => Number(l.getAttribute('data-seq'))))
+
+const inboxTitles = (page: Page) => page.locator('[data-testid="inbox-title"]').allTextContents()
 
 const chips = (page: Page) => page.locator('[data-testid="topic"]').evaluateAll((li) => li.map((l) => l.getAttribute('data-topic')))
 async function subscribe(page: Page, topic: string): Promise<void> {
