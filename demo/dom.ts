@@ -1,4 +1,5 @@
-/** Small DOM helpers: the demo uses plain DOM APIs and never innerHTML. */
+/** Small helpers: the DOM's (the demo uses plain DOM APIs and never innerHTML), and what the client's errors say. */
+import { ProtocolError } from 'belfry'
 
 /** The element matching `selector`, checked to be a `type`; throws when the page lacks it. */
 export function $<T extends Element>(selector: string, type: abstract new () => T, root: ParentNode = document): T {
@@ -40,3 +41,15 @@ export const describe = (error: unknown): string =>
   error instanceof Error
     ? `${error.name === 'Error' ? '' : `${error.name}: `}${error.message}${error.cause === undefined ? '' : ` (${describe(error.cause)})`}`
     : String(error)
+
+/**
+ * The topic of a subscription the server refused (`forbidden`, `topic_too_long`, `bad_topic`,
+ * `too_many_subscriptions`), which the client has dropped, from its `error` event: a ProtocolError with the code,
+ * whose message names the topic (`subscription to "<topic>" refused: <code>`; the error has no field for it).
+ * Undefined for any other error, `internal` too: a topic whose check failed is kept, and sent again at the next auth.
+ */
+export function refusedTopic(error: unknown): string | undefined {
+  if (!(error instanceof ProtocolError)) return undefined
+  const [, topic, code] = /^subscription to "(.*)" refused: (\w+)$/s.exec(error.message) ?? []
+  return code === error.code ? topic : undefined
+}

@@ -1,6 +1,6 @@
 import type { NotificationClient } from 'belfry'
 import type { DevServer } from './dev.js'
-import { byTestId, describe, el } from './dom.js'
+import { byTestId, describe, el, refusedTopic } from './dom.js'
 
 /** The send form (publishing through the HTTP API) and the topic subscriptions. */
 export function createSend(client: NotificationClient, dev: DevServer, report: (error: unknown) => void): void {
@@ -65,30 +65,42 @@ export function createSend(client: NotificationClient, dev: DevServer, report: (
   const topicInput = byTestId('topic-input', HTMLInputElement)
   const chips = byTestId('topics', HTMLUListElement)
   const empty = byTestId('topics-empty', HTMLElement)
-  const topics = new Map<string, () => void>()
+  /** Each chip's topic, with the function that unsubscribes and the chip. */
+  const topics = new Map<string, { stop: () => void; chip: HTMLLIElement }>()
   const showTopics = () => {
     empty.hidden = topics.size > 0
+  }
+  const remove = (topic: string) => {
+    const shown = topics.get(topic)
+    if (!shown) return
+    shown.stop()
+    topics.delete(topic)
+    shown.chip.remove()
+    showTopics()
   }
 
   const add = (topic: string) => {
     if (topic === '' || topics.has(topic)) return
-    topics.set(topic, client.subscribe(topic))
-    const remove = el(
+    const button = el(
       'button',
       { type: 'button', class: 'chip-remove', 'data-testid': 'unsubscribe', 'aria-label': `Unsubscribe from ${topic}` },
       '×',
     )
-    const chip = el('li', { class: 'chip', 'data-testid': 'topic', 'data-topic': topic }, el('span', {}, `#${topic}`), remove)
-    remove.addEventListener('click', () => {
-      topics.get(topic)?.()
-      topics.delete(topic)
-      chip.remove()
-      showTopics()
+    const chip = el('li', { class: 'chip', 'data-testid': 'topic', 'data-topic': topic }, el('span', {}, `#${topic}`), button)
+    topics.set(topic, { stop: client.subscribe(topic), chip })
+    button.addEventListener('click', () => {
+      remove(topic)
       topicInput.focus()
     })
     chips.append(chip)
     showTopics()
   }
+  // A topic the server refused: the client dropped it and reports it on `error` (the error line shows it); its chip
+  // goes, the others stay.
+  client.on('error', (error) => {
+    const topic = refusedTopic(error)
+    if (topic !== undefined) remove(topic)
+  })
   subscribeForm.addEventListener('submit', (e) => {
     e.preventDefault()
     add(topicInput.value.trim())

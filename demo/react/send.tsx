@@ -1,7 +1,7 @@
-import { useBelfryClient } from 'belfry/react'
+import { useBelfryClient, useNotificationEvent } from 'belfry/react'
 import { type FormEvent, useEffect, useState } from 'react'
 import type { DevServer } from '../dev.js'
-import { describe } from '../dom.js'
+import { describe, refusedTopic } from '../dom.js'
 
 type Target = 'me' | 'user' | 'topic' | 'broadcast'
 
@@ -144,6 +144,13 @@ export function Topics({ dev, report }: { dev: DevServer; report: (error: unknow
       live = false
     }
   }, [client, dev])
+
+  // A topic the server refused: the client dropped it and reports it on `error` (the error line shows it); its chip
+  // goes, the others stay.
+  useNotificationEvent('error', (error) => {
+    const topic = refusedTopic(error)
+    if (topic !== undefined && stops.delete(topic)) changed()
+  })
 
   const subscribe = (e: FormEvent) => {
     e.preventDefault()
