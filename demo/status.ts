@@ -14,7 +14,8 @@ const LABELS: Record<ConnectionState, string> = {
 /** Recent changes kept in the connection card's log. */
 const LOG_SIZE = 6
 
-const MODES: Record<StatusEvent['mode'], string> = {
+/** The connection card's line on this tab's part in the connection (both pages). */
+export const MODES: Record<StatusEvent['mode'], string> = {
   solo: 'This tab has a socket of its own.',
   leader: "This tab holds the socket that the user's other tabs share.",
   follower: "This tab shares another tab's socket.",

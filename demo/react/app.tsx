@@ -1,5 +1,6 @@
 import { NotificationClient } from 'belfry'
 import { BelfryProvider, useBelfryClient, useNotificationEvent } from 'belfry/react'
+import { sharedConnection } from 'belfry/shared'
 import { useEffect, useState } from 'react'
 import { DevServer } from '../dev.js'
 import { describe } from '../dom.js'
@@ -25,8 +26,11 @@ function Brand() {
   )
 }
 
-/** The page for one signed-in user: the provider makes the client once, in the browser, and closes it on the way out. */
-export function App({ user }: { user: string }) {
+/**
+ * The page for one signed-in user: the provider makes the client once, in the browser, and closes it on the way out.
+ * `share`: through a connection the user's tabs share (`?share=1`).
+ */
+export function App({ user, share }: { user: string; share: boolean }) {
   const [dev] = useState(() => new DevServer(user))
   const [error, setError] = useState('')
   const report = (e: unknown) => setError(`${new Date().toLocaleTimeString()} · ${describe(e)}`)
@@ -41,6 +45,7 @@ export function App({ user }: { user: string }) {
         new NotificationClient({
           url: `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`,
           token: dev.token, // fetches a fresh token on every connect
+          ...(share && { connection: sharedConnection() }),
         })
       }
     >
@@ -64,7 +69,7 @@ export function App({ user }: { user: string }) {
         <Send dev={dev} />
         <div className="stack">
           <Topics dev={dev} report={report} />
-          <ConnectionCard drop={() => dev.drop()} report={report} />
+          <ConnectionCard drop={() => dev.drop()} share={share} report={report} />
         </div>
       </main>
       <footer className="foot">

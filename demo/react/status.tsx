@@ -1,6 +1,7 @@
 import type { ConnectionState, StatusEvent } from 'belfry'
 import { useConnectionState, useNotificationEvent } from 'belfry/react'
 import { useEffect, useState } from 'react'
+import { MODES } from '../status.js'
 
 const LABELS: Record<ConnectionState, string> = {
   idle: 'Idle',
@@ -40,10 +41,14 @@ export function Status() {
   )
 }
 
-/** "Drop connection" and the log of recent changes (useNotificationEvent('status')). */
-export function ConnectionCard({ drop, report }: { drop: () => Promise<void>; report: (error: unknown) => void }) {
+/**
+ * "Drop connection", the sharing toggle with this tab's mode (useConnectionState's event), and the log of recent
+ * changes (useNotificationEvent('status')).
+ */
+export function ConnectionCard({ drop, share, report }: { drop: () => Promise<void>; share: boolean; report: (error: unknown) => void }) {
   const [log, setLog] = useState<{ at: string; event: StatusEvent }[]>([])
   const [dropping, setDropping] = useState(false)
+  const mode = useConnectionState().event?.mode
   useNotificationEvent('status', (event) => {
     const at = new Date().toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' })
     setLog((entries) => [{ at, event }, ...entries].slice(0, LOG_SIZE))
@@ -70,6 +75,24 @@ export function ConnectionCard({ drop, report }: { drop: () => Promise<void>; re
           Drop connection
         </button>
       </div>
+      <label className="toggle">
+        <input
+          type="checkbox"
+          data-testid="share"
+          defaultChecked={share}
+          onChange={(e) => {
+            // The connection is chosen when the client is made: the page starts again with the other choice.
+            const url = new URL(location.href)
+            if (e.target.checked) url.searchParams.set('share', '1')
+            else url.searchParams.delete('share')
+            location.assign(url)
+          }}
+        />
+        Share one connection among this user's tabs
+      </label>
+      <p className="muted small" data-testid="mode" data-mode={mode}>
+        {MODES[mode ?? 'solo']}
+      </p>
       <ol className="log" data-testid="status-log" aria-label="Recent connection changes">
         {log.map(({ at, event }, i) => (
           // biome-ignore lint/suspicious/noArrayIndexKey: entries only move down the list, one place per change

@@ -1,7 +1,8 @@
 /**
  * The React demo page (demo/react.html, on belfry/react) in Chromium, against
  * the reference server in dev mode: the features of the vanilla page through
- * the provider and hooks, one socket, and the links between the two pages.
+ * the provider and hooks, one socket (one for the user's tabs with
+ * `?share=1`), and the links between the two pages.
  * Every flow must leave the console clean. The page is built as `npm start`
  * builds it, React in its production build (so StrictMode's second mount,
  * a development behaviour, is the react project's to test).
@@ -18,6 +19,7 @@ const e2e = useDemo('react-', { width: 1100, height: 760 })
 const waitForState = (page: Page, state: string) =>
   page.locator(`[data-testid="status"][data-state="${state}"]`).waitFor({ timeout: 15_000 })
 const badge = (page: Page) => page.locator('[data-testid="badge"]')
+const modeOf = (page: Page) => page.locator('[data-testid="mode"]').getAttribute('data-mode')
 
 /** The sockets the server holds, from /healthz with the API key. */
 async function connections(): Promise<number> {
@@ -99,6 +101,35 @@ describe('React demo page', () => {
     await plain.locator('[data-testid="plain-page"]').click()
     await plain.waitForURL(`${e2e.demo.url}/?user=cy`)
     await waitForState(plain, 'online')
+  })
+
+  it('shares one socket among the tabs of a user reached with ?share=1, from the vanilla page too', async () => {
+    const plain = await e2e.open('/?user=ann&share=1')
+    await waitForState(plain, 'online')
+    await plain.locator('[data-testid="react-page"]').click()
+    await plain.waitForURL(`${e2e.demo.url}/react.html?user=ann&share=1`)
+    await waitForState(plain, 'online')
+    const second = await e2e.open('/react.html?user=ann&share=1')
+    await waitForState(second, 'online')
+    // The vanilla page's socket, closed on pagehide, may take the server a moment to see go.
+    await vi.waitFor(async () => expect(await connections()).toBe(1), { timeout: 10_000 })
+    expect([await modeOf(plain), await modeOf(second)].sort()).toEqual(['follower', 'leader'])
+    expect(await second.locator('[data-testid="mode"]').textContent()).toMatch(/^This tab (holds the socket|shares another tab's socket)/)
+  })
+
+  it('turns sharing on and off with the toggle of the connection card, as the vanilla page does', async () => {
+    const page = await e2e.open('/react.html?user=ann')
+    await waitForState(page, 'online')
+    const toggle = page.locator('[data-testid="share"]')
+    expect([await toggle.isChecked(), await modeOf(page)]).toEqual([false, 'solo'])
+    await toggle.check()
+    await page.waitForURL(`${e2e.demo.url}/react.html?user=ann&share=1`)
+    await waitForState(page, 'online')
+    expect([await toggle.isChecked(), await modeOf(page)]).toEqual([true, 'leader'])
+    await toggle.uncheck()
+    await page.waitForURL(`${e2e.demo.url}/react.html?user=ann`)
+    await waitForState(page, 'online')
+    expect([await toggle.isChecked(), await modeOf(page)]).toEqual([false, 'solo'])
   })
 
   it('signs in from the form', async () => {
