@@ -2,7 +2,8 @@ import type { NotificationClient } from 'belfry'
 import { type DesktopPermission, desktopNotifications } from 'belfry/desktop'
 import { byTestId } from './dom.js'
 
-const STATES: Record<DesktopPermission, string> = {
+/** What the connection card says of desktop notifications (both pages). */
+export const STATES: Record<DesktopPermission, string> = {
   default: 'Off: the browser has not been asked yet.',
   granted: 'On: shown while no tab of this page is visible, by one tab.',
   denied: "Blocked in the browser's site settings.",

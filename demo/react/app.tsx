@@ -4,6 +4,7 @@ import { sharedConnection } from 'belfry/shared'
 import { useEffect, useState } from 'react'
 import { DevServer } from '../dev.js'
 import { describe } from '../dom.js'
+import { Desktop } from './desktop.js'
 import { Bell } from './inbox.js'
 import { Send, Topics } from './send.js'
 import { ConnectionCard, Status } from './status.js'
@@ -33,6 +34,8 @@ function Brand() {
 export function App({ user, share }: { user: string; share: boolean }) {
   const [dev] = useState(() => new DevServer(user))
   const [error, setError] = useState('')
+  // The bell's, here: a click on a desktop notification opens the inbox too.
+  const [inbox, setInbox] = useState(false)
   const report = (e: unknown) => setError(`${new Date().toLocaleTimeString()} · ${describe(e)}`)
 
   useEffect(() => {
@@ -62,14 +65,16 @@ export function App({ user, share }: { user: string; share: boolean }) {
               switch user
             </a>
           </p>
-          <Bell report={report} />
+          <Bell open={inbox} setOpen={setInbox} report={report} />
         </div>
       </header>
       <main className="grid">
         <Send dev={dev} />
         <div className="stack">
           <Topics dev={dev} report={report} />
-          <ConnectionCard drop={() => dev.drop()} share={share} report={report} />
+          <ConnectionCard drop={() => dev.drop()} share={share} report={report}>
+            <Desktop user={user} openInbox={setInbox} report={report} />
+          </ConnectionCard>
         </div>
       </main>
       <footer className="foot">

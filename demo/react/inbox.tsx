@@ -1,6 +1,6 @@
 import type { Notification } from 'belfry'
 import { useNotifications, useUnreadCount } from 'belfry/react'
-import { useEffect, useRef, useState } from 'react'
+import { type Dispatch, type SetStateAction, useEffect, useRef, useState } from 'react'
 import { describe } from '../dom.js'
 import { BellMark } from './app.js'
 import { Time } from './time.js'
@@ -8,11 +8,19 @@ import { Time } from './time.js'
 /**
  * The bell with its unread badge (useUnreadCount: renders only when the count
  * changes), and the inbox panel it opens (useNotifications: the live list and
- * the pages loaded, read flags kept up to date across tabs).
+ * the pages loaded, read flags kept up to date across tabs). `open` is the
+ * page's, which a desktop notification's click sets too.
  */
-export function Bell({ report }: { report: (error: unknown) => void }) {
+export function Bell({
+  open,
+  setOpen,
+  report,
+}: {
+  open: boolean
+  setOpen: Dispatch<SetStateAction<boolean>>
+  report: (error: unknown) => void
+}) {
   const count = useUnreadCount()
-  const [open, setOpen] = useState(false)
   const wrap = useRef<HTMLDivElement>(null)
   const bell = useRef<HTMLButtonElement>(null)
 
@@ -34,7 +42,7 @@ export function Bell({ report }: { report: (error: unknown) => void }) {
       document.removeEventListener('keydown', key)
       document.removeEventListener('click', click)
     }
-  }, [open])
+  }, [open, setOpen])
 
   return (
     <div className="bell-wrap" ref={wrap}>

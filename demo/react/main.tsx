@@ -2,7 +2,7 @@
  * The belfry demo page in React, on belfry/react: the same server and the
  * same features as the vanilla page (index.html), written with the provider
  * and its hooks. It uses only the public APIs of `belfry` and its entries
- * (`belfry/react`, `belfry/shared`). StrictMode is on: its
+ * (`belfry/react`, `belfry/shared`, `belfry/desktop`). StrictMode is on: its
  * mount, unmount and mount keep one client and one socket.
  */
 import { StrictMode } from 'react'

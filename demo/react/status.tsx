@@ -1,6 +1,6 @@
 import type { ConnectionState, StatusEvent } from 'belfry'
 import { useConnectionState, useNotificationEvent } from 'belfry/react'
-import { useEffect, useState } from 'react'
+import { type ReactNode, useEffect, useState } from 'react'
 import { MODES } from '../status.js'
 
 const LABELS: Record<ConnectionState, string> = {
@@ -42,10 +42,20 @@ export function Status() {
 }
 
 /**
- * "Drop connection", the sharing toggle with this tab's mode (useConnectionState's event), and the log of recent
- * changes (useNotificationEvent('status')).
+ * "Drop connection", the sharing toggle with this tab's mode (useConnectionState's event), `children` (desktop
+ * notifications), and the log of recent changes (useNotificationEvent('status')).
  */
-export function ConnectionCard({ drop, share, report }: { drop: () => Promise<void>; share: boolean; report: (error: unknown) => void }) {
+export function ConnectionCard({
+  drop,
+  share,
+  report,
+  children,
+}: {
+  drop: () => Promise<void>
+  share: boolean
+  report: (error: unknown) => void
+  children?: ReactNode
+}) {
   const [log, setLog] = useState<{ at: string; event: StatusEvent }[]>([])
   const [dropping, setDropping] = useState(false)
   const mode = useConnectionState().event?.mode
@@ -93,6 +103,7 @@ export function ConnectionCard({ drop, share, report }: { drop: () => Promise<vo
       <p className="muted small" data-testid="mode" data-mode={mode}>
         {MODES[mode ?? 'solo']}
       </p>
+      {children}
       <ol className="log" data-testid="status-log" aria-label="Recent connection changes">
         {log.map(({ at, event }, i) => (
           // biome-ignore lint/suspicious/noArrayIndexKey: entries only move down the list, one place per change

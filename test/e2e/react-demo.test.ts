@@ -1,7 +1,7 @@
 /**
  * The React demo page (demo/react.html, on belfry/react) in Chromium, against
- * the reference server in dev mode: the features of the vanilla page through
- * the provider and hooks, one socket (one for the user's tabs with
+ * the reference server in dev mode: the features of the vanilla page (desktop
+ * notifications too) through the provider and hooks, one socket (one for the user's tabs with
  * `?share=1`), and the links between the two pages.
  * Every flow must leave the console clean. The page is built as `npm start`
  * builds it, React in its production build (so StrictMode's second mount,
@@ -20,6 +20,13 @@ const waitForState = (page: Page, state: string) =>
   page.locator(`[data-testid="status"][data-state="${state}"]`).waitFor({ timeout: 15_000 })
 const badge = (page: Page) => page.locator('[data-testid="badge"]')
 const modeOf = (page: Page) => page.locator('[data-testid="mode"]').getAttribute('data-mode')
+
+/** What the stub Notification of the desktop test saw: the titles shown, and the user activation at each request. */
+interface DesktopStub {
+  shown: string[]
+  requests: boolean[]
+  last: { onclick: (() => void) | null } | undefined
+}
 
 /** The sockets the server holds, from /healthz with the API key. */
 async function connections(): Promise<number> {
@@ -130,6 +137,55 @@ describe('React demo page', () => {
     await page.waitForURL(`${e2e.demo.url}/react.html?user=ann`)
     await waitForState(page, 'online')
     expect([await toggle.isChecked(), await modeOf(page)]).toEqual([false, 'solo'])
+  })
+
+  it('asks for desktop notifications only from its button, and a click on one opens the inbox', async () => {
+    // A stub Notification (permission not asked yet) that records what is shown, and a visibility the test sets:
+    // headless Chromium always shows its pages as visible (desktop.test.ts tests belfry/desktop itself).
+    await e2e.context.addInitScript(() => {
+      const w = window as unknown as { stub: DesktopStub; visible: boolean; Notification: unknown }
+      const stub: DesktopStub = { shown: [], requests: [], last: undefined }
+      w.stub = stub
+      w.visible = true
+      Object.defineProperty(Document.prototype, 'visibilityState', { get: () => (w.visible ? 'visible' : 'hidden'), configurable: true })
+      Object.defineProperty(Document.prototype, 'hidden', { get: () => !w.visible, configurable: true })
+      w.Notification = class {
+        static permission = 'default'
+        static requestPermission() {
+          stub.requests.push(navigator.userActivation.isActive)
+          ;(w.Notification as { permission: string }).permission = 'granted'
+          return Promise.resolve('granted')
+        }
+        onclick: (() => void) | null = null
+        constructor(title: string) {
+          stub.shown.push(title)
+          stub.last = this
+        }
+        close() {}
+      }
+    })
+    const stubOf = () => page.evaluate(() => (window as unknown as { stub: DesktopStub }).stub)
+    const page = await e2e.open('/react.html?user=ann')
+    await waitForState(page, 'online')
+    const button = page.locator('[data-testid="desktop-enable"]')
+    const state = page.locator('[data-testid="desktop-state"]')
+    await button.waitFor()
+    // Nothing asked on load; the click asks, with its user activation.
+    expect([await state.getAttribute('data-permission'), (await stubOf()).requests]).toEqual(['default', []])
+    await button.click()
+    await button.waitFor({ state: 'hidden' })
+    expect([await state.getAttribute('data-permission'), (await stubOf()).requests]).toEqual(['granted', [true]])
+
+    await page.evaluate(() => {
+      ;(window as unknown as { visible: boolean }).visible = false
+      document.dispatchEvent(new Event('visibilitychange'))
+    })
+    expect(await publish(e2e.demo.url, { userId: 'ann', title: 'on the desktop', body: '' })).toBe(201)
+    await expect.poll(async () => (await stubOf()).shown, { timeout: 5_000 }).toEqual(['on the desktop'])
+    expect(await page.locator('[data-testid="bell"]').getAttribute('aria-expanded')).toBe('false')
+    await page.evaluate(() => (window as unknown as { stub: DesktopStub }).stub.last!.onclick!())
+    await page.locator('[data-testid="inbox-item"]', { hasText: 'on the desktop' }).waitFor()
+    expect(await page.locator('[data-testid="bell"]').getAttribute('aria-expanded')).toBe('true')
   })
 
   it('signs in from the form', async () => {
