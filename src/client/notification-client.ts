@@ -83,8 +83,11 @@ export class NotificationClient<Data extends object = JsonObject> {
   #fatal: BelfryError | undefined
   /** The last auth said notifications after our cursor expired: the `online` status event says so. */
   #expired = false
-  /** The article's server: the id the last notification without one was given. */
-  #made = ''
+  /**
+   * The article's server: the ids made for its notifications, the last 65 only (a repeat comes in the same ms as its
+   * first, and a page open for days keeps no more).
+   */
+  #made: string[] = []
 
   constructor(options: ClientOptions) {
     // None at all (a caller without types): the TypeError of the first option needed, not the engine's.
@@ -361,11 +364,13 @@ export class NotificationClient<Data extends object = JsonObject> {
       // publisher spread into the frame (a database row's number) goes to the app as a string; without
       // one, the frame's fields are its id (its server stamps each send, the same text on every socket
       // of the user), by which the app, belfry/react and belfry/desktop tell them apart. The stamp is in
-      // ms: the same text again (two sends in one ms) gets one '+' more than the last. (No other frame's
-      // text starts with a whole JSON object's.)
+      // ms: the same text again (two sends in one ms, with others between them or not) gets as many '+'
+      // as make an id not made before. (A JSON object's text ends with '}': with '+'s, it is no other's.)
+      // Every tab of the user gets the same frames in the same order (one that joins later misses only
+      // those before it): each makes the same ids.
       let made = JSON.stringify(n)
-      if (this.#made.startsWith(made)) made = `${this.#made}+`
-      this.#made = made
+      while (this.#made.includes(made)) made += '+'
+      this.#made = this.#made.slice(-64).concat(made)
       this.#events.emit('notification', {
         seq: 0,
         read: false,

@@ -140,6 +140,40 @@ describe('belfry client → the article’s server', () => {
       release()
     }
   })
+
+  // The same text with another notification between, in one ms (a burst): the repeat is new too, not only one that
+  // comes straight after the first.
+  it('gives the same text sent twice in one millisecond, with another notification between, two ids; belfry/react lists all three', async () => {
+    article = await startArticleServer()
+    const a = article
+    const { client, events } = await clients.online({ url: a.url, token: () => articleToken('user123') })
+    const store = createStore(client)
+    store[GET]()
+    const release = store[RETAIN]()
+    try {
+      // Tried again in the rare case that a millisecond boundary falls inside the burst.
+      let pushed = 0
+      let same = false
+      for (let tries = 0; tries < 20 && !same; tries++) {
+        const before = Date.now()
+        a.sendToUser('user123', { title: 'New Message', body: 'You have received a new message', priority: 'high' })
+        a.sendToUser('user123', { title: 'New follower', body: 'Ann follows you', priority: 'low' })
+        a.sendToUser('user123', { title: 'New Message', body: 'You have received a new message', priority: 'high' })
+        same = Date.now() === before
+        pushed += 3
+        await vi.waitFor(() => expect(events.notifications.length).toBe(pushed))
+      }
+      expect(same).toBe(true)
+      const burst = events.notifications.slice(-3)
+      expect(burst.map((n) => n.title)).toEqual(['New Message', 'New follower', 'New Message'])
+      expect(new Set(burst.map((n) => n.id)).size).toBe(3)
+      // belfry/react's list keeps each id once: every notification that came is in it.
+      expect(store[0][LIST].notifications).toHaveLength(pushed)
+      expect(events.errors).toEqual([])
+    } finally {
+      release()
+    }
+  })
 })
 
 describe('the article’s browser client → belfry’s server', () => {

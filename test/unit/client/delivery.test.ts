@@ -159,6 +159,29 @@ describe('exactly-once delivery', () => {
     expect(server.sent('ping')).toEqual([])
     await expect(client.history()).rejects.toBeInstanceOf(RequestError)
   })
+
+  // The article's server sends no id and stamps each send in ms: the same text with another notification between
+  // (one ms, a burst) is another notification, which belfry/react's list (each id once) and belfry/desktop's tags
+  // must tell apart from the first. Every tab gets the same frames in the same order, so every tab makes the same ids.
+  it('gives an article-protocol server’s notification an id no earlier one got: X, Y, X in one ms → X, Y, X+, the same in every tab', async () => {
+    const server = startMockServer({ auth: (peer) => peer.send({ type: 'auth_success', message: 'ok', userId: 'u1' }) })
+    const tabs = [await connected(createClient(server)), await connected(createClient(server))]
+    const x = { title: 'New message', body: 'You have a new message', timestamp: '2024-01-01T00:00:00.000Z' }
+    const y = { title: 'New follower', body: 'Ann follows you', timestamp: '2024-01-01T00:00:00.000Z' }
+    for (const peer of server.peers) for (const n of [x, y, x]) peer.send({ type: 'notification', ...n })
+    const [X, Y] = [JSON.stringify(x), JSON.stringify(y)]
+    for (const { log } of tabs) expect(log.notifications.map((n) => n.id)).toEqual([X, Y, `${X}+`])
+  })
+
+  it("gives the same text again as many '+' as make its id new: X, X, X, Y, X in one ms → X, X+, X++, Y, X+++", async () => {
+    const server = startMockServer({ auth: (peer) => peer.send({ type: 'auth_success', message: 'ok', userId: 'u1' }) })
+    const { log } = await connected(createClient(server))
+    const x = { title: 'New message', body: 'You have a new message', timestamp: '2024-01-01T00:00:00.000Z' }
+    const y = { title: 'New follower', body: 'Ann follows you', timestamp: '2024-01-01T00:00:00.000Z' }
+    for (const n of [x, x, x, y, x]) server.peer.send({ type: 'notification', ...n })
+    const [X, Y] = [JSON.stringify(x), JSON.stringify(y)]
+    expect(log.notifications.map((n) => n.id)).toEqual([X, `${X}+`, `${X}++`, Y, `${X}+++`])
+  })
 })
 
 /** localStorage as two solo clients (two tabs, or two clients in one page) of one user share it. */
