@@ -53,7 +53,6 @@ export function App({ user, share }: { user: string; share: boolean }) {
       }
     >
       <Errors report={report} />
-      <CloseOnLeave />
       <header className="bar">
         <Brand />
         <div className="bar-end">
@@ -99,6 +98,9 @@ export function App({ user, share }: { user: string; share: boolean }) {
           , on the client alone.
         </p>
       </footer>
+      {/* Last: its pagehide listener runs after belfry/desktop's (in Desktop), which hands a summary still
+          waiting to the tab that leads next; the close would stop it first. */}
+      <CloseOnLeave />
       <Toasts />
     </BelfryProvider>
   )
