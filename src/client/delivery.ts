@@ -45,10 +45,16 @@ export function createDelivery(
   let key = ''
   let acked = 0
   /**
-   * The server acks by its pings (auth_success.pingAcks) and the cursor
-   * outlives the page (storage not `volatile`): no timed acks.
+   * The server acks by its pings (auth_success.pingAcks): no timed acks, unless
+   * the cursor does not outlive the page (`volatile`).
    */
   let pinged: boolean | undefined
+  /**
+   * The storage is `volatile`, or a write to it threw (Safari's private mode, a
+   * full quota, now or later): the next page starts from the acknowledged
+   * cursor either way, so the client acks by timer from then on.
+   */
+  let volatile = storage.volatile
   let timer: ReturnType<typeof setTimeout> | undefined
   let unread = 0
   /**
@@ -70,7 +76,9 @@ export function createDelivery(
     cursor = seq
     try {
       if (back || seq > stored()) storage.setItem(key, String(seq))
-    } catch {}
+    } catch {
+      volatile = true // every caller schedules the ack next
+    }
   }
   const setUnread = (count: number) => {
     if (count === unread) return
@@ -78,7 +86,7 @@ export function createDelivery(
     onUnread(count)
   }
   const schedule = () => {
-    if (!pinged) timer ??= setTimeout(d.ack, ackDelay)
+    if (!pinged || volatile) timer ??= setTimeout(d.ack, ackDelay)
   }
 
   const d: Delivery = {
@@ -106,7 +114,7 @@ export function createDelivery(
       }
       counted = f.seq
       setUnread(f.unreadCount)
-      pinged = f.pingAcks && !storage.volatile
+      pinged = f.pingAcks
       // Delivered before the last drop but not yet acked: to an older server `since` is no ack.
       if (cursor > acked) schedule()
       return expired

@@ -9,7 +9,9 @@ export interface CursorStorage {
    * The cursor does not outlive the page or process: the client then acks
    * `ackDelay` after each delivery even to a server that acks by its
    * heartbeat, so that the next page or process (starting with no cursor,
-   * from the acknowledged one) does not get again what this one got.
+   * from the acknowledged one) does not get again what this one got. A
+   * storage whose `setItem` throws (Safari's private mode, a full quota) is
+   * taken as volatile from that write on.
    */
   volatile?: boolean | undefined
 }

@@ -343,6 +343,62 @@ describe('acks', () => {
     await tick(1000 + 10)
     expect(server.sent('ack')).toEqual([{ type: 'ack', seq: 2 }])
   })
+
+  /**
+   * localStorage that reads but cannot write: Safari's private mode (setItem throws QuotaExceededError
+   * while getItem works), or an origin whose quota is full. defaultStorage() takes it (getItem works), and
+   * it is not `volatile`; yet the cursor does not outlive the page, as a volatile one's does not: the next
+   * page starts from the server's acknowledged cursor, which a pingAcks server's heartbeat leaves up to
+   * 25 s behind (README, "Delivery, exactly once").
+   */
+  const unwritable = () => {
+    const quota = () => {
+      throw Object.assign(new Error('The quota has been exceeded.'), { name: 'QuotaExceededError' })
+    }
+    return { getItem: () => null, setItem: quota, removeItem: quota, clear: () => {}, key: () => null, length: 0 }
+  }
+
+  it('with a localStorage that cannot be written (private mode, quota full) acks by timer even to a pingAcks server', async () => {
+    vi.stubGlobal('localStorage', unwritable())
+    const server = startMockServer({ auth: { seq: 2, pingAcks: true } })
+    // storage: undefined → defaultStorage(), which takes the global localStorage (getItem works).
+    await connected(createClient(server, { storage: undefined, ackDelay: 1000 }))
+    server.peer.send(note(1))
+    server.peer.send(note(2))
+    await tick(1000 + 10)
+    expect(server.sent('ack')).toEqual([{ type: 'ack', seq: 2 }])
+  })
+
+  it('with a storage passed in that cannot be written acks by timer even to a pingAcks server', async () => {
+    const server = startMockServer({ auth: { seq: 2, pingAcks: true } })
+    await connected(createClient(server, { storage: unwritable(), ackDelay: 1000 }))
+    server.peer.send(note(1))
+    server.peer.send(note(2))
+    await tick(1000 + 10)
+    expect(server.sent('ack')).toEqual([{ type: 'ack', seq: 2 }])
+  })
+
+  it('acks by timer from the first write that throws (a quota that fills up later), across a reconnect too', async () => {
+    const storage = lasting()
+    const server = startMockServer({ auth: { seq: 3, pingAcks: true } })
+    const { client } = await connected(createClient(server, { storage, ackDelay: 1000, backoff: () => 100 }))
+    server.peer.send(note(1))
+    await tick(5000)
+    expect(server.sent('ack')).toEqual([]) // written: the heartbeat acks it
+    storage.setItem = unwritable().setItem
+    server.peer.send(note(2))
+    await tick(1000 + 10)
+    expect(server.sent('ack')).toEqual([{ type: 'ack', seq: 2 }])
+    server.peer.close(1006)
+    await tick(100 + 20)
+    expect(client.state).toBe('online')
+    server.peer.send(note(3))
+    await tick(1000 + 10)
+    expect(server.sent('ack')).toEqual([
+      { type: 'ack', seq: 2 },
+      { type: 'ack', seq: 3 },
+    ])
+  })
 })
 
 describe('unread count', () => {
