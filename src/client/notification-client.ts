@@ -217,9 +217,15 @@ export class NotificationClient<Data extends object = JsonObject> {
     }
   }
 
-  /** Closes for good: the socket, every timer and listener. Safe to call twice. */
+  /**
+   * Closes for good: the socket, every timer and listener. Safe to call twice. The topics changed in
+   * this task and the pending ack go out first: no later auth would send them, and a subscription
+   * outlives the client (a logout handler's unsubscribe would be lost for good).
+   */
   close(): void {
-    this.#delivery.ack() // closed already: nothing to send, and the connection sends nothing
+    // Closed already, or offline: nothing to send, and the connection sends nothing.
+    this.#topicFrames(this.#batch)
+    this.#delivery.ack()
     this.#link.close()
   }
 

@@ -1,8 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { sharedConnection } from '../../../src/shared/index.js'
+import { FakeChannel, FakeLocks } from '../../helpers/locks.js'
 import { cleanup, connected, createClient, startMockServer, tick } from '../../helpers/mock-server.js'
 
 beforeEach(() => {
   vi.useFakeTimers()
+  FakeChannel.reset()
 })
 afterEach(cleanup)
 
@@ -176,5 +179,57 @@ describe('topic subscriptions', () => {
     // The new connection carries the unsubscribe the last one lost.
     expect(server.peer.index).toBe(1)
     expect(server.peer.frames.filter((f) => f.type === 'unsubscribe')).toEqual([{ type: 'unsubscribe', topics: ['a'] }])
+  })
+})
+
+/**
+ * A subscription belongs to the user and outlives close() and the page (README, "Topics"): the server
+ * keeps it, and topic publishes keep filling the user's inbox, until the function subscribe() returned
+ * ends it. A task's topic changes go out together at its end; a change made in the task of close() (a
+ * logout handler gives up the user's topics, then closes) goes out before the socket closes, as the
+ * pending ack does: no later auth would send it.
+ */
+describe('topic changes made online in the task of close()', () => {
+  it('sends the unsubscribe before the socket closes', async () => {
+    const server = startMockServer()
+    const { client } = await connected(createClient(server))
+    const stop = client.subscribe('alerts')
+    await tick()
+    expect(server.sent('subscribe')).toEqual([{ type: 'subscribe', topics: ['alerts'] }])
+    stop()
+    client.close()
+    await tick()
+    expect(server.sent('unsubscribe')).toEqual([{ type: 'unsubscribe', topics: ['alerts'] }])
+  })
+
+  it('sends the subscribe before the socket closes', async () => {
+    const server = startMockServer()
+    const { client } = await connected(createClient(server))
+    client.subscribe('alerts')
+    client.close()
+    await tick()
+    expect(server.sent('subscribe')).toEqual([{ type: 'subscribe', topics: ['alerts'] }])
+  })
+
+  it('belfry/shared: a follower’s unsubscribe reaches the leader’s socket', async () => {
+    const server = startMockServer()
+    const locks = new FakeLocks()
+    const opts = (tab: string) => ({
+      connection: sharedConnection({ locks: locks.forTab(tab), BroadcastChannel: FakeChannel as unknown as typeof BroadcastChannel }),
+    })
+    const leader = createClient(server, opts('a'))
+    leader.client.connect()
+    await tick(100)
+    const follower = createClient(server, opts('b'))
+    follower.client.connect()
+    await tick(100)
+    expect([leader.client.mode, follower.client.mode, follower.client.state]).toEqual(['leader', 'follower', 'online'])
+    const stop = follower.client.subscribe('alerts')
+    await tick()
+    expect(server.sent('subscribe').map((f) => f.topics)).toEqual([['alerts']])
+    stop()
+    follower.client.close()
+    await tick()
+    expect(server.sent('unsubscribe').map((f) => f.topics)).toEqual([['alerts']])
   })
 })
