@@ -225,6 +225,8 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
 
     /** Learns the tab's user (and cursor) from a token, joins the user's group, and waits for the lock. */
     const join = async (): Promise<void> => {
+      // A handler of the `connecting` told just before may have closed the tab: it joins nothing.
+      if (state === 'closed') return
       let url: string
       let a: ReturnType<LinkHost['auth']>
       /**

@@ -84,6 +84,25 @@ describe('belfry/shared: close() leaves no timer behind', () => {
     await tick()
     expect(vi.getTimerCount()).toBe(0)
   })
+
+  it('closed from a handler of its first status (`connecting`, told inside connect()): it joins no group', async () => {
+    const server = startMockServer()
+    const { client } = createClient(server, {
+      connection: sharedConnection({
+        locks: new FakeLocks().forTab('a'),
+        BroadcastChannel: FakeChannel as unknown as typeof BroadcastChannel,
+      }),
+    })
+    client.on('status', (e) => {
+      if (e.to === 'connecting') client.close()
+    })
+    client.connect()
+    await tick(100)
+    expect(client.state).toBe('closed')
+    expect(server.peers).toHaveLength(0)
+    // The beat interval (setInterval every `beat` ms) would be armed by join() after close() had cleared the timers.
+    expect(vi.getTimerCount()).toBe(0)
+  })
 })
 
 /**
