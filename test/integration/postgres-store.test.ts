@@ -489,8 +489,8 @@ describe('PostgresStore: a prune batch and publishes', () => {
       await holder.query('BEGIN')
       await holder.query(`SELECT 1 FROM ${s}.notifications FOR UPDATE`)
       const batch = pruner.prune({ before }, 0).catch((error: Error) => error)
-      // Wait until the batch is at its notifications update, its users' rows held.
-      await waitingForLock(watcher, 'refs = n.refs - c.n')
+      // Wait until the batch is at its notifications (locked before their counts are lowered), its users' rows held.
+      await waitingForLock(watcher, `${s}.notifications WHERE no = ANY`)
       const started = Date.now()
       const published = await publisher.publish({ userIds: ['bob'] }, { title: 'bob 6', body: '' }).catch((error: Error) => error)
       await holder.query('COMMIT')
@@ -639,4 +639,70 @@ describe('PostgresStore: a retention pass and a held user', () => {
       await store.close()
     }
   }, 30_000)
+})
+
+describe('PostgresStore: retention passes on two processes', () => {
+  // Retention on PostgreSQL with several processes: each runs its pruner, and "two passes at once skip
+  // each other's users" (docs/architecture.md, Retention). Two batches that cut different users whose
+  // inboxes hold the same notifications in a different order (fan-out jobs and topics make such inboxes)
+  // must not deadlock on those notifications' counts (`refs`): a deadlock holds both batches' users
+  // (and every publish to them) for PostgreSQL's deadlock_timeout before one is cancelled and rerun.
+
+  it('two retention batches on two processes, cutting users who hold the same notifications in another order, do not deadlock', async () => {
+    const s = schema()
+    // fanOutBatch 1: a topic publish gives its first subscriber the entry, a job the others.
+    const a = await PostgresStore.open(db.url, { schema: s, fanOutBatch: 1, pruneBatch: 2 })
+    const b = await PostgresStore.open(db.url, { schema: s, fanOutBatch: 1, pruneBatch: 2 })
+    const admin = new pg.Client(db.url)
+    await admin.connect()
+    const holder = new pg.Client(db.url)
+    await holder.connect()
+    const deadlocks = async () =>
+      Number((await admin.query('SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()')).rows[0].deadlocks)
+    try {
+      // ann follows x then y; bob follows y then x: ann gets X before Y, bob Y before X.
+      await a.subscribe('ann', ['x'], 10)
+      await a.subscribe('bob', ['y'], 10)
+      await a.subscribe('bob', ['x'], 10)
+      await a.subscribe('ann', ['y'], 10)
+      // A table of some size, as in production (2,000 notifications): the count update then reaches each row by its
+      // index, in the order the batch lists them. carl comes after ann and bob, beyond both batches' budgets.
+      for (let i = 0; i < 2000; i += 50)
+        await Promise.all(Array.from({ length: 50 }, (_, j) => a.publish({ userIds: ['carl'] }, { title: `c${i + j}`, body: '' })))
+      await a.publish({ topic: 'x' }, { title: 'X', body: '' })
+      await a.publish({ topic: 'y' }, { title: 'Y', body: '' })
+      while (await a.fanOut());
+      await a.publish({ userIds: ['ann', 'bob'] }, { title: 'Z', body: '' })
+      const order = async (u: string) => (await a.after(u, 0, 10)).map((n) => n.title).join('')
+      expect([await order('ann'), await order('bob')]).toEqual(['XYZ', 'YXZ'])
+      const { rows } = await admin.query(`SELECT no, id FROM ${s}.users ORDER BY no`)
+      const [annNo] = rows.map((r) => r.no as number)
+      const before = await deadlocks()
+      // A moment's lock on X's row (as another batch's count update holds it): both batches meet it at their notifications.
+      await holder.query('BEGIN')
+      await holder.query(`SELECT 1 FROM ${s}.notifications WHERE title = 'X' FOR UPDATE`)
+      // Keep 1 each: process a's batch cuts ann (its budget, 2 entries, ends there), b's starts after her and cuts bob.
+      const rule = { maxPerUser: 1 }
+      const pruning = Promise.all([a.prune(rule, 0), b.prune(rule, annNo!)])
+      const waiting = async () =>
+        (
+          await admin.query(
+            `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%${s}.notifications%'`,
+          )
+        ).rows[0].n
+      await expect.poll(waiting, { timeout: 10_000 }).toBe(2)
+      await holder.query('COMMIT')
+      const [first, second] = await pruning
+      expect(first.removed + second.removed).toBe(4)
+      expect(await a.user('ann')).toMatchObject({ floor: 2 })
+      expect(await a.user('bob')).toMatchObject({ floor: 2 })
+      // Deadlocks counted in this file's own PostgreSQL.
+      expect((await deadlocks()) - before).toBe(0)
+    } finally {
+      await holder.end().catch(() => {})
+      await admin.end()
+      await a.close()
+      await b.close()
+    }
+  })
 })

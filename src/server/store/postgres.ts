@@ -774,10 +774,15 @@ export class PostgresStore implements Store {
         [cuts.map((c) => c.no), cuts.map((c) => c.upTo), cuts.map((c) => unread.get(c.no) ?? 0)],
       )
       batch.unreadChanges = lowered.filter((r) => r.removed > 0).map(({ userId, seq, unreadCount }) => ({ userId, seq, unreadCount }))
+      // Their rows locked in `no` order first, as users' are: another process's batch that holds some of the same
+      // notifications (other users' entries of them, in another seq order) waits, where locking them in this batch's
+      // order, as the update reaches them, could deadlock with it.
+      const nos = [...unrefs.keys()].sort((a, b) => a - b)
+      await q('SELECT no FROM $s.notifications WHERE no = ANY($1) ORDER BY no FOR UPDATE', [nos])
       const { rows: left } = await q(
         `UPDATE $s.notifications n SET refs = n.refs - c.n FROM unnest($1::bigint[], $2::bigint[]) AS c(no, n)
          WHERE n.no = c.no RETURNING n.no, n.refs`,
-        [[...unrefs.keys()], [...unrefs.values()]],
+        [nos, nos.map((no) => unrefs.get(no)!)],
       )
       const orphans = left.filter((r) => (r.refs as number) <= 0).map((r) => r.no as number)
       if (orphans.length > 0) {
