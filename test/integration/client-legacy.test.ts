@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import WebSocket from 'ws'
-import { RequestError } from '../../src/index.js'
+import { type Notification, RequestError } from '../../src/index.js'
 import { createStore, GET, LIST, RETAIN } from '../../src/react/store.js'
 import { mintToken } from '../../src/server/index.js'
 import { type ArticleServer, startArticleServer } from '../helpers/article-server.js'
@@ -29,6 +29,24 @@ afterEach(async () => {
 
 /** The article's server never checks the token; a real JWT lets the client read its `sub`. */
 const articleToken = (userId: string) => mintToken('the-article-never-checks-this-0123', userId)
+
+/**
+ * Sends these to user123 within one millisecond, as a burst: tried again (up to 20 times) in the rare case
+ * that a millisecond boundary falls inside it. The last burst's notifications, and how many came in all.
+ */
+async function inOneMs(a: ArticleServer, events: { notifications: Notification[] }, sends: Parameters<ArticleServer['sendToUser']>[1][]) {
+  let pushed = 0
+  let same = false
+  for (let tries = 0; tries < 20 && !same; tries++) {
+    const before = Date.now()
+    for (const send of sends) a.sendToUser('user123', send)
+    same = Date.now() === before
+    pushed += sends.length
+    await vi.waitFor(() => expect(events.notifications.length).toBe(pushed))
+  }
+  expect(same).toBe(true)
+  return { burst: events.notifications.slice(-sends.length), pushed }
+}
 
 describe('belfry client → the article’s server', () => {
   it('authenticates, gets live notifications with the article’s fields, and speaks nothing beyond auth', async () => {
@@ -121,19 +139,9 @@ describe('belfry client → the article’s server', () => {
     store[GET]()
     const release = store[RETAIN]()
     try {
-      // Tried again in the rare case that a millisecond boundary falls between the two sends.
-      let pushed = 0
-      let same = false
-      for (let tries = 0; tries < 20 && !same; tries++) {
-        const before = Date.now()
-        a.sendToUser('user123', { title: 'New message', body: 'You have a new message' })
-        a.sendToUser('user123', { title: 'New message', body: 'You have a new message' })
-        same = Date.now() === before
-        pushed += 2
-        await vi.waitFor(() => expect(events.notifications.length).toBe(pushed))
-      }
-      expect(same).toBe(true)
-      const [x, y] = events.notifications.slice(-2)
+      const message = { title: 'New message', body: 'You have a new message' }
+      const { burst, pushed } = await inOneMs(a, events, [message, message])
+      const [x, y] = burst
       expect(x!.id).not.toBe(y!.id)
       expect(store[0][LIST].notifications.filter((n) => n.title === 'New message')).toHaveLength(pushed)
     } finally {
@@ -151,20 +159,12 @@ describe('belfry client → the article’s server', () => {
     store[GET]()
     const release = store[RETAIN]()
     try {
-      // Tried again in the rare case that a millisecond boundary falls inside the burst.
-      let pushed = 0
-      let same = false
-      for (let tries = 0; tries < 20 && !same; tries++) {
-        const before = Date.now()
-        a.sendToUser('user123', { title: 'New Message', body: 'You have received a new message', priority: 'high' })
-        a.sendToUser('user123', { title: 'New follower', body: 'Ann follows you', priority: 'low' })
-        a.sendToUser('user123', { title: 'New Message', body: 'You have received a new message', priority: 'high' })
-        same = Date.now() === before
-        pushed += 3
-        await vi.waitFor(() => expect(events.notifications.length).toBe(pushed))
-      }
-      expect(same).toBe(true)
-      const burst = events.notifications.slice(-3)
+      const message = { title: 'New Message', body: 'You have received a new message', priority: 'high' } as const
+      const { burst, pushed } = await inOneMs(a, events, [
+        message,
+        { title: 'New follower', body: 'Ann follows you', priority: 'low' },
+        message,
+      ])
       expect(burst.map((n) => n.title)).toEqual(['New Message', 'New follower', 'New Message'])
       expect(new Set(burst.map((n) => n.id)).size).toBe(3)
       // belfry/react's list keeps each id once: every notification that came is in it.
