@@ -11,7 +11,7 @@ import type { Page } from 'playwright-core'
 import { describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { NotificationClient } from '../../src/index.js'
-import { publish, useDemo } from './harness.js'
+import { publish, setVisible, useDemo } from './harness.js'
 
 const e2e = useDemo('desktop-', { width: 1000, height: 700 })
 
@@ -66,11 +66,6 @@ async function tab(share: boolean, user = 'ann'): Promise<Page> {
   return page
 }
 
-const setVisible = (page: Page, visible: boolean) =>
-  page.evaluate((visible) => {
-    ;(window as unknown as { visible: boolean }).visible = visible
-    document.dispatchEvent(new Event('visibilitychange'))
-  }, visible)
 const stubOf = (page: Page) => page.evaluate(() => (window as unknown as { stub: Stub }).stub)
 const shownOn = async (list: Page[]) => (await Promise.all(list.map(stubOf))).map((s) => s.shown)
 const badge = (page: Page) => page.locator('[data-testid="badge"]').textContent()

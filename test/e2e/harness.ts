@@ -164,6 +164,16 @@ export async function readElsewhereWhileOffline(e2e: DemoSession, path: string, 
   return page
 }
 
+/**
+ * Shows or hides a page as far as the page can tell: sets the `visible` flag that the desktop tests' init
+ * scripts make `document.visibilityState` read, and tells the page.
+ */
+export const setVisible = (page: Page, visible: boolean) =>
+  page.evaluate((visible) => {
+    ;(window as unknown as { visible: boolean }).visible = visible
+    document.dispatchEvent(new Event('visibilitychange'))
+  }, visible)
+
 /** The inbox items' read flags, as shown (newest first). */
 export const readFlags = (page: Page) =>
   page.locator('[data-testid="inbox-item"]').evaluateAll((li) => li.map((l) => l.getAttribute('data-read')))

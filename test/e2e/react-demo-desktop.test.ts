@@ -6,7 +6,7 @@
  */
 import type { Page } from 'playwright-core'
 import { describe, expect, it } from 'vitest'
-import { publish, useDemo } from './harness.js'
+import { publish, setVisible, useDemo } from './harness.js'
 
 const e2e = useDemo('react-desktop-', { width: 1100, height: 760 })
 
@@ -43,11 +43,6 @@ async function tab(path: string): Promise<Page> {
   return page
 }
 
-const setVisible = (page: Page, visible: boolean) =>
-  page.evaluate((visible) => {
-    ;(window as unknown as { visible: boolean }).visible = visible
-    document.dispatchEvent(new Event('visibilitychange'))
-  }, visible)
 const titlesOn = async (page: Page) => (await page.evaluate(() => (window as unknown as { stub: Stub }).stub)).shown
 const modeOf = (page: Page) => page.locator('[data-testid="mode"]').getAttribute('data-mode')
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
