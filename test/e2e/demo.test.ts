@@ -6,8 +6,11 @@ import { publish, readElsewhereWhileOffline, readFlags, screenshot, subscribeAnd
 
 const e2e = useDemo('', { width: 1100, height: 760 })
 
-/** Chromium logs a refused connection itself; allowed only where a test takes the server down. */
-const REFUSED = /net::ERR_CONNECTION_REFUSED|WebSocket connection to '.*' failed/
+/**
+ * Chromium logs a refused connection itself, and a request in flight as the server stopped (reset);
+ * allowed only where a test takes the server down.
+ */
+const REFUSED = /net::ERR_CONNECTION_(REFUSED|RESET)|WebSocket connection to '.*' failed/
 
 async function signIn(user: string): Promise<Page> {
   const page = await e2e.open(`/?user=${encodeURIComponent(user)}`)
