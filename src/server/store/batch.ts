@@ -45,10 +45,11 @@ export class Batcher<V, R> {
    * ack from another tab after a higher one).
    */
   unwritten(key: string): V | undefined {
-    let value: V | undefined
-    for (const gathered of [...this.#writing, this.#pending]) {
+    // Read at each auth (a user's counters): it makes no array, and most times no write is in flight.
+    let value = this.#pending.get(key)?.value
+    for (const gathered of this.#writing) {
       const entry = gathered.get(key)
-      if (entry) value = value === undefined ? entry.value : this.#merge(value, entry.value)
+      if (entry) value = value === undefined ? entry.value : this.#merge(entry.value, value)
     }
     return value
   }
