@@ -81,6 +81,8 @@ export interface MarkReadFrame {
   type: 'mark_read'
   ids?: string[]
   all?: boolean
+  /** With `all`: only entries up to this seq (the highest the client knew of when the user asked); the latest when absent. */
+  seq?: number
   requestId?: string
 }
 
@@ -174,7 +176,10 @@ export interface ReadFrame {
   ids: string[]
   /** Everything with seq ≤ `seq` became read. */
   all: boolean
-  /** The user's latest seq when the change was made. */
+  /**
+   * The user's latest seq when the change was made; with `all`, the last seq it covered. When that is
+   * below the latest (a bounded mark all), a frame at the latest, `all` false and no ids, follows at once.
+   */
   seq: number
   unreadCount: number
   requestId?: string

@@ -74,6 +74,7 @@ const CLIENT_RULES: Record<ClientFrame['type'], Parameters<typeof check>[1]> = {
       `an array of 1–${MAX_IDS_PER_FRAME} id strings`,
     ],
     all: [true, (v) => v === true, 'true when present'],
+    seq: seq(true),
     requestId,
   },
   subscribe: { topic, topics, requestId },
@@ -105,6 +106,9 @@ export function parseClientFrame(text: string): Parsed<ClientFrame> {
   if (problem) return { ok: false, code: 'bad_frame', message: `${frame.type}: ${problem}`, ...rid }
   if (frame.type === 'mark_read' && (frame.ids === undefined) === (frame.all === undefined)) {
     return { ok: false, code: 'bad_frame', message: 'mark_read: give either "ids" or "all"', ...rid }
+  }
+  if (frame.type === 'mark_read' && frame.seq !== undefined && frame.all === undefined) {
+    return { ok: false, code: 'bad_frame', message: 'mark_read: "seq" goes with "all", not with "ids"', ...rid }
   }
   if ((frame.type === 'subscribe' || frame.type === 'unsubscribe') && (frame.topic === undefined) === (frame.topics === undefined)) {
     return { ok: false, code: 'bad_frame', message: `${frame.type}: give either "topic" or "topics"`, ...rid }

@@ -376,9 +376,30 @@ export function storeContract(name: string, makeHarness: () => Promise<StoreHarn
     it('ignores unknown ids and marks all up to the latest seq', async () => {
       for (const i of range(1, 4)) await store.publish({ userIds: ['a'] }, note(`n${i}`))
       expect(await store.markRead('a', ['nope'])).toEqual({ ids: [], all: false, seq: 4, unreadCount: 4 })
-      expect(await store.markRead('a', 'all')).toEqual({ ids: [], all: true, seq: 4, unreadCount: 0 })
+      expect(await store.markRead('a', 'all')).toEqual({ ids: [], all: true, seq: 4, unreadCount: 0, upTo: 4 })
       expect((await store.after('a', 0, 10)).every((n) => n.read)).toBe(true)
-      expect(await store.markRead('nobody', 'all')).toEqual({ ids: [], all: true, seq: 0, unreadCount: 0 })
+      expect(await store.markRead('nobody', 'all')).toEqual({ ids: [], all: true, seq: 0, unreadCount: 0, upTo: 0 })
+      expect(await store.markRead('nobody', 'all', 3)).toEqual({ ids: [], all: true, seq: 0, unreadCount: 0, upTo: 0 })
+    })
+
+    it('marks all up to a bound: the entries above it stay unread, and the count says so', async () => {
+      for (const i of range(1, 5)) await store.publish({ userIds: ['a'] }, note(`n${i}`))
+      await store.markRead('a', [(await store.after('a', 1, 1))[0]!.id]) // seq 2, read before
+      expect(await store.markRead('a', 'all', 3)).toEqual({ ids: [], all: true, seq: 5, unreadCount: 2, upTo: 3 })
+      const reads = async () => (await store.after('a', 0, 10)).map((n) => [n.seq, n.read])
+      expect(await reads()).toEqual([
+        [1, true],
+        [2, true],
+        [3, true],
+        [4, false],
+        [5, false],
+      ])
+      // A bound at or below what is read already changes nothing; one past the latest is the latest.
+      expect(await store.markRead('a', 'all', 0)).toEqual({ ids: [], all: true, seq: 5, unreadCount: 2, upTo: 0 })
+      expect(await store.markRead('a', 'all', 3)).toEqual({ ids: [], all: true, seq: 5, unreadCount: 2, upTo: 3 })
+      expect(await store.markRead('a', 'all', 99)).toEqual({ ids: [], all: true, seq: 5, unreadCount: 0, upTo: 5 })
+      expect((await reads()).every(([, read]) => read)).toBe(true)
+      await expectUnreadConsistent(['a'])
     })
 
     it('keeps unread counters equal to the unread entries after a mix of publishes, reads and acks', async () => {
@@ -406,8 +427,14 @@ export function storeContract(name: string, makeHarness: () => Promise<StoreHarn
           const pick = [ids[user]![rand(ids[user]!.length)]!, ids[user]![rand(ids[user]!.length)]!, 'unknown-id']
           const change = await store.markRead(user, pick)
           expect(change.unreadCount).toBe((await store.after(user, 0, 10_000)).filter((n) => !n.read).length)
-        } else if (op === 4 && rand(4) === 0) await store.markRead(user, 'all')
-        else if (op === 5) await store.ack(user, rand(50))
+        } else if (op === 4) {
+          const form = rand(8)
+          if (form === 0) await store.markRead(user, 'all')
+          else if (form === 1) {
+            const change = await store.markRead(user, 'all', rand(40))
+            expect(change.unreadCount).toBe((await store.after(user, 0, 10_000)).filter((n) => !n.read).length)
+          }
+        } else if (op === 5) await store.ack(user, rand(50))
       }
       await expectUnreadConsistent(users)
     })

@@ -162,6 +162,38 @@ describe('mark_read', () => {
     expect((await connect(s, 'alice')).frames[0]).toMatchObject({ unreadCount: 0 })
   })
 
+  it('marks all up to a bound (seq): what is above it stays unread; a frame at the latest follows, on every connection', async () => {
+    const s = await server()
+    await publishMany(s, 'alice', 4)
+    const a = await connect(s, 'alice')
+    const b = await connect(s, 'alice')
+
+    const from = a.frames.length
+    const reply = await request(a, { type: 'mark_read', all: true, seq: 2 }, 'read')
+    expect(reply).toEqual({ type: 'read', ids: [], all: true, seq: 2, unreadCount: 2, requestId: reply.requestId })
+    // The count covers 3 and 4 as well: the frame that says so comes next, before anything else.
+    const count = { type: 'read', ids: [], all: false, seq: 4, unreadCount: 2 }
+    await a.next((f) => f.type === 'read' && f.all === false, from)
+    expect(a.frames.slice(from)).toEqual([reply, count])
+    await b.next((f) => f.type === 'read' && f.all === false)
+    expect(b.of('read')).toEqual([{ type: 'read', ids: [], all: true, seq: 2, unreadCount: 2 }, count])
+
+    const history = await request(a, { type: 'history' }, 'history')
+    expect((history.items as { seq: number; read: boolean }[]).map((n) => [n.seq, n.read])).toEqual([
+      [4, false],
+      [3, false],
+      [2, true],
+      [1, true],
+    ])
+    expect((await connect(s, 'alice')).frames[0]).toMatchObject({ unreadCount: 2 })
+    // A bound past the latest is the latest: one frame, as without a bound.
+    const rest = await request(a, { type: 'mark_read', all: true, seq: 99 }, 'read')
+    expect(rest).toMatchObject({ all: true, seq: 4, unreadCount: 0 })
+    await b.next((f) => f.type === 'read' && f.unreadCount === 0)
+    await settle(a)
+    expect(a.of('read').slice(-1)).toEqual([rest])
+  })
+
   it('changes nothing and pushes nothing for ids already read or unknown, and answers with the ids asked (none is unread)', async () => {
     const s = await server()
     const ids = await publishMany(s, 'alice', 2)

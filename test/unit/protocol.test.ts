@@ -36,6 +36,8 @@ describe('parseClientFrame', () => {
       { type: 'resume', since: 10, requestId: 'r1' },
       { type: 'mark_read', ids: ['a', 'b'] },
       { type: 'mark_read', all: true, requestId: 'r2' },
+      { type: 'mark_read', all: true, seq: 0 },
+      { type: 'mark_read', all: true, seq: 12 },
       { type: 'subscribe', topic: 'deploys' },
       { type: 'unsubscribe', topic: 'deploys' },
       { type: 'history', before: 5, limit: 20 },
@@ -101,6 +103,17 @@ describe('parseClientFrame', () => {
 
   it('takes all: true only', () => {
     expect(bad('{"type":"mark_read","all":false}').message).toContain('"all"')
+  })
+
+  it('takes a bound (seq) on mark_read with all only, a non-negative integer', () => {
+    expect(bad('{"type":"mark_read","all":true,"seq":-1}').message).toContain('"seq"')
+    expect(bad('{"type":"mark_read","all":true,"seq":2.5}').message).toContain('"seq"')
+    expect(bad('{"type":"mark_read","all":true,"seq":"3"}').message).toContain('"seq"')
+    expect(bad('{"type":"mark_read","ids":["a"],"seq":3,"requestId":"m"}')).toMatchObject({
+      code: 'bad_frame',
+      message: 'mark_read: "seq" goes with "all", not with "ids"',
+      requestId: 'm',
+    })
   })
 })
 

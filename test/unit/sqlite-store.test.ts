@@ -271,11 +271,29 @@ describe('SqliteStore: its tables', () => {
       // Published while the first parts are marked: the last part takes it too.
       await new Promise((resolve) => setImmediate(resolve))
       await store.publish({ userIds: ['ann'] }, note('meanwhile'))
-      expect(await all).toEqual({ ids: [], all: true, seq: LONG + 1, unreadCount: 0 })
+      expect(await all).toEqual({ ids: [], all: true, seq: LONG + 1, unreadCount: 0, upTo: LONG + 1 })
       expect(turns.stop()).toBeGreaterThanOrEqual(3)
       expect((await store.after('ann', LONG - 2, 10)).map((n) => n.read)).toEqual([true, true, true])
       expect((await store.user('ann'))!.unreadCount).toBe(0)
       expect(snapshot(raw()).inbox.filter((e) => !(e as { read: number }).read)).toEqual([])
+    })
+
+    it('all up to a bound: in parts up to it, the count lowered with each; what is above it, published before or meanwhile, stays unread', async () => {
+      await longInbox()
+      const bound = 2 * MARK_SCAN_SEQS + 7
+      const turns = countTurns()
+      const all = store.markRead('ann', 'all', bound)
+      await new Promise((resolve) => setImmediate(resolve))
+      // Each part's count is committed with it: some parts are done, not all.
+      const between = (await store.user('ann'))!.unreadCount
+      expect(between).toBeLessThan(LONG)
+      expect(between).toBeGreaterThan(LONG - bound)
+      await store.publish({ userIds: ['ann'] }, note('meanwhile'))
+      expect(await all).toEqual({ ids: [], all: true, seq: LONG + 1, unreadCount: LONG + 1 - bound, upTo: bound })
+      expect(turns.stop()).toBeGreaterThanOrEqual(2)
+      expect((await store.after('ann', bound - 2, 4)).map((n) => n.read)).toEqual([true, true, false, false])
+      expect((await store.user('ann'))!.unreadCount).toBe(LONG + 1 - bound)
+      expect(snapshot(raw()).inbox.filter((e) => !(e as { read: number }).read)).toHaveLength(LONG + 1 - bound)
     })
 
     it('all: close() (a server shutting down) lets a mark in parts finish: the inbox is not left partly read', async () => {
@@ -283,7 +301,7 @@ describe('SqliteStore: its tables', () => {
       const all = store.markRead('ann', 'all')
       await new Promise((resolve) => setImmediate(resolve)) // its first part is done
       await store.close()
-      expect(await all).toEqual({ ids: [], all: true, seq: LONG, unreadCount: 0 })
+      expect(await all).toEqual({ ids: [], all: true, seq: LONG, unreadCount: 0, upTo: LONG })
       expect((await track(new SqliteStore(file)).user('ann'))!.unreadCount).toBe(0)
     })
 

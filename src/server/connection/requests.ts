@@ -38,12 +38,18 @@ export async function handleFrame(c: Connection, f: Exclude<ClientFrame, AuthFra
 /** Marks read, answers, and tells the user's other connections (on every process) through the broker. */
 async function markRead(c: Connection, f: MarkReadFrame): Promise<void> {
   const userId = c.userId!
-  const { ids, all, seq, unreadCount } = await c.hub.store.markRead(userId, f.all ? 'all' : (f.ids ?? []))
+  const { ids, all, seq, unreadCount, upTo = seq } = await c.hub.store.markRead(userId, f.all ? 'all' : (f.ids ?? []), f.seq)
   // The reply names every id asked for (none is unread now): a request sent again after a drop lost the first one's
   // reply finds them read already, and answers as the first would have. Other connections hear of those that changed.
-  c.reply({ type: 'read', ids: all ? ids : [...new Set(f.ids)], all, seq, unreadCount, ...rid(f.requestId) })
+  // A `read {all}` says by its seq what became read.
+  c.reply({ type: 'read', ids: all ? ids : [...new Set(f.ids)], all, seq: upTo, unreadCount, ...rid(f.requestId) })
+  // Bounded below the latest: its count covers the entries above the bound too, and says so in a frame at the
+  // latest, as a change told through a shared broker does. No notification can come between the two.
+  const count = upTo < seq ? frame({ type: 'read', ids: [], all: false, seq, unreadCount }) : undefined
+  if (count) c.send(count)
   if (!all && ids.length === 0) return
-  await c.hub.announce({ kind: 'read', userId, origin: c.id, frame: frame({ type: 'read', ids, all, seq, unreadCount }) })
+  await c.hub.announce({ kind: 'read', userId, origin: c.id, frame: frame({ type: 'read', ids, all, seq: upTo, unreadCount }) })
+  if (count) await c.hub.announce({ kind: 'read', userId, origin: c.id, frame: count })
 }
 
 /** Why the user may not subscribe to `topic`, if it may not: too long, text no store keeps, or not authorized. */

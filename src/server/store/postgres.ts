@@ -619,17 +619,23 @@ export class PostgresStore implements Store {
     return acked
   }
 
-  async markRead(userId: string, ids: readonly string[] | 'all'): Promise<ReadChange> {
+  async markRead(userId: string, ids: readonly string[] | 'all', upTo = Number.POSITIVE_INFINITY): Promise<ReadChange> {
     return this.#tx(async (q) => {
       // The user's row first: a publish to this user waits, so the unread count and the entries agree.
       const user = (await q('SELECT no, latest_seq FROM $s.users WHERE id = $1 FOR UPDATE', [userId])).rows[0] as
         | { no: number; latest_seq: number }
         | undefined
-      if (!user) return { ids: [], all: ids === 'all', seq: 0, unreadCount: 0 }
+      if (!user)
+        return ids === 'all' ? { ids: [], all: true, seq: 0, unreadCount: 0, upTo: 0 } : { ids: [], all: false, seq: 0, unreadCount: 0 }
       if (ids === 'all') {
-        await q('UPDATE $s.inbox SET read = true WHERE user_no = $1 AND read = false AND seq <= $2', [user.no, user.latest_seq])
-        await q('UPDATE $s.users SET unread = 0 WHERE no = $1', [user.no])
-        return { ids: [], all: true, seq: user.latest_seq, unreadCount: 0 }
+        const end = Math.min(upTo, user.latest_seq)
+        const { rowCount } = await q('UPDATE $s.inbox SET read = true WHERE user_no = $1 AND read = false AND seq <= $2', [user.no, end])
+        // Up to the latest none is unread; below it, those above the bound still are.
+        const { rows } = await q(
+          'UPDATE $s.users SET unread = CASE WHEN $3 THEN 0 ELSE greatest(0, unread - $2) END WHERE no = $1 RETURNING unread',
+          [user.no, rowCount ?? 0, end === user.latest_seq],
+        )
+        return { ids: [], all: true, seq: user.latest_seq, unreadCount: rows[0].unread as number, upTo: end }
       }
       const changed = (
         await q(

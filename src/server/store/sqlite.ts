@@ -167,7 +167,7 @@ export class SqliteStore implements Store {
   readonly #fanOutTx: Database.Transaction<() => FanOutBatch | undefined>
   readonly #markSeqsTx: Database.Transaction<(userId: string, found: ReadonlyMap<number, string>) => ReadChange>
   readonly #markRangeTx: Database.Transaction<(userId: string, after: number, upTo: number) => void>
-  readonly #markRestTx: Database.Transaction<(userId: string, after: number) => ReadChange>
+  readonly #markRestTx: Database.Transaction<(userId: string, after: number, upTo: number) => ReadChange>
   readonly #subscribeTx: Database.Transaction<(userId: string, topics: readonly string[], max: number) => string[]>
   readonly #unsubscribeTx: Database.Transaction<(userId: string, topics: readonly string[]) => void>
   /** Acks, by user (the highest seq): many (one per client per burst of deliveries), none urgent. */
@@ -554,13 +554,13 @@ export class SqliteStore implements Store {
    * first, {@link MARK_SCAN_SEQS} seqs at a time, and those found marked in
    * one transaction (each only if still unread). All: the entries are marked
    * oldest first in transactions of {@link MARK_SCAN_SEQS} seqs, the last of
-   * which reaches the latest seq then and says it. Between the parts the
-   * server does its other work.
+   * which reaches `upTo`, or the latest seq then if that is lower, and says
+   * it. Between the parts the server does its other work.
    */
-  async markRead(userId: string, ids: readonly string[] | 'all'): Promise<ReadChange> {
+  async markRead(userId: string, ids: readonly string[] | 'all', upTo = Number.POSITIVE_INFINITY): Promise<ReadChange> {
     // Once close() has begun (it waits for the marks in parts already under way) no other starts.
     if (this.#closing) throw new Error('the store is closing')
-    const marking = this.#mark(userId, ids)
+    const marking = this.#mark(userId, ids, upTo)
     this.#marks.add(marking)
     try {
       return await marking
@@ -569,16 +569,17 @@ export class SqliteStore implements Store {
     }
   }
 
-  async #mark(userId: string, ids: readonly string[] | 'all'): Promise<ReadChange> {
+  async #mark(userId: string, ids: readonly string[] | 'all', upTo: number): Promise<ReadChange> {
     const user = this.#s.getUser.get(userId) as UserState | undefined
-    if (!user) return { ids: [], all: ids === 'all', seq: 0, unreadCount: 0 }
+    if (!user)
+      return ids === 'all' ? { ids: [], all: true, seq: 0, unreadCount: 0, upTo: 0 } : { ids: [], all: false, seq: 0, unreadCount: 0 }
     if (ids === 'all') {
       let after = user.floor
-      for (; user.latestSeq - after > MARK_SCAN_SEQS; after += MARK_SCAN_SEQS) {
+      for (; Math.min(upTo, user.latestSeq) - after > MARK_SCAN_SEQS; after += MARK_SCAN_SEQS) {
         this.#markRangeTx.immediate(userId, after, after + MARK_SCAN_SEQS)
         await nextTurn()
       }
-      return this.#markRestTx.immediate(userId, after)
+      return this.#markRestTx.immediate(userId, after, upTo)
     }
     const wanted = new Set(ids)
     const list = JSON.stringify([...wanted])
@@ -598,13 +599,17 @@ export class SqliteStore implements Store {
     return { ids: changed.map((seq) => found.get(seq)!), all: false, seq: row.seq, unreadCount: row.unreadCount }
   }
 
-  /** The last part of a mark all: every entry after `after` up to the latest seq now; then none is unread. */
-  readonly #markRest = (userId: string, after: number): ReadChange => {
+  /**
+   * The last part of a mark all: every entry after `after` up to `upTo`, or to the latest seq now if that
+   * is lower; then none is unread, or (bounded below the latest) those above the bound.
+   */
+  readonly #markRest = (userId: string, after: number, upTo: number): ReadChange => {
     const s = this.#s
     const { latestSeq } = s.getUser.get(userId) as UserState
-    s.markRange.run(userId, after, latestSeq)
-    const row = s.zeroUnread.get(userId) as { unreadCount: number; seq: number }
-    return { ids: [], all: true, seq: latestSeq, unreadCount: row.unreadCount }
+    const end = Math.min(upTo, latestSeq)
+    const { changes } = s.markRange.run(userId, after, end)
+    const row = (end === latestSeq ? s.zeroUnread.get(userId) : s.subtractUnread.get(changes, userId)) as { unreadCount: number }
+    return { ids: [], all: true, seq: latestSeq, unreadCount: row.unreadCount, upTo: end }
   }
 
   async subscribe(userId: string, topics: readonly string[], max: number): Promise<string[]> {

@@ -254,9 +254,11 @@ export interface ReadChange {
   /** Ids that went from unread to read (empty for `all`). */
   ids: string[]
   all: boolean
-  /** The user's latest seq when the change was made. */
+  /** The user's latest seq when the change was made: `unreadCount` covers every entry up to it. */
   seq: number
   unreadCount: number
+  /** With `all`: the last seq it covered, the latest (`seq`) or the bound asked for when that is lower. */
+  upTo?: number
 }
 
 /**
@@ -341,10 +343,11 @@ export interface Store {
   ack(userId: string, seq: number): Promise<number>
   /**
    * Marks entries of this user's inbox read, by notification id (ids not in
-   * the inbox, or read already, are ignored) or all up to the latest seq.
-   * Resolves with the ids that changed and the new unread count.
+   * the inbox, or read already, are ignored) or all up to `upTo` (the latest
+   * seq when it is undefined or above it). Resolves with the ids that changed
+   * and the new unread count.
    */
-  markRead(userId: string, ids: readonly string[] | 'all'): Promise<ReadChange>
+  markRead(userId: string, ids: readonly string[] | 'all', upTo?: number): Promise<ReadChange>
   /**
    * Subscribes the user to topics (and records the user), all in one
    * transaction; subscribing twice is once. The user may hold at most `max`
