@@ -1,4 +1,5 @@
-import { afterAll, beforeAll } from 'vitest'
+import type pg from 'pg'
+import { afterAll, beforeAll, expect } from 'vitest'
 import { type PgInstance, type PgOptions, startPostgres } from './services.js'
 
 /**
@@ -22,4 +23,12 @@ export function usePostgres(options: PgOptions = {}): PgInstance {
       return typeof value === 'function' ? value.bind(db) : value
     },
   })
+}
+
+/** Waits until `count` statements whose text holds `text` wait for a lock (seen through `watcher`). */
+export async function waitingForLock(watcher: pg.Client, text: string, count = 1): Promise<void> {
+  const waiting = async () =>
+    (await watcher.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1`, [`%${text}%`]))
+      .rows[0].n
+  await expect.poll(waiting, { timeout: 10_000 }).toBe(count)
 }

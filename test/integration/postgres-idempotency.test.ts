@@ -13,8 +13,9 @@ import { randomBytes } from 'node:crypto'
 import pg from 'pg'
 import { afterEach, describe, expect, it } from 'vitest'
 import { PostgresStore } from '../../src/server/index.js'
+import { IdempotencyKeyReusedError } from '../../src/server/store/store.js'
 import { MarkerProxy } from '../helpers/marker-proxy.js'
-import { usePostgres } from '../helpers/postgres.js'
+import { usePostgres, waitingForLock } from '../helpers/postgres.js'
 import { API_KEY, type TestServer, useServer } from '../helpers/server.js'
 
 /** The end of every reply to a Sync: ReadyForQuery ('Z', length 5) outside a transaction ('I'). */
@@ -200,4 +201,50 @@ describe('PostgreSQL: a keyed publish whose expired key another clean-up is remo
       await store.close()
     }
   }, 30_000)
+})
+
+// Regression: a broadcast or topic publish recorded its key before it locked its users, a publish to users
+// after: one key used by both at once (two requests, one key) met a user busy a moment, each waited for the
+// other, and PostgreSQL cancelled one after its deadlock_timeout. Every transaction locks the users first.
+describe('PostgreSQL: one key used at once by a publish to users and a broadcast or topic publish', () => {
+  const deadlocks = async (c: pg.Client) =>
+    Number((await c.query('SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()')).rows[0].deadlocks)
+
+  for (const audience of [{ broadcast: true } as const, { topic: 'deploys' }]) {
+    it(`with a ${'topic' in audience ? 'topic' : 'broadcast'}, from two processes: one stores, the other is refused, no deadlock`, async () => {
+      const s = `t_${randomBytes(6).toString('hex')}`
+      const a = await PostgresStore.open(db.url, { schema: s })
+      const b = await PostgresStore.open(db.url, { schema: s })
+      const watcher = new pg.Client(db.url)
+      const holder = new pg.Client(db.url)
+      await watcher.connect()
+      await holder.connect()
+      try {
+        await a.subscribe('ann', ['deploys'], 10)
+        const before = await deadlocks(watcher)
+        // Ann's row is busy a moment (a mark read, another publish): both publishes meet it at once.
+        await holder.query('BEGIN')
+        await holder.query(`SELECT no FROM ${s}.users WHERE id = 'ann' FOR UPDATE`)
+        const key = { key: 'order-7', ttlMs: 60_000 }
+        const outcome = (p: Promise<unknown>) => p.catch((e: Error) => e)
+        const toAnn = outcome(a.publish({ userIds: ['ann'] }, { title: 'order 7', body: 'to ann' }, key))
+        await waitingForLock(watcher, 'FOR UPDATE')
+        const toAll = outcome(b.publish(audience, { title: 'order 7', body: 'to all' }, key))
+        await waitingForLock(watcher, '', 2)
+        await holder.query('COMMIT')
+        const outcomes = await Promise.all([toAnn, toAll])
+        // One stored, one refused as a reused key: whichever came first.
+        expect(outcomes.filter((o) => o instanceof IdempotencyKeyReusedError)).toHaveLength(1)
+        expect(outcomes.filter((o) => !(o instanceof Error))).toHaveLength(1)
+        expect(await a.after('ann', 0, 10)).toHaveLength(1)
+        expect(await deadlocks(watcher), 'deadlocks PostgreSQL detected').toBe(before)
+      } finally {
+        await holder.query('ROLLBACK').catch(() => {})
+        await holder.end()
+        await watcher.end()
+        await a.close()
+        await b.close()
+      }
+    }, 30_000)
+  }
 })

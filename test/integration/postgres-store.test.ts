@@ -13,7 +13,8 @@ import { PostgresStore } from '../../src/server/index.js'
 import { EXPIRED_KEYS_BATCH, type PruneBatch } from '../../src/server/store/store.js'
 import { prunePass, storeContract } from '../contract/store.js'
 import { ClientPool, holds } from '../helpers/client.js'
-import { usePostgres } from '../helpers/postgres.js'
+import { MarkerProxy, type Proxied } from '../helpers/marker-proxy.js'
+import { usePostgres, waitingForLock } from '../helpers/postgres.js'
 import { DAY_MS, type InboxCount, pruneWhilePublishing } from '../helpers/retention.js'
 import { API_KEY, useServer } from '../helpers/server.js'
 import { startPostgres } from '../helpers/services.js'
@@ -21,14 +22,6 @@ import { startPostgres } from '../helpers/services.js'
 const db = usePostgres()
 
 const schema = () => `t_${randomBytes(6).toString('hex')}`
-
-/** Waits until one statement whose text holds `text` waits for a lock (seen through `watcher`). */
-async function waitingForLock(watcher: pg.Client, text: string): Promise<void> {
-  const waiting = async () =>
-    (await watcher.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1`, [`%${text}%`]))
-      .rows[0].n
-  await expect.poll(waiting, { timeout: 10_000 }).toBe(1)
-}
 
 storeContract('PostgresStore', async () => {
   const s = schema()
@@ -318,24 +311,23 @@ describe('PostgresStore: what PostgreSQL adds', () => {
   it('a topic publish whose last subscriber leaves while it runs stores no notification that no inbox holds, and answers 0 recipients', async () => {
     // Regression: it counted the audience, then its first batch (after the unsubscribe) was empty: the notification stayed, recipients 1.
     const s = schema()
-    const store = await PostgresStore.open(db.url, { schema: s })
+    // The reply to the count of the topic's audience waits here until the subscriber has left.
+    const held: { chunk: Buffer; to: Proxied }[] = []
+    let holding = true
+    const proxy = new MarkerProxy(db.port, (chunk, to) => (holding ? held.push({ chunk, to }) : to.client.write(chunk)))
+    const store = await PostgresStore.open(`postgres://postgres@127.0.0.1:${await proxy.listen()}/postgres`, { schema: s })
     const other = new pg.Client(db.url)
     await other.connect()
     try {
       await store.subscribe('ann', ['news'], 10)
-      // Another publish with the same key is in flight (uncommitted): this one's transaction waits on the
-      // key's index entry after it has counted the topic's audience and before it reads its first batch.
-      await other.query('BEGIN')
-      await other.query(
-        `INSERT INTO ${s}.idempotency_keys (key, fingerprint, id, created_at, recipients, expires_at) VALUES ('k', 'f', 'x', 't', 0, $1)`,
-        [Date.now() + 60_000],
-      )
       const key = { key: 'k', ttlMs: 60_000 }
+      proxy.arm('AS size FROM')
       const publishing = store.publish({ topic: 'news' }, { title: 'hello', body: '' }, key)
-      await new Promise((r) => setTimeout(r, 300))
-      // Meanwhile the only subscriber leaves; then the other publish gives up (rolls back).
+      await expect.poll(() => held.length, { timeout: 10_000 }).toBeGreaterThan(0)
+      // Meanwhile the only subscriber leaves.
       await store.unsubscribe('ann', ['news'])
-      await other.query('ROLLBACK')
+      holding = false
+      for (const h of held.splice(0)) h.to.client.write(h.chunk)
       const published = await publishing
       expect(published).toMatchObject({ deliveries: [], recipients: 0, pending: false })
       const { rows } = await other.query(
@@ -351,6 +343,7 @@ describe('PostgresStore: what PostgreSQL adds', () => {
     } finally {
       await other.end()
       await store.close()
+      await proxy.close()
     }
   })
 

@@ -453,14 +453,21 @@ export class PostgresStore implements Store {
         topic === null ? [] : [topic],
       )
       const { up_to: upTo, size } = audienceRows.rows[0] as { up_to: number; size: number }
-      if (key) {
+      // The key goes in last, after the users' rows are locked, as in a publish to users: the same key used by
+      // both at once (two requests, one key) then waits, where the two orders would deadlock. A key taken
+      // meanwhile fails the insert, and the whole publish is tried again (#publish), finding it.
+      const keyed = async (recipients: number) => {
+        if (!key) return
         await q(
           `INSERT INTO $s.idempotency_keys (key, fingerprint, id, created_at, recipients, expires_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-          [key.key, key.fingerprint, notification.id, notification.timestamp, size, key.expiresAt],
+          [key.key, key.fingerprint, notification.id, notification.timestamp, recipients, key.expiresAt],
         )
       }
       // No one to give it to (a topic no one follows): nothing to store, which retention would never remove.
-      if (size === 0) return { notification, deliveries: [], recipients: 0, pending: false }
+      if (size === 0) {
+        await keyed(0)
+        return { notification, deliveries: [], recipients: 0, pending: false }
+      }
       const { rows } = await q(
         `INSERT INTO $s.notifications (id, title, body, priority, created_at, data, topic, refs)
          VALUES ($1, $2, $3, $4, $5, $6, $7, 0) RETURNING no`, // a broadcast's or topic's batches count theirs
@@ -471,6 +478,7 @@ export class PostgresStore implements Store {
       const { deliveries, done } = await this.#batchOf(q, job)
       if (!done) {
         await q('INSERT INTO $s.fanout_jobs (notification_no, topic, after, up_to) VALUES ($1, $2, $3, $4)', [no, topic, job.after, upTo])
+        await keyed(size)
         return { notification, deliveries, recipients: size, pending: true }
       }
       // Done in one batch: the recipients are the entries made. The batch reads the audience after the count (a
@@ -478,7 +486,7 @@ export class PostgresStore implements Store {
       const recipients = deliveries.length
       // All of them gone: no inbox holds the notification, and retention would never reach it (as a job that ends so).
       if (recipients === 0) await q('DELETE FROM $s.notifications WHERE no = $1', [no])
-      if (key && recipients !== size) await q('UPDATE $s.idempotency_keys SET recipients = $2 WHERE key = $1', [key.key, recipients])
+      await keyed(recipients)
       return { notification, deliveries, recipients, pending: false }
     })
   }
