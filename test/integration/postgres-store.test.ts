@@ -584,6 +584,50 @@ describe('PostgresStore: acks gathered and written together', () => {
       await store.close()
     }
   }, 30_000)
+
+  // An ack taken before a read of the counters began counts in it however the two round trips end: also when
+  // the ack's write commits after the read's snapshot but its reply is handled before the read's (the write is
+  // then no longer unwritten when the read ends, and not in what the read saw).
+  for (const read of ['touchUser', 'user'] as const) {
+    it(`${read}() started while an ack taken before it is being written reads that ack, whichever reply comes first`, async () => {
+      const s = schema()
+      // Replies of the connection singled out wait here until released.
+      const held: { chunk: Buffer; to: Proxied }[] = []
+      let holding = true
+      const proxy = new MarkerProxy(db.port, (chunk, to) => (holding ? held.push({ chunk, to }) : to.client.write(chunk)))
+      const port = await proxy.listen()
+      const store = await PostgresStore.open(`postgres://postgres@127.0.0.1:${port}/postgres`, { schema: s })
+      const holder = new pg.Client(db.url)
+      const watcher = new pg.Client(db.url)
+      await holder.connect()
+      await watcher.connect()
+      try {
+        for (let i = 1; i <= 10; i++) await store.publish({ userIds: ['ann'] }, { title: `n${i}`, body: '' })
+        // A publish to ann in progress: her row is locked, so the ack's write waits for it.
+        await holder.query('BEGIN')
+        await holder.query(`SELECT 1 FROM ${s}.users WHERE id = 'ann' FOR UPDATE`)
+        const acked = store.ack('ann', 10) // taken: the tab was sent everything
+        await waitingForLock(watcher, 'acked_seq')
+        // A connection of ann's authenticates now: its read of her counters runs before the ack commits, and its
+        // reply is slow to come back.
+        proxy.arm(read === 'touchUser' ? 'belfry_touch_user' : 'floor_seq AS floor')
+        const counters = store[read]('ann')
+        await expect.poll(() => held.length, { timeout: 10_000 }).toBeGreaterThan(0)
+        // Meanwhile the ack's write commits and is answered.
+        await holder.query('COMMIT')
+        expect(await acked).toBe(10)
+        holding = false
+        for (const h of held.splice(0)) h.to.client.write(h.chunk)
+        expect((await counters)?.ackedSeq).toBe(10)
+      } finally {
+        await holder.query('ROLLBACK').catch(() => {})
+        await holder.end()
+        await watcher.end()
+        await store.close()
+        await proxy.close()
+      }
+    }, 30_000)
+  }
 })
 
 describe('PostgresStore: a retention pass and a held user', () => {

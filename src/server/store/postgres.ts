@@ -560,6 +560,7 @@ export class PostgresStore implements Store {
   }
 
   async touchUser(userId: string): Promise<UserState> {
+    const taken = this.#acks.unwritten(userId)
     const { rows } = await this.#query(
       `WITH ins AS (INSERT INTO $s.users (id) VALUES ($1) ON CONFLICT (id) DO NOTHING RETURNING latest_seq, acked_seq, unread, floor_seq)
        SELECT latest_seq AS "latestSeq", acked_seq AS "ackedSeq", unread AS "unreadCount", floor_seq AS floor FROM ins
@@ -570,19 +571,29 @@ export class PostgresStore implements Store {
     )
     // Nothing when another transaction was inserting the user: the insert waited for its commit and did
     // nothing, and the SELECT beside it reads the snapshot from before. A statement of its own sees the row.
-    if (rows[0]) return withUnwrittenAck(rows[0] as UserState, this.#acks.unwritten(userId))
+    if (rows[0]) return this.#withAcks(rows[0] as UserState, userId, taken)
     const known = await this.user(userId)
     if (!known) throw new Error('touchUser: the user is missing from the users table after it was recorded')
     return known
   }
 
   async user(userId: string): Promise<UserState | undefined> {
+    const taken = this.#acks.unwritten(userId)
     const { rows } = await this.#query(
       `SELECT latest_seq AS "latestSeq", acked_seq AS "ackedSeq", unread AS "unreadCount", floor_seq AS floor FROM $s.users WHERE id = $1`,
       [userId],
     )
     const known = rows[0] as UserState | undefined
-    return known && withUnwrittenAck(known, this.#acks.unwritten(userId))
+    return known && this.#withAcks(known, userId, taken)
+  }
+
+  /**
+   * Counters read with the acks not written when the read began (`taken`) and when it ended. Either alone can miss
+   * one: an ack whose write commits after the read's snapshot but is answered before the read is, is no longer
+   * unwritten at the end, and is not in what the read saw.
+   */
+  #withAcks(state: UserState, userId: string, taken: number | undefined): UserState {
+    return withUnwrittenAck(withUnwrittenAck(state, taken), this.#acks.unwritten(userId))
   }
 
   async after(userId: string, after: number, limit: number): Promise<Notification[]> {
