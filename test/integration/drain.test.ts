@@ -284,9 +284,14 @@ describe('drain: a client of the article’s protocol is acked before its 1001',
    * Ann, on the article's client answering pings by hand, and `others` more sockets on `a` (closed later in the
    * window: the drain goes on meanwhile); `scene` plays her pongs and publishes; then `a` drains and she comes
    * back at once on `b`, its successor on the same file. The ack written when the 1001 reached her must be the
-   * last seq she had, and `b` must send her nothing again.
+   * last seq she had, and `b` must send her nothing again: only what `a` did not send her (`onSuccessor`).
    */
-  async function drainedOnto(drainMs: number, others: number, scene: (ann: RawClient, a: TestServer) => Promise<void>) {
+  async function drainedOnto(
+    drainMs: number,
+    others: number,
+    scene: (ann: RawClient, a: TestServer) => Promise<void>,
+    onSuccessor: string[] = [],
+  ) {
     const a = await startServer({ drainMs })
     const b = await startServer({ database: a.database })
     const db = new Database(a.database, { readonly: true })
@@ -303,7 +308,7 @@ describe('drain: a client of the article’s protocol is acked before its 1001',
       const had = Math.max(...ann.of('notification').map((f) => f.seq as number))
       const again = await articleClient(b, 'ann')
       await new Promise((resolve) => setTimeout(resolve, 300))
-      expect({ ackedAtClose, sentAgain: again.of('notification').map((f) => f.title) }).toEqual({ ackedAtClose: had, sentAgain: [] })
+      expect({ ackedAtClose, onSuccessor: again.of('notification').map((f) => f.title) }).toEqual({ ackedAtClose: had, onSuccessor })
       again.close()
       await drained
       for (const c of rest) c.ws.terminate()
@@ -335,21 +340,29 @@ describe('drain: a client of the article’s protocol is acked before its 1001',
       })
     })
 
-  it('a notification sent while the drain waits for the ack ping’s pong is acked before the 1001 too (nothing twice on the successor)', async () => {
+  it('a notification published while the drain waits for the ack ping’s pong is not sent live: the successor sends it, once', async () => {
     let leavePing = ''
     let seq = ''
-    await drainedOnto(1000, 1, async (ann, a) => {
-      seq = String((await sent(a, ann, 'one')).seq)
-      // The drain's ack ping is answered once a notification published meanwhile (publishes go on) has arrived.
-      ann.ws.on('ping', (data: Buffer) => {
-        if (leavePing || data.toString() !== seq) return void ann.ws.pong(data)
-        leavePing = data.toString()
-        void httpPublish(a.url, { userId: 'ann', title: 'two, during the wait', body: '' }).then(async () => {
-          await Promise.race([ann.next((f) => f.title === 'two, during the wait').catch(() => {}), new Promise((r) => setTimeout(r, 500))])
-          ann.ws.pong(data)
+    await drainedOnto(
+      1000,
+      1,
+      async (ann, a) => {
+        seq = String((await sent(a, ann, 'one')).seq)
+        // The drain's ack ping is answered once a notification published meanwhile (publishes go on) would have arrived.
+        ann.ws.on('ping', (data: Buffer) => {
+          if (leavePing || data.toString() !== seq) return void ann.ws.pong(data)
+          leavePing = data.toString()
+          void httpPublish(a.url, { userId: 'ann', title: 'two, during the wait', body: '' }).then(async () => {
+            await Promise.race([
+              ann.next((f) => f.title === 'two, during the wait').catch(() => {}),
+              new Promise((r) => setTimeout(r, 300)),
+            ])
+            ann.ws.pong(data)
+          })
         })
-      })
-    })
+      },
+      ['two, during the wait'],
+    )
     expect(leavePing).toBe(seq)
   })
 
@@ -393,4 +406,60 @@ describe('drain on PostgreSQL', () => {
       await Promise.all([a.dispose(), b.dispose()])
     }
   })
+
+  // Regression: the drain's ack ping waited for the write of its pong's ack (some 50 ms, the ack batch), while
+  // live notifications went on: with one every write, the written ack never caught up, the wait ran out its
+  // 1 s, and the client came back on the other process acked behind what it had.
+  it('article clients drained during a steady stream of publishes get every seq once, in order, across the two processes', async () => {
+    const USERS = ['ann', 'bob', 'cat', 'dan', 'eve']
+    const schema = `drain_${randomBytes(6).toString('hex')}`
+    const a = await startServer({ store: await PostgresStore.open(db.url, { schema }), drainMs: 300 })
+    const b = await startServer({ store: await PostgresStore.open(db.url, { schema }) })
+    const check = await PostgresStore.open(db.url, { schema })
+    const sockets: RawClient[] = []
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+    try {
+      /** Every seq each user's client was handed, on either process, in order. */
+      const got = new Map<string, number[]>(USERS.map((u) => [u, []]))
+      const connect = async (s: TestServer, user: string) => {
+        const c = await articleClient(s, user)
+        sockets.push(c)
+        for (const f of c.of('notification')) got.get(user)!.push(f.seq as number)
+        c.ws.on('message', (data) => {
+          const f = JSON.parse(data.toString()) as { type: string; seq?: number }
+          if (f.type === 'notification') got.get(user)!.push(f.seq!)
+        })
+        return c
+      }
+      // Closed by the drain, each is back at once on the other process.
+      const onA = await Promise.all(USERS.map((user) => connect(a, user)))
+      const onB = onA.map((c, i) => c.closed.then(() => connect(b, USERS[i]!)))
+      let stop = false
+      let n = 0
+      // A notification to every user every 5 ms or so: on `a` while it takes publishes (a draining process does), then on `b`.
+      const stream = (async () => {
+        for (; !stop; await sleep(5)) {
+          const note = { title: `n${n++}`, body: '' }
+          await a.server.sendToUsers(USERS, note).catch(() => b.server.sendToUsers(USERS, note))
+        }
+      })()
+      await sleep(300)
+      await a.server.drain()
+      await Promise.all(onB)
+      await sleep(300)
+      stop = true
+      await stream
+      // One more on `b`: a client that missed one of `a`'s last publishes sees the gap and reads the store.
+      await b.server.sendToUsers(USERS, { title: 'last', body: '' })
+      for (const user of USERS) {
+        const latest = (await check.user(user))!.latestSeq
+        await expect.poll(() => got.get(user)!.at(-1), { timeout: 10_000 }).toBe(latest)
+        expect(got.get(user), `${user}: every seq once, in order`).toEqual(Array.from({ length: latest }, (_, i) => i + 1))
+      }
+    } finally {
+      for (const c of sockets) c.ws.terminate()
+      await check.close()
+      await Promise.all([a.dispose(), b.dispose()])
+    }
+  }, 60_000)
 })

@@ -91,6 +91,7 @@ export class Connection {
   readonly replay: Replay = new Replay(this)
   /** Only for a client of the article's protocol, which does not ack (see implicit-ack.ts). */
   #acks: ImplicitAcks | undefined
+  #leaving = false
   /** `auth_success` has gone out ({@link greeted}). */
   #greeted = false
   /** A WebSocket ping is unanswered. */
@@ -144,6 +145,14 @@ export class Connection {
 
   get phase(): ConnectionPhase {
     return this.#phase
+  }
+
+  /**
+   * A drain is closing it, once its ack is written ({@link leave}): nothing more goes out live, so that the ack
+   * can catch up with what was sent. What it is not sent, the process it reconnects to replays.
+   */
+  get leaving(): boolean {
+    return this.#leaving
   }
 
   /** The user, once authenticated. */
@@ -289,10 +298,13 @@ export class Connection {
    * overtake. Until then it pings with the last seq sent (again when more was sent meanwhile, as
    * publishes go on during a drain), or waits for the write of a pong's ack already made. At most
    * `ms`: a client that does not answer in time is closed all the same, and gone() acks at its
-   * answer to the close, as before. Any other connection is closed at once.
+   * answer to the close, as before. Any other connection is closed at once. Meanwhile it is sent
+   * nothing live ({@link leaving}): with a notification every ack's write (some 50 ms), the ack
+   * never caught up, and the wait ran out with the client acked behind what it had.
    */
   async leave(ms: number): Promise<void> {
     const end = performance.now() + ms
+    this.#leaving = this.#acks !== undefined
     while (
       this.#acks &&
       !this.closed &&

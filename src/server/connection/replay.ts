@@ -87,7 +87,7 @@ export class Replay {
       this.#pendingMax = Math.max(this.#pendingMax, seq)
       return
     }
-    if (c.phase !== 'live' || seq <= this.#sentSeq) return
+    if (c.phase !== 'live' || seq <= this.#sentSeq || c.leaving) return
     if (seq === this.#sentSeq + 1) {
       this.#sentSeq = seq
       c.hub.metrics?.deliveries.inc()
@@ -101,7 +101,7 @@ export class Replay {
   /** The user's latest seq, read from the store: a live connection behind it catches up (an event was lost). */
   catchUp(latest: number): void {
     if (this.#c.phase === 'replaying') this.#pendingMax = Math.max(this.#pendingMax, latest)
-    else if (this.#c.phase === 'live' && latest > this.#sentSeq) this.#gap(latest)
+    else if (this.#c.phase === 'live' && latest > this.#sentSeq && !this.#c.leaving) this.#gap(latest)
   }
 
   /** Seqs up to `seq` exist that this connection has not sent: back to the store. */
