@@ -105,6 +105,12 @@ export function createStore<Data extends object>(
   max = 100,
 ): Store<Data> {
   type Item = Notification<Data>
+  /**
+   * The list is owed the newest page of the client `seen` (one found started: the store saw none of what came
+   * before), until a page merged pays it. The store's, not an effect run's: StrictMode's remount keeps the debt of
+   * the first run, whose page may fail. (Declared first: found to gzip smallest.)
+   */
+  let owe: boolean | undefined
   const listeners = new Set<() => void>()
   let items: readonly Item[] = []
   let loading = false
@@ -113,8 +119,8 @@ export function createStore<Data extends object>(
   /** The client this store let go of and closed: kept in the client's slot for requests, made anew by the effects. */
   let gone: NotificationClient<Data> | undefined
   /**
-   * A client this store missed nothing of (one it found idle, or asked for the newest page), until a macrotask
-   * after a provider let go of it: StrictMode's remount, in the same task, owes nothing for it.
+   * The client whose debt (`owe`) this store weighed, until a macrotask after a provider let go of it: StrictMode's
+   * remount, in the same task, weighs it no more, and keeps the debt as the first run left it.
    */
   let seen: NotificationClient<Data> | 0 | undefined
 
@@ -192,13 +198,6 @@ export function createStore<Data extends object>(
     () => {
       // The client the provider's layout effect made (or took) in this commit.
       const client = now[CLIENT]!
-      // A client already started (by the app, another provider, or this one before an <Activity> hid it)
-      // brought this store none of what it had: it owes the list the newest page, loaded now if online, else
-      // at its next 'online'. A client this store started (idle till now) owes nothing, nor does the one `seen`:
-      // StrictMode remounts just after a run that found the client idle or asked for the page. A run that found
-      // it started but not yet online asked for nothing: the remount still owes the page.
-      // biome-ignore lint/suspicious/noAssignInExpressions: notes a client found idle (keeps belfry/react within its size limit)
-      let owe = (seen !== client && client.state !== 'idle') || !(seen = client)
       // The store follows the client while a provider holds it: its listeners go with it (another provider of the client has its own).
       // (Its status listener calls online(), declared just below: no event can come in between.)
       const offs = [
@@ -220,22 +219,33 @@ export function createStore<Data extends object>(
       const online = () =>
         (owe || items.length) &&
         client.state === 'online' &&
-        // biome-ignore lint/suspicious/noAssignInExpressions: notes the page asked for (keeps belfry/react within its size limit)
-        (seen = client).history({ limit: 100 }).then(
-          (page) => {
-            if (owe) {
-              owe = false
-              end ||= !page.next
-              list(page.items)
-            } else read({ ids: page.items.map((n) => n.read && n.id) } as ReadEvent)
-          },
+        client.history({ limit: 100 }).then(
+          // Chosen as the page is asked for: one asked for read flags (a list followed) only reads, even if the
+          // store, shown again by <Activity> meanwhile, owes a page by the time it comes: the owed one merges.
+          owe
+            ? (page) => {
+                owe = false
+                end ||= !page.next
+                list(page.items)
+              }
+            : (page) => read({ ids: page.items.map((n) => n.read && n.id) } as ReadEvent),
           () => {},
         )
+      // A client already started (by the app, another provider, or this one before an <Activity> hid it)
+      // brought this store none of what it had: it owes the list the newest page, loaded now if online (before
+      // connect(): a client it starts is not online yet), else at its next 'online'. A client this store starts
+      // (idle till now) owes nothing. The one `seen` is weighed already: StrictMode remounts in the task of the
+      // first run, which found it idle, asked for the page, or left it owed till its next 'online'; the remount
+      // keeps that debt (a page the first run asked for and that fails is asked for again at the next 'online')
+      // and asks for nothing now (the first run's page may be on its way).
+      if (seen !== client) {
+        owe = client.state !== 'idle'
+        seen = client
+        online()
+      }
       // -~: one more, from none (undefined) too; ~- below: one less.
       holds.set(client, -~holds.get(client)!)
-      // Found online: the newest page (owed: a client connect() starts is not online yet).
       client.connect()
-      online()
       return () => {
         offs.map((off) => off())
         holds.set(client, ~-holds.get(client)!)

@@ -304,6 +304,55 @@ describe('BelfryProvider', () => {
     expect(inbox).toEqual(['title 3', 'title 2', 'title 1'])
   })
 
+  it('shown again by <Activity> while a page of read flags asked before it hid is on its way: that page reads, the owed one merges', async () => {
+    const server = startMockServer()
+    const { client } = createClient(server)
+    let inbox: string[] = []
+    function List() {
+      inbox = useNotifications().notifications.map((n) => n.title)
+      return null
+    }
+    // A bell always shown, and an inbox view <Activity> hides and shows: two providers of one client.
+    const App = ({ mode }: { mode: 'visible' | 'hidden' }) => (
+      <>
+        <BelfryProvider client={client}>{null}</BelfryProvider>
+        <Activity mode={mode}>
+          <BelfryProvider client={client}>
+            <List />
+          </BelfryProvider>
+        </Activity>
+      </>
+    )
+    /** Answers the history request at `index` with the page `items`. */
+    const answer = async (index: number, items: Frame[]) => {
+      const h = server.sent('history')[index] as Frame & { requestId: string }
+      server.peer.send({ type: 'history', items, requestId: h.requestId })
+      await settle()
+    }
+    const view = render(<App mode="visible" />)
+    await settle()
+    expect(client.state).toBe('online')
+    await answer(0, [note(2), note(1)]) // the inbox's owed page: its client was started by the bell's provider
+    expect(inbox).toEqual(['title 2', 'title 1'])
+
+    // The server restarts (1001): back online, the inbox asks for the newest page's read flags, slow to come.
+    await act(async () => server.peer.close(1001, 'going away'))
+    await settle(2000)
+    expect(client.state).toBe('online')
+    expect(server.sent('history')).toHaveLength(2)
+    view.rerender(<App mode="hidden" />)
+    await settle(100)
+    await act(async () => server.peer.send(note(3))) // comes while the inbox is hidden
+    view.rerender(<App mode="visible" />)
+    await settle()
+    // Shown again on its client online: the newest page, owed.
+    expect(server.sent('history')).toHaveLength(3)
+    // The read flags' page, read before 3 came, arrives first; then the owed page, with 3.
+    await answer(1, [note(2), note(1)])
+    await answer(2, [note(3), note(2), note(1)])
+    expect(inbox).toEqual(['title 3', 'title 2', 'title 1'])
+  })
+
   it('remounted (keyed anew) while its connected client reconnects, loads the newest page once online', async () => {
     // The user's inbox holds 1 and 2, both unread; every auth says so.
     const server = startMockServer({ auth: { seq: 2, unreadCount: 2 } })
@@ -546,6 +595,70 @@ describe('BelfryProvider under StrictMode, on a client started but not yet onlin
     // Its store saw all of it: what the server sends from here reaches the list.
     expect(server.sent('history')).toHaveLength(0)
     expect(shown()).toEqual({ unread: '2', titles: [], more: 'true false' })
+  })
+})
+
+// A provider that finds its client online owes the list the newest page; one that fails is owed still, and asked for
+// again at the next 'online'. Under StrictMode the first run of the provider's effect asks for it, and the second run
+// must keep the debt (without asking twice): the page that failed was asked for by a run whose listeners are gone.
+describe('BelfryProvider on a client found online whose newest page fails', () => {
+  /** Answers each history request of `server` not answered yet: the first with an `internal` error, the others with `items`. */
+  function failFirst(server: MockServer, items: Frame[]) {
+    const answered = new Set<unknown>()
+    return async () => {
+      for (const h of server.sent('history') as (Frame & { requestId: string })[]) {
+        if (answered.has(h.requestId)) continue
+        server.peer.send(
+          answered.size === 0
+            ? { type: 'error', code: 'internal', message: 'the store failed', requestId: h.requestId }
+            : { type: 'history', items, requestId: h.requestId },
+        )
+        answered.add(h.requestId)
+      }
+      await settle()
+    }
+  }
+
+  /** Mounts Inbox (wrapped by `wrap`) on a client found online, fails its page, and brings the client online again. */
+  async function failThenOnlineAgain(wrap: (provider: ReactNode) => ReactNode) {
+    // The user's inbox: 1 and 2, both unread; the newest page is all of it.
+    const server = startMockServer({ auth: { seq: 2, unreadCount: 2 } })
+    const answer = failFirst(server, [note(2), note(1)])
+    const { client } = createClient(server)
+    client.connect()
+    await settle()
+    expect(client.state).toBe('online')
+    render(
+      wrap(
+        <BelfryProvider client={client}>
+          <Inbox />
+        </BelfryProvider>,
+      ),
+    )
+    await settle()
+    // Asked for once (under StrictMode too), and it fails.
+    expect(server.sent('history')).toHaveLength(1)
+    await answer()
+    expect([text('unread'), titles()]).toEqual(['2', []])
+
+    // The server restarts (1001): the client is online again, and the page still owed is asked for again.
+    await act(async () => server.peer.close(1001, 'going away'))
+    await settle(2000)
+    expect(client.state).toBe('online')
+    expect(server.sent('history')).toHaveLength(2)
+    expect(server.sent('history')[1]).not.toHaveProperty('before')
+    await answer()
+    expect([text('unread'), titles(), text('more')]).toEqual(['2', ['title 2', 'title 1'], 'false false'])
+    await settle(1000)
+    expect(server.sent('history')).toHaveLength(2)
+  }
+
+  it('asks for it again at the next online', async () => {
+    await failThenOnlineAgain((provider) => provider)
+  })
+
+  it('under StrictMode, asks for it again at the next online, as without it', async () => {
+    await failThenOnlineAgain((provider) => <StrictMode>{provider}</StrictMode>)
   })
 })
 
