@@ -11,6 +11,11 @@ import type { CursorStorage } from './storage.js'
 export interface Delivery {
   readonly unread: number
   /**
+   * The highest seq the unread count covers: what the user could have seen (a `markAllRead` marks up
+   * to it). Undefined before the first auth.
+   */
+  readonly seq: number | undefined
+  /**
    * The cursor to resume from for `userId` (the token's `sub`), sent as
    * `since`. For one user the cursor in memory is authoritative and storage
    * carries it across reloads; another user (or the first) starts from that
@@ -58,10 +63,11 @@ export function createDelivery(
   let timer: ReturnType<typeof setTimeout> | undefined
   let unread = 0
   /**
-   * The user's latest seq at auth, or a later `read` frame's seq: the server's count covers up to
-   * there, and anything newer is new and counts as unread.
+   * The highest seq the unread count covers: the user's latest seq at auth, or a later `read` frame's
+   * or notification's. Anything newer is new and counts as unread. Undefined before the first auth:
+   * the client knows of nothing yet (no comparison with it holds, so the first seq counts).
    */
-  let counted = 0
+  let counted!: number
 
   /** The stored cursor: anything but a seq (a corrupted or hand-edited entry: -1, 1.5, Infinity) counts as none. */
   const stored = () => {
@@ -93,6 +99,9 @@ export function createDelivery(
     get unread() {
       return unread
     },
+    get seq() {
+      return counted
+    },
     since(userId) {
       const k = `belfry:cursor:${userId}`
       // The same user: its own cursor (storage may hold another client's, which got more).
@@ -122,7 +131,11 @@ export function createDelivery(
     accept(n) {
       if (n.seq <= cursor) return false
       move(n.seq)
-      if (n.seq > counted && !n.read) setUnread(unread + 1)
+      // `!(<=)`: true before the first auth too (undefined).
+      if (!(n.seq <= counted)) {
+        counted = n.seq
+        if (!n.read) setUnread(unread + 1)
+      }
       schedule()
       return true
     },
@@ -136,7 +149,7 @@ export function createDelivery(
     read(f) {
       // Its count covers every entry up to its seq: one that comes after it (fanned out by another
       // process, maybe marked read there before) is counted in it already.
-      if (f.seq > counted) counted = f.seq
+      if (!(f.seq <= counted)) counted = f.seq
       setUnread(f.unreadCount)
     },
   }

@@ -426,6 +426,46 @@ describe('NotificationClient: requests', () => {
       await proxy.close()
     }
   })
+  // A markAllRead that waits while the client is away goes out after the next auth, whose replay brings
+  // what was published meanwhile: it marks what the user could have seen when calling it, no more.
+  it('a markAllRead made while away leaves unread the notifications published after the call, which the user never saw', async () => {
+    const s = await server()
+    let away = false
+    const { client, events } = await clients.online({
+      url: s.wsUrl,
+      // While away the provider fails: the client retries, and its requests wait.
+      token: () => (away ? Promise.reject(new Error('no network')) : s.token('ann')),
+    })
+    await publishMany(s, 'ann', 2)
+    await vi.waitFor(() => expect(events.seqs()).toEqual([1, 2]))
+    expect(client.unreadCount).toBe(2)
+
+    away = true
+    await s.restart() // the socket drops; the reconnects fail at the token provider
+    await vi.waitFor(() => expect(client.state).toBe('reconnecting'))
+    // The user reads the two notifications on screen and clicks "mark all read".
+    const marked = client.markAllRead()
+    marked.catch(() => {})
+    // Meanwhile two more are published, which this user has not seen.
+    await publishMany(s, 'ann', 2)
+
+    away = false
+    const event = await marked
+    await vi.waitFor(() => expect(events.seqs()).toEqual([1, 2, 3, 4]))
+    // What the user saw is read; what came while it was away is still unread.
+    const page = await client.history({ limit: 10 })
+    expect(page.items.map((n) => [n.seq, n.read])).toEqual([
+      [4, false],
+      [3, false],
+      [2, true],
+      [1, true],
+    ])
+    expect(event).toEqual({ ids: [], all: true, seq: 2, unreadCount: 2 })
+    // The count's frame at the latest follows the reply: the event after it covers 3 and 4.
+    await vi.waitFor(() => expect(events.reads).toEqual([event, { ids: [], all: false, seq: 4, unreadCount: 2 }]))
+    expect(client.unreadCount).toBe(2)
+  })
+
   it("a markRead whose frame would pass the server's 64 KiB (2,000 ids) rejects at once with a ProtocolError (bad_frame), without cutting the connection", async () => {
     // Sent, ws would close the socket (1009) and the client would send it again after every auth until it
     // timed out (a TimeoutError): every other request, and every belfry/shared tab, losing the connection each time.

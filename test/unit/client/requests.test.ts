@@ -51,7 +51,7 @@ describe('requests', () => {
     const all = settle(client.markAllRead())
     await tick()
     const frame = server.sent('mark_read')[0]
-    expect(frame).toEqual({ type: 'mark_read', all: true, requestId: requestId(frame) })
+    expect(frame).toEqual({ type: 'mark_read', all: true, seq: 5, requestId: requestId(frame) })
     // A reply to no request of this client's (one that timed out, say) is a change like any other.
     server.peer.send({ type: 'read', ids: [], all: true, seq: 5, unreadCount: 0, requestId: 'someone-else' })
     await tick()
@@ -105,6 +105,63 @@ describe('requests', () => {
     expect(log.unread).toEqual([3, 0])
     // The only word this client gets of its change: a list (belfry/react's) marks its items by it.
     expect(log.reads).toEqual([{ ids: [], all: true, seq: 5, unreadCount: 0 }])
+  })
+
+  it('markAllRead is bounded by the highest seq the client knew of when called (what its unread count covered), not when it is sent', async () => {
+    let latest = 5
+    const server = startMockServer({ auth: (peer) => peer.authSuccess({ seq: latest, unreadCount: 3 }) })
+    const { client } = await connected(createClient(server, { backoff: () => 100 }))
+    const marks = () => server.sent('mark_read').map(({ requestId: _, ...f }) => f)
+    void settle(client.markAllRead())
+    await tick()
+    // Online: the latest seq at auth.
+    expect(marks()).toEqual([{ type: 'mark_read', all: true, seq: 5 }])
+    // A live notification past it: the count covers it.
+    server.peer.send(note(6))
+    await tick()
+    void settle(client.markAllRead())
+    await tick()
+    expect(marks()[1]).toEqual({ type: 'mark_read', all: true, seq: 6 })
+
+    // A read change told at a later seq (its count covers up to 7); then away: a call waits, and goes
+    // out after an auth whose latest seq is 9. It still says 7.
+    server.peer.send({ type: 'read', ids: ['n2'], all: false, seq: 7, unreadCount: 3 })
+    await tick()
+    server.peer.close(1006)
+    await tick()
+    expect(client.state).toBe('reconnecting')
+    const waiting = settle(client.markAllRead())
+    latest = 9
+    await tick(100 + 20)
+    expect(client.state).toBe('online')
+    const sent = server.peer.frames.filter((f) => f.type === 'mark_read')
+    // The two in flight when the link dropped go again, as they were; the one made away says what was known then.
+    expect(sent.map(({ requestId: _, ...f }) => f)).toEqual([
+      { type: 'mark_read', all: true, seq: 5 },
+      { type: 'mark_read', all: true, seq: 6 },
+      { type: 'mark_read', all: true, seq: 7 },
+    ])
+    // The reply covers up to the bound; the frame at the latest that follows sets the count.
+    server.peer.send({ type: 'read', ids: [], all: true, seq: 7, unreadCount: 2, requestId: requestId(sent[2]) })
+    server.peer.send({ type: 'read', ids: [], all: false, seq: 9, unreadCount: 2 })
+    await tick()
+    expect(waiting.value).toEqual({ ids: [], all: true, seq: 7, unreadCount: 2 })
+    expect(client.unreadCount).toBe(2)
+  })
+
+  it('markAllRead made before the first auth has no bound (the client knows of nothing yet); one made online with an empty inbox marks nothing newer (seq 0)', async () => {
+    const server = startMockServer()
+    const { client } = createClient(server)
+    // A view that marks all read as it is shown, before its new client is online (README, belfry/react): all there is.
+    void settle(client.markAllRead())
+    await tick()
+    expect(client.state).toBe('online')
+    void settle(client.markAllRead())
+    await tick()
+    expect(server.sent('mark_read').map(({ requestId: _, ...f }) => f)).toEqual([
+      { type: 'mark_read', all: true },
+      { type: 'mark_read', all: true, seq: 0 },
+    ])
   })
 
   it('rejects with a RequestError beyond maxQueue', async () => {
