@@ -134,3 +134,43 @@ describe('belfry/shared: a follower’s unread count and the leader’s beats', 
     }
   })
 })
+
+describe('belfry/shared: a follower’s markAllRead', () => {
+  // The user clicked in the follower's tab: what that tab could show is what it had, not what the leader had.
+  it('is bounded by what the follower knew when called, not by the leader’s latest nor by what came before it was sent', async () => {
+    let latest = 5
+    const server = startMockServer({ auth: (peer) => peer.authSuccess({ seq: latest, unreadCount: 5 }) })
+    const { leader, follower, run } = await leaderAndFollower(server, 5)
+    const marks = () => server.sent('mark_read').map(({ requestId: _, ...f }) => f)
+    // The leader has 6; the follower is called before the relay of it reaches its tab.
+    const off = leader.client.on('notification', () => void follower.client.markAllRead().catch(() => {}))
+    server.peer.send(note(6))
+    await run(2)
+    off()
+    expect(follower.log.notifications.map((n) => n.seq)).toEqual([6])
+    expect(marks()).toEqual([{ type: 'mark_read', all: true, seq: 5 }])
+
+    // The leader's socket drops; the follower is called while it waits, and the leader is back with 9 as the latest.
+    server.peer.close(1012)
+    await tick(20)
+    expect(follower.client.state).toBe('reconnecting')
+    const waiting = follower.client.markAllRead()
+    latest = 9
+    await run(20)
+    expect(follower.client.state).toBe('online')
+    expect(marks().at(-1)).toEqual({ type: 'mark_read', all: true, seq: 6 })
+    // The reply, to the follower; the frame at the latest, to every tab: both counts are the server's.
+    const ask = server.sent('mark_read').at(-1)!
+    server.peer.send({ type: 'read', ids: [], all: true, seq: 6, unreadCount: 3, requestId: ask.requestId })
+    server.peer.send({ type: 'read', ids: [], all: false, seq: 9, unreadCount: 3 })
+    await run(4)
+    await expect(waiting).resolves.toEqual({ ids: [], all: true, seq: 6, unreadCount: 3 })
+    for (const t of [leader, follower]) {
+      expect(t.client.unreadCount).toBe(3)
+      expect(t.log.reads.slice(-2)).toEqual([
+        { ids: [], all: true, seq: 6, unreadCount: 3 },
+        { ids: [], all: false, seq: 9, unreadCount: 3 },
+      ])
+    }
+  })
+})
