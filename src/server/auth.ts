@@ -1,5 +1,6 @@
 import { createSigner, createVerifier, TokenError } from 'fast-jwt'
 import { isUserId, MAX_ID_LENGTH } from '../protocol/index.js'
+import { shown } from './options.js'
 
 /** A verified token: whose it is and when it stops being valid. */
 export type TokenCheck =
@@ -61,8 +62,17 @@ export function verifyToken(token: string, secret: string): TokenCheck {
 
 /**
  * Signs a token for `userId`, valid for `ttlSeconds`. For tests, the demo's
- * dev mode and apps that mint tokens in the same process.
+ * dev mode and apps that mint tokens in the same process. An argument that
+ * would make a token every server refuses (a user id it does not take, a
+ * token born expired or never expiring) is a TypeError.
  */
 export async function mintToken(secret: string, userId: string, ttlSeconds = 3600): Promise<string> {
+  if (typeof secret !== 'string' || secret === '') throw new TypeError(`mintToken: secret must be a non-empty string; got ${shown(secret, true)}`)
+  if (!isUserId(userId)) {
+    throw new TypeError(`mintToken: userId must be a user id of 1–${MAX_ID_LENGTH} characters, no control characters; got ${shown(userId)}`)
+  }
+  if (!(typeof ttlSeconds === 'number' && Number.isFinite(ttlSeconds) && ttlSeconds > 0)) {
+    throw new TypeError(`mintToken: ttlSeconds must be a finite number of seconds > 0; got ${shown(ttlSeconds)}`)
+  }
   return createSigner({ key: secret, algorithm: 'HS256', expiresIn: ttlSeconds * 1000 })({ sub: userId })
 }

@@ -30,3 +30,40 @@ describe('tokenVerifier', () => {
     expect(() => tokenVerifier(secret as string)).toThrow(new TypeError(`the token secret must be a non-empty string; got ${got}`))
   })
 })
+
+// A token every server refuses (a user id it does not take, one born expired or never expiring) is no token to sign.
+const MINT_SECRET = 'mint-secret-0123456789'
+
+describe('mintToken: a bad argument is a TypeError, never a token the server refuses', () => {
+  it('refuses a user id the server refuses, naming it', async () => {
+    for (const userId of ['', 'a'.repeat(65), 'ann\n', 42, undefined]) {
+      const outcome = await mintToken(MINT_SECRET, userId as never).then(
+        (token) => ({ token, verified: verifyToken(token, MINT_SECRET) }),
+        (error: unknown) => error,
+      )
+      expect(outcome, `userId ${JSON.stringify(userId)}`).toBeInstanceOf(TypeError)
+      expect((outcome as Error).message).toMatch(/user ?id/i)
+    }
+    // A good one still works.
+    expect(verifyToken(await mintToken(MINT_SECRET, 'ann', 60), MINT_SECRET)).toMatchObject({ ok: true, userId: 'ann' })
+  })
+
+  it('refuses a ttl that makes no usable token (0, negative, NaN, Infinity), naming it', async () => {
+    for (const ttl of [0, -5, Number.NaN, Number.POSITIVE_INFINITY]) {
+      const outcome = await mintToken(MINT_SECRET, 'ann', ttl).then(
+        (token) => ({ token, verified: verifyToken(token, MINT_SECRET) }),
+        (error: unknown) => error,
+      )
+      expect(outcome, `ttl ${ttl}`).toBeInstanceOf(TypeError)
+      expect((outcome as Error).message).toMatch(/ttl/i)
+    }
+  })
+
+  it('refuses a secret that is no non-empty string with a TypeError that names the secret', async () => {
+    for (const secret of ['', 123, undefined]) {
+      const outcome = await mintToken(secret as never, 'ann').catch((error: unknown) => error)
+      expect(outcome, `secret ${String(secret)}`).toBeInstanceOf(TypeError)
+      expect((outcome as Error).message).toMatch(/secret/i)
+    }
+  })
+})
