@@ -54,6 +54,14 @@ describe('durability', () => {
 })
 
 describe('belfry-server start-up', () => {
+  it('says a malformed BELFRY_REDIS_URL (a port past 65535, a bad IPv6 host) in one line naming Redis, without its password', async () => {
+    for (const [i, url] of ['redis://127.0.0.1:99999', 'redis://[::zz]:6379', 'redis://ops:hunter2secret@127.0.0.1:70000'].entries()) {
+      const { code, stderr } = await runCli({ ...env, BELFRY_DB: join(dir, `redis-url-${i}.db`), BELFRY_REDIS_URL: url })
+      expect(code, url).toBe(1)
+      expect(stderr, url).toMatch(/^belfry-server: .*(BELFRY_REDIS_URL|Redis).*\n$/)
+      expect(stderr).not.toContain('hunter2secret')
+    }
+  }, 60_000)
   it('refuses to start outside dev mode without BELFRY_SECRET and BELFRY_API_KEY, saying what to set', async () => {
     const { code, stderr } = await runCli({ BELFRY_DB: join(dir, 'refused.db') })
     expect(code).toBe(1)

@@ -295,3 +295,54 @@ describe('RedisBroker', () => {
     }
   }, 15_000)
 })
+
+/** Connections Redis has open, the watcher's own included. */
+const clients = async (watcher: Redis) =>
+  String(await watcher.call('CLIENT', 'LIST'))
+    .trim()
+    .split('\n').length
+
+describe('RedisBroker.connect: a bad option is a TypeError that names it', () => {
+  it('refuses a logger without pino’s methods, naming it, and leaves no connection open', async () => {
+    const watcher = new Redis(redis.url)
+    const before = await clients(watcher)
+    const error = await RedisBroker.connect(redis.url, { logger: {} as never }).then(
+      (broker) => broker,
+      (e: unknown) => e,
+    )
+    expect(error).toBeInstanceOf(TypeError)
+    expect((error as Error).message).toMatch(/logger/)
+    // Whatever it opened is closed again.
+    await vi.waitFor(async () => expect(await clients(watcher)).toBe(before), { timeout: 5000 })
+    watcher.disconnect()
+  })
+
+  it('refuses a connectTimeout that is no delay in setTimeout’s range, naming it (not "no answer within NaN ms")', async () => {
+    for (const connectTimeout of [Number.NaN, -1, 0, 2 ** 31, '5000']) {
+      const outcome = await RedisBroker.connect(redis.url, { logger: silent, connectTimeout: connectTimeout as number }).then(
+        async (broker) => {
+          await broker.close()
+          return 'connected'
+        },
+        (e: unknown) => e,
+      )
+      expect(outcome, `connectTimeout ${String(connectTimeout)}`).toBeInstanceOf(TypeError)
+      expect((outcome as Error).message).toMatch(/connectTimeout/)
+    }
+    // A good one connects.
+    const broker = await RedisBroker.connect(redis.url, { logger: silent, connectTimeout: 5000 })
+    await broker.close()
+  })
+
+  it('refuses a channel that is no string, naming it (an object would be the channel "[object Object]")', async () => {
+    const outcome = await RedisBroker.connect(redis.url, { logger: silent, channel: {} as never }).then(
+      async (broker) => {
+        await broker.close()
+        return 'connected'
+      },
+      (e: unknown) => e,
+    )
+    expect(outcome).toBeInstanceOf(TypeError)
+    expect((outcome as Error).message).toMatch(/channel/)
+  })
+})

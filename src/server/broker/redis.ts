@@ -1,5 +1,6 @@
 import { Redis, type RedisOptions } from 'ioredis'
 import { type Logger, pino } from 'pino'
+import { MAX_TIMER_MS, shown } from '../options.js'
 import { redact } from '../redact.js'
 import type { Broker, BrokerEvent } from './broker.js'
 
@@ -105,21 +106,24 @@ export class RedisBroker implements Broker {
    * @param url A Redis URL, e.g. `redis://:password@host:6379/0`.
    */
   static async connect(url: string, options: RedisBrokerOptions = {}): Promise<RedisBroker> {
-    const channel = options.channel ?? 'belfry:events'
-    const log = options.logger ?? pino()
-    const [pub, sub] = [open(url, log, 'publisher', 5000), open(url, log, 'subscriber')]
-    const deadline = options.connectTimeout ?? 5000
+    const { channel, log, deadline } = checked(url, options)
+    let pub: Redis | undefined
+    let sub: Redis | undefined
     let timer: NodeJS.Timeout | undefined
     try {
+      // In here: a URL ioredis cannot parse (a port past 65535) is told as Redis's, as a refused connection is.
+      pub = open(url, log, 'publisher', 5000)
+      sub = open(url, log, 'subscriber')
+      const [p, s] = [pub, sub]
       await Promise.race([
-        Promise.all([start(pub), start(sub).then(() => sub.subscribe(channel))]),
+        Promise.all([start(p), start(s).then(() => s.subscribe(channel))]),
         new Promise((_, reject) => {
           timer = setTimeout(() => reject(new Error(`no answer within ${deadline} ms`)), deadline)
         }),
       ])
     } catch (error) {
       // Not QUIT: a server that does not answer would not answer that either.
-      await Promise.all([shut(pub, true), shut(sub, true)])
+      await Promise.all([pub && shut(pub, true), sub && shut(sub, true)])
       throw new Error(`cannot reach Redis at ${redact(url)}: ${describe(error)}`)
     } finally {
       clearTimeout(timer)
@@ -300,6 +304,31 @@ export class RedisBroker implements Broker {
  * subscriber's SUBSCRIBE waits for Redis's confirmation however late it comes,
  * or for the connection's loss, which the probe's PINGs find out.
  */
+/** {@link RedisBroker.connect}'s arguments with their defaults, or a TypeError that names the bad one (before anything connects). */
+function checked(url: unknown, options: RedisBrokerOptions): { channel: string; log: Logger; deadline: number } {
+  if (typeof url !== 'string' || url === '') throw new TypeError(`RedisBroker.connect: url must be a Redis URL string; got ${shown(url)}`)
+  if (typeof options !== 'object' || options === null)
+    throw new TypeError(`RedisBroker.connect: options must be an object; got ${shown(options)}`)
+  const { channel = 'belfry:events', logger, connectTimeout: deadline = 5000 } = options
+  if (typeof channel !== 'string' || channel === '') {
+    throw new TypeError(`RedisBroker.connect: options.channel must be a non-empty string; got ${shown(channel)}`)
+  }
+  const missing = ['debug', 'info', 'warn', 'error'].filter(
+    (m) => typeof (logger as Record<string, unknown> | undefined)?.[m] !== 'function',
+  )
+  if (logger !== undefined && missing.length > 0) {
+    throw new TypeError(
+      `RedisBroker.connect: options.logger must be a logger with debug, info, warn and error methods; got ${typeof logger === 'object' && logger !== null ? `one without ${missing.join(', ')}` : shown(logger)}`,
+    )
+  }
+  if (!Number.isSafeInteger(deadline) || deadline < 1 || deadline > MAX_TIMER_MS) {
+    throw new TypeError(
+      `RedisBroker.connect: options.connectTimeout must be a whole number of ms from 1 to ${MAX_TIMER_MS}; got ${shown(deadline)}`,
+    )
+  }
+  return { channel, log: logger ?? pino(), deadline }
+}
+
 function open(url: string, log: Logger, role: string, commandTimeout?: number): Redis {
   let connected = false
   const options: RedisOptions = {
