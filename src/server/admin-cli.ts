@@ -1,6 +1,6 @@
 /** `belfry-server admin …`: the admin API of a running server, from a shell. */
 
-import { decimal } from './config.js'
+import { BEARER_KEY_RULE, decimal, isBearerKey, keyShape } from './config.js'
 import { redact, redactUrl } from './redact.js'
 
 const ADMIN_USAGE = `Usage: belfry-server admin <command> [options]
@@ -44,6 +44,8 @@ export async function admin(
     const { url, path, init } = request(args, env)
     const key = env.BELFRY_API_KEY
     if (!key) throw new Error('BELFRY_API_KEY must be set: the admin API takes the publish key')
+    // A key no server has, which fetch would refuse to send (told as a server it cannot reach).
+    if (!isBearerKey(key)) throw new Error(`BELFRY_API_KEY must be ${BEARER_KEY_RULE} (the server's publish key); got ${keyShape(key)}`)
     let res: Response
     try {
       res = await fetch(new URL(path, url), { ...init, headers: { ...init.headers, authorization: `Bearer ${key}` } })

@@ -209,6 +209,17 @@ function runAdmin(args: string[], env: Record<string, string>): Promise<{ code: 
 }
 
 describe('belfry-server admin', () => {
+  it('names a BELFRY_API_KEY that cannot be a key (non-ASCII, a control) in one line, not as a server it cannot reach', async () => {
+    const t = await start()
+    for (const key of ['ключ-админа-123', 'admin\u0001key-123']) {
+      const { code, out, err } = await command(['user', 'ann'], { BELFRY_API_KEY: key, BELFRY_URL: t.url })
+      expect(code, JSON.stringify(key)).not.toBe(0)
+      expect(out).toBe('')
+      expect(err.split('\n')).toHaveLength(2) // one line
+      expect(err).not.toMatch(/cannot reach/)
+      expect(err).toMatch(/^belfry-server admin: .*BELFRY_API_KEY/)
+    }
+  })
   const KEY = 'cli-admin-key-123'
   let server: ServerProcess
   let dir: string
