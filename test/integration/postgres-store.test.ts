@@ -347,18 +347,31 @@ describe('PostgresStore: what PostgreSQL adds', () => {
     }
   })
 
-  it('refuses a poolSize or connectTimeoutMs that is not a whole number ≥ 1, saying what it got', async () => {
+  it('refuses a poolSize or timeout that is not a whole number ≥ 1 (a timeout: within a timer’s range), saying what it got', async () => {
     // Regression: they went to pg unchecked (poolSize 0 or NaN: a pool that never gives a connection).
     await expect(PostgresStore.open(db.url, { poolSize: 0 })).rejects.toThrow(
       new TypeError('PostgresStore: options.poolSize must be a whole number ≥ 1, got 0'),
     )
     await expect(PostgresStore.open(db.url, { poolSize: 2.5 })).rejects.toThrow('options.poolSize must be a whole number ≥ 1, got 2.5')
     await expect(PostgresStore.open(db.url, { connectTimeoutMs: -1 })).rejects.toThrow(
-      new TypeError('PostgresStore: options.connectTimeoutMs must be a whole number of ms ≥ 1, got -1'),
+      new TypeError('PostgresStore: options.connectTimeoutMs must be a whole number of ms from 1 to 2147483647, got -1'),
     )
     await expect(PostgresStore.open(db.url, { connectTimeoutMs: Number.NaN })).rejects.toThrow(
-      'options.connectTimeoutMs must be a whole number of ms ≥ 1, got NaN',
+      'options.connectTimeoutMs must be a whole number of ms from 1 to 2147483647, got NaN',
     )
+    // Past setTimeout's range: a pool that failed every connection after 1 ms, or PostgreSQL refusing the settings
+    // made of the query timeout, in words that named none of these options.
+    await expect(PostgresStore.open(db.url, { connectTimeoutMs: 2 ** 31 })).rejects.toThrow(
+      'options.connectTimeoutMs must be a whole number of ms from 1 to 2147483647, got 2147483648',
+    )
+    for (const queryTimeoutMs of [2 ** 31 - 2000, 2 ** 40]) {
+      await expect(PostgresStore.open(db.url, { queryTimeoutMs })).rejects.toThrow(
+        `options.queryTimeoutMs must be a whole number of ms from 1 to 2147481647, got ${queryTimeoutMs}`,
+      )
+    }
+    // The longest of each opens.
+    const longest = await PostgresStore.open(db.url, { schema: schema(), connectTimeoutMs: 2 ** 31 - 1, queryTimeoutMs: 2 ** 31 - 2001 })
+    await longest.close()
   })
 
   it('refuses, in one line, a database it cannot reach, and a schema of a newer belfry', async () => {

@@ -1,5 +1,6 @@
 import pg from 'pg'
 import type { JsonObject, Notification, Priority } from '../../protocol/index.js'
+import { MAX_TIMER_MS } from '../options.js'
 import { redact } from '../redact.js'
 import { ACK_WINDOW_MS, ackWindow, Batcher } from './batch.js'
 import {
@@ -51,6 +52,8 @@ export interface PostgresStoreOptions {
 const READ_TIMEOUT = 'Query read timeout'
 /** A migration may take long on a large database; the processes starting meanwhile wait for it. */
 const MIGRATION_TIMEOUT_MS = 3_600_000
+/** The longest `queryTimeoutMs`: the client's own timer waits 2 s longer, and PostgreSQL's settings made of it are 32-bit ms too. */
+const MAX_QUERY_TIMEOUT_MS = MAX_TIMER_MS - 2000
 
 /**
  * Versioned migrations: each runs once, in order, in one transaction that
@@ -222,11 +225,16 @@ export class PostgresStore implements Store {
     if (!(Number.isSafeInteger(poolSize) && poolSize >= 1)) {
       throw new TypeError(`PostgresStore: options.poolSize must be a whole number ≥ 1, got ${poolSize}`)
     }
-    if (!(Number.isSafeInteger(connectTimeoutMs) && connectTimeoutMs >= 1)) {
-      throw new TypeError(`PostgresStore: options.connectTimeoutMs must be a whole number of ms ≥ 1, got ${connectTimeoutMs}`)
+    // Each is a timer's delay (setTimeout takes a longer one as 1 ms), the query timeout with the 2 s added to it.
+    if (!(Number.isSafeInteger(connectTimeoutMs) && connectTimeoutMs >= 1 && connectTimeoutMs <= MAX_TIMER_MS)) {
+      throw new TypeError(
+        `PostgresStore: options.connectTimeoutMs must be a whole number of ms from 1 to ${MAX_TIMER_MS}, got ${connectTimeoutMs}`,
+      )
     }
-    if (!(Number.isSafeInteger(queryTimeoutMs) && queryTimeoutMs >= 1)) {
-      throw new TypeError(`PostgresStore: options.queryTimeoutMs must be a whole number of ms ≥ 1, got ${queryTimeoutMs}`)
+    if (!(Number.isSafeInteger(queryTimeoutMs) && queryTimeoutMs >= 1 && queryTimeoutMs <= MAX_QUERY_TIMEOUT_MS)) {
+      throw new TypeError(
+        `PostgresStore: options.queryTimeoutMs must be a whole number of ms from 1 to ${MAX_QUERY_TIMEOUT_MS}, got ${queryTimeoutMs}`,
+      )
     }
     const pool = new pg.Pool({
       connectionString: url,
