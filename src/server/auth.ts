@@ -67,7 +67,8 @@ export function verifyToken(token: string, secret: string): TokenCheck {
  * token born expired or never expiring) is a TypeError.
  */
 export async function mintToken(secret: string, userId: string, ttlSeconds = 3600): Promise<string> {
-  if (typeof secret !== 'string' || secret === '') throw new TypeError(`mintToken: secret must be a non-empty string; got ${shown(secret, true)}`)
+  if (typeof secret !== 'string' || secret === '')
+    throw new TypeError(`mintToken: secret must be a non-empty string; got ${shown(secret, true)}`)
   if (!isUserId(userId)) {
     throw new TypeError(`mintToken: userId must be a user id of 1–${MAX_ID_LENGTH} characters, no control characters; got ${shown(userId)}`)
   }
