@@ -364,6 +364,12 @@ export class NotificationServer {
    * interface, or 127.0.0.1 in dev mode (whose routes hand out tokens and the API key).
    */
   async listen(port = 0, host: string | undefined = this.#options.dev ? '127.0.0.1' : undefined): Promise<{ port: number }> {
+    // Node takes a string that is no number as a Unix socket's path, and a port out of range only as it listens.
+    if (!(Number.isInteger(port) && port >= 0 && port <= 65_535)) {
+      throw new TypeError(`listen: port must be a whole number from 0 to 65535; got ${shown(port)}`)
+    }
+    if (host !== undefined && (typeof host !== 'string' || host === ''))
+      throw new TypeError(`listen: host must be a host name or address; got ${shown(host)}`)
     if (this.#http) throw new Error('already attached to an HTTP server')
     await this.#started
     // close() came while the broker was being waited for: a server made now would be left listening.
@@ -372,13 +378,20 @@ export class NotificationServer {
     server.keepAliveTimeout = KEEP_ALIVE_MS
     server.headersTimeout = KEEP_ALIVE_MS + 1000
     this.#attach(server)
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject)
-      server.listen(port, host, () => {
-        server.off('error', reject)
-        resolve()
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject)
+        server.listen(port, host, () => {
+          server.off('error', reject)
+          resolve()
+        })
       })
-    })
+    } catch (error) {
+      // Not listening (the port taken, the host unknown): free to listen again, elsewhere.
+      server.off('upgrade', this.#onUpgrade)
+      this.#http = undefined
+      throw error
+    }
     return { port: (server.address() as AddressInfo).port }
   }
 

@@ -1,5 +1,6 @@
 /** What operators run into: an admin prune's counts, and close() when a step fails or comes early. */
 import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pino } from 'pino'
@@ -98,5 +99,49 @@ describe('close() while listen() waits for the broker', () => {
     server.httpServer?.close()
     // After close() the server must not accept connections: listen() should refuse, not bind the port.
     expect({ outcome, stillListening }).toMatchObject({ stillListening: false })
+  })
+})
+
+describe('listen()', () => {
+  const servers: NotificationServer[] = []
+  afterEach(async () => {
+    for (const server of servers.splice(0)) await server.close().catch(() => {})
+  })
+  const make = () => {
+    const server = new NotificationServer({ secret: SECRET, apiKey: API_KEY, database: tempFile(), logger: pino({ level: 'silent' }) })
+    servers.push(server)
+    return server
+  }
+
+  // Regression: the server was attached to the HTTP server it made before it listened, and stayed attached when
+  // that failed: every later listen() said "already attached to an HTTP server".
+  it('after one that failed (a taken or bad port, an unknown host), listens elsewhere', async () => {
+    const holder = createServer().listen(0, '127.0.0.1')
+    await new Promise((resolve) => holder.once('listening', resolve))
+    const taken = (holder.address() as { port: number }).port
+    try {
+      for (const [port, host] of [
+        [taken, '127.0.0.1'],
+        [-1, '127.0.0.1'],
+        [70_000, '127.0.0.1'],
+        [0, 'no-such-host.invalid'],
+      ] as const) {
+        const server = make()
+        await expect(server.listen(port, host), `${port} ${host}`).rejects.toThrow()
+        const again = await server.listen(0, '127.0.0.1').catch((e: unknown) => e)
+        expect(again, `listen(0) after listen(${port}, ${host})`).toEqual({ port: expect.any(Number) })
+        expect((await fetch(`http://127.0.0.1:${(again as { port: number }).port}/healthz`)).status).toBe(200)
+      }
+    } finally {
+      holder.close()
+    }
+  })
+
+  it('refuses a port that is no whole number from 0 to 65535 with a TypeError naming it (Node took "abc" as a Unix socket)', async () => {
+    for (const port of ['abc', '3000', 1.5, -1, 70_000, Number.NaN]) {
+      await expect(make().listen(port as never, '127.0.0.1'), String(port)).rejects.toThrow(
+        new TypeError(`listen: port must be a whole number from 0 to 65535; got ${typeof port === 'string' ? `"${port}"` : port}`),
+      )
+    }
   })
 })
