@@ -207,6 +207,16 @@ export function resolveRetention(value: unknown, name = 'options.retention'): Re
   return Object.freeze({ ...(days !== undefined && { days }), ...(maxPerUser !== undefined && { maxPerUser: maxPerUser as number }) })
 }
 
+/** The origin a URL names, as a browser's Origin header says it; undefined for a string that is no URL, or one with no origin. */
+function originOf(url: string): string | undefined {
+  try {
+    const { origin } = new URL(url)
+    return origin === 'null' ? undefined : origin
+  } catch {
+    return undefined
+  }
+}
+
 /** Throws a TypeError naming `options[name]` when it is given but lacks one of `methods`. */
 function requireMethods(options: ServerOptions, name: 'logger' | 'store' | 'broker' | 'server', methods: readonly string[]): void {
   const value = options[name] as unknown
@@ -261,6 +271,16 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
     throw new TypeError(
       `options.allowedOrigins must be an array of origin strings; got ${Array.isArray(origins) ? `an array with ${shown(origins.find((o) => typeof o !== 'string'))}` : shown(origins)}`,
     )
+  }
+  // Compared with the Origin header as they are: an entry that is no origin as browsers send it (a trailing
+  // slash, a path, upper case) would match no page, and refuse every page of that origin with 4003.
+  for (const o of origins) {
+    const origin = originOf(o)
+    if (origin !== o) {
+      throw new TypeError(
+        `options.allowedOrigins must hold origins as browsers send them (scheme://host[:port], lower case, no path); got ${shown(o)}${origin ? `: did you mean "${origin}"?` : ''}`,
+      )
+    }
   }
   if (options.dev !== undefined && typeof options.dev !== 'boolean')
     throw new TypeError(`options.dev must be a boolean; got ${shown(options.dev)}`)

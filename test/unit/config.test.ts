@@ -341,6 +341,23 @@ describe('resolveOptions', () => {
       new TypeError('options.allowedOrigins must be an array of origin strings; got "x"'),
     )
     expect(() => resolveOptions({ secret, allowedOrigins: ['a', 3] as never })).toThrow(/; got an array with 3$/)
+    // Compared with the Origin header as they are: one that is no origin as a browser sends it would refuse every page of its origin.
+    for (const [entry, meant] of [
+      ['https://app.example/', 'https://app.example'],
+      ['https://app.example/inbox', 'https://app.example'],
+      ['HTTPS://APP.EXAMPLE', 'https://app.example'],
+      ['https://app.example:443', 'https://app.example'],
+    ]) {
+      expect(() => resolveOptions({ secret, allowedOrigins: ['https://ok.example', entry!] })).toThrow(
+        new TypeError(
+          `options.allowedOrigins must hold origins as browsers send them (scheme://host[:port], lower case, no path); got "${entry}": did you mean "${meant}"?`,
+        ),
+      )
+    }
+    expect(() => resolveOptions({ secret, allowedOrigins: ['app.example'] })).toThrow(/no path\); got "app\.example"$/)
+    expect(resolveOptions({ secret, allowedOrigins: ['https://app.example', 'http://localhost:5173'] }).allowedOrigins).toEqual(
+      new Set(['https://app.example', 'http://localhost:5173']),
+    )
     expect(() => resolveOptions({ secret, dev: 'yes' as never })).toThrow(new TypeError('options.dev must be a boolean; got "yes"'))
     expect(() => resolveOptions({ secret, database: '' })).toThrow(new TypeError('options.database must be a file path; got ""'))
     expect(() => resolveOptions({ secret, fallback: {} as never })).toThrow(/function \(req, res\); got an object$/)
