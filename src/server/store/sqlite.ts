@@ -153,6 +153,8 @@ export class SqliteStore implements Store {
   readonly #checkpoint: NodeJS.Timeout
   /** The database file as opened (device and inode), or undefined for an in-memory database. */
   readonly #file: { path: string; dev: number; ino: number } | undefined
+  /** The file was found removed or replaced: the connection is closed, and every operation refuses with this. */
+  #gone: Error | undefined
   /** Pages the database may have (`maxBytes`), if bounded. */
   readonly #maxPages: number | undefined
   readonly #batch: number
@@ -324,7 +326,14 @@ export class SqliteStore implements Store {
       for (const [userId, seq] of acks) acked.set(userId, (this.#s.ack.get(seq, userId) as { ackedSeq: number } | undefined)?.ackedSeq ?? 0)
       return acked
     })
-    this.#acks = new Batcher(Math.max, (acks) => ackTx.immediate(acks), ackWindow)
+    this.#acks = new Batcher(
+      Math.max,
+      (acks) => {
+        this.#onDisk()
+        return ackTx.immediate(acks)
+      },
+      ackWindow,
+    )
     const usersTx = db.transaction((users: Map<string, undefined>) => {
       const states = new Map<string, UserState>()
       for (const userId of users.keys()) this.#s.ensureUser.run(userId)
@@ -333,7 +342,10 @@ export class SqliteStore implements Store {
     })
     this.#newUsers = new Batcher(
       () => undefined,
-      (users) => usersTx.immediate(users),
+      (users) => {
+        this.#onDisk()
+        return usersTx.immediate(users)
+      },
       newUserWindow,
     )
     this.#fanOutTx = db.transaction(this.#fanOut)
@@ -459,13 +471,22 @@ export class SqliteStore implements Store {
    * Throws unless the database file is still the one opened. Removed (its
    * directory cleaned up) or replaced, SQLite goes on writing to the file it
    * holds open, which no one will open again: a publish committed there is
-   * not durable. One stat a commit.
+   * not durable. One stat a write. Found so, the connection is closed at once
+   * and for good: a file replaced alone (a backup renamed over it) leaves its
+   * WAL and shared-memory index to the process that opens the new one (a
+   * rolling deploy's successor), and this one's next write or checkpoint would
+   * put its pages in that log, or fold the successor's commits into the file
+   * no one opens (they would never reach the new one).
    */
   #onDisk(): void {
+    if (this.#gone) throw this.#gone
     if (!this.#file) return
     const now = statSync(this.#file.path, { throwIfNoEntry: false })
     if (now?.ino !== this.#file.ino || now.dev !== this.#file.dev) {
-      throw new Error(`the database file "${this.#file.path}" was ${now ? 'replaced' : 'removed'} under the running server`)
+      this.#gone = new Error(`the database file "${this.#file.path}" was ${now ? 'replaced' : 'removed'} under the running server`)
+      clearInterval(this.#checkpoint)
+      this.#db.close()
+      throw this.#gone
     }
   }
 
@@ -517,6 +538,7 @@ export class SqliteStore implements Store {
   }
 
   async fanOut(): Promise<FanOutBatch | undefined> {
+    this.#onDisk()
     return this.#fanOutTx.immediate()
   }
 
@@ -570,6 +592,7 @@ export class SqliteStore implements Store {
   }
 
   async #mark(userId: string, ids: readonly string[] | 'all', upTo: number): Promise<ReadChange> {
+    this.#onDisk()
     const user = this.#s.getUser.get(userId) as UserState | undefined
     if (!user)
       return ids === 'all' ? { ids: [], all: true, seq: 0, unreadCount: 0, upTo: 0 } : { ids: [], all: false, seq: 0, unreadCount: 0 }
@@ -578,6 +601,7 @@ export class SqliteStore implements Store {
       for (; Math.min(upTo, user.latestSeq) - after > MARK_SCAN_SEQS; after += MARK_SCAN_SEQS) {
         this.#markRangeTx.immediate(userId, after, after + MARK_SCAN_SEQS)
         await nextTurn()
+        this.#onDisk()
       }
       return this.#markRestTx.immediate(userId, after, upTo)
     }
@@ -613,6 +637,7 @@ export class SqliteStore implements Store {
   }
 
   async subscribe(userId: string, topics: readonly string[], max: number): Promise<string[]> {
+    this.#onDisk()
     return this.#subscribeTx.immediate(userId, topics, max)
   }
 
@@ -634,6 +659,7 @@ export class SqliteStore implements Store {
   }
 
   async unsubscribe(userId: string, topics: readonly string[]): Promise<void> {
+    this.#onDisk()
     this.#unsubscribeTx.immediate(userId, topics)
   }
 
@@ -642,6 +668,7 @@ export class SqliteStore implements Store {
   }
 
   async prune(rule: RetentionRule, after: number): Promise<PruneBatch> {
+    this.#onDisk()
     if (this.#maxPages === undefined) return this.#pruneTx.immediate(rule, after)
     // Room to free room: a store at its limit is what retention is for. Set back at once (to the
     // pages in use, if the batch took some of the headroom: SQLite keeps it at least that).
@@ -718,6 +745,7 @@ export class SqliteStore implements Store {
   /** Folds the WAL back into the database. Runs on a timer: a failure (a full disk) is kept for check(), never thrown. */
   #fold(mode: 'PASSIVE' | 'TRUNCATE'): void {
     try {
+      this.#onDisk()
       this.#db.pragma(`wal_checkpoint(${mode})`)
       this.#background = undefined
     } catch (error) {
