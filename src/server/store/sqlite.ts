@@ -41,6 +41,16 @@ interface Row {
 
 /** How often the WAL is folded back into the database file. */
 const CHECKPOINT_MS = 1000
+/** How long a write waits for another process's to end before it fails as busy (ms). */
+const BUSY_TIMEOUT_MS = 5000
+/** Bytes each WAL frame adds to its page. */
+const WAL_FRAME_HEADER = 24
+/**
+ * How long a checkpoint that starts the WAL over may wait for another process's write to end (ms). The
+ * wait blocks this process's event loop; a write (a commit of a turn's publishes) takes a few ms. Not
+ * long enough: it is tried again at the next checkpoint.
+ */
+const RESTART_WAIT_MS = 50
 /** Pages kept free under `maxBytes` for a health check to call the store full: about one large publish. */
 const FULL_HEADROOM_PAGES = 16
 /**
@@ -157,6 +167,8 @@ export class SqliteStore implements Store {
   #gone: Error | undefined
   /** Pages the database may have (`maxBytes`), if bounded. */
   readonly #maxPages: number | undefined
+  /** WAL frames past which a checkpoint starts the WAL over even while another process writes ({@link #fold}). */
+  readonly #walFrames: number
   readonly #batch: number
   readonly #pruneBatch: number
   /** Marks in progress: one of a long inbox goes in parts, and close() waits for it. */
@@ -207,7 +219,7 @@ export class SqliteStore implements Store {
     try {
       db.pragma('journal_mode = WAL')
       db.pragma('synchronous = NORMAL')
-      db.pragma('busy_timeout = 5000')
+      db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`)
       db.pragma(`journal_size_limit = ${walSizeLimit}`)
       // Checkpoint on a timer instead of inside whichever commit crosses 1000 pages of WAL:
       // that commit (a publish the API is waiting for) would otherwise pay for it.
@@ -215,7 +227,9 @@ export class SqliteStore implements Store {
       // Before the size limit: a migration may copy a table (the old copy's pages are free after it).
       migrate(db)
       this.deployment = (db.prepare('SELECT token FROM deployment').get() as { token: string }).token
-      this.#maxPages = maxBytes === undefined ? undefined : Math.floor(maxBytes / (db.pragma('page_size', { simple: true }) as number))
+      const pageSize = db.pragma('page_size', { simple: true }) as number
+      this.#walFrames = Math.floor(walSizeLimit / (pageSize + WAL_FRAME_HEADER))
+      this.#maxPages = maxBytes === undefined ? undefined : Math.floor(maxBytes / pageSize)
       if (this.#maxPages !== undefined) db.pragma(`max_page_count = ${this.#maxPages}`)
       const check = db.pragma('quick_check', { simple: true })
       if (check !== 'ok') throw new Error(`it failed its integrity check (${String(check).slice(0, 200)})`)
@@ -742,11 +756,26 @@ export class SqliteStore implements Store {
     }
   }
 
-  /** Folds the WAL back into the database. Runs on a timer: a failure (a full disk) is kept for check(), never thrown. */
+  /**
+   * Folds the WAL back into the database. Runs on a timer: a failure (a full disk) is kept for check(), never thrown.
+   * SQLite starts the WAL over (and cuts it to `walSizeLimit`) at the first write after a checkpoint that folded all
+   * of it. Alone, this process's next write does. With another process on the file (a rolling deploy's overlap)
+   * writing during every checkpoint, that never comes, and the WAL grew with every commit of both: past
+   * `walSizeLimit`, a RESTART checkpoint waits a moment for the other's write and starts it over.
+   */
   #fold(mode: 'PASSIVE' | 'TRUNCATE'): void {
+    const db = this.#db
     try {
       this.#onDisk()
-      this.#db.pragma(`wal_checkpoint(${mode})`)
+      const [done] = db.pragma(`wal_checkpoint(${mode})`) as { log: number }[]
+      if (mode === 'PASSIVE' && done && done.log > this.#walFrames) {
+        db.pragma(`busy_timeout = ${RESTART_WAIT_MS}`)
+        try {
+          db.pragma('wal_checkpoint(RESTART)')
+        } finally {
+          db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`)
+        }
+      }
       this.#background = undefined
     } catch (error) {
       this.#background = new Error(`WAL checkpoint failed: ${(error as Error).message}`)
