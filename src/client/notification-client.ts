@@ -13,7 +13,7 @@ import type {
 import { CLIENT_FRAME_BYTES, MAX_TOPIC_LENGTH, MAX_TOPICS_PER_FRAME } from '../protocol/guards.js'
 import { createDelivery, type Delivery } from './delivery.js'
 import { type BelfryError, ProtocolError, RequestError, TimeoutError } from './errors.js'
-import { Emitter } from './events.js'
+import { createEmitter } from './events.js'
 import { type Connection, type ConnectionMode, type ConnectionState, Link, type LinkHost, type StatusEvent } from './link.js'
 import { type ClientOptions, isFunction, resolveClientOptions, show } from './options.js'
 import { createRequests, type Request, type Requests } from './requests.js'
@@ -62,7 +62,7 @@ export interface HistoryPage<Data extends object = JsonObject> {
  * client.connect()
  */
 export class NotificationClient<Data extends object = JsonObject> {
-  readonly #events = new Emitter<ClientEvents<Data>>()
+  readonly #events = createEmitter<ClientEvents<Data>>()
   readonly #link: Connection
   readonly #requests: Requests
   readonly #delivery: Delivery
@@ -304,7 +304,7 @@ export class NotificationClient<Data extends object = JsonObject> {
     this.#events.emit('status', e)
     if (e.to === 'closed') {
       this.#requests.rejectAll(this.#fatal ?? new RequestError('closed'))
-      this.#events.clear()
+      this.#events.all.clear()
     }
   }
 
