@@ -118,10 +118,11 @@ export class Link implements Connection {
   constructor(o: ResolvedClientOptions, host: LinkHost) {
     this.#o = o
     this.#host = host
+    // Arrow fields, handed over as they are (a wrapper each would cost bytes).
     this.#transport = createTransport(o.WebSocket, {
-      open: () => this.#opened(),
-      message: (data) => this.#message(data),
-      close: (code, reason, error) => this.#closed(code, reason, error),
+      open: this.#opened,
+      message: this.#message,
+      close: this.#closed,
     })
   }
 
@@ -213,13 +214,13 @@ export class Link implements Connection {
     this.#transport.open(url)
   }
 
-  #opened(): void {
+  readonly #opened = (): void => {
     if (this.#state !== 'connecting' || !this.#set('authenticating', 'open')) return
     this.#phase = setTimeout(() => this.#drop('auth timeout'), this.#o.connectTimeout)
     this.#transport.send(this.#pendingAuth)
   }
 
-  #message(data: string): void {
+  readonly #message = (data: string): void => {
     const frame = parseServerFrame(data)
     this.#pong = void clearTimeout(this.#pong) // any frame shows the connection is alive
     if (!frame) {
@@ -288,7 +289,7 @@ export class Link implements Connection {
   }
 
   /** What each close code means for the client: docs/protocol.md, "Close codes". */
-  #closed(code: number, reason: string, error?: string): void {
+  readonly #closed = (code: number, reason: string, error?: string): void => {
     // Never closed nor offline here: the transport tells nothing of a socket after it was told to close it.
     // Closed before it opened: nothing answered there as a WebSocket server would.
     if (this.#state === 'connecting') this.#failed(error || 'unreachable, or not a WebSocket endpoint', code)

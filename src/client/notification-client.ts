@@ -92,11 +92,12 @@ export class NotificationClient<Data extends object = JsonObject> {
   constructor(options: ClientOptions) {
     // None at all (a caller without types): the TypeError of the first option needed, not the engine's.
     const o = resolveClientOptions(options || ({} as ClientOptions))
+    // Arrow fields, handed over as they are (a wrapper each would cost bytes).
     const host: LinkHost = {
-      status: (e) => this.#status(e),
-      auth: (token) => this.#auth(token),
-      online: (f) => this.#online(f),
-      frame: (f) => this.#frame(f),
+      status: this.#status,
+      auth: this.#auth,
+      online: this.#online,
+      frame: this.#frame,
       error: (e) => {
         if (e.name === 'AuthError') this.#fatal = e
         this.#report(e)
@@ -298,7 +299,7 @@ export class NotificationClient<Data extends object = JsonObject> {
     return this.#requests.request(frame)
   }
 
-  #status(e: StatusEvent): void {
+  readonly #status = (e: StatusEvent): void => {
     if (e.from === 'online') this.#delivery.stop()
     if (e.to === 'online' && this.#expired) e.expired = true
     this.#events.emit('status', e)
@@ -312,7 +313,7 @@ export class NotificationClient<Data extends object = JsonObject> {
    * The auth frame's extras. `userId` (the token's `sub`) is what the article's server files sockets under.
    * A token of another user leaves the last user's topics and requests behind.
    */
-  #auth(token: string): Omit<AuthFrame, 'type' | 'token'> {
+  readonly #auth = (token: string): Omit<AuthFrame, 'type' | 'token'> => {
     const userId = subject(token)
     this.#user ??= userId
     if (userId !== this.#user) {
@@ -327,7 +328,7 @@ export class NotificationClient<Data extends object = JsonObject> {
   }
 
   /** Runs as the link goes online, before the app hears of it: waiting requests first, then topics (those given up first). */
-  #online(f: AuthSuccessFrame): void {
+  readonly #online = (f: AuthSuccessFrame): void => {
     if (this.#link.legacy) {
       this.#requests.rejectAll(new RequestError('not supported by this server'))
     } else {
@@ -339,7 +340,7 @@ export class NotificationClient<Data extends object = JsonObject> {
     }
   }
 
-  #frame(f: ServerFrame): void {
+  readonly #frame = (f: ServerFrame): void => {
     if (this.#requests.settle(f)) return
     switch (f.type) {
       case 'notification':
