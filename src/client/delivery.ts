@@ -46,8 +46,8 @@ export function createDelivery(
 ): Delivery {
   /** The last seq handed to the app. */
   let cursor = 0
-  /** The storage key of the cursor: one per user. */
-  let key = ''
+  /** The storage key of the cursor: one per user. Set by since(), which every auth calls before the cursor is used. */
+  let key!: string
   let acked = 0
   /**
    * The server acks by its pings (auth_success.pingAcks): no timed acks, unless

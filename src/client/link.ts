@@ -94,11 +94,11 @@ export class Link implements Connection {
   /** A 4029's delay: no reconnect before this time, whatever the browser signals. */
   #notBefore = 0
   /** A 4001 or 4002 was answered with an immediate retry with a fresh token, and online was not reached since. */
-  #refreshed = false
+  #refreshed: boolean | undefined
   /** Attempts in a row that failed before the socket opened: the first and every tenth are reported. */
   #failures = 0
-  /** The URL of the attempt in progress; '' until its url and token providers have answered. */
-  #url = ''
+  /** The URL of the attempt in progress; '' until its url and token providers have answered (undefined before the first). */
+  #url: string | undefined
   /** The state's own timer: connect/auth timeout, retry delay, or uptime while online. */
   #phase: ReturnType<typeof setTimeout> | undefined
   #ping: ReturnType<typeof setTimeout> | undefined
@@ -106,7 +106,8 @@ export class Link implements Connection {
   /** Identifies the attempt, so a token or URL that resolves late is dropped. */
   #attemptId = 0
   #tokenCall: Promise<string> | undefined
-  #authError = ''
+  /** The last auth_error's message, for the close that follows it; undefined or '' for none. */
+  #authError: string | undefined
   /** The auth frame of the attempt in progress, sent once its socket opens. */
   #pendingAuth = ''
   readonly #transport: Transport

@@ -82,7 +82,7 @@ export class NotificationClient<Data extends object = JsonObject> {
   /** The error that stopped the client for good. */
   #fatal: BelfryError | undefined
   /** The last auth said notifications after our cursor expired: the `online` status event says so. */
-  #expired = false
+  #expired: boolean | undefined
   /**
    * The article's server: the ids made for its notifications, the last 65 only (a repeat comes in the same ms as its
    * first, and a page open for days keeps no more).
