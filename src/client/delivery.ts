@@ -12,7 +12,7 @@ export interface Delivery {
   readonly unread: number
   /**
    * The highest seq the unread count covers: what the user could have seen (a `markAllRead` marks up
-   * to it). Undefined before the first auth.
+   * to it). Undefined before the user's first auth (since() of another user unsets it).
    */
   readonly seq: number | undefined
   /**
@@ -64,8 +64,8 @@ export function createDelivery(
   let unread = 0
   /**
    * The highest seq the unread count covers: the user's latest seq at auth, or a later `read` frame's
-   * or notification's. Anything newer is new and counts as unread. Undefined before the first auth:
-   * the client knows of nothing yet (no comparison with it holds, so the first seq counts).
+   * or notification's. Anything newer is new and counts as unread. Undefined before the user's first
+   * auth: the client knows of nothing yet (no comparison with it holds, so the first seq counts).
    */
   let counted!: number
 
@@ -109,6 +109,8 @@ export function createDelivery(
         key = k
         cursor = stored()
         acked = 0 // the stored cursor may never have been acked: ack it once online
+        // The last user's bound is no bound of this one's: none until its auth, as before the first.
+        counted = undefined as never
       }
       return cursor
     },

@@ -194,12 +194,13 @@ export class NotificationClient<Data extends object = JsonObject> {
    * Marks read, on every tab and device of the user, every notification up to the highest `seq` this
    * client knew of when called (the one its unread count covers): a call that waits while offline, or
    * is sent again after a drop, leaves unread what was published after it, which the user never saw.
-   * Before the client's first auth it knows of nothing, and the call marks all there is when it is
-   * sent, as a server that predates the bound always does. The event's `seq` is the last one marked;
+   * Before the client's first auth it knows of nothing, nor after its token names another user until
+   * that user's auth: the call marks all there is when it is sent, as a server that predates the
+   * bound always does. The event's `seq` is the last one marked;
    * when newer ones exist, a `read` event at the latest (`all` false, no ids) follows with the count.
    */
   markAllRead(): Promise<ReadEvent> {
-    // The bound now, not when the frame goes: undefined (before the first auth) leaves it out of the frame.
+    // The bound now, not when the frame goes: undefined (before the user's first auth) leaves it out of the frame.
     return this.#request({ type: 'mark_read', all: true, seq: this.#delivery.seq } as Request) as Promise<never>
   }
 

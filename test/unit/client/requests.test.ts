@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { ProtocolError, RequestError, TimeoutError } from '../../../src/index.js'
-import { cleanup, connected, createClient, type Frame, note, startMockServer, tick } from '../../helpers/mock-server.js'
+import { cleanup, connected, createClient, type Frame, jwt, note, startMockServer, tick } from '../../helpers/mock-server.js'
 
 beforeEach(() => {
   vi.useFakeTimers()
@@ -162,6 +162,26 @@ describe('requests', () => {
       { type: 'mark_read', all: true },
       { type: 'mark_read', all: true, seq: 0 },
     ])
+  })
+
+  it('markAllRead made after the token names another user, before that user is online, has no bound (not the last user’s)', async () => {
+    let user = 'u1'
+    // The new user's auth is answered only when the test says.
+    const server = startMockServer({ auth: (peer, f) => f.token === jwt('u1') && peer.authSuccess({ seq: 50, unreadCount: 3 }) })
+    const { client } = await connected(createClient(server, { token: () => jwt(user), backoff: () => 100 }))
+    user = 'u2'
+    server.peer.close(1006)
+    await tick(100 + 20)
+    // The token was read (the auth frame went out with u2's): the client is that user's, not yet online.
+    expect(client.state).toBe('authenticating')
+    const mark = settle(client.markAllRead())
+    server.peer.authSuccess({ seq: 7, unreadCount: 1 })
+    await tick()
+    expect(client.state).toBe('online')
+    // u1's 50 would have marked u2's notifications past 7, published after the call and never seen.
+    expect(server.sent('mark_read').map(({ requestId: _, ...f }) => f)).toEqual([{ type: 'mark_read', all: true }])
+    // Made for the new user: sent, not rejected with the last user's requests.
+    expect(mark.done).toBe(false)
   })
 
   it('rejects with a RequestError beyond maxQueue', async () => {
