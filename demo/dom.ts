@@ -44,12 +44,10 @@ export const describe = (error: unknown): string =>
 
 /**
  * The topic of a subscription the server refused (`forbidden`, `topic_too_long`, `bad_topic`,
- * `too_many_subscriptions`), which the client has dropped, from its `error` event: a ProtocolError with the code,
- * whose message names the topic (`subscription to "<topic>" refused: <code>`; the error has no field for it).
- * Undefined for any other error, `internal` too: a topic whose check failed is kept, and sent again at the next auth.
+ * `too_many_subscriptions`), which the client has dropped, from its `error` event: a ProtocolError with the code
+ * and the `topic`. Undefined for any other error, `internal` too: a topic whose check failed is kept, and sent
+ * again at the next auth.
  */
 export function refusedTopic(error: unknown): string | undefined {
-  if (!(error instanceof ProtocolError)) return undefined
-  const [, topic, code] = /^subscription to "(.*)" refused: (\w+)$/s.exec(error.message) ?? []
-  return code === error.code ? topic : undefined
+  return error instanceof ProtocolError ? error.topic : undefined
 }

@@ -4,9 +4,11 @@ export class BelfryError extends Error {
   /** A close code or a server error code, when one applies. */
   declare readonly code: string | number | undefined
 
-  constructor(message: string, options: { code?: string | number | undefined; cause?: unknown } = {}) {
+  /** `topic`: a refused subscription's ({@link ProtocolError}); set here, where `code` is, as it costs fewest bytes. */
+  constructor(message: string, options: { code?: string | number | undefined; cause?: unknown; topic?: string | undefined } = {}) {
     super(message, options) // a cause, when given
     this.code = options.code
+    ;(this as { topic?: string | undefined }).topic = options.topic
   }
 }
 
@@ -15,9 +17,11 @@ export class AuthError extends BelfryError {
   override name = 'AuthError' as const
 }
 
-/** A frame that breaks the protocol, or an `error` reply from the server. */
+/** A frame that breaks the protocol, an `error` reply from the server, or a refused subscription. */
 export class ProtocolError extends BelfryError {
   override name = 'ProtocolError' as const
+  /** A subscription the server (or the client: too long) refused: its topic. Undefined for any other. */
+  declare readonly topic: string | undefined
 }
 
 /** A request got no reply in time. */

@@ -243,7 +243,7 @@ export class NotificationClient<Data extends object = JsonObject> {
 
   #refused(topic: string, code: string): void {
     this.#topics.delete(topic)
-    this.#report(new ProtocolError(`subscription to "${topic}" refused: ${code}`, { code }))
+    this.#report(new ProtocolError(`subscription to "${topic}" refused: ${code}`, { code, topic }))
   }
 
   /**

@@ -8,6 +8,7 @@ import {
   type HistoryPage,
   type Notification,
   NotificationClient,
+  ProtocolError,
   type ReadEvent,
   type StatusEvent,
   type WebSocketLike,
@@ -51,6 +52,12 @@ describe('NotificationClient types', () => {
     // @ts-expect-error a token must be a string or yield one
     new NotificationClient({ url: 'ws://x', token: 42 })
     expectTypeOf<AuthError>().toMatchTypeOf<BelfryError>()
+    // A refused subscription's topic: on a ProtocolError, which an `error` handler narrows to.
+    client.on('error', (e) => {
+      if (e instanceof ProtocolError) expectTypeOf(e.topic).toEqualTypeOf<string | undefined>()
+      // @ts-expect-error only a ProtocolError names a topic
+      void e.topic
+    })
   })
 })
 

@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { ProtocolError } from '../../../src/index.js'
 import { sharedConnection } from '../../../src/shared/index.js'
 import { FakeChannel, FakeLocks } from '../../helpers/locks.js'
 import { cleanup, connected, createClient, startMockServer, tick } from '../../helpers/mock-server.js'
@@ -85,12 +86,26 @@ describe('topic subscriptions', () => {
     await tick()
     server.peer.send({ type: 'subscribed', topics: ['mine'], refused: [{ topic: 'tenant:other', code: 'forbidden' }] })
     await tick()
-    expect(t.log.errors.map((e) => [e.name, e.code, e.message])).toEqual([
-      ['ProtocolError', 'forbidden', 'subscription to "tenant:other" refused: forbidden'],
+    // The topic is a field of its own: an app needs not parse the message to know which.
+    expect(t.log.errors.map((e) => [e.name, e.code, e instanceof ProtocolError && e.topic, e.message])).toEqual([
+      ['ProtocolError', 'forbidden', 'tenant:other', 'subscription to "tenant:other" refused: forbidden'],
     ])
     server.peer.close(1006)
     await tick(200)
     expect(server.peer.frames.filter((f) => f.type === 'subscribe')).toEqual([{ type: 'subscribe', topics: ['mine'] }])
+  })
+
+  it('refuses a topic past 256 characters itself, with its topic, and sends the others', async () => {
+    const server = startMockServer()
+    const t = await connected(createClient(server))
+    const long = 'x'.repeat(257)
+    t.client.subscribe('mine')
+    t.client.subscribe(long)
+    await tick()
+    expect(server.sent('subscribe')).toEqual([{ type: 'subscribe', topics: ['mine'] }])
+    expect(t.log.errors.map((e) => [e.name, e.code, e instanceof ProtocolError && e.topic])).toEqual([
+      ['ProtocolError', 'topic_too_long', long],
+    ])
   })
 
   it('reports a malformed refusal list as a bad frame instead of throwing', async () => {
