@@ -1,5 +1,5 @@
 import type { Notification } from 'belfry'
-import { useNotifications, useUnreadCount } from 'belfry/react'
+import { useNotificationEvent, useNotifications, useUnreadCount } from 'belfry/react'
 import { type Dispatch, type SetStateAction, useEffect, useRef, useState } from 'react'
 import { describe } from '../dom.js'
 import { BellMark } from './app.js'
@@ -69,15 +69,31 @@ export function Bell({
 function Inbox({ count, report }: { count: number; report: (error: unknown) => void }) {
   const { notifications, hasMore, loading, loadMore, markAllRead } = useNotifications()
   const [failure, setFailure] = useState('')
+  /** The first page the panel asked for has not come: asked for again once online if its ask failed. */
+  const first = useRef(false)
   const more = () => {
     setFailure('')
-    loadMore().catch((error: unknown) => setFailure(`Could not load the inbox: ${describe(error)}`))
+    loadMore().then(
+      () => {
+        first.current = false
+      },
+      (error: unknown) => setFailure(`Could not load the inbox: ${describe(error)}`),
+    )
   }
   // Opening the inbox loads its first page when nothing is shown yet.
   // biome-ignore lint/correctness/useExhaustiveDependencies: once, when the panel opens
   useEffect(() => {
-    if (notifications.length === 0 && hasMore) more()
+    if (notifications.length === 0 && hasMore) {
+      first.current = true
+      more()
+    }
   }, [])
+  // The first page failed (opened offline, or while the server was down): loaded once online, merged by id with
+  // what came live meanwhile, which alone would pass for the whole inbox beside the badge's count. (One still
+  // waiting for the connection goes out by itself.)
+  useNotificationEvent('status', (e) => {
+    if (e.to === 'online' && first.current && failure) more()
+  })
 
   const note = failure || (loading && notifications.length === 0 ? 'Loading…' : notifications.length === 0 ? 'No notifications yet.' : '')
   return (

@@ -98,6 +98,32 @@ describe('React demo page', () => {
     await vi.waitFor(async () => expect(await connections()).toBe(1), { timeout: 10_000 })
   })
 
+  it('lists the whole inbox once back online when it was opened offline: the older ones with what came meanwhile', async () => {
+    for (const title of ['old 1', 'old 2']) expect(await publish(e2e.demo.url, { userId: 'kit', title, body: '' })).toBe(201)
+    const page = await e2e.open('/react.html?user=kit')
+    await waitForState(page, 'online')
+    await page.waitForFunction(() => document.querySelector('[data-testid="badge"]')?.textContent === '2')
+    // Reloaded, the client resumes after its cursor: nothing is replayed, the list starts empty (opening asks for a page).
+    await page.reload()
+    await waitForState(page, 'online')
+    await page.waitForFunction(() => document.querySelector('[data-testid="badge"]')?.textContent === '2')
+    await e2e.context.setOffline(true)
+    await waitForState(page, 'offline')
+    await page.locator('[data-testid="bell"]').click()
+    // The first page's request waits for the connection, then gives up (the client's requestTimeout, 10 s).
+    await page.locator('[data-testid="inbox-note"]', { hasText: 'Could not load the inbox' }).waitFor({ timeout: 30_000 })
+    expect(await publish(e2e.demo.url, { userId: 'kit', title: 'while offline', body: '' })).toBe(201)
+    await e2e.context.setOffline(false)
+    await waitForState(page, 'online')
+    await page.locator('[data-testid="toast-title"]', { hasText: 'while offline' }).waitFor({ timeout: 15_000 })
+    await page.waitForFunction(() => document.querySelector('[data-testid="badge"]')?.textContent === '3')
+    // The panel, still open, lists all three (each once), not the one that came live alone, and no failure.
+    const titles = () => page.locator('[data-testid="inbox-title"]').allTextContents()
+    await expect.poll(titles, { timeout: 10_000 }).toEqual(['while offline', 'old 2', 'old 1'])
+    expect(await page.locator('[data-testid="inbox-note"]').isHidden()).toBe(true)
+    expect(await page.locator('[data-testid="load-more"]').isHidden()).toBe(true)
+  })
+
   it('is linked from the vanilla page, for the same user, and links back', async () => {
     const plain = await e2e.open('/?user=cy')
     await waitForState(plain, 'online')
