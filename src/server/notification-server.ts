@@ -652,6 +652,9 @@ export class NotificationServer {
           this.#hub.metrics?.inboxEntries.inc(batch.deliveries.length)
           await this.#announce({ kind: 'notification', shared: sharedPart(batch.notification), deliveries: batch.deliveries })
           if (!this.#accepting) break
+          // SQLite and the in-process broker answer at once: without a turn of the event loop between batches, a
+          // broadcast to a million users would hold every other socket and request for a second or more.
+          await new Promise((resolve) => setImmediate(resolve))
         }
       } catch (error) {
         // As for a publish: the batch may have committed, unannounced.

@@ -37,6 +37,11 @@ export class Replay {
     this.#c = c
   }
 
+  /** The seq of the round that ended `more: true` and waits for its `resume`, if one does. */
+  get announced(): number | undefined {
+    return this.#announced
+  }
+
   /** The highest seq sent on this socket. */
   get sentSeq(): number {
     return this.#sentSeq
@@ -163,6 +168,9 @@ export class Replay {
         }
         // The article's client will not ask: send the next round once the socket has taken this one.
         await new Promise<void>((resolve) => c.send(frame({ type: 'replayed', more: true, seq: this.#sentSeq }), resolve))
+        // The socket took it at once (it nearly always does): without a turn of the event loop here, a long
+        // backlog's rounds would run back to back, every other socket and request waiting (100,000 entries: 0.5 s).
+        await new Promise((resolve) => setImmediate(resolve))
         if (c.closed) return
         c.acks.schedule()
         continue

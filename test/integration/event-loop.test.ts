@@ -1,57 +1,15 @@
 /**
- * Event-loop fairness of the replay for the article's client (no `since`, no `resume`): the server
- * pages it itself, a round after the socket has taken the one before. The server is one process;
- * while a loop runs without giving the event loop a turn, every other socket (heartbeats, other
- * users' deliveries, HTTP publishes, /healthz) waits.
- *
- * The client runs in a process of its own, as a real one does: the test process's event loop then
- * runs the server alone, and its longest stall is the server's.
+ * Event-loop fairness: the server is one process, and while a loop of its runs without giving the event loop a
+ * turn, every other socket (heartbeats, other users' deliveries) and request (publishes, /healthz) waits. With the
+ * defaults on SQLite, whose calls return at once, a long loop must still yield between its steps.
  */
 import { spawn } from 'node:child_process'
 import Database from 'better-sqlite3'
-import { describe, expect, it } from 'vitest'
-import { type TestServer, useServer } from '../helpers/server.js'
+import { describe, expect, it, vi } from 'vitest'
+import { seedBacklog, seedUsers, stallProbe } from '../helpers/seed.js'
+import { useServer } from '../helpers/server.js'
 
 const start = useServer()
-
-/** The longest time between two turns of a 5 ms interval timer, from now until `stop()`. */
-function stallProbe(): { stop(): number } {
-  let last = performance.now()
-  let max = 0
-  const timer = setInterval(() => {
-    const now = performance.now()
-    max = Math.max(max, now - last)
-    last = now
-  }, 5)
-  return {
-    stop() {
-      clearInterval(timer)
-      return Math.max(max, performance.now() - last)
-    },
-  }
-}
-
-/** `n` short notifications (a title and a little data) in the user's inbox, written straight into the store's file (a publish each would take minutes). */
-function seedBacklog(t: TestServer, userId: string, n: number): void {
-  const db = new Database(t.database)
-  db.pragma('busy_timeout = 5000')
-  db.transaction(() => {
-    db.prepare('INSERT INTO users (id) VALUES (?) ON CONFLICT DO NOTHING').run(userId)
-    const user = db.prepare('SELECT no, latest_seq AS latest FROM users WHERE id = ?').get(userId) as { no: number; latest: number }
-    const base = (db.prepare('SELECT coalesce(max(no), 0) AS m FROM notifications').get() as { m: number }).m
-    db.prepare(
-      `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?)
-       INSERT INTO notifications (no, id, title, body, priority, created_at, data, refs)
-       SELECT ? + x, lower(hex(randomblob(16))), 'New message', '', 'medium', strftime('%Y-%m-%dT%H:%M:%fZ'), '{"orderId":' || x || ',"items":[1,2,3],"url":"/orders/' || x || '"}', 1 FROM c`,
-    ).run(n, base)
-    db.prepare(
-      `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?)
-       INSERT INTO inbox (user_no, seq, notification_no) SELECT ?, ? + x, ? + x FROM c`,
-    ).run(n, user.no, user.latest, base)
-    db.prepare('UPDATE users SET latest_seq = latest_seq + ?, unread = unread + ? WHERE no = ?').run(n, n, user.no)
-  })()
-  db.close()
-}
 
 /**
  * The article's client in a child process: its auth frame (no `since`), then it reads until the
@@ -104,5 +62,31 @@ describe("the article's client's replay, with the default limits", () => {
     // A round is at most 500 entries (a few ms of work); between two, other sockets get their turn. The bound is
     // far above a round's cost: the replay of the backlog, a few hundred ms to over a second here, must not be one stretch.
     expect(longest, `the event loop stalled for ${Math.round(longest)} ms during the replay`).toBeLessThan(300)
+  })
+})
+
+describe('a broadcast to a large audience, on SQLite with the defaults', () => {
+  it('gives the event loop a turn between fan-out batches: 1,000,000 users hold it for no long stretch', async () => {
+    const t = await start()
+    const users = 1_000_000
+    seedUsers(t, users)
+    const db = new Database(t.database, { readonly: true })
+    const jobs = () => (db.prepare('SELECT count(*) AS n FROM fanout_jobs').get() as { n: number }).n
+    const entries = () => (db.prepare('SELECT count(*) AS n FROM inbox').get() as { n: number }).n
+    try {
+      const probe = stallProbe()
+      const published = await t.server.broadcast({ title: 'Maintenance tonight', body: 'From 22:00 to 23:00' })
+      expect(published.recipients).toBe(users)
+      // A health check (a load balancer's) asked as the broadcast is answered: answered while the job still runs.
+      const jobsWhenHealthAnswered = fetch(`${t.url}/healthz`).then(() => jobs())
+      await vi.waitFor(() => expect(jobs()).toBe(0), { timeout: 25_000, interval: 50 })
+      const longest = probe.stop()
+      expect(entries()).toBe(users)
+      // Each batch is 1,000 entries (a few ms); between two, the rest of the server runs.
+      expect(longest, `the event loop stalled for ${Math.round(longest)} ms during the fan-out`).toBeLessThan(500)
+      expect(await jobsWhenHealthAnswered, '/healthz was answered only once the whole fan-out was done').toBeGreaterThan(0)
+    } finally {
+      db.close()
+    }
   })
 })
