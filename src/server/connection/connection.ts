@@ -91,6 +91,8 @@ export class Connection {
   readonly replay: Replay = new Replay(this)
   /** Only for a client of the article's protocol, which does not ack (see implicit-ack.ts). */
   #acks: ImplicitAcks | undefined
+  /** The announced replay round whose `resume` went free of the frame budget (see {@link #spend}). */
+  #freeFor: number | undefined
   #leaving = false
   /** `auth_success` has gone out ({@link greeted}). */
   #greeted = false
@@ -393,6 +395,13 @@ export class Connection {
 
   /** Takes one frame from the user's budget; past it, closes with 4029 and says false. */
   #spend(): boolean {
+    // The `resume` a round asks for is the client's only way on: one frame free for each round announced, so that
+    // a long catch-up (a `resume` every 500 entries, sent at once) is paced by the byte budget, never refused.
+    const announced = this.replay.announced
+    if (announced !== undefined && this.#freeFor !== announced) {
+      this.#freeFor = announced
+      return true
+    }
     if (this.budget.frames.take()) return true
     this.hub.metrics?.rateLimitCuts.inc()
     this.close(CloseCode.RateLimited, retryReason('rate limited', Math.max(1000, this.budget.frames.retryMs)))
