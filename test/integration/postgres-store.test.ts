@@ -233,7 +233,7 @@ describe('PostgresStore: what PostgreSQL adds', () => {
     expect((await store.publish({ userIds: ['ann'] }, { title: 'n3', body: '' })).deliveries).toEqual([{ userId: 'ann', seq: 2 }])
     await store.close()
     await expect(PostgresStore.open(db.url, { schema: s, queryTimeoutMs: 0 })).rejects.toThrow(
-      'options.queryTimeoutMs must be a whole number of ms ≥ 1, got 0',
+      'options.queryTimeoutMs must be a whole number of ms from 1 to 2147481647, got 0',
     )
   })
 
