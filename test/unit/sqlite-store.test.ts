@@ -503,6 +503,34 @@ describe('SqliteStore: a store that cannot work refuses to open, and a full one 
     await store.close()
   })
 
+  it('once it found its file replaced, refuses every read with that reason, as a rejected promise (its connection is closed)', async () => {
+    const store = new SqliteStore(file)
+    await store.publish({ userIds: ['a'] }, { title: 'n1', body: '' })
+    copyFileSync(file, `${file}.copy`)
+    renameSync(`${file}.copy`, file)
+    // A write finds it out (and closes the connection).
+    await expect(store.publish({ userIds: ['a'] }, { title: 'n2', body: '' })).rejects.toThrow(/was replaced under the running server/)
+
+    const reason = /was replaced under the running server/
+    const outcome = async (read: () => Promise<unknown>) => {
+      try {
+        return await read().then(
+          () => 'resolved',
+          (error: Error) => error.message,
+        )
+      } catch (error) {
+        return `threw synchronously: ${(error as Error).message}`
+      }
+    }
+    expect(await outcome(() => store.touchUser('a'))).toMatch(reason)
+    expect(await outcome(() => store.user('a'))).toMatch(reason)
+    expect(await outcome(() => store.after('a', 0, 10))).toMatch(reason)
+    expect(await outcome(() => store.history('a', undefined, 10))).toMatch(reason)
+    expect(await outcome(() => store.topics('a'))).toMatch(reason)
+    expect(await outcome(() => store.latestSeqs(['a']))).toMatch(reason)
+    await store.close()
+  })
+
   it('records the users new to it in one turn with one commit, each connect getting its state', async () => {
     const store = new SqliteStore(file)
     await store.publish({ userIds: ['known'] }, { title: 'n1', body: '' })

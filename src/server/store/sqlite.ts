@@ -481,6 +481,11 @@ export class SqliteStore implements Store {
     return this.#publishTx.immediate(audience, input, idempotency)
   }
 
+  /** A read: refused with the reason once the file was found gone (the connection is closed). */
+  #open(): void {
+    if (this.#gone) throw this.#gone
+  }
+
   /**
    * Throws unless the database file is still the one opened. Removed (its
    * directory cleaned up) or replaced, SQLite goes on writing to the file it
@@ -493,7 +498,7 @@ export class SqliteStore implements Store {
    * no one opens (they would never reach the new one).
    */
   #onDisk(): void {
-    if (this.#gone) throw this.#gone
+    this.#open()
     if (!this.#file) return
     const now = statSync(this.#file.path, { throwIfNoEntry: false })
     if (now?.ino !== this.#file.ino || now.dev !== this.#file.dev) {
@@ -557,26 +562,31 @@ export class SqliteStore implements Store {
   }
 
   async latestSeqs(userIds: readonly string[]): Promise<Map<string, { seq: number; unreadCount: number }>> {
+    this.#open()
     const rows = this.#s.latestSeqs.all(JSON.stringify(userIds)) as { id: string; seq: number; unread: number }[]
     return new Map(rows.map((r) => [r.id, { seq: r.seq, unreadCount: r.unread }]))
   }
 
   touchUser(userId: string): Promise<UserState> {
+    if (this.#gone) return Promise.reject(this.#gone)
     // A read for a user the store knows (nearly every connect); the insert, a write, only for a new one.
     const known = this.#s.getUser.get(userId) as UserState | undefined
     return known ? Promise.resolve(withUnwrittenAck(known, this.#acks.unwritten(userId))) : this.#newUsers.add(userId, undefined)
   }
 
   async user(userId: string): Promise<UserState | undefined> {
+    this.#open()
     const known = this.#s.getUser.get(userId) as UserState | undefined
     return known && withUnwrittenAck(known, this.#acks.unwritten(userId))
   }
 
   async after(userId: string, after: number, limit: number): Promise<Notification[]> {
+    this.#open()
     return (this.#s.after.all(userId, after, limit) as Row[]).map(toNotification)
   }
 
   async history(userId: string, before: number | undefined, limit: number): Promise<Notification[]> {
+    this.#open()
     return (this.#s.history.all(userId, before ?? Number.MAX_SAFE_INTEGER, limit) as Row[]).map(toNotification)
   }
 
@@ -678,6 +688,7 @@ export class SqliteStore implements Store {
   }
 
   async topics(userId: string): Promise<string[]> {
+    this.#open()
     return (this.#s.topics.all(userId) as { topic: string }[]).map((r) => r.topic)
   }
 
