@@ -207,11 +207,16 @@ export function resolveRetention(value: unknown, name = 'options.retention'): Re
   return Object.freeze({ ...(days !== undefined && { days }), ...(maxPerUser !== undefined && { maxPerUser: maxPerUser as number }) })
 }
 
-/** The origin a URL names, as a browser's Origin header says it; undefined for a string that is no URL, or one with no origin. */
+/**
+ * The origin a URL names, as a browser's Origin header says it; undefined for a string that is no URL. A scheme the
+ * URL standard does not know (a browser extension's `chrome-extension://<id>`, an app's `tauri://localhost`) has no
+ * serialized origin ("null"), and its pages send `scheme://host` as it is: an entry of that shape is its own.
+ */
 function originOf(url: string): string | undefined {
   try {
     const { origin } = new URL(url)
-    return origin === 'null' ? undefined : origin
+    if (origin !== 'null') return origin
+    return /^[a-z][a-z0-9+.-]*:\/\/[^/?#\s]+$/.test(url) ? url : undefined
   } catch {
     return undefined
   }

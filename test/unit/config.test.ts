@@ -358,6 +358,17 @@ describe('resolveOptions', () => {
     expect(resolveOptions({ secret, allowedOrigins: ['https://app.example', 'http://localhost:5173'] }).allowedOrigins).toEqual(
       new Set(['https://app.example', 'http://localhost:5173']),
     )
+    // A scheme the URL standard does not know has no serialized origin: its pages send scheme://host as it is.
+    const others = [
+      'chrome-extension://abcdefghijklmnop',
+      'moz-extension://0f2a5c1e-1234-4abc',
+      'tauri://localhost',
+      'capacitor://localhost',
+    ]
+    expect(resolveOptions({ secret, allowedOrigins: others }).allowedOrigins).toEqual(new Set(others))
+    expect(() => resolveOptions({ secret, allowedOrigins: ['tauri://localhost/index.html'] })).toThrow(
+      /got "tauri:\/\/localhost\/index\.html"$/,
+    )
     expect(() => resolveOptions({ secret, dev: 'yes' as never })).toThrow(new TypeError('options.dev must be a boolean; got "yes"'))
     expect(() => resolveOptions({ secret, database: '' })).toThrow(new TypeError('options.database must be a file path; got ""'))
     expect(() => resolveOptions({ secret, fallback: {} as never })).toThrow(/function \(req, res\); got an object$/)
