@@ -132,7 +132,9 @@ export function resolveClientOptions(o: ClientOptions): ResolvedClientOptions {
   }
   check('url', isFunction(url) || wsUrl(url), 'a ws(s): or http(s): URL (absolute outside a page) or a function yielding one')
   check('token', isFunction(token) || (typeof token === 'string' && token), 'a non-empty string or a function yielding one')
-  check('WebSocket', isFunction(WS), 'a WebSocket constructor (`ws` in Node 20)')
+  // One has the ready states as statics. reconnecting-websocket refuses one without (CLOSING === 2) in a promise
+  // nothing can catch, and ws's WebSocketServer or a class of one's own is a function too.
+  check('WebSocket', isFunction(WS) && (WS as { CLOSING?: unknown }).CLOSING === 2, 'a WebSocket constructor (`ws` in Node 20)')
   check('storage', s === false || (isFunction(s?.getItem) && isFunction(s.setItem)), 'false or { getItem, setItem }')
   // The bound min(max, initial × factor^attempt) must grow to 100 ms: retries never spin at 0 ms.
   check(

@@ -143,7 +143,7 @@ console.log(typeof b.NotificationClient, require('belfry/package.json').name)`
   it('loads belfry/shared in Node, which takes the client from belfry (one copy), and falls back to solo without Web Locks', () => {
     const script = `import { NotificationClient } from 'belfry'
 import { sharedConnection } from 'belfry/shared'
-const client = new NotificationClient({ url: 'ws://127.0.0.1:1/ws', token: 'x', WebSocket: class {}, connection: sharedConnection() })
+const client = new NotificationClient({ url: 'ws://127.0.0.1:1/ws', token: 'x', WebSocket: class { static CLOSING = 2 }, connection: sharedConnection() })
 client.on('status', (s) => console.log(s.mode))
 client.on('error', () => {})
 client.connect()

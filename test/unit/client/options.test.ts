@@ -1,5 +1,6 @@
 import { WebSocket as MockWebSocket } from 'mock-socket'
 import { afterEach, describe, expect, it, vi } from 'vitest'
+import { WebSocketServer } from 'ws'
 import { type ClientOptions, memoryStorage, NotificationClient, type WebSocketLike } from '../../../src/index.js'
 import { cleanup, connected, createClient, jwt, note, startMockServer, tick } from '../../helpers/mock-server.js'
 
@@ -66,6 +67,18 @@ describe('options', () => {
       new TypeError('belfry: options.WebSocket must be a WebSocket constructor (`ws` in Node 20); got undefined'),
     )
     expect(build({ WebSocket: 'ws' })).toThrow('options.WebSocket must be a WebSocket constructor (`ws` in Node 20); got "ws"')
+  })
+
+  // reconnecting-websocket would refuse these in a promise nothing handles (an unhandled rejection, which ends a
+  // Node process), leaving the client connecting for ever with no error event.
+  it.each([
+    ['ws’s WebSocketServer', WebSocketServer],
+    ['a class without the WebSocket constants', class {}],
+    ['an arrow function', () => {}],
+  ])('a function that is no WebSocket constructor (%s) throws a TypeError naming options.WebSocket', (_, WebSocket) => {
+    expect(build({ WebSocket })).toThrow(
+      new TypeError('belfry: options.WebSocket must be a WebSocket constructor (`ws` in Node 20); got function'),
+    )
   })
 
   it.each([
