@@ -6,7 +6,7 @@
  * reconnecting-websocket publishes ES5 builds (classes, spreads and its event
  * classes down-levelled through helpers) beside the TypeScript source they are
  * compiled from. The client compiles that source for ES2022 instead: the same
- * code, smaller (`npm run bench` prints both in its client size table). Four
+ * code, smaller (`npm run bench` prints both in its client size table). Five
  * more steps make it smaller still, without changing what belfry's transport
  * does with it:
  *
@@ -21,6 +21,10 @@
  *   itself uses are left out ({@link RWS_UNUSED}): the transport only
  *   constructs it and calls `reconnect`, `send` and `close` (a test holds it
  *   to that), and listens on the sockets it makes, not on it;
+ * - its check of the WebSocket class at each connect, and its default, the
+ *   global WebSocket ({@link WEBSOCKET_CHECK}): belfry's transport always
+ *   passes one, a subclass of `options.WebSocket`, which the client's options
+ *   refuse unless it passes that same check (`CLOSING === 2`);
  * - its private members (`_ws`, `_connect`, … — all named with a leading
  *   underscore, used only inside its own file) get short names.
  */
@@ -95,11 +99,25 @@ export const ON_HANDLER_CALL = /^\s*if \(this\.(on\w+)\) \{\s*this\.\1\(event\);
 export const LISTENER_CALL = /^\s*this\._listeners\.\w+\.forEach\(listener => this\._callEventListener\(event, listener\)\);$/gm
 
 /**
+ * In `_connect`, the default of its `WebSocket` option (the global one) and the check that throws
+ * "No valid WebSocket class provided" unless `WebSocket.CLOSING === 2`, in the 4.4.0 source. belfry's
+ * transport always passes the option, a subclass of `options.WebSocket`, and the client's options
+ * refuse one that would fail the check (a TypeError naming `options.WebSocket`): it never throws.
+ */
+export const WEBSOCKET_CHECK = [
+  /^(\s*WebSocket) = getGlobalWebSocket\(\),$/m,
+  /^\s*if \(!isWebSocket\(WebSocket\)\) \{\s*throw Error\('No valid WebSocket class provided'\);\s*\}$/m,
+] as const
+
+/**
  * reconnecting-websocket's source without its debug calls, its calls of the `on…` handler properties
- * ({@link ON_HANDLER_CALL}) and of its listeners ({@link LISTENER_CALL}), and {@link RWS_UNUSED} (TypeScript).
+ * ({@link ON_HANDLER_CALL}) and of its listeners ({@link LISTENER_CALL}), its WebSocket check
+ * ({@link WEBSOCKET_CHECK}), and {@link RWS_UNUSED} (TypeScript).
  */
 export function rwsTrimmed(): string {
   let source = rwsWithoutDebug().replace(ON_HANDLER_CALL, '').replace(LISTENER_CALL, '')
+  if (!WEBSOCKET_CHECK.every((pattern) => pattern.test(source))) throw new Error('reconnecting-websocket: WEBSOCKET_CHECK not found')
+  source = source.replace(WEBSOCKET_CHECK[0], '$1,').replace(WEBSOCKET_CHECK[1], '')
   const members = classMembers(source)
   const missing = RWS_UNUSED.filter((name) => !members.some((m) => m.name === name))
   if (missing.length > 0) throw new Error(`reconnecting-websocket has no member ${missing.join(', ')}: check RWS_UNUSED`)

@@ -21,6 +21,7 @@ import {
   rwsTrimmed,
   rwsWithoutDebug,
   useClientFirst,
+  WEBSOCKET_CHECK,
 } from '../../scripts/client-bundle.js'
 
 const ROOT = new URL('../../', import.meta.url).pathname
@@ -87,6 +88,21 @@ describe('client bundle', () => {
     expect(rwsTrimmed()).not.toMatch(/_listeners|_callEventListener/)
     const lines = (text: string) => text.split('\n').filter((l) => l.trim() !== '')
     expect(lines(original).length - lines(original.replace(LISTENER_CALL, '')).length).toBe(4)
+  })
+
+  it("leaves out reconnecting-websocket's check of the WebSocket class, which the client's options make first, and nothing else", () => {
+    const original = rwsWithoutDebug()
+    // Its check is the one options.WebSocket must pass (options.test.ts: a TypeError naming it).
+    expect(original).toMatch(/const isWebSocket = \(w: any\) => typeof w !== 'undefined' && !!w && w\.CLOSING === 2;/)
+    expect(readFileSync(join(ROOT, 'src', 'client', 'options.ts'), 'utf8')).toMatch(/\.CLOSING === 2, 'a WebSocket constructor/)
+    const trimmed = rwsTrimmed()
+    expect(trimmed).not.toMatch(/No valid WebSocket class|isWebSocket\(WebSocket\)|= getGlobalWebSocket\(\),/)
+    // The transport always passes the class, so the default goes and nothing else.
+    expect(trimmed).toMatch(/^\s*WebSocket,$/m)
+    const lines = (text: string) => text.split('\n').filter((l) => l.trim() !== '')
+    const without = original.replace(ON_HANDLER_CALL, '').replace(LISTENER_CALL, '')
+    expect(lines(without).length - lines(without.replace(WEBSOCKET_CHECK[1], '')).length).toBe(3)
+    expect(readFileSync(join(ROOT, 'src', 'client', 'transport.ts'), 'utf8')).toMatch(/WebSocket: Hooked,/)
   })
 
   it('leaves out the members of reconnecting-websocket in RWS_UNUSED, and nothing else; no member kept refers to one', () => {
