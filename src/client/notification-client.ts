@@ -147,11 +147,18 @@ export class NotificationClient<Data extends object = JsonObject> {
    * Resolves once online, connecting first if `connect()` was not called.
    * Rejects when the client closes first (with the error that stopped it), on
    * `signal`'s abort (with its reason), or after `timeout` ms (`TimeoutError`);
-   * the client itself carries on in those last two cases.
+   * the client itself carries on in those last two cases. A `timeout` that is
+   * no number of ms from 0, or a `signal` that is no AbortSignal, rejects with
+   * a TypeError, and the call does nothing else (not even connect).
    */
   ready({ timeout, signal }: { timeout?: number | undefined; signal?: AbortSignal | undefined } = {}): Promise<void> {
-    this.connect()
     return new Promise((resolve, reject) => {
+      // Checked before anything is armed (the connect, the listener, the timer): a signal that is no
+      // AbortSignal (the AbortController itself) would fail only once the timer was set, and fail again in
+      // that timer's cleanup, out of its callback; a NaN timeout would never fire, a negative one at once.
+      if (!((timeout ?? 0) >= 0) || (signal && !isFunction(signal.addEventListener)))
+        throw new TypeError(`belfry: ready() takes { timeout: ms from 0, signal: AbortSignal }; got ${show(timeout)}, ${show(signal)}`)
+      this.connect()
       // `failed` with any reason, a falsy one too (abort(null), abort(0)).
       const done = (failed?: boolean, error?: unknown) => {
         off()

@@ -74,6 +74,27 @@ describe('connection state', () => {
     expect(vi.getTimerCount()).toBeGreaterThan(0) // the client's own timers, not ready()'s
   })
 
+  // A signal that is no AbortSignal (the AbortController itself) failed with the engine's words once ready() had set
+  // its timer, whose cleanup then threw out of its callback (uncaught in Node); a NaN timeout never fired.
+  it('ready() with a signal that is no AbortSignal, or a timeout that is no ms from 0, rejects with a TypeError and arms nothing', async () => {
+    const server = startMockServer({ auth: false }) // never online
+    const { client } = createClient(server, { connectTimeout: 60_000 })
+    for (const [options, got] of [
+      [{ signal: new AbortController(), timeout: 1000 }, '1000, object'],
+      [{ signal: 'abort' }, 'undefined, "abort"'],
+      [{ timeout: Number.NaN }, 'NaN, undefined'],
+      [{ timeout: -1 }, '-1, undefined'],
+    ] as const) {
+      const error = await client.ready(options as never).catch((e: unknown) => e)
+      expect(error).toBeInstanceOf(TypeError)
+      expect((error as Error).message).toBe(`belfry: ready() takes { timeout: ms from 0, signal: AbortSignal }; got ${got}`)
+    }
+    // Nothing armed: not connected, no timer (fake timers rethrow what a callback throws).
+    expect(client.state).toBe('idle')
+    expect(vi.getTimerCount()).toBe(0)
+    await expect(vi.advanceTimersByTimeAsync(2000)).resolves.not.toThrow()
+  })
+
   // Regression: ready() rejected only on a truthy abort reason, so abort(null) resolved it while not online.
   it('rejects on an abort whose reason is falsy (abort(null)), instead of resolving while not online', async () => {
     const server = startMockServer({ auth: false }) // never online
