@@ -3,7 +3,15 @@ import type { AddressInfo, Socket } from 'node:net'
 import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import WebSocket, { WebSocketServer } from 'ws'
-import { AuthError, type CursorStorage, memoryStorage, NotificationClient, ProtocolError, RequestError } from '../../src/index.js'
+import {
+  AuthError,
+  type CursorStorage,
+  memoryStorage,
+  NotificationClient,
+  ProtocolError,
+  type ReadEvent,
+  RequestError,
+} from '../../src/index.js'
 import { mintToken, SqliteStore } from '../../src/server/index.js'
 import { ClientPool, holds, range } from '../helpers/client.js'
 import { MarkerProxy } from '../helpers/marker-proxy.js'
@@ -464,6 +472,43 @@ describe('NotificationClient: requests', () => {
     // The count's frame at the latest follows the reply: the event after it covers 3 and 4.
     await vi.waitFor(() => expect(events.reads).toEqual([event, { ids: [], all: false, seq: 4, unreadCount: 2 }]))
     expect(client.unreadCount).toBe(2)
+  })
+
+  // The bound is the highest seq the client knew of when called; once the client has taken a new user's token
+  // (requests made for the last user were rejected then: "the user changed") it knows nothing of that user's
+  // inbox yet, as before its first auth: the call marks all there is, and carries no seq of another inbox.
+  it("a markAllRead made for the new user after the token provider switched users is not bounded by the last user's seq", async () => {
+    const s = await server()
+    // bo has five unread; ann, the user signed in first, one.
+    for (let i = 1; i <= 5; i++) await s.server.sendToUser('bo', { title: `for bo ${i}`, body: '' })
+    await s.server.sendToUser('ann', { title: 'for ann', body: '' })
+    let user = 'ann'
+    const { client, events } = await clients.online({ url: s.wsUrl, token: () => s.token(user) })
+    await vi.waitFor(() => expect(events.seqs()).toEqual([1]))
+
+    // ann signs out and bo signs in in the same page; the connection drops (a deploy) and comes back as bo's.
+    user = 'bo'
+    let marked: Promise<ReadEvent> | undefined
+    const off = client.on('status', (e) => {
+      // bo's token has been taken (the auth frame is on its way): bo's page marks bo's inbox read.
+      if (e.to === 'authenticating' && !marked) {
+        marked = client.markAllRead()
+        marked.catch(() => {})
+      }
+    })
+    await s.restart()
+    await vi.waitFor(() => expect(client.state === 'online' && marked !== undefined).toBe(true), { timeout: 5000 })
+    off()
+    const event = await marked!
+
+    // bo's inbox as the server has it, through a socket of bo's own: all five read, not only up to ann's seq 1.
+    const bo = await authedClient(s, 'bo')
+    const success = bo.of('auth_success')[0]
+    bo.close()
+    expect({ event, boUnread: success?.unreadCount }).toEqual({
+      event: { ids: [], all: true, seq: 5, unreadCount: 0 },
+      boUnread: 0,
+    })
   })
 
   it("a markRead whose frame would pass the server's 64 KiB (2,000 ids) rejects at once with a ProtocolError (bad_frame), without cutting the connection", async () => {
