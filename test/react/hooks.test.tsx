@@ -105,6 +105,29 @@ const renderStrict = (client: NotificationClient | (() => NotificationClient)) =
 const text = (testId: string) => document.querySelector(`[data-testid="${testId}"]`)?.textContent
 const titles = () => [...document.querySelectorAll('li')].map((li) => li.textContent)
 
+/**
+ * A bell always shown, and an inbox view <Activity> hides and shows: two providers of one client. `inbox()` is what
+ * the inbox's list shows, its titles newest first.
+ */
+function bellAndInbox(client: ReturnType<typeof createClient>['client']) {
+  let titles: string[] = []
+  function List() {
+    titles = useNotifications().notifications.map((n) => n.title)
+    return null
+  }
+  const App = ({ mode }: { mode: 'visible' | 'hidden' }) => (
+    <>
+      <BelfryProvider client={client}>{null}</BelfryProvider>
+      <Activity mode={mode}>
+        <BelfryProvider client={client}>
+          <List />
+        </BelfryProvider>
+      </Activity>
+    </>
+  )
+  return { App, inbox: () => titles }
+}
+
 describe('BelfryProvider', () => {
   it('connects on mount, and the hooks follow the client: state, unread count, the list', async () => {
     const server = startMockServer({ auth: { unreadCount: 2 } })
@@ -263,22 +286,7 @@ describe('BelfryProvider', () => {
       }
       await settle()
     }
-    let inbox: string[] = []
-    function List() {
-      inbox = useNotifications().notifications.map((n) => n.title)
-      return null
-    }
-    // A bell always shown, and an inbox view <Activity> hides and shows: two providers of one client.
-    const App = ({ mode }: { mode: 'visible' | 'hidden' }) => (
-      <>
-        <BelfryProvider client={client}>{null}</BelfryProvider>
-        <Activity mode={mode}>
-          <BelfryProvider client={client}>
-            <List />
-          </BelfryProvider>
-        </Activity>
-      </>
-    )
+    const { App, inbox } = bellAndInbox(client)
     const view = render(<App mode="visible" />)
     await settle()
     expect(client.state).toBe('online')
@@ -288,7 +296,7 @@ describe('BelfryProvider', () => {
     })
     await settle()
     await answer()
-    expect(inbox).toEqual(['title 2', 'title 1'])
+    expect(inbox()).toEqual(['title 2', 'title 1'])
 
     view.rerender(<App mode="hidden" />)
     await settle(100)
@@ -301,28 +309,13 @@ describe('BelfryProvider', () => {
     await answer()
     // The provider found its client online: the newest page (no `before`) is what it loads.
     expect(server.sent('history').at(-1)).not.toHaveProperty('before')
-    expect(inbox).toEqual(['title 3', 'title 2', 'title 1'])
+    expect(inbox()).toEqual(['title 3', 'title 2', 'title 1'])
   })
 
   it('shown again by <Activity> while a page of read flags asked before it hid is on its way: that page reads, the owed one merges', async () => {
     const server = startMockServer()
     const { client } = createClient(server)
-    let inbox: string[] = []
-    function List() {
-      inbox = useNotifications().notifications.map((n) => n.title)
-      return null
-    }
-    // A bell always shown, and an inbox view <Activity> hides and shows: two providers of one client.
-    const App = ({ mode }: { mode: 'visible' | 'hidden' }) => (
-      <>
-        <BelfryProvider client={client}>{null}</BelfryProvider>
-        <Activity mode={mode}>
-          <BelfryProvider client={client}>
-            <List />
-          </BelfryProvider>
-        </Activity>
-      </>
-    )
+    const { App, inbox } = bellAndInbox(client)
     /** Answers the history request at `index` with the page `items`. */
     const answer = async (index: number, items: Frame[]) => {
       const h = server.sent('history')[index] as Frame & { requestId: string }
@@ -333,7 +326,7 @@ describe('BelfryProvider', () => {
     await settle()
     expect(client.state).toBe('online')
     await answer(0, [note(2), note(1)]) // the inbox's owed page: its client was started by the bell's provider
-    expect(inbox).toEqual(['title 2', 'title 1'])
+    expect(inbox()).toEqual(['title 2', 'title 1'])
 
     // The server restarts (1001): back online, the inbox asks for the newest page's read flags, slow to come.
     await act(async () => server.peer.close(1001, 'going away'))
@@ -350,7 +343,7 @@ describe('BelfryProvider', () => {
     // The read flags' page, read before 3 came, arrives first; then the owed page, with 3.
     await answer(1, [note(2), note(1)])
     await answer(2, [note(3), note(2), note(1)])
-    expect(inbox).toEqual(['title 3', 'title 2', 'title 1'])
+    expect(inbox()).toEqual(['title 3', 'title 2', 'title 1'])
   })
 
   it('remounted (keyed anew) while its connected client reconnects, loads the newest page once online', async () => {
