@@ -222,16 +222,18 @@ function originOf(url: string): string | undefined {
   }
 }
 
-/** Throws a TypeError naming `options[name]` when it is given but lacks one of `methods`. */
-function requireMethods(options: ServerOptions, name: 'logger' | 'store' | 'broker' | 'server', methods: readonly string[]): void {
-  const value = options[name] as unknown
+/** What a `logger` option must have: pino's, or one of its own with these. */
+export const LOGGER_METHODS = ['debug', 'info', 'warn', 'error'] as const
+
+/** Throws a TypeError naming the option `name` when `value` is given but lacks one of `methods`. */
+export function requireMethods(value: unknown, name: string, methods: readonly string[]): void {
   if (value === undefined) return
   const missing = methods.filter((m) => typeof (value as Record<string, unknown> | null)?.[m] !== 'function')
   if (typeof value !== 'object' || value === null) {
-    throw new TypeError(`options.${name} must be an object with ${methods.join(', ')} methods; got ${shown(value)}`)
+    throw new TypeError(`${name} must be an object with ${methods.join(', ')} methods; got ${shown(value)}`)
   }
   if (missing.length > 0) {
-    throw new TypeError(`options.${name} must be an object with ${methods.join(', ')} methods; got one without ${missing.join(', ')}`)
+    throw new TypeError(`${name} must be an object with ${methods.join(', ')} methods; got one without ${missing.join(', ')}`)
   }
 }
 
@@ -322,10 +324,10 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
       `options.idempotencyKeyTtlMs must be a whole number of ms from 1 to ${MAX_IDEMPOTENCY_KEY_TTL_MS}, got ${shown(options.idempotencyKeyTtlMs)}`,
     )
   }
-  requireMethods(options, 'logger', ['debug', 'info', 'warn', 'error'])
-  requireMethods(options, 'store', [...STORE_OPERATIONS, 'close'])
-  requireMethods(options, 'broker', ['publish', 'subscribe', 'ready', 'onStatus', 'close'])
-  requireMethods(options, 'server', ['on', 'off'])
+  requireMethods(options.logger, 'options.logger', LOGGER_METHODS)
+  requireMethods(options.store, 'options.store', [...STORE_OPERATIONS, 'close'])
+  requireMethods(options.broker, 'options.broker', ['publish', 'subscribe', 'ready', 'onStatus', 'close'])
+  requireMethods(options.server, 'options.server', ['on', 'off'])
   if (options.limits !== undefined && (typeof options.limits !== 'object' || options.limits === null)) {
     throw new TypeError(`options.limits must be an object; got ${shown(options.limits)}`)
   }

@@ -1,6 +1,6 @@
 import { Redis, type RedisOptions } from 'ioredis'
 import { type Logger, pino } from 'pino'
-import { MAX_TIMER_MS, shown } from '../options.js'
+import { LOGGER_METHODS, MAX_TIMER_MS, requireMethods, shown } from '../options.js'
 import { redact } from '../redact.js'
 import type { Broker, BrokerEvent } from './broker.js'
 
@@ -297,13 +297,6 @@ export class RedisBroker implements Broker {
   }
 }
 
-/**
- * A connection that does not connect until `start`, and retries only once it
- * has connected. `commandTimeout`: how long a command may wait (the
- * publisher's, so that a half-open socket cannot hang `publish`); the
- * subscriber's SUBSCRIBE waits for Redis's confirmation however late it comes,
- * or for the connection's loss, which the probe's PINGs find out.
- */
 /** {@link RedisBroker.connect}'s arguments with their defaults, or a TypeError that names the bad one (before anything connects). */
 function checked(url: unknown, options: RedisBrokerOptions): { channel: string; log: Logger; deadline: number } {
   if (typeof url !== 'string' || url === '') throw new TypeError(`RedisBroker.connect: url must be a Redis URL string; got ${shown(url)}`)
@@ -313,14 +306,7 @@ function checked(url: unknown, options: RedisBrokerOptions): { channel: string; 
   if (typeof channel !== 'string' || channel === '') {
     throw new TypeError(`RedisBroker.connect: options.channel must be a non-empty string; got ${shown(channel)}`)
   }
-  const missing = ['debug', 'info', 'warn', 'error'].filter(
-    (m) => typeof (logger as Record<string, unknown> | undefined)?.[m] !== 'function',
-  )
-  if (logger !== undefined && missing.length > 0) {
-    throw new TypeError(
-      `RedisBroker.connect: options.logger must be a logger with debug, info, warn and error methods; got ${typeof logger === 'object' && logger !== null ? `one without ${missing.join(', ')}` : shown(logger)}`,
-    )
-  }
+  requireMethods(logger, 'RedisBroker.connect: options.logger', LOGGER_METHODS)
   if (!Number.isSafeInteger(deadline) || deadline < 1 || deadline > MAX_TIMER_MS) {
     throw new TypeError(
       `RedisBroker.connect: options.connectTimeout must be a whole number of ms from 1 to ${MAX_TIMER_MS}; got ${shown(deadline)}`,
@@ -329,6 +315,13 @@ function checked(url: unknown, options: RedisBrokerOptions): { channel: string; 
   return { channel, log: logger ?? pino(), deadline }
 }
 
+/**
+ * A connection that does not connect until `start`, and retries only once it
+ * has connected. `commandTimeout`: how long a command may wait (the
+ * publisher's, so that a half-open socket cannot hang `publish`); the
+ * subscriber's SUBSCRIBE waits for Redis's confirmation however late it comes,
+ * or for the connection's loss, which the probe's PINGs find out.
+ */
 function open(url: string, log: Logger, role: string, commandTimeout?: number): Redis {
   let connected = false
   const options: RedisOptions = {
