@@ -1,3 +1,5 @@
+import { sharedConnection } from '../../src/shared/index.js'
+
 /**
  * A Web Locks manager for Node (which has BroadcastChannel but no
  * `navigator.locks`), exclusive mode only, as the browser behaves: requests
@@ -124,4 +126,9 @@ export class FakeChannel {
   static reset(): void {
     channels.clear()
   }
+}
+
+/** A belfry/shared connection for the tab `tab`, on these locks and the fake channel. */
+export function tabConnection(locks: FakeLocks, tab: string) {
+  return sharedConnection({ locks: locks.forTab(tab), BroadcastChannel: FakeChannel as unknown as typeof BroadcastChannel })
 }

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import WebSocket from 'ws'
-import { type Notification, RequestError } from '../../src/index.js'
-import { createStore, GET, LIST, RETAIN } from '../../src/react/store.js'
+import { type JsonObject, type Notification, RequestError } from '../../src/index.js'
+import { createStore, GET, LIST, RETAIN, type Store } from '../../src/react/store.js'
 import { mintToken } from '../../src/server/index.js'
 import { type ArticleServer, startArticleServer } from '../helpers/article-server.js'
 import { ClientPool, holds } from '../helpers/client.js'
@@ -46,6 +46,26 @@ async function inOneMs(a: ArticleServer, events: { notifications: Notification[]
   }
   expect(same).toBe(true)
   return { burst: events.notifications.slice(-sends.length), pushed }
+}
+
+/**
+ * belfry's client online on the article's server (a new one, kept in `article` for the cleanup), with a
+ * belfry/react list store of its notifications retained while `run` runs.
+ */
+async function withListedArticleClient(
+  run: (a: ArticleServer, events: Awaited<ReturnType<ClientPool['online']>>['events'], store: Store<JsonObject>) => Promise<void>,
+): Promise<void> {
+  article = await startArticleServer()
+  const a = article
+  const { client, events } = await clients.online({ url: a.url, token: () => articleToken('user123') })
+  const store = createStore(client)
+  store[GET]()
+  const release = store[RETAIN]()
+  try {
+    await run(a, events, store)
+  } finally {
+    release()
+  }
 }
 
 describe('belfry client → the article’s server', () => {
@@ -132,33 +152,19 @@ describe('belfry client → the article’s server', () => {
   // Its server stamps each send in ms: two sends of the same text in one ms (two "New message" for two
   // messages that came together) are two notifications, and belfry/react's list (each id once) shows both.
   it('gives two sends of the same text in one millisecond two ids, and belfry/react lists both', async () => {
-    article = await startArticleServer()
-    const a = article
-    const { client, events } = await clients.online({ url: a.url, token: () => articleToken('user123') })
-    const store = createStore(client)
-    store[GET]()
-    const release = store[RETAIN]()
-    try {
+    await withListedArticleClient(async (a, events, store) => {
       const message = { title: 'New message', body: 'You have a new message' }
       const { burst, pushed } = await inOneMs(a, events, [message, message])
       const [x, y] = burst
       expect(x!.id).not.toBe(y!.id)
       expect(store[0][LIST].notifications.filter((n) => n.title === 'New message')).toHaveLength(pushed)
-    } finally {
-      release()
-    }
+    })
   })
 
   // The same text with another notification between, in one ms (a burst): the repeat is new too, not only one that
   // comes straight after the first.
   it('gives the same text sent twice in one millisecond, with another notification between, two ids; belfry/react lists all three', async () => {
-    article = await startArticleServer()
-    const a = article
-    const { client, events } = await clients.online({ url: a.url, token: () => articleToken('user123') })
-    const store = createStore(client)
-    store[GET]()
-    const release = store[RETAIN]()
-    try {
+    await withListedArticleClient(async (a, events, store) => {
       const message = { title: 'New Message', body: 'You have received a new message', priority: 'high' } as const
       const { burst, pushed } = await inOneMs(a, events, [
         message,
@@ -170,9 +176,7 @@ describe('belfry client → the article’s server', () => {
       // belfry/react's list keeps each id once: every notification that came is in it.
       expect(store[0][LIST].notifications).toHaveLength(pushed)
       expect(events.errors).toEqual([])
-    } finally {
-      release()
-    }
+    })
   })
 })
 

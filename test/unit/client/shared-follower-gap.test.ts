@@ -1,7 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { memoryStorage } from '../../../src/index.js'
-import { sharedConnection } from '../../../src/shared/index.js'
-import { FakeChannel, FakeLocks } from '../../helpers/locks.js'
+import { FakeChannel, FakeLocks, tabConnection } from '../../helpers/locks.js'
 import { cleanup, createClient, type MockServer, note, startMockServer, tick } from '../../helpers/mock-server.js'
 
 beforeEach(() => {
@@ -24,7 +23,7 @@ function answerHistory(server: MockServer, answered: Set<unknown>): void {
 async function leaderAndFollower(server: MockServer, cursor: number) {
   const locks = new FakeLocks()
   const opts = (tab: string) => ({
-    connection: sharedConnection({ locks: locks.forTab(tab), BroadcastChannel: FakeChannel as unknown as typeof BroadcastChannel }),
+    connection: tabConnection(locks, tab),
   })
   const leader = createClient(server, opts('a'))
   leader.client.connect()

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { sharedConnection } from '../../../src/shared/index.js'
-import { FakeChannel, FakeLocks } from '../../helpers/locks.js'
+import { FakeChannel, FakeLocks, tabConnection } from '../../helpers/locks.js'
 import { cleanup, createClient, jwt, startMockServer, tick } from '../../helpers/mock-server.js'
 
 /**
@@ -15,9 +15,6 @@ beforeEach(() => {
 })
 afterEach(cleanup)
 
-const shared = (locks: FakeLocks, tab: string) =>
-  sharedConnection({ locks: locks.forTab(tab), BroadcastChannel: FakeChannel as unknown as typeof BroadcastChannel })
-
 /** A lone tab whose token provider works for the join and fails for the socket (signed out): its lead steps down. */
 function signedOutLeader() {
   let calls = 0
@@ -27,7 +24,7 @@ function signedOutLeader() {
       return jwt('u1')
     },
     backoff: () => 20_000,
-    connection: shared(new FakeLocks(), 'a'),
+    connection: tabConnection(new FakeLocks(), 'a'),
   })
   made.client.on('error', () => {})
   return made
@@ -64,13 +61,13 @@ describe('belfry/shared: close() leaves no timer behind', () => {
   it('while a follower’s user check waits for a token provider that hangs (its time limit)', async () => {
     const server = startMockServer()
     const locks = new FakeLocks()
-    const leader = createClient(server, { connection: shared(locks, 'a') })
+    const leader = createClient(server, { connection: tabConnection(locks, 'a') })
     leader.client.connect()
     await tick(100)
     let hang = false
     const follower = createClient(server, {
       token: () => (hang ? new Promise<string>(() => {}) : jwt('u1')),
-      connection: shared(locks, 'b'),
+      connection: tabConnection(locks, 'b'),
     })
     follower.client.connect()
     await tick(100)
@@ -121,7 +118,7 @@ describe('belfry/shared: a token provider that never answers as the tab joins', 
       },
       connectTimeout: 200,
       backoff: () => 1000,
-      connection: shared(new FakeLocks(), 'a'),
+      connection: tabConnection(new FakeLocks(), 'a'),
     })
     client.connect()
     await tick(150)
@@ -155,7 +152,7 @@ describe('belfry/shared: a follower’s user check answered late', () => {
   async function leaderAndFollower() {
     const server = startMockServer()
     const locks = new FakeLocks()
-    const leader = createClient(server, { connection: shared(locks, 'a') })
+    const leader = createClient(server, { connection: tabConnection(locks, 'a') })
     leader.client.connect()
     await tick(100)
     const user = { name: 'u1' }
@@ -254,7 +251,7 @@ describe('belfry/shared: a tab that stepped down on a failing token provider, th
       },
       // The backoff after a few failures in a row (the default reaches 30 s).
       backoff: () => 20_000,
-      connection: shared(locks, 'a'),
+      connection: tabConnection(locks, 'a'),
     })
     a.client.on('error', () => {})
     a.client.connect()
@@ -307,10 +304,10 @@ describe('belfry/shared: close() from a status handler as the tab starts to lead
   it('closes the socket it just opened and lets the lock go', async () => {
     const server = startMockServer()
     const locks = new FakeLocks()
-    const a = createClient(server, { token: () => jwt('u1'), connection: shared(locks, 'a') })
+    const a = createClient(server, { token: () => jwt('u1'), connection: tabConnection(locks, 'a') })
     a.client.connect()
     await tick(100)
-    const b = createClient(server, { token: () => jwt('u1'), connection: shared(locks, 'b') })
+    const b = createClient(server, { token: () => jwt('u1'), connection: tabConnection(locks, 'b') })
     let signedOut = false
     let closedOn: object | undefined
     b.client.on('status', (e) => {

@@ -1,7 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { ProtocolError } from '../../../src/index.js'
-import { sharedConnection } from '../../../src/shared/index.js'
-import { FakeChannel, FakeLocks } from '../../helpers/locks.js'
+import { FakeChannel, FakeLocks, tabConnection } from '../../helpers/locks.js'
 import { cleanup, connected, createClient, startMockServer, tick } from '../../helpers/mock-server.js'
 
 beforeEach(() => {
@@ -230,7 +229,7 @@ describe('topic changes made online in the task of close()', () => {
     const server = startMockServer()
     const locks = new FakeLocks()
     const opts = (tab: string) => ({
-      connection: sharedConnection({ locks: locks.forTab(tab), BroadcastChannel: FakeChannel as unknown as typeof BroadcastChannel }),
+      connection: tabConnection(locks, tab),
     })
     const leader = createClient(server, opts('a'))
     leader.client.connect()
