@@ -13,11 +13,12 @@ export interface Hub {
   readonly store: Store
   readonly broker: Broker
   /**
-   * Hands a committed change to the broker, for every process; when the
-   * broker fails, to this process's connections directly (those of other
-   * processes read the store). Never rejects.
+   * Hands committed changes to the broker, for every process, in one message
+   * (each process takes them in one go, in order); when the broker fails, to
+   * this process's connections directly (those of other processes read the
+   * store). Never rejects.
    */
-  announce(event: BrokerEvent): Promise<void>
+  announce(...events: BrokerEvent[]): Promise<void>
   /**
    * A connection sent read frames late (held for `auth_success` or a replay
    * round), after notifications their counts may lack: the user's connections

@@ -221,7 +221,7 @@ export class NotificationServer {
     this.#hub = {
       store: metrics ? metrics.timeStore(store) : store,
       broker,
-      announce: (event) => this.#announce(event),
+      announce: (...events) => this.#announce(...events),
       refreshReadState: (userId) => this.#refreshReadState(userId),
       sawUserState: (userId, seq, unreadCount) => this.#sawUserState(userId, seq, unreadCount),
       registry: new Registry(),
@@ -627,15 +627,16 @@ export class NotificationServer {
    * processes read the store (when the broker is back this process tells them
    * to; before that, their reconcile, or the gap the next notification shows).
    */
-  async #announce(unstamped: BrokerEvent): Promise<void> {
-    const event = this.#deployment === undefined ? unstamped : { ...unstamped, deployment: this.#deployment }
+  async #announce(...unstamped: BrokerEvent[]): Promise<void> {
+    const deployment = this.#deployment
+    const events = deployment === undefined ? unstamped : unstamped.map((event) => ({ ...event, deployment }))
     try {
-      await this.#hub.broker.publish([event])
+      await this.#hub.broker.publish(events)
     } catch (error) {
       this.#hub.metrics?.brokerErrors.inc()
       this.#unannounced = true
       this.#hub.log.error({ err: error }, 'broker publish failed; delivering to this process only')
-      this.#route(event)
+      for (const event of events) this.#route(event)
     }
   }
 
@@ -930,16 +931,19 @@ export class NotificationServer {
       let all: number | undefined
       const ids = new Set<string>()
       let theirs = false
+      // Its own changes: their counts are behind only if the socket was sent a later seq than the latest they
+      // cover (maybe before the reply). A bounded read {all}'s reply is followed by a count at the latest seq.
+      let own = -1
       for (const change of changes) {
         if (change.origin === c.id) {
-          // Its own: the reply's count is behind only if the socket was sent a later seq (maybe before the reply).
-          if (c.replay.sentSeq > change.seq) theirs = true
+          own = Math.max(own, change.seq)
           continue
         }
         theirs = true
         if (change.all) all = Math.max(all ?? 0, change.seq)
         else for (const id of change.ids) ids.add(id)
       }
+      if (own >= 0 && c.replay.sentSeq > own) theirs = true
       if (!theirs) {
         for (const { origin, seq, unreadCount } of changes) if (origin === c.id && unreadCount !== undefined) seen = { seq, unreadCount }
         continue

@@ -10,7 +10,8 @@ import { randomBytes } from 'node:crypto'
 import { pino } from 'pino'
 import { afterAll, beforeAll, expect, inject, it, vi } from 'vitest'
 import type { BrokerEvent } from '../../src/server/index.js'
-import { NotificationServer, PostgresStore, RedisBroker } from '../../src/server/index.js'
+import { mintToken, NotificationServer, PostgresStore, RedisBroker } from '../../src/server/index.js'
+import { rawClient, settle } from '../helpers/server.js'
 import { API_KEY, closeTabs, openTab, SECRET, sleep, type Tab, until } from './harness.js'
 
 /** A broker whose publishes the test can hold back (`hold()`) and let through in order (`release()`). */
@@ -352,6 +353,29 @@ it('the connection that made a change ends on the store’s count when a later n
   const store = (await db.user('r3'))!.unreadCount
   expect(store).toBe(1)
   expect(marker.client.unreadCount).toBe(store)
+})
+
+it('the connection that made a bounded read {all} gets its reply and one count, not a third frame', async () => {
+  // A raw socket on C was sent seqs 1 and 2, then marks all read up to 1 (as a client does whose
+  // markAllRead was queued when it knew of 1): its reply says seq 1, a count at seq 2 follows.
+  // Both changes come back to C through the broker; the socket made them and was told both.
+  const onB = await tab(B, 'r4')
+  await publish(B, 'r4', 'one', onB)
+  await publish(B, 'r4', 'two', onB)
+  const raw = await rawClient(C.url)
+  raw.send({ type: 'auth', token: await mintToken(SECRET, 'r4'), since: 0 })
+  await raw.next((f) => f.type === 'replayed' && f.more === false)
+  expect(raw.of('notification')).toHaveLength(2)
+  const heard = onB.reads.length
+  raw.send({ type: 'mark_read', all: true, seq: 1, requestId: 'm' })
+  await until(() => onB.reads.length >= heard + 2, 5000, 'the other connection hears both frames')
+  await sleep(300)
+  await settle(raw)
+  raw.close()
+  expect(raw.of('read').map(({ ids, all, seq, unreadCount }) => ({ ids, all, seq, unreadCount }))).toEqual([
+    { ids: [], all: true, seq: 1, unreadCount: 1 },
+    { ids: [], all: false, seq: 2, unreadCount: 1 },
+  ])
 })
 
 // A notification read before its event reached C, later than the change that named it.

@@ -8,6 +8,7 @@ import {
   type RefusedTopic,
   type SubscribeFrame,
 } from '../../protocol/index.js'
+import type { BrokerEvent } from '../broker/broker.js'
 import { frame, historyFrame, rid } from '../serialize.js'
 import type { Connection } from './connection.js'
 
@@ -48,8 +49,9 @@ async function markRead(c: Connection, f: MarkReadFrame): Promise<void> {
   const count = upTo < seq ? frame({ type: 'read', ids: [], all: false, seq, unreadCount }) : undefined
   if (count) c.send(count)
   if (!all && ids.length === 0) return
-  await c.hub.announce({ kind: 'read', userId, origin: c.id, frame: frame({ type: 'read', ids, all, seq: upTo, unreadCount }) })
-  if (count) await c.hub.announce({ kind: 'read', userId, origin: c.id, frame: count })
+  // Together: a process reads the user's state once for both, and the connection that made them is told neither again.
+  const change: BrokerEvent = { kind: 'read', userId, origin: c.id, frame: frame({ type: 'read', ids, all, seq: upTo, unreadCount }) }
+  await (count ? c.hub.announce(change, { ...change, frame: count }) : c.hub.announce(change))
 }
 
 /** Why the user may not subscribe to `topic`, if it may not: too long, text no store keeps, or not authorized. */
