@@ -492,6 +492,79 @@ describe('SqliteStore: a store that cannot work refuses to open, and a full one 
     await store.close()
   })
 
+  describe('at its maxBytes, freed by retention pass after pass', () => {
+    // A store that runs at its limit: a steady stream fills it between two passes. A pass at the
+    // limit may grow the file into its headroom, and SQLite keeps max_page_count at least at the
+    // file's size, so those pages stayed open to publishes: each pass started with a little less
+    // headroom, until one failed as full, for good (a restart too).
+    const MAX_BYTES = 256 * 1024
+    /** Within the API's 8,192 characters: an overflow page each. */
+    const BIG = 'x'.repeat(7000)
+
+    /** Pages holding data, as another connection sees them. */
+    const pagesInUse = () => {
+      const raw = new Database(file, { readonly: true })
+      try {
+        return (raw.pragma('page_count', { simple: true }) as number) - (raw.pragma('freelist_count', { simple: true }) as number)
+      } finally {
+        raw.close()
+      }
+    }
+
+    /** Publishes until the store refuses even a small one, each refusal saying it is full. */
+    async function fill(store: SqliteStore, cycle: number): Promise<void> {
+      const until = async (userIds: string[], body: string) => {
+        for (let i = 0; ; i++) {
+          const refused = await store.publish({ userIds }, { title: `c${cycle}-${i}`, body }).then(
+            () => undefined,
+            (error: Error) => error,
+          )
+          if (refused) return expect(refused.message).toMatch(/full/)
+        }
+      }
+      await until(['ann', 'bob'], BIG)
+      for (const size of [3000, 1000, 200]) await until(['carol'], 'c'.repeat(size))
+    }
+
+    /** A whole pass, batch after batch: resolves to the entries removed. */
+    async function pass(store: SqliteStore): Promise<number> {
+      let removed = 0
+      for (let after: number | undefined = 0; after !== undefined; ) {
+        const batch = await store.prune({ maxPerUser: 1 }, after)
+        removed += batch.removed
+        after = batch.next
+      }
+      return removed
+    }
+
+    it('frees the full store at every pass: publishes between passes do not use up the headroom', async () => {
+      const store = new SqliteStore(file, { maxBytes: MAX_BYTES })
+      try {
+        // Without the fix, pass 64 failed as full.
+        for (let cycle = 0; cycle < 100; cycle++) {
+          await fill(store, cycle)
+          expect(await pass(store), `pass ${cycle}`).toBeGreaterThan(0)
+        }
+      } finally {
+        await store.close()
+      }
+    }, 30_000)
+
+    it('answers no publish that leaves more pages in use than maxBytes, after a pass grew the file', async () => {
+      const store = new SqliteStore(file, { maxBytes: MAX_BYTES })
+      const maxPages = MAX_BYTES / 4096
+      try {
+        for (let cycle = 0; cycle < 6; cycle++) {
+          await fill(store, cycle)
+          expect(pagesInUse(), `cycle ${cycle}`).toBeLessThanOrEqual(maxPages)
+          await pass(store)
+        }
+      } finally {
+        await store.close()
+      }
+    })
+  })
+
   it('refuses publishes and fails its check once its file is replaced: they would commit to a file no one opens again', async () => {
     const store = new SqliteStore(file)
     await store.publish({ userIds: ['a'] }, { title: 'n1', body: '' })

@@ -319,6 +319,8 @@ export class SqliteStore implements Store {
       subscribe: db.prepare(`INSERT INTO subscriptions (topic, user_no) VALUES (?, ${USER_NO}) ON CONFLICT DO NOTHING`),
       unsubscribe: db.prepare(`DELETE FROM subscriptions WHERE topic = ? AND user_no = ${USER_NO}`),
       topics: db.prepare(`SELECT topic FROM subscriptions WHERE user_no = ${USER_NO}`),
+      // Pages holding data: the file's less its free ones (SQLite keeps max_page_count at least at the file's size).
+      pagesInUse: db.prepare('SELECT page_count - freelist_count AS used FROM pragma_page_count(), pragma_freelist_count()'),
       pruneUsers: db.prepare('SELECT no, floor_seq AS floor, latest_seq AS latest FROM users WHERE no > ? ORDER BY no LIMIT ?'),
       // In seq order from the floor: stops at the first entry to keep, after reading only those that go.
       firstKept: db.prepare(
@@ -388,7 +390,7 @@ export class SqliteStore implements Store {
 
   /** One transaction: the publish, and with a key, the key's look-up or record (see {@link Store.publish}). */
   readonly #publish = (audience: Audience, input: NotificationInput, idempotency?: IdempotencyKey): Published => {
-    if (!idempotency) return this.#publishOnce(audience, input)
+    if (!idempotency) return this.#withinLimit(this.#publishOnce(audience, input))
     // In the publish's immediate transaction: no other writer runs between the look-up and the insert.
     const s = this.#s
     const now = Date.now()
@@ -400,7 +402,28 @@ export class SqliteStore implements Store {
     const { id, timestamp } = published.notification
     // An expired key not yet removed is replaced.
     s.insertKey.run(idempotency.key, fingerprint, id, timestamp, published.recipients, now + idempotency.ttlMs)
-    return published
+    return this.#withinLimit(published)
+  }
+
+  /**
+   * Fails the write it ends (its transaction or savepoint is rolled back) when
+   * it left more pages in use than `maxBytes` allows. `max_page_count` alone
+   * does not hold them: a retention batch may grow the file into its headroom,
+   * and SQLite will not set the limit back below the file's size. Publishes
+   * would take those pages and the next batch would start with less, until a
+   * pass could free nothing, a restart too.
+   */
+  #withinLimit<T>(written: T): T {
+    if (this.#maxPages !== undefined && this.#pagesInUse() > this.#maxPages) throw this.#full()
+    return written
+  }
+
+  #pagesInUse(): number {
+    return (this.#s.pagesInUse.get() as { used: number }).used
+  }
+
+  #full(): Error {
+    return new Error(`the database is full (maxBytes: ${this.#maxPages} pages in use)`)
   }
 
   /**
@@ -547,7 +570,7 @@ export class SqliteStore implements Store {
     const s = this.#s
     const job = s.nextJob.get() as Job | undefined
     if (!job) return undefined
-    const { deliveries, done } = this.#batchOf(job)
+    const { deliveries, done } = this.#withinLimit(this.#batchOf(job))
     if (done) s.endJob.run(job.no)
     else s.advanceJob.run(job.after, job.no)
     const notification = toStored(s.notification.get(job.notification_no) as NotificationRow)
@@ -760,11 +783,7 @@ export class SqliteStore implements Store {
     if (this.#background) throw this.#background
     this.#onDisk()
     this.#s.probe.run(new Date().toISOString())
-    if (this.#maxPages !== undefined) {
-      const used =
-        (this.#db.pragma('page_count', { simple: true }) as number) - (this.#db.pragma('freelist_count', { simple: true }) as number)
-      if (used > this.#maxPages - FULL_HEADROOM_PAGES) throw new Error(`the database is full (maxBytes: ${this.#maxPages} pages in use)`)
-    }
+    if (this.#maxPages !== undefined && this.#pagesInUse() > this.#maxPages - FULL_HEADROOM_PAGES) throw this.#full()
   }
 
   /**
