@@ -14,7 +14,8 @@
  *   logs when the `debug` option is set, and belfry's transport never sets it;
  * - so are its calls of the `onopen`, `onmessage`, `onerror` and `onclose`
  *   handler properties ({@link ON_HANDLER_CALL}), which it calls only when set,
- *   and belfry's transport never sets them (it listens on the sockets);
+ *   and belfry's transport never sets them (it listens on the sockets), and
+ *   then the properties themselves, which nothing reads;
  * - and its calls of its own listeners ({@link LISTENER_CALL}): with its
  *   `addEventListener` left out (below), nothing can add one;
  * - the members of its class that neither belfry's transport nor the class
@@ -53,9 +54,10 @@ export function rwsWithoutDebug(): string {
  * WebSocket-like surface for an app that uses it as its socket (the ready
  * states other than `OPEN` and `CLOSED`, which the class compares with, and
  * the getters, setters and listener methods), `_debug`, whose calls are
- * gone, and its listener lists `_listeners` with `_callEventListener`, whose
- * calls ({@link LISTENER_CALL}) are gone. No method that is kept refers to one
- * of them.
+ * gone, its listener lists `_listeners` with `_callEventListener`, whose
+ * calls ({@link LISTENER_CALL}) are gone, and its handler properties `onclose`,
+ * `onerror`, `onmessage` and `onopen`, whose calls ({@link ON_HANDLER_CALL})
+ * are gone. No method that is kept refers to one of them.
  */
 export const RWS_UNUSED: readonly string[] = [
   'CONNECTING',
@@ -73,6 +75,10 @@ export const RWS_UNUSED: readonly string[] = [
   '_debug',
   '_listeners',
   '_callEventListener',
+  'onclose',
+  'onerror',
+  'onmessage',
+  'onopen',
 ]
 
 /** The names of a class's members in `source`, one per member (a getter and its setter are two). */
@@ -87,7 +93,7 @@ export function classMembers(source: string): { name: string; start: number; end
 
 /**
  * `if (this.onopen) { this.onopen(event); }` and the like, one block per handler in the 4.4.0 source:
- * the handler properties stay (public, null), belfry's transport sets none of them.
+ * belfry's transport sets none of the handler properties, which go too ({@link RWS_UNUSED}).
  */
 export const ON_HANDLER_CALL = /^\s*if \(this\.(on\w+)\) \{\s*this\.\1\(event\);\s*\}$/gm
 
