@@ -9,6 +9,7 @@ import type { CursorStorage } from './storage.js'
  * its pings, and on close), and the unread count.
  */
 export interface Delivery {
+  /** 0 before the user's first auth (since() of another user sets it back, and tells onUnread). */
   readonly unread: number
   /**
    * The highest seq the unread count covers: what the user could have seen (a `markAllRead` marks up
@@ -109,8 +110,9 @@ export function createDelivery(
         key = k
         cursor = stored()
         acked = 0 // the stored cursor may never have been acked: ack it once online
-        // The last user's bound is no bound of this one's: none until its auth, as before the first.
-        counted = undefined as never
+        // The last user's bound and count are not this one's: no bound and 0 unread until its auth, as before
+        // the first (setUnread tells the app, and returns undefined).
+        counted = setUnread(0) as never
       }
       return cursor
     },

@@ -212,7 +212,8 @@ export class Link implements Connection {
     if (stale()) return
     this.#url = url
     this.#pendingAuth = JSON.stringify({ type: 'auth', token, ...this.#host.auth(token) } satisfies AuthFrame)
-    this.#transport.open(url)
+    // The auth's extras tell the app of another user's start (its unread count, 0): a handler may have closed the client.
+    if (!stale()) this.#transport.open(url)
   }
 
   readonly #opened = (): void => {

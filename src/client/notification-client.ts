@@ -132,7 +132,10 @@ export class NotificationClient<Data extends object = JsonObject> {
     return this.#link.mode ?? 'solo'
   }
 
-  /** Unread notifications in the user's inbox, as the server last said. */
+  /**
+   * Unread notifications in the user's inbox, as the server last said: 0 before the first auth, and
+   * again from when the token names another user until that user's auth (an `unread` event tells it).
+   */
   get unreadCount(): number {
     return this.#delivery.unread
   }

@@ -70,7 +70,10 @@ const useSlice = <I extends number>(i: I): Slices[I] => {
 export const useNotifications = <Data extends object = JsonObject>(): Notifications<Data> =>
   useSlice(LIST) as unknown as Notifications<Data>
 
-/** Unread notifications in the user's inbox, as the server last said: 0 until the client is online. */
+/**
+ * Unread notifications in the user's inbox, as the server last said: 0 until the client is online, and
+ * from when its token names another user until it is online for that one.
+ */
 export const useUnreadCount = (): number => useSlice(UNREAD)
 
 /** The connection state, with the `status` event behind it and when it came. */

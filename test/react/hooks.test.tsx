@@ -15,7 +15,17 @@ import {
   useNotifications,
   useUnreadCount,
 } from '../../src/react/index.js'
-import { cleanup, createClient, type Frame, type MockServer, note, type Recorded, startMockServer, tick } from '../helpers/mock-server.js'
+import {
+  cleanup,
+  createClient,
+  type Frame,
+  jwt,
+  type MockServer,
+  note,
+  type Recorded,
+  startMockServer,
+  tick,
+} from '../helpers/mock-server.js'
 
 beforeEach(() => {
   vi.useFakeTimers()
@@ -685,6 +695,28 @@ describe('hooks', () => {
     await act(async () => server.peer.send(note(2)))
     expect(text('badge')).toBe('1')
     expect(renders).toBe(before + 1)
+  })
+
+  it('useUnreadCount: 0 as soon as the token names another user, not the last user’s count until that user is online', async () => {
+    let user = 'u1'
+    // u2's auth is answered only when the test says.
+    const server = startMockServer({ auth: (peer, f) => f.userId === 'u1' && peer.authSuccess({ seq: 5, unreadCount: 3 }) })
+    const { client } = createClient(server, { token: () => jwt(user), backoff: () => 100 })
+    const Badge = () => <span data-testid="badge">{useUnreadCount()}</span>
+    render(
+      <BelfryProvider client={client}>
+        <Badge />
+      </BelfryProvider>,
+    )
+    await settle()
+    expect(text('badge')).toBe('3')
+    user = 'u2'
+    await act(async () => server.peer.close(1006))
+    await settle(200)
+    expect([client.state, text('badge')]).toEqual(['authenticating', '0'])
+    await act(async () => server.peer.authSuccess({ seq: 1, unreadCount: 1 }))
+    await settle()
+    expect(text('badge')).toBe('1')
   })
 
   it('useNotifications: newest first, each id once, capped at maxItems; loadMore pages back from the oldest', async () => {

@@ -1,10 +1,12 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { createDelivery } from '../../../src/client/delivery.js'
 import { type CursorStorage, memoryStorage, type Notification, RequestError } from '../../../src/index.js'
+import { FakeChannel, FakeLocks, tabConnection } from '../../helpers/locks.js'
 import { cleanup, connected, createClient, jwt, note, startMockServer, tick } from '../../helpers/mock-server.js'
 
 beforeEach(() => {
   vi.useFakeTimers()
+  FakeChannel.reset()
 })
 afterEach(cleanup)
 
@@ -446,6 +448,46 @@ describe('unread count', () => {
     expect(log.unread).toEqual([2, 7])
   })
 
+  // Regression: the last user's count stayed (in unreadCount, in the app's badge) until the new user's auth_success.
+  it('goes back to 0, with an `unread` event, as soon as the token names another user, before that user is online', async () => {
+    let user = 'u1'
+    // The new user's auth is answered only when the test says.
+    const server = startMockServer({ auth: (peer, f) => f.token === jwt('u1') && peer.authSuccess({ seq: 50, unreadCount: 4 }) })
+    const { client, log } = await connected(createClient(server, { token: () => jwt(user), backoff: () => 100 }))
+    user = 'u2'
+    server.peer.close(1006)
+    await tick(100 + 20)
+    // The token was read (the auth frame went out with u2's): u1's 4 is no count of u2's.
+    expect(client.state).toBe('authenticating')
+    expect(client.unreadCount).toBe(0)
+    expect(log.unread).toEqual([4, 0])
+    server.peer.authSuccess({ seq: 7, unreadCount: 1 })
+    await tick()
+    expect(client.unreadCount).toBe(1)
+    expect(log.unread).toEqual([4, 0, 1])
+  })
+
+  it('of a belfry/shared follower goes back to 0 as its token names another user, before that user’s socket is online', async () => {
+    // u2's auth is never answered: the test looks in between.
+    const server = startMockServer({ auth: (peer, f) => f.userId === 'u1' && peer.authSuccess({ seq: 50, unreadCount: 4 }) })
+    const locks = new FakeLocks()
+    const leader = createClient(server, { connection: tabConnection(locks, 'a') })
+    leader.client.connect()
+    await tick(100)
+    let user = 'u1'
+    const follower = createClient(server, { token: () => jwt(user), connection: tabConnection(locks, 'b') })
+    follower.client.connect()
+    await tick(100)
+    expect([follower.client.mode, follower.client.state, follower.client.unreadCount]).toEqual(['follower', 'online', 4])
+    // The leader's socket drops: the follower's token, asked who its user is, names u2, and the tab leads u2's group.
+    user = 'u2'
+    server.peer.close(1012)
+    await tick(100)
+    expect([follower.client.mode, follower.client.state, follower.client.unreadCount]).toEqual(['leader', 'authenticating', 0])
+    expect(follower.log.unread).toEqual([4, 0])
+    expect(leader.client.unreadCount).toBe(4)
+  })
+
   // Regression: only seqs above the latest seq at auth were taken as seen, so one a markAllRead covered, arriving after its reply, counted as unread.
   it('a notification at or below a markAllRead’s seq that arrives after its reply does not count as unread', async () => {
     // The server inserted 6, then ran markAll (which covers 6: seq 6, unreadCount 0) and replied; the
@@ -502,6 +544,17 @@ describe('the delivery module alone', () => {
     expect(d.accept(n(3))).toBe(false)
     expect(d.since('ann')).toBe(1)
     expect(storage.getItem('belfry:cursor:ann')).toBe('1')
+  })
+
+  it('starts another user from 0 unread, as before the first auth; the same user keeps its count', () => {
+    const { d, unread } = setup()
+    d.since('ann')
+    d.online({ type: 'auth_success', message: '', userId: 'ann', seq: 2, unreadCount: 2 })
+    d.since('ann')
+    expect(d.unread).toBe(2)
+    d.since('bob')
+    expect(d.unread).toBe(0)
+    expect(unread).toEqual([2, 0])
   })
 
   it('counts as unread only what is newer than the latest seq at auth and not read already', () => {

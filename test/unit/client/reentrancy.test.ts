@@ -59,6 +59,19 @@ describe('close() from inside a handler is final', () => {
     expect(vi.getTimerCount()).toBe(0)
   })
 
+  it('on `unread` as the token names another user (the count back to 0): no socket opens for that user', async () => {
+    let user = 'u1'
+    const server = startMockServer({ auth: { seq: 5, unreadCount: 3 } })
+    const { client } = await connected(createClient(server, { token: () => jwt(user), backoff: () => 100 }))
+    client.on('unread', () => client.close())
+    user = 'u2'
+    server.peer.close(1006)
+    await tick(60_000)
+    expect(client.state).toBe('closed')
+    expect(server.peers).toHaveLength(1)
+    expect(vi.getTimerCount()).toBe(0)
+  })
+
   it('on `error` from a failing token provider: no retry', async () => {
     const server = startMockServer()
     const t = createClient(server, {
