@@ -10,7 +10,9 @@ export class TokenBucket {
   constructor(
     private readonly perSecond: number,
     private readonly burst: number,
-    private readonly now: () => number = Date.now,
+    // A monotonic clock: the wall clock steps back (NTP, a VM restored), and the time since the last
+    // refill would be negative, a debt as long as the step for every user who spent anything.
+    private readonly now: () => number = performance.now.bind(performance),
   ) {
     this.#tokens = burst
     this.#last = now()

@@ -4,7 +4,7 @@ import WebSocket from 'ws'
 import { CloseCode, parseRetryReason } from '../../src/protocol/index.js'
 import { MAX_QUEUED_REQUESTS } from '../../src/server/connection/connection.js'
 import { holds } from '../helpers/client.js'
-import { authedClient, type RawClient, rawClient, type TestServer, useServer } from '../helpers/server.js'
+import { authedClient, type RawClient, rawClient, settle, type TestServer, useServer } from '../helpers/server.js'
 
 const start = useServer()
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -191,6 +191,25 @@ describe('inbound rate limit', () => {
     // One more than 64 waiting is answered rate_limited at once (one resume may wait past the bound):
     // the frames (12 MB) do not wait behind the pages.
     expect(answered).toBeGreaterThanOrEqual(100)
+  })
+
+  it('does not take a user’s budget away when the wall clock steps back an hour (NTP, a VM restored)', async () => {
+    // The server reads Date, running at real speed, which the test steps back.
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now(), shouldAdvanceTime: true })
+    try {
+      const alice = await authedClient(await start(), 'alice')
+      for (let i = 0; i < 20; i++) await settle(alice) // a third of the burst spent
+      vi.setSystemTime(Date.now() - 3_600_000)
+      // Five more, well within the burst: without the fix the first was closed 4029 with a retry of an hour.
+      for (let i = 0; i < 5; i++) alice.send({ type: 'ping', requestId: `after-${i}` })
+      const outcome = await Promise.race([
+        alice.next((f) => f.type === 'pong' && f.requestId === 'after-4').then(() => 'served'),
+        alice.closed.then(({ code, reason }) => `closed ${code} (${reason})`),
+      ])
+      expect(outcome).toBe('served')
+    } finally {
+      vi.useRealTimers()
+    }
   })
 
   it('closes a connection that sends no auth frame in time with 4008', async () => {
