@@ -44,6 +44,8 @@ function destroy(this: Duplex): void {
 
 /** Paths that accept a WebSocket upgrade: `/ws`, and `/` for the article's clients. */
 const WS_PATHS = new Set(['/ws', '/'])
+/** An upgrade to another protocol's headers (and `Connection` options): left out to serve the request as HTTP/1.1. */
+const UPGRADE_HEADERS = new Set(['upgrade', 'http2-settings'])
 /** Distinct reasons the dev fence logs, at most: a page retrying, or many origins, cannot flood the terminal. */
 const FENCE_REASONS_TOLD = 20
 
@@ -1000,6 +1002,10 @@ export class NotificationServer {
     // `upgrade` listener, when it has one. Without, nothing else would answer (Node hands an upgrade to those
     // listeners only, not to the request handler), and the socket, out of the server's timeouts, would stay open.
     if (!WS_PATHS.has(path) && (this.#options.server?.listenerCount('upgrade') ?? 0) > 1) return
+    if (req.headers.upgrade?.toLowerCase() !== 'websocket') {
+      this.#withoutUpgrade(req, socket, head)
+      return
+    }
     socket.on('error', destroy)
     // Draining or closing: 503, so that the client (or the load balancer) tries another process. Dev mode's secret
     // is published: a page of another origin could sign a token for any user itself, so the socket is fenced as the
@@ -1018,6 +1024,26 @@ export class NotificationServer {
     // Read before the callback: a closure over `req` would keep the request alive with the connection.
     const origin = req.headers.origin ?? ''
     this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, origin, socket))
+  }
+
+  /**
+   * A request that asks to upgrade to a protocol other than WebSocket (`curl --http2` sends `Upgrade: h2c` with
+   * every request) is served as the HTTP/1.1 request it also is: a server may ignore the header (RFC 9110 §7.8).
+   * Node has handed the socket over already, so the request goes back into it without the header, and the HTTP
+   * server parses it afresh, as a new connection.
+   */
+  #withoutUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const lines = [`${req.method} ${req.url} HTTP/${req.httpVersion}`]
+    const raw = req.rawHeaders
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i]!.toLowerCase()
+      // `Connection` keeps its other options (`close`).
+      const value =
+        name === 'connection' ? raw[i + 1]!.split(',').filter((o) => !UPGRADE_HEADERS.has(o.trim().toLowerCase())) : [raw[i + 1]]
+      if (!UPGRADE_HEADERS.has(name) && value.length > 0) lines.push(`${raw[i]}: ${value.join(',')}`)
+    }
+    socket.unshift(Buffer.concat([Buffer.from(`${lines.join('\r\n')}\r\n\r\n`), head]))
+    this.#http!.emit('connection', socket)
   }
 
   /** A browser shows the fenced page a bare 1006, no status and no reason: the terminal says why, once for each reason. */

@@ -501,6 +501,30 @@ describe('other routes', () => {
     }
   })
 
+  it('serves a request that asks to upgrade to another protocol (curl --http2 sends Upgrade: h2c) as HTTP/1.1', async () => {
+    // It got a bare 404 on every route (Node hands it to the upgrade listener, not to the request handler).
+    const s = await start()
+    const ann = await authedClient(s, 'ann')
+    const h2c = { connection: 'Upgrade, HTTP2-Settings', upgrade: 'h2c', 'http2-settings': 'AAMAAABkAAQCAAAAAAIAAAAA' }
+    const body = JSON.stringify({ userId: 'ann', title: 'over h2c', body: '' })
+    const published = await rawPost(s, [body], { ...h2c, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
+    expect(published.status).toBe(201)
+    expect(await ann.next((f) => f.type === 'notification')).toMatchObject({ title: 'over h2c' })
+    const health = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      request({ host: '127.0.0.1', port: s.port, path: '/healthz', headers: h2c }, (res) => {
+        let text = ''
+        res.on('data', (chunk: Buffer) => {
+          text += chunk
+        })
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }))
+      })
+        .on('error', reject)
+        .end()
+    })
+    expect(health.status).toBe(200)
+    expect(JSON.parse(health.body)).toMatchObject({ status: 'ok' })
+  })
+
   it('after close() the publish API and WebSocket upgrades are refused', async () => {
     const s = await start()
     await s.server.close()
