@@ -8,7 +8,9 @@ export const CLIENT_SIZE_LIMIT_BYTES = 6656
 
 /**
  * belfry/react's limit: 1,112 B min + gzip (level 9), React and the client left
- * out (the app has them), bundled by `scripts/client-bundle.ts` (`bundleReact`).
+ * out (the app has them), bundled by `scripts/client-bundle.ts` (`bundleReact`)
+ * as an app's production build takes it (`process.env.NODE_ENV` replaced by
+ * `"production"`); its development build is held to no limit.
  * It was 1,040 B; it is more since a provider takes its client back before its
  * children's effects (shown again by `<Activity>`) and loads the newest page for
  * a client found started, online or at its next `online`, whose ~50 B could not

@@ -282,9 +282,20 @@ export async function buildReactPackage(outfile = `${ROOT}dist/react/index.js`):
   writeFileSync(outfile, useClientFirst(result.outputFiles![0]!.text))
 }
 
-/** belfry/react the way an app's bundler would take it in, React left out: browser, minified; gzip level 9. */
-export async function bundleReact(): Promise<ClientBundle & { imports: string[] }> {
-  const result = await build({ ...REACT, platform: 'browser', minify: true, write: false, metafile: true })
+/**
+ * belfry/react the way an app's bundler would take it in, React left out: browser, minified; gzip level 9. An app's
+ * bundler replaces `process.env.NODE_ENV` (React's own builds need it to): its production build (the default here,
+ * the one the size limit holds) leaves out what only development builds run; `'development'` keeps it.
+ */
+export async function bundleReact(mode: 'production' | 'development' = 'production'): Promise<ClientBundle & { imports: string[] }> {
+  const result = await build({
+    ...REACT,
+    platform: 'browser',
+    minify: true,
+    write: false,
+    metafile: true,
+    define: { 'process.env.NODE_ENV': JSON.stringify(mode) },
+  })
   const code = useClientFirst(result.outputFiles![0]!.text)
   const bytes = Buffer.from(code)
   return {

@@ -139,7 +139,7 @@ describe('client bundle', () => {
 })
 
 describe('belfry/react bundle', () => {
-  it(`is at most ${REACT_SIZE_LIMIT_BYTES} B min + gzip, React and the client left to the app`, async () => {
+  it(`is at most ${REACT_SIZE_LIMIT_BYTES} B min + gzip in an app's production build, React and the client left to the app`, async () => {
     const { gzip } = await bundleReact()
     expect(gzip).toBeLessThanOrEqual(REACT_SIZE_LIMIT_BYTES)
   })
