@@ -76,7 +76,7 @@ export async function reactSizes(): Promise<ClientSize[]> {
     },
     {
       name: 'belfry/react (development build)',
-      what: 'the same in a development build (NODE_ENV=development), held to no limit',
+      what: 'the same in a development build (NODE_ENV=development), with the checks of its props: held to no limit',
       minified: development.minified,
       gzip: development.gzip,
     },

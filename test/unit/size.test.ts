@@ -1,5 +1,12 @@
-import { readdirSync, readFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { runInNewContext } from 'node:vm'
+import { transformSync } from 'esbuild'
+import * as React from 'react'
+import { createElement } from 'react'
+import { renderToString } from 'react-dom/server'
 import ReconnectingWebSocket from 'reconnecting-websocket'
 import { describe, expect, it } from 'vitest'
 import {
@@ -9,6 +16,7 @@ import {
   SHARED_SIZE_BUDGET_BYTES,
 } from '../../bench/client-size.js'
 import {
+  buildReactPackage,
   bundleClient,
   bundleClientWith,
   bundleReact,
@@ -150,6 +158,70 @@ describe('belfry/react bundle', () => {
     expect(imports).toEqual(['react'])
   })
 
+  // The development-only checks of src/react/binding.ts: their messages, their catch of a missing `process`, and the
+  // expression itself. Each must be in the development build (or the test would look for nothing).
+  const CHECKS = ['must be', 'BelfryProvider: client', 'BelfryProvider: maxItems', 'useNotificationEvent: type', 'ReferenceError']
+
+  it("leaves its development-only checks out of an app's production build (esbuild), which the limit holds", async () => {
+    const [production, development] = await Promise.all([bundleReact(), bundleReact('development')])
+    for (const text of CHECKS) {
+      expect(development.code, text).toContain(text)
+      expect(production.code, text).not.toContain(text)
+    }
+    expect(production.code).not.toMatch(/process|NODE_ENV/)
+  })
+
+  it("leaves them out of an app's `vite build` too (NODE_ENV unset: Vite's production build)", () => {
+    /** `vite build` of the entry, with NODE_ENV as given, in a process of its own: vitest set this one's to 'test'. */
+    const viteBuild = (NODE_ENV?: string) => {
+      const { NODE_ENV: _, ...env } = process.env
+      const script = `
+        import { build } from 'vite'
+        const out = await build({
+          root: ${JSON.stringify(ROOT)}, configFile: false, logLevel: 'silent',
+          build: { write: false, rollupOptions: { input: 'src/react/index.ts', external: [/^react/, 'belfry'], preserveEntrySignatures: 'strict' } },
+        })
+        process.stdout.write(out.output[0].code)`
+      return execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+        cwd: ROOT,
+        env: NODE_ENV ? { ...env, NODE_ENV } : env,
+        encoding: 'utf8',
+      })
+    }
+    const [production, development] = [viteBuild(), viteBuild('development')]
+    for (const text of CHECKS) {
+      expect(development, text).toContain(text)
+      expect(production, text).not.toContain(text)
+    }
+    expect(production).toMatch(/useSyncExternalStore/)
+    expect(production).not.toMatch(/process|NODE_ENV/)
+  }, 60_000)
+
+  it("ships `process.env.NODE_ENV` for the app's bundler, and runs where no `process` is defined: no checks", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'belfry-react-'))
+    try {
+      await buildReactPackage(join(dir, 'index.js'))
+      const shipped = readFileSync(join(dir, 'index.js'), 'utf8')
+      expect(shipped).toMatch(/process\.env\.NODE_ENV !== "production"/)
+      // The shipped module as CommonJS, run in a context of its own: its globals are the context's, and they have
+      // a `process` only when given one.
+      const { code } = transformSync(shipped, { format: 'cjs' })
+      const load = (globals: object) => {
+        const module = { exports: {} as { BelfryProvider: typeof import('../../src/react/index.js').BelfryProvider } }
+        const require = (id: string) => (id === 'react' ? React : undefined)
+        runInNewContext(code, { ...globals, module, exports: module.exports, require })
+        return module.exports.BelfryProvider
+      }
+      const bad = (globals: object) => () => renderToString(createElement(load(globals), { client: {} as never, maxItems: Number.NaN }))
+      expect(bad({ process: { env: { NODE_ENV: 'development' } } })).toThrow(/^BelfryProvider: client must be/)
+      expect(bad({ process: { env: { NODE_ENV: 'production' } } })).not.toThrow()
+      // No ReferenceError: what no bundler touched, where no `process` is defined, runs without the checks.
+      expect(bad({})).not.toThrow()
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
   it("starts with 'use client'", async () => {
     const { code } = await bundleReact()
     expect(code).toMatch(/^"use client";/)
@@ -203,6 +275,7 @@ describe("README's size figures", () => {
     const shared = (await bundleClientWith('shared')).gzip - client
     const desktop = (await bundleClientWith('desktop')).gzip - client
     const react = (await bundleReact()).gzip
+    const reactDevelopment = (await bundleReact('development')).gzip
     expect({
       'today (Size)': bytes(/the figures: today \*\*([\d,]+) B\*\*/),
       'now (targets table)': bytes(/ in that run, ([\d,]+) B now/),
@@ -210,6 +283,7 @@ describe("README's size figures", () => {
       'belfry/desktop adds': bytes(/`belfry\/desktop` ([\d,]+) B \(held/),
       'belfry/react is': bytes(/`belfry\/react` is ([\d,]+) B \(held/),
       'belfry/react today (React)': bytes(/\(today ([\d,]+) B\), React and the client/),
+      'belfry/react in development (React)': bytes(/a development build, with the checks, it is ([\d,]+) B/),
     }).toEqual({
       'today (Size)': client,
       'now (targets table)': client,
@@ -217,6 +291,7 @@ describe("README's size figures", () => {
       'belfry/desktop adds': desktop,
       'belfry/react is': react,
       'belfry/react today (React)': react,
+      'belfry/react in development (React)': reactDevelopment,
     })
   }, 60_000)
 })
