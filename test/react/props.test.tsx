@@ -107,7 +107,7 @@ describe('BelfryProvider: a bad prop is a TypeError that names it, what it got a
     [1.5, '1.5'],
     ['50', '"50"'],
     [null, 'null'],
-  ])('maxItems %s', async (maxItems, shows) => {
+  ])('maxItems %s (shown as %s)', async (maxItems, shows) => {
     typeError(
       await thrown(provider(startMockServer(), { maxItems })),
       `BelfryProvider: maxItems must be a whole number from 0, or Infinity; got ${shows}`,
