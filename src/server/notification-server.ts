@@ -376,15 +376,21 @@ export class NotificationServer {
     await this.#started
     // close() came while the broker was being waited for: a server made now would be left listening.
     if (this.#state !== 'running') throw new Error('server is closed')
+    // Another listen() that waited beside this one made its server first.
+    if (this.#http) throw new Error('already attached to an HTTP server')
     const server = createServer((req, res) => void this.#request(req, res))
     server.keepAliveTimeout = KEEP_ALIVE_MS
     server.headersTimeout = KEEP_ALIVE_MS + 1000
     this.#attach(server)
     try {
       await new Promise<void>((resolve, reject) => {
+        // close() while the port is being bound: Node then tells neither `listening` nor `error`.
+        const closed = () => reject(new Error('server is closed'))
         server.once('error', reject)
+        server.once('close', closed)
         server.listen(port, host, () => {
           server.off('error', reject)
+          server.off('close', closed)
           resolve()
         })
       })

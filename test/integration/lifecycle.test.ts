@@ -102,6 +102,24 @@ describe('close() while listen() waits for the broker', () => {
   })
 })
 
+describe('close() while listen() binds its port', () => {
+  it.each(['127.0.0.1', 'localhost'])('settles listen(0, %s): it refuses, and nothing is left listening', async (host) => {
+    // Node emits neither `listening` nor `error` for a server closed while it binds: listen() never settled.
+    const server = new NotificationServer({ secret: SECRET, apiKey: API_KEY, database: tempFile(), logger: pino({ level: 'silent' }) })
+    await server.ready()
+    const listening = server.listen(0, host).then(
+      ({ port }) => `listening on ${port}`,
+      (e: unknown) => `refused: ${(e as Error).message}`,
+    )
+    // listen() has made its HTTP server and asked Node to bind it (a microtask after the call: the broker is ready).
+    for (let i = 0; i < 100 && !server.httpServer; i++) await Promise.resolve()
+    expect(server.httpServer).toBeDefined()
+    await server.close() // a SIGTERM handler of the app, during start-up
+    expect(await listening).toBe('refused: server is closed')
+    expect(server.httpServer?.listening ?? false).toBe(false)
+  })
+})
+
 describe('listen()', () => {
   const servers: NotificationServer[] = []
   afterEach(async () => {
@@ -135,6 +153,26 @@ describe('listen()', () => {
     } finally {
       holder.close()
     }
+  })
+
+  it('called twice while the broker is not ready yet, refuses the second, and nothing listens after close()', async () => {
+    // Both checked for an HTTP server before they waited: each made one, and close() stopped only the second.
+    const server = make()
+    const outcomes = await Promise.all(
+      [server.listen(0, '127.0.0.1'), server.listen(0, '127.0.0.1')].map((p) =>
+        p.then(
+          ({ port }) => port,
+          (e: unknown) => (e as Error).message,
+        ),
+      ),
+    )
+    expect(outcomes).toEqual([expect.any(Number), 'already attached to an HTTP server'])
+    await server.close()
+    const answers = await fetch(`http://127.0.0.1:${outcomes[0]}/healthz`).then(
+      () => true,
+      () => false,
+    )
+    expect(answers).toBe(false)
   })
 
   it('refuses a port that is no whole number from 0 to 65535 with a TypeError naming it (Node took "abc" as a Unix socket)', async () => {
