@@ -1,4 +1,4 @@
-import type { SubscribeAuthorizer } from './options.js'
+import { type SubscribeAuthorizer, shown } from './options.js'
 
 /**
  * An authorizer that reads the topics a user may subscribe to from a claim
@@ -11,6 +11,9 @@ import type { SubscribeAuthorizer } from './options.js'
  * new NotificationServer({ secret, authorizeSubscribe: topicsClaim() })
  */
 export function topicsClaim(claim = 'topics'): SubscribeAuthorizer {
+  // Any other key reads a claim no token has: every subscription refused, with nothing to point at this option.
+  if (typeof claim !== 'string' || claim === '')
+    throw new TypeError(`topicsClaim: claim must be a claim's name, a non-empty string; got ${shown(claim)}`)
   return (_userId, topic, claims) => {
     const granted = claims[claim]
     return (

@@ -36,3 +36,17 @@ it('a handler that throws does not keep the event from the others, nor make the 
   expect(errors.map((l) => JSON.parse(l).err.message)).toEqual(['boom', 'boom'])
   broker.close()
 })
+
+it('refuses options that are no object, and a logger without pino’s methods, with a TypeError that says what it got', () => {
+  // null met the engine's "Cannot read properties of null"; a logger without error() was found out when a subscriber
+  // threw: the broker's catch then threw out of publish(), and the subscribers after it missed the event.
+  expect(() => new InProcessBroker(null as never)).toThrow(new TypeError('InProcessBroker: options must be an object; got null'))
+  expect(() => new InProcessBroker({ logger: 'info' as never })).toThrow(
+    new TypeError('InProcessBroker: options.logger must be an object with debug, info, warn, error methods; got "info"'),
+  )
+  for (const logger of [{}, { error() {} }]) {
+    expect(() => new InProcessBroker({ logger: logger as never }), JSON.stringify(logger)).toThrow(
+      /^InProcessBroker: options\.logger .* got one without/,
+    )
+  }
+})

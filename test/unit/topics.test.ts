@@ -23,4 +23,17 @@ describe('topicsClaim', () => {
   it('reads the claim it is given', () => {
     expect(topicsClaim('grants')('ann', 'x', { grants: ['x'], topics: [] })).toBe(true)
   })
+
+  it('refuses a claim name that is no non-empty string with a TypeError that says what it got', () => {
+    // `null` read the claim "null", an object "[object Object]": no token has it, and every subscription was refused.
+    for (const [claim, got] of [
+      [null, 'null'],
+      [{ claim: 'grants' }, 'an object'],
+      ['', '""'],
+    ] as const) {
+      expect(() => topicsClaim(claim as never)).toThrow(
+        new TypeError(`topicsClaim: claim must be a claim's name, a non-empty string; got ${got}`),
+      )
+    }
+  })
 })

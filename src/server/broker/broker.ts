@@ -1,4 +1,5 @@
 import { type Logger, pino } from 'pino'
+import { LOGGER_METHODS, requireMethods, shown } from '../options.js'
 import type { Delivery, Store } from '../store/store.js'
 
 /**
@@ -93,6 +94,10 @@ export class InProcessBroker implements Broker {
 
   /** `logger`: where a subscriber's failure is logged (the server gives its own); by default a pino logger at level 'info'. */
   constructor(options: { logger?: Logger | undefined } = {}) {
+    if (typeof options !== 'object' || options === null)
+      throw new TypeError(`InProcessBroker: options must be an object; got ${shown(options)}`)
+    // Checked now: a logger without error() would be found out only when a subscriber throws, and the rest miss the event.
+    requireMethods(options.logger, 'InProcessBroker: options.logger', LOGGER_METHODS)
     this.#log = options.logger ?? pino()
   }
 
