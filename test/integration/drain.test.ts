@@ -17,6 +17,7 @@ import WebSocket from 'ws'
 import { mintToken, PostgresStore } from '../../src/server/index.js'
 import { usePostgres } from '../helpers/postgres.js'
 import { type ServerProcess, spawnServer } from '../helpers/process.js'
+import { seedBacklog } from '../helpers/seed.js'
 import {
   API_KEY,
   authedClient,
@@ -391,6 +392,36 @@ describe('drain: a client of the article’s protocol is acked before its 1001',
       await new Promise((resolve) => setTimeout(resolve, 15))
     })
   })
+
+  it('in the middle of its replay: it is sent no more rounds, and the successor goes on from what it had', async () => {
+    // Its rounds went on back to back while the drain waited for its ack, which never caught up: closed acked
+    // thousands of seqs behind what it had, and the successor sent those again.
+    const limits = { sendBytesPerSecond: 1 << 30, sendBurstBytes: 1 << 30 } // rounds as fast as the socket takes them
+    const a = await start({ drainMs: 100, limits })
+    const b = await startServer({ database: a.database, limits })
+    try {
+      seedBacklog(a, 'ann', 300_000)
+      const ann = await articleClient(a, 'ann')
+      await ann.next((f) => f.type === 'notification' && (f.seq as number) >= 1000)
+      const db = new Database(a.database, { readonly: true })
+      let ackedAtClose = -1
+      ann.ws.on('close', () => {
+        ackedAtClose = (db.prepare('SELECT acked_seq AS s FROM users WHERE id = ?').get('ann') as { s: number }).s
+      })
+      const drained = a.server.drain()
+      await expect(ann.closed).resolves.toMatchObject({ code: 1001 })
+      db.close()
+      const last = Math.max(...ann.of('notification').map((f) => f.seq as number))
+      expect(last).toBeLessThan(300_000) // still in the middle of the replay
+      expect({ ackedAtClose }).toEqual({ ackedAtClose: last })
+      const again = await articleClient(b, 'ann')
+      expect((await again.next((f) => f.type === 'notification')).seq).toBe(last + 1)
+      again.ws.terminate()
+      await drained
+    } finally {
+      await b.dispose()
+    }
+  }, 30_000)
 })
 
 describe('drain on PostgreSQL', () => {

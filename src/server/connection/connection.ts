@@ -150,8 +150,9 @@ export class Connection {
   }
 
   /**
-   * A drain is closing it, once its ack is written ({@link leave}): nothing more goes out live, so that the ack
-   * can catch up with what was sent. What it is not sent, the process it reconnects to replays.
+   * A drain is closing it, once its ack is written ({@link leave}): nothing more goes out, live or in a replay
+   * round, so that the ack can catch up with what was sent. What it is not sent, the process it reconnects to
+   * replays.
    */
   get leaving(): boolean {
     return this.#leaving
@@ -301,8 +302,9 @@ export class Connection {
    * publishes go on during a drain), or waits for the write of a pong's ack already made. At most
    * `ms`: a client that does not answer in time is closed all the same, and gone() acks at its
    * answer to the close, as before. Any other connection is closed at once. Meanwhile it is sent
-   * nothing live ({@link leaving}): with a notification every ack's write (some 50 ms), the ack
-   * never caught up, and the wait ran out with the client acked behind what it had.
+   * nothing live, nor another replay round ({@link leaving}): with a notification every ack's write
+   * (some 50 ms), or rounds back to back, the ack never caught up, and the wait ran out with the
+   * client acked behind what it had.
    */
   async leave(ms: number): Promise<void> {
     const end = performance.now() + ms

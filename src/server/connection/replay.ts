@@ -171,7 +171,8 @@ export class Replay {
         // The socket took it at once (it nearly always does): without a turn of the event loop here, a long
         // backlog's rounds would run back to back, every other socket and request waiting (100,000 entries: 0.5 s).
         await new Promise((resolve) => setImmediate(resolve))
-        if (c.closed) return
+        // Drained: its ack is being written, and the process it reconnects to sends the rest from there.
+        if (c.closed || c.leaving) return
         c.acks.schedule()
         continue
       }
