@@ -6,21 +6,25 @@ import type { Connection } from './connection/connection.js'
  */
 export class Registry {
   readonly #byUser = new Map<string, Set<Connection>>()
+  /**
+   * Those sent `auth_success` ({@link greet}), by user: what {@link users} and {@link connections}
+   * count. One whose auth still reads the store is routed to and counted against the user's cap, but
+   * has not authenticated yet (and may not: the read can fail, 1011).
+   */
+  readonly #greeted = new Map<string, Set<Connection>>()
 
   add(userId: string, connection: Connection): void {
-    let set = this.#byUser.get(userId)
-    if (!set) {
-      set = new Set()
-      this.#byUser.set(userId, set)
-    }
-    set.add(connection)
+    add(this.#byUser, userId, connection)
+  }
+
+  /** The connection has been sent `auth_success` (if it is still here). */
+  greet(userId: string, connection: Connection): void {
+    if (this.#byUser.get(userId)?.has(connection)) add(this.#greeted, userId, connection)
   }
 
   remove(userId: string, connection: Connection): void {
-    const set = this.#byUser.get(userId)
-    if (!set) return
-    set.delete(connection)
-    if (set.size === 0) this.#byUser.delete(userId)
+    drop(this.#byUser, userId, connection)
+    drop(this.#greeted, userId, connection)
   }
 
   /** The user's open connections (empty when none). */
@@ -37,17 +41,33 @@ export class Registry {
     return this.#byUser.get(userId)?.size ?? 0
   }
 
-  /** Number of users with at least one connection. */
+  /** Number of users with at least one authenticated connection (sent `auth_success`). */
   get users(): number {
-    return this.#byUser.size
+    return this.#greeted.size
   }
 
-  /** Number of open authenticated connections. */
+  /** Number of open authenticated connections (sent `auth_success`). */
   get connections(): number {
     let n = 0
-    for (const set of this.#byUser.values()) n += set.size
+    for (const set of this.#greeted.values()) n += set.size
     return n
   }
+}
+
+function add(map: Map<string, Set<Connection>>, userId: string, connection: Connection): void {
+  let set = map.get(userId)
+  if (!set) {
+    set = new Set()
+    map.set(userId, set)
+  }
+  set.add(connection)
+}
+
+function drop(map: Map<string, Set<Connection>>, userId: string, connection: Connection): void {
+  const set = map.get(userId)
+  if (!set) return
+  set.delete(connection)
+  if (set.size === 0) map.delete(userId)
 }
 
 const EMPTY: ReadonlySet<Connection> = new Set()

@@ -125,6 +125,29 @@ describe('/metrics', () => {
     expect(series.get('belfry_auth_failures_total{reason="other"}')).toBe(1)
   })
 
+  it('counts no authenticated connection or user while its auth still reads the store (then refused 1011), nor /healthz', async () => {
+    // It was in the registry (routing, the per-user cap) from signIn: the gauges counted it before auth_success.
+    const dir = mkdtempSync(join(tmpdir(), 'belfry-metrics-'))
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }))
+    const store = new SqliteStore(join(dir, 'belfry.db'))
+    let fail: ((error: Error) => void) | undefined
+    const touchUser = store.touchUser.bind(store)
+    store.touchUser = (userId) => (userId === 'stalled' ? new Promise((_, reject) => (fail = reject)) : touchUser(userId))
+    const s = await start({ metrics: true, store })
+    await authedClient(s, 'ann')
+    const c = await rawClient(s.wsUrl)
+    c.send({ type: 'auth', token: await s.token('stalled'), since: 0 })
+    await vi.waitFor(() => expect(fail).toBeDefined())
+    const { series } = await scrape(s)
+    expect(series.get('belfry_open_sockets')).toBe(2)
+    expect(series.get('belfry_authentications_total')).toBe(1)
+    expect([series.get('belfry_open_connections'), series.get('belfry_connected_users')]).toEqual([1, 1])
+    const health = await (await fetch(`${s.url}/healthz`, { headers: { authorization: `Bearer ${API_KEY}` } })).json()
+    expect(health).toMatchObject({ users: 1, connections: 1 })
+    fail!(new Error('the database went away'))
+    expect((await c.closed).code).toBe(CloseCode.InternalError)
+  })
+
   // ws closes such a socket itself and stops reading it: no close frame comes back, and it was counted as 1006.
   it('counts a socket ws closed for a frame it refused under the code ws sent, before auth and after', async () => {
     const s = await start({ metrics: true, limits: { maxFrameBytes: 4096 } })

@@ -454,6 +454,7 @@ export class Connection {
   greeted(): void {
     // Counted here, not at signIn: an auth whose store read then fails (1011) is no authentication.
     this.#greeted = true
+    this.hub.registry.greet(this.#userId!, this)
     this.hub.metrics?.authentications.inc()
     this.release()
   }
