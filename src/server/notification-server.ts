@@ -163,9 +163,9 @@ export class NotificationServer {
   readonly #pruner: Pruner
   /** The fan-out loop in progress: one per process. */
   #fanningOut: Promise<void> | undefined
-  /** The reconcile in progress, and when the last one started. */
+  /** The reconcile in progress, and when the last one started (on the monotonic clock: a wall clock stepped back stopped it). */
   #reconciling: Promise<void> | undefined
-  #reconciledAt = Date.now()
+  #reconciledAt = performance.now()
   /** A reconcile was asked for while one was in progress: another follows it. */
   #reconcileAgain = false
   /** A read of the store for connections failed (a reconcile, a catch-up): the next sweep reconciles, not the 30 s one. */
@@ -206,6 +206,7 @@ export class NotificationServer {
   /** Ends a drain's grace for HTTP requests in flight at once (close() during it). */
   #cutGrace: (() => void) | undefined
   /** The last failure of a store write the server asked for, and when: /healthz reports it for a while. */
+  /** The store's last failure, `at` on the monotonic clock (a wall clock stepped back kept it fresh for the step). */
   #storeFailure: { at: number; message: string } | undefined
   /** The last store probe of /healthz (see {@link HEALTH_PROBE_REUSE_MS}): its error text, undefined if it passed; `at` once it is in. */
   #probe: { result: Promise<string | undefined>; at: number | undefined } | undefined
@@ -313,7 +314,8 @@ export class NotificationServer {
     if (this.#state === 'draining') return { status: 'draining' }
     if (this.#state !== 'running') return { status: 'closing' }
     const failure = this.#storeFailure
-    if (failure && Date.now() - failure.at < STORE_FAILURE_MEMORY_MS) return { status: 'unavailable', reason: `store: ${failure.message}` }
+    if (failure && performance.now() - failure.at < STORE_FAILURE_MEMORY_MS)
+      return { status: 'unavailable', reason: `store: ${failure.message}` }
     const error = await this.#probeStore()
     if (error !== undefined) return { status: 'unavailable', reason: `store: ${error}` }
     if (!this.#hub.broker.up)
@@ -608,7 +610,7 @@ export class NotificationServer {
     } catch (error) {
       if (error instanceof IdempotencyKeyReusedError) throw error
       const message = (error as Error).message
-      this.#storeFailure = { at: Date.now(), message }
+      this.#storeFailure = { at: performance.now(), message }
       // It may have committed all the same (the COMMIT went through, its reply was lost): its recipients'
       // connections, on every process, read the store at the next sweep, not at their 30 s reconcile.
       this.#unannounced = true
@@ -683,7 +685,7 @@ export class NotificationServer {
    */
   #reconcile(): void {
     if (!this.#accepting) return
-    this.#reconciledAt = Date.now()
+    this.#reconciledAt = performance.now()
     this.#reconcileDue = false
     if (this.#reconciling) {
       this.#reconcileAgain = true
@@ -760,7 +762,7 @@ export class NotificationServer {
     for (const c of this.#hub.connections) c.expireBy(now)
     this.#hub.budgets.sweep()
     this.#fanOutAll()
-    if (!this.#hub.broker.up || this.#reconcileDue || now - this.#reconciledAt >= RECONCILE_MS) this.#reconcile()
+    if (!this.#hub.broker.up || this.#reconcileDue || performance.now() - this.#reconciledAt >= RECONCILE_MS) this.#reconcile()
     this.#announceMissed()
   }
 
