@@ -1,6 +1,7 @@
 import { createServer, type Server as HttpServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
+import { Server as TlsServer } from 'node:tls'
 import { pino } from 'pino'
 import { type WebSocket, WebSocketServer } from 'ws'
 import { CloseCode, isShortString, isUserId, MAX_ID_LENGTH, parseServerFrame } from '../protocol/index.js'
@@ -1041,6 +1042,13 @@ export class NotificationServer {
    * server parses it afresh, as a new connection.
    */
   #withoutUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    // Pipelined behind a request not yet answered: the new parser would queue its answer where no one looks for it.
+    // It waits for that answer (Node's own record of it on the socket; the socket is paused meanwhile).
+    const answering = (socket as { _httpMessage?: ServerResponse | null })._httpMessage
+    if (answering) {
+      answering.once('close', () => setImmediate(() => !socket.destroyed && socket.writable && this.#withoutUpgrade(req, socket, head)))
+      return
+    }
     const lines = [`${req.method} ${req.url} HTTP/${req.httpVersion}`]
     const raw = req.rawHeaders
     for (let i = 0; i < raw.length; i += 2) {
@@ -1051,7 +1059,8 @@ export class NotificationServer {
       if (!UPGRADE_HEADERS.has(name) && value.length > 0) lines.push(`${raw[i]}: ${value.join(',')}`)
     }
     socket.unshift(Buffer.concat([Buffer.from(`${lines.join('\r\n')}\r\n\r\n`), head]))
-    this.#http!.emit('connection', socket)
+    // An HTTPS server's HTTP side listens for sockets whose TLS is set up; `connection` would start TLS again.
+    this.#http!.emit(this.#http instanceof TlsServer ? 'secureConnection' : 'connection', socket)
   }
 
   /** A browser shows the fenced page a bare 1006, no status and no reason: the terminal says why, once for each reason. */
