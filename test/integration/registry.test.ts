@@ -104,13 +104,14 @@ describe('connection registry', () => {
       await held
       return touchUser(userId)
     }
-    const s = await start({ store })
+    // The cap counts a connection from its sign-in, its auth still reading the store: one left behind would take a place.
+    const s = await start({ store, limits: { maxConnectionsPerUser: 40 } })
     const token = await s.token('mid-auth')
     const clients = await Promise.all(Array.from({ length: 40 }, () => rawClient(s.wsUrl)))
     for (const c of clients) c.send({ type: 'auth', token, userId: 'mid-auth' })
     await vi.waitFor(() => expect(waiting).toBe(40), { timeout: 5000 })
-    // Signed in, each waiting on the store: now the sockets go.
-    expect(s.server.stats()).toMatchObject({ users: 1, connections: 40 })
+    // Signed in, each waiting on the store (not authenticated yet: open sockets only): now the sockets go.
+    expect(s.server.stats()).toMatchObject({ users: 0, connections: 0, sockets: 40 })
     for (const [i, c] of clients.entries()) {
       if (i % 2 === 0) c.ws.terminate()
       else c.close()
@@ -121,6 +122,10 @@ describe('connection registry', () => {
     await roundTrip(probe, 'probe')
     await vi.waitFor(() => expect(s.server.stats()).toMatchObject({ users: 1, connections: 1, sockets: 1 }))
     expect(clients.every((c) => c.of('auth_success').length === 0)).toBe(true)
+    // None holds a place under the user's cap: all 40 places are free.
+    const again = await Promise.all(Array.from({ length: 40 }, () => authedClient(s, 'mid-auth')))
+    expect(s.server.stats()).toMatchObject({ users: 2, connections: 41 })
+    for (const c of again) c.close()
   })
 
   it("delivers one notification exactly once to each of a user's 5 connections", async () => {
