@@ -1011,7 +1011,9 @@ export class NotificationServer {
     // `upgrade` listener, when it has one. Without, nothing else would answer (Node hands an upgrade to those
     // listeners only, not to the request handler), and the socket, out of the server's timeouts, would stay open.
     if (!WS_PATHS.has(path) && (this.#options.server?.listenerCount('upgrade') ?? 0) > 1) return
-    if (req.headers.upgrade?.toLowerCase() !== 'websocket') {
+    // (No header at all: past Node's count of headers kept, as in CVE-2024-37890's request; ws refuses it.)
+    const upgrade = req.headers.upgrade
+    if (upgrade !== undefined && upgrade.toLowerCase() !== 'websocket') {
       this.#withoutUpgrade(req, socket, head)
       return
     }
