@@ -281,7 +281,7 @@ export class NotificationServer {
       publish: (audience, input, key) => this.#publish(audience, input, key, GATHER),
       user: async (userId) => {
         const user = await this.#hub.store.user(userId)
-        return user && { userId, ...user, connections: this.#hub.registry.count(userId) }
+        return user && { userId, ...user, connections: this.#hub.registry.authenticated(userId) }
       },
       prune: (retention) => this.#pruner.run(retention),
       unsubscribe: (userId, topics) => this.unsubscribe(userId, topics),

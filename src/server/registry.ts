@@ -37,8 +37,14 @@ export class Registry {
     return this.#byUser.keys()
   }
 
+  /** The user's open connections, its auths still reading the store included: what the per-user cap counts. */
   count(userId: string): number {
     return this.#byUser.get(userId)?.size ?? 0
+  }
+
+  /** The user's open connections sent `auth_success`. */
+  authenticated(userId: string): number {
+    return this.#greeted.get(userId)?.size ?? 0
   }
 
   /** Number of users with at least one authenticated connection (sent `auth_success`). */

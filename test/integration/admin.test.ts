@@ -4,11 +4,13 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest'
+import { CloseCode } from '../../src/protocol/index.js'
 import { admin as adminCommand } from '../../src/server/admin-cli.js'
+import { SqliteStore } from '../../src/server/index.js'
 import { range } from '../helpers/client.js'
 import { type ServerProcess, spawnServer } from '../helpers/process.js'
-import { API_KEY, authedClient, httpPublish, trickledPost, useServer } from '../helpers/server.js'
+import { API_KEY, authedClient, httpPublish, rawClient, trickledPost, useServer } from '../helpers/server.js'
 
 const start = useServer()
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
@@ -76,6 +78,26 @@ describe('admin API', () => {
 
   // Regression: a user id that is a dot segment ('.' or '..', plain or percent-encoded) was resolved away with
   // the URL's path: GET /api/admin/users/.. and `admin user ..` answered 404 "no route".
+  it('counts among a user’s connections none whose auth still reads the store (as /healthz does)', async () => {
+    // It counted every connection from its sign-in: one whose store read then failed (1011) never authenticated.
+    const dir = mkdtempSync(join(tmpdir(), 'belfry-admin-'))
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }))
+    const store = new SqliteStore(join(dir, 'belfry.db'))
+    const touchUser = store.touchUser.bind(store)
+    let fail: ((error: Error) => void) | undefined
+    store.touchUser = (userId) => (userId === 'ann' && !fail ? new Promise((_, reject) => (fail = reject)) : touchUser(userId))
+    const s = await start({ store })
+    await s.server.sendToUser('ann', { title: 'hi', body: '' }) // a user the store knows
+    const c = await rawClient(s.wsUrl)
+    c.send({ type: 'auth', token: await s.token('ann'), since: 0 })
+    await vi.waitFor(() => expect(fail).toBeDefined())
+    expect(await (await admin(s.url, 'GET', 'users?id=ann')).json()).toMatchObject({ userId: 'ann', connections: 0 })
+    fail!(new Error('the database went away'))
+    expect((await c.closed).code).toBe(CloseCode.InternalError)
+    await authedClient(s, 'ann')
+    expect(await (await admin(s.url, 'GET', 'users?id=ann')).json()).toMatchObject({ userId: 'ann', connections: 1 })
+  })
+
   it('looks up any user id, dot segments too, with ?id= (what admin user sends)', async () => {
     const t = await start()
     const ids = ['..', '.', 'a?b#c', 'x+y z']
