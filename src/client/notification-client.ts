@@ -116,6 +116,7 @@ export class NotificationClient<Data extends object = JsonObject> {
 
   /** Subscribes to an event; returns the function that unsubscribes. */
   on<K extends keyof ClientEvents<Data>>(type: K, handler: (event: ClientEvents<Data>[K]) => void): () => void {
+    if (!isFunction(handler)) throw new TypeError(`belfry: on() takes a function; got ${show(handler)}`)
     return this.#events.on(type, handler)
   }
 

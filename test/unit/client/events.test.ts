@@ -68,6 +68,20 @@ describe('typed events', () => {
     expect(log.errors).toHaveLength(1)
   })
 
+  // Taken, a handler that is no function (a method passed before it exists, a call's result) would be called by the
+  // wrapper on each event and reported as "a … subscriber threw", a subscriber the app never wrote; on `error` it would
+  // be dropped silently, with every error it was meant to hear (an AuthError that stops the client).
+  it.each(['notification', 'error', 'status'] as const)(
+    "on('%s') refuses a handler that is no function with a TypeError that says what it got",
+    (type) => {
+      const { client } = createClient(startMockServer())
+      expect(() => client.on(type, undefined as never)).toThrow(new TypeError('belfry: on() takes a function; got undefined'))
+      expect(() => client.on(type, 'onError' as never)).toThrow(new TypeError('belfry: on() takes a function; got "onError"'))
+      expect(() => client.on(type, { handleEvent() {} } as never)).toThrow(new TypeError('belfry: on() takes a function; got object'))
+      expect(() => client.on(type, () => {})()).not.toThrow()
+    },
+  )
+
   it.each([
     ['not json', 'not json'],
     ['a notification with a bad field', '{"type":"notification","title":5}'],
