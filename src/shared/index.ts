@@ -323,8 +323,9 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
       }
       // A handler may have closed the tab as it went online: that told its own status, from the last one told.
       // `told` moves before the handlers run (one may close the tab).
-      // biome-ignore lint/suspicious/noAssignInExpressions: keeps belfry/shared within its size budget
-      if (state === to) host.status({ attempt: 0, ...s, from: told, to: (told = to), mode: link ? 'leader' : 'follower' })
+      if (state === to)
+        // biome-ignore lint/suspicious/noAssignInExpressions: keeps belfry/shared within its size budget
+        host.status({ attempt: 0, ...s, from: told, to: (told = to), mode: link ? (channel ? 'leader' : 'solo') : 'follower' })
     }
 
     /** Holds the lock until it steps down: opens the socket and relays what it gets. (A tab that left, closed or not, bumped `asked`: its grant never gets here.) */
@@ -347,11 +348,11 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
           // same reason: stepping down closes the socket, so the next lead asks afresh): a tab whose provider works leads
           // meanwhile. This one queues again when its socket would have retried (or once it follows a leader online), and
           // till then takes no silence for a frozen leader's (a tab alone retries at the pace of a socket of its own).
-          // Unless a handler of this status closed the tab: that stepped down (no `stepDown` left) and cleared the
-          // timers already, and a retry armed now would outlive the tab.
-          if (s.reason === 'token or url failed' && stepDown) {
+          // Unless a handler of this status closed the tab: that stepped down and cleared the timers and the channel
+          // already, and a retry armed now would outlive the tab. (A tab alone has no channel: its socket retries.)
+          if (s.reason === 'token or url failed' && channel) {
             fails++
-            stepDown()
+            stepDown!()
             lastWord = Date.now() + s.retryIn!
             retry = setTimeout(queue, s.retryIn)
           }
@@ -507,8 +508,21 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
       // variable of its own to keep.
       locks
         .request(channel!.name, { steal: steal! }, () => ask === asked && lead())
-        // The lock was stolen: follow (unless this request was replaced or the tab left).
-        .catch(() => ask === asked && follow())
+        // Unless this request was replaced or the tab left: the lock was stolen (an AbortError), so follow; or the browser
+        // refuses Web Locks (an opaque origin's SecurityError, at once, to every request): asking again would loop.
+        .catch((e) => ask === asked && (e?.name === 'AbortError' ? follow() : alone(e)))
+    }
+
+    /**
+     * Where the browser refuses Web Locks or BroadcastChannel: a socket of the tab's own, as where they are missing
+     * (mode `solo`: leading with no channel), told once on `error` with the browser's reason. Its provider's failures
+     * are its socket's to retry (no group to hand the lead to). The error goes last: a handler that closes the tab
+     * steps it down.
+     */
+    const alone = (cause: unknown) => {
+      leave()
+      lead()
+      host.error(new BelfryError('Web Locks or BroadcastChannel refused: a socket of its own', { cause }))
     }
 
     /** The token names another user now: the tab leaves this user's group for that one's. */
@@ -547,7 +561,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
         return !!snap.legacy
       },
       get mode() {
-        return link ? 'leader' : 'follower'
+        return link ? (channel ? 'leader' : 'solo') : 'follower'
       },
       connect() {
         if (state !== 'idle') return

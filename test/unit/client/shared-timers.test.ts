@@ -331,3 +331,37 @@ describe('belfry/shared: close() from a status handler as the tab starts to lead
     expect(locks.holder(`belfry:${server.url}#u1`)).toBeUndefined()
   })
 })
+
+/**
+ * Where the browser refuses Web Locks (an opaque origin: a sandboxed iframe without allow-same-origin; a document
+ * no longer fully active), as where they are missing, each tab has a socket of its own (mode `solo`), and says why
+ * once on `error`. A refused lock request rejects at once, and not with an AbortError (a steal): asking again would
+ * loop in microtasks, and no timer, event or paint would run again.
+ */
+describe('belfry/shared where the browser refuses Web Locks', () => {
+  const refused = () => new DOMException('Access to the Locks API is denied in this context.', 'SecurityError')
+
+  it('Web Locks that refuse every request: one request, then a socket of its own, online (mode solo), told once', async () => {
+    let requests = 0
+    const locks = {
+      request: () => {
+        // The test's bound on a loop, past which it could not end: the manager stops answering.
+        if (++requests > 1000) return new Promise(() => {})
+        return Promise.reject(refused())
+      },
+      query: () => Promise.reject(refused()),
+    } as unknown as LockManager
+    const server = startMockServer()
+    const { client, log } = createClient(server, {
+      connection: sharedConnection({ locks, BroadcastChannel: FakeChannel as unknown as typeof BroadcastChannel }),
+    })
+    client.connect()
+    await tick(5000)
+    expect(requests).toBe(1)
+    expect([client.state, client.mode, server.peers.length]).toEqual(['online', 'solo', 1])
+    expect(log.statuses.at(-1)).toMatchObject({ to: 'online', mode: 'solo' })
+    expect(log.errors.map((e) => [e.message, (e.cause as Error).name])).toEqual([
+      ['Web Locks or BroadcastChannel refused: a socket of its own', 'SecurityError'],
+    ])
+  })
+})
