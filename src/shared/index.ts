@@ -251,22 +251,23 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
       try {
         url = await resolve(o.url)
         a = host.auth(await resolve(o.token))
+        // Closed, or joined again, meanwhile (leave() dropped `watch`): nothing more to do.
+        if (watch !== timer) return
+        clearTimeout(timer)
+        // A group of its own (a user's): its leaders' epochs and its seqs.
+        epoch = 0
+        held = {}
+        user = a.userId
+        cursor = a.since! // the client always says one (0: none)
+        // Nothing of another group's leader either (a tab whose user changed): leading before its socket is online, it
+        // would hand the tabs that join the old user's floor, to which they would raise their cursors.
+        snap = {} as Snapshot
+        // biome-ignore lint/suspicious/noAssignInExpressions: keeps belfry/shared within its size budget
+        ;(channel = new Channel(`belfry:${url}#${user ?? ''}`)).onmessage = receive
       } catch (cause) {
-        return fail(new BelfryError('url or token provider failed', { cause }))
+        // Past the providers (`a`), the browser refused the channel (an opaque origin's SecurityError): no group.
+        return a! ? alone(cause) : fail(new BelfryError('url or token provider failed', { cause }))
       }
-      // Closed, or joined again, meanwhile (leave() dropped `watch`): nothing more to do.
-      if (watch !== timer) return
-      clearTimeout(timer)
-      // A group of its own (a user's): its leaders' epochs and its seqs.
-      epoch = 0
-      held = {}
-      user = a.userId
-      cursor = a.since! // the client always says one (0: none)
-      // Nothing of another group's leader either (a tab whose user changed): leading before its socket is online, it
-      // would hand the tabs that join the old user's floor, to which they would raise their cursors.
-      snap = {} as Snapshot
-      // biome-ignore lint/suspicious/noAssignInExpressions: keeps belfry/shared within its size budget
-      ;(channel = new Channel(`belfry:${url}#${user ?? ''}`)).onmessage = receive
       follow()
       post({})
       watch = setInterval(() => {

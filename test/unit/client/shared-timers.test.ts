@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, onTestFinished, vi } from 'vitest'
 import { sharedConnection } from '../../../src/shared/index.js'
 import { FakeChannel, FakeLocks, tabConnection } from '../../helpers/locks.js'
 import { cleanup, createClient, jwt, startMockServer, tick } from '../../helpers/mock-server.js'
@@ -333,12 +333,12 @@ describe('belfry/shared: close() from a status handler as the tab starts to lead
 })
 
 /**
- * Where the browser refuses Web Locks (an opaque origin: a sandboxed iframe without allow-same-origin; a document
- * no longer fully active), as where they are missing, each tab has a socket of its own (mode `solo`), and says why
- * once on `error`. A refused lock request rejects at once, and not with an AbortError (a steal): asking again would
- * loop in microtasks, and no timer, event or paint would run again.
+ * Where the browser refuses Web Locks or BroadcastChannel (an opaque origin: a sandboxed iframe without
+ * allow-same-origin; a document no longer fully active), as where they are missing, each tab has a socket of its
+ * own (mode `solo`), and says why once on `error`. A refused lock request rejects at once, and not with an
+ * AbortError (a steal): asking again would loop in microtasks, and no timer, event or paint would run again.
  */
-describe('belfry/shared where the browser refuses Web Locks', () => {
+describe('belfry/shared where the browser refuses Web Locks or BroadcastChannel', () => {
   const refused = () => new DOMException('Access to the Locks API is denied in this context.', 'SecurityError')
 
   it('Web Locks that refuse every request: one request, then a socket of its own, online (mode solo), told once', async () => {
@@ -363,5 +363,35 @@ describe('belfry/shared where the browser refuses Web Locks', () => {
     expect(log.errors.map((e) => [e.message, (e.cause as Error).name])).toEqual([
       ['Web Locks or BroadcastChannel refused: a socket of its own', 'SecurityError'],
     ])
+  })
+
+  it('a BroadcastChannel constructor that throws: no unhandled rejection, a socket of its own, online (mode solo), told once', async () => {
+    const escaped: unknown[] = []
+    const onRejection = (reason: unknown) => escaped.push(reason)
+    process.on('unhandledRejection', onRejection)
+    onTestFinished(() => {
+      process.off('unhandledRejection', onRejection)
+    })
+    class DeniedChannel {
+      constructor() {
+        throw new DOMException('The operation is insecure.', 'SecurityError')
+      }
+    }
+    const server = startMockServer()
+    const { client, log } = createClient(server, {
+      connection: sharedConnection({
+        locks: new FakeLocks().forTab('a'),
+        BroadcastChannel: DeniedChannel as unknown as typeof BroadcastChannel,
+      }),
+    })
+    client.connect()
+    await tick(5000)
+    expect([client.state, client.mode, server.peers.length]).toEqual(['online', 'solo', 1])
+    expect(log.errors.map((e) => [e.message, (e.cause as Error).name])).toEqual([
+      ['Web Locks or BroadcastChannel refused: a socket of its own', 'SecurityError'],
+    ])
+    vi.useRealTimers()
+    await new Promise((resolve) => setTimeout(resolve, 50)) // a real turn: Node tells unhandled rejections then
+    expect(escaped.map(String)).toEqual([])
   })
 })
