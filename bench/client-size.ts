@@ -31,9 +31,12 @@ export const REACT_SIZE_LIMIT_BYTES = 1112
  * url or token provider that does not answer within connectTimeout), whose
  * ~80 B could not be found in it; and from 1,744 B to 1,760 B for a follower
  * that missed a read change to take the count of the leader's beats (35 B,
- * 19 B of them found in it); `npm test` fails past it.
+ * 19 B of them found in it); and from 1,760 B to 1,840 B for a tab where the
+ * browser refuses Web Locks or BroadcastChannel (an opaque origin) to connect
+ * on its own, where it froze the page or hung connecting (85 B, not found in
+ * it); `npm test` fails past it.
  */
-export const SHARED_SIZE_BUDGET_BYTES = 1760
+export const SHARED_SIZE_BUDGET_BYTES = 1840
 
 /**
  * What belfry/desktop may add to the client, min + gzip (level 9), measured
