@@ -82,8 +82,7 @@ export interface DesktopNotifications<Data extends object = JsonObject> {
 /** A value as the client's TypeErrors show what they got (its `show`): a string quoted, an object or function by its type. */
 const got = (v: unknown) => (typeof v === 'string' ? JSON.stringify(v) : v && /^[of]/.test(typeof v) ? typeof v : String(v))
 
-const doc = () => globalThis.document as Document | undefined
-const ownVisible = () => doc()?.visibilityState === 'visible'
+const ownVisible = () => globalThis.document?.visibilityState === 'visible'
 
 /**
  * Shows the browser's desktop notifications for `client`'s live
@@ -119,8 +118,9 @@ export function desktopNotifications<Data extends object = JsonObject>(
     check(name, /^[uf]/.test(typeof options[name]), 'a function', options[name])
   }
   const render = options.render ?? ((n: Notification<Data>) => ({ title: n.title, options: { body: n.body } }))
-  const summary = options.summary ?? ((count: number) => ({ title: `${count} new notification${count === 1 ? '' : 's'}` }))
-  const Ctor = options.Notification ?? globalThis.Notification
+  const summary = options.summary ?? ((count: number) => ({ title: `${count} new notification${count > 1 ? 's' : ''}` }))
+  /** Unset where pages cannot show notifications: none, or found to throw 'Illegal constructor'. */
+  let Ctor: typeof Notification | undefined = options.Notification ?? globalThis.Notification
   const locks = globalThis.navigator?.locks
   /** The Web Lock each visible tab of the user's holds (shared mode): a tab that finds one held knows one is visible. */
   const visibleLock = `belfry:visible#${options.user ?? ''}`
@@ -128,15 +128,14 @@ export function desktopNotifications<Data extends object = JsonObject>(
     options.anyTabVisible ?? (async () => ownVisible() || (await locks?.query())?.held?.some((l) => l.name === visibleLock))
 
   // Unset: false.
-  let broken: boolean | undefined
   let stopped: boolean | undefined
   /**
-   * When the last one was shown (never: 1970, an interval ago and more); the notifications the summary on the desktop
-   * tells and those waiting for the next, which tells them all as it replaces it (the same tag), till one is clicked
-   * or comes due while a tab is visible. (A `close` cannot say the user dismissed one: Chromium fires it on one
-   * replaced too, by another tab's summary as well.)
+   * When the next may be shown alone: `interval` after the last one shown (unset, none shown: at once). The
+   * notifications the summary on the desktop tells and those waiting for the next, which tells them all as it replaces
+   * it (the same tag), till one is clicked or comes due while a tab is visible. (A `close` cannot say the user
+   * dismissed one: Chromium fires it on one replaced too, by another tab's summary as well.)
    */
-  let last = 0
+  let last: number | undefined
   let waiting: Notification<Data>[] = []
   let timer: ReturnType<typeof setTimeout> | undefined
   const listeners = {
@@ -163,7 +162,7 @@ export function desktopNotifications<Data extends object = JsonObject>(
   const channel =
     (globalThis as { addEventListener?: object }).addEventListener && globalThis.BroadcastChannel && new BroadcastChannel(visibleLock)
 
-  const permission = (): DesktopPermission => (broken || !Ctor ? 'unsupported' : Ctor.permission)
+  const permission = (): DesktopPermission => (Ctor ? Ctor.permission : 'unsupported')
   let told = permission()
   const tell = () => {
     // biome-ignore lint/suspicious/noAssignInExpressions: keeps belfry/desktop within its size budget
@@ -173,7 +172,7 @@ export function desktopNotifications<Data extends object = JsonObject>(
   /** Shows one, or learns that this browser cannot (its constructor throws 'Illegal constructor'). */
   const show = ({ title, options: o }: DesktopContent, tag: string, n?: Notification<Data>) => {
     try {
-      const shown = new Ctor(title, { ...o, tag, data: n && { id: n.id, seq: n.seq } })
+      const shown = new Ctor!(title, { ...o, tag, data: n && { id: n.id, seq: n.seq } })
       shown.onclick = () => {
         globalThis.focus?.()
         shown.close()
@@ -185,13 +184,13 @@ export function desktopNotifications<Data extends object = JsonObject>(
         }
         for (const f of listeners.click) f(n)
       }
-      last = Date.now()
+      last = Date.now() + interval
     } catch (e) {
       // Android's says so for every one: pages there cannot show them. Any other error is this one's (an option
       // the browser refuses, as Chromium does `actions`): the next may well be shown.
       if (/Illegal constructor/.test(e as string)) {
         // test() takes it as String(e) does
-        broken = true
+        Ctor = undefined
         tell()
       } else fail(e)
     }
@@ -213,7 +212,7 @@ export function desktopNotifications<Data extends object = JsonObject>(
         () =>
           (async () => {
             timer = undefined
-            if (waiting.length && (await mayShow())) show(summary(waiting.length), 'belfry:summary')
+            if (waiting[0] && (await mayShow())) show(summary(waiting.length), 'belfry:summary')
             else waiting = []
           })().catch(fail),
         interval,
@@ -224,10 +223,10 @@ export function desktopNotifications<Data extends object = JsonObject>(
   const stop = () => {
     stopped = true
     clearTimeout(timer)
-    waiting = []
-    // Kept: a second stop() (the app's, after the client's end) undoes each again, which changes nothing.
+    // Kept: a second stop() (the app's, after the client's end) undoes each again, which changes nothing. The list
+    // stays too: nothing reads it once the timer and the listeners are gone.
     cleanup.map((off) => off())
-    Object.values(listeners).map((set) => set.clear())
+    for (const type in listeners) listeners[type as keyof typeof listeners].clear()
   }
 
   cleanup.push(
@@ -241,7 +240,7 @@ export function desktopNotifications<Data extends object = JsonObject>(
         // A tab visible: the user sees the app, and what the summaries told is no news either. (A follower
         // shows nothing, and a leader gone, whose summary it may show, sends no more.)
         if (!(await mayShow())) waiting = []
-        else if (n.replayed || timer || Date.now() - last < interval) wait(n)
+        else if (n.replayed || timer || Date.now() < last!) wait(n)
         else show(render(n), n.id, n)
       })().catch(fail),
     ),
@@ -268,7 +267,7 @@ export function desktopNotifications<Data extends object = JsonObject>(
   }
 
   // While visible, this tab holds a shared lock: the other tabs' anyTabVisible sees it.
-  if (locks && !options.anyTabVisible && doc()) {
+  if (locks && !options.anyTabVisible && globalThis.document) {
     let release: (() => void) | undefined
     const track = () => {
       if (ownVisible()) {
@@ -281,10 +280,10 @@ export function desktopNotifications<Data extends object = JsonObject>(
               () => ownVisible() && !stopped && !release && new Promise<void>((done) => (release = done)),
             )
             .catch(() => {})
-      } else if (release) release = void release()
+      } else release = release?.() as undefined
     }
     track()
-    listen(doc()!, 'visibilitychange', track)
+    listen(document, 'visibilitychange', track)
     cleanup.push(() => release?.())
   }
 
@@ -299,7 +298,7 @@ export function desktopNotifications<Data extends object = JsonObject>(
       return permission()
     },
     async request() {
-      if (!broken && Ctor) {
+      if (Ctor) {
         if (globalThis.navigator?.userActivation?.isActive === false) {
           throw new BelfryError('desktopNotifications: request() must be called from a click or key handler (browsers refuse it otherwise)')
         }
