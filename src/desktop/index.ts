@@ -75,7 +75,7 @@ export interface DesktopNotifications<Data extends object = JsonObject> {
    * unsubscribe function.
    */
   on<K extends keyof DesktopEvents<Data>>(type: K, handler: (event: DesktopEvents<Data>[K]) => void): () => void
-  /** Stops: no more desktop notifications, no more events. Closing the client stops it too. */
+  /** Stops: no more desktop notifications, no more events. Closing the client stops it too (one closed already: it starts stopped). */
   stop(): void
 }
 
@@ -96,7 +96,8 @@ const ownVisible = () => globalThis.document?.visibilityState === 'visible'
  * it replaces too, till one is clicked (in any of the user's tabs). A leader
  * whose tab goes away (closed, reloaded) hands what waits and what its
  * summary told to the tab that leads next, which shows the summary when due
- * and counts the told ones in its next. Stops when `client` is closed.
+ * and counts the told ones in its next. Stops when `client` is closed, and
+ * starts stopped on one closed already.
  */
 export function desktopNotifications<Data extends object = JsonObject>(
   client: NotificationClient<Data>,
@@ -127,8 +128,9 @@ export function desktopNotifications<Data extends object = JsonObject>(
   const anyTabVisible =
     options.anyTabVisible ?? (async () => ownVisible() || (await locks?.query())?.held?.some((l) => l.name === visibleLock))
 
-  // Unset: false.
-  let stopped: boolean | undefined
+  // A client closed already tells no `closed` status again (its end stops the rest, below): it starts stopped, with no
+  // hand-off channel, and lets go of the visible-tab lock as it is granted.
+  let stopped = client.state === 'closed'
   /**
    * When the next may be shown alone: `interval` after the last one shown (unset, none shown: at once). The
    * notifications the summary on the desktop tells and those waiting for the next, which tells them all as it replaces
@@ -158,9 +160,11 @@ export function desktopNotifications<Data extends object = JsonObject>(
   // A leader that goes away (its tab closed, reloaded, navigated) hands what its summaries told and what waits for the
   // next to the tab that leads next: Chromium never shows one constructed in pagehide (it is shown a task later, which
   // never comes), while a BroadcastChannel message posted then arrives. Its name is the visible lock's: the same user's tabs.
-  // Only where there are window events (pagehide): Node has a BroadcastChannel, but no tab to close.
-  const channel =
-    (globalThis as { addEventListener?: object }).addEventListener && globalThis.BroadcastChannel && new BroadcastChannel(visibleLock)
+  // Only where there are window events (pagehide): Node has a BroadcastChannel, but no tab to close. None once stopped.
+  const channel = (!stopped &&
+    (globalThis as { addEventListener?: object }).addEventListener &&
+    globalThis.BroadcastChannel &&
+    new BroadcastChannel(visibleLock)) as BroadcastChannel | undefined
 
   const permission = (): DesktopPermission => (Ctor ? Ctor.permission : 'unsupported')
   let told = permission()

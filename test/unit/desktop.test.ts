@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { type DesktopOptions, desktopNotifications } from '../../src/desktop/index.js'
 import type { ConnectionMode, Notification, NotificationClient, ReadEvent, StatusEvent } from '../../src/index.js'
 import { FakeChannel } from '../helpers/locks.js'
+import { cleanup, createClient, startMockServer } from '../helpers/mock-server.js'
 
 /** A client that emits what a test tells it to. */
 function fakeClient() {
@@ -130,10 +131,8 @@ beforeEach(() => {
   vi.stubGlobal('addEventListener', win.addEventListener.bind(win))
   vi.stubGlobal('removeEventListener', win.removeEventListener.bind(win))
 })
-afterEach(() => {
-  vi.useRealTimers()
-  vi.unstubAllGlobals()
-})
+// Real timers and globals back, and the mock server's clients closed.
+afterEach(cleanup)
 
 describe('desktopNotifications', () => {
   it('shows a live notification while no tab is visible, tagged with its id', async () => {
@@ -529,6 +528,25 @@ describe('desktopNotifications', () => {
     c.close()
     await settle()
     expect(locks.held()).toEqual([])
+  })
+
+  // Its end is the client's `closed` status, which a client closed before (a sign-out, an effect run after the client's
+  // close) never tells again: it kept that user's visible-tab lock and hand-off channel for the page's life, and showed
+  // a summary of what another of the user's tabs handed on.
+  it('starts stopped on a client closed already: holds no visible-tab lock, shows no summary of a hand-off', async () => {
+    const locks = fakeLocks()
+    const { client } = createClient(startMockServer())
+    client.close()
+    const n = fakeNotification()
+    desktopNotifications(client, { user: 'ann', Notification: n.Ctor })
+    await settle()
+    expect(locks.held()).toEqual([])
+    // The tab hidden (the user went elsewhere), another of ann's tabs, leaving, hands on what waited for its summary.
+    locks.show('hidden')
+    await settle()
+    new FakeChannel('belfry:visible#ann').postMessage([{ ...note(1), told: false }])
+    await vi.advanceTimersByTimeAsync(5000)
+    expect(n.shown).toEqual([])
   })
 
   // stop() closes the hand-off channel, and a closed BroadcastChannel's postMessage throws: a click on a summary

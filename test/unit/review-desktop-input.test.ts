@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { desktopNotifications } from '../../src/desktop/index.js'
 import type { ConnectionMode, Notification, NotificationClient, StatusEvent } from '../../src/index.js'
 import { FakeChannel } from '../helpers/locks.js'
-import { cleanup, createClient, startMockServer } from '../helpers/mock-server.js'
+import { cleanup } from '../helpers/mock-server.js'
 
 /** A client that emits what a test tells it to (as test/unit/desktop.test.ts's). */
 function fakeClient() {
@@ -44,42 +44,6 @@ function fakeNotification() {
   return { Ctor: Fake as unknown as typeof Notification, shown }
 }
 
-const note = (seq: number): Notification => ({
-  id: `id-${seq}`,
-  seq,
-  title: `n${seq}`,
-  body: '',
-  priority: 'medium',
-  timestamp: '2026-12-01T00:00:00.000Z',
-  read: false,
-})
-
-/** Web Locks (shared mode, granted a task later, `query()` listing what is held) and a visible document. */
-function fakeLocks() {
-  const held: { name: string; mode: LockMode }[] = []
-  const manager = {
-    request(name: string, options: LockOptions, callback: LockGrantedCallback<unknown>) {
-      const lock = { name, mode: options.mode ?? 'exclusive' }
-      return new Promise((resolve) => setTimeout(resolve, 0)).then(async () => {
-        held.push(lock)
-        try {
-          return await callback(lock as Lock)
-        } finally {
-          held.splice(held.indexOf(lock), 1)
-        }
-      })
-    },
-    async query() {
-      return { held: held.map((l) => ({ ...l })), pending: [] }
-    },
-  }
-  vi.stubGlobal('navigator', { locks: manager })
-  vi.stubGlobal('document', Object.assign(new EventTarget(), { visibilityState: 'visible' }))
-  return { held: () => held.map((l) => l.name) }
-}
-
-const settle = () => vi.advanceTimersByTimeAsync(0)
-
 beforeEach(() => {
   vi.useFakeTimers()
   FakeChannel.reset()
@@ -114,32 +78,6 @@ describe('desktopNotifications: on()', () => {
       expect(() => desktop.on(type, undefined as never), type).toThrow(TypeError)
       expect(() => desktop.on(type, 'handler' as never), type).toThrow(TypeError)
     }
-  })
-})
-
-describe('desktopNotifications on a client already closed', () => {
-  // "Stops when `client` is closed": it listens for the client's `closed` status, which a client closed before
-  // (a sign-out, a React effect run after the client's close) never tells again. The instance then keeps the
-  // visible-tab lock and the hand-off channel of that user's for as long as the page lives, and a hand-off
-  // posted on that channel has this tab, whose client is gone, show a summary.
-  it('starts stopped: holds no visible-tab lock and shows no summary of a hand-off', async () => {
-    const locks = fakeLocks()
-    const server = startMockServer()
-    const { client } = createClient(server)
-    client.close()
-    expect(client.state).toBe('closed')
-    const n = fakeNotification()
-    desktopNotifications(client, { user: 'ann', Notification: n.Ctor })
-    await settle()
-    expect(locks.held()).toEqual([])
-    // Another of ann's tabs, leaving, hands on what waited for its summary.
-    // The tab is hidden (the user went elsewhere).
-    ;(document as unknown as { visibilityState: string }).visibilityState = 'hidden'
-    document.dispatchEvent(new Event('visibilitychange'))
-    await settle()
-    new FakeChannel('belfry:visible#ann').postMessage([{ ...note(1), told: false }])
-    await vi.advanceTimersByTimeAsync(5000)
-    expect(n.shown).toEqual([])
   })
 })
 
