@@ -94,9 +94,9 @@ const ownVisible = () => globalThis.document?.visibilityState === 'visible'
  * another tab or device) is not news: never shown, and one read while it
  * waits drops out of the summary. A summary tells all those of the summary
  * it replaces too, till one is clicked (in any of the user's tabs). A leader
- * whose tab goes away (closed, reloaded) hands what waits and what its
- * summary told to the tab that leads next, which shows the summary when due
- * and counts the told ones in its next. Stops when `client` is closed, and
+ * whose tab goes away (closed, reloaded), or that stops leading, hands what
+ * waits and what its summary told to the tab that leads next, which shows the
+ * summary when due and counts the told ones in its next. Stops when `client` is closed, and
  * starts stopped on one closed already.
  */
 export function desktopNotifications<Data extends object = JsonObject>(
@@ -140,6 +140,12 @@ export function desktopNotifications<Data extends object = JsonObject>(
   let last: number | undefined
   let waiting: Notification<Data>[] = []
   let timer: ReturnType<typeof setTimeout> | undefined
+  /**
+   * The client's mode as its last status told it. A leader that steps down on a failing token or url provider tells
+   * nothing till another tab leads (its status then says follower) or it leads again: till then it is the tab that
+   * shows what it counted, as no other tab has it.
+   */
+  let mode = client.mode
   const listeners = {
     permission: new Set<(p: DesktopPermission) => void>(),
     click: new Set<(n: Notification<Data> | undefined) => void>(onClick && [onClick]),
@@ -201,7 +207,7 @@ export function desktopNotifications<Data extends object = JsonObject>(
   }
 
   /** Whether this tab should show anything now: allowed, not a follower, and no tab of the app visible. */
-  const mayShow = async () => permission() === 'granted' && client.mode !== 'follower' && !(await anyTabVisible()) && !stopped
+  const mayShow = async () => permission() === 'granted' && mode !== 'follower' && !(await anyTabVisible()) && !stopped
 
   /**
    * One more for the summary, shown `interval` from now (so no sooner than `interval` after the last one shown); one a
@@ -223,6 +229,13 @@ export function desktopNotifications<Data extends object = JsonObject>(
       )
   }
 
+  /**
+   * What the summary on the desktop told and what waits for the next, from a leader to the tab that leads next: as its
+   * tab goes away, or as it follows another. Marked told when none is pending, so that the next shows none for them
+   * alone (a pending one tells them all).
+   */
+  const handOff = () => waiting[0] && mode === 'leader' && channel?.postMessage(waiting.map((n) => ({ ...n, told: !timer })))
+
   /** The handle's stop(), and the client's end. */
   const stop = () => {
     stopped = true
@@ -236,7 +249,11 @@ export function desktopNotifications<Data extends object = JsonObject>(
   cleanup.push(
     // The client closed (its user signed out, its token refused): what waits, and would come due, is that user's,
     // as are the visible-tab lock and the hand-off channel.
-    client.on('status', (e) => e.to === 'closed' && stop()),
+    client.on('status', (e) => {
+      // Another tab leads now (this one stepped down, or was replaced while frozen): that one shows the summary when due.
+      e.to === 'closed' ? stop() : e.mode === 'follower' && handOff()
+      mode = e.mode
+    }),
     client.on('notification', (n) =>
       (async () => {
         // Read already (elsewhere, before this catch-up): not news.
@@ -261,12 +278,7 @@ export function desktopNotifications<Data extends object = JsonObject>(
       // biome-ignore lint/suspicious/noAssignInExpressions: keeps belfry/desktop within its size budget
       Array.isArray(data) && (data[0] ? data.map((n) => typeof n?.id === 'string' && n.seq >= 0 && wait(n, n.told)) : (waiting = []))
     // Not only while a summary is pending: what the one on the desktop told counts in the next leader's summary too.
-    // Marked told when none is pending, so that the next shows none for them alone (a pending one tells them all).
-    listen(
-      globalThis,
-      'pagehide',
-      () => waiting[0] && client.mode === 'leader' && channel.postMessage(waiting.map((n) => ({ ...n, told: !timer }))),
-    )
+    listen(globalThis, 'pagehide', handOff)
     cleanup.push(() => channel.close())
   }
 

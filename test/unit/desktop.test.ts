@@ -1,8 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { type DesktopOptions, desktopNotifications } from '../../src/desktop/index.js'
 import type { ConnectionMode, Notification, NotificationClient, ReadEvent, StatusEvent } from '../../src/index.js'
-import { FakeChannel } from '../helpers/locks.js'
-import { cleanup, createClient, startMockServer } from '../helpers/mock-server.js'
+import { FakeChannel, FakeLocks, tabConnection } from '../helpers/locks.js'
+import { cleanup, createClient, note as frame, jwt, startMockServer, tick } from '../helpers/mock-server.js'
 
 /** A client that emits what a test tells it to. */
 function fakeClient() {
@@ -268,6 +268,80 @@ describe('desktopNotifications', () => {
     next.notify(note(5))
     await vi.advanceTimersByTimeAsync(2000)
     expect(next.shown.map((s) => s.title)).toEqual(['n4', '3 new notifications'])
+  })
+
+  // belfry/shared's leader steps down when its token provider fails as its socket reconnects (it hands the lock to a
+  // tab whose provider works), its tab still open: no pagehide. As a follower its summary timer dropped what waited,
+  // and the next leader had dropped it too (a follower drops what it counts on each notification).
+  it('hands what waits for its summary to the tab that leads next when the leader steps down (its token provider failed)', async () => {
+    let latest = 0
+    const server = startMockServer({ auth: (peer) => peer.authSuccess({ seq: latest }) })
+    const locks = new FakeLocks()
+    let failing = false
+    const a = createClient(server, {
+      token: () => {
+        if (failing) throw new Error('token endpoint down')
+        return jwt('u1')
+      },
+      connection: tabConnection(locks, 'a'),
+    })
+    a.client.on('error', () => {})
+    a.client.connect()
+    await tick(100)
+    const b = createClient(server, { token: () => jwt('u1'), connection: tabConnection(locks, 'b') })
+    b.client.connect()
+    await tick(200)
+    expect([a.client.mode, b.client.mode]).toEqual(['leader', 'follower'])
+    // Both tabs hidden, each with its desktop notifications.
+    const [shownA, shownB] = [fakeNotification(), fakeNotification()]
+    desktopNotifications(a.client, { Notification: shownA.Ctor, anyTabVisible: () => visible })
+    desktopNotifications(b.client, { Notification: shownB.Ctor, anyTabVisible: () => visible })
+    // A burst of 3: the first is shown, the other two wait for the summary, due an interval (2 s) later.
+    for (const i of [1, 2, 3]) server.peer.send(frame(i))
+    latest = 3
+    await tick(100)
+    expect(shownA.shown.map((s) => s.title)).toEqual(['title 1'])
+    // Before it is due, the leader's socket drops and its token provider fails: tab a steps down, tab b leads.
+    failing = true
+    server.peer.close(1012)
+    await tick(1000)
+    expect([a.client.mode, b.client.mode, b.client.state]).toEqual(['follower', 'leader', 'online'])
+    await tick(10_000)
+    expect([...shownA.shown, ...shownB.shown].map((s) => s.title)).toEqual(['title 1', '2 new notifications'])
+  })
+
+  // Alone, the tab that stepped down is the only one that has them: it shows the summary when due, still a follower
+  // till its retry leads again (its status told no other leader); the retry's lead adds none.
+  it('shows the summary of a leader that stepped down with no other tab to lead, when due', async () => {
+    let latest = 0
+    const server = startMockServer({ auth: (peer) => peer.authSuccess({ seq: latest }) })
+    let failing = false
+    const a = createClient(server, {
+      token: () => {
+        if (failing) throw new Error('token endpoint down')
+        return jwt('u1')
+      },
+      connection: tabConnection(new FakeLocks(), 'a'),
+    })
+    a.client.on('error', () => {})
+    a.client.connect()
+    await tick(100)
+    const n = fakeNotification()
+    desktopNotifications(a.client, { Notification: n.Ctor, anyTabVisible: () => visible })
+    for (const i of [1, 2, 3]) server.peer.send(frame(i))
+    latest = 3
+    await tick(100)
+    failing = true
+    server.peer.close(1012)
+    await tick(1000)
+    // Stepped down, its retry due after the summary.
+    expect([a.client.mode, n.shown.length]).toEqual(['follower', 1])
+    await tick(1200)
+    expect([a.client.mode, n.shown.map((s) => s.title)]).toEqual(['follower', ['title 1', '2 new notifications']])
+    failing = false
+    await tick(10_000)
+    expect([a.client.mode, a.client.state]).toEqual(['leader', 'online'])
+    expect(n.shown.map((s) => s.title)).toEqual(['title 1', '2 new notifications'])
   })
 
   it("starts the count over in each of the user's tabs when a summary is clicked, with a socket per tab (each counts its own)", async () => {
