@@ -110,7 +110,7 @@ export function desktopNotifications<Data extends object = JsonObject>(
   // Checked before anything reads them, or the engine's TypeError would say nothing of what is expected.
   check('options', options && typeof options === 'object', 'an object', options)
   check('client', client?.on, 'a NotificationClient', client)
-  const { filter, onClick, interval = 2000 } = options
+  const { onClick, interval = 2000, filter } = options
   // Up to setTimeout's limit, as the client's delays: past it the summary's timer would fire at once.
   check('interval', interval >= 0 && interval < 2 ** 31 && typeof interval === 'number', 'a number of ms from 0 to 2^31-1', interval)
   // A Notification that is no constructor would look like a browser without notifications ('unsupported').
@@ -132,6 +132,12 @@ export function desktopNotifications<Data extends object = JsonObject>(
   // hand-off channel, and lets go of the visible-tab lock as it is granted.
   let stopped = client.state === 'closed'
   /**
+   * The client's mode as its last status told it. A leader that steps down on a failing token or url provider tells
+   * nothing till another tab leads (its status then says follower) or it leads again: till then it is the tab that
+   * shows what it counted, as no other tab has it.
+   */
+  let mode = client.mode
+  /**
    * When the next may be shown alone: `interval` after the last one shown (unset, none shown: at once). The
    * notifications the summary on the desktop tells and those waiting for the next, which tells them all as it replaces
    * it (the same tag), till one is clicked or comes due while a tab is visible. (A `close` cannot say the user
@@ -140,12 +146,6 @@ export function desktopNotifications<Data extends object = JsonObject>(
   let last: number | undefined
   let waiting: Notification<Data>[] = []
   let timer: ReturnType<typeof setTimeout> | undefined
-  /**
-   * The client's mode as its last status told it. A leader that steps down on a failing token or url provider tells
-   * nothing till another tab leads (its status then says follower) or it leads again: till then it is the tab that
-   * shows what it counted, as no other tab has it.
-   */
-  let mode = client.mode
   const listeners = {
     permission: new Set<(p: DesktopPermission) => void>(),
     click: new Set<(n: Notification<Data> | undefined) => void>(onClick && [onClick]),
@@ -179,10 +179,10 @@ export function desktopNotifications<Data extends object = JsonObject>(
     if (told !== (told = permission())) for (const f of listeners.permission) f(told)
   }
 
-  /** Shows one, or learns that this browser cannot (its constructor throws 'Illegal constructor'). */
-  const show = ({ title, options: o }: DesktopContent, tag: string, n?: Notification<Data>) => {
+  /** Shows `n` (tagged with its id) or, without one, the summary; or learns that this browser cannot (its constructor throws 'Illegal constructor'). */
+  const show = ({ title, options: o }: DesktopContent, n?: Notification<Data>) => {
     try {
-      const shown = new Ctor!(title, { ...o, tag, data: n && { id: n.id, seq: n.seq } })
+      const shown = new Ctor!(title, { ...o, tag: n ? n.id : 'belfry:summary', data: n && { id: n.id, seq: n.seq } })
       shown.onclick = () => {
         globalThis.focus?.()
         shown.close()
@@ -222,7 +222,7 @@ export function desktopNotifications<Data extends object = JsonObject>(
         () =>
           (async () => {
             timer = undefined
-            if (waiting[0] && (await mayShow())) show(summary(waiting.length), 'belfry:summary')
+            if (waiting[0] && (await mayShow())) show(summary(waiting.length))
             else waiting = []
           })().catch(fail),
         interval,
@@ -262,7 +262,7 @@ export function desktopNotifications<Data extends object = JsonObject>(
         // shows nothing, and a leader gone, whose summary it may show, sends no more.)
         if (!(await mayShow())) waiting = []
         else if (n.replayed || timer || Date.now() < last!) wait(n)
-        else show(render(n), n.id, n)
+        else show(render(n), n)
       })().catch(fail),
     ),
     // Read (on another tab or device) while waiting or told: not news for the summary.
@@ -324,9 +324,8 @@ export function desktopNotifications<Data extends object = JsonObject>(
       return permission()
     },
     on(type, handler) {
-      const set = listeners[type] as Set<typeof handler>
-      set.add(handler)
-      return () => set.delete(handler)
+      ;(listeners[type] as Set<typeof handler>).add(handler)
+      return () => (listeners[type] as Set<typeof handler>).delete(handler)
     },
     stop,
   }
