@@ -41,6 +41,7 @@ export interface DesktopOptions<Data extends object = JsonObject> {
    * user's keeps this one quiet, not one where another user is signed in; and
    * a leaving leader's hand-off and a click's reset of the summary's count go
    * to that user's tabs only.
+   * A non-empty string.
    * @default none: any visible tab of the origin (and every tab of the origin gets those)
    */
   user?: string | undefined
@@ -111,6 +112,9 @@ export function desktopNotifications<Data extends object = JsonObject>(
   check('options', options && typeof options === 'object', 'an object', options)
   check('client', client?.on, 'a NotificationClient', client)
   const { onClick, interval = 2000, filter } = options
+  // It names the visible-tab lock and the hand-off channel: an object (`session.user` for its id) would put every user's
+  // tabs in one group, and hand one user's notifications to another's tabs; '' is the group of tabs without a user.
+  check('user', options.user !== '' && typeof (options.user ?? '') === 'string', 'a non-empty string', options.user)
   // Up to setTimeout's limit, as the client's delays: past it the summary's timer would fire at once.
   check('interval', interval >= 0 && interval < 2 ** 31 && typeof interval === 'number', 'a number of ms from 0 to 2^31-1', interval)
   // A Notification that is no constructor would look like a browser without notifications ('unsupported').

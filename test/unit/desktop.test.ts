@@ -733,6 +733,20 @@ describe('desktopNotifications', () => {
     expect(() => desktopNotifications(client, { anyTabVisible: true as never })).toThrow(/anyTabVisible must be a function; got true$/)
   })
 
+  // `user` names the visible-tab lock and the hand-off channel: a user object (`session.user` for `session.user.id`)
+  // made every user's `belfry:visible#[object Object]`, where a visible tab of bob's kept ann's quiet and ann's leaving
+  // leader handed her notifications to bob's tabs. '' is the group of the tabs without a user.
+  it('refuses a user that is no non-empty string with a TypeError that says what it got', () => {
+    const { client } = fakeClient()
+    expect(() => desktopNotifications(client, { user: { id: 'ann' } as never })).toThrow(
+      new TypeError('desktopNotifications: user must be a non-empty string; got object'),
+    )
+    expect(() => desktopNotifications(client, { user: ['ann'] as never })).toThrow(/user must be a non-empty string; got object$/)
+    expect(() => desktopNotifications(client, { user: 7 as never })).toThrow(/user must be a non-empty string; got 7$/)
+    expect(() => desktopNotifications(client, { user: '' })).toThrow(/user must be a non-empty string; got ""$/)
+    for (const user of ['ann', undefined]) expect(() => desktopNotifications(client, { user }).stop(), user).not.toThrow()
+  })
+
   it("refuses no client, and options that are not an object, with belfry's TypeError that says what it got, not the engine's", () => {
     const { client } = fakeClient()
     for (const [args, message] of [

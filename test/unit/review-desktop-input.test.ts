@@ -80,18 +80,3 @@ describe('desktopNotifications: on()', () => {
     }
   })
 })
-
-describe('desktopNotifications: the user option', () => {
-  // Taken as it is and put in the names of the visible-tab lock and the hand-off channel: a user object
-  // (`user: session.user` for `session.user.id`) makes every user's `belfry:visible#[object Object]`. A visible
-  // tab of bob's then keeps ann's quiet, and a leaving leader of ann's hands her notifications (titles, bodies,
-  // data) to bob's tabs, where his shows her summary: what the option exists to prevent.
-  it('refuses a user that is no string with a TypeError that names it', () => {
-    const options = { Notification: fakeNotification().Ctor, anyTabVisible: () => false }
-    for (const user of [{ id: 'ann' }, ['ann']]) {
-      expect(() => desktopNotifications(fakeClient().client, { ...options, user: user as never })).toThrow(TypeError)
-      expect(() => desktopNotifications(fakeClient().client, { ...options, user: user as never })).toThrow(/user/)
-    }
-    expect(() => desktopNotifications(fakeClient().client, { ...options, user: 'ann' }).stop()).not.toThrow()
-  })
-})
