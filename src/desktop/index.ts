@@ -97,8 +97,8 @@ const ownVisible = () => globalThis.document?.visibilityState === 'visible'
  * it replaces too, till one is clicked (in any of the user's tabs). A leader
  * whose tab goes away (closed, reloaded), or that stops leading, hands what
  * waits and what its summary told to the tab that leads next, which shows the
- * summary when due and counts the told ones in its next. Stops when `client` is closed, and
- * starts stopped on one closed already.
+ * summary when due and counts the told ones in its next. Stops when `client`
+ * is closed, and starts stopped on one closed already.
  */
 export function desktopNotifications<Data extends object = JsonObject>(
   client: NotificationClient<Data>,
@@ -137,8 +137,8 @@ export function desktopNotifications<Data extends object = JsonObject>(
   let stopped = client.state === 'closed'
   /**
    * The client's mode as its last status told it. A leader that steps down on a failing token or url provider tells
-   * nothing till another tab leads (its status then says follower) or it leads again: till then it is the tab that
-   * shows what it counted, as no other tab has it.
+   * nothing till another tab leads (its status then says follower) or it leads again: till then it counts as the
+   * leader, and shows what it counted when due, which no other tab has.
    */
   let mode = client.mode
   /**
@@ -183,7 +183,10 @@ export function desktopNotifications<Data extends object = JsonObject>(
     if (told !== (told = permission())) for (const f of listeners.permission) f(told)
   }
 
-  /** Shows `n` (tagged with its id) or, without one, the summary; or learns that this browser cannot (its constructor throws 'Illegal constructor'). */
+  /**
+   * Shows `n` (tagged with its id) or, without one, the summary; or learns that this browser cannot (its constructor
+   * throws 'Illegal constructor').
+   */
   const show = ({ title, options: o }: DesktopContent, n?: Notification<Data>) => {
     try {
       const shown = new Ctor!(title, { ...o, tag: n ? n.id : 'belfry:summary', data: n && { id: n.id, seq: n.seq } })
@@ -210,7 +213,7 @@ export function desktopNotifications<Data extends object = JsonObject>(
     }
   }
 
-  /** Whether this tab should show anything now: allowed, not a follower, and no tab of the app visible. */
+  /** Whether this tab should show anything now: allowed, not a follower (by its last status), and no tab of the app visible. */
   const mayShow = async () => permission() === 'granted' && mode !== 'follower' && !(await anyTabVisible()) && !stopped
 
   /**
