@@ -42,6 +42,10 @@ export const SHARED_SIZE_BUDGET_BYTES = 1840
  * What belfry/desktop may add to the client, min + gzip (level 9), measured
  * the same way. It was 1,280 B; it is more since the hand-off also carries what
  * the summary on the desktop told, checks what it takes, and a click on a
- * summary starts the count over in every tab (not after stop(): its channel is closed).
+ * summary starts the count over in every tab (not after stop(): its channel is closed);
+ * from 1,336 B to 1,408 B for on()'s checks of its event name and handler (an
+ * unknown name met the engine's error, a handler that is no function an
+ * unhandled rejection later) and the summary's interval on the monotonic clock
+ * (70 B, after 37 B found in it).
  */
-export const DESKTOP_SIZE_BUDGET_BYTES = 1336
+export const DESKTOP_SIZE_BUDGET_BYTES = 1408

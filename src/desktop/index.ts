@@ -201,7 +201,7 @@ export function desktopNotifications<Data extends object = JsonObject>(
         }
         for (const f of listeners.click) f(n)
       }
-      last = Date.now() + interval
+      last = performance.now() + interval
     } catch (e) {
       // Android's says so for every one: pages there cannot show them. Any other error is this one's (an option
       // the browser refuses, as Chromium does `actions`): the next may well be shown.
@@ -268,7 +268,7 @@ export function desktopNotifications<Data extends object = JsonObject>(
         // A tab visible: the user sees the app, and what the summaries told is no news either. (A follower
         // shows nothing, and a leader gone, whose summary it may show, sends no more.)
         if (!(await mayShow())) waiting = []
-        else if (n.replayed || timer || Date.now() < last!) wait(n)
+        else if (n.replayed || timer || performance.now() < last!) wait(n)
         else show(render(n), n)
       })().catch(fail),
     ),
@@ -331,8 +331,12 @@ export function desktopNotifications<Data extends object = JsonObject>(
       return permission()
     },
     on(type, handler) {
-      ;(listeners[type] as Set<typeof handler>).add(handler)
-      return () => (listeners[type] as Set<typeof handler>).delete(handler)
+      const set = listeners[type] as Set<typeof handler>
+      check('on() type', set instanceof Set, "'error', 'click' or 'permission'", type)
+      // An error handler that is no function would throw in fail(), in a promise's catch: an unhandled rejection.
+      check('on() handler', typeof handler === 'function', 'a function', handler)
+      set.add(handler)
+      return () => set.delete(handler)
     },
     stop,
   }

@@ -747,6 +747,42 @@ describe('desktopNotifications', () => {
     for (const user of ['ann', undefined]) expect(() => desktopNotifications(client, { user }).stop(), user).not.toThrow()
   })
 
+  // `listeners[type].add(handler)`: a name it does not know met the engine's "Cannot read properties of undefined
+  // (reading 'add')", and an `error` handler that is no function threw in fail(), in a promise's catch (an unhandled
+  // rejection at the next callback failure).
+  it('on() refuses an event name it does not know, and a handler that is no function, with a TypeError that says what it got', () => {
+    const { desktop } = setup()
+    expect(() => desktop.on('clicked' as never, () => {})).toThrow(
+      new TypeError(`desktopNotifications: on() type must be 'error', 'click' or 'permission'; got "clicked"`),
+    )
+    for (const type of ['error', 'click', 'permission'] as const) {
+      expect(() => desktop.on(type, undefined as never), type).toThrow(
+        new TypeError('desktopNotifications: on() handler must be a function; got undefined'),
+      )
+      expect(() => desktop.on(type, 'handler' as never), type).toThrow(/on\(\) handler must be a function; got "handler"$/)
+      expect(() => desktop.on(type, () => {})(), type).not.toThrow()
+    }
+    desktop.stop()
+  })
+
+  it('shows a live notification alone a while after the last one, though the wall clock stepped back an hour since', async () => {
+    // The last one shown was timed on the wall clock: stepped back an hour (NTP), every live one for an hour went
+    // into a "1 new notification" summary, its title and body never shown.
+    const t = setup()
+    t.notify(note(1))
+    await settle()
+    await vi.advanceTimersByTimeAsync(10_000) // well over the interval (2 s)
+    vi.setSystemTime(Date.now() - 3_600_000)
+    await vi.advanceTimersByTimeAsync(1000)
+    t.notify(note(2))
+    await vi.advanceTimersByTimeAsync(5000)
+    expect(t.shown.map((s) => [s.title, s.options.tag])).toEqual([
+      ['n1', 'id-1'],
+      ['n2', 'id-2'],
+    ])
+    t.desktop.stop()
+  })
+
   it("refuses no client, and options that are not an object, with belfry's TypeError that says what it got, not the engine's", () => {
     const { client } = fakeClient()
     for (const [args, message] of [
