@@ -91,7 +91,10 @@ export class Link implements Connection {
   #told: ConnectionState = 'idle'
   #legacy = false
   #attempt = 0
-  /** A 4029's delay: no reconnect before this time, whatever the browser signals. */
+  /**
+   * A 4029's delay: no reconnect before this time, whatever the browser signals. On the monotonic clock
+   * (performance.now()): the wall clock steps, and stepped back an hour, an online event would wait an hour.
+   */
   #notBefore = 0
   /** A 4001 or 4002 was answered with an immediate retry with a fresh token, and online was not reached since. */
   #refreshed: boolean | undefined
@@ -316,7 +319,7 @@ export class Link implements Connection {
       // The reason's `retry=<ms>`, as parseRetryReason reads it (inlined: smaller); none is 0 or NaN: the backoff's.
       const hinted = +((code === RATE_LIMITED && /\bretry=(\d{1,9})\b/.exec(reason)?.[1]) as string)
       const delay = hinted && Math.min(Math.max(hinted, this.#o.backoff(this.#attempt)), 600_000)
-      if (delay) this.#notBefore = Date.now() + delay
+      if (delay) this.#notBefore = performance.now() + delay
       this.#retry(`close ${code}`, delay)
     }
   }
@@ -347,7 +350,7 @@ export class Link implements Connection {
     // Both reconnect at once, with a fresh backoff; within a 4029's delay, the backoff stays where it is.
     listen(w, 'online', () => {
       if (this.#state !== 'offline' && this.#state !== 'reconnecting') return
-      const wait = this.#notBefore - Date.now()
+      const wait = this.#notBefore - performance.now()
       if (wait <= 0) {
         this.#attempt = 0
         void this.#open('online')
@@ -356,7 +359,7 @@ export class Link implements Connection {
     listen(d, 'visibilitychange', () => {
       if (d?.visibilityState !== 'visible') return
       if (this.#state !== 'reconnecting') this.#check()
-      else if (this.#notBefore <= Date.now()) void this.#open('visible')
+      else if (this.#notBefore <= performance.now()) void this.#open('visible')
     })
   }
 }

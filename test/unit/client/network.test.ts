@@ -260,6 +260,49 @@ describe('browser network events', () => {
     expect(client.state).toBe('online')
   })
 
+  // The delay is kept on the monotonic clock: the wall clock steps (NTP, the user setting the time right, a VM restored).
+  it('an offline then online within a 4029 delay waits out the rest of it, though the wall clock stepped back an hour', async () => {
+    const env = browser()
+    const server = startMockServer()
+    const { client, log } = await connected(createClient(server))
+    server.peer.close(4029, 'rate limited; retry=30000')
+    await tick()
+    expect(log.statuses.at(-1)).toMatchObject({ to: 'reconnecting', retryIn: 30_000 })
+    await tick(1000)
+    env.offline()
+    vi.setSystemTime(Date.now() - 3_600_000)
+    await tick(1000)
+    env.online()
+    await tick()
+    // What is left of the 30 s, not an hour more (past the 10 minutes that bound a 4029's delay)...
+    const wait = log.statuses.at(-1)!.retryIn!
+    expect(wait).toBeGreaterThan(30_000 - 3000)
+    expect(wait).toBeLessThanOrEqual(30_000 - 2000)
+    // ...and then the client is back.
+    await advanceToAfterStatus(log, wait + 100)
+    expect(server.peers).toHaveLength(2)
+    expect(client.state).toBe('online')
+  })
+
+  it('within a 4029 delay, neither visible nor online reconnects early, though the wall clock stepped forward an hour', async () => {
+    const env = browser()
+    const server = startMockServer()
+    const { client } = await connected(createClient(server))
+    server.peer.close(4029, 'rate limited; retry=30000')
+    await tick()
+    await tick(1000)
+    vi.setSystemTime(Date.now() + 3_600_000)
+    env.visibility('visible')
+    env.online()
+    await tick(1000)
+    // The server's 30 s stand.
+    expect(server.peers).toHaveLength(1)
+    expect(client.state).toBe('reconnecting')
+    await tick(28_100)
+    expect(server.peers).toHaveLength(2)
+    expect(client.state).toBe('online')
+  })
+
   /**
    * A client two failed attempts in (1011 after online, then 1011 at auth), told 4029 with 30 s at the
    * third (its status then says attempt 3); the attempt after the delay fails with 1011 again.
