@@ -118,7 +118,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
     /** The state the last status event went to: `state` is ahead of it while a handler runs as the tab goes online. */
     let told: ConnectionState = state
     const tab = `${Math.random()}`
-    /** The leader's epoch: a newer leader has a larger one. */
+    /** The leader's epoch: a newer leader has a larger one. On the wall clock, as tabs compare it (a step back: `epoch + 1`). */
     let epoch = 0
     let channel: BroadcastChannel | undefined
     /** The group's user (the token's `sub`). */
@@ -130,7 +130,9 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
     /**
      * When the leader last said anything, or later: a leader whose provider failed puts it at its own retry, so that
      * no word of another tab (a failing one's too) nor a hidden beat has it take the lock back before then
-     * (`Math.max` wherever it is heard), unless it follows a leader online first (see follow()).
+     * (`Math.max` wherever it is heard), unless it follows a leader online first (see follow()). On the monotonic clock
+     * (performance.now()): the wall clock steps (NTP, the user setting the time, a VM restored), and a step back would
+     * hide a frozen leader's silence for as long, a step forward of seconds make a live leader's look like `stale`.
      */
     let lastWord: number
     /** The tab's one timer: a join's time limit, the retry of a failed join, then the interval of beats and watching the leader (clearTimeout clears either, and its name the client has too). */
@@ -276,9 +278,10 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
         // Hidden, or woken from a freeze (its timer late: the leader's silence jumped past `stale` + 2 beats, where
         // it grows a beat at a time), it waits for the leader's words, which may come after its overdue timer, as a
         // leader woken to a lost lock does.
-        else if (globalThis.document?.hidden || Date.now() - lastWord > stale + 2 * beat) lastWord = Math.max(lastWord, Date.now())
+        else if (globalThis.document?.hidden || performance.now() - lastWord > stale + 2 * beat)
+          lastWord = Math.max(lastWord, performance.now())
         // A leader that has said nothing for `stale` ms is frozen or gone: a visible tab takes its place.
-        else if (Date.now() - lastWord > stale) follow(true)
+        else if (performance.now() - lastWord > stale) follow(true)
       }, beat)
     }
 
@@ -354,7 +357,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
           if (s.reason === 'token or url failed' && channel) {
             fails++
             stepDown!()
-            lastWord = Date.now() + s.retryIn!
+            lastWord = performance.now() + s.retryIn!
             retry = setTimeout(queue, s.retryIn)
           }
         },
@@ -382,7 +385,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
       // Woken to a lost lock, its overdue timers may run before the new leader's word arrives: wait for it. `lastWord`
       // is ahead of now only from a failed leader's stepping down to its retry (its next lead or steal comes after):
       // following a leader online then, the tab drops it with the retry, as it waited for a tab whose provider works.
-      lastWord = Date.now()
+      lastWord = performance.now()
       if (link) {
         stepDown!()
         set('reconnecting', { reason: 'step down' })
@@ -404,7 +407,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
       if (m.e > epoch && link) follow()
       if (link) return
       epoch = m.e
-      lastWord = Math.max(lastWord, Date.now())
+      lastWord = Math.max(lastWord, performance.now())
       if (m.s) {
         const to = m.s.to
         if (state === 'online')

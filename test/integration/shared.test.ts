@@ -34,11 +34,14 @@ interface Tab {
    */
   sleep(): void
   wake(lag: number): void
+  /** Runs once, just after the tab has taken the next beat (a leader's state message) it hears. */
+  afterBeat(fn: () => void): void
 }
 
 let locks = new FakeLocks()
 const tabs: Tab[] = []
 afterEach(() => {
+  vi.useRealTimers()
   for (const t of tabs.splice(0)) t.client.close()
   locks = new FakeLocks()
 })
@@ -53,6 +56,9 @@ interface TabOptions {
   locks?: boolean
   /** Drops a message this tab would receive (a message lost): a frame the leader relays has its epoch `e`, the frame `f` and, for one tab alone, `to`. */
   lose?: (message: { e?: number; to?: string; f?: { type: string; seq?: number } }) => boolean
+  /** sharedConnection's: 50 and 200 ms unless told. */
+  beat?: number
+  stale?: number
 }
 
 function openTab(s: TestServer, options: TabOptions = {}): Tab {
@@ -63,6 +69,7 @@ function openTab(s: TestServer, options: TabOptions = {}): Tab {
   let asleep: { woken: Promise<void>; wake(): void } | undefined
   /** While asleep and until `lag` ms after it wakes: what the tab will hear, in order. */
   let unheard: Array<[BroadcastChannel, unknown]> | undefined
+  let onBeat: (() => void) | undefined
   const sockets: WebSocket[] = []
   const channels: BroadcastChannel[] = []
   class TabSocket extends WebSocket {
@@ -82,6 +89,12 @@ function openTab(s: TestServer, options: TabOptions = {}): Tab {
         if (!unheard) return
         unheard.push([this, (e as MessageEvent).data])
         e.stopImmediatePropagation()
+      })
+      this.addEventListener('message', (e) => {
+        const fn = onBeat
+        if (!fn || !(e as MessageEvent).data?.s) return
+        onBeat = undefined
+        setTimeout(fn, 0) // after the tab's own handler took it
       })
     }
     override postMessage(m: unknown): void {
@@ -114,8 +127,8 @@ function openTab(s: TestServer, options: TabOptions = {}): Tab {
     storage: options.storage ?? memoryStorage(),
     ackDelay: options.ackDelay,
     connection: sharedConnection({
-      beat: 50,
-      stale: 200,
+      beat: options.beat ?? 50,
+      stale: options.stale ?? 200,
       locks: options.locks === false ? undefined : sleepyLocks,
       BroadcastChannel: options.locks === false ? undefined : TabChannel,
     }),
@@ -153,6 +166,9 @@ function openTab(s: TestServer, options: TabOptions = {}): Tab {
         for (const [channel, data] of messages) channel.dispatchEvent(new MessageEvent('message', { data }))
       }, lag)
     },
+    afterBeat(fn) {
+      onBeat = fn
+    },
   }
   tabs.push(tab)
   client.connect()
@@ -163,6 +179,7 @@ const modeOf = (t: Tab) => t.events.statuses.at(-1)?.mode
 const publish = async (s: TestServer, from: number, to: number, user = 'ann') => {
   for (const i of range(from, to)) expect((await httpPublish(s.url, { userId: user, title: `n${i}`, body: '' })).status).toBe(201)
 }
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 const everyTabHas = (list: Tab[], seqs: number[]) =>
   vi.waitFor(() => {
     for (const t of list) expect(t.events.seqs(), t.id).toEqual(seqs)
@@ -299,6 +316,53 @@ describe('sharedConnection', () => {
     } finally {
       vi.unstubAllGlobals()
     }
+  })
+
+  it('replaces a frozen leader within `stale` after the wall clock stepped back an hour (the silence is timed on the monotonic clock)', async () => {
+    // belfry/shared's Date, running at real speed, which the test steps back (performance.now() stays real).
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now(), shouldAdvanceTime: true })
+    const s = await start()
+    const [first, second] = [openTab(s), openTab(s)]
+    await Promise.all([first, second].map((t) => t.client.ready()))
+    const leader = modeOf(first) === 'leader' ? first : second
+    const follower = leader === first ? second : first
+    await publish(s, 1, 3)
+    await everyTabHas([follower], range(1, 3))
+
+    // NTP steps the clock back an hour; a little later the leader's tab is frozen in the background.
+    vi.setSystemTime(Date.now() - 3_600_000)
+    await sleep(300)
+    leader.freeze(true)
+
+    // The visible follower takes over after 200 ms of silence (5 s allowed), not an hour, and gets what is published.
+    await vi.waitFor(() => expect(modeOf(follower)).toBe('leader'), 5_000)
+    await publish(s, 4, 5)
+    await everyTabHas([follower], range(1, 5))
+  })
+
+  it('leaves a leader that beats on its lock when the wall clock steps forward a few seconds (no socket flap)', async () => {
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now(), shouldAdvanceTime: true })
+    const s = await start()
+    // The leader beats every 500 ms. The follower watches every 200 ms, with stale 3 s: a silence between 3 s and
+    // 3.4 s (stale + 2 of its beats) reads as a dead leader's, and it checks within 200 ms of any step.
+    const leader = openTab(s, { beat: 500, stale: 3000 })
+    await leader.client.ready()
+    const follower = openTab(s, { beat: 200, stale: 3000 })
+    await follower.client.ready()
+    expect([modeOf(leader), modeOf(follower)]).toEqual(['leader', 'follower'])
+
+    // NTP steps the clock forward 3.1 s, just after a beat reached the follower. The leader beats on.
+    await new Promise<void>((resolve) =>
+      follower.afterBeat(() => {
+        vi.setSystemTime(Date.now() + 3100)
+        resolve()
+      }),
+    )
+    await sleep(1500)
+
+    expect([modeOf(leader), modeOf(follower)]).toEqual(['leader', 'follower'])
+    expect(leader.events.count('online')).toBe(1)
+    expect(follower.events.statuses.map((e) => e.reason)).not.toContain('step down')
   })
 
   it('resumes a tab that leads after falling behind from its own cursor, not the profile’s (which other tabs moved on)', async () => {
