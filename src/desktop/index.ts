@@ -170,11 +170,15 @@ export function desktopNotifications<Data extends object = JsonObject>(
   // A leader that goes away (its tab closed, reloaded, navigated) hands what its summaries told and what waits for the
   // next to the tab that leads next: Chromium never shows one constructed in pagehide (it is shown a task later, which
   // never comes), while a BroadcastChannel message posted then arrives. Its name is the visible lock's: the same user's tabs.
-  // Only where there are window events (pagehide): Node has a BroadcastChannel, but no tab to close. None once stopped.
-  const channel = (!stopped &&
-    (globalThis as { addEventListener?: object }).addEventListener &&
-    globalThis.BroadcastChannel &&
-    new BroadcastChannel(visibleLock)) as BroadcastChannel | undefined
+  // Only where there are window events (pagehide): Node has a BroadcastChannel, but no tab to close. None once stopped,
+  // nor where the browser refuses to make one (an opaque origin's SecurityError: as where there is none).
+  let channel: BroadcastChannel | undefined
+  try {
+    channel = (!stopped &&
+      (globalThis as { addEventListener?: object }).addEventListener &&
+      globalThis.BroadcastChannel &&
+      new BroadcastChannel(visibleLock)) as BroadcastChannel | undefined
+  } catch {}
 
   const permission = (): DesktopPermission => (Ctor ? Ctor.permission : 'unsupported')
   let told = permission()

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { type DesktopOptions, desktopNotifications } from '../../src/desktop/index.js'
 import type { ConnectionMode, Notification, NotificationClient, ReadEvent, StatusEvent } from '../../src/index.js'
+import { sharedConnection } from '../../src/shared/index.js'
 import { FakeChannel, FakeLocks, tabConnection } from '../helpers/locks.js'
 import { cleanup, createClient, note as frame, jwt, startMockServer, tick } from '../helpers/mock-server.js'
 
@@ -806,5 +807,34 @@ describe('desktopNotifications', () => {
       new TypeError('desktopNotifications: Notification must be a function; got "Notification"'),
     )
     expect(() => desktopNotifications(client, { Notification: {} as never })).toThrow(/Notification must be a function; got object$/)
+  })
+})
+
+// An opaque origin (a sandboxed iframe without allow-same-origin): Chromium refuses to make a BroadcastChannel, and
+// every Web Locks call. belfry/shared falls back to a socket of its own; desktopNotifications() on that very client
+// threw the browser's SecurityError at the app.
+describe('desktopNotifications in an opaque origin (BroadcastChannel and Web Locks refused)', () => {
+  class OpaqueChannel {
+    constructor() {
+      throw new DOMException("Failed to construct 'BroadcastChannel': Can't create BroadcastChannel in an opaque origin", 'SecurityError')
+    }
+  }
+  const refused = () => Promise.reject(new DOMException('Access to the Locks API is denied in this context.', 'SecurityError'))
+  beforeEach(() => {
+    vi.stubGlobal('BroadcastChannel', OpaqueChannel)
+    vi.stubGlobal('navigator', { locks: { request: refused, query: refused } })
+    vi.stubGlobal('document', Object.assign(new EventTarget(), { visibilityState: 'visible', hidden: false }))
+  })
+
+  it('starts on a client that fell back to a socket of its own, as where there is no channel, without throwing', async () => {
+    const server = startMockServer()
+    const { client, log } = createClient(server, { connection: sharedConnection() })
+    client.connect()
+    await tick(1000)
+    expect([client.state, client.mode, log.errors.length]).toEqual(['online', 'solo', 1])
+    const { Ctor } = fakeNotification('denied')
+    const desktop = desktopNotifications(client, { Notification: Ctor })
+    expect(desktop.permission).toBe('denied')
+    desktop.stop()
   })
 })
