@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import type { Duplex } from 'node:stream'
 import { pino } from 'pino'
 import { afterEach } from 'vitest'
 import WebSocket from 'ws'
@@ -207,5 +208,25 @@ export function trickledPost(
     )
     req.on('error', reject)
     req.write(start) // and nothing more
+  })
+}
+
+/** Writes `request` on a raw socket: what came back, and whether the server closed the socket within `waitMs`. */
+export function exchange(socket: Duplex, request: string, waitMs: number): Promise<{ answer: string; closed: boolean }> {
+  return new Promise((resolve) => {
+    let answer = ''
+    socket.on('data', (d: Buffer) => {
+      answer += d.toString('latin1')
+    })
+    socket.on('error', () => {})
+    const timer = setTimeout(() => {
+      socket.destroy()
+      resolve({ answer, closed: false })
+    }, waitMs)
+    socket.on('close', () => {
+      clearTimeout(timer)
+      resolve({ answer, closed: true })
+    })
+    socket.write(request)
   })
 }

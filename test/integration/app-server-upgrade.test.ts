@@ -10,32 +10,11 @@ import { type AddressInfo, connect, type Socket } from 'node:net'
 import { pino } from 'pino'
 import { afterEach, describe, expect, it } from 'vitest'
 import { NotificationServer } from '../../src/server/index.js'
-import { API_KEY, SECRET } from '../helpers/server.js'
+import { API_KEY, exchange, SECRET } from '../helpers/server.js'
 
 const UPGRADE = (path: string) =>
   `GET ${path} HTTP/1.1\r\nHost: app\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
   'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n'
-
-/** Writes `request` on a raw socket: what came back, and whether the server closed the socket within `waitMs`. */
-function send(port: number, request: string, waitMs: number): Promise<{ answer: string; closed: boolean }> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1')
-    let answer = ''
-    socket.on('data', (d: Buffer) => {
-      answer += d.toString('latin1')
-    })
-    socket.on('error', () => {})
-    const timer = setTimeout(() => {
-      socket.destroy()
-      resolve({ answer, closed: false })
-    }, waitMs)
-    socket.on('close', () => {
-      clearTimeout(timer)
-      resolve({ answer, closed: true })
-    })
-    socket.write(request)
-  })
-}
 
 let http: Server | undefined
 let belfry: NotificationServer | undefined
@@ -77,14 +56,14 @@ describe("an app's own server with belfry attached, and no 'upgrade' listener of
     const port = await app()
 
     // Before belfry: the app answers the request, and its keep-alive timeout ends the socket.
-    const before = await send(port, UPGRADE('/chat'), 3000)
+    const before = await exchange(connect(port, '127.0.0.1'), UPGRADE('/chat'), 3000)
     expect(before.answer).toMatch(/^HTTP\/1\.1 200 /)
     expect(before.closed).toBe(true)
 
     await attach()
     // With belfry attached: the same request must still get an answer (the app's, or a refusal) and its
     // socket must end within the app's timeouts (1 s) and some slack, not stay open, silent, for ever.
-    const after = await send(port, UPGRADE('/chat'), 3000)
+    const after = await exchange(connect(port, '127.0.0.1'), UPGRADE('/chat'), 3000)
     expect({ answered: after.answer.split('\r\n')[0], closed: after.closed }).toEqual({ answered: 'HTTP/1.1 404 Not Found', closed: true })
   })
 
@@ -110,7 +89,7 @@ describe("an app's own server with belfry attached, and an 'upgrade' listener of
       socket.end('HTTP/1.1 426 Upgrade Required\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
     })
     await attach(2)
-    const answer = await send(port, UPGRADE('/chat'), 3000)
+    const answer = await exchange(connect(port, '127.0.0.1'), UPGRADE('/chat'), 3000)
     expect(answer.answer.split('\r\n')[0]).toBe('HTTP/1.1 426 Upgrade Required')
   })
 })

@@ -6,34 +6,13 @@
  */
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
 import { type AddressInfo, connect } from 'node:net'
-import type { Duplex } from 'node:stream'
 import { connect as connectTls } from 'node:tls'
 import { pino } from 'pino'
 import { afterEach, describe, expect, it } from 'vitest'
 import { NotificationServer } from '../../src/server/index.js'
-import { API_KEY, SECRET, useServer } from '../helpers/server.js'
+import { API_KEY, exchange, SECRET, useServer } from '../helpers/server.js'
 
 const start = useServer()
-
-/** Writes `request` on `socket`; resolves with what came back once the server closed it, or after `waitMs`. */
-function exchange(socket: Duplex, request: string, waitMs: number): Promise<{ answer: string; closed: boolean }> {
-  return new Promise((resolve) => {
-    let answer = ''
-    socket.on('data', (d: Buffer) => {
-      answer += d.toString('latin1')
-    })
-    socket.on('error', () => {})
-    const timer = setTimeout(() => {
-      socket.destroy()
-      resolve({ answer, closed: false })
-    }, waitMs)
-    socket.on('close', () => {
-      clearTimeout(timer)
-      resolve({ answer, closed: true })
-    })
-    socket.write(request)
-  })
-}
 
 /** The status lines of the answers on one connection, in order. */
 const statuses = (answer: string) => answer.match(/^HTTP\/1\.1 \d{3}/gm) ?? []
