@@ -206,8 +206,10 @@ export class NotificationServer {
   #gentle = false
   /** Ends a drain's grace for HTTP requests in flight at once (close() during it). */
   #cutGrace: (() => void) | undefined
-  /** The last failure of a store write the server asked for, and when: /healthz reports it for a while. */
-  /** The store's last failure, `at` on the monotonic clock (a wall clock stepped back kept it fresh for the step). */
+  /**
+   * The last failure of a store write the server asked for, and when: /healthz reports it for a while. `at` is on
+   * the monotonic clock (a wall clock stepped back kept it fresh for the step).
+   */
   #storeFailure: { at: number; message: string } | undefined
   /** The last store probe of /healthz (see {@link HEALTH_PROBE_REUSE_MS}): its error text, undefined if it passed; `at` once it is in. */
   #probe: { result: Promise<string | undefined>; at: number | undefined } | undefined

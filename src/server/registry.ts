@@ -6,25 +6,21 @@ import type { Connection } from './connection/connection.js'
  */
 export class Registry {
   readonly #byUser = new Map<string, Set<Connection>>()
-  /**
-   * Those sent `auth_success` ({@link greet}), by user: what {@link users} and {@link connections}
-   * count. One whose auth still reads the store is routed to and counted against the user's cap, but
-   * has not authenticated yet (and may not: the read can fail, 1011).
-   */
-  readonly #greeted = new Map<string, Set<Connection>>()
 
   add(userId: string, connection: Connection): void {
-    add(this.#byUser, userId, connection)
-  }
-
-  /** The connection has been sent `auth_success` (if it is still here). */
-  greet(userId: string, connection: Connection): void {
-    if (this.#byUser.get(userId)?.has(connection)) add(this.#greeted, userId, connection)
+    let set = this.#byUser.get(userId)
+    if (!set) {
+      set = new Set()
+      this.#byUser.set(userId, set)
+    }
+    set.add(connection)
   }
 
   remove(userId: string, connection: Connection): void {
-    drop(this.#byUser, userId, connection)
-    drop(this.#greeted, userId, connection)
+    const set = this.#byUser.get(userId)
+    if (!set) return
+    set.delete(connection)
+    if (set.size === 0) this.#byUser.delete(userId)
   }
 
   /** The user's open connections (empty when none). */
@@ -42,38 +38,30 @@ export class Registry {
     return this.#byUser.get(userId)?.size ?? 0
   }
 
-  /** The user's open connections sent `auth_success`. */
+  /**
+   * The user's open connections sent `auth_success` ({@link Connection.authenticated}): what the
+   * counts report. One whose auth still reads the store is routed to and counted against the cap,
+   * but has not authenticated yet (and may not: the read can fail, 1011).
+   */
   authenticated(userId: string): number {
-    return this.#greeted.get(userId)?.size ?? 0
-  }
-
-  /** Number of users with at least one authenticated connection (sent `auth_success`). */
-  get users(): number {
-    return this.#greeted.size
-  }
-
-  /** Number of open authenticated connections (sent `auth_success`). */
-  get connections(): number {
     let n = 0
-    for (const set of this.#greeted.values()) n += set.size
+    for (const c of this.of(userId)) if (c.authenticated) n++
     return n
   }
-}
 
-function add(map: Map<string, Set<Connection>>, userId: string, connection: Connection): void {
-  let set = map.get(userId)
-  if (!set) {
-    set = new Set()
-    map.set(userId, set)
+  /** Number of users with at least one authenticated connection (for stats: a pass over them). */
+  get users(): number {
+    let n = 0
+    for (const userId of this.#byUser.keys()) if (this.authenticated(userId) > 0) n++
+    return n
   }
-  set.add(connection)
-}
 
-function drop(map: Map<string, Set<Connection>>, userId: string, connection: Connection): void {
-  const set = map.get(userId)
-  if (!set) return
-  set.delete(connection)
-  if (set.size === 0) map.delete(userId)
+  /** Number of open authenticated connections (for stats: a pass over them). */
+  get connections(): number {
+    let n = 0
+    for (const userId of this.#byUser.keys()) n += this.authenticated(userId)
+    return n
+  }
 }
 
 const EMPTY: ReadonlySet<Connection> = new Set()

@@ -158,6 +158,11 @@ export class Connection {
     return this.#leaving
   }
 
+  /** `auth_success` has gone out: what the server's counts of authenticated connections count. */
+  get authenticated(): boolean {
+    return this.#greeted
+  }
+
   /** The user, once authenticated. */
   get userId(): string | undefined {
     return this.#userId
@@ -454,7 +459,6 @@ export class Connection {
   greeted(): void {
     // Counted here, not at signIn: an auth whose store read then fails (1011) is no authentication.
     this.#greeted = true
-    this.hub.registry.greet(this.#userId!, this)
     this.hub.metrics?.authentications.inc()
     this.release()
   }
