@@ -474,7 +474,9 @@ export class NotificationServer {
    * elsewhere, closes the open sockets with 1001 in even batches over
    * `drainMs` so that they do not all reconnect in the same second, then
    * closes as {@link close} does. Publishes are still taken and delivered
-   * meanwhile. Resolves once closed.
+   * meanwhile. With no socket open there is nothing to spread: it closes as
+   * {@link close} does at once, but lets HTTP requests in flight be answered.
+   * Resolves once closed.
    */
   drain(): Promise<void> {
     if (this.#closed === undefined) this.#gentle = this.#options.drainMs > 0
