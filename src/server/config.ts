@@ -10,6 +10,8 @@ import { redactUrl } from './redact.js'
  */
 export const DEV_SECRET = 'belfry-dev-secret-not-for-production'
 export const DEV_API_KEY = 'belfry-dev-key'
+/** Either published dev value: outside dev mode neither may sign tokens or guard a route (the secret, the API key, the metrics token). */
+export const isDevValue = (v: unknown): boolean => v === DEV_SECRET || v === DEV_API_KEY
 
 /** What a bearer key (the API key, the metrics token) must be, as its messages say it. */
 export const BEARER_KEY_RULE = 'at least 8 characters, visible ASCII without spaces'
@@ -187,10 +189,10 @@ export function readConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Cli
   const apiKey = env.BELFRY_API_KEY!
   if (secret.length < 16) throw new Error('BELFRY_SECRET must be at least 16 characters')
   if (!isBearerKey(apiKey)) throw new Error(`BELFRY_API_KEY must be ${BEARER_KEY_RULE} (a bearer token); got ${keyShape(apiKey)}`)
-  if (secret === DEV_SECRET || apiKey === DEV_API_KEY) {
+  if (isDevValue(secret) || isDevValue(apiKey)) {
     throw new Error('BELFRY_SECRET and BELFRY_API_KEY must not be the published dev defaults outside dev mode')
   }
-  if (typeof metrics === 'object' && (metrics.token === DEV_SECRET || metrics.token === DEV_API_KEY)) {
+  if (typeof metrics === 'object' && isDevValue(metrics.token)) {
     throw new Error('BELFRY_METRICS_TOKEN must not be a published dev default outside dev mode')
   }
   return { ...common, secret, apiKey, ignored: [] }

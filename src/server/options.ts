@@ -2,7 +2,7 @@ import type { Server as HttpServer } from 'node:http'
 import type { Logger } from 'pino'
 import { MAX_TOPIC_LENGTH } from '../protocol/index.js'
 import type { Broker } from './broker/broker.js'
-import { BEARER_KEY_RULE, DEV_API_KEY, DEV_SECRET, isBearerKey, keyShape } from './config.js'
+import { BEARER_KEY_RULE, DEV_API_KEY, DEV_SECRET, isBearerKey, isDevValue, keyShape } from './config.js'
 import { STORE_OPERATIONS, type Store } from './store/store.js'
 
 /** Options of {@link NotificationServer}. Every field but `secret` has a default. */
@@ -302,7 +302,7 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
       `options.dev is true: options.secret must be "${DEV_SECRET}" and options.apiKey "${DEV_API_KEY}" (the published dev secrets, so that nothing dev mode mints is valid elsewhere); ${wrong.join(' and ')}`,
     )
   }
-  if (options.dev !== true && (options.secret === DEV_SECRET || options.apiKey === DEV_API_KEY)) {
+  if (options.dev !== true && (isDevValue(options.secret) || isDevValue(options.apiKey))) {
     throw new TypeError('options.secret and options.apiKey must not be the published dev secrets unless options.dev is true')
   }
   if (options.fallback !== undefined && typeof options.fallback !== 'function') {
@@ -375,7 +375,7 @@ function resolveMetrics({ metrics, apiKey, dev }: ServerOptions): { token: strin
   const token: unknown = object ? metrics.token : undefined
   if (typeof token === 'string' && isBearerKey(token)) {
     // Published: anyone could scrape with it (the API key and the secret are refused the same way).
-    if (dev !== true && (token === DEV_API_KEY || token === DEV_SECRET)) {
+    if (dev !== true && isDevValue(token)) {
       throw new TypeError('options.metrics.token must not be a published dev secret unless options.dev is true')
     }
     return { token }

@@ -181,6 +181,17 @@ describe('readConfig', () => {
     expect(() => readConfig({ BELFRY_SECRET: 's'.repeat(16), BELFRY_API_KEY: DEV_API_KEY }, [])).toThrow(/dev defaults/)
   })
 
+  it('refuses either published dev value as the API key outside dev mode: with BELFRY_METRICS=1 it guards /metrics too', () => {
+    const env = { BELFRY_SECRET: 's'.repeat(16), BELFRY_API_KEY: DEV_SECRET }
+    expect(() => readConfig(env, [])).toThrow(/dev defaults/)
+    expect(() => readConfig({ ...env, BELFRY_METRICS: '1' }, [])).toThrow(/dev defaults/)
+    const secret = 'the-real-production-secret-0123'
+    for (const apiKey of [DEV_SECRET, DEV_API_KEY]) {
+      expect(() => resolveOptions({ secret, apiKey })).toThrow(TypeError)
+      expect(() => resolveOptions({ secret, apiKey, metrics: true })).toThrow(/must not be the published dev secrets/)
+    }
+  })
+
   it('reads BELFRY_TOPICS_CLAIM as the name of a token claim', () => {
     const base = { BELFRY_SECRET: 's'.repeat(16), BELFRY_API_KEY: 'k'.repeat(8) }
     expect(readConfig({ ...base, BELFRY_TOPICS_CLAIM: 'topics' }, [])).toMatchObject({ topicsClaim: 'topics' })
