@@ -72,8 +72,10 @@ export async function mintToken(secret: string, userId: string, ttlSeconds = 360
   if (!isUserId(userId)) {
     throw new TypeError(`mintToken: userId must be a user id of 1–${MAX_ID_LENGTH} characters, no control characters; got ${shown(userId)}`)
   }
-  if (!(typeof ttlSeconds === 'number' && Number.isFinite(ttlSeconds) && ttlSeconds > 0)) {
-    throw new TypeError(`mintToken: ttlSeconds must be a finite number of seconds > 0; got ${shown(ttlSeconds)}`)
+  // `exp` is whole seconds, rounded down (a token lives at most ttlSeconds): under 1 s, one made late in a
+  // second would be born expired.
+  if (!(typeof ttlSeconds === 'number' && Number.isFinite(ttlSeconds) && ttlSeconds >= 1)) {
+    throw new TypeError(`mintToken: ttlSeconds must be a finite number of seconds ≥ 1 (exp is whole seconds); got ${shown(ttlSeconds)}`)
   }
   return createSigner({ key: secret, algorithm: 'HS256', expiresIn: ttlSeconds * 1000 })({ sub: userId })
 }

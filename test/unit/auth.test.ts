@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { mintToken, tokenVerifier, verifyToken } from '../../src/server/auth.js'
 
 const SECRET = 'unit-secret-0123456789abcdef'
@@ -56,6 +56,25 @@ describe('mintToken: a bad argument is a TypeError, never a token the server ref
       )
       expect(outcome, `ttl ${ttl}`).toBeInstanceOf(TypeError)
       expect((outcome as Error).message).toMatch(/ttl/i)
+    }
+  })
+
+  it('refuses a ttl under a second: exp is whole seconds, so one made late in a second would be born expired', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] })
+    try {
+      vi.setSystemTime(1_800_000_000_600) // 600 ms into a second: floor(now + 0.3 s) is the second already begun
+      for (const ttl of [0.1, 0.3, 0.999]) {
+        const outcome = await mintToken(MINT_SECRET, 'ann', ttl).then(
+          (token) => verifyToken(token, MINT_SECRET),
+          (error: unknown) => error,
+        )
+        expect(outcome, `ttl ${ttl}`).toBeInstanceOf(TypeError)
+        expect((outcome as Error).message).toMatch(/ttlSeconds .*≥ 1.*got 0\.\d+/)
+      }
+      // A whole second made at the same moment is good for the rest of this second and the next.
+      expect(verifyToken(await mintToken(MINT_SECRET, 'ann', 1), MINT_SECRET)).toMatchObject({ ok: true, userId: 'ann' })
+    } finally {
+      vi.useRealTimers()
     }
   })
 
