@@ -6,6 +6,7 @@
  */
 import { execFileSync } from 'node:child_process'
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -101,5 +102,28 @@ await server.sendToUser('ann', input)
 `,
     )
     expect(errors).toBe('')
+  })
+})
+
+describe("belfry-server's engines", () => {
+  /** semver, as npm reads `engines` (a dependency of the repository's own tools). */
+  const semver = createRequire(import.meta.url)('semver') as { satisfies(version: string, range: string): boolean }
+
+  // dist/server/http.js calls URL.parse for every HTTP request (the route, the Host check). Node has it from 20.18 on the
+  // 20 line and from 22.1 (never on 21): on a Node that `>=20.19` admits without a word from npm (21.x, 22.0.x), every
+  // request, /healthz included, answers 500 ("URL.parse is not a function"). README also promises require() of the
+  // packages "from Node 20.19", which Node has unflagged from 20.19 and from 22.12 only.
+  it('admits no Node version that lacks what the server calls (URL.parse: 20.18+ and 22.1+, never 21)', () => {
+    const { engines } = JSON.parse(readFileSync(join(server, 'node_modules/belfry-server/package.json'), 'utf8')) as {
+      engines: { node: string }
+    }
+    const http = readFileSync(join(server, 'node_modules/belfry-server/dist/server/http.js'), 'utf8')
+    expect(http.includes('URL.parse('), 'dist/server/http.js calls URL.parse').toBe(true)
+    for (const version of ['20.19.0', '20.20.2', '22.12.0', '24.0.0'])
+      expect(semver.satisfies(version, engines.node), `engines.node "${engines.node}" admits Node ${version}`).toBe(true)
+    for (const version of ['21.7.3', '22.0.0'])
+      expect(semver.satisfies(version, engines.node), `engines.node "${engines.node}" admits Node ${version}, which has no URL.parse`).toBe(
+        false,
+      )
   })
 })
