@@ -79,16 +79,16 @@ export interface SqliteStoreOptions {
    * publishes answer 503 and /healthz says the store is full, instead of the
    * disk filling up. @default no limit (the disk's)
    */
-  maxBytes?: number
+  maxBytes?: number | undefined
   /** Size the WAL file is cut back to after each checkpoint (it never shrinks otherwise), in bytes. @default 67108864 */
-  walSizeLimit?: number
+  walSizeLimit?: number | undefined
   /** Most inbox entries one transaction makes: a larger broadcast or topic publish continues as a fan-out job. @default 1000 */
-  fanOutBatch?: number
+  fanOutBatch?: number | undefined
   /**
    * Most inbox entries one retention batch removes: SQLite writes one
    * transaction at a time, and publishes wait for it. @default 1000
    */
-  pruneBatch?: number
+  pruneBatch?: number | undefined
 }
 
 /** A publish waiting for the end of the turn, and its caller. */

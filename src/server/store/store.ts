@@ -6,8 +6,8 @@ export interface NotificationInput {
   title: string
   body: string
   /** @default 'medium' */
-  priority?: Priority
-  data?: JsonObject
+  priority?: Priority | undefined
+  data?: JsonObject | undefined
 }
 
 /** Who receives a publish. */
