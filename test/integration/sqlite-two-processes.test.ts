@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
 import { pino } from 'pino'
 import { afterEach, describe, expect, it } from 'vitest'
-import { NotificationServer } from '../../src/server/index.js'
+import { NotificationServer, SqliteStore } from '../../src/server/index.js'
 import { API_KEY, httpPublish, SECRET } from '../helpers/server.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
@@ -209,5 +209,98 @@ describe('SqliteStore: its file replaced while it runs, and a successor on the r
     } finally {
       db.close()
     }
+  }, 30_000)
+})
+
+/** A child process: runs `script` (an ES module, from the repository's root) and resolves its last stdout line as JSON. */
+function child(script: string): { child: ChildProcess; done: Promise<unknown> } {
+  const c = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  let out = ''
+  c.stdout?.on('data', (d: Buffer) => {
+    out += d.toString()
+  })
+  const done = new Promise<unknown>((resolve, reject) => {
+    c.once('exit', (code) => {
+      try {
+        resolve(JSON.parse(out.trim().split('\n').at(-1) ?? ''))
+      } catch {
+        reject(new Error(`the child exited with ${code}: ${out}`))
+      }
+    })
+  })
+  return { child: c, done }
+}
+
+describe('SqliteStore: processes that start together on one file', () => {
+  let dir: string
+  const children: ChildProcess[] = []
+  afterEach(() => {
+    for (const c of children.splice(0)) if (c.exitCode === null) c.kill('SIGKILL')
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('on a new file: both open it, on one schema and one deployment token (the switch to WAL mode is tried again)', async () => {
+    // Regression: SQLite refuses one of two processes switching a new file to WAL mode at once, without its busy
+    // wait: "database is locked" in about one open of four.
+    dir = mkdtempSync(join(tmpdir(), 'belfry-new-file-'))
+    const rounds = 40
+    const at = Date.now() + 3000 // time for both to load
+    const opener = () =>
+      child(`
+        import { SqliteStore } from './src/server/store/sqlite.ts'
+        const outcomes = []
+        for (let round = 0; round < ${rounds}; round++) {
+          while (Date.now() < ${at} + round * 60) {}
+          try {
+            const store = new SqliteStore(${JSON.stringify(dir)} + '/r' + round + '.db')
+            outcomes.push(store.deployment)
+            await store.close()
+          } catch (error) {
+            outcomes.push('failed: ' + error.message)
+          }
+        }
+        console.log(JSON.stringify(outcomes))
+      `)
+    const a = opener()
+    const b = opener()
+    children.push(a.child, b.child)
+    const [first, second] = (await Promise.all([a.done, b.done])) as string[][]
+    expect([...first!, ...second!].filter((o) => o.startsWith('failed'))).toEqual([])
+    expect(second).toEqual(first) // one database each round
+  }, 30_000)
+
+  it('while another process holds the write lock longer than a write waits (a long migration): it waits, then opens', async () => {
+    // Regression: a process opening the file while another migrated a large one (10 million entries: about 10 s)
+    // gave up after the 5 s a write waits: "database is locked", and belfry-server exited.
+    dir = mkdtempSync(join(tmpdir(), 'belfry-migrating-'))
+    const file = join(dir, 'belfry.db')
+    await new SqliteStore(file).close()
+    const holder = child(`
+      import Database from 'better-sqlite3'
+      const db = new Database(${JSON.stringify(file)})
+      db.exec('BEGIN IMMEDIATE')
+      console.log(JSON.stringify('holding'))
+      setTimeout(() => { db.exec('COMMIT'); db.close() }, 6500)
+    `)
+    children.push(holder.child)
+    await new Promise<void>((resolve) => holder.child.stdout?.once('data', () => resolve()))
+    const opened = child(`
+      import { SqliteStore } from './src/server/store/sqlite.ts'
+      try {
+        const store = new SqliteStore(${JSON.stringify(file)})
+        console.log(JSON.stringify({ ok: true, deployment: store.deployment }))
+        await store.close()
+      } catch (error) {
+        console.log(JSON.stringify({ ok: false, error: error.message }))
+      }
+    `)
+    children.push(opened.child)
+    const reader = new Database(file, { readonly: true })
+    const { token } = reader.prepare('SELECT token FROM deployment').get() as { token: string }
+    reader.close()
+    expect(await opened.done).toEqual({ ok: true, deployment: token })
   }, 30_000)
 })

@@ -43,6 +43,14 @@ interface Row {
 const CHECKPOINT_MS = 1000
 /** How long a write waits for another process's to end before it fails as busy (ms). */
 const BUSY_TIMEOUT_MS = 5000
+/**
+ * How long opening the store waits for another process's migration of the file (ms): a large
+ * database's takes longer than {@link BUSY_TIMEOUT_MS} (10 million inbox entries of belfry 0.1.0,
+ * about 10 s). As long as PostgresStore's processes wait for one.
+ */
+const MIGRATION_WAIT_MS = 60 * 60 * 1000
+/** Waits `ms` on this thread (the store opens synchronously). */
+const pause = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms)
 /** Bytes each WAL frame adds to its page. */
 const WAL_FRAME_HEADER = 24
 /**
@@ -143,6 +151,23 @@ function toNotification(row: Row): Notification {
 }
 
 /**
+ * Puts the file in WAL mode. Two processes doing so at once on a new file: SQLite refuses one at once
+ * (SQLITE_BUSY without its busy wait), so that one tries again, for up to {@link BUSY_TIMEOUT_MS}.
+ */
+function walMode(db: Database.Database): void {
+  const end = performance.now() + BUSY_TIMEOUT_MS
+  for (;;) {
+    try {
+      db.pragma('journal_mode = WAL')
+      return
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== 'SQLITE_BUSY' || performance.now() > end) throw error
+      pause(10)
+    }
+  }
+}
+
+/**
  * The embedded store: one SQLite file in WAL mode. A commit survives a crash
  * of the process (`kill -9`); with `synchronous = NORMAL` the last commits can
  * be lost only if the machine itself loses power.
@@ -217,15 +242,18 @@ export class SqliteStore implements Store {
     }
     this.#db = db
     try {
-      db.pragma('journal_mode = WAL')
-      db.pragma('synchronous = NORMAL')
       db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`)
+      walMode(db)
+      db.pragma('synchronous = NORMAL')
       db.pragma(`journal_size_limit = ${walSizeLimit}`)
       // Checkpoint on a timer instead of inside whichever commit crosses 1000 pages of WAL:
       // that commit (a publish the API is waiting for) would otherwise pay for it.
       db.pragma('wal_autocheckpoint = 0')
       // Before the size limit: a migration may copy a table (the old copy's pages are free after it).
+      // Another process's migration (processes starting together on an old file) is waited for.
+      db.pragma(`busy_timeout = ${MIGRATION_WAIT_MS}`)
       migrate(db)
+      db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`)
       this.deployment = (db.prepare('SELECT token FROM deployment').get() as { token: string }).token
       const pageSize = db.pragma('page_size', { simple: true }) as number
       this.#walFrames = Math.floor(walSizeLimit / (pageSize + WAL_FRAME_HEADER))
