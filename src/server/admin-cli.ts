@@ -48,9 +48,17 @@ export async function admin(
     if (!isBearerKey(key)) throw new Error(`BELFRY_API_KEY must be ${BEARER_KEY_RULE} (the server's publish key); got ${keyShape(key)}`)
     let res: Response
     try {
-      res = await fetch(new URL(path, url), { ...init, headers: { ...init.headers, authorization: `Bearer ${key}` } })
+      // A redirect is not followed: fetch would drop the key on another origin and make a POST a GET, and the
+      // failure would be told as a wrong key or method.
+      res = await fetch(new URL(path, url), { ...init, redirect: 'manual', headers: { ...init.headers, authorization: `Bearer ${key}` } })
     } catch (error) {
       throw new Error(`cannot reach ${url}: ${((error as Error).cause as Error | undefined)?.message ?? (error as Error).message}`)
+    }
+    if (res.status >= 300 && res.status < 400) {
+      const to = res.headers.get('location')
+      throw new Error(
+        `${res.status}: the server redirected to ${to ? redactUrl(new URL(to, url).href) : 'another URL'}; use that URL (--url or BELFRY_URL)`,
+      )
     }
     const text = await res.text()
     let body: { message?: unknown } | undefined
@@ -58,7 +66,13 @@ export async function admin(
       body = JSON.parse(text)
     } catch {}
     if (!res.ok) throw new Error(`${res.status} ${typeof body?.message === 'string' ? body.message : res.statusText}`)
-    out(`${JSON.stringify(body ?? text, null, 2)}\n`)
+    // Every admin answer is a JSON object: anything else (a front end's page, a proxy's sign-in) is not belfry's.
+    if (typeof body !== 'object' || body === null) {
+      throw new Error(
+        `${res.status} from ${url}, but not the admin API's answer (${res.headers.get('content-type') ?? 'no content type'}): is it belfry?`,
+      )
+    }
+    out(`${JSON.stringify(body, null, 2)}\n`)
     return 0
   } catch (error) {
     // The one place a message goes out: every URL in it without its password (fetch's own message repeats the URL).

@@ -26,14 +26,19 @@ export interface AdminContext {
   /** Ends the user's subscriptions to these topics now. */
   unsubscribe(userId: string, topics: readonly string[]): Promise<void>
   readonly maxTopicLength: number
+  /** False once the server is closing (a draining one still takes publishes, and answers here). */
+  accepting(): boolean
 }
 
 /** The largest body `POST /api/admin/prune` reads. */
 const MAX_ADMIN_BODY = 1024
-/** The largest body `POST /api/admin/unsubscribe` reads (a user's topics, at their longest). */
-const MAX_UNSUBSCRIBE_BODY = 64 * 1024
 /** Topics one unsubscribe takes. */
 const MAX_UNSUBSCRIBE_TOPICS = 1000
+/**
+ * The largest body `POST /api/admin/unsubscribe` reads: its most topics at their longest, each
+ * character as JSON may write it (`\uXXXX`: 6 bytes), with their quotes and commas, and the rest.
+ */
+const maxUnsubscribeBody = (maxTopicLength: number) => MAX_UNSUBSCRIBE_TOPICS * (maxTopicLength * 6 + 3) + 1024
 const POSTS = new Set(['/api/admin/prune', '/api/admin/unsubscribe'])
 
 /**
@@ -58,6 +63,8 @@ export async function adminRoute(req: IncomingMessage, res: ServerResponse, url:
   const method = user ? 'GET' : 'POST'
   if (req.method !== method && !(user && req.method === 'HEAD')) return void methodNotAllowed(res, method)
   if (!keyed(req, res, ctx.apiKey)) return void req.resume()
+  // Closed, the store and the pruner answer nothing true (a closed pruner's pass removes nothing): as a publish.
+  if (!ctx.accepting()) return sendJson(res, 503, { error: 'closing', message: 'server is shutting down' })
   const bad = (message: string) => sendJson(res, 400, { error: 'bad_request', message })
   if (user) {
     let id = url.searchParams.get('id')
@@ -74,7 +81,7 @@ export async function adminRoute(req: IncomingMessage, res: ServerResponse, url:
     return state ? sendJson(res, 200, state) : sendJson(res, 404, { error: 'not_found', message: `no user "${id.slice(0, 64)}"` })
   }
   const unsubscribing = route === '/api/admin/unsubscribe'
-  const text = await bodyText(req, res, unsubscribing ? MAX_UNSUBSCRIBE_BODY : MAX_ADMIN_BODY, ctx.bodyTimeoutMs)
+  const text = await bodyText(req, res, unsubscribing ? maxUnsubscribeBody(ctx.maxTopicLength) : MAX_ADMIN_BODY, ctx.bodyTimeoutMs)
   if (text === undefined) return
   if (unsubscribing) {
     const body = parseJson(text)

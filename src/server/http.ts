@@ -25,8 +25,6 @@ export interface HttpContext extends AdminContext {
   readonly maxBodyBytes: number
   readonly maxTopicLength: number
   readonly log: Logger
-  /** False once the server is closing (a draining one still takes publishes). */
-  accepting(): boolean
   health(): Promise<Health>
   stats(): { users: number; connections: number }
   /**
@@ -164,7 +162,17 @@ function idempotencyKey(headers: IncomingMessage['headers']): { key: string | un
  * - `GET /metrics` (Bearer metrics token) → the Prometheus text format (when metrics are on)
  */
 export async function handleHttp(req: IncomingMessage, res: ServerResponse, ctx: HttpContext): Promise<boolean> {
-  const served = await route(req, res, ctx)
+  let served = true
+  try {
+    served = await route(req, res, ctx)
+  } catch (error) {
+    // Answered here, not by the caller: an app's own server calls handleRequest and has no answer for it.
+    ctx.log.error({ err: error }, 'request failed')
+    if (res.headersSent) res.destroy()
+    else if (error instanceof UnavailableError)
+      sendJson(res, 503, { error: 'unavailable', message: `${error.message}; retry later` }, { 'retry-after': '5' })
+    else sendJson(res, 500, { error: 'internal', message: 'internal error' })
+  }
   if (served) boundBody(req, ctx.bodyTimeoutMs)
   return served
 }

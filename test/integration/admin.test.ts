@@ -1,6 +1,8 @@
 /** The admin API (GET /api/admin/users?id=, POST /api/admin/prune) and `belfry-server admin`. */
 import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -413,4 +415,74 @@ describe('belfry-server admin', () => {
       expect(err).not.toContain('ghp_s3cretT0ken')
     },
   )
+})
+
+describe('admin API: unsubscribe bodies within its own rules', () => {
+  const unsubscribe = (url: string, body: unknown) => admin(url, 'POST', 'unsubscribe', { body: JSON.stringify(body) })
+  /** A topic of exactly `length` characters, distinct by `i`, the rest filled with `fill`. */
+  const topic = (i: number, fill: string, length = 128) => `t${i}:`.padEnd(length, fill)
+
+  // Regression: the body was capped at 64 KiB, under what its own rules take: 413 for these.
+  it('ends every topic a user holds at the default limits (200 topics of 128 CJK characters) in one call', async () => {
+    const t = await start()
+    const topics = range(1, 200).map((i) => topic(i, '通')) // 3 bytes each in UTF-8: about 77 KB
+    const ann = await authedClient(t, 'ann')
+    for (let i = 0; i < topics.length; i += 50) {
+      const requestId = `s${i}`
+      ann.send({ type: 'subscribe', topics: topics.slice(i, i + 50), requestId })
+      expect(await ann.next((f) => f.requestId === requestId)).toMatchObject({ type: 'subscribed', topics: topics.slice(i, i + 50) })
+    }
+    ann.close()
+    const res = await unsubscribe(t.url, { userId: 'ann', topics })
+    expect([res.status, await res.json()]).toEqual([200, { userId: 'ann', topics }])
+    expect((await httpPublish(t.url, { topic: topics[0], title: 'after', body: '' })).json.recipients).toBe(0)
+  })
+
+  it('takes the 1000 topics of maxTopicLength its 400 message allows', async () => {
+    const t = await start({ limits: { maxSubscriptionsPerUser: 1000 } })
+    const topics = range(1, 1000).map((i) => topic(i, 'x'))
+    const res = await unsubscribe(t.url, { userId: 'ann', topics })
+    expect([res.status, await res.json()]).toEqual([200, { userId: 'ann', topics }])
+  })
+})
+
+describe('belfry-server admin: a URL that does not answer as the admin API', () => {
+  /** An HTTP server on 127.0.0.1 that answers every request with `answer`; closed after the test. */
+  async function other(answer: (req: IncomingMessage, res: ServerResponse) => void): Promise<string> {
+    const server = createServer((req, res) => {
+      req.resume()
+      answer(req, res)
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    onTestFinished(() => new Promise<void>((resolve) => server.close(() => resolve())))
+    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  }
+
+  // Regression: a 200 that was not JSON (a front end's page, a proxy's sign-in) was printed as a string, exit 0.
+  it.each([
+    ['user', 'ann'],
+    ['prune', '--days', '30'],
+    ['unsubscribe', 'ann', 'team-a'],
+  ])('admin %s … against a 200 HTML page fails: exit 1, one line on stderr, nothing printed', async (...args) => {
+    const url = await other((_, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><p>Please sign in'))
+    const { code, out, err } = await command(args, { BELFRY_API_KEY: API_KEY, BELFRY_URL: url })
+    expect([code, out]).toEqual([1, ''])
+    expect(err).toMatch(/^belfry-server admin: 200 .*not the admin API's answer \(text\/html\).*\n$/)
+  })
+
+  // Regression: the redirect was followed, which drops the key on another origin and makes a POST a GET: the right key
+  // was told as refused (401), prune as the wrong method (405).
+  it.each([
+    [301, 'user ann'],
+    [301, 'prune --max-per-user 5'],
+    [308, 'user ann'],
+  ] as const)('%i to admin %s: fails naming where it was sent, not as a refused key or method', async (status, line) => {
+    const t = await start({ retention: { maxPerUser: 5 } })
+    const url = await other((req, res) => res.writeHead(status, { location: `${t.url}${req.url}` }).end())
+    const { code, out, err } = await command(line.split(' '), { BELFRY_API_KEY: API_KEY, BELFRY_URL: url })
+    expect([code, out]).toEqual([1, ''])
+    expect(err).toMatch(
+      new RegExp(`^belfry-server admin: ${status}: the server redirected to ${t.url}/api/admin/.*--url or BELFRY_URL.*\\n$`),
+    )
+  })
 })

@@ -1,8 +1,8 @@
 import { createServer, type IncomingMessage, request } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { pino } from 'pino'
-import { describe, expect, it } from 'vitest'
-import { NotificationServer } from '../../src/server/index.js'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { NotificationServer, SqliteStore } from '../../src/server/index.js'
 import { API_KEY, SECRET } from '../helpers/server.js'
 
 const body = JSON.stringify({ userId: 'alice', title: 't', body: '' })
@@ -83,5 +83,72 @@ describe("handleRequest() on an app's own server, handed a request late", () => 
     } finally {
       await app.dispose()
     }
+  })
+})
+
+describe("handleRequest() on an app's own server: the admin routes", () => {
+  /** An app's server that hands every request to belfry (404 for what it does not serve); what handleRequest() rejected with. */
+  async function appWithBelfry(options: { store?: SqliteStore; retention?: { maxPerUser: number } } = {}) {
+    const rejected: unknown[] = []
+    let belfry!: NotificationServer
+    const http = createServer((req, res) => {
+      belfry.handleRequest(req, res).then(
+        (served) => {
+          if (!served) res.writeHead(404).end()
+        },
+        (error: unknown) => {
+          rejected.push(error)
+          res.destroy()
+        },
+      )
+    })
+    belfry = new NotificationServer({
+      secret: SECRET,
+      apiKey: API_KEY,
+      ...(options.store ? { store: options.store } : { database: ':memory:' }),
+      ...(options.retention && { retention: options.retention }),
+      server: http,
+      logger: pino({ level: 'silent' }),
+    })
+    await belfry.ready()
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve))
+    onTestFinished(async () => {
+      await belfry.close()
+      http.closeAllConnections()
+      await new Promise((resolve) => http.close(resolve))
+    })
+    const url = `http://127.0.0.1:${(http.address() as AddressInfo).port}`
+    const call = (method: string, path: string, json?: unknown) =>
+      fetch(`${url}${path}`, { method, headers, ...(json !== undefined && { body: JSON.stringify(json) }) })
+    return { belfry, rejected, call }
+  }
+
+  // Regression: a closed pruner's pass removes nothing, and the route answered 200 {"removed": 0} for it.
+  it('answers a prune after close() 503 closing, as a publish, not 200 for a pass it never ran', async () => {
+    const { belfry, call } = await appWithBelfry({ retention: { maxPerUser: 1 } })
+    for (const title of ['one', 'two']) await belfry.sendToUser('ann', { title, body: '' })
+    await belfry.close()
+    const publish = await call('POST', '/api/notifications', { userId: 'ann', title: 'late', body: '' })
+    expect([publish.status, await publish.json()]).toEqual([503, { error: 'closing', message: 'server is shutting down' }])
+    for (const json of [undefined, { maxPerUser: 1 }]) {
+      const res = await call('POST', '/api/admin/prune', json)
+      expect([res.status, await res.json()], JSON.stringify(json)).toEqual([503, { error: 'closing', message: 'server is shutting down' }])
+    }
+  })
+
+  // Regression: only belfry's own server turned a route's failure into a 500; handleRequest() rejected, the request unanswered.
+  const outage = () => Promise.reject(new Error('the database went away'))
+  it.each([
+    ['GET', '/api/admin/users?id=ann', undefined, (s: SqliteStore) => (s.user = outage)],
+    ['POST', '/api/admin/unsubscribe', { userId: 'ann', topics: ['team-a'] }, (s: SqliteStore) => (s.unsubscribe = outage)],
+    ['POST', '/api/admin/prune', { maxPerUser: 1 }, (s: SqliteStore) => (s.prune = outage)],
+  ] as const)('answers %s %s whose store call fails 500, and handleRequest() does not reject', async (method, path, json, fail) => {
+    const store = new SqliteStore(':memory:')
+    const { belfry, rejected, call } = await appWithBelfry({ store })
+    await belfry.sendToUser('ann', { title: 'one', body: '' })
+    fail(store)
+    const res = await call(method, path, json)
+    expect(rejected).toEqual([])
+    expect([res.status, await res.json()]).toEqual([500, { error: 'internal', message: 'internal error' }])
   })
 })
