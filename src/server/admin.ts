@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { isObject, isShortString, isUserId, MAX_ID_LENGTH } from '../protocol/index.js'
-import { bodyText, keyed, methodNotAllowed, sendJson } from './http.js'
+import { bodyText, closing, keyed, methodNotAllowed, sendJson } from './http.js'
 import { type Retention, resolveRetention } from './options.js'
 import type { PruneTotals } from './retention.js'
 import type { UserState } from './store/store.js'
@@ -36,9 +36,10 @@ const MAX_ADMIN_BODY = 1024
 const MAX_UNSUBSCRIBE_TOPICS = 1000
 /**
  * The largest body `POST /api/admin/unsubscribe` reads: its most topics at their longest, each
- * character as JSON may write it (`\uXXXX`: 6 bytes), with their quotes and commas, and the rest.
+ * character as JSON may write it (`\uXXXX`: 6 bytes), with their quotes, a comma and the spacing a
+ * JSON writer puts between them (Python's `json.dumps`: `", "`), and the user id so written.
  */
-const maxUnsubscribeBody = (maxTopicLength: number) => MAX_UNSUBSCRIBE_TOPICS * (maxTopicLength * 6 + 3) + 1024
+const maxUnsubscribeBody = (maxTopicLength: number) => MAX_UNSUBSCRIBE_TOPICS * (maxTopicLength * 6 + 16) + 4096
 const POSTS = new Set(['/api/admin/prune', '/api/admin/unsubscribe'])
 
 /**
@@ -64,7 +65,7 @@ export async function adminRoute(req: IncomingMessage, res: ServerResponse, url:
   if (req.method !== method && !(user && req.method === 'HEAD')) return void methodNotAllowed(res, method)
   if (!keyed(req, res, ctx.apiKey)) return void req.resume()
   // Closed, the store and the pruner answer nothing true (a closed pruner's pass removes nothing): as a publish.
-  if (!ctx.accepting()) return sendJson(res, 503, { error: 'closing', message: 'server is shutting down' })
+  if (!ctx.accepting()) return closing(res)
   const bad = (message: string) => sendJson(res, 400, { error: 'bad_request', message })
   if (user) {
     let id = url.searchParams.get('id')
@@ -83,6 +84,8 @@ export async function adminRoute(req: IncomingMessage, res: ServerResponse, url:
   const unsubscribing = route === '/api/admin/unsubscribe'
   const text = await bodyText(req, res, unsubscribing ? maxUnsubscribeBody(ctx.maxTopicLength) : MAX_ADMIN_BODY, ctx.bodyTimeoutMs)
   if (text === undefined) return
+  // Again once the body is in: close() (on an app's own server) does not wait for a request still arriving.
+  if (!ctx.accepting()) return closing(res)
   if (unsubscribing) {
     const body = parseJson(text)
     const problem = unsubscribeProblem(body, ctx.maxTopicLength)

@@ -243,6 +243,11 @@ async function route(req: IncomingMessage, res: ServerResponse, ctx: HttpContext
   return false
 }
 
+/** The answer to a request that a closing server will not take. */
+export function closing(res: ServerResponse): void {
+  sendJson(res, 503, { error: 'closing', message: 'server is shutting down' })
+}
+
 export function methodNotAllowed(res: ServerResponse, allow: string): true {
   sendJson(res, 405, { error: 'method_not_allowed', message: `use ${allow}` }, { allow })
   return true
@@ -319,10 +324,7 @@ async function publishRoute(req: IncomingMessage, res: ServerResponse, ctx: Http
     return
   }
   const { key } = idempotency
-  if (!ctx.accepting()) {
-    sendJson(res, 503, { error: 'closing', message: 'server is shutting down' })
-    return
-  }
+  if (!ctx.accepting()) return closing(res)
   try {
     const { id, recipients, replayed } = await ctx.publish(request.audience, request.input, key)
     // A replay is the first answer again, status included; the header tells the two apart.

@@ -417,6 +417,20 @@ describe('belfry-server admin', () => {
   )
 })
 
+/** JSON as Python's `json.dumps(value)` writes it: ensure_ascii (every non-ASCII character as \uXXXX), ", " and ": ". */
+function pythonJson(value: unknown): string {
+  if (typeof value === 'string') {
+    return `"${[...value].map((ch) => (ch.charCodeAt(0) < 0x80 ? JSON.stringify(ch).slice(1, -1) : `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`)).join('')}"`
+  }
+  if (Array.isArray(value)) return `[${value.map(pythonJson).join(', ')}]`
+  if (typeof value === 'object' && value !== null) {
+    return `{${Object.entries(value)
+      .map(([k, v]) => `${pythonJson(k)}: ${pythonJson(v)}`)
+      .join(', ')}}`
+  }
+  return JSON.stringify(value)
+}
+
 describe('admin API: unsubscribe bodies within its own rules', () => {
   const unsubscribe = (url: string, body: unknown) => admin(url, 'POST', 'unsubscribe', { body: JSON.stringify(body) })
   /** A topic of exactly `length` characters, distinct by `i`, the rest filled with `fill`. */
@@ -443,6 +457,28 @@ describe('admin API: unsubscribe bodies within its own rules', () => {
     const topics = range(1, 1000).map((i) => topic(i, 'x'))
     const res = await unsubscribe(t.url, { userId: 'ann', topics })
     expect([res.status, await res.json()]).toEqual([200, { userId: 'ann', topics }])
+  })
+
+  // Regression: the first cap allowed no spacing between items (772,029 bytes against 772,024).
+  it('takes 1000 topics of 128 CJK characters (the default maxTopicLength) written by Python’s json.dumps', async () => {
+    const t = await start({ limits: { maxSubscriptionsPerUser: 1000 } })
+    // Each all CJK, distinct by its first characters (i in base 16, from 一).
+    const topics = range(1, 1000).map((i) =>
+      [...i.toString(16)]
+        .map((d) => String.fromCharCode(0x4e00 + Number.parseInt(d, 16)))
+        .join('')
+        .padEnd(128, '通'),
+    )
+    const body = pythonJson({ userId: 'ann', topics })
+    expect(JSON.parse(body)).toEqual({ userId: 'ann', topics }) // the same request, valid JSON
+    const res = await fetch(`${t.url}/api/admin/unsubscribe`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
+      body,
+    })
+    const answer: unknown = await res.json()
+    expect(res.status, `a body of ${Buffer.byteLength(body)} bytes: ${JSON.stringify(answer).slice(0, 120)}`).toBe(200)
+    expect(answer).toEqual({ userId: 'ann', topics })
   })
 })
 

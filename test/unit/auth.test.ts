@@ -71,7 +71,7 @@ describe('mintToken: a bad argument is a TypeError, never a token the server ref
         expect(outcome, `ttl ${ttl}`).toBeInstanceOf(TypeError)
         expect((outcome as Error).message).toMatch(/ttlSeconds .*≥ 1.*got 0\.\d+/)
       }
-      // A whole second made at the same moment is good for the rest of this second and the next.
+      // A whole second made at the same moment is good until the next second begins (exp: floor(now + 1)).
       expect(verifyToken(await mintToken(MINT_SECRET, 'ann', 1), MINT_SECRET)).toMatchObject({ ok: true, userId: 'ann' })
     } finally {
       vi.useRealTimers()
