@@ -272,15 +272,16 @@ describe('SqliteStore: processes that start together on one file', () => {
     expect(second).toEqual(first) // one database each round
   }, 30_000)
 
-  it('while another process holds the write lock longer than a write waits (a long migration): it waits, then opens', async () => {
+  it('while another process migrates it longer than a write waits: it waits for the migration, then opens', async () => {
     // Regression: a process opening the file while another migrated a large one (10 million entries: about 10 s)
-    // gave up after the 5 s a write waits: "database is locked", and belfry-server exited.
+    // gave up after the 5 s a write waits: "database is locked", and belfry-server exited. The other here holds
+    // the write lock on a file of no schema yet for 6.5 s, as a migration does, and makes nothing.
     dir = mkdtempSync(join(tmpdir(), 'belfry-migrating-'))
     const file = join(dir, 'belfry.db')
-    await new SqliteStore(file).close()
     const holder = child(`
       import Database from 'better-sqlite3'
       const db = new Database(${JSON.stringify(file)})
+      db.pragma('journal_mode = WAL')
       db.exec('BEGIN IMMEDIATE')
       console.log(JSON.stringify('holding'))
       setTimeout(() => { db.exec('COMMIT'); db.close() }, 6500)
@@ -298,9 +299,10 @@ describe('SqliteStore: processes that start together on one file', () => {
       }
     `)
     children.push(opened.child)
+    const outcome = await opened.done
     const reader = new Database(file, { readonly: true })
     const { token } = reader.prepare('SELECT token FROM deployment').get() as { token: string }
     reader.close()
-    expect(await opened.done).toEqual({ ok: true, deployment: token })
+    expect(outcome).toEqual({ ok: true, deployment: token })
   }, 30_000)
 })

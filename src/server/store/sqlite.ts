@@ -2,7 +2,7 @@ import { statSync } from 'node:fs'
 import Database from 'better-sqlite3'
 import type { JsonObject, Notification, Priority } from '../../protocol/index.js'
 import { ACK_WINDOW_MS, ackWindow, Batcher, newUserWindow } from './batch.js'
-import { migrate } from './sqlite-schema.js'
+import { migrate, SCHEMA_VERSION } from './sqlite-schema.js'
 import {
   type Audience,
   type Delivery,
@@ -250,10 +250,13 @@ export class SqliteStore implements Store {
       // that commit (a publish the API is waiting for) would otherwise pay for it.
       db.pragma('wal_autocheckpoint = 0')
       // Before the size limit: a migration may copy a table (the old copy's pages are free after it).
-      // Another process's migration (processes starting together on an old file) is waited for.
-      db.pragma(`busy_timeout = ${MIGRATION_WAIT_MS}`)
-      migrate(db)
-      db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`)
+      // Another process's migration (processes starting together on a new or old file) is waited for; a file of
+      // this version needs none, and takes no write lock here (another's long write is waited for as any write).
+      if (db.pragma('user_version', { simple: true }) !== SCHEMA_VERSION) {
+        db.pragma(`busy_timeout = ${MIGRATION_WAIT_MS}`)
+        migrate(db)
+        db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`)
+      }
       this.deployment = (db.prepare('SELECT token FROM deployment').get() as { token: string }).token
       const pageSize = db.pragma('page_size', { simple: true }) as number
       this.#walFrames = Math.floor(walSizeLimit / (pageSize + WAL_FRAME_HEADER))
