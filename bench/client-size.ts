@@ -34,9 +34,12 @@ export const REACT_SIZE_LIMIT_BYTES = 1112
  * 19 B of them found in it); and from 1,760 B to 1,840 B for a tab where the
  * browser refuses Web Locks or BroadcastChannel (an opaque origin) to connect
  * on its own, where it froze the page or hung connecting (85 B, not found in
- * it); `npm test` fails past it.
+ * it); and from 1,840 B to 1,853 B for a tab that leaves its group to withdraw
+ * its lock request (an AbortController per request), whose 13 B could not be
+ * found in it;
+ * `npm test` fails past it.
  */
-export const SHARED_SIZE_BUDGET_BYTES = 1840
+export const SHARED_SIZE_BUDGET_BYTES = 1853
 
 /**
  * What belfry/desktop may add to the client, min + gzip (level 9), measured
