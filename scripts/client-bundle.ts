@@ -55,9 +55,11 @@ export function rwsWithoutDebug(): string {
  * states other than `OPEN` and `CLOSED`, which the class compares with, and
  * the getters, setters and listener methods), `_debug`, whose calls are
  * gone, its listener lists `_listeners` with `_callEventListener`, whose
- * calls ({@link LISTENER_CALL}) are gone, and its handler properties `onclose`,
+ * calls ({@link LISTENER_CALL}) are gone, its handler properties `onclose`,
  * `onerror`, `onmessage` and `onopen`, whose calls ({@link ON_HANDLER_CALL})
- * are gone. No method that is kept refers to one of them.
+ * are gone, and `_handleMessage`, which nothing is left for it to call, with
+ * its socket listener ({@link MESSAGE_LISTENER}). No method that is kept
+ * refers to one of them.
  */
 export const RWS_UNUSED: readonly string[] = [
   'CONNECTING',
@@ -79,6 +81,7 @@ export const RWS_UNUSED: readonly string[] = [
   'onerror',
   'onmessage',
   'onopen',
+  '_handleMessage',
 ]
 
 /** The names of a class's members in `source`, one per member (a getter and its setter are two). */
@@ -105,6 +108,13 @@ export const ON_HANDLER_CALL = /^\s*if \(this\.(on\w+)\) \{\s*this\.\1\(event\);
 export const LISTENER_CALL = /^\s*this\._listeners\.\w+\.forEach\(listener => this\._callEventListener\(event, listener\)\);$/gm
 
 /**
+ * `this._ws.addEventListener('message', this._handleMessage);` and its removal, one line each in the 4.4.0
+ * source: with its handler property and its listeners gone, `_handleMessage` does nothing (it goes too,
+ * {@link RWS_UNUSED}); belfry's transport listens to its socket's messages itself.
+ */
+export const MESSAGE_LISTENER = /^\s*this\._ws\.(add|remove)EventListener\('message', this\._handleMessage\);$/gm
+
+/**
  * In `_connect`, the default of its `WebSocket` option (the global one) and the check that throws
  * "No valid WebSocket class provided" unless `WebSocket.CLOSING === 2`, in the 4.4.0 source. belfry's
  * transport always passes the option, a subclass of `options.WebSocket`, and the client's options
@@ -117,11 +127,12 @@ export const WEBSOCKET_CHECK = [
 
 /**
  * reconnecting-websocket's source without its debug calls, its calls of the `on…` handler properties
- * ({@link ON_HANDLER_CALL}) and of its listeners ({@link LISTENER_CALL}), its WebSocket check
+ * ({@link ON_HANDLER_CALL}) and of its listeners ({@link LISTENER_CALL}), its message listener
+ * ({@link MESSAGE_LISTENER}), its WebSocket check
  * ({@link WEBSOCKET_CHECK}), and {@link RWS_UNUSED} (TypeScript).
  */
 export function rwsTrimmed(): string {
-  let source = rwsWithoutDebug().replace(ON_HANDLER_CALL, '').replace(LISTENER_CALL, '')
+  let source = rwsWithoutDebug().replace(ON_HANDLER_CALL, '').replace(LISTENER_CALL, '').replace(MESSAGE_LISTENER, '')
   if (!WEBSOCKET_CHECK.every((pattern) => pattern.test(source))) throw new Error('reconnecting-websocket: WEBSOCKET_CHECK not found')
   source = source.replace(WEBSOCKET_CHECK[0], '$1,').replace(WEBSOCKET_CHECK[1], '')
   const members = classMembers(source)

@@ -22,6 +22,7 @@ import {
   bundleReact,
   classMembers,
   LISTENER_CALL,
+  MESSAGE_LISTENER,
   ON_HANDLER_CALL,
   RWS_SOURCE,
   RWS_UNUSED,
@@ -97,6 +98,18 @@ describe('client bundle', () => {
     expect(rwsTrimmed()).not.toMatch(/_listeners|_callEventListener/)
     const lines = (text: string) => text.split('\n').filter((l) => l.trim() !== '')
     expect(lines(original).length - lines(original.replace(LISTENER_CALL, '')).length).toBe(4)
+  })
+
+  it("leaves out reconnecting-websocket's message handler, which does nothing once its calls are gone, and its two listener lines", () => {
+    const original = rwsWithoutDebug()
+    expect(original.match(MESSAGE_LISTENER)).toHaveLength(2)
+    // What it does: the calls of the handler property and of the listeners, both left out (above).
+    const body = /_handleMessage = \(event: MessageEvent\) => \{([^}]*(\}[^}]*)*?)\};/.exec(original)?.[1] ?? ''
+    expect(body.replace(ON_HANDLER_CALL, '').replace(LISTENER_CALL, '').trim()).toBe('')
+    expect(RWS_UNUSED).toContain('_handleMessage')
+    expect(rwsTrimmed()).not.toMatch(/_handleMessage|EventListener\('message'/)
+    const lines = (text: string) => text.split('\n').filter((l) => l.trim() !== '')
+    expect(lines(original).length - lines(original.replace(MESSAGE_LISTENER, '')).length).toBe(2)
   })
 
   it("leaves out reconnecting-websocket's check of the WebSocket class, which the client's options make first, and nothing else", () => {
