@@ -70,8 +70,9 @@ export class NotificationClient<Data extends object = JsonObject> {
   /** Topics given up that the server has not yet answered `unsubscribed` for: sent again after each auth until it does. */
   readonly #leaving = new Set<string>()
   /**
-   * A topic's `unsubscribe` frames sent on this connection and not yet answered (reset by the restore after each auth):
-   * the answer to one given up, taken again and given up again before the last is sent does not clear it from #leaving.
+   * A topic's `unsubscribe` frames sent on this connection and not yet answered (reset by the restore after each auth;
+   * a topic has no entry once all are): the answer to one given up, taken again and given up again before the last is
+   * sent does not clear it from #leaving.
    * No prototype: a topic may be named `__proto__` or `constructor`.
    */
   #unanswered: Record<string, number> = { __proto__: null } as never
@@ -374,8 +375,11 @@ export class NotificationClient<Data extends object = JsonObject> {
         return
       case 'unsubscribed':
         // The server answers a connection's frames in order: only the answer to the last unsubscribe sent for
-        // a topic (its count down to 0) ends its give-up; one never counted (NaN) ends it too.
-        for (const t of [f.topic, f.topics].flat() as string[]) --this.#unanswered[t]! || this.#leaving.delete(t)
+        // a topic (its count down to 0) ends its give-up; one never counted (NaN) ends it too. Its count goes then
+        // (`delete` is true): a page online for days that follows a topic per document kept one per topic. The
+        // client sends the batch form alone, answered with `topics` (a `topic` read too counted down a topic named
+        // "undefined"); flat() takes a hostile server's non-array without throwing.
+        for (const t of [f.topics].flat() as string[]) --this.#unanswered[t]! || (delete this.#unanswered[t] && this.#leaving.delete(t))
         return
       case 'error':
         if (f.requestId === undefined) this.#report(new ProtocolError(f.message, { code: f.code }))

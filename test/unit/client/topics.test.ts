@@ -1,7 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { ProtocolError } from '../../../src/index.js'
 import { FakeChannel, FakeLocks, tabConnection } from '../../helpers/locks.js'
-import { cleanup, connected, createClient, startMockServer, tick } from '../../helpers/mock-server.js'
+import { cleanup, connected, createClient, type Frame, startMockServer, tick } from '../../helpers/mock-server.js'
+import { privateKeys } from '../../helpers/private.js'
 
 beforeEach(() => {
   vi.useFakeTimers()
@@ -194,6 +195,56 @@ describe('topic subscriptions', () => {
     expect(server.peer.index).toBe(1)
     expect(server.peer.frames.filter((f) => f.type === 'unsubscribe')).toEqual([{ type: 'unsubscribe', topics: ['a'] }])
   })
+
+  it('takes a batch answer for its topics alone: one for other topics does not count down a topic named "undefined"', async () => {
+    const server = startMockServer()
+    const { client } = await connected(createClient(server, { backoff: () => 100 }))
+    const stop1 = client.subscribe('undefined')
+    await tick()
+    stop1()
+    await tick()
+    const stop2 = client.subscribe('undefined')
+    await tick()
+    stop2() // the last unsubscribe of 'undefined', which no answer has reached
+    const stopB = client.subscribe('b')
+    await tick()
+    stopB()
+    await tick()
+    server.peer.send({ type: 'unsubscribed', topics: ['undefined'] }) // the first unsubscribe's answer
+    server.peer.send({ type: 'unsubscribed', topics: ['b'] })
+    await tick()
+    server.peer.close(1006)
+    await tick(200)
+    expect(client.state).toBe('online')
+    expect(server.peer.frames.filter((f) => f.type === 'unsubscribe')).toEqual([{ type: 'unsubscribe', topics: ['undefined'] }])
+  })
+
+  // A page open for days, online all along, that follows a topic per document, room or ticket the user opens and
+  // gives it up as the user moves on keeps nothing of the topics given up and answered. Nothing public shows the
+  // count of unanswered unsubscribes per topic (reset at each auth): the test reads the private field's keys.
+  it('keeps nothing of 2,000 topics taken, given up and answered on one connection', async () => {
+    const server = startMockServer()
+    const { client } = await connected(createClient(server, { backoff: () => 100 }))
+    let answered = 0
+    for (let i = 0; i < 2000; i++) {
+      const leave = client.subscribe(`doc:${i}`)
+      await tick(5)
+      leave()
+      await tick(5)
+      // The server answers every unsubscribe as belfry's does.
+      const frames = server.sent('unsubscribe') as (Frame & { topics: string[] })[]
+      for (const f of frames.slice(answered)) server.peer.send({ type: 'unsubscribed', topics: f.topics })
+      answered = frames.length
+      await tick(5)
+    }
+    expect([client.state, server.peers.length]).toEqual(['online', 1])
+    expect(await privateKeys(client, '#unanswered')).toEqual([])
+    // Nor does it take or give up any of them again after the next auth.
+    server.peer.close(1006)
+    await tick(200)
+    expect([client.state, server.peer.index]).toEqual(['online', 1])
+    expect(server.peer.frames.map((f) => f.type)).toEqual(['auth'])
+  }, 60_000)
 })
 
 /**
