@@ -139,8 +139,12 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
     let watch: ReturnType<typeof setInterval> | undefined
     /** A leader's whose provider failed: its queueing again (one at a time; the tab's next queueing or leaving ends it). */
     let retry: ReturnType<typeof setTimeout> | undefined
-    /** Counts lock requests: a request granted after a newer one was made lets go at once. */
-    let asked = 0
+    /**
+     * The latest lock request's controller (none once the tab left): aborting it withdraws a request still queued,
+     * which would otherwise wait behind the leader's lock, holding this closed connection, for as long as it leads.
+     * A request granted after a newer one was made, or after the tab left, lets go at once.
+     */
+    let asked: AbortController | undefined
     /** While leading (the tab's mode is `leader` exactly while it has one): the socket and the end of the lead. */
     let link: Connection | undefined
     let stepDown: (() => void) | undefined
@@ -332,7 +336,7 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
         host.status({ attempt: 0, ...s, from: told, to: (told = to), mode: link ? (channel ? 'leader' : 'solo') : 'follower' })
     }
 
-    /** Holds the lock until it steps down: opens the socket and relays what it gets. (A tab that left, closed or not, bumped `asked`: its grant never gets here.) */
+    /** Holds the lock until it steps down: opens the socket and relays what it gets. (A tab that left, closed or not, dropped `asked`: its grant never gets here.) */
     const lead = (): Promise<void> => {
       epoch = Math.max(Date.now(), epoch + 1)
       // Its own socket asks the token from now on: a follower's check still out is stale (0: no timer's id).
@@ -493,9 +497,9 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
         },
       })
 
-    /** Leaves the group: the lock (or the request for it), the socket if leading, the channel, the timers. */
+    /** Leaves the group: the lock (or withdraws the request for it), the socket if leading, the channel, the timers. */
     const leave = (): void => {
-      asked++
+      asked = asked?.abort() as undefined
       clearTimeout(watch)
       clearTimeout(retry)
       check = checking = watch = clearTimeout(checking) as undefined
@@ -503,17 +507,24 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
       channel = channel?.close() as undefined
     }
 
-    /** Asks for the lock: queued behind the leader, or taken from a leader that stopped beating. */
+    /**
+     * Asks for the lock: queued behind the leader, or taken from a leader that stopped beating. A request still queued
+     * is withdrawn first. A queued one's options are its controller, whose `signal` withdraws it; a steal takes no
+     * signal (the browser refuses both), and needs none: it is granted at once.
+     */
     const queue = (steal?: boolean): void => {
       clearTimeout(retry)
-      const ask = ++asked
+      asked?.abort()
+      // biome-ignore lint/suspicious/noAssignInExpressions: keeps belfry/shared within its size budget
+      const ask = (asked = new AbortController())
       // The lock's name is the group's channel's: open whenever the tab queues (join() opens it first; a closed tab never
       // gets here: follow() looks, and leave() clears the interval and the retry, which a closed tab never arms), and no
       // variable of its own to keep.
       locks
-        .request(channel!.name, { steal: steal! }, () => ask === asked && lead())
-        // Unless this request was replaced or the tab left: the lock was stolen (an AbortError), so follow; or the browser
-        // refuses Web Locks (an opaque origin's SecurityError, at once, to every request): asking again would loop.
+        .request(channel!.name, steal ? { steal } : ask, () => ask === asked && lead())
+        // Unless this request was replaced or the tab left (a withdrawn one rejects with an AbortError too): the lock was
+        // stolen (an AbortError), so follow; or the browser refuses Web Locks (an opaque origin's SecurityError, at once,
+        // to every request): asking again would loop.
         .catch((e) => ask === asked && (e?.name === 'AbortError' ? follow() : alone(e)))
     }
 

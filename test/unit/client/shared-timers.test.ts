@@ -102,6 +102,112 @@ describe('belfry/shared: close() leaves no timer behind', () => {
   })
 })
 
+/** A tab's lock manager whose requests are counted while pending: made, and neither granted nor settled. */
+function counting(locks: FakeLocks, tab: string) {
+  const inner = locks.forTab(tab)
+  let pending = 0
+  const manager = {
+    query: inner.query.bind(inner),
+    request: ((name: string, options: LockOptions, callback: LockGrantedCallback<unknown>) => {
+      let waiting = true
+      pending++
+      const done = () => {
+        if (waiting) pending--
+        waiting = false
+      }
+      const p = inner.request(name, options, (lock) => {
+        done()
+        return callback(lock)
+      })
+      p.then(done, done)
+      return p
+    }) as LockManager['request'],
+  } as LockManager
+  return { manager, pending: () => pending }
+}
+
+/**
+ * A follower's lock request waits behind the leader's lock for as long as that leader leads (days, in a tab left
+ * open). A tab that leaves its group (its client closed, as a provider that remounts or an app that signs out does
+ * it; its token naming another user) withdraws it: one left queued would hold the closed connection, and its
+ * client, in the tab's lock manager till then. A withdrawn request rejects with an AbortError, which is not the
+ * steal of a lock the tab held: the tab neither follows again nor leads on its own.
+ */
+describe('belfry/shared: a tab that leaves its group withdraws its lock request', () => {
+  it('200 follower clients made and closed in one tab leave no request queued behind the leader', async () => {
+    const server = startMockServer()
+    const locks = new FakeLocks()
+    const leader = createClient(server, { connection: tabConnection(locks, 'a') })
+    leader.client.connect()
+    await tick(100)
+    expect(leader.client.mode).toBe('leader')
+    const tabB = counting(locks, 'b')
+    for (let i = 0; i < 200; i++) {
+      const { client, log } = createClient(server, {
+        token: jwt('u1'),
+        connection: sharedConnection({ locks: tabB.manager, BroadcastChannel: FakeChannel as unknown as typeof BroadcastChannel }),
+      })
+      client.connect()
+      await tick(40)
+      expect([client.mode, client.state]).toEqual(['follower', 'online'])
+      client.close()
+      await tick()
+      expect([client.mode, log.errors]).toEqual(['follower', []])
+    }
+    expect([leader.client.mode, server.peers.length]).toEqual(['leader', 1])
+    expect(tabB.pending()).toBe(0)
+  }, 60_000)
+
+  it('a follower whose token switches users 100 times waits for its own group’s lock alone, following all along', async () => {
+    const escaped: unknown[] = []
+    const onRejection = (reason: unknown) => escaped.push(reason)
+    process.on('unhandledRejection', onRejection)
+    onTestFinished(() => {
+      process.off('unhandledRejection', onRejection)
+    })
+    const server = startMockServer()
+    const locks = new FakeLocks()
+    // A leader of each user's group, in tabs of their own.
+    for (const user of ['u1', 'u2']) {
+      const l = createClient(server, { token: jwt(user), backoff: () => 100, connection: tabConnection(locks, `a-${user}`) })
+      l.client.connect()
+      await tick(100)
+      expect(l.client.mode).toBe('leader')
+    }
+    const tabB = counting(locks, 'b')
+    let user = 'u1'
+    const { client, log } = createClient(server, {
+      token: () => jwt(user),
+      connection: sharedConnection({ locks: tabB.manager, BroadcastChannel: FakeChannel as unknown as typeof BroadcastChannel }),
+    })
+    // The group the tab is in: the user of its token when it last went online (it follows, so its own token's).
+    let joined = 'u1'
+    const modes = new Set<string>()
+    client.on('status', (e) => {
+      modes.add(e.mode)
+      if (e.to === 'online') joined = user
+    })
+    client.connect()
+    await tick(100)
+    expect([client.mode, client.state]).toEqual(['follower', 'online'])
+    const sockets = server.peers.length
+    for (let i = 0; i < 100; i++) {
+      user = user === 'u1' ? 'u2' : 'u1'
+      // The leader's socket drops: the follower asks its token who its user is, and moves to the other user's group.
+      for (const peer of server.peers) if (!peer.closed) peer.close(1012)
+      for (let t = 0; t < 100 && !(client.state === 'online' && joined === user); t++) await tick(50)
+      expect([client.mode, client.state, joined]).toEqual(['follower', 'online', user])
+    }
+    expect(tabB.pending()).toBe(1)
+    // No socket of its own (the leaders' reconnect: theirs are the only new ones), no error, no unhandled rejection.
+    expect([[...modes], log.errors]).toEqual([['follower'], []])
+    expect(server.peers.length - sockets).toBe(200)
+    vi.useRealTimers()
+    await new Promise((resolve) => setTimeout(resolve, 50)) // a real turn: Node tells unhandled rejections then
+    expect(escaped.map(String)).toEqual([])
+  }, 60_000)
+})
+
 /**
  * A tab joins its user's group on its url and token providers' answers: one that never answers (a stalled token
  * backend) is reported at connectTimeout as the client without sharing reports it, and asked again after the
