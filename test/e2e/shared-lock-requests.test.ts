@@ -1,7 +1,8 @@
 /**
  * belfry/shared in Chromium: a follower that leaves its group (its client closed, its user changed) withdraws its
  * lock request. The request's options are its AbortController (the browser reads `signal` from it), and aborting the
- * leader's own granted request must leave its lock held. Checked with navigator.locks.query().
+ * leader's own granted request must leave its lock held. Checked with navigator.locks.query(). Regression: every client
+ * closed in a follower tab left its request queued behind the leader's lock, with the closed client (21 pending here).
  */
 import { fileURLToPath } from 'node:url'
 import { build } from 'esbuild'
@@ -10,7 +11,7 @@ import { describe, expect, it } from 'vitest'
 import { rwsEsbuild } from '../../scripts/client-bundle.js'
 import { publish, useDemo } from './harness.js'
 
-const e2e = useDemo('review-shared-withdraw-', { width: 1000, height: 700 })
+const e2e = useDemo('shared-lock-requests-', { width: 1000, height: 700 })
 
 /** belfry with belfry/shared, bundled as an app would (reconnecting-websocket as belfry ships it), as `belfryKit`. */
 async function bundleKit(): Promise<string> {
