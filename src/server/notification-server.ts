@@ -139,6 +139,12 @@ interface StateRead {
   done: Promise<void>
 }
 
+/** An admin route's store call: its failure is the store's (503 with its words, behind the API key), not the route's (500). */
+const storeCall = <T>(call: Promise<T>): Promise<T> =>
+  call.catch((error: unknown) => {
+    throw new UnavailableError(`the store failed: ${(error as Error).message}`, { cause: error })
+  })
+
 /**
  * The reference server: authenticated WebSocket delivery from a durable inbox.
  *
@@ -282,11 +288,11 @@ export class NotificationServer {
       metrics: metrics && { token: this.#options.metrics!.token, scrape: () => metrics.scrape() },
       publish: (audience, input, key) => this.#publish(audience, input, key, GATHER),
       user: async (userId) => {
-        const user = await this.#hub.store.user(userId)
+        const user = await storeCall(this.#hub.store.user(userId))
         return user && { userId, ...user, connections: this.#hub.registry.authenticated(userId) }
       },
-      prune: (retention) => this.#pruner.run(retention),
-      unsubscribe: (userId, topics) => this.unsubscribe(userId, topics),
+      prune: (retention) => storeCall(this.#pruner.run(retention)),
+      unsubscribe: (userId, topics) => storeCall(this.unsubscribe(userId, topics)),
       retention: this.#pruner.retention,
       drop: (userId) => {
         const sockets = [...this.#hub.registry.of(userId)]

@@ -136,20 +136,25 @@ describe("handleRequest() on an app's own server: the admin routes", () => {
     }
   })
 
-  // Regression: only belfry's own server turned a route's failure into a 500; handleRequest() rejected, the request unanswered.
+  // Regression: only belfry's own server turned a route's failure into a 500; handleRequest() rejected, the request
+  // unanswered. A store's failure is a 503 with its words (the admin routes are behind the API key), as a publish's.
   const outage = () => Promise.reject(new Error('the database went away'))
   it.each([
     ['GET', '/api/admin/users?id=ann', undefined, (s: SqliteStore) => (s.user = outage)],
     ['POST', '/api/admin/unsubscribe', { userId: 'ann', topics: ['team-a'] }, (s: SqliteStore) => (s.unsubscribe = outage)],
     ['POST', '/api/admin/prune', { maxPerUser: 1 }, (s: SqliteStore) => (s.prune = outage)],
-  ] as const)('answers %s %s whose store call fails 500, and handleRequest() does not reject', async (method, path, json, fail) => {
+  ] as const)('answers %s %s whose store call fails 503, and handleRequest() does not reject', async (method, path, json, fail) => {
     const store = new SqliteStore(':memory:')
     const { belfry, rejected, call } = await appWithBelfry({ store })
     await belfry.sendToUser('ann', { title: 'one', body: '' })
     fail(store)
     const res = await call(method, path, json)
     expect(rejected).toEqual([])
-    expect([res.status, await res.json()]).toEqual([500, { error: 'internal', message: 'internal error' }])
+    expect([res.status, res.headers.get('retry-after'), await res.json()]).toEqual([
+      503,
+      '5',
+      { error: 'unavailable', message: 'the store failed: the database went away; retry later' },
+    ])
   })
 })
 
