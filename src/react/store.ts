@@ -178,9 +178,6 @@ export function createStore<Data extends object>(
     client = now[CLIENT] = (make as NotificationClient<Data>).on
       ? (make as NotificationClient<Data>)
       : (make as () => NotificationClient<Data>)()
-    // A client the app connected already is followed from where it is.
-    now[UNREAD] = client.unreadCount
-    set(CONNECTION, { state: client.state })
     return client
   }
 
@@ -198,6 +195,10 @@ export function createStore<Data extends object>(
     () => {
       // The client the provider's layout effect made (or took) in this commit.
       const client = now[CLIENT]!
+      // Followed from where it is now: a client the app connected already, or one another provider kept
+      // open while an <Activity> hid this one (its events then reached no listener here).
+      now[UNREAD] = client.unreadCount
+      set(CONNECTION, { state: client.state })
       // The store follows the client while a provider holds it: its listeners go with it (another provider of the client has its own).
       // (Its status listener calls online(), declared just below: no event can come in between.)
       const offs = [

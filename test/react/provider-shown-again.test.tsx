@@ -1,7 +1,8 @@
 /**
  * A provider hidden by <Activity> while another provider of the same client keeps it open: shown again, its
  * hooks say what the client says now (README: useUnreadCount is "the user's unread count, as the server last
- * said"; useConnectionState the state), not what they said before the view was hidden.
+ * said"; useConnectionState the state), not what they said before the view was hidden. Regression: the store
+ * read the client's count and state only when it made or took the client, and kept what it had when shown again.
  */
 import { act, render, cleanup as unmountAll } from '@testing-library/react'
 import { Activity } from 'react'
