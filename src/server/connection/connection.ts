@@ -193,8 +193,11 @@ export class Connection {
    * until the debt is paid, never refused.
    */
   async payDebt(): Promise<void> {
-    const wait = this.budget.bytes.waitMs
-    if (wait > 0) await sleep(wait, undefined, { ref: false })
+    // Looked at again after each wait: the user's other sockets may have waited on the same debt and sent
+    // their rounds or pages first, each a debt of its own.
+    for (let wait = this.budget.bytes.waitMs; wait > 0 && !this.closed; wait = this.budget.bytes.waitMs) {
+      await sleep(wait, undefined, { ref: false })
+    }
   }
 
   /**
