@@ -317,7 +317,7 @@ export class Link implements Connection {
       // A 4029's delay, but never shorter than the backoff's nor longer than 10 minutes (a proxy's or a
       // broken server's retry=1 would bring a reconnect storm, and retry=1e9 days off the air).
       // The reason's `retry=<ms>`, as parseRetryReason reads it (inlined: smaller); none is 0 or NaN: the backoff's.
-      const hinted = +((code === RATE_LIMITED && /\bretry=(\d{1,9})\b/.exec(reason)?.[1]) as string)
+      const hinted = +((code === RATE_LIMITED && /\bretry=(\d+)/.exec(reason)?.[1]) as string)
       const delay = hinted && Math.min(Math.max(hinted, this.#o.backoff(this.#attempt)), 600_000)
       if (delay) this.#notBefore = performance.now() + delay
       this.#retry(`close ${code}`, delay)

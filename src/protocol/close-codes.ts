@@ -42,7 +42,7 @@ export const CloseCode = {
 
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode]
 
-const RETRY = /\bretry=(\d{1,9})\b/
+const RETRY = /\bretry=(\d+)/
 
 /**
  * Builds a close reason that carries a retry delay, e.g. `rate limited; retry=5000`.

@@ -28,3 +28,20 @@ describe('absurd retry hints in a 4029 close reason', () => {
     expect(client.state).toBe('online')
   })
 })
+
+describe('a 4029 whose retry hint has more than 9 digits', () => {
+  // Regression: the hint was read to 9 digits, and a longer one taken for none: back within the backoff's first delay.
+  it('retry=2592000000 (30 days) waits the 10 minutes a long hint is held to, not the backoff', async () => {
+    const server = startMockServer()
+    const { client } = await connected(createClient(server))
+    server.peer.close(4029, 'rate limited; retry=2592000000')
+    await tick(5)
+    expect(client.state).toBe('reconnecting')
+    // Well past any first backoff (the mock's first retry waits 250 ms), well short of 10 minutes.
+    await tick(60_000)
+    expect(server.peers.length).toBe(1)
+    // And back after the 10 minutes.
+    await tick(10 * 60_000)
+    expect(server.peers.length).toBeGreaterThan(1)
+  })
+})
