@@ -23,6 +23,8 @@ export interface UserBudget {
 /** The budgets of the users this process has seen lately. */
 export class Budgets {
   readonly #byUser = new Map<string, UserBudget>()
+  /** The last of each user's row-locking store calls under way here (see {@link oneAtATime}). */
+  readonly #storeCalls = new Map<string, Promise<void>>()
 
   constructor(private readonly limits: Readonly<Limits>) {}
 
@@ -43,6 +45,26 @@ export class Budgets {
    */
   sweep(): void {
     for (const [userId, b] of this.#byUser) if (b.frames.full && b.bytes.full) this.#byUser.delete(userId)
+  }
+
+  /**
+   * Runs a store call that locks the user's row (a mark read, a subscribe) once the user's earlier ones in
+   * this process are over. Waiting on that row, each would hold one of the store's pooled connections: a
+   * user's marks from a dozen sockets, within its frame budget, took a PostgreSQL pool of 10 and refused
+   * every other user's publish.
+   */
+  oneAtATime<T>(userId: string, call: () => Promise<T>): Promise<T> {
+    const before = this.#storeCalls.get(userId)
+    const run = before ? before.then(call) : call()
+    const done = run.then(
+      () => {},
+      () => {},
+    )
+    this.#storeCalls.set(userId, done)
+    void done.then(() => {
+      if (this.#storeCalls.get(userId) === done) this.#storeCalls.delete(userId)
+    })
+    return run
   }
 
   get size(): number {

@@ -7,9 +7,11 @@
  */
 import { randomBytes } from 'node:crypto'
 import { type AddressInfo, createServer, type Server, type Socket, connect as tcpConnect } from 'node:net'
+import pg from 'pg'
 import { expect, it } from 'vitest'
 import { PostgresStore } from '../../src/server/index.js'
-import { usePostgres } from '../helpers/postgres.js'
+import { usePostgres, waitingForLock } from '../helpers/postgres.js'
+import { authedClient, httpPublish, type RawClient, settle, useServer } from '../helpers/server.js'
 
 const db = usePostgres()
 
@@ -80,3 +82,39 @@ it('a process that vanishes mid-transaction does not keep its users’ rows lock
     await healthy.close()
   }
 }, 20_000)
+
+const start = useServer()
+
+// Regression: each of a user's marks took a pooled connection and waited there on the user's row: a dozen sockets'
+// marks, within the frame budget (60), took the whole pool (10), and every other user's publish was refused (503).
+it('a user’s marks waiting on its own row do not take the pool from another user’s publish: one at a time per user', async () => {
+  const schema = `t_${randomBytes(6).toString('hex')}`
+  const store = await PostgresStore.open(db.url, { schema, poolSize: 10, connectTimeoutMs: 1000 })
+  const s = await start({ store })
+  await store.publish({ userIds: ['mallory'] }, { title: 'first', body: '' })
+  const bob = await authedClient(s, 'bob')
+  const mallory: RawClient[] = []
+  for (let i = 0; i < 12; i++) mallory.push(await authedClient(s, 'mallory'))
+  // mallory's row held by another transaction (as a long mark of all does), for as long as this test says.
+  const holder = new pg.Client({ connectionString: db.url })
+  await holder.connect()
+  const watcher = new pg.Client({ connectionString: db.url })
+  await watcher.connect()
+  try {
+    await holder.query('BEGIN')
+    await holder.query(`SELECT 1 FROM ${schema}.users WHERE id = 'mallory' FOR UPDATE`)
+    for (const [i, c] of mallory.entries()) c.send({ type: 'mark_read', all: true, requestId: `m${i}` })
+    await waitingForLock(watcher, 'FOR UPDATE') // the first of them waits on the row
+    await settle(bob)
+    const published = await httpPublish(s.url, { userId: 'bob', title: 'for bob', body: '' })
+    expect(published.status).toBe(201)
+    await bob.next((f) => f.type === 'notification' && f.title === 'for bob')
+  } finally {
+    await holder.query('COMMIT').catch(() => {})
+    await holder.end()
+    await watcher.end()
+  }
+  // Every mark is answered once the row is free, in the order the sockets sent them: none lost, none refused.
+  for (const [i, c] of mallory.entries()) await c.next((f) => f.type === 'read' && f.requestId === `m${i}`)
+  for (const c of [bob, ...mallory]) c.close()
+}, 60_000)

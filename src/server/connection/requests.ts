@@ -39,7 +39,13 @@ export async function handleFrame(c: Connection, f: Exclude<ClientFrame, AuthFra
 /** Marks read, answers, and tells the user's other connections (on every process) through the broker. */
 async function markRead(c: Connection, f: MarkReadFrame): Promise<void> {
   const userId = c.userId!
-  const { ids, all, seq, unreadCount, upTo = seq } = await c.hub.store.markRead(userId, f.all ? 'all' : (f.ids ?? []), f.seq)
+  const {
+    ids,
+    all,
+    seq,
+    unreadCount,
+    upTo = seq,
+  } = await c.hub.budgets.oneAtATime(userId, () => c.hub.store.markRead(userId, f.all ? 'all' : (f.ids ?? []), f.seq))
   // The reply names every id asked for (none is unread now): a request sent again after a drop lost the first one's
   // reply finds them read already, and answers as the first would have. Other connections hear of those that changed.
   // A `read {all}` says by its seq what became read.
@@ -94,7 +100,11 @@ async function subscribe(c: Connection, f: SubscribeFrame): Promise<void> {
   if (c.closed) return
   let full: string[] = []
   try {
-    if (allowed.length > 0) full = await c.hub.store.subscribe(c.userId!, allowed, c.hub.limits.maxSubscriptionsPerUser)
+    if (allowed.length > 0) {
+      full = await c.hub.budgets.oneAtATime(c.userId!, () =>
+        c.hub.store.subscribe(c.userId!, allowed, c.hub.limits.maxSubscriptionsPerUser),
+      )
+    }
   } catch (error) {
     return topicsNotStored(c, error, f)
   }
