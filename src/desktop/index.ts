@@ -191,9 +191,9 @@ export function desktopNotifications<Data extends object = JsonObject>(
    * Shows `n` (tagged with its id) or, without one, the summary; or learns that this browser cannot (its constructor
    * throws 'Illegal constructor').
    */
-  const show = ({ title, options: o }: DesktopContent, n?: Notification<Data>) => {
+  const show = (c: DesktopContent, n?: Notification<Data>) => {
     try {
-      const shown = new Ctor!(title, { ...o, tag: n ? n.id : 'belfry:summary', data: n && { id: n.id, seq: n.seq } })
+      const shown = new Ctor!(c.title, { ...c.options, tag: n ? n.id : 'belfry:summary', data: n && { id: n.id, seq: n.seq } })
       shown.onclick = () => {
         globalThis.focus?.()
         shown.close()
