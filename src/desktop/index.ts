@@ -217,8 +217,14 @@ export function desktopNotifications<Data extends object = JsonObject>(
     }
   }
 
-  /** Whether this tab should show anything now: allowed, not a follower (by its last status), and no tab of the app visible. */
-  const mayShow = async () => permission() === 'granted' && mode !== 'follower' && !(await anyTabVisible()) && !stopped
+  /**
+   * Whether this tab should show anything now: allowed, not a follower, and no tab of the app visible. A follower by its
+   * last status and by its client's mode now: a tab that took over from a leader whose socket was connecting is
+   * connecting too, and tells no status (so no lead) till its own socket's state changes, while a summary handed to it
+   * comes due.
+   */
+  const mayShow = async () =>
+    permission() === 'granted' && (mode !== 'follower' || client.mode !== 'follower') && !(await anyTabVisible()) && !stopped
 
   /**
    * One more for the summary, shown `interval` from now (so no sooner than `interval` after the last one shown); one a

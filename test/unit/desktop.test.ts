@@ -345,6 +345,48 @@ describe('desktopNotifications', () => {
     expect(n.shown.map((s) => s.title)).toEqual(['title 1', '2 new notifications'])
   })
 
+  // belfry/shared's tab tells its client a state only when it changes: one that takes over from a leader whose page
+  // vanished as its socket was connecting is connecting too, and tells nothing (so no mode of leader) till its own socket
+  // opens, while the summary handed to it comes due.
+  it('shows the summary handed on by a leader whose page vanished while its socket connected, due before the next socket opens', async () => {
+    let latest = 0
+    const server = startMockServer({ auth: (peer) => peer.authSuccess({ seq: latest }) })
+    const locks = new FakeLocks()
+    // Once slow, a token takes 5 s: each socket connects that long.
+    let slow = false
+    const token = () => (slow ? new Promise<string>((r) => setTimeout(r, 5000, jwt('u1'))) : jwt('u1'))
+    const a = createClient(server, { token, connection: tabConnection(locks, 'a') })
+    a.client.connect()
+    await tick(100)
+    const b = createClient(server, { token, connection: tabConnection(locks, 'b') })
+    b.client.connect()
+    await tick(200)
+    const [shownA, shownB] = [fakeNotification(), fakeNotification()]
+    const desktopA = desktopNotifications(a.client, { Notification: shownA.Ctor, anyTabVisible: () => visible })
+    desktopNotifications(b.client, { Notification: shownB.Ctor, anyTabVisible: () => visible })
+    for (const i of [1, 2, 3]) server.peer.send(frame(i))
+    latest = 3
+    await tick(100)
+    expect(shownA.shown.map((s) => s.title)).toEqual(['title 1'])
+    // The leader's socket drops, and its retry is connecting when its page goes: tab b leads, connecting still.
+    slow = true
+    server.peer.close(1012)
+    await tick(500)
+    expect([a.client.state, b.client.state]).toEqual(['connecting', 'connecting'])
+    win.dispatchEvent(new Event('pagehide'))
+    desktopA.stop()
+    locks.crash('a')
+    await tick(100)
+    expect([b.client.mode, b.client.state]).toEqual(['leader', 'connecting'])
+    // The summary is due before b's socket opens.
+    await tick(2500)
+    expect(b.client.state).toBe('connecting')
+    expect(shownB.shown.map((s) => s.title)).toEqual(['2 new notifications'])
+    // Its socket online, it leads as before: nothing more to show.
+    await tick(5000)
+    expect([b.client.mode, b.client.state, shownB.shown.length]).toEqual(['leader', 'online', 1])
+  })
+
   it("starts the count over in each of the user's tabs when a summary is clicked, with a socket per tab (each counts its own)", async () => {
     const [x, y] = [setup(), setup()]
     for (const tab of [x, y]) for (let i = 1; i <= 3; i++) tab.notify(note(i))
