@@ -153,11 +153,22 @@ async function unsubscribe(c: Connection, f: SubscribeFrame): Promise<void> {
 
 /**
  * One page, newest first, cut short (with `next`) before it takes more than a
- * replay round's bytes, and paid for from the user's byte budget.
+ * replay round's bytes, and paid for from the user's byte budget. Read changes
+ * told while it is read follow it, as they follow a replay round: its read
+ * flags, read before them, would otherwise contradict them.
  */
 async function history(c: Connection, f: HistoryFrame): Promise<void> {
   await c.payDebt()
   if (c.closed) return
+  c.hold()
+  try {
+    await sendPage(c, f)
+  } finally {
+    c.release()
+  }
+}
+
+async function sendPage(c: Connection, f: HistoryFrame): Promise<void> {
   const limit = f.limit ?? DEFAULT_HISTORY_LIMIT
   // One more than the page: whether an older entry exists (retention may have removed all below the page).
   const rows = await c.hub.store.history(c.userId!, f.before, limit + 1)

@@ -4,7 +4,8 @@
  * contradict it, and a list that takes a page's flags as the newer (belfry/react's) shows a read
  * notification unread again. As for `auth_success` and a replay round (docs/protocol.md, "Read
  * state across processes"), the change must come after the page, or the page must agree with it.
- * PostgreSQL: the page's query is held (a proxy withholds its reply) while another socket marks.
+ * PostgreSQL: the page's query is held (a proxy withholds its reply) while another socket marks. Regression: the
+ * page held no read change back.
  */
 import { randomBytes } from 'node:crypto'
 import { afterAll, describe, expect, it } from 'vitest'
