@@ -57,6 +57,10 @@ const FENCE_REASONS_TOLD = 20
  * cannot carry.
  */
 const SWEEP_MS = 1000
+
+/** Sockets a heartbeat pings in one turn of the event loop (about 4 ms: a ping costs 12–16 µs here). */
+const HEARTBEAT_SLICE = 256
+
 /** How often connections are checked against the store even while the broker is up (an event lost between commit and broker). */
 const RECONCILE_MS = 30_000
 /** How long a failed store write keeps /healthz at `unavailable` (then a write probe decides again). */
@@ -1116,8 +1120,18 @@ export class NotificationServer {
     }
   }
 
-  /** One timer for all sockets: each connection pings, or gives up on a socket that missed the last ping. */
+  /**
+   * One timer for all sockets: each connection pings, or gives up on a socket that missed the last ping. In
+   * slices of {@link HEARTBEAT_SLICE}, a turn of the event loop each: 10,000 sockets in one loop held every
+   * other event (a publish, an auth, a delivery) for about 150 ms. One closed meanwhile is skipped.
+   */
   #beat(): void {
-    for (const c of this.#hub.connections) c.heartbeat()
+    const all = [...this.#hub.connections]
+    const slice = (from: number): void => {
+      const to = Math.min(from + HEARTBEAT_SLICE, all.length)
+      for (let i = from; i < to; i++) if (this.#hub.connections.has(all[i]!)) all[i]!.heartbeat()
+      if (to < all.length) setImmediate(slice, to)
+    }
+    slice(0)
   }
 }

@@ -2,8 +2,8 @@ import { connect, type Socket } from 'node:net'
 import { describe, expect, it, vi } from 'vitest'
 import WebSocket from 'ws'
 import { CloseCode, parseRetryReason } from '../../src/protocol/index.js'
-import { MAX_QUEUED_REQUESTS } from '../../src/server/connection/connection.js'
-import { holds } from '../helpers/client.js'
+import { Connection, MAX_QUEUED_REQUESTS } from '../../src/server/connection/connection.js'
+import { holds, range } from '../helpers/client.js'
 import { authedClient, type RawClient, rawClient, settle, type TestServer, useServer } from '../helpers/server.js'
 
 const start = useServer()
@@ -292,6 +292,26 @@ describe('heartbeat', () => {
     live.send({ type: 'ping', requestId: 'still-here' })
     expect(await live.next((f) => f.type === 'pong' && f.requestId === 'still-here')).toBeDefined()
     live.close()
+  })
+
+  it('pings a few hundred sockets a turn of the event loop: other work runs between the slices of one sweep', async () => {
+    const s = await start({ limits: { heartbeatMs: 300 } })
+    const clients: RawClient[] = []
+    for (let i = 0; i < 300; i += 50) clients.push(...(await Promise.all(range(i, i + 49).map((n) => authedClient(s, `u${n}`)))))
+    // The heartbeats of the sweeps, and where a callback the first one queued for a later turn ran.
+    const order: string[] = []
+    const heartbeat = vi.spyOn(Connection.prototype, 'heartbeat').mockImplementation(() => {
+      if (order.length === 0) setImmediate(() => order.push('a later turn'))
+      order.push('ping')
+    })
+    try {
+      await vi.waitFor(() => expect(order.length).toBeGreaterThan(300), { timeout: 5000 })
+    } finally {
+      heartbeat.mockRestore()
+    }
+    // In one loop, all 300 pinged before it ran.
+    expect(order.indexOf('a later turn')).toBeLessThan(300)
+    for (const c of clients) c.close()
   })
 })
 
