@@ -57,6 +57,44 @@ describe('inbound rate limit', () => {
     expect((await again.closed).code).toBe(CloseCode.RateLimited)
   })
 
+  it('after each full history page, the next history request goes free of the frame budget: a catch-up page by page is paced by the byte budget, not cut', async () => {
+    const s = await start({ limits: { ratePerSecond: 1, rateBurst: 10 } })
+    for (let i = 1; i <= 2000; i++) await s.server.sendToUser('ann', { title: `n${i}`, body: '' })
+    const c = await authedClient(s, 'ann', { since: 2000 })
+    // 20 pages of 100, each asked once the last came (belfry/shared's follower fills a gap so): twice the burst.
+    let before = 2001
+    for (let i = 0; i < 20; i++) {
+      c.send({ type: 'history', before, limit: 100, requestId: `page${i}` })
+      const page = await c.next((f) => f.requestId === `page${i}`)
+      expect(page).toMatchObject({ type: 'history' })
+      expect(page.items).toHaveLength(100)
+      before -= 100
+    }
+    expect(c.ws.readyState).toBe(WebSocket.OPEN)
+    c.close()
+  })
+
+  it('a full page frees a history request only: other frames, and pages that are not full, still draw on the budget', async () => {
+    const s = await start({ limits: { ratePerSecond: 1, rateBurst: 10 } })
+    for (let i = 1; i <= 300; i++) await s.server.sendToUsers(['ann', 'bob'], { title: `n${i}`, body: '' })
+    // A full page, then pings: the page's pass is no ping's.
+    const ann = await authedClient(s, 'ann', { since: 300 })
+    ann.send({ type: 'history', limit: 100, requestId: 'full' })
+    await ann.next((f) => f.requestId === 'full')
+    for (let i = 0; i < 12; i++) ann.send({ type: 'ping', requestId: `p${i}` })
+    expect((await ann.closed).code).toBe(CloseCode.RateLimited)
+    // Pages of 50, each asked once the last came: each pays.
+    const bob = await authedClient(s, 'bob', { since: 300 })
+    let before = 301
+    const closed = bob.closed.then(({ code }) => code)
+    for (let i = 0; i < 12 && bob.ws.readyState === WebSocket.OPEN; i++) {
+      bob.send({ type: 'history', before, limit: 50, requestId: `half${i}` })
+      await Promise.race([bob.next((f) => f.requestId === `half${i}`).catch(() => {}), closed])
+      before = Math.max(before - 50, 2)
+    }
+    expect(await closed).toBe(CloseCode.RateLimited)
+  })
+
   it('refuses a connection over the per-user cap with auth_error and 4029', async () => {
     const s = await start({ limits: { maxConnectionsPerUser: 2 } })
     const a = await authedClient(s, 'alice')

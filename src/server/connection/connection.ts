@@ -93,6 +93,8 @@ export class Connection {
   #acks: ImplicitAcks | undefined
   /** The announced replay round whose `resume` went free of the frame budget (see {@link #spend}). */
   #freeFor: number | undefined
+  /** Full history pages sent whose next `history` request goes free of the frame budget (see {@link pagePaid}). */
+  #pagePasses = 0
   #leaving = false
   /** `auth_success` has gone out ({@link greeted}). */
   #greeted = false
@@ -365,14 +367,15 @@ export class Connection {
         this.close(CloseCode.ProtocolViolation, 'too many frames before auth')
         return
       }
-    } else if (!this.#spend()) {
-      return
     }
     if (isBinary) {
+      if (authed && !this.#spend()) return
       this.reject(ErrorCode.BinaryFrame, 'binary frames are not supported; send JSON text')
       return
     }
+    // Parsed before it is paid for (a history request may go free): one over the budget is parsed, then closed.
     const parsed = parseClientFrame(data.toString())
+    if (authed && !this.#spend(parsed.ok && parsed.frame.type === 'history')) return
     if (!parsed.ok) {
       this.reject(parsed.code, parsed.message, parsed.requestId)
       return
@@ -404,12 +407,17 @@ export class Connection {
   }
 
   /** Takes one frame from the user's budget; past it, closes with 4029 and says false. */
-  #spend(): boolean {
+  #spend(history?: boolean): boolean {
     // The `resume` a round asks for is the client's only way on: one frame free for each round announced, so that
     // a long catch-up (a `resume` every 500 entries, sent at once) is paced by the byte budget, never refused.
     const announced = this.replay.announced
     if (announced !== undefined && this.#freeFor !== announced) {
       this.#freeFor = announced
+      return true
+    }
+    // So is a catch-up page by page (a belfry/shared tab filling a gap through its leader's socket).
+    if (history && this.#pagePasses > 0) {
+      this.#pagePasses--
       return true
     }
     if (this.budget.frames.take()) return true
@@ -503,6 +511,16 @@ export class Connection {
    */
   ack(seq: number): Promise<number> {
     return this.hub.store.ack(this.#userId!, Math.min(seq, this.replay.ackable))
+  }
+
+  /**
+   * A full history page was sent: a page of the most items one may ask for, or one cut short by its bytes,
+   * paid from the byte budget. One `history` request after it goes free of the frame budget, as a replay
+   * round's `resume` does: a long catch-up page by page is paced by the byte budget, not refused. A page
+   * that is not full (an empty one costs a read and a few bytes) earns nothing.
+   */
+  pagePaid(): void {
+    this.#pagePasses++
   }
 
   /** Runs work of the connection's own (a replay after a gap) in its frame queue, as critical. */

@@ -4,6 +4,7 @@ import {
   type ClientFrame,
   ErrorCode,
   type HistoryFrame,
+  MAX_HISTORY_LIMIT,
   type MarkReadFrame,
   type RefusedTopic,
   type SubscribeFrame,
@@ -187,4 +188,5 @@ async function sendPage(c: Connection, f: HistoryFrame): Promise<void> {
   const page = historyFrame(items, { ...next, ...rid(f.requestId) })
   c.budget.bytes.charge(Buffer.byteLength(page))
   c.send(page)
+  if (items.length === MAX_HISTORY_LIMIT || items.length < Math.min(limit, rows.length)) c.pagePaid()
 }
