@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
 import { pino } from 'pino'
 import { afterEach, describe, expect, it } from 'vitest'
-import { NotificationServer, SqliteStore } from '../../src/server/index.js'
+import { NotificationServer } from '../../src/server/index.js'
 import { API_KEY, httpPublish, SECRET } from '../helpers/server.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
