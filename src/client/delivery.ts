@@ -111,8 +111,9 @@ export function createDelivery(
         cursor = stored()
         acked = 0 // the stored cursor may never have been acked: ack it once online
         // The last user's bound and count are not this one's: no bound and 0 unread until its auth, as before
-        // the first (setUnread tells the app, and returns undefined).
-        counted = setUnread(0) as never
+        // the first. The bound goes first: setUnread tells the app, whose handler may mark all already.
+        counted = undefined as never
+        setUnread(0)
       }
       return cursor
     },

@@ -66,7 +66,7 @@ export class NotificationClient<Data extends object = JsonObject> {
   readonly #link: Connection
   readonly #requests: Requests
   readonly #delivery: Delivery
-  readonly #topics = new Set<string>()
+  #topics = new Set<string>()
   /** Topics given up that the server has not yet answered `unsubscribed` for: sent again after each auth until it does. */
   readonly #leaving = new Set<string>()
   /**
@@ -231,8 +231,10 @@ export class NotificationClient<Data extends object = JsonObject> {
       this.#topics.add(topic)
       this.#queue(topic)
     }
+    // The user's topics: after a switch, the new user's are another set, which this stop leaves alone.
+    const topics = this.#topics
     return () => {
-      if (this.#topics.delete(topic) && !this.#link.legacy) {
+      if (this.#topics === topics && topics.delete(topic) && !this.#link.legacy) {
         this.#leaving.add(topic)
         this.#queue(topic)
       }
@@ -331,7 +333,7 @@ export class NotificationClient<Data extends object = JsonObject> {
     this.#user ??= userId
     if (userId !== this.#user) {
       this.#user = userId
-      this.#topics.clear()
+      this.#topics = new Set()
       this.#leaving.clear()
       // Made for the last user: sent after this auth, they would read or change the new user's inbox.
       this.#requests.rejectAll(new RequestError('the user changed'))
