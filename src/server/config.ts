@@ -10,6 +10,8 @@ import { redactUrl } from './redact.js'
  */
 export const DEV_SECRET = 'belfry-dev-secret-not-for-production'
 export const DEV_API_KEY = 'belfry-dev-key'
+/** Dev mode's SQLite file when BELFRY_DB is unset: never the file a production server in the same directory opens. */
+export const DEV_DATABASE = './belfry-dev.db'
 /** Either published dev value: outside dev mode neither may sign tokens or guard a route (the secret, the API key, the metrics token). */
 export const isDevValue = (v: unknown): boolean => v === DEV_SECRET || v === DEV_API_KEY
 
@@ -76,7 +78,7 @@ Runs the notification server, configured by the environment:
   HOST                       interface to listen on (default: all; --dev: 127.0.0.1)
   BELFRY_SECRET              HS256 secret of user tokens, at least 16 characters (required)
   BELFRY_API_KEY             the publish API's bearer token, at least 8 characters, visible ASCII (required)
-  BELFRY_DB                  SQLite file (default ./belfry.db)
+  BELFRY_DB                  SQLite file (default ./belfry.db; --dev: ./belfry-dev.db)
   BELFRY_DATABASE_URL        postgres:// URL, in place of BELFRY_DB
   BELFRY_REDIS_URL           redis:// URL: the broker between several processes
   BELFRY_REDIS_CHANNEL       its channel, one per deployment on a Redis server (default belfry:events)
@@ -92,7 +94,9 @@ Runs the notification server, configured by the environment:
 
 Options:
   --dev                      dev mode: the published dev secrets (never BELFRY_SECRET or
-                             BELFRY_API_KEY), 127.0.0.1, the demo page; not for production
+                             BELFRY_API_KEY), 127.0.0.1, the demo page; not for production.
+                             With BELFRY_SECRET or BELFRY_API_KEY set, it refuses BELFRY_DB,
+                             BELFRY_DATABASE_URL and BELFRY_REDIS_URL (production's store)
   -h, --help                 this text
 
 Commands:
@@ -116,7 +120,18 @@ export function readConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Cli
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new Error(`PORT must be a port number from 0 to 65535 (0: any free port), got "${env.PORT?.slice(0, 32)}"`)
   }
-  if (env.BELFRY_DB === '') throw new Error('BELFRY_DB is empty: set it to a file path, or unset it for ./belfry.db')
+  const fallback = dev ? DEV_DATABASE : './belfry.db'
+  if (env.BELFRY_DB === '') throw new Error(`BELFRY_DB is empty: set it to a file path, or unset it for ${fallback}`)
+  // An environment that holds a production secret is production's: so is its store. Dev mode serves any user's
+  // inbox to whoever asks (/api/dev/token): it takes no store or broker from such an environment, only its own file.
+  const secrets = (['BELFRY_SECRET', 'BELFRY_API_KEY'] as const).filter((name) => env[name])
+  const stores = (['BELFRY_DB', 'BELFRY_DATABASE_URL', 'BELFRY_REDIS_URL'] as const).filter((name) => env[name] !== undefined)
+  if (dev && secrets.length > 0 && stores.length > 0) {
+    throw new Error(
+      `dev mode takes no store from an environment that holds ${secrets.join(' and ')}: ${stores.join(', ')} may be production's, ` +
+        `whose inboxes dev mode would hand to anyone. Unset ${stores.length > 1 ? 'them' : 'it'} (dev mode then uses ${DEV_DATABASE}), or run without --dev`,
+    )
+  }
   const { BELFRY_DATABASE_URL: databaseUrl, BELFRY_REDIS_URL: redisUrl } = env
   if (databaseUrl !== undefined && env.BELFRY_DB !== undefined) {
     throw new Error('BELFRY_DB (a SQLite file) and BELFRY_DATABASE_URL (PostgreSQL) are both set: choose one')
@@ -136,7 +151,7 @@ export function readConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Cli
   }
   if (redisChannel !== undefined && redisUrl === undefined)
     throw new Error('BELFRY_REDIS_CHANNEL is set without BELFRY_REDIS_URL: set both, or neither')
-  const database = env.BELFRY_DB ?? './belfry.db'
+  const database = env.BELFRY_DB ?? fallback
   const host = env.HOST || (dev ? '127.0.0.1' : undefined)
   const claim = env.BELFRY_TOPICS_CLAIM
   if (claim !== undefined && !/^[\w:.-]{1,64}$/.test(claim)) {

@@ -34,8 +34,11 @@ const within = (file: string, dir: string): boolean => file === dir || file.star
 export function serveDemo(root = DEMO_DIR): (req: IncomingMessage, res: ServerResponse) => void {
   const base = resolve(root)
   return (req, res) => {
-    // Every answer: a file of unknown type (served as application/octet-stream) is never sniffed into HTML.
+    // Every answer: a file of unknown type (served as application/octet-stream) is never sniffed into HTML; and no
+    // page of another origin frames the demo (which signs in as any user it is given: every button a click-jack).
     res.setHeader('x-content-type-options', 'nosniff')
+    res.setHeader('x-frame-options', 'DENY')
+    res.setHeader('content-security-policy', "frame-ancestors 'none'")
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET' }).end()
       return

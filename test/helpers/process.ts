@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 
@@ -11,10 +12,14 @@ export interface ServerProcess {
   stderr(): string
 }
 
-/** Runs `belfry-server` (from source) as a child process and waits for its URL. */
-export async function spawnServer(env: Record<string, string>, args: string[] = []): Promise<ServerProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server/cli.ts', ...args], {
-    cwd: ROOT,
+/** tsx's loader and the CLI by absolute paths: a server may run in a directory of its own (its default files). */
+const TSX = pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href
+const CLI = join(ROOT, 'src/server/cli.ts')
+
+/** Runs `belfry-server` (from source) as a child process, in `cwd` (the repository's root by default), and waits for its URL. */
+export async function spawnServer(env: Record<string, string>, args: string[] = [], cwd = ROOT): Promise<ServerProcess> {
+  const child = spawn(process.execPath, ['--import', TSX, CLI, ...args], {
+    cwd,
     env: { ...process.env, PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })

@@ -1,10 +1,11 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { pino } from 'pino'
 import { afterAll, describe, expect, it, vi } from 'vitest'
-import { mintToken } from '../../src/server/index.js'
+import { mintToken, NotificationServer } from '../../src/server/index.js'
 import { signToken } from '../helpers/jwt.js'
 import { runCli, type ServerProcess, spawnServer } from '../helpers/process.js'
 import { API_KEY, httpPublish, rawClient, SECRET } from '../helpers/server.js'
@@ -119,7 +120,9 @@ describe('belfry-server start-up', () => {
   }, 20_000)
 
   it('never signs with the environment’s secret in dev mode: what it mints is refused by a production server', async () => {
-    const dev = await spawnServer({ ...env, BELFRY_DB: join(dir, 'dev.db') }, ['--dev'])
+    // The environment's secrets, not its store (refused in dev mode): the dev server's own file, in its directory.
+    const devDir = mkdtempSync(join(dir, 'dev-'))
+    const dev = await spawnServer({ BELFRY_SECRET: SECRET, BELFRY_API_KEY: API_KEY }, ['--dev'], devDir)
     const prod = await spawnServer({ ...env, BELFRY_DB: join(dir, 'prod.db') })
     running.push(dev, prod)
     const leaked = (await (await fetch(`${dev.url}/api/dev/token?user=victim`)).json()) as { token: string; apiKey: string }
@@ -135,7 +138,35 @@ describe('belfry-server start-up', () => {
     expect(publish.status).toBe(401)
     dev.child.kill('SIGTERM')
     prod.child.kill('SIGTERM')
+    expect(existsSync(join(devDir, 'belfry-dev.db'))).toBe(true)
   }, 20_000)
+
+  it('takes no production store in dev mode: its inboxes would go to whoever asks /api/dev/token', async () => {
+    // Production's file, in the directory production runs in (its default name there), with a private notification.
+    const prodDir = mkdtempSync(join(dir, 'prod-'))
+    const file = join(prodDir, 'belfry.db')
+    const prod = new NotificationServer({ secret: SECRET, apiKey: API_KEY, database: file, logger: pino({ level: 'silent' }) })
+    await prod.sendToUser('victim', { title: 'payroll', body: 'Your salary: 123,456' })
+    await prod.close()
+
+    // `--dev` in production's environment (a debugging session on the box): refused, naming what to unset.
+    const refused = await runCli({ BELFRY_SECRET: SECRET, BELFRY_API_KEY: API_KEY, BELFRY_DB: file }, ['--dev'])
+    expect(refused.code).toBe(1)
+    expect(refused.stderr).toMatch(
+      /^belfry-server: dev mode takes no store from an environment that holds BELFRY_SECRET and BELFRY_API_KEY: BELFRY_DB may be production's/,
+    )
+
+    // Without BELFRY_DB, in production's directory: a file of its own, where the victim has nothing.
+    const dev = await spawnServer({ BELFRY_SECRET: SECRET, BELFRY_API_KEY: API_KEY }, ['--dev'], prodDir)
+    running.push(dev)
+    const { token } = (await (await fetch(`${dev.url}/api/dev/token?user=victim`)).json()) as { token: string }
+    const client = await rawClient(dev.wsUrl)
+    client.send({ type: 'auth', token, since: 0 })
+    await client.next((f) => f.type === 'replayed' && f.more === false)
+    expect(client.of('notification')).toEqual([])
+    client.close()
+    dev.child.kill('SIGTERM')
+  }, 30_000)
 
   it('enforces the token claim named by BELFRY_TOPICS_CLAIM on subscriptions', async () => {
     const server = await spawnServer({ ...env, BELFRY_DB: join(dir, 'claims.db'), BELFRY_TOPICS_CLAIM: 'topics' })

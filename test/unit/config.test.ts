@@ -163,6 +163,37 @@ describe('readConfig', () => {
     expect(readConfig(prod, [])).not.toHaveProperty('host')
   })
 
+  it('runs dev mode on a file of its own, and takes no store from an environment that holds a production secret', () => {
+    expect(readConfig({}, ['--dev'])).toMatchObject({ database: './belfry-dev.db' })
+    expect(readConfig({ BELFRY_DB: '/tmp/demo.db' }, ['--dev'])).toMatchObject({ database: '/tmp/demo.db' })
+    expect(readConfig({ BELFRY_DATABASE_URL: 'postgres://localhost/demo' }, ['--dev'])).toMatchObject({
+      databaseUrl: 'postgres://localhost/demo',
+    })
+    // A production environment: its secrets are ignored, its store refused, whichever names it.
+    expect(readConfig({ BELFRY_SECRET: 'real-production-secret' }, ['--dev'])).toMatchObject({ database: './belfry-dev.db' })
+    for (const store of [
+      { BELFRY_DB: '/srv/belfry.db' },
+      { BELFRY_DATABASE_URL: 'postgres://db/belfry' },
+      { BELFRY_REDIS_URL: 'redis://cache' },
+    ]) {
+      for (const secret of [{ BELFRY_SECRET: 'real-production-secret' }, { BELFRY_API_KEY: 'real-production-key' }]) {
+        const [name] = Object.keys(store)
+        expect(() => readConfig({ ...secret, ...store }, ['--dev'])).toThrow(
+          new RegExp(`^dev mode takes no store from an environment that holds ${Object.keys(secret)[0]}: ${name} may be production's`),
+        )
+        // Outside dev mode the same store is production's own.
+        expect(() =>
+          readConfig({ BELFRY_SECRET: 'real-production-secret', BELFRY_API_KEY: 'real-production-key', ...store }, []),
+        ).not.toThrow()
+      }
+    }
+    expect(() =>
+      readConfig({ BELFRY_SECRET: 'real-production-secret', BELFRY_DB: '/srv/belfry.db', BELFRY_REDIS_URL: 'redis://cache' }, ['--dev']),
+    ).toThrow(
+      /BELFRY_DB, BELFRY_REDIS_URL may be production's, whose inboxes dev mode would hand to anyone\. Unset them \(dev mode then uses \.\/belfry-dev\.db\), or run without --dev$/,
+    )
+  })
+
   // Regression: only `--dev` was looked at, so `--help` started a production server and a typo (`--dve`) a non-dev one.
   it('reads `--dev` and `-h`/`--help`, and refuses any other argument, naming it', () => {
     const prod = { BELFRY_SECRET: 's'.repeat(16), BELFRY_API_KEY: 'k'.repeat(8) }
@@ -308,7 +339,10 @@ describe('readConfig', () => {
   })
 
   it('refuses an empty BELFRY_DB instead of taking it for ./belfry.db', () => {
-    expect(() => readConfig({ BELFRY_DB: '' }, ['--dev'])).toThrow(/BELFRY_DB is empty/)
+    expect(() => readConfig({ BELFRY_DB: '' }, ['--dev'])).toThrow(
+      /BELFRY_DB is empty: set it to a file path, or unset it for \.\/belfry-dev\.db$/,
+    )
+    expect(() => readConfig({ BELFRY_DB: '' }, [])).toThrow(/BELFRY_DB is empty: set it to a file path, or unset it for \.\/belfry\.db$/)
   })
 
   it('takes an empty PORT as unset, not as "any free port"', () => {

@@ -4,15 +4,12 @@ import type { Browser, Frame } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type DemoServer, launchBrowser, publish, startDemoServer } from './harness.js'
 
-// README, Security: dev mode's routes and WebSocket handshakes "refuse requests whose Origin or Sec-Fetch-Site shows
-// another origin's page … since any page could sign a dev token itself". A page of another origin cannot call them;
-// but it can frame the demo page itself. The demo answers every page with nothing but `X-Content-Type-Options`: no
-// `X-Frame-Options`, no CSP `frame-ancestors`. Framed by any web site the developer visits while `npm start` runs,
-// the demo signs in as the user the framing page picks (`?user=`), mints its token and goes online (its requests are
-// the demo's own, same-origin, so the fence lets them through), and every button of it (Send to everyone, Mark all
-// read, Drop connection, Unsubscribe) is one click-jacked click away. (Chromium's Local Network Access blocks a
-// public site from framing a loopback page; a page of another local origin, another dev server's port, is not blocked,
-// nor is any site in browsers without that check.)
+// README, Security: dev mode's routes and WebSocket handshakes refuse another origin's page, since any page could
+// sign a dev token itself; and the demo pages forbid framing (`X-Frame-Options: DENY`, CSP `frame-ancestors 'none'`).
+// Framed, the demo would sign in as the user the framing page picks (`?user=`), mint its token and go online (its
+// requests are its own, same-origin, so the fence lets them through), and each of its buttons (Send to everyone, Mark
+// all read, Drop connection, Unsubscribe) would be one click-jacked click away. (Chromium blocks a public site from
+// framing a loopback page; a page of another local origin, another dev server's port, it does not.)
 
 let browser: Browser
 let demo: DemoServer
