@@ -44,9 +44,11 @@ export default defineConfig({
     },
   },
   server: {
+    // As README's example: `changeOrigin: false` keeps the page's Host, which dev mode's origin fence compares its
+    // Origin with (a plain string target rewrites it, and "Drop connection", a POST, got 403).
     proxy: {
-      '/api': 'http://localhost:3000',
-      '/ws': { target: 'http://localhost:3000', ws: true },
+      '/api': { target: 'http://127.0.0.1:3000', changeOrigin: false },
+      '/ws': { target: 'http://127.0.0.1:3000', changeOrigin: false, ws: true },
     },
   },
 })
