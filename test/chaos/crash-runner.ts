@@ -1,10 +1,10 @@
 /**
- * A belfry server process for the crash review's tests: NotificationServer on a SqliteStore
+ * A belfry server process for crash-points.test.ts: NotificationServer on a SqliteStore
  * (or a PostgresStore, with `pg`) with the options the CLI does not expose (fanOutBatch,
  * pruneBatch), and an optional kill point: the process SIGKILLs itself right after the n-th
  * call of a store method has resolved (committed, not yet acted on), or right before it starts.
  *
- * Configured by REVIEW_RUNNER (JSON, see RunnerConfig). Prints `belfry server: <url>` once listening.
+ * Configured by CRASH_RUNNER (JSON, see RunnerConfig). Prints `belfry server: <url>` once listening.
  */
 import { pino } from 'pino'
 import { NotificationServer, PostgresStore, RedisBroker, SqliteStore, type Store } from '../../src/server/index.js'
@@ -25,7 +25,7 @@ export interface RunnerConfig {
   kill?: { op: string; nth: number; when?: 'after' | 'before' }
 }
 
-const config = JSON.parse(process.env.REVIEW_RUNNER ?? '{}') as RunnerConfig
+const config = JSON.parse(process.env.CRASH_RUNNER ?? '{}') as RunnerConfig
 
 function armKill(store: Store, kill: NonNullable<RunnerConfig['kill']>): void {
   const target = store as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>

@@ -1,5 +1,5 @@
 /**
- * Crash points (review coverage): a server on SQLite is SIGKILLed at chosen moments — right
+ * Crash points: a server on SQLite is SIGKILLed at chosen moments — right
  * after a store call committed (a publish, a fan-out batch, a mark, a retention batch, a
  * subscribe) and before the server acted on it, or as a fan-out batch starts — while it takes
  * targeted, broadcast and topic publishes (fan-out jobs with a small `fanOutBatch`), keyed
@@ -11,7 +11,7 @@
  *   notification's refs are its entries, and none is left that no inbox holds;
  * - what a `read` reply confirmed is read.
  *
- * The server is test/chaos/review-crash-runner.ts (the options the CLI does not expose, and the
+ * The server is test/chaos/crash-runner.ts (the options the CLI does not expose, and the
  * kill point).
  */
 import { type ChildProcess, spawn } from 'node:child_process'
@@ -23,12 +23,12 @@ import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { mintToken } from '../../src/server/index.js'
-import type { RunnerConfig } from './review-crash-runner.js'
+import type { RunnerConfig } from './crash-runner.js'
 import { rng, sleep } from './util.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
-const SECRET = 'review-crash-points-secret-0123'
-const API_KEY = 'review-crash-points-key'
+const SECRET = 'crash-points-secret-0123456789'
+const API_KEY = 'crash-points-key'
 const USERS = Array.from({ length: 8 }, (_, i) => `u${i}`)
 const BACKGROUND = Array.from({ length: 60 }, (_, i) => `bg${i}`)
 const TOPICS = ['ta', 'tb']
@@ -49,9 +49,9 @@ afterEach(() => {
 })
 
 async function runner(config: Omit<RunnerConfig, 'secret' | 'apiKey'>): Promise<Runner> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/chaos/review-crash-runner.ts'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/chaos/crash-runner.ts'], {
     cwd: ROOT,
-    env: { ...process.env, REVIEW_RUNNER: JSON.stringify({ secret: SECRET, apiKey: API_KEY, ...config }) },
+    env: { ...process.env, CRASH_RUNNER: JSON.stringify({ secret: SECRET, apiKey: API_KEY, ...config }) },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   children.add(child)
@@ -281,10 +281,10 @@ const CASES: { name: string; kill: NonNullable<RunnerConfig['kill']>; maxPerUser
   { name: 'right after a retention batch commits', kill: { op: 'prune', nth: 2 }, maxPerUser: 4 },
 ]
 
-describe('review: SIGKILL at chosen points of a busy SQLite server', () => {
+describe('SIGKILL at chosen points of a busy SQLite server', () => {
   for (const [index, c] of CASES.entries()) {
     it(`${c.name}: restarted on the same file, every 201 is stored once, every job finished, read state and counts whole`, async () => {
-      const dir = mkdtempSync(join(tmpdir(), 'belfry-review-crash-'))
+      const dir = mkdtempSync(join(tmpdir(), 'belfry-crash-points-'))
       dirs.push(dir)
       const file = join(dir, 'belfry.db')
       const base = {
