@@ -1,0 +1,87 @@
+/**
+ * Review: a notification's `timestamp` is "server time when the notification was stored" and its
+ * `seq` numbers the inbox "in commit order" (docs/protocol.md, The notification). On SQLite the two
+ * agree: a publish is stamped inside its own transaction, and a user's inbox reads in seq order
+ * with its timestamps never going back. On PostgreSQL the stamp is taken before the statement runs
+ * (PostgresStore#publishOnce → storedNotification) and kept through every wait and retry: a publish
+ * that waits for a recipient's row (held by another publish, a mark or a retention batch), or runs
+ * twice because one of its recipients is new, commits after publishes stamped later, and the inbox
+ * reads seq 2 as stored before seq 1 — by as long as it waited (up to queryTimeoutMs). The same
+ * input reads back differently on the two stores; a client listing its inbox by seq shows times
+ * going backwards, and retention by age holds the later entries back behind it.
+ *
+ * (A broadcast or topic publish past one batch is another matter on both stores: its later batches
+ * give entries stamped at its commit after entries committed meanwhile. This is about publishes
+ * to users, whose entries are all made in the publish's own transaction.)
+ *
+ * One process, one clock: the publish to ann and a newcomer is stamped first; its first pass finds
+ * the newcomer missing (another transaction is recording it: its first connect, another publish)
+ * and writes nothing, and it runs again once the newcomer is recorded, after the publish to ann
+ * alone (stamped 50 ms later) committed. (Without any set-up, 300 concurrent API publishes to two
+ * users on PostgreSQL left 125 of ann's 300 entries stamped earlier than the entry before them; on
+ * SQLite none.)
+ */
+import { randomBytes } from 'node:crypto'
+import pg from 'pg'
+import { afterEach, describe, expect, it } from 'vitest'
+import { PostgresStore } from '../../src/server/index.js'
+import { usePostgres, waitingForLock } from '../helpers/postgres.js'
+import { authedClient, httpPublish, type TestServer, useServer } from '../helpers/server.js'
+
+const db = usePostgres()
+const start = useServer()
+
+/** ann's inbox as a fresh client reads it: seq and timestamp, in seq order. */
+async function inbox(s: TestServer): Promise<{ seq: number; title: string; timestamp: string }[]> {
+  const c = await authedClient(s, 'ann')
+  const seen = c.of('notification').map((n) => ({ seq: n.seq as number, title: n.title as string, timestamp: n.timestamp as string }))
+  c.close()
+  return seen
+}
+
+describe('timestamps in seq order', () => {
+  let holder: pg.Client | undefined
+  let watcher: pg.Client | undefined
+  afterEach(async () => {
+    await holder?.end()
+    await watcher?.end()
+    holder = watcher = undefined
+  })
+
+  it('on SQLite, a user’s inbox never goes back in time from one seq to the next', async () => {
+    const s = await start()
+    await httpPublish(s.url, { userId: 'ann', title: 'hello', body: '' })
+    const [first, second] = await Promise.all([
+      httpPublish(s.url, { userIds: ['ann', 'newcomer'], title: 'to ann and a newcomer', body: '' }),
+      httpPublish(s.url, { userId: 'ann', title: 'to ann', body: '' }),
+    ])
+    expect([first.status, second.status]).toEqual([201, 201])
+    const seen = await inbox(s)
+    expect(seen).toHaveLength(3)
+    for (let i = 1; i < seen.length; i++) expect(seen[i]!.timestamp >= seen[i - 1]!.timestamp, JSON.stringify(seen)).toBe(true)
+  })
+
+  it('on PostgreSQL too: a publish that waited and ran twice reads as stored after the ones committed before it', async () => {
+    const schema = `t_${randomBytes(6).toString('hex')}`
+    const s = await start({ store: await PostgresStore.open(db.url, { schema }) })
+    await httpPublish(s.url, { userId: 'ann', title: 'hello', body: '' })
+    // The newcomer is being recorded at this moment by another transaction (its first connect, another publish).
+    holder = new pg.Client(db.url)
+    watcher = new pg.Client(db.url)
+    await Promise.all([holder.connect(), watcher.connect()])
+    await holder.query('BEGIN')
+    await holder.query(`INSERT INTO ${schema}.users (id) VALUES ('newcomer')`)
+    // Stamped now. Its first pass finds the newcomer missing (writing nothing); recording it waits for the other.
+    const first = httpPublish(s.url, { userIds: ['ann', 'newcomer'], title: 'to ann and a newcomer', body: '' })
+    await waitingForLock(watcher, 'unnest($1::text[]) AS t(x)', 1)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    // Stamped 50 ms later, committed at once.
+    expect((await httpPublish(s.url, { userId: 'ann', title: 'to ann', body: '' })).status).toBe(201)
+    await holder.query('COMMIT')
+    expect((await first).status).toBe(201)
+    const seen = await inbox(s)
+    expect(seen.map((n) => n.title)).toEqual(['hello', 'to ann', 'to ann and a newcomer'])
+    // As on SQLite: seq order (commit order) is time order.
+    for (let i = 1; i < seen.length; i++) expect(seen[i]!.timestamp >= seen[i - 1]!.timestamp, JSON.stringify(seen)).toBe(true)
+  })
+})
