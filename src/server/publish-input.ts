@@ -82,13 +82,19 @@ export function checkNotification(
 /**
  * What `value` must do that it does not: nest at most `max` levels, and hold
  * only numbers JSON can carry (JSON.parse reads `1e400` as Infinity, which
- * would be stored as `null`). Iterative: a deep value cannot overflow the stack here.
+ * would be stored as `null`), integers within ±(2^53 − 1): past that, a
+ * double has no room for every digit, and `9007199254740993` (an int64 id, a
+ * database key) was read, stored and delivered as `…992`. Iterative: a deep
+ * value cannot overflow the stack here.
  */
 function dataProblem(value: unknown, max: number): string | undefined {
   const stack: [unknown, number][] = [[value, 1]]
   for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
     const [v, depth] = item
     if (typeof v === 'number' && !Number.isFinite(v)) return 'hold finite numbers only (1e400 is out of range)'
+    if (typeof v === 'number' && Number.isInteger(v) && !Number.isSafeInteger(v)) {
+      return `hold integers within ±9007199254740991 (2^53 − 1) only: a larger one is read rounded (got about ${v}); send such an id as a string`
+    }
     if (typeof v !== 'object' || v === null) continue
     if (depth > max) return `nest at most ${max} levels deep`
     for (const child of Object.values(v)) stack.push([child, depth + 1])

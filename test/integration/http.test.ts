@@ -315,6 +315,17 @@ describe('POST /api/notifications: refused', () => {
       ['U+0000 in body', '{"userId": "alice", "title": "x", "body": "\\u0000"}', /U\+0000/],
       // JSON.parse reads 1e400 as Infinity, which JSON.stringify would store as null.
       ['a number out of range in data', '{"userId": "alice", "title": "x", "body": "", "data": {"n": 1e400}}', /finite numbers/],
+      // 2^53 + 1 and a 19-digit int64 id: a double holds neither, JSON.parse reads them rounded.
+      [
+        'an integer past 2^53 in data',
+        '{"userId": "alice", "title": "x", "body": "", "data": {"orderId": 9007199254740993}}',
+        /2\^53 − 1.*as a string/,
+      ],
+      [
+        'an int64 id in data',
+        '{"userId": "alice", "title": "x", "body": "", "data": {"a": [{"id": -1234567890123456789}]}}',
+        /±9007199254740991/,
+      ],
       ['U+0000 in topic', '{"topic": "news\\u0000", "title": "x", "body": ""}', /"topic".*U\+0000/],
     ]
     for (const [name, body, reason] of cases) {
