@@ -50,6 +50,8 @@ export interface PostgresStoreOptions {
 
 /** The message pg rejects a query with when its reply did not come within `query_timeout`. */
 const READ_TIMEOUT = 'Query read timeout'
+/** The statement's time as `Date.toISOString()` writes it (UTC, milliseconds): a notification's `timestamp`. */
+const STAMP = `to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`
 /** A migration may take long on a large database; the processes starting meanwhile wait for it. */
 const MIGRATION_TIMEOUT_MS = 3_600_000
 /** The longest `queryTimeoutMs`: the client's own timer waits 2 s longer, and PostgreSQL's settings made of it are 32-bit ms too. */
@@ -413,7 +415,6 @@ export class PostgresStore implements Store {
       notification.title,
       notification.body,
       notification.priority,
-      notification.timestamp,
       input.data === undefined ? null : JSON.stringify(input.data),
       notification.topic ?? null,
     ]
@@ -435,19 +436,29 @@ export class PostgresStore implements Store {
       }
       for (let pass = 1; ; pass++) {
         const { rows } = await this.#retrying(
-          `WITH locked AS (SELECT no FROM $s.users WHERE id = ANY($9) ORDER BY no FOR UPDATE),
+          `WITH locked AS (SELECT no FROM $s.users WHERE id = ANY($8) ORDER BY no FOR UPDATE),
                 n AS (INSERT INTO $s.notifications (id, title, body, priority, created_at, data, topic, refs)
-                      SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE (SELECT count(*) FROM locked) = $8 RETURNING no),
+                      SELECT $1, $2, $3, $4, ${STAMP}, $5, $6, $7 WHERE (SELECT count(*) FROM locked) = $7 RETURNING no, created_at),
                 bumped AS (UPDATE $s.users u SET latest_seq = u.latest_seq + 1, unread = u.unread + 1
                            FROM locked, n WHERE u.no = locked.no RETURNING u.no, u.id, u.latest_seq),
                 entries AS (INSERT INTO $s.inbox (user_no, seq, notification_no) SELECT bumped.no, bumped.latest_seq, n.no FROM bumped, n),
                 keyed AS (INSERT INTO $s.idempotency_keys (key, fingerprint, id, created_at, recipients, expires_at)
-                          SELECT $10::text, $11::text, $1, $5, $8, $12::bigint FROM n WHERE $10::text IS NOT NULL)
-           SELECT id AS "userId", latest_seq AS seq FROM bumped`,
+                          SELECT $9::text, $10::text, $1, n.created_at, $7, $11::bigint FROM n WHERE $9::text IS NOT NULL)
+           SELECT id AS "userId", latest_seq AS seq, (SELECT created_at FROM n) AS "storedAt" FROM bumped`,
+          // The time is the database's, once the users' rows are locked: a publish that waited for them (or ran twice,
+          // for new users) is stamped after the ones committed before it, as seq orders them.
           [...row, ids.length, ids, key?.key ?? null, key?.fingerprint ?? null, key?.expiresAt ?? null],
           'belfry_publish',
         )
-        if (rows.length > 0) return { notification, deliveries: rows as Delivery[], recipients: rows.length, pending: false }
+        if (rows.length > 0) {
+          notification.timestamp = (rows[0] as { storedAt: string }).storedAt
+          return {
+            notification,
+            deliveries: rows.map(({ userId, seq }) => ({ userId, seq })) as Delivery[],
+            recipients: rows.length,
+            pending: false,
+          }
+        }
         if (pass > 1) throw new Error('publish: a recipient is missing from the users table after it was recorded')
         await this.#retrying('INSERT INTO $s.users (id) SELECT x FROM unnest($1::text[]) AS t(x) ON CONFLICT (id) DO NOTHING', [ids])
       }
@@ -476,12 +487,14 @@ export class PostgresStore implements Store {
         await keyed(0)
         return { notification, deliveries: [], recipients: 0, pending: false }
       }
+      // Stamped by the database, as a publish to users is: one clock for every process's notifications.
       const { rows } = await q(
         `INSERT INTO $s.notifications (id, title, body, priority, created_at, data, topic, refs)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 0) RETURNING no`, // a broadcast's or topic's batches count theirs
+         VALUES ($1, $2, $3, $4, ${STAMP}, $5, $6, 0) RETURNING no, created_at`, // a broadcast's or topic's batches count theirs
         row,
       )
       const no = rows[0].no as number
+      notification.timestamp = rows[0].created_at as string
       const job: Job = { no: 0, notification_no: no, topic, after: 0, up_to: upTo }
       const { deliveries, done } = await this.#batchOf(q, job)
       if (!done) {

@@ -1,25 +1,14 @@
 /**
- * Review: a notification's `timestamp` is "server time when the notification was stored" and its
- * `seq` numbers the inbox "in commit order" (docs/protocol.md, The notification). On SQLite the two
- * agree: a publish is stamped inside its own transaction, and a user's inbox reads in seq order
- * with its timestamps never going back. On PostgreSQL the stamp is taken before the statement runs
- * (PostgresStore#publishOnce → storedNotification) and kept through every wait and retry: a publish
- * that waits for a recipient's row (held by another publish, a mark or a retention batch), or runs
- * twice because one of its recipients is new, commits after publishes stamped later, and the inbox
- * reads seq 2 as stored before seq 1 — by as long as it waited (up to queryTimeoutMs). The same
- * input reads back differently on the two stores; a client listing its inbox by seq shows times
- * going backwards, and retention by age holds the later entries back behind it.
+ * A notification's `timestamp` is the time it was stored, and `seq` numbers a user's inbox in
+ * commit order (docs/protocol.md, "The notification"): read in seq order, an inbox's times never
+ * go back. On SQLite a publish is stamped inside its transaction. On PostgreSQL it was stamped
+ * before its statement and kept through every wait and retry: a publish that waited for a
+ * recipient's row, or ran twice because a recipient was new, committed after publishes stamped
+ * later. The database stamps it now, once the rows are locked.
  *
- * (A broadcast or topic publish past one batch is another matter on both stores: its later batches
- * give entries stamped at its commit after entries committed meanwhile. This is about publishes
- * to users, whose entries are all made in the publish's own transaction.)
- *
- * One process, one clock: the publish to ann and a newcomer is stamped first; its first pass finds
- * the newcomer missing (another transaction is recording it: its first connect, another publish)
- * and writes nothing, and it runs again once the newcomer is recorded, after the publish to ann
- * alone (stamped 50 ms later) committed. (Without any set-up, 300 concurrent API publishes to two
- * users on PostgreSQL left 125 of ann's 300 entries stamped earlier than the entry before them; on
- * SQLite none.)
+ * One process: the publish to ann and a newcomer comes first; its first pass finds the newcomer
+ * missing (another transaction is recording it) and writes nothing, and it runs again once the
+ * newcomer is recorded, after the publish to ann alone (50 ms later) committed.
  */
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
