@@ -1,0 +1,73 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { cleanup, connected, createClient, type Frame, startMockServer, tick } from '../../helpers/mock-server.js'
+
+/**
+ * docs/protocol.md, "belfry's client against the article's server": the client detects the article's server
+ * at auth, and "For that connection the client works in a live-only mode"; "Requests that were waiting for the
+ * connection reject the same way when it comes online" — only once the server it reaches turns out to be the
+ * article's. README ("Errors"): a `RequestError` is "not supported by an article-protocol server". A request made
+ * while the client is down waits for the connection and goes out after auth (src/client/requests.ts).
+ *
+ * The same URL may answer with belfry's server next: belfry takes the article's clients on `/` precisely so that
+ * the article's server can be replaced by it. A request made while the client reconnects after a connection to
+ * the article's server must wait for the next server, and go out to it when that one speaks belfry's protocol.
+ */
+
+beforeEach(() => {
+  vi.useFakeTimers()
+})
+afterEach(cleanup)
+
+function settle<T>(promise: Promise<T>) {
+  const state: { done: boolean; value?: T; error?: unknown } = { done: false }
+  promise.then(
+    (value) => Object.assign(state, { done: true, value }),
+    (error: unknown) => Object.assign(state, { done: true, error }),
+  )
+  return state
+}
+
+describe('live-only mode belongs to the article server’s connection', () => {
+  it('a history() made while reconnecting after the article’s server goes to the belfry server the client reaches next', async () => {
+    // The first connection meets the article's server (auth_success without seq); the next, belfry's.
+    const server = startMockServer({
+      auth: (peer) =>
+        peer.index === 0
+          ? peer.send({ type: 'auth_success', message: 'Connected to notification service' })
+          : peer.authSuccess({ seq: 3, unreadCount: 1, pingAcks: true }),
+    })
+    const { client } = await connected(createClient(server, { backoff: () => 100 }))
+    server.peer.close(1006) // the article's server is replaced (a deploy of belfry on the same URL)
+    await tick()
+    expect(client.state).toBe('reconnecting')
+
+    const page = settle(client.history({ limit: 5 }))
+    await tick(200)
+    expect(client.state).toBe('online')
+    expect(server.peers).toHaveLength(2)
+    // Not rejected as "not supported" before any server was reached: sent to the one that was.
+    expect(page.error).toBeUndefined()
+    const h = server.peers[1]!.frames.find((f) => f.type === 'history') as Frame | undefined
+    expect(h).toMatchObject({ type: 'history', limit: 5 })
+    server.peer.send({ type: 'history', items: [], requestId: h!.requestId })
+    await tick()
+    expect(page.value).toMatchObject({ items: [] })
+  })
+
+  it('while reconnecting after a belfry server, the same request waits and is rejected only once the article’s server answers', async () => {
+    // Control (holds today): the other way round the request waits for the server it reaches.
+    const server = startMockServer({
+      auth: (peer) =>
+        peer.index === 0 ? peer.authSuccess({ seq: 0 }) : peer.send({ type: 'auth_success', message: 'Connected to notification service' }),
+    })
+    const { client } = await connected(createClient(server, { backoff: () => 100 }))
+    server.peer.close(1006)
+    await tick()
+    const page = settle(client.history())
+    await tick(20)
+    expect(page.done).toBe(false)
+    await tick(200)
+    expect(client.state).toBe('online')
+    expect(page.error).toMatchObject({ name: 'RequestError', message: 'not supported by this server' })
+  })
+})
