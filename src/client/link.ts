@@ -134,9 +134,12 @@ export class Link implements Connection {
     return this.#state
   }
 
-  /** True when the server speaks only the article's protocol (no seq, no pong). */
+  /**
+   * True when online to a server that speaks only the article's protocol (no seq, no pong): that connection's
+   * mode, not the URL's (the next server on it may be belfry's, and requests made meanwhile wait for it).
+   */
   get legacy(): boolean {
-    return this.#legacy
+    return this.#state === 'online' && this.#legacy
   }
 
   connect(): void {

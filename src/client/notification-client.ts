@@ -351,8 +351,9 @@ export class NotificationClient<Data extends object = JsonObject> {
       this.#unanswered = { __proto__: null } as never
       // Every topic in as few frames as the protocol takes: one per topic could spend the user's whole frame budget.
       this.#topicFrames()
-      this.#expired = this.#delivery.online(f)
     }
+    // The article's server removes nothing: an expiry a belfry server told before is not this one's.
+    this.#expired = !this.#link.legacy && this.#delivery.online(f)
   }
 
   readonly #frame = (f: ServerFrame): void => {
