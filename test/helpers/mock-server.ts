@@ -212,3 +212,13 @@ export function cleanup(): void {
   vi.unstubAllGlobals()
   vi.restoreAllMocks()
 }
+
+/** Settles into a value either way, so a rejection is never unhandled and can be inspected later. */
+export function outcome<T>(promise: Promise<T>) {
+  const state: { done: boolean; value?: T; error?: unknown } = { done: false }
+  promise.then(
+    (value) => Object.assign(state, { done: true, value }),
+    (error: unknown) => Object.assign(state, { done: true, error }),
+  )
+  return state
+}

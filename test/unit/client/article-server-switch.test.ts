@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { memoryStorage } from '../../../src/index.js'
-import { cleanup, connected, createClient, type Frame, startMockServer, tick } from '../../helpers/mock-server.js'
+import { cleanup, connected, createClient, type Frame, outcome, startMockServer, tick } from '../../helpers/mock-server.js'
 
 /**
  * docs/protocol.md, "belfry's client against the article's server": the client detects the article's server
@@ -19,15 +19,6 @@ beforeEach(() => {
 })
 afterEach(cleanup)
 
-function settle<T>(promise: Promise<T>) {
-  const state: { done: boolean; value?: T; error?: unknown } = { done: false }
-  promise.then(
-    (value) => Object.assign(state, { done: true, value }),
-    (error: unknown) => Object.assign(state, { done: true, error }),
-  )
-  return state
-}
-
 describe('live-only mode belongs to the article server’s connection', () => {
   it('a history() made while reconnecting after the article’s server goes to the belfry server the client reaches next', async () => {
     // The first connection meets the article's server (auth_success without seq); the next, belfry's.
@@ -42,7 +33,7 @@ describe('live-only mode belongs to the article server’s connection', () => {
     await tick()
     expect(client.state).toBe('reconnecting')
 
-    const page = settle(client.history({ limit: 5 }))
+    const page = outcome(client.history({ limit: 5 }))
     await tick(200)
     expect(client.state).toBe('online')
     expect(server.peers).toHaveLength(2)
@@ -64,7 +55,7 @@ describe('live-only mode belongs to the article server’s connection', () => {
     const { client } = await connected(createClient(server, { backoff: () => 100 }))
     server.peer.close(1006)
     await tick()
-    const page = settle(client.history())
+    const page = outcome(client.history())
     await tick(20)
     expect(page.done).toBe(false)
     await tick(200)

@@ -1,21 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { ProtocolError, RequestError, TimeoutError } from '../../../src/index.js'
-import { cleanup, connected, createClient, type Frame, jwt, note, startMockServer, tick } from '../../helpers/mock-server.js'
+import { cleanup, connected, createClient, type Frame, jwt, note, outcome, startMockServer, tick } from '../../helpers/mock-server.js'
 
 beforeEach(() => {
   vi.useFakeTimers()
 })
 afterEach(cleanup)
-
-/** Settles into a value either way, so a rejection is never unhandled and can be inspected later. */
-function settle<T>(promise: Promise<T>) {
-  const state: { done: boolean; value?: T; error?: unknown } = { done: false }
-  promise.then(
-    (value) => Object.assign(state, { done: true, value }),
-    (error: unknown) => Object.assign(state, { done: true, error }),
-  )
-  return state
-}
 
 const requestId = (frame: Frame | undefined) => {
   if (typeof frame?.requestId !== 'string') throw new Error('no requestId')
@@ -26,8 +16,8 @@ describe('requests', () => {
   it('queues history and markRead while not online and sends them after auth; a request connects a client not yet connected', async () => {
     const server = startMockServer({ auth: { seq: 5, unreadCount: 3 } })
     const { client } = createClient(server)
-    const history = settle(client.history({ limit: 5 }))
-    const mark = settle(client.markRead('n1'))
+    const history = outcome(client.history({ limit: 5 }))
+    const mark = outcome(client.markRead('n1'))
     expect(client.state).toBe('connecting') // without connect(): the first request connects
     await tick()
     const [auth, h, m] = server.peer.frames
@@ -48,7 +38,7 @@ describe('requests', () => {
   it('markRead resolves only on its own reply and emits read once', async () => {
     const server = startMockServer({ auth: { seq: 5, unreadCount: 3 } })
     const { client, log } = await connected(createClient(server))
-    const all = settle(client.markAllRead())
+    const all = outcome(client.markAllRead())
     await tick()
     const frame = server.sent('mark_read')[0]
     expect(frame).toEqual({ type: 'mark_read', all: true, seq: 5, requestId: requestId(frame) })
@@ -69,8 +59,8 @@ describe('requests', () => {
   it('settles only on its own reply type or an error; another frame with its requestId is reported and ignored', async () => {
     const server = startMockServer({ auth: { seq: 5, unreadCount: 3 } })
     const { client, log } = await connected(createClient(server))
-    const history = settle(client.history())
-    const mark = settle(client.markRead('n1'))
+    const history = outcome(client.history())
+    const mark = outcome(client.markRead('n1'))
     await tick()
     const [h, m] = [requestId(server.sent('history')[0]), requestId(server.sent('mark_read')[0])]
     server.peer.send({ type: 'subscribed', topics: [], requestId: h })
@@ -94,7 +84,7 @@ describe('requests', () => {
   it('takes the unread count of a mark_read reply that comes after its request timed out, and tells the change (read event)', async () => {
     const server = startMockServer({ auth: { seq: 5, unreadCount: 3 } })
     const { client, log } = await connected(createClient(server, { requestTimeout: 1000 }))
-    const all = settle(client.markAllRead())
+    const all = outcome(client.markAllRead())
     await tick()
     const id = requestId(server.sent('mark_read')[0])
     await tick(1000)
@@ -112,14 +102,14 @@ describe('requests', () => {
     const server = startMockServer({ auth: (peer) => peer.authSuccess({ seq: latest, unreadCount: 3 }) })
     const { client } = await connected(createClient(server, { backoff: () => 100 }))
     const marks = () => server.sent('mark_read').map(({ requestId: _, ...f }) => f)
-    void settle(client.markAllRead())
+    void outcome(client.markAllRead())
     await tick()
     // Online: the latest seq at auth.
     expect(marks()).toEqual([{ type: 'mark_read', all: true, seq: 5 }])
     // A live notification past it: the count covers it.
     server.peer.send(note(6))
     await tick()
-    void settle(client.markAllRead())
+    void outcome(client.markAllRead())
     await tick()
     expect(marks()[1]).toEqual({ type: 'mark_read', all: true, seq: 6 })
 
@@ -130,7 +120,7 @@ describe('requests', () => {
     server.peer.close(1006)
     await tick()
     expect(client.state).toBe('reconnecting')
-    const waiting = settle(client.markAllRead())
+    const waiting = outcome(client.markAllRead())
     latest = 9
     await tick(100 + 20)
     expect(client.state).toBe('online')
@@ -153,10 +143,10 @@ describe('requests', () => {
     const server = startMockServer()
     const { client } = createClient(server)
     // A view that marks all read as it is shown, before its new client is online (README, belfry/react): all there is.
-    void settle(client.markAllRead())
+    void outcome(client.markAllRead())
     await tick()
     expect(client.state).toBe('online')
-    void settle(client.markAllRead())
+    void outcome(client.markAllRead())
     await tick()
     expect(server.sent('mark_read').map(({ requestId: _, ...f }) => f)).toEqual([
       { type: 'mark_read', all: true },
@@ -174,7 +164,7 @@ describe('requests', () => {
     await tick(100 + 20)
     // The token was read (the auth frame went out with u2's): the client is that user's, not yet online.
     expect(client.state).toBe('authenticating')
-    const mark = settle(client.markAllRead())
+    const mark = outcome(client.markAllRead())
     server.peer.authSuccess({ seq: 7, unreadCount: 1 })
     await tick()
     expect(client.state).toBe('online')
@@ -187,9 +177,9 @@ describe('requests', () => {
   it('rejects with a RequestError beyond maxQueue', async () => {
     const server = startMockServer()
     const { client } = createClient(server, { maxQueue: 2 })
-    const a = settle(client.history())
-    const b = settle(client.markRead(['x']))
-    const c = settle(client.history())
+    const a = outcome(client.history())
+    const b = outcome(client.markRead(['x']))
+    const c = outcome(client.history())
     await tick()
     expect(c.error).toBeInstanceOf(RequestError)
     expect(c.error).toMatchObject({ name: 'RequestError' })
@@ -205,7 +195,7 @@ describe('requests', () => {
   it('rejects with a TimeoutError when no reply comes within requestTimeout', async () => {
     const server = startMockServer()
     const { client } = await connected(createClient(server, { requestTimeout: 3000 }))
-    const history = settle(client.history())
+    const history = outcome(client.history())
     await vi.advanceTimersByTimeAsync(2999)
     expect(history.done).toBe(false)
     await vi.advanceTimersByTimeAsync(1)
@@ -222,7 +212,7 @@ describe('requests', () => {
     let answer = (): void => {}
     const server = startMockServer({ auth: (peer) => (answer = () => peer.authSuccess()) })
     const { client } = createClient(server, { requestTimeout: 3000, connectTimeout: 60_000 })
-    const history = settle(client.history())
+    const history = outcome(client.history())
     await vi.advanceTimersByTimeAsync(3000)
     expect(client.state).toBe('authenticating')
     expect(history.error).toBeInstanceOf(TimeoutError)
@@ -235,7 +225,7 @@ describe('requests', () => {
   it('rejects with a ProtocolError carrying the code of an error reply', async () => {
     const server = startMockServer()
     const { client, log } = await connected(createClient(server))
-    const history = settle(client.history({ before: 0 }))
+    const history = outcome(client.history({ before: 0 }))
     await tick()
     const id = requestId(server.sent('history')[0])
     server.peer.send({ type: 'error', code: 'bad_frame', message: 'before must be positive', requestId: id })
@@ -251,8 +241,8 @@ describe('requests', () => {
     // One id that makes the request's JSON, {"type":"mark_read","ids":["…"]}, `bytes` long.
     const ids = (bytes: number) => ['x'.repeat(bytes - JSON.stringify({ type: 'mark_read', ids: [''] }).length)]
     expect(JSON.stringify({ type: 'mark_read', ids: ids(64_000) })).toHaveLength(64_000)
-    const refused = settle(client.markRead(ids(64_000)))
-    const sent = settle(client.markRead(ids(63_999)))
+    const refused = outcome(client.markRead(ids(64_000)))
+    const sent = outcome(client.markRead(ids(63_999)))
     await tick()
     expect(refused.error).toBeInstanceOf(ProtocolError)
     // Exactly 64000 is refused: a message saying "over 64000" would be false.
@@ -264,7 +254,7 @@ describe('requests', () => {
   it('resends a request that was in flight when the connection dropped', async () => {
     const server = startMockServer()
     const { client } = await connected(createClient(server, { backoff: () => 100 }))
-    const history = settle(client.history())
+    const history = outcome(client.history())
     await tick()
     server.peer.close(1006)
     await tick(100 + 20)
@@ -279,8 +269,8 @@ describe('requests', () => {
   it('close() rejects pending requests and later ones with a RequestError', async () => {
     const server = startMockServer()
     const { client } = await connected(createClient(server))
-    const inFlight = settle(client.history())
-    const mark = settle(client.markAllRead())
+    const inFlight = outcome(client.history())
+    const mark = outcome(client.markAllRead())
     await tick()
     client.close()
     await tick()
