@@ -109,8 +109,6 @@ export class Connection {
   /** Called when an ack's write ends (written or failed), or the socket is gone: see {@link leave}. */
   #acked: (() => void) | undefined
   /** The code of the server's close frame, when it sent one on an open socket, and the last seq sent before it. */
-  #closeSent = 0
-  #sentAtClose = 0
   /** Bad frames in a row (before auth, a frame that parses does not reset it: only auth does). */
   #badFrames = 0
   /** Frames received before auth: one is expected (the auth frame); past `maxBadFrames` the socket is closed. */
@@ -292,11 +290,10 @@ export class Connection {
     this.moveTo('closed')
     this.hub.metrics?.closed(code)
     if (refused) this.hub.metrics?.refused(code)
-    // What was sent before the close frame: a client that answers it has all of it (see gone()).
-    if (this.ws.readyState === WebSocket.OPEN && this.#userId !== undefined) {
-      this.#closeSent = code
-      this.#sentAtClose = this.replay.sentSeq
-    }
+    // What was sent before the close frame, asked of the client in a ping just ahead of it: a client that
+    // answers the close reads the ping first and pongs it (see pong()). One that started a close of its own,
+    // even with the same code as it crossed ours, answers no ping (RFC 6455 §5.5.2; browsers and ws alike).
+    if (this.ws.readyState === WebSocket.OPEN && this.#userId !== undefined && this.replay.sentSeq > this.#pongAcked) this.ping()
     if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(code, reason)
     // A client that does not read will not read the close frame either, and any may never answer it:
     // free the socket soon, not after ws's 30 s close timeout.
@@ -598,7 +595,8 @@ export class Connection {
   pong(payload: Buffer): void {
     this.#awaitingPong = false
     const seq = this.#pingedSeq
-    if (seq === 0 || this.closed || payload.toString() !== String(seq)) return
+    // After close() too: the answer to the ping sent ahead of the close frame.
+    if (seq === 0 || payload.toString() !== String(seq)) return
     this.#pingedSeq = 0
     const before = this.#pongAcked
     this.#pongAcked = seq
@@ -636,15 +634,6 @@ export class Connection {
 
   /** From the socket's shared `close` listener: the socket is gone, with the code the client sent (1006: none) unless the server closed it. */
   gone(code: number): void {
-    // The client answered a close this server sent on an open socket (its close frame echoes the code; 1006:
-    // none came; one the client started, even as ours crossed it, has a code of its own): it has read
-    // everything sent before that close, as a pong would say. Acked, so that a client of the article's
-    // protocol, which a drain closes before its ack ping, resumes after it on the next process, nothing twice.
-    const seq = this.#sentAtClose
-    if (code === this.#closeSent && seq > this.#pongAcked) {
-      this.#pongAcked = seq
-      this.ack(seq).catch((error: unknown) => this.hub.log.warn({ conn: this.id, err: error }, 'ack failed'))
-    }
     if (!this.closed) this.hub.metrics?.closed(code)
     this.#acked?.()
     this.moveTo('closed')
