@@ -393,7 +393,9 @@ export class NotificationClient<Data extends object = JsonObject> {
   #deliver({ type: _, ...n }: NotificationFrame<Data>): void {
     // Closed by a handler of an earlier one of a batch: the rest is not the app's, nor its cursor's.
     if (this.state === 'closed') return
-    if (this.#link.legacy) {
+    // A frame without a seq before this client is online: the article's server's, relayed to a tab of
+    // belfry/shared that joined before the leader's state reached it.
+    if (this.#link.legacy || (n.seq === undefined && this.state !== 'online')) {
       // The article's server sends no id, seq or read state: nothing to resume or dedupe by. An id its
       // publisher spread into the frame (a database row's number) goes to the app as a string; without
       // one, the frame's fields are its id (its server stamps each send, the same text on every socket

@@ -573,7 +573,8 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
         return state
       },
       get legacy() {
-        return !!snap.legacy
+        // The leader's connection's mode while it is online (as a socket's own): the next server may be belfry's.
+        return state === 'online' && snap.legacy
       },
       get mode() {
         return link ? (channel ? 'leader' : 'solo') : 'follower'
