@@ -20,9 +20,9 @@ import { authedClient, httpPublish, type TestServer, useServer } from '../helper
 const db = usePostgres()
 const start = useServer()
 
-/** ann's inbox as a fresh client reads it: seq and timestamp, in seq order. */
-async function inbox(s: TestServer): Promise<{ seq: number; title: string; timestamp: string }[]> {
-  const c = await authedClient(s, 'ann')
+/** A user's inbox as a fresh client reads it: seq and timestamp, in seq order. */
+async function inbox(s: TestServer, user = 'ann'): Promise<{ seq: number; title: string; timestamp: string }[]> {
+  const c = await authedClient(s, user)
   const seen = c.of('notification').map((n) => ({ seq: n.seq as number, title: n.title as string, timestamp: n.timestamp as string }))
   c.close()
   return seen
@@ -73,4 +73,48 @@ describe('timestamps in seq order', () => {
     // As on SQLite: seq order (commit order) is time order.
     for (let i = 1; i < seen.length; i++) expect(seen[i]!.timestamp >= seen[i - 1]!.timestamp, JSON.stringify(seen)).toBe(true)
   })
+})
+
+// A broadcast or topic publish of one batch is stamped once its batch's users are locked, as a publish to users.
+describe('timestamps in seq order: a broadcast or topic publish of one batch', () => {
+  const clients: pg.Client[] = []
+  afterEach(async () => {
+    for (const c of clients.splice(0)) await c.end()
+  })
+
+  for (const kind of ['broadcast', 'topic'] as const) {
+    it(`a ${kind} publish of one batch that waited for a recipient's row does not go back in time in another recipient's inbox`, async () => {
+      const schema = `t_${randomBytes(6).toString('hex')}`
+      const s = await start({ store: await PostgresStore.open(db.url, { schema }) })
+      // ann's row first (no 1), then bob's (no 2): a batch locks them in that order.
+      expect((await httpPublish(s.url, { userId: 'ann', title: 'hello ann', body: '' })).status).toBe(201)
+      expect((await httpPublish(s.url, { userId: 'bob', title: 'hello bob', body: '' })).status).toBe(201)
+      if (kind === 'topic') {
+        for (const user of ['ann', 'bob']) {
+          const c = await authedClient(s, user)
+          c.send({ type: 'subscribe', topic: 'news', requestId: 'r' })
+          await c.next((f) => f.type === 'subscribed')
+          c.close()
+        }
+      }
+      const holder = new pg.Client(db.url)
+      const watcher = new pg.Client(db.url)
+      clients.push(holder, watcher)
+      await Promise.all([holder.connect(), watcher.connect()])
+      // Another transaction holds ann's row for a moment (a mark read, another publish).
+      await holder.query('BEGIN')
+      await holder.query(`SELECT 1 FROM ${schema}.users WHERE id = 'ann' FOR UPDATE`)
+      const audience = kind === 'broadcast' ? { broadcast: true } : { topic: 'news' }
+      const fanned = httpPublish(s.url, { ...audience, title: `the ${kind}`, body: '' })
+      await waitingForLock(watcher, 'WHERE no = ANY($1) ORDER BY no FOR UPDATE', 1)
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      // Stamped 50 ms after the fan-out's notification, committed at once (bob's row is free).
+      expect((await httpPublish(s.url, { userId: 'bob', title: 'to bob', body: '' })).status).toBe(201)
+      await holder.query('COMMIT')
+      expect((await fanned).status).toBe(201)
+      const seen = await inbox(s, 'bob')
+      expect(seen.map((n) => n.title)).toEqual(['hello bob', 'to bob', `the ${kind}`])
+      for (let i = 1; i < seen.length; i++) expect(seen[i]!.timestamp >= seen[i - 1]!.timestamp, JSON.stringify(seen)).toBe(true)
+    })
+  }
 })

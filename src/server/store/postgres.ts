@@ -490,13 +490,16 @@ export class PostgresStore implements Store {
       // Stamped by the database, as a publish to users is: one clock for every process's notifications.
       const { rows } = await q(
         `INSERT INTO $s.notifications (id, title, body, priority, created_at, data, topic, refs)
-         VALUES ($1, $2, $3, $4, ${STAMP}, $5, $6, 0) RETURNING no, created_at`, // a broadcast's or topic's batches count theirs
+         VALUES ($1, $2, $3, $4, ${STAMP}, $5, $6, 0) RETURNING no`, // a broadcast's or topic's batches count theirs
         row,
       )
       const no = rows[0].no as number
-      notification.timestamp = rows[0].created_at as string
       const job: Job = { no: 0, notification_no: no, topic, after: 0, up_to: upTo }
       const { deliveries, done } = await this.#batchOf(q, job)
+      // Stamped again once the first batch's users are locked (as a publish to users is): one that waited for
+      // a row reads as stored after what was committed meanwhile. The rest's batches come later (a job).
+      notification.timestamp = (await q(`UPDATE $s.notifications SET created_at = ${STAMP} WHERE no = $1 RETURNING created_at`, [no]))
+        .rows[0].created_at as string
       if (!done) {
         await q('INSERT INTO $s.fanout_jobs (notification_no, topic, after, up_to) VALUES ($1, $2, $3, $4)', [no, topic, job.after, upTo])
         await keyed(size)
