@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { memoryStorage } from '../../../src/index.js'
+import { FakeChannel, FakeLocks, tabConnection } from '../../helpers/locks.js'
 import { cleanup, connected, createClient, type Frame, outcome, startMockServer, tick } from '../../helpers/mock-server.js'
 
 /**
@@ -16,35 +17,46 @@ import { cleanup, connected, createClient, type Frame, outcome, startMockServer,
 
 beforeEach(() => {
   vi.useFakeTimers()
+  FakeChannel.reset()
 })
 afterEach(cleanup)
 
 describe('live-only mode belongs to the article server’s connection', () => {
-  it('a history() made while reconnecting after the article’s server goes to the belfry server the client reaches next', async () => {
-    // The first connection meets the article's server (auth_success without seq); the next, belfry's.
-    const server = startMockServer({
-      auth: (peer) =>
-        peer.index === 0
-          ? peer.send({ type: 'auth_success', message: 'Connected to notification service' })
-          : peer.authSuccess({ seq: 3, unreadCount: 1, pingAcks: true }),
-    })
-    const { client } = await connected(createClient(server, { backoff: () => 100 }))
-    server.peer.close(1006) // the article's server is replaced (a deploy of belfry on the same URL)
-    await tick()
-    expect(client.state).toBe('reconnecting')
+  // A client on a socket of its own, and a belfry/shared leader (whose tabs read its connection's mode).
+  it.each([
+    ['on its own socket', () => ({})],
+    ['leading belfry/shared', () => ({ connection: tabConnection(new FakeLocks(), 'a') })],
+  ])(
+    'a history() made while reconnecting after the article’s server goes to the belfry server the client reaches next (%s)',
+    async (_, options) => {
+      // The first connection meets the article's server (auth_success without seq); the next, belfry's.
+      const server = startMockServer({
+        auth: (peer) =>
+          peer.index === 0
+            ? peer.send({ type: 'auth_success', message: 'Connected to notification service' })
+            : peer.authSuccess({ seq: 3, unreadCount: 1, pingAcks: true }),
+      })
+      const { client } = createClient(server, { backoff: () => 100, ...options() })
+      client.connect()
+      await tick(100)
+      expect(client.state).toBe('online')
+      server.peer.close(1006) // the article's server is replaced (a deploy of belfry on the same URL)
+      await tick()
+      expect(client.state).toBe('reconnecting')
 
-    const page = outcome(client.history({ limit: 5 }))
-    await tick(200)
-    expect(client.state).toBe('online')
-    expect(server.peers).toHaveLength(2)
-    // Not rejected as "not supported" before any server was reached: sent to the one that was.
-    expect(page.error).toBeUndefined()
-    const h = server.peers[1]!.frames.find((f) => f.type === 'history') as Frame | undefined
-    expect(h).toMatchObject({ type: 'history', limit: 5 })
-    server.peer.send({ type: 'history', items: [], requestId: h!.requestId })
-    await tick()
-    expect(page.value).toMatchObject({ items: [] })
-  })
+      const page = outcome(client.history({ limit: 5 }))
+      await tick(200)
+      expect(client.state).toBe('online')
+      expect(server.peers).toHaveLength(2)
+      // Not rejected as "not supported" before any server was reached: sent to the one that was.
+      expect(page.error).toBeUndefined()
+      const h = server.peers[1]!.frames.find((f) => f.type === 'history') as Frame | undefined
+      expect(h).toMatchObject({ type: 'history', limit: 5 })
+      server.peer.send({ type: 'history', items: [], requestId: h!.requestId })
+      await tick()
+      expect(page.value).toMatchObject({ items: [] })
+    },
+  )
 
   it('while reconnecting after a belfry server, the same request waits and is rejected only once the article’s server answers', async () => {
     // Control (holds today): the other way round the request waits for the server it reaches.

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { FakeChannel, FakeLocks, tabConnection } from '../../helpers/locks.js'
-import { cleanup, createClient, type Frame, jwt, outcome, startMockServer, tick } from '../../helpers/mock-server.js'
+import { cleanup, createClient, jwt, startMockServer, tick } from '../../helpers/mock-server.js'
 
 /**
  * docs/protocol.md, "belfry's client against the article's server": "It hands each `notification` to the app
@@ -62,31 +62,3 @@ describe('belfry/shared on the article’s server: a tab that has just joined', 
  * rejected at once, before any server was reached. README ("belfry/shared"): every tab keeps its own client;
  * sharing the socket changes nothing else the app sees.
  */
-
-describe('belfry/shared: live-only mode belongs to the article server’s connection', () => {
-  it('a history() made while the leader reconnects after the article’s server goes to the belfry server reached next', async () => {
-    const server = startMockServer({
-      auth: (peer) =>
-        peer.index === 0
-          ? peer.send({ type: 'auth_success', message: 'Connected to notification service' })
-          : peer.authSuccess({ seq: 3, unreadCount: 1, pingAcks: true }),
-    })
-    const locks = new FakeLocks()
-    const { client } = createClient(server, { connection: tabConnection(locks, 'a'), backoff: () => 100 })
-    client.connect()
-    await tick(100)
-    expect(client.mode).toBe('leader')
-    expect(client.state).toBe('online')
-    server.peer.close(1006) // the article's server is replaced by belfry's on the same URL
-    await tick()
-    expect(client.state).toBe('reconnecting')
-
-    const page = outcome(client.history({ limit: 5 }))
-    await tick(200)
-    expect(client.state).toBe('online')
-    expect(server.peers).toHaveLength(2)
-    expect(page.error).toBeUndefined()
-    const h = server.peers[1]!.frames.find((f) => f.type === 'history') as Frame | undefined
-    expect(h).toMatchObject({ type: 'history', limit: 5 })
-  })
-})
