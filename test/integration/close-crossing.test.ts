@@ -9,7 +9,7 @@
  * a page no message once its socket is closing. The article's client's next page then started after it.
  */
 import type { Socket } from 'node:net'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import WebSocket from 'ws'
 import { useServer } from '../helpers/server.js'
 
@@ -39,23 +39,15 @@ function articlePage(url: string, token: string) {
   return { ws, shown, closed }
 }
 
-const until = async (check: () => boolean, ms = 5000) => {
-  const end = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > end) throw new Error('timed out')
-    await wait(10)
-  }
-}
-
 describe("the article's client: its page's own 1001 crossing the server's", () => {
   it('acks nothing: what the page never got comes to its next page', async () => {
     const s = await start()
     const url = `ws://127.0.0.1:${s.port}/`
     const page = articlePage(url, await s.token('user123'))
-    await until(() => s.server.stats().connections === 1)
+    await vi.waitFor(() => expect(s.server.stats().connections).toBe(1))
     await wait(100) // its (empty) replay is over: live
     await s.server.sendToUser('user123', { title: 'one', body: 'the first', priority: 'high' })
-    await until(() => page.shown.length === 1)
+    await vi.waitFor(() => expect(page.shown).toHaveLength(1))
     await wait(1500) // about a second after sending, the server's ack ping: 'one' is acked
 
     // 'two' and then the server's close are on their way (the network holds them: the socket reads nothing).

@@ -108,7 +108,6 @@ export class Connection {
   #written = 0
   /** Called when an ack's write ends (written or failed), or the socket is gone: see {@link leave}. */
   #acked: (() => void) | undefined
-  /** The code of the server's close frame, when it sent one on an open socket, and the last seq sent before it. */
   /** Bad frames in a row (before auth, a frame that parses does not reset it: only auth does). */
   #badFrames = 0
   /** Frames received before auth: one is expected (the auth frame); past `maxBadFrames` the socket is closed. */
