@@ -15,7 +15,9 @@ export interface Notifications<Data extends object = JsonObject> {
    * pages `loadMore()` loaded: newest first (by
    * `seq`), each id once, at most the provider's `maxItems`, their `read`
    * flags following the user's `read` events, and, back online after a time
-   * away, the newest page's (100 notifications). The list is the provider's:
+   * away, the newest page's (100 notifications). The newest page loaded for a
+   * client found started leaves none older than itself when older ones exist
+   * (`next`): what it skipped, `loadMore()` loads. The list is the provider's:
    * two providers of one client may hold different pages.
    */
   notifications: readonly Notification<Data>[]
@@ -211,7 +213,8 @@ export function createStore<Data extends object>(
         client.on('read', read),
       ]
       // Online (now, or at each status event that finds it so): the newest page (100), merged into the list if
-      // owed (its items, their read flags, and `hasMore` false if it has no next page: it is the whole inbox);
+      // owed (its items, their read flags, and `hasMore` false if it has no next page: it is the whole inbox; with
+      // one, the list keeps nothing older than the page, whose gap below it loadMore(), from the oldest, never fills);
       // else, for a list the store kept following, that page's read flags. A read made elsewhere while this
       // client was away comes as no read event (unless it left none unread: the server then sends
       // `read {all}`). So back online, the newest page says which are read: its ids of read ones, `false` for
@@ -226,7 +229,8 @@ export function createStore<Data extends object>(
           owe
             ? (page) => {
                 owe = false
-                end ||= !page.next
+                end = !page.next
+                items = items.filter((n) => !(n.seq < page.next!))
                 list(page.items)
               }
             : (page) => read({ ids: page.items.map((n) => n.read && n.id) } as ReadEvent),

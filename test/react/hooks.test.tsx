@@ -322,6 +322,72 @@ describe('BelfryProvider', () => {
     expect(inbox()).toEqual(['title 3', 'title 2', 'title 1'])
   })
 
+  it('shown again by <Activity> after more than a page came while hidden (maxItems 300): the list is the newest page, no gap, and loadMore() goes on below it', async () => {
+    const server = startMockServer()
+    const { client } = createClient(server)
+    let latest = 0
+    /** Answers every history request not answered yet as a server does: up to `limit` (20) below `before`, with `next`. */
+    const answered = new Set<unknown>()
+    const answer = async () => {
+      for (const h of server.sent('history') as (Frame & { before?: number; limit?: number; requestId: string })[]) {
+        if (answered.has(h.requestId)) continue
+        answered.add(h.requestId)
+        const top = Math.min(latest, (h.before ?? latest + 1) - 1)
+        const length = Math.min(top, h.limit ?? 20)
+        const items = Array.from({ length }, (_, i) => note(top - i))
+        server.peer.send({ type: 'history', items, ...(top > length ? { next: top - length + 1 } : {}), requestId: h.requestId })
+      }
+      await settle()
+    }
+    const sendUpTo = async (to: number) => {
+      await act(async () => {
+        while (latest < to) server.peer.send(note(++latest))
+      })
+      await settle()
+    }
+    let more: () => Promise<void> = async () => {}
+    let titles: string[] = []
+    function List() {
+      const list = useNotifications()
+      more = list.loadMore
+      titles = list.notifications.map((n) => n.title)
+      return null
+    }
+    const App = ({ mode }: { mode: 'visible' | 'hidden' }) => (
+      <>
+        <BelfryProvider client={client}>{null}</BelfryProvider>
+        <Activity mode={mode}>
+          <BelfryProvider client={client} maxItems={300}>
+            <List />
+          </BelfryProvider>
+        </Activity>
+      </>
+    )
+    const view = render(<App mode="visible" />)
+    await settle()
+    await answer() // the owed page of a client the bell's provider started: empty
+    await sendUpTo(50)
+    expect(titles).toHaveLength(50)
+
+    view.rerender(<App mode="hidden" />)
+    await settle(100)
+    await sendUpTo(200) // 150 come while the list is hidden: more than the newest page holds
+    view.rerender(<App mode="visible" />)
+    await settle()
+    await answer()
+    const seqs = () => titles.map((t) => Number(t.slice('title '.length)))
+    // The newest page, 200..101; not 1..50 below it with 51..100 missing.
+    expect(seqs()).toEqual(Array.from({ length: 100 }, (_, i) => 200 - i))
+    let loaded: Promise<void> | undefined
+    act(() => {
+      loaded = more()
+    })
+    await settle()
+    await answer()
+    await act(() => loaded)
+    expect(seqs()).toEqual(Array.from({ length: 120 }, (_, i) => 200 - i))
+  })
+
   it('shown again by <Activity> while a page of read flags asked before it hid is on its way: that page reads, the owed one merges', async () => {
     const server = startMockServer()
     const { client } = createClient(server)
