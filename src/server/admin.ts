@@ -62,7 +62,7 @@ export async function adminRoute(req: IncomingMessage, res: ServerResponse, url:
   const user = inPath || route === '/api/admin/users'
   if (!user && !POSTS.has(route)) return sendJson(res, 404, { error: 'not_found', message: `no route ${route.slice(0, 64)}` })
   const method = user ? 'GET' : 'POST'
-  if (req.method !== method && !(user && req.method === 'HEAD')) return void methodNotAllowed(res, method)
+  if (req.method !== method && !(user && req.method === 'HEAD')) return void methodNotAllowed(res, user ? 'GET, HEAD' : method)
   if (!keyed(req, res, ctx.apiKey)) return void req.resume()
   // Closed, the store and the pruner answer nothing true (a closed pruner's pass removes nothing): as a publish.
   if (!ctx.accepting()) return closing(res)

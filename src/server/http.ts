@@ -194,7 +194,7 @@ async function route(req: IncomingMessage, res: ServerResponse, ctx: HttpContext
   if (!url) return false // not a path of ours (e.g. `//`): the caller answers it
   const route = url.pathname
   if (route === '/healthz') {
-    if (req.method !== 'GET' && req.method !== 'HEAD') return methodNotAllowed(res, 'GET')
+    if (req.method !== 'GET' && req.method !== 'HEAD') return methodNotAllowed(res, 'GET, HEAD')
     const health = await ctx.health()
     const ok = health.status === 'ok' || health.status === 'degraded'
     // Counts, and the store's own words (which may name internal hosts and users), are for operators: only with the API key.
@@ -205,7 +205,7 @@ async function route(req: IncomingMessage, res: ServerResponse, ctx: HttpContext
   }
   // Off, the path is left to the caller: an app's server may serve metrics of its own there.
   if (route === '/metrics' && ctx.metrics) {
-    if (req.method !== 'GET' && req.method !== 'HEAD') return methodNotAllowed(res, 'GET')
+    if (req.method !== 'GET' && req.method !== 'HEAD') return methodNotAllowed(res, 'GET, HEAD')
     if (!authorized(req, ctx.metrics.token)) {
       sendJson(
         res,

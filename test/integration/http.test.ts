@@ -458,7 +458,17 @@ describe('POST /api/notifications: refused', () => {
     }
     const health = await call(`${s.url}/healthz`, { method: 'POST' })
     expect(health.status).toBe(405)
-    expect(health.headers.get('allow')).toBe('GET')
+    expect(health.headers.get('allow')).toBe('GET, HEAD')
+  })
+
+  it.each(['/healthz', '/metrics', '/api/admin/users?id=ann'])('%s serves HEAD, and its 405 lists HEAD in Allow', async (path) => {
+    const s = await start({ metrics: { token: 'metrics-token-123' } })
+    const authorization = `Bearer ${path === '/metrics' ? 'metrics-token-123' : API_KEY}`
+    const head = await fetch(`${s.url}${path}`, { method: 'HEAD', headers: { authorization } })
+    expect(head.status).not.toBe(405)
+    const put = await fetch(`${s.url}${path}`, { method: 'PUT', headers: { authorization } })
+    expect(put.status).toBe(405)
+    expect(put.headers.get('allow')).toBe('GET, HEAD')
   })
 })
 

@@ -40,7 +40,13 @@ describe('belfry/react’s list after the URL’s server went from belfry’s to
       expect(t.client.state).toBe('online')
       expect(server.peers).toHaveLength(2)
 
-      server.peer.send({ type: 'notification', title: 'New Message', body: 'from the article’s server', priority: 'high', timestamp: new Date().toISOString() })
+      server.peer.send({
+        type: 'notification',
+        title: 'New Message',
+        body: 'from the article’s server',
+        priority: 'high',
+        timestamp: new Date().toISOString(),
+      })
       await tick()
       expect(t.log.notifications.map((n) => n.title)).toContain('New Message') // the client handed it to the app
       // The newest notification is in the list (the list was full: it must not be the one cut), first.
