@@ -50,7 +50,7 @@ export async function admin(
     try {
       // A redirect is not followed: fetch would drop the key on another origin and make a POST a GET, and the
       // failure would be told as a wrong key or method.
-      res = await fetch(new URL(path, url), { ...init, redirect: 'manual', headers: { ...init.headers, authorization: `Bearer ${key}` } })
+      res = await fetch(under(url, path), { ...init, redirect: 'manual', headers: { ...init.headers, authorization: `Bearer ${key}` } })
     } catch (error) {
       throw new Error(`cannot reach ${url}: ${((error as Error).cause as Error | undefined)?.message ?? (error as Error).message}`)
     }
@@ -75,12 +75,31 @@ export async function admin(
     out(`${JSON.stringify(body, null, 2)}\n`)
     return 0
   } catch (error) {
-    // The one place a message goes out: every URL in it without its password (fetch's own message repeats the URL).
-    err(
-      `${redact(`belfry-server admin: ${(error as Error).message}`)}${error instanceof UsageError ? ' (see belfry-server admin --help)' : ''}\n`,
+    // The one place a message goes out: every URL in it without its password (fetch's own message repeats the URL),
+    // on one line, with no control character of the answer's or the command line's reaching the terminal.
+    const message = redact(`belfry-server admin: ${(error as Error).message}`).replace(
+      CONTROL,
+      (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
     )
+    err(`${message}${error instanceof UsageError ? ' (see belfry-server admin --help)' : ''}\n`)
     return error instanceof UsageError ? 2 : 1
   }
+}
+
+/** C0 and C1 control characters (a newline, a terminal's escape): written out as `\\uXXXX` in a message. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: these are what it finds
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g
+
+/**
+ * The admin route `path` (with its query) under the server's URL, keeping the URL's own path: a server
+ * behind a proxy under a prefix (`https://host/belfry`) is asked at `https://host/belfry/api/admin/…`.
+ */
+function under(url: string, path: string): URL {
+  const base = new URL(url)
+  base.pathname = base.pathname.replace(/\/*$/, '/')
+  base.search = ''
+  base.hash = ''
+  return new URL(path.slice(1), base)
 }
 
 /**

@@ -521,4 +521,25 @@ describe('belfry-server admin: a URL that does not answer as the admin API', () 
       new RegExp(`^belfry-server admin: ${status}: the server redirected to ${t.url}/api/admin/.*--url or BELFRY_URL.*\\n$`),
     )
   })
+  it('keeps the path of the URL: a server under a prefix is asked at <url>/api/admin/…, not at the host’s root', async () => {
+    const paths: string[] = []
+    const url = await other((req, res) => {
+      paths.push(req.url ?? '')
+      res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"not_found","message":"not here"}')
+    })
+    await command(['user', 'ann'], { BELFRY_API_KEY: API_KEY, BELFRY_URL: `${url}/belfry` })
+    await command(['user', 'bob'], { BELFRY_API_KEY: API_KEY, BELFRY_URL: `${url}/belfry/?x=1#y` })
+    expect(paths).toEqual(['/belfry/api/admin/users?id=ann', '/belfry/api/admin/users?id=bob'])
+  })
+
+  it('a refusal whose message holds a newline and a terminal escape is still one line on stderr, its control characters written out', async () => {
+    const url = await other((_, res) =>
+      res
+        .writeHead(502, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ message: 'upstream failed\n    at proxy.js:12\u001b[2J\u001b[31mFAKE: all good' })),
+    )
+    const { code, err } = await command(['user', 'ann'], { BELFRY_API_KEY: API_KEY, BELFRY_URL: url })
+    expect(code).toBe(1)
+    expect(err).toBe('belfry-server admin: 502 upstream failed\\u000a    at proxy.js:12\\u001b[2J\\u001b[31mFAKE: all good\n')
+  })
 })
