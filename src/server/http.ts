@@ -98,8 +98,15 @@ function readBody(req: IncomingMessage, max: number): Promise<string> {
   const declared = Number(req.headers['content-length'])
   if (declared > max) return Promise.reject(new BodyTooLarge())
   // An app's server may hand the request over late (handleRequest after work of its own): its
-  // 'end' or 'close' may have gone already. Read by another (a body parser), the body is empty here.
-  if (req.readableEnded) return Promise.resolve('')
+  // 'end' or 'close' may have gone already. Read by another (a body parser), a body it declared is not
+  // here: refused, not taken for none (a prune without a body runs the configured rule).
+  if (req.readableEnded) {
+    return declared > 0 || req.headers['transfer-encoding'] !== undefined
+      ? Promise.reject(
+          new BadBody('the body was read before belfry got the request: hand it to handleRequest() before a body parser reads it'),
+        )
+      : Promise.resolve('')
+  }
   if (req.destroyed) return Promise.reject(prematureClose())
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []

@@ -76,7 +76,7 @@ describe("handleRequest() on an app's own server, handed a request late", () => 
       const res = await fetch(`http://127.0.0.1:${app.port}/api/notifications`, { method: 'POST', headers, body })
       const status = res.status
       await res.text()
-      // The body is gone (read by the app): to belfry it is empty, not JSON. (It waited for an 'end' already
+      // The body is gone (read by the app): refused, as read before. (It waited for an 'end' already
       // emitted: a 408 after bodyTimeoutMs, and handleRequest() never settled.)
       expect(status).toBe(400)
       await expect.poll(() => app.handled, { timeout: 2000 }).toEqual([true])
@@ -87,11 +87,15 @@ describe("handleRequest() on an app's own server, handed a request late", () => 
 })
 
 describe("handleRequest() on an app's own server: the admin routes", () => {
-  /** An app's server that hands every request to belfry (404 for what it does not serve); what handleRequest() rejected with. */
-  async function appWithBelfry(options: { store?: SqliteStore; retention?: { maxPerUser: number } } = {}) {
+  /**
+   * An app's server that hands every request to belfry (404 for what it does not serve), with `readFirst` once
+   * a body parser of its own has read the body; what handleRequest() rejected with.
+   */
+  async function appWithBelfry(options: { store?: SqliteStore; retention?: { maxPerUser: number }; readFirst?: true } = {}) {
     const rejected: unknown[] = []
     let belfry!: NotificationServer
-    const http = createServer((req, res) => {
+    const http = createServer(async (req, res) => {
+      if (options.readFirst) await new Promise((resolve) => req.resume().once('end', resolve))
       belfry.handleRequest(req, res).then(
         (served) => {
           if (!served) res.writeHead(404).end()
@@ -122,6 +126,26 @@ describe("handleRequest() on an app's own server: the admin routes", () => {
       fetch(`${url}${path}`, { method, headers, ...(json !== undefined && { body: JSON.stringify(json) }) })
     return { belfry, rejected, call }
   }
+
+  // Regression: the body read by the app's parser was taken for none, and a prune without a body runs the configured
+  // rule: 200 {"removed": 2} for a prune of what is older than 100 years.
+  it('refuses a prune whose body the app read first (400), rather than run the configured rule in its place', async () => {
+    const { belfry, call } = await appWithBelfry({ retention: { maxPerUser: 1 }, readFirst: true })
+    for (const title of ['one', 'two', 'three']) await belfry.sendToUser('ann', { title, body: '' })
+    const res = await call('POST', '/api/admin/prune', { days: 36500 })
+    expect([res.status, await res.json()]).toEqual([
+      400,
+      {
+        error: 'bad_request',
+        message: 'the body was read before belfry got the request: hand it to handleRequest() before a body parser reads it',
+      },
+    ])
+    const user = await call('GET', '/api/admin/users?id=ann')
+    expect(await user.json()).toMatchObject({ latestSeq: 3, floor: 0 })
+    // A prune with no body at all is still the configured rule's.
+    const configured = await call('POST', '/api/admin/prune')
+    expect([configured.status, await configured.json()]).toMatchObject([200, { removed: 2 }])
+  })
 
   // Regression: a closed pruner's pass removes nothing, and the route answered 200 {"removed": 0} for it.
   it('answers a prune after close() 503 closing, as a publish, not 200 for a pass it never ran', async () => {
