@@ -303,10 +303,12 @@ export async function bodyText(req: IncomingMessage, res: ServerResponse, max: n
 async function publishRoute(req: IncomingMessage, res: ServerResponse, ctx: HttpContext): Promise<void> {
   if (!keyed(req, res, ctx.apiKey)) return
   const type = req.headers['content-type'] ?? ''
-  if (!/^application\/json\s*(;|$)/i.test(type)) {
+  // JSON is UTF-8 on the wire (RFC 8259 §8.1): a body declared in another charset would be read as other text.
+  const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(type)?.[1]
+  if (!/^application\/json\s*(;|$)/i.test(type) || (charset !== undefined && !/^utf-?8$/i.test(charset))) {
     sendJson(res, 415, {
       error: 'unsupported_media_type',
-      message: `send the body as "Content-Type: application/json", not "${type.slice(0, 64)}"`,
+      message: `send the body as "Content-Type: application/json" in UTF-8, not "${type.slice(0, 64)}"`,
     })
     req.resume()
     return

@@ -375,8 +375,25 @@ describe('POST /api/notifications: refused', () => {
       expect(res.status, type).toBe(415)
       expect(res.json, type).toMatchObject({ error: 'unsupported_media_type' })
     }
-    const withCharset = await post(s, JSON.stringify(valid), { ...bearer, 'content-type': 'application/json; charset=utf-8' })
-    expect(withCharset.status).toBe(201)
+    for (const type of ['application/json; charset=utf-8', 'application/json;charset="UTF-8"', 'application/json; charset=utf8']) {
+      const withCharset = await post(s, JSON.stringify(valid), { ...bearer, 'content-type': type })
+      expect(withCharset.status, type).toBe(201)
+    }
+  })
+
+  // Regression: a body declared in another charset was read as UTF-8, and stored as other text than the publisher's
+  // ("Ã©" written in ISO-8859-1, bytes C3 A9, became "é").
+  it('415 for a body declared in a charset other than UTF-8, nothing stored', async () => {
+    const s = await start()
+    const alice = await authedClient(s, 'alice')
+    const bytes = Buffer.from('{"userId":"alice","title":"Ã©","body":""}', 'latin1')
+    for (const type of ['application/json; charset=iso-8859-1', 'application/json; charset=utf-16', 'application/json; charset=']) {
+      const res = await rawPost(s, [bytes], { ...bearer, 'content-type': type, 'content-length': bytes.length })
+      expect(res.status, type).toBe(415)
+      expect(res.json, type).toMatchObject({ error: 'unsupported_media_type' })
+    }
+    await s.server.sendToUser('alice', { title: 'after', body: '' })
+    await expect.poll(() => alice.frames.filter((f) => f.type === 'notification').map((f) => f.title)).toEqual(['after'])
   })
 
   it('400 for data nested deeper than 32 levels (not a 500 from a stack overflow)', async () => {
