@@ -4,7 +4,7 @@ import type { Logger } from 'pino'
 import { isUserId, MAX_ID_LENGTH } from '../protocol/index.js'
 import { type AdminContext, adminRoute } from './admin.js'
 import { mintToken } from './auth.js'
-import { type PublishRequest, parsePublishBody } from './publish-input.js'
+import { type PublishRequest, parsePublishBody, underflowProblem } from './publish-input.js'
 import { type Audience, IdempotencyKeyReusedError, type NotificationInput } from './store/store.js'
 
 /** What /healthz reports. `ok` and `degraded` (delivery slowed, nothing lost) answer 200; the others 503. */
@@ -323,8 +323,10 @@ async function publishRoute(req: IncomingMessage, res: ServerResponse, ctx: Http
     return
   }
   const request: PublishRequest = parsePublishBody(body, ctx.maxTopicLength)
-  if (!request.ok) {
-    sendJson(res, 400, { error: 'bad_request', message: request.reason })
+  // Only `data` holds numbers: any other field with one is refused above.
+  const reason = request.ok ? underflowProblem(text) : request.reason
+  if (!request.ok || reason !== undefined) {
+    sendJson(res, 400, { error: 'bad_request', message: reason })
     return
   }
   const idempotency = idempotencyKey(req.headers)

@@ -102,6 +102,25 @@ function dataProblem(value: unknown, max: number): string | undefined {
   return undefined
 }
 
+/** A JSON string (skipped whole: digits in text are no numbers), or a JSON number. */
+const STRING_OR_NUMBER = /"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g
+
+/**
+ * Why a publish body's text holds a number JSON.parse read as 0 though it is
+ * not (`1e-400`: below the least double, it underflows), if it does. Its
+ * value is gone once parsed, so the text is read: only when it may hold one,
+ * an exponent of three digits below zero or a fraction of 300 zeros.
+ */
+export function underflowProblem(text: string): string | undefined {
+  if (!/[eE]-\d{3}|\.0{300}/.test(text)) return undefined
+  for (const [token] of text.matchAll(STRING_OR_NUMBER)) {
+    if (token[0] !== '"' && Number(token) === 0 && /[1-9]/.test(token.replace(/[eE].*/, ''))) {
+      return `"data" must hold numbers JSON can carry: ${token.slice(0, 32)} is too small for a double and would be read as 0`
+    }
+  }
+  return undefined
+}
+
 /** Checks an audience: one user, several users or a topic (of at most `maxTopicLength` characters). */
 export function checkAudience(
   value: Record<string, unknown>,

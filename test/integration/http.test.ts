@@ -327,6 +327,17 @@ describe('POST /api/notifications: refused', () => {
         /±9007199254740991/,
       ],
       ['U+0000 in topic', '{"topic": "news\\u0000", "title": "x", "body": ""}', /"topic".*U\+0000/],
+      // Regression: below the least double, JSON.parse reads them as 0, and they were stored so.
+      [
+        'a number that underflows in data',
+        '{"userId": "alice", "title": "x", "body": "", "data": {"tolerance": 1e-400}}',
+        /1e-400 is too small/,
+      ],
+      [
+        'a fraction that underflows in data',
+        `{"userId": "alice", "title": "x", "body": "", "data": {"n": [-0.${'0'.repeat(400)}1]}}`,
+        /too small/,
+      ],
     ]
     for (const [name, body, reason] of cases) {
       const res = await post(s, body, bearer)
@@ -334,8 +345,10 @@ describe('POST /api/notifications: refused', () => {
       expect(res.json, name).toEqual({ error: 'bad_request', message: expect.stringMatching(reason) })
       expect(res.headers.get('content-type'), name).toMatch(/^application\/json/)
     }
-    // Title of exactly the maximum length is fine.
+    // Title of exactly the maximum length is fine; so are zeros, the least double, and digits in text.
     expect((await post(s, JSON.stringify({ ...valid, title: long.slice(1) }), bearer)).status).toBe(201)
+    const fine = '{"userId": "alice", "title": "1e-400", "body": "0.5e-323", "data": {"a": 0e-999, "b": -0.0, "c": 5e-324, "d": "1e-400"}}'
+    expect((await post(s, fine, bearer)).status).toBe(201)
   })
 
   it('413 for a body over 64 KiB, with content-length and chunked', async () => {
