@@ -520,6 +520,24 @@ export function storeContract(name: string, makeHarness: () => Promise<StoreHarn
       expect((await store.publish({ userIds: ['b'] }, note('next'))).deliveries).toEqual([{ userId: 'b', seq: 3 }])
     })
   })
+  // Regression: SqliteStore's touchUser() threw at once after close() ("The database connection is not open").
+  it('refuses every call after close() with a rejected promise, never a throw', async () => {
+    await store.touchUser('known')
+    await store.close()
+    const calls: Record<string, () => Promise<unknown>> = {
+      'touchUser (known)': () => store.touchUser('known'),
+      'touchUser (new)': () => store.touchUser('new'),
+      user: () => store.user('known'),
+      after: () => store.after('known', 0, 10),
+    }
+    for (const [what, call] of Object.entries(calls)) {
+      let result: Promise<unknown> | undefined
+      expect(() => {
+        result = call()
+      }, what).not.toThrow()
+      await expect(result, what).rejects.toThrow()
+    }
+  })
   it('never gives a topic notification to a subscription made after it, not even one that takes the place of an ended one', async () => {
     await store.close()
     store = await harness.reopen({ fanOutBatch: 1 })

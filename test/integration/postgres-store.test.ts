@@ -38,6 +38,34 @@ storeContract('PostgresStore', async () => {
 })
 
 describe('PostgresStore: what PostgreSQL adds', () => {
+  // Regression: the second close() saw the first's flag and resolved at once, its acks not yet written, the pool not ended.
+  it('resolves a second close(), made while the first writes its gathered acks, only once they are written', async () => {
+    const s = schema()
+    const store = await PostgresStore.open(db.url, { schema: s })
+    for (const i of [1, 2, 3]) await store.publish({ userIds: ['u'] }, { title: `n${i}`, body: '' })
+    // The ack's write waits for the user's row, which another transaction holds.
+    const holder = new pg.Client(db.url)
+    const watcher = new pg.Client(db.url)
+    await holder.connect()
+    await watcher.connect()
+    await holder.query('BEGIN')
+    await holder.query(`SELECT 1 FROM ${s}.users WHERE id = 'u' FOR UPDATE`)
+    const acked = store.ack('u', 2).catch(() => -1)
+    const first = store.close()
+    await waitingForLock(watcher, 'SET acked_seq')
+    let ackedAtSecondClose: unknown
+    const second = store.close().then(async () => {
+      ackedAtSecondClose = (await watcher.query(`SELECT acked_seq FROM ${s}.users WHERE id = 'u'`)).rows[0].acked_seq
+    })
+    await new Promise((resolve) => setTimeout(resolve, 300)) // a second close() that does not wait resolves meanwhile
+    await holder.query('COMMIT')
+    await Promise.all([first, second])
+    expect(await acked).toBe(2)
+    await holder.end()
+    await watcher.end()
+    expect(ackedAtSecondClose).toBe('2')
+  })
+
   it('migrates once when several processes open the same fresh schema at once', async () => {
     const s = schema()
     const stores = await Promise.all(Array.from({ length: 6 }, () => PostgresStore.open(db.url, { schema: s, poolSize: 2 })))

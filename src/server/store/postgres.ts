@@ -191,7 +191,8 @@ export class PostgresStore implements Store {
   readonly #batch: number
   readonly #pruneBatch: number
   readonly #acks = new Batcher<number, number>(Math.max, (acks) => this.#writeAcks(acks), ackWindow)
-  #closed = false
+  /** The first close(): a second one waits for it (its acks written, the pool ended). */
+  #closed: Promise<void> | undefined
   /** Read once at open: it never changes. */
   #deployment = ''
 
@@ -857,11 +858,12 @@ export class PostgresStore implements Store {
     )
   }
 
-  async close(): Promise<void> {
-    if (this.#closed) return
-    this.#closed = true
-    await this.#acks.flush()
-    await this.#pool.end()
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      await this.#acks.flush()
+      await this.#pool.end()
+    })()
+    return this.#closed
   }
 }
 

@@ -624,7 +624,13 @@ export class SqliteStore implements Store {
   touchUser(userId: string): Promise<UserState> {
     if (this.#gone) return Promise.reject(this.#gone)
     // A read for a user the store knows (nearly every connect); the insert, a write, only for a new one.
-    const known = this.#s.getUser.get(userId) as UserState | undefined
+    let known: UserState | undefined
+    try {
+      known = this.#s.getUser.get(userId) as UserState | undefined
+    } catch (error) {
+      // Closed, say: rejected, as every other method's failure (not async, to spare a connect a promise).
+      return Promise.reject(error)
+    }
     return known ? Promise.resolve(withUnwrittenAck(known, this.#acks.unwritten(userId))) : this.#newUsers.add(userId, undefined)
   }
 

@@ -377,6 +377,6 @@ export interface Store {
    * a database it cannot use (corrupted, read-only, unreachable).
    */
   check(): Promise<void>
-  /** Releases the database. Safe to call twice. */
+  /** Releases the database, once what it gathered (acks) is written. Safe to call twice: the second resolves with the first. */
   close(): Promise<void>
 }
