@@ -234,7 +234,7 @@ export class NotificationClient<Data extends object = JsonObject> {
     // The user's topics: after a switch, the new user's are another set, which this stop leaves alone.
     const topics = this.#topics
     return () => {
-      if (this.#topics === topics && topics.delete(topic) && !this.#link.legacy) {
+      if (topics.delete(topic) && this.#topics === topics) {
         this.#leaving.add(topic)
         this.#queue(topic)
       }
