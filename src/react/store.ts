@@ -138,10 +138,15 @@ export function createStore<Data extends object>(
    * page's read flags are newer than the list's), at most `max`; and makes the
    * list's slice anew. The incoming come first in the Map too: against the
    * article's servers every seq is 0 (ids are made from the frames), and the
-   * sort, which is stable, leaves the newest first.
+   * sort, which is stable, leaves the newest first. A seq of 0 sorts above
+   * every other (Infinity; two of them compare NaN, taken as equal): the
+   * URL's server gone from belfry's to the article's, what it sends is the
+   * newest, and a full list would cut it at once below belfry's.
    */
   const list = (incoming: readonly Item[] = []) => {
-    items = [...new Map([...incoming, ...items, ...incoming].map((n) => [n.id, n])).values()].sort((a, b) => b.seq - a.seq).slice(0, max)
+    items = [...new Map([...incoming, ...items, ...incoming].map((n) => [n.id, n])).values()]
+      .sort((a, b) => (b.seq || 1 / 0) - (a.seq || 1 / 0))
+      .slice(0, max)
     set(LIST, { notifications: items, loading, hasMore: !end && items.length < max, loadMore, markRead, markAllRead })
   }
   // A request goes to the client in the slot: the one made, or, once the provider let go of it, the one it
@@ -228,8 +233,8 @@ export function createStore<Data extends object>(
           // store, shown again by <Activity> meanwhile, owes a page by the time it comes: the owed one merges.
           owe
             ? (page) => {
-                owe = false
                 end = !page.next
+                owe = false
                 items = items.filter((n) => !(n.seq < page.next!))
                 list(page.items)
               }

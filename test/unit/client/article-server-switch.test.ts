@@ -1,7 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { memoryStorage } from '../../../src/index.js'
+import { createStore, GET, LIST, RETAIN } from '../../../src/react/store.js'
 import { FakeChannel, FakeLocks, tabConnection } from '../../helpers/locks.js'
-import { cleanup, connected, createClient, type Frame, outcome, startMockServer, tick } from '../../helpers/mock-server.js'
+import { cleanup, connected, createClient, type Frame, note, outcome, startMockServer, tick } from '../../helpers/mock-server.js'
 
 /**
  * docs/protocol.md, "belfry's client against the article's server": the client detects the article's server
@@ -143,5 +144,48 @@ describe('a topic given up while online on the article’s server', () => {
     // The give-up reaches the server that keeps the subscription.
     expect(third.filter((f) => f.type === 'unsubscribe').flatMap((f) => f.topics as string[])).toContain('deploys')
     expect(third.filter((f) => f.type === 'subscribe').flatMap((f) => f.topics as string[])).not.toContain('deploys')
+  })
+})
+
+// Regression: the list sorted a seq of 0 below every belfry notification, and a full list cut the article's at once.
+describe('belfry/react’s list after the URL’s server went from belfry’s to the article’s', () => {
+  it('lists a notification from the article’s server first, and keeps it when the list is full', async () => {
+    const server = startMockServer({
+      auth: (peer) =>
+        peer.index === 0
+          ? peer.authSuccess({ seq: 0, pingAcks: true })
+          : peer.send({ type: 'auth_success', message: 'Connected to notification service' }),
+    })
+    const t = createClient(server, { backoff: () => 100 })
+    const store = createStore(t.client, 3) // maxItems 3
+    store[GET]()
+    const release = store[RETAIN]()
+    try {
+      await tick()
+      expect(t.client.state).toBe('online')
+      for (const seq of [1, 2, 3]) server.peer.send(note(seq))
+      await tick()
+      expect(store[0][LIST].notifications.map((n) => n.seq)).toEqual([3, 2, 1])
+
+      server.peer.close(1001) // the article's server takes the URL over
+      await tick(200)
+      expect(t.client.state).toBe('online')
+      expect(server.peers).toHaveLength(2)
+
+      server.peer.send({
+        type: 'notification',
+        title: 'New Message',
+        body: 'from the article’s server',
+        priority: 'high',
+        timestamp: new Date().toISOString(),
+      })
+      await tick()
+      expect(t.log.notifications.map((n) => n.title)).toContain('New Message') // the client handed it to the app
+      // The newest notification is in the list (the list was full: it must not be the one cut), first.
+      expect(store[0][LIST].notifications.map((n) => n.title)).toContain('New Message')
+      expect(store[0][LIST].notifications[0]?.title).toBe('New Message')
+    } finally {
+      release()
+    }
   })
 })
