@@ -13,7 +13,7 @@ export interface Notifications<Data extends object = JsonObject> {
    * another provider's, or its own that another kept open while `<Activity>`
    * hid it; loaded at once if online, else when it is next online), and the
    * pages `loadMore()` loaded: newest first (by
-   * `seq`), each id once, at most the provider's `maxItems`, their `read`
+   * `seq`; the article's server's, seq 0, above belfry's), each id once, at most the provider's `maxItems`, their `read`
    * flags following the user's `read` events, and, back online after a time
    * away, the newest page's (100 notifications). The newest page loaded for a
    * client found started leaves none older than itself when older ones exist
