@@ -300,19 +300,29 @@ export async function bodyText(req: IncomingMessage, res: ServerResponse, max: n
   }
 }
 
+/**
+ * Whether a body of this Content-Type is read as what it says: JSON is UTF-8 on the wire (RFC 8259 §8.1),
+ * and a body declared in another charset (`charset=iso-8859-1`) would be read as other text than its sender's.
+ */
+export const utf8 = (type: string): boolean => {
+  const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(type)?.[1]
+  return charset === undefined || /^utf-?8$/i.test(charset)
+}
+
+/** Answers 415 for a body not declared JSON in UTF-8; its body is read to its end and dropped. */
+export function unsupportedType(req: IncomingMessage, res: ServerResponse): void {
+  const type = req.headers['content-type'] ?? ''
+  sendJson(res, 415, {
+    error: 'unsupported_media_type',
+    message: `send the body as "Content-Type: application/json" in UTF-8, not "${type.slice(0, 64)}"`,
+  })
+  req.resume()
+}
+
 async function publishRoute(req: IncomingMessage, res: ServerResponse, ctx: HttpContext): Promise<void> {
   if (!keyed(req, res, ctx.apiKey)) return
   const type = req.headers['content-type'] ?? ''
-  // JSON is UTF-8 on the wire (RFC 8259 §8.1): a body declared in another charset would be read as other text.
-  const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(type)?.[1]
-  if (!/^application\/json\s*(;|$)/i.test(type) || (charset !== undefined && !/^utf-?8$/i.test(charset))) {
-    sendJson(res, 415, {
-      error: 'unsupported_media_type',
-      message: `send the body as "Content-Type: application/json" in UTF-8, not "${type.slice(0, 64)}"`,
-    })
-    req.resume()
-    return
-  }
+  if (!/^application\/json\s*(;|$)/i.test(type) || !utf8(type)) return unsupportedType(req, res)
   const text = await bodyText(req, res, ctx.maxBodyBytes, ctx.bodyTimeoutMs)
   if (text === undefined) return
   let body: unknown

@@ -109,10 +109,11 @@ const STRING_OR_NUMBER = /"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g
  * Why a publish body's text holds a number JSON.parse read as 0 though it is
  * not (`1e-400`: below the least double, it underflows), if it does. Its
  * value is gone once parsed, so the text is read: only when it may hold one,
- * an exponent of three digits below zero or a fraction of 300 zeros.
+ * a negative exponent or a fraction of 300 zeros (without an exponent, a
+ * number below the least double, about 4.9e-324, has 323 zeros after its point).
  */
 export function underflowProblem(text: string): string | undefined {
-  if (!/[eE]-\d{3}|\.0{300}/.test(text)) return undefined
+  if (!/[eE]-|\.0{300}/.test(text)) return undefined
   for (const [token] of text.matchAll(STRING_OR_NUMBER)) {
     if (token[0] !== '"' && Number(token) === 0 && /[1-9]/.test(token.replace(/[eE].*/, ''))) {
       return `"data" must hold numbers JSON can carry: ${token.slice(0, 32)} is too small for a double and would be read as 0`

@@ -40,7 +40,7 @@ export function serveDemo(root = DEMO_DIR): (req: IncomingMessage, res: ServerRe
     res.setHeader('x-frame-options', 'DENY')
     res.setHeader('content-security-policy', "frame-ancestors 'none'")
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { allow: 'GET' }).end()
+      res.writeHead(405, { allow: 'GET, HEAD' }).end()
       return
     }
     let path: string

@@ -44,6 +44,24 @@ async function command(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: 
 }
 
 describe('admin API', () => {
+  // Regression: read as UTF-8, "Ã©" sent in ISO-8859-1 (bytes C3 A9) was the user "é", whose subscriptions it ended.
+  it('refuses a body declared in a charset other than UTF-8 (415), rather than read it as another user’s id', async () => {
+    const s = await start()
+    const other = await authedClient(s, 'é')
+    other.send({ type: 'subscribe', topics: ['team-a'], requestId: 's' })
+    await other.next((f) => f.requestId === 's')
+    const body = Buffer.from('{"userId":"Ã©","topics":["team-a"]}', 'latin1')
+    const res = await fetch(`${s.url}/api/admin/unsubscribe`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json; charset=iso-8859-1' },
+      body,
+    })
+    expect([res.status, await res.json()]).toEqual([415, expect.objectContaining({ error: 'unsupported_media_type' })])
+    // Still subscribed.
+    expect(await s.server.publish('team-a', { title: 't', body: '' })).toMatchObject({ recipients: 1 })
+    other.close()
+  })
+
   it('answers only with the API key: 401 without it or with another', async () => {
     const t = await start({ retention: { maxPerUser: 2 } })
     for (const [method, path] of [

@@ -338,6 +338,12 @@ describe('POST /api/notifications: refused', () => {
         `{"userId": "alice", "title": "x", "body": "", "data": {"n": [-0.${'0'.repeat(400)}1]}}`,
         /too small/,
       ],
+      // Its smallness split between the fraction's zeros and a two-digit exponent (the first check missed it).
+      [
+        'a number that underflows in parts in data',
+        `{"userId": "alice", "title": "x", "body": "", "data": {"n": 0.${'0'.repeat(299)}1e-30}}`,
+        /too small/,
+      ],
     ]
     for (const [name, body, reason] of cases) {
       const res = await post(s, body, bearer)

@@ -66,6 +66,13 @@ describe('the demo page files (dev mode)', () => {
     expect(await get('/in.html')).toEqual({ status: 200, body: '<h1>demo</h1>' })
   })
 
+  // Regression: its 405 said `Allow: GET`, leaving out the HEAD it serves.
+  it('serves HEAD, and its 405 lists HEAD in Allow', async () => {
+    expect((await fetch(`http://127.0.0.1:${port}/`, { method: 'HEAD' })).status).toBe(200)
+    const put = await fetch(`http://127.0.0.1:${port}/`, { method: 'PUT' })
+    expect([put.status, put.headers.get('allow')]).toEqual([405, 'GET, HEAD'])
+  })
+
   it('answers a malformed percent escape with 400, not 500', async () => {
     expect(await get('/%E0%A4%A')).toEqual({ status: 400, body: 'bad path' })
   })
