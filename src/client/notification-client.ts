@@ -385,7 +385,7 @@ export class NotificationClient<Data extends object = JsonObject> {
         for (const t of [f.topics].flat() as string[]) --this.#unanswered[t]! || (delete this.#unanswered[t] && this.#leaving.delete(t))
         return
       case 'error':
-        if (f.requestId === undefined) this.#report(new ProtocolError(f.message, { code: f.code }))
+        if (f.requestId == null) this.#report(new ProtocolError(f.message, { code: f.code }))
         return
     }
   }

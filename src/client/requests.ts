@@ -25,7 +25,8 @@ export interface Requests {
   /**
    * Settles the request a reply belongs to with its reply type or an `error`;
    * reports any other frame with that `requestId` and leaves the request
-   * pending. True when the frame belonged to a pending request.
+   * pending. True when it settled one: a frame that settled none is the
+   * caller's to handle as its type says (a notification is delivered).
    */
   settle(frame: ServerFrame): unknown
   rejectAll(error: Error): void
@@ -76,14 +77,14 @@ export function createRequests(
     },
     settle(frame) {
       const p = pending.get((frame as { requestId?: string }).requestId!)
-      if (p) {
-        const error = frame.type === 'error'
-        // Its reply type (REPLY): `history`'s is `history`, `mark_read`'s `read`.
-        if (error || frame.type === p.frame.type.replace('mark_', ''))
-          p.end(error && new ProtocolError(frame.message, { code: frame.code }), reply(frame as ReadFrame) as ServerFrame)
-        else report(new ProtocolError(`bad frame: ${frame.type}`))
+      const error = frame.type === 'error'
+      // Its reply type (REPLY): `history`'s is `history`, `mark_read`'s `read`.
+      if (p && (error || frame.type === p.frame.type.replace('mark_', ''))) {
+        p.end(error && new ProtocolError(frame.message, { code: frame.code }), reply(frame as ReadFrame) as ServerFrame)
+        return p
       }
-      return p
+      // Another type is no reply: told, and handled as any frame of its type (a notification is delivered).
+      if (p) report(new ProtocolError(`bad frame: ${frame.type}`))
     },
     rejectAll(error) {
       for (const p of pending.values()) p.end(error)

@@ -28,7 +28,7 @@ const arrayOf = (v: unknown, test: (item: unknown) => boolean) => Array.isArray(
 const CHECKS: Record<string, ((v: Obj) => boolean) | null> = {
   __proto__: null,
   // With a seq (a belfry server's), an unreadCount; the article's server sends no seq.
-  auth_success: (v: Obj) => optional(v.seq, () => isSeq(v.seq) && isSeq(v.unreadCount)),
+  auth_success: (v: Obj) => optional(v.seq, () => isSeq(v.seq) && isSeq(v.unreadCount) && optional(v.oldestSeq, isSeq)),
   notification: isNotificationLike,
   replayed: (v: Obj) => isSeq(v.seq),
   read: (v: Obj) => arrayOf(v.ids, isString) && isSeq(v.seq) && isSeq(v.unreadCount),
