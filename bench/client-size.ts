@@ -37,10 +37,12 @@ export const REACT_SIZE_LIMIT_BYTES = 1128
  * on its own, where it froze the page or hung connecting (85 B, not found in
  * it); and from 1,840 B to 1,853 B for a tab that leaves its group to withdraw
  * its lock request (an AbortController per request), whose 13 B could not be
- * found in it;
+ * found in it; and from 1,853 B to 1,860 B for a follower given a history page
+ * whose `next` is not below the page it asked for, or is a string (a broken
+ * server's), which asked for that page for ever, or never again (5 B);
  * `npm test` fails past it.
  */
-export const SHARED_SIZE_BUDGET_BYTES = 1853
+export const SHARED_SIZE_BUDGET_BYTES = 1860
 
 /**
  * What belfry/desktop may add to the client, min + gzip (level 9), measured

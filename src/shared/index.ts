@@ -449,7 +449,9 @@ export function sharedConnection(options: SharedConnectionOptions = {}): Connect
           // 100 that exist, not the next 100 seqs. (No item, or one without a seq, found nothing either.)
           sparse = !(cursor < (f.items[0]?.seq as number))
           // A page cut short (by bytes or its limit) says where the rest starts: what it brought waits for the older page.
-          if (f.next! > cursor + 1) fill(f.next)
+          // A `next` not below the page asked for (a broken server's) would ask for that page for ever; as a number:
+          // one given as a string would never match its answer.
+          if (before > f.next! && f.next! > cursor + 1) fill(+f.next!)
           else drain(before - 1)
         }
       } else host.frame(f)

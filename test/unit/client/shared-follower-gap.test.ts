@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { memoryStorage } from '../../../src/index.js'
 import { FakeChannel, FakeLocks, tabConnection } from '../../helpers/locks.js'
-import { cleanup, createClient, type MockServer, note, startMockServer, tick } from '../../helpers/mock-server.js'
+import { cleanup, createClient, type Frame, type MockServer, note, startMockServer, tick } from '../../helpers/mock-server.js'
 
 beforeEach(() => {
   vi.useFakeTimers()
@@ -9,13 +9,16 @@ beforeEach(() => {
 })
 afterEach(cleanup)
 
-/** Answers every history request not yet answered with nothing past the follower's cursor: no items, no `next` (a range retention removed, or seqs that never existed). */
-function answerHistory(server: MockServer, answered: Set<unknown>): void {
+/**
+ * Answers every history request not yet answered with `reply(request)`; by default nothing past the follower's cursor:
+ * no items, no `next` (a range retention removed, or seqs that never existed).
+ */
+function answerHistory(server: MockServer, answered: Set<unknown>, reply: (f: Frame) => object = () => ({ items: [] })): void {
   for (const p of server.peers)
     for (const f of p.frames)
       if (f.type === 'history' && !answered.has(f)) {
         answered.add(f)
-        p.send({ type: 'history', items: [], requestId: f.requestId })
+        p.send({ type: 'history', ...reply(f), requestId: f.requestId })
       }
 }
 
@@ -171,5 +174,67 @@ describe('belfry/shared: a follower’s markAllRead', () => {
         { ids: [], all: false, seq: 9, unreadCount: 3 },
       ])
     }
+  })
+})
+
+// Regression: a broken server's `next` not below the `before` asked for made the follower ask for that page at every
+// reply, for ever: one request a round trip on the user's frame budget, and 4029 for every tab.
+describe('belfry/shared: a follower given a history page whose `next` is not below the page asked for', () => {
+  it('does not ask for that page again and again', async () => {
+    const server = startMockServer({ auth: { seq: 10 } })
+    const locks = new FakeLocks()
+    const leader = createClient(server, { connection: tabConnection(locks, 'a') })
+    leader.client.connect()
+    await tick(100)
+    expect(leader.client.mode).toBe('leader')
+    const storage = memoryStorage()
+    storage.setItem('belfry:cursor:u1', '5') // behind: it fills 6..10 from history
+    const follower = createClient(server, { connection: tabConnection(locks, 'b'), storage })
+    follower.client.connect()
+    const answered = new Set<unknown>()
+    for (let i = 0; i < 40; i++) {
+      await tick(50)
+      answerHistory(server, answered, (f) => ({ items: [], next: f.before }))
+    }
+    expect(follower.client.mode).toBe('follower')
+    const asked = server.sent('history').map((f) => [f.before, f.limit])
+    expect(asked[0]).toEqual([11, 5])
+    expect(asked.length).toBeLessThanOrEqual(3) // it was 40 in these 2 s
+  })
+})
+
+// Regression: a `next` given as a string ("8") was sent as the next page's `before`, whose answer never matched it
+// (+'8' !== '8'): no page was asked for again, and what the follower held behind the gap never reached the app.
+describe('belfry/shared: a follower given a history page whose `next` is a numeric string', () => {
+  it.each([
+    ['8', false],
+    ['"8"', true],
+  ])('next %s: the follower still fills the gap, 6 to 10', async (_, asString) => {
+    const server = startMockServer({ auth: { seq: 10 } })
+    const locks = new FakeLocks()
+    const leader = createClient(server, { connection: tabConnection(locks, 'a') })
+    leader.client.connect()
+    await tick(100)
+    expect(leader.client.mode).toBe('leader')
+    const storage = memoryStorage()
+    storage.setItem('belfry:cursor:u1', '5')
+    const follower = createClient(server, { connection: tabConnection(locks, 'b'), storage })
+    follower.client.connect()
+    const answered = new Set<unknown>()
+    // The inbox holds 1..10; a page is cut short at 3 items (by bytes, say), and says where the rest starts.
+    const reply = (f: Frame) => {
+      const before = Number(f.before)
+      const seqs = [before - 1, before - 2, before - 3].filter((s) => s >= 1)
+      const items = seqs.map((s) => ({ ...note(s), type: undefined }))
+      const low = seqs.at(-1)!
+      return { items, ...(low > 1 && { next: asString ? String(low) : low }) }
+    }
+    for (let i = 0; i < 40; i++) {
+      await tick(50)
+      answerHistory(server, answered, reply)
+    }
+    expect(follower.client.mode).toBe('follower')
+    expect(server.sent('history').every((f) => Number.isSafeInteger(f.before))).toBe(true)
+    expect(follower.log.notifications.map((n) => n.seq)).toEqual([6, 7, 8, 9, 10])
   })
 })
