@@ -7,7 +7,7 @@
 export const CLIENT_SIZE_LIMIT_BYTES = 6656
 
 /**
- * belfry/react's limit: 1,128 B min + gzip (level 9), React and the client left
+ * belfry/react's limit: 1,140 B min + gzip (level 9), React and the client left
  * out (the app has them), bundled by `scripts/client-bundle.ts` (`bundleReact`)
  * as an app's production build takes it (`process.env.NODE_ENV` replaced by
  * `"production"`); its development build is held to no limit.
@@ -16,9 +16,10 @@ export const CLIENT_SIZE_LIMIT_BYTES = 6656
  * a client found started, online or at its next `online`, whose ~50 B could not
  * be found in it, and takes it in a layout effect in the browser only (React 18
  * warns of one in server rendering). It was 1,112 B until the newest page merged into a list
- * longer than a page dropped what lay older than it (16 B). `npm test` fails past it.
+ * longer than a page dropped what lay older than it (16 B), and 1,128 B until a `loadMore()` made
+ * while that page is owed asked for the newest page too (8 B). `npm test` fails past it.
  */
-export const REACT_SIZE_LIMIT_BYTES = 1128
+export const REACT_SIZE_LIMIT_BYTES = 1140
 
 /**
  * What belfry/shared may add to the client, min + gzip (level 9): the client

@@ -27,7 +27,8 @@ export interface Notifications<Data extends object = JsonObject> {
   hasMore: boolean
   /**
    * Loads the page before the oldest notification in the list (the newest
-   * page when the list is empty). Rejects as `client.history()` does. Call it
+   * page when the list is empty, or while the newest page is owed to it).
+   * Rejects as `client.history()` does. Call it
    * while `loading` is false: two calls at once load the same page twice.
    */
   loadMore(): Promise<void>
@@ -166,9 +167,10 @@ export function createStore<Data extends object>(
   const loadMore = () => {
     loading = true
     list()
-    // `before: undefined` is left out of the frame (JSON): the newest page.
+    // `before: undefined` is left out of the frame (JSON): the newest page. So while the newest page is owed: below
+    // the list's oldest item (stale, the owed page will drop it), its answer would put back the gap that page closes.
     return (now[CLIENT] || get())
-      .history({ before: items.at(-1)?.seq })
+      .history({ before: owe ? undefined : items.at(-1)?.seq })
       .then((page) => {
         end = !page.next
         list(page.items)
