@@ -221,7 +221,8 @@ export function createStore<Data extends object>(
       ]
       // Online (now, or at each status event that finds it so): the newest page (100), merged into the list if
       // owed (its items, their read flags, and `hasMore` false if it has no next page: it is the whole inbox; with
-      // one, the list keeps nothing older than the page, whose gap below it loadMore(), from the oldest, never fills);
+      // one, the list keeps nothing older than the page, whose gap below it loadMore(), from the oldest, never fills; the
+      // article's server's, seq 0, sorted as newest, stay: no page brings them back);
       // else, for a list the store kept following, that page's read flags. A read made elsewhere while this
       // client was away comes as no read event (unless it left none unread: the server then sends
       // `read {all}`). So back online, the newest page says which are read: its ids of read ones, `false` for
@@ -237,7 +238,7 @@ export function createStore<Data extends object>(
             ? (page) => {
                 end = !page.next
                 owe = false
-                items = items.filter((n) => !(n.seq < page.next!))
+                items = items.filter((n) => !(n.seq && n.seq < page.next!))
                 list(page.items)
               }
             : (page) => read({ ids: page.items.map((n) => n.read && n.id) } as ReadEvent),
