@@ -17,7 +17,7 @@ export const CLIENT_SIZE_LIMIT_BYTES = 6656
  * be found in it, and takes it in a layout effect in the browser only (React 18
  * warns of one in server rendering). It was 1,112 B until the newest page merged into a list
  * longer than a page dropped what lay older than it (16 B), and 1,128 B until a `loadMore()` made
- * while that page is owed asked for the newest page too (8 B). `npm test` fails past it.
+ * while that page is owed loaded that page, merged as owed (8 B). `npm test` fails past it.
  */
 export const REACT_SIZE_LIMIT_BYTES = 1140
 

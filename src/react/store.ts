@@ -1,4 +1,4 @@
-import type { ConnectionState, JsonObject, Notification, NotificationClient, ReadEvent, StatusEvent } from 'belfry'
+import type { ConnectionState, HistoryPage, JsonObject, Notification, NotificationClient, ReadEvent, StatusEvent } from 'belfry'
 
 /**
  * What `useNotifications()` returns: one object, the same until the list or `loading` changes. Its
@@ -27,7 +27,8 @@ export interface Notifications<Data extends object = JsonObject> {
   hasMore: boolean
   /**
    * Loads the page before the oldest notification in the list (the newest
-   * page when the list is empty, or while the newest page is owed to it).
+   * page when the list is empty; while the newest page is owed to it, that
+   * page, which pays the debt).
    * Rejects as `client.history()` does. Call it
    * while `loading` is false: two calls at once load the same page twice.
    */
@@ -164,17 +165,34 @@ export function createStore<Data extends object>(
     // A read event that changes none of the list leaves its slice alone.
     if (marked) list()
   }
+  /**
+   * Merges the newest page owed to the list: its items, their read flags, and `hasMore` false if it has no next
+   * page (it is the whole inbox); with one, the list keeps nothing older than the page, whose gap below it
+   * loadMore(), from the oldest, never fills (the article's server's, seq 0, sorted as newest, stay: no page brings
+   * them back).
+   */
+  const owed = (page: HistoryPage<Data>) => {
+    end = !page.next
+    owe = false
+    items = items.filter((n) => !(n.seq && n.seq < page.next!))
+    list(page.items)
+  }
   const loadMore = () => {
     loading = true
     list()
-    // `before: undefined` is left out of the frame (JSON): the newest page. So while the newest page is owed: below
-    // the list's oldest item (stale, the owed page will drop it), its answer would put back the gap that page closes.
+    // `before: undefined` is left out of the frame (JSON): the newest page. While the newest page is owed, that page
+    // (100, as owed), merged as owed: below the list's oldest item (stale), its answer would put back the gap the
+    // owed page closes.
     return (now[CLIENT] || get())
-      .history({ before: owe ? undefined : items.at(-1)?.seq })
-      .then((page) => {
-        end = !page.next
-        list(page.items)
-      })
+      .history(owe ? { limit: 100 } : { before: items.at(-1)?.seq })
+      .then(
+        owe
+          ? owed
+          : (page) => {
+              end = !page.next
+              list(page.items)
+            },
+      )
       .finally(() => {
         loading = false
         list()
@@ -220,10 +238,7 @@ export function createStore<Data extends object>(
         client.on('read', read),
       ]
       // Online (now, or at each status event that finds it so): the newest page (100), merged into the list if
-      // owed (its items, their read flags, and `hasMore` false if it has no next page: it is the whole inbox; with
-      // one, the list keeps nothing older than the page, whose gap below it loadMore(), from the oldest, never fills; the
-      // article's server's, seq 0, sorted as newest, stay: no page brings them back);
-      // else, for a list the store kept following, that page's read flags. A read made elsewhere while this
+      // owed (see owed()); else, for a list the store kept following, that page's read flags. A read made elsewhere while this
       // client was away comes as no read event (unless it left none unread: the server then sends
       // `read {all}`). So back online, the newest page says which are read: its ids of read ones, `false` for
       // unread ones, which matches no id. A list with none, not owed, asks nothing; a page that fails only
@@ -234,14 +249,7 @@ export function createStore<Data extends object>(
         client.history({ limit: 100 }).then(
           // Chosen as the page is asked for: one asked for read flags (a list followed) only reads, even if the
           // store, shown again by <Activity> meanwhile, owes a page by the time it comes: the owed one merges.
-          owe
-            ? (page) => {
-                end = !page.next
-                owe = false
-                items = items.filter((n) => !(n.seq && n.seq < page.next!))
-                list(page.items)
-              }
-            : (page) => read({ ids: page.items.map((n) => n.read && n.id) } as ReadEvent),
+          owe ? owed : (page) => read({ ids: page.items.map((n) => n.read && n.id) } as ReadEvent),
           () => {},
         )
       // A client already started (by the app, another provider, or this one before an <Activity> hid it)

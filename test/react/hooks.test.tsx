@@ -463,6 +463,71 @@ describe('BelfryProvider', () => {
     expect(seqs.filter((seq, i) => i > 0 && seq !== seqs[i - 1]! - 1)).toEqual([])
   })
 
+  // Regression: the newest page owed to the list failed, and every loadMore() asked for the newest page again, its
+  // answer never paying the debt: the list never grew past it until the next 'online'.
+  it('a loadMore() after the owed newest page failed pays the debt, and the next loads below the list', async () => {
+    const server = startMockServer()
+    const { client } = createClient(server)
+    client.connect() // the app connects its client itself: the provider finds it started, and owes the list the newest page
+    await settle()
+    expect(client.state).toBe('online')
+    const latest = 130
+    const answered = new Set<unknown>()
+    type History = Frame & { before?: number; limit?: number; requestId: string }
+    const unanswered = () => (server.sent('history') as History[]).filter((h) => !answered.has(h.requestId))
+    /** Answers each history request as a server does (20 by default, `next` when older ones exist). */
+    const answer = async () => {
+      for (const h of unanswered()) {
+        answered.add(h.requestId)
+        const top = Math.min(latest, (h.before ?? latest + 1) - 1)
+        const length = Math.min(top, h.limit ?? 20)
+        const items = Array.from({ length }, (_, i) => note(top - i))
+        server.peer.send({ type: 'history', items, ...(top > length ? { next: top - length + 1 } : {}), requestId: h.requestId })
+      }
+      await settle()
+    }
+    let list!: ReturnType<typeof useNotifications>
+    function List() {
+      list = useNotifications()
+      return null
+    }
+    render(
+      <BelfryProvider client={client} maxItems={300}>
+        <List />
+      </BelfryProvider>,
+    )
+    await settle()
+    // The owed page (limit 100) is refused: rate limited, say. The store owes it till the next 'online'.
+    const [owed] = unanswered()
+    expect(owed).toMatchObject({ limit: 100 })
+    answered.add(owed!.requestId)
+    server.peer.send({ type: 'error', code: 'rate_limited', message: 'slow down', requestId: owed!.requestId })
+    await settle()
+
+    // The infinite list's sentinel is in view: loadMore(), then loadMore() again once it is done.
+    let loading: Promise<void> | undefined
+    act(() => {
+      loading = list.loadMore()
+    })
+    await settle()
+    await answer()
+    await act(() => loading)
+    // The newest page, as owed: 100.
+    expect(list.notifications.map((n) => n.seq)).toEqual(Array.from({ length: 100 }, (_, i) => 130 - i))
+    expect(list.hasMore).toBe(true)
+
+    act(() => {
+      loading = list.loadMore()
+    })
+    loading!.catch(() => {}) // rejected by the cleanup, should the expectation below fail first
+    await settle()
+    // The page below the list's oldest (31), not the newest page again.
+    expect(unanswered().map((h) => h.before)).toEqual([31])
+    await answer()
+    await act(() => loading)
+    expect(list.notifications.map((n) => n.seq)).toEqual(Array.from({ length: 120 }, (_, i) => 130 - i))
+  })
+
   it('shown again by <Activity> while a page of read flags asked before it hid is on its way: that page reads, the owed one merges', async () => {
     const server = startMockServer()
     const { client } = createClient(server)
