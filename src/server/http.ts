@@ -301,15 +301,16 @@ export async function bodyText(req: IncomingMessage, res: ServerResponse, max: n
 }
 
 /**
- * Whether a body of this Content-Type is read as what it says: JSON is UTF-8 on the wire (RFC 8259 §8.1),
- * and a body declared in another charset (`charset=iso-8859-1`) would be read as other text than its sender's.
+ * Whether a body, read as UTF-8 (JSON on the wire is, RFC 8259 §8.1), is other text than its sender wrote: one
+ * declared in another charset (`charset=iso-8859-1`) that holds a character past ASCII, which every charset a
+ * JSON body is sent in writes alike.
  */
-export const utf8 = (type: string): boolean => {
+export function misread(type: string, text: string): boolean {
   const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(type)?.[1]
-  return charset === undefined || /^utf-?8$/i.test(charset)
+  return charset !== undefined && !/^utf-?8$/i.test(charset) && /[\u0080-\uffff]/.test(text)
 }
 
-/** Answers 415 for a body not declared JSON in UTF-8; its body is read to its end and dropped. */
+/** Answers 415 for a body not declared JSON, or not in UTF-8 (see {@link misread}); its body is read to its end and dropped. */
 export function unsupportedType(req: IncomingMessage, res: ServerResponse): void {
   const type = req.headers['content-type'] ?? ''
   sendJson(res, 415, {
@@ -322,9 +323,10 @@ export function unsupportedType(req: IncomingMessage, res: ServerResponse): void
 async function publishRoute(req: IncomingMessage, res: ServerResponse, ctx: HttpContext): Promise<void> {
   if (!keyed(req, res, ctx.apiKey)) return
   const type = req.headers['content-type'] ?? ''
-  if (!/^application\/json\s*(;|$)/i.test(type) || !utf8(type)) return unsupportedType(req, res)
+  if (!/^application\/json\s*(;|$)/i.test(type)) return unsupportedType(req, res)
   const text = await bodyText(req, res, ctx.maxBodyBytes, ctx.bodyTimeoutMs)
   if (text === undefined) return
+  if (misread(type, text)) return unsupportedType(req, res)
   let body: unknown
   try {
     body = JSON.parse(text)
@@ -334,7 +336,7 @@ async function publishRoute(req: IncomingMessage, res: ServerResponse, ctx: Http
   }
   const request: PublishRequest = parsePublishBody(body, ctx.maxTopicLength)
   // Only `data` holds numbers: any other field with one is refused above.
-  const reason = request.ok ? underflowProblem(text) : request.reason
+  const reason = request.ok ? underflowProblem(text, request.input.data) : request.reason
   if (!request.ok || reason !== undefined) {
     sendJson(res, 400, { error: 'bad_request', message: reason })
     return

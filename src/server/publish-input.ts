@@ -105,15 +105,27 @@ function dataProblem(value: unknown, max: number): string | undefined {
 /** A JSON string (skipped whole: digits in text are no numbers), or a JSON number. */
 const STRING_OR_NUMBER = /"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g
 
+/** Whether `value` holds the number 0 (or -0) anywhere. Iterative, as {@link dataProblem}. */
+function holdsZero(value: unknown): boolean {
+  const stack: unknown[] = [value]
+  while (stack.length > 0) {
+    const v = stack.pop()
+    if (v === 0) return true
+    if (typeof v === 'object' && v !== null) for (const child of Object.values(v)) stack.push(child)
+  }
+  return false
+}
+
 /**
  * Why a publish body's text holds a number JSON.parse read as 0 though it is
  * not (`1e-400`: below the least double, it underflows), if it does. Its
- * value is gone once parsed, so the text is read: only when it may hold one,
- * a negative exponent or a fraction of 300 zeros (without an exponent, a
- * number below the least double, about 4.9e-324, has 323 zeros after its point).
+ * value is gone once parsed, so the text is read: only when `data` holds a 0
+ * and the text may hold such a number, a digit before a negative exponent or a
+ * fraction of 300 zeros (without an exponent, a number below the least double,
+ * about 4.9e-324, has 323 zeros after its point).
  */
-export function underflowProblem(text: string): string | undefined {
-  if (!/[eE]-|\.0{300}/.test(text)) return undefined
+export function underflowProblem(text: string, data: unknown): string | undefined {
+  if (!/\d[eE]-|\.0{300}/.test(text) || !holdsZero(data)) return undefined
   for (const [token] of text.matchAll(STRING_OR_NUMBER)) {
     if (token[0] !== '"' && Number(token) === 0 && /[1-9]/.test(token.replace(/[eE].*/, ''))) {
       return `"data" must hold numbers JSON can carry: ${token.slice(0, 32)} is too small for a double and would be read as 0`

@@ -62,6 +62,22 @@ describe('admin API', () => {
     other.close()
   })
 
+  // Regression: the first charset check refused every body declared in another charset than UTF-8, also one that
+  // UTF-8 reads as sent: ASCII, and no body at all.
+  it('takes a body declared in another charset that UTF-8 reads as sent: ASCII, or none', async () => {
+    const t = await start({ retention: { maxPerUser: 2 } })
+    const post = (type: string, body?: string) =>
+      fetch(`${t.url}/api/admin/prune`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${API_KEY}`, 'content-type': type },
+        ...(body !== undefined && { body }),
+      })
+    // ASCII bytes are the same text in UTF-8: nothing to misread.
+    expect((await post('application/json; charset=us-ascii', '{"maxPerUser":1}')).status).toBe(200)
+    // No body: nothing to read at all (an HTTP client whose default Content-Type names ISO-8859-1).
+    expect((await post('text/plain; charset=ISO-8859-1')).status).toBe(200)
+  })
+
   it('answers only with the API key: 401 without it or with another', async () => {
     const t = await start({ retention: { maxPerUser: 2 } })
     for (const [method, path] of [
