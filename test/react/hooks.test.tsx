@@ -138,6 +138,37 @@ function bellAndInbox(client: ReturnType<typeof createClient>['client']) {
   return { App, inbox: () => titles }
 }
 
+/**
+ * A mock server whose user's inbox holds 1..`latest`, and a client of it. `answer()` answers each history request
+ * not answered yet as a belfry server does (up to `limit`, 20 by default, below `before`, with `next` when older
+ * ones exist); `sendUpTo(n)` sends the notifications up to n live; `unanswered()` lists the history requests not
+ * answered yet, and a request put in `answered` is left to the test.
+ */
+function inboxServer(latest = 0) {
+  const server = startMockServer()
+  const { client } = createClient(server)
+  const answered = new Set<unknown>()
+  type History = Frame & { before?: number; limit?: number; requestId: string }
+  const unanswered = () => (server.sent('history') as History[]).filter((h) => !answered.has(h.requestId))
+  const answer = async () => {
+    for (const h of unanswered()) {
+      answered.add(h.requestId)
+      const top = Math.min(latest, (h.before ?? latest + 1) - 1)
+      const length = Math.min(top, h.limit ?? 20)
+      const items = Array.from({ length }, (_, i) => note(top - i))
+      server.peer.send({ type: 'history', items, ...(top > length ? { next: top - length + 1 } : {}), requestId: h.requestId })
+    }
+    await settle()
+  }
+  const sendUpTo = async (to: number) => {
+    await act(async () => {
+      while (latest < to) server.peer.send(note(++latest))
+    })
+    await settle()
+  }
+  return { server, client, answer, sendUpTo, answered, unanswered }
+}
+
 describe('BelfryProvider', () => {
   it('connects on mount, and the hooks follow the client: state, unread count, the list', async () => {
     const server = startMockServer({ auth: { unreadCount: 2 } })
@@ -323,28 +354,7 @@ describe('BelfryProvider', () => {
   })
 
   it('shown again by <Activity> after more than a page came while hidden (maxItems 300): the list is the newest page, no gap, and loadMore() goes on below it', async () => {
-    const server = startMockServer()
-    const { client } = createClient(server)
-    let latest = 0
-    /** Answers every history request not answered yet as a server does: up to `limit` (20) below `before`, with `next`. */
-    const answered = new Set<unknown>()
-    const answer = async () => {
-      for (const h of server.sent('history') as (Frame & { before?: number; limit?: number; requestId: string })[]) {
-        if (answered.has(h.requestId)) continue
-        answered.add(h.requestId)
-        const top = Math.min(latest, (h.before ?? latest + 1) - 1)
-        const length = Math.min(top, h.limit ?? 20)
-        const items = Array.from({ length }, (_, i) => note(top - i))
-        server.peer.send({ type: 'history', items, ...(top > length ? { next: top - length + 1 } : {}), requestId: h.requestId })
-      }
-      await settle()
-    }
-    const sendUpTo = async (to: number) => {
-      await act(async () => {
-        while (latest < to) server.peer.send(note(++latest))
-      })
-      await settle()
-    }
+    const { client, answer, sendUpTo } = inboxServer()
     let more: () => Promise<void> = async () => {}
     let titles: string[] = []
     function List() {
@@ -390,28 +400,7 @@ describe('BelfryProvider', () => {
 
   // Regression: asked below the list's stale oldest item, its answer, merged after the owed page, put the gap back.
   it('shown again by <Activity> (maxItems 300): a loadMore() made while the owed page is on its way leaves no gap below it', async () => {
-    const server = startMockServer()
-    const { client } = createClient(server)
-    let latest = 130 // in the inbox before the list mounts
-    const answered = new Set<unknown>()
-    /** Answers every history request not answered yet, in the order sent, as a server does (20 by default, with `next`). */
-    const answer = async () => {
-      for (const h of server.sent('history') as (Frame & { before?: number; limit?: number; requestId: string })[]) {
-        if (answered.has(h.requestId)) continue
-        answered.add(h.requestId)
-        const top = Math.min(latest, (h.before ?? latest + 1) - 1)
-        const length = Math.min(top, h.limit ?? 20)
-        const items = Array.from({ length }, (_, i) => note(top - i))
-        server.peer.send({ type: 'history', items, ...(top > length ? { next: top - length + 1 } : {}), requestId: h.requestId })
-      }
-      await settle()
-    }
-    const sendUpTo = async (to: number) => {
-      await act(async () => {
-        while (latest < to) server.peer.send(note(++latest))
-      })
-      await settle()
-    }
+    const { server, client, answer, sendUpTo } = inboxServer(130) // 130 in the inbox before the list mounts
     let state = { seqs: [] as number[], hasMore: false, loading: false }
     let more: () => Promise<void> = async () => {}
     function List() {
@@ -466,26 +455,10 @@ describe('BelfryProvider', () => {
   // Regression: the newest page owed to the list failed, and every loadMore() asked for the newest page again, its
   // answer never paying the debt: the list never grew past it until the next 'online'.
   it('a loadMore() after the owed newest page failed pays the debt, and the next loads below the list', async () => {
-    const server = startMockServer()
-    const { client } = createClient(server)
+    const { server, client, answer, answered, unanswered } = inboxServer(130)
     client.connect() // the app connects its client itself: the provider finds it started, and owes the list the newest page
     await settle()
     expect(client.state).toBe('online')
-    const latest = 130
-    const answered = new Set<unknown>()
-    type History = Frame & { before?: number; limit?: number; requestId: string }
-    const unanswered = () => (server.sent('history') as History[]).filter((h) => !answered.has(h.requestId))
-    /** Answers each history request as a server does (20 by default, `next` when older ones exist). */
-    const answer = async () => {
-      for (const h of unanswered()) {
-        answered.add(h.requestId)
-        const top = Math.min(latest, (h.before ?? latest + 1) - 1)
-        const length = Math.min(top, h.limit ?? 20)
-        const items = Array.from({ length }, (_, i) => note(top - i))
-        server.peer.send({ type: 'history', items, ...(top > length ? { next: top - length + 1 } : {}), requestId: h.requestId })
-      }
-      await settle()
-    }
     let list!: ReturnType<typeof useNotifications>
     function List() {
       list = useNotifications()

@@ -22,8 +22,11 @@ function answerHistory(server: MockServer, answered: Set<unknown>, reply: (f: Fr
       }
 }
 
-/** A leader (tab a) on `server`, then a follower (tab b) whose stored cursor is `cursor`; history requests answered as they come. */
-async function leaderAndFollower(server: MockServer, cursor: number) {
+/**
+ * A leader (tab a) on `server`, then a follower (tab b) whose stored cursor is `cursor`; history requests answered
+ * as they come, with `reply` if given (see {@link answerHistory}).
+ */
+async function leaderAndFollower(server: MockServer, cursor: number, reply?: (f: Frame) => object) {
   const locks = new FakeLocks()
   const opts = (tab: string) => ({
     connection: tabConnection(locks, tab),
@@ -40,7 +43,7 @@ async function leaderAndFollower(server: MockServer, cursor: number) {
   const run = async (rounds: number) => {
     for (let i = 0; i < rounds; i++) {
       await tick(50)
-      answerHistory(server, answered)
+      answerHistory(server, answered, reply)
     }
   }
   await run(10)
@@ -182,21 +185,9 @@ describe('belfry/shared: a follower’s markAllRead', () => {
 describe('belfry/shared: a follower given a history page whose `next` is not below the page asked for', () => {
   it('does not ask for that page again and again', async () => {
     const server = startMockServer({ auth: { seq: 10 } })
-    const locks = new FakeLocks()
-    const leader = createClient(server, { connection: tabConnection(locks, 'a') })
-    leader.client.connect()
-    await tick(100)
-    expect(leader.client.mode).toBe('leader')
-    const storage = memoryStorage()
-    storage.setItem('belfry:cursor:u1', '5') // behind: it fills 6..10 from history
-    const follower = createClient(server, { connection: tabConnection(locks, 'b'), storage })
-    follower.client.connect()
-    const answered = new Set<unknown>()
-    for (let i = 0; i < 40; i++) {
-      await tick(50)
-      answerHistory(server, answered, (f) => ({ items: [], next: f.before }))
-    }
-    expect(follower.client.mode).toBe('follower')
+    // Behind: it fills 6..10 from history.
+    const { run } = await leaderAndFollower(server, 5, (f) => ({ items: [], next: f.before }))
+    await run(30)
     const asked = server.sent('history').map((f) => [f.before, f.limit])
     expect(asked[0]).toEqual([11, 5])
     expect(asked.length).toBeLessThanOrEqual(3) // it was 40 in these 2 s
@@ -211,16 +202,6 @@ describe('belfry/shared: a follower given a history page whose `next` is a numer
     ['"8"', true],
   ])('next %s: the follower still fills the gap, 6 to 10', async (_, asString) => {
     const server = startMockServer({ auth: { seq: 10 } })
-    const locks = new FakeLocks()
-    const leader = createClient(server, { connection: tabConnection(locks, 'a') })
-    leader.client.connect()
-    await tick(100)
-    expect(leader.client.mode).toBe('leader')
-    const storage = memoryStorage()
-    storage.setItem('belfry:cursor:u1', '5')
-    const follower = createClient(server, { connection: tabConnection(locks, 'b'), storage })
-    follower.client.connect()
-    const answered = new Set<unknown>()
     // The inbox holds 1..10; a page is cut short at 3 items (by bytes, say), and says where the rest starts.
     const reply = (f: Frame) => {
       const before = Number(f.before)
@@ -229,11 +210,8 @@ describe('belfry/shared: a follower given a history page whose `next` is a numer
       const low = seqs.at(-1)!
       return { items, ...(low > 1 && { next: asString ? String(low) : low }) }
     }
-    for (let i = 0; i < 40; i++) {
-      await tick(50)
-      answerHistory(server, answered, reply)
-    }
-    expect(follower.client.mode).toBe('follower')
+    const { follower, run } = await leaderAndFollower(server, 5, reply)
+    await run(30)
     expect(server.sent('history').every((f) => Number.isSafeInteger(f.before))).toBe(true)
     expect(follower.log.notifications.map((n) => n.seq)).toEqual([6, 7, 8, 9, 10])
   })
