@@ -173,8 +173,10 @@ export function createStore<Data extends object>(
    */
   const owed = (page: HistoryPage<Data>) => {
     end = !page.next
+    // Only while owed: a second answer of it (online()'s and a loadMore()'s, both sent at auth) finds the list paid, and
+    // maybe paged below since: it merges as any page.
+    items = items.filter((n) => !(owe && n.seq && n.seq < page.next!))
     owe = false
-    items = items.filter((n) => !(n.seq && n.seq < page.next!))
     list(page.items)
   }
   const loadMore = () => {
