@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { isObject, isShortString, isUserId, MAX_ID_LENGTH } from '../protocol/index.js'
-import { bodyText, closing, keyed, methodNotAllowed, misread, sendJson, unsupportedType } from './http.js'
+import { bodyText, closing, keyed, methodNotAllowed, sendJson, unsupportedType, utf8 } from './http.js'
 import { type Retention, resolveRetention } from './options.js'
 import type { PruneTotals } from './retention.js'
 import type { UserState } from './store/store.js'
@@ -81,11 +81,13 @@ export async function adminRoute(req: IncomingMessage, res: ServerResponse, url:
     const state = await ctx.user(id)
     return state ? sendJson(res, 200, state) : sendJson(res, 404, { error: 'not_found', message: `no user "${id.slice(0, 64)}"` })
   }
+  // A body in another charset would be read as other text: another user's id, say. (No body, nothing to misread: a
+  // prune by the configured rule from a client whose default Content-Type names one.)
+  const hasBody = Number(req.headers['content-length']) > 0 || req.headers['transfer-encoding'] !== undefined
+  if (hasBody && !utf8(req.headers['content-type'] ?? '')) return unsupportedType(req, res)
   const unsubscribing = route === '/api/admin/unsubscribe'
   const text = await bodyText(req, res, unsubscribing ? maxUnsubscribeBody(ctx.maxTopicLength) : MAX_ADMIN_BODY, ctx.bodyTimeoutMs)
   if (text === undefined) return
-  // A body in another charset, read as other text: another user's id, say.
-  if (misread(req.headers['content-type'] ?? '', text)) return unsupportedType(req, res)
   // Again once the body is in: close() (on an app's own server) does not wait for a request still arriving.
   if (!ctx.accepting()) return closing(res)
   if (unsubscribing) {

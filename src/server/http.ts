@@ -301,16 +301,19 @@ export async function bodyText(req: IncomingMessage, res: ServerResponse, max: n
 }
 
 /**
- * Whether a body, read as UTF-8 (JSON on the wire is, RFC 8259 §8.1), is other text than its sender wrote: one
- * declared in another charset (`charset=iso-8859-1`) that holds a character past ASCII, which every charset a
- * JSON body is sent in writes alike.
+ * Whether a body of this Content-Type is read as its sender wrote it: JSON on the wire is UTF-8 (RFC 8259 §8.1),
+ * and one declared in another charset (`charset=iso-8859-1`, `utf-16`) would be read as other text. US-ASCII, a
+ * part of UTF-8, is read as sent. The parameters are read as RFC 9110 §5.6.6 writes them: a quoted value's own
+ * `;` and `charset=` are none.
  */
-export function misread(type: string, text: string): boolean {
-  const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(type)?.[1]
-  return charset !== undefined && !/^utf-?8$/i.test(charset) && /[\u0080-\uffff]/.test(text)
+export function utf8(type: string): boolean {
+  for (const [, name, value] of type.matchAll(/;\s*([^\s;=]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)/g)) {
+    if (name!.toLowerCase() === 'charset') return /^"?\s*(utf-?8|us-ascii)\s*"?$/i.test(value!.trim())
+  }
+  return true
 }
 
-/** Answers 415 for a body not declared JSON, or not in UTF-8 (see {@link misread}); its body is read to its end and dropped. */
+/** Answers 415 for a body not declared JSON, or not in UTF-8 (see {@link utf8}); its body is read to its end and dropped. */
 export function unsupportedType(req: IncomingMessage, res: ServerResponse): void {
   const type = req.headers['content-type'] ?? ''
   sendJson(res, 415, {
@@ -323,10 +326,9 @@ export function unsupportedType(req: IncomingMessage, res: ServerResponse): void
 async function publishRoute(req: IncomingMessage, res: ServerResponse, ctx: HttpContext): Promise<void> {
   if (!keyed(req, res, ctx.apiKey)) return
   const type = req.headers['content-type'] ?? ''
-  if (!/^application\/json\s*(;|$)/i.test(type)) return unsupportedType(req, res)
+  if (!/^application\/json\s*(;|$)/i.test(type) || !utf8(type)) return unsupportedType(req, res)
   const text = await bodyText(req, res, ctx.maxBodyBytes, ctx.bodyTimeoutMs)
   if (text === undefined) return
-  if (misread(type, text)) return unsupportedType(req, res)
   let body: unknown
   try {
     body = JSON.parse(text)

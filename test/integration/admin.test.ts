@@ -50,13 +50,15 @@ describe('admin API', () => {
     const other = await authedClient(s, 'é')
     other.send({ type: 'subscribe', topics: ['team-a'], requestId: 's' })
     await other.next((f) => f.requestId === 's')
-    const body = Buffer.from('{"userId":"Ã©","topics":["team-a"]}', 'latin1')
-    const res = await fetch(`${s.url}/api/admin/unsubscribe`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json; charset=iso-8859-1' },
-      body,
-    })
-    expect([res.status, await res.json()]).toEqual([415, expect.objectContaining({ error: 'unsupported_media_type' })])
+    // "Ã©" in ISO-8859-1 (bytes C3 A9: "é" read as UTF-8), and "é" in it (E9: no valid UTF-8).
+    for (const userId of ['Ã©', 'é']) {
+      const res = await fetch(`${s.url}/api/admin/unsubscribe`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json; charset=iso-8859-1' },
+        body: new Uint8Array(Buffer.from(`{"userId":"${userId}","topics":["team-a"]}`, 'latin1')),
+      })
+      expect([res.status, await res.json()], userId).toEqual([415, expect.objectContaining({ error: 'unsupported_media_type' })])
+    }
     // Still subscribed.
     expect(await s.server.publish('team-a', { title: 't', body: '' })).toMatchObject({ recipients: 1 })
     other.close()

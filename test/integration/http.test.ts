@@ -405,14 +405,29 @@ describe('POST /api/notifications: refused', () => {
   it('415 for a body declared in a charset other than UTF-8, nothing stored', async () => {
     const s = await start()
     const alice = await authedClient(s, 'alice')
-    const bytes = Buffer.from('{"userId":"alice","title":"Ã©","body":""}', 'latin1')
-    for (const type of ['application/json; charset=iso-8859-1', 'application/json; charset=utf-16', 'application/json; charset=']) {
+    const json = (title: string) => `{"userId":"alice","title":"${title}","body":""}`
+    // Each in the charset it declares: "Ã©" (valid UTF-8 bytes), "café" (E9: no valid UTF-8; it was a 400 once the
+    // first check moved after the body), ASCII JSON in UTF-16 (U+0000 between its characters: a 400 "not JSON").
+    const bodies: [string, Buffer][] = [
+      ['application/json; charset=iso-8859-1', Buffer.from(json('Ã©'), 'latin1')],
+      ['application/json; charset=ISO-8859-1', Buffer.from(json('café'), 'latin1')],
+      ['application/json; charset=utf-16le', Buffer.from(json('t'), 'utf16le')],
+      ['application/json; charset=', Buffer.from(json('t'))],
+      // A quoted parameter's own "charset=" is none: the charset parameter after it is.
+      ['application/json; profile="x; charset=utf-8"; charset=iso-8859-1', Buffer.from(json('Ã©'), 'latin1')],
+    ]
+    for (const [type, bytes] of bodies) {
       const res = await rawPost(s, [bytes], { ...bearer, 'content-type': type, 'content-length': bytes.length })
       expect(res.status, type).toBe(415)
       expect(res.json, type).toMatchObject({ error: 'unsupported_media_type' })
     }
+    // US-ASCII is a part of UTF-8; a "charset=" inside another parameter's quoted value is no charset parameter.
+    for (const type of ['application/json; charset=us-ascii', 'application/json; profile="x; charset=iso-8859-1"']) {
+      const res = await rawPost(s, [Buffer.from(json('ok'))], { ...bearer, 'content-type': type, 'content-length': json('ok').length })
+      expect(res.status, type).toBe(201)
+    }
     await s.server.sendToUser('alice', { title: 'after', body: '' })
-    await expect.poll(() => alice.frames.filter((f) => f.type === 'notification').map((f) => f.title)).toEqual(['after'])
+    await expect.poll(() => alice.frames.filter((f) => f.type === 'notification').map((f) => f.title)).toEqual(['ok', 'ok', 'after'])
   })
 
   it('400 for data nested deeper than 32 levels (not a 500 from a stack overflow)', async () => {
