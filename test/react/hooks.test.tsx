@@ -119,23 +119,23 @@ const titles = () => [...document.querySelectorAll('li')].map((li) => li.textCon
  * A bell always shown, and an inbox view <Activity> hides and shows: two providers of one client. `inbox()` is what
  * the inbox's list shows, its titles newest first.
  */
-function bellAndInbox(client: ReturnType<typeof createClient>['client']) {
-  let titles: string[] = []
+function bellAndInbox(client: ReturnType<typeof createClient>['client'], maxItems?: number) {
+  let list!: ReturnType<typeof useNotifications>
   function List() {
-    titles = useNotifications().notifications.map((n) => n.title)
+    list = useNotifications()
     return null
   }
   const App = ({ mode }: { mode: 'visible' | 'hidden' }) => (
     <>
       <BelfryProvider client={client}>{null}</BelfryProvider>
       <Activity mode={mode}>
-        <BelfryProvider client={client}>
+        <BelfryProvider client={client} maxItems={maxItems}>
           <List />
         </BelfryProvider>
       </Activity>
     </>
   )
-  return { App, inbox: () => titles }
+  return { App, inbox: () => list.notifications.map((n) => n.title), list: () => list }
 }
 
 /**
@@ -167,6 +167,17 @@ function inboxServer(latest = 0) {
     await settle()
   }
   return { server, client, answer, sendUpTo, answered, unanswered }
+}
+
+/** Calls loadMore() as a click does, lets its request go out, answers every request waiting, and waits for it. */
+async function loadMoreAnswered(list: () => ReturnType<typeof useNotifications>, answer: () => Promise<void>): Promise<void> {
+  let loaded: Promise<void> | undefined
+  act(() => {
+    loaded = list().loadMore()
+  })
+  await settle()
+  await answer()
+  await act(() => loaded)
 }
 
 describe('BelfryProvider', () => {
@@ -355,29 +366,12 @@ describe('BelfryProvider', () => {
 
   it('shown again by <Activity> after more than a page came while hidden (maxItems 300): the list is the newest page, no gap, and loadMore() goes on below it', async () => {
     const { client, answer, sendUpTo } = inboxServer()
-    let more: () => Promise<void> = async () => {}
-    let titles: string[] = []
-    function List() {
-      const list = useNotifications()
-      more = list.loadMore
-      titles = list.notifications.map((n) => n.title)
-      return null
-    }
-    const App = ({ mode }: { mode: 'visible' | 'hidden' }) => (
-      <>
-        <BelfryProvider client={client}>{null}</BelfryProvider>
-        <Activity mode={mode}>
-          <BelfryProvider client={client} maxItems={300}>
-            <List />
-          </BelfryProvider>
-        </Activity>
-      </>
-    )
+    const { App, list } = bellAndInbox(client, 300)
     const view = render(<App mode="visible" />)
     await settle()
     await answer() // the owed page of a client the bell's provider started: empty
     await sendUpTo(50)
-    expect(titles).toHaveLength(50)
+    expect(list().notifications).toHaveLength(50)
 
     view.rerender(<App mode="hidden" />)
     await settle(100)
@@ -385,44 +379,22 @@ describe('BelfryProvider', () => {
     view.rerender(<App mode="visible" />)
     await settle()
     await answer()
-    const seqs = () => titles.map((t) => Number(t.slice('title '.length)))
+    const seqs = () => list().notifications.map((n) => n.seq)
     // The newest page, 200..101; not 1..50 below it with 51..100 missing.
     expect(seqs()).toEqual(Array.from({ length: 100 }, (_, i) => 200 - i))
-    let loaded: Promise<void> | undefined
-    act(() => {
-      loaded = more()
-    })
-    await settle()
-    await answer()
-    await act(() => loaded)
+    await loadMoreAnswered(list, answer)
     expect(seqs()).toEqual(Array.from({ length: 120 }, (_, i) => 200 - i))
   })
 
   // Regression: asked below the list's stale oldest item, its answer, merged after the owed page, put the gap back.
   it('shown again by <Activity> (maxItems 300): a loadMore() made while the owed page is on its way leaves no gap below it', async () => {
     const { server, client, answer, sendUpTo } = inboxServer(130) // 130 in the inbox before the list mounts
-    let state = { seqs: [] as number[], hasMore: false, loading: false }
-    let more: () => Promise<void> = async () => {}
-    function List() {
-      const list = useNotifications()
-      more = list.loadMore
-      state = { seqs: list.notifications.map((n) => n.seq), hasMore: list.hasMore, loading: list.loading }
-      return null
-    }
-    const App = ({ mode }: { mode: 'visible' | 'hidden' }) => (
-      <>
-        <BelfryProvider client={client}>{null}</BelfryProvider>
-        <Activity mode={mode}>
-          <BelfryProvider client={client} maxItems={300}>
-            <List />
-          </BelfryProvider>
-        </Activity>
-      </>
-    )
+    const { App, list } = bellAndInbox(client, 300)
+    const seqs = () => list().notifications.map((n) => n.seq)
     const view = render(<App mode="visible" />)
     await settle()
     await answer() // the owed page of a client the bell's provider started: 130..31, next 31
-    expect(state).toEqual({ seqs: Array.from({ length: 100 }, (_, i) => 130 - i), hasMore: true, loading: false })
+    expect([seqs(), list().hasMore, list().loading]).toEqual([Array.from({ length: 100 }, (_, i) => 130 - i), true, false])
 
     view.rerender(<App mode="hidden" />)
     await settle(100)
@@ -430,16 +402,10 @@ describe('BelfryProvider', () => {
     view.rerender(<App mode="visible" />)
     await settle() // the owed page is asked for
     // The list's sentinel comes into view (or the user clicks "more") while nothing is loading.
-    expect(state).toMatchObject({ loading: false })
-    let loaded: Promise<void> | undefined
-    act(() => {
-      loaded = more()
-    })
-    await settle()
+    expect(list().loading).toBe(false)
     // Answered in the order asked: the owed page (300..201, next 201), then loadMore()'s: the newest page too,
     // not the one below the stale oldest item (31).
-    await answer()
-    await act(() => loaded)
+    await loadMoreAnswered(list, answer)
     expect(
       server
         .sent('history')
@@ -447,9 +413,9 @@ describe('BelfryProvider', () => {
         .map((h) => h.before),
     ).toEqual([undefined, undefined])
     // No gap: what follows 201 in the list is 200, not 30 (200..31 missing, loadMore() going on from 11).
-    const seqs = state.seqs
-    expect(seqs.slice(0, 100)).toEqual(Array.from({ length: 100 }, (_, i) => 300 - i))
-    expect(seqs.filter((seq, i) => i > 0 && seq !== seqs[i - 1]! - 1)).toEqual([])
+    const now = seqs()
+    expect(now.slice(0, 100)).toEqual(Array.from({ length: 100 }, (_, i) => 300 - i))
+    expect(now.filter((seq, i) => i > 0 && seq !== now[i - 1]! - 1)).toEqual([])
   })
 
   // Regression: the newest page owed to the list failed, and every loadMore() asked for the newest page again, its
