@@ -303,14 +303,23 @@ export async function bodyText(req: IncomingMessage, res: ServerResponse, max: n
 /**
  * Whether a body of this Content-Type is read as its sender wrote it: JSON on the wire is UTF-8 (RFC 8259 §8.1),
  * and one declared in another charset (`charset=iso-8859-1`, `utf-16`) would be read as other text. US-ASCII, a
- * part of UTF-8, is read as sent. The parameters are read as RFC 9110 §5.6.6 writes them: a quoted value's own
- * `;` and `charset=` are none.
+ * part of UTF-8, is read as sent. The parameters are read one after another as RFC 9110 §5.6.6 writes them (a
+ * quoted value's own `;` and `charset=` are none); a header whose parameters do not parse so is refused, and so
+ * is one with any charset parameter but these.
  */
 export function utf8(type: string): boolean {
-  for (const [, name, value] of type.matchAll(/;\s*([^\s;=]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)/g)) {
-    if (name!.toLowerCase() === 'charset') return /^"?\s*(utf-?8|us-ascii)\s*"?$/i.test(value!.trim())
+  const semicolon = type.indexOf(';')
+  if (semicolon < 0) return true
+  // A token, or a quoted string with its backslash escapes; anchored (y) where the last parameter ended.
+  const param = /\s*;\s*(?:([!#$%&'*+.^_`|~\w-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[!#$%&'*+.^_`|~\w-]+))?\s*/y
+  param.lastIndex = semicolon
+  let end = semicolon
+  for (let m = param.exec(type); m && param.lastIndex > end; m = param.exec(type)) {
+    end = param.lastIndex
+    const value = m[2]?.startsWith('"') ? m[2].slice(1, -1).replace(/\\(.)/g, '$1') : m[2]
+    if (m[1]?.toLowerCase() === 'charset' && !/^(utf-?8|us-ascii)$/i.test(value!)) return false
   }
-  return true
+  return end === type.length
 }
 
 /** Answers 415 for a body not declared JSON, or not in UTF-8 (see {@link utf8}); its body is read to its end and dropped. */

@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { pino } from 'pino'
 import { describe, expect, it } from 'vitest'
 import { DEV_API_KEY, DEV_SECRET } from '../../src/server/config.js'
+import { utf8 } from '../../src/server/http.js'
 import { mintToken, NotificationServer, SqliteStore, verifyToken } from '../../src/server/index.js'
 import { serveDemo } from '../../src/server/static.js'
 import {
@@ -428,6 +429,21 @@ describe('POST /api/notifications: refused', () => {
     }
     await s.server.sendToUser('alice', { title: 'after', body: '' })
     await expect.poll(() => alice.frames.filter((f) => f.type === 'notification').map((f) => f.title)).toEqual(['ok', 'ok', 'after'])
+  })
+
+  // Regression: a parameter that did not parse ("a b=", an empty name) set the scan going again inside its quoted
+  // value, whose "charset=utf-8" hid the header's real charset=iso-8859-1.
+  it.each([
+    ['application/json;charset=UTF-8', true],
+    ['application/json; charset = "utf-8"; p="a\\"b";', true],
+    ['application/json; profile="x; charset=iso-8859-1"', true],
+    ['application/json; a b="x; charset=utf-8"; charset=iso-8859-1', false],
+    ['application/json; ="x; charset=utf-8"; charset=iso-8859-1', false],
+    ['application/json; p=x"; charset=utf-8"; charset=iso-8859-1', false],
+    ['application/json; charset=utf-8; charset=iso-8859-1', false],
+    ['application/json; charset="utf-8', false],
+  ])('reads the charset of %s as UTF-8: %s', (type, expected) => {
+    expect(utf8(type)).toBe(expected)
   })
 
   it('400 for data nested deeper than 32 levels (not a 500 from a stack overflow)', async () => {
