@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { isObject, isShortString, isUserId, MAX_ID_LENGTH } from '../protocol/index.js'
-import { bodyText, closing, keyed, methodNotAllowed, sendJson, unsupportedType, utf8 } from './http.js'
+import { bodyText, closing, declaresBody, keyed, methodNotAllowed, sendJson, unsupportedType, utf8 } from './http.js'
 import { type Retention, resolveRetention } from './options.js'
 import type { PruneTotals } from './retention.js'
 import type { UserState } from './store/store.js'
@@ -83,8 +83,7 @@ export async function adminRoute(req: IncomingMessage, res: ServerResponse, url:
   }
   // A body in another charset would be read as other text: another user's id, say. (No body, nothing to misread: a
   // prune by the configured rule from a client whose default Content-Type names one.)
-  const hasBody = Number(req.headers['content-length']) > 0 || req.headers['transfer-encoding'] !== undefined
-  if (hasBody && !utf8(req.headers['content-type'] ?? '')) return unsupportedType(req, res)
+  if (declaresBody(req) && !utf8(req.headers['content-type'] ?? '')) return unsupportedType(req, res)
   const unsubscribing = route === '/api/admin/unsubscribe'
   const text = await bodyText(req, res, unsubscribing ? maxUnsubscribeBody(ctx.maxTopicLength) : MAX_ADMIN_BODY, ctx.bodyTimeoutMs)
   if (text === undefined) return

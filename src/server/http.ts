@@ -89,6 +89,10 @@ export class UnavailableError extends Error {
   override name = 'UnavailableError' as const
 }
 
+/** Whether a request says it has a body: a Content-Length above 0, or a Transfer-Encoding (chunked). */
+export const declaresBody = (req: IncomingMessage): boolean =>
+  Number(req.headers['content-length']) > 0 || req.headers['transfer-encoding'] !== undefined
+
 /**
  * Reads a request body of at most `max` bytes. With listeners rather than an
  * async iterator: a publish's body is one chunk, and the iterator's promises
@@ -101,7 +105,7 @@ function readBody(req: IncomingMessage, max: number): Promise<string> {
   // 'end' or 'close' may have gone already. Read by another (a body parser), a body it declared is not
   // here: refused, not taken for none (a prune without a body runs the configured rule).
   if (req.readableEnded) {
-    return declared > 0 || req.headers['transfer-encoding'] !== undefined
+    return declaresBody(req)
       ? Promise.reject(
           new BadBody('the body was read before belfry got the request: hand it to handleRequest() before a body parser reads it'),
         )
